@@ -1,0 +1,44 @@
+/*
+ * The HTTP client of the worker and the CLI (libcurl). A client holds a list
+ * of server base URLs and a bearer token; each call goes to the current
+ * server and fails over to the next on connection errors, with a short
+ * backoff. Keep-alive connections are reused. One client per thread.
+ */
+#ifndef SKED_COMMON_HTTPC_H
+#define SKED_COMMON_HTTPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct httpc httpc_t;
+
+typedef struct httpc_resp {
+    long status;        /* HTTP status; 0 if no server answered */
+    char *body;         /* new, NUL-terminated; caller frees via httpc_resp_clear */
+    size_t len;
+    char *content_type; /* new or NULL */
+    char errbuf[256];   /* transport error text when status == 0 */
+} httpc_resp_t;
+
+/* servers: "http://h1:8080,http://h2:8080". token may be NULL. New; free
+ * with httpc_free. */
+httpc_t *httpc_new(const char *servers, const char *token);
+void httpc_free(httpc_t *c);
+/* Total time a request may take before it fails (default 60s). */
+void httpc_set_timeout_ms(httpc_t *c, int64_t ms);
+
+/* Performs method path (e.g. "/v1/jobs?limit=5") with an optional body and
+ * extra headers ("If-Match: 3", NULL-terminated array or NULL). Tries each
+ * server at most once per call on transport errors. Returns 0 when some
+ * server answered (any status) or a negative SKED_E* code. */
+int httpc_do(httpc_t *c, const char *method, const char *path, const char *content_type,
+             const char *body, size_t body_len, const char *const *headers, httpc_resp_t *out);
+
+/* Streams a GET response body to fn as it arrives (logs -f). fn returns 0
+ * to continue. */
+typedef int (*httpc_sink_fn)(const char *data, size_t len, void *arg);
+int httpc_stream(httpc_t *c, const char *path, httpc_sink_fn fn, void *arg, long *status);
+
+void httpc_resp_clear(httpc_resp_t *r);
+
+#endif

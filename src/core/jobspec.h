@@ -1,0 +1,89 @@
+/*
+ * A job as clients describe it (DESIGN §7): parsing from JSON, validation,
+ * and the canonical JSON the store keeps and the API returns. Every
+ * rejection names the field ("schedules[0].cron", "retry.max_attempts") and
+ * the reason, so the API can answer problem+json with it.
+ *
+ * Unknown fields are rejected. Limits (argv length, string sizes, counts)
+ * are the constants below.
+ */
+#ifndef SKED_CORE_JOBSPEC_H
+#define SKED_CORE_JOBSPEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/backoff.h"
+#include "core/schedule.h"
+
+#define JOBSPEC_NAME_MAX 200      /* bytes in name, queue, tag, label key/value */
+#define JOBSPEC_ARGV_MAX 1024     /* argv entries */
+#define JOBSPEC_ARG_MAX 65536     /* bytes in one argv entry or env value */
+#define JOBSPEC_ENV_MAX 256       /* env entries */
+#define JOBSPEC_SCHEDULES_MAX 64  /* schedules per job */
+#define JOBSPEC_TAGS_MAX 64
+#define JOBSPEC_PRIORITY_MIN -1000
+#define JOBSPEC_PRIORITY_MAX 1000
+
+typedef enum overlap_policy { OVERLAP_ALLOW = 0, OVERLAP_FORBID, OVERLAP_REPLACE } overlap_policy_t;
+typedef enum misfire_policy { MISFIRE_RUN_ONCE = 0, MISFIRE_CATCH_UP, MISFIRE_SKIP } misfire_policy_t;
+
+/* A validation failure: which field and why. */
+typedef struct jobspec_error {
+    char field[128];  /* JSON path, e.g. "schedules[1].timezone"; "" = whole body */
+    char detail[256]; /* human sentence */
+} jobspec_error_t;
+
+/* A parsed schedule; strings owned by the jobspec. */
+typedef struct jobspec_schedule {
+    schedule_spec_t spec; /* expr/timezone point into owned copies below */
+    char *expr;
+    char *timezone;
+} jobspec_schedule_t;
+
+/* A parsed, validated job. All strings owned; free with jobspec_free. */
+typedef struct jobspec {
+    char *name;
+    char *type;       /* "shell" */
+    char **argv;      /* NULL-terminated */
+    size_t argc;
+    char **env;       /* "K=V" strings, NULL-terminated */
+    size_t envc;
+    char *cwd;        /* NULL = worker's default */
+    jobspec_schedule_t *schedules;
+    size_t nschedules;
+    int priority;     /* default 0; higher runs first */
+    char *queue;      /* default "default" */
+    char *constraints; /* canonical "k=v,k2=v2" sorted by key; "" = none */
+    int64_t timeout_ms; /* 0 = none */
+    retry_policy_t retry;
+    overlap_policy_t overlap;   /* default allow */
+    misfire_policy_t misfire;   /* default run_once */
+    int64_t catch_up_window_ms; /* misfire catch_up: only fire times within this; default 1h */
+    int max_concurrency;        /* 0 = unlimited */
+    char *tags;       /* canonical ",a,b," (sorted, for LIKE filters); "" = none */
+} jobspec_t;
+
+/* Parses and validates a job document (POST /v1/jobs body). On success
+ * returns 0 and fills *out (caller frees with jobspec_free). On failure
+ * returns SKED_EINVAL and fills *err; *out is left empty. */
+int jobspec_parse(const json_t *doc, jobspec_t *out, jobspec_error_t *err);
+
+/* Applies a PATCH document (JSON merge-patch semantics over the canonical
+ * document `current`) and validates the result. Returns a new canonical
+ * document in *merged (new reference) plus the parsed spec. Same errors. */
+int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, jobspec_t *out,
+                  jobspec_error_t *err);
+
+/* The canonical JSON document of a spec (what the store keeps in spec_json
+ * and the API returns under the job): every field present with defaults
+ * filled in, durations as canonical strings. New reference. */
+json_t *jobspec_to_json(const jobspec_t *spec);
+
+void jobspec_free(jobspec_t *spec); /* frees members; the struct itself is the caller's */
+
+const char *overlap_policy_name(overlap_policy_t p);
+const char *misfire_policy_name(misfire_policy_t p);
+
+#endif

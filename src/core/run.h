@@ -1,0 +1,49 @@
+/*
+ * The run state machine (DESIGN §4). Names are the API's strings.
+ *
+ *   scheduled --(due)--> pending --claim--> running --> succeeded | failed
+ *   scheduled/waiting/pending/running --cancel--> canceled
+ *   running --(retry, lease lost)--> scheduled
+ *   scheduled/pending --(misfire, overlap, ...)--> skipped
+ *
+ * Terminal: succeeded, failed, canceled, skipped.
+ */
+#ifndef SKED_CORE_RUN_H
+#define SKED_CORE_RUN_H
+
+#include <stdbool.h>
+
+typedef enum run_state {
+    RUN_SCHEDULED = 0, /* waiting for its not_before (materialised ahead, or retry backoff) */
+    RUN_WAITING,       /* waiting for upstream dependencies */
+    RUN_PENDING,       /* due; waiting for a worker */
+    RUN_RUNNING,       /* leased to a worker */
+    RUN_SUCCEEDED,
+    RUN_FAILED,
+    RUN_CANCELED,
+    RUN_SKIPPED,
+    RUN_STATE_COUNT
+} run_state_t;
+
+/* "scheduled", "pending", ...; NULL for out-of-range. */
+const char *run_state_name(run_state_t s);
+/* Parses a state name; returns 0 and sets *out, or SKED_EINVAL. */
+int run_state_parse(const char *name, run_state_t *out);
+bool run_state_terminal(run_state_t s);
+/* true if the lifecycle allows from -> to. */
+bool run_transition_ok(run_state_t from, run_state_t to);
+
+/* Attempt outcomes, as workers report them and history shows them. */
+typedef enum attempt_outcome {
+    ATTEMPT_SUCCEEDED = 0, /* exit 0 */
+    ATTEMPT_FAILED,        /* non-zero exit, signal, spawn error */
+    ATTEMPT_TIMEOUT,       /* killed for exceeding the job's timeout */
+    ATTEMPT_CANCELED,      /* killed because the run was canceled */
+    ATTEMPT_LOST,          /* lease expired: worker died or was cut off */
+    ATTEMPT_OUTCOME_COUNT
+} attempt_outcome_t;
+
+const char *attempt_outcome_name(attempt_outcome_t o);
+int attempt_outcome_parse(const char *name, attempt_outcome_t *out);
+
+#endif

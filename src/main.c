@@ -1,0 +1,48 @@
+/*
+ * sked: one binary, every role a subcommand (like nomad or etcd).
+ */
+#include "cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} cmds[] = {
+    {"dev", cmd_dev, "run API, scheduler and a local worker on embedded SQLite"},
+    {"server", cmd_server, "run an API + scheduler server on a store"},
+    {"worker", cmd_worker, "run a worker that executes jobs for a server"},
+    {"submit", cmd_submit, "submit a job"},
+    {"jobs", cmd_jobs, "list and manage jobs"},
+    {"runs", cmd_runs, "list runs, show logs, cancel"},
+    {"workers", cmd_workers, "list and drain workers"},
+    {"routes", cmd_routes, "print the server's HTTP routes"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sked COMMAND [ARGS...]\n\nA distributed job scheduler.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "\nRun 'sked COMMAND --help' for a command's options.\n"
+               "Client commands read SKED_SERVER and SKED_TOKEN (or --server/--token).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sked: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,39 @@
+/*
+ * The route table: every route the server answers, its access class and its
+ * handler. docs/openapi.yaml lists exactly these (tests/e2e checks it via
+ * `sked routes`). Order matters only for readability: matching is exact
+ * per path segment, with {name} matching one segment.
+ */
+#include "server/http.h"
+#include "server/api.h"
+
+const http_route_t http_routes[] = {
+    {"GET", "/healthz", ACCESS_PUBLIC, api_healthz},
+    {"GET", "/readyz", ACCESS_PUBLIC, api_readyz},
+
+    {"POST", "/v1/jobs", ACCESS_WRITE, api_jobs_create},
+    {"GET", "/v1/jobs", ACCESS_READ, api_jobs_list},
+    {"GET", "/v1/jobs/{id}", ACCESS_READ, api_jobs_get},
+    {"PATCH", "/v1/jobs/{id}", ACCESS_WRITE, api_jobs_patch},
+    {"DELETE", "/v1/jobs/{id}", ACCESS_WRITE, api_jobs_delete},
+    {"POST", "/v1/jobs/{id}/pause", ACCESS_WRITE, api_jobs_pause},
+    {"POST", "/v1/jobs/{id}/resume", ACCESS_WRITE, api_jobs_resume},
+    {"POST", "/v1/jobs/{id}/trigger", ACCESS_WRITE, api_jobs_trigger},
+    {"GET", "/v1/jobs/{id}/preview", ACCESS_READ, api_jobs_preview},
+    {"POST", "/v1/schedules/preview", ACCESS_READ, api_schedules_preview},
+
+    {"GET", "/v1/runs", ACCESS_READ, api_runs_list},
+    {"GET", "/v1/runs/{id}", ACCESS_READ, api_runs_get},
+    {"POST", "/v1/runs/{id}/cancel", ACCESS_WRITE, api_runs_cancel},
+    {"GET", "/v1/runs/{id}/log", ACCESS_READ, api_runs_log},
+
+    {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
+    {"GET", "/v1/workers", ACCESS_READ, api_workers_list},
+    {"POST", "/v1/workers/{id}/drain", ACCESS_ADMIN, api_workers_drain},
+    {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, api_workers_heartbeat},
+    {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, api_workers_claim},
+    {"POST", "/v1/runs/{id}/attempts/{n}/log", ACCESS_WORKER, api_attempts_log},
+    {"POST", "/v1/runs/{id}/attempts/{n}/complete", ACCESS_WORKER, api_attempts_complete},
+
+    {NULL, NULL, ACCESS_PUBLIC, NULL},
+};

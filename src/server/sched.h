@@ -1,0 +1,33 @@
+/*
+ * The server's background loops (sched.c): the scheduler fires due
+ * schedules into runs (applying jitter, misfire and end bounds) and sleeps
+ * until the earliest next fire or a wake-up; the reaper expires leases and
+ * marks silent workers lost; retention prunes old logs and runs. All are
+ * safe to run on every server against one store.
+ */
+#ifndef SKED_SERVER_SCHED_H
+#define SKED_SERVER_SCHED_H
+
+#include <stdint.h>
+
+#include "server/server.h"
+#include "store/store.h"
+
+typedef struct sched sched_t;
+
+/* Starts the loops on st with cfg (borrowed; must outlive the sched). */
+int sched_start(store_t *st, const server_config_t *cfg, sched_t **out);
+/* Wakes the scheduler now (a job was created/updated/resumed). Thread-safe. */
+void sched_kick(sched_t *s);
+/* Stops and joins the loops. NULL is a no-op. */
+void sched_stop(sched_t *s);
+
+/* One scheduler pass at now_ms: fires what is due up to now + lookahead.
+ * Returns the number of runs created, or an error. Exposed for tests. */
+int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms);
+
+/* Computes the first next_fire_ms of a schedule created/updated at now_ms
+ * (-1 if none), compiling its spec. Used by the jobs API. */
+int64_t sched_first_fire(const schedule_t *compiled, int64_t now_ms);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * The sked server: the HTTP API, the scheduler (fires due schedules), the
+ * reaper (expired leases, lost workers), retention, and the dispatcher
+ * (waiting claims woken when work appears). One process may run the server
+ * alone (`sked server`) or with a local worker (`sked dev`).
+ */
+#ifndef SKED_SERVER_SERVER_H
+#define SKED_SERVER_SERVER_H
+
+#include <stdint.h>
+
+#include "store/store.h"
+
+typedef struct server server_t;
+
+typedef struct server_config {
+    const char *listen;        /* "127.0.0.1:8080"; port 0 = pick one */
+    const char *store_url;     /* "sqlite:PATH" */
+    const char *token_file;    /* where the bootstrap admin token is written on a new store;
+                                  NULL = beside the database file ("admin.token") */
+    int threads;               /* HTTP worker threads; 0 = default (16) */
+    int64_t lease_ms;          /* run lease; default 30s */
+    int64_t heartbeat_ms;      /* heartbeat interval told to workers; default lease/6 */
+    int64_t lease_grace_ms;    /* extra wait after a lease expires before re-queueing; default 5s */
+    int64_t worker_timeout_ms; /* heartbeat silence before a worker is lost; default 3 leases */
+    int64_t lookahead_ms;      /* fire schedules this far ahead; default 1s */
+    int64_t misfire_grace_ms;  /* a fire time later than this is a misfire; default 5s */
+    int64_t retention_ms;      /* logs and finished runs kept; default 30d */
+    int64_t log_cap_bytes;     /* per run; default STORE_LOG_CAP_DEFAULT */
+} server_config_t;
+
+/* Opens the store, bootstraps the admin token on a fresh store, starts the
+ * HTTP listener and the background loops. On success returns 0 and *out
+ * (stop with server_stop). *admin_token (if non-NULL) receives a new copy of
+ * the bootstrap token when one was created on this start, else NULL. */
+int server_start(const server_config_t *cfg, server_t **out, char **admin_token);
+/* The actual "http://127.0.0.1:PORT" the server listens on; borrowed. */
+const char *server_url(const server_t *srv);
+/* Stops listening, finishes in-flight requests, joins loops, closes the store. */
+void server_stop(server_t *srv);
+
+#endif

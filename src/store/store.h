@@ -1,0 +1,416 @@
+/*
+ * The only door to persistence. Everything sked keeps — jobs, schedules,
+ * runs, attempts, log chunks, workers, tokens, idempotency keys — goes
+ * through these domain verbs; SQL lives behind them and nowhere else.
+ *
+ * A store is opened from a URL ("sqlite:PATH" today; "postgres://..." for
+ * the cluster backend) and dispatches to a backend through `struct
+ * store_ops` (store_int.h). Every verb is safe to call from any thread.
+ * Every write that returns 0 is durable (committed and synced) before it
+ * returns: promise §5.1. Concurrent writes share commits (group commit).
+ *
+ * Races between servers are settled inside the store: firing is a
+ * compare-and-set on a schedule's next_fire_ms plus UNIQUE(schedule_id,
+ * fire_time) on runs; claims and lease renewals check the worker and the
+ * fencing token in the same transaction that changes the run.
+ *
+ * Times are UTC ms since the epoch, always passed in by the caller
+ * (`now_ms`); the store never reads a clock, except that a backend whose
+ * engine has one authoritative clock (PostgreSQL) may use it instead.
+ *
+ * Ownership: out-structs are filled by the store and freed by the caller
+ * with the matching *_free / *_clear function. Strings passed in are
+ * borrowed for the duration of the call.
+ */
+#ifndef SKED_STORE_STORE_H
+#define SKED_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/id.h"
+#include "core/backoff.h"
+#include "core/jobspec.h"
+#include "core/run.h"
+#include "core/schedule.h"
+
+typedef struct store store_t;
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+/* Opens (creating and migrating if needed) the store at url. On success
+ * returns 0 and *out; on failure returns a SKED_E* code and, if errmsg is
+ * non-NULL, a new message in *errmsg (caller frees). SKED_ESCHEMA means the
+ * store was written by a newer sked. */
+int store_open(const char *url, store_t **out, char **errmsg);
+void store_close(store_t *st); /* NULL is a no-op */
+/* "sqlite" or "postgres". */
+const char *store_backend(const store_t *st);
+/* 0 if the store answers a trivial query (readiness). */
+int store_ping(store_t *st);
+
+/* Called (from the committing thread, after commit) whenever claimable work
+ * may have appeared or a run changed state: new pending runs, retries, a
+ * resumed job, a cancel. The server uses it to wake waiting claims and log
+ * followers. Must be cheap and must not call back into the store. */
+typedef void (*store_notify_fn)(void *arg);
+void store_set_notify(store_t *st, store_notify_fn fn, void *arg);
+
+/* ---- jobs --------------------------------------------------------------- */
+
+typedef enum job_state { JOB_ACTIVE = 0, JOB_PAUSED, JOB_DONE, JOB_DELETED } job_state_t;
+const char *job_state_name(job_state_t s);
+int job_state_parse(const char *name, job_state_t *out);
+
+/* A job as stored: identity and bookkeeping, the columns the store decides
+ * on, and the canonical spec document. */
+typedef struct store_job {
+    char id[SKED_ID_LEN];
+    char *ns;        /* namespace ("default") */
+    char *owner;     /* name of the token/user that created it */
+    char *name;
+    char *queue;
+    char *spec_json; /* canonical spec (jobspec_to_json), the job as the API shows it */
+    char *constraints; /* "k=v,k2=v2" sorted; "" = none */
+    char *tags;        /* ",a,b,"; "" = none */
+    int priority;
+    job_state_t state;
+    overlap_policy_t overlap;
+    misfire_policy_t misfire;
+    int64_t catch_up_window_ms;
+    int max_concurrency; /* 0 = unlimited */
+    int64_t timeout_ms;  /* 0 = none */
+    retry_policy_t retry;
+    int64_t version; /* starts at 1; +1 on every change */
+    int64_t created_ms, updated_ms;
+} store_job_t;
+
+/* Fills the decision columns of *job from a parsed spec (name, queue,
+ * priority, policies, ...); spec_json is set separately. */
+void store_job_from_spec(store_job_t *job, const jobspec_t *spec);
+void store_job_clear(store_job_t *job); /* frees members, zeroes */
+
+typedef struct store_schedule {
+    char id[SKED_ID_LEN];
+    char job_id[SKED_ID_LEN];
+    schedule_kind_t kind;
+    char *expr;
+    char *timezone;
+    int64_t start_ms, end_ms, jitter_ms, anchor_ms; /* as schedule_spec_t */
+    int64_t next_fire_ms;  /* -1 = exhausted */
+    int64_t last_fire_ms;  /* -1 = never fired */
+} store_schedule_t;
+
+void store_schedule_clear(store_schedule_t *s);
+
+/* Creates a job with its schedules. job->id/version/created_ms/updated_ms
+ * are set by the store (OUT). scheds[i].id/job_id are set by the store;
+ * the caller computes scheds[i].next_fire_ms. If run_now, a run with
+ * fire_time = now_ms is created in the same transaction (a job with no
+ * schedule runs once, now). If idem_key is non-NULL and was already used by
+ * the same owner, nothing is created, job->id is set to the earlier job and
+ * SKED_EEXIST is returned. SKED_ECONFLICT: the name is taken in the
+ * namespace. */
+int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
+                     bool run_now, const char *idem_key, int64_t now_ms);
+
+/* Reads a job (any state but deleted) and, if scheds is non-NULL, its
+ * schedules (new array in *scheds, count in *nscheds; caller frees each
+ * with store_schedule_clear and the array with free). SKED_ENOTFOUND. */
+int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
+                  size_t *nscheds);
+
+typedef struct store_job_filter {
+    const char *ns;      /* NULL = any */
+    const char *state;   /* NULL = any but deleted */
+    const char *queue;   /* NULL = any */
+    const char *name;    /* substring match; NULL = any */
+    const char *tag;     /* exact tag; NULL = any */
+    const char *cursor;  /* opaque, from a previous page; NULL = first page */
+    int limit;           /* 1..1000 */
+} store_job_filter_t;
+
+/* Lists jobs newest first. *out is a new array of *n jobs (clear each, free
+ * the array). *next_cursor is new (caller frees) or NULL on the last page. */
+int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
+                   char **next_cursor);
+
+/* Replaces a job's spec and schedules (schedules are recomputed by the
+ * caller: it passes the new set with next_fire_ms filled in). Succeeds only
+ * if the stored version equals expect_version (0 = don't check):
+ * SKED_EPRECOND otherwise. Bumps version (OUT in job->version). Also
+ * updates the priority and queue of the job's not-yet-claimed runs. */
+int store_job_update(store_t *st, store_job_t *job, int64_t expect_version,
+                     store_schedule_t *scheds, size_t nscheds, int64_t now_ms);
+
+/* Pause (JOB_PAUSED), resume (JOB_ACTIVE) or delete (JOB_DELETED) a job.
+ * Delete cancels its scheduled/waiting/pending runs and asks its running
+ * runs to cancel. Resume leaves next_fire_ms as it was, so the scheduler
+ * applies the misfire policy to what was missed. SKED_ENOTFOUND. */
+int store_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms);
+
+/* ---- firing ------------------------------------------------------------- */
+
+/* A schedule that is due, with what the scheduler needs of its job. */
+typedef struct store_due {
+    store_schedule_t sched;
+    misfire_policy_t misfire;
+    overlap_policy_t overlap;
+    int64_t catch_up_window_ms;
+} store_due_t;
+
+/* Schedules of active jobs with next_fire_ms <= until_ms, oldest first, at
+ * most limit. *out new array (clear each .sched, free array). */
+int store_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
+
+/* One run the scheduler wants created. */
+typedef struct store_fire_run {
+    int64_t fire_ms;       /* the nominal fire time (unique per schedule) */
+    int64_t not_before_ms; /* fire_ms + jitter */
+    run_state_t state;     /* RUN_SCHEDULED (normal) or RUN_SKIPPED (misfire) */
+    const char *reason;    /* why skipped, e.g. "misfire: server was down" */
+} store_fire_run_t;
+
+/* One schedule's advance: a compare-and-set on next_fire_ms plus the runs
+ * it produces. */
+typedef struct store_fire {
+    const char *schedule_id;
+    int64_t expect_next_ms; /* the next_fire_ms the scheduler read */
+    int64_t new_next_ms;    /* -1 = exhausted */
+    const store_fire_run_t *runs;
+    size_t nruns;
+    int applied; /* OUT: 1 if the CAS held and the runs were inserted, 0 if another server won */
+} store_fire_t;
+
+/* Applies each item atomically (items are independent: one lost CAS does not
+ * affect the others). Runs are inserted with ON CONFLICT(schedule_id,
+ * fire_time) DO NOTHING, so a (schedule, fire time) yields at most one run
+ * (promise §5.2). All items share one commit. Returns 0 or an error. */
+int store_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
+
+/* Creates a run of job_id now (trigger). OUT: run_id. SKED_ENOTFOUND, or
+ * SKED_ECONFLICT for a deleted job. */
+int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
+
+/* The earliest not_before_ms of a scheduled/pending run of an active job,
+ * or -1 if none: when a waiting claim should next look. */
+int64_t store_next_claimable_ms(store_t *st);
+/* The earliest next_fire_ms of any active schedule, or -1. */
+int64_t store_next_fire_ms(store_t *st);
+
+/* ---- runs --------------------------------------------------------------- */
+
+typedef struct store_run {
+    char id[SKED_ID_LEN];
+    char job_id[SKED_ID_LEN];
+    char schedule_id[SKED_ID_LEN]; /* "" for triggered runs */
+    char worker_id[SKED_ID_LEN];   /* "" unless running (or last worker) */
+    run_state_t state;
+    int64_t fire_ms;
+    int64_t not_before_ms;
+    int priority;
+    char *queue;
+    int attempt;            /* attempts started so far; the current one when running */
+    int64_t fence;          /* fencing token of the current lease */
+    int64_t lease_expires_ms; /* -1 unless running */
+    bool cancel_requested;
+    int64_t created_ms, started_ms, finished_ms; /* -1 if not yet */
+    int exit_code;          /* of the last attempt; -1 if none */
+    int signal;             /* of the last attempt; 0 if none */
+    char *reason;           /* why skipped/failed/canceled; NULL if none */
+    int64_t log_bytes;      /* stored log bytes over all attempts */
+    bool log_truncated;
+} store_run_t;
+
+void store_run_clear(store_run_t *r);
+
+typedef struct store_attempt {
+    int n;                 /* 1-based */
+    char worker_id[SKED_ID_LEN];
+    int64_t fence;
+    int64_t started_ms, finished_ms; /* finished -1 while running */
+    attempt_outcome_t outcome;       /* valid when finished */
+    int exit_code;                   /* -1 if none */
+    int signal;                      /* 0 if none */
+    char *reason;                    /* NULL if none */
+} store_attempt_t;
+
+void store_attempt_clear(store_attempt_t *a);
+
+/* Reads a run and, if attempts is non-NULL, all its attempts (new array). */
+int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+                  size_t *nattempts);
+
+typedef struct store_run_filter {
+    const char *job_id;  /* NULL = any */
+    const char *state;   /* run state name; NULL = any */
+    int64_t since_ms;    /* fire_ms >= since; INT64_MIN = unbounded */
+    int64_t until_ms;    /* fire_ms < until; INT64_MAX = unbounded */
+    const char *cursor;
+    int limit;           /* 1..1000 */
+} store_run_filter_t;
+
+/* Lists runs newest fire time first (ties by id). Same paging as jobs. */
+int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
+                   char **next_cursor);
+
+/* Cancels a run: a non-running, non-terminal run becomes canceled at once;
+ * a running one gets cancel_requested (its worker learns it on its next
+ * heartbeat, kills the attempt and completes it as canceled). Terminal:
+ * SKED_ECONFLICT. */
+int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms);
+
+/* ---- workers and the worker protocol ----------------------------------- */
+
+typedef enum worker_state { WORKER_ACTIVE = 0, WORKER_DRAINING, WORKER_LOST, WORKER_GONE } worker_state_t;
+const char *worker_state_name(worker_state_t s);
+
+typedef struct store_worker {
+    char id[SKED_ID_LEN];
+    char *name;
+    char *host;
+    char *labels; /* "k=v,..." sorted */
+    char *queues; /* "a,b" */
+    int slots;
+    int running;  /* runs it currently holds (computed) */
+    worker_state_t state;
+    int64_t registered_ms, heartbeat_ms;
+} store_worker_t;
+
+void store_worker_clear(store_worker_t *w);
+
+/* Registers a worker (new id in w->id, OUT). A worker with the same name
+ * that is not active is replaced (its id is reused) so restarts keep
+ * history tidy. */
+int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms);
+int store_worker_get(store_t *st, const char *id, store_worker_t *out);
+int store_worker_list(store_t *st, store_worker_t **out, size_t *n);
+/* Stops handing work to a worker; its running runs finish. SKED_ENOTFOUND. */
+int store_worker_drain(store_t *st, const char *id, int64_t now_ms);
+/* A worker going away cleanly (after a drain): state gone. */
+int store_worker_deregister(store_t *st, const char *id, int64_t now_ms);
+
+/* A run handed to a worker by a claim. */
+typedef struct store_claimed {
+    store_run_t run;      /* state running, with its new fence and lease */
+    char *spec_json;      /* the job's canonical spec */
+    int64_t timeout_ms;
+    char job_name[256];
+} store_claimed_t;
+
+void store_claimed_clear(store_claimed_t *c);
+
+/* Claims up to max runs for worker_id: scheduled/pending runs with
+ * not_before <= now of active jobs, in the worker's queues, whose
+ * constraints its labels satisfy, respecting each job's max_concurrency and
+ * overlap policy (forbid: a due run while another of the job runs is
+ * skipped with reason "overlap"; replace: the running one is asked to
+ * cancel and the new one waits), ordered by priority with aging (+1 per
+ * minute waited, capped at +100), then fire time. Each becomes running
+ * with attempt+1, a new fence and lease_expires = now + lease_ms, and an
+ * attempt row. Refreshes the worker's heartbeat. A draining or unknown
+ * worker gets 0 runs (SKED_ENOTFOUND for unknown). */
+int store_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
+                store_claimed_t **out, size_t *n);
+
+/* One run a worker holds, as it reports in a heartbeat. */
+typedef struct store_held {
+    const char *run_id;
+    int64_t fence;
+    bool keep; /* OUT: false = stop it now (canceled, or the lease was lost) */
+} store_held_t;
+
+/* Heartbeat: refreshes the worker, renews the lease of every held run whose
+ * (worker, fence) still matches to now + lease_ms, and tells which to kill.
+ * *draining OUT: the worker should claim no more. SKED_ENOTFOUND for an
+ * unknown worker (it should re-register). */
+int store_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
+                    int64_t lease_ms, int64_t now_ms, bool *draining);
+
+/* What a worker reports when an attempt ends. */
+typedef struct store_result {
+    attempt_outcome_t outcome;
+    int exit_code; /* -1 if none */
+    int signal;    /* 0 if none */
+    const char *reason; /* NULL or a short text, e.g. "exec: No such file or directory" */
+} store_result_t;
+
+/* Completes attempt `attempt` of run_id held with `fence`. Succeeded ->
+ * succeeded. Failed/timeout -> scheduled again with not_before = now +
+ * backoff (the store draws the jitter) while attempts remain, else failed.
+ * Canceled -> canceled. A repeat of an already-applied completion with the
+ * same fence returns 0 and changes nothing (retries after a lost answer are
+ * safe). A fence that is not the run's current one: SKED_ESTALE. */
+int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
+                   const store_result_t *res, int64_t now_ms);
+
+/* Reaper: running runs whose lease_expires_ms + grace_ms < now become the
+ * next attempt (scheduled, with backoff, attempt outcome "lost") or failed
+ * or canceled (if cancel was requested); workers whose heartbeat is older
+ * than heartbeat_timeout_ms become lost. Returns the number of runs
+ * changed, or an error. Safe to run on every server at once. */
+int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
+
+/* ---- logs --------------------------------------------------------------- */
+
+#define STORE_LOG_CAP_DEFAULT (1024 * 1024) /* bytes kept per run */
+
+typedef struct store_log_chunk {
+    int attempt;
+    int64_t seq;    /* per (run, attempt), increasing from 0 */
+    int stream;     /* 1 stdout, 2 stderr, 0 = sked's own note (e.g. truncation) */
+    int64_t at_ms;
+    char *data;     /* not NUL-safe: use len */
+    size_t len;
+} store_log_chunk_t;
+
+void store_log_chunk_clear(store_log_chunk_t *c);
+
+/* Appends a chunk to attempt `attempt` of run_id, if fence is the run's
+ * current one (SKED_ESTALE otherwise). Chunks are idempotent by (run,
+ * attempt, seq): a repeated seq is ignored. Beyond the per-run cap the data
+ * is dropped and one stream-0 note "log truncated at N bytes" is stored. */
+int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
+                     int stream, const char *data, size_t len, int64_t now_ms);
+
+/* Reads chunks of run_id (attempt 0 = all attempts) in (attempt, seq) order
+ * after position (after_attempt, after_seq) — pass (0, -1) for the start —
+ * at most limit chunks. *out new array. */
+int store_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,
+                   int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n);
+
+/* ---- retention ---------------------------------------------------------- */
+
+/* Deletes log chunks and finished runs (terminal, finished before
+ * older_than_ms) with their attempts; job definitions are kept. Works in
+ * bounded batches. Returns the number of runs removed or an error. */
+int store_prune(store_t *st, int64_t older_than_ms);
+
+/* ---- tokens ------------------------------------------------------------- */
+
+typedef enum token_role { ROLE_ADMIN = 0, ROLE_OPERATOR, ROLE_USER, ROLE_VIEWER, ROLE_WORKER } token_role_t;
+const char *token_role_name(token_role_t r);
+int token_role_parse(const char *name, token_role_t *out);
+
+typedef struct store_token {
+    char id[SKED_ID_LEN];
+    char *name;       /* who: "admin", a user name, a worker name */
+    token_role_t role;
+    char *ns;         /* namespace scope; "" = all */
+    int64_t created_ms, expires_ms; /* expires -1 = never */
+    bool revoked;
+} store_token_t;
+
+void store_token_clear(store_token_t *t);
+
+/* Stores a token by the hash of its secret (hash computed by the caller,
+ * 32 bytes, hex-encoded here). OUT: t->id. */
+int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms);
+/* Looks up a token by the hash of the presented secret. SKED_ENOTFOUND if
+ * absent, revoked or expired at now_ms. */
+int store_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out);
+/* Number of tokens ever created (0 on a fresh store: time to bootstrap). */
+int store_token_count(store_t *st, int64_t *count);
+
+#endif

@@ -1,0 +1,28 @@
+# Unit tests: one cmocka executable per file in tests/unit, one process each under ctest.
+file(GLOB UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE sked_roles PkgConfig::CMOCKA)
+  add_test(NAME unit.${name} COMMAND ${name})
+  set_tests_properties(unit.${name} PROPERTIES LABELS "unit" TIMEOUT 120
+                       ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=stdout")
+endforeach()
+
+# Store conformance: the same file runs against every backend (label names the backend).
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/store/test_store.c)
+  add_executable(test_store ${CMAKE_SOURCE_DIR}/tests/store/test_store.c)
+  target_link_libraries(test_store PRIVATE sked_store PkgConfig::CMOCKA)
+  add_test(NAME store.sqlite COMMAND test_store sqlite)
+  set_tests_properties(store.sqlite PROPERTIES LABELS "store;sqlite" TIMEOUT 300)
+endif()
+
+# End-to-end: real sked processes on loopback, driven over HTTP and the CLI.
+file(GLOB E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.py)
+foreach(src ${E2E_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME e2e.${name} COMMAND python3 -m unittest -v ${name}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+  set_tests_properties(e2e.${name} PROPERTIES LABELS "e2e" TIMEOUT 600
+                       ENVIRONMENT "SKED_BIN=$<TARGET_FILE:sked>;PYTHONDONTWRITEBYTECODE=1")
+endforeach()
