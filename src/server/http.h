@@ -111,6 +111,8 @@ extern const http_route_t http_routes[];
 /* Wakes every waiting request (they re-check their condition). Thread-safe,
  * cheap; called from the store's notify hook. */
 void server_wake(server_t *srv);
+/* The server's scheduler loops, to kick after job changes; borrowed. */
+struct sched *server_sched(server_t *srv);
 /* The server's configuration (defaults filled in); borrowed. */
 const server_config_t *server_config(const server_t *srv);
 

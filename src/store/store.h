@@ -413,4 +413,10 @@ int store_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_
 /* Number of tokens ever created (0 on a fresh store: time to bootstrap). */
 int store_token_count(store_t *st, int64_t *count);
 
+/* ---- settings ----------------------------------------------------------- */
+
+/* Sets the per-run log cap (bytes kept per run) for this store handle;
+ * bytes <= 0 restores STORE_LOG_CAP_DEFAULT. Call before serving traffic. */
+void store_set_log_cap(store_t *st, int64_t bytes);
+
 #endif

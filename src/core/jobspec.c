@@ -1,0 +1,828 @@
+/*
+ * Job documents: parsing and validation of what clients send to
+ * POST /v1/jobs and PATCH /v1/jobs/{id}, and the canonical JSON the store
+ * keeps and the API returns. Validation is total: every field is checked
+ * for type and limits, unknown fields are refused, and the first problem is
+ * reported with a JSON path ("schedules[1].timezone") and a sentence, which
+ * the API turns into a problem+json answer. Schedules are compiled here
+ * (then thrown away) so that a bad cron expression or time zone is refused
+ * at submission, not discovered by the scheduler later.
+ *
+ * The canonical document has every field with its default filled in and
+ * every duration and instant in its canonical spelling, so that
+ * jobspec_parse(jobspec_to_json(x)) yields x again and two equivalent
+ * submissions store the same bytes.
+ */
+#include "core/jobspec.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/xalloc.h"
+#include "core/duration.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONSTRAINTS_MAX     64   /* entries in "constraints" */
+#define CRON_EXPR_MAX       1024 /* bytes in a cron expression */
+#define RETRY_ATTEMPTS_MAX  100
+#define MULTIPLIER_MAX      100.0
+#define MAX_CONCURRENCY_MAX 10000
+#define CATCH_UP_DEFAULT_MS ((int64_t)3600 * 1000)
+
+static const char *const overlap_names[] = {"allow", "forbid", "replace"};
+static const char *const misfire_names[] = {"run_once", "catch_up", "skip"};
+/* The JSON key of each schedule kind, indexed by schedule_kind_t. */
+static const char *const kind_keys[] = {
+    [SCHEDULE_AT] = "at", [SCHEDULE_EVERY] = "every", [SCHEDULE_CRON] = "cron"};
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* snprintf whose truncation is intended: field paths and details are
+ * bounded by the fixed arrays of jobspec_error_t, and a clipped key name is
+ * still a useful pointer. (A wrapper, because GCC's -Wformat-truncation
+ * cannot be told that truncation is fine at a direct call.) */
+static void strf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void strf(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+}
+
+/* Records the first failure: field is the JSON path, the detail repeats it so
+ * the sentence stands on its own in a log line or a CLI message. */
+static int fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
+{
+    char msg[sizeof err->detail];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    strf(err->field, sizeof err->field, "%s", field);
+    if (*field)
+        strf(err->detail, sizeof err->detail, "%s: %s", field, msg);
+    else
+        strf(err->detail, sizeof err->detail, "%s", msg);
+    return SKED_EINVAL;
+}
+
+/* ---- small validators ---------------------------------------------------- */
+
+/* The value of key in obj, or NULL when it is absent or JSON null: an
+ * explicit null means "the default", which is also what a merge-patch
+ * deletion leaves behind. */
+static json_t *opt(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+/* Rejects any key of obj not in allowed (NULL-terminated). prefix is the
+ * path of obj ("" at the top, "retry." or "schedules[0]." inside). */
+static int check_keys(const json_t *obj, const char *const *allowed, const char *prefix,
+                      jobspec_error_t *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0)
+            i++;
+        if (!allowed[i]) {
+            char field[sizeof err->field];
+            strf(field, sizeof field, "%s%s", prefix, key);
+            return fail(err, field, "unknown field");
+        }
+    }
+    return 0;
+}
+
+/* A JSON string of min..max bytes with no embedded NUL (jansson has already
+ * checked UTF-8). *out is borrowed from v. */
+static int get_string(const json_t *v, const char *field, size_t min, size_t max, const char **out,
+                      jobspec_error_t *err)
+{
+    if (!json_is_string(v)) return fail(err, field, "must be a string");
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (strlen(s) != n) return fail(err, field, "must not contain NUL characters");
+    if (n < min) return fail(err, field, min == 1 ? "must not be empty" : "is too short");
+    if (n > max) return fail(err, field, "must be at most %zu bytes", max);
+    *out = s;
+    return 0;
+}
+
+/* Names, queues, tags, label keys and values: short, and free of control
+ * characters, which would corrupt log lines and the dashboard. */
+static int get_label(const json_t *v, const char *field, const char *forbidden, const char **out,
+                     jobspec_error_t *err)
+{
+    int rc = get_string(v, field, 1, JOBSPEC_NAME_MAX, out, err);
+    if (rc) return rc;
+    for (const unsigned char *p = (const unsigned char *)*out; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) return fail(err, field, "must not contain control characters");
+        if (forbidden && strchr(forbidden, *p))
+            return fail(err, field, "must not contain '%c'", *p);
+    }
+    return 0;
+}
+
+static int get_duration(const json_t *v, const char *field, int64_t *out, jobspec_error_t *err)
+{
+    if (!json_is_string(v))
+        return fail(err, field, "must be a duration string such as \"90s\" or \"1h30m\"");
+    const char *s = json_string_value(v);
+    if (strlen(s) != json_string_length(v) || duration_parse(s, out) != 0)
+        return fail(err, field,
+                    "must be a duration such as \"90s\", \"1h30m\" or \"250ms\" (units ms s m h "
+                    "d w, largest first, at most 10 years)");
+    return 0;
+}
+
+static int get_time(const json_t *v, const char *field, int64_t *out, jobspec_error_t *err)
+{
+    if (!json_is_string(v)) return fail(err, field, "must be an RFC 3339 time string");
+    const char *s = json_string_value(v);
+    if (strlen(s) != json_string_length(v) || clock_parse_rfc3339(s, out) != 0)
+        return fail(err, field, "must be an RFC 3339 time such as \"2026-01-01T00:00:00Z\"");
+    return 0;
+}
+
+static int get_int(const json_t *v, const char *field, long long min, long long max, int *out,
+                   jobspec_error_t *err)
+{
+    if (!json_is_integer(v)) return fail(err, field, "must be an integer");
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max) return fail(err, field, "must be between %lld and %lld", min, max);
+    *out = (int)n;
+    return 0;
+}
+
+static int get_enum(const json_t *v, const char *field, const char *const *names, size_t n,
+                    int *out, jobspec_error_t *err)
+{
+    if (json_is_string(v)) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(json_string_value(v), names[i]) == 0) {
+                *out = (int)i;
+                return 0;
+            }
+        }
+    }
+    char list[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used +=
+            (size_t)snprintf(list + used, sizeof list - used, "%s\"%s\"", i ? ", " : "", names[i]);
+    return fail(err, field, "must be one of %s", list);
+}
+
+/* [A-Za-z_][A-Za-z0-9_]* */
+static bool env_name_ok(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_')) return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
+/* Orders "K=V" strings by K alone: a plain strcmp would put "A1=" before
+ * "A=" because '1' < '='. */
+static int cmp_kv(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t nx = strcspn(x, "="), ny = strcspn(y, "=");
+    int c = memcmp(x, y, nx < ny ? nx : ny);
+    if (c) return c;
+    return nx < ny ? -1 : nx > ny;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- field parsers --------------------------------------------------------- */
+
+static int parse_command(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    if (!v) return fail(err, "command", "is required");
+    if (!json_is_array(v)) return fail(err, "command", "must be an array of strings");
+    size_t n = json_array_size(v);
+    if (n == 0) return fail(err, "command", "must not be empty");
+    if (n > JOBSPEC_ARGV_MAX)
+        return fail(err, "command", "must have at most %d entries", JOBSPEC_ARGV_MAX);
+    out->argv = xcalloc(n + 1, sizeof *out->argv);
+    for (size_t i = 0; i < n; i++) {
+        char field[32];
+        const char *s;
+        strf(field, sizeof field, "command[%zu]", i);
+        int rc = get_string(json_array_get(v, i), field, 1, JOBSPEC_ARG_MAX, &s, err);
+        if (rc) return rc;
+        out->argv[i] = xstrdup(s);
+        out->argc = i + 1;
+    }
+    return 0;
+}
+
+static int parse_env(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    size_t n = v ? json_object_size(v) : 0;
+    if (v && !json_is_object(v)) return fail(err, "env", "must be an object of strings");
+    if (n > JOBSPEC_ENV_MAX)
+        return fail(err, "env", "must have at most %d entries", JOBSPEC_ENV_MAX);
+    out->env = xcalloc(n + 1, sizeof *out->env);
+    if (!v) return 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        char field[sizeof err->field];
+        const char *s;
+        strf(field, sizeof field, "env.%s", key);
+        if (strlen(key) > JOBSPEC_NAME_MAX)
+            return fail(err, field, "name must be at most %d bytes", JOBSPEC_NAME_MAX);
+        if (!env_name_ok(key)) return fail(err, field, "name must match [A-Za-z_][A-Za-z0-9_]*");
+        if (strncmp(key, "SKED_", 5) == 0)
+            return fail(err, field, "names starting with SKED_ are reserved for sked");
+        int rc = get_string(val, field, 0, JOBSPEC_ARG_MAX, &s, err);
+        if (rc) return rc;
+        out->env[out->envc++] = xasprintf("%s=%s", key, s);
+    }
+    qsort(out->env, out->envc, sizeof *out->env, cmp_kv);
+    return 0;
+}
+
+static int parse_cwd(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    const char *s;
+    if (!v) return 0;
+    int rc = get_string(v, "cwd", 1, JOBSPEC_ARG_MAX, &s, err);
+    if (rc) return rc;
+    /* The worker's own directory is not something a job author can know,
+     * so a relative path would mean different things on different hosts. */
+    if (s[0] != '/') return fail(err, "cwd", "must be an absolute path");
+    out->cwd = xstrdup(s);
+    return 0;
+}
+
+/* Which field a failed schedule_compile() should be blamed on. The compiler
+ * reports a sentence, not a field, and checks the zone before the
+ * expression, so for a cron schedule in a zone other than UTC we compile
+ * once more in UTC: if that succeeds the zone was the problem; if not, the
+ * expression is (too), and its message replaces the zone's. */
+static const char *blame(const schedule_spec_t *spec, const char *kind_key, char *msg, size_t len)
+{
+    if (spec->kind != SCHEDULE_CRON || !spec->timezone || strcmp(spec->timezone, "UTC") == 0)
+        return kind_key;
+    schedule_spec_t probe = *spec;
+    schedule_t *c = NULL;
+    char pmsg[256] = "";
+    probe.timezone = "UTC";
+    int rc = schedule_compile(&probe, &c, pmsg, sizeof pmsg);
+    schedule_free(c);
+    if (rc == 0) return "timezone";
+    strf(msg, len, "%s", pmsg);
+    return kind_key;
+}
+
+static int parse_schedule(const json_t *v, size_t idx, jobspec_schedule_t *out,
+                          jobspec_error_t *err)
+{
+    static const char *const keys[] = {"cron", "every",  "at",     "timezone", "start",
+                                       "end",  "jitter", "anchor", NULL};
+    char base[32], prefix[40], field[sizeof err->field];
+    schedule_t *compiled = NULL;
+    int rc;
+
+    strf(base, sizeof base, "schedules[%zu]", idx);
+    strf(prefix, sizeof prefix, "%s.", base);
+#define FIELD(name) (strf(field, sizeof field, "%s%s", prefix, (name)), field)
+
+    schedule_spec_t *spec = &out->spec;
+    spec->start_ms = INT64_MIN;
+    spec->end_ms = INT64_MAX;
+    spec->anchor_ms = INT64_MIN;
+    spec->jitter_ms = 0;
+
+    if (!json_is_object(v)) return fail(err, base, "must be an object");
+    if ((rc = check_keys(v, keys, prefix, err))) return rc;
+
+    int nkinds = 0;
+    for (int k = 0; k < 3; k++) {
+        if (opt(v, kind_keys[k])) {
+            spec->kind = (schedule_kind_t)k;
+            nkinds++;
+        }
+    }
+    if (nkinds != 1)
+        return fail(err, base, "must have exactly one of \"cron\", \"every\" or \"at\"");
+    const char *kind_key = kind_keys[spec->kind];
+    const json_t *kv = opt(v, kind_key);
+
+    if (opt(v, "timezone") && spec->kind != SCHEDULE_CRON)
+        return fail(err, FIELD("timezone"), "only applies to cron schedules");
+    if (opt(v, "anchor") && spec->kind != SCHEDULE_EVERY)
+        return fail(err, FIELD("anchor"), "only applies to every schedules");
+
+    switch (spec->kind) {
+    case SCHEDULE_CRON: {
+        const char *s, *tz = "UTC";
+        if ((rc = get_string(kv, FIELD("cron"), 1, CRON_EXPR_MAX, &s, err))) return rc;
+        out->expr = xstrdup(s);
+        if (opt(v, "timezone") &&
+            (rc = get_string(opt(v, "timezone"), FIELD("timezone"), 1, JOBSPEC_NAME_MAX, &tz, err)))
+            return rc;
+        out->timezone = xstrdup(tz);
+        break;
+    }
+    case SCHEDULE_EVERY: {
+        int64_t ms;
+        char text[64];
+        if ((rc = get_duration(kv, FIELD("every"), &ms, err))) return rc;
+        if (ms <= 0) return fail(err, field, "must be greater than 0");
+        duration_format(ms, text, sizeof text);
+        out->expr = xstrdup(text);
+        if (opt(v, "anchor") &&
+            (rc = get_time(opt(v, "anchor"), FIELD("anchor"), &spec->anchor_ms, err)))
+            return rc;
+        break;
+    }
+    case SCHEDULE_AT: {
+        int64_t ms;
+        char text[SKED_RFC3339_LEN];
+        if ((rc = get_time(kv, FIELD("at"), &ms, err))) return rc;
+        clock_format_rfc3339(ms, text, sizeof text);
+        out->expr = xstrdup(text);
+        break;
+    }
+    }
+    if (opt(v, "start") && (rc = get_time(opt(v, "start"), FIELD("start"), &spec->start_ms, err)))
+        return rc;
+    if (opt(v, "end") && (rc = get_time(opt(v, "end"), FIELD("end"), &spec->end_ms, err)))
+        return rc;
+    if (spec->end_ms < spec->start_ms) return fail(err, FIELD("end"), "must not be before start");
+    if (opt(v, "jitter") &&
+        (rc = get_duration(opt(v, "jitter"), FIELD("jitter"), &spec->jitter_ms, err)))
+        return rc;
+
+    spec->expr = out->expr;
+    spec->timezone = out->timezone;
+    char msg[sizeof err->detail];
+    msg[0] = '\0';
+    if (schedule_compile(spec, &compiled, msg, sizeof msg) != 0) {
+        FIELD(blame(spec, kind_key, msg, sizeof msg));
+        /* The compiler's sentence already names the problem ("cron field
+         * 'hour': 24 is out of range 0-23"); keep it verbatim. */
+        strf(err->field, sizeof err->field, "%s", field);
+        strf(err->detail, sizeof err->detail, "%s", msg[0] ? msg : "invalid schedule");
+        return SKED_EINVAL;
+    }
+    schedule_free(compiled);
+    return 0;
+#undef FIELD
+}
+
+static int parse_schedules(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    if (!v) return 0;
+    if (!json_is_array(v)) return fail(err, "schedules", "must be an array");
+    size_t n = json_array_size(v);
+    if (n > JOBSPEC_SCHEDULES_MAX)
+        return fail(err, "schedules", "must have at most %d entries", JOBSPEC_SCHEDULES_MAX);
+    out->schedules = xcalloc(n ? n : 1, sizeof *out->schedules);
+    for (size_t i = 0; i < n; i++) {
+        /* Counted before it is filled so jobspec_free releases a partial one. */
+        out->nschedules = i + 1;
+        int rc = parse_schedule(json_array_get(v, i), i, &out->schedules[i], err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int parse_retry(const json_t *v, retry_policy_t *r, jobspec_error_t *err)
+{
+    static const char *const keys[] = {"max_attempts", "initial", "max",
+                                       "multiplier",   "jitter",  NULL};
+    const json_t *f;
+    int rc;
+    if (!v) return 0;
+    if (!json_is_object(v)) return fail(err, "retry", "must be an object");
+    if ((rc = check_keys(v, keys, "retry.", err))) return rc;
+    if ((f = opt(v, "max_attempts")) &&
+        (rc = get_int(f, "retry.max_attempts", 1, RETRY_ATTEMPTS_MAX, &r->max_attempts, err)))
+        return rc;
+    if ((f = opt(v, "initial")) && (rc = get_duration(f, "retry.initial", &r->initial_ms, err)))
+        return rc;
+    if ((f = opt(v, "max")) && (rc = get_duration(f, "retry.max", &r->max_ms, err))) return rc;
+    if (r->max_ms < r->initial_ms)
+        return fail(err, "retry.max", "must not be less than retry.initial");
+    if ((f = opt(v, "multiplier"))) {
+        if (!json_is_number(f)) return fail(err, "retry.multiplier", "must be a number");
+        double m = json_number_value(f);
+        if (!(m >= 1.0 && m <= MULTIPLIER_MAX))
+            return fail(err, "retry.multiplier", "must be between 1 and %g", MULTIPLIER_MAX);
+        r->multiplier = m;
+    }
+    if ((f = opt(v, "jitter"))) {
+        if (!json_is_boolean(f)) return fail(err, "retry.jitter", "must be true or false");
+        r->jitter = json_is_true(f);
+    }
+    return 0;
+}
+
+/* constraints: {"k": "v"} -> "k=v,k2=v2" sorted by key; the store matches
+ * it against worker labels, hence no ',' or '=' inside keys and values. */
+static int parse_constraints(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    const char **kv = NULL;
+    size_t n = 0;
+    int rc = 0;
+    buf_t b = BUF_INIT;
+
+    if (!v) goto out;
+    if (!json_is_object(v)) {
+        rc = fail(err, "constraints", "must be an object of strings");
+        goto out;
+    }
+    if (json_object_size(v) > CONSTRAINTS_MAX) {
+        rc = fail(err, "constraints", "must have at most %d entries", CONSTRAINTS_MAX);
+        goto out;
+    }
+    kv = xcalloc(json_object_size(v) + 1, sizeof *kv);
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val)
+    {
+        char field[sizeof err->field];
+        const char *s;
+        json_t *keystr = json_string(key);
+        strf(field, sizeof field, "constraints.%s", key);
+        rc = keystr ? get_label(keystr, field, ",=", &s, err)
+                    : fail(err, field, "key must be valid UTF-8");
+        json_decref(keystr);
+        if (rc) goto out;
+        if ((rc = get_label(val, field, ",=", &s, err))) goto out;
+        kv[n++] = key;
+    }
+    qsort(kv, n, sizeof *kv, cmp_str);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s%s=%s", i ? "," : "", kv[i],
+                   json_string_value(json_object_get(v, kv[i])));
+out:
+    if (rc == 0 && b.len) {
+        free(out->constraints);
+        out->constraints = buf_steal(&b);
+    }
+    buf_free(&b);
+    free(kv);
+    return rc;
+}
+
+/* tags: ["b", "a", "a"] -> ",a,b," (sorted, duplicates folded) so a store
+ * can filter with LIKE '%,tag,%'. */
+static int parse_tags(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    const char **tags = NULL;
+    size_t n = 0;
+    int rc = 0;
+    buf_t b = BUF_INIT;
+
+    if (!v) goto out;
+    if (!json_is_array(v)) {
+        rc = fail(err, "tags", "must be an array of strings");
+        goto out;
+    }
+    if (json_array_size(v) > JOBSPEC_TAGS_MAX) {
+        rc = fail(err, "tags", "must have at most %d entries", JOBSPEC_TAGS_MAX);
+        goto out;
+    }
+    tags = xcalloc(json_array_size(v) + 1, sizeof *tags);
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        char field[32];
+        strf(field, sizeof field, "tags[%zu]", i);
+        if ((rc = get_label(json_array_get(v, i), field, ",", &tags[n], err))) goto out;
+        n++;
+    }
+    qsort(tags, n, sizeof *tags, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (i && strcmp(tags[i], tags[i - 1]) == 0) continue;
+        buf_printf(&b, ",%s", tags[i]);
+    }
+    if (n) buf_puts(&b, ",");
+out:
+    if (rc == 0 && b.len) {
+        free(out->tags);
+        out->tags = buf_steal(&b);
+    }
+    buf_free(&b);
+    free(tags);
+    return rc;
+}
+
+static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
+{
+    static const char *const keys[] = {"name",
+                                       "type",
+                                       "command",
+                                       "env",
+                                       "cwd",
+                                       "schedules",
+                                       "priority",
+                                       "queue",
+                                       "constraints",
+                                       "timeout",
+                                       "retry",
+                                       "overlap",
+                                       "misfire",
+                                       "catch_up_window",
+                                       "max_concurrency",
+                                       "tags",
+                                       NULL};
+    const json_t *v;
+    const char *s;
+    int rc, e;
+
+    /* Defaults first, so that every path below only overrides. */
+    out->type = xstrdup("shell");
+    out->queue = xstrdup("default");
+    out->constraints = xstrdup("");
+    out->tags = xstrdup("");
+    out->retry = retry_policy_default();
+    out->overlap = OVERLAP_ALLOW;
+    out->misfire = MISFIRE_RUN_ONCE;
+    out->catch_up_window_ms = CATCH_UP_DEFAULT_MS;
+
+    if (!json_is_object(doc)) return fail(err, "", "the job document must be a JSON object");
+    if ((rc = check_keys(doc, keys, "", err))) return rc;
+
+    if (!(v = opt(doc, "name"))) return fail(err, "name", "is required");
+    if ((rc = get_label(v, "name", NULL, &s, err))) return rc;
+    out->name = xstrdup(s);
+
+    if ((v = opt(doc, "type"))) {
+        if ((rc = get_string(v, "type", 1, JOBSPEC_NAME_MAX, &s, err))) return rc;
+        /* Other types (http, plugins) arrive with their executors. */
+        if (strcmp(s, "shell") != 0) return fail(err, "type", "must be \"shell\"");
+    }
+    if ((rc = parse_command(opt(doc, "command"), out, err))) return rc;
+    if ((rc = parse_env(opt(doc, "env"), out, err))) return rc;
+    if ((rc = parse_cwd(opt(doc, "cwd"), out, err))) return rc;
+    if ((rc = parse_schedules(opt(doc, "schedules"), out, err))) return rc;
+    if ((v = opt(doc, "priority")) && (rc = get_int(v, "priority", JOBSPEC_PRIORITY_MIN,
+                                                    JOBSPEC_PRIORITY_MAX, &out->priority, err)))
+        return rc;
+    if ((v = opt(doc, "queue"))) {
+        if ((rc = get_label(v, "queue", ",", &s, err))) return rc;
+        free(out->queue);
+        out->queue = xstrdup(s);
+    }
+    if ((rc = parse_constraints(opt(doc, "constraints"), out, err))) return rc;
+    if ((v = opt(doc, "timeout"))) {
+        if ((rc = get_duration(v, "timeout", &out->timeout_ms, err))) return rc;
+        if (out->timeout_ms <= 0)
+            return fail(err, "timeout", "must be greater than 0 (leave it out for no timeout)");
+    }
+    if ((rc = parse_retry(opt(doc, "retry"), &out->retry, err))) return rc;
+    if ((v = opt(doc, "overlap"))) {
+        if ((rc = get_enum(v, "overlap", overlap_names, 3, &e, err))) return rc;
+        out->overlap = (overlap_policy_t)e;
+    }
+    if ((v = opt(doc, "misfire"))) {
+        if ((rc = get_enum(v, "misfire", misfire_names, 3, &e, err))) return rc;
+        out->misfire = (misfire_policy_t)e;
+    }
+    if ((v = opt(doc, "catch_up_window"))) {
+        if ((rc = get_duration(v, "catch_up_window", &out->catch_up_window_ms, err))) return rc;
+        if (out->catch_up_window_ms <= 0)
+            return fail(err, "catch_up_window", "must be greater than 0");
+    }
+    if ((v = opt(doc, "max_concurrency")) &&
+        (rc = get_int(v, "max_concurrency", 0, MAX_CONCURRENCY_MAX, &out->max_concurrency, err)))
+        return rc;
+    if ((rc = parse_tags(opt(doc, "tags"), out, err))) return rc;
+    return 0;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+int jobspec_parse(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
+{
+    jobspec_error_t scratch;
+    if (!err) err = &scratch;
+    memset(err, 0, sizeof *err);
+    memset(out, 0, sizeof *out);
+    int rc = parse_doc(doc, out, err);
+    if (rc) {
+        jobspec_free(out);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+/* RFC 7386 merge of patch into target (both objects; target modified). */
+static void merge_patch(json_t *target, const json_t *patch)
+{
+    const char *key;
+    json_t *pv;
+    json_object_foreach((json_t *)patch, key, pv)
+    {
+        if (json_is_null(pv)) {
+            json_object_del(target, key);
+        } else if (json_is_object(pv)) {
+            json_t *tv = json_object_get(target, key);
+            if (!json_is_object(tv)) {
+                tv = json_object();
+                json_object_set_new(target, key, tv);
+            }
+            merge_patch(tv, pv);
+        } else {
+            json_object_set_new(target, key, json_deep_copy(pv));
+        }
+    }
+}
+
+int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, jobspec_t *out,
+                  jobspec_error_t *err)
+{
+    jobspec_error_t scratch;
+    json_t *doc = NULL;
+    int rc;
+
+    if (!err) err = &scratch;
+    memset(err, 0, sizeof *err);
+    memset(out, 0, sizeof *out);
+    *merged = NULL;
+    if (!json_is_object(patch)) {
+        rc = fail(err, "", "a PATCH body must be a JSON object (RFC 7386 merge patch)");
+        goto out;
+    }
+    doc = json_is_object(current) ? json_deep_copy(current) : json_object();
+    merge_patch(doc, patch);
+    if ((rc = jobspec_parse(doc, out, err))) goto out;
+    *merged = jobspec_to_json(out);
+out:
+    json_decref(doc);
+    return rc;
+}
+
+static json_t *duration_json(int64_t ms)
+{
+    char text[64];
+    duration_format(ms, text, sizeof text);
+    return json_string(text);
+}
+
+static json_t *time_json(int64_t ms)
+{
+    char text[SKED_RFC3339_LEN];
+    clock_format_rfc3339(ms, text, sizeof text);
+    return json_string(text);
+}
+
+static json_t *schedule_json(const jobspec_schedule_t *s)
+{
+    json_t *o = json_object();
+    const schedule_spec_t *sp = &s->spec;
+    json_object_set_new(o, kind_keys[sp->kind], json_string(s->expr));
+    if (sp->kind == SCHEDULE_CRON)
+        json_object_set_new(o, "timezone", json_string(s->timezone ? s->timezone : "UTC"));
+    if (sp->kind == SCHEDULE_EVERY && sp->anchor_ms != INT64_MIN)
+        json_object_set_new(o, "anchor", time_json(sp->anchor_ms));
+    if (sp->start_ms != INT64_MIN) json_object_set_new(o, "start", time_json(sp->start_ms));
+    if (sp->end_ms != INT64_MAX) json_object_set_new(o, "end", time_json(sp->end_ms));
+    if (sp->jitter_ms > 0) json_object_set_new(o, "jitter", duration_json(sp->jitter_ms));
+    return o;
+}
+
+/* Splits a canonical "k=v<sep>k2=v2" list into a JSON object. */
+static json_t *pairs_json(const char *s)
+{
+    json_t *o = json_object();
+    while (s && *s) {
+        size_t len = strcspn(s, ",");
+        const char *eq = memchr(s, '=', len);
+        if (eq) {
+            char *k = xstrndup(s, (size_t)(eq - s));
+            char *v = xstrndup(eq + 1, len - (size_t)(eq - s) - 1);
+            json_object_set_new(o, k, json_string(v));
+            free(k);
+            free(v);
+        }
+        s += len;
+        if (*s == ',') s++;
+    }
+    return o;
+}
+
+json_t *jobspec_to_json(const jobspec_t *spec)
+{
+    json_t *o = json_object();
+    json_t *a;
+
+    json_object_set_new(o, "name", json_string(spec->name ? spec->name : ""));
+    json_object_set_new(o, "type", json_string(spec->type ? spec->type : "shell"));
+    a = json_array();
+    for (size_t i = 0; i < spec->argc; i++)
+        json_array_append_new(a, json_string(spec->argv[i]));
+    json_object_set_new(o, "command", a);
+
+    json_t *env = json_object();
+    for (size_t i = 0; i < spec->envc; i++) {
+        const char *eq = strchr(spec->env[i], '=');
+        if (!eq) continue;
+        char *k = xstrndup(spec->env[i], (size_t)(eq - spec->env[i]));
+        json_object_set_new(env, k, json_string(eq + 1));
+        free(k);
+    }
+    json_object_set_new(o, "env", env);
+    json_object_set_new(o, "cwd", spec->cwd ? json_string(spec->cwd) : json_null());
+
+    a = json_array();
+    for (size_t i = 0; i < spec->nschedules; i++)
+        json_array_append_new(a, schedule_json(&spec->schedules[i]));
+    json_object_set_new(o, "schedules", a);
+
+    json_object_set_new(o, "priority", json_integer(spec->priority));
+    json_object_set_new(o, "queue", json_string(spec->queue ? spec->queue : "default"));
+    json_object_set_new(o, "constraints", pairs_json(spec->constraints));
+    json_object_set_new(o, "timeout",
+                        spec->timeout_ms > 0 ? duration_json(spec->timeout_ms) : json_null());
+
+    json_t *r = json_object();
+    json_object_set_new(r, "max_attempts", json_integer(spec->retry.max_attempts));
+    json_object_set_new(r, "initial", duration_json(spec->retry.initial_ms));
+    json_object_set_new(r, "max", duration_json(spec->retry.max_ms));
+    /* Whole multipliers stay integers ("2", not "2.0") as people write them. */
+    double m = spec->retry.multiplier;
+    if (m >= 0.0 && m <= MULTIPLIER_MAX && m == (double)(json_int_t)m)
+        json_object_set_new(r, "multiplier", json_integer((json_int_t)m));
+    else
+        json_object_set_new(r, "multiplier", json_real(m));
+    json_object_set_new(r, "jitter", json_boolean(spec->retry.jitter));
+    json_object_set_new(o, "retry", r);
+
+    json_object_set_new(o, "overlap", json_string(overlap_policy_name(spec->overlap)));
+    json_object_set_new(o, "misfire", json_string(misfire_policy_name(spec->misfire)));
+    json_object_set_new(o, "catch_up_window", duration_json(spec->catch_up_window_ms));
+    json_object_set_new(o, "max_concurrency", json_integer(spec->max_concurrency));
+
+    a = json_array();
+    for (const char *p = spec->tags; p && *p;) {
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, ",");
+        char *t = xstrndup(p, len);
+        json_array_append_new(a, json_string(t));
+        free(t);
+        p += len;
+    }
+    json_object_set_new(o, "tags", a);
+    return o;
+}
+
+void jobspec_free(jobspec_t *spec)
+{
+    if (!spec) return;
+    free(spec->name);
+    free(spec->type);
+    for (size_t i = 0; spec->argv && i < spec->argc; i++)
+        free(spec->argv[i]);
+    free(spec->argv);
+    for (size_t i = 0; spec->env && i < spec->envc; i++)
+        free(spec->env[i]);
+    free(spec->env);
+    free(spec->cwd);
+    for (size_t i = 0; spec->schedules && i < spec->nschedules; i++) {
+        free(spec->schedules[i].expr);
+        free(spec->schedules[i].timezone);
+    }
+    free(spec->schedules);
+    free(spec->queue);
+    free(spec->constraints);
+    free(spec->tags);
+    memset(spec, 0, sizeof *spec);
+}
+
+const char *overlap_policy_name(overlap_policy_t p)
+{
+    return (unsigned)p < sizeof overlap_names / sizeof overlap_names[0] ? overlap_names[p] : NULL;
+}
+
+const char *misfire_policy_name(misfire_policy_t p)
+{
+    return (unsigned)p < sizeof misfire_names / sizeof misfire_names[0] ? misfire_names[p] : NULL;
+}

@@ -1,0 +1,728 @@
+/*
+ * The jobs API (docs/api.md, "Jobs"): create, list, show, patch, delete,
+ * pause, resume, trigger, and the schedule previews.
+ *
+ * A job is stored with its canonical spec document (jobspec_to_json) and
+ * its schedules as separate rows that carry the firing state (next and last
+ * fire time). The resource a client sees is that document merged with the
+ * job's bookkeeping, its schedules enriched with their ids and fire times.
+ *
+ * Validation lives in core/jobspec.c and core/schedule.c only: the handlers
+ * here map its errors to problem+json and never re-check a spec themselves
+ * (the schedule preview wraps its schedules into a minimal job for that).
+ */
+#include "server/api.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/sched.h"
+
+/* Internals shared with api_runs.c; defined in api_render.c. */
+int api__int_param(const char *s, long min, long max, long *out);
+const char *api__path_id(http_req_t *req, http_resp_t *resp);
+
+#define IDEM_KEY_MAX    200
+#define PREVIEW_DEFAULT 10
+#define PREVIEW_MAX     1000
+#define PATCH_RETRIES   3 /* read-merge-write rounds when no If-Match pins a version */
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+/* Time zones compare as written, except that "" and NULL mean UTC. */
+static const char *tz_or_utc(const char *tz)
+{
+    return tz && *tz ? tz : "UTC";
+}
+
+static void kick(http_req_t *req)
+{
+    if (req->srv) sched_kick(server_sched(req->srv));
+}
+
+/* Answers a store failure: 404 for a missing job, else the error's status. */
+static void store_fail(http_resp_t *resp, int rc, const char *what)
+{
+    if (rc == SKED_ENOTFOUND) {
+        http_problem(resp, 404, "path.id", "no such job");
+        return;
+    }
+    log_error("api", "%s: %s", what, sked_strerror(rc));
+    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+}
+
+static void spec_problem(http_resp_t *resp, const jobspec_error_t *err)
+{
+    http_problem(resp, 400, err->field[0] ? err->field : NULL, "%s",
+                 err->detail[0] ? err->detail : "invalid job document");
+}
+
+static void set_etag(http_resp_t *resp, int64_t version)
+{
+    char etag[32];
+    snprintf(etag, sizeof etag, "\"%lld\"", (long long)version);
+    http_set_header(resp, "ETag", etag);
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+/* Does the canonical schedule object d describe stored schedule s? */
+static bool sched_matches(const json_t *d, const store_schedule_t *s)
+{
+    const json_t *v = json_object_get(d, schedule_kind_name(s->kind));
+    if (!json_is_string(v) || strcmp(json_string_value(v), nz(s->expr)) != 0) return false;
+    if (s->kind == SCHEDULE_CRON) {
+        const json_t *tz = json_object_get(d, "timezone");
+        const char *dtz = json_is_string(tz) ? json_string_value(tz) : NULL;
+        if (strcmp(tz_or_utc(dtz), tz_or_utc(s->timezone)) != 0) return false;
+    }
+    int64_t ms = 0;
+    const json_t *start = json_object_get(d, "start");
+    if (json_is_string(start) && clock_parse_rfc3339(json_string_value(start), &ms) == 0 &&
+        ms != s->start_ms)
+        return false;
+    const json_t *end = json_object_get(d, "end");
+    if (json_is_string(end) && clock_parse_rfc3339(json_string_value(end), &ms) == 0 &&
+        ms != s->end_ms)
+        return false;
+    return true;
+}
+
+/* Adds id, next_fire_at and last_fire_at to each schedule of the document.
+ * Stored schedules are matched by definition rather than position, since
+ * the store need not return them in document order. */
+static void enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
+{
+    bool *used = n ? xcalloc(n, sizeof *used) : NULL;
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d)
+    {
+        if (!json_is_object(d)) continue;
+        size_t j = n;
+        for (size_t k = 0; k < n && j == n; k++)
+            if (!used[k] && sched_matches(d, &scheds[k])) j = k;
+        if (j == n && i < n && !used[i]) j = i;
+        if (j == n) {
+            json_object_set_new(d, "id", json_null());
+            json_object_set_new(d, "next_fire_at", json_null());
+            json_object_set_new(d, "last_fire_at", json_null());
+            continue;
+        }
+        used[j] = true;
+        json_object_set_new(d, "id", json_string(scheds[j].id));
+        json_object_set_new(d, "next_fire_at", api_time_json(scheds[j].next_fire_ms));
+        json_object_set_new(d, "last_fire_at", api_time_json(scheds[j].last_fire_ms));
+    }
+    free(used);
+}
+
+/* The job resource. New reference. */
+static json_t *job_json(const store_job_t *job, const store_schedule_t *scheds, size_t n)
+{
+    json_error_t jerr;
+    json_t *spec = job->spec_json ? json_loads(job->spec_json, 0, &jerr) : NULL;
+    if (!json_is_object(spec)) {
+        log_error("api", "job %s has an unreadable stored spec", job->id);
+        json_decref(spec);
+        spec = json_object();
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(job->id));
+    json_object_update(o, spec);
+    json_decref(spec);
+    json_object_set_new(o, "namespace", json_string(job->ns ? job->ns : "default"));
+    json_object_set_new(o, "owner", json_string(nz(job->owner)));
+    json_object_set_new(o, "state", json_string(nz(job_state_name(job->state))));
+    json_object_set_new(o, "version", json_integer(job->version));
+    json_object_set_new(o, "created_at", api_time_json(job->created_ms));
+    json_object_set_new(o, "updated_at", api_time_json(job->updated_ms));
+    json_t *arr = json_object_get(o, "schedules");
+    if (json_is_array(arr)) enrich_schedules(arr, scheds, n);
+    return o;
+}
+
+/* The job's latest run that is due by now_ms (runs are materialised a
+ * little ahead of their fire time; those are not "last" yet), rendered
+ * without attempts, or null. */
+static json_t *last_run_json(store_t *st, const char *job_id, int64_t now_ms)
+{
+    store_run_filter_t f = {
+        .job_id = job_id, .since_ms = INT64_MIN, .until_ms = now_ms + 1, .limit = 1};
+    store_run_t *runs = NULL;
+    size_t n = 0;
+    char *cursor = NULL;
+    json_t *out = NULL;
+    int rc = store_run_list(st, &f, &runs, &n, &cursor);
+    if (rc != 0) log_warn("api", "last run of job %s: %s", job_id, sked_strerror(rc));
+    out = rc == 0 && n > 0 ? api_run_json(&runs[0], NULL, 0) : json_null();
+    for (size_t i = 0; i < n; i++)
+        store_run_clear(&runs[i]);
+    free(runs);
+    free(cursor);
+    return out;
+}
+
+/* Reads job id and answers it with status (and last_run if asked). */
+static void answer_job(http_req_t *req, http_resp_t *resp, const char *id, int status,
+                       bool with_last_run)
+{
+    store_job_t job = {0};
+    store_schedule_t *scheds = NULL;
+    size_t n = 0;
+    int rc = store_job_get(req->st, id, &job, &scheds, &n);
+    if (rc != 0) {
+        store_fail(resp, rc, "reading the job");
+        goto out;
+    }
+    json_t *doc = job_json(&job, scheds, n);
+    if (with_last_run)
+        json_object_set_new(doc, "last_run", last_run_json(req->st, id, req->now_ms));
+    set_etag(resp, job.version);
+    http_json(resp, status, doc);
+out:
+    for (size_t i = 0; i < n; i++)
+        store_schedule_clear(&scheds[i]);
+    free(scheds);
+    store_job_clear(&job);
+}
+
+/* ---- schedules ---------------------------------------------------------- */
+
+/* Same definition: the fire times are the same, so firing state carries
+ * over. Jitter is left out: it moves not_before, not the fire times. */
+static bool same_definition(const schedule_spec_t *a, const store_schedule_t *b)
+{
+    return a->kind == b->kind && !strcmp(nz(a->expr), nz(b->expr)) &&
+           !strcmp(tz_or_utc(a->timezone), tz_or_utc(b->timezone)) && a->start_ms == b->start_ms &&
+           a->end_ms == b->end_ms && a->anchor_ms == b->anchor_ms;
+}
+
+static void scheds_free(store_schedule_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_schedule_clear(&s[i]);
+    free(s);
+}
+
+/* Builds the stored schedules of spec at now_ms. A schedule whose
+ * definition matches one of old (the job's current schedules) keeps its id
+ * and firing state, so an edit neither re-fires nor forgets a fire time;
+ * the others get a fresh first fire. On success *out is a new array of
+ * *n (free with scheds_free). On failure answers resp and returns an error. */
+static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size_t nold,
+                        int64_t now_ms, store_schedule_t **out, size_t *n, http_resp_t *resp)
+{
+    store_schedule_t *s = spec->nschedules ? xcalloc(spec->nschedules, sizeof *s) : NULL;
+    bool *used = nold ? xcalloc(nold, sizeof *used) : NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < spec->nschedules; i++) {
+        const schedule_spec_t *ss = &spec->schedules[i].spec;
+        s[i].kind = ss->kind;
+        s[i].expr = xstrdup(ss->expr);
+        s[i].timezone = xstrdup(ss->timezone);
+        s[i].start_ms = ss->start_ms;
+        s[i].end_ms = ss->end_ms;
+        s[i].jitter_ms = ss->jitter_ms;
+        s[i].anchor_ms = ss->anchor_ms;
+        s[i].last_fire_ms = -1;
+
+        size_t j = 0;
+        while (j < nold && (used[j] || !same_definition(ss, &old[j])))
+            j++;
+        if (j < nold) {
+            used[j] = true;
+            memcpy(s[i].id, old[j].id, sizeof s[i].id);
+            s[i].next_fire_ms = old[j].next_fire_ms;
+            s[i].last_fire_ms = old[j].last_fire_ms;
+            continue;
+        }
+        char err[256] = "";
+        schedule_t *c = NULL;
+        rc = schedule_compile(ss, &c, err, sizeof err);
+        if (rc != 0) {
+            http_problem(resp, 400, NULL, "schedules[%zu]: %s", i, err);
+            goto out;
+        }
+        s[i].next_fire_ms = sched_first_fire(c, now_ms);
+        schedule_free(c);
+    }
+    *out = s;
+    *n = spec->nschedules;
+    s = NULL;
+out:
+    if (s) scheds_free(s, spec->nschedules);
+    free(used);
+    return rc;
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+void api_jobs_create(http_req_t *req, http_resp_t *resp)
+{
+    json_t *body = NULL, *canon = NULL;
+    jobspec_t spec;
+    jobspec_error_t jerr = {{0}, {0}};
+    store_job_t job = {0};
+    store_schedule_t *scheds = NULL;
+    size_t n = 0;
+    char loc[64];
+
+    memset(&spec, 0, sizeof spec);
+    const char *idem = http_header(req, "Idempotency-Key");
+    if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
+        http_problem(resp, 400, "header.Idempotency-Key", "Idempotency-Key must be 1 to %d bytes",
+                     IDEM_KEY_MAX);
+        goto out;
+    }
+    body = http_body_json(req, resp);
+    if (!body) goto out;
+    if (jobspec_parse(body, &spec, &jerr) != 0) {
+        spec_problem(resp, &jerr);
+        goto out;
+    }
+    if (build_scheds(&spec, NULL, 0, req->now_ms, &scheds, &n, resp) != 0) goto out;
+
+    store_job_from_spec(&job, &spec);
+    if (!job.ns) job.ns = xstrdup("default");
+    if (!job.owner) job.owner = xstrdup(req->who && req->who->name ? req->who->name : "");
+    canon = jobspec_to_json(&spec);
+    free(job.spec_json);
+    job.spec_json = json_dumps(canon, JSON_COMPACT);
+
+    int rc = store_job_create(req->st, &job, scheds, n, n == 0, idem, req->now_ms);
+    if (rc == SKED_EEXIST) { /* an idempotent repeat: the job first created */
+        snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
+        http_set_header(resp, "Location", loc);
+        answer_job(req, resp, job.id, 200, false);
+        goto out;
+    }
+    if (rc == SKED_ECONFLICT) {
+        http_problem(resp, 409, "name", "a job named '%s' already exists in namespace '%s'",
+                     spec.name, job.ns);
+        goto out;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "creating the job");
+        goto out;
+    }
+    log_info("api", "job %s '%s' created by %s", job.id, job.name ? job.name : "", job.owner);
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
+    http_set_header(resp, "Location", loc);
+    set_etag(resp, job.version);
+    http_json(resp, 201, job_json(&job, scheds, n));
+    kick(req);
+out:
+    scheds_free(scheds, n);
+    store_job_clear(&job);
+    jobspec_free(&spec);
+    json_decref(canon);
+    json_decref(body);
+}
+
+void api_jobs_list(http_req_t *req, http_resp_t *resp)
+{
+    store_job_filter_t f = {0};
+    store_job_t *jobs = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    long limit = 100;
+    job_state_t st;
+
+    const char *q = http_query(req, "limit");
+    if (q && api__int_param(q, 1, 1000, &limit) != 0) {
+        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        goto out;
+    }
+    f.state = http_query(req, "state");
+    if (f.state && job_state_parse(f.state, &st) != 0) {
+        http_problem(resp, 400, "query.state",
+                     "state must be one of active, paused, done, deleted");
+        goto out;
+    }
+    f.queue = http_query(req, "queue");
+    f.name = http_query(req, "name");
+    f.tag = http_query(req, "tag");
+    f.cursor = http_query(req, "cursor");
+    f.limit = (int)limit;
+
+    int rc = store_job_list(req->st, &f, &jobs, &n, &next);
+    if (rc == SKED_EINVAL && f.cursor) {
+        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        goto out;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "listing jobs");
+        goto out;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        /* The list rows carry no schedules; fetch them so each item has its
+         * next fire times, as the job resource promises. */
+        store_job_t tmp = {0};
+        store_schedule_t *sc = NULL;
+        size_t nsc = 0;
+        if (store_job_get(req->st, jobs[i].id, &tmp, &sc, &nsc) != 0) nsc = 0;
+        json_array_append_new(items, job_json(&jobs[i], sc, nsc));
+        scheds_free(sc, nsc);
+        store_job_clear(&tmp);
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "items", items);
+    json_object_set_new(doc, "next_cursor", next ? json_string(next) : json_null());
+    http_json(resp, 200, doc);
+out:
+    for (size_t i = 0; i < n; i++)
+        store_job_clear(&jobs[i]);
+    free(jobs);
+    free(next);
+}
+
+void api_jobs_get(http_req_t *req, http_resp_t *resp)
+{
+    const char *id = api__path_id(req, resp);
+    if (id) answer_job(req, resp, id, 200, true);
+}
+
+/* If-Match: "3" or "\"3\"" (a weak W/ prefix is tolerated); "*" = any. */
+static int parse_if_match(const char *s, int64_t *out)
+{
+    char tmp[32];
+    long v = 0;
+    if (!strncmp(s, "W/", 2)) s += 2;
+    if (!strcmp(s, "*")) {
+        *out = 0;
+        return 0;
+    }
+    size_t len = strlen(s);
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+        s++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof tmp) return SKED_EINVAL;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    if (api__int_param(tmp, 1, LONG_MAX, &v) != 0) return SKED_EINVAL;
+    *out = v;
+    return 0;
+}
+
+void api_jobs_patch(http_req_t *req, http_resp_t *resp)
+{
+    json_t *body = NULL;
+    int64_t want = 0;
+    const char *id = api__path_id(req, resp);
+    if (!id) return;
+
+    const char *ifm = http_header(req, "If-Match");
+    if (ifm && parse_if_match(ifm, &want) != 0) {
+        http_problem(resp, 400, "header.If-Match",
+                     "If-Match must be the job's version, e.g. \"3\"");
+        return;
+    }
+    body = http_body_json(req, resp);
+    if (!body) return;
+
+    /* Without If-Match the merge still must not lose a concurrent update:
+     * it is applied against the version read, and redone if that moved. */
+    for (int round = 0; round < PATCH_RETRIES; round++) {
+        store_job_t cur = {0}, upd = {0};
+        store_schedule_t *old = NULL, *scheds = NULL;
+        size_t nold = 0, n = 0;
+        json_t *current = NULL, *merged = NULL;
+        jobspec_t spec;
+        jobspec_error_t jerr = {{0}, {0}};
+        json_error_t perr;
+        bool retry = false;
+
+        memset(&spec, 0, sizeof spec);
+        int rc = store_job_get(req->st, id, &cur, &old, &nold);
+        if (rc != 0) {
+            store_fail(resp, rc, "reading the job");
+            goto round_out;
+        }
+        if (want && cur.version != want) {
+            http_problem(resp, 412, "header.If-Match", "the job is at version %lld, not %lld",
+                         (long long)cur.version, (long long)want);
+            goto round_out;
+        }
+        current = json_loads(nz(cur.spec_json), 0, &perr);
+        if (!current) {
+            store_fail(resp, SKED_EINTERNAL, "reading the stored job spec");
+            goto round_out;
+        }
+        if (jobspec_patch(current, body, &merged, &spec, &jerr) != 0) {
+            spec_problem(resp, &jerr);
+            goto round_out;
+        }
+        if (build_scheds(&spec, old, nold, req->now_ms, &scheds, &n, resp) != 0) goto round_out;
+
+        store_job_from_spec(&upd, &spec);
+        memcpy(upd.id, cur.id, sizeof upd.id);
+        if (!upd.ns) upd.ns = xstrdup(nz(cur.ns));
+        if (!upd.owner) upd.owner = xstrdup(nz(cur.owner));
+        free(upd.spec_json);
+        upd.spec_json = json_dumps(merged, JSON_COMPACT);
+        upd.state = cur.state;
+        upd.version = cur.version;
+        upd.created_ms = cur.created_ms;
+
+        rc = store_job_update(req->st, &upd, want ? want : cur.version, scheds, n, req->now_ms);
+        if (rc == SKED_EPRECOND && !want) {
+            retry = true;
+        } else if (rc == SKED_EPRECOND) {
+            http_problem(resp, 412, "header.If-Match", "the job changed; its version is not %lld",
+                         (long long)want);
+        } else if (rc == SKED_ECONFLICT) {
+            http_problem(resp, 409, "name", "a job named '%s' already exists in namespace '%s'",
+                         spec.name, nz(cur.ns));
+        } else if (rc != 0) {
+            store_fail(resp, rc, "updating the job");
+        } else {
+            answer_job(req, resp, id, 200, false);
+            kick(req);
+        }
+    round_out:
+        scheds_free(scheds, n);
+        scheds_free(old, nold);
+        store_job_clear(&upd);
+        store_job_clear(&cur);
+        jobspec_free(&spec);
+        json_decref(merged);
+        json_decref(current);
+        if (!retry) goto out;
+    }
+    http_problem(resp, 409, NULL, "the job kept changing during the update; try again");
+out:
+    json_decref(body);
+}
+
+static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
+{
+    const char *id = api__path_id(req, resp);
+    if (!id) return;
+    int rc = store_job_set_state(req->st, id, state, req->now_ms);
+    if (rc == SKED_ECONFLICT) {
+        http_problem(resp, 409, NULL, "the job cannot become %s from its current state",
+                     job_state_name(state));
+        return;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "changing the job's state");
+        return;
+    }
+    log_info("api", "job %s set %s by %s", id, job_state_name(state),
+             req->who && req->who->name ? req->who->name : "?");
+    if (state == JOB_DELETED) {
+        http_empty(resp, 204);
+        return;
+    }
+    answer_job(req, resp, id, 200, false);
+    if (state == JOB_ACTIVE) kick(req);
+}
+
+void api_jobs_delete(http_req_t *req, http_resp_t *resp)
+{
+    set_state(req, resp, JOB_DELETED);
+}
+
+void api_jobs_pause(http_req_t *req, http_resp_t *resp)
+{
+    set_state(req, resp, JOB_PAUSED);
+}
+
+void api_jobs_resume(http_req_t *req, http_resp_t *resp)
+{
+    set_state(req, resp, JOB_ACTIVE);
+}
+
+void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
+{
+    char run_id[SKED_ID_LEN] = "";
+    char loc[64];
+    store_run_t run = {0};
+    const char *id = api__path_id(req, resp);
+    if (!id) return;
+
+    int rc = store_run_trigger(req->st, id, req->now_ms, run_id);
+    if (rc == SKED_ECONFLICT) {
+        http_problem(resp, 409, NULL, "the job is deleted");
+        goto out;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "triggering the job");
+        goto out;
+    }
+    rc = store_run_get(req->st, run_id, &run, NULL, NULL);
+    if (rc != 0) {
+        store_fail(resp, rc == SKED_ENOTFOUND ? SKED_EINTERNAL : rc, "reading the new run");
+        goto out;
+    }
+    snprintf(loc, sizeof loc, "/v1/runs/%s", run_id);
+    http_set_header(resp, "Location", loc);
+    http_json(resp, 201, api_run_json(&run, NULL, 0));
+out:
+    store_run_clear(&run);
+}
+
+/* ---- preview ------------------------------------------------------------ */
+
+/* The next n fire times of spec's schedules after now, merged in time
+ * order. On failure answers resp and returns NULL. New reference. */
+static json_t *preview_json(const jobspec_t *spec, size_t n, int64_t now_ms, http_resp_t *resp)
+{
+    size_t ns = spec->nschedules;
+    schedule_t **c = ns ? xcalloc(ns, sizeof *c) : NULL;
+    schedule_fire_t **fires = ns ? xcalloc(ns, sizeof *fires) : NULL;
+    size_t *cnt = ns ? xcalloc(ns, sizeof *cnt) : NULL;
+    size_t *pos = ns ? xcalloc(ns, sizeof *pos) : NULL;
+    json_t *doc = NULL;
+
+    for (size_t i = 0; i < ns; i++) {
+        char err[256] = "";
+        if (schedule_compile(&spec->schedules[i].spec, &c[i], err, sizeof err) != 0) {
+            log_error("api", "preview: schedule %zu does not compile: %s", i, err);
+            http_problem(resp, 500, NULL, "schedule %zu does not compile: %s", i, err);
+            goto out;
+        }
+        fires[i] = xcalloc(n, sizeof *fires[i]);
+        cnt[i] = schedule_preview(c[i], now_ms - 1, fires[i], n);
+    }
+    json_t *arr = json_array();
+    for (size_t k = 0; k < n; k++) {
+        size_t best = ns;
+        for (size_t i = 0; i < ns; i++)
+            if (pos[i] < cnt[i] &&
+                (best == ns || fires[i][pos[i]].utc_ms < fires[best][pos[best]].utc_ms))
+                best = i;
+        if (best == ns) break;
+        const schedule_fire_t *f = &fires[best][pos[best]++];
+        json_t *o = json_object();
+        json_object_set_new(o, "at", api_time_json(f->utc_ms));
+        json_object_set_new(o, "local", json_string(f->local));
+        json_object_set_new(o, "timezone",
+                            json_string(tz_or_utc(spec->schedules[best].spec.timezone)));
+        json_object_set_new(o, "dst_shifted", json_boolean(f->dst_shifted));
+        json_object_set_new(o, "schedule", json_integer((json_int_t)best));
+        json_array_append_new(arr, o);
+    }
+    doc = json_object();
+    json_object_set_new(doc, "fire_times", arr);
+out:
+    for (size_t i = 0; i < ns; i++) {
+        schedule_free(c[i]);
+        free(fires[i]);
+    }
+    free(c);
+    free(fires);
+    free(cnt);
+    free(pos);
+    return doc;
+}
+
+void api_jobs_preview(http_req_t *req, http_resp_t *resp)
+{
+    store_job_t job = {0};
+    jobspec_t spec;
+    jobspec_error_t jerr = {{0}, {0}};
+    json_t *doc = NULL;
+    json_error_t perr;
+    long n = PREVIEW_DEFAULT;
+
+    memset(&spec, 0, sizeof spec);
+    const char *id = api__path_id(req, resp);
+    if (!id) goto out;
+    const char *q = http_query(req, "n");
+    if (q && api__int_param(q, 1, PREVIEW_MAX, &n) != 0) {
+        http_problem(resp, 400, "query.n", "n must be an integer from 1 to %d", PREVIEW_MAX);
+        goto out;
+    }
+    int rc = store_job_get(req->st, id, &job, NULL, NULL);
+    if (rc != 0) {
+        store_fail(resp, rc, "reading the job");
+        goto out;
+    }
+    /* The stored canonical document is re-parsed to get the schedules in
+     * document order, which is what the "schedule" index refers to. */
+    doc = json_loads(nz(job.spec_json), 0, &perr);
+    if (!doc || jobspec_parse(doc, &spec, &jerr) != 0) {
+        log_error("api", "job %s: stored spec does not parse: %s", id, jerr.detail);
+        http_problem(resp, 500, NULL, "the stored job spec does not parse");
+        goto out;
+    }
+    json_t *out = preview_json(&spec, (size_t)n, req->now_ms, resp);
+    if (out) http_json(resp, 200, out);
+out:
+    json_decref(doc);
+    jobspec_free(&spec);
+    store_job_clear(&job);
+}
+
+void api_schedules_preview(http_req_t *req, http_resp_t *resp)
+{
+    json_t *body = NULL, *wrap = NULL;
+    jobspec_t spec;
+    jobspec_error_t jerr = {{0}, {0}};
+    json_int_t n = PREVIEW_DEFAULT;
+    const char *key;
+    json_t *val;
+
+    memset(&spec, 0, sizeof spec);
+    body = http_body_json(req, resp);
+    if (!body) goto out;
+    json_object_foreach(body, key, val)
+    {
+        if (strcmp(key, "schedules") != 0 && strcmp(key, "n") != 0) {
+            http_problem(resp, 400, key, "unknown field '%s'", key);
+            goto out;
+        }
+    }
+    json_t *jn = json_object_get(body, "n");
+    if (jn) {
+        if (!json_is_integer(jn) || json_integer_value(jn) < 1 ||
+            json_integer_value(jn) > PREVIEW_MAX) {
+            http_problem(resp, 400, "n", "n must be an integer from 1 to %d", PREVIEW_MAX);
+            goto out;
+        }
+        n = json_integer_value(jn);
+    }
+    json_t *scheds = json_object_get(body, "schedules");
+    if (!scheds) {
+        http_problem(resp, 400, "schedules", "schedules is required");
+        goto out;
+    }
+    if (json_is_array(scheds) && json_array_size(scheds) == 0) {
+        http_problem(resp, 400, "schedules", "schedules must name at least one schedule");
+        goto out;
+    }
+    /* Validate with jobspec's own rules by previewing a minimal job: its
+     * errors name "schedules[i]...", which are paths into this body too. */
+    wrap =
+        json_pack("{s:s, s:[s], s:O}", "name", "preview", "command", "true", "schedules", scheds);
+    if (!wrap) {
+        http_problem(resp, 500, NULL, "cannot build the preview document");
+        goto out;
+    }
+    if (jobspec_parse(wrap, &spec, &jerr) != 0) {
+        if (strncmp(jerr.field, "schedules", 9) != 0)
+            snprintf(jerr.field, sizeof jerr.field, "schedules");
+        spec_problem(resp, &jerr);
+        goto out;
+    }
+    json_t *doc = preview_json(&spec, (size_t)n, req->now_ms, resp);
+    if (doc) http_json(resp, 200, doc);
+out:
+    jobspec_free(&spec);
+    json_decref(wrap);
+    json_decref(body);
+}

@@ -1,0 +1,157 @@
+/*
+ * JSON renderings of store records shared by the API handlers (a run looks
+ * the same in a list, in GET /v1/runs/{id}, under a job's last_run and in a
+ * trigger answer), plus the small request helpers the jobs and runs
+ * handlers share: strict integer query parameters and path-id checks.
+ * The shapes are the ones docs/api.md specifies.
+ */
+#include "server/api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/id.h"
+#include "common/xalloc.h"
+
+/* Cross-file internals of the API handlers (api_jobs.c, api_runs.c). */
+int api__int_param(const char *s, long min, long max, long *out);
+const char *api__path_id(http_req_t *req, http_resp_t *resp);
+
+json_t *api_time_json(int64_t ms)
+{
+    if (ms < 0) return json_null();
+    char buf[SKED_RFC3339_LEN];
+    clock_format_rfc3339(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+/* A string, or null for NULL/"" (ids that are not set are ""). */
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *attempt_json(const store_attempt_t *a)
+{
+    bool done = a->finished_ms >= 0;
+    json_t *o = json_object();
+    json_object_set_new(o, "n", json_integer(a->n));
+    json_object_set_new(o, "worker_id", str_or_null(a->worker_id));
+    json_object_set_new(o, "started_at", api_time_json(a->started_ms));
+    json_object_set_new(o, "finished_at", api_time_json(a->finished_ms));
+    json_object_set_new(o, "outcome",
+                        done ? str_or_null(attempt_outcome_name(a->outcome)) : json_null());
+    json_object_set_new(o, "exit_code",
+                        a->exit_code >= 0 ? json_integer(a->exit_code) : json_null());
+    json_object_set_new(o, "signal", a->signal > 0 ? json_integer(a->signal) : json_null());
+    json_object_set_new(o, "reason", str_or_null(a->reason));
+    return o;
+}
+
+/* attempts == NULL leaves "attempts" out (lists, last_run); a non-NULL
+ * pointer with nattempts == 0 renders an empty list. */
+json_t *api_run_json(const store_run_t *run, const store_attempt_t *attempts, size_t nattempts)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(run->id));
+    json_object_set_new(o, "job_id", json_string(run->job_id));
+    json_object_set_new(o, "schedule_id", str_or_null(run->schedule_id));
+    json_object_set_new(o, "state", str_or_null(run_state_name(run->state)));
+    json_object_set_new(o, "fire_time", api_time_json(run->fire_ms));
+    json_object_set_new(o, "not_before", api_time_json(run->not_before_ms));
+    json_object_set_new(o, "priority", json_integer(run->priority));
+    json_object_set_new(o, "queue", json_string(run->queue ? run->queue : "default"));
+    json_object_set_new(o, "attempt", json_integer(run->attempt));
+    json_object_set_new(o, "worker_id", str_or_null(run->worker_id));
+    json_object_set_new(o, "lease_expires_at",
+                        run->state == RUN_RUNNING ? api_time_json(run->lease_expires_ms)
+                                                  : json_null());
+    json_object_set_new(o, "cancel_requested", json_boolean(run->cancel_requested));
+    json_object_set_new(o, "created_at", api_time_json(run->created_ms));
+    json_object_set_new(o, "started_at", api_time_json(run->started_ms));
+    json_object_set_new(o, "finished_at", api_time_json(run->finished_ms));
+    json_object_set_new(o, "exit_code",
+                        run->exit_code >= 0 ? json_integer(run->exit_code) : json_null());
+    json_object_set_new(o, "signal", run->signal > 0 ? json_integer(run->signal) : json_null());
+    json_object_set_new(o, "reason", str_or_null(run->reason));
+    json_object_set_new(o, "log_bytes", json_integer(run->log_bytes));
+    json_object_set_new(o, "log_truncated", json_boolean(run->log_truncated));
+    if (attempts || nattempts) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < nattempts; i++)
+            json_array_append_new(arr, attempt_json(&attempts[i]));
+        json_object_set_new(o, "attempts", arr);
+    }
+    return o;
+}
+
+/* "k=v,k2=v2" -> {"k":"v","k2":"v2"} */
+static json_t *labels_json(const char *s)
+{
+    json_t *o = json_object();
+    char *copy = xstrdup(s ? s : "");
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq) *eq = '\0';
+        json_object_set_new(o, tok, json_string(eq ? eq + 1 : ""));
+    }
+    free(copy);
+    return o;
+}
+
+/* "a,b" -> ["a","b"] */
+static json_t *list_json(const char *s)
+{
+    json_t *a = json_array();
+    char *copy = xstrdup(s ? s : "");
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        json_array_append_new(a, json_string(tok));
+    free(copy);
+    return a;
+}
+
+json_t *api_worker_json(const store_worker_t *w)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(w->id));
+    json_object_set_new(o, "name", json_string(w->name ? w->name : ""));
+    json_object_set_new(o, "host", json_string(w->host ? w->host : ""));
+    json_object_set_new(o, "labels", labels_json(w->labels));
+    json_object_set_new(o, "queues", list_json(w->queues));
+    json_object_set_new(o, "slots", json_integer(w->slots));
+    json_object_set_new(o, "running", json_integer(w->running));
+    json_object_set_new(o, "state", str_or_null(worker_state_name(w->state)));
+    json_object_set_new(o, "registered_at", api_time_json(w->registered_ms));
+    json_object_set_new(o, "heartbeat_at", api_time_json(w->heartbeat_ms));
+    return o;
+}
+
+/* Parses a decimal integer in [min, max], all of s. 0, or SKED_EINVAL. */
+int api__int_param(const char *s, long min, long max, long *out)
+{
+    if (!s || !*s) return SKED_EINVAL;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max) return SKED_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* The {id} path parameter if it looks like an id; otherwise answers 404
+ * (field "path.id") and returns NULL. Borrowed from req. */
+const char *api__path_id(http_req_t *req, http_resp_t *resp)
+{
+    const char *id = req->params[0];
+    if (!id || !id_valid(id)) {
+        http_problem(resp, 404, "path.id", "no such resource: '%s' is not a valid id",
+                     id ? id : "");
+        return NULL;
+    }
+    return id;
+}

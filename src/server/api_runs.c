@@ -1,0 +1,314 @@
+/*
+ * The runs API (docs/api.md, "Runs"): list, show with attempts, cancel, and
+ * the log, either as one text/plain answer or, with ?follow=1, as a stream
+ * that lasts until the run is terminal.
+ *
+ * A follower holds no thread while it waits: when it has written all
+ * stored chunks of a run that is still going it calls http_wait(); the
+ * server wakes it whenever the store commits run or log changes (or after
+ * a few seconds) and the handler continues from the (attempt, seq) position
+ * it keeps in req->ctx.
+ */
+#include "server/api.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+/* Internals shared with api_jobs.c; defined in api_render.c. */
+int api__int_param(const char *s, long min, long max, long *out);
+const char *api__path_id(http_req_t *req, http_resp_t *resp);
+
+#define LOG_PAGE       256                               /* chunks read per store call */
+#define FOLLOW_WAIT_NS ((int64_t)2 * 1000 * 1000 * 1000) /* re-check even without a wake-up */
+#define FOLLOW_MAGIC   0x464c4f57u                       /* "FLOW" */
+#define TEXT_PLAIN     "text/plain; charset=utf-8"
+
+static void store_fail(http_resp_t *resp, int rc, const char *what)
+{
+    if (rc == SKED_ENOTFOUND) {
+        http_problem(resp, 404, "path.id", "no such run");
+        return;
+    }
+    log_error("api", "%s: %s", what, sked_strerror(rc));
+    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+}
+
+void api_runs_list(http_req_t *req, http_resp_t *resp)
+{
+    store_run_filter_t f = {.since_ms = INT64_MIN, .until_ms = INT64_MAX};
+    store_run_t *runs = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    long limit = 100;
+    run_state_t rs;
+
+    const char *q = http_query(req, "limit");
+    if (q && api__int_param(q, 1, 1000, &limit) != 0) {
+        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        goto out;
+    }
+    f.limit = (int)limit;
+    f.job_id = http_query(req, "job_id");
+    if (f.job_id && !id_valid(f.job_id)) {
+        http_problem(resp, 400, "query.job_id", "'%s' is not a job id", f.job_id);
+        goto out;
+    }
+    f.state = http_query(req, "state");
+    if (f.state && run_state_parse(f.state, &rs) != 0) {
+        http_problem(resp, 400, "query.state",
+                     "state must be one of scheduled, waiting, pending, running, succeeded, "
+                     "failed, canceled, skipped");
+        goto out;
+    }
+    q = http_query(req, "since");
+    if (q && clock_parse_rfc3339(q, &f.since_ms) != 0) {
+        http_problem(resp, 400, "query.since", "since must be an RFC 3339 time");
+        goto out;
+    }
+    q = http_query(req, "until");
+    if (q && clock_parse_rfc3339(q, &f.until_ms) != 0) {
+        http_problem(resp, 400, "query.until", "until must be an RFC 3339 time");
+        goto out;
+    }
+    f.cursor = http_query(req, "cursor");
+
+    int rc = store_run_list(req->st, &f, &runs, &n, &next);
+    if (rc == SKED_EINVAL && f.cursor) {
+        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        goto out;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "listing runs");
+        goto out;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, api_run_json(&runs[i], NULL, 0));
+    json_t *doc = json_object();
+    json_object_set_new(doc, "items", items);
+    json_object_set_new(doc, "next_cursor", next ? json_string(next) : json_null());
+    http_json(resp, 200, doc);
+out:
+    for (size_t i = 0; i < n; i++)
+        store_run_clear(&runs[i]);
+    free(runs);
+    free(next);
+}
+
+/* Answers run id with its attempts. */
+static void answer_run(http_req_t *req, http_resp_t *resp, const char *id, int status)
+{
+    static const store_attempt_t none; /* makes an empty "attempts" list render */
+    store_run_t run = {0};
+    store_attempt_t *att = NULL;
+    size_t na = 0;
+
+    int rc = store_run_get(req->st, id, &run, &att, &na);
+    if (rc != 0) {
+        store_fail(resp, rc, "reading the run");
+        goto out;
+    }
+    http_json(resp, status, api_run_json(&run, att ? att : &none, na));
+out:
+    for (size_t i = 0; i < na; i++)
+        store_attempt_clear(&att[i]);
+    free(att);
+    store_run_clear(&run);
+}
+
+void api_runs_get(http_req_t *req, http_resp_t *resp)
+{
+    const char *id = api__path_id(req, resp);
+    if (id) answer_run(req, resp, id, 200);
+}
+
+void api_runs_cancel(http_req_t *req, http_resp_t *resp)
+{
+    char *reason = NULL;
+    store_run_t run = {0};
+    const char *id = api__path_id(req, resp);
+    if (!id) return;
+
+    reason = xasprintf("canceled by %s", req->who && req->who->name ? req->who->name : "api");
+    int rc = store_run_cancel(req->st, id, reason, req->now_ms);
+    if (rc == SKED_ECONFLICT) {
+        const char *state = "finished";
+        if (store_run_get(req->st, id, &run, NULL, NULL) == 0) state = run_state_name(run.state);
+        http_problem(resp, 409, NULL, "the run is already %s", state);
+        goto out;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "canceling the run");
+        goto out;
+    }
+    log_info("api", "run %s: %s", id, reason);
+    answer_run(req, resp, id, 200);
+out:
+    store_run_clear(&run);
+    free(reason);
+}
+
+/* ---- log ---------------------------------------------------------------- */
+
+/* Where a log reader is; kept in req->ctx across waits when following. */
+struct follow {
+    unsigned magic;
+    char run_id[SKED_ID_LEN];
+    int only_attempt;  /* 0 = all attempts */
+    int after_attempt; /* position of the last chunk written ... */
+    int64_t after_seq; /* ... (0, -1) = start */
+    int prev_attempt;  /* attempt of the last chunk written (for "[sked] attempt N") */
+    bool line_start;   /* the text written so far ends a line */
+};
+
+/* A line of sked's own, on a line of its own. */
+static void note(struct follow *f, buf_t *out, const char *text, size_t len)
+{
+    if (!f->line_start) buf_puts(out, "\n");
+    while (len > 0 && text[len - 1] == '\n')
+        len--;
+    buf_puts(out, "[sked] ");
+    buf_append(out, text, len);
+    buf_puts(out, "\n");
+    f->line_start = true;
+}
+
+/* Appends the rendering of every chunk after f's position to out and
+ * advances the position. */
+static int read_log(store_t *st, struct follow *f, buf_t *out)
+{
+    for (;;) {
+        store_log_chunk_t *ch = NULL;
+        size_t n = 0;
+        int rc = store_log_read(st, f->run_id, f->only_attempt, f->after_attempt, f->after_seq,
+                                LOG_PAGE, &ch, &n);
+        if (rc != 0) return rc;
+        for (size_t i = 0; i < n; i++) {
+            const store_log_chunk_t *c = &ch[i];
+            if (c->attempt != f->prev_attempt) {
+                char hdr[32];
+                int len = snprintf(hdr, sizeof hdr, "attempt %d", c->attempt);
+                note(f, out, hdr, (size_t)len);
+                f->prev_attempt = c->attempt;
+            }
+            if (c->stream == 0) {
+                note(f, out, c->data ? c->data : "", c->len);
+            } else if (c->len > 0) {
+                buf_append(out, c->data, c->len);
+                f->line_start = c->data[c->len - 1] == '\n';
+            }
+            f->after_attempt = c->attempt;
+            f->after_seq = c->seq;
+        }
+        for (size_t i = 0; i < n; i++)
+            store_log_chunk_clear(&ch[i]);
+        free(ch);
+        if (n < LOG_PAGE) return 0;
+    }
+}
+
+static void follow_free(void *p)
+{
+    free(p);
+}
+
+/* First call: validates the request. On success returns a new reader
+ * (caller frees) and sets *follow; otherwise answers resp, returns NULL. */
+static struct follow *start_log(http_req_t *req, http_resp_t *resp, bool *follow)
+{
+    store_run_t run = {0};
+    struct follow *f = NULL;
+    long attempt = 0;
+
+    const char *id = api__path_id(req, resp);
+    if (!id) goto out;
+    const char *q = http_query(req, "attempt");
+    if (q && api__int_param(q, 1, 1000000, &attempt) != 0) {
+        http_problem(resp, 400, "query.attempt", "attempt must be a positive integer");
+        goto out;
+    }
+    q = http_query(req, "follow");
+    *follow = false;
+    if (q && (!strcmp(q, "1") || !strcmp(q, "true"))) {
+        *follow = true;
+    } else if (q && strcmp(q, "0") != 0 && strcmp(q, "false") != 0) {
+        http_problem(resp, 400, "query.follow", "follow must be 1 or 0");
+        goto out;
+    }
+    int rc = store_run_get(req->st, id, &run, NULL, NULL);
+    if (rc != 0) {
+        store_fail(resp, rc, "reading the run");
+        goto out;
+    }
+    f = xcalloc(1, sizeof *f);
+    f->magic = FOLLOW_MAGIC;
+    snprintf(f->run_id, sizeof f->run_id, "%s", id);
+    f->only_attempt = (int)attempt;
+    f->after_seq = -1;
+    /* Output starts in attempt 1 (or the one asked for); a header marks
+     * every later attempt, including when the first attempts wrote nothing. */
+    f->prev_attempt = attempt ? (int)attempt : 1;
+    f->line_start = true;
+out:
+    store_run_clear(&run);
+    return f;
+}
+
+void api_runs_log(http_req_t *req, http_resp_t *resp)
+{
+    struct follow *f = req->ctx;
+    buf_t out = BUF_INIT;
+    store_run_t run = {0};
+
+    if (!f) {
+        bool follow = false;
+        f = start_log(req, resp, &follow);
+        if (!f) goto out;
+        if (!follow) {
+            int rc = read_log(req->st, f, &out);
+            free(f);
+            if (rc != 0) {
+                store_fail(resp, rc, "reading the log");
+                goto out;
+            }
+            http_text(resp, 200, TEXT_PLAIN, out.data ? out.data : "", out.len);
+            goto out;
+        }
+        req->ctx = f;
+        req->ctx_free = follow_free;
+        http_stream_begin(resp, 200, TEXT_PLAIN);
+    }
+    assert(f->magic == FOLLOW_MAGIC);
+
+    /* The state is read before the chunks: a worker ships an attempt's
+     * output before it completes the attempt, so once the run is seen
+     * terminal everything it wrote is in the read that follows. */
+    int rc = store_run_get(req->st, f->run_id, &run, NULL, NULL);
+    if (rc != 0) { /* deleted or pruned while followed */
+        http_stream_end(resp);
+        goto out;
+    }
+    bool done = run_state_terminal(run.state);
+    rc = read_log(req->st, f, &out);
+    if (out.len > 0) http_stream_write(resp, out.data, out.len);
+    if (rc != 0) {
+        log_warn("api", "following the log of %s: %s", f->run_id, sked_strerror(rc));
+        http_stream_end(resp);
+    } else if (done) {
+        http_stream_end(resp);
+    } else {
+        http_wait(resp, clock_mono_ns() + FOLLOW_WAIT_NS);
+    }
+out:
+    store_run_clear(&run);
+    buf_free(&out);
+}

@@ -1,0 +1,620 @@
+/*
+ * The worker pool and the worker protocol (docs/api.md, "Workers and the
+ * worker protocol"): register, heartbeat, claim, attempt logs and
+ * completions, plus the pool listing and drain for people.
+ *
+ * Claims long-poll without holding a thread: with nothing claimable the
+ * handler http_wait()s until the earliest of the client's wait deadline
+ * and the moment the next materialised run becomes due
+ * (store_next_claimable_ms), and is woken at once by any commit that may
+ * have made work claimable. A wake-up resumes every idle worker, so a
+ * resumed claim first asks the store cheaply whether anything is due at
+ * all before it spends a write on a claim.
+ *
+ * Every input is validated and rejected with problem+json naming the
+ * field; a rejected request changes nothing.
+ */
+#include "server/api.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "core/duration.h"
+#include "core/jobspec.h"
+
+/* Internals shared by the API handlers; defined in api_render.c. */
+int api__int_param(const char *s, long min, long max, long *out);
+const char *api__path_id(http_req_t *req, http_resp_t *resp);
+
+#define CLAIM_MAX         100         /* runs per claim */
+#define CLAIM_WAIT_MAX_MS (30 * 1000) /* longest long-poll */
+#define HELD_MAX          10000       /* runs reported in one heartbeat */
+#define QUEUES_MAX        64
+#define LABELS_MAX        64
+#define HOST_MAX          255
+#define REASON_MAX        1000
+#define SLOTS_MAX         4096
+#define CLAIM_MAGIC       0x434c4149u /* "CLAI" */
+
+/* What a waiting claim keeps across its handler calls. */
+struct claim_ctx {
+    uint32_t magic;
+    int max;
+    int64_t deadline_ns; /* monotonic: when to give up and answer no runs */
+};
+
+/* ---- validation helpers ------------------------------------------------- */
+
+/* The body as an object; an empty body counts as {} (heartbeats and claims
+ * may send none). NULL with resp filled on error. New reference. */
+static json_t *body_or_empty(http_req_t *req, http_resp_t *resp)
+{
+    if (!req->body_len) return json_object();
+    return http_body_json(req, resp);
+}
+
+/* Rejects members of o not in allowed (NULL-terminated). prefix names o's
+ * place in the body ("" for the top level, "runs[2]." inside). */
+static bool known_fields(json_t *o, const char *const *allowed, const char *prefix,
+                         http_resp_t *resp)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = !strcmp(*a, k);
+        if (!ok) {
+            char field[256];
+            snprintf(field, sizeof field, "%s%.200s", prefix, k);
+            http_problem(resp, 400, field, "unknown field '%.200s'", k);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A name-like token: 1..max bytes, no control characters, and none of the
+ * separators the store's "k=v,k2" encodings use. */
+static bool token_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max) return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == ',' || *p == '=') return false;
+    return true;
+}
+
+/* An optional integer member in [min, max]: absent or null leaves *out. */
+static bool opt_int(json_t *o, const char *key, long long min, long long max, long long *out,
+                    http_resp_t *resp)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        http_problem(resp, 400, key, "%s must be an integer from %lld to %lld", key, min, max);
+        return false;
+    }
+    *out = json_integer_value(v);
+    return true;
+}
+
+static void store_fail(http_resp_t *resp, int rc, const char *what)
+{
+    if (rc == SKED_ENOTFOUND) {
+        http_problem(resp, 404, "path.id", "no such %s", what);
+        return;
+    }
+    log_error("api", "%s: %s", what, sked_strerror(rc));
+    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* ---- register, list, drain --------------------------------------------- */
+
+/* queues: array of tokens -> "a,b" (new string in *out). */
+static bool parse_queues(json_t *v, char **out, http_resp_t *resp)
+{
+    buf_t b = BUF_INIT;
+    size_t i;
+    json_t *q;
+    if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > QUEUES_MAX) {
+        http_problem(resp, 400, "queues", "queues must be an array of 1 to %d queue names",
+                     QUEUES_MAX);
+        return false;
+    }
+    json_array_foreach(v, i, q)
+    {
+        if (!json_is_string(q) || !token_ok(json_string_value(q), JOBSPEC_NAME_MAX)) {
+            char field[32];
+            snprintf(field, sizeof field, "queues[%zu]", i);
+            http_problem(resp, 400, field,
+                         "a queue name is 1 to %d bytes without control characters, ',' or '='",
+                         JOBSPEC_NAME_MAX);
+            buf_free(&b);
+            return false;
+        }
+        buf_printf(&b, "%s%s", i ? "," : "", json_string_value(q));
+    }
+    *out = buf_steal(&b);
+    return true;
+}
+
+/* labels: {"k":"v"} -> "k=v,k2=v2" sorted by key (new string in *out). */
+static bool parse_labels(json_t *v, char **out, http_resp_t *resp)
+{
+    const char *k;
+    json_t *val;
+    const char **keys = NULL;
+    size_t n = 0;
+    buf_t b = BUF_INIT;
+    bool ok = false;
+
+    if (!json_is_object(v) || json_object_size(v) > LABELS_MAX) {
+        http_problem(resp, 400, "labels", "labels must be an object of at most %d string values",
+                     LABELS_MAX);
+        goto out;
+    }
+    keys = xcalloc(json_object_size(v) + 1, sizeof *keys);
+    json_object_foreach(v, k, val)
+    {
+        char field[256];
+        snprintf(field, sizeof field, "labels.%.200s", k);
+        if (!token_ok(k, JOBSPEC_NAME_MAX)) {
+            http_problem(resp, 400, field,
+                         "a label key is 1 to %d bytes without control characters, ',' or '='",
+                         JOBSPEC_NAME_MAX);
+            goto out;
+        }
+        if (!json_is_string(val) ||
+            (*json_string_value(val) && !token_ok(json_string_value(val), JOBSPEC_NAME_MAX))) {
+            http_problem(resp, 400, field,
+                         "a label value is a string of at most %d bytes without control "
+                         "characters, ',' or '='",
+                         JOBSPEC_NAME_MAX);
+            goto out;
+        }
+        keys[n++] = k;
+    }
+    /* Sorted, so that the store and constraint matching see one spelling. */
+    qsort(keys, n, sizeof *keys, cmp_str);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s%s=%s", i ? "," : "", keys[i],
+                   json_string_value(json_object_get(v, keys[i])));
+    *out = buf_steal(&b);
+    ok = true;
+out:
+    free(keys);
+    buf_free(&b);
+    return ok;
+}
+
+void api_workers_register(http_req_t *req, http_resp_t *resp)
+{
+    static const char *const fields[] = {"name", "host", "slots", "queues", "labels", NULL};
+    const server_config_t *cfg = server_config(req->srv);
+    store_worker_t w;
+    json_t *body = NULL, *v;
+    long long slots = 1;
+    char lease[32], hb[32];
+    memset(&w, 0, sizeof w);
+
+    if (!(body = body_or_empty(req, resp))) goto out;
+    if (!known_fields(body, fields, "", resp)) goto out;
+    v = json_object_get(body, "name");
+    if (!json_is_string(v) || !token_ok(json_string_value(v), JOBSPEC_NAME_MAX)) {
+        http_problem(resp, 400, "name",
+                     "name is required: 1 to %d bytes without control characters, ',' or '='",
+                     JOBSPEC_NAME_MAX);
+        goto out;
+    }
+    w.name = xstrdup(json_string_value(v));
+    v = json_object_get(body, "host");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) ||
+            (*json_string_value(v) && !token_ok(json_string_value(v), HOST_MAX))) {
+            http_problem(resp, 400, "host", "host must be a string of at most %d bytes", HOST_MAX);
+            goto out;
+        }
+        w.host = xstrdup(json_string_value(v));
+    } else {
+        w.host = xstrdup("");
+    }
+    if (!opt_int(body, "slots", 1, SLOTS_MAX, &slots, resp)) goto out;
+    w.slots = (int)slots;
+    v = json_object_get(body, "queues");
+    if (v && !json_is_null(v)) {
+        if (!parse_queues(v, &w.queues, resp)) goto out;
+    } else {
+        w.queues = xstrdup("default");
+    }
+    v = json_object_get(body, "labels");
+    if (v && !json_is_null(v)) {
+        if (!parse_labels(v, &w.labels, resp)) goto out;
+    } else {
+        w.labels = xstrdup("");
+    }
+    w.state = WORKER_ACTIVE;
+    w.registered_ms = w.heartbeat_ms = req->now_ms;
+
+    int rc = store_worker_register(req->st, &w, req->now_ms);
+    if (rc < 0) {
+        store_fail(resp, rc, "register worker");
+        goto out;
+    }
+    log_info("api", "worker %s registered as %s (%d slots, queues %s)", w.name, w.id, w.slots,
+             w.queues);
+    duration_format(cfg->lease_ms, lease, sizeof lease);
+    duration_format(cfg->heartbeat_ms, hb, sizeof hb);
+    char *loc = xasprintf("/v1/workers/%s", w.id);
+    http_json(resp, 201,
+              json_pack("{s:s, s:s, s:s}", "id", w.id, "lease", lease, "heartbeat_interval", hb));
+    http_set_header(resp, "Location", loc);
+    free(loc);
+out:
+    json_decref(body);
+    store_worker_clear(&w);
+}
+
+void api_workers_list(http_req_t *req, http_resp_t *resp)
+{
+    store_worker_t *ws = NULL;
+    size_t n = 0;
+    int rc = store_worker_list(req->st, &ws, &n);
+    if (rc < 0) {
+        store_fail(resp, rc, "list workers");
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(items, api_worker_json(&ws[i]));
+        store_worker_clear(&ws[i]);
+    }
+    free(ws);
+    http_json(resp, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+}
+
+void api_workers_drain(http_req_t *req, http_resp_t *resp)
+{
+    store_worker_t w;
+    const char *id = api__path_id(req, resp);
+    memset(&w, 0, sizeof w);
+    if (!id) return;
+    int rc = store_worker_drain(req->st, id, req->now_ms);
+    if (rc == 0) rc = store_worker_get(req->st, id, &w);
+    if (rc < 0) {
+        store_fail(resp, rc, "worker");
+        return;
+    }
+    log_info("api", "worker %s (%s) is draining", w.id, w.name ? w.name : "");
+    http_json(resp, 200, api_worker_json(&w));
+    store_worker_clear(&w);
+}
+
+/* ---- heartbeat ---------------------------------------------------------- */
+
+void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
+{
+    static const char *const fields[] = {"runs", NULL};
+    static const char *const run_fields[] = {"run_id", "fence", NULL};
+    const server_config_t *cfg = server_config(req->srv);
+    json_t *body = NULL, *runs, *item;
+    store_held_t *held = NULL;
+    size_t n = 0, i;
+    bool draining = false;
+    char field[64], prefix[48];
+
+    const char *id = api__path_id(req, resp);
+    if (!id) goto out;
+    if (!(body = body_or_empty(req, resp))) goto out;
+    if (!known_fields(body, fields, "", resp)) goto out;
+    runs = json_object_get(body, "runs");
+    if (runs && !json_is_null(runs)) {
+        if (!json_is_array(runs) || json_array_size(runs) > HELD_MAX) {
+            http_problem(resp, 400, "runs", "runs must be an array of at most %d entries",
+                         HELD_MAX);
+            goto out;
+        }
+        n = json_array_size(runs);
+        held = xcalloc(n ? n : 1, sizeof *held);
+        json_array_foreach(runs, i, item)
+        {
+            snprintf(prefix, sizeof prefix, "runs[%zu].", i);
+            if (!json_is_object(item)) {
+                snprintf(field, sizeof field, "runs[%zu]", i);
+                http_problem(resp, 400, field, "each entry is {\"run_id\", \"fence\"}");
+                goto out;
+            }
+            if (!known_fields(item, run_fields, prefix, resp)) goto out;
+            json_t *rid = json_object_get(item, "run_id");
+            json_t *fence = json_object_get(item, "fence");
+            if (!json_is_string(rid) || !id_valid(json_string_value(rid))) {
+                snprintf(field, sizeof field, "runs[%zu].run_id", i);
+                http_problem(resp, 400, field, "run_id must be a run id");
+                goto out;
+            }
+            if (!json_is_integer(fence) || json_integer_value(fence) < 0) {
+                snprintf(field, sizeof field, "runs[%zu].fence", i);
+                http_problem(resp, 400, field, "fence must be a non-negative integer");
+                goto out;
+            }
+            held[i].run_id = json_string_value(rid);
+            held[i].fence = json_integer_value(fence);
+            held[i].keep = true;
+        }
+    }
+
+    int rc = store_heartbeat(req->st, id, held, n, cfg->lease_ms, req->now_ms, &draining);
+    if (rc == SKED_ENOTFOUND) {
+        http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
+        goto out;
+    }
+    if (rc < 0) {
+        store_fail(resp, rc, "heartbeat");
+        goto out;
+    }
+    json_t *stop = json_array();
+    for (i = 0; i < n; i++)
+        if (!held[i].keep)
+            json_array_append_new(stop, json_pack("{s:s, s:I}", "run_id", held[i].run_id, "fence",
+                                                  (json_int_t)held[i].fence));
+    http_json(resp, 200, json_pack("{s:b, s:o}", "draining", draining, "stop", stop));
+out:
+    free(held);
+    json_decref(body);
+}
+
+/* ---- claim -------------------------------------------------------------- */
+
+static json_t *claimed_json(const store_claimed_t *c)
+{
+    char tmo[32];
+    json_t *spec = c->spec_json ? json_loads(c->spec_json, 0, NULL) : NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "run_id", json_string(c->run.id));
+    json_object_set_new(o, "job_id", json_string(c->run.job_id));
+    json_object_set_new(o, "job_name", json_string(c->job_name));
+    json_object_set_new(o, "attempt", json_integer(c->run.attempt));
+    json_object_set_new(o, "fence", json_integer(c->run.fence));
+    json_object_set_new(o, "fire_time", api_time_json(c->run.fire_ms));
+    json_object_set_new(o, "lease_expires_at", api_time_json(c->run.lease_expires_ms));
+    if (c->timeout_ms > 0) {
+        duration_format(c->timeout_ms, tmo, sizeof tmo);
+        json_object_set_new(o, "timeout", json_string(tmo));
+    } else {
+        json_object_set_new(o, "timeout", json_null());
+    }
+    if (!spec) log_error("api", "run %s: stored job spec does not parse", c->run.id);
+    json_object_set_new(o, "spec", spec ? spec : json_null());
+    return o;
+}
+
+/* Claims for worker id. Returns 1 and answers when runs were claimed, 0
+ * when none, -1 after answering an error. */
+static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max)
+{
+    const server_config_t *cfg = server_config(req->srv);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    int rc = store_claim(req->st, id, max, cfg->lease_ms, req->now_ms, &cl, &n);
+    if (rc == SKED_ENOTFOUND) {
+        http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
+        return -1;
+    }
+    if (rc < 0) {
+        store_fail(resp, rc, "claim");
+        return -1;
+    }
+    if (n == 0) {
+        free(cl);
+        return 0;
+    }
+    json_t *runs = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(runs, claimed_json(&cl[i]));
+        store_claimed_clear(&cl[i]);
+    }
+    free(cl);
+    http_json(resp, 200, json_pack("{s:o}", "runs", runs));
+    return 1;
+}
+
+static void answer_none(http_resp_t *resp)
+{
+    http_json(resp, 200, json_pack("{s:[]}", "runs"));
+}
+
+void api_workers_claim(http_req_t *req, http_resp_t *resp)
+{
+    static const char *const fields[] = {"max", "wait", NULL};
+    struct claim_ctx *cc = req->ctx;
+    json_t *body = NULL;
+    int64_t next = -2; /* store_next_claimable_ms, once asked */
+    int got;
+
+    const char *id = api__path_id(req, resp);
+    if (!id) goto out;
+    if (!cc) {
+        long long max = 1;
+        int64_t wait_ms = 0;
+        if (!(body = body_or_empty(req, resp))) goto out;
+        if (!known_fields(body, fields, "", resp)) goto out;
+        if (!opt_int(body, "max", 1, CLAIM_MAX, &max, resp)) goto out;
+        json_t *w = json_object_get(body, "wait");
+        if (w && !json_is_null(w)) {
+            if (!json_is_string(w) || duration_parse(json_string_value(w), &wait_ms) != 0 ||
+                wait_ms > CLAIM_WAIT_MAX_MS) {
+                http_problem(resp, 400, "wait",
+                             "wait must be a duration from \"0s\" to \"30s\", e.g. \"30s\"");
+                goto out;
+            }
+        }
+        cc = xcalloc(1, sizeof *cc);
+        cc->magic = CLAIM_MAGIC;
+        cc->max = (int)max;
+        cc->deadline_ns = clock_mono_ns() + wait_ms * 1000000;
+        req->ctx = cc;
+        req->ctx_free = free;
+        got = try_claim(req, resp, id, cc->max);
+    } else {
+        assert(cc->magic == CLAIM_MAGIC);
+        /* A wake-up resumes every idle worker at once; only those that can
+         * possibly get something spend a write on a claim. */
+        next = store_next_claimable_ms(req->st);
+        got = next >= 0 && next <= req->now_ms ? try_claim(req, resp, id, cc->max) : 0;
+    }
+    if (got != 0) goto out;
+
+    /* Timed out: the wait is over, or a materialised run became due and
+     * someone else got it, or the server is stopping. Either way answer
+     * now; the worker simply asks again. */
+    int64_t now_ns = clock_mono_ns();
+    if (req->timed_out || now_ns >= cc->deadline_ns) {
+        answer_none(resp);
+        goto out;
+    }
+    int64_t until = cc->deadline_ns;
+    if (next == -2) next = store_next_claimable_ms(req->st);
+    /* Runs are materialised ahead with a future not_before: be back the
+     * moment the earliest becomes due, without anyone waking us (a
+     * millisecond late rather than early, as the wall clock then says). */
+    if (next > req->now_ms) {
+        int64_t due_ns = now_ns + (next - req->now_ms + 1) * 1000000;
+        if (due_ns < until) until = due_ns;
+    }
+    http_wait(resp, until);
+out:
+    json_decref(body);
+}
+
+/* ---- attempts: log and complete ---------------------------------------- */
+
+/* The {n} path parameter: an attempt number. */
+static bool attempt_param(http_req_t *req, http_resp_t *resp, int *n)
+{
+    long v;
+    if (api__int_param(req->params[1], 1, INT_MAX, &v) != 0) {
+        http_problem(resp, 400, "path.n", "the attempt number must be a positive integer");
+        return false;
+    }
+    *n = (int)v;
+    return true;
+}
+
+static bool query_int(http_req_t *req, http_resp_t *resp, const char *key, long min, long max,
+                      bool required, long *out)
+{
+    char field[32];
+    const char *s = http_query(req, key);
+    snprintf(field, sizeof field, "query.%s", key);
+    if (!s) {
+        if (!required) return true;
+        http_problem(resp, 400, field, "the query parameter '%s' is required", key);
+        return false;
+    }
+    if (api__int_param(s, min, max, out) != 0) {
+        http_problem(resp, 400, field, "%s must be an integer from %ld to %ld", key, min, max);
+        return false;
+    }
+    return true;
+}
+
+void api_attempts_log(http_req_t *req, http_resp_t *resp)
+{
+    int n;
+    long fence, seq, stream = 1;
+    const char *id = api__path_id(req, resp);
+    if (!id || !attempt_param(req, resp, &n)) return;
+    if (!query_int(req, resp, "fence", 0, LONG_MAX, true, &fence)) return;
+    if (!query_int(req, resp, "seq", 0, LONG_MAX, true, &seq)) return;
+    if (!query_int(req, resp, "stream", 1, 2, false, &stream)) return;
+    int rc = store_log_append(req->st, id, n, fence, seq, (int)stream, req->body, req->body_len,
+                              req->now_ms);
+    if (rc == SKED_ESTALE) {
+        http_problem(resp, 409, "query.fence",
+                     "stale fencing token: attempt %d of run %s is no longer held with fence %ld",
+                     n, id, fence);
+        return;
+    }
+    if (rc < 0) {
+        store_fail(resp, rc, "run");
+        return;
+    }
+    http_empty(resp, 204);
+}
+
+void api_attempts_complete(http_req_t *req, http_resp_t *resp)
+{
+    static const char *const fields[] = {"fence", "outcome", "exit_code", "signal", "reason", NULL};
+    json_t *body = NULL, *v;
+    store_result_t res = {.exit_code = -1, .signal = 0, .reason = NULL};
+    store_run_t run;
+    long long fence = -1, exit_code = -1, sig = 0;
+    int n;
+    memset(&run, 0, sizeof run);
+
+    const char *id = api__path_id(req, resp);
+    if (!id || !attempt_param(req, resp, &n)) goto out;
+    if (!(body = http_body_json(req, resp))) goto out;
+    if (!known_fields(body, fields, "", resp)) goto out;
+    v = json_object_get(body, "fence");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        http_problem(resp, 400, "fence",
+                     "fence is required: the non-negative integer the "
+                     "claim handed out");
+        goto out;
+    }
+    fence = json_integer_value(v);
+    v = json_object_get(body, "outcome");
+    if (!json_is_string(v) || attempt_outcome_parse(json_string_value(v), &res.outcome) != 0 ||
+        res.outcome == ATTEMPT_LOST) {
+        /* "lost" is the server's verdict on a silent worker, never a report. */
+        http_problem(resp, 400, "outcome",
+                     "outcome is required: succeeded, failed, timeout or canceled");
+        goto out;
+    }
+    if (!opt_int(body, "exit_code", 0, 255, &exit_code, resp)) goto out;
+    if (!opt_int(body, "signal", 1, 127, &sig, resp)) goto out;
+    res.exit_code = (int)exit_code;
+    res.signal = (int)sig;
+    v = json_object_get(body, "reason");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) > REASON_MAX) {
+            http_problem(resp, 400, "reason", "reason must be a string of at most %d bytes",
+                         REASON_MAX);
+            goto out;
+        }
+        res.reason = json_string_value(v);
+    }
+
+    int rc = store_complete(req->st, id, n, fence, &res, req->now_ms);
+    if (rc == SKED_ESTALE) {
+        http_problem(resp, 409, "fence",
+                     "stale fencing token: attempt %d of run %s is no longer held with fence %lld",
+                     n, id, fence);
+        goto out;
+    }
+    if (rc == 0) rc = store_run_get(req->st, id, &run, NULL, NULL);
+    if (rc < 0) {
+        store_fail(resp, rc, "run");
+        goto out;
+    }
+    http_json(resp, 200, json_pack("{s:s}", "state", run_state_name(run.state)));
+out:
+    store_run_clear(&run);
+    json_decref(body);
+}

@@ -1,0 +1,1077 @@
+/*
+ * The HTTP layer: libmicrohttpd glue between sockets and the API handlers
+ * of routes.c (see http.h for what handlers see).
+ *
+ * One microhttpd daemon with a pool of event-driven threads (epoll) serves
+ * every connection. A request is read into a per-request `struct conn`
+ * (microhttpd's con_cls): first the headers, where routing, the body-size
+ * check and authentication happen so bad requests are refused before their
+ * body is read; then the body, accumulated up to HTTP_BODY_MAX; then the
+ * handler runs.
+ *
+ * Waiting holds no thread: a handler that calls http_wait() has its
+ * connection suspended (MHD_suspend_connection) and parked in a min-heap
+ * ordered by deadline. server_wake() resumes every parked connection; a
+ * timer thread resumes those whose deadline passes. microhttpd then calls
+ * back into us for the resumed connection (the access handler for a plain
+ * response, the content reader for a stream) and the handler runs again.
+ *
+ * Lock order: http_daemon.mu is taken before any microhttpd-internal lock
+ * (we call MHD_suspend_connection/MHD_resume_connection with mu held), and
+ * microhttpd never calls us while holding one of its own locks that we
+ * could wait for, so the order cannot invert.
+ */
+#include "server/http.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/auth.h"
+
+/* Internal to src/server: the daemon as server.c drives it. (These belong
+ * in a server-private header; server.c repeats them.) */
+typedef struct http_daemon http_daemon_t;
+http_daemon_t *http__new(server_t *srv, store_t *st);
+int http__listen(http_daemon_t *d, const char *listen, int threads);
+int http__check_listen(const char *listen);
+const char *http__url(const http_daemon_t *d);
+void http__wake(http_daemon_t *d);
+void http__stop(http_daemon_t *d);
+void http__free(http_daemon_t *d);
+
+#define CONN_MAGIC     0x736b6443u /* "skdC" */
+#define MAX_SEGS       16          /* no route has more path segments than this */
+#define STREAM_BLOCK   16384
+#define CONN_TIMEOUT_S 120 /* idle connections; suspended ones never time out */
+#define STOP_DRAIN_S   5   /* how long server_stop lets requests finish */
+
+enum wstate {
+    W_NONE = 0, /* running or idle */
+    W_PARKED,   /* suspended, in the heap */
+    W_WOKEN,    /* resumed by server_wake */
+    W_EXPIRED   /* resumed by its deadline (or by shutdown) */
+};
+
+enum park_result { PARK_OK, PARK_WOKEN, PARK_EXPIRED, PARK_REFUSED };
+
+struct hdr {
+    char *name;
+    char *value;
+};
+
+struct http_resp {
+    int status;  /* 0 = nothing set yet */
+    char *ctype; /* owned */
+    char *body;  /* owned */
+    size_t body_len;
+    struct hdr *hdrs; /* owned, nhdrs entries */
+    size_t nhdrs;
+    bool wait;           /* the handler asked to wait */
+    int64_t deadline_ns; /* monotonic */
+    bool stream;         /* body produced by repeated handler calls */
+    bool stream_end;
+    buf_t out;      /* stream bytes not yet handed to microhttpd */
+    size_t out_off; /* bytes of out already handed over */
+};
+
+typedef struct conn {
+    uint32_t magic;
+    http_daemon_t *d;
+    struct MHD_Connection *mc;
+    http_req_t req;
+    http_resp_t resp;
+    const http_route_t *route;
+    char *pathbuf; /* the path split into NUL-separated segments */
+    buf_t body;
+    bool too_big;      /* body exceeded HTTP_BODY_MAX: discard, answer 413 */
+    bool queued;       /* a response has been queued */
+    bool ran;          /* the handler ran at least once */
+    bool stop_seen;    /* it was already told the server is stopping */
+    store_token_t tok; /* the caller's token record (who points into it) */
+    http_principal_t who;
+    enum wstate wstate; /* guarded by d->mu */
+    int64_t park_deadline_ns;
+    uint64_t gen; /* d->gen when the handler last started */
+} conn_t;
+
+struct http_daemon {
+    server_t *srv;
+    store_t *st;
+    struct MHD_Daemon *mhd;
+    MHD_socket listen_fd; /* from quiesce; closed after MHD_stop_daemon */
+    char *url;
+    pthread_mutex_t mu;
+    pthread_cond_t timer_cv; /* CLOCK_MONOTONIC */
+    pthread_cond_t idle_cv;  /* signalled when active drops to 0 */
+    conn_t **heap;           /* parked connections, min-heap on park_deadline_ns */
+    size_t nheap, capheap;
+    _Atomic uint64_t gen; /* bumped (under mu) by every wake */
+    bool stopping;
+    bool timer_quit;
+    bool timer_started;
+    pthread_t timer;
+    size_t active; /* requests begun and not yet completed */
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static const char *reason_phrase(int status)
+{
+    const char *r = MHD_get_reason_phrase_for((unsigned)status);
+    return r && *r ? r : "Unknown";
+}
+
+static void resp_clear_body(http_resp_t *r)
+{
+    FREE_NULL(r->body);
+    r->body_len = 0;
+    FREE_NULL(r->ctype);
+}
+
+static void resp_reset(http_resp_t *r)
+{
+    resp_clear_body(r);
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        free(r->hdrs[i].name);
+        free(r->hdrs[i].value);
+    }
+    FREE_NULL(r->hdrs);
+    r->nhdrs = 0;
+    r->status = 0;
+    r->wait = false;
+    r->stream = false;
+    r->stream_end = false;
+    buf_free(&r->out);
+    r->out_off = 0;
+}
+
+/* Sets a plain (non-stream) answer; takes ownership of body. */
+static void resp_set(http_resp_t *r, int status, const char *ctype, char *body, size_t len)
+{
+    resp_clear_body(r);
+    r->status = status;
+    r->ctype = xstrdup(ctype);
+    r->body = body;
+    r->body_len = len;
+    r->wait = false;
+    r->stream = false;
+}
+
+/* Strict non-negative decimal, as Content-Length must be. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!s || !*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        if (v > (UINT64_MAX - 9) / 10) return -1;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- the request and response API of http.h ----------------------------- */
+
+const char *http_query(const http_req_t *req, const char *key)
+{
+    conn_t *c = req->conn;
+    return MHD_lookup_connection_value(c->mc, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(const http_req_t *req, const char *name)
+{
+    conn_t *c = req->conn;
+    return MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, name);
+}
+
+void http_json(http_resp_t *resp, int status, json_t *doc)
+{
+    char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(doc);
+    if (!s) {
+        log_error("http", "cannot serialise a response document");
+        http_problem(resp, 500, NULL, "the answer could not be serialised");
+        return;
+    }
+    /* A trailing newline keeps terminals tidy for people using curl. */
+    size_t n = strlen(s);
+    char *body = xmalloc(n + 2);
+    memcpy(body, s, n);
+    body[n] = '\n';
+    body[n + 1] = 0;
+    free(s);
+    resp_set(resp, status, "application/json", body, n + 1);
+}
+
+void http_text(http_resp_t *resp, int status, const char *content_type, const char *data,
+               size_t len)
+{
+    char *body = xmalloc(len + 1);
+    if (len) memcpy(body, data, len);
+    body[len] = 0;
+    resp_set(resp, status, content_type, body, len);
+}
+
+void http_empty(http_resp_t *resp, int status)
+{
+    resp_clear_body(resp);
+    resp->status = status;
+    resp->wait = false;
+    resp->stream = false;
+}
+
+static void vproblem(http_resp_t *resp, int status, const char *field, const char *fmt, va_list ap)
+{
+    char detail[1024];
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "type", json_string("about:blank"));
+    json_object_set_new(doc, "title", json_string(reason_phrase(status)));
+    json_object_set_new(doc, "status", json_integer(status));
+    /* Details may quote client input, and jansson refuses invalid UTF-8:
+     * fall back to the title rather than lose the whole answer. */
+    json_t *d = json_string(detail);
+    json_object_set_new(doc, "detail", d ? d : json_string(reason_phrase(status)));
+    if (field) {
+        json_t *f = json_string(field);
+        if (f) json_object_set_new(doc, "field", f);
+    }
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(doc);
+    if (!s) s = xstrdup("{\"type\":\"about:blank\",\"status\":500}");
+    char *body = xasprintf("%s\n", s);
+    free(s);
+    resp_set(resp, status, "application/problem+json", body, strlen(body));
+}
+
+void http_problem(http_resp_t *resp, int status, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(resp, status, field, fmt, ap);
+    va_end(ap);
+}
+
+void http_problem_err(http_resp_t *resp, int err, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(resp, sked_http_status(err), field, fmt, ap);
+    va_end(ap);
+}
+
+void http_set_header(http_resp_t *resp, const char *name, const char *value)
+{
+    for (size_t i = 0; i < resp->nhdrs; i++) {
+        if (!strcasecmp(resp->hdrs[i].name, name)) {
+            free(resp->hdrs[i].value);
+            resp->hdrs[i].value = xstrdup(value);
+            return;
+        }
+    }
+    resp->hdrs = xrealloc(resp->hdrs, (resp->nhdrs + 1) * sizeof *resp->hdrs);
+    resp->hdrs[resp->nhdrs].name = xstrdup(name);
+    resp->hdrs[resp->nhdrs].value = xstrdup(value);
+    resp->nhdrs++;
+}
+
+void http_wait(http_resp_t *resp, int64_t deadline_mono_ns)
+{
+    resp->wait = true;
+    resp->deadline_ns = deadline_mono_ns;
+}
+
+void http_stream_begin(http_resp_t *resp, int status, const char *content_type)
+{
+    resp_clear_body(resp);
+    resp->status = status;
+    resp->ctype = xstrdup(content_type);
+    resp->stream = true;
+    resp->stream_end = false;
+    resp->wait = false;
+}
+
+void http_stream_write(http_resp_t *resp, const char *data, size_t len)
+{
+    buf_append(&resp->out, data, len);
+}
+
+void http_stream_end(http_resp_t *resp)
+{
+    resp->stream_end = true;
+    resp->wait = false;
+}
+
+static bool json_ctype(const char *ct)
+{
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) return true;
+    return n > 5 && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+json_t *http_body_json(http_req_t *req, http_resp_t *resp)
+{
+    const char *ct = http_header(req, "Content-Type");
+    if (ct && !json_ctype(ct)) {
+        http_problem(resp, 400, "header.Content-Type",
+                     "the body must be application/json, not '%.100s'", ct);
+        return NULL;
+    }
+    if (!req->body_len) {
+        http_problem(resp, 400, "body", "a JSON object body is required");
+        return NULL;
+    }
+    json_error_t e;
+    json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!doc) {
+        http_problem(resp, 400, "body", "malformed JSON at line %d, column %d: %s", e.line,
+                     e.column, e.text);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        http_problem(resp, 400, "body", "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* ---- waiting: the heap of parked connections ---------------------------- */
+
+static void heap_swap(conn_t **h, size_t a, size_t b)
+{
+    conn_t *t = h[a];
+    h[a] = h[b];
+    h[b] = t;
+}
+
+static void heap_push(http_daemon_t *d, conn_t *c)
+{
+    if (d->nheap == d->capheap) {
+        d->capheap = d->capheap ? d->capheap * 2 : 64;
+        d->heap = xrealloc(d->heap, d->capheap * sizeof *d->heap);
+    }
+    size_t i = d->nheap++;
+    d->heap[i] = c;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (d->heap[p]->park_deadline_ns <= d->heap[i]->park_deadline_ns) break;
+        heap_swap(d->heap, p, i);
+        i = p;
+    }
+}
+
+static conn_t *heap_pop(http_daemon_t *d)
+{
+    conn_t *top = d->heap[0];
+    d->heap[0] = d->heap[--d->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < d->nheap && d->heap[l]->park_deadline_ns < d->heap[m]->park_deadline_ns) m = l;
+        if (r < d->nheap && d->heap[r]->park_deadline_ns < d->heap[m]->park_deadline_ns) m = r;
+        if (m == i) break;
+        heap_swap(d->heap, i, m);
+        i = m;
+    }
+    return top;
+}
+
+/* Resumes every parked connection with state ws. Caller holds d->mu. */
+static void resume_all(http_daemon_t *d, enum wstate ws)
+{
+    for (size_t i = 0; i < d->nheap; i++) {
+        conn_t *c = d->heap[i];
+        c->wstate = ws;
+        MHD_resume_connection(c->mc);
+    }
+    d->nheap = 0;
+}
+
+/* Suspends c until a wake or its deadline, unless it need not wait: a wake
+ * since the handler started (the handler checked its condition before that
+ * wake and would otherwise sleep through the very event it waits for), a
+ * deadline already past, or a server stopping. Called from a microhttpd
+ * callback of c. */
+static enum park_result park(conn_t *c, int64_t deadline_ns)
+{
+    http_daemon_t *d = c->d;
+    enum park_result r;
+    pthread_mutex_lock(&d->mu);
+    if (d->stopping) {
+        r = c->stop_seen ? PARK_REFUSED : PARK_EXPIRED;
+        c->stop_seen = true;
+    } else if (deadline_ns <= clock_mono_ns()) {
+        r = PARK_EXPIRED;
+    } else if (atomic_load(&d->gen) != c->gen) {
+        r = PARK_WOKEN;
+    } else {
+        c->wstate = W_PARKED;
+        c->park_deadline_ns = deadline_ns;
+        heap_push(d, c);
+        /* Suspend while holding mu: a wake can only find c in the heap after
+         * MHD_suspend_connection returned, and resuming a connection that is
+         * not suspended is undefined in microhttpd. */
+        MHD_suspend_connection(c->mc);
+        if (d->heap[0] == c) pthread_cond_signal(&d->timer_cv);
+        r = PARK_OK;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return r;
+}
+
+static void *timer_main(void *arg)
+{
+    http_daemon_t *d = arg;
+    pthread_mutex_lock(&d->mu);
+    while (!d->timer_quit) {
+        int64_t now = clock_mono_ns();
+        while (d->nheap && d->heap[0]->park_deadline_ns <= now) {
+            conn_t *c = heap_pop(d);
+            c->wstate = W_EXPIRED;
+            MHD_resume_connection(c->mc);
+        }
+        if (d->nheap) {
+            int64_t t = d->heap[0]->park_deadline_ns;
+            struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+            pthread_cond_timedwait(&d->timer_cv, &d->mu, &ts);
+        } else {
+            pthread_cond_wait(&d->timer_cv, &d->mu);
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+void http__wake(http_daemon_t *d)
+{
+    if (!d) return;
+    pthread_mutex_lock(&d->mu);
+    atomic_fetch_add(&d->gen, 1);
+    resume_all(d, W_WOKEN);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- routing and authentication ---------------------------------------- */
+
+/* Matches the segments of a request path against a pattern; {x} takes one
+ * non-empty segment into params. */
+static bool match(const char *pat, char **segs, size_t nsegs, const char **params)
+{
+    size_t i = 0, np = 0;
+    const char *p = pat;
+    if (*p != '/') return false;
+    while (*p == '/') {
+        p++;
+        size_t len = strcspn(p, "/");
+        if (i >= nsegs) return false;
+        if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
+            if (!*segs[i]) return false;
+            if (np < HTTP_MAX_PARAMS) params[np++] = segs[i];
+        } else if (strlen(segs[i]) != len || memcmp(segs[i], p, len) != 0) {
+            return false;
+        }
+        i++;
+        p += len;
+    }
+    return i == nsegs;
+}
+
+static bool role_allows(token_role_t role, enum http_access access)
+{
+    switch (access) {
+    case ACCESS_PUBLIC:
+        return true;
+    case ACCESS_READ:
+        return role == ROLE_ADMIN || role == ROLE_OPERATOR || role == ROLE_USER ||
+               role == ROLE_VIEWER;
+    case ACCESS_WRITE:
+        return role == ROLE_ADMIN || role == ROLE_OPERATOR || role == ROLE_USER;
+    case ACCESS_WORKER:
+        return role == ROLE_ADMIN || role == ROLE_WORKER;
+    case ACCESS_ADMIN:
+        return role == ROLE_ADMIN;
+    }
+    return false;
+}
+
+/* Finds the route of c's method and path; on failure fills c->resp with
+ * the 404 or 405 answer and returns false. */
+static bool route(conn_t *c, const char *method, const char *url)
+{
+    char *segs[MAX_SEGS];
+    size_t nsegs = 0;
+    /* HEAD is GET without a body; microhttpd drops the body for us. */
+    const char *m = !strcmp(method, "HEAD") ? "GET" : method;
+    buf_t allow = BUF_INIT;
+    bool ok = false;
+
+    if (url[0] != '/') goto out;
+    c->pathbuf = xstrdup(url + 1);
+    for (char *s = c->pathbuf;; nsegs++) {
+        if (nsegs == MAX_SEGS) goto out; /* longer than any route */
+        segs[nsegs] = s;
+        char *slash = strchr(s, '/');
+        if (!slash) {
+            nsegs++;
+            break;
+        }
+        *slash = 0;
+        s = slash + 1;
+    }
+    for (const http_route_t *r = http_routes; r->method; r++) {
+        const char *params[HTTP_MAX_PARAMS] = {0};
+        if (!match(r->pattern, segs, nsegs, params)) continue;
+        if (!strcmp(r->method, m)) {
+            c->route = r;
+            memcpy(c->req.params, params, sizeof params);
+            ok = true;
+            goto out;
+        }
+        if (!allow.len || !strstr(allow.data, r->method)) {
+            buf_printf(&allow, "%s%s", allow.len ? ", " : "", r->method);
+            if (!strcmp(r->method, "GET")) buf_puts(&allow, ", HEAD");
+        }
+    }
+out:
+    if (!ok && allow.len) {
+        http_problem(&c->resp, 405, NULL, "%s is not allowed here; allowed: %s", method,
+                     allow.data);
+        http_set_header(&c->resp, "Allow", allow.data);
+    } else if (!ok) {
+        http_problem(&c->resp, 404, NULL, "no route for %.20s %.200s", method, url);
+    }
+    buf_free(&allow);
+    return ok;
+}
+
+/* Authenticates the caller for c->route; on failure fills c->resp. */
+static bool authenticate(conn_t *c)
+{
+    if (c->route->access == ACCESS_PUBLIC) return true;
+    const char *tok = auth_bearer(http_header(&c->req, "Authorization"));
+    if (!tok) {
+        http_problem(&c->resp, 401, "header.Authorization",
+                     "this route needs an 'Authorization: Bearer <token>' header");
+        http_set_header(&c->resp, "WWW-Authenticate", "Bearer realm=\"sked\"");
+        return false;
+    }
+    int rc = auth_verify(c->d->st, tok, c->req.now_ms, &c->tok);
+    if (rc == SKED_EUNAUTH) {
+        http_problem(&c->resp, 401, "header.Authorization",
+                     "the bearer token is invalid, revoked or expired");
+        http_set_header(&c->resp, "WWW-Authenticate",
+                        "Bearer realm=\"sked\", error=\"invalid_token\"");
+        return false;
+    }
+    if (rc < 0) {
+        log_warn("http", "token lookup failed: %s", sked_strerror(rc));
+        http_problem(&c->resp, 503, NULL, "the store is unavailable: %s", sked_strerror(rc));
+        http_set_header(&c->resp, "Retry-After", "1");
+        return false;
+    }
+    memcpy(c->who.token_id, c->tok.id, SKED_ID_LEN);
+    c->who.name = c->tok.name ? c->tok.name : "";
+    c->who.role = c->tok.role;
+    c->who.ns = c->tok.ns ? c->tok.ns : "";
+    if (!role_allows(c->tok.role, c->route->access)) {
+        http_problem(&c->resp, 403, NULL, "a token with role '%s' may not call %s %s",
+                     token_role_name(c->tok.role), c->route->method, c->route->pattern);
+        return false;
+    }
+    c->req.who = &c->who;
+    return true;
+}
+
+/* ---- answering ----------------------------------------------------------- */
+
+static void add_headers(struct MHD_Response *mr, const http_resp_t *r)
+{
+    if (r->ctype) MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    for (size_t i = 0; i < r->nhdrs; i++)
+        MHD_add_response_header(mr, r->hdrs[i].name, r->hdrs[i].value);
+}
+
+static enum MHD_Result queue_plain(conn_t *c)
+{
+    http_resp_t *r = &c->resp;
+    struct MHD_Response *mr = NULL;
+    if (r->status < 100 || r->status > 599) {
+        log_error("http", "%s %s: the handler set no valid answer (%d)", c->req.method, c->req.path,
+                  r->status);
+        http_problem(r, 500, NULL, "the server produced no answer");
+    }
+    if (r->body_len) {
+        mr = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
+        if (mr) r->body = NULL; /* microhttpd frees it with the response */
+    } else {
+        mr = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    if (!mr) return MHD_NO;
+    add_headers(mr, r);
+    enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)r->status, mr);
+    MHD_destroy_response(mr);
+    c->queued = true;
+    return ret;
+}
+
+static void set_resume_flags(conn_t *c, enum park_result pr)
+{
+    c->req.resumed = true;
+    c->req.timed_out = pr == PARK_EXPIRED;
+}
+
+/* Takes the state a waker left on c, if any, into the request's flags.
+ * Returns false when c was not resumed from a park. */
+static bool take_resume(conn_t *c)
+{
+    http_daemon_t *d = c->d;
+    enum wstate ws;
+    pthread_mutex_lock(&d->mu);
+    ws = c->wstate;
+    if (ws == W_WOKEN || ws == W_EXPIRED) c->wstate = W_NONE;
+    pthread_mutex_unlock(&d->mu);
+    if (ws != W_WOKEN && ws != W_EXPIRED) return false;
+    set_resume_flags(c, ws == W_WOKEN ? PARK_WOKEN : PARK_EXPIRED);
+    return true;
+}
+
+/* Runs the handler once, with the wake generation noted first (see park). */
+static void call_handler(conn_t *c)
+{
+    c->gen = atomic_load(&c->d->gen);
+    c->req.now_ms = clock_now_ms();
+    c->resp.wait = false;
+    c->route->fn(&c->req, &c->resp);
+    c->ran = true;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max);
+
+static enum MHD_Result queue_stream(conn_t *c)
+{
+    struct MHD_Response *mr =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, c, NULL);
+    if (!mr) return MHD_NO;
+    add_headers(mr, &c->resp);
+    /* Proxies must not buffer a stream people are watching. */
+    MHD_add_response_header(mr, "X-Accel-Buffering", "no");
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)c->resp.status, mr);
+    MHD_destroy_response(mr);
+    c->queued = true;
+    return ret;
+}
+
+/* Runs the handler from the access callback until it answers, streams or
+ * parks. */
+static enum MHD_Result run(conn_t *c)
+{
+    for (;;) {
+        resp_reset(&c->resp);
+        call_handler(c);
+        if (c->resp.stream) return queue_stream(c);
+        if (!c->resp.wait) return queue_plain(c);
+        enum park_result pr = park(c, c->resp.deadline_ns);
+        if (pr == PARK_OK) return MHD_YES;
+        if (pr == PARK_REFUSED) {
+            http_problem(&c->resp, 503, NULL, "the server is shutting down");
+            http_set_header(&c->resp, "Retry-After", "1");
+            return queue_plain(c);
+        }
+        set_resume_flags(c, pr);
+    }
+}
+
+/* Content reader of a streaming answer: hands over what the handler wrote,
+ * and when nothing is left calls the handler for more, parking the
+ * connection when it asks to wait (suspend, then return 0: what microhttpd
+ * prescribes for "no data yet" with internal polling, where a plain 0
+ * would busy-loop). */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    conn_t *c = cls;
+    http_resp_t *r = &c->resp;
+    (void)pos;
+    assert(c->magic == CONN_MAGIC);
+    for (;;) {
+        size_t avail = r->out.len - r->out_off;
+        if (avail) {
+            size_t n = avail < max ? avail : max;
+            memcpy(buf, r->out.data + r->out_off, n);
+            r->out_off += n;
+            if (r->out_off == r->out.len) {
+                buf_reset(&r->out);
+                r->out_off = 0;
+            }
+            return (ssize_t)n;
+        }
+        if (r->stream_end) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (take_resume(c)) {
+            /* flags set */
+        } else if (r->wait) {
+            enum park_result pr = park(c, r->deadline_ns);
+            if (pr == PARK_OK) return 0;
+            if (pr == PARK_REFUSED) return MHD_CONTENT_READER_END_OF_STREAM;
+            set_resume_flags(c, pr);
+        } else {
+            c->req.resumed = true;
+            c->req.timed_out = false;
+        }
+        call_handler(c);
+        if (!r->stream) {
+            log_warn("http", "%s %s: the handler left streaming mid-answer", c->req.method,
+                     c->req.path);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (!r->wait && !r->stream_end && r->out.len == r->out_off) {
+            /* Neither data, nor a wait, nor an end: calling it again would
+             * spin. End the answer rather than burn a thread. */
+            log_warn("http", "%s %s: the stream handler made no progress", c->req.method,
+                     c->req.path);
+            r->stream_end = true;
+        }
+    }
+}
+
+/* ---- microhttpd callbacks ----------------------------------------------- */
+
+static conn_t *conn_new(http_daemon_t *d, struct MHD_Connection *mc, const char *url,
+                        const char *method)
+{
+    conn_t *c = xcalloc(1, sizeof *c);
+    c->magic = CONN_MAGIC;
+    c->d = d;
+    c->mc = mc;
+    c->req.srv = d->srv;
+    c->req.st = d->st;
+    c->req.method = method; /* microhttpd keeps both for the request's lifetime */
+    c->req.path = url;
+    c->req.body = "";
+    c->req.conn = c;
+    pthread_mutex_lock(&d->mu);
+    d->active++;
+    pthread_mutex_unlock(&d->mu);
+    return c;
+}
+
+static void conn_free(conn_t *c)
+{
+    if (!c) return;
+    assert(c->magic == CONN_MAGIC);
+    assert(c->wstate != W_PARKED);
+    if (c->req.ctx && c->req.ctx_free) c->req.ctx_free(c->req.ctx);
+    resp_reset(&c->resp);
+    buf_free(&c->body);
+    free(c->pathbuf);
+    store_token_clear(&c->tok);
+    c->magic = 0;
+    free(c);
+}
+
+/* The first call of a request, with only its headers: route, check the
+ * announced size, authenticate. Refusing here spares reading the body
+ * (and a client that sent "Expect: 100-continue" never sends it). */
+static enum MHD_Result begin(conn_t *c)
+{
+    uint64_t clen = 0;
+    c->req.now_ms = clock_now_ms();
+    if (!route(c, c->req.method, c->req.path)) return queue_plain(c);
+    const char *cl = http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && parse_u64(cl, &clen) == 0 && clen > HTTP_BODY_MAX) {
+        http_problem(&c->resp, 413, "body", "the body is %" PRIu64 " bytes; at most %d allowed",
+                     clen, HTTP_BODY_MAX);
+        return queue_plain(c);
+    }
+    if (!authenticate(c)) return queue_plain(c);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    http_daemon_t *d = cls;
+    conn_t *c = *con_cls;
+    (void)version;
+    if (!c) {
+        c = conn_new(d, mc, url, method);
+        *con_cls = c;
+        return begin(c);
+    }
+    assert(c->magic == CONN_MAGIC);
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (c->queued || c->too_big) return MHD_YES;
+        if (c->body.len + n > HTTP_BODY_MAX) {
+            /* Chunked uploads announce no size: keep reading (and dropping)
+             * so the 413 can be answered once the client is done. */
+            c->too_big = true;
+            buf_free(&c->body);
+            return MHD_YES;
+        }
+        buf_append(&c->body, upload_data, n);
+        return MHD_YES;
+    }
+    if (c->queued) return MHD_YES;
+    if (c->too_big) {
+        http_problem(&c->resp, 413, "body", "the body exceeds %d bytes", HTTP_BODY_MAX);
+        return queue_plain(c);
+    }
+    if (!c->ran) {
+        c->req.body = c->body.data ? c->body.data : "";
+        c->req.body_len = c->body.len;
+        c->req.resumed = false;
+        c->req.timed_out = false;
+    } else if (!take_resume(c)) {
+        return MHD_YES; /* called again without having been parked: nothing to do */
+    }
+    return run(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_daemon_t *d = cls;
+    conn_t *c = *con_cls;
+    (void)mc;
+    if (!c) return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_debug("http", "%s %s ended early (%d)", c->req.method, c->req.path, (int)toe);
+    conn_free(c);
+    *con_cls = NULL;
+    pthread_mutex_lock(&d->mu);
+    if (--d->active == 0) pthread_cond_broadcast(&d->idle_cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    (void)cls;
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = 0;
+    log_debug("mhd", "%s", line);
+}
+
+/* ---- the daemon's lifecycle --------------------------------------------- */
+
+/* Splits "ADDR:PORT" ("[v6]:PORT"; ":PORT" = every interface) and resolves
+ * it into *ai (freeaddrinfo); *host_out and *port_out are new strings. */
+static int resolve(const char *listen, struct addrinfo **ai, char **host_out, char **port_out)
+{
+    int rc = 0;
+    char *copy = xstrdup(listen);
+    char *colon = strrchr(copy, ':');
+    char *host = copy, *port;
+    struct addrinfo hints;
+
+    *ai = NULL;
+    if (!colon || !colon[1] || strlen(colon + 1) > 5) {
+        rc = SKED_EINVAL;
+        goto out;
+    }
+    *colon = 0;
+    port = colon + 1;
+    for (const char *p = port; *p; p++)
+        if (*p < '0' || *p > '9') {
+            rc = SKED_EINVAL;
+            goto out;
+        }
+    if (atoi(port) > 65535) {
+        rc = SKED_EINVAL;
+        goto out;
+    }
+    if (host[0] == '[') {
+        size_t n = strlen(host);
+        if (n < 3 || host[n - 1] != ']') {
+            rc = SKED_EINVAL;
+            goto out;
+        }
+        host[n - 1] = 0;
+        host++;
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(*host ? host : NULL, port, &hints, ai) != 0) {
+        *ai = NULL;
+        rc = SKED_EINVAL;
+        goto out;
+    }
+    *host_out = xstrdup(host);
+    *port_out = xstrdup(port);
+out:
+    free(copy);
+    return rc;
+}
+
+int http__check_listen(const char *listen)
+{
+    struct addrinfo *ai = NULL;
+    char *host = NULL, *port = NULL;
+    int rc = resolve(listen, &ai, &host, &port);
+    if (ai) freeaddrinfo(ai);
+    free(host);
+    free(port);
+    return rc;
+}
+
+static unsigned connection_limit(void)
+{
+    /* Every connection is a descriptor; leave room for the store, logs and
+     * the local worker's children. */
+    struct rlimit rl;
+    unsigned lim = 10000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        rlim_t room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2;
+        if (room < lim) lim = (unsigned)room;
+    }
+    return lim;
+}
+
+http_daemon_t *http__new(server_t *srv, store_t *st)
+{
+    http_daemon_t *d = xcalloc(1, sizeof *d);
+    pthread_condattr_t ca;
+    d->srv = srv;
+    d->st = st;
+    d->listen_fd = MHD_INVALID_SOCKET;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->timer_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&d->idle_cv, NULL);
+    return d;
+}
+
+int http__listen(http_daemon_t *d, const char *listen, int threads)
+{
+    int rc = 0;
+    struct addrinfo *ai = NULL;
+    char *host = NULL, *port = NULL;
+
+    rc = resolve(listen, &ai, &host, &port);
+    if (rc < 0) {
+        log_error("http", "cannot listen on '%s': expected ADDR:PORT", listen);
+        goto out;
+    }
+    if (pthread_create(&d->timer, NULL, timer_main, d) != 0) {
+        rc = SKED_ENOMEM;
+        goto out;
+    }
+    d->timer_started = true;
+
+    const char *lv = getenv("SKED_LOG");
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (lv && !strcmp(lv, "debug")) flags |= MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    errno = 0;
+    d->mhd = MHD_start_daemon(flags, (uint16_t)atoi(port), NULL, NULL, on_request, d,
+                              MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned)(threads > 0 ? threads : 16), MHD_OPTION_CONNECTION_LIMIT,
+                              connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                              d, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+    if (!d->mhd) {
+        int e = errno;
+        rc = e ? -e : SKED_EIO;
+        log_error("http", "cannot listen on %s: %s", listen,
+                  e ? strerror(e) : "microhttpd failed to start");
+        goto out;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned bound = info ? info->port : (unsigned)atoi(port);
+    /* A wildcard address is reached locally through loopback. */
+    const char *uhost = host;
+    if (!*host || !strcmp(host, "0.0.0.0"))
+        uhost = "127.0.0.1";
+    else if (!strcmp(host, "::"))
+        uhost = "::1";
+    d->url = strchr(uhost, ':') ? xasprintf("http://[%s]:%u", uhost, bound)
+                                : xasprintf("http://%s:%u", uhost, bound);
+    log_info("http", "listening on %s", d->url);
+out:
+    if (ai) freeaddrinfo(ai);
+    free(host);
+    free(port);
+    return rc;
+}
+
+const char *http__url(const http_daemon_t *d)
+{
+    return d && d->url ? d->url : "";
+}
+
+void http__stop(http_daemon_t *d)
+{
+    if (!d) return;
+    if (d->mhd) d->listen_fd = MHD_quiesce_daemon(d->mhd);
+    /* Resume every parked request as expired and refuse new waits, so
+     * handlers answer (claims with no runs, streams end) before microhttpd
+     * goes away: stopping it with suspended connections is undefined. */
+    pthread_mutex_lock(&d->mu);
+    d->stopping = true;
+    resume_all(d, W_EXPIRED);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += STOP_DRAIN_S;
+    while (d->mhd && d->active > 0)
+        if (pthread_cond_timedwait(&d->idle_cv, &d->mu, &ts) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&d->mu);
+    if (d->mhd) {
+        MHD_stop_daemon(d->mhd);
+        d->mhd = NULL;
+    }
+    if (d->listen_fd != MHD_INVALID_SOCKET) {
+        close(d->listen_fd);
+        d->listen_fd = MHD_INVALID_SOCKET;
+    }
+    if (d->timer_started) {
+        pthread_mutex_lock(&d->mu);
+        d->timer_quit = true;
+        pthread_cond_signal(&d->timer_cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->timer, NULL);
+        d->timer_started = false;
+    }
+}
+
+void http__free(http_daemon_t *d)
+{
+    if (!d) return;
+    free(d->heap);
+    free(d->url);
+    pthread_cond_destroy(&d->timer_cv);
+    pthread_cond_destroy(&d->idle_cv);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}

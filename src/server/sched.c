@@ -1,0 +1,483 @@
+/*
+ * The server's background loops; see sched.h.
+ *
+ * Three threads per server. The scheduler takes schedules that are due
+ * within the lookahead, walks their fire times, decides for each fire time
+ * whether it runs or is recorded as skipped (misfire policy), and hands the
+ * whole pass to the store in one store_fire() call, which settles races
+ * with other servers by a compare-and-set on next_fire_ms and
+ * UNIQUE(schedule_id, fire_time). It then sleeps until the earliest next
+ * fire (minus the lookahead), at most a second, or until sched_kick(). The
+ * reaper expires leases and marks silent workers lost every 500 ms.
+ * Retention prunes old runs and logs once at start and then hourly.
+ *
+ * Wall-clock time is read once per pass and passed down; waits use the
+ * monotonic clock (the condition variable is bound to CLOCK_MONOTONIC) so a
+ * wall-clock step cannot make a loop sleep for an hour.
+ */
+#include "server/sched.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+#define DUE_BATCH         128  /* schedules fetched per store call */
+#define WALK_MAX          1000 /* fire times walked per schedule per pass */
+#define MAX_PASSES        64   /* batches per tick before yielding */
+#define CACHE_SLOTS       512  /* compiled-schedule cache, direct mapped */
+#define REAP_EVERY_MS     500
+#define PRUNE_EVERY_MS    (3600 * 1000)
+#define IDLE_MIN_SLEEP_MS 250 /* floor when nothing was done yet something looks due */
+
+#define DEF_LOOKAHEAD_MS     1000
+#define DEF_MISFIRE_GRACE_MS 5000
+#define DEF_LEASE_MS         30000
+#define DEF_LEASE_GRACE_MS   5000
+#define DEF_RETENTION_MS     ((int64_t)30 * 86400 * 1000)
+
+/* Reasons recorded on skipped runs (promise §5.3: every fire time that does
+ * not run says why). Static so a large backlog costs no allocations. */
+static const char reason_run_once[] =
+    "misfire: missed by more than the misfire grace; only the latest missed fire time runs "
+    "(run_once)";
+static const char reason_catch_up[] =
+    "misfire: missed and older than the job's catch_up_window (catch_up)";
+static const char reason_skip[] = "misfire: missed by more than the misfire grace (skip)";
+
+struct sched {
+    store_t *st;
+    const server_config_t *cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+    bool stop;
+    bool kicked;
+    pthread_t thr[3];
+    int nthr;
+};
+
+/* ---- compiled-schedule cache ------------------------------------------ */
+
+/* Compiling a cron schedule builds an ICU calendar, which is far too slow to
+ * repeat for every schedule on every tick. Entries are keyed by everything
+ * that affects compilation, so an edited schedule simply misses. The cache
+ * is only touched while tick_lock is held (one tick per process at a time;
+ * two concurrent ticks in one process would only race each other in the
+ * store anyway). */
+struct cache_entry {
+    char id[SKED_ID_LEN];
+    schedule_kind_t kind;
+    char *expr;
+    char *tz;
+    int64_t start_ms, end_ms, anchor_ms;
+    schedule_t *compiled; /* NULL = empty slot */
+};
+
+static struct cache_entry cache[CACHE_SLOTS];
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+static size_t slot_of(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % CACHE_SLOTS;
+}
+
+static void entry_clear(struct cache_entry *e)
+{
+    schedule_free(e->compiled);
+    free(e->expr);
+    free(e->tz);
+    memset(e, 0, sizeof *e);
+}
+
+static bool entry_matches(const struct cache_entry *e, const store_schedule_t *s)
+{
+    return e->compiled && !strcmp(e->id, s->id) && e->kind == s->kind &&
+           !strcmp(e->expr, nz(s->expr)) && !strcmp(e->tz, nz(s->timezone)) &&
+           e->start_ms == s->start_ms && e->end_ms == s->end_ms && e->anchor_ms == s->anchor_ms;
+}
+
+/* Borrowed; valid until the next cache_get or cache_clear. NULL with err
+ * filled if the stored schedule does not compile. Caller holds tick_lock. */
+static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t errlen)
+{
+    struct cache_entry *e = &cache[slot_of(s->id)];
+    if (entry_matches(e, s)) return e->compiled;
+
+    schedule_spec_t spec = {
+        .kind = s->kind,
+        .expr = s->expr,
+        .timezone = s->timezone,
+        .start_ms = s->start_ms,
+        .end_ms = s->end_ms,
+        .jitter_ms = s->jitter_ms,
+        .anchor_ms = s->anchor_ms,
+    };
+    schedule_t *c = NULL;
+    if (schedule_compile(&spec, &c, err, errlen) != 0) return NULL;
+    entry_clear(e);
+    snprintf(e->id, sizeof e->id, "%s", s->id);
+    e->kind = s->kind;
+    e->expr = xstrdup(nz(s->expr));
+    e->tz = xstrdup(nz(s->timezone));
+    e->start_ms = s->start_ms;
+    e->end_ms = s->end_ms;
+    e->anchor_ms = s->anchor_ms;
+    e->compiled = c;
+    return c;
+}
+
+static void cache_clear(void)
+{
+    pthread_mutex_lock(&tick_lock);
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        entry_clear(&cache[i]);
+    pthread_mutex_unlock(&tick_lock);
+}
+
+/* ---- one pass ----------------------------------------------------------- */
+
+static int64_t or_default(int64_t v, int64_t def)
+{
+    return v > 0 ? v : def;
+}
+
+static int64_t jitter_draw(int64_t jitter_ms)
+{
+    if (jitter_ms <= 0) return 0;
+    uint32_t bound = jitter_ms > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)jitter_ms;
+    return (int64_t)randombytes_uniform(bound);
+}
+
+/* What one schedule does in this pass. */
+struct plan {
+    store_fire_run_t *runs; /* owned */
+    char *owned_reason;     /* owned; referenced by runs[0] when the schedule broke */
+};
+
+/* Walks the fire times of one due schedule up to `until` (at most WALK_MAX)
+ * and classifies each. Fills *item (which borrows d and p) and p. Sets
+ * *bounded when the walk stopped at WALK_MAX with more fire times still due,
+ * so the caller knows this schedule needs another pass. */
+static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t grace,
+                     store_fire_t *item, struct plan *p, bool *bounded)
+{
+    const store_schedule_t *s = &d->sched;
+    char err[256] = "";
+    int64_t *fires = NULL;
+    size_t k = 0;
+
+    item->schedule_id = s->id;
+    item->expect_next_ms = s->next_fire_ms;
+    item->new_next_ms = -1;
+    item->runs = NULL;
+    item->nruns = 0;
+    *bounded = false;
+    if (s->next_fire_ms < 0) goto out; /* exhausted; nothing to do */
+
+    const schedule_t *c = cache_get(s, err, sizeof err);
+    if (!c) {
+        /* A stored schedule that no longer compiles (say, a time zone gone
+         * from a newer ICU) cannot fire again. Record why on a skipped run
+         * so the job's history explains the silence, and retire it. */
+        log_error("sched", "schedule %s of job %s no longer compiles (%s); retiring it", s->id,
+                  s->job_id, err);
+        p->owned_reason = xasprintf("schedule no longer valid: %s", err);
+        p->runs = xcalloc(1, sizeof *p->runs);
+        p->runs[0] =
+            (store_fire_run_t){s->next_fire_ms, s->next_fire_ms, RUN_SKIPPED, p->owned_reason};
+        item->runs = p->runs;
+        item->nruns = 1;
+        goto out;
+    }
+
+    fires = xmalloc(WALK_MAX * sizeof *fires);
+    int64_t t = s->next_fire_ms;
+    while (t >= 0 && t <= until && k < WALK_MAX) {
+        if (t > s->end_ms) { /* belt and braces: schedule_next honours end already */
+            t = -1;
+            break;
+        }
+        fires[k++] = t;
+        int64_t nx = schedule_next(c, t);
+        if (nx >= 0 && nx <= t) {
+            log_error("sched", "schedule %s went backwards (%lld after %lld); retiring it", s->id,
+                      (long long)nx, (long long)t);
+            nx = -1;
+        }
+        t = nx;
+    }
+    item->new_next_ms = t;
+    *bounded = t >= 0 && t <= until;
+
+    const int64_t misfire_before = now - grace;
+    /* run_once must run only the latest fire time of a missed stretch; if
+     * the walk stopped inside the stretch, the latest is still ahead and
+     * will be seen on a later pass. */
+    const bool stretch_goes_on = *bounded && t < misfire_before;
+    size_t nmiss = 0;
+    while (nmiss < k && fires[nmiss] < misfire_before)
+        nmiss++;
+
+    p->runs = xcalloc(k ? k : 1, sizeof *p->runs);
+    for (size_t i = 0; i < k; i++) {
+        const char *reason = NULL;
+        if (i < nmiss) {
+            switch (d->misfire) {
+            case MISFIRE_CATCH_UP:
+                if (fires[i] < now - d->catch_up_window_ms) reason = reason_catch_up;
+                break;
+            case MISFIRE_SKIP:
+                reason = reason_skip;
+                break;
+            case MISFIRE_RUN_ONCE:
+            default:
+                if (i + 1 < nmiss || stretch_goes_on) reason = reason_run_once;
+                break;
+            }
+        }
+        store_fire_run_t *r = &p->runs[i];
+        r->fire_ms = fires[i];
+        r->not_before_ms = fires[i];
+        r->state = reason ? RUN_SKIPPED : RUN_SCHEDULED;
+        r->reason = reason;
+        if (!reason) r->not_before_ms += jitter_draw(s->jitter_ms);
+    }
+    item->runs = p->runs;
+    item->nruns = k;
+out:
+    free(fires);
+}
+
+/* A tick; *more is set when some schedule still has due fire times that
+ * this pass left for the next one. Returns runs created or an error. */
+static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *more)
+{
+    const int64_t lookahead = or_default(cfg ? cfg->lookahead_ms : 0, DEF_LOOKAHEAD_MS);
+    const int64_t grace = or_default(cfg ? cfg->misfire_grace_ms : 0, DEF_MISFIRE_GRACE_MS);
+    const int64_t until = now_ms + lookahead;
+    int created = 0;
+    int rc = 0;
+
+    *more = false;
+    pthread_mutex_lock(&tick_lock);
+    for (int pass = 0; pass < MAX_PASSES; pass++) {
+        store_due_t *due = NULL;
+        size_t n = 0;
+        store_fire_t *items = NULL;
+        struct plan *plans = NULL;
+        bool again = false;
+
+        rc = store_due_schedules(st, until, DUE_BATCH, &due, &n);
+        if (rc != 0 || n == 0) goto pass_out;
+        items = xcalloc(n, sizeof *items);
+        plans = xcalloc(n, sizeof *plans);
+        /* A full batch may have more due schedules behind it; fetch again
+         * unless a schedule stayed due (it sorts first and would come back). */
+        again = n == DUE_BATCH;
+        for (size_t i = 0; i < n; i++) {
+            bool bounded = false;
+            plan_one(&due[i], now_ms, until, grace, &items[i], &plans[i], &bounded);
+            if (bounded) {
+                *more = true;
+                again = false;
+            }
+        }
+        rc = store_fire(st, items, n, now_ms);
+        if (rc == 0)
+            for (size_t i = 0; i < n; i++)
+                if (items[i].applied) created += (int)items[i].nruns;
+    pass_out:
+        for (size_t i = 0; plans && i < n; i++) {
+            free(plans[i].runs);
+            free(plans[i].owned_reason);
+        }
+        free(plans);
+        free(items);
+        for (size_t i = 0; i < n; i++)
+            store_schedule_clear(&due[i].sched);
+        free(due);
+        if (rc != 0 || !again) break;
+    }
+    pthread_mutex_unlock(&tick_lock);
+    return rc != 0 ? rc : created;
+}
+
+int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms)
+{
+    bool more = false;
+    return tick(st, cfg, now_ms, &more);
+}
+
+int64_t sched_first_fire(const schedule_t *compiled, int64_t now_ms)
+{
+    /* "Strictly after now - 1" so a schedule created exactly at one of its
+     * fire instants still fires that instant. */
+    return schedule_next(compiled, now_ms - 1);
+}
+
+/* ---- loops -------------------------------------------------------------- */
+
+/* Sleeps up to delay_ms or until stop (or a kick, when take_kick). */
+static void nap(sched_t *s, int64_t delay_ms, bool take_kick)
+{
+    if (delay_ms < 0) delay_ms = 0;
+    int64_t deadline_ns = clock_mono_ns() + delay_ms * 1000000;
+    struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && !(take_kick && s->kicked))
+        if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
+    if (take_kick) s->kicked = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static bool stopping(sched_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static void *fire_loop(void *arg)
+{
+    sched_t *s = arg;
+    const int64_t lookahead = or_default(s->cfg->lookahead_ms, DEF_LOOKAHEAD_MS);
+    int last_rc = 0;
+    while (!stopping(s)) {
+        bool more = false;
+        int rc = tick(s->st, s->cfg, clock_now_ms(), &more);
+        if (rc < 0 && rc != last_rc)
+            log_warn("sched", "scheduler pass failed: %s; retrying", sked_strerror(rc));
+        else if (rc >= 0 && last_rc < 0)
+            log_info("sched", "scheduler pass succeeded again");
+        last_rc = rc < 0 ? rc : 0;
+        if (rc > 0) log_debug("sched", "fired %d runs", rc);
+
+        int64_t delay_ms = 1000;
+        if (rc < 0) {
+            delay_ms = 1000;
+        } else if (more) {
+            delay_ms = 0; /* a backlog is being worked through */
+        } else {
+            int64_t next = store_next_fire_ms(s->st);
+            if (next >= 0) {
+                int64_t d = next - lookahead - clock_now_ms();
+                if (d < delay_ms) delay_ms = d;
+            }
+            /* Something looks due yet this pass did nothing (another server
+             * holds it, or a paused job's schedule is counted): don't spin. */
+            if (delay_ms <= 0 && rc == 0) delay_ms = IDLE_MIN_SLEEP_MS;
+        }
+        nap(s, delay_ms, true);
+    }
+    return NULL;
+}
+
+static void *reap_loop(void *arg)
+{
+    sched_t *s = arg;
+    const int64_t lease = or_default(s->cfg->lease_ms, DEF_LEASE_MS);
+    const int64_t grace = or_default(s->cfg->lease_grace_ms, DEF_LEASE_GRACE_MS);
+    const int64_t worker_timeout = or_default(s->cfg->worker_timeout_ms, 3 * lease);
+    int last_rc = 0;
+    while (!stopping(s)) {
+        int rc = store_reap(s->st, grace, worker_timeout, clock_now_ms());
+        if (rc < 0 && rc != last_rc)
+            log_warn("reaper", "reaping failed: %s; retrying", sked_strerror(rc));
+        else if (rc > 0)
+            log_info("reaper", "%d runs with expired leases re-queued or failed", rc);
+        last_rc = rc < 0 ? rc : 0;
+        nap(s, REAP_EVERY_MS, false);
+    }
+    return NULL;
+}
+
+static void *prune_loop(void *arg)
+{
+    sched_t *s = arg;
+    const int64_t retention = or_default(s->cfg->retention_ms, DEF_RETENTION_MS);
+    while (!stopping(s)) {
+        int rc = store_prune(s->st, clock_now_ms() - retention);
+        if (rc < 0)
+            log_warn("retention", "pruning failed: %s", sked_strerror(rc));
+        else if (rc > 0)
+            log_info("retention", "pruned %d finished runs", rc);
+        nap(s, PRUNE_EVERY_MS, false);
+    }
+    return NULL;
+}
+
+int sched_start(store_t *st, const server_config_t *cfg, sched_t **out)
+{
+    static const server_config_t defaults = {0};
+    sched_t *s = xcalloc(1, sizeof *s);
+    pthread_condattr_t ca;
+    int rc = 0;
+
+    *out = NULL;
+    s->st = st;
+    s->cfg = cfg ? cfg : &defaults;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    void *(*fns[3])(void *) = {fire_loop, reap_loop, prune_loop};
+    for (int i = 0; i < 3; i++) {
+        int e = pthread_create(&s->thr[i], NULL, fns[i], s);
+        if (e != 0) {
+            log_error("sched", "cannot start background thread: %s", strerror(e));
+            rc = -e;
+            goto out;
+        }
+        s->nthr++;
+    }
+    *out = s;
+out:
+    if (rc != 0) sched_stop(s);
+    return rc;
+}
+
+void sched_kick(sched_t *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->kicked = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sched_stop(sched_t *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nthr; i++)
+        pthread_join(s->thr[i], NULL);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    /* Compiled schedules are cheap to rebuild; dropping them here keeps a
+     * stopped server from holding ICU calendars. */
+    cache_clear();
+}

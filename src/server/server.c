@@ -1,0 +1,178 @@
+/*
+ * The server's lifecycle (server.h): configuration defaults, then the
+ * store, the bootstrap admin token, the scheduler loops and the HTTP
+ * listener, in the order each needs the one before; stopped in reverse so
+ * nothing runs against a closed store. The store's notify hook is wired to
+ * server_wake, so a commit that makes work claimable resumes every waiting
+ * claim at once.
+ */
+#include "server/server.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/auth.h"
+#include "server/http.h"
+#include "server/sched.h"
+
+/* Internal to src/server, defined in http.c. (They belong in a
+ * server-private header; http.c repeats them.) */
+typedef struct http_daemon http_daemon_t;
+http_daemon_t *http__new(server_t *srv, store_t *st);
+int http__listen(http_daemon_t *d, const char *listen, int threads);
+int http__check_listen(const char *listen);
+const char *http__url(const http_daemon_t *d);
+void http__wake(http_daemon_t *d);
+void http__stop(http_daemon_t *d);
+void http__free(http_daemon_t *d);
+
+struct server {
+    server_config_t cfg; /* defaults filled in; strings below are owned */
+    char *listen;
+    char *store_url;
+    char *token_file;
+    store_t *st;
+    sched_t *sched;
+    http_daemon_t *http; /* set once, before any request can run */
+};
+
+#define SEC             1000LL
+#define DEFAULT_THREADS 16
+
+static void fill_defaults(server_config_t *c)
+{
+    if (c->threads <= 0) c->threads = DEFAULT_THREADS;
+    if (c->lease_ms <= 0) c->lease_ms = 30 * SEC;
+    if (c->heartbeat_ms <= 0) c->heartbeat_ms = c->lease_ms / 6 > 0 ? c->lease_ms / 6 : 1;
+    if (c->lease_grace_ms <= 0) c->lease_grace_ms = 5 * SEC;
+    if (c->worker_timeout_ms <= 0) c->worker_timeout_ms = 3 * c->lease_ms;
+    if (c->lookahead_ms <= 0) c->lookahead_ms = 1 * SEC;
+    if (c->misfire_grace_ms <= 0) c->misfire_grace_ms = 5 * SEC;
+    if (c->retention_ms <= 0) c->retention_ms = 30LL * 86400 * SEC;
+    if (c->log_cap_bytes <= 0) c->log_cap_bytes = STORE_LOG_CAP_DEFAULT;
+}
+
+/* "sqlite:PATH" -> "DIR/admin.token"; NULL for other stores (the token is
+ * then only printed). New string. */
+static char *default_token_file(const char *url)
+{
+    if (strncmp(url, "sqlite:", 7) != 0 || !url[7]) return NULL;
+    char *copy = xstrdup(url + 7);
+    char *f = xasprintf("%s/admin.token", dirname(copy));
+    free(copy);
+    return f;
+}
+
+static void on_store_notify(void *arg)
+{
+    server_wake(arg);
+}
+
+int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
+{
+    int rc = 0;
+    char *errmsg = NULL;
+    char *token = NULL;
+    server_t *srv = xcalloc(1, sizeof *srv);
+
+    *out = NULL;
+    if (admin_token) *admin_token = NULL;
+    srv->cfg = *cfg;
+    fill_defaults(&srv->cfg);
+    srv->listen = xstrdup(cfg->listen ? cfg->listen : "127.0.0.1:8080");
+    srv->store_url = xstrdup(cfg->store_url ? cfg->store_url : "sqlite:./sked-data/sked.db");
+    srv->token_file =
+        cfg->token_file ? xstrdup(cfg->token_file) : default_token_file(srv->store_url);
+    srv->cfg.listen = srv->listen;
+    srv->cfg.store_url = srv->store_url;
+    srv->cfg.token_file = srv->token_file;
+
+    /* A typo in the address must not leave a new store behind. */
+    rc = http__check_listen(srv->listen);
+    if (rc < 0) {
+        log_error("server", "cannot listen on '%s': expected ADDR:PORT, e.g. 127.0.0.1:8080",
+                  srv->listen);
+        goto out;
+    }
+    rc = store_open(srv->store_url, &srv->st, &errmsg);
+    if (rc < 0) {
+        log_error("server", "cannot open store %s: %s", srv->store_url,
+                  errmsg ? errmsg : sked_strerror(rc));
+        goto out;
+    }
+    store_set_log_cap(srv->st, srv->cfg.log_cap_bytes);
+    /* The daemon object exists before anything can call server_wake, so
+     * srv->http never changes while other threads may read it. */
+    srv->http = http__new(srv, srv->st);
+    store_set_notify(srv->st, on_store_notify, srv);
+
+    rc = auth_bootstrap(srv->st, srv->token_file, clock_now_ms(), &token);
+    if (rc < 0) {
+        log_error("server", "cannot bootstrap the admin token: %s", sked_strerror(rc));
+        goto out;
+    }
+    rc = sched_start(srv->st, &srv->cfg, &srv->sched);
+    if (rc < 0) {
+        log_error("server", "cannot start the scheduler: %s", sked_strerror(rc));
+        goto out;
+    }
+    rc = http__listen(srv->http, srv->listen, srv->cfg.threads);
+    if (rc < 0) goto out;
+
+    if (admin_token) {
+        *admin_token = token;
+        token = NULL;
+    }
+    *out = srv;
+    srv = NULL;
+out:
+    free(errmsg);
+    free(token);
+    if (srv) server_stop(srv);
+    return rc;
+}
+
+const char *server_url(const server_t *srv)
+{
+    return http__url(srv->http);
+}
+
+void server_stop(server_t *srv)
+{
+    if (!srv) return;
+    /* HTTP first: no request may be left running against the store; it also
+     * ends every waiting claim and log follower. */
+    http__stop(srv->http);
+    sched_stop(srv->sched);
+    srv->sched = NULL;
+    store_close(srv->st);
+    srv->st = NULL;
+    /* Only now: a commit from the scheduler may have called server_wake
+     * until the store closed. */
+    http__free(srv->http);
+    srv->http = NULL;
+    free(srv->listen);
+    free(srv->store_url);
+    free(srv->token_file);
+    free(srv);
+}
+
+void server_wake(server_t *srv)
+{
+    if (srv) http__wake(srv->http);
+}
+
+struct sched *server_sched(server_t *srv)
+{
+    return srv->sched;
+}
+
+const server_config_t *server_config(const server_t *srv)
+{
+    return &srv->cfg;
+}

@@ -1,0 +1,549 @@
+/*
+ * The store's front door: store_open picks a backend from the URL scheme,
+ * the public verbs of store.h check their arguments once here and dispatch
+ * through `st->ops` (store_int.h), and the backend-neutral helpers live
+ * here too — state names, spec-to-columns, the *_clear functions, paging
+ * cursors, label matching and the retry decision — so every backend shares
+ * one definition of them. There is no SQL in this file.
+ */
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/xalloc.h"
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+void store__init(store_t *st, const struct store_ops *ops)
+{
+    st->ops = ops;
+    pthread_mutex_init(&st->notify_mu, NULL);
+    st->notify = NULL;
+    st->notify_arg = NULL;
+    st->log_cap = STORE_LOG_CAP_DEFAULT;
+}
+
+void store__fini(store_t *st)
+{
+    pthread_mutex_destroy(&st->notify_mu);
+}
+
+void store__notify(store_t *st)
+{
+    pthread_mutex_lock(&st->notify_mu);
+    store_notify_fn fn = st->notify;
+    void *arg = st->notify_arg;
+    pthread_mutex_unlock(&st->notify_mu);
+    if (fn) fn(arg);
+}
+
+static void set_errmsg(char **errmsg, const char *msg)
+{
+    if (errmsg) *errmsg = xstrdup(msg);
+}
+
+int store_open(const char *url, store_t **out, char **errmsg)
+{
+    if (errmsg) *errmsg = NULL;
+    if (!url || !out) {
+        set_errmsg(errmsg, "no store URL given");
+        return SKED_EINVAL;
+    }
+    *out = NULL;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        const char *path = url + 7;
+        /* Accept "sqlite://PATH" as well, as people write it by analogy. */
+        if (strncmp(path, "//", 2) == 0) path += 2;
+        if (!*path) {
+            set_errmsg(errmsg, "sqlite store URL has no path (sqlite:PATH)");
+            return SKED_EINVAL;
+        }
+        return store__sqlite_open(path, out, errmsg);
+    }
+    if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13)) return store__pg_open(url, out, errmsg);
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        set_errmsg(errmsg, "postgres backend not built yet");
+        return SKED_EINVAL;
+    }
+    if (errmsg) *errmsg = xasprintf("unknown store URL scheme in '%s' (use sqlite:PATH)", url);
+    return SKED_EINVAL;
+}
+
+void store_close(store_t *st)
+{
+    if (!st) return;
+    st->ops->close(st);
+}
+
+const char *store_backend(const store_t *st)
+{
+    return st->ops->name;
+}
+
+int store_ping(store_t *st)
+{
+    return st->ops->ping(st);
+}
+
+void store_set_notify(store_t *st, store_notify_fn fn, void *arg)
+{
+    pthread_mutex_lock(&st->notify_mu);
+    st->notify = fn;
+    st->notify_arg = arg;
+    pthread_mutex_unlock(&st->notify_mu);
+}
+
+void store_set_log_cap(store_t *st, int64_t bytes)
+{
+    /* Read by the writer thread under its own ordering; a plain store is
+     * enough because the value is only ever set at start-up or in tests. */
+    st->log_cap = bytes > 0 ? bytes : STORE_LOG_CAP_DEFAULT;
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+static const char *const job_state_names[] = {"active", "paused", "done", "deleted"};
+static const char *const worker_state_names[] = {"active", "draining", "lost", "gone"};
+static const char *const role_names[] = {"admin", "operator", "user", "viewer", "worker"};
+
+const char *job_state_name(job_state_t s)
+{
+    if ((unsigned)s >= sizeof job_state_names / sizeof *job_state_names) return NULL;
+    return job_state_names[s];
+}
+
+int job_state_parse(const char *name, job_state_t *out)
+{
+    for (size_t i = 0; name && i < sizeof job_state_names / sizeof *job_state_names; i++)
+        if (strcmp(name, job_state_names[i]) == 0) {
+            *out = (job_state_t)i;
+            return 0;
+        }
+    return SKED_EINVAL;
+}
+
+const char *worker_state_name(worker_state_t s)
+{
+    if ((unsigned)s >= sizeof worker_state_names / sizeof *worker_state_names) return NULL;
+    return worker_state_names[s];
+}
+
+const char *token_role_name(token_role_t r)
+{
+    if ((unsigned)r >= sizeof role_names / sizeof *role_names) return NULL;
+    return role_names[r];
+}
+
+int token_role_parse(const char *name, token_role_t *out)
+{
+    for (size_t i = 0; name && i < sizeof role_names / sizeof *role_names; i++)
+        if (strcmp(name, role_names[i]) == 0) {
+            *out = (token_role_t)i;
+            return 0;
+        }
+    return SKED_EINVAL;
+}
+
+/* ---- value helpers ------------------------------------------------------ */
+
+void store_job_from_spec(store_job_t *job, const jobspec_t *spec)
+{
+    /* Replaces what was there, so calling it twice on one job (create, then
+     * update) does not leak: the job must be zeroed or previously filled. */
+    free(job->name);
+    free(job->queue);
+    free(job->constraints);
+    free(job->tags);
+    job->name = xstrdup(spec->name ? spec->name : "");
+    job->queue = xstrdup(spec->queue ? spec->queue : "default");
+    job->constraints = xstrdup(spec->constraints ? spec->constraints : "");
+    job->tags = xstrdup(spec->tags ? spec->tags : "");
+    job->priority = spec->priority;
+    job->overlap = spec->overlap;
+    job->misfire = spec->misfire;
+    job->catch_up_window_ms = spec->catch_up_window_ms;
+    job->max_concurrency = spec->max_concurrency;
+    job->timeout_ms = spec->timeout_ms;
+    job->retry = spec->retry;
+}
+
+void store_job_clear(store_job_t *job)
+{
+    if (!job) return;
+    free(job->ns);
+    free(job->owner);
+    free(job->name);
+    free(job->queue);
+    free(job->spec_json);
+    free(job->constraints);
+    free(job->tags);
+    memset(job, 0, sizeof *job);
+}
+
+void store_schedule_clear(store_schedule_t *s)
+{
+    if (!s) return;
+    free(s->expr);
+    free(s->timezone);
+    memset(s, 0, sizeof *s);
+}
+
+void store_run_clear(store_run_t *r)
+{
+    if (!r) return;
+    free(r->queue);
+    free(r->reason);
+    memset(r, 0, sizeof *r);
+}
+
+void store_attempt_clear(store_attempt_t *a)
+{
+    if (!a) return;
+    free(a->reason);
+    memset(a, 0, sizeof *a);
+}
+
+void store_worker_clear(store_worker_t *w)
+{
+    if (!w) return;
+    free(w->name);
+    free(w->host);
+    free(w->labels);
+    free(w->queues);
+    memset(w, 0, sizeof *w);
+}
+
+void store_claimed_clear(store_claimed_t *c)
+{
+    if (!c) return;
+    store_run_clear(&c->run);
+    free(c->spec_json);
+    memset(c, 0, sizeof *c);
+}
+
+void store_log_chunk_clear(store_log_chunk_t *c)
+{
+    if (!c) return;
+    free(c->data);
+    memset(c, 0, sizeof *c);
+}
+
+void store_token_clear(store_token_t *t)
+{
+    if (!t) return;
+    free(t->name);
+    free(t->ns);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- backend-neutral internals ----------------------------------------- */
+
+/* Cursors are "<ms>.<id>": opaque to clients by contract, readable to us
+ * when debugging. The id part makes the key total even when many rows share
+ * a millisecond. */
+char *store__cursor_encode(int64_t ms, const char *id)
+{
+    return xasprintf("%" PRId64 ".%s", ms, id);
+}
+
+int store__cursor_decode(const char *cursor, int64_t *ms, char id[SKED_ID_LEN])
+{
+    char *end = NULL;
+    if (!cursor || !*cursor) return SKED_EINVAL;
+    long long v = strtoll(cursor, &end, 10);
+    if (end == cursor || *end != '.') return SKED_EINVAL;
+    const char *p = end + 1;
+    size_t len = strlen(p);
+    if (len == 0 || len >= SKED_ID_LEN || !id_valid(p)) return SKED_EINVAL;
+    memcpy(id, p, len + 1);
+    *ms = (int64_t)v;
+    return 0;
+}
+
+/* 1 if the comma-separated list contains item exactly (item has no comma). */
+static bool list_has(const char *list, const char *item, size_t ilen)
+{
+    const char *p = list;
+    while (p && *p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == ilen && memcmp(p, item, ilen) == 0) return true;
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+bool store__labels_satisfy(const char *labels, const char *constraints)
+{
+    const char *p = constraints;
+    while (p && *p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0 && !list_has(labels ? labels : "", p, len)) return false;
+        p = comma ? comma + 1 : NULL;
+    }
+    return true;
+}
+
+bool store__queue_listed(const char *queues, const char *queue)
+{
+    return list_has(queues ? queues : "", queue, strlen(queue));
+}
+
+int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt)
+{
+    /* A uniform draw in [0,1) with 30 bits of resolution: plenty for a
+     * delay of at most a few hours in ms. */
+    double unit = (double)randombytes_uniform(1u << 30) / (double)(1u << 30);
+    return backoff_delay_ms(p, next_attempt, unit);
+}
+
+run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_outcome_t outcome,
+                                 bool cancel_requested, int64_t now_ms, int64_t *not_before_ms)
+{
+    if (cancel_requested || outcome == ATTEMPT_CANCELED) return RUN_CANCELED;
+    if (outcome == ATTEMPT_SUCCEEDED) return RUN_SUCCEEDED;
+    if (backoff_may_retry(p, attempt)) {
+        *not_before_ms = now_ms + store__retry_delay_ms(p, attempt + 1);
+        return RUN_SCHEDULED;
+    }
+    return RUN_FAILED;
+}
+
+int64_t store__effective_priority(int priority, int64_t not_before_ms, int64_t now_ms)
+{
+    int64_t waited = now_ms > not_before_ms ? (now_ms - not_before_ms) / 60000 : 0;
+    if (waited > STORE__AGING_CAP) waited = STORE__AGING_CAP;
+    return (int64_t)priority + waited;
+}
+
+/* ---- verbs -------------------------------------------------------------- */
+
+static bool limit_ok(int limit)
+{
+    return limit >= 1 && limit <= 1000;
+}
+
+int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
+                     bool run_now, const char *idem_key, int64_t now_ms)
+{
+    if (!job || !job->name || !*job->name || (nscheds && !scheds)) return SKED_EINVAL;
+    return st->ops->job_create(st, job, scheds, nscheds, run_now, idem_key, now_ms);
+}
+
+int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
+                  size_t *nscheds)
+{
+    if (!id || !out || (scheds && !nscheds)) return SKED_EINVAL;
+    return st->ops->job_get(st, id, out, scheds, nscheds);
+}
+
+int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
+                   char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    job_state_t js;
+    *out = NULL;
+    *n = 0;
+    *next_cursor = NULL;
+    if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
+    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
+    if (f->state && job_state_parse(f->state, &js) < 0) return SKED_EINVAL;
+    return st->ops->job_list(st, f, out, n, next_cursor);
+}
+
+int store_job_update(store_t *st, store_job_t *job, int64_t expect_version,
+                     store_schedule_t *scheds, size_t nscheds, int64_t now_ms)
+{
+    if (!job || !job->name || !*job->name || (nscheds && !scheds)) return SKED_EINVAL;
+    return st->ops->job_update(st, job, expect_version, scheds, nscheds, now_ms);
+}
+
+int store_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
+{
+    if (!id || !job_state_name(state)) return SKED_EINVAL;
+    return st->ops->job_set_state(st, id, state, now_ms);
+}
+
+int store_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (limit < 1) return SKED_EINVAL;
+    return st->ops->due_schedules(st, until_ms, limit, out, n);
+}
+
+int store_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
+{
+    if (n == 0) return 0;
+    if (!items) return SKED_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        items[i].applied = 0;
+        if (!items[i].schedule_id || (items[i].nruns && !items[i].runs)) return SKED_EINVAL;
+        for (size_t j = 0; j < items[i].nruns; j++)
+            if (items[i].runs[j].state != RUN_SCHEDULED && items[i].runs[j].state != RUN_SKIPPED)
+                return SKED_EINVAL;
+    }
+    return st->ops->fire(st, items, n, now_ms);
+}
+
+int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
+{
+    if (!job_id || !run_id) return SKED_EINVAL;
+    return st->ops->run_trigger(st, job_id, now_ms, run_id);
+}
+
+int64_t store_next_claimable_ms(store_t *st)
+{
+    return st->ops->next_claimable_ms(st);
+}
+
+int64_t store_next_fire_ms(store_t *st)
+{
+    return st->ops->next_fire_ms(st);
+}
+
+int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+                  size_t *nattempts)
+{
+    if (!id || !out || (attempts && !nattempts)) return SKED_EINVAL;
+    return st->ops->run_get(st, id, out, attempts, nattempts);
+}
+
+int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
+                   char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    run_state_t rs;
+    *out = NULL;
+    *n = 0;
+    *next_cursor = NULL;
+    if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
+    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
+    if (f->state && run_state_parse(f->state, &rs) < 0) return SKED_EINVAL;
+    return st->ops->run_list(st, f, out, n, next_cursor);
+}
+
+int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
+{
+    if (!id) return SKED_EINVAL;
+    return st->ops->run_cancel(st, id, reason, now_ms);
+}
+
+int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
+{
+    if (!w || !w->name || !*w->name) return SKED_EINVAL;
+    return st->ops->worker_register(st, w, now_ms);
+}
+
+int store_worker_get(store_t *st, const char *id, store_worker_t *out)
+{
+    if (!id || !out) return SKED_EINVAL;
+    return st->ops->worker_get(st, id, out);
+}
+
+int store_worker_list(store_t *st, store_worker_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return st->ops->worker_list(st, out, n);
+}
+
+int store_worker_drain(store_t *st, const char *id, int64_t now_ms)
+{
+    if (!id) return SKED_EINVAL;
+    return st->ops->worker_drain(st, id, now_ms);
+}
+
+int store_worker_deregister(store_t *st, const char *id, int64_t now_ms)
+{
+    if (!id) return SKED_EINVAL;
+    return st->ops->worker_deregister(st, id, now_ms);
+}
+
+int store_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
+                store_claimed_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!worker_id || max < 0 || lease_ms <= 0) return SKED_EINVAL;
+    if (max > 1000) max = 1000;
+    return st->ops->claim(st, worker_id, max, lease_ms, now_ms, out, n);
+}
+
+int store_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
+                    int64_t lease_ms, int64_t now_ms, bool *draining)
+{
+    bool dummy;
+    if (!worker_id || (nheld && !held) || lease_ms <= 0) return SKED_EINVAL;
+    for (size_t i = 0; i < nheld; i++) {
+        if (!held[i].run_id) return SKED_EINVAL;
+        held[i].keep = false;
+    }
+    return st->ops->heartbeat(st, worker_id, held, nheld, lease_ms, now_ms,
+                              draining ? draining : &dummy);
+}
+
+int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
+                   const store_result_t *res, int64_t now_ms)
+{
+    if (!run_id || !res || attempt < 1 || (unsigned)res->outcome >= ATTEMPT_OUTCOME_COUNT)
+        return SKED_EINVAL;
+    return st->ops->complete(st, run_id, attempt, fence, res, now_ms);
+}
+
+int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)
+{
+    if (grace_ms < 0 || heartbeat_timeout_ms < 0) return SKED_EINVAL;
+    return st->ops->reap(st, grace_ms, heartbeat_timeout_ms, now_ms);
+}
+
+int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
+                     int stream, const char *data, size_t len, int64_t now_ms)
+{
+    if (!run_id || attempt < 1 || seq < 0 || (stream != 1 && stream != 2) || (len && !data))
+        return SKED_EINVAL;
+    return st->ops->log_append(st, run_id, attempt, fence, seq, stream, data, len, now_ms);
+}
+
+int store_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,
+                   int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!run_id || attempt < 0 || limit < 1) return SKED_EINVAL;
+    if (limit > 10000) limit = 10000;
+    return st->ops->log_read(st, run_id, attempt, after_attempt, after_seq, limit, out, n);
+}
+
+int store_prune(store_t *st, int64_t older_than_ms)
+{
+    return st->ops->prune(st, older_than_ms);
+}
+
+int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)
+{
+    if (!t || !t->name || !hash_hex || !*hash_hex || !token_role_name(t->role)) return SKED_EINVAL;
+    return st->ops->token_create(st, t, hash_hex, now_ms);
+}
+
+int store_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out)
+{
+    if (!hash_hex || !out) return SKED_EINVAL;
+    return st->ops->token_lookup(st, hash_hex, now_ms, out);
+}
+
+int store_token_count(store_t *st, int64_t *count)
+{
+    if (!count) return SKED_EINVAL;
+    return st->ops->token_count(st, count);
+}

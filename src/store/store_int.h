@@ -1,0 +1,127 @@
+/*
+ * Internals shared by the store's files: the backend function table and the
+ * common header every backend's handle starts with. store.c dispatches the
+ * public verbs of store.h through `st->ops`, the way SQLite dispatches file
+ * I/O through sqlite3_vfs and Redis dispatches sockets through
+ * ConnectionType; a backend (store_sqlite.c, later store_pg.c) fills one
+ * static table and embeds `struct store` as the first member of its handle.
+ *
+ * The ops mirror store.h one for one, with the same contracts. store.c does
+ * the backend-neutral argument checks (list limits, NULL pointers, cursor
+ * syntax) before calling an op, so backends may assume sane arguments.
+ *
+ * Nothing outside src/store/ and the store conformance suite includes this.
+ */
+#ifndef SKED_STORE_STORE_INT_H
+#define SKED_STORE_STORE_INT_H
+
+#include <pthread.h>
+
+#include "store/store.h"
+
+struct store_ops {
+    const char *name; /* "sqlite", "postgres" */
+    void (*close)(store_t *st);
+    int (*ping)(store_t *st);
+
+    int (*job_create)(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
+                      bool run_now, const char *idem_key, int64_t now_ms);
+    int (*job_get)(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
+                   size_t *nscheds);
+    int (*job_list)(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
+                    char **next_cursor);
+    int (*job_update)(store_t *st, store_job_t *job, int64_t expect_version,
+                      store_schedule_t *scheds, size_t nscheds, int64_t now_ms);
+    int (*job_set_state)(store_t *st, const char *id, job_state_t state, int64_t now_ms);
+
+    int (*due_schedules)(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
+    int (*fire)(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
+    int (*run_trigger)(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
+    int64_t (*next_claimable_ms)(store_t *st);
+    int64_t (*next_fire_ms)(store_t *st);
+
+    int (*run_get)(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+                   size_t *nattempts);
+    int (*run_list)(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
+                    char **next_cursor);
+    int (*run_cancel)(store_t *st, const char *id, const char *reason, int64_t now_ms);
+
+    int (*worker_register)(store_t *st, store_worker_t *w, int64_t now_ms);
+    int (*worker_get)(store_t *st, const char *id, store_worker_t *out);
+    int (*worker_list)(store_t *st, store_worker_t **out, size_t *n);
+    int (*worker_drain)(store_t *st, const char *id, int64_t now_ms);
+    int (*worker_deregister)(store_t *st, const char *id, int64_t now_ms);
+
+    int (*claim)(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
+                 store_claimed_t **out, size_t *n);
+    int (*heartbeat)(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
+                     int64_t lease_ms, int64_t now_ms, bool *draining);
+    int (*complete)(store_t *st, const char *run_id, int attempt, int64_t fence,
+                    const store_result_t *res, int64_t now_ms);
+    int (*reap)(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
+
+    int (*log_append)(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
+                      int stream, const char *data, size_t len, int64_t now_ms);
+    int (*log_read)(store_t *st, const char *run_id, int attempt, int after_attempt,
+                    int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n);
+
+    int (*prune)(store_t *st, int64_t older_than_ms);
+
+    int (*token_create)(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms);
+    int (*token_lookup)(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out);
+    int (*token_count)(store_t *st, int64_t *count);
+
+    /* Test seam: overwrites the stored schema version, so the conformance
+     * suite can check that a newer store is refused. */
+    int (*set_schema_version)(store_t *st, int version);
+};
+
+/* The common head of every backend's handle (first member). */
+struct store {
+    const struct store_ops *ops;
+    pthread_mutex_t notify_mu; /* guards notify/notify_arg against store_set_notify */
+    store_notify_fn notify;
+    void *notify_arg;
+    int64_t log_cap; /* bytes of log kept per run (STORE_LOG_CAP_DEFAULT) */
+};
+
+/* Initialises / destroys the common head. Backends call these from their
+ * open and close. */
+void store__init(store_t *st, const struct store_ops *ops);
+void store__fini(store_t *st);
+
+/* Calls the notify hook, if any (from the committing thread, after commit). */
+void store__notify(store_t *st);
+
+/* The SQLite backend's opener: path is what follows "sqlite:". */
+int store__sqlite_open(const char *path, store_t **out, char **errmsg);
+int store__pg_open(const char *url, store_t **out, char **errmsg);
+
+/* Opaque paging cursors: the sort key of the last row of a page, (ms, id).
+ * encode returns a new string (caller frees); decode returns 0 or
+ * SKED_EINVAL for a malformed cursor, filling id[SKED_ID_LEN]. */
+char *store__cursor_encode(int64_t ms, const char *id);
+int store__cursor_decode(const char *cursor, int64_t *ms, char id[SKED_ID_LEN]);
+
+/* 1 if every "k=v" of constraints (comma-separated) appears in labels. */
+bool store__labels_satisfy(const char *labels, const char *constraints);
+
+/* 1 if queue is one of the comma-separated queues. */
+bool store__queue_listed(const char *queues, const char *queue);
+
+/* The retry delay before attempt next_attempt under p, drawing the jitter
+ * from libsodium. */
+int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt);
+
+/* The run state that follows a finished attempt (retry decisions shared by
+ * complete and reap): RUN_SUCCEEDED, RUN_CANCELED, RUN_SCHEDULED (retry,
+ * with *not_before_ms set) or RUN_FAILED. */
+run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_outcome_t outcome,
+                                 bool cancel_requested, int64_t now_ms, int64_t *not_before_ms);
+
+/* Aging: the effective priority of a run that has been due since
+ * not_before_ms: +1 per minute waited, capped at +STORE__AGING_CAP. */
+#define STORE__AGING_CAP 100
+int64_t store__effective_priority(int priority, int64_t not_before_ms, int64_t now_ms);
+
+#endif

@@ -1,0 +1,2696 @@
+/*
+ * The SQLite backend of the store (store.h), for `sked dev` and single-server
+ * deployments.
+ *
+ * Concurrency model. One writer thread owns the only read-write connection.
+ * A caller of a write verb packs its arguments into a closure (struct wop),
+ * queues it and sleeps on a condition variable. The writer takes every
+ * queued op at once, opens BEGIN IMMEDIATE, runs each op inside its own
+ * SAVEPOINT (a failing op rolls back only itself), COMMITs once, calls the
+ * notify hook once if any op asked for it, and wakes all the callers. So N
+ * concurrent writes share one WAL fsync (group commit) while every caller
+ * still returns only after its change is durable (synchronous=FULL).
+ * Reads go to a small pool of read-only connections that WAL lets run
+ * beside the writer; each read runs in one transaction, so it sees one
+ * consistent snapshot.
+ *
+ * Statements are prepared once per connection and cached by the address of
+ * their SQL text (every SQL string here is a static constant). After each
+ * op or read, every still-busy statement is reset, so no connection keeps a
+ * read transaction (and an old snapshot) open by accident.
+ *
+ * Several processes (or several store_open calls) may use the same file:
+ * BEGIN IMMEDIATE plus the busy timeout serialise their writers, and every
+ * race (fire CAS, claim, fencing) is decided inside a write transaction.
+ *
+ * Schema: versioned migrations in `migrations[]`, recorded in
+ * schema_version; a store written by a newer sked is refused (SKED_ESCHEMA).
+ * Enums are stored as their integer values (run_state_t, job_state_t, ...),
+ * which are part of the on-disk format from now on: only append to them.
+ */
+#include "store/store.h"
+#include "store/store_int.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+#define NREADERS         4
+#define BUSY_TIMEOUT_MS  15000
+#define REAP_BATCH       256
+#define PRUNE_BATCH      500
+#define CLAIM_WINDOW_MAX 4096
+
+/* ---- schema -------------------------------------------------------------- */
+
+/* Run states as stored (run_state_t): 0 scheduled, 1 waiting, 2 pending,
+ * 3 running, 4.. terminal. The partial indexes below spell these numbers, and
+ * the queries that must use them repeat the same predicate text, because
+ * SQLite only uses a partial index when the query's WHERE contains the
+ * index's WHERE terms. */
+static const char *const migrations[] = {
+    /* 1: the initial schema. */
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO counters VALUES ('fence', 0);"
+
+    "CREATE TABLE jobs ("
+    " id TEXT PRIMARY KEY, ns TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL,"
+    " queue TEXT NOT NULL, spec_json TEXT NOT NULL, constraints TEXT NOT NULL,"
+    " tags TEXT NOT NULL, priority INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " overlap INTEGER NOT NULL, misfire INTEGER NOT NULL, catch_up_window_ms INTEGER NOT NULL,"
+    " max_concurrency INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,"
+    " retry_max_attempts INTEGER NOT NULL, retry_initial_ms INTEGER NOT NULL,"
+    " retry_max_ms INTEGER NOT NULL, retry_multiplier REAL NOT NULL,"
+    " retry_jitter INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    /* Names are unique among jobs that are not deleted: a deleted job's
+     * name may be reused. */
+    "CREATE UNIQUE INDEX jobs_ns_name ON jobs(ns, name) WHERE state != 3;"
+    "CREATE INDEX jobs_created ON jobs(created_ms, id);"
+
+    "CREATE TABLE schedules ("
+    " id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id), pos INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL, expr TEXT NOT NULL, timezone TEXT NOT NULL,"
+    " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, jitter_ms INTEGER NOT NULL,"
+    " anchor_ms INTEGER NOT NULL,"
+    " next_fire_ms INTEGER," /* NULL = exhausted */
+    " last_fire_ms INTEGER NOT NULL,"
+    " active INTEGER NOT NULL);" /* 1 while the job is active: the due index covers only these */
+    "CREATE INDEX schedules_job ON schedules(job_id, pos);"
+    "CREATE INDEX schedules_due ON schedules(next_fire_ms) WHERE active = 1;"
+
+    "CREATE TABLE runs ("
+    " id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id),"
+    " schedule_id TEXT," /* NULL for triggered runs; no FK: schedules are replaced on update */
+    " worker_id TEXT NOT NULL DEFAULT '', state INTEGER NOT NULL,"
+    " fire_ms INTEGER NOT NULL, not_before_ms INTEGER NOT NULL, priority INTEGER NOT NULL,"
+    " queue TEXT NOT NULL,"
+    " held INTEGER NOT NULL DEFAULT 0," /* 1 while its job is paused: out of the claim index */
+    " attempt INTEGER NOT NULL DEFAULT 0, fence INTEGER NOT NULL DEFAULT 0,"
+    " lease_expires_ms INTEGER NOT NULL DEFAULT -1,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
+    " started_ms INTEGER NOT NULL DEFAULT -1, finished_ms INTEGER NOT NULL DEFAULT -1,"
+    " exit_code INTEGER NOT NULL DEFAULT -1, signal INTEGER NOT NULL DEFAULT 0, reason TEXT,"
+    " log_bytes INTEGER NOT NULL DEFAULT 0, log_truncated INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (schedule_id, fire_ms));"
+    /* The claim order: per queue, priority levels, then oldest due first. */
+    "CREATE INDEX runs_claim ON runs(queue, priority, not_before_ms)"
+    " WHERE state IN (0, 2) AND held = 0;"
+    /* When a waiting claim should look next. */
+    "CREATE INDEX runs_due ON runs(not_before_ms) WHERE state IN (0, 2) AND held = 0;"
+    "CREATE INDEX runs_job ON runs(job_id, fire_ms, id);"
+    "CREATE INDEX runs_fire ON runs(fire_ms, id);"
+    /* Running runs are few; these serve concurrency, heartbeats and the reaper. */
+    "CREATE INDEX runs_running_job ON runs(job_id) WHERE state = 3;"
+    "CREATE INDEX runs_running_worker ON runs(worker_id) WHERE state = 3;"
+    "CREATE INDEX runs_lease ON runs(lease_expires_ms) WHERE state = 3;"
+    "CREATE INDEX runs_finished ON runs(finished_ms) WHERE state >= 4;"
+
+    "CREATE TABLE attempts ("
+    " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, n INTEGER NOT NULL,"
+    " worker_id TEXT NOT NULL, fence INTEGER NOT NULL, started_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL DEFAULT -1, outcome INTEGER NOT NULL DEFAULT -1,"
+    " exit_code INTEGER NOT NULL DEFAULT -1, signal INTEGER NOT NULL DEFAULT 0, reason TEXT,"
+    " reported INTEGER NOT NULL DEFAULT 0," /* 1 = finished by the worker's complete */
+    " PRIMARY KEY (run_id, n)) WITHOUT ROWID;"
+
+    /* A rowid table (not WITHOUT ROWID): chunks can be large. */
+    "CREATE TABLE log_chunks ("
+    " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, attempt INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL, stream INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY (run_id, attempt, seq));"
+
+    "CREATE TABLE workers ("
+    " id TEXT PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, labels TEXT NOT NULL,"
+    " queues TEXT NOT NULL, slots INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " registered_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL);"
+    "CREATE INDEX workers_name ON workers(name);"
+    "CREATE INDEX workers_alive ON workers(heartbeat_ms) WHERE state IN (0, 1);"
+
+    "CREATE TABLE tokens ("
+    " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+    " role INTEGER NOT NULL, ns TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL, revoked INTEGER NOT NULL);"
+
+    "CREATE TABLE idempotency ("
+    " owner TEXT NOT NULL, key TEXT NOT NULL, job_id TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;"
+    "CREATE INDEX idempotency_created ON idempotency(created_ms);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
+
+/* ---- connections and statements ---------------------------------------- */
+
+struct stc {
+    const char *sql; /* static text; the cache key is its address */
+    sqlite3_stmt *st;
+};
+
+struct conn {
+    sqlite3 *db;
+    struct stc *cache;
+    size_t n, cap;
+};
+
+struct wop;
+struct sq;
+typedef int (*wfn_t)(struct sq *s, void *arg);
+
+/* A queued write: the closure, and where its result goes. */
+struct wop {
+    wfn_t fn;
+    void *arg;
+    int rc;
+    bool done;
+    struct wop *next;
+};
+
+struct sq {
+    store_t base; /* first: a store_t * is a struct sq * */
+    char *path;
+
+    struct conn w; /* the writer's connection; touched only by the writer thread */
+    pthread_t writer;
+    bool writer_started;
+    pthread_mutex_t wmu;
+    pthread_cond_t work_cv; /* ops queued, or stop */
+    pthread_cond_t done_cv; /* a batch finished */
+    struct wop *head, *tail;
+    bool stop;
+    bool op_notify; /* writer thread only: the running op asked for a notify */
+
+    struct conn r[NREADERS];
+    bool rbusy[NREADERS];
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+};
+
+/* Maps an SQLite result to a SKED_E* code, logging unexpected ones once. */
+static int dberr(struct conn *c, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        return SKED_ECONFLICT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        log_warn("store", "sqlite busy: %s", sqlite3_errmsg(c->db));
+        return SKED_EBUSY;
+    default:
+        log_error("store", "sqlite error %d: %s", rc, sqlite3_errmsg(c->db));
+        return SKED_ESTORE;
+    }
+}
+
+/* The cached, reset statement for sql (a static string), or NULL (logged). */
+static sqlite3_stmt *prep(struct conn *c, const char *sql)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->cache[i].sql == sql) {
+            sqlite3_reset(c->cache[i].st);
+            sqlite3_clear_bindings(c->cache[i].st);
+            return c->cache[i].st;
+        }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store", "prepare failed (%s): %s", sqlite3_errmsg(c->db), sql);
+        return NULL;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->cache = xrealloc(c->cache, c->cap * sizeof *c->cache);
+    }
+    c->cache[c->n++] = (struct stc){sql, st};
+    return st;
+}
+
+/* Resets every statement still in progress on the connection. */
+static void reset_all(struct conn *c)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL); st; st = sqlite3_next_stmt(c->db, st))
+        if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+}
+
+static void conn_close(struct conn *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        sqlite3_finalize(c->cache[i].st);
+    FREE_NULL(c->cache);
+    c->n = c->cap = 0;
+    if (c->db) sqlite3_close_v2(c->db);
+    c->db = NULL;
+}
+
+/* Runs a statement that returns no rows we need. */
+static int run(struct conn *c, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) rc = SQLITE_DONE; /* RETURNING rows we do not read */
+    int err = rc == SQLITE_DONE ? 0 : dberr(c, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Runs a fixed statement by its SQL text. */
+static int exec_sql(struct conn *c, const char *sql)
+{
+    sqlite3_stmt *st = prep(c, sql);
+    return st ? run(c, st) : SKED_ESTORE;
+}
+
+static void bt(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bi(sqlite3_stmt *st, int i, int64_t v)
+{
+    sqlite3_bind_int64(st, i, v);
+}
+
+/* Binds v, or NULL when v < 0 (our "none" for optional instants). */
+static void bin(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+static char *ct(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+static char *ct0(sqlite3_stmt *st, int i) /* never NULL */
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return xstrdup(t ? (const char *)t : "");
+}
+
+static void cid(sqlite3_stmt *st, int i, char out[SKED_ID_LEN])
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, SKED_ID_LEN, "%s", t ? (const char *)t : "");
+}
+
+static int64_t ci(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_int64(st, i);
+}
+
+static int64_t cin(sqlite3_stmt *st, int i) /* NULL -> -1 */
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
+}
+
+/* ---- the writer ---------------------------------------------------------- */
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT op";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO op";
+static const char SQL_RELEASE[] = "RELEASE op";
+
+static void want_notify(struct sq *s)
+{
+    s->op_notify = true;
+}
+
+static void run_batch(struct sq *s, struct wop *batch)
+{
+    bool notify = false, lost = false;
+    int rc = exec_sql(&s->w, SQL_BEGIN);
+    if (rc < 0) {
+        for (struct wop *op = batch; op; op = op->next)
+            op->rc = rc;
+        return;
+    }
+    for (struct wop *op = batch; op; op = op->next) {
+        if (lost) {
+            op->rc = SKED_ESTORE;
+            continue;
+        }
+        rc = exec_sql(&s->w, SQL_SAVEPOINT);
+        if (rc < 0) {
+            op->rc = rc;
+            continue;
+        }
+        s->op_notify = false;
+        op->rc = op->fn(s, op->arg);
+        reset_all(&s->w);
+        if (sqlite3_get_autocommit(s->w.db)) {
+            /* SQLite rolled the whole transaction back (I/O error, disk
+             * full): every op of this batch so far is gone with it. */
+            lost = true;
+            for (struct wop *p = batch; p != op->next; p = p->next)
+                p->rc = SKED_ESTORE;
+            continue;
+        }
+        if (op->rc < 0) exec_sql(&s->w, SQL_ROLLBACK_TO);
+        exec_sql(&s->w, SQL_RELEASE);
+        if (op->rc >= 0 && s->op_notify) notify = true;
+    }
+    if (lost) return;
+    rc = exec_sql(&s->w, SQL_COMMIT);
+    if (rc < 0) {
+        exec_sql(&s->w, SQL_ROLLBACK);
+        for (struct wop *op = batch; op; op = op->next)
+            if (op->rc >= 0) op->rc = SKED_ESTORE;
+        return;
+    }
+    /* Before the callers wake: when a write returns, its notify has run. */
+    if (notify) store__notify(&s->base);
+}
+
+static void *writer_main(void *arg)
+{
+    struct sq *s = arg;
+    pthread_mutex_lock(&s->wmu);
+    for (;;) {
+        while (!s->head && !s->stop)
+            pthread_cond_wait(&s->work_cv, &s->wmu);
+        if (!s->head) break; /* stop, and nothing left to do */
+        struct wop *batch = s->head;
+        s->head = s->tail = NULL;
+        pthread_mutex_unlock(&s->wmu);
+
+        run_batch(s, batch);
+
+        pthread_mutex_lock(&s->wmu);
+        for (struct wop *op = batch, *next; op; op = next) {
+            next = op->next; /* op lives on its caller's stack: read next first */
+            op->done = true;
+        }
+        pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->wmu);
+    return NULL;
+}
+
+/* Queues fn(arg) for the writer and waits until it is committed (or failed).
+ * Returns fn's result, or a store error if the commit failed. */
+static int wsubmit(struct sq *s, wfn_t fn, void *arg)
+{
+    struct wop op = {fn, arg, 0, false, NULL};
+    pthread_mutex_lock(&s->wmu);
+    if (s->tail)
+        s->tail->next = &op;
+    else
+        s->head = &op;
+    s->tail = &op;
+    pthread_cond_signal(&s->work_cv);
+    while (!op.done)
+        pthread_cond_wait(&s->done_cv, &s->wmu);
+    pthread_mutex_unlock(&s->wmu);
+    return op.rc;
+}
+
+/* ---- readers ------------------------------------------------------------- */
+
+typedef int (*rfn_t)(struct conn *c, void *arg);
+
+static const char SQL_BEGIN_READ[] = "BEGIN";
+
+/* Runs fn on a pooled read-only connection inside one read transaction. */
+static int rd(struct sq *s, rfn_t fn, void *arg)
+{
+    int i = -1;
+    pthread_mutex_lock(&s->rmu);
+    for (;;) {
+        for (int k = 0; k < NREADERS; k++)
+            if (!s->rbusy[k]) {
+                i = k;
+                break;
+            }
+        if (i >= 0) break;
+        pthread_cond_wait(&s->rcv, &s->rmu);
+    }
+    s->rbusy[i] = true;
+    pthread_mutex_unlock(&s->rmu);
+
+    struct conn *c = &s->r[i];
+    int rc = exec_sql(c, SQL_BEGIN_READ);
+    if (rc == 0) {
+        rc = fn(c, arg);
+        reset_all(c);
+        int rc2 = exec_sql(c, SQL_COMMIT);
+        if (rc >= 0 && rc2 < 0) rc = rc2;
+    }
+
+    pthread_mutex_lock(&s->rmu);
+    s->rbusy[i] = false;
+    pthread_cond_signal(&s->rcv);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* ---- row readers --------------------------------------------------------- */
+
+#define JOB_COLS                                                                                   \
+    "id, ns, owner, name, queue, spec_json, constraints, tags, priority, state, overlap,"          \
+    " misfire, catch_up_window_ms, max_concurrency, timeout_ms, retry_max_attempts,"               \
+    " retry_initial_ms, retry_max_ms, retry_multiplier, retry_jitter, version, created_ms,"        \
+    " updated_ms"
+
+static void row_job(sqlite3_stmt *q, store_job_t *j)
+{
+    cid(q, 0, j->id);
+    j->ns = ct0(q, 1);
+    j->owner = ct0(q, 2);
+    j->name = ct0(q, 3);
+    j->queue = ct0(q, 4);
+    j->spec_json = ct0(q, 5);
+    j->constraints = ct0(q, 6);
+    j->tags = ct0(q, 7);
+    j->priority = (int)ci(q, 8);
+    j->state = (job_state_t)ci(q, 9);
+    j->overlap = (overlap_policy_t)ci(q, 10);
+    j->misfire = (misfire_policy_t)ci(q, 11);
+    j->catch_up_window_ms = ci(q, 12);
+    j->max_concurrency = (int)ci(q, 13);
+    j->timeout_ms = ci(q, 14);
+    j->retry.max_attempts = (int)ci(q, 15);
+    j->retry.initial_ms = ci(q, 16);
+    j->retry.max_ms = ci(q, 17);
+    j->retry.multiplier = sqlite3_column_double(q, 18);
+    j->retry.jitter = ci(q, 19) != 0;
+    j->version = ci(q, 20);
+    j->created_ms = ci(q, 21);
+    j->updated_ms = ci(q, 22);
+}
+
+#define SCHED_COLS                                                                                 \
+    "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
+    " last_fire_ms"
+
+static void row_sched(sqlite3_stmt *q, int o, store_schedule_t *s)
+{
+    cid(q, o + 0, s->id);
+    cid(q, o + 1, s->job_id);
+    s->kind = (schedule_kind_t)ci(q, o + 2);
+    s->expr = ct0(q, o + 3);
+    s->timezone = ct0(q, o + 4);
+    s->start_ms = ci(q, o + 5);
+    s->end_ms = ci(q, o + 6);
+    s->jitter_ms = ci(q, o + 7);
+    s->anchor_ms = ci(q, o + 8);
+    s->next_fire_ms = cin(q, o + 9);
+    s->last_fire_ms = ci(q, o + 10);
+}
+
+#define RUN_COLS                                                                                   \
+    "id, job_id, schedule_id, worker_id, state, fire_ms, not_before_ms, priority, queue,"          \
+    " attempt, fence, lease_expires_ms, cancel_requested, created_ms, started_ms, finished_ms,"    \
+    " exit_code, signal, reason, log_bytes, log_truncated"
+
+static void row_run(sqlite3_stmt *q, store_run_t *r)
+{
+    cid(q, 0, r->id);
+    cid(q, 1, r->job_id);
+    cid(q, 2, r->schedule_id);
+    cid(q, 3, r->worker_id);
+    r->state = (run_state_t)ci(q, 4);
+    r->fire_ms = ci(q, 5);
+    r->not_before_ms = ci(q, 6);
+    r->priority = (int)ci(q, 7);
+    r->queue = ct0(q, 8);
+    r->attempt = (int)ci(q, 9);
+    r->fence = ci(q, 10);
+    r->lease_expires_ms = ci(q, 11);
+    r->cancel_requested = ci(q, 12) != 0;
+    r->created_ms = ci(q, 13);
+    r->started_ms = ci(q, 14);
+    r->finished_ms = ci(q, 15);
+    r->exit_code = (int)ci(q, 16);
+    r->signal = (int)ci(q, 17);
+    r->reason = ct(q, 18);
+    r->log_bytes = ci(q, 19);
+    r->log_truncated = ci(q, 20) != 0;
+}
+
+#define WORKER_COLS                                                                                \
+    "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
+    " w.heartbeat_ms, (SELECT COUNT(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
+
+static void row_worker(sqlite3_stmt *q, store_worker_t *w)
+{
+    cid(q, 0, w->id);
+    w->name = ct0(q, 1);
+    w->host = ct0(q, 2);
+    w->labels = ct0(q, 3);
+    w->queues = ct0(q, 4);
+    w->slots = (int)ci(q, 5);
+    w->state = (worker_state_t)ci(q, 6);
+    w->registered_ms = ci(q, 7);
+    w->heartbeat_ms = ci(q, 8);
+    w->running = (int)ci(q, 9);
+}
+
+/* ---- shared write helpers ------------------------------------------------ */
+
+static const char SQL_RUN_INSERT[] =
+    "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority, queue,"
+    " held, created_ms, finished_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " ?11, ?12) ON CONFLICT (schedule_id, fire_ms) DO NOTHING";
+
+/* Inserts a run; *inserted OUT is 0 if (schedule, fire time) already had one. */
+static int insert_run(struct conn *c, char id[SKED_ID_LEN], const char *job_id,
+                      const char *sched_id, run_state_t state, int64_t fire_ms,
+                      int64_t not_before_ms, int priority, const char *queue, bool held,
+                      const char *reason, int64_t now_ms, int *inserted)
+{
+    sqlite3_stmt *q = prep(c, SQL_RUN_INSERT);
+    if (!q) return SKED_ESTORE;
+    id_new("run", now_ms, id);
+    bt(q, 1, id);
+    bt(q, 2, job_id);
+    bt(q, 3, sched_id);
+    bi(q, 4, state);
+    bi(q, 5, fire_ms);
+    bi(q, 6, not_before_ms);
+    bi(q, 7, priority);
+    bt(q, 8, queue);
+    bi(q, 9, held);
+    bi(q, 10, now_ms);
+    bi(q, 11, run_state_terminal(state) ? now_ms : -1);
+    bt(q, 12, reason);
+    int rc = run(c, q);
+    if (rc == 0 && inserted) *inserted = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+static const char SQL_SCHED_INSERT[] =
+    "INSERT INTO schedules (id, job_id, pos, kind, expr, timezone, start_ms, end_ms, jitter_ms,"
+    " anchor_ms, next_fire_ms, last_fire_ms, active) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11, ?12, ?13)";
+static const char SQL_SCHED_UPDATE[] =
+    "UPDATE schedules SET pos = ?3, kind = ?4, expr = ?5, timezone = ?6, start_ms = ?7,"
+    " end_ms = ?8, jitter_ms = ?9, anchor_ms = ?10, next_fire_ms = ?11, active = ?13"
+    " WHERE id = ?1 AND job_id = ?2";
+
+static void bind_sched(sqlite3_stmt *q, const store_schedule_t *sc, size_t pos, bool active)
+{
+    bt(q, 1, sc->id);
+    bt(q, 2, sc->job_id);
+    bi(q, 3, (int64_t)pos);
+    bi(q, 4, sc->kind);
+    bt(q, 5, sc->expr ? sc->expr : "");
+    bt(q, 6, sc->timezone ? sc->timezone : "");
+    bi(q, 7, sc->start_ms);
+    bi(q, 8, sc->end_ms);
+    bi(q, 9, sc->jitter_ms);
+    bi(q, 10, sc->anchor_ms);
+    bin(q, 11, sc->next_fire_ms);
+    bi(q, 12, -1);
+    bi(q, 13, active);
+}
+
+/* ---- lifecycle ops ------------------------------------------------------- */
+
+static void sq_close(store_t *st)
+{
+    struct sq *s = (struct sq *)st;
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->wmu);
+        s->stop = true;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->wmu);
+        pthread_join(s->writer, NULL);
+    }
+    for (int i = 0; i < NREADERS; i++)
+        conn_close(&s->r[i]);
+    conn_close(&s->w);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->rcv);
+    store__fini(&s->base);
+    free(s->path);
+    free(s);
+}
+
+static const char SQL_PING[] = "SELECT 1";
+
+static int ping_fn(struct conn *c, void *arg)
+{
+    return exec_sql(c, SQL_PING);
+}
+
+static int sq_ping(store_t *st)
+{
+    return rd((struct sq *)st, ping_fn, NULL);
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+static const char SQL_IDEM_GET[] = "SELECT job_id FROM idempotency WHERE owner = ?1 AND key = ?2";
+static const char SQL_IDEM_PUT[] =
+    "INSERT INTO idempotency (owner, key, job_id, created_ms) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_JOB_INSERT[] =
+    "INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+    " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+
+struct job_create_args {
+    store_job_t *job;
+    store_schedule_t *scheds;
+    size_t nscheds;
+    bool run_now;
+    const char *idem_key;
+    int64_t now_ms;
+};
+
+static void bind_job_body(sqlite3_stmt *q, const store_job_t *j)
+{
+    bt(q, 4, j->name);
+    bt(q, 5, j->queue ? j->queue : "default");
+    bt(q, 6, j->spec_json ? j->spec_json : "{}");
+    bt(q, 7, j->constraints ? j->constraints : "");
+    bt(q, 8, j->tags ? j->tags : "");
+    bi(q, 9, j->priority);
+    bi(q, 11, j->overlap);
+    bi(q, 12, j->misfire);
+    bi(q, 13, j->catch_up_window_ms);
+    bi(q, 14, j->max_concurrency);
+    bi(q, 15, j->timeout_ms);
+    bi(q, 16, j->retry.max_attempts);
+    bi(q, 17, j->retry.initial_ms);
+    bi(q, 18, j->retry.max_ms);
+    sqlite3_bind_double(q, 19, j->retry.multiplier);
+    bi(q, 20, j->retry.jitter);
+}
+
+static int job_create_fn(struct sq *s, void *arg)
+{
+    struct job_create_args *a = arg;
+    struct conn *c = &s->w;
+    store_job_t *j = a->job;
+    sqlite3_stmt *q = NULL;
+    int rc = 0;
+
+    if (a->idem_key) {
+        if (!(q = prep(c, SQL_IDEM_GET))) return SKED_ESTORE;
+        bt(q, 1, j->owner);
+        bt(q, 2, a->idem_key);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            cid(q, 0, j->id);
+            return SKED_EEXIST;
+        }
+        if (rc != SQLITE_DONE) return dberr(c, rc);
+    }
+
+    id_new("job", a->now_ms, j->id);
+    j->version = 1;
+    j->created_ms = j->updated_ms = a->now_ms;
+    j->state = JOB_ACTIVE;
+    if (!(q = prep(c, SQL_JOB_INSERT))) return SKED_ESTORE;
+    bt(q, 1, j->id);
+    bt(q, 2, j->ns);
+    bt(q, 3, j->owner);
+    bind_job_body(q, j);
+    bi(q, 10, j->state);
+    bi(q, 21, j->version);
+    bi(q, 22, j->created_ms);
+    bi(q, 23, j->updated_ms);
+    if ((rc = run(c, q)) < 0) return rc; /* ECONFLICT: the name is taken */
+
+    for (size_t i = 0; i < a->nscheds; i++) {
+        store_schedule_t *sc = &a->scheds[i];
+        id_new("sch", a->now_ms, sc->id);
+        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
+        sc->last_fire_ms = -1;
+        if (!(q = prep(c, SQL_SCHED_INSERT))) return SKED_ESTORE;
+        bind_sched(q, sc, i, true);
+        if ((rc = run(c, q)) < 0) return rc;
+    }
+    if (a->idem_key) {
+        if (!(q = prep(c, SQL_IDEM_PUT))) return SKED_ESTORE;
+        bt(q, 1, j->owner);
+        bt(q, 2, a->idem_key);
+        bt(q, 3, j->id);
+        bi(q, 4, a->now_ms);
+        if ((rc = run(c, q)) < 0) return rc;
+    }
+    if (a->run_now) {
+        char rid[SKED_ID_LEN];
+        rc = insert_run(c, rid, j->id, NULL, RUN_PENDING, a->now_ms, a->now_ms, j->priority,
+                        j->queue ? j->queue : "default", false, NULL, a->now_ms, NULL);
+        if (rc < 0) return rc;
+        want_notify(s);
+    }
+    return 0;
+}
+
+static int sq_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
+                         bool run_now, const char *idem_key, int64_t now_ms)
+{
+    /* Defaults live with the job so the caller sees what was stored. */
+    if (!job->ns) job->ns = xstrdup("default");
+    if (!job->owner) job->owner = xstrdup("");
+    if (!job->queue) job->queue = xstrdup("default");
+    struct job_create_args a = {job, scheds, nscheds, run_now, idem_key, now_ms};
+    int rc = wsubmit((struct sq *)st, job_create_fn, &a);
+    if (rc < 0 && rc != SKED_EEXIST) job->id[0] = '\0';
+    return rc;
+}
+
+static const char SQL_JOB_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND state != 3";
+static const char SQL_SCHED_OF_JOB[] =
+    "SELECT " SCHED_COLS " FROM schedules WHERE job_id = ?1 ORDER BY pos";
+
+/* Reads all schedules of a job into a new array. */
+static int read_scheds(struct conn *c, const char *job_id, store_schedule_t **out, size_t *n)
+{
+    sqlite3_stmt *q = prep(c, SQL_SCHED_OF_JOB);
+    size_t cap = 0;
+    int rc;
+    *out = NULL;
+    *n = 0;
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, job_id);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        memset(&(*out)[*n], 0, sizeof **out);
+        row_sched(q, 0, &(*out)[(*n)++]);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < *n; i++)
+            store_schedule_clear(&(*out)[i]);
+        FREE_NULL(*out);
+        *n = 0;
+        return dberr(c, rc);
+    }
+    return 0;
+}
+
+struct job_get_args {
+    const char *id;
+    store_job_t *out;
+    store_schedule_t **scheds;
+    size_t *nscheds;
+};
+
+static int job_get_fn(struct conn *c, void *arg)
+{
+    struct job_get_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_JOB_GET);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    row_job(q, a->out);
+    sqlite3_reset(q);
+    if (a->scheds) {
+        rc = read_scheds(c, a->id, a->scheds, a->nscheds);
+        if (rc < 0) {
+            store_job_clear(a->out);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int sq_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
+                      size_t *nscheds)
+{
+    memset(out, 0, sizeof *out);
+    if (scheds) {
+        *scheds = NULL;
+        *nscheds = 0;
+    }
+    struct job_get_args a = {id, out, scheds, nscheds};
+    return rd((struct sq *)st, job_get_fn, &a);
+}
+
+/* The job filter; the state test defaults to "not deleted". Two variants so
+ * that a page after the first seeks the index instead of scanning. */
+#define JOB_LIST_WHERE                                                                             \
+    " WHERE (?1 IS NULL OR ns = ?1) AND (CASE WHEN ?2 IS NULL THEN state != 3 ELSE state = ?2"     \
+    " END) AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR instr(name, ?4) > 0)"                 \
+    " AND (?5 IS NULL OR instr(tags, ',' || ?5 || ',') > 0)"
+static const char SQL_JOB_LIST[] =
+    "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE " ORDER BY created_ms DESC, id DESC LIMIT ?8";
+static const char SQL_JOB_LIST_AFTER[] =
+    "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE " AND (created_ms, id) < (?6, ?7)"
+    " ORDER BY created_ms DESC, id DESC LIMIT ?8";
+
+struct job_list_args {
+    const store_job_filter_t *f;
+    store_job_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int job_list_fn(struct conn *c, void *arg)
+{
+    struct job_list_args *a = arg;
+    const store_job_filter_t *f = a->f;
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    job_state_t js = JOB_ACTIVE;
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    if (f->state) job_state_parse(f->state, &js);
+    sqlite3_stmt *q = prep(c, f->cursor ? SQL_JOB_LIST_AFTER : SQL_JOB_LIST);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, f->ns);
+    if (f->state)
+        bi(q, 2, js);
+    else
+        sqlite3_bind_null(q, 2);
+    bt(q, 3, f->queue);
+    bt(q, 4, f->name);
+    bt(q, 5, f->tag);
+    if (f->cursor) {
+        bi(q, 6, cms);
+        bt(q, 7, cidv);
+    }
+    bi(q, 8, f->limit + 1); /* one more tells whether a next page exists */
+    store_job_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        row_job(q, &v[n++]);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_job_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    if (n > (size_t)f->limit) {
+        store_job_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].created_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
+                       char **next_cursor)
+{
+    struct job_list_args a = {f, out, n, next_cursor};
+    return rd((struct sq *)st, job_list_fn, &a);
+}
+
+static const char SQL_JOB_UPDATE[] =
+    "UPDATE jobs SET name = ?4, queue = ?5, spec_json = ?6, constraints = ?7, tags = ?8,"
+    " priority = ?9, overlap = ?11, misfire = ?12, catch_up_window_ms = ?13,"
+    " max_concurrency = ?14, timeout_ms = ?15, retry_max_attempts = ?16,"
+    " retry_initial_ms = ?17, retry_max_ms = ?18, retry_multiplier = ?19, retry_jitter = ?20,"
+    " version = version + 1, updated_ms = ?22"
+    " WHERE id = ?1 AND state != 3 AND (?21 = 0 OR version = ?21)"
+    " RETURNING version, state, ns, owner, created_ms";
+static const char SQL_JOB_VERSION[] = "SELECT version FROM jobs WHERE id = ?1 AND state != 3";
+static const char SQL_RUNS_RETARGET[] =
+    "UPDATE runs SET priority = ?2, queue = ?3 WHERE job_id = ?1 AND state IN (0, 1, 2)";
+static const char SQL_SCHED_UNMARK[] = "UPDATE schedules SET pos = -1 WHERE job_id = ?1";
+static const char SQL_SCHED_DROP_UNMARKED[] =
+    "DELETE FROM schedules WHERE job_id = ?1 AND pos = -1";
+
+struct job_update_args {
+    store_job_t *job;
+    int64_t expect;
+    store_schedule_t *scheds;
+    size_t nscheds;
+    int64_t now_ms;
+};
+
+static int job_update_fn(struct sq *s, void *arg)
+{
+    struct job_update_args *a = arg;
+    struct conn *c = &s->w;
+    store_job_t *j = a->job;
+    sqlite3_stmt *q = prep(c, SQL_JOB_UPDATE);
+    int rc;
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, j->id);
+    bind_job_body(q, j);
+    bi(q, 21, a->expect);
+    bi(q, 22, a->now_ms);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(q);
+        if (!(q = prep(c, SQL_JOB_VERSION))) return SKED_ESTORE;
+        bt(q, 1, j->id);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) return SKED_EPRECOND;
+        return rc == SQLITE_DONE ? SKED_ENOTFOUND : dberr(c, rc);
+    }
+    if (rc != SQLITE_ROW) return dberr(c, rc); /* ECONFLICT: the new name is taken */
+    j->version = ci(q, 0);
+    j->state = (job_state_t)ci(q, 1);
+    free(j->ns);
+    j->ns = ct0(q, 2);
+    free(j->owner);
+    j->owner = ct0(q, 3);
+    j->created_ms = ci(q, 4);
+    j->updated_ms = a->now_ms;
+    sqlite3_reset(q);
+    bool active = j->state == JOB_ACTIVE;
+
+    if (!(q = prep(c, SQL_RUNS_RETARGET))) return SKED_ESTORE;
+    bt(q, 1, j->id);
+    bi(q, 2, j->priority);
+    bt(q, 3, j->queue ? j->queue : "default");
+    if ((rc = run(c, q)) < 0) return rc;
+
+    /* Replace the schedule set: keep rows whose id the caller passed back
+     * (so their history stays attached), insert the rest, drop the others. */
+    if (!(q = prep(c, SQL_SCHED_UNMARK))) return SKED_ESTORE;
+    bt(q, 1, j->id);
+    if ((rc = run(c, q)) < 0) return rc;
+    for (size_t i = 0; i < a->nscheds; i++) {
+        store_schedule_t *sc = &a->scheds[i];
+        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
+        int changed = 0;
+        if (sc->id[0]) {
+            if (!(q = prep(c, SQL_SCHED_UPDATE))) return SKED_ESTORE;
+            bind_sched(q, sc, i, active);
+            if ((rc = run(c, q)) < 0) return rc;
+            changed = sqlite3_changes(c->db);
+        }
+        if (!changed) {
+            id_new("sch", a->now_ms, sc->id);
+            sc->last_fire_ms = -1;
+            if (!(q = prep(c, SQL_SCHED_INSERT))) return SKED_ESTORE;
+            bind_sched(q, sc, i, active);
+            if ((rc = run(c, q)) < 0) return rc;
+        }
+    }
+    if (!(q = prep(c, SQL_SCHED_DROP_UNMARKED))) return SKED_ESTORE;
+    bt(q, 1, j->id);
+    if ((rc = run(c, q)) < 0) return rc;
+    want_notify(s);
+    return 0;
+}
+
+static int sq_job_update(store_t *st, store_job_t *job, int64_t expect_version,
+                         store_schedule_t *scheds, size_t nscheds, int64_t now_ms)
+{
+    struct job_update_args a = {job, expect_version, scheds, nscheds, now_ms};
+    return wsubmit((struct sq *)st, job_update_fn, &a);
+}
+
+static const char SQL_JOB_STATE[] = "SELECT state FROM jobs WHERE id = ?1 AND state != 3";
+static const char SQL_JOB_SET_STATE[] =
+    "UPDATE jobs SET state = ?2, version = version + 1, updated_ms = ?3 WHERE id = ?1";
+static const char SQL_SCHED_ACTIVE[] = "UPDATE schedules SET active = ?2 WHERE job_id = ?1";
+static const char SQL_RUNS_HOLD[] =
+    "UPDATE runs SET held = ?2 WHERE job_id = ?1 AND state IN (0, 1, 2)";
+static const char SQL_RUNS_CANCEL_WAITING[] =
+    "UPDATE runs SET state = 6, held = 0, finished_ms = ?2, reason = ?3"
+    " WHERE job_id = ?1 AND state IN (0, 1, 2)";
+static const char SQL_RUNS_CANCEL_RUNNING[] =
+    "UPDATE runs SET cancel_requested = 1, reason = coalesce(reason, ?2)"
+    " WHERE job_id = ?1 AND state = 3";
+
+struct job_state_args {
+    const char *id;
+    job_state_t state;
+    int64_t now_ms;
+};
+
+static int job_set_state_fn(struct sq *s, void *arg)
+{
+    struct job_state_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_JOB_STATE);
+    int rc;
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    job_state_t cur = (job_state_t)ci(q, 0);
+    sqlite3_reset(q);
+    if (cur == a->state) return 0; /* pause of a paused job: nothing changes */
+
+    if (!(q = prep(c, SQL_JOB_SET_STATE))) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    bi(q, 2, a->state);
+    bi(q, 3, a->now_ms);
+    if ((rc = run(c, q)) < 0) return rc;
+    if (!(q = prep(c, SQL_SCHED_ACTIVE))) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    bi(q, 2, a->state == JOB_ACTIVE);
+    if ((rc = run(c, q)) < 0) return rc;
+
+    if (a->state == JOB_DELETED) {
+        if (!(q = prep(c, SQL_RUNS_CANCEL_WAITING))) return SKED_ESTORE;
+        bt(q, 1, a->id);
+        bi(q, 2, a->now_ms);
+        bt(q, 3, "job deleted");
+        if ((rc = run(c, q)) < 0) return rc;
+        if (!(q = prep(c, SQL_RUNS_CANCEL_RUNNING))) return SKED_ESTORE;
+        bt(q, 1, a->id);
+        bt(q, 2, "job deleted");
+        if ((rc = run(c, q)) < 0) return rc;
+    } else {
+        if (!(q = prep(c, SQL_RUNS_HOLD))) return SKED_ESTORE;
+        bt(q, 1, a->id);
+        bi(q, 2, a->state == JOB_PAUSED);
+        if ((rc = run(c, q)) < 0) return rc;
+    }
+    want_notify(s);
+    return 0;
+}
+
+static int sq_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
+{
+    struct job_state_args a = {id, state, now_ms};
+    return wsubmit((struct sq *)st, job_set_state_fn, &a);
+}
+
+/* ---- firing ---------------------------------------------------------------- */
+
+static const char SQL_DUE[] =
+    "SELECT s.id, s.job_id, s.kind, s.expr, s.timezone, s.start_ms, s.end_ms, s.jitter_ms,"
+    " s.anchor_ms, s.next_fire_ms, s.last_fire_ms, j.misfire, j.overlap, j.catch_up_window_ms"
+    " FROM schedules s INDEXED BY schedules_due JOIN jobs j ON j.id = s.job_id"
+    " WHERE s.active = 1 AND s.next_fire_ms <= ?1 ORDER BY s.next_fire_ms LIMIT ?2";
+
+struct due_args {
+    int64_t until_ms;
+    int limit;
+    store_due_t **out;
+    size_t *n;
+};
+
+static int due_fn(struct conn *c, void *arg)
+{
+    struct due_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_DUE);
+    if (!q) return SKED_ESTORE;
+    bi(q, 1, a->until_ms);
+    bi(q, 2, a->limit);
+    size_t n = 0, cap = 0;
+    store_due_t *v = NULL;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof *v);
+        }
+        memset(&v[n], 0, sizeof *v);
+        row_sched(q, 0, &v[n].sched);
+        v[n].misfire = (misfire_policy_t)ci(q, 11);
+        v[n].overlap = (overlap_policy_t)ci(q, 12);
+        v[n].catch_up_window_ms = ci(q, 13);
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_schedule_clear(&v[i].sched);
+        free(v);
+        return dberr(c, rc);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)
+{
+    struct due_args a = {until_ms, limit, out, n};
+    return rd((struct sq *)st, due_fn, &a);
+}
+
+/* The compare-and-set: only the server that read expect_next wins. */
+static const char SQL_FIRE_CAS[] =
+    "UPDATE schedules SET next_fire_ms = ?2, last_fire_ms = max(last_fire_ms, ?4)"
+    " WHERE id = ?1 AND active = 1 AND next_fire_ms IS ?3 RETURNING job_id";
+static const char SQL_JOB_RUNINFO[] = "SELECT priority, queue, state FROM jobs WHERE id = ?1";
+
+struct fire_args {
+    store_fire_t *items;
+    size_t n;
+    int64_t now_ms;
+};
+
+static int fire_fn(struct sq *s, void *arg)
+{
+    struct fire_args *a = arg;
+    struct conn *c = &s->w;
+    int rc;
+    for (size_t i = 0; i < a->n; i++) {
+        store_fire_t *it = &a->items[i];
+        int64_t last = -1;
+        for (size_t k = 0; k < it->nruns; k++)
+            if (it->runs[k].fire_ms > last) last = it->runs[k].fire_ms;
+        sqlite3_stmt *q = prep(c, SQL_FIRE_CAS);
+        if (!q) return SKED_ESTORE;
+        bt(q, 1, it->schedule_id);
+        bin(q, 2, it->new_next_ms);
+        bin(q, 3, it->expect_next_ms);
+        bi(q, 4, last);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_DONE) continue; /* another server won, or the job was paused */
+        if (rc != SQLITE_ROW) return dberr(c, rc);
+        char job_id[SKED_ID_LEN];
+        cid(q, 0, job_id);
+        sqlite3_reset(q);
+
+        if (!(q = prep(c, SQL_JOB_RUNINFO))) return SKED_ESTORE;
+        bt(q, 1, job_id);
+        if ((rc = sqlite3_step(q)) != SQLITE_ROW) return dberr(c, rc);
+        int prio = (int)ci(q, 0);
+        char *queue = ct0(q, 1);
+        bool held = ci(q, 2) == JOB_PAUSED;
+        sqlite3_reset(q);
+        for (size_t k = 0; k < it->nruns && rc >= 0; k++) {
+            const store_fire_run_t *fr = &it->runs[k];
+            char rid[SKED_ID_LEN];
+            rc = insert_run(c, rid, job_id, it->schedule_id, fr->state, fr->fire_ms,
+                            fr->not_before_ms, prio, queue, held,
+                            fr->state == RUN_SKIPPED ? (fr->reason ? fr->reason : "skipped") : NULL,
+                            a->now_ms, NULL);
+        }
+        free(queue);
+        if (rc < 0) return rc;
+        it->applied = 1;
+        if (it->nruns) want_notify(s);
+    }
+    return 0;
+}
+
+static int sq_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
+{
+    struct fire_args a = {items, n, now_ms};
+    int rc = wsubmit((struct sq *)st, fire_fn, &a);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            items[i].applied = 0;
+    return rc;
+}
+
+struct trigger_args {
+    const char *job_id;
+    int64_t now_ms;
+    char *run_id;
+};
+
+static int trigger_fn(struct sq *s, void *arg)
+{
+    struct trigger_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_JOB_RUNINFO);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->job_id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    int prio = (int)ci(q, 0);
+    char *queue = ct0(q, 1);
+    job_state_t js = (job_state_t)ci(q, 2);
+    sqlite3_reset(q);
+    if (js == JOB_DELETED) {
+        free(queue);
+        return SKED_ECONFLICT;
+    }
+    rc = insert_run(c, a->run_id, a->job_id, NULL, RUN_PENDING, a->now_ms, a->now_ms, prio, queue,
+                    js == JOB_PAUSED, NULL, a->now_ms, NULL);
+    free(queue);
+    if (rc == 0) want_notify(s);
+    return rc;
+}
+
+static int sq_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
+{
+    struct trigger_args a = {job_id, now_ms, run_id};
+    int rc = wsubmit((struct sq *)st, trigger_fn, &a);
+    if (rc < 0) run_id[0] = '\0';
+    return rc;
+}
+
+static const char SQL_NEXT_CLAIMABLE[] = "SELECT not_before_ms FROM runs INDEXED BY runs_due"
+                                         " WHERE state IN (0, 2) AND held = 0"
+                                         " ORDER BY not_before_ms LIMIT 1";
+static const char SQL_NEXT_FIRE[] = "SELECT next_fire_ms FROM schedules INDEXED BY schedules_due"
+                                    " WHERE active = 1 AND next_fire_ms IS NOT NULL"
+                                    " ORDER BY next_fire_ms LIMIT 1";
+
+struct one_int_args {
+    const char *sql;
+    int64_t v;
+};
+
+static int one_int_fn(struct conn *c, void *arg)
+{
+    struct one_int_args *a = arg;
+    sqlite3_stmt *q = prep(c, a->sql);
+    if (!q) return SKED_ESTORE;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        a->v = cin(q, 0);
+        return 0;
+    }
+    return rc == SQLITE_DONE ? 0 : dberr(c, rc);
+}
+
+static int64_t sq_next_claimable_ms(store_t *st)
+{
+    struct one_int_args a = {SQL_NEXT_CLAIMABLE, -1};
+    return rd((struct sq *)st, one_int_fn, &a) < 0 ? -1 : a.v;
+}
+
+static int64_t sq_next_fire_ms(store_t *st)
+{
+    struct one_int_args a = {SQL_NEXT_FIRE, -1};
+    return rd((struct sq *)st, one_int_fn, &a) < 0 ? -1 : a.v;
+}
+
+/* ---- runs ------------------------------------------------------------------ */
+
+static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1";
+static const char SQL_ATTEMPTS[] =
+    "SELECT n, worker_id, fence, started_ms, finished_ms, outcome, exit_code, signal, reason"
+    " FROM attempts WHERE run_id = ?1 ORDER BY n";
+
+/* Reads one run by id on any connection; SKED_ENOTFOUND. */
+static int read_run(struct conn *c, const char *id, store_run_t *out)
+{
+    sqlite3_stmt *q = prep(c, SQL_RUN_GET);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    row_run(q, out);
+    sqlite3_reset(q);
+    return 0;
+}
+
+struct run_get_args {
+    const char *id;
+    store_run_t *out;
+    store_attempt_t **att;
+    size_t *natt;
+};
+
+static int run_get_fn(struct conn *c, void *arg)
+{
+    struct run_get_args *a = arg;
+    int rc = read_run(c, a->id, a->out);
+    if (rc < 0 || !a->att) return rc;
+    sqlite3_stmt *q = prep(c, SQL_ATTEMPTS);
+    if (!q) {
+        store_run_clear(a->out);
+        return SKED_ESTORE;
+    }
+    bt(q, 1, a->id);
+    size_t n = 0, cap = 0;
+    store_attempt_t *v = NULL;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            v = xrealloc(v, cap * sizeof *v);
+        }
+        store_attempt_t *t = &v[n++];
+        memset(t, 0, sizeof *t);
+        t->n = (int)ci(q, 0);
+        cid(q, 1, t->worker_id);
+        t->fence = ci(q, 2);
+        t->started_ms = ci(q, 3);
+        t->finished_ms = ci(q, 4);
+        int64_t o = ci(q, 5);
+        t->outcome = o < 0 ? ATTEMPT_SUCCEEDED : (attempt_outcome_t)o;
+        t->exit_code = (int)ci(q, 6);
+        t->signal = (int)ci(q, 7);
+        t->reason = ct(q, 8);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_attempt_clear(&v[i]);
+        free(v);
+        store_run_clear(a->out);
+        return dberr(c, rc);
+    }
+    *a->att = v;
+    *a->natt = n;
+    return 0;
+}
+
+static int sq_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+                      size_t *nattempts)
+{
+    memset(out, 0, sizeof *out);
+    if (attempts) {
+        *attempts = NULL;
+        *nattempts = 0;
+    }
+    struct run_get_args a = {id, out, attempts, nattempts};
+    return rd((struct sq *)st, run_get_fn, &a);
+}
+
+/* Two variants (by job, or all) so that each walks an index in order:
+ * runs_job(job_id, fire_ms, id) or runs_fire(fire_ms, id). The upper bound
+ * is always one row-value key, (fire_ms, id) < (?5, ?6): the cursor, or
+ * (until, '') on a first page, which means fire_ms < until since every id
+ * is non-empty. One bound lets SQLite seek to the page instead of walking
+ * over the pages before it. */
+#define RUN_LIST_TAIL                                                                              \
+    " AND (?2 IS NULL OR state = ?2) AND fire_ms >= ?3 AND (fire_ms, id) < (?5, ?6)"               \
+    " ORDER BY fire_ms DESC, id DESC LIMIT ?7"
+static const char SQL_RUN_LIST_JOB[] =
+    "SELECT " RUN_COLS " FROM runs WHERE job_id = ?1" RUN_LIST_TAIL;
+static const char SQL_RUN_LIST_ALL[] =
+    "SELECT " RUN_COLS " FROM runs INDEXED BY runs_fire WHERE ?1 IS NULL" RUN_LIST_TAIL;
+
+struct run_list_args {
+    const store_run_filter_t *f;
+    store_run_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int run_list_fn(struct conn *c, void *arg)
+{
+    struct run_list_args *a = arg;
+    const store_run_filter_t *f = a->f;
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    run_state_t rs = RUN_SCHEDULED;
+    if (f->state) run_state_parse(f->state, &rs);
+    /* The tighter of the cursor and the until bound. */
+    if (!f->cursor || store__cursor_decode(f->cursor, &cms, cidv) < 0 || cms >= f->until_ms) {
+        cms = f->until_ms;
+        cidv[0] = '\0';
+    }
+    sqlite3_stmt *q = prep(c, f->job_id ? SQL_RUN_LIST_JOB : SQL_RUN_LIST_ALL);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, f->job_id);
+    if (f->state)
+        bi(q, 2, rs);
+    else
+        sqlite3_bind_null(q, 2);
+    bi(q, 3, f->since_ms);
+    bi(q, 5, cms);
+    bt(q, 6, cidv);
+    bi(q, 7, f->limit + 1);
+    store_run_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        row_run(q, &v[n++]);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_run_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    if (n > (size_t)f->limit) {
+        store_run_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].fire_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
+                       char **next_cursor)
+{
+    struct run_list_args a = {f, out, n, next_cursor};
+    return rd((struct sq *)st, run_list_fn, &a);
+}
+
+static const char SQL_RUN_STATE[] = "SELECT state FROM runs WHERE id = ?1";
+static const char SQL_RUN_CANCEL_NOW[] =
+    "UPDATE runs SET state = 6, finished_ms = ?2, reason = ?3, lease_expires_ms = -1"
+    " WHERE id = ?1";
+static const char SQL_RUN_CANCEL_ASK[] =
+    "UPDATE runs SET cancel_requested = 1, reason = ?2 WHERE id = ?1";
+
+struct cancel_args {
+    const char *id;
+    const char *reason;
+    int64_t now_ms;
+};
+
+static int cancel_fn(struct sq *s, void *arg)
+{
+    struct cancel_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_RUN_STATE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    run_state_t rs = (run_state_t)ci(q, 0);
+    sqlite3_reset(q);
+    if (run_state_terminal(rs)) return SKED_ECONFLICT;
+    const char *reason = a->reason ? a->reason : "canceled";
+    if (rs == RUN_RUNNING) {
+        if (!(q = prep(c, SQL_RUN_CANCEL_ASK))) return SKED_ESTORE;
+        bt(q, 1, a->id);
+        bt(q, 2, reason);
+    } else {
+        if (!(q = prep(c, SQL_RUN_CANCEL_NOW))) return SKED_ESTORE;
+        bt(q, 1, a->id);
+        bi(q, 2, a->now_ms);
+        bt(q, 3, reason);
+    }
+    if ((rc = run(c, q)) < 0) return rc;
+    want_notify(s);
+    return 0;
+}
+
+static int sq_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
+{
+    struct cancel_args a = {id, reason, now_ms};
+    return wsubmit((struct sq *)st, cancel_fn, &a);
+}
+
+/* ---- workers ---------------------------------------------------------------- */
+
+static const char SQL_WORKER_REUSE[] =
+    "SELECT id FROM workers WHERE name = ?1 AND state != 0 ORDER BY heartbeat_ms DESC LIMIT 1";
+static const char SQL_WORKER_INSERT[] =
+    "INSERT INTO workers (id, name, host, labels, queues, slots, state, registered_ms,"
+    " heartbeat_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
+static const char SQL_WORKER_REPLACE[] =
+    "UPDATE workers SET name = ?2, host = ?3, labels = ?4, queues = ?5, slots = ?6, state = 0,"
+    " registered_ms = ?7, heartbeat_ms = ?7 WHERE id = ?1";
+
+struct worker_reg_args {
+    store_worker_t *w;
+    int64_t now_ms;
+};
+
+static int worker_register_fn(struct sq *s, void *arg)
+{
+    struct worker_reg_args *a = arg;
+    struct conn *c = &s->w;
+    store_worker_t *w = a->w;
+    sqlite3_stmt *q = prep(c, SQL_WORKER_REUSE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, w->name);
+    int rc = sqlite3_step(q);
+    bool reuse = rc == SQLITE_ROW;
+    if (reuse)
+        cid(q, 0, w->id);
+    else if (rc != SQLITE_DONE)
+        return dberr(c, rc);
+    else
+        id_new("wrk", a->now_ms, w->id);
+    sqlite3_reset(q);
+    if (!(q = prep(c, reuse ? SQL_WORKER_REPLACE : SQL_WORKER_INSERT))) return SKED_ESTORE;
+    bt(q, 1, w->id);
+    bt(q, 2, w->name);
+    bt(q, 3, w->host ? w->host : "");
+    bt(q, 4, w->labels ? w->labels : "");
+    bt(q, 5, w->queues && *w->queues ? w->queues : "default");
+    bi(q, 6, w->slots);
+    bi(q, 7, a->now_ms);
+    if ((rc = run(c, q)) < 0) return rc;
+    w->state = WORKER_ACTIVE;
+    w->registered_ms = w->heartbeat_ms = a->now_ms;
+    w->running = 0;
+    return 0;
+}
+
+static int sq_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
+{
+    struct worker_reg_args a = {w, now_ms};
+    return wsubmit((struct sq *)st, worker_register_fn, &a);
+}
+
+static const char SQL_WORKER_GET[] = "SELECT " WORKER_COLS " FROM workers w WHERE w.id = ?1";
+static const char SQL_WORKER_LIST[] =
+    "SELECT " WORKER_COLS " FROM workers w WHERE w.state != 3 ORDER BY w.name, w.id";
+
+struct worker_get_args {
+    const char *id;
+    store_worker_t *out;
+};
+
+static int worker_get_fn(struct conn *c, void *arg)
+{
+    struct worker_get_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_WORKER_GET);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    row_worker(q, a->out);
+    return 0;
+}
+
+static int sq_worker_get(store_t *st, const char *id, store_worker_t *out)
+{
+    memset(out, 0, sizeof *out);
+    struct worker_get_args a = {id, out};
+    return rd((struct sq *)st, worker_get_fn, &a);
+}
+
+struct worker_list_args {
+    store_worker_t **out;
+    size_t *n;
+};
+
+static int worker_list_fn(struct conn *c, void *arg)
+{
+    struct worker_list_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_WORKER_LIST);
+    if (!q) return SKED_ESTORE;
+    size_t n = 0, cap = 0;
+    store_worker_t *v = NULL;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = xrealloc(v, cap * sizeof *v);
+        }
+        memset(&v[n], 0, sizeof *v);
+        row_worker(q, &v[n++]);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_worker_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_worker_list(store_t *st, store_worker_t **out, size_t *n)
+{
+    struct worker_list_args a = {out, n};
+    return rd((struct sq *)st, worker_list_fn, &a);
+}
+
+static const char SQL_WORKER_SET_STATE[] =
+    "UPDATE workers SET state = ?2 WHERE id = ?1 AND state != 3";
+
+struct worker_state_args {
+    const char *id;
+    worker_state_t state;
+};
+
+static int worker_state_fn(struct sq *s, void *arg)
+{
+    struct worker_state_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_WORKER_SET_STATE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    bi(q, 2, a->state);
+    int rc = run(c, q);
+    if (rc < 0) return rc;
+    return sqlite3_changes(c->db) ? 0 : SKED_ENOTFOUND;
+}
+
+static int sq_worker_drain(store_t *st, const char *id, int64_t now_ms)
+{
+    struct worker_state_args a = {id, WORKER_DRAINING};
+    return wsubmit((struct sq *)st, worker_state_fn, &a);
+}
+
+static int sq_worker_deregister(store_t *st, const char *id, int64_t now_ms)
+{
+    struct worker_state_args a = {id, WORKER_GONE};
+    return wsubmit((struct sq *)st, worker_state_fn, &a);
+}
+
+/* ---- claim ----------------------------------------------------------------- */
+
+static const char SQL_WORKER_TOUCH[] =
+    "UPDATE workers SET heartbeat_ms = ?2, state = CASE WHEN state = 2 THEN 0 ELSE state END"
+    " WHERE id = ?1 AND state != 3 RETURNING state, queues, labels";
+/* The next lower priority level present among claimable runs of a queue. */
+static const char SQL_CLAIM_LEVEL[] =
+    "SELECT priority FROM runs INDEXED BY runs_claim"
+    " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority < ?2"
+    " ORDER BY priority DESC LIMIT 1";
+/* The oldest due runs of one level. */
+static const char SQL_CLAIM_ROWS[] =
+    "SELECT id, job_id, not_before_ms, fire_ms FROM runs INDEXED BY runs_claim"
+    " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority = ?2"
+    " AND not_before_ms <= ?3 ORDER BY not_before_ms LIMIT ?4";
+static const char SQL_CLAIM_JOB[] =
+    "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name"
+    " FROM jobs WHERE id = ?1";
+static const char SQL_JOB_RUNNING[] =
+    "SELECT COUNT(*) FROM runs INDEXED BY runs_running_job WHERE job_id = ?1 AND state = 3";
+static const char SQL_RUN_SKIP_OVERLAP[] =
+    "UPDATE runs SET state = 7, finished_ms = ?2, reason = 'overlap'"
+    " WHERE id = ?1 AND state IN (0, 2)";
+static const char SQL_RUNS_REPLACE[] =
+    "UPDATE runs SET cancel_requested = 1, reason = coalesce(reason, 'replaced by a newer run')"
+    " WHERE job_id = ?1 AND state = 3 AND cancel_requested = 0";
+static const char SQL_NEXT_FENCE[] =
+    "UPDATE counters SET value = value + 1 WHERE name = 'fence' RETURNING value";
+static const char SQL_RUN_LEASE[] =
+    "UPDATE runs SET state = 3, worker_id = ?2, attempt = attempt + 1, fence = ?3,"
+    " lease_expires_ms = ?4, started_ms = CASE WHEN started_ms < 0 THEN ?5 ELSE started_ms END"
+    " WHERE id = ?1 AND state IN (0, 2) RETURNING attempt";
+static const char SQL_ATTEMPT_INSERT[] =
+    "INSERT INTO attempts (run_id, n, worker_id, fence, started_ms) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+struct cand {
+    char id[SKED_ID_LEN];
+    char job_id[SKED_ID_LEN];
+    int64_t eff; /* priority with aging */
+    int64_t fire_ms;
+};
+
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const struct cand *a = pa, *b = pb;
+    if (a->eff != b->eff) return a->eff > b->eff ? -1 : 1;
+    if (a->fire_ms != b->fire_ms) return a->fire_ms < b->fire_ms ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+struct claim_args {
+    const char *worker_id;
+    int max;
+    int64_t lease_ms, now_ms;
+    store_claimed_t *out;
+    size_t n;
+};
+
+/* Collects the best `window` due runs of the worker's queues by effective
+ * priority. Aging adds at most STORE__AGING_CAP, so a level more than that
+ * below the window's worst candidate cannot enter it: the scan visits
+ * O(levels near the top) index ranges of O(window) rows each, whatever the
+ * backlog. *more OUT: candidates beyond the window may exist. */
+static int gather(struct conn *c, const char *queues, int window, int64_t now_ms, struct cand **out,
+                  size_t *nout, bool *more)
+{
+    struct cand *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    *more = false;
+    char *qs = xstrdup(queues), *save = NULL;
+    for (char *queue = strtok_r(qs, ",", &save); queue; queue = strtok_r(NULL, ",", &save)) {
+        int64_t level = (int64_t)INT_MAX + 1;
+        for (;;) {
+            if (n >= (size_t)window) {
+                /* The window's worst candidate so far decides whether lower
+                 * levels can still matter. */
+                qsort(v, n, sizeof *v, cand_cmp);
+                if (level + STORE__AGING_CAP < v[window - 1].eff) {
+                    *more = true;
+                    break;
+                }
+            }
+            sqlite3_stmt *q = prep(c, SQL_CLAIM_LEVEL);
+            if (!q) {
+                rc = SKED_ESTORE;
+                goto out;
+            }
+            bt(q, 1, queue);
+            bi(q, 2, level);
+            rc = sqlite3_step(q);
+            if (rc == SQLITE_DONE) {
+                rc = 0;
+                break;
+            }
+            if (rc != SQLITE_ROW) {
+                rc = dberr(c, rc);
+                goto out;
+            }
+            level = ci(q, 0);
+            sqlite3_reset(q);
+
+            if (!(q = prep(c, SQL_CLAIM_ROWS))) {
+                rc = SKED_ESTORE;
+                goto out;
+            }
+            bt(q, 1, queue);
+            bi(q, 2, level);
+            bi(q, 3, now_ms);
+            bi(q, 4, window);
+            int got = 0;
+            while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    v = xrealloc(v, cap * sizeof *v);
+                }
+                struct cand *k = &v[n++];
+                cid(q, 0, k->id);
+                cid(q, 1, k->job_id);
+                k->eff = store__effective_priority((int)level, ci(q, 2), now_ms);
+                k->fire_ms = ci(q, 3);
+                got++;
+            }
+            if (rc != SQLITE_DONE) {
+                rc = dberr(c, rc);
+                goto out;
+            }
+            rc = 0;
+            if (got == window) *more = true;
+        }
+    }
+    if (n) qsort(v, n, sizeof *v, cand_cmp);
+out:
+    free(qs);
+    if (rc < 0) {
+        FREE_NULL(v);
+        n = 0;
+    }
+    *out = v;
+    *nout = n;
+    return rc;
+}
+
+/* Tries to claim one candidate. Returns 1 if claimed (into *cl), 0 if it
+ * was passed over, or an error. */
+static int claim_one(struct sq *s, struct claim_args *a, const char *labels, const struct cand *k,
+                     store_claimed_t *cl)
+{
+    struct conn *c = &s->w;
+    char *spec = NULL;
+    int rc;
+    sqlite3_stmt *q = prep(c, SQL_CLAIM_JOB);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, k->job_id);
+    if ((rc = sqlite3_step(q)) != SQLITE_ROW) return rc == SQLITE_DONE ? 0 : dberr(c, rc);
+    job_state_t js = (job_state_t)ci(q, 0);
+    const char *constraints = (const char *)sqlite3_column_text(q, 1);
+    int max_conc = (int)ci(q, 2);
+    overlap_policy_t overlap = (overlap_policy_t)ci(q, 3);
+    if (js == JOB_PAUSED || js == JOB_DELETED || !store__labels_satisfy(labels, constraints))
+        return 0;
+    /* Keep what a claim hands out before the job statement is reused. */
+    spec = ct0(q, 4);
+    int64_t timeout_ms = ci(q, 5);
+    char job_name[256];
+    snprintf(job_name, sizeof job_name, "%s", (const char *)sqlite3_column_text(q, 6));
+    sqlite3_reset(q);
+
+    rc = SKED_ESTORE;
+    if (!(q = prep(c, SQL_JOB_RUNNING))) goto out;
+    bt(q, 1, k->job_id);
+    if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
+        rc = dberr(c, rc);
+        goto out;
+    }
+    int64_t running = ci(q, 0);
+    sqlite3_reset(q);
+
+    rc = SKED_ESTORE;
+    if (running > 0 && overlap == OVERLAP_FORBID) {
+        if (!(q = prep(c, SQL_RUN_SKIP_OVERLAP))) goto out;
+        bt(q, 1, k->id);
+        bi(q, 2, a->now_ms);
+        if ((rc = run(c, q)) == 0) want_notify(s);
+        goto out;
+    }
+    if (running > 0 && overlap == OVERLAP_REPLACE) {
+        /* The new run waits for the old one to die; its worker learns of
+         * the cancel at its next heartbeat. */
+        if (!(q = prep(c, SQL_RUNS_REPLACE))) goto out;
+        bt(q, 1, k->job_id);
+        if ((rc = run(c, q)) == 0 && sqlite3_changes(c->db)) want_notify(s);
+        goto out;
+    }
+    if (max_conc > 0 && running >= max_conc) {
+        rc = 0;
+        goto out;
+    }
+
+    /* A store-wide counter, not per run: a fence is never reused, so a
+     * worker cut off long ago can never match a later lease. */
+    if (!(q = prep(c, SQL_NEXT_FENCE))) goto out;
+    if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
+        rc = dberr(c, rc);
+        goto out;
+    }
+    int64_t fence = ci(q, 0);
+    sqlite3_reset(q);
+
+    rc = SKED_ESTORE;
+    if (!(q = prep(c, SQL_RUN_LEASE))) goto out;
+    bt(q, 1, k->id);
+    bt(q, 2, a->worker_id);
+    bi(q, 3, fence);
+    bi(q, 4, a->now_ms + a->lease_ms);
+    bi(q, 5, a->now_ms);
+    rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) {
+        /* DONE: not claimable any more (cannot happen under one writer). */
+        rc = rc == SQLITE_DONE ? 0 : dberr(c, rc);
+        goto out;
+    }
+    int64_t attempt = ci(q, 0);
+    sqlite3_reset(q);
+
+    rc = SKED_ESTORE;
+    if (!(q = prep(c, SQL_ATTEMPT_INSERT))) goto out;
+    bt(q, 1, k->id);
+    bi(q, 2, attempt);
+    bt(q, 3, a->worker_id);
+    bi(q, 4, fence);
+    bi(q, 5, a->now_ms);
+    if ((rc = run(c, q)) < 0) goto out;
+    if ((rc = read_run(c, k->id, &cl->run)) < 0) goto out;
+    cl->spec_json = spec;
+    spec = NULL;
+    cl->timeout_ms = timeout_ms;
+    memcpy(cl->job_name, job_name, sizeof cl->job_name);
+    rc = 1;
+out:
+    free(spec);
+    return rc;
+}
+
+static int claim_fn(struct sq *s, void *arg)
+{
+    struct claim_args *a = arg;
+    struct conn *c = &s->w;
+    struct cand *cands = NULL;
+    char *queues = NULL, *labels = NULL;
+    int rc = 0;
+
+    sqlite3_stmt *q = prep(c, SQL_WORKER_TOUCH);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->worker_id);
+    bi(q, 2, a->now_ms);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    worker_state_t ws = (worker_state_t)ci(q, 0);
+    queues = ct0(q, 1);
+    labels = ct0(q, 2);
+    sqlite3_reset(q);
+    rc = 0;
+    if (ws == WORKER_DRAINING || a->max == 0) goto out;
+
+    a->out = xcalloc((size_t)a->max, sizeof *a->out);
+    /* Widen the window only when candidates were passed over (constraints,
+     * concurrency) and more may lie beyond it. */
+    for (int window = a->max * 2 + 8;; window *= 4) {
+        size_t n = 0;
+        bool more = false;
+        FREE_NULL(cands);
+        if ((rc = gather(c, queues, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
+        for (size_t i = 0; i < n && a->n < (size_t)a->max; i++) {
+            rc = claim_one(s, a, labels, &cands[i], &a->out[a->n]);
+            if (rc < 0) goto out;
+            if (rc == 1) a->n++;
+        }
+        rc = 0;
+        if (a->n == (size_t)a->max || !more || window >= CLAIM_WINDOW_MAX) break;
+    }
+    if (a->n) want_notify(s);
+out:
+    free(cands);
+    free(queues);
+    free(labels);
+    return rc;
+}
+
+static int sq_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
+                    store_claimed_t **out, size_t *n)
+{
+    struct claim_args a = {worker_id, max, lease_ms, now_ms, NULL, 0};
+    int rc = wsubmit((struct sq *)st, claim_fn, &a);
+    if (rc < 0) {
+        for (size_t i = 0; i < a.n; i++)
+            store_claimed_clear(&a.out[i]);
+        FREE_NULL(a.out);
+        a.n = 0;
+    }
+    *out = a.out;
+    *n = a.n;
+    return rc;
+}
+
+/* ---- heartbeat, complete, reap -------------------------------------------- */
+
+static const char SQL_RUN_HELD[] =
+    "SELECT worker_id, fence, state, cancel_requested FROM runs WHERE id = ?1";
+static const char SQL_RUN_RENEW[] = "UPDATE runs SET lease_expires_ms = ?2 WHERE id = ?1";
+
+struct heartbeat_args {
+    const char *worker_id;
+    store_held_t *held;
+    size_t nheld;
+    int64_t lease_ms, now_ms;
+    bool *draining;
+};
+
+static int heartbeat_fn(struct sq *s, void *arg)
+{
+    struct heartbeat_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_WORKER_TOUCH);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->worker_id);
+    bi(q, 2, a->now_ms);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    *a->draining = ci(q, 0) == WORKER_DRAINING;
+    sqlite3_reset(q);
+
+    for (size_t i = 0; i < a->nheld; i++) {
+        store_held_t *h = &a->held[i];
+        if (!(q = prep(c, SQL_RUN_HELD))) return SKED_ESTORE;
+        bt(q, 1, h->run_id);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_DONE) {
+            h->keep = false;
+            continue;
+        }
+        if (rc != SQLITE_ROW) return dberr(c, rc);
+        h->keep = strcmp((const char *)sqlite3_column_text(q, 0), a->worker_id) == 0 &&
+                  ci(q, 1) == h->fence && ci(q, 2) == RUN_RUNNING && ci(q, 3) == 0;
+        sqlite3_reset(q);
+        if (!h->keep) continue;
+        if (!(q = prep(c, SQL_RUN_RENEW))) return SKED_ESTORE;
+        bt(q, 1, h->run_id);
+        bi(q, 2, a->now_ms + a->lease_ms);
+        if ((rc = run(c, q)) < 0) return rc;
+    }
+    return 0;
+}
+
+static int sq_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
+                        int64_t lease_ms, int64_t now_ms, bool *draining)
+{
+    struct heartbeat_args a = {worker_id, held, nheld, lease_ms, now_ms, draining};
+    int rc = wsubmit((struct sq *)st, heartbeat_fn, &a);
+    if (rc < 0)
+        for (size_t i = 0; i < nheld; i++)
+            held[i].keep = false;
+    return rc;
+}
+
+static const char SQL_RUN_FOR_FINISH[] =
+    "SELECT r.state, r.fence, r.attempt, r.cancel_requested, r.reason, j.retry_max_attempts,"
+    " j.retry_initial_ms, j.retry_max_ms, j.retry_multiplier, j.retry_jitter, j.state"
+    " FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1";
+static const char SQL_ATTEMPT_REPORTED[] =
+    "SELECT reported FROM attempts WHERE run_id = ?1 AND n = ?2 AND fence = ?3";
+static const char SQL_ATTEMPT_FINISH[] =
+    "UPDATE attempts SET finished_ms = ?3, outcome = ?4, exit_code = ?5, signal = ?6,"
+    " reason = ?7, reported = ?8 WHERE run_id = ?1 AND n = ?2";
+static const char SQL_RUN_FINISH[] =
+    "UPDATE runs SET state = ?2, not_before_ms = CASE WHEN ?2 = 0 THEN ?3 ELSE not_before_ms END,"
+    " lease_expires_ms = -1, finished_ms = ?4, exit_code = ?5, signal = ?6, reason = ?7,"
+    " held = ?8 WHERE id = ?1";
+
+/* The running run's facts that decide what a finished attempt leads to. */
+struct finishing {
+    run_state_t state;
+    int64_t fence;
+    int attempt;
+    bool cancel_requested;
+    char *reason; /* the cancel reason, if any */
+    retry_policy_t retry;
+    bool held;
+};
+
+/* Reads the run's facts; SKED_ENOTFOUND. f->reason is new. */
+static int read_finishing(struct conn *c, const char *run_id, struct finishing *f)
+{
+    sqlite3_stmt *q = prep(c, SQL_RUN_FOR_FINISH);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, run_id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    f->state = (run_state_t)ci(q, 0);
+    f->fence = ci(q, 1);
+    f->attempt = (int)ci(q, 2);
+    f->cancel_requested = ci(q, 3) != 0;
+    f->reason = ct(q, 4);
+    f->retry.max_attempts = (int)ci(q, 5);
+    f->retry.initial_ms = ci(q, 6);
+    f->retry.max_ms = ci(q, 7);
+    f->retry.multiplier = sqlite3_column_double(q, 8);
+    f->retry.jitter = ci(q, 9) != 0;
+    f->held = ci(q, 10) == JOB_PAUSED;
+    sqlite3_reset(q);
+    return 0;
+}
+
+/* Ends the current attempt of a running run with res and moves the run on
+ * (retry, fail, cancel, succeed). reported: the worker said so (1) or the
+ * reaper decided (0). */
+static int finish_attempt(struct sq *s, const char *run_id, const struct finishing *f,
+                          const store_result_t *res, bool reported, int64_t now_ms)
+{
+    struct conn *c = &s->w;
+    const char *why = res->reason;
+    if (!why && res->outcome == ATTEMPT_TIMEOUT) why = "timeout";
+    sqlite3_stmt *q = prep(c, SQL_ATTEMPT_FINISH);
+    int rc;
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, run_id);
+    bi(q, 2, f->attempt);
+    bi(q, 3, now_ms);
+    bi(q, 4, res->outcome);
+    bi(q, 5, res->exit_code);
+    bi(q, 6, res->signal);
+    bt(q, 7, why);
+    bi(q, 8, reported);
+    if ((rc = run(c, q)) < 0) return rc;
+
+    int64_t not_before = now_ms;
+    run_state_t next = store__after_attempt(&f->retry, f->attempt, res->outcome,
+                                            f->cancel_requested, now_ms, &not_before);
+    const char *reason = why;
+    if (next == RUN_CANCELED)
+        reason = f->reason ? f->reason : why ? why : "canceled";
+    else if (next == RUN_SUCCEEDED)
+        reason = NULL;
+    else if (next == RUN_FAILED && !reason)
+        reason = res->outcome == ATTEMPT_LOST ? "lost: lease expired" : "failed";
+
+    if (!(q = prep(c, SQL_RUN_FINISH))) return SKED_ESTORE;
+    bt(q, 1, run_id);
+    bi(q, 2, next);
+    bi(q, 3, not_before);
+    bi(q, 4, run_state_terminal(next) ? now_ms : -1);
+    bi(q, 5, res->exit_code);
+    bi(q, 6, res->signal);
+    bt(q, 7, reason);
+    bi(q, 8, next == RUN_SCHEDULED && f->held);
+    if ((rc = run(c, q)) < 0) return rc;
+    want_notify(s);
+    return 0;
+}
+
+struct complete_args {
+    const char *run_id;
+    int attempt;
+    int64_t fence;
+    const store_result_t *res;
+    int64_t now_ms;
+};
+
+static int complete_fn(struct sq *s, void *arg)
+{
+    struct complete_args *a = arg;
+    struct conn *c = &s->w;
+    struct finishing f = {0};
+    int rc = read_finishing(c, a->run_id, &f);
+    if (rc < 0) goto out;
+    if (f.state != RUN_RUNNING || f.fence != a->fence || f.attempt != a->attempt) {
+        /* Either a repeat of a completion we applied (its answer was lost)
+         * or a worker whose lease was taken away. Only the former is 0. */
+        sqlite3_stmt *q = prep(c, SQL_ATTEMPT_REPORTED);
+        if (!q) {
+            rc = SKED_ESTORE;
+            goto out;
+        }
+        bt(q, 1, a->run_id);
+        bi(q, 2, a->attempt);
+        bi(q, 3, a->fence);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW)
+            rc = ci(q, 0) ? 0 : SKED_ESTALE;
+        else
+            rc = rc == SQLITE_DONE ? SKED_ESTALE : dberr(c, rc);
+        goto out;
+    }
+    rc = finish_attempt(s, a->run_id, &f, a->res, true, a->now_ms);
+out:
+    free(f.reason);
+    return rc;
+}
+
+static int sq_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
+                       const store_result_t *res, int64_t now_ms)
+{
+    struct complete_args a = {run_id, attempt, fence, res, now_ms};
+    return wsubmit((struct sq *)st, complete_fn, &a);
+}
+
+static const char SQL_EXPIRED[] = "SELECT id FROM runs INDEXED BY runs_lease"
+                                  " WHERE state = 3 AND lease_expires_ms < ?1"
+                                  " ORDER BY lease_expires_ms LIMIT ?2";
+static const char SQL_WORKERS_LOSE[] =
+    "UPDATE workers SET state = 2 WHERE state IN (0, 1) AND heartbeat_ms < ?1";
+
+struct reap_args {
+    int64_t grace_ms, hb_timeout_ms, now_ms;
+    int changed;
+};
+
+static int reap_fn(struct sq *s, void *arg)
+{
+    struct reap_args *a = arg;
+    struct conn *c = &s->w;
+    char(*ids)[SKED_ID_LEN] = NULL;
+    size_t n = 0;
+    int rc = 0;
+    sqlite3_stmt *q = prep(c, SQL_WORKERS_LOSE);
+    if (!q) return SKED_ESTORE;
+    bi(q, 1, a->now_ms - a->hb_timeout_ms);
+    if ((rc = run(c, q)) < 0) return rc;
+
+    /* Collect first: the runs are updated while we would be iterating. */
+    if (!(q = prep(c, SQL_EXPIRED))) return SKED_ESTORE;
+    bi(q, 1, a->now_ms - a->grace_ms);
+    bi(q, 2, REAP_BATCH);
+    ids = xcalloc(REAP_BATCH, sizeof *ids);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        cid(q, 0, ids[n++]);
+    if (rc != SQLITE_DONE) {
+        rc = dberr(c, rc);
+        goto out;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct finishing f = {0};
+        if ((rc = read_finishing(c, ids[i], &f)) < 0) goto out;
+        store_result_t res = {ATTEMPT_LOST, -1, 0, "lease expired"};
+        rc = finish_attempt(s, ids[i], &f, &res, false, a->now_ms);
+        free(f.reason);
+        if (rc < 0) goto out;
+        a->changed++;
+    }
+out:
+    free(ids);
+    return rc;
+}
+
+static int sq_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)
+{
+    int total = 0;
+    /* Bounded batches, each its own commit, so a huge backlog does not hold
+     * the writer (and every other caller) for long. */
+    for (;;) {
+        struct reap_args a = {grace_ms, heartbeat_timeout_ms, now_ms, 0};
+        int rc = wsubmit((struct sq *)st, reap_fn, &a);
+        if (rc < 0) return rc;
+        total += a.changed;
+        if (a.changed < REAP_BATCH) return total;
+    }
+}
+
+/* ---- logs ------------------------------------------------------------------- */
+
+/* The attempt's outcome tells a reaped (lost) attempt from a finished one:
+ * a lost attempt's worker was cut off and may write no more. */
+static const char SQL_RUN_FOR_LOG[] =
+    "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome FROM runs r"
+    " LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt WHERE r.id = ?1";
+static const char SQL_LOG_HAS[] =
+    "SELECT 1 FROM log_chunks WHERE run_id = ?1 AND attempt = ?2 AND seq = ?3";
+static const char SQL_LOG_INSERT[] =
+    "INSERT INTO log_chunks (run_id, attempt, seq, stream, at_ms, data)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_RUN_LOG_ACCOUNT[] =
+    "UPDATE runs SET log_bytes = log_bytes + ?2, log_truncated = ?3 WHERE id = ?1";
+
+/* The truncation note sorts after every chunk a worker can send. */
+#define NOTE_SEQ INT64_MAX
+
+struct log_append_args {
+    const char *run_id;
+    int attempt;
+    int64_t fence, seq;
+    int stream;
+    const char *data;
+    size_t len;
+    int64_t now_ms;
+};
+
+static int insert_chunk(struct conn *c, const char *run_id, int attempt, int64_t seq, int stream,
+                        int64_t at_ms, const void *data, size_t len)
+{
+    sqlite3_stmt *q = prep(c, SQL_LOG_INSERT);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, run_id);
+    bi(q, 2, attempt);
+    bi(q, 3, seq);
+    bi(q, 4, stream);
+    bi(q, 5, at_ms);
+    sqlite3_bind_blob64(q, 6, len ? data : "", len, SQLITE_STATIC);
+    return run(c, q);
+}
+
+static int log_append_fn(struct sq *s, void *arg)
+{
+    struct log_append_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_RUN_FOR_LOG);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->run_id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    if (ci(q, 0) != a->fence || ci(q, 1) != a->attempt || ci(q, 4) == ATTEMPT_LOST)
+        return SKED_ESTALE;
+    int64_t used = ci(q, 2);
+    bool truncated = ci(q, 3) != 0;
+    sqlite3_reset(q);
+
+    if (!(q = prep(c, SQL_LOG_HAS))) return SKED_ESTORE;
+    bt(q, 1, a->run_id);
+    bi(q, 2, a->attempt);
+    bi(q, 3, a->seq);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) return 0; /* a resend: already stored */
+    if (rc != SQLITE_DONE) return dberr(c, rc);
+    sqlite3_reset(q);
+    if (truncated) return 0; /* past the cap: dropped, the note is there */
+
+    int64_t cap = s->base.log_cap;
+    int64_t room = cap > used ? cap - used : 0;
+    size_t keep = (int64_t)a->len > room ? (size_t)room : a->len;
+    if (keep > 0 || a->len == 0) {
+        rc = insert_chunk(c, a->run_id, a->attempt, a->seq, a->stream, a->now_ms, a->data, keep);
+        if (rc < 0) return rc;
+    }
+    if (keep < a->len) {
+        char note[80];
+        int nl = snprintf(note, sizeof note, "log truncated at %" PRId64 " bytes", cap);
+        rc = insert_chunk(c, a->run_id, a->attempt, NOTE_SEQ, 0, a->now_ms, note, (size_t)nl);
+        if (rc < 0) return rc;
+        truncated = true;
+    }
+    if (!(q = prep(c, SQL_RUN_LOG_ACCOUNT))) return SKED_ESTORE;
+    bt(q, 1, a->run_id);
+    bi(q, 2, (int64_t)keep);
+    bi(q, 3, truncated);
+    return run(c, q);
+}
+
+static int sq_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
+                         int stream, const char *data, size_t len, int64_t now_ms)
+{
+    struct log_append_args a = {run_id, attempt, fence, seq, stream, data, len, now_ms};
+    return wsubmit((struct sq *)st, log_append_fn, &a);
+}
+
+static const char SQL_LOG_READ[] =
+    "SELECT attempt, seq, stream, at_ms, data FROM log_chunks"
+    " WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) AND (attempt, seq) > (?3, ?4)"
+    " ORDER BY attempt, seq LIMIT ?5";
+
+struct log_read_args {
+    const char *run_id;
+    int attempt, after_attempt;
+    int64_t after_seq;
+    int limit;
+    store_log_chunk_t **out;
+    size_t *n;
+};
+
+static int log_read_fn(struct conn *c, void *arg)
+{
+    struct log_read_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_RUN_STATE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->run_id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    sqlite3_reset(q);
+
+    if (!(q = prep(c, SQL_LOG_READ))) return SKED_ESTORE;
+    bt(q, 1, a->run_id);
+    bi(q, 2, a->attempt);
+    bi(q, 3, a->after_attempt);
+    bi(q, 4, a->after_seq);
+    bi(q, 5, a->limit);
+    size_t n = 0, cap = 0;
+    store_log_chunk_t *v = NULL;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof *v);
+        }
+        store_log_chunk_t *k = &v[n++];
+        k->attempt = (int)ci(q, 0);
+        k->seq = ci(q, 1);
+        k->stream = (int)ci(q, 2);
+        k->at_ms = ci(q, 3);
+        k->len = (size_t)sqlite3_column_bytes(q, 4);
+        k->data = xmalloc(k->len + 1); /* NUL-terminated for convenience; len is the truth */
+        if (k->len) memcpy(k->data, sqlite3_column_blob(q, 4), k->len);
+        k->data[k->len] = '\0';
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_log_chunk_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,
+                       int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n)
+{
+    struct log_read_args a = {run_id, attempt, after_attempt, after_seq, limit, out, n};
+    return rd((struct sq *)st, log_read_fn, &a);
+}
+
+/* ---- retention -------------------------------------------------------------- */
+
+static const char SQL_PRUNE_PICK[] = "SELECT id FROM runs INDEXED BY runs_finished"
+                                     " WHERE state >= 4 AND finished_ms < ?1"
+                                     " ORDER BY finished_ms LIMIT ?2";
+/* Attempts and log chunks go with the run (ON DELETE CASCADE). */
+static const char SQL_RUN_DELETE[] = "DELETE FROM runs WHERE id = ?1";
+static const char SQL_IDEM_PRUNE[] = "DELETE FROM idempotency WHERE created_ms < ?1";
+
+struct prune_args {
+    int64_t older_than_ms;
+    int removed;
+};
+
+static int prune_fn(struct sq *s, void *arg)
+{
+    struct prune_args *a = arg;
+    struct conn *c = &s->w;
+    char(*ids)[SKED_ID_LEN] = NULL;
+    size_t n = 0;
+    int rc;
+    sqlite3_stmt *q = prep(c, SQL_PRUNE_PICK);
+    if (!q) return SKED_ESTORE;
+    bi(q, 1, a->older_than_ms);
+    bi(q, 2, PRUNE_BATCH);
+    ids = xcalloc(PRUNE_BATCH, sizeof *ids);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        cid(q, 0, ids[n++]);
+    if (rc != SQLITE_DONE) {
+        rc = dberr(c, rc);
+        goto out;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(q = prep(c, SQL_RUN_DELETE))) {
+            rc = SKED_ESTORE;
+            goto out;
+        }
+        bt(q, 1, ids[i]);
+        if ((rc = run(c, q)) < 0) goto out;
+        a->removed++;
+    }
+    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys go too */
+        if (!(q = prep(c, SQL_IDEM_PRUNE))) {
+            rc = SKED_ESTORE;
+            goto out;
+        }
+        bi(q, 1, a->older_than_ms);
+        rc = run(c, q);
+    }
+out:
+    free(ids);
+    return rc;
+}
+
+static int sq_prune(store_t *st, int64_t older_than_ms)
+{
+    int total = 0;
+    for (;;) {
+        struct prune_args a = {older_than_ms, 0};
+        int rc = wsubmit((struct sq *)st, prune_fn, &a);
+        if (rc < 0) return rc;
+        total += a.removed;
+        if (a.removed < PRUNE_BATCH) return total;
+    }
+}
+
+/* ---- tokens ----------------------------------------------------------------- */
+
+static const char SQL_TOKEN_INSERT[] =
+    "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms, revoked)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char SQL_TOKEN_LOOKUP[] =
+    "SELECT id, name, role, ns, created_ms, expires_ms, revoked FROM tokens"
+    " WHERE hash = ?1 AND revoked = 0 AND (expires_ms < 0 OR expires_ms > ?2)";
+static const char SQL_TOKEN_COUNT[] = "SELECT COUNT(*) FROM tokens";
+
+struct token_create_args {
+    store_token_t *t;
+    const char *hash;
+    int64_t now_ms;
+};
+
+static int token_create_fn(struct sq *s, void *arg)
+{
+    struct token_create_args *a = arg;
+    struct conn *c = &s->w;
+    store_token_t *t = a->t;
+    sqlite3_stmt *q = prep(c, SQL_TOKEN_INSERT);
+    if (!q) return SKED_ESTORE;
+    id_new("tok", a->now_ms, t->id);
+    t->created_ms = a->now_ms;
+    bt(q, 1, t->id);
+    bt(q, 2, a->hash);
+    bt(q, 3, t->name);
+    bi(q, 4, t->role);
+    bt(q, 5, t->ns ? t->ns : "");
+    bi(q, 6, t->created_ms);
+    bi(q, 7, t->expires_ms < 0 ? -1 : t->expires_ms);
+    bi(q, 8, t->revoked);
+    return run(c, q); /* ECONFLICT: the same secret twice */
+}
+
+static int sq_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)
+{
+    struct token_create_args a = {t, hash_hex, now_ms};
+    return wsubmit((struct sq *)st, token_create_fn, &a);
+}
+
+struct token_lookup_args {
+    const char *hash;
+    int64_t now_ms;
+    store_token_t *out;
+};
+
+static int token_lookup_fn(struct conn *c, void *arg)
+{
+    struct token_lookup_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_TOKEN_LOOKUP);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->hash);
+    bi(q, 2, a->now_ms);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    store_token_t *t = a->out;
+    cid(q, 0, t->id);
+    t->name = ct0(q, 1);
+    t->role = (token_role_t)ci(q, 2);
+    t->ns = ct0(q, 3);
+    t->created_ms = ci(q, 4);
+    t->expires_ms = ci(q, 5);
+    t->revoked = ci(q, 6) != 0;
+    return 0;
+}
+
+static int sq_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out)
+{
+    memset(out, 0, sizeof *out);
+    struct token_lookup_args a = {hash_hex, now_ms, out};
+    return rd((struct sq *)st, token_lookup_fn, &a);
+}
+
+static int sq_token_count(store_t *st, int64_t *count)
+{
+    struct one_int_args a = {SQL_TOKEN_COUNT, 0};
+    int rc = rd((struct sq *)st, one_int_fn, &a);
+    *count = rc < 0 ? 0 : a.v;
+    return rc;
+}
+
+/* ---- schema version ------------------------------------------------------- */
+
+static const char SQL_VERSION_TABLE[] =
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
+static const char SQL_VERSION_GET[] = "SELECT version FROM schema_version";
+static const char SQL_VERSION_INIT[] = "INSERT INTO schema_version VALUES (0)";
+static const char SQL_VERSION_SET[] = "UPDATE schema_version SET version = ?1";
+
+static int set_version_fn(struct sq *s, void *arg)
+{
+    sqlite3_stmt *q = prep(&s->w, SQL_VERSION_SET);
+    if (!q) return SKED_ESTORE;
+    bi(q, 1, *(int *)arg);
+    return run(&s->w, q);
+}
+
+static int sq_set_schema_version(store_t *st, int version)
+{
+    return wsubmit((struct sq *)st, set_version_fn, &version);
+}
+
+/* Brings the schema up to SCHEMA_VERSION in one transaction, so a crash
+ * mid-migration leaves the old version intact. Concurrent openers are
+ * serialised by BEGIN IMMEDIATE. */
+static int migrate(struct conn *c, char **errmsg)
+{
+    int rc = exec_sql(c, SQL_BEGIN);
+    if (rc < 0) goto fail;
+    if ((rc = exec_sql(c, SQL_VERSION_TABLE)) < 0) goto fail;
+    sqlite3_stmt *q = prep(c, SQL_VERSION_GET);
+    if (!q) {
+        rc = SKED_ESTORE;
+        goto fail;
+    }
+    int version = 0;
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        version = (int)ci(q, 0);
+        sqlite3_reset(q);
+    } else if (rc == SQLITE_DONE) {
+        if ((rc = exec_sql(c, SQL_VERSION_INIT)) < 0) goto fail;
+    } else {
+        rc = dberr(c, rc);
+        goto fail;
+    }
+    if (version > SCHEMA_VERSION) {
+        rc = SKED_ESCHEMA;
+        if (errmsg)
+            *errmsg = xasprintf("store schema version %d is newer than this sked's %d", version,
+                                SCHEMA_VERSION);
+        goto fail;
+    }
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char *err = NULL;
+        /* Migrations are multi-statement scripts: sqlite3_exec, not the
+         * statement cache. */
+        if (sqlite3_exec(c->db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
+            if (errmsg) *errmsg = xasprintf("migration %d failed: %s", v + 1, err);
+            sqlite3_free(err);
+            rc = SKED_ESTORE;
+            goto fail;
+        }
+        log_info("store", "migrated schema to version %d", v + 1);
+    }
+    if (version < SCHEMA_VERSION) {
+        if (!(q = prep(c, SQL_VERSION_SET))) {
+            rc = SKED_ESTORE;
+            goto fail;
+        }
+        bi(q, 1, SCHEMA_VERSION);
+        if ((rc = run(c, q)) < 0) goto fail;
+    }
+    if ((rc = exec_sql(c, SQL_COMMIT)) < 0) goto fail;
+    return 0;
+fail:
+    reset_all(c);
+    if (!sqlite3_get_autocommit(c->db)) exec_sql(c, SQL_ROLLBACK);
+    if (errmsg && !*errmsg) *errmsg = xasprintf("migration failed: %s", sqlite3_errmsg(c->db));
+    return rc;
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .ping = sq_ping,
+    .job_create = sq_job_create,
+    .job_get = sq_job_get,
+    .job_list = sq_job_list,
+    .job_update = sq_job_update,
+    .job_set_state = sq_job_set_state,
+    .due_schedules = sq_due_schedules,
+    .fire = sq_fire,
+    .run_trigger = sq_run_trigger,
+    .next_claimable_ms = sq_next_claimable_ms,
+    .next_fire_ms = sq_next_fire_ms,
+    .run_get = sq_run_get,
+    .run_list = sq_run_list,
+    .run_cancel = sq_run_cancel,
+    .worker_register = sq_worker_register,
+    .worker_get = sq_worker_get,
+    .worker_list = sq_worker_list,
+    .worker_drain = sq_worker_drain,
+    .worker_deregister = sq_worker_deregister,
+    .claim = sq_claim,
+    .heartbeat = sq_heartbeat,
+    .complete = sq_complete,
+    .reap = sq_reap,
+    .log_append = sq_log_append,
+    .log_read = sq_log_read,
+    .prune = sq_prune,
+    .token_create = sq_token_create,
+    .token_lookup = sq_token_lookup,
+    .token_count = sq_token_count,
+    .set_schema_version = sq_set_schema_version,
+};
+
+/* Opens one connection with the settings every connection needs. */
+static int conn_open(struct conn *c, const char *path, bool writer, char **errmsg)
+{
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
+    int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        if (errmsg)
+            *errmsg = xasprintf("cannot open %s: %s", path,
+                                c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        return SKED_ESTORE;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    if (!writer) return 0;
+    /* WAL: readers never block the writer; synchronous=FULL: a commit is on
+     * disk before it returns (promise §5.1). */
+    static const char *const pragmas[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                                          "PRAGMA foreign_keys=ON"};
+    for (size_t i = 0; i < sizeof pragmas / sizeof *pragmas; i++) {
+        char *err = NULL;
+        if (sqlite3_exec(c->db, pragmas[i], NULL, NULL, &err) != SQLITE_OK) {
+            if (errmsg) *errmsg = xasprintf("%s: %s", pragmas[i], err ? err : "failed");
+            sqlite3_free(err);
+            return SKED_ESTORE;
+        }
+    }
+    return 0;
+}
+
+int store__sqlite_open(const char *path, store_t **out, char **errmsg)
+{
+    struct sq *s = xcalloc(1, sizeof *s);
+    int rc = 0;
+    store__init(&s->base, &sqlite_ops);
+    s->path = xstrdup(path);
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
+    pthread_cond_init(&s->rcv, NULL);
+
+    if ((rc = conn_open(&s->w, path, true, errmsg)) < 0) goto fail;
+    if ((rc = migrate(&s->w, errmsg)) < 0) goto fail;
+    /* Readers open after the writer: the WAL and its index exist by now. */
+    for (int i = 0; i < NREADERS; i++)
+        if ((rc = conn_open(&s->r[i], path, false, errmsg)) < 0) goto fail;
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        if (errmsg) *errmsg = xstrdup("cannot start the store writer thread");
+        rc = SKED_ESTORE;
+        goto fail;
+    }
+    s->writer_started = true;
+    *out = &s->base;
+    return 0;
+fail:
+    sq_close(&s->base);
+    return rc;
+}

@@ -1,0 +1,490 @@
+/*
+ * The supervisor: one thread that forks every attempt of the worker and
+ * watches all of them at once with epoll over their stdout/stderr pipes and
+ * pidfds (no thread per attempt). It batches output into chunks (flushed at
+ * 64 KiB or after 200 ms), enforces timeouts (SIGTERM to the process group,
+ * SIGKILL after the grace), acts on stop requests that other threads post
+ * on the attempt (cancel, lease lost, shutdown) and self-fences attempts
+ * whose lease was not renewed in time. See worker_int.h for the contract.
+ *
+ * It must be the thread that forks: PR_SET_PDEATHSIG fires when the
+ * forking *thread* exits, and this thread lives exactly as long as the
+ * worker.
+ */
+#include "worker/worker_int.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define FLUSH_BYTES (64 * 1024)               /* ship a chunk once this much is buffered */
+#define FLUSH_NS (200 * 1000000LL)            /* ... or once the oldest byte is this old */
+#define DRAIN_NS (2000 * 1000000LL)           /* after exit, wait this long for pipe EOF */
+#define READ_BUDGET (4 * 64 * 1024)           /* bytes read per event: fairness between jobs */
+#define MAX_WAIT_NS (1000 * 1000000LL)        /* the loop wakes at least this often */
+#define RBUF_SIZE (64 * 1024)
+
+/* What the supervisor acted on, in rising strength: a stronger request
+ * replaces a weaker one (a fence beats a cancel in progress). */
+enum cause { CAUSE_NONE = 0, CAUSE_TIMEOUT, CAUSE_CANCEL, CAUSE_LOST, CAUSE_FENCE, CAUSE_SHUTDOWN };
+
+struct proc;
+
+struct watch {
+    struct proc *p;
+    int kind; /* 0 pidfd, 1 stdout, 2 stderr */
+};
+
+struct proc {
+    attempt_t *a;
+    spawn_proc_t sp;
+    struct watch w[3];
+    buf_t pend[3];         /* [1] stdout, [2] stderr: bytes not yet passed to chunk */
+    int64_t pend_since[3]; /* monotonic ns of the oldest pending byte */
+    int64_t seq;           /* next chunk's sequence number */
+    int64_t deadline_ns;   /* timeout instant; 0 = none */
+    int64_t term_ns;       /* when SIGTERM went out; 0 = not yet */
+    int killed;            /* SIGKILL sent */
+    enum cause cause;
+    int exited;       /* reaped */
+    int64_t exited_ns;
+    int exit_code, signo;
+    struct proc *next;
+};
+
+struct sup {
+    const sup_ops_t *ops;
+    void *arg;
+    int64_t grace_ns;
+    spawn_watcher_t *watcher;
+    pthread_t thread;
+    int ep, evfd;
+    pthread_mutex_t mu;
+    attempt_t *qhead, *qtail; /* submitted, not yet started; under mu */
+    atomic_int quit;
+    atomic_int kill_all;
+    _Atomic int64_t lease_ns, margin_ns;
+    atomic_int active;
+    struct proc *procs; /* supervisor thread only */
+    char *rbuf;
+};
+
+attempt_t *attempt_new(void)
+{
+    attempt_t *a = xcalloc(1, sizeof *a);
+    a->exit_code = -1;
+    atomic_init(&a->stop, ATTEMPT_RUN);
+    atomic_init(&a->renewed_ns, 0);
+    return a;
+}
+
+static void strv_free(char **v)
+{
+    for (char **p = v; p && *p; p++) free(*p);
+    free(v);
+}
+
+void attempt_free(attempt_t *a)
+{
+    if (!a) return;
+    strv_free(a->argv);
+    spawn_env_free(a->envp);
+    free(a->cwd);
+    free(a->reason);
+    free(a);
+}
+
+static void wake(sup_t *s)
+{
+    uint64_t one = 1;
+    ssize_t r = write(s->evfd, &one, sizeof one);
+    (void)r; /* EAGAIN means a wake-up is already pending, which is enough */
+}
+
+void sup_submit(sup_t *s, attempt_t *a)
+{
+    a->qnext = NULL;
+    atomic_fetch_add(&s->active, 1);
+    pthread_mutex_lock(&s->mu);
+    if (s->qtail) s->qtail->qnext = a;
+    else s->qhead = a;
+    s->qtail = a;
+    pthread_mutex_unlock(&s->mu);
+    wake(s);
+}
+
+void sup_poke(sup_t *s)
+{
+    wake(s);
+}
+
+void sup_set_lease(sup_t *s, int64_t lease_ms, int64_t heartbeat_ms)
+{
+    int64_t lease = lease_ms * 1000000, hb = heartbeat_ms * 1000000;
+    int64_t margin = 2 * hb > lease / 5 ? 2 * hb : lease / 5;
+    /* With a heartbeat too slow for its lease the rule would fence at once;
+     * half the lease still leaves the server its whole grace. */
+    if (margin > lease / 2) margin = lease / 2;
+    atomic_store(&s->margin_ns, margin);
+    atomic_store(&s->lease_ns, lease);
+    wake(s);
+}
+
+void sup_kill_all(sup_t *s)
+{
+    atomic_store(&s->kill_all, 1);
+    wake(s);
+}
+
+int sup_active(sup_t *s)
+{
+    return atomic_load(&s->active);
+}
+
+static void finish_attempt(sup_t *s, attempt_t *a)
+{
+    atomic_fetch_sub(&s->active, 1);
+    s->ops->done(s->arg, a);
+}
+
+static void flush(sup_t *s, struct proc *p, int stream)
+{
+    buf_t *b = &p->pend[stream];
+    if (!b->len) return;
+    size_t len = b->len;
+    char *data = buf_steal(b);
+    s->ops->chunk(s->arg, p->a, stream, p->seq++, data, len);
+}
+
+static void unwatch(sup_t *s, int *fd)
+{
+    if (*fd < 0) return;
+    epoll_ctl(s->ep, EPOLL_CTL_DEL, *fd, NULL);
+    close(*fd);
+    *fd = -1;
+}
+
+static void on_output(sup_t *s, struct proc *p, int stream, int64_t now)
+{
+    int *fd = stream == 1 ? &p->sp.out_fd : &p->sp.err_fd;
+    size_t budget = READ_BUDGET;
+    while (*fd >= 0) {
+        ssize_t r = read(*fd, s->rbuf, RBUF_SIZE);
+        if (r > 0) {
+            if (!p->pend[stream].len) p->pend_since[stream] = now;
+            buf_append(&p->pend[stream], s->rbuf, (size_t)r);
+            if (p->pend[stream].len >= FLUSH_BYTES) flush(s, p, stream);
+            if ((size_t)r >= budget) break; /* the rest next round: others get a turn */
+            budget -= (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        unwatch(s, fd); /* EOF, or an error that will not get better */
+    }
+}
+
+static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
+{
+    pid_t pid = p->sp.pid;
+    /* Leftovers of the job's process group die with it (systemd's
+     * control-group rule); otherwise a background grandchild would keep
+     * the pipes, and the slot, forever. Done while the leader is an
+     * unreaped zombie, so the group id cannot have been reused. */
+    kill(-pid, SIGKILL);
+    int rc = spawn_wait(&p->sp, &p->exit_code, &p->signo);
+    if (rc < 0) {
+        log_error("worker", "run %s: waiting for pid %d: %s", p->a->run_id, (int)pid,
+                  strerror(-rc));
+        p->exit_code = -1;
+        p->signo = SIGKILL;
+    }
+    unwatch(s, &p->sp.pidfd);
+    p->exited = 1;
+    p->exited_ns = now;
+    if (s->watcher) spawn_watcher_remove(s->watcher, pid);
+}
+
+static void start(sup_t *s, attempt_t *a, int64_t now)
+{
+    struct proc *p = NULL;
+    const char *op = NULL;
+    int st = atomic_load(&a->stop);
+    if (st != ATTEMPT_RUN || atomic_load(&s->quit) || atomic_load(&s->kill_all)) {
+        /* Stopped before it began. */
+        a->outcome = st == ATTEMPT_STOP_CANCEL ? "canceled" : NULL;
+        goto done;
+    }
+    if (!a->argv) {
+        a->outcome = "failed";
+        goto done;
+    }
+    spawn_proc_t sp;
+    spawn_opts_t o = {a->argv, a->envp ? a->envp : environ, a->cwd};
+    int rc = spawn_start(&o, &sp, &op);
+    if (rc < 0) {
+        a->outcome = "failed";
+        free(a->reason);
+        a->reason = xasprintf("%s: %s", op ? op : "spawn", strerror(-rc));
+        goto done;
+    }
+    p = xcalloc(1, sizeof *p);
+    p->a = a;
+    p->sp = sp;
+    a->pid = sp.pid;
+    if (s->watcher) spawn_watcher_add(s->watcher, sp.pid);
+    int fds[3] = {sp.pidfd, sp.out_fd, sp.err_fd};
+    for (int k = 0; k < 3; k++) {
+        p->w[k].p = p;
+        p->w[k].kind = k;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->w[k]};
+        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fds[k], &ev) < 0)
+            log_error("worker", "epoll_ctl: %s", strerror(errno)); /* cannot happen with valid fds */
+    }
+    if (a->timeout_ms > 0) p->deadline_ns = now + a->timeout_ms * 1000000;
+    p->next = s->procs;
+    s->procs = p;
+    return;
+done:
+    finish_attempt(s, a);
+}
+
+static void signal_group(struct proc *p, int sig)
+{
+    if (kill(-p->sp.pid, sig) < 0 && errno != ESRCH)
+        log_warn("worker", "kill(-%d, %d): %s", (int)p->sp.pid, sig, strerror(errno));
+}
+
+static enum cause cause_of(int stop)
+{
+    switch (stop) {
+    case ATTEMPT_STOP_CANCEL: return CAUSE_CANCEL;
+    case ATTEMPT_STOP_LOST: return CAUSE_LOST;
+    case ATTEMPT_STOP_FENCE: return CAUSE_FENCE;
+    case ATTEMPT_STOP_SHUTDOWN: return CAUSE_SHUTDOWN;
+    default: return CAUSE_NONE;
+    }
+}
+
+/* Acts on stop requests and deadlines of a running attempt. */
+static void enforce(sup_t *s, struct proc *p, int64_t now)
+{
+    attempt_t *a = p->a;
+    if (atomic_load(&s->kill_all) || atomic_load(&s->quit)) {
+        int expected = ATTEMPT_RUN;
+        atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_SHUTDOWN);
+        if (expected != ATTEMPT_RUN && expected != ATTEMPT_STOP_SHUTDOWN)
+            atomic_store(&a->stop, ATTEMPT_STOP_SHUTDOWN);
+    }
+    int64_t lease = atomic_load(&s->lease_ns);
+    if (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns)) {
+        int expected = ATTEMPT_RUN;
+        if (!atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_FENCE) &&
+            expected == ATTEMPT_STOP_CANCEL)
+            atomic_store(&a->stop, ATTEMPT_STOP_FENCE);
+        if (p->cause < CAUSE_FENCE)
+            log_warn("worker", "run %s attempt %d: lease not renewed in time, killing it",
+                     a->run_id, a->n);
+    }
+    enum cause req = cause_of(atomic_load(&a->stop));
+    if (req == CAUSE_NONE && !p->cause && p->deadline_ns && now >= p->deadline_ns)
+        req = CAUSE_TIMEOUT;
+    if (req > p->cause) {
+        p->cause = req;
+        if (req >= CAUSE_FENCE) {
+            if (!p->killed) signal_group(p, SIGKILL);
+            p->killed = 1;
+        } else if (!p->term_ns) {
+            signal_group(p, SIGTERM);
+            p->term_ns = now;
+        }
+    }
+    if (p->term_ns && !p->killed && now >= p->term_ns + s->grace_ns) {
+        signal_group(p, SIGKILL);
+        p->killed = 1;
+    }
+}
+
+static void result(struct proc *p)
+{
+    attempt_t *a = p->a;
+    int st = atomic_load(&a->stop);
+    a->exit_code = p->exit_code;
+    a->signo = p->signo;
+    if (st == ATTEMPT_STOP_LOST || st == ATTEMPT_STOP_FENCE || p->cause == CAUSE_SHUTDOWN) {
+        a->outcome = NULL; /* the lease is gone (or we are): the server decides */
+    } else if (p->cause == CAUSE_CANCEL) {
+        a->outcome = "canceled";
+        if (!a->reason) a->reason = xstrdup("canceled");
+    } else if (p->cause == CAUSE_TIMEOUT) {
+        a->outcome = "timeout";
+        if (!a->reason) a->reason = xstrdup("timeout");
+    } else {
+        a->outcome = p->exit_code == 0 && p->signo == 0 ? "succeeded" : "failed";
+    }
+}
+
+/* Frees p and hands its attempt to done once the process is reaped and its
+ * output drained (or the drain deadline passed). Returns 1 if finished. */
+static int maybe_finish(sup_t *s, struct proc *p, int64_t now)
+{
+    if (!p->exited) return 0;
+    if ((p->sp.out_fd >= 0 || p->sp.err_fd >= 0) && now < p->exited_ns + DRAIN_NS) return 0;
+    /* Whatever is still readable now is the last of it. */
+    if (p->sp.out_fd >= 0) on_output(s, p, 1, now);
+    if (p->sp.err_fd >= 0) on_output(s, p, 2, now);
+    unwatch(s, &p->sp.out_fd);
+    unwatch(s, &p->sp.err_fd);
+    flush(s, p, 1);
+    flush(s, p, 2);
+    spawn_close(&p->sp);
+    result(p);
+    attempt_t *a = p->a;
+    buf_free(&p->pend[1]);
+    buf_free(&p->pend[2]);
+    free(p);
+    finish_attempt(s, a);
+    return 1;
+}
+
+static int64_t min_pos(int64_t a, int64_t b)
+{
+    return b > 0 && b < a ? b : a;
+}
+
+/* Milliseconds until the earliest thing the loop must do by itself. */
+static int next_timeout_ms(sup_t *s, int64_t now)
+{
+    int64_t t = now + MAX_WAIT_NS;
+    int64_t lease = atomic_load(&s->lease_ns), margin = atomic_load(&s->margin_ns);
+    for (struct proc *p = s->procs; p; p = p->next) {
+        for (int k = 1; k <= 2; k++)
+            if (p->pend[k].len) t = min_pos(t, p->pend_since[k] + FLUSH_NS);
+        if (p->exited) {
+            t = min_pos(t, p->exited_ns + DRAIN_NS);
+            continue;
+        }
+        if (!p->cause) t = min_pos(t, p->deadline_ns);
+        if (p->term_ns && !p->killed) t = min_pos(t, p->term_ns + s->grace_ns);
+        if (lease > 0 && p->cause < CAUSE_FENCE)
+            t = min_pos(t, atomic_load(&p->a->renewed_ns) + lease - margin + 1);
+    }
+    if (t <= now) return 0;
+    return (int)((t - now + 999999) / 1000000);
+}
+
+static void *sup_main(void *arg)
+{
+    sup_t *s = arg;
+    struct epoll_event evs[64];
+    for (;;) {
+        int64_t now = clock_mono_ns();
+        int n = epoll_wait(s->ep, evs, 64, next_timeout_ms(s, now));
+        if (n < 0) {
+            if (errno != EINTR) log_error("worker", "epoll_wait: %s", strerror(errno));
+            n = 0;
+        }
+        now = clock_mono_ns();
+        for (int i = 0; i < n; i++) {
+            struct watch *w = evs[i].data.ptr;
+            if (!w) {
+                uint64_t v;
+                ssize_t r = read(s->evfd, &v, sizeof v);
+                (void)r;
+                continue;
+            }
+            if (w->kind == 0) {
+                if (w->p->sp.pidfd >= 0) on_exit_ready(s, w->p, now);
+            } else {
+                on_output(s, w->p, w->kind, now);
+            }
+        }
+        pthread_mutex_lock(&s->mu);
+        attempt_t *q = s->qhead;
+        s->qhead = s->qtail = NULL;
+        pthread_mutex_unlock(&s->mu);
+        while (q) {
+            attempt_t *next = q->qnext;
+            start(s, q, now);
+            q = next;
+        }
+        for (struct proc **pp = &s->procs; *pp;) {
+            struct proc *p = *pp;
+            if (!p->exited) enforce(s, p, now);
+            for (int k = 1; k <= 2; k++)
+                if (p->pend[k].len && now >= p->pend_since[k] + FLUSH_NS) flush(s, p, k);
+            struct proc *next = p->next;
+            if (maybe_finish(s, p, now)) *pp = next;
+            else pp = &p->next;
+        }
+        if (atomic_load(&s->quit) && !s->procs) {
+            pthread_mutex_lock(&s->mu);
+            int empty = s->qhead == NULL;
+            pthread_mutex_unlock(&s->mu);
+            if (empty) break;
+        }
+    }
+    return NULL;
+}
+
+int sup_new(const sup_ops_t *ops, void *arg, int64_t kill_grace_ms, spawn_watcher_t *watcher,
+            sup_t **out)
+{
+    int rc = 0;
+    sup_t *s = xcalloc(1, sizeof *s);
+    s->ops = ops;
+    s->arg = arg;
+    s->grace_ns = kill_grace_ms * 1000000;
+    s->watcher = watcher;
+    s->ep = s->evfd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    s->rbuf = xmalloc(RBUF_SIZE);
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->ep < 0 || s->evfd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    int err = pthread_create(&s->thread, NULL, sup_main, s);
+    if (err) rc = -err;
+out:
+    if (rc < 0) {
+        if (s->ep >= 0) close(s->ep);
+        if (s->evfd >= 0) close(s->evfd);
+        pthread_mutex_destroy(&s->mu);
+        free(s->rbuf);
+        free(s);
+        s = NULL;
+    }
+    *out = s;
+    return rc;
+}
+
+void sup_free(sup_t *s)
+{
+    if (!s) return;
+    atomic_store(&s->quit, 1);
+    wake(s);
+    pthread_join(s->thread, NULL);
+    close(s->ep);
+    close(s->evfd);
+    pthread_mutex_destroy(&s->mu);
+    free(s->rbuf);
+    free(s);
+}

@@ -1,0 +1,967 @@
+/*
+ * The worker role around the supervisor: the worker protocol of
+ * docs/api.md over HTTP. Threads, each with its own HTTP client:
+ *
+ *   claim      long-polls POST /v1/workers/{id}/claim while slots are free
+ *              and hands each claimed run to the supervisor;
+ *   heartbeat  every heartbeat_interval renews the leases of every held run
+ *              and learns which to stop; re-registers after a 404;
+ *   report[k]  ships output chunks and completions, in order per attempt
+ *              (an attempt always goes to the same report thread); a
+ *              completion is retried until some server answers, because a
+ *              result must never be lost while the server is briefly away;
+ *   supervisor (supervise.c) forks and watches the processes.
+ *
+ * An attempt is "held" from its claim until its completion was answered
+ * (or there is nothing to report); held attempts are what heartbeats renew.
+ * A slot is freed as soon as the process is gone, so a slow report never
+ * idles a slot. Lock order: reg_mu before mu; shard locks are leaves.
+ */
+#include "worker/worker.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/httpc.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "core/duration.h"
+#include "worker/worker_int.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLAIM_WAIT "30s"
+#define CLAIM_TIMEOUT_MS 45000    /* above the long-poll wait, so the server ends it */
+#define REPORT_TIMEOUT_MS 30000
+#define REGISTER_PATIENCE_MS 30000 /* worker_start keeps trying to reach a server this long */
+#define LOG_SHIP_TRIES 7 /* backoff 0.2 s doubling to 5 s: rides out ~15 s of outage */
+#define SHARD_QUEUE_MAX (64 << 20) /* bytes of output queued per report thread before dropping */
+#define MAX_SHARDS 4
+#define BACKOFF_MAX_MS 5000
+
+enum item_kind { ITEM_CHUNK, ITEM_DONE };
+
+struct item {
+    enum item_kind kind;
+    attempt_t *a;
+    int stream;
+    int64_t seq;
+    char *data; /* owned */
+    size_t len;
+    struct item *next;
+};
+
+struct shard {
+    worker_t *w;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct item *head, *tail;
+    size_t queued; /* bytes of chunk data in the queue */
+    int quit;
+    httpc_t *http;
+};
+
+struct worker {
+    /* Configuration, immutable after start. */
+    char *servers, *token, *name, *host;
+    int slots;
+    int64_t kill_grace_ms;
+    json_t *queues, *labels;
+
+    pthread_mutex_t reg_mu; /* serialises (re-)registration */
+    pthread_mutex_t mu;     /* everything below */
+    pthread_cond_t cv;      /* any change: slots, flags, held list (CLOCK_MONOTONIC) */
+    char id[SKED_ID_LEN];
+    int gen; /* registration generation */
+    int64_t lease_ms, hb_ms;
+    attempt_t *held;
+    int free_slots;
+    int server_draining;
+    int stopping; /* heartbeat thread: quit */
+
+    atomic_int draining;    /* claim no more */
+    atomic_int claim_abort; /* abort the claim in flight (httpc__set_abort) */
+    atomic_int aborting; /* hard stop: kill attempts, send nothing more */
+
+    httpc_t *claim_http, *hb_http;
+    pthread_t claim_thread, hb_thread;
+    int have_claim, have_hb;
+    sup_t *sup;
+    spawn_watcher_t watcher;
+    struct shard shards[MAX_SHARDS];
+    int nshards;
+    int next_shard;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* Sleeps up to ms on w->cv; returns early when *flag becomes non-zero.
+ * Called with w->mu NOT held. */
+static void nap(worker_t *w, int64_t ms, const atomic_int *aflag, const int *flag)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!(aflag && atomic_load(aflag)) && !(flag && *flag) && !atomic_load(&w->aborting))
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0) break;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void broadcast(worker_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int64_t backoff_next(int64_t cur)
+{
+    return cur <= 0 ? 200 : cur * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : cur * 2;
+}
+
+static int post_json(httpc_t *h, const char *path, json_t *body, httpc_resp_t *resp)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    int rc = httpc_do(h, "POST", path, "application/json", s, strlen(s), NULL, resp);
+    free(s);
+    return rc;
+}
+
+static json_t *parse_body(const httpc_resp_t *r)
+{
+    return r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+}
+
+static int64_t json_duration_ms(json_t *v, int64_t dflt)
+{
+    int64_t ms;
+    if (json_is_string(v) && duration_parse(json_string_value(v), &ms) == 0 && ms > 0) return ms;
+    if (json_is_integer(v) && json_integer_value(v) > 0) return json_integer_value(v) * 1000;
+    return dflt;
+}
+
+/* ---- registration ------------------------------------------------------- */
+
+static int status_error(long status)
+{
+    return status == 401 ? SKED_EUNAUTH : status == 403 ? SKED_EFORBID : SKED_EIO;
+}
+
+/* POSTs /v1/workers and installs the new id, lease and heartbeat interval.
+ * Only if the registration generation is still seen_gen (else another
+ * thread already did it). Returns 0 or a negative error; *status OUT. */
+static int do_register(worker_t *w, httpc_t *h, int seen_gen, long *status)
+{
+    int rc = 0;
+    json_t *body = NULL, *ans = NULL;
+    httpc_resp_t r = {0};
+    *status = 0;
+    pthread_mutex_lock(&w->reg_mu);
+    pthread_mutex_lock(&w->mu);
+    int gen = w->gen;
+    pthread_mutex_unlock(&w->mu);
+    if (gen != seen_gen) goto out;
+    body = json_pack("{s:s, s:s, s:i, s:O, s:O}", "name", w->name, "host", w->host, "slots",
+                     w->slots, "queues", w->queues, "labels", w->labels);
+    rc = post_json(h, "/v1/workers", body, &r);
+    if (rc < 0) goto out;
+    *status = r.status;
+    if (r.status != 200 && r.status != 201) {
+        rc = status_error(r.status);
+        goto out;
+    }
+    ans = parse_body(&r);
+    const char *id = json_string_value(json_object_get(ans, "id"));
+    if (!id || strlen(id) >= SKED_ID_LEN) {
+        rc = SKED_EIO;
+        goto out;
+    }
+    int64_t lease = json_duration_ms(json_object_get(ans, "lease"), 30000);
+    int64_t hb = json_duration_ms(json_object_get(ans, "heartbeat_interval"), 5000);
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->lease_ms = lease;
+    w->hb_ms = hb;
+    w->gen++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->sup) sup_set_lease(w->sup, lease, hb);
+    log_info("worker", "registered as %s (lease %lld ms, heartbeat %lld ms)", id, (long long)lease,
+             (long long)hb);
+out:
+    pthread_mutex_unlock(&w->reg_mu);
+    if (rc < 0 && rc != SKED_EIO)
+        log_error("worker", "registration refused: HTTP %ld %s", r.status, r.body ? r.body : "");
+    else if (rc < 0)
+        log_warn("worker", "registration failed: %s",
+                 r.status ? (r.body ? r.body : "server error") : r.errbuf);
+    httpc_resp_clear(&r);
+    json_decref(body);
+    json_decref(ans);
+    return rc;
+}
+
+static void reregister(worker_t *w, httpc_t *h, int seen_gen)
+{
+    long status;
+    log_warn("worker", "the server does not know this worker; registering again");
+    do_register(w, h, seen_gen, &status);
+}
+
+/* ---- the report threads ------------------------------------------------- */
+
+static void shard_push(struct shard *sh, struct item *it)
+{
+    it->next = NULL;
+    pthread_mutex_lock(&sh->mu);
+    if (it->kind == ITEM_CHUNK && sh->queued + it->len > SHARD_QUEUE_MAX) {
+        /* The server has been away for long and the job is chatty: keep
+         * the memory bounded; results (ITEM_DONE) are never dropped. */
+        pthread_mutex_unlock(&sh->mu);
+        log_warn("worker", "run %s: output backlog full, %zu bytes of log dropped", it->a->run_id,
+                 it->len);
+        free(it->data);
+        free(it);
+        return;
+    }
+    sh->queued += it->len;
+    if (sh->tail) sh->tail->next = it;
+    else sh->head = it;
+    sh->tail = it;
+    pthread_cond_signal(&sh->cv);
+    pthread_mutex_unlock(&sh->mu);
+}
+
+static int lease_gone(attempt_t *a)
+{
+    int st = atomic_load(&a->stop);
+    return st == ATTEMPT_STOP_LOST || st == ATTEMPT_STOP_FENCE || st == ATTEMPT_STOP_SHUTDOWN;
+}
+
+/* The lease is gone (a 409): kill the attempt, report nothing. */
+static void mark_lost(worker_t *w, attempt_t *a)
+{
+    int expected = ATTEMPT_RUN;
+    if (!atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_LOST) &&
+        expected == ATTEMPT_STOP_CANCEL)
+        atomic_store(&a->stop, ATTEMPT_STOP_LOST);
+    sup_poke(w->sup);
+}
+
+static void ship_chunk(struct shard *sh, struct item *it)
+{
+    worker_t *w = sh->w;
+    attempt_t *a = it->a;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/runs/%s/attempts/%d/log?fence=%lld&seq=%lld&stream=%d",
+             a->run_id, a->n, (long long)a->fence, (long long)it->seq, it->stream);
+    int64_t delay = 0;
+    for (int tries = 0; tries < LOG_SHIP_TRIES; tries++) {
+        if (atomic_load(&w->aborting) || lease_gone(a)) return;
+        if (tries) nap(w, delay, NULL, NULL);
+        httpc_resp_t r;
+        int rc = httpc_do(sh->http, "POST", path, "application/octet-stream", it->data, it->len,
+                          NULL, &r);
+        long st = r.status;
+        httpc_resp_clear(&r);
+        if (rc == 0 && st >= 200 && st < 300) return;
+        if (rc == 0 && st == 409) {
+            log_info("worker", "run %s attempt %d: lease lost (log answered 409); killing it",
+                     a->run_id, a->n);
+            mark_lost(w, a);
+            return;
+        }
+        if (rc == 0 && st >= 400 && st < 500 && st != 429) {
+            log_warn("worker", "run %s: log chunk %lld refused with HTTP %ld; dropped", a->run_id,
+                     (long long)it->seq, st);
+            return;
+        }
+        delay = backoff_next(delay);
+    }
+    log_warn("worker", "run %s: log chunk %lld (%zu bytes) dropped after %d tries", a->run_id,
+             (long long)it->seq, it->len, LOG_SHIP_TRIES);
+}
+
+static void report_done(struct shard *sh, attempt_t *a)
+{
+    worker_t *w = sh->w;
+    char path[160];
+    snprintf(path, sizeof path, "/v1/runs/%s/attempts/%d/complete", a->run_id, a->n);
+    json_t *body = json_pack("{s:I, s:s}", "fence", (json_int_t)a->fence, "outcome", a->outcome);
+    json_object_set_new(body, "exit_code",
+                        a->exit_code >= 0 ? json_integer(a->exit_code) : json_null());
+    json_object_set_new(body, "signal", a->signo > 0 ? json_integer(a->signo) : json_null());
+    json_object_set_new(body, "reason", a->reason ? json_string(a->reason) : json_null());
+    int64_t delay = 0;
+    int warned = 0;
+    /* Until some server gives a real answer: never lose a result. */
+    while (!atomic_load(&w->aborting)) {
+        httpc_resp_t r;
+        int rc = post_json(sh->http, path, body, &r);
+        long st = r.status;
+        if (rc == 0 && st >= 200 && st < 300) {
+            if (warned) log_info("worker", "run %s: result delivered", a->run_id);
+            httpc_resp_clear(&r);
+            break;
+        }
+        if (rc == 0 && (st == 409 || st == 404)) {
+            log_info("worker", "run %s attempt %d: result is stale (HTTP %ld), dropped", a->run_id,
+                     a->n, st);
+            httpc_resp_clear(&r);
+            break;
+        }
+        if (rc == 0 && st >= 400 && st < 500 && st != 429) {
+            log_error("worker", "run %s: result refused with HTTP %ld: %s", a->run_id, st,
+                      r.body ? r.body : "");
+            httpc_resp_clear(&r);
+            break;
+        }
+        if (!warned++)
+            log_warn("worker", "run %s: reporting the result failed (%s); retrying", a->run_id,
+                     rc ? r.errbuf : "server error");
+        httpc_resp_clear(&r);
+        delay = backoff_next(delay);
+        nap(w, delay, NULL, NULL);
+    }
+    json_decref(body);
+}
+
+static void release(worker_t *w, attempt_t *a)
+{
+    pthread_mutex_lock(&w->mu);
+    for (attempt_t **pp = &w->held; *pp; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    attempt_free(a);
+}
+
+static void *shard_main(void *arg)
+{
+    struct shard *sh = arg;
+    for (;;) {
+        pthread_mutex_lock(&sh->mu);
+        while (!sh->head && !sh->quit) pthread_cond_wait(&sh->cv, &sh->mu);
+        struct item *it = sh->head;
+        if (it) {
+            sh->head = it->next;
+            if (!sh->head) sh->tail = NULL;
+            sh->queued -= it->len;
+        }
+        pthread_mutex_unlock(&sh->mu);
+        if (!it) break;
+        if (it->kind == ITEM_CHUNK) {
+            ship_chunk(sh, it);
+        } else {
+            attempt_t *a = it->a;
+            if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a))
+                report_done(sh, a);
+            release(sh->w, a);
+        }
+        free(it->data);
+        free(it);
+    }
+    return NULL;
+}
+
+/* ---- supervisor callbacks (on the supervisor thread: never block) ------ */
+
+static void on_chunk(void *arg, attempt_t *a, int stream, int64_t seq, char *data, size_t len)
+{
+    worker_t *w = arg;
+    struct item *it = xcalloc(1, sizeof *it);
+    it->kind = ITEM_CHUNK;
+    it->a = a;
+    it->stream = stream;
+    it->seq = seq;
+    it->data = data;
+    it->len = len;
+    shard_push(&w->shards[a->shard], it);
+}
+
+static void on_done(void *arg, attempt_t *a)
+{
+    worker_t *w = arg;
+    if (a->outcome)
+        log_msg(strcmp(a->outcome, "succeeded") ? LOG_INFO : LOG_DEBUG, "worker", "run %s attempt %d: %s (exit %d, signal %d)%s%s", a->run_id, a->n,
+                 a->outcome, a->exit_code, a->signo, a->reason ? ": " : "",
+                 a->reason ? a->reason : "");
+    pthread_mutex_lock(&w->mu);
+    w->free_slots++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    struct item *it = xcalloc(1, sizeof *it);
+    it->kind = ITEM_DONE;
+    it->a = a;
+    shard_push(&w->shards[a->shard], it);
+}
+
+static const sup_ops_t sup_ops = {on_chunk, on_done};
+
+/* ---- claiming ----------------------------------------------------------- */
+
+static char **json_argv(json_t *cmd)
+{
+    if (!json_is_array(cmd) || json_array_size(cmd) == 0) return NULL;
+    size_t n = json_array_size(cmd);
+    char **v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(cmd, i));
+        if (!s) {
+            for (size_t j = 0; j < i; j++) free(v[j]);
+            free(v);
+            return NULL;
+        }
+        v[i] = xstrdup(s);
+    }
+    return v;
+}
+
+/* Builds an attempt from one claimed run (docs/api.md "A claimed run"). */
+static attempt_t *attempt_from_claim(json_t *run, int64_t claimed_ns)
+{
+    const char *run_id = json_string_value(json_object_get(run, "run_id"));
+    if (!run_id || strlen(run_id) >= SKED_ID_LEN) return NULL;
+    attempt_t *a = attempt_new();
+    snprintf(a->run_id, sizeof a->run_id, "%s", run_id);
+    a->n = (int)json_integer_value(json_object_get(run, "attempt"));
+    a->fence = json_integer_value(json_object_get(run, "fence"));
+    atomic_store(&a->renewed_ns, claimed_ns);
+    json_t *spec = json_object_get(run, "spec");
+    json_t *t = json_object_get(run, "timeout");
+    if (!json_is_string(t)) t = json_object_get(spec, "timeout");
+    a->timeout_ms = json_duration_ms(t, 0);
+
+    const char *type = json_string_value(json_object_get(spec, "type"));
+    if (type && strcmp(type, "shell")) {
+        a->reason = xasprintf("unsupported job type '%s'", type);
+        return a;
+    }
+    a->argv = json_argv(json_object_get(spec, "command"));
+    if (!a->argv) {
+        a->reason = xstrdup("spec: command must be a non-empty array of strings");
+        return a;
+    }
+    const char *cwd = json_string_value(json_object_get(spec, "cwd"));
+    a->cwd = cwd ? xstrdup(cwd) : NULL;
+
+    /* The job's env, then the SKED_* that let a job deduplicate (DESIGN §5). */
+    json_t *env = json_object_get(spec, "env");
+    size_t nenv = json_is_object(env) ? json_object_size(env) : 0;
+    char **extra = xcalloc(nenv + 6, sizeof *extra);
+    size_t k = 0;
+    const char *key;
+    json_t *val;
+    if (nenv) {
+        json_object_foreach(env, key, val)
+        {
+            if (json_is_string(val)) extra[k++] = xasprintf("%s=%s", key, json_string_value(val));
+        }
+    }
+    const char *fire = json_string_value(json_object_get(run, "fire_time"));
+    const char *job_id = json_string_value(json_object_get(run, "job_id"));
+    const char *job_name = json_string_value(json_object_get(run, "job_name"));
+    extra[k++] = xasprintf("SKED_RUN_ID=%s", a->run_id);
+    extra[k++] = xasprintf("SKED_ATTEMPT=%d", a->n);
+    extra[k++] = xasprintf("SKED_FIRE_TIME=%s", fire ? fire : "");
+    extra[k++] = xasprintf("SKED_JOB_ID=%s", job_id ? job_id : "");
+    extra[k++] = xasprintf("SKED_JOB_NAME=%s", job_name ? job_name : "");
+    extra[k] = NULL;
+    a->envp = spawn_env_new((const char *const *)extra);
+    for (size_t i = 0; i < k; i++) free(extra[i]);
+    free(extra);
+    return a;
+}
+
+static int take_claimed(worker_t *w, json_t *ans, int64_t claimed_ns)
+{
+    json_t *runs = json_object_get(ans, "runs");
+    size_t i;
+    json_t *run;
+    int n = 0;
+    json_array_foreach(runs, i, run)
+    {
+        attempt_t *a = attempt_from_claim(run, claimed_ns);
+        if (!a) {
+            log_error("worker", "claim answer without a valid run_id; ignored");
+            continue;
+        }
+        pthread_mutex_lock(&w->mu);
+        a->shard = w->next_shard++ % w->nshards;
+        a->next = w->held;
+        w->held = a;
+        w->free_slots--;
+        pthread_mutex_unlock(&w->mu);
+        log_debug("worker", "claimed run %s attempt %d (fence %lld)", a->run_id, a->n,
+                  (long long)a->fence);
+        sup_submit(w->sup, a);
+        n++;
+    }
+    return n;
+}
+
+static void *claim_main(void *arg)
+{
+    worker_t *w = arg;
+    int64_t delay = 0;
+    int failing = 0;
+    while (!atomic_load(&w->draining)) {
+        pthread_mutex_lock(&w->mu);
+        while (w->free_slots <= 0 && !atomic_load(&w->draining) && !atomic_load(&w->aborting))
+            pthread_cond_wait(&w->cv, &w->mu);
+        int max = w->free_slots, sdrain = w->server_draining, gen = w->gen;
+        int64_t hb = w->hb_ms;
+        char id[SKED_ID_LEN];
+        memcpy(id, w->id, sizeof id);
+        pthread_mutex_unlock(&w->mu);
+        if (atomic_load(&w->draining) || atomic_load(&w->aborting)) break;
+        if (sdrain) { /* an admin drained us: idle until told otherwise */
+            nap(w, hb, &w->draining, NULL);
+            continue;
+        }
+        char path[128];
+        snprintf(path, sizeof path, "/v1/workers/%s/claim", id);
+        json_t *body = json_pack("{s:i, s:s}", "max", max, "wait", CLAIM_WAIT);
+        httpc_resp_t r;
+        int64_t t0 = clock_mono_ns();
+        int rc = post_json(w->claim_http, path, body, &r);
+        json_decref(body);
+        if (rc == 0 && r.status == 200) {
+            if (failing) log_info("worker", "claiming works again");
+            failing = 0;
+            delay = 0;
+            /* The lease began when the server answered, not when this
+             * long-poll was sent (up to 30 s earlier); the one-way latency
+             * this overestimates by is far inside the fencing margin. */
+            json_t *ans = parse_body(&r);
+            int n = take_claimed(w, ans, clock_mono_ns());
+            json_decref(ans);
+            /* A server that answers an empty claim at once (not long-polling)
+             * must not be hammered. */
+            if (n == 0 && clock_mono_ns() - t0 < 500 * 1000000LL) nap(w, 1000, &w->draining, NULL);
+        } else if (rc == 0 && r.status == 404) {
+            reregister(w, w->claim_http, gen);
+        } else if (!atomic_load(&w->draining)) {
+            if (!failing++)
+                log_warn("worker", "claim failed: %s", rc ? r.errbuf : r.body ? r.body : "?");
+            delay = backoff_next(delay);
+            nap(w, delay, &w->draining, NULL);
+        }
+        httpc_resp_clear(&r);
+    }
+    return NULL;
+}
+
+/* ---- heartbeats --------------------------------------------------------- */
+
+struct held_ref {
+    attempt_t *a;
+    char run_id[SKED_ID_LEN];
+    int64_t fence;
+};
+
+static void heartbeat_once(worker_t *w, int *failing)
+{
+    struct held_ref *refs = NULL;
+    size_t n = 0;
+    json_t *runs = json_array(), *ans = NULL;
+    pthread_mutex_lock(&w->mu);
+    for (attempt_t *a = w->held; a; a = a->next) n++;
+    refs = xcalloc(n ? n : 1, sizeof *refs);
+    n = 0;
+    for (attempt_t *a = w->held; a; a = a->next) {
+        refs[n].a = a;
+        memcpy(refs[n].run_id, a->run_id, SKED_ID_LEN);
+        refs[n].fence = a->fence;
+        json_array_append_new(runs, json_pack("{s:s, s:I}", "run_id", a->run_id, "fence",
+                                              (json_int_t)a->fence));
+        n++;
+    }
+    int gen = w->gen;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", w->id);
+    pthread_mutex_unlock(&w->mu);
+
+    json_t *body = json_pack("{s:o}", "runs", runs);
+    httpc_resp_t r;
+    int64_t t0 = clock_mono_ns(); /* the server renews at or after this instant */
+    int rc = post_json(w->hb_http, path, body, &r);
+    json_decref(body);
+    if (rc == 0 && r.status == 200) {
+        if (*failing) log_info("worker", "heartbeats reach the server again");
+        *failing = 0;
+        ans = parse_body(&r);
+        json_t *stop = json_object_get(ans, "stop");
+        int sdrain = json_is_true(json_object_get(ans, "draining"));
+        int poke = 0;
+        pthread_mutex_lock(&w->mu);
+        for (attempt_t *a = w->held; a; a = a->next) {
+            size_t k;
+            for (k = 0; k < n; k++)
+                if (refs[k].a == a && refs[k].fence == a->fence &&
+                    !strcmp(refs[k].run_id, a->run_id))
+                    break;
+            if (k == n) continue; /* claimed after the snapshot */
+            int stopped = 0;
+            size_t j;
+            json_t *s;
+            json_array_foreach(stop, j, s)
+            {
+                const char *rid = json_string_value(json_object_get(s, "run_id"));
+                json_t *f = json_object_get(s, "fence");
+                if (rid && !strcmp(rid, a->run_id) &&
+                    (!json_is_integer(f) || json_integer_value(f) == a->fence))
+                    stopped = 1;
+            }
+            if (stopped) {
+                int expected = ATTEMPT_RUN;
+                if (atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_CANCEL)) {
+                    log_info("worker", "run %s attempt %d: the server asks to stop it", a->run_id,
+                             a->n);
+                    poke = 1;
+                }
+            } else if (atomic_load(&a->renewed_ns) < t0) {
+                atomic_store(&a->renewed_ns, t0);
+            }
+        }
+        if (sdrain != w->server_draining) {
+            log_info("worker", sdrain ? "the server drains this worker: claiming stops"
+                                      : "the server lifted the drain: claiming resumes");
+            w->server_draining = sdrain;
+            pthread_cond_broadcast(&w->cv);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (poke) sup_poke(w->sup);
+    } else if (rc == 0 && r.status == 404) {
+        reregister(w, w->hb_http, gen);
+    } else if (!(*failing)++) {
+        log_warn("worker", "heartbeat failed: %s", rc ? r.errbuf : r.body ? r.body : "?");
+    }
+    httpc_resp_clear(&r);
+    json_decref(ans);
+    free(refs);
+}
+
+static void *hb_main(void *arg)
+{
+    worker_t *w = arg;
+    int failing = 0;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        int64_t hb = w->hb_ms;
+        int stop = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) break;
+        nap(w, hb, NULL, &w->stopping);
+        pthread_mutex_lock(&w->mu);
+        stop = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        if (stop || atomic_load(&w->aborting)) break;
+        heartbeat_once(w, &failing);
+    }
+    return NULL;
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+/* "a, b" -> ["a","b"]. */
+static json_t *parse_queues(const char *s)
+{
+    json_t *arr = json_array();
+    char *copy = xstrdup(s && *s ? s : "default");
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        size_t n = strlen(t);
+        while (n && t[n - 1] == ' ') t[--n] = '\0';
+        if (n) json_array_append_new(arr, json_string(t));
+    }
+    free(copy);
+    if (json_array_size(arr) == 0) json_array_append_new(arr, json_string("default"));
+    return arr;
+}
+
+/* "k=v,k2=v2" -> {"k":"v","k2":"v2"}; NULL when malformed. */
+static json_t *parse_labels(const char *s)
+{
+    json_t *obj = json_object();
+    char *copy = xstrdup(s ? s : "");
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        char *eq = strchr(t, '=');
+        if (!eq || eq == t) {
+            json_decref(obj);
+            obj = NULL;
+            break;
+        }
+        *eq = '\0';
+        json_object_set_new(obj, t, json_string(eq + 1));
+    }
+    free(copy);
+    return obj;
+}
+
+static void worker_free(worker_t *w)
+{
+    if (!w) return;
+    sup_free(w->sup);
+    spawn_watcher_stop(&w->watcher);
+    for (int i = 0; i < w->nshards; i++) {
+        httpc_free(w->shards[i].http);
+        pthread_mutex_destroy(&w->shards[i].mu);
+        pthread_cond_destroy(&w->shards[i].cv);
+    }
+    while (w->held) {
+        attempt_t *a = w->held;
+        w->held = a->next;
+        attempt_free(a);
+    }
+    httpc_free(w->claim_http);
+    httpc_free(w->hb_http);
+    json_decref(w->queues);
+    json_decref(w->labels);
+    free(w->servers);
+    free(w->token);
+    free(w->name);
+    free(w->host);
+    pthread_mutex_destroy(&w->reg_mu);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+int worker_start(const worker_config_t *cfg, worker_t **out)
+{
+    int rc = 0;
+    worker_t *w = NULL;
+    *out = NULL;
+    if (!cfg || !cfg->servers || !*cfg->servers || cfg->slots < 0) return SKED_EINVAL;
+
+    w = xcalloc(1, sizeof *w);
+    w->watcher.pid = -1;
+    w->watcher.fd = -1;
+    pthread_mutex_init(&w->reg_mu, NULL);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&w->draining, 0);
+    atomic_init(&w->claim_abort, 0);
+    atomic_init(&w->aborting, 0);
+
+    w->servers = xstrdup(cfg->servers);
+    w->token = xstrdup(cfg->token);
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    w->host = xstrdup(host);
+    w->name = cfg->name && *cfg->name ? xstrdup(cfg->name)
+                                      : xasprintf("%s-%d", host, (int)getpid());
+    w->slots = cfg->slots > 0 ? cfg->slots : 4;
+    w->free_slots = w->slots;
+    w->kill_grace_ms = cfg->kill_grace_ms > 0 ? cfg->kill_grace_ms : 5000;
+    w->queues = parse_queues(cfg->queues);
+    w->labels = parse_labels(cfg->labels);
+    if (!w->labels) {
+        log_error("worker", "labels must look like k=v,k2=v2: '%s'", cfg->labels);
+        rc = SKED_EINVAL;
+        goto out;
+    }
+    w->lease_ms = 30000;
+    w->hb_ms = 5000;
+
+    /* A write to a dead watcher (or a closed socket) must be an error
+     * return, not the end of the worker. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+
+    w->claim_http = httpc_new(w->servers, w->token);
+    w->hb_http = httpc_new(w->servers, w->token);
+    if (!w->claim_http || !w->hb_http) {
+        rc = SKED_ENOMEM;
+        goto out;
+    }
+    httpc_set_timeout_ms(w->claim_http, CLAIM_TIMEOUT_MS);
+    httpc__set_abort(w->claim_http, &w->claim_abort);
+
+    long status = 0;
+    int64_t deadline = clock_mono_ns() + REGISTER_PATIENCE_MS * 1000000LL, delay = 0;
+    for (;;) {
+        rc = do_register(w, w->hb_http, 0, &status);
+        if (rc == 0 || (status && status < 500) || clock_mono_ns() > deadline) break;
+        delay = backoff_next(delay);
+        struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
+        nanosleep(&ts, NULL); /* no thread of ours runs yet: nothing to wait on */
+    }
+    if (rc < 0) goto out;
+    httpc_set_timeout_ms(w->hb_http, w->hb_ms * 2 > 10000 ? w->hb_ms * 2 : 10000);
+
+    /* Before our threads exist, so the watcher inherits as little as
+     * possible (it closes the rest anyway). */
+    rc = spawn_watcher_start(&w->watcher);
+    if (rc < 0) {
+        log_error("worker", "cannot start the orphan watcher: %s", strerror(-rc));
+        goto out;
+    }
+    rc = sup_new(&sup_ops, w, w->kill_grace_ms, &w->watcher, &w->sup);
+    if (rc < 0) goto out;
+    sup_set_lease(w->sup, w->lease_ms, w->hb_ms);
+
+    w->nshards = w->slots < MAX_SHARDS ? w->slots : MAX_SHARDS;
+    for (int i = 0; i < w->nshards; i++) {
+        struct shard *sh = &w->shards[i];
+        sh->w = w;
+        pthread_mutex_init(&sh->mu, NULL);
+        pthread_cond_init(&sh->cv, NULL);
+        sh->http = httpc_new(w->servers, w->token);
+        if (!sh->http) {
+            rc = SKED_ENOMEM;
+            goto out;
+        }
+        httpc_set_timeout_ms(sh->http, REPORT_TIMEOUT_MS);
+        int err = pthread_create(&sh->thread, NULL, shard_main, sh);
+        if (err) {
+            httpc_free(sh->http);
+            sh->http = NULL;
+            rc = -err;
+            goto out;
+        }
+    }
+    int err = pthread_create(&w->hb_thread, NULL, hb_main, w);
+    if (err) {
+        rc = -err;
+        goto out;
+    }
+    w->have_hb = 1;
+    err = pthread_create(&w->claim_thread, NULL, claim_main, w);
+    if (err) {
+        rc = -err;
+        goto out;
+    }
+    w->have_claim = 1;
+out:
+    if (rc < 0) {
+        /* Unwind whatever started. */
+        atomic_store(&w->draining, 1);
+        atomic_store(&w->claim_abort, 1);
+        atomic_store(&w->aborting, 1);
+        pthread_mutex_lock(&w->mu);
+        w->stopping = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        if (w->have_claim) pthread_join(w->claim_thread, NULL);
+        if (w->have_hb) pthread_join(w->hb_thread, NULL);
+        for (int i = 0; i < w->nshards; i++) {
+            struct shard *sh = &w->shards[i];
+            if (!sh->http) continue;
+            pthread_mutex_lock(&sh->mu);
+            sh->quit = 1;
+            pthread_cond_signal(&sh->cv);
+            pthread_mutex_unlock(&sh->mu);
+            pthread_join(sh->thread, NULL);
+        }
+        worker_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+void worker__get_id(worker_t *w, char out[SKED_ID_LEN])
+{
+    pthread_mutex_lock(&w->mu);
+    memcpy(out, w->id, SKED_ID_LEN);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void worker__drain(worker_t *w)
+{
+    if (!w) return;
+    atomic_store(&w->draining, 1);
+    broadcast(w);
+}
+
+void worker__abort(worker_t *w)
+{
+    if (!w) return;
+    atomic_store(&w->draining, 1);
+    atomic_store(&w->claim_abort, 1);
+    atomic_store(&w->aborting, 1);
+    sup_kill_all(w->sup);
+    broadcast(w);
+}
+
+/* Tells the server we drain, so it hands us nothing more: in particular
+ * not to the long-poll claim it may still hold parked for us (a claim
+ * aborted on our side stays parked on the server until its wait ends, and
+ * whatever it claimed then would sit leased to a gone worker until the
+ * lease lapsed). Returns 1 when the server knows. */
+static int drain_on_server(worker_t *w)
+{
+    char id[SKED_ID_LEN], path[128];
+    worker__get_id(w, id);
+    snprintf(path, sizeof path, "/v1/workers/%s/drain", id);
+    httpc_t *h = httpc_new(w->servers, w->token);
+    if (!h) return 0;
+    httpc_set_timeout_ms(h, 5000);
+    httpc_resp_t r;
+    int rc = httpc_do(h, "POST", path, NULL, NULL, 0, NULL, &r);
+    int ok = rc == 0 && ((r.status >= 200 && r.status < 300) || r.status == 404);
+    if (!ok)
+        log_warn("worker", "could not mark this worker draining on the server (%s); letting the "
+                           "claim in flight finish instead",
+                 rc ? r.errbuf : r.body ? r.body : "?");
+    httpc_resp_clear(&r);
+    httpc_free(h);
+    return ok;
+}
+
+void worker_stop(worker_t *w)
+{
+    if (!w) return;
+    worker__drain(w);
+    /* Abort the waiting claim only once the server will not fill it;
+     * otherwise let it end by itself (at most the long-poll wait) and run
+     * what it brings: a run is never stranded on us. */
+    if (!atomic_load(&w->aborting) && drain_on_server(w)) atomic_store(&w->claim_abort, 1);
+    pthread_join(w->claim_thread, NULL);
+    int n = sup_active(w->sup);
+    if (n) log_info("worker", "draining: waiting for %d running attempt(s)", n);
+    /* Held attempts are the ones not yet reported; heartbeats go on
+     * renewing their leases meanwhile. */
+    pthread_mutex_lock(&w->mu);
+    while (w->held) pthread_cond_wait(&w->cv, &w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->hb_thread, NULL);
+    for (int i = 0; i < w->nshards; i++) {
+        struct shard *sh = &w->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        sh->quit = 1;
+        pthread_cond_signal(&sh->cv);
+        pthread_mutex_unlock(&sh->mu);
+        pthread_join(sh->thread, NULL);
+    }
+    log_info("worker", "stopped");
+    worker_free(w);
+}

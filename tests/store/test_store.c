@@ -1,0 +1,2180 @@
+/*
+ * The store conformance suite: every verb and every rule of store.h,
+ * checked through the public interface only, so the same file runs
+ * unchanged against every backend. argv[1] names the backend:
+ *
+ *   test_store sqlite    a fresh sqlite:<temp dir>/sked.db per test
+ *   test_store postgres  the database at $SKED_TEST_PG_URL
+ *
+ * The only backend-specific code is fresh_url(). Times are fixed instants
+ * (T0 + offsets) passed in as now_ms, as the store never reads a clock.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/xalloc.h"
+#include "store/store.h"
+#include "store/store_int.h"
+
+#define T0       INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
+#define MIN_MS   INT64_C(60000)
+#define LEASE_MS INT64_C(30000)
+
+static const char *g_backend = "sqlite";
+
+struct ctx {
+    char dir[256];
+    char url[600];
+    store_t *st;
+};
+
+/* ---- harness ---------------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void fresh_url(struct ctx *c)
+{
+    if (strcmp(g_backend, "postgres") == 0) {
+        const char *url = getenv("SKED_TEST_PG_URL");
+        snprintf(c->url, sizeof c->url, "%s", url ? url : "");
+        c->dir[0] = '\0';
+        return;
+    }
+    snprintf(c->dir, sizeof c->dir, "/tmp/sked-store-test-XXXXXX");
+    if (!mkdtemp(c->dir)) fail_msg("mkdtemp failed");
+    snprintf(c->url, sizeof c->url, "sqlite:%s/sked.db", c->dir);
+}
+
+static store_t *open_ok(const char *url)
+{
+    store_t *st = NULL;
+    char *err = NULL;
+    int rc = store_open(url, &st, &err);
+    if (rc != 0) fail_msg("store_open(%s): %s: %s", url, sked_errname(rc), err ? err : "");
+    free(err);
+    return st;
+}
+
+static int setup(void **state)
+{
+    struct ctx *c = xcalloc(1, sizeof *c);
+    fresh_url(c);
+    c->st = open_ok(c->url);
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct ctx *c = *state;
+    store_close(c->st);
+    if (c->dir[0]) nftw(c->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(c);
+    return 0;
+}
+
+#define ST (((struct ctx *)*state)->st)
+
+/* A job with defaults; name must be unique per test. */
+static void mkjob(store_job_t *j, const char *name)
+{
+    memset(j, 0, sizeof *j);
+    j->name = xstrdup(name);
+    j->queue = xstrdup("default");
+    j->spec_json = xasprintf("{\"name\":\"%s\",\"command\":[\"true\"]}", name);
+    j->constraints = xstrdup("");
+    j->tags = xstrdup("");
+    j->owner = xstrdup("admin");
+    j->retry = retry_policy_default();
+}
+
+/* Creates a job (optionally with a run now) and returns its id in id. */
+static void new_job(store_t *st, const char *name, int priority, const char *queue, bool run_now,
+                    int64_t now, char id[SKED_ID_LEN])
+{
+    store_job_t j;
+    mkjob(&j, name);
+    j.priority = priority;
+    if (queue) {
+        free(j.queue);
+        j.queue = xstrdup(queue);
+    }
+    assert_int_equal(store_job_create(st, &j, NULL, 0, run_now, NULL, now), 0);
+    memcpy(id, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+}
+
+static void new_worker(store_t *st, const char *name, const char *queues, const char *labels,
+                       int64_t now, char id[SKED_ID_LEN])
+{
+    store_worker_t w = {0};
+    w.name = xstrdup(name);
+    w.host = xstrdup("localhost");
+    w.queues = xstrdup(queues);
+    w.labels = xstrdup(labels);
+    w.slots = 4;
+    assert_int_equal(store_worker_register(st, &w, now), 0);
+    memcpy(id, w.id, SKED_ID_LEN);
+    store_worker_clear(&w);
+}
+
+/* Claims up to max runs; returns them (caller frees with free_claimed). */
+static store_claimed_t *claim(store_t *st, const char *wid, int max, int64_t now, size_t *n)
+{
+    store_claimed_t *v = NULL;
+    assert_int_equal(store_claim(st, wid, max, LEASE_MS, now, &v, n), 0);
+    return v;
+}
+
+static void free_claimed(store_claimed_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_claimed_clear(&v[i]);
+    free(v);
+}
+
+static store_run_t get_run(store_t *st, const char *id)
+{
+    store_run_t r;
+    assert_int_equal(store_run_get(st, id, &r, NULL, NULL), 0);
+    return r;
+}
+
+static run_state_t run_state(store_t *st, const char *id)
+{
+    store_run_t r = get_run(st, id);
+    run_state_t s = r.state;
+    store_run_clear(&r);
+    return s;
+}
+
+/* Counts the runs of a job (optionally in one state) by paging. */
+static size_t count_runs(store_t *st, const char *job_id, const char *state)
+{
+    size_t total = 0;
+    char *cursor = NULL;
+    do {
+        store_run_filter_t f = {job_id, state, INT64_MIN, INT64_MAX, cursor, 1000};
+        store_run_t *v;
+        size_t n;
+        char *next;
+        assert_int_equal(store_run_list(st, &f, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++)
+            store_run_clear(&v[i]);
+        free(v);
+        free(cursor);
+        cursor = next;
+        total += n;
+    } while (cursor);
+    return total;
+}
+
+/* The id of the only run of a job. */
+static void only_run(store_t *st, const char *job_id, char id[SKED_ID_LEN])
+{
+    store_run_filter_t f = {job_id, NULL, INT64_MIN, INT64_MAX, NULL, 10};
+    store_run_t *v;
+    size_t n;
+    char *next;
+    assert_int_equal(store_run_list(st, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    memcpy(id, v[0].id, SKED_ID_LEN);
+    store_run_clear(&v[0]);
+    free(v);
+    free(next);
+}
+
+static const store_result_t RES_OK = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
+static const store_result_t RES_FAIL = {ATTEMPT_FAILED, 3, 0, "exit status 3"};
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static void test_open_and_ping(void **state)
+{
+    store_t *st = NULL;
+    char *err = NULL;
+    assert_string_equal(store_backend(ST), g_backend);
+    assert_int_equal(store_ping(ST), 0);
+
+    assert_int_equal(store_open("mysql://x", &st, &err), SKED_EINVAL);
+    assert_null(st);
+    assert_non_null(err);
+    FREE_NULL(err);
+    assert_int_equal(store_open("sqlite:", &st, &err), SKED_EINVAL);
+    FREE_NULL(err);
+    store_close(NULL); /* a no-op */
+}
+
+static void test_schema_version_refused(void **state)
+{
+    struct ctx *c = *state;
+    /* Pretend a newer sked wrote this store. */
+    assert_int_equal(c->st->ops->set_schema_version(c->st, 9999), 0);
+    store_close(c->st);
+    c->st = NULL;
+    char *err = NULL;
+    store_t *st = NULL;
+    assert_int_equal(store_open(c->url, &st, &err), SKED_ESCHEMA);
+    assert_null(st);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "9999"));
+    free(err);
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+static void test_job_create_get(void **state)
+{
+    store_job_t j;
+    mkjob(&j, "nightly");
+    j.priority = 50;
+    j.max_concurrency = 3;
+    j.timeout_ms = 1800000;
+    j.overlap = OVERLAP_FORBID;
+    j.misfire = MISFIRE_CATCH_UP;
+    j.catch_up_window_ms = 3600000;
+    j.retry.max_attempts = 4;
+    j.retry.multiplier = 3.5;
+    free(j.tags);
+    j.tags = xstrdup(",a,b,");
+    store_schedule_t sc[2];
+    memset(sc, 0, sizeof sc);
+    sc[0].kind = SCHEDULE_CRON;
+    sc[0].expr = xstrdup("0 2 * * *");
+    sc[0].timezone = xstrdup("Europe/Berlin");
+    sc[0].start_ms = INT64_MIN;
+    sc[0].end_ms = INT64_MAX;
+    sc[0].anchor_ms = INT64_MIN;
+    sc[0].next_fire_ms = T0 + 3600000;
+    sc[1].kind = SCHEDULE_AT;
+    sc[1].expr = xstrdup("2026-01-02T00:00:00Z");
+    sc[1].timezone = xstrdup("");
+    sc[1].jitter_ms = 5000;
+    sc[1].next_fire_ms = -1;
+    assert_int_equal(store_job_create(ST, &j, sc, 2, false, NULL, T0), 0);
+    assert_true(id_valid(j.id));
+    assert_int_equal(j.version, 1);
+    assert_int_equal(j.created_ms, T0);
+    assert_true(id_valid(sc[0].id));
+    assert_string_equal(sc[1].job_id, j.id);
+
+    store_job_t g;
+    store_schedule_t *gs;
+    size_t ns;
+    assert_int_equal(store_job_get(ST, j.id, &g, &gs, &ns), 0);
+    assert_string_equal(g.name, "nightly");
+    assert_string_equal(g.ns, "default");
+    assert_string_equal(g.owner, "admin");
+    assert_string_equal(g.spec_json, j.spec_json);
+    assert_string_equal(g.tags, ",a,b,");
+    assert_int_equal(g.priority, 50);
+    assert_int_equal(g.state, JOB_ACTIVE);
+    assert_int_equal(g.overlap, OVERLAP_FORBID);
+    assert_int_equal(g.misfire, MISFIRE_CATCH_UP);
+    assert_int_equal(g.catch_up_window_ms, 3600000);
+    assert_int_equal(g.max_concurrency, 3);
+    assert_int_equal(g.timeout_ms, 1800000);
+    assert_int_equal(g.retry.max_attempts, 4);
+    assert_true(g.retry.multiplier == 3.5);
+    assert_true(g.retry.jitter);
+    assert_int_equal(g.version, 1);
+    assert_int_equal(ns, 2);
+    /* Schedules come back in the order given (the API indexes them). */
+    assert_string_equal(gs[0].id, sc[0].id);
+    assert_int_equal(gs[0].kind, SCHEDULE_CRON);
+    assert_string_equal(gs[0].expr, "0 2 * * *");
+    assert_string_equal(gs[0].timezone, "Europe/Berlin");
+    assert_true(gs[0].start_ms == INT64_MIN && gs[0].end_ms == INT64_MAX);
+    assert_true(gs[0].anchor_ms == INT64_MIN);
+    assert_int_equal(gs[0].next_fire_ms, T0 + 3600000);
+    assert_int_equal(gs[0].last_fire_ms, -1);
+    assert_int_equal(gs[1].kind, SCHEDULE_AT);
+    assert_int_equal(gs[1].jitter_ms, 5000);
+    assert_int_equal(gs[1].next_fire_ms, -1);
+    for (size_t i = 0; i < ns; i++)
+        store_schedule_clear(&gs[i]);
+    free(gs);
+    store_job_clear(&g);
+
+    /* The name is unique in its namespace, not across namespaces. */
+    store_job_t d;
+    mkjob(&d, "nightly");
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, NULL, T0), SKED_ECONFLICT);
+    free(d.ns); /* the store filled in the default namespace */
+    d.ns = xstrdup("other");
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, NULL, T0), 0);
+    store_job_clear(&d);
+
+    assert_int_equal(store_job_get(ST, "job_00000000000000000000000000", &g, NULL, NULL),
+                     SKED_ENOTFOUND);
+    /* No schedule and run_now: one run, due now. */
+    assert_int_equal(count_runs(ST, j.id, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        store_schedule_clear(&sc[i]);
+    store_job_clear(&j);
+}
+
+static void test_job_idempotency(void **state)
+{
+    store_job_t a, b, c;
+    mkjob(&a, "first");
+    assert_int_equal(store_job_create(ST, &a, NULL, 0, true, "key-1", T0), 0);
+    mkjob(&b, "second"); /* a different body: the key alone decides */
+    assert_int_equal(store_job_create(ST, &b, NULL, 0, true, "key-1", T0 + 1), SKED_EEXIST);
+    assert_string_equal(b.id, a.id);
+    assert_int_equal(count_runs(ST, a.id, NULL), 1); /* the repeat created no run */
+    store_job_t g;
+    assert_int_equal(store_job_get(ST, a.id, &g, NULL, NULL), 0);
+    assert_string_equal(g.name, "first");
+    store_job_clear(&g);
+    /* The same key from another owner is another request. */
+    mkjob(&c, "third");
+    free(c.owner);
+    c.owner = xstrdup("someone-else");
+    assert_int_equal(store_job_create(ST, &c, NULL, 0, false, "key-1", T0), 0);
+    assert_string_not_equal(c.id, a.id);
+    /* A failed create does not burn the key. */
+    store_job_t d;
+    mkjob(&d, "first");
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, "key-2", T0), SKED_ECONFLICT);
+    free(d.name);
+    d.name = xstrdup("fourth");
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, "key-2", T0), 0);
+    store_job_clear(&a);
+    store_job_clear(&b);
+    store_job_clear(&c);
+    store_job_clear(&d);
+}
+
+static void test_job_delete_reuses_name(void **state)
+{
+    char id[SKED_ID_LEN], id2[SKED_ID_LEN];
+    new_job(ST, "reborn", 0, NULL, false, T0, id);
+    assert_int_equal(store_job_set_state(ST, id, JOB_DELETED, T0 + 1), 0);
+    store_job_t g;
+    assert_int_equal(store_job_get(ST, id, &g, NULL, NULL), SKED_ENOTFOUND);
+    assert_int_equal(store_job_set_state(ST, id, JOB_PAUSED, T0 + 2), SKED_ENOTFOUND);
+    assert_int_equal(store_job_set_state(ST, id, JOB_DELETED, T0 + 2), SKED_ENOTFOUND);
+    char rid[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, id, T0 + 2, rid), SKED_ECONFLICT);
+    assert_int_equal(store_run_trigger(ST, "job_00000000000000000000000000", T0, rid),
+                     SKED_ENOTFOUND);
+    new_job(ST, "reborn", 0, NULL, false, T0 + 3, id2);
+    assert_string_not_equal(id, id2);
+}
+
+static void test_job_list_filters(void **state)
+{
+    char a[SKED_ID_LEN], b[SKED_ID_LEN], c[SKED_ID_LEN], d[SKED_ID_LEN];
+    new_job(ST, "alpha-report", 0, "q1", false, T0 + 1, a);
+    new_job(ST, "beta-report", 0, "q2", false, T0 + 2, b);
+    new_job(ST, "gamma", 0, "q1", false, T0 + 3, c);
+    store_job_t j;
+    mkjob(&j, "delta");
+    free(j.tags);
+    j.tags = xstrdup(",nightly,reports,");
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, T0 + 4), 0);
+    memcpy(d, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+    assert_int_equal(store_job_set_state(ST, c, JOB_PAUSED, T0 + 5), 0);
+    char gone[SKED_ID_LEN];
+    new_job(ST, "zeta-report", 0, "q1", false, T0 + 6, gone);
+    assert_int_equal(store_job_set_state(ST, gone, JOB_DELETED, T0 + 7), 0);
+
+    struct {
+        store_job_filter_t f;
+        const char *want[4];
+    } cases[] = {
+        {{.limit = 100}, {d, c, b, a}}, /* newest first, deleted excluded */
+        {{.queue = "q1", .limit = 100}, {c, a}},
+        {{.name = "report", .limit = 100}, {b, a}},
+        {{.tag = "reports", .limit = 100}, {d}},
+        {{.tag = "report", .limit = 100}, {NULL}}, /* tags match exactly */
+        {{.state = "paused", .limit = 100}, {c}},
+        {{.state = "deleted", .limit = 100}, {gone}},
+        {{.ns = "default", .queue = "q2", .limit = 100}, {b}},
+        {{.ns = "nope", .limit = 100}, {NULL}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        store_job_t *v;
+        size_t n, want = 0;
+        char *next;
+        assert_int_equal(store_job_list(ST, &cases[k].f, &v, &n, &next), 0);
+        while (want < 4 && cases[k].want[want])
+            want++;
+        if (n != want) fail_msg("case %zu: %zu jobs, want %zu", k, n, want);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(v[i].id, cases[k].want[i]);
+            store_job_clear(&v[i]);
+        }
+        assert_null(next);
+        free(v);
+    }
+    store_job_filter_t bad = {.limit = 0};
+    store_job_t *v;
+    size_t n;
+    char *next;
+    assert_int_equal(store_job_list(ST, &bad, &v, &n, &next), SKED_EINVAL);
+    bad.limit = 1001;
+    assert_int_equal(store_job_list(ST, &bad, &v, &n, &next), SKED_EINVAL);
+    bad.limit = 10;
+    bad.cursor = "garbage";
+    assert_int_equal(store_job_list(ST, &bad, &v, &n, &next), SKED_EINVAL);
+    bad.cursor = NULL;
+    bad.state = "sleeping";
+    assert_int_equal(store_job_list(ST, &bad, &v, &n, &next), SKED_EINVAL);
+}
+
+static void test_job_list_paging(void **state)
+{
+    enum { N = 257 };
+    char ids[N][SKED_ID_LEN];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "job-%03d", i);
+        /* Ten jobs per millisecond: ties in the sort key must still page
+         * exactly once. */
+        new_job(ST, name, 0, NULL, false, T0 + i / 10, ids[i]);
+    }
+    int seen[N] = {0};
+    char *cursor = NULL;
+    int64_t last_ms = INT64_MAX;
+    size_t total = 0, pages = 0;
+    do {
+        store_job_filter_t f = {.cursor = cursor, .limit = 10};
+        store_job_t *v;
+        size_t n;
+        char *next;
+        assert_int_equal(store_job_list(ST, &f, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(v[i].created_ms <= last_ms);
+            last_ms = v[i].created_ms;
+            int k;
+            for (k = 0; k < N && strcmp(ids[k], v[i].id) != 0; k++)
+                ;
+            assert_true(k < N);
+            seen[k]++;
+            store_job_clear(&v[i]);
+        }
+        free(v);
+        free(cursor);
+        cursor = next;
+        total += n;
+        pages++;
+    } while (cursor);
+    assert_int_equal(total, N);
+    assert_int_equal(pages, (N + 9) / 10);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+}
+
+struct create_thread {
+    store_t *st;
+    int t;
+    int failures;
+};
+
+static void *create_main(void *arg)
+{
+    struct create_thread *ct = arg;
+    for (int i = 0; i < 200; i++) {
+        store_job_t j;
+        char name[64];
+        snprintf(name, sizeof name, "t%d-job%d", ct->t, i);
+        mkjob(&j, name);
+        if (store_job_create(ct->st, &j, NULL, 0, false, NULL, T0 + i) != 0) ct->failures++;
+        store_job_clear(&j);
+    }
+    return NULL;
+}
+
+static void test_job_create_concurrent(void **state)
+{
+    pthread_t th[8];
+    struct create_thread ct[8];
+    for (int t = 0; t < 8; t++) {
+        ct[t] = (struct create_thread){ST, t, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, create_main, &ct[t]), 0);
+    }
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(ct[t].failures, 0);
+    }
+    size_t total = 0;
+    char *cursor = NULL;
+    do {
+        store_job_filter_t f = {.cursor = cursor, .limit = 1000};
+        store_job_t *v;
+        size_t n;
+        char *next;
+        assert_int_equal(store_job_list(ST, &f, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++)
+            store_job_clear(&v[i]);
+        free(v);
+        free(cursor);
+        cursor = next;
+        total += n;
+    } while (cursor);
+    assert_int_equal(total, 1600);
+}
+
+static void test_job_update(void **state)
+{
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w1", "default,fast", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "upd");
+    store_schedule_t sc[2];
+    memset(sc, 0, sizeof sc);
+    sc[0].kind = SCHEDULE_EVERY;
+    sc[0].expr = xstrdup("1m");
+    sc[0].next_fire_ms = T0 + MIN_MS;
+    sc[1].kind = SCHEDULE_EVERY;
+    sc[1].expr = xstrdup("1h");
+    sc[1].next_fire_ms = T0 + 60 * MIN_MS;
+    assert_int_equal(store_job_create(ST, &j, sc, 2, false, NULL, T0), 0);
+    /* Two runs: one gets claimed (running), one stays pending. */
+    char r1[SKED_ID_LEN], r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, T0, r1), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.id, r1);
+    free_claimed(cl, n);
+    assert_int_equal(store_run_trigger(ST, j.id, T0 + 1, r2), 0);
+
+    /* Keep schedule 1 (by id), drop schedule 0, add a new one. */
+    store_schedule_t ns[2];
+    memset(ns, 0, sizeof ns);
+    memcpy(ns[0].id, sc[1].id, SKED_ID_LEN);
+    ns[0].kind = SCHEDULE_EVERY;
+    ns[0].expr = xstrdup("2h");
+    ns[0].next_fire_ms = T0 + 120 * MIN_MS;
+    ns[1].kind = SCHEDULE_CRON;
+    ns[1].expr = xstrdup("*/5 * * * *");
+    ns[1].timezone = xstrdup("UTC");
+    ns[1].next_fire_ms = T0 + 5 * MIN_MS;
+    j.priority = 77;
+    free(j.queue);
+    j.queue = xstrdup("fast");
+    assert_int_equal(store_job_update(ST, &j, 5, ns, 2, T0 + 10), SKED_EPRECOND);
+    assert_int_equal(store_job_update(ST, &j, 1, ns, 2, T0 + 10), 0);
+    assert_int_equal(j.version, 2);
+    assert_int_equal(store_job_update(ST, &j, 1, ns, 2, T0 + 11), SKED_EPRECOND);
+    assert_int_equal(store_job_update(ST, &j, 0, ns, 2, T0 + 11), 0); /* 0: unchecked */
+    assert_int_equal(j.version, 3);
+
+    store_job_t g;
+    store_schedule_t *gs;
+    size_t gn;
+    assert_int_equal(store_job_get(ST, j.id, &g, &gs, &gn), 0);
+    assert_int_equal(g.priority, 77);
+    assert_string_equal(g.queue, "fast");
+    assert_int_equal(g.version, 3);
+    assert_int_equal(g.updated_ms, T0 + 11);
+    assert_int_equal(g.created_ms, T0);
+    assert_int_equal(gn, 2);
+    assert_string_equal(gs[0].id, sc[1].id); /* kept its id */
+    assert_string_equal(gs[0].expr, "2h");
+    assert_string_equal(gs[1].expr, "*/5 * * * *");
+    assert_string_not_equal(gs[1].id, sc[0].id);
+    for (size_t i = 0; i < gn; i++)
+        store_schedule_clear(&gs[i]);
+    free(gs);
+    store_job_clear(&g);
+    /* The dropped schedule no longer fires. */
+    assert_int_equal(store_next_fire_ms(ST), T0 + 5 * MIN_MS);
+
+    /* The pending run follows the job; the running one keeps its values. */
+    store_run_t r = get_run(ST, r2);
+    assert_int_equal(r.priority, 77);
+    assert_string_equal(r.queue, "fast");
+    store_run_clear(&r);
+    r = get_run(ST, r1);
+    assert_int_equal(r.priority, 0);
+    assert_string_equal(r.queue, "default");
+    store_run_clear(&r);
+
+    /* Renaming onto a taken name conflicts; unknown ids are not found. */
+    char other[SKED_ID_LEN];
+    new_job(ST, "taken", 0, NULL, false, T0, other);
+    free(j.name);
+    j.name = xstrdup("taken");
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, T0 + 12), SKED_ECONFLICT);
+    snprintf(j.id, sizeof j.id, "job_00000000000000000000000000");
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, T0 + 12), SKED_ENOTFOUND);
+    for (int i = 0; i < 2; i++) {
+        store_schedule_clear(&sc[i]);
+        store_schedule_clear(&ns[i]);
+    }
+    store_job_clear(&j);
+}
+
+/* ---- firing ------------------------------------------------------------------ */
+
+/* Creates a job with one `every` schedule whose next fire is next_ms. */
+static void job_with_schedule(store_t *st, const char *name, int64_t next_ms,
+                              char job_id[SKED_ID_LEN], char sched_id[SKED_ID_LEN])
+{
+    store_job_t j;
+    mkjob(&j, name);
+    store_schedule_t sc = {0};
+    sc.kind = SCHEDULE_EVERY;
+    sc.expr = xstrdup("1s");
+    sc.next_fire_ms = next_ms;
+    assert_int_equal(store_job_create(st, &j, &sc, 1, false, NULL, T0 - 1000), 0);
+    memcpy(job_id, j.id, SKED_ID_LEN);
+    memcpy(sched_id, sc.id, SKED_ID_LEN);
+    store_schedule_clear(&sc);
+    store_job_clear(&j);
+}
+
+static void test_fire_cas(void **state)
+{
+    char jid[SKED_ID_LEN], sid[SKED_ID_LEN], jid2[SKED_ID_LEN], sid2[SKED_ID_LEN];
+    job_with_schedule(ST, "every", T0, jid, sid);
+    job_with_schedule(ST, "later", T0 + 5000, jid2, sid2);
+    assert_int_equal(store_next_fire_ms(ST), T0);
+
+    store_due_t *due;
+    size_t n;
+    assert_int_equal(store_due_schedules(ST, T0, 10, &due, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(due[0].sched.id, sid);
+    assert_string_equal(due[0].sched.job_id, jid);
+    assert_int_equal(due[0].sched.next_fire_ms, T0);
+    assert_int_equal(due[0].misfire, MISFIRE_RUN_ONCE);
+    store_schedule_clear(&due[0].sched);
+    free(due);
+    assert_int_equal(store_due_schedules(ST, T0 + 10000, 10, &due, &n), 0);
+    assert_int_equal(n, 2); /* oldest first */
+    assert_string_equal(due[0].sched.id, sid);
+    assert_string_equal(due[1].sched.id, sid2);
+    for (size_t i = 0; i < n; i++)
+        store_schedule_clear(&due[i].sched);
+    free(due);
+    assert_int_equal(store_due_schedules(ST, T0 + 10000, 1, &due, &n), 0);
+    assert_int_equal(n, 1);
+    store_schedule_clear(&due[0].sched);
+    free(due);
+
+    store_fire_run_t runs[] = {{T0, T0 + 7, RUN_SCHEDULED, NULL}};
+    store_fire_t it = {sid, T0, T0 + 1000, runs, 1, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0), 0);
+    assert_int_equal(it.applied, 1);
+    /* A second server that read the same next_fire loses the CAS. */
+    it.applied = 1;
+    assert_int_equal(store_fire(ST, &it, 1, T0), 0);
+    assert_int_equal(it.applied, 0);
+    assert_int_equal(count_runs(ST, jid, NULL), 1);
+
+    /* Even with a correct CAS, a fire time already run is not run again
+     * (UNIQUE(schedule, fire time)); the new one is added. Items are
+     * independent: the lost CAS of one does not stop the other. */
+    store_fire_run_t runs2[] = {{T0, T0, RUN_SCHEDULED, NULL},
+                                {T0 + 1000, T0 + 1000, RUN_SKIPPED, "misfire: skip"}};
+    store_fire_t items[2] = {{sid, T0 + 1000, -1, runs2, 2, 0},
+                             {sid2, T0 /* stale */, T0 + 6000, runs2, 1, 0}};
+    assert_int_equal(store_fire(ST, items, 2, T0 + 1500), 0);
+    assert_int_equal(items[0].applied, 1);
+    assert_int_equal(items[1].applied, 0);
+    assert_int_equal(count_runs(ST, jid, NULL), 2);
+    assert_int_equal(count_runs(ST, jid, "skipped"), 1);
+    assert_int_equal(count_runs(ST, jid2, NULL), 0);
+
+    store_run_filter_t f = {jid, NULL, INT64_MIN, INT64_MAX, NULL, 10};
+    store_run_t *v;
+    char *next;
+    assert_int_equal(store_run_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].fire_ms, T0 + 1000); /* newest fire time first */
+    assert_int_equal(v[0].state, RUN_SKIPPED);
+    assert_string_equal(v[0].reason, "misfire: skip");
+    assert_int_equal(v[0].finished_ms, T0 + 1500);
+    assert_int_equal(v[1].fire_ms, T0);
+    assert_int_equal(v[1].not_before_ms, T0 + 7);
+    assert_int_equal(v[1].state, RUN_SCHEDULED);
+    assert_string_equal(v[1].schedule_id, sid);
+    assert_int_equal(v[1].attempt, 0);
+    for (size_t i = 0; i < n; i++)
+        store_run_clear(&v[i]);
+    free(v);
+
+    /* Exhausted (-1) schedules are never due again; last_fire is kept. */
+    store_job_t g;
+    store_schedule_t *gs;
+    size_t gn;
+    assert_int_equal(store_job_get(ST, jid, &g, &gs, &gn), 0);
+    assert_int_equal(gs[0].next_fire_ms, -1);
+    assert_int_equal(gs[0].last_fire_ms, T0 + 1000);
+    store_schedule_clear(&gs[0]);
+    free(gs);
+    store_job_clear(&g);
+    assert_int_equal(store_next_fire_ms(ST), T0 + 5000);
+    assert_int_equal(store_due_schedules(ST, INT64_MAX, 10, &due, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(due[0].sched.id, sid2);
+    store_schedule_clear(&due[0].sched);
+    free(due);
+}
+
+struct fire_thread {
+    store_t *st;
+    int64_t end_ms;
+    int applied;
+};
+
+/* A scheduler loop: read due schedules, fire each one step. */
+static void *fire_main(void *arg)
+{
+    struct fire_thread *ft = arg;
+    for (;;) {
+        store_due_t *due;
+        size_t n;
+        if (store_due_schedules(ft->st, INT64_MAX, 10, &due, &n) != 0) return NULL;
+        if (n == 0) {
+            free(due);
+            return NULL;
+        }
+        store_fire_t *items = xcalloc(n, sizeof *items);
+        store_fire_run_t *runs = xcalloc(n, sizeof *runs);
+        for (size_t i = 0; i < n; i++) {
+            int64_t at = due[i].sched.next_fire_ms;
+            runs[i] = (store_fire_run_t){at, at, RUN_SCHEDULED, NULL};
+            items[i] = (store_fire_t){due[i].sched.id, at, at + 1000 > ft->end_ms ? -1 : at + 1000,
+                                      &runs[i],        1,  0};
+        }
+        if (store_fire(ft->st, items, n, T0) != 0) fail_msg("store_fire failed");
+        for (size_t i = 0; i < n; i++) {
+            ft->applied += items[i].applied;
+            store_schedule_clear(&due[i].sched);
+        }
+        free(items);
+        free(runs);
+        free(due);
+    }
+}
+
+static void test_fire_two_servers(void **state)
+{
+    struct ctx *c = *state;
+    char jid[SKED_ID_LEN], sid[SKED_ID_LEN];
+    enum { FIRES = 60 };
+    job_with_schedule(ST, "raced", T0, jid, sid);
+    store_t *other = open_ok(c->url); /* a second server on the same store */
+    struct fire_thread ft[2] = {{ST, T0 + (FIRES - 1) * 1000, 0},
+                                {other, T0 + (FIRES - 1) * 1000, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fire_main, &ft[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    store_close(other);
+    assert_int_equal(ft[0].applied + ft[1].applied, FIRES);
+
+    /* Exactly one run per fire time. */
+    int seen[FIRES] = {0};
+    char *cursor = NULL;
+    size_t total = 0;
+    do {
+        store_run_filter_t f = {jid, NULL, INT64_MIN, INT64_MAX, cursor, 7};
+        store_run_t *v;
+        size_t n;
+        char *next;
+        assert_int_equal(store_run_list(ST, &f, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            int64_t k = (v[i].fire_ms - T0) / 1000;
+            assert_true(k >= 0 && k < FIRES);
+            seen[k]++;
+            store_run_clear(&v[i]);
+        }
+        total += n;
+        free(v);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    assert_int_equal(total, FIRES);
+    for (int i = 0; i < FIRES; i++)
+        assert_int_equal(seen[i], 1);
+}
+
+static void test_trigger_and_next_claimable(void **state)
+{
+    assert_int_equal(store_next_claimable_ms(ST), -1);
+    char jid[SKED_ID_LEN], rid[SKED_ID_LEN], sid[SKED_ID_LEN], j2[SKED_ID_LEN];
+    new_job(ST, "trig", 5, "q", false, T0, jid);
+    assert_int_equal(store_run_trigger(ST, jid, T0 + 100, rid), 0);
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.state, RUN_PENDING);
+    assert_int_equal(r.fire_ms, T0 + 100);
+    assert_int_equal(r.not_before_ms, T0 + 100);
+    assert_int_equal(r.priority, 5);
+    assert_string_equal(r.queue, "q");
+    assert_string_equal(r.schedule_id, "");
+    assert_string_equal(r.worker_id, "");
+    assert_int_equal(r.created_ms, T0 + 100);
+    assert_int_equal(r.started_ms, -1);
+    assert_int_equal(r.finished_ms, -1);
+    assert_int_equal(r.lease_expires_ms, -1);
+    assert_int_equal(r.exit_code, -1);
+    assert_null(r.reason);
+    store_run_clear(&r);
+    assert_int_equal(store_next_claimable_ms(ST), T0 + 100);
+
+    /* A run materialised ahead counts from its not_before; the earliest wins. */
+    job_with_schedule(ST, "ahead", T0 + 50, j2, sid);
+    store_fire_run_t fr = {T0 + 50, T0 + 60, RUN_SCHEDULED, NULL};
+    store_fire_t it = {sid, T0 + 50, T0 + 1050, &fr, 1, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0), 0);
+    assert_int_equal(store_next_claimable_ms(ST), T0 + 60);
+    /* A paused job's runs are held. */
+    assert_int_equal(store_job_set_state(ST, j2, JOB_PAUSED, T0), 0);
+    assert_int_equal(store_next_claimable_ms(ST), T0 + 100);
+    assert_int_equal(store_job_set_state(ST, j2, JOB_ACTIVE, T0), 0);
+    assert_int_equal(store_next_claimable_ms(ST), T0 + 60);
+    /* run_now on create makes a pending run at once. */
+    char j3[SKED_ID_LEN];
+    new_job(ST, "now", 0, NULL, true, T0 + 10, j3);
+    assert_int_equal(store_next_claimable_ms(ST), T0 + 10);
+    char r3[SKED_ID_LEN];
+    only_run(ST, j3, r3);
+    assert_int_equal(run_state(ST, r3), RUN_PENDING);
+}
+
+/* ---- claims ------------------------------------------------------------------- */
+
+static void test_claim_basics(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], rid[SKED_ID_LEN], rid2[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "basic");
+    j.timeout_ms = 90000;
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, T0), 0);
+    memcpy(jid, j.id, SKED_ID_LEN);
+    assert_int_equal(store_run_trigger(ST, jid, T0, rid), 0);
+    assert_int_equal(store_run_trigger(ST, jid, T0 + 1, rid2), 0);
+
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0 + 5, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.id, rid); /* older first at equal priority */
+    assert_int_equal(cl[0].run.state, RUN_RUNNING);
+    assert_int_equal(cl[0].run.attempt, 1);
+    assert_true(cl[0].run.fence > 0);
+    assert_int_equal(cl[0].run.lease_expires_ms, T0 + 5 + LEASE_MS);
+    assert_int_equal(cl[0].run.started_ms, T0 + 5);
+    assert_string_equal(cl[0].run.worker_id, wid);
+    assert_string_equal(cl[0].spec_json, j.spec_json);
+    assert_string_equal(cl[0].job_name, "basic");
+    assert_int_equal(cl[0].timeout_ms, 90000);
+    int64_t fence1 = cl[0].run.fence;
+    free_claimed(cl, n);
+
+    cl = claim(ST, wid, 5, T0 + 6, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.id, rid2);
+    assert_true(cl[0].run.fence > fence1); /* fences only grow */
+    free_claimed(cl, n);
+    cl = claim(ST, wid, 5, T0 + 7, &n);
+    assert_int_equal(n, 0);
+    free(cl);
+
+    store_attempt_t *att;
+    size_t na;
+    store_run_t r;
+    assert_int_equal(store_run_get(ST, rid, &r, &att, &na), 0);
+    assert_int_equal(na, 1);
+    assert_int_equal(att[0].n, 1);
+    assert_string_equal(att[0].worker_id, wid);
+    assert_int_equal(att[0].fence, fence1);
+    assert_int_equal(att[0].started_ms, T0 + 5);
+    assert_int_equal(att[0].finished_ms, -1);
+    store_attempt_clear(&att[0]);
+    free(att);
+    store_run_clear(&r);
+
+    /* The claim refreshed the worker's heartbeat; unknown workers get none. */
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, wid, &w), 0);
+    assert_int_equal(w.heartbeat_ms, T0 + 7);
+    assert_int_equal(w.running, 2);
+    store_worker_clear(&w);
+    store_claimed_t *none = NULL;
+    assert_int_equal(store_claim(ST, "wrk_00000000000000000000000000", 1, LEASE_MS, T0, &none, &n),
+                     SKED_ENOTFOUND);
+    assert_int_equal(n, 0);
+    assert_null(none);
+    store_job_clear(&j);
+}
+
+static void test_claim_not_before(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], sid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    job_with_schedule(ST, "future", T0 + 1000, jid, sid);
+    store_fire_run_t fr = {T0 + 1000, T0 + 1000, RUN_SCHEDULED, NULL};
+    store_fire_t it = {sid, T0 + 1000, T0 + 2000, &fr, 1, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 4, T0 + 999, &n);
+    assert_int_equal(n, 0); /* not before its time */
+    free(cl);
+    cl = claim(ST, wid, 4, T0 + 1000, &n);
+    assert_int_equal(n, 1); /* scheduled runs are claimable once due */
+    assert_int_equal(cl[0].run.fire_ms, T0 + 1000);
+    free_claimed(cl, n);
+}
+
+static void test_claim_priority_aging(void **state)
+{
+    char wid[SKED_ID_LEN], lo[SKED_ID_LEN], mid[SKED_ID_LEN], hi[SKED_ID_LEN], top[SKED_ID_LEN];
+    char r_lo[SKED_ID_LEN], r_mid[SKED_ID_LEN], r_hi[SKED_ID_LEN], r_top[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "lo", 0, NULL, false, T0, lo);
+    new_job(ST, "mid", 50, NULL, false, T0, mid);
+    new_job(ST, "hi", 60, NULL, false, T0, hi);
+    new_job(ST, "top", 200, NULL, false, T0, top);
+    int64_t now = T0 + 1000 * MIN_MS;
+    /* lo has waited 55 minutes: 0 + 55 beats mid's 50 (fresh) but not hi's 60. */
+    assert_int_equal(store_run_trigger(ST, lo, now - 55 * MIN_MS, r_lo), 0);
+    assert_int_equal(store_run_trigger(ST, mid, now, r_mid), 0);
+    assert_int_equal(store_run_trigger(ST, hi, now, r_hi), 0);
+    /* Aging is capped at +100: a priority-0 run waiting 1000 minutes still
+     * loses to a fresh priority-200 run. */
+    char r_old[SKED_ID_LEN];
+    char old[SKED_ID_LEN];
+    new_job(ST, "old", 0, NULL, false, T0, old);
+    assert_int_equal(store_run_trigger(ST, old, T0, r_old), 0);
+    assert_int_equal(store_run_trigger(ST, top, now, r_top), 0);
+
+    const char *want[] = {r_top, r_old, r_hi, r_lo, r_mid};
+    for (size_t i = 0; i < 5; i++) {
+        size_t n;
+        store_claimed_t *cl = claim(ST, wid, 1, now, &n);
+        assert_int_equal(n, 1);
+        if (strcmp(cl[0].run.id, want[i]) != 0) fail_msg("claim %zu: wrong run", i);
+        free_claimed(cl, n);
+    }
+    /* A batch returns the same order. */
+    char r2[5][SKED_ID_LEN];
+    const char *jobs[] = {lo, mid, hi, top, old};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_run_trigger(ST, jobs[i], now, r2[i]), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 10, now, &n);
+    assert_int_equal(n, 5);
+    assert_string_equal(cl[0].run.id, r2[3]); /* top 200 */
+    assert_string_equal(cl[1].run.id, r2[2]); /* hi 60 */
+    assert_string_equal(cl[2].run.id, r2[1]); /* mid 50 */
+    free_claimed(cl, n);
+}
+
+static void test_claim_backlog_bounded(void **state)
+{
+    /* Many priority levels and a deep backlog: the best runs still come
+     * first, including an old low-priority run lifted by aging. */
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    int64_t now = T0 + 500 * MIN_MS;
+    char best[SKED_ID_LEN] = "";
+    for (int p = 0; p < 40; p++) {
+        char jid[SKED_ID_LEN], name[32];
+        snprintf(name, sizeof name, "p%d", p);
+        new_job(ST, name, p * 10, NULL, false, T0, jid);
+        for (int k = 0; k < 20; k++) {
+            char rid[SKED_ID_LEN];
+            assert_int_equal(store_run_trigger(ST, jid, now - k, rid), 0);
+        }
+    }
+    char aged_job[SKED_ID_LEN];
+    new_job(ST, "aged", 300, NULL, false, T0, aged_job);
+    /* 300 + 100 (capped aging) beats the fresh 390s. */
+    assert_int_equal(store_run_trigger(ST, aged_job, T0, best), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 3, now, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(cl[0].run.id, best);
+    assert_int_equal(cl[1].run.priority, 390);
+    assert_int_equal(cl[2].run.priority, 390);
+    assert_true(cl[1].run.fire_ms <= cl[2].run.fire_ms);
+    free_claimed(cl, n);
+}
+
+static void test_claim_queues_constraints(void **state)
+{
+    char wid[SKED_ID_LEN], a[SKED_ID_LEN], b[SKED_ID_LEN], c[SKED_ID_LEN], gpu[SKED_ID_LEN];
+    char ssd[SKED_ID_LEN], rid[SKED_ID_LEN];
+    new_worker(ST, "w", "a,b", "disk=ssd,zone=x", T0, wid);
+    new_job(ST, "in-a", 0, "a", true, T0, a);
+    new_job(ST, "in-b", 0, "b", true, T0, b);
+    new_job(ST, "in-c", 0, "c", true, T0, c);
+    store_job_t j;
+    mkjob(&j, "needs-gpu");
+    free(j.constraints);
+    j.constraints = xstrdup("gpu=1");
+    free(j.queue);
+    j.queue = xstrdup("a");
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    memcpy(gpu, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+    mkjob(&j, "needs-ssd");
+    free(j.constraints);
+    j.constraints = xstrdup("disk=ssd,zone=x");
+    free(j.queue);
+    j.queue = xstrdup("b");
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    memcpy(ssd, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 10, T0, &n);
+    assert_int_equal(n, 3);
+    free_claimed(cl, n);
+    only_run(ST, c, rid);
+    assert_int_equal(run_state(ST, rid), RUN_PENDING); /* not its queue */
+    only_run(ST, gpu, rid);
+    assert_int_equal(run_state(ST, rid), RUN_PENDING); /* labels do not satisfy */
+    only_run(ST, ssd, rid);
+    assert_int_equal(run_state(ST, rid), RUN_RUNNING);
+
+    char wid2[SKED_ID_LEN];
+    new_worker(ST, "gpu-box", "a", "gpu=1", T0, wid2);
+    cl = claim(ST, wid2, 10, T0, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.job_id, gpu);
+    free_claimed(cl, n);
+}
+
+static void test_claim_max_concurrency(void **state)
+{
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "limited");
+    j.max_concurrency = 2;
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, T0), 0);
+    for (int i = 0; i < 5; i++) {
+        char rid[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(ST, j.id, T0 + i, rid), 0);
+    }
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 10, T0 + 10, &n);
+    assert_int_equal(n, 2);
+    char done_id[SKED_ID_LEN];
+    memcpy(done_id, cl[0].run.id, SKED_ID_LEN);
+    assert_int_equal(store_complete(ST, done_id, 1, cl[0].run.fence, &RES_OK, T0 + 11), 0);
+    free_claimed(cl, n);
+    cl = claim(ST, wid, 10, T0 + 12, &n);
+    assert_int_equal(n, 1);
+    free_claimed(cl, n);
+    assert_int_equal(count_runs(ST, j.id, "running"), 2);
+    assert_int_equal(count_runs(ST, j.id, "pending"), 2);
+    store_job_clear(&j);
+}
+
+static void test_claim_overlap(void **state)
+{
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t f, r;
+    mkjob(&f, "forbid");
+    f.overlap = OVERLAP_FORBID;
+    assert_int_equal(store_job_create(ST, &f, NULL, 0, true, NULL, T0), 0);
+    mkjob(&r, "replace");
+    r.overlap = OVERLAP_REPLACE;
+    assert_int_equal(store_job_create(ST, &r, NULL, 0, true, NULL, T0), 0);
+    size_t n;
+    store_claimed_t *first = claim(ST, wid, 10, T0, &n);
+    assert_int_equal(n, 2);
+
+    /* Forbid: a due run while another runs is skipped with a reason. */
+    char fr[SKED_ID_LEN], rr[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, f.id, T0 + 1, fr), 0);
+    assert_int_equal(store_run_trigger(ST, r.id, T0 + 1, rr), 0);
+    store_claimed_t *cl = claim(ST, wid, 10, T0 + 2, &n);
+    assert_int_equal(n, 0);
+    free(cl);
+    store_run_t run = get_run(ST, fr);
+    assert_int_equal(run.state, RUN_SKIPPED);
+    assert_string_equal(run.reason, "overlap");
+    assert_int_equal(run.finished_ms, T0 + 2);
+    store_run_clear(&run);
+
+    /* Replace: the running one is asked to cancel, the new one waits. */
+    assert_int_equal(run_state(ST, rr), RUN_PENDING);
+    store_claimed_t *old = NULL;
+    for (int i = 0; i < 2; i++)
+        if (strcmp(first[i].run.job_id, r.id) == 0) old = &first[i];
+    assert_non_null(old);
+    run = get_run(ST, old->run.id);
+    assert_true(run.cancel_requested);
+    store_run_clear(&run);
+    store_held_t h = {old->run.id, old->run.fence, true};
+    bool draining = true;
+    assert_int_equal(store_heartbeat(ST, wid, &h, 1, LEASE_MS, T0 + 3, &draining), 0);
+    assert_false(h.keep);
+    assert_false(draining);
+    store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL};
+    assert_int_equal(store_complete(ST, old->run.id, 1, old->run.fence, &canceled, T0 + 4), 0);
+    assert_int_equal(run_state(ST, old->run.id), RUN_CANCELED);
+    cl = claim(ST, wid, 10, T0 + 5, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.id, rr);
+    free_claimed(cl, n);
+    free_claimed(first, 2);
+    store_job_clear(&f);
+    store_job_clear(&r);
+}
+
+static void test_claim_paused_and_draining(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], rid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "held", 0, NULL, true, T0, jid);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0 + 1), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0 + 1), 0); /* idempotent */
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 10, T0 + 2, &n);
+    assert_int_equal(n, 0);
+    free(cl);
+    /* A run triggered while paused is held as well. */
+    assert_int_equal(store_run_trigger(ST, jid, T0 + 3, rid), 0);
+    assert_int_equal(store_next_claimable_ms(ST), -1);
+    cl = claim(ST, wid, 10, T0 + 4, &n);
+    assert_int_equal(n, 0);
+    free(cl);
+    store_job_t g;
+    assert_int_equal(store_job_get(ST, jid, &g, NULL, NULL), 0);
+    assert_int_equal(g.state, JOB_PAUSED);
+    store_job_clear(&g);
+
+    assert_int_equal(store_worker_drain(ST, wid, T0 + 5), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0 + 6), 0);
+    cl = claim(ST, wid, 10, T0 + 7, &n);
+    assert_int_equal(n, 0); /* a draining worker gets nothing */
+    free(cl);
+    char w2[SKED_ID_LEN];
+    new_worker(ST, "w2", "default", "", T0, w2);
+    cl = claim(ST, w2, 10, T0 + 8, &n);
+    assert_int_equal(n, 2);
+    free_claimed(cl, n);
+}
+
+struct claim_thread {
+    store_t *st;
+    char wid[SKED_ID_LEN];
+    char (*got)[SKED_ID_LEN];
+    size_t ngot;
+};
+
+static void *claim_main(void *arg)
+{
+    struct claim_thread *t = arg;
+    for (;;) {
+        store_claimed_t *v;
+        size_t n;
+        if (store_claim(t->st, t->wid, 7, LEASE_MS, T0 + 1000, &v, &n) != 0) return NULL;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(t->got[t->ngot++], v[i].run.id, SKED_ID_LEN);
+            store_claimed_clear(&v[i]);
+        }
+        free(v);
+        if (n == 0) return NULL;
+    }
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void test_claim_concurrent(void **state)
+{
+    enum { RUNS = 500, THREADS = 4 };
+    char jid[SKED_ID_LEN];
+    new_job(ST, "many", 0, NULL, false, T0, jid);
+    for (int i = 0; i < RUNS; i++) {
+        char rid[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(ST, jid, T0 + i, rid), 0);
+    }
+    struct claim_thread t[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "w%d", i);
+        t[i].st = ST;
+        new_worker(ST, name, "default", "", T0, t[i].wid);
+        t[i].got = xcalloc(RUNS, SKED_ID_LEN);
+        t[i].ngot = 0;
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, claim_main, &t[i]), 0);
+    char(*all)[SKED_ID_LEN] = xcalloc(RUNS * THREADS, SKED_ID_LEN);
+    size_t total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        memcpy(all[total], t[i].got, t[i].ngot * SKED_ID_LEN);
+        total += t[i].ngot;
+        free(t[i].got);
+    }
+    assert_int_equal(total, RUNS);
+    qsort(all, total, SKED_ID_LEN, cmp_id);
+    for (size_t i = 1; i < total; i++)
+        assert_string_not_equal(all[i - 1], all[i]);
+    free(all);
+    assert_int_equal(count_runs(ST, jid, "running"), RUNS);
+}
+
+/* ---- the worker protocol ---------------------------------------------------------- */
+
+static void test_heartbeat(void **state)
+{
+    char wid[SKED_ID_LEN], other[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_worker(ST, "other", "default", "", T0, other);
+    new_job(ST, "hb", 0, NULL, true, T0, jid);
+    char r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, jid, T0, r2), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 2, T0, &n);
+    assert_int_equal(n, 2);
+
+    store_held_t h[4] = {{cl[0].run.id, cl[0].run.fence, false},
+                         {cl[1].run.id, cl[1].run.fence + 1000, true}, /* foreign fence */
+                         {"run_00000000000000000000000000", 1, true},  /* unknown run */
+                         {cl[1].run.id, cl[1].run.fence, false}};
+    bool draining = true;
+    assert_int_equal(store_heartbeat(ST, wid, h, 4, LEASE_MS, T0 + 10000, &draining), 0);
+    assert_true(h[0].keep);
+    assert_false(h[1].keep);
+    assert_false(h[2].keep);
+    assert_true(h[3].keep);
+    assert_false(draining);
+    store_run_t r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.lease_expires_ms, T0 + 10000 + LEASE_MS);
+    store_run_clear(&r);
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, wid, &w), 0);
+    assert_int_equal(w.heartbeat_ms, T0 + 10000);
+    store_worker_clear(&w);
+
+    /* Another worker cannot keep (or renew) runs it does not hold. */
+    store_held_t theirs = {cl[0].run.id, cl[0].run.fence, true};
+    assert_int_equal(store_heartbeat(ST, other, &theirs, 1, LEASE_MS, T0 + 20000, NULL), 0);
+    assert_false(theirs.keep);
+    r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.lease_expires_ms, T0 + 10000 + LEASE_MS);
+    store_run_clear(&r);
+
+    /* A canceled run is not kept; draining is reported. */
+    assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", T0 + 11000), 0);
+    assert_int_equal(store_worker_drain(ST, wid, T0 + 11000), 0);
+    h[0].keep = true;
+    assert_int_equal(store_heartbeat(ST, wid, h, 1, LEASE_MS, T0 + 12000, &draining), 0);
+    assert_false(h[0].keep);
+    assert_true(draining);
+
+    assert_int_equal(
+        store_heartbeat(ST, "wrk_00000000000000000000000000", NULL, 0, LEASE_MS, T0, &draining),
+        SKED_ENOTFOUND);
+    free_claimed(cl, n);
+}
+
+static void test_complete_success_idempotent_stale(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "ok", 0, NULL, true, T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    const char *rid = cl[0].run.id;
+    int64_t fence = cl[0].run.fence;
+
+    assert_int_equal(store_complete(ST, rid, 1, fence + 1, &RES_OK, T0 + 5), SKED_ESTALE);
+    assert_int_equal(store_complete(ST, rid, 2, fence, &RES_OK, T0 + 5), SKED_ESTALE);
+    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_OK, T0 + 5), 0);
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.state, RUN_SUCCEEDED);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.finished_ms, T0 + 5);
+    assert_int_equal(r.lease_expires_ms, -1);
+    store_run_clear(&r);
+    /* A repeat (lost answer) is 0 and changes nothing, even with another body. */
+    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_FAIL, T0 + 9), 0);
+    r = get_run(ST, rid);
+    assert_int_equal(r.state, RUN_SUCCEEDED);
+    assert_int_equal(r.finished_ms, T0 + 5);
+    store_run_clear(&r);
+    store_attempt_t *att;
+    size_t na;
+    assert_int_equal(store_run_get(ST, rid, &r, &att, &na), 0);
+    assert_int_equal(na, 1);
+    assert_int_equal(att[0].outcome, ATTEMPT_SUCCEEDED);
+    assert_int_equal(att[0].finished_ms, T0 + 5);
+    assert_int_equal(att[0].exit_code, 0);
+    store_attempt_clear(&att[0]);
+    free(att);
+    store_run_clear(&r);
+    assert_int_equal(store_complete(ST, "run_00000000000000000000000000", 1, 1, &RES_OK, T0),
+                     SKED_ENOTFOUND);
+    free_claimed(cl, n);
+}
+
+static void test_complete_retry_backoff(void **state)
+{
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "flaky");
+    j.retry = (retry_policy_t){3, 10000, 15000, 2.0, true};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    int64_t now = T0;
+    int64_t max_delay[] = {10000, 15000}; /* 10s, then 20s capped at 15s */
+    int64_t last_fence = 0;
+    char rid[SKED_ID_LEN];
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        size_t n;
+        store_claimed_t *cl = claim(ST, wid, 1, now, &n);
+        assert_int_equal(n, 1);
+        assert_int_equal(cl[0].run.attempt, attempt);
+        assert_true(cl[0].run.fence > last_fence);
+        last_fence = cl[0].run.fence;
+        memcpy(rid, cl[0].run.id, SKED_ID_LEN);
+        assert_int_equal(store_complete(ST, rid, attempt, last_fence, &RES_FAIL, now + 100), 0);
+        store_run_t r = get_run(ST, rid);
+        if (attempt < 3) {
+            assert_int_equal(r.state, RUN_SCHEDULED);
+            assert_true(r.not_before_ms >= now + 100);
+            assert_true(r.not_before_ms <= now + 100 + max_delay[attempt - 1]);
+            assert_int_equal(r.finished_ms, -1);
+            assert_int_equal(r.exit_code, 3);
+            /* Not claimable before its backoff ends (unless the draw was 0). */
+            if (r.not_before_ms > now + 100) {
+                size_t m;
+                store_claimed_t *early = claim(ST, wid, 1, r.not_before_ms - 1, &m);
+                assert_int_equal(m, 0);
+                free(early);
+            }
+            now = r.not_before_ms;
+        } else {
+            assert_int_equal(r.state, RUN_FAILED);
+            assert_string_equal(r.reason, "exit status 3");
+            assert_int_equal(r.finished_ms, now + 100);
+        }
+        store_run_clear(&r);
+        /* The stale fence of the previous attempt is refused from now on. */
+        free_claimed(cl, n);
+    }
+    store_attempt_t *att;
+    size_t na;
+    store_run_t r;
+    assert_int_equal(store_run_get(ST, rid, &r, &att, &na), 0);
+    assert_int_equal(na, 3);
+    for (size_t i = 0; i < na; i++) {
+        assert_int_equal(att[i].n, (int)i + 1);
+        assert_int_equal(att[i].outcome, ATTEMPT_FAILED);
+        assert_int_equal(att[i].exit_code, 3);
+        assert_string_equal(att[i].reason, "exit status 3");
+        store_attempt_clear(&att[i]);
+    }
+    free(att);
+    store_run_clear(&r);
+    store_job_clear(&j);
+}
+
+static void test_complete_exact_backoff_and_timeout(void **state)
+{
+    /* Without jitter the delays are exact: initial, then x multiplier. */
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "exact");
+    j.retry = (retry_policy_t){3, 10000, 600000, 3.0, false};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    store_result_t to = {ATTEMPT_TIMEOUT, -1, 9, NULL};
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &to, T0 + 1), 0);
+    store_run_t r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.state, RUN_SCHEDULED);
+    assert_int_equal(r.not_before_ms, T0 + 1 + 10000);
+    assert_string_equal(r.reason, "timeout");
+    assert_int_equal(r.signal, 9);
+    store_run_clear(&r);
+    /* The old fence is stale for good now, even before the next claim. */
+    free_claimed(cl, n);
+    cl = claim(ST, wid, 1, T0 + 10001, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl[0].run.attempt, 2);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 2, cl[0].run.fence, &RES_FAIL, T0 + 20000),
+                     0);
+    r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.not_before_ms, T0 + 20000 + 30000);
+    assert_int_equal(r.started_ms, T0); /* first start is kept */
+    store_run_clear(&r);
+    free_claimed(cl, n);
+    store_job_clear(&j);
+}
+
+static void test_complete_cancel_requested(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "cancel-me");
+    j.retry.max_attempts = 5;
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    memcpy(jid, j.id, SKED_ID_LEN);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", T0 + 1), 0);
+    /* Even a failure with retries left ends canceled once cancel was asked. */
+    store_result_t killed = {ATTEMPT_FAILED, -1, 15, "signal 15"};
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &killed, T0 + 2), 0);
+    store_run_t r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.state, RUN_CANCELED);
+    assert_string_equal(r.reason, "user asked");
+    assert_int_equal(r.finished_ms, T0 + 2);
+    store_run_clear(&r);
+    free_claimed(cl, n);
+    store_job_clear(&j);
+}
+
+static void test_cancel(void **state)
+{
+    char jid[SKED_ID_LEN], rid[SKED_ID_LEN];
+    new_job(ST, "c", 0, NULL, true, T0, jid);
+    only_run(ST, jid, rid);
+    assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + 1), 0);
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.state, RUN_CANCELED);
+    assert_int_equal(r.finished_ms, T0 + 1);
+    assert_non_null(r.reason);
+    store_run_clear(&r);
+    assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + 2), SKED_ECONFLICT);
+    assert_int_equal(store_run_cancel(ST, "run_00000000000000000000000000", NULL, T0),
+                     SKED_ENOTFOUND);
+    assert_int_equal(store_next_claimable_ms(ST), -1);
+}
+
+static void test_job_delete_cancels_runs(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], pending[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "doomed", 0, NULL, true, T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_run_trigger(ST, jid, T0 + 1, pending), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, T0 + 2), 0);
+    store_run_t r = get_run(ST, pending);
+    assert_int_equal(r.state, RUN_CANCELED);
+    assert_int_equal(r.finished_ms, T0 + 2);
+    store_run_clear(&r);
+    r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.state, RUN_RUNNING);
+    assert_true(r.cancel_requested);
+    store_run_clear(&r);
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true};
+    assert_int_equal(store_heartbeat(ST, wid, &h, 1, LEASE_MS, T0 + 3, NULL), 0);
+    assert_false(h.keep);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &RES_OK, T0 + 4), 0);
+    assert_int_equal(run_state(ST, cl[0].run.id), RUN_CANCELED);
+    free_claimed(cl, n);
+}
+
+static void test_pause_resume_schedules(void **state)
+{
+    char jid[SKED_ID_LEN], sid[SKED_ID_LEN];
+    job_with_schedule(ST, "sched", T0, jid, sid);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0 - 10), 0);
+    store_due_t *due;
+    size_t n;
+    assert_int_equal(store_due_schedules(ST, T0 + 60000, 10, &due, &n), 0);
+    assert_int_equal(n, 0);
+    free(due);
+    assert_int_equal(store_next_fire_ms(ST), -1);
+    /* A scheduler that read the schedule before the pause loses its CAS. */
+    store_fire_run_t fr = {T0, T0, RUN_SCHEDULED, NULL};
+    store_fire_t it = {sid, T0, T0 + 1000, &fr, 1, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0), 0);
+    assert_int_equal(it.applied, 0);
+    assert_int_equal(count_runs(ST, jid, NULL), 0);
+    /* Resume leaves next_fire as it was: the misfire policy decides. */
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0 + 60000), 0);
+    assert_int_equal(store_next_fire_ms(ST), T0);
+    assert_int_equal(store_due_schedules(ST, T0 + 60000, 10, &due, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(due[0].sched.next_fire_ms, T0);
+    store_schedule_clear(&due[0].sched);
+    free(due);
+    store_job_t g;
+    assert_int_equal(store_job_get(ST, jid, &g, NULL, NULL), 0);
+    assert_int_equal(g.version, 3); /* pause and resume are changes */
+    store_job_clear(&g);
+}
+
+/* ---- the reaper -------------------------------------------------------------------- */
+
+static void test_reap_lease_expiry(void **state)
+{
+    char wid[SKED_ID_LEN], w2[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "retrying");
+    j.retry = (retry_policy_t){2, 1000, 1000, 2.0, false};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    const int64_t grace = 5000, hb = 60000;
+    int64_t expires = cl[0].run.lease_expires_ms;
+
+    /* Within lease + grace nothing happens. */
+    assert_int_equal(store_reap(ST, grace, hb, expires + grace), 0);
+    assert_int_equal(run_state(ST, cl[0].run.id), RUN_RUNNING);
+    /* Past it: the attempt is lost and the run retried. */
+    assert_int_equal(store_reap(ST, grace, hb, expires + grace + 1), 1);
+    store_attempt_t *att;
+    size_t na;
+    store_run_t r;
+    assert_int_equal(store_run_get(ST, cl[0].run.id, &r, &att, &na), 0);
+    assert_int_equal(r.state, RUN_SCHEDULED);
+    assert_int_equal(r.not_before_ms, expires + grace + 1 + 1000);
+    assert_int_equal(r.lease_expires_ms, -1);
+    assert_int_equal(na, 1);
+    assert_int_equal(att[0].outcome, ATTEMPT_LOST);
+    assert_int_equal(att[0].finished_ms, expires + grace + 1);
+    store_attempt_clear(&att[0]);
+    free(att);
+    store_run_clear(&r);
+    /* Reaping again changes nothing (safe on every server). */
+    assert_int_equal(store_reap(ST, grace, hb, expires + grace + 2), 0);
+
+    /* The cut-off worker can neither keep nor complete its attempt. */
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true};
+    assert_int_equal(store_heartbeat(ST, wid, &h, 1, LEASE_MS, expires + grace + 3, NULL), 0);
+    assert_false(h.keep);
+    assert_int_equal(
+        store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &RES_OK, expires + grace + 4),
+        SKED_ESTALE);
+    assert_int_equal(
+        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, 0, 1, "x", 1, expires + grace + 4),
+        SKED_ESTALE);
+
+    /* The second (last) attempt is lost too: the run fails. */
+    new_worker(ST, "w2", "default", "", T0, w2);
+    int64_t now = expires + grace + 1 + 1000;
+    store_claimed_t *cl2 = claim(ST, w2, 1, now, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl2[0].run.attempt, 2);
+    assert_int_equal(store_reap(ST, grace, INT64_C(1) << 50, now + LEASE_MS + grace + 1), 1);
+    r = get_run(ST, cl2[0].run.id);
+    assert_int_equal(r.state, RUN_FAILED);
+    assert_non_null(r.reason);
+    assert_int_equal(r.finished_ms, now + LEASE_MS + grace + 1);
+    store_run_clear(&r);
+    free_claimed(cl2, 1);
+    free_claimed(cl, 1);
+    store_job_clear(&j);
+}
+
+static void test_reap_cancel_and_workers(void **state)
+{
+    char wid[SKED_ID_LEN], live[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "silent", "default", "", T0, wid);
+    new_worker(ST, "live", "default", "", T0, live);
+    store_job_t j;
+    mkjob(&j, "c");
+    j.retry.max_attempts = 5;
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    memcpy(jid, j.id, SKED_ID_LEN);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(store_run_cancel(ST, cl[0].run.id, NULL, T0 + 1), 0);
+    assert_int_equal(store_heartbeat(ST, live, NULL, 0, LEASE_MS, T0 + 50000, NULL), 0);
+    /* A lost attempt of a run asked to cancel ends canceled, not retried. */
+    assert_int_equal(store_reap(ST, 0, 60000, T0 + 61000), 1);
+    assert_int_equal(run_state(ST, cl[0].run.id), RUN_CANCELED);
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, wid, &w), 0);
+    assert_int_equal(w.state, WORKER_LOST);
+    store_worker_clear(&w);
+    assert_int_equal(store_worker_get(ST, live, &w), 0);
+    assert_int_equal(w.state, WORKER_ACTIVE);
+    store_worker_clear(&w);
+    /* A lost worker that speaks again is active again. */
+    assert_int_equal(store_heartbeat(ST, wid, NULL, 0, LEASE_MS, T0 + 62000, NULL), 0);
+    assert_int_equal(store_worker_get(ST, wid, &w), 0);
+    assert_int_equal(w.state, WORKER_ACTIVE);
+    store_worker_clear(&w);
+    free_claimed(cl, n);
+    store_job_clear(&j);
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+static void test_workers(void **state)
+{
+    char a[SKED_ID_LEN], b[SKED_ID_LEN], a2[SKED_ID_LEN], a3[SKED_ID_LEN];
+    new_worker(ST, "alpha", "default,fast", "disk=ssd", T0, a);
+    new_worker(ST, "beta", "", "", T0 + 1, b);
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, a, &w), 0);
+    assert_string_equal(w.name, "alpha");
+    assert_string_equal(w.host, "localhost");
+    assert_string_equal(w.queues, "default,fast");
+    assert_string_equal(w.labels, "disk=ssd");
+    assert_int_equal(w.slots, 4);
+    assert_int_equal(w.state, WORKER_ACTIVE);
+    assert_int_equal(w.registered_ms, T0);
+    assert_int_equal(w.running, 0);
+    store_worker_clear(&w);
+    assert_int_equal(store_worker_get(ST, b, &w), 0);
+    assert_string_equal(w.queues, "default"); /* no queues: the default one */
+    store_worker_clear(&w);
+
+    /* Same name while the first is active: a second worker. */
+    new_worker(ST, "alpha", "default", "", T0 + 2, a2);
+    assert_string_not_equal(a2, a);
+    store_worker_t *v;
+    size_t n;
+    assert_int_equal(store_worker_list(ST, &v, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        store_worker_clear(&v[i]);
+    free(v);
+
+    assert_int_equal(store_worker_drain(ST, a, T0 + 3), 0);
+    assert_int_equal(store_worker_get(ST, a, &w), 0);
+    assert_int_equal(w.state, WORKER_DRAINING);
+    store_worker_clear(&w);
+    assert_int_equal(store_worker_deregister(ST, a, T0 + 4), 0);
+    assert_int_equal(store_worker_get(ST, a, &w), 0);
+    assert_int_equal(w.state, WORKER_GONE);
+    store_worker_clear(&w);
+    assert_int_equal(store_worker_list(ST, &v, &n), 0);
+    assert_int_equal(n, 2); /* gone workers are not in the pool */
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(v[i].id, a);
+    for (size_t i = 0; i < n; i++)
+        store_worker_clear(&v[i]);
+    free(v);
+    /* A gone worker must re-register; its name's id is reused. */
+    assert_int_equal(store_heartbeat(ST, a, NULL, 0, LEASE_MS, T0 + 5, NULL), SKED_ENOTFOUND);
+    new_worker(ST, "alpha", "default", "", T0 + 6, a3);
+    assert_string_equal(a3, a);
+    assert_int_equal(store_worker_get(ST, a3, &w), 0);
+    assert_int_equal(w.state, WORKER_ACTIVE);
+    assert_int_equal(w.registered_ms, T0 + 6);
+    store_worker_clear(&w);
+
+    assert_int_equal(store_worker_drain(ST, "wrk_00000000000000000000000000", T0), SKED_ENOTFOUND);
+    assert_int_equal(store_worker_get(ST, "wrk_00000000000000000000000000", &w), SKED_ENOTFOUND);
+}
+
+/* ---- logs ------------------------------------------------------------------------------ */
+
+/* A running run for log tests: OUT run id and fence. */
+static void running_run(store_t *st, const char *name, char rid[SKED_ID_LEN], int64_t *fence)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], wname[64];
+    snprintf(wname, sizeof wname, "w-%s", name);
+    new_worker(st, wname, "default", "", T0, wid);
+    new_job(st, name, 0, NULL, true, T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim(st, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    memcpy(rid, cl[0].run.id, SKED_ID_LEN);
+    *fence = cl[0].run.fence;
+    free_claimed(cl, n);
+}
+
+static void test_logs(void **state)
+{
+    char rid[SKED_ID_LEN];
+    int64_t fence;
+    running_run(ST, "logger", rid, &fence);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, 0, 1, "hello\n", 6, T0 + 1), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, 1, 2, "err\0x", 5, T0 + 2), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, 2, 1, "bye\n", 4, T0 + 3), 0);
+    /* A resent chunk is ignored. */
+    assert_int_equal(store_log_append(ST, rid, 1, fence, 1, 2, "DIFFERENT", 9, T0 + 4), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence + 1, 3, 1, "x", 1, T0), SKED_ESTALE);
+    assert_int_equal(store_log_append(ST, rid, 2, fence, 3, 1, "x", 1, T0), SKED_ESTALE);
+    assert_int_equal(store_log_append(ST, "run_00000000000000000000000000", 1, 1, 0, 1, "x", 1, T0),
+                     SKED_ENOTFOUND);
+
+    store_log_chunk_t *v;
+    size_t n;
+    assert_int_equal(store_log_read(ST, rid, 0, 0, -1, 100, &v, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0].seq, 0);
+    assert_int_equal(v[0].stream, 1);
+    assert_int_equal(v[0].at_ms, T0 + 1);
+    assert_int_equal(v[0].len, 6);
+    assert_memory_equal(v[0].data, "hello\n", 6);
+    assert_int_equal(v[1].len, 5);
+    assert_memory_equal(v[1].data, "err\0x", 5); /* bytes, not strings */
+    assert_int_equal(v[1].stream, 2);
+    assert_int_equal(v[2].seq, 2);
+    for (size_t i = 0; i < n; i++)
+        store_log_chunk_clear(&v[i]);
+    free(v);
+    /* Resume after a position, with a limit. */
+    assert_int_equal(store_log_read(ST, rid, 0, 1, 0, 1, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].seq, 1);
+    store_log_chunk_clear(&v[0]);
+    free(v);
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.log_bytes, 15);
+    assert_false(r.log_truncated);
+    store_run_clear(&r);
+    /* Chunks may still arrive after completion (same fence). */
+    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_OK, T0 + 10), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, 3, 1, "late", 4, T0 + 11), 0);
+    assert_int_equal(store_log_read(ST, rid, 1, 1, 2, 100, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(v[0].data, "late", 4);
+    store_log_chunk_clear(&v[0]);
+    free(v);
+    assert_int_equal(store_log_read(ST, rid, 2, 0, -1, 100, &v, &n), 0);
+    assert_int_equal(n, 0); /* no attempt 2 */
+    free(v);
+}
+
+static void test_logs_by_attempt(void **state)
+{
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "twice");
+    j.retry = (retry_policy_t){2, 0, 0, 1.0, false};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, 0, 1, "a1", 2, T0), 0);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &RES_FAIL, T0 + 1), 0);
+    store_claimed_t *cl2 = claim(ST, wid, 1, T0 + 1, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl2[0].run.attempt, 2);
+    assert_int_equal(
+        store_log_append(ST, cl2[0].run.id, 2, cl2[0].run.fence, 0, 1, "a2", 2, T0 + 2), 0);
+    /* The previous attempt's fence no longer writes. */
+    assert_int_equal(store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, 1, 1, "x", 1, T0 + 3),
+                     SKED_ESTALE);
+    store_log_chunk_t *v;
+    assert_int_equal(store_log_read(ST, cl[0].run.id, 0, 0, -1, 100, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].attempt, 1);
+    assert_int_equal(v[1].attempt, 2);
+    for (size_t i = 0; i < n; i++)
+        store_log_chunk_clear(&v[i]);
+    free(v);
+    assert_int_equal(store_log_read(ST, cl[0].run.id, 2, 0, -1, 100, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(v[0].data, "a2", 2);
+    store_log_chunk_clear(&v[0]);
+    free(v);
+    free_claimed(cl, 1);
+    free_claimed(cl2, 1);
+    store_job_clear(&j);
+}
+
+/* Reads every chunk of a run; counts stream-0 notes. */
+static size_t read_all(store_t *st, const char *rid, int64_t *data_bytes, size_t *notes, char *note,
+                       size_t notelen)
+{
+    store_log_chunk_t *v;
+    size_t n;
+    assert_int_equal(store_log_read(st, rid, 0, 0, -1, 10000, &v, &n), 0);
+    *data_bytes = 0;
+    *notes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].stream == 0) {
+            (*notes)++;
+            snprintf(note, notelen, "%.*s", (int)v[i].len, v[i].data);
+        } else {
+            *data_bytes += (int64_t)v[i].len;
+        }
+        store_log_chunk_clear(&v[i]);
+    }
+    free(v);
+    return n;
+}
+
+static void test_log_cap(void **state)
+{
+    char rid[SKED_ID_LEN];
+    int64_t fence;
+    store_set_log_cap(ST, 100);
+    running_run(ST, "chatty", rid, &fence);
+    char buf[60];
+    memset(buf, 'x', sizeof buf);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_log_append(ST, rid, 1, fence, i, 1, buf, sizeof buf, T0 + i), 0);
+    int64_t bytes;
+    size_t notes;
+    char note[128] = "";
+    size_t n = read_all(ST, rid, &bytes, &notes, note, sizeof note);
+    assert_int_equal(n, 3); /* 60 + the first 40 of the second + the note */
+    assert_int_equal(bytes, 100);
+    assert_int_equal(notes, 1);
+    assert_string_equal(note, "log truncated at 100 bytes");
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.log_bytes, 100);
+    assert_true(r.log_truncated);
+    store_run_clear(&r);
+    /* The note is last: a follower reading from the start sees it at the end. */
+    store_log_chunk_t *v;
+    assert_int_equal(store_log_read(ST, rid, 0, 0, -1, 100, &v, &n), 0);
+    assert_int_equal(v[n - 1].stream, 0);
+    for (size_t i = 0; i < n; i++)
+        store_log_chunk_clear(&v[i]);
+    free(v);
+}
+
+static void test_log_cap_default(void **state)
+{
+    char rid[SKED_ID_LEN];
+    int64_t fence;
+    running_run(ST, "firehose", rid, &fence);
+    enum { CHUNK = 64 * 1024 };
+    char *buf = xmalloc(CHUNK);
+    memset(buf, 'y', CHUNK);
+    int chunks = STORE_LOG_CAP_DEFAULT / CHUNK + 3;
+    for (int i = 0; i < chunks; i++)
+        assert_int_equal(store_log_append(ST, rid, 1, fence, i, 1, buf, CHUNK, T0 + i), 0);
+    free(buf);
+    int64_t bytes;
+    size_t notes;
+    char note[128] = "";
+    read_all(ST, rid, &bytes, &notes, note, sizeof note);
+    assert_int_equal(bytes, STORE_LOG_CAP_DEFAULT);
+    assert_int_equal(notes, 1);
+    char want[64];
+    snprintf(want, sizeof want, "log truncated at %d bytes", STORE_LOG_CAP_DEFAULT);
+    assert_string_equal(note, want);
+}
+
+/* ---- retention ---------------------------------------------------------------------------- */
+
+static void test_prune(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], keep_pending[SKED_ID_LEN], recent[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "old", 0, NULL, false, T0, jid);
+    enum { OLD = 600 }; /* more than one batch */
+    for (int i = 0; i < OLD; i++) {
+        char rid[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(ST, jid, T0 + i, rid), 0);
+        assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + i), 0);
+    }
+    /* One old run with an attempt and logs. */
+    char logged[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, jid, T0, logged), 0);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.id, logged);
+    assert_int_equal(store_log_append(ST, logged, 1, cl[0].run.fence, 0, 1, "old", 3, T0), 0);
+    assert_int_equal(store_complete(ST, logged, 1, cl[0].run.fence, &RES_OK, T0 + 10), 0);
+    free_claimed(cl, n);
+    /* Kept: a pending run however old, and a recent finished one. */
+    assert_int_equal(store_run_trigger(ST, jid, T0, keep_pending), 0);
+    assert_int_equal(store_run_trigger(ST, jid, T0 + 100000, recent), 0);
+    assert_int_equal(store_run_cancel(ST, recent, NULL, T0 + 100000), 0);
+
+    assert_int_equal(store_prune(ST, T0 + 50000), OLD + 1);
+    assert_int_equal(count_runs(ST, jid, NULL), 2);
+    store_run_t r;
+    assert_int_equal(store_run_get(ST, logged, &r, NULL, NULL), SKED_ENOTFOUND);
+    store_log_chunk_t *v;
+    assert_int_equal(store_log_read(ST, logged, 0, 0, -1, 10, &v, &n), SKED_ENOTFOUND);
+    assert_int_equal(run_state(ST, keep_pending), RUN_PENDING);
+    assert_int_equal(run_state(ST, recent), RUN_CANCELED);
+    store_job_t g;
+    assert_int_equal(store_job_get(ST, jid, &g, NULL, NULL), 0); /* jobs are kept */
+    store_job_clear(&g);
+    assert_int_equal(store_prune(ST, T0 + 50000), 0);
+}
+
+/* ---- tokens ----------------------------------------------------------------------------- */
+
+static void test_tokens(void **state)
+{
+    int64_t count = -1;
+    assert_int_equal(store_token_count(ST, &count), 0);
+    assert_int_equal(count, 0);
+    const char *h1 = "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11";
+    const char *h2 = "bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22bb22";
+    const char *h3 = "cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33cc33";
+    store_token_t t = {0};
+    t.name = xstrdup("admin");
+    t.role = ROLE_ADMIN;
+    t.ns = xstrdup("");
+    t.expires_ms = -1;
+    assert_int_equal(store_token_create(ST, &t, h1, T0), 0);
+    assert_true(id_valid(t.id));
+    store_token_t exp = {0};
+    exp.name = xstrdup("temp");
+    exp.role = ROLE_WORKER;
+    exp.expires_ms = T0 + 1000;
+    assert_int_equal(store_token_create(ST, &exp, h2, T0), 0);
+    store_token_t rev = {0};
+    rev.name = xstrdup("revoked");
+    rev.role = ROLE_VIEWER;
+    rev.expires_ms = -1;
+    rev.revoked = true;
+    assert_int_equal(store_token_create(ST, &rev, h3, T0), 0);
+    assert_int_equal(store_token_create(ST, &rev, h3, T0), SKED_ECONFLICT);
+
+    store_token_t g;
+    assert_int_equal(store_token_lookup(ST, h1, T0 + 5, &g), 0);
+    assert_string_equal(g.id, t.id);
+    assert_string_equal(g.name, "admin");
+    assert_int_equal(g.role, ROLE_ADMIN);
+    assert_int_equal(g.expires_ms, -1);
+    assert_int_equal(g.created_ms, T0);
+    assert_false(g.revoked);
+    store_token_clear(&g);
+    assert_int_equal(store_token_lookup(ST, h2, T0 + 999, &g), 0);
+    assert_int_equal(g.role, ROLE_WORKER);
+    store_token_clear(&g);
+    assert_int_equal(store_token_lookup(ST, h2, T0 + 1000, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_token_lookup(ST, h3, T0, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_token_lookup(ST, "00", T0, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_token_count(ST, &count), 0);
+    assert_int_equal(count, 3);
+    store_token_clear(&t);
+    store_token_clear(&exp);
+    store_token_clear(&rev);
+}
+
+/* ---- paging runs ----------------------------------------------------------------------------- */
+
+static void test_run_list_paging(void **state)
+{
+    enum { PER_JOB = 150 };
+    char a[SKED_ID_LEN], b[SKED_ID_LEN];
+    new_job(ST, "a", 0, NULL, false, T0, a);
+    new_job(ST, "b", 0, NULL, false, T0, b);
+    for (int i = 0; i < PER_JOB; i++) {
+        char rid[SKED_ID_LEN];
+        /* Three runs per fire time: ties must page exactly once. */
+        assert_int_equal(store_run_trigger(ST, a, T0 + i / 3, rid), 0);
+        assert_int_equal(store_run_trigger(ST, b, T0 + i / 3, rid), 0);
+        if (i % 10 == 0) assert_int_equal(store_run_cancel(ST, rid, NULL, T0), 0);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const char *job = pass ? a : NULL;
+        size_t want = pass ? PER_JOB : 2 * PER_JOB;
+        char(*seen)[SKED_ID_LEN] = xcalloc(want, SKED_ID_LEN);
+        size_t total = 0;
+        char *cursor = NULL;
+        int64_t last = INT64_MAX;
+        do {
+            store_run_filter_t f = {job, NULL, INT64_MIN, INT64_MAX, cursor, 7};
+            store_run_t *v;
+            size_t n;
+            char *next;
+            assert_int_equal(store_run_list(ST, &f, &v, &n, &next), 0);
+            for (size_t i = 0; i < n; i++) {
+                assert_true(total < want);
+                assert_true(v[i].fire_ms <= last);
+                last = v[i].fire_ms;
+                if (job) assert_string_equal(v[i].job_id, a);
+                memcpy(seen[total++], v[i].id, SKED_ID_LEN);
+                store_run_clear(&v[i]);
+            }
+            free(v);
+            free(cursor);
+            cursor = next;
+        } while (cursor);
+        assert_int_equal(total, want);
+        qsort(seen, total, SKED_ID_LEN, cmp_id);
+        for (size_t i = 1; i < total; i++)
+            assert_string_not_equal(seen[i - 1], seen[i]);
+        free(seen);
+    }
+    /* Filters: state and a fire-time window [since, until). */
+    assert_int_equal(count_runs(ST, b, "canceled"), PER_JOB / 10);
+    assert_int_equal(count_runs(ST, a, "canceled"), 0);
+    store_run_filter_t f = {NULL, "pending", T0 + 10, T0 + 20, NULL, 1000};
+    store_run_t *v;
+    size_t n;
+    char *next;
+    assert_int_equal(store_run_list(ST, &f, &v, &n, &next), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(v[i].fire_ms >= T0 + 10 && v[i].fire_ms < T0 + 20);
+        assert_int_equal(v[i].state, RUN_PENDING);
+        store_run_clear(&v[i]);
+    }
+    free(v);
+    assert_int_equal(n, 10 * 3 * 2 - 3); /* 60 in the window, 3 of b's canceled */
+    f.state = "bogus";
+    assert_int_equal(store_run_list(ST, &f, &v, &n, &next), SKED_EINVAL);
+}
+
+/* ---- notify and durability ------------------------------------------------------------------- */
+
+static int g_notified;
+static void on_notify(void *arg)
+{
+    __atomic_add_fetch((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_notify(void **state)
+{
+    char jid[SKED_ID_LEN], rid[SKED_ID_LEN], wid[SKED_ID_LEN];
+    g_notified = 0;
+    store_set_notify(ST, on_notify, &g_notified);
+    new_job(ST, "quiet", 0, NULL, false, T0, jid);
+    int before = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
+    assert_int_equal(store_run_trigger(ST, jid, T0, rid), 0); /* new claimable work */
+    int after_trigger = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
+    assert_true(after_trigger > before);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0), 0); /* resumed */
+    int after_resume = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
+    assert_true(after_resume > after_trigger);
+    new_worker(ST, "w", "default", "", T0, wid);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    int after_claim = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
+    assert_int_equal(store_complete(ST, rid, 1, cl[0].run.fence, &RES_OK, T0 + 1), 0);
+    assert_true(__atomic_load_n(&g_notified, __ATOMIC_SEQ_CST) > after_claim);
+    free_claimed(cl, n);
+    store_set_notify(ST, NULL, NULL);
+}
+
+static void test_durability(void **state)
+{
+    struct ctx *c = *state;
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], sid[SKED_ID_LEN], rid[SKED_ID_LEN];
+    int64_t fence;
+    job_with_schedule(ST, "durable", T0, jid, sid);
+    running_run(ST, "durable-run", rid, &fence);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, 0, 1, "kept", 4, T0 + 1), 0);
+    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_OK, T0 + 2), 0);
+    store_token_t t = {0};
+    t.name = xstrdup("admin");
+    t.expires_ms = -1;
+    const char *hash = "dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44dd44";
+    assert_int_equal(store_token_create(ST, &t, hash, T0), 0);
+    store_token_clear(&t);
+    new_worker(ST, "w-keep", "default", "", T0, wid);
+
+    store_close(c->st);
+    c->st = open_ok(c->url);
+
+    store_job_t g;
+    store_schedule_t *gs;
+    size_t n;
+    assert_int_equal(store_job_get(ST, jid, &g, &gs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(gs[0].id, sid);
+    assert_int_equal(gs[0].next_fire_ms, T0);
+    store_schedule_clear(&gs[0]);
+    free(gs);
+    store_job_clear(&g);
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.state, RUN_SUCCEEDED);
+    assert_int_equal(r.log_bytes, 4);
+    store_run_clear(&r);
+    store_log_chunk_t *v;
+    assert_int_equal(store_log_read(ST, rid, 0, 0, -1, 10, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(v[0].data, "kept", 4);
+    store_log_chunk_clear(&v[0]);
+    free(v);
+    store_token_t tk;
+    assert_int_equal(store_token_lookup(ST, hash, T0, &tk), 0);
+    store_token_clear(&tk);
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, wid, &w), 0);
+    store_worker_clear(&w);
+    /* Fences keep growing across restarts: no stale worker can collide. */
+    char j2[SKED_ID_LEN];
+    new_job(ST, "after-restart", 0, NULL, true, T0 + 5, j2);
+    store_claimed_t *cl = claim(ST, wid, 1, T0 + 5, &n);
+    assert_int_equal(n, 1);
+    assert_true(cl[0].run.fence > fence);
+    free_claimed(cl, n);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) g_backend = argv[1];
+    if (strcmp(g_backend, "sqlite") != 0 && strcmp(g_backend, "postgres") != 0) {
+        fprintf(stderr, "usage: %s sqlite|postgres\n", argv[0]);
+        return 2;
+    }
+    if (strcmp(g_backend, "postgres") == 0 && !getenv("SKED_TEST_PG_URL")) {
+        fprintf(stderr, "postgres backend: set SKED_TEST_PG_URL\n");
+        return 2;
+    }
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_and_ping),
+        T(test_schema_version_refused),
+        T(test_job_create_get),
+        T(test_job_idempotency),
+        T(test_job_delete_reuses_name),
+        T(test_job_list_filters),
+        T(test_job_list_paging),
+        T(test_job_create_concurrent),
+        T(test_job_update),
+        T(test_fire_cas),
+        T(test_fire_two_servers),
+        T(test_trigger_and_next_claimable),
+        T(test_claim_basics),
+        T(test_claim_not_before),
+        T(test_claim_priority_aging),
+        T(test_claim_backlog_bounded),
+        T(test_claim_queues_constraints),
+        T(test_claim_max_concurrency),
+        T(test_claim_overlap),
+        T(test_claim_paused_and_draining),
+        T(test_claim_concurrent),
+        T(test_heartbeat),
+        T(test_complete_success_idempotent_stale),
+        T(test_complete_retry_backoff),
+        T(test_complete_exact_backoff_and_timeout),
+        T(test_complete_cancel_requested),
+        T(test_cancel),
+        T(test_job_delete_cancels_runs),
+        T(test_pause_resume_schedules),
+        T(test_reap_lease_expiry),
+        T(test_reap_cancel_and_workers),
+        T(test_workers),
+        T(test_logs),
+        T(test_logs_by_attempt),
+        T(test_log_cap),
+        T(test_log_cap_default),
+        T(test_prune),
+        T(test_tokens),
+        T(test_run_list_paging),
+        T(test_notify),
+        T(test_durability),
+    };
+#undef T
+    return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
+}

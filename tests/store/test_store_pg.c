@@ -1,0 +1,609 @@
+/*
+ * Cluster tests of the PostgreSQL store backend: what only PostgreSQL does
+ * and the backend-neutral suite (test_store.c) cannot check. Several store
+ * handles on one database stand in for several sked servers:
+ *
+ *   - a run submitted through one handle wakes a claim waiting on another
+ *     (LISTEN/NOTIFY), also after the listener's connection was killed;
+ *   - pooled connections killed by the database are replaced transparently;
+ *   - servers starting together migrate the schema exactly once;
+ *   - per-job max_concurrency holds when several servers claim at once;
+ *   - reapers and pruners on several servers share the work exactly;
+ *   - sked_clock=db takes times from the database, not the caller;
+ *   - bad URLs are refused with a clear message that never shows a password.
+ *
+ * Run it under tests/store/pg_harness.sh, which provides a throwaway server
+ * in SKED_TEST_PG_URL. Each test works in its own schema (sked_schema=...),
+ * so tests never see each other's rows. The test itself talks SQL to the
+ * server only to inject faults (pg_terminate_backend) and to inspect.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/xalloc.h"
+#include "store/store.h"
+
+#define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
+#define LEASE_MS INT64_C(30000)
+#define WAIT_S 15 /* bound on any wait for a wake-up */
+
+static const char *g_base; /* $SKED_TEST_PG_URL */
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+/* A URL for a schema of its own, plus extra parameters ("" or "&k=v"). New. */
+static char *schema_url(const char *extra)
+{
+    static unsigned seq;
+    return xasprintf("%s%ssked_schema=pgt%d_%u%s", g_base, strchr(g_base, '?') ? "&" : "?",
+                     (int)getpid(), ++seq, extra);
+}
+
+static store_t *open_ok(const char *url)
+{
+    store_t *st = NULL;
+    char *err = NULL;
+    int rc = store_open(url, &st, &err);
+    if (rc != 0) fail_msg("store_open: %s: %s", sked_errname(rc), err ? err : "");
+    free(err);
+    return st;
+}
+
+/* A plain libpq connection to the test database, for fault injection. */
+static PGconn *admin_conn(void)
+{
+    PGconn *db = PQconnectdb(g_base);
+    if (PQstatus(db) != CONNECTION_OK) fail_msg("admin connect: %s", PQerrorMessage(db));
+    return db;
+}
+
+/* Runs sql and returns the first value of the first row as an integer. */
+static long long admin_int(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static void mkjob(store_job_t *j, const char *name)
+{
+    memset(j, 0, sizeof *j);
+    j->name = xstrdup(name);
+    j->queue = xstrdup("default");
+    j->spec_json = xasprintf("{\"name\":\"%s\"}", name);
+    j->constraints = xstrdup("");
+    j->tags = xstrdup("");
+    j->owner = xstrdup("admin");
+    j->retry = retry_policy_default();
+}
+
+static void new_worker(store_t *st, const char *name, char id[SKED_ID_LEN])
+{
+    store_worker_t w = {0};
+    w.name = xstrdup(name);
+    w.host = xstrdup("localhost");
+    w.queues = xstrdup("default");
+    w.labels = xstrdup("");
+    w.slots = 8;
+    assert_int_equal(store_worker_register(st, &w, T0), 0);
+    memcpy(id, w.id, SKED_ID_LEN);
+    store_worker_clear(&w);
+}
+
+/* Counts wake-ups delivered to a handle's notify hook; waitable. */
+struct wakes {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+};
+
+static void on_wake(void *arg)
+{
+    struct wakes *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->n++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int wakes_get(struct wakes *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int n = w->n;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* Waits until more than `seen` wake-ups arrived, at most WAIT_S seconds.
+ * Returns true if they did. */
+static bool wakes_wait(struct wakes *w, int seen)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += WAIT_S;
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (w->n <= seen && rc == 0) rc = pthread_cond_timedwait(&w->cv, &w->mu, &deadline);
+    bool ok = w->n > seen;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
+static void wakes_init(struct wakes *w)
+{
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->n = 0;
+}
+
+static void wakes_fini(struct wakes *w)
+{
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/* Kills the backends of our store connections: the listeners (their last
+ * statement was LISTEN) or the pooled ones (all others of application sked).
+ * Returns how many were killed. */
+static long long kill_backends(PGconn *admin, bool listeners)
+{
+    char *sql = xasprintf("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                          " AND application_name = 'sked' AND query %s 'LISTEN%%'",
+                          listeners ? "LIKE" : "NOT LIKE");
+    long long n = admin_int(admin, sql);
+    free(sql);
+    return n;
+}
+
+/* ---- wake-ups across servers ------------------------------------------------------ */
+
+static void test_wakeup_across_servers(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    store_t *a = open_ok(url), *b = open_ok(url);
+    struct wakes wa, wb;
+    wakes_init(&wa);
+    wakes_init(&wb);
+    store_set_notify(a, on_wake, &wa);
+    store_set_notify(b, on_wake, &wb);
+
+    store_job_t j;
+    mkjob(&j, "cross");
+    assert_int_equal(store_job_create(a, &j, NULL, 0, false, NULL, T0), 0);
+    int seen_b = wakes_get(&wb);
+    char rid[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(a, j.id, T0, rid), 0);
+    /* Server A's own hook ran before the trigger returned ... */
+    assert_true(wakes_get(&wa) >= 1);
+    /* ... and server B hears of it through LISTEN/NOTIFY. */
+    assert_true(wakes_wait(&wb, seen_b));
+    /* Which is what a waiting claim on B needs: the run is there for it. */
+    char wid[SKED_ID_LEN];
+    new_worker(b, "on-b", wid);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_claim(b, wid, 1, LEASE_MS, T0, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.id, rid);
+    int seen_a = wakes_get(&wa);
+    /* The other way round: B completes, A hears it (log followers). */
+    store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
+    assert_int_equal(store_complete(b, rid, 1, cl[0].run.fence, &ok, T0 + 1), 0);
+    assert_true(wakes_wait(&wa, seen_a));
+    store_claimed_clear(&cl[0]);
+    free(cl);
+
+    store_set_notify(a, NULL, NULL);
+    store_set_notify(b, NULL, NULL);
+    store_job_clear(&j);
+    store_close(a);
+    store_close(b);
+    wakes_fini(&wa);
+    wakes_fini(&wb);
+    free(url);
+}
+
+static void test_listener_reconnects(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    store_t *a = open_ok(url), *b = open_ok(url);
+    PGconn *admin = admin_conn();
+    struct wakes wb;
+    wakes_init(&wb);
+    store_set_notify(b, on_wake, &wb);
+
+    /* Cut both listeners off. Wake-ups sent while a listener is away are
+     * lost, so on reconnecting it wakes its server once to look again. */
+    int seen = wakes_get(&wb);
+    assert_true(kill_backends(admin, true) >= 2);
+    assert_true(wakes_wait(&wb, seen));
+
+    /* And it listens again: wait until B's listener is back (its wake-up
+     * above proves it), then a trigger on A reaches B. */
+    store_job_t j;
+    mkjob(&j, "after-cut");
+    assert_int_equal(store_job_create(a, &j, NULL, 0, false, NULL, T0), 0);
+    seen = wakes_get(&wb);
+    char rid[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(a, j.id, T0, rid), 0);
+    assert_true(wakes_wait(&wb, seen));
+
+    store_set_notify(b, NULL, NULL);
+    store_job_clear(&j);
+    store_close(a);
+    store_close(b);
+    PQfinish(admin);
+    wakes_fini(&wb);
+    free(url);
+}
+
+/* ---- connection faults ----------------------------------------------------------- */
+
+static void test_pool_survives_killed_connections(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    store_t *st = open_ok(url);
+    PGconn *admin = admin_conn();
+    store_job_t j;
+    mkjob(&j, "before");
+    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, T0), 0);
+    store_job_clear(&j);
+
+    /* The database drops every pooled connection (a failover, a restart,
+     * an administrator): the next verbs reconnect instead of failing. */
+    assert_true(kill_backends(admin, false) >= 1);
+    assert_int_equal(store_ping(st), 0);
+    mkjob(&j, "after");
+    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, T0), 0);
+    store_job_t got;
+    assert_int_equal(store_job_get(st, j.id, &got, NULL, NULL), 0);
+    assert_string_equal(got.name, "after");
+    store_job_clear(&got);
+    store_job_clear(&j);
+
+    store_close(st);
+    PQfinish(admin);
+    free(url);
+}
+
+/* ---- migrations ------------------------------------------------------------------- */
+
+struct opener {
+    const char *url;
+    int rc;
+    store_t *st;
+};
+
+static void *open_main(void *arg)
+{
+    struct opener *o = arg;
+    char *err = NULL;
+    o->rc = store_open(o->url, &o->st, &err);
+    free(err);
+    return NULL;
+}
+
+static void test_concurrent_open_migrates_once(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    char *url = schema_url("");
+    struct opener o[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = (struct opener){url, -1, NULL};
+        assert_int_equal(pthread_create(&th[i], NULL, open_main, &o[i]), 0);
+    }
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(o[i].rc, 0);
+        assert_string_equal(store_backend(o[i].st), "postgres");
+    }
+    /* One version row, and every server can use the store at once. */
+    PGconn *admin = admin_conn();
+    const char *schema = strstr(url, "sked_schema=") + strlen("sked_schema=");
+    char *sql = xasprintf("SELECT count(*) * 1000 + max(version) FROM %s.schema_version", schema);
+    assert_int_equal(admin_int(admin, sql), 1000 + 1);
+    free(sql);
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "j%d", i);
+        store_job_t j;
+        mkjob(&j, name);
+        assert_int_equal(store_job_create(o[i].st, &j, NULL, 0, false, NULL, T0), 0);
+        store_job_clear(&j);
+        store_close(o[i].st);
+    }
+    PQfinish(admin);
+    free(url);
+}
+
+/* ---- races between servers ------------------------------------------------------ */
+
+struct claimer {
+    store_t *st;
+    char wid[SKED_ID_LEN];
+    pthread_barrier_t *go;
+    size_t got;
+};
+
+static void *claim_once_main(void *arg)
+{
+    struct claimer *c = arg;
+    store_claimed_t *v = NULL;
+    size_t n = 0;
+    pthread_barrier_wait(c->go);
+    if (store_claim(c->st, c->wid, 5, LEASE_MS, T0 + 1000, &v, &n) == 0) {
+        for (size_t i = 0; i < n; i++) store_claimed_clear(&v[i]);
+        free(v);
+        c->got = n;
+    }
+    return NULL;
+}
+
+static void test_max_concurrency_across_servers(void **state)
+{
+    (void)state;
+    enum { SERVERS = 4, ROUNDS = 5 };
+    char *url = schema_url("");
+    store_t *st[SERVERS];
+    struct claimer c[SERVERS];
+    pthread_barrier_t go;
+    for (int i = 0; i < SERVERS; i++) st[i] = open_ok(url);
+
+    store_job_t j;
+    mkjob(&j, "one-at-a-time");
+    j.max_concurrency = 1;
+    assert_int_equal(store_job_create(st[0], &j, NULL, 0, false, NULL, T0), 0);
+    for (int i = 0; i < 20; i++) {
+        char rid[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(st[0], j.id, T0 + i, rid), 0);
+    }
+    for (int i = 0; i < SERVERS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "w%d", i);
+        new_worker(st[i], name, c[i].wid);
+        c[i].st = st[i];
+    }
+    /* Each round all servers claim at the same instant; exactly one run
+     * may be handed out, then it finishes and the next round starts. */
+    for (int round = 0; round < ROUNDS; round++) {
+        pthread_t th[SERVERS];
+        pthread_barrier_init(&go, NULL, SERVERS);
+        for (int i = 0; i < SERVERS; i++) {
+            c[i].go = &go;
+            c[i].got = 0;
+            assert_int_equal(pthread_create(&th[i], NULL, claim_once_main, &c[i]), 0);
+        }
+        size_t total = 0;
+        for (int i = 0; i < SERVERS; i++) {
+            pthread_join(th[i], NULL);
+            total += c[i].got;
+        }
+        pthread_barrier_destroy(&go);
+        assert_int_equal(total, 1);
+
+        store_run_filter_t f = {j.id, "running", INT64_MIN, INT64_MAX, NULL, 10};
+        store_run_t *v;
+        size_t n;
+        char *next;
+        assert_int_equal(store_run_list(st[0], &f, &v, &n, &next), 0);
+        assert_int_equal(n, 1);
+        store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
+        assert_int_equal(store_complete(st[0], v[0].id, 1, v[0].fence, &ok, T0 + 2000), 0);
+        store_run_clear(&v[0]);
+        free(v);
+        free(next);
+    }
+    store_job_clear(&j);
+    for (int i = 0; i < SERVERS; i++) store_close(st[i]);
+    free(url);
+}
+
+struct reaper {
+    store_t *st;
+    pthread_barrier_t *go;
+    int64_t now_ms;
+    bool prune; /* prune instead of reap */
+    int rc;
+};
+
+static void *reap_main(void *arg)
+{
+    struct reaper *r = arg;
+    pthread_barrier_wait(r->go);
+    r->rc = r->prune ? store_prune(r->st, r->now_ms) : store_reap(r->st, 0, INT64_C(1) << 50,
+                                                                   r->now_ms);
+    return NULL;
+}
+
+/* Runs reap (or prune) on every server at once; returns the sum of counts. */
+static int on_all_servers(store_t **st, int n, bool prune, int64_t now_ms)
+{
+    pthread_t th[8];
+    struct reaper r[8];
+    pthread_barrier_t go;
+    int sum = 0;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        r[i] = (struct reaper){st[i], &go, now_ms, prune, -1};
+        assert_int_equal(pthread_create(&th[i], NULL, reap_main, &r[i]), 0);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(r[i].rc >= 0);
+        sum += r[i].rc;
+    }
+    pthread_barrier_destroy(&go);
+    return sum;
+}
+
+static void test_reap_and_prune_on_every_server(void **state)
+{
+    (void)state;
+    enum { SERVERS = 3, RUNS = 600 }; /* more than one reap batch */
+    char *url = schema_url("");
+    store_t *st[SERVERS];
+    for (int i = 0; i < SERVERS; i++) st[i] = open_ok(url);
+    store_job_t j;
+    mkjob(&j, "leased");
+    j.retry = (retry_policy_t){1, 1000, 1000, 2.0, false}; /* lost once = failed */
+    assert_int_equal(store_job_create(st[0], &j, NULL, 0, false, NULL, T0), 0);
+    for (int i = 0; i < RUNS; i++) {
+        char rid[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(st[0], j.id, T0, rid), 0);
+    }
+    char wid[SKED_ID_LEN];
+    new_worker(st[0], "dies", wid);
+    size_t claimed = 0;
+    while (claimed < RUNS) {
+        store_claimed_t *v;
+        size_t n;
+        assert_int_equal(store_claim(st[0], wid, 200, LEASE_MS, T0, &v, &n), 0);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n; i++) store_claimed_clear(&v[i]);
+        free(v);
+        claimed += n;
+    }
+
+    /* Every lease expired; three reapers at once fail each run once. */
+    int64_t later = T0 + LEASE_MS + 1;
+    assert_int_equal(on_all_servers(st, SERVERS, false, later), RUNS);
+    assert_int_equal(on_all_servers(st, SERVERS, false, later + 1), 0);
+    store_run_filter_t f = {j.id, "failed", INT64_MIN, INT64_MAX, NULL, 1000};
+    store_run_t *v;
+    size_t n;
+    char *next;
+    assert_int_equal(store_run_list(st[1], &f, &v, &n, &next), 0);
+    assert_int_equal(n, RUNS);
+    for (size_t i = 0; i < n; i++) {
+        store_attempt_t *att;
+        size_t na;
+        store_run_t r;
+        if (i % 50 == 0) { /* each run had exactly one attempt, lost */
+            assert_int_equal(store_run_get(st[2], v[i].id, &r, &att, &na), 0);
+            assert_int_equal(na, 1);
+            assert_int_equal(att[0].outcome, ATTEMPT_LOST);
+            store_attempt_clear(&att[0]);
+            free(att);
+            store_run_clear(&r);
+        }
+        store_run_clear(&v[i]);
+    }
+    free(v);
+    free(next);
+
+    /* Three pruners at once remove each run once. */
+    assert_int_equal(on_all_servers(st, SERVERS, true, later + 1), RUNS);
+    f.state = NULL;
+    assert_int_equal(store_run_list(st[0], &f, &v, &n, &next), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    store_job_clear(&j);
+    for (int i = 0; i < SERVERS; i++) store_close(st[i]);
+    free(url);
+}
+
+/* ---- the database's clock ------------------------------------------------------------ */
+
+static void test_db_clock(void **state)
+{
+    (void)state;
+    char *url = schema_url("&sked_clock=db");
+    store_t *st = open_ok(url);
+    int64_t before = (int64_t)time(NULL) * 1000;
+    store_job_t j;
+    mkjob(&j, "clocked");
+    /* now_ms = 0 is ignored: the database's now() is used. */
+    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, 0), 0);
+    char rid[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(st, j.id, 0, rid), 0);
+    int64_t after = (int64_t)time(NULL) * 1000 + 1000;
+    assert_true(j.created_ms >= before - 1000 && j.created_ms <= after);
+    store_run_t r;
+    assert_int_equal(store_run_get(st, rid, &r, NULL, NULL), 0);
+    assert_true(r.created_ms >= before - 1000 && r.created_ms <= after);
+    assert_true(r.not_before_ms >= before - 1000 && r.not_before_ms <= after);
+    store_run_clear(&r);
+    store_job_clear(&j);
+    store_close(st);
+    free(url);
+}
+
+/* ---- URLs ------------------------------------------------------------------------------ */
+
+static void expect_refused(const char *url, int want, const char *needle)
+{
+    store_t *st = NULL;
+    char *err = NULL;
+    assert_int_equal(store_open(url, &st, &err), want);
+    assert_null(st);
+    assert_non_null(err);
+    if (!strstr(err, needle)) fail_msg("'%s' not in '%s'", needle, err);
+    /* A password in the URL never appears in a message. */
+    assert_null(strstr(err, "s3cret"));
+    free(err);
+}
+
+static void test_bad_urls(void **state)
+{
+    (void)state;
+    char *u;
+    u = schema_url("&sked_pool=0");
+    expect_refused(u, SKED_EINVAL, "sked_pool");
+    free(u);
+    u = schema_url("&sked_clock=sundial");
+    expect_refused(u, SKED_EINVAL, "sked_clock");
+    free(u);
+    u = schema_url("&sked_colour=blue");
+    expect_refused(u, SKED_EINVAL, "sked_colour");
+    free(u);
+    expect_refused("postgresql://u:s3cret@/sked?nosuchoption=1", SKED_EINVAL, "nosuchoption");
+    expect_refused("postgresql://u:s3cret@/sked?host=/nonexistent-sked-dir", SKED_ESTORE,
+                   "cannot connect");
+    /* The pool size is honoured: one connection still serves threads. */
+    u = schema_url("&sked_pool=1");
+    store_t *st = open_ok(u);
+    assert_int_equal(store_ping(st), 0);
+    store_close(st);
+    free(u);
+}
+
+int main(void)
+{
+    g_base = getenv("SKED_TEST_PG_URL");
+    if (!g_base || !*g_base) {
+        fprintf(stderr, "set SKED_TEST_PG_URL (run under tests/store/pg_harness.sh)\n");
+        return 2;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wakeup_across_servers),
+        cmocka_unit_test(test_listener_reconnects),
+        cmocka_unit_test(test_pool_survives_killed_connections),
+        cmocka_unit_test(test_concurrent_open_migrates_once),
+        cmocka_unit_test(test_max_concurrency_across_servers),
+        cmocka_unit_test(test_reap_and_prune_on_every_server),
+        cmocka_unit_test(test_db_clock),
+        cmocka_unit_test(test_bad_urls),
+    };
+    return cmocka_run_group_tests_name("postgres-cluster", tests, NULL, NULL);
+}

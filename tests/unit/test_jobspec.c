@@ -1,0 +1,717 @@
+/*
+ * Unit tests for core/jobspec: which job documents are accepted, what they
+ * become (the parsed struct and the canonical JSON the API returns), which
+ * are refused and under which field name (the API's problem+json `field`),
+ * the parse/format round trip, and JSON merge-patch updates.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/xalloc.h"
+#include "core/jobspec.h"
+
+/* Loads JSON text; \u0000 is allowed so that the NUL checks can be reached. */
+static json_t *load(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+    if (!j) fail_msg("bad test JSON (%s): %s", jerr.text, text);
+    return j;
+}
+
+/* Parses text, which must be accepted; caller frees *out. */
+static void parse_ok(const char *text, jobspec_t *out)
+{
+    json_t *doc = load(text);
+    jobspec_error_t err;
+    int rc = jobspec_parse(doc, out, &err);
+    if (rc != 0) fail_msg("rejected %s: field '%s': %s", text, err.field, err.detail);
+    json_decref(doc);
+}
+
+/* Canonical JSON of a document, compared with the expected text. */
+static void expect_canonical(const char *in, const char *want)
+{
+    jobspec_t spec;
+    parse_ok(in, &spec);
+    json_t *got = jobspec_to_json(&spec);
+    json_t *exp = load(want);
+    if (!json_equal(got, exp)) {
+        char *g = json_dumps(got, JSON_SORT_KEYS);
+        char *w = json_dumps(exp, JSON_SORT_KEYS);
+        fail_msg("canonical of %s\n got: %s\nwant: %s", in, g, w);
+    }
+    json_decref(got);
+    json_decref(exp);
+    jobspec_free(&spec);
+}
+
+#define DEFAULTS_TAIL                                                                              \
+    "\"priority\":0,\"queue\":\"default\",\"constraints\":{},\"timeout\":null,"                    \
+    "\"retry\":{\"max_attempts\":1,\"initial\":\"10s\",\"max\":\"10m\",\"multiplier\":2,"          \
+    "\"jitter\":true},\"overlap\":\"allow\",\"misfire\":\"run_once\","                             \
+    "\"catch_up_window\":\"1h\",\"max_concurrency\":0,\"tags\":[]"
+
+static void test_minimal_defaults(void **state)
+{
+    (void)state;
+    jobspec_t s;
+    parse_ok("{\"name\":\"n\",\"command\":[\"true\"]}", &s);
+    assert_string_equal(s.name, "n");
+    assert_string_equal(s.type, "shell");
+    assert_int_equal(s.argc, 1);
+    assert_string_equal(s.argv[0], "true");
+    assert_null(s.argv[1]);
+    assert_int_equal(s.envc, 0);
+    assert_non_null(s.env);
+    assert_null(s.env[0]);
+    assert_null(s.cwd);
+    assert_int_equal(s.nschedules, 0);
+    assert_int_equal(s.priority, 0);
+    assert_string_equal(s.queue, "default");
+    assert_string_equal(s.constraints, "");
+    assert_int_equal(s.timeout_ms, 0);
+    assert_int_equal(s.retry.max_attempts, 1);
+    assert_int_equal(s.retry.initial_ms, 10000);
+    assert_int_equal(s.retry.max_ms, 600000);
+    assert_true(s.retry.multiplier == 2.0);
+    assert_true(s.retry.jitter);
+    assert_int_equal(s.overlap, OVERLAP_ALLOW);
+    assert_int_equal(s.misfire, MISFIRE_RUN_ONCE);
+    assert_int_equal(s.catch_up_window_ms, 3600000);
+    assert_int_equal(s.max_concurrency, 0);
+    assert_string_equal(s.tags, "");
+    jobspec_free(&s);
+
+    expect_canonical("{\"name\":\"n\",\"command\":[\"true\"]}",
+                     "{\"name\":\"n\",\"type\":\"shell\",\"command\":[\"true\"],\"env\":{},"
+                     "\"cwd\":null,\"schedules\":[]," DEFAULTS_TAIL "}");
+    /* Explicit nulls mean "the default". */
+    expect_canonical("{\"name\":\"n\",\"command\":[\"true\"],\"type\":null,\"env\":null,"
+                     "\"cwd\":null,\"schedules\":null,\"priority\":null,\"queue\":null,"
+                     "\"constraints\":null,\"timeout\":null,\"retry\":null,\"overlap\":null,"
+                     "\"misfire\":null,\"catch_up_window\":null,\"max_concurrency\":null,"
+                     "\"tags\":null}",
+                     "{\"name\":\"n\",\"type\":\"shell\",\"command\":[\"true\"],\"env\":{},"
+                     "\"cwd\":null,\"schedules\":[]," DEFAULTS_TAIL "}");
+}
+
+static const char *full_doc =
+    "{\"name\":\"nightly-report\",\"type\":\"shell\","
+    "\"command\":[\"/usr/local/bin/report\",\"--day\",\"yesterday\"],"
+    "\"env\":{\"REPORT_DIR\":\"/srv/reports\",\"A1\":\"x=y\",\"A\":\"\",\"_z\":\"z\"},"
+    "\"cwd\":\"/srv\","
+    "\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"Europe/Berlin\"},"
+    "{\"every\":\"900s\",\"anchor\":\"2026-01-01T01:00:00+01:00\",\"jitter\":\"60000ms\"},"
+    "{\"at\":\"2026-12-24T18:00:00.500Z\",\"start\":\"2026-01-01T00:00:00Z\","
+    "\"end\":\"2027-01-01T00:00:00Z\"},"
+    "{\"cron\":\"@hourly\"}],"
+    "\"priority\":50,\"queue\":\"reports\",\"constraints\":{\"zone\":\"b\",\"disk\":\"ssd\"},"
+    "\"timeout\":\"90m\","
+    "\"retry\":{\"max_attempts\":4,\"initial\":\"10s\",\"max\":\"600s\",\"multiplier\":1.5,"
+    "\"jitter\":false},"
+    "\"overlap\":\"forbid\",\"misfire\":\"catch_up\",\"catch_up_window\":\"120m\","
+    "\"max_concurrency\":3,\"tags\":[\"reports\",\"daily\",\"reports\"]}";
+
+static void test_full_document(void **state)
+{
+    (void)state;
+    jobspec_t s;
+    parse_ok(full_doc, &s);
+    assert_string_equal(s.name, "nightly-report");
+    assert_int_equal(s.argc, 3);
+    assert_string_equal(s.argv[2], "yesterday");
+    assert_null(s.argv[3]);
+    /* env sorted by name ("A" before "A1" before "REPORT_DIR"), values kept as-is */
+    assert_int_equal(s.envc, 4);
+    assert_string_equal(s.env[0], "A=");
+    assert_string_equal(s.env[1], "A1=x=y");
+    assert_string_equal(s.env[2], "REPORT_DIR=/srv/reports");
+    assert_string_equal(s.env[3], "_z=z");
+    assert_null(s.env[4]);
+    assert_string_equal(s.cwd, "/srv");
+
+    assert_int_equal(s.nschedules, 4);
+    assert_int_equal(s.schedules[0].spec.kind, SCHEDULE_CRON);
+    assert_string_equal(s.schedules[0].spec.expr, "0 2 * * *");
+    assert_string_equal(s.schedules[0].spec.timezone, "Europe/Berlin");
+    assert_true(s.schedules[0].spec.start_ms == INT64_MIN);
+    assert_true(s.schedules[0].spec.end_ms == INT64_MAX);
+    assert_int_equal(s.schedules[1].spec.kind, SCHEDULE_EVERY);
+    assert_string_equal(s.schedules[1].spec.expr, "15m");
+    assert_null(s.schedules[1].spec.timezone);
+    int64_t ms;
+    assert_int_equal(clock_parse_rfc3339("2026-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(s.schedules[1].spec.anchor_ms, ms);
+    assert_int_equal(s.schedules[1].spec.jitter_ms, 60000);
+    assert_int_equal(s.schedules[2].spec.kind, SCHEDULE_AT);
+    assert_string_equal(s.schedules[2].spec.expr, "2026-12-24T18:00:00.500Z");
+    assert_int_equal(s.schedules[2].spec.start_ms, ms);
+    assert_true(s.schedules[2].spec.anchor_ms == INT64_MIN);
+    assert_string_equal(s.schedules[3].spec.timezone, "UTC");
+
+    assert_int_equal(s.priority, 50);
+    assert_string_equal(s.queue, "reports");
+    assert_string_equal(s.constraints, "disk=ssd,zone=b");
+    assert_int_equal(s.timeout_ms, 90 * 60000);
+    assert_int_equal(s.retry.max_attempts, 4);
+    assert_int_equal(s.retry.max_ms, 600000);
+    assert_true(s.retry.multiplier == 1.5);
+    assert_false(s.retry.jitter);
+    assert_int_equal(s.overlap, OVERLAP_FORBID);
+    assert_int_equal(s.misfire, MISFIRE_CATCH_UP);
+    assert_int_equal(s.catch_up_window_ms, 2 * 3600000);
+    assert_int_equal(s.max_concurrency, 3);
+    assert_string_equal(s.tags, ",daily,reports,");
+    jobspec_free(&s);
+
+    expect_canonical(
+        full_doc,
+        "{\"name\":\"nightly-report\",\"type\":\"shell\","
+        "\"command\":[\"/usr/local/bin/report\",\"--day\",\"yesterday\"],"
+        "\"env\":{\"A\":\"\",\"A1\":\"x=y\",\"REPORT_DIR\":\"/srv/reports\",\"_z\":\"z\"},"
+        "\"cwd\":\"/srv\","
+        "\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"Europe/Berlin\"},"
+        "{\"every\":\"15m\",\"anchor\":\"2026-01-01T00:00:00Z\",\"jitter\":\"1m\"},"
+        "{\"at\":\"2026-12-24T18:00:00.500Z\",\"start\":\"2026-01-01T00:00:00Z\","
+        "\"end\":\"2027-01-01T00:00:00Z\"},"
+        "{\"cron\":\"@hourly\",\"timezone\":\"UTC\"}],"
+        "\"priority\":50,\"queue\":\"reports\",\"constraints\":{\"disk\":\"ssd\",\"zone\":\"b\"},"
+        "\"timeout\":\"1h30m\","
+        "\"retry\":{\"max_attempts\":4,\"initial\":\"10s\",\"max\":\"10m\",\"multiplier\":1.5,"
+        "\"jitter\":false},"
+        "\"overlap\":\"forbid\",\"misfire\":\"catch_up\",\"catch_up_window\":\"2h\","
+        "\"max_concurrency\":3,\"tags\":[\"daily\",\"reports\"]}");
+}
+
+/* Accepted edge values. */
+static void test_good_edges(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"name\":\"n\",\"command\":[\"a\"],\"priority\":-1000}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"priority\":1000}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"max_concurrency\":10000}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"retry\":{\"max_attempts\":100,\"multiplier\":100}}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"retry\":{\"multiplier\":1}}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"retry\":{\"initial\":\"0\",\"max\":\"0s\"}}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"timeout\":\"1ms\"}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"overlap\":\"replace\",\"misfire\":\"skip\"}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"env\":{\"sked_lower\":\"ok\",\"SKED\":\"ok\"}}",
+        "{\"name\":\"n\\u00e9\\u65e5\",\"command\":[\"\\u00e9\"]}", /* UTF-8 is fine */
+        "{\"name\":\"n\",\"command\":[\"a\"],\"schedules\":[]}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"schedules\":[{\"every\":\"1s\"}]}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"schedules\":[{\"cron\":\"0 0 2 * * MON-FRI\","
+        "\"timezone\":\"America/New_York\",\"jitter\":\"0s\"}]}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"schedules\":[{\"at\":\"2026-01-01T00:00:00Z\","
+        "\"start\":\"2026-01-01T00:00:00Z\",\"end\":\"2026-01-01T00:00:00Z\"}]}",
+        "{\"name\":\"n\",\"command\":[\"a\"],\"constraints\":{\"k\":\"v w\"},\"tags\":[\"a b\"]}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        jobspec_t s;
+        parse_ok(docs[i], &s);
+        jobspec_free(&s);
+    }
+}
+
+/* A document of n items, item i being pre + i + post (e.g. n argv entries). */
+static char *repeat_doc(const char *prefix, const char *pre, const char *post, int n,
+                        const char *suffix)
+{
+    buf_t b = BUF_INIT;
+    buf_puts(&b, prefix);
+    for (int i = 0; i < n; i++)
+        buf_printf(&b, "%s%s%d%s", i ? "," : "", pre, i, post);
+    buf_puts(&b, suffix);
+    return buf_steal(&b);
+}
+
+static char *long_string_doc(const char *before, size_t n, const char *after)
+{
+    char *s = xmalloc(strlen(before) + n + strlen(after) + 1);
+    strcpy(s, before);
+    memset(s + strlen(before), 'x', n);
+    strcpy(s + strlen(before) + n, after);
+    return s;
+}
+
+/* Expects rejection with this field; detail must contain `detail` if given. */
+static void expect_bad(const char *text, const char *field, const char *detail)
+{
+    json_t *doc = load(text);
+    jobspec_t s;
+    jobspec_error_t err;
+    memset(&s, 0x5a, sizeof s);
+    int rc = jobspec_parse(doc, &s, &err);
+    if (rc == 0) fail_msg("accepted %s (want error on '%s')", text, field);
+    assert_int_equal(rc, SKED_EINVAL);
+    if (strcmp(err.field, field) != 0)
+        fail_msg("%s\n  field '%s', want '%s' (detail: %s)", text, err.field, field, err.detail);
+    if (detail && !strstr(err.detail, detail))
+        fail_msg("%s\n  detail '%s' lacks '%s'", text, err.detail, detail);
+    assert_true(err.detail[0] != '\0');
+    /* *out is left empty, so freeing it again is harmless */
+    assert_null(s.name);
+    assert_null(s.argv);
+    assert_null(s.schedules);
+    jobspec_free(&s);
+    json_decref(doc);
+}
+
+#define JOB "\"name\":\"n\",\"command\":[\"a\"]"
+
+static void test_bad_documents(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *doc, *field, *detail;
+    } cases[] = {
+        /* whole body */
+        {"[]", "", "object"},
+        {"\"job\"", "", "object"},
+        {"{" JOB ",\"bogus\":1}", "bogus", "unknown field"},
+        {"{" JOB ",\"sla\":{}}", "sla", "unknown field"},
+        /* name */
+        {"{\"command\":[\"a\"]}", "name", "required"},
+        {"{\"name\":null,\"command\":[\"a\"]}", "name", "required"},
+        {"{\"name\":5,\"command\":[\"a\"]}", "name", "must be a string"},
+        {"{\"name\":\"\",\"command\":[\"a\"]}", "name", "empty"},
+        {"{\"name\":\"a\\u0000b\",\"command\":[\"a\"]}", "name", "NUL"},
+        {"{\"name\":\"a\\nb\",\"command\":[\"a\"]}", "name", "control"},
+        /* type */
+        {"{" JOB ",\"type\":\"http\"}", "type", "shell"},
+        {"{" JOB ",\"type\":1}", "type", "string"},
+        /* command */
+        {"{\"name\":\"n\"}", "command", "required"},
+        {"{\"name\":\"n\",\"command\":\"ls -l\"}", "command", "array"},
+        {"{\"name\":\"n\",\"command\":[]}", "command", "empty"},
+        {"{\"name\":\"n\",\"command\":[\"\"]}", "command[0]", "empty"},
+        {"{\"name\":\"n\",\"command\":[\"a\",2]}", "command[1]", "string"},
+        {"{\"name\":\"n\",\"command\":[\"a\",\"b\",\"c\\u0000d\"]}", "command[2]", "NUL"},
+        {"{\"name\":\"n\",\"command\":[\"a\",null]}", "command[1]", "string"},
+        /* env */
+        {"{" JOB ",\"env\":[\"A=1\"]}", "env", "object"},
+        {"{" JOB ",\"env\":{\"1A\":\"x\"}}", "env.1A", "A-Za-z"},
+        {"{" JOB ",\"env\":{\"A-B\":\"x\"}}", "env.A-B", "A-Za-z"},
+        {"{" JOB ",\"env\":{\"A=B\":\"x\"}}", "env.A=B", "A-Za-z"},
+        {"{" JOB ",\"env\":{\"\":\"x\"}}", "env.", "A-Za-z"},
+        {"{" JOB ",\"env\":{\"SKED_RUN_ID\":\"x\"}}", "env.SKED_RUN_ID", "reserved"},
+        {"{" JOB ",\"env\":{\"SKED_\":\"x\"}}", "env.SKED_", "reserved"},
+        {"{" JOB ",\"env\":{\"A\":1}}", "env.A", "string"},
+        {"{" JOB ",\"env\":{\"A\":null}}", "env.A", "string"},
+        {"{" JOB ",\"env\":{\"OK\":\"1\",\"B\":\"x\\u0000y\"}}", "env.B", "NUL"},
+        /* cwd */
+        {"{" JOB ",\"cwd\":1}", "cwd", "string"},
+        {"{" JOB ",\"cwd\":\"\"}", "cwd", "empty"},
+        {"{" JOB ",\"cwd\":\"srv/x\"}", "cwd", "absolute"},
+        /* schedules */
+        {"{" JOB ",\"schedules\":{}}", "schedules", "array"},
+        {"{" JOB ",\"schedules\":[1]}", "schedules[0]", "object"},
+        {"{" JOB ",\"schedules\":[{}]}", "schedules[0]", "exactly one"},
+        {"{" JOB ",\"schedules\":[{\"timezone\":\"UTC\"}]}", "schedules[0]", "exactly one"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"* * * * *\",\"every\":\"1m\"}]}", "schedules[0]",
+         "exactly one"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\"},{\"at\":\"x\",\"every\":\"1m\"}]}",
+         "schedules[1]", "exactly one"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"* * * * *\",\"tz\":\"UTC\"}]}", "schedules[0].tz",
+         "unknown field"},
+        {"{" JOB ",\"schedules\":[{\"cron\":5}]}", "schedules[0].cron", "string"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"\"}]}", "schedules[0].cron", "empty"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"0 24 * * *\"}]}", "schedules[0].cron", "24"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"every day\"}]}", "schedules[0].cron", NULL},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"Mars/Olympus\"}]}",
+         "schedules[0].timezone", "Mars/Olympus"},
+        /* both bad: the expression is blamed with its own message */
+        {"{" JOB ",\"schedules\":[{\"cron\":\"0 24 * * *\",\"timezone\":\"Mars/Olympus\"}]}",
+         "schedules[0].cron", "24"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"\"}]}",
+         "schedules[0].timezone", "empty"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":7}]}",
+         "schedules[0].timezone", "string"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\",\"timezone\":\"UTC\"}]}",
+         "schedules[0].timezone", "cron"},
+        {"{" JOB ",\"schedules\":[{\"at\":\"2026-01-01T00:00:00Z\",\"timezone\":\"UTC\"}]}",
+         "schedules[0].timezone", "cron"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"* * * * *\",\"anchor\":\"2026-01-01T00:00:00Z\"}]}",
+         "schedules[0].anchor", "every"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"soon\"}]}", "schedules[0].every", "duration"},
+        {"{" JOB ",\"schedules\":[{\"every\":60}]}", "schedules[0].every", "duration"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"0\"}]}", "schedules[0].every", "greater than 0"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"500ms\"}]}", "schedules[0].every", "1s"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\",\"anchor\":\"yesterday\"}]}",
+         "schedules[0].anchor", "RFC 3339"},
+        {"{" JOB ",\"schedules\":[{\"at\":\"tomorrow\"}]}", "schedules[0].at", "RFC 3339"},
+        {"{" JOB ",\"schedules\":[{\"at\":\"2026-13-01T00:00:00Z\"}]}", "schedules[0].at",
+         "RFC 3339"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\",\"start\":5}]}", "schedules[0].start",
+         "RFC 3339"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\",\"end\":\"2026\"}]}", "schedules[0].end",
+         "RFC 3339"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\",\"start\":\"2026-02-01T00:00:00Z\","
+         "\"end\":\"2026-01-01T00:00:00Z\"}]}",
+         "schedules[0].end", "before start"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1m\",\"jitter\":\"-1s\"}]}", "schedules[0].jitter",
+         "duration"},
+        /* priority */
+        {"{" JOB ",\"priority\":\"50\"}", "priority", "must be an integer"},
+        {"{" JOB ",\"priority\":50.5}", "priority", "must be an integer"},
+        {"{" JOB ",\"priority\":true}", "priority", "must be an integer"},
+        {"{" JOB ",\"priority\":1001}", "priority", "-1000 and 1000"},
+        {"{" JOB ",\"priority\":-1001}", "priority", "-1000 and 1000"},
+        {"{" JOB ",\"priority\":99999999999999}", "priority", "-1000 and 1000"},
+        /* queue */
+        {"{" JOB ",\"queue\":\"\"}", "queue", "empty"},
+        {"{" JOB ",\"queue\":3}", "queue", "string"},
+        {"{" JOB ",\"queue\":\"a,b\"}", "queue", "','"},
+        /* constraints */
+        {"{" JOB ",\"constraints\":[\"disk=ssd\"]}", "constraints", "object"},
+        {"{" JOB ",\"constraints\":{\"disk\":1}}", "constraints.disk", "string"},
+        {"{" JOB ",\"constraints\":{\"disk\":\"\"}}", "constraints.disk", "empty"},
+        {"{" JOB ",\"constraints\":{\"a=b\":\"x\"}}", "constraints.a=b", "'='"},
+        {"{" JOB ",\"constraints\":{\"a,b\":\"x\"}}", "constraints.a,b", "','"},
+        {"{" JOB ",\"constraints\":{\"k\":\"a,b\"}}", "constraints.k", "','"},
+        {"{" JOB ",\"constraints\":{\"k\":\"a=b\"}}", "constraints.k", "'='"},
+        {"{" JOB ",\"constraints\":{\"\":\"x\"}}", "constraints.", "empty"},
+        /* timeout */
+        {"{" JOB ",\"timeout\":\"0\"}", "timeout", "greater than 0"},
+        {"{" JOB ",\"timeout\":\"0s\"}", "timeout", "greater than 0"},
+        {"{" JOB ",\"timeout\":30}", "timeout", "duration"},
+        {"{" JOB ",\"timeout\":\"30\"}", "timeout", "duration"},
+        {"{" JOB ",\"timeout\":\"-1s\"}", "timeout", "duration"},
+        {"{" JOB ",\"timeout\":\"3661d\"}", "timeout", "duration"},
+        /* retry */
+        {"{" JOB ",\"retry\":3}", "retry", "object"},
+        {"{" JOB ",\"retry\":{\"attempts\":3}}", "retry.attempts", "unknown field"},
+        {"{" JOB ",\"retry\":{\"max_attempts\":0}}", "retry.max_attempts", "1 and 100"},
+        {"{" JOB ",\"retry\":{\"max_attempts\":101}}", "retry.max_attempts", "1 and 100"},
+        {"{" JOB ",\"retry\":{\"max_attempts\":\"3\"}}", "retry.max_attempts", "integer"},
+        {"{" JOB ",\"retry\":{\"max_attempts\":2.5}}", "retry.max_attempts", "integer"},
+        {"{" JOB ",\"retry\":{\"initial\":\"soon\"}}", "retry.initial", "duration"},
+        {"{" JOB ",\"retry\":{\"initial\":10}}", "retry.initial", "duration"},
+        {"{" JOB ",\"retry\":{\"max\":\"1h1h\"}}", "retry.max", "duration"},
+        {"{" JOB ",\"retry\":{\"initial\":\"1m\",\"max\":\"30s\"}}", "retry.max", "retry.initial"},
+        {"{" JOB ",\"retry\":{\"initial\":\"11m\"}}", "retry.max", "retry.initial"},
+        {"{" JOB ",\"retry\":{\"multiplier\":0.5}}", "retry.multiplier", "between 1 and 100"},
+        {"{" JOB ",\"retry\":{\"multiplier\":101}}", "retry.multiplier", "between 1 and 100"},
+        {"{" JOB ",\"retry\":{\"multiplier\":\"2\"}}", "retry.multiplier", "number"},
+        {"{" JOB ",\"retry\":{\"jitter\":\"yes\"}}", "retry.jitter", "true or false"},
+        {"{" JOB ",\"retry\":{\"jitter\":1}}", "retry.jitter", "true or false"},
+        /* enums */
+        {"{" JOB ",\"overlap\":\"never\"}", "overlap", "\"allow\", \"forbid\", \"replace\""},
+        {"{" JOB ",\"overlap\":1}", "overlap", "one of"},
+        {"{" JOB ",\"misfire\":\"later\"}", "misfire", "\"run_once\", \"catch_up\", \"skip\""},
+        {"{" JOB ",\"misfire\":\"RUN_ONCE\"}", "misfire", "one of"},
+        /* catch_up_window */
+        {"{" JOB ",\"catch_up_window\":\"0\"}", "catch_up_window", "greater than 0"},
+        {"{" JOB ",\"catch_up_window\":\"1 h\"}", "catch_up_window", "duration"},
+        /* max_concurrency */
+        {"{" JOB ",\"max_concurrency\":-1}", "max_concurrency", "0 and 10000"},
+        {"{" JOB ",\"max_concurrency\":10001}", "max_concurrency", "0 and 10000"},
+        {"{" JOB ",\"max_concurrency\":\"1\"}", "max_concurrency", "integer"},
+        {"{" JOB ",\"max_concurrency\":1.5}", "max_concurrency", "integer"},
+        /* tags */
+        {"{" JOB ",\"tags\":\"a\"}", "tags", "array"},
+        {"{" JOB ",\"tags\":[1]}", "tags[0]", "string"},
+        {"{" JOB ",\"tags\":[\"ok\",\"a,b\"]}", "tags[1]", "','"},
+        {"{" JOB ",\"tags\":[\"\"]}", "tags[0]", "empty"},
+        {"{" JOB ",\"tags\":[\"a\\tb\"]}", "tags[0]", "control"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_bad(cases[i].doc, cases[i].field, cases[i].detail);
+}
+
+/* Size limits: the largest allowed value passes, one more is refused. */
+static void test_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *prefix, *pre, *post, *suffix, *field;
+        int max;
+    } counts[] = {
+        {"{\"name\":\"n\",\"command\":[", "\"a", "\"", "]}", "command", JOBSPEC_ARGV_MAX},
+        {"{" JOB ",\"env\":{", "\"E", "\":\"v\"", "}}", "env", JOBSPEC_ENV_MAX},
+        {"{" JOB ",\"schedules\":[", "{\"every\":\"1", "s\"}", "]}", "schedules",
+         JOBSPEC_SCHEDULES_MAX},
+        {"{" JOB ",\"tags\":[", "\"t", "\"", "]}", "tags", JOBSPEC_TAGS_MAX},
+        {"{" JOB ",\"constraints\":{", "\"k", "\":\"v\"", "}}", "constraints", 64},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        char *ok = repeat_doc(counts[i].prefix, counts[i].pre, counts[i].post, counts[i].max,
+                              counts[i].suffix);
+        char *bad = repeat_doc(counts[i].prefix, counts[i].pre, counts[i].post, counts[i].max + 1,
+                               counts[i].suffix);
+        jobspec_t s;
+        parse_ok(ok, &s);
+        jobspec_free(&s);
+        expect_bad(bad, counts[i].field, "at most");
+        free(ok);
+        free(bad);
+    }
+
+    static const struct {
+        const char *before, *after, *field;
+        size_t max;
+    } lengths[] = {
+        {"{\"name\":\"", "\",\"command\":[\"a\"]}", "name", JOBSPEC_NAME_MAX},
+        {"{" JOB ",\"queue\":\"", "\"}", "queue", JOBSPEC_NAME_MAX},
+        {"{" JOB ",\"tags\":[\"", "\"]}", "tags[0]", JOBSPEC_NAME_MAX},
+        {"{" JOB ",\"constraints\":{\"k\":\"", "\"}}", "constraints.k", JOBSPEC_NAME_MAX},
+        {"{\"name\":\"n\",\"command\":[\"", "\"]}", "command[0]", JOBSPEC_ARG_MAX},
+        {"{" JOB ",\"env\":{\"V\":\"", "\"}}", "env.V", JOBSPEC_ARG_MAX},
+    };
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        char *ok = long_string_doc(lengths[i].before, lengths[i].max, lengths[i].after);
+        char *bad = long_string_doc(lengths[i].before, lengths[i].max + 1, lengths[i].after);
+        jobspec_t s;
+        parse_ok(ok, &s);
+        jobspec_free(&s);
+        expect_bad(bad, lengths[i].field, "at most");
+        free(ok);
+        free(bad);
+    }
+}
+
+/* Every field x of spec a equals that of b. */
+static void assert_spec_equal(const jobspec_t *a, const jobspec_t *b)
+{
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->type, b->type);
+    assert_int_equal(a->argc, b->argc);
+    for (size_t i = 0; i <= a->argc; i++) {
+        if (i == a->argc) {
+            assert_null(a->argv[i]);
+            assert_null(b->argv[i]);
+        } else {
+            assert_string_equal(a->argv[i], b->argv[i]);
+        }
+    }
+    assert_int_equal(a->envc, b->envc);
+    for (size_t i = 0; i < a->envc; i++)
+        assert_string_equal(a->env[i], b->env[i]);
+    assert_null(b->env[b->envc]);
+    if (a->cwd || b->cwd) assert_string_equal(a->cwd, b->cwd);
+    assert_int_equal(a->nschedules, b->nschedules);
+    for (size_t i = 0; i < a->nschedules; i++) {
+        const schedule_spec_t *x = &a->schedules[i].spec, *y = &b->schedules[i].spec;
+        assert_int_equal(x->kind, y->kind);
+        assert_string_equal(x->expr, y->expr);
+        if (x->timezone || y->timezone) assert_string_equal(x->timezone, y->timezone);
+        assert_true(x->start_ms == y->start_ms);
+        assert_true(x->end_ms == y->end_ms);
+        assert_true(x->anchor_ms == y->anchor_ms);
+        assert_int_equal(x->jitter_ms, y->jitter_ms);
+        assert_ptr_equal(x->expr, a->schedules[i].expr);
+    }
+    assert_int_equal(a->priority, b->priority);
+    assert_string_equal(a->queue, b->queue);
+    assert_string_equal(a->constraints, b->constraints);
+    assert_int_equal(a->timeout_ms, b->timeout_ms);
+    assert_int_equal(a->retry.max_attempts, b->retry.max_attempts);
+    assert_int_equal(a->retry.initial_ms, b->retry.initial_ms);
+    assert_int_equal(a->retry.max_ms, b->retry.max_ms);
+    assert_true(a->retry.multiplier == b->retry.multiplier);
+    assert_int_equal(a->retry.jitter, b->retry.jitter);
+    assert_int_equal(a->overlap, b->overlap);
+    assert_int_equal(a->misfire, b->misfire);
+    assert_int_equal(a->catch_up_window_ms, b->catch_up_window_ms);
+    assert_int_equal(a->max_concurrency, b->max_concurrency);
+    assert_string_equal(a->tags, b->tags);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    const char *docs[] = {
+        "{\"name\":\"n\",\"command\":[\"true\"]}",
+        full_doc,
+        "{\"name\":\"x\",\"command\":[\"sh\",\"-c\",\"echo $A\"],\"env\":{\"A\":\"a=b,c\"},"
+        "\"timeout\":\"1w2d3h4m5s6ms\",\"retry\":{\"max_attempts\":3,\"initial\":\"250ms\","
+        "\"max\":\"1m500ms\",\"multiplier\":1.25,\"jitter\":true},\"tags\":[\"z\",\"a\"],"
+        "\"schedules\":[{\"every\":\"86400s\",\"start\":\"2026-03-29T01:00:00.123Z\"},"
+        "{\"cron\":\"30 2 * * "
+        "SUN\",\"timezone\":\"Europe/Berlin\",\"end\":\"2030-01-01T00:00:00Z\","
+        "\"jitter\":\"5m\"}]}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        jobspec_t a, b;
+        jobspec_error_t err;
+        parse_ok(docs[i], &a);
+        json_t *ja = jobspec_to_json(&a);
+        int rc = jobspec_parse(ja, &b, &err);
+        if (rc) fail_msg("canonical doc rejected: %s: %s", err.field, err.detail);
+        assert_spec_equal(&a, &b);
+        json_t *jb = jobspec_to_json(&b);
+        assert_true(json_equal(ja, jb));
+        /* The serialised form is stable too (what the store keeps). */
+        char *ta = json_dumps(ja, JSON_COMPACT), *tb = json_dumps(jb, JSON_COMPACT);
+        assert_string_equal(ta, tb);
+        free(ta);
+        free(tb);
+        json_decref(ja);
+        json_decref(jb);
+        jobspec_free(&a);
+        jobspec_free(&b);
+    }
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(overlap_policy_name(OVERLAP_ALLOW), "allow");
+    assert_string_equal(overlap_policy_name(OVERLAP_FORBID), "forbid");
+    assert_string_equal(overlap_policy_name(OVERLAP_REPLACE), "replace");
+    assert_null(overlap_policy_name((overlap_policy_t)3));
+    assert_string_equal(misfire_policy_name(MISFIRE_RUN_ONCE), "run_once");
+    assert_string_equal(misfire_policy_name(MISFIRE_CATCH_UP), "catch_up");
+    assert_string_equal(misfire_policy_name(MISFIRE_SKIP), "skip");
+    assert_null(misfire_policy_name((misfire_policy_t)3));
+    jobspec_free(NULL); /* no-op */
+}
+
+/* ---- merge patch --------------------------------------------------------- */
+
+static json_t *canonical_of(const char *text)
+{
+    jobspec_t s;
+    parse_ok(text, &s);
+    json_t *j = jobspec_to_json(&s);
+    jobspec_free(&s);
+    return j;
+}
+
+static void test_patch(void **state)
+{
+    (void)state;
+    json_t *cur = canonical_of(full_doc);
+    json_t *merged = NULL;
+    jobspec_t s;
+    jobspec_error_t err;
+
+    /* Scalars replace; null deletes and the default returns; nested objects
+     * merge key by key; arrays replace as a whole. */
+    json_t *patch = load("{\"priority\":-5,\"queue\":null,\"timeout\":null,\"cwd\":null,"
+                         "\"env\":{\"A\":null,\"NEW\":\"1\",\"_z\":\"zz\"},"
+                         "\"retry\":{\"jitter\":true,\"max\":null},"
+                         "\"schedules\":[{\"every\":\"2h\"}],\"tags\":[]}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), 0);
+    assert_int_equal(s.priority, -5);
+    assert_string_equal(s.queue, "default");
+    assert_int_equal(s.timeout_ms, 0);
+    assert_null(s.cwd);
+    assert_int_equal(s.envc, 4);
+    assert_string_equal(s.env[0], "A1=x=y");
+    assert_string_equal(s.env[1], "NEW=1");
+    assert_string_equal(s.env[2], "REPORT_DIR=/srv/reports");
+    assert_string_equal(s.env[3], "_z=zz");
+    assert_int_equal(s.retry.max_attempts, 4); /* untouched member of a patched object */
+    assert_true(s.retry.jitter);
+    assert_int_equal(s.retry.max_ms, 600000); /* deleted: back to the default 10m */
+    assert_int_equal(s.nschedules, 1);
+    assert_string_equal(s.schedules[0].spec.expr, "2h");
+    assert_string_equal(s.tags, "");
+    assert_string_equal(s.name, "nightly-report"); /* not in the patch: kept */
+    assert_int_equal(s.overlap, OVERLAP_FORBID);
+    /* merged is the canonical document of the result */
+    json_t *want = jobspec_to_json(&s);
+    assert_true(json_equal(merged, want));
+    assert_string_equal(json_string_value(json_object_get(merged, "queue")), "default");
+    assert_true(json_is_null(json_object_get(merged, "timeout")));
+    /* current is not modified */
+    assert_int_equal(json_integer_value(json_object_get(cur, "priority")), 50);
+    json_decref(want);
+    json_decref(merged);
+    json_decref(patch);
+    jobspec_free(&s);
+
+    /* An empty patch changes nothing. */
+    patch = load("{}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), 0);
+    assert_true(json_equal(merged, cur));
+    json_decref(merged);
+    json_decref(patch);
+    jobspec_free(&s);
+
+    /* Patching onto nothing is a create. */
+    patch = load("{\"name\":\"fresh\",\"command\":[\"x\"]}");
+    assert_int_equal(jobspec_patch(NULL, patch, &merged, &s, &err), 0);
+    assert_string_equal(s.name, "fresh");
+    json_decref(merged);
+    json_decref(patch);
+    jobspec_free(&s);
+
+    json_decref(cur);
+}
+
+static void test_patch_errors(void **state)
+{
+    (void)state;
+    json_t *cur = canonical_of(full_doc);
+    static const struct {
+        const char *patch, *field, *detail;
+    } cases[] = {
+        {"[]", "", "object"},
+        {"null", "", "object"},
+        {"{\"name\":null}", "name", "required"},
+        {"{\"command\":null}", "command", "required"},
+        {"{\"command\":[]}", "command", "empty"},
+        {"{\"bogus\":1}", "bogus", "unknown field"},
+        {"{\"retry\":{\"max_attempts\":0}}", "retry.max_attempts", "1 and 100"},
+        {"{\"retry\":{\"nope\":1}}", "retry.nope", "unknown field"},
+        {"{\"retry\":5}", "retry", "object"},
+        {"{\"priority\":\"high\"}", "priority", "must be an integer"},
+        {"{\"env\":{\"SKED_X\":\"1\"}}", "env.SKED_X", "reserved"},
+        {"{\"schedules\":[{\"cron\":\"0 25 * * *\"}]}", "schedules[0].cron", "25"},
+        {"{\"schedules\":[{\"every\":\"1m\"},{\"cron\":\"0 2 * * *\",\"timezone\":\"Nowhere/X\"}]}",
+         "schedules[1].timezone", "Nowhere/X"},
+        {"{\"constraints\":{\"disk\":7}}", "constraints.disk", "string"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *patch = load(cases[i].patch);
+        json_t *merged = (json_t *)&merged; /* must be reset to NULL */
+        jobspec_t s;
+        jobspec_error_t err;
+        int rc = jobspec_patch(cur, patch, &merged, &s, &err);
+        if (rc != SKED_EINVAL) fail_msg("patch %s: rc %d", cases[i].patch, rc);
+        if (strcmp(err.field, cases[i].field) != 0)
+            fail_msg("patch %s: field '%s', want '%s' (%s)", cases[i].patch, err.field,
+                     cases[i].field, err.detail);
+        if (!strstr(err.detail, cases[i].detail))
+            fail_msg("patch %s: detail '%s' lacks '%s'", cases[i].patch, err.detail,
+                     cases[i].detail);
+        assert_null(merged);
+        assert_null(s.name);
+        jobspec_free(&s);
+        json_decref(patch);
+    }
+    /* The rejected patches left current alone. */
+    json_t *again = canonical_of(full_doc);
+    assert_true(json_equal(cur, again));
+    json_decref(again);
+    json_decref(cur);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal_defaults),
+        cmocka_unit_test(test_full_document),
+        cmocka_unit_test(test_good_edges),
+        cmocka_unit_test(test_bad_documents),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_patch),
+        cmocka_unit_test(test_patch_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
