@@ -15,6 +15,17 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/store/test_store.c)
   target_link_libraries(test_store PRIVATE sked_store PkgConfig::CMOCKA)
   add_test(NAME store.sqlite COMMAND test_store sqlite)
   set_tests_properties(store.sqlite PROPERTIES LABELS "store;sqlite" TIMEOUT 300)
+  # A real, throwaway PostgreSQL (initdb + pg_ctl in a temp dir) per run.
+  add_test(NAME store.postgres COMMAND ${CMAKE_SOURCE_DIR}/tests/store/pg_harness.sh
+           $<TARGET_FILE:test_store> postgres)
+  set_tests_properties(store.postgres PROPERTIES LABELS "store;postgres" TIMEOUT 600)
+endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/store/test_store_pg.c)
+  add_executable(test_store_pg ${CMAKE_SOURCE_DIR}/tests/store/test_store_pg.c)
+  target_link_libraries(test_store_pg PRIVATE sked_store PkgConfig::CMOCKA PkgConfig::PQ)
+  add_test(NAME store.postgres_cluster COMMAND ${CMAKE_SOURCE_DIR}/tests/store/pg_harness.sh
+           $<TARGET_FILE:test_store_pg>)
+  set_tests_properties(store.postgres_cluster PROPERTIES LABELS "store;postgres" TIMEOUT 300)
 endif()
 
 # End-to-end: real sked processes on loopback, driven over HTTP and the CLI.

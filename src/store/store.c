@@ -67,12 +67,11 @@ int store_open(const char *url, store_t **out, char **errmsg)
         }
         return store__sqlite_open(path, out, errmsg);
     }
-    if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13)) return store__pg_open(url, out, errmsg);
-    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
-        set_errmsg(errmsg, "postgres backend not built yet");
-        return SKED_EINVAL;
-    }
-    if (errmsg) *errmsg = xasprintf("unknown store URL scheme in '%s' (use sqlite:PATH)", url);
+    if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13))
+        return store__pg_open(url, out, errmsg);
+    if (errmsg)
+        *errmsg = xasprintf("unknown store URL scheme in '%s' (use sqlite:PATH or postgres://...)",
+                            url);
     return SKED_EINVAL;
 }
 

@@ -51,8 +51,8 @@ const char *store_backend(const store_t *st);
 int store_ping(store_t *st);
 
 /* Called (from the committing thread, after commit) whenever claimable work
- * may have appeared or a run changed state: new pending runs, retries, a
- * resumed job, a cancel. The server uses it to wake waiting claims and log
+ * may have appeared, a run changed state or a run's log grew: new pending
+ * runs, retries, a resumed job, a cancel, a log chunk. The server uses it to wake waiting claims and log
  * followers. Must be cheap and must not call back into the store. */
 typedef void (*store_notify_fn)(void *arg);
 void store_set_notify(store_t *st, store_notify_fn fn, void *arg);

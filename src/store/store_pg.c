@@ -60,21 +60,18 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 
-#define POOL_DEFAULT 8
-#define POOL_MAX 128
-#define TX_TRIES 10 /* deadlocks and serialization failures are retried this often */
-#define REAP_BATCH 256
-#define PRUNE_BATCH 500
-#define CLAIM_WINDOW_MAX 4096
-#define LISTEN_RETRY_MS 1000 /* between listener reconnects */
+#define POOL_DEFAULT      8
+#define POOL_MAX          128
+#define TX_TRIES          10 /* deadlocks and serialization failures are retried this often */
+#define REAP_BATCH        256
+#define PRUNE_BATCH       500
+#define CLAIM_WINDOW_MAX  4096
+#define LISTEN_RETRY_MS   1000 /* between listener reconnects */
 #define CONNECT_TIMEOUT_S "10" /* unless the URL says otherwise */
-#define WAKE_CHANNEL "sked_wake"
+#define WAKE_CHANNEL      "sked_wake"
 /* Advisory lock class of sked ('sked' in ASCII); the second key is 0 for
  * migrations and hashtext(job_id) for per-job claim decisions. */
 #define LOCK_CLASS "1936417636"
-
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 /* ---- schema -------------------------------------------------------------- */
 
@@ -356,12 +353,14 @@ static const char *const stmts[Q_COUNT] = {
                    " signal, reason FROM attempts WHERE run_id = $1 ORDER BY n",
     [Q_RUN_LIST_JOB] =
         "SELECT " RUN_COLS " FROM runs WHERE job_id = $1" RUN_LIST_TAIL RUN_LIST_ORDER,
-    [Q_RUN_LIST_JOB_AFTER] = "SELECT " RUN_COLS " FROM runs WHERE job_id = $1" RUN_LIST_TAIL
-                                 RUN_LIST_AFTER RUN_LIST_ORDER,
-    [Q_RUN_LIST_ALL] = "SELECT " RUN_COLS " FROM runs WHERE $1::text IS NULL" RUN_LIST_TAIL
-                           RUN_LIST_ORDER,
-    [Q_RUN_LIST_ALL_AFTER] = "SELECT " RUN_COLS " FROM runs WHERE $1::text IS NULL" RUN_LIST_TAIL
-                                 RUN_LIST_AFTER RUN_LIST_ORDER,
+    [Q_RUN_LIST_JOB_AFTER] =
+        "SELECT " RUN_COLS
+        " FROM runs WHERE job_id = $1" RUN_LIST_TAIL RUN_LIST_AFTER RUN_LIST_ORDER,
+    [Q_RUN_LIST_ALL] =
+        "SELECT " RUN_COLS " FROM runs WHERE $1::text IS NULL" RUN_LIST_TAIL RUN_LIST_ORDER,
+    [Q_RUN_LIST_ALL_AFTER] =
+        "SELECT " RUN_COLS
+        " FROM runs WHERE $1::text IS NULL" RUN_LIST_TAIL RUN_LIST_AFTER RUN_LIST_ORDER,
     [Q_RUN_STATE_LOCK] = "SELECT state FROM runs WHERE id = $1 FOR NO KEY UPDATE",
     [Q_RUN_CANCEL_NOW] = "UPDATE runs SET state = 6, finished_ms = $2, reason = $3,"
                          " lease_expires_ms = -1, held = false WHERE id = $1",
@@ -394,13 +393,12 @@ static const char *const stmts[Q_COUNT] = {
      * constraints the worker's labels satisfy, walking runs_claim in order.
      * SKIP LOCKED: runs another server is claiming right now are left to
      * it, and only the rows returned are locked. */
-    [Q_CLAIM_ROWS] =
-        "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms FROM runs r"
-        " JOIN jobs j ON j.id = r.job_id"
-        " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
-        " AND r.not_before_ms <= $3 AND j.state = 0"
-        " AND string_to_array(j.constraints, ',') <@ string_to_array($5, ',')"
-        " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED",
+    [Q_CLAIM_ROWS] = "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms FROM runs r"
+                     " JOIN jobs j ON j.id = r.job_id"
+                     " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
+                     " AND r.not_before_ms <= $3 AND j.state = 0"
+                     " AND string_to_array(j.constraints, ',') <@ string_to_array($5, ',')"
+                     " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED",
     [Q_CLAIM_JOB] = "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms,"
                     " name FROM jobs WHERE id = $1",
     /* Per-job decisions (concurrency, overlap) of concurrent claims on
@@ -414,14 +412,13 @@ static const char *const stmts[Q_COUNT] = {
                        " reason = coalesce(reason, 'replaced by a newer run')"
                        " WHERE job_id = $1 AND state = 3 AND NOT cancel_requested",
     /* The lease and the attempt row in one round trip. */
-    [Q_RUN_LEASE] =
-        "WITH r AS (UPDATE runs SET state = 3, worker_id = $2, attempt = attempt + 1,"
-        " fence = nextval('fence_seq'), lease_expires_ms = $3,"
-        " started_ms = CASE WHEN started_ms < 0 THEN $4 ELSE started_ms END"
-        " WHERE id = $1 AND state IN (0, 2) RETURNING " RUN_COLS "),"
-        " a AS (INSERT INTO attempts (run_id, n, worker_id, fence, started_ms)"
-        " SELECT id, attempt, $2::text, fence, $4::bigint FROM r)"
-        " SELECT " RUN_COLS " FROM r",
+    [Q_RUN_LEASE] = "WITH r AS (UPDATE runs SET state = 3, worker_id = $2, attempt = attempt + 1,"
+                    " fence = nextval('fence_seq'), lease_expires_ms = $3,"
+                    " started_ms = CASE WHEN started_ms < 0 THEN $4 ELSE started_ms END"
+                    " WHERE id = $1 AND state IN (0, 2) RETURNING " RUN_COLS "),"
+                    " a AS (INSERT INTO attempts (run_id, n, worker_id, fence, started_ms)"
+                    " SELECT id, attempt, $2::text, fence, $4::bigint FROM r)"
+                    " SELECT " RUN_COLS " FROM r",
 
     /* heartbeat, complete, reap. Renewal of all held runs in one statement:
      * only those still held by this worker with this fence and not asked
@@ -475,9 +472,8 @@ static const char *const stmts[Q_COUNT] = {
     /* tokens */
     [Q_TOKEN_INSERT] = "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms,"
                        " revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    [Q_TOKEN_LOOKUP] =
-        "SELECT id, name, role, ns, created_ms, expires_ms, revoked FROM tokens"
-        " WHERE hash = $1 AND NOT revoked AND (expires_ms < 0 OR expires_ms > $2)",
+    [Q_TOKEN_LOOKUP] = "SELECT id, name, role, ns, created_ms, expires_ms, revoked FROM tokens"
+                       " WHERE hash = $1 AND NOT revoked AND (expires_ms < 0 OR expires_ms > $2)",
     [Q_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
 
     [Q_VERSION_SET] = "UPDATE schema_version SET version = $1",
@@ -494,22 +490,22 @@ struct pconn {
 };
 
 struct pg {
-    store_t base; /* first: a store_t * is a struct pg * */
+    store_t base;   /* first: a store_t * is a struct pg * */
     char *conninfo; /* what libpq gets: the URL without our sked_* parameters */
     char *schema;   /* sked_schema=NAME: search_path of every connection; NULL = default */
     int pool_max;
-    bool db_clock;             /* sked_clock=db: now() of the database replaces now_ms */
-    char inst[SKED_ID_LEN];    /* this handle's id: the payload of its NOTIFYs */
+    bool db_clock;          /* sked_clock=db: now() of the database replaces now_ms */
+    char inst[SKED_ID_LEN]; /* this handle's id: the payload of its NOTIFYs */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;  /* a connection was released */
+    pthread_cond_t cv;   /* a connection was released */
     struct pconn **idle; /* [pool_max] */
     int nidle, nopen;
 
     pthread_t listener;
     bool listener_started;
-    PGconn *ldb;       /* the listener's connection; owned by its thread once started */
-    int stop_pipe[2];  /* written to on close: wakes the listener's poll */
+    PGconn *ldb;      /* the listener's connection; owned by its thread once started */
+    int stop_pipe[2]; /* written to on close: wakes the listener's poll */
 };
 
 /* A pointer to one of these is what a failing call gets in errmsg; NULL-safe. */
@@ -531,7 +527,8 @@ static char *pq_message(const char *m)
         if (ws && (o == s || o[-1] == ' ')) continue;
         *o++ = ws ? ' ' : *i;
     }
-    while (o > s && o[-1] == ' ') o--;
+    while (o > s && o[-1] == ' ')
+        o--;
     *o = '\0';
     return s;
 }
@@ -601,12 +598,21 @@ static int session_setup(struct pg *p, struct pconn *c)
     return rc;
 }
 
-/* Connects with our defaults (a connect timeout, an application name),
- * which anything in the URL overrides. New; caller PQfinish()es. */
+/* Connects with our defaults, which anything in the URL overrides: a
+ * connect timeout, an application name, and TCP keepalives tight enough
+ * that a listener whose database host vanished (no FIN ever comes) notices
+ * within a minute or so instead of the kernel's two hours. New; caller
+ * PQfinish()es. */
 static PGconn *pg_connect(const struct pg *p)
 {
-    const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *const vals[] = {CONNECT_TIMEOUT_S, "sked", p->conninfo, NULL};
+    const char *const keys[] = {"connect_timeout",
+                                "fallback_application_name",
+                                "keepalives_idle",
+                                "keepalives_interval",
+                                "keepalives_count",
+                                "dbname",
+                                NULL};
+    const char *const vals[] = {CONNECT_TIMEOUT_S, "sked", "30", "10", "3", p->conninfo, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -655,7 +661,8 @@ static int acquire(struct pg *p, struct pconn **out)
     bool create = false;
     int rc = 0;
     pthread_mutex_lock(&p->mu);
-    while (p->nidle == 0 && p->nopen >= p->pool_max) pthread_cond_wait(&p->cv, &p->mu);
+    while (p->nidle == 0 && p->nopen >= p->pool_max)
+        pthread_cond_wait(&p->cv, &p->mu);
     if (p->nidle > 0) {
         c = p->idle[--p->nidle];
     } else {
@@ -760,7 +767,8 @@ static PGresult *ex(struct pconn *c, enum q id, const struct prm *p, int *rc)
         PGresult *r = PQprepare(c->db, name, stmts[id], 0, NULL);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             *rc = dberr(c, r);
-            if (PQstatus(c->db) == CONNECTION_OK) log_error("store", "could not prepare: %s", stmts[id]);
+            if (PQstatus(c->db) == CONNECTION_OK)
+                log_error("store", "could not prepare: %s", stmts[id]);
             PQclear(r);
             return NULL;
         }
@@ -829,8 +837,7 @@ enum tx_kind {
 };
 
 /* The database's clock, in the same round trip as BEGIN. */
-static const char SQL_BEGIN_CLOCK[] =
-    "BEGIN; SELECT (extract(epoch FROM now()) * 1000)::bigint";
+static const char SQL_BEGIN_CLOCK[] = "BEGIN; SELECT (extract(epoch FROM now()) * 1000)::bigint";
 
 static int begin(struct pg *p, struct pconn *c, enum tx_kind kind, int64_t *now_ms)
 {
@@ -846,8 +853,7 @@ static int begin(struct pg *p, struct pconn *c, enum tx_kind kind, int64_t *now_
         return rc;
     }
     if (kind == TX_NONE) return 0;
-    return simple(c, kind == TX_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                                     : "BEGIN");
+    return simple(c, kind == TX_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
 }
 
 static int commit(struct pconn *c)
@@ -900,8 +906,8 @@ static int tx(struct pg *p, enum tx_kind kind, txfn_t fn, void *arg, int64_t *no
         /* A connection that died under a read, or before a write sent
          * anything, is safe to try once more on a fresh one. */
         bool dead = PQstatus(c->db) != CONNECTION_OK;
-        bool again = try < TX_TRIES && (retryable(c) || (dead && try == 1 &&
-                                                         (dead_at_begin || kind != TX_WRITE)));
+        bool again = try < TX_TRIES &&
+                     (retryable(c) || (dead && try == 1 && (dead_at_begin || kind != TX_WRITE)));
         bool notify = rc >= 0 && c->want_notify;
         release(p, c);
         if (notify) store__notify(&p->base);
@@ -1187,7 +1193,8 @@ static int read_scheds(struct pconn *c, const char *job_id, store_schedule_t **o
     int rows = PQntuples(r);
     if (rows > 0) {
         *out = xcalloc((size_t)rows, sizeof **out);
-        for (int i = 0; i < rows; i++) row_sched(r, i, 0, &(*out)[i]);
+        for (int i = 0; i < rows; i++)
+            row_sched(r, i, 0, &(*out)[i]);
         *n = (size_t)rows;
     }
     PQclear(r);
@@ -1269,7 +1276,8 @@ static int job_list_fn(struct pg *pg, struct pconn *c, void *arg)
     if (!r) return rc;
     size_t n = (size_t)PQntuples(r);
     store_job_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++) row_job(r, (int)i, &v[i]);
+    for (size_t i = 0; i < n; i++)
+        row_job(r, (int)i, &v[i]);
     PQclear(r);
     if (n > (size_t)f->limit) {
         store_job_clear(&v[--n]);
@@ -1462,8 +1470,7 @@ static int due_fn(struct pg *pg, struct pconn *c, void *arg)
     return 0;
 }
 
-static int pg_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out,
-                            size_t *n)
+static int pg_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)
 {
     struct due_args a = {until_ms, limit, out, n};
     return tx((struct pg *)st, TX_NONE, due_fn, &a, NULL);
@@ -1479,7 +1486,8 @@ static int fire_fn(struct pg *pg, struct pconn *c, void *arg)
 {
     struct fire_args *a = arg;
     int rc = 0;
-    for (size_t i = 0; i < a->n; i++) a->items[i].applied = 0; /* a retry starts over */
+    for (size_t i = 0; i < a->n; i++)
+        a->items[i].applied = 0; /* a retry starts over */
     for (size_t i = 0; i < a->n; i++) {
         store_fire_t *it = &a->items[i];
         struct prm p = {0};
@@ -1519,7 +1527,8 @@ static int pg_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
     struct fire_args a = {items, n, now_ms};
     int rc = tx((struct pg *)st, TX_WRITE, fire_fn, &a, &a.now_ms);
     if (rc < 0)
-        for (size_t i = 0; i < n; i++) items[i].applied = 0;
+        for (size_t i = 0; i < n; i++)
+            items[i].applied = 0;
     return rc;
 }
 
@@ -1550,8 +1559,7 @@ static int trigger_fn(struct pg *pg, struct pconn *c, void *arg)
     return rc;
 }
 
-static int pg_run_trigger(store_t *st, const char *job_id, int64_t now_ms,
-                          char run_id[SKED_ID_LEN])
+static int pg_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
 {
     struct trigger_args a = {job_id, now_ms, run_id};
     int rc = tx((struct pg *)st, TX_WRITE, trigger_fn, &a, &a.now_ms);
@@ -1697,7 +1705,8 @@ static int run_list_fn(struct pg *pg, struct pconn *c, void *arg)
     if (!r) return rc;
     size_t n = (size_t)PQntuples(r);
     store_run_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++) row_run(r, (int)i, &v[i]);
+    for (size_t i = 0; i < n; i++)
+        row_run(r, (int)i, &v[i]);
     PQclear(r);
     if (n > (size_t)f->limit) {
         store_run_clear(&v[--n]);
@@ -1840,7 +1849,8 @@ static int worker_list_fn(struct pg *pg, struct pconn *c, void *arg)
     if (!r) return rc;
     int rows = PQntuples(r);
     store_worker_t *v = rows ? xcalloc((size_t)rows, sizeof *v) : NULL;
-    for (int i = 0; i < rows; i++) row_worker(r, i, &v[i]);
+    for (int i = 0; i < rows; i++)
+        row_worker(r, i, &v[i]);
     PQclear(r);
     *a->out = v;
     *a->n = (size_t)rows;
@@ -2097,7 +2107,8 @@ static int claim_fn(struct pg *pg, struct pconn *c, void *arg)
     if (a->n) want_notify(c);
 out:
     if (rc < 0) { /* tx() may run us again: leave nothing behind */
-        for (size_t i = 0; i < a->n; i++) store_claimed_clear(&a->out[i]);
+        for (size_t i = 0; i < a->n; i++)
+            store_claimed_clear(&a->out[i]);
         FREE_NULL(a->out);
         a->n = 0;
     }
@@ -2113,7 +2124,8 @@ static int pg_claim(store_t *st, const char *worker_id, int max, int64_t lease_m
     struct claim_args a = {worker_id, max, lease_ms, now_ms, NULL, 0};
     int rc = tx((struct pg *)st, TX_WRITE, claim_fn, &a, &a.now_ms);
     if (rc < 0) { /* the commit failed after claim_fn succeeded */
-        for (size_t i = 0; i < a.n; i++) store_claimed_clear(&a.out[i]);
+        for (size_t i = 0; i < a.n; i++)
+            store_claimed_clear(&a.out[i]);
         FREE_NULL(a.out);
         a.n = 0;
     }
@@ -2161,7 +2173,8 @@ static int heartbeat_fn(struct pg *pg, struct pconn *c, void *arg)
     *a->draining = gi(r, 0, 0) == WORKER_DRAINING;
     PQclear(r);
     r = NULL;
-    for (size_t i = 0; i < a->nheld; i++) a->held[i].keep = false;
+    for (size_t i = 0; i < a->nheld; i++)
+        a->held[i].keep = false;
     if (a->nheld == 0) goto out;
 
     buf_puts(&ids, "{");
@@ -2198,7 +2211,8 @@ static int pg_heartbeat(store_t *st, const char *worker_id, store_held_t *held, 
     struct heartbeat_args a = {worker_id, held, nheld, lease_ms, now_ms, draining};
     int rc = tx((struct pg *)st, TX_WRITE, heartbeat_fn, &a, &a.now_ms);
     if (rc < 0)
-        for (size_t i = 0; i < nheld; i++) held[i].keep = false;
+        for (size_t i = 0; i < nheld; i++)
+            held[i].keep = false;
     return rc;
 }
 
@@ -2388,8 +2402,8 @@ struct log_append_args {
     int64_t now_ms;
 };
 
-static int insert_chunk(struct pconn *c, const char *run_id, int attempt, int64_t seq,
-                        int stream, int64_t at_ms, const void *data, size_t len)
+static int insert_chunk(struct pconn *c, const char *run_id, int attempt, int64_t seq, int stream,
+                        int64_t at_ms, const void *data, size_t len)
 {
     struct prm p = {0};
     pt(&p, run_id);
@@ -2451,11 +2465,13 @@ static int log_append_fn(struct pg *pg, struct pconn *c, void *arg)
     pt(&p, a->run_id);
     pi(&p, (int64_t)keep);
     pb(&p, truncated);
-    return exn(c, Q_RUN_LOG_ACCOUNT, &p, NULL);
+    if ((rc = exn(c, Q_RUN_LOG_ACCOUNT, &p, NULL)) == 0)
+        want_notify(c); /* log followers wait for new chunks */
+    return rc;
 }
 
-static int pg_log_append(store_t *st, const char *run_id, int attempt, int64_t fence,
-                         int64_t seq, int stream, const char *data, size_t len, int64_t now_ms)
+static int pg_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
+                         int stream, const char *data, size_t len, int64_t now_ms)
 {
     struct log_append_args a = {run_id, attempt, fence, seq, stream, data, len, now_ms};
     return tx((struct pg *)st, TX_WRITE, log_append_fn, &a, &a.now_ms);
@@ -2720,8 +2736,8 @@ out:
     PQclear(r);
     if (open) PQclear(PQexec(c->db, "ROLLBACK"));
     if (locked) PQclear(PQexec(c->db, "SELECT pg_advisory_unlock(" LOCK_CLASS ", 0)"));
-    if (rc < 0) set_errmsg(errmsg, xasprintf("postgres schema check failed: %s",
-                                             sked_strerror(rc)));
+    if (rc < 0)
+        set_errmsg(errmsg, xasprintf("postgres schema check failed: %s", sked_strerror(rc)));
     return rc;
 }
 
@@ -2778,9 +2794,10 @@ static void *listen_main(void *arg)
             /* Wake-ups sent while we were away are lost: look again. */
             store__notify(&p->base);
         }
-        if (wait_io(p, PQsocket(db), -1, &readable)) break;
-        if (!readable) continue;
-        if (!PQconsumeInput(db)) {
+        int fd = PQsocket(db);
+        if (fd >= 0 && wait_io(p, fd, -1, &readable)) break;
+        if (fd >= 0 && !readable) continue;
+        if (fd < 0 || !PQconsumeInput(db)) {
             char *m = pq_message(PQerrorMessage(db));
             log_warn("store", "postgres listener lost its connection: %s", m);
             free(m);
@@ -2809,7 +2826,8 @@ static void pg_close(store_t *st)
     struct pg *p = (struct pg *)st;
     if (p->listener_started) {
         ssize_t w;
-        do w = write(p->stop_pipe[1], "x", 1);
+        do
+            w = write(p->stop_pipe[1], "x", 1);
         while (w < 0 && errno == EINTR);
         pthread_join(p->listener, NULL);
     }
@@ -2818,7 +2836,8 @@ static void pg_close(store_t *st)
         if (p->stop_pipe[i] >= 0) close(p->stop_pipe[i]);
     /* Every verb has returned by now (closing a store in use is a
      * programmer error), so all open connections are idle. */
-    for (int i = 0; i < p->nidle; i++) pconn_free(p->idle[i]);
+    for (int i = 0; i < p->nidle; i++)
+        pconn_free(p->idle[i]);
     free(p->idle);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);

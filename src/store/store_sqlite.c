@@ -2292,7 +2292,8 @@ static int log_append_fn(struct sq *s, void *arg)
     bt(q, 1, a->run_id);
     bi(q, 2, (int64_t)keep);
     bi(q, 3, truncated);
-    return run(c, q);
+    if ((rc = run(c, q)) == 0) want_notify(s); /* log followers wait for new chunks */
+    return rc;
 }
 
 static int sq_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,

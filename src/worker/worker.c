@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define CLAIM_WAIT "30s"
+#define CLAIM_MAX 100              /* runs per claim the API accepts */
 #define CLAIM_TIMEOUT_MS 45000    /* above the long-poll wait, so the server ends it */
 #define REPORT_TIMEOUT_MS 30000
 #define REGISTER_PATIENCE_MS 30000 /* worker_start keeps trying to reach a server this long */
@@ -537,6 +538,7 @@ static void *claim_main(void *arg)
         }
         char path[128];
         snprintf(path, sizeof path, "/v1/workers/%s/claim", id);
+        if (max > CLAIM_MAX) max = CLAIM_MAX;
         json_t *body = json_pack("{s:i, s:s}", "max", max, "wait", CLAIM_WAIT);
         httpc_resp_t r;
         int64_t t0 = clock_mono_ns();
@@ -632,8 +634,10 @@ static void heartbeat_once(worker_t *w, int *failing)
             if (stopped) {
                 int expected = ATTEMPT_RUN;
                 if (atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_CANCEL)) {
-                    log_info("worker", "run %s attempt %d: the server asks to stop it", a->run_id,
-                             a->n);
+                    /* Also the normal answer for a run whose result the
+                     * server took since this heartbeat was sent. */
+                    log_debug("worker", "run %s attempt %d: the server asks to stop it",
+                              a->run_id, a->n);
                     poke = 1;
                 }
             } else if (atomic_load(&a->renewed_ns) < t0) {

@@ -49,8 +49,13 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static void fresh_url(struct ctx *c)
 {
     if (strcmp(g_backend, "postgres") == 0) {
+        /* One schema per test, so tests never see each other's rows (and
+         * the schema-version test cannot poison the rest). */
         const char *url = getenv("SKED_TEST_PG_URL");
-        snprintf(c->url, sizeof c->url, "%s", url ? url : "");
+        static unsigned seq;
+        if (!url) url = "";
+        snprintf(c->url, sizeof c->url, "%s%ssked_schema=t%d_%u", url, strchr(url, '?') ? "&" : "?",
+                 (int)getpid(), ++seq);
         c->dir[0] = '\0';
         return;
     }

@@ -35,9 +35,9 @@
 #include "common/xalloc.h"
 #include "store/store.h"
 
-#define T0 INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
+#define T0       INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
 #define LEASE_MS INT64_C(30000)
-#define WAIT_S 15 /* bound on any wait for a wake-up */
+#define WAIT_S   15 /* bound on any wait for a wake-up */
 
 static const char *g_base; /* $SKED_TEST_PG_URL */
 
@@ -138,7 +138,8 @@ static bool wakes_wait(struct wakes *w, int seen)
     deadline.tv_sec += WAIT_S;
     pthread_mutex_lock(&w->mu);
     int rc = 0;
-    while (w->n <= seen && rc == 0) rc = pthread_cond_timedwait(&w->cv, &w->mu, &deadline);
+    while (w->n <= seen && rc == 0)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &deadline);
     bool ok = w->n > seen;
     pthread_mutex_unlock(&w->mu);
     return ok;
@@ -313,7 +314,8 @@ static void test_concurrent_open_migrates_once(void **state)
         o[i] = (struct opener){url, -1, NULL};
         assert_int_equal(pthread_create(&th[i], NULL, open_main, &o[i]), 0);
     }
-    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
     for (int i = 0; i < N; i++) {
         assert_int_equal(o[i].rc, 0);
         assert_string_equal(store_backend(o[i].st), "postgres");
@@ -353,7 +355,8 @@ static void *claim_once_main(void *arg)
     size_t n = 0;
     pthread_barrier_wait(c->go);
     if (store_claim(c->st, c->wid, 5, LEASE_MS, T0 + 1000, &v, &n) == 0) {
-        for (size_t i = 0; i < n; i++) store_claimed_clear(&v[i]);
+        for (size_t i = 0; i < n; i++)
+            store_claimed_clear(&v[i]);
         free(v);
         c->got = n;
     }
@@ -368,7 +371,8 @@ static void test_max_concurrency_across_servers(void **state)
     store_t *st[SERVERS];
     struct claimer c[SERVERS];
     pthread_barrier_t go;
-    for (int i = 0; i < SERVERS; i++) st[i] = open_ok(url);
+    for (int i = 0; i < SERVERS; i++)
+        st[i] = open_ok(url);
 
     store_job_t j;
     mkjob(&j, "one-at-a-time");
@@ -415,7 +419,8 @@ static void test_max_concurrency_across_servers(void **state)
         free(next);
     }
     store_job_clear(&j);
-    for (int i = 0; i < SERVERS; i++) store_close(st[i]);
+    for (int i = 0; i < SERVERS; i++)
+        store_close(st[i]);
     free(url);
 }
 
@@ -431,8 +436,8 @@ static void *reap_main(void *arg)
 {
     struct reaper *r = arg;
     pthread_barrier_wait(r->go);
-    r->rc = r->prune ? store_prune(r->st, r->now_ms) : store_reap(r->st, 0, INT64_C(1) << 50,
-                                                                   r->now_ms);
+    r->rc = r->prune ? store_prune(r->st, r->now_ms)
+                     : store_reap(r->st, 0, INT64_C(1) << 50, r->now_ms);
     return NULL;
 }
 
@@ -463,7 +468,8 @@ static void test_reap_and_prune_on_every_server(void **state)
     enum { SERVERS = 3, RUNS = 600 }; /* more than one reap batch */
     char *url = schema_url("");
     store_t *st[SERVERS];
-    for (int i = 0; i < SERVERS; i++) st[i] = open_ok(url);
+    for (int i = 0; i < SERVERS; i++)
+        st[i] = open_ok(url);
     store_job_t j;
     mkjob(&j, "leased");
     j.retry = (retry_policy_t){1, 1000, 1000, 2.0, false}; /* lost once = failed */
@@ -480,7 +486,8 @@ static void test_reap_and_prune_on_every_server(void **state)
         size_t n;
         assert_int_equal(store_claim(st[0], wid, 200, LEASE_MS, T0, &v, &n), 0);
         assert_true(n > 0);
-        for (size_t i = 0; i < n; i++) store_claimed_clear(&v[i]);
+        for (size_t i = 0; i < n; i++)
+            store_claimed_clear(&v[i]);
         free(v);
         claimed += n;
     }
@@ -519,7 +526,8 @@ static void test_reap_and_prune_on_every_server(void **state)
     assert_int_equal(n, 0);
     free(v);
     store_job_clear(&j);
-    for (int i = 0; i < SERVERS; i++) store_close(st[i]);
+    for (int i = 0; i < SERVERS; i++)
+        store_close(st[i]);
     free(url);
 }
 
