@@ -12,6 +12,7 @@
  * (the schedule preview wraps its schedules into a minimal job for that).
  */
 #include "server/api.h"
+#include "server/server_int.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -23,10 +24,6 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/sched.h"
-
-/* Internals shared with api_runs.c; defined in api_render.c. */
-int api__int_param(const char *s, long min, long max, long *out);
-const char *api__path_id(http_req_t *req, http_resp_t *resp);
 
 #define IDEM_KEY_MAX    200
 #define PREVIEW_DEFAULT 10

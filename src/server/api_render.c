@@ -6,6 +6,7 @@
  * The shapes are the ones docs/api.md specifies.
  */
 #include "server/api.h"
+#include "server/server_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,10 +16,6 @@
 #include "common/error.h"
 #include "common/id.h"
 #include "common/xalloc.h"
-
-/* Cross-file internals of the API handlers (api_jobs.c, api_runs.c). */
-int api__int_param(const char *s, long min, long max, long *out);
-const char *api__path_id(http_req_t *req, http_resp_t *resp);
 
 json_t *api_time_json(int64_t ms)
 {

@@ -10,6 +10,7 @@
  * it keeps in req->ctx.
  */
 #include "server/api.h"
+#include "server/server_int.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -22,10 +23,6 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/xalloc.h"
-
-/* Internals shared with api_jobs.c; defined in api_render.c. */
-int api__int_param(const char *s, long min, long max, long *out);
-const char *api__path_id(http_req_t *req, http_resp_t *resp);
 
 #define LOG_PAGE       256                               /* chunks read per store call */
 #define FOLLOW_WAIT_NS ((int64_t)2 * 1000 * 1000 * 1000) /* re-check even without a wake-up */

@@ -15,6 +15,7 @@
  * field; a rejected request changes nothing.
  */
 #include "server/api.h"
+#include "server/server_int.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -30,10 +31,6 @@
 #include "common/xalloc.h"
 #include "core/duration.h"
 #include "core/jobspec.h"
-
-/* Internals shared by the API handlers; defined in api_render.c. */
-int api__int_param(const char *s, long min, long max, long *out);
-const char *api__path_id(http_req_t *req, http_resp_t *resp);
 
 #define CLAIM_MAX         100         /* runs per claim */
 #define CLAIM_WAIT_MAX_MS (30 * 1000) /* longest long-poll */

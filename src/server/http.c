@@ -47,17 +47,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/auth.h"
-
-/* Internal to src/server: the daemon as server.c drives it. (These belong
- * in a server-private header; server.c repeats them.) */
-typedef struct http_daemon http_daemon_t;
-http_daemon_t *http__new(server_t *srv, store_t *st);
-int http__listen(http_daemon_t *d, const char *listen, int threads);
-int http__check_listen(const char *listen);
-const char *http__url(const http_daemon_t *d);
-void http__wake(http_daemon_t *d);
-void http__stop(http_daemon_t *d);
-void http__free(http_daemon_t *d);
+#include "server/server_int.h"
 
 #define CONN_MAGIC     0x736b6443u /* "skdC" */
 #define MAX_SEGS       16          /* no route has more path segments than this */

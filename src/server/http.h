@@ -22,7 +22,7 @@
 #include "server/server.h"
 #include "store/store.h"
 
-#define HTTP_BODY_MAX (1024 * 1024)
+#define HTTP_BODY_MAX   (1024 * 1024)
 #define HTTP_MAX_PARAMS 4
 
 /* Access classes of routes; a token's role grants a set of them. */
@@ -39,7 +39,7 @@ typedef struct http_principal {
     char token_id[SKED_ID_LEN];
     const char *name; /* borrowed from the request's token record */
     token_role_t role;
-    const char *ns;   /* "" = all namespaces */
+    const char *ns; /* "" = all namespaces */
 } http_principal_t;
 
 typedef struct http_req http_req_t;
@@ -53,13 +53,13 @@ struct http_req {
     const char *params[HTTP_MAX_PARAMS]; /* path parameters, in pattern order ({id}, {n}) */
     const char *body;                    /* NUL-terminated; may contain NULs before body_len */
     size_t body_len;
-    const http_principal_t *who;         /* NULL on public routes */
-    int64_t now_ms;                      /* wall clock read once for this call */
-    bool resumed;                        /* called again after http_wait */
-    bool timed_out;                      /* ... because the wait deadline passed */
-    void *ctx;                           /* handler state across waits */
+    const http_principal_t *who; /* NULL on public routes */
+    int64_t now_ms;              /* wall clock read once for this call */
+    bool resumed;                /* called again after http_wait */
+    bool timed_out;              /* ... because the wait deadline passed */
+    void *ctx;                   /* handler state across waits */
     void (*ctx_free)(void *ctx);
-    void *conn;                          /* internal */
+    void *conn; /* internal */
 };
 
 /* Query parameter / request header by name; borrowed, NULL if absent. */
@@ -99,8 +99,8 @@ void http_stream_end(http_resp_t *resp);
 typedef void (*http_handler_fn)(http_req_t *req, http_resp_t *resp);
 
 typedef struct http_route {
-    const char *method;    /* "GET", "POST", ... */
-    const char *pattern;   /* "/v1/jobs/{id}/pause" */
+    const char *method;  /* "GET", "POST", ... */
+    const char *pattern; /* "/v1/jobs/{id}/pause" */
     enum http_access access;
     http_handler_fn fn;
 } http_route_t;

@@ -17,19 +17,9 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/auth.h"
+#include "server/server_int.h"
 #include "server/http.h"
 #include "server/sched.h"
-
-/* Internal to src/server, defined in http.c. (They belong in a
- * server-private header; http.c repeats them.) */
-typedef struct http_daemon http_daemon_t;
-http_daemon_t *http__new(server_t *srv, store_t *st);
-int http__listen(http_daemon_t *d, const char *listen, int threads);
-int http__check_listen(const char *listen);
-const char *http__url(const http_daemon_t *d);
-void http__wake(http_daemon_t *d);
-void http__stop(http_daemon_t *d);
-void http__free(http_daemon_t *d);
 
 struct server {
     server_config_t cfg; /* defaults filled in; strings below are owned */

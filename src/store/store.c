@@ -70,8 +70,8 @@ int store_open(const char *url, store_t **out, char **errmsg)
     if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13))
         return store__pg_open(url, out, errmsg);
     if (errmsg)
-        *errmsg = xasprintf("unknown store URL scheme in '%s' (use sqlite:PATH or postgres://...)",
-                            url);
+        *errmsg =
+            xasprintf("unknown store URL scheme in '%s' (use sqlite:PATH or postgres://...)", url);
     return SKED_EINVAL;
 }
 
