@@ -97,7 +97,8 @@ static int read_field(FILE *f, const char *prefix, char *dst, size_t dstlen)
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, prefix, pl)) {
             char *v = line + pl;
-            while (*v == ' ') v++;
+            while (*v == ' ')
+                v++;
             v[strcspn(v, "\r\n")] = '\0';
             snprintf(dst, dstlen, "%s", v);
             return 0;
@@ -151,8 +152,7 @@ static CURL *client_new(struct curl_slist **hdrs)
     return c;
 }
 
-static long request(CURL *c, const char *method, const char *path, const char *body,
-                    struct sink *s)
+static long request(CURL *c, const char *method, const char *path, const char *body, struct sink *s)
 {
     char full[512];
     snprintf(full, sizeof full, "%s%s", url, path);
@@ -196,7 +196,8 @@ static double spawn_ceiling(int spawners)
     pthread_t th[64];
     double t0 = now_s();
     spawn_deadline = t0 + opt.seconds;
-    for (int i = 0; i < spawners; i++) pthread_create(&th[i], NULL, spawner, &spawn_counts[i]);
+    for (int i = 0; i < spawners; i++)
+        pthread_create(&th[i], NULL, spawner, &spawn_counts[i]);
     long total = 0;
     for (int i = 0; i < spawners; i++) {
         pthread_join(th[i], NULL);
@@ -231,9 +232,8 @@ static void *submit_loop(void *arg)
                      "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
                      s->id, i, (long)getpid());
         else
-            snprintf(body, sizeof body,
-                     "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}", s->id, i,
-                     (long)getpid());
+            snprintf(body, sizeof body, "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}",
+                     s->id, i, (long)getpid());
         double t0 = now_s();
         long st = request(c, "POST", "/v1/jobs", body, &sk);
         double ms = (now_s() - t0) * 1000.0;
@@ -259,8 +259,7 @@ struct submit_result {
     long errors;
 };
 
-static struct submit_result submit_phase(const char *kind, int clients, double seconds,
-                                         int total)
+static struct submit_result submit_phase(const char *kind, int clients, double seconds, int total)
 {
     struct submitter *s = calloc((size_t)clients, sizeof *s);
     pthread_t *th = calloc((size_t)clients, sizeof *th);
@@ -334,7 +333,7 @@ static int dispatch_phase(const char *self, double *p50, double *p99, size_t *go
     /* Fire times spaced 100 ms apart, starting 1 s out: the worker is idle at each. */
     int64_t base = clock_now_ms() + 1000;
     for (int i = 0; i < opt.samples; i++) {
-        char at[SKED_RFC3339_LEN], body[1200];
+        char at[SKED_RFC3339_LEN], body[9000];
         clock_format_rfc3339(base + (int64_t)i * 100, at, sizeof at);
         snprintf(body, sizeof body,
                  "{\"name\":\"dispatch-%d\",\"command\":[\"%s\",\"--stamp\",\"%s\"],"
@@ -344,14 +343,16 @@ static int dispatch_phase(const char *self, double *p50, double *p99, size_t *go
         if (st != 201) fprintf(stderr, "bench: dispatch submit answered %ld: %s\n", st, sk.buf);
     }
     double deadline = now_s() + 10.0 + opt.samples * 0.1;
-    while (count_lines(stamps) < (size_t)opt.samples && now_s() < deadline) usleep(20000);
+    while (count_lines(stamps) < (size_t)opt.samples && now_s() < deadline)
+        usleep(20000);
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
 
     FILE *f = fopen(stamps, "r");
     double v[4096];
     size_t n = 0;
-    while (f && n < 4096 && fscanf(f, "%lf", &v[n]) == 1) n++;
+    while (f && n < 4096 && fscanf(f, "%lf", &v[n]) == 1)
+        n++;
     if (f) fclose(f);
     *got = n;
     *p50 = percentile(v, n, 0.50);
@@ -403,14 +404,30 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'k': opt.sked = optarg; break;
-        case 's': opt.seconds = atof(optarg); break;
-        case 'c': opt.clients = atoi(optarg); break;
-        case 'r': opt.e2e_runs = atoi(optarg); break;
-        case 'n': opt.samples = atoi(optarg); break;
-        case 'w': opt.slots = atoi(optarg); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'k':
+            opt.sked = optarg;
+            break;
+        case 's':
+            opt.seconds = atof(optarg);
+            break;
+        case 'c':
+            opt.clients = atoi(optarg);
+            break;
+        case 'r':
+            opt.e2e_runs = atoi(optarg);
+            break;
+        case 'n':
+            opt.samples = atoi(optarg);
+            break;
+        case 'w':
+            opt.slots = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (opt.clients < 1 || opt.clients > 256 || opt.seconds <= 0 || opt.seconds > 60 ||
@@ -460,8 +477,9 @@ int main(int argc, char **argv)
     char slots[16], wlog[400];
     snprintf(slots, sizeof slots, "%d", opt.slots);
     snprintf(wlog, sizeof wlog, "%s/worker.log", tmpdir);
-    char *wargv[] = {(char *)opt.sked, "worker", "--server", url, "--token-file", token_file,
-                     "--slots", slots, "--name", "bench", NULL};
+    char *wargv[] = {(char *)opt.sked, "worker",   "--server", url,
+                     "--token-file",   token_file, "--slots",  slots,
+                     "--name",         "bench",    NULL};
     FILE *wout = NULL;
     char wid[128];
     pid_t worker = start_proc(wargv, &wout, wlog);
@@ -484,7 +502,8 @@ int main(int argc, char **argv)
     struct submit_result e2e = submit_phase("now", 8, 120.0, opt.e2e_runs);
     double deadline = t0 + 300.0;
     int left;
-    while ((left = remaining(c)) != 0 && now_s() < deadline) usleep(20000);
+    while ((left = remaining(c)) != 0 && now_s() < deadline)
+        usleep(20000);
     double e2e_s = now_s() - t0;
     double e2e_rate = (double)e2e.ok / e2e_s;
     curl_easy_cleanup(c);

@@ -20,8 +20,8 @@
 #include <string.h>
 #include <time.h>
 
-#define CONNECT_TIMEOUT_MS 3000 /* a blackholed server must not eat the whole budget */
-#define FAILOVER_BACKOFF_MS 50  /* pause before trying the next server */
+#define CONNECT_TIMEOUT_MS  3000 /* a blackholed server must not eat the whole budget */
+#define FAILOVER_BACKOFF_MS 50   /* pause before trying the next server */
 
 struct httpc {
     CURL *curl;
@@ -30,7 +30,7 @@ struct httpc {
     size_t cur; /* index of the server to try first */
     char *auth; /* "Authorization: Bearer ..." or NULL */
     int64_t timeout_ms;
-    const atomic_int *abort_flag; /* see httpc__set_abort; NULL = never */
+    const atomic_int *abort_flag; /* see httpc_set_abort; NULL = never */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -55,8 +55,10 @@ httpc_t *httpc_new(const char *servers, const char *token)
     while (*p) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        while (n && (*p == ' ' || *p == '\t')) p++, n--;
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '/' || p[n - 1] == '\t')) n--;
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '/' || p[n - 1] == '\t'))
+            n--;
         if (n) {
             c->servers = xrealloc(c->servers, (c->nservers + 1) * sizeof *c->servers);
             c->servers[c->nservers++] = xstrndup(p, n);
@@ -72,7 +74,8 @@ void httpc_free(httpc_t *c)
 {
     if (!c) return;
     if (c->curl) curl_easy_cleanup(c->curl);
-    for (size_t i = 0; i < c->nservers; i++) free(c->servers[i]);
+    for (size_t i = 0; i < c->nservers; i++)
+        free(c->servers[i]);
     free(c->servers);
     free(c->auth);
     free(c);
@@ -83,11 +86,8 @@ void httpc_set_timeout_ms(httpc_t *c, int64_t ms)
     c->timeout_ms = ms;
 }
 
-/* Declared in worker/worker_int.h until httpc.h grows it: lets another
- * thread abort a call in flight (the worker's long-poll claim on drain).
- * curl polls the flag from its progress callback, at least once a second. */
-void httpc__set_abort(httpc_t *c, const atomic_int *flag);
-void httpc__set_abort(httpc_t *c, const atomic_int *flag)
+/* curl polls the flag from its progress callback, at least once a second. */
+void httpc_set_abort(httpc_t *c, const atomic_int *flag)
 {
     c->abort_flag = flag;
 }
@@ -159,8 +159,7 @@ static struct curl_slist *setup(httpc_t *c, const char *base, const char *method
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else {
         if (strcmp(method, "POST")) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        if (body || !strcmp(method, "POST") || !strcmp(method, "PUT") ||
-            !strcmp(method, "PATCH")) {
+        if (body || !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH")) {
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
             curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
         }
@@ -177,7 +176,8 @@ static struct curl_slist *setup(httpc_t *c, const char *base, const char *method
     /* "Expect: 100-continue" costs a round trip (or a 1 s stall) on every
      * body over 1 KiB, which log shipping sends all the time. */
     hl = curl_slist_append(hl, "Expect:");
-    for (const char *const *p = headers; p && *p; p++) hl = curl_slist_append(hl, *p);
+    for (const char *const *p = headers; p && *p; p++)
+        hl = curl_slist_append(hl, *p);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
     return hl;
 }
@@ -192,7 +192,10 @@ int httpc_do(httpc_t *c, const char *method, const char *path, const char *conte
         return SKED_EINVAL;
     }
     for (size_t tries = 0; tries < c->nservers; tries++) {
-        if (c->abort_flag && atomic_load(c->abort_flag)) break;
+        if (c->abort_flag && atomic_load(c->abort_flag)) {
+            snprintf(out->errbuf, sizeof out->errbuf, "aborted");
+            break;
+        }
         if (tries) sleep_ms(FAILOVER_BACKOFF_MS);
         size_t idx = (c->cur + tries) % c->nservers;
         buf_t b = BUF_INIT;

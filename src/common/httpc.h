@@ -7,14 +7,15 @@
 #ifndef SKED_COMMON_HTTPC_H
 #define SKED_COMMON_HTTPC_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct httpc httpc_t;
 
 typedef struct httpc_resp {
-    long status;        /* HTTP status; 0 if no server answered */
-    char *body;         /* new, NUL-terminated; caller frees via httpc_resp_clear */
+    long status; /* HTTP status; 0 if no server answered */
+    char *body;  /* new, NUL-terminated; caller frees via httpc_resp_clear */
     size_t len;
     char *content_type; /* new or NULL */
     char errbuf[256];   /* transport error text when status == 0 */
@@ -26,6 +27,12 @@ httpc_t *httpc_new(const char *servers, const char *token);
 void httpc_free(httpc_t *c);
 /* Total time a request may take before it fails (default 60s). */
 void httpc_set_timeout_ms(httpc_t *c, int64_t ms);
+
+/* Makes a call in flight on c give up (a negative code, no answer) soon
+ * after *flag becomes non-zero; the worker aborts its parked
+ * long-poll claim this way when it drains. NULL = never. The flag is
+ * borrowed and must outlive c. */
+void httpc_set_abort(httpc_t *c, const atomic_int *flag);
 
 /* Performs method path (e.g. "/v1/jobs?limit=5") with an optional body and
  * extra headers ("If-Match: 3", NULL-terminated array or NULL). Tries each

@@ -19,8 +19,10 @@ void id_new(const char *prefix, int64_t now_ms, char out[SKED_ID_LEN])
     }
     /* 80 random bits -> 16 chars */
     uint64_t hi = 0, lo = 0;
-    for (int i = 0; i < 5; i++) hi = (hi << 8) | rnd[i];
-    for (int i = 5; i < 10; i++) lo = (lo << 8) | rnd[i];
+    for (int i = 0; i < 5; i++)
+        hi = (hi << 8) | rnd[i];
+    for (int i = 5; i < 10; i++)
+        lo = (lo << 8) | rnd[i];
     for (int i = 17; i >= 10; i--) {
         body[i] = b32[hi & 31];
         hi >>= 5;

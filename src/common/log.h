@@ -13,8 +13,8 @@ void log_msg(enum log_level lvl, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define log_debug(comp, ...) log_msg(LOG_DEBUG, comp, __VA_ARGS__)
-#define log_info(comp, ...) log_msg(LOG_INFO, comp, __VA_ARGS__)
-#define log_warn(comp, ...) log_msg(LOG_WARN, comp, __VA_ARGS__)
+#define log_info(comp, ...)  log_msg(LOG_INFO, comp, __VA_ARGS__)
+#define log_warn(comp, ...)  log_msg(LOG_WARN, comp, __VA_ARGS__)
 #define log_error(comp, ...) log_msg(LOG_ERROR, comp, __VA_ARGS__)
 
 #endif

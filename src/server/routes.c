@@ -3,6 +3,9 @@
  * handler. docs/openapi.yaml lists exactly these (tests/e2e checks it via
  * `sked routes`). Order matters only for readability: matching is exact
  * per path segment, with {name} matching one segment.
+ *
+ * Drain is open to workers because a worker drains itself on SIGTERM, so
+ * the server stops filling the claim it still holds parked.
  */
 #include "server/http.h"
 #include "server/api.h"
@@ -29,7 +32,7 @@ const http_route_t http_routes[] = {
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},
-    {"POST", "/v1/workers/{id}/drain", ACCESS_ADMIN, api_workers_drain},
+    {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, api_workers_drain},
     {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, api_workers_heartbeat},
     {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, api_workers_claim},
     {"POST", "/v1/runs/{id}/attempts/{n}/log", ACCESS_WORKER, api_attempts_log},

@@ -56,9 +56,11 @@ static char *read_token_file(const char *path)
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
     char *t = buf;
-    while (*t == ' ' || *t == '\t') t++;
+    while (*t == ' ' || *t == '\t')
+        t++;
     size_t len = strlen(t);
-    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t')) t[--len] = '\0';
+    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+        t[--len] = '\0';
     char *out = xstrdup(t);
     free(buf);
     if (!*out) {
@@ -109,13 +111,27 @@ int cmd_worker(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': usage(stdout); return 0;
-        case O_SERVER: cfg.servers = optarg; break;
-        case O_TOKEN: token = optarg; break;
-        case O_TOKEN_FILE: token_file = optarg; break;
-        case O_QUEUES: cfg.queues = optarg; break;
-        case O_LABELS: cfg.labels = optarg; break;
-        case O_NAME: cfg.name = optarg; break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case O_SERVER:
+            cfg.servers = optarg;
+            break;
+        case O_TOKEN:
+            token = optarg;
+            break;
+        case O_TOKEN_FILE:
+            token_file = optarg;
+            break;
+        case O_QUEUES:
+            cfg.queues = optarg;
+            break;
+        case O_LABELS:
+            cfg.labels = optarg;
+            break;
+        case O_NAME:
+            cfg.name = optarg;
+            break;
         case O_SLOTS: {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -135,8 +151,7 @@ int cmd_worker(int argc, char **argv)
             if (cfg.kill_grace_ms == 0) cfg.kill_grace_ms = 1; /* 0 would mean the default */
             break;
         default:
-            fprintf(stderr, "sked worker: unknown or incomplete option '%s'\n\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "sked worker: unknown or incomplete option '%s'\n\n", argv[optind - 1]);
             usage(stderr);
             return 2;
         }

@@ -82,7 +82,8 @@ static void child_exec(const struct child_args *a)
             memcpy(path + dlen + 1, file, flen + 1);
             execve(path, argv, a->o->envp);
             last = errno;
-            if (last == EACCES) saw_eacces = 1;
+            if (last == EACCES)
+                saw_eacces = 1;
             else if (last != ENOENT && last != ENOTDIR && last != ESTALE && last != ELOOP &&
                      last != ENAMETOOLONG && last != ENODEV && last != ETIMEDOUT)
                 return; /* a real error of an existing file: report it */
@@ -173,6 +174,22 @@ static pid_t reap(pid_t pid)
     return r;
 }
 
+/* Forks the child, which never returns from here (child() ends in exec or
+ * _exit). Kept in a function of its own so that no local of spawn_start
+ * lives across vfork: the parent resumes on the child's stack frame, which
+ * GCC rightly warns may clobber them. */
+static __attribute__((noinline)) pid_t start_child(struct child_args *a)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan keeps per-thread state that a vfork child would corrupt. */
+    pid_t pid = fork();
+#else
+    pid_t pid = vfork();
+#endif
+    if (pid == 0) child(a);
+    return pid;
+}
+
 int spawn_start(const spawn_opts_t *o, spawn_proc_t *p, const char **failed_op)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rep[2] = {-1, -1};
@@ -206,13 +223,7 @@ int spawn_start(const spawn_opts_t *o, spawn_proc_t *p, const char **failed_op)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-#if defined(__SANITIZE_ADDRESS__)
-    /* ASan keeps per-thread state that a vfork child would corrupt. */
-    pid = fork();
-#else
-    pid = vfork();
-#endif
-    if (pid == 0) child(&a);
+    pid = start_child(&a);
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
@@ -303,24 +314,30 @@ void spawn_close(spawn_proc_t *p)
 
 static int env_same_name(const char *a, const char *b)
 {
-    while (*a && *a != '=' && *a == *b) a++, b++;
+    while (*a && *a != '=' && *a == *b)
+        a++, b++;
     return (*a == '=' || !*a) && (*b == '=' || !*b);
 }
 
 char **spawn_env_new(const char *const *extra)
 {
     size_t n = 0, nextra = 0;
-    for (char **e = environ; e && *e; e++) n++;
-    for (const char *const *e = extra; e && *e; e++) nextra++;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    for (const char *const *e = extra; e && *e; e++)
+        nextra++;
     char **env = xmalloc((n + nextra + 1) * sizeof *env);
     size_t k = 0;
-    for (size_t i = 0; i < n; i++) env[k++] = xstrdup(environ[i]);
+    for (size_t i = 0; i < n; i++)
+        env[k++] = xstrdup(environ[i]);
     for (size_t i = 0; i < nextra; i++) {
         size_t j;
         for (j = 0; j < k; j++)
             if (env_same_name(env[j], extra[i])) break;
-        if (j < k) free(env[j]);
-        else k++;
+        if (j < k)
+            free(env[j]);
+        else
+            k++;
         env[j] = xstrdup(extra[i]);
     }
     env[k] = NULL;
@@ -330,7 +347,8 @@ char **spawn_env_new(const char *const *extra)
 void spawn_env_free(char **env)
 {
     if (!env) return;
-    for (char **e = env; *e; e++) free(*e);
+    for (char **e = env; *e; e++)
+        free(*e);
     free(env);
 }
 
@@ -346,7 +364,8 @@ static void watch_line(const char *line, size_t *n)
 {
     char sign = line[0];
     long v = 0;
-    for (const char *p = line + 1; *p >= '0' && *p <= '9'; p++) v = v * 10 + (*p - '0');
+    for (const char *p = line + 1; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
     if (v <= 1) return; /* never kill(-1) or kill(-0): that would hit everything */
     if (sign == '+') {
         if (*n < WATCH_MAX) watch_groups[(*n)++] = (pid_t)v;
@@ -370,7 +389,8 @@ static __attribute__((noreturn)) void watcher_main(int fd)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     int ign[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM};
-    for (size_t i = 0; i < sizeof ign / sizeof ign[0]; i++) sigaction(ign[i], &sa, NULL);
+    for (size_t i = 0; i < sizeof ign / sizeof ign[0]; i++)
+        sigaction(ign[i], &sa, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -406,7 +426,8 @@ static __attribute__((noreturn)) void watcher_main(int fd)
             }
         }
     }
-    for (size_t i = 0; i < n; i++) kill(-watch_groups[i], SIGKILL);
+    for (size_t i = 0; i < n; i++)
+        kill(-watch_groups[i], SIGKILL);
     _exit(0);
 }
 

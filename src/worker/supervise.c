@@ -28,12 +28,12 @@
 
 extern char **environ;
 
-#define FLUSH_BYTES (64 * 1024)               /* ship a chunk once this much is buffered */
-#define FLUSH_NS (200 * 1000000LL)            /* ... or once the oldest byte is this old */
-#define DRAIN_NS (2000 * 1000000LL)           /* after exit, wait this long for pipe EOF */
-#define READ_BUDGET (4 * 64 * 1024)           /* bytes read per event: fairness between jobs */
-#define MAX_WAIT_NS (1000 * 1000000LL)        /* the loop wakes at least this often */
-#define RBUF_SIZE (64 * 1024)
+#define FLUSH_BYTES (64 * 1024)        /* ship a chunk once this much is buffered */
+#define FLUSH_NS    (200 * 1000000LL)  /* ... or once the oldest byte is this old */
+#define DRAIN_NS    (2000 * 1000000LL) /* after exit, wait this long for pipe EOF */
+#define READ_BUDGET (4 * 64 * 1024)    /* bytes read per event: fairness between jobs */
+#define MAX_WAIT_NS (1000 * 1000000LL) /* the loop wakes at least this often */
+#define RBUF_SIZE   (64 * 1024)
 
 /* What the supervisor acted on, in rising strength: a stronger request
  * replaces a weaker one (a fence beats a cancel in progress). */
@@ -57,7 +57,7 @@ struct proc {
     int64_t term_ns;       /* when SIGTERM went out; 0 = not yet */
     int killed;            /* SIGKILL sent */
     enum cause cause;
-    int exited;       /* reaped */
+    int exited; /* reaped */
     int64_t exited_ns;
     int exit_code, signo;
     struct proc *next;
@@ -91,7 +91,8 @@ attempt_t *attempt_new(void)
 
 static void strv_free(char **v)
 {
-    for (char **p = v; p && *p; p++) free(*p);
+    for (char **p = v; p && *p; p++)
+        free(*p);
     free(v);
 }
 
@@ -117,8 +118,10 @@ void sup_submit(sup_t *s, attempt_t *a)
     a->qnext = NULL;
     atomic_fetch_add(&s->active, 1);
     pthread_mutex_lock(&s->mu);
-    if (s->qtail) s->qtail->qnext = a;
-    else s->qhead = a;
+    if (s->qtail)
+        s->qtail->qnext = a;
+    else
+        s->qhead = a;
     s->qtail = a;
     pthread_mutex_unlock(&s->mu);
     wake(s);
@@ -250,7 +253,8 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
         p->w[k].kind = k;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->w[k]};
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fds[k], &ev) < 0)
-            log_error("worker", "epoll_ctl: %s", strerror(errno)); /* cannot happen with valid fds */
+            log_error("worker", "epoll_ctl: %s",
+                      strerror(errno)); /* cannot happen with valid fds */
     }
     if (a->timeout_ms > 0) p->deadline_ns = now + a->timeout_ms * 1000000;
     p->next = s->procs;
@@ -269,11 +273,16 @@ static void signal_group(struct proc *p, int sig)
 static enum cause cause_of(int stop)
 {
     switch (stop) {
-    case ATTEMPT_STOP_CANCEL: return CAUSE_CANCEL;
-    case ATTEMPT_STOP_LOST: return CAUSE_LOST;
-    case ATTEMPT_STOP_FENCE: return CAUSE_FENCE;
-    case ATTEMPT_STOP_SHUTDOWN: return CAUSE_SHUTDOWN;
-    default: return CAUSE_NONE;
+    case ATTEMPT_STOP_CANCEL:
+        return CAUSE_CANCEL;
+    case ATTEMPT_STOP_LOST:
+        return CAUSE_LOST;
+    case ATTEMPT_STOP_FENCE:
+        return CAUSE_FENCE;
+    case ATTEMPT_STOP_SHUTDOWN:
+        return CAUSE_SHUTDOWN;
+    default:
+        return CAUSE_NONE;
     }
 }
 
@@ -425,8 +434,10 @@ static void *sup_main(void *arg)
             for (int k = 1; k <= 2; k++)
                 if (p->pend[k].len && now >= p->pend_since[k] + FLUSH_NS) flush(s, p, k);
             struct proc *next = p->next;
-            if (maybe_finish(s, p, now)) *pp = next;
-            else pp = &p->next;
+            if (maybe_finish(s, p, now))
+                *pp = next;
+            else
+                pp = &p->next;
         }
         if (atomic_load(&s->quit) && !s->procs) {
             pthread_mutex_lock(&s->mu);

@@ -35,15 +35,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLAIM_WAIT "30s"
-#define CLAIM_MAX 100              /* runs per claim the API accepts */
-#define CLAIM_TIMEOUT_MS 45000    /* above the long-poll wait, so the server ends it */
-#define REPORT_TIMEOUT_MS 30000
+#define CLAIM_WAIT           "30s"
+#define CLAIM_MAX            100   /* runs per claim the API accepts */
+#define CLAIM_TIMEOUT_MS     45000 /* above the long-poll wait, so the server ends it */
+#define REPORT_TIMEOUT_MS    30000
 #define REGISTER_PATIENCE_MS 30000 /* worker_start keeps trying to reach a server this long */
-#define LOG_SHIP_TRIES 7 /* backoff 0.2 s doubling to 5 s: rides out ~15 s of outage */
-#define SHARD_QUEUE_MAX (64 << 20) /* bytes of output queued per report thread before dropping */
-#define MAX_SHARDS 4
-#define BACKOFF_MAX_MS 5000
+#define LOG_SHIP_TRIES       7     /* backoff 0.2 s doubling to 5 s: rides out ~15 s of outage */
+#define SHARD_QUEUE_MAX      (64 << 20) /* bytes of output queued per report thread before dropping */
+#define MAX_SHARDS           4
+#define BACKOFF_MAX_MS       5000
 
 enum item_kind { ITEM_CHUNK, ITEM_DONE };
 
@@ -87,8 +87,8 @@ struct worker {
     int stopping; /* heartbeat thread: quit */
 
     atomic_int draining;    /* claim no more */
-    atomic_int claim_abort; /* abort the claim in flight (httpc__set_abort) */
-    atomic_int aborting; /* hard stop: kill attempts, send nothing more */
+    atomic_int claim_abort; /* abort the claim in flight (httpc_set_abort) */
+    atomic_int aborting;    /* hard stop: kill attempts, send nothing more */
 
     httpc_t *claim_http, *hb_http;
     pthread_t claim_thread, hb_thread;
@@ -238,8 +238,10 @@ static void shard_push(struct shard *sh, struct item *it)
         return;
     }
     sh->queued += it->len;
-    if (sh->tail) sh->tail->next = it;
-    else sh->head = it;
+    if (sh->tail)
+        sh->tail->next = it;
+    else
+        sh->head = it;
     sh->tail = it;
     pthread_cond_signal(&sh->cv);
     pthread_mutex_unlock(&sh->mu);
@@ -358,7 +360,8 @@ static void *shard_main(void *arg)
     struct shard *sh = arg;
     for (;;) {
         pthread_mutex_lock(&sh->mu);
-        while (!sh->head && !sh->quit) pthread_cond_wait(&sh->cv, &sh->mu);
+        while (!sh->head && !sh->quit)
+            pthread_cond_wait(&sh->cv, &sh->mu);
         struct item *it = sh->head;
         if (it) {
             sh->head = it->next;
@@ -371,8 +374,7 @@ static void *shard_main(void *arg)
             ship_chunk(sh, it);
         } else {
             attempt_t *a = it->a;
-            if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a))
-                report_done(sh, a);
+            if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a)) report_done(sh, a);
             release(sh->w, a);
         }
         free(it->data);
@@ -400,9 +402,9 @@ static void on_done(void *arg, attempt_t *a)
 {
     worker_t *w = arg;
     if (a->outcome)
-        log_msg(strcmp(a->outcome, "succeeded") ? LOG_INFO : LOG_DEBUG, "worker", "run %s attempt %d: %s (exit %d, signal %d)%s%s", a->run_id, a->n,
-                 a->outcome, a->exit_code, a->signo, a->reason ? ": " : "",
-                 a->reason ? a->reason : "");
+        log_msg(strcmp(a->outcome, "succeeded") ? LOG_INFO : LOG_DEBUG, "worker",
+                "run %s attempt %d: %s (exit %d, signal %d)%s%s", a->run_id, a->n, a->outcome,
+                a->exit_code, a->signo, a->reason ? ": " : "", a->reason ? a->reason : "");
     pthread_mutex_lock(&w->mu);
     w->free_slots++;
     pthread_cond_broadcast(&w->cv);
@@ -425,7 +427,8 @@ static char **json_argv(json_t *cmd)
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(cmd, i));
         if (!s) {
-            for (size_t j = 0; j < i; j++) free(v[j]);
+            for (size_t j = 0; j < i; j++)
+                free(v[j]);
             free(v);
             return NULL;
         }
@@ -485,7 +488,8 @@ static attempt_t *attempt_from_claim(json_t *run, int64_t claimed_ns)
     extra[k++] = xasprintf("SKED_JOB_NAME=%s", job_name ? job_name : "");
     extra[k] = NULL;
     a->envp = spawn_env_new((const char *const *)extra);
-    for (size_t i = 0; i < k; i++) free(extra[i]);
+    for (size_t i = 0; i < k; i++)
+        free(extra[i]);
     free(extra);
     return a;
 }
@@ -584,15 +588,16 @@ static void heartbeat_once(worker_t *w, int *failing)
     size_t n = 0;
     json_t *runs = json_array(), *ans = NULL;
     pthread_mutex_lock(&w->mu);
-    for (attempt_t *a = w->held; a; a = a->next) n++;
+    for (attempt_t *a = w->held; a; a = a->next)
+        n++;
     refs = xcalloc(n ? n : 1, sizeof *refs);
     n = 0;
     for (attempt_t *a = w->held; a; a = a->next) {
         refs[n].a = a;
         memcpy(refs[n].run_id, a->run_id, SKED_ID_LEN);
         refs[n].fence = a->fence;
-        json_array_append_new(runs, json_pack("{s:s, s:I}", "run_id", a->run_id, "fence",
-                                              (json_int_t)a->fence));
+        json_array_append_new(
+            runs, json_pack("{s:s, s:I}", "run_id", a->run_id, "fence", (json_int_t)a->fence));
         n++;
     }
     int gen = w->gen;
@@ -636,8 +641,8 @@ static void heartbeat_once(worker_t *w, int *failing)
                 if (atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_CANCEL)) {
                     /* Also the normal answer for a run whose result the
                      * server took since this heartbeat was sent. */
-                    log_debug("worker", "run %s attempt %d: the server asks to stop it",
-                              a->run_id, a->n);
+                    log_debug("worker", "run %s attempt %d: the server asks to stop it", a->run_id,
+                              a->n);
                     poke = 1;
                 }
             } else if (atomic_load(&a->renewed_ns) < t0) {
@@ -691,9 +696,11 @@ static json_t *parse_queues(const char *s)
     char *copy = xstrdup(s && *s ? s : "default");
     char *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         size_t n = strlen(t);
-        while (n && t[n - 1] == ' ') t[--n] = '\0';
+        while (n && t[n - 1] == ' ')
+            t[--n] = '\0';
         if (n) json_array_append_new(arr, json_string(t));
     }
     free(copy);
@@ -708,7 +715,8 @@ static json_t *parse_labels(const char *s)
     char *copy = xstrdup(s ? s : "");
     char *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         char *eq = strchr(t, '=');
         if (!eq || eq == t) {
             json_decref(obj);
@@ -778,8 +786,8 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     w->host = xstrdup(host);
-    w->name = cfg->name && *cfg->name ? xstrdup(cfg->name)
-                                      : xasprintf("%s-%d", host, (int)getpid());
+    w->name =
+        cfg->name && *cfg->name ? xstrdup(cfg->name) : xasprintf("%s-%d", host, (int)getpid());
     w->slots = cfg->slots > 0 ? cfg->slots : 4;
     w->free_slots = w->slots;
     w->kill_grace_ms = cfg->kill_grace_ms > 0 ? cfg->kill_grace_ms : 5000;
@@ -805,7 +813,7 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
         goto out;
     }
     httpc_set_timeout_ms(w->claim_http, CLAIM_TIMEOUT_MS);
-    httpc__set_abort(w->claim_http, &w->claim_abort);
+    httpc_set_abort(w->claim_http, &w->claim_abort);
 
     long status = 0;
     int64_t deadline = clock_mono_ns() + REGISTER_PATIENCE_MS * 1000000LL, delay = 0;
@@ -931,9 +939,12 @@ static int drain_on_server(worker_t *w)
     int rc = httpc_do(h, "POST", path, NULL, NULL, 0, NULL, &r);
     int ok = rc == 0 && ((r.status >= 200 && r.status < 300) || r.status == 404);
     if (!ok)
-        log_warn("worker", "could not mark this worker draining on the server (%s); letting the "
-                           "claim in flight finish instead",
-                 rc ? r.errbuf : r.body ? r.body : "?");
+        log_warn("worker",
+                 "could not mark this worker draining on the server (%s); letting the "
+                 "claim in flight finish instead",
+                 rc       ? r.errbuf
+                 : r.body ? r.body
+                          : "?");
     httpc_resp_clear(&r);
     httpc_free(h);
     return ok;
@@ -953,7 +964,8 @@ void worker_stop(worker_t *w)
     /* Held attempts are the ones not yet reported; heartbeats go on
      * renewing their leases meanwhile. */
     pthread_mutex_lock(&w->mu);
-    while (w->held) pthread_cond_wait(&w->cv, &w->mu);
+    while (w->held)
+        pthread_cond_wait(&w->cv, &w->mu);
     w->stopping = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);

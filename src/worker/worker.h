@@ -14,12 +14,12 @@
 typedef struct worker worker_t;
 
 typedef struct worker_config {
-    const char *servers; /* "http://h:p[,http://h2:p]" */
-    const char *token;   /* bearer token (worker or admin role) */
-    const char *name;    /* default: hostname-pid */
-    int slots;           /* runs at once; default 4 */
-    const char *queues;  /* "a,b"; default "default" */
-    const char *labels;  /* "k=v,k2=v2"; default "" */
+    const char *servers;   /* "http://h:p[,http://h2:p]" */
+    const char *token;     /* bearer token (worker or admin role) */
+    const char *name;      /* default: hostname-pid */
+    int slots;             /* runs at once; default 4 */
+    const char *queues;    /* "a,b"; default "default" */
+    const char *labels;    /* "k=v,k2=v2"; default "" */
     int64_t kill_grace_ms; /* SIGTERM -> SIGKILL grace on timeout/cancel; default 5s */
 } worker_config_t;
 

@@ -29,11 +29,11 @@ enum attempt_stop {
 typedef struct attempt {
     /* Set at creation, read-only afterwards: any thread may read. */
     char run_id[SKED_ID_LEN];
-    int n;             /* attempt number, 1-based */
-    int64_t fence;     /* fencing token of this attempt's lease */
-    char **argv;       /* owned, NULL-terminated; NULL = cannot run (see reason) */
-    char **envp;       /* owned (spawn_env_new); NULL = the worker's environ */
-    char *cwd;         /* owned; NULL = the worker's cwd */
+    int n;              /* attempt number, 1-based */
+    int64_t fence;      /* fencing token of this attempt's lease */
+    char **argv;        /* owned, NULL-terminated; NULL = cannot run (see reason) */
+    char **envp;        /* owned (spawn_env_new); NULL = the worker's environ */
+    char *cwd;          /* owned; NULL = the worker's cwd */
     int64_t timeout_ms; /* 0 = none */
 
     /* Written by other threads, read by the supervisor. */
@@ -41,11 +41,12 @@ typedef struct attempt {
     _Atomic int64_t renewed_ns; /* monotonic time of the request that last renewed the lease */
 
     /* The result, complete when sup_ops.done is called. */
-    const char *outcome; /* static: "succeeded" "failed" "timeout" "canceled"; NULL = report nothing */
-    int exit_code;       /* -1 if none */
-    int signo;           /* 0 if none */
-    char *reason;        /* owned or NULL; may be preset (with argv NULL) for a run that cannot run */
-    int64_t pid;         /* the process (= its group) while it ran; 0 if it never started */
+    const char
+        *outcome;  /* static: "succeeded" "failed" "timeout" "canceled"; NULL = report nothing */
+    int exit_code; /* -1 if none */
+    int signo;     /* 0 if none */
+    char *reason;  /* owned or NULL; may be preset (with argv NULL) for a run that cannot run */
+    int64_t pid;   /* the process (= its group) while it ran; 0 if it never started */
 
     /* Links: `next` is worker.c's (held list), `qnext` the supervisor's queue. */
     struct attempt *next;
@@ -100,9 +101,5 @@ void worker__drain(worker_t *w);
 /* Kills every attempt and abandons unsent reports, so a worker_stop in
  * progress returns promptly. Thread-safe. */
 void worker__abort(worker_t *w);
-
-/* Implemented in common/httpc.c; belongs in httpc.h (see the report): a
- * call in flight on c fails soon after *flag becomes non-zero. */
-void httpc__set_abort(httpc_t *c, const atomic_int *flag);
 
 #endif

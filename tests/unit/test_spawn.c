@@ -44,7 +44,8 @@ static char self_path[4096];
 
 static void pause_forever(void)
 {
-    for (;;) pause();
+    for (;;)
+        pause();
 }
 
 static int helper(int argc, char **argv)
@@ -62,7 +63,8 @@ static int helper(int argc, char **argv)
         fputs("hello-out\n", stdout);
         fflush(stdout);
         fputs("hello-err\n", stderr);
-        for (int i = 0; i < 30000; i++) printf("line %05d\n", i);
+        for (int i = 0; i < 30000; i++)
+            printf("line %05d\n", i);
         fflush(stdout);
         return 0;
     }
@@ -164,7 +166,8 @@ static int teardown(void **state)
     struct fixture *f = *state;
     sup_free(f->sup);
     attempt_free(f->c.done);
-    for (int i = 0; i < 3; i++) buf_free(&f->c.out[i]);
+    for (int i = 0; i < 3; i++)
+        buf_free(&f->c.out[i]);
     pthread_mutex_destroy(&f->c.mu);
     pthread_cond_destroy(&f->c.cv);
     free(f);
@@ -305,7 +308,8 @@ static void test_output_capture(void **state)
     assert_string_equal(f->c.out[2].data, "hello-err\n");
     buf_t want = BUF_INIT;
     buf_puts(&want, "hello-out\n");
-    for (int i = 0; i < 30000; i++) buf_printf(&want, "line %05d\n", i);
+    for (int i = 0; i < 30000; i++)
+        buf_printf(&want, "line %05d\n", i);
     assert_int_equal(f->c.out[1].len, want.len);
     assert_memory_equal(f->c.out[1].data, want.data, want.len);
     buf_free(&want);
@@ -319,8 +323,9 @@ static void test_env(void **state)
     struct fixture *f = *state;
     setenv("SKED_TEST_INHERITED", "from-worker", 1);
     setenv("SKED_TEST_OVERRIDDEN", "old", 1);
-    const char *extra[] = {"SKED_TEST_OVERRIDDEN=new", "SKED_RUN_ID=run_abc", "SKED_ATTEMPT=2",
-                           "SKED_FIRE_TIME=2026-01-02T03:04:05Z", "SKED_JOB_ID=job_x", NULL};
+    const char *extra[] = {"SKED_TEST_OVERRIDDEN=new", "SKED_RUN_ID=run_abc",
+                           "SKED_ATTEMPT=2",           "SKED_FIRE_TIME=2026-01-02T03:04:05Z",
+                           "SKED_JOB_ID=job_x",        NULL};
     char **env = spawn_env_new(extra);
     run(f,
         strv(self_path, "--helper", "env", "SKED_TEST_INHERITED", "SKED_TEST_OVERRIDDEN",
@@ -413,9 +418,9 @@ static void test_own_session_and_group(void **state)
     signal(SIGPIPE, old);
     assert_string_equal(a->outcome, "succeeded");
     int pid = 0, pgid = 0, sid = 0, rd = -1, blocked = -1, ignored = -1;
-    assert_int_equal(sscanf(f->c.out[1].data, "%d %d %d %d %d %d", &pid, &pgid, &sid, &rd,
-                            &blocked, &ignored),
-                     6);
+    assert_int_equal(
+        sscanf(f->c.out[1].data, "%d %d %d %d %d %d", &pid, &pgid, &sid, &rd, &blocked, &ignored),
+        6);
     assert_int_equal(pid, (int)a->pid);
     assert_int_equal(pgid, pid);
     assert_int_equal(sid, pid);
