@@ -655,7 +655,7 @@ static bool take_resume(conn_t *c)
 static void call_handler(conn_t *c)
 {
     c->gen = atomic_load(&c->d->gen);
-    c->req.now_ms = clock_now_ms();
+    c->req.now_ms = store_now_ms(c->req.st);
     c->resp.wait = false;
     c->route->fn(&c->req, &c->resp);
     c->ran = true;
@@ -790,7 +790,7 @@ static void conn_free(conn_t *c)
 static enum MHD_Result begin(conn_t *c)
 {
     uint64_t clen = 0;
-    c->req.now_ms = clock_now_ms();
+    c->req.now_ms = store_now_ms(c->req.st);
     if (!route(c, c->req.method, c->req.path)) return queue_plain(c);
     const char *cl = http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && parse_u64(cl, &clen) == 0 && clen > HTTP_BODY_MAX) {

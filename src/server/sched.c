@@ -362,7 +362,7 @@ static void *fire_loop(void *arg)
     int last_rc = 0;
     while (!stopping(s)) {
         bool more = false;
-        int rc = tick(s->st, s->cfg, clock_now_ms(), &more);
+        int rc = tick(s->st, s->cfg, store_now_ms(s->st), &more);
         if (rc < 0 && rc != last_rc)
             log_warn("sched", "scheduler pass failed: %s; retrying", sked_strerror(rc));
         else if (rc >= 0 && last_rc < 0)
@@ -378,7 +378,7 @@ static void *fire_loop(void *arg)
         } else {
             int64_t next = store_next_fire_ms(s->st);
             if (next >= 0) {
-                int64_t d = next - lookahead - clock_now_ms();
+                int64_t d = next - lookahead - store_now_ms(s->st);
                 if (d < delay_ms) delay_ms = d;
             }
             /* Something looks due yet this pass did nothing (another server
@@ -398,7 +398,7 @@ static void *reap_loop(void *arg)
     const int64_t worker_timeout = or_default(s->cfg->worker_timeout_ms, 3 * lease);
     int last_rc = 0;
     while (!stopping(s)) {
-        int rc = store_reap(s->st, grace, worker_timeout, clock_now_ms());
+        int rc = store_reap(s->st, grace, worker_timeout, store_now_ms(s->st));
         if (rc < 0 && rc != last_rc)
             log_warn("reaper", "reaping failed: %s; retrying", sked_strerror(rc));
         else if (rc > 0)
@@ -414,7 +414,7 @@ static void *prune_loop(void *arg)
     sched_t *s = arg;
     const int64_t retention = or_default(s->cfg->retention_ms, DEF_RETENTION_MS);
     while (!stopping(s)) {
-        int rc = store_prune(s->st, clock_now_ms() - retention);
+        int rc = store_prune(s->st, store_now_ms(s->st) - retention);
         if (rc < 0)
             log_warn("retention", "pruning failed: %s", sked_strerror(rc));
         else if (rc > 0)

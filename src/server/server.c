@@ -101,7 +101,7 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     srv->http = http__new(srv, srv->st);
     store_set_notify(srv->st, on_store_notify, srv);
 
-    rc = auth_bootstrap(srv->st, srv->token_file, clock_now_ms(), &token);
+    rc = auth_bootstrap(srv->st, srv->token_file, store_now_ms(srv->st), &token);
     if (rc < 0) {
         log_error("server", "cannot bootstrap the admin token: %s", sked_strerror(rc));
         goto out;

@@ -8,6 +8,7 @@
  */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "common/clock.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -73,6 +74,11 @@ int store_open(const char *url, store_t **out, char **errmsg)
         *errmsg =
             xasprintf("unknown store URL scheme in '%s' (use sqlite:PATH or postgres://...)", url);
     return SKED_EINVAL;
+}
+
+int64_t store_now_ms(store_t *st)
+{
+    return st->ops->now_ms ? st->ops->now_ms(st) : clock_now_ms();
 }
 
 void store_close(store_t *st)

@@ -50,10 +50,17 @@ const char *store_backend(const store_t *st);
 /* 0 if the store answers a trivial query (readiness). */
 int store_ping(store_t *st);
 
+/* The wall clock that decides leases and due times on this store, UTC ms.
+ * SQLite: the local clock. PostgreSQL: the database's clock (one clock for
+ * every server, whatever their drift), tracked as an offset from the local
+ * clock refreshed about once a second. Servers pass this as `now_ms` to the
+ * verbs below. Thread-safe and cheap. */
+int64_t store_now_ms(store_t *st);
+
 /* Called (from the committing thread, after commit) whenever claimable work
  * may have appeared, a run changed state or a run's log grew: new pending
- * runs, retries, a resumed job, a cancel, a log chunk. The server uses it to wake waiting claims and log
- * followers. Must be cheap and must not call back into the store. */
+ * runs, retries, a resumed job, a cancel, a log chunk. The server uses it to wake waiting claims
+ * and log followers. Must be cheap and must not call back into the store. */
 typedef void (*store_notify_fn)(void *arg);
 void store_set_notify(store_t *st, store_notify_fn fn, void *arg);
 
@@ -67,11 +74,11 @@ int job_state_parse(const char *name, job_state_t *out);
  * on, and the canonical spec document. */
 typedef struct store_job {
     char id[SKED_ID_LEN];
-    char *ns;        /* namespace ("default") */
-    char *owner;     /* name of the token/user that created it */
+    char *ns;    /* namespace ("default") */
+    char *owner; /* name of the token/user that created it */
     char *name;
     char *queue;
-    char *spec_json; /* canonical spec (jobspec_to_json), the job as the API shows it */
+    char *spec_json;   /* canonical spec (jobspec_to_json), the job as the API shows it */
     char *constraints; /* "k=v,k2=v2" sorted; "" = none */
     char *tags;        /* ",a,b,"; "" = none */
     int priority;
@@ -98,8 +105,8 @@ typedef struct store_schedule {
     char *expr;
     char *timezone;
     int64_t start_ms, end_ms, jitter_ms, anchor_ms; /* as schedule_spec_t */
-    int64_t next_fire_ms;  /* -1 = exhausted */
-    int64_t last_fire_ms;  /* -1 = never fired */
+    int64_t next_fire_ms;                           /* -1 = exhausted */
+    int64_t last_fire_ms;                           /* -1 = never fired */
 } store_schedule_t;
 
 void store_schedule_clear(store_schedule_t *s);
@@ -122,13 +129,13 @@ int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_
                   size_t *nscheds);
 
 typedef struct store_job_filter {
-    const char *ns;      /* NULL = any */
-    const char *state;   /* NULL = any but deleted */
-    const char *queue;   /* NULL = any */
-    const char *name;    /* substring match; NULL = any */
-    const char *tag;     /* exact tag; NULL = any */
-    const char *cursor;  /* opaque, from a previous page; NULL = first page */
-    int limit;           /* 1..1000 */
+    const char *ns;     /* NULL = any */
+    const char *state;  /* NULL = any but deleted */
+    const char *queue;  /* NULL = any */
+    const char *name;   /* substring match; NULL = any */
+    const char *tag;    /* exact tag; NULL = any */
+    const char *cursor; /* opaque, from a previous page; NULL = first page */
+    int limit;          /* 1..1000 */
 } store_job_filter_t;
 
 /* Lists jobs newest first. *out is a new array of *n jobs (clear each, free
@@ -211,22 +218,22 @@ typedef struct store_run {
     int64_t not_before_ms;
     int priority;
     char *queue;
-    int attempt;            /* attempts started so far; the current one when running */
-    int64_t fence;          /* fencing token of the current lease */
+    int attempt;              /* attempts started so far; the current one when running */
+    int64_t fence;            /* fencing token of the current lease */
     int64_t lease_expires_ms; /* -1 unless running */
     bool cancel_requested;
     int64_t created_ms, started_ms, finished_ms; /* -1 if not yet */
-    int exit_code;          /* of the last attempt; -1 if none */
-    int signal;             /* of the last attempt; 0 if none */
-    char *reason;           /* why skipped/failed/canceled; NULL if none */
-    int64_t log_bytes;      /* stored log bytes over all attempts */
+    int exit_code;                               /* of the last attempt; -1 if none */
+    int signal;                                  /* of the last attempt; 0 if none */
+    char *reason;                                /* why skipped/failed/canceled; NULL if none */
+    int64_t log_bytes;                           /* stored log bytes over all attempts */
     bool log_truncated;
 } store_run_t;
 
 void store_run_clear(store_run_t *r);
 
 typedef struct store_attempt {
-    int n;                 /* 1-based */
+    int n; /* 1-based */
     char worker_id[SKED_ID_LEN];
     int64_t fence;
     int64_t started_ms, finished_ms; /* finished -1 while running */
@@ -243,12 +250,12 @@ int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t
                   size_t *nattempts);
 
 typedef struct store_run_filter {
-    const char *job_id;  /* NULL = any */
-    const char *state;   /* run state name; NULL = any */
-    int64_t since_ms;    /* fire_ms >= since; INT64_MIN = unbounded */
-    int64_t until_ms;    /* fire_ms < until; INT64_MAX = unbounded */
+    const char *job_id; /* NULL = any */
+    const char *state;  /* run state name; NULL = any */
+    int64_t since_ms;   /* fire_ms >= since; INT64_MIN = unbounded */
+    int64_t until_ms;   /* fire_ms < until; INT64_MAX = unbounded */
     const char *cursor;
-    int limit;           /* 1..1000 */
+    int limit; /* 1..1000 */
 } store_run_filter_t;
 
 /* Lists runs newest fire time first (ties by id). Same paging as jobs. */
@@ -263,7 +270,12 @@ int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t no
 
 /* ---- workers and the worker protocol ----------------------------------- */
 
-typedef enum worker_state { WORKER_ACTIVE = 0, WORKER_DRAINING, WORKER_LOST, WORKER_GONE } worker_state_t;
+typedef enum worker_state {
+    WORKER_ACTIVE = 0,
+    WORKER_DRAINING,
+    WORKER_LOST,
+    WORKER_GONE
+} worker_state_t;
 const char *worker_state_name(worker_state_t s);
 
 typedef struct store_worker {
@@ -273,7 +285,7 @@ typedef struct store_worker {
     char *labels; /* "k=v,..." sorted */
     char *queues; /* "a,b" */
     int slots;
-    int running;  /* runs it currently holds (computed) */
+    int running; /* runs it currently holds (computed) */
     worker_state_t state;
     int64_t registered_ms, heartbeat_ms;
 } store_worker_t;
@@ -293,8 +305,8 @@ int store_worker_deregister(store_t *st, const char *id, int64_t now_ms);
 
 /* A run handed to a worker by a claim. */
 typedef struct store_claimed {
-    store_run_t run;      /* state running, with its new fence and lease */
-    char *spec_json;      /* the job's canonical spec */
+    store_run_t run; /* state running, with its new fence and lease */
+    char *spec_json; /* the job's canonical spec */
     int64_t timeout_ms;
     char job_name[256];
 } store_claimed_t;
@@ -331,8 +343,8 @@ int store_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size
 /* What a worker reports when an attempt ends. */
 typedef struct store_result {
     attempt_outcome_t outcome;
-    int exit_code; /* -1 if none */
-    int signal;    /* 0 if none */
+    int exit_code;      /* -1 if none */
+    int signal;         /* 0 if none */
     const char *reason; /* NULL or a short text, e.g. "exec: No such file or directory" */
 } store_result_t;
 
@@ -358,10 +370,10 @@ int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int6
 
 typedef struct store_log_chunk {
     int attempt;
-    int64_t seq;    /* per (run, attempt), increasing from 0 */
-    int stream;     /* 1 stdout, 2 stderr, 0 = sked's own note (e.g. truncation) */
+    int64_t seq; /* per (run, attempt), increasing from 0 */
+    int stream;  /* 1 stdout, 2 stderr, 0 = sked's own note (e.g. truncation) */
     int64_t at_ms;
-    char *data;     /* not NUL-safe: use len */
+    char *data; /* not NUL-safe: use len */
     size_t len;
 } store_log_chunk_t;
 
@@ -389,15 +401,21 @@ int store_prune(store_t *st, int64_t older_than_ms);
 
 /* ---- tokens ------------------------------------------------------------- */
 
-typedef enum token_role { ROLE_ADMIN = 0, ROLE_OPERATOR, ROLE_USER, ROLE_VIEWER, ROLE_WORKER } token_role_t;
+typedef enum token_role {
+    ROLE_ADMIN = 0,
+    ROLE_OPERATOR,
+    ROLE_USER,
+    ROLE_VIEWER,
+    ROLE_WORKER
+} token_role_t;
 const char *token_role_name(token_role_t r);
 int token_role_parse(const char *name, token_role_t *out);
 
 typedef struct store_token {
     char id[SKED_ID_LEN];
-    char *name;       /* who: "admin", a user name, a worker name */
+    char *name; /* who: "admin", a user name, a worker name */
     token_role_t role;
-    char *ns;         /* namespace scope; "" = all */
+    char *ns;                       /* namespace scope; "" = all */
     int64_t created_ms, expires_ms; /* expires -1 = never */
     bool revoked;
 } store_token_t;

@@ -23,6 +23,8 @@ struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     void (*close)(store_t *st);
     int (*ping)(store_t *st);
+    /* The authoritative clock; NULL = the local clock (clock_now_ms). */
+    int64_t (*now_ms)(store_t *st);
 
     int (*job_create)(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
                       bool run_now, const char *idem_key, int64_t now_ms);

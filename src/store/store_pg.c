@@ -41,6 +41,7 @@
  */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -501,6 +502,11 @@ struct pg {
     pthread_cond_t cv;   /* a connection was released */
     struct pconn **idle; /* [pool_max] */
     int nidle, nopen;
+
+    /* The database's clock as an offset from ours (store_now_ms). */
+    pthread_mutex_t clock_mu;
+    int64_t clock_off_ms; /* database now() minus clock_now_ms() */
+    int64_t clock_at_ns;  /* monotonic time of the last measurement; 0 = never */
 
     pthread_t listener;
     bool listener_started;
@@ -1089,6 +1095,47 @@ static int ping_fn(struct pg *p, struct pconn *c, void *arg)
 static int pg_ping(store_t *st)
 {
     return tx((struct pg *)st, TX_NONE, ping_fn, NULL, NULL);
+}
+
+#define CLOCK_REFRESH_NS 1000000000LL
+
+static int clock_fn(struct pg *p, struct pconn *c, void *arg)
+{
+    int64_t *db_ms = arg;
+    PGresult *r = PQexec(c->db, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
+    int rc = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *db_ms = gi(r, 0, 0);
+    else
+        rc = dberr(c, r);
+    PQclear(r);
+    return rc;
+}
+
+/* Our clock plus the database's offset from it, measured at most once a
+ * second (half the round trip is the error bound, well under a
+ * millisecond on a LAN). If the database cannot be asked, the last offset
+ * stands: a stale offset drifts only as fast as the two clocks do. */
+static int64_t pg_now_ms(store_t *st)
+{
+    struct pg *p = (struct pg *)st;
+    int64_t mono = clock_mono_ns();
+    pthread_mutex_lock(&p->clock_mu);
+    bool fresh = p->clock_at_ns && mono - p->clock_at_ns < CLOCK_REFRESH_NS;
+    int64_t off = p->clock_off_ms;
+    pthread_mutex_unlock(&p->clock_mu);
+    if (!fresh) {
+        int64_t db_ms = 0, t0 = clock_now_ms();
+        if (tx(p, TX_NONE, clock_fn, &db_ms, NULL) == 0) {
+            int64_t t1 = clock_now_ms();
+            off = db_ms - (t0 + t1) / 2;
+            pthread_mutex_lock(&p->clock_mu);
+            p->clock_off_ms = off;
+            p->clock_at_ns = mono;
+            pthread_mutex_unlock(&p->clock_mu);
+        }
+    }
+    return clock_now_ms() + off;
 }
 
 /* ---- jobs ---------------------------------------------------------------------- */
@@ -2840,6 +2887,7 @@ static void pg_close(store_t *st)
         pconn_free(p->idle[i]);
     free(p->idle);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->clock_mu);
     pthread_cond_destroy(&p->cv);
     store__fini(&p->base);
     free(p->conninfo);
@@ -2911,6 +2959,7 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     .ping = pg_ping,
+    .now_ms = pg_now_ms,
     .job_create = pg_job_create,
     .job_get = pg_job_get,
     .job_list = pg_job_list,
@@ -2951,6 +3000,7 @@ int store__pg_open(const char *url, store_t **out, char **errmsg)
 
     store__init(&p->base, &pg_ops);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->clock_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->stop_pipe[0] = p->stop_pipe[1] = -1;
     p->pool_max = POOL_DEFAULT;
