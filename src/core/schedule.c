@@ -677,7 +677,8 @@ size_t schedule_preview(const schedule_t *s, int64_t after_ms, schedule_fire_t *
         struct civil cand, loc;
         int32_t off = 0;
         int64_t u = next_locked(s, after_ms, &cand);
-        if (u < 0 || local_of(s, u, &loc, &off) < 0) break;
+        /* -1 is "none"; other negative values are instants before 1970. */
+        if (u == -1 || local_of(s, u, &loc, &off) < 0) break;
         schedule_fire_t *f = &out[i];
         int aoff = abs(off) / 1000;
         f->utc_ms = u;

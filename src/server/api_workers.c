@@ -47,6 +47,7 @@ struct claim_ctx {
     uint32_t magic;
     int max;
     int64_t deadline_ns; /* monotonic: when to give up and answer no runs */
+    int64_t arrived_ns;  /* monotonic: when the claim was first handled */
 };
 
 /* ---- validation helpers ------------------------------------------------- */
@@ -401,12 +402,21 @@ static json_t *claimed_json(const store_claimed_t *c)
 }
 
 /* Claims for worker id. Returns 1 and answers when runs were claimed, 0
- * when none, -1 after answering an error. */
-static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max)
+ * when none, -1 after answering an error.
+ *
+ * The answer says how long the claim was parked before its leases began
+ * ("waited_ms", rounded down). The worker adds it to the time it *sent* the
+ * claim: a lower bound of when the leases began, measured on its own
+ * monotonic clock, so a worker that reads the answer late (stalled, paused,
+ * a slow network) never counts a lease from the late read and never starts
+ * an attempt whose lease is already gone. */
+static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max,
+                     int64_t arrived_ns)
 {
     const server_config_t *cfg = server_config(req->srv);
     store_claimed_t *cl = NULL;
     size_t n = 0;
+    int64_t waited_ms = (clock_mono_ns() - arrived_ns) / 1000000;
     int rc = store_claim(req->st, id, max, cfg->lease_ms, req->now_ms, &cl, &n);
     if (rc == SKED_ENOTFOUND) {
         http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
@@ -426,7 +436,7 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max
         store_claimed_clear(&cl[i]);
     }
     free(cl);
-    http_json(resp, 200, json_pack("{s:o}", "runs", runs));
+    http_json(resp, 200, json_pack("{s:o, s:I}", "runs", runs, "waited_ms", (json_int_t)waited_ms));
     return 1;
 }
 
@@ -463,16 +473,18 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
         cc = xcalloc(1, sizeof *cc);
         cc->magic = CLAIM_MAGIC;
         cc->max = (int)max;
-        cc->deadline_ns = clock_mono_ns() + wait_ms * 1000000;
+        cc->arrived_ns = clock_mono_ns();
+        cc->deadline_ns = cc->arrived_ns + wait_ms * 1000000;
         req->ctx = cc;
         req->ctx_free = free;
-        got = try_claim(req, resp, id, cc->max);
+        got = try_claim(req, resp, id, cc->max, cc->arrived_ns);
     } else {
         assert(cc->magic == CLAIM_MAGIC);
         /* A wake-up resumes every idle worker at once; only those that can
          * possibly get something spend a write on a claim. */
         next = store_next_claimable_ms(req->st);
-        got = next >= 0 && next <= req->now_ms ? try_claim(req, resp, id, cc->max) : 0;
+        got = next >= 0 && next <= req->now_ms ? try_claim(req, resp, id, cc->max, cc->arrived_ns)
+                                               : 0;
     }
     if (got != 0) goto out;
 

@@ -231,7 +231,8 @@ void http_empty(http_resp_t *resp, int status)
     resp->stream = false;
 }
 
-static void vproblem(http_resp_t *resp, int status, const char *field, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+vproblem(http_resp_t *resp, int status, const char *field, const char *fmt, va_list ap)
 {
     char detail[1024];
     vsnprintf(detail, sizeof detail, fmt, ap);
@@ -861,7 +862,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     pthread_mutex_unlock(&d->mu);
 }
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char line[512];
     (void)cls;

@@ -233,6 +233,16 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
         a->outcome = "failed";
         goto done;
     }
+    int64_t lease = atomic_load(&s->lease_ns);
+    if (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns)) {
+        /* The lease is (nearly) over before the attempt began: the server
+         * may already have given the run to another worker. Never start it;
+         * report nothing (the reaper records the attempt as lost). */
+        log_warn("worker", "run %s attempt %d: lease over before it started; not running it",
+                 a->run_id, a->n);
+        a->outcome = NULL;
+        goto done;
+    }
     spawn_proc_t sp;
     spawn_opts_t o = {a->argv, a->envp ? a->envp : environ, a->cwd};
     int rc = spawn_start(&o, &sp, &op);

@@ -552,11 +552,15 @@ static void *claim_main(void *arg)
             if (failing) log_info("worker", "claiming works again");
             failing = 0;
             delay = 0;
-            /* The lease began when the server answered, not when this
-             * long-poll was sent (up to 30 s earlier); the one-way latency
-             * this overestimates by is far inside the fencing margin. */
+            /* The leases began no earlier than t0 plus the time the server
+             * kept the claim parked (waited_ms): count them from there, on
+             * our own monotonic clock. Not from when the answer was read —
+             * a worker stalled after the server answered would count a
+             * lease that may already be over (see try_claim in the server). */
             json_t *ans = parse_body(&r);
-            int n = take_claimed(w, ans, clock_mono_ns());
+            json_int_t waited = json_integer_value(json_object_get(ans, "waited_ms"));
+            int64_t began = t0 + (waited > 0 ? (int64_t)waited * 1000000 : 0);
+            int n = take_claimed(w, ans, began);
             json_decref(ans);
             /* A server that answers an empty claim at once (not long-polling)
              * must not be hammered. */

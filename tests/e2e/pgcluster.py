@@ -31,7 +31,6 @@ import threading
 import time
 import urllib.parse
 
-import skedtest
 from skedtest import SkedTestCase
 
 PGBIN = os.environ.get("PGBIN") or "/usr/lib/postgresql/15/bin"
