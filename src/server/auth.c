@@ -276,3 +276,21 @@ out:
     sodium_memzero(secret, sizeof secret);
     return rc;
 }
+
+bool auth_role_allows(token_role_t role, enum http_access access)
+{
+    switch (access) {
+    case ACCESS_PUBLIC:
+        return true;
+    case ACCESS_READ:
+        return role == ROLE_ADMIN || role == ROLE_OPERATOR || role == ROLE_USER ||
+               role == ROLE_VIEWER;
+    case ACCESS_WRITE:
+        return role == ROLE_ADMIN || role == ROLE_OPERATOR || role == ROLE_USER;
+    case ACCESS_WORKER:
+        return role == ROLE_ADMIN || role == ROLE_WORKER;
+    case ACCESS_ADMIN:
+        return role == ROLE_ADMIN;
+    }
+    return false;
+}

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "server/http.h"
 #include "store/store.h"
 
 #define AUTH_TOKEN_PREFIX "sked_"
@@ -57,6 +58,10 @@ int auth_token_create(store_t *st, const char *name, token_role_t role, const ch
  * (caller frees) when one was minted, else NULL. Returns 0 or an error
  * (nothing is stored when the file cannot be written). */
 int auth_bootstrap(store_t *st, const char *token_file, int64_t now_ms, char **admin_token);
+
+/* Whether a token of `role` may call a route of the access class. The one
+ * place the role table lives (http.c asks it for every request). */
+bool auth_role_allows(token_role_t role, enum http_access access);
 
 /* Reads a token file written by auth_bootstrap: the first line, trimmed.
  * Returns a new string (caller frees) or NULL (errno set) if unreadable or

@@ -493,24 +493,6 @@ static bool match(const char *pat, char **segs, size_t nsegs, const char **param
     return i == nsegs;
 }
 
-static bool role_allows(token_role_t role, enum http_access access)
-{
-    switch (access) {
-    case ACCESS_PUBLIC:
-        return true;
-    case ACCESS_READ:
-        return role == ROLE_ADMIN || role == ROLE_OPERATOR || role == ROLE_USER ||
-               role == ROLE_VIEWER;
-    case ACCESS_WRITE:
-        return role == ROLE_ADMIN || role == ROLE_OPERATOR || role == ROLE_USER;
-    case ACCESS_WORKER:
-        return role == ROLE_ADMIN || role == ROLE_WORKER;
-    case ACCESS_ADMIN:
-        return role == ROLE_ADMIN;
-    }
-    return false;
-}
-
 /* Finds the route of c's method and path; on failure fills c->resp with
  * the 404 or 405 answer and returns false. */
 static bool route(conn_t *c, const char *method, const char *url)
@@ -590,7 +572,7 @@ static bool authenticate(conn_t *c)
     c->who.name = c->tok.name ? c->tok.name : "";
     c->who.role = c->tok.role;
     c->who.ns = c->tok.ns ? c->tok.ns : "";
-    if (!role_allows(c->tok.role, c->route->access)) {
+    if (!auth_role_allows(c->tok.role, c->route->access)) {
         http_problem(&c->resp, 403, NULL, "a token with role '%s' may not call %s %s",
                      token_role_name(c->tok.role), c->route->method, c->route->pattern);
         return false;
