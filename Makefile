@@ -1,11 +1,11 @@
 # Short verbs over CMake. `make` builds build/sked; `make run` starts sked dev;
-# `make test` installs what is missing, builds, and runs every test (plain and sanitizer builds).
+# `make test` installs what is missing, builds, and runs every test (plain, ASan+UBSan, fuzz).
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-plain test-asan bench format clean
+.PHONY: all deps build run test test-plain test-asan test-fuzz bench format clean
 
 all: build
 
@@ -31,13 +31,17 @@ test-asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-test: test-plain test-asan
+# libFuzzer targets (clang) in build-fuzz, each run for a bounded time: 30 s when CI=true, else 10 s.
+test-fuzz: deps
+	FUZZ_BUILD=build-fuzz bash tests/fuzz/run.sh
+
+test: test-plain test-asan test-fuzz
 
 bench: deps build
-	./$(BUILD)/sked-bench
+	BUILD=$(BUILD) sh bench/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,22 +1,38 @@
 /*
- * sked-bench: starts a real `sked server` and `sked worker` on loopback and
- * prints a table of the figures that matter on the hot paths:
+ * sked-bench: starts real `sked server` and `sked worker` processes on
+ * loopback and prints tables of the figures that matter on the hot paths.
+ *
+ * Without --pg it measures one server on SQLite:
  *
  *   - submit throughput and latency (durable acknowledgement, keep-alive
  *     clients, jobs that fire far in the future so nothing executes);
  *   - dispatch latency, fire time -> process start, on an idle worker
- *     (the job is this binary in --stamp mode, recording when it started);
+ *     (the job is sked-bench-stamp, this file built lean, recording when it
+ *     started);
  *   - end-to-end /bin/true runs per second, next to this machine's own
  *     ceiling for spawning /bin/true (a bare posix_spawn + waitpid loop, one
  *     spawner per core), and the ratio of the two.
  *
+ * With --pg it measures a cluster: 1, 2 and 3 (--servers) servers on one
+ * PostgreSQL database, each configuration in a fresh schema so runs never
+ * accumulate from one to the next. Per configuration: submit throughput and
+ * latency with the clients spread round-robin over the servers; end-to-end
+ * /bin/true runs/s with one worker per server, each given the whole server
+ * list rotated so that it prefers a different server; and cross-server
+ * dispatch latency, jobs submitted on server A while the only worker
+ * long-polls on server B, so the wake-up has to travel through the
+ * database's LISTEN/NOTIFY. `make bench` runs the PostgreSQL table inside
+ * tests/store/pg_harness.sh, which provides a throwaway database.
+ *
  * Every phase is bounded in time and count, everything listens on
- * 127.0.0.1, and the bench ends the processes it started (by pid).
+ * 127.0.0.1 (PostgreSQL on a unix socket), and the bench ends the processes
+ * it started, by pid; they also get SIGTERM should the bench itself die.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,7 +48,48 @@
 
 #include "common/clock.h"
 
+/* ---- the stamping job ---------------------------------------------------- */
+
+/* --stamp FILE: the dispatch-latency job. Appends "MS JOB_ID" to FILE at
+ * process start, MS = now - $SKED_FIRE_TIME. It runs as the lean sked-bench-stamp
+ * (this file built with SKED_BENCH_STAMP_ONLY, linked against libc alone),
+ * because sked-bench itself links libcurl and the dynamic loader would add
+ * its own 10-20 ms to every sample, which is the bench's cost, not sked's. */
+static int stamp_main(const char *file)
+{
+    const char *ft = getenv("SKED_FIRE_TIME");
+    int64_t fire = 0;
+    if (!ft || clock_parse_rfc3339(ft, &fire)) return 2;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now_ms = (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    FILE *f = fopen(file, "a");
+    if (!f) return 3;
+    const char *job = getenv("SKED_JOB_ID");
+    fprintf(f, "%.3f %s\n", now_ms - (double)fire, job ? job : "-");
+    fclose(f);
+    return 0;
+}
+
+#ifdef SKED_BENCH_STAMP_ONLY
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--stamp")) return stamp_main(argv[2]);
+    fprintf(stderr, "usage: sked-bench-stamp --stamp FILE (run by sked-bench's jobs)\n");
+    return 2;
+}
+
+#else /* the bench */
+
+#include <curl/curl.h>
+
 extern char **environ;
+
+#define MAX_SERVERS     8
+#define URL_LEN         128
+/* How long a server (migrating a schema) or a worker may take to come up. */
+#define START_TIMEOUT_S 30.0
 
 static struct {
     const char *sked;
@@ -40,18 +98,35 @@ static struct {
     int e2e_runs;
     int samples;
     int slots;
-} opt = {NULL, 5.0, 32, 2000, 60, 0};
+    int pg;             /* 1 = the cluster table on PostgreSQL instead of SQLite */
+    const char *pg_url; /* base store URL; default $SKED_TEST_PG_URL */
+    int pg_runs;        /* end-to-end runs per cluster configuration */
+    int configs[MAX_SERVERS];
+    int nconfigs;
+} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3};
 
+static char self[4096];
+static char stamp_bin[4200]; /* the job of the dispatch phases */
 static char tmpdir[256];
-static char url[128];
 static char token[128];
-static char token_file[300];
+static char token_file[600];
+
+/* The servers of the configuration being measured. */
+static char urls[MAX_SERVERS][URL_LEN];
+static int nurls;
 
 /* ---- small helpers ------------------------------------------------------ */
 
 static double now_s(void)
 {
     return (double)clock_mono_ns() / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -68,55 +143,98 @@ static double percentile(double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
-/* Starts argv with stdout on a pipe; returns pid and the read end. */
-static pid_t start_proc(char *const argv[], FILE **out, const char *errlog)
+/* Starts argv with stdout on a pipe and stderr appended to errlog; returns
+ * the pid (-1 on failure) and the pipe's read end in *out (caller closes).
+ * The child gets its own process group, and SIGTERM if the bench dies
+ * first, so an interrupted bench leaves nothing running. */
+static pid_t start_proc(char *const argv[], int *out, const char *errlog)
 {
     int p[2];
-    if (pipe(p)) return -1;
+    *out = -1;
+    if (pipe2(p, O_CLOEXEC)) return -1;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        /* The parent may have died between fork and prctl. */
+        if (getppid() != parent) _exit(1);
         dup2(p[1], 1);
         int e = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (e >= 0) dup2(e, 2);
-        close(p[0]);
-        close(p[1]);
         setpgid(0, 0);
         execv(argv[0], argv);
         _exit(127);
     }
     close(p[1]);
-    *out = fdopen(p[0], "r");
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    *out = p[0];
     return pid;
 }
 
-/* Reads lines until one starts with prefix; copies the rest into dst. */
-static int read_field(FILE *f, const char *prefix, char *dst, size_t dstlen)
+/* Reads lines from fd until one starts with prefix and copies the rest into
+ * dst; -1 on EOF (the process exited) or after timeout_s, so a process that
+ * never prints the line cannot hang the bench. Byte by byte, so nothing
+ * past the wanted line is consumed: these are a few short lines. */
+static int read_field(int fd, const char *prefix, char *dst, size_t dstlen, double timeout_s)
 {
     char line[512];
-    size_t pl = strlen(prefix);
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, prefix, pl)) {
-            char *v = line + pl;
-            while (*v == ' ')
-                v++;
-            v[strcspn(v, "\r\n")] = '\0';
-            snprintf(dst, dstlen, "%s", v);
-            return 0;
+    size_t n = 0, pl = strlen(prefix);
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        int ms = (int)((deadline - now_s()) * 1000.0);
+        if (ms <= 0) return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        char ch;
+        ssize_t got = read(fd, &ch, 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return -1;
+        if (ch != '\n') {
+            if (n < sizeof line - 1) line[n++] = ch;
+            continue;
         }
+        line[n] = '\0';
+        n = 0;
+        if (strncmp(line, prefix, pl) != 0) continue;
+        char *v = line + pl;
+        while (*v == ' ')
+            v++;
+        v[strcspn(v, "\r")] = '\0';
+        snprintf(dst, dstlen, "%s", v);
+        return 0;
     }
-    return -1;
+}
+
+/* SIGTERM to every pid at once (servers and workers drain in parallel),
+ * then waits up to 5 s for all of them before SIGKILL. Clears the pids. */
+static void stop_procs(pid_t *pids, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0) kill(pids[i], SIGTERM);
+    double deadline = now_s() + 5.0;
+    for (int i = 0; i < n; i++) {
+        if (pids[i] <= 0) continue;
+        while (waitpid(pids[i], NULL, WNOHANG) == 0) {
+            if (now_s() >= deadline) {
+                fprintf(stderr, "bench: pid %ld did not stop in 5 s; killing it\n", (long)pids[i]);
+                kill(pids[i], SIGKILL);
+                waitpid(pids[i], NULL, 0);
+                break;
+            }
+            sleep_ms(20);
+        }
+        pids[i] = -1;
+    }
 }
 
 static void stop_proc(pid_t pid)
 {
-    if (pid <= 0) return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid) return;
-        usleep(50000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    stop_procs(&pid, 1);
 }
 
 /* ---- HTTP --------------------------------------------------------------- */
@@ -137,39 +255,115 @@ static size_t on_body(char *p, size_t sz, size_t n, void *arg)
     return len;
 }
 
-static CURL *client_new(struct curl_slist **hdrs)
+/* One keep-alive connection to one server. */
+struct client {
+    CURL *c;
+    struct curl_slist *hdrs;
+    const char *base; /* borrowed: an entry of urls[] */
+};
+
+static void client_init(struct client *cl, const char *base)
 {
-    CURL *c = curl_easy_init();
     char auth[200];
+    cl->c = curl_easy_init();
+    cl->base = base;
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    *hdrs = curl_slist_append(NULL, auth);
-    *hdrs = curl_slist_append(*hdrs, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    return c;
+    cl->hdrs = curl_slist_append(NULL, auth);
+    cl->hdrs = curl_slist_append(cl->hdrs, "Content-Type: application/json");
+    curl_easy_setopt(cl->c, CURLOPT_HTTPHEADER, cl->hdrs);
+    curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(cl->c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(cl->c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cl->c, CURLOPT_TCP_NODELAY, 1L);
 }
 
-static long request(CURL *c, const char *method, const char *path, const char *body, struct sink *s)
+static void client_fini(struct client *cl)
+{
+    curl_easy_cleanup(cl->c);
+    curl_slist_free_all(cl->hdrs);
+    cl->c = NULL;
+    cl->hdrs = NULL;
+}
+
+/* Returns the HTTP status, or 0 when no answer came. */
+static long request(struct client *cl, const char *method, const char *path, const char *body,
+                    struct sink *s)
 {
     char full[512];
-    snprintf(full, sizeof full, "%s%s", url, path);
+    snprintf(full, sizeof full, "%s%s", cl->base, path);
     s->len = 0;
     s->buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(cl->c, CURLOPT_URL, full);
+    curl_easy_setopt(cl->c, CURLOPT_WRITEDATA, s);
     if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(cl->c, CURLOPT_POSTFIELDS, body);
     } else {
-        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(cl->c, CURLOPT_HTTPGET, 1L);
     }
+    curl_easy_setopt(cl->c, CURLOPT_CUSTOMREQUEST, method);
     long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_easy_perform(cl->c) == CURLE_OK)
+        curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &status);
     return status;
+}
+
+/* ---- processes: servers and workers --------------------------------------- */
+
+/* Starts `sked server` on store; fills dst with its URL. When want_token,
+ * the store is new: the bootstrap admin token is read into token[] and
+ * written to token_file[] (which the workers read). */
+static pid_t start_server(const char *store, int want_token, const char *errlog, char *dst,
+                          int *out)
+{
+    char listen_arg[] = "127.0.0.1:0";
+    /* The bench is one token generating load on purpose: the per-token rate
+     * limit (100/s by default) would measure itself, not the server. */
+    char *argv[] = {
+        (char *)opt.sked, "server",   "--listen",     listen_arg, "--store", (char *)store,
+        "--token-file",   token_file, "--rate-limit", "off",      NULL};
+    pid_t pid = start_proc(argv, out, errlog);
+    if (pid < 0 || read_field(*out, "listening:", dst, URL_LEN, START_TIMEOUT_S) ||
+        (want_token && read_field(*out, "admin-token:", token, sizeof token, START_TIMEOUT_S))) {
+        fprintf(stderr, "bench: server did not start (see %s)\n", errlog);
+        stop_proc(pid);
+        return -1;
+    }
+    return pid;
+}
+
+/* Starts `sked worker --server servers`; waits until it has registered. */
+static pid_t start_worker(const char *servers, int slots, const char *name, const char *errlog,
+                          int *out)
+{
+    char slots_arg[16], wid[128], work_dir[300];
+    snprintf(slots_arg, sizeof slots_arg, "%d", slots);
+    snprintf(work_dir, sizeof work_dir, "%s/work", tmpdir);
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)opt.sked;
+    argv[n++] = "worker";
+    argv[n++] = "--server";
+    argv[n++] = (char *)servers;
+    argv[n++] = "--token-file";
+    argv[n++] = token_file;
+    argv[n++] = "--slots";
+    argv[n++] = slots_arg;
+    argv[n++] = "--name";
+    argv[n++] = (char *)name;
+    argv[n++] = "--work-dir";
+    argv[n++] = work_dir;
+    /* A root worker refuses to run jobs as root unless told to; the jobs
+     * here are /bin/true and our own stamp, which writes under tmpdir (mode
+     * 0700, so a --run-as user could not). */
+    if (geteuid() == 0) argv[n++] = "--allow-root";
+    argv[n] = NULL;
+    pid_t pid = start_proc(argv, out, errlog);
+    if (pid < 0 || read_field(*out, "worker: registered as", wid, sizeof wid, START_TIMEOUT_S)) {
+        fprintf(stderr, "bench: worker did not start (see %s)\n", errlog);
+        stop_proc(pid);
+        return -1;
+    }
+    return pid;
 }
 
 /* ---- phase 1: the machine's spawn ceiling -------------------------------- */
@@ -213,7 +407,8 @@ struct submitter {
     double deadline;
     int max; /* stop after this many (0 = until deadline) */
     const char *kind;
-    double *lat; /* ms */
+    const char *base; /* the server this client talks to */
+    double *lat;      /* ms */
     size_t nlat, cap;
     long errors;
 };
@@ -221,10 +416,10 @@ struct submitter {
 static void *submit_loop(void *arg)
 {
     struct submitter *s = arg;
-    struct curl_slist *h;
-    CURL *c = client_new(&h);
+    struct client cl;
     struct sink sk;
     char body[512];
+    client_init(&cl, s->base);
     for (int i = 0; (!s->max || i < s->max) && now_s() < s->deadline; i++) {
         if (!strcmp(s->kind, "future"))
             snprintf(body, sizeof body,
@@ -235,21 +430,22 @@ static void *submit_loop(void *arg)
             snprintf(body, sizeof body, "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}",
                      s->id, i, (long)getpid());
         double t0 = now_s();
-        long st = request(c, "POST", "/v1/jobs", body, &sk);
+        long st = request(&cl, "POST", "/v1/jobs", body, &sk);
         double ms = (now_s() - t0) * 1000.0;
         if (st != 201) {
             s->errors++;
-            if (s->errors < 3) fprintf(stderr, "bench: submit answered %ld: %s\n", st, sk.buf);
+            if (s->errors < 3)
+                fprintf(stderr, "bench: submit to %s answered %ld: %s\n", s->base, st, sk.buf);
             continue;
         }
         if (s->nlat == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 4096;
             s->lat = realloc(s->lat, s->cap * sizeof *s->lat);
+            if (!s->lat) abort();
         }
         s->lat[s->nlat++] = ms;
     }
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
+    client_fini(&cl);
     return NULL;
 }
 
@@ -259,24 +455,33 @@ struct submit_result {
     long errors;
 };
 
+/* Runs `clients` submitters, client i on server i mod nurls, for `seconds`
+ * or until `total` jobs (0 = no count limit) have been submitted. */
 static struct submit_result submit_phase(const char *kind, int clients, double seconds, int total)
 {
     struct submitter *s = calloc((size_t)clients, sizeof *s);
     pthread_t *th = calloc((size_t)clients, sizeof *th);
+    if (!s || !th) abort();
     double t0 = now_s();
     for (int i = 0; i < clients; i++) {
         s[i].id = i;
         s[i].kind = kind;
+        s[i].base = urls[i % nurls];
         s[i].deadline = t0 + seconds;
-        s[i].max = total ? (total + clients - 1) / clients : 0;
+        /* Exactly `total` in all: the first total % clients take one more. */
+        s[i].max = total ? total / clients + (i < total % clients) : 0;
+        if (total && !s[i].max) s[i].max = -1;
+        if (s[i].max < 0) continue;
         pthread_create(&th[i], NULL, submit_loop, &s[i]);
     }
     struct submit_result r = {0};
     double *all = NULL;
     size_t n = 0;
     for (int i = 0; i < clients; i++) {
+        if (s[i].max < 0) continue;
         pthread_join(th[i], NULL);
         all = realloc(all, (n + s[i].nlat + 1) * sizeof *all);
+        if (!all) abort();
         memcpy(all + n, s[i].lat, s[i].nlat * sizeof *all);
         n += s[i].nlat;
         r.errors += s[i].errors;
@@ -295,22 +500,6 @@ static struct submit_result submit_phase(const char *kind, int clients, double s
 
 /* ---- phase 3: dispatch latency -------------------------------------------- */
 
-/* --stamp FILE: appended by the job itself at process start. */
-static int stamp_main(const char *file)
-{
-    const char *ft = getenv("SKED_FIRE_TIME");
-    int64_t fire = 0;
-    if (!ft || clock_parse_rfc3339(ft, &fire)) return 2;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double now_ms = (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-    FILE *f = fopen(file, "a");
-    if (!f) return 3;
-    fprintf(f, "%.3f\n", now_ms - (double)fire);
-    fclose(f);
-    return 0;
-}
-
 static size_t count_lines(const char *file)
 {
     FILE *f = fopen(file, "r");
@@ -323,46 +512,144 @@ static size_t count_lines(const char *file)
     return n;
 }
 
-static int dispatch_phase(const char *self, double *p50, double *p99, size_t *got)
+struct dispatch_result {
+    double p50, p99;             /* fire time -> process start, ms */
+    size_t got;                  /* stamps recorded */
+    long errors;                 /* submits not answered 201 */
+    double claim_p50, claim_p99; /* fire time -> claimed (the run's started_at), ms */
+    size_t claimed;              /* runs whose started_at was read */
+};
+
+/* Copies the string value of the first "key":"..." in a JSON text into
+ * dst; -1 when absent or not a string. Enough for the server's answers,
+ * whose ids and times hold no escapes. */
+static int json_str(const char *json, const char *key, char *dst, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *v = strstr(json, pat);
+    if (!v) return -1;
+    v += strlen(pat);
+    size_t n = strcspn(v, "\"");
+    if (v[n] != '"' || n >= len) return -1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+/* The server's share of each dispatch: for each job, its run's
+ * started_at - fire_time, the moment a worker's claim took it. With the
+ * stamps this splits a slow sample into server (fire, wake, claim) and
+ * worker (answer to process start). DIR/claims.txt lists "CLAIM_MS
+ * CREATED_MS JOB_ID" per run, both relative to the fire time. */
+static void claim_delays(struct client *cl, const char *dir, char (*jobs)[64], int n,
+                         struct dispatch_result *r)
+{
+    static double v[4096];
+    struct sink sk;
+    size_t got = 0;
+    char file[500];
+    /* Kept beside stamps.txt, so a slow sample can be looked up by job. */
+    snprintf(file, sizeof file, "%s/claims.txt", dir);
+    FILE *f = fopen(file, "w");
+    for (int i = 0; i < n && got < 4096; i++) {
+        char path[160], fire_s[64], start_s[64], created_s[64];
+        int64_t fire = 0, start = 0, created = 0;
+        if (!jobs[i][0]) continue;
+        snprintf(path, sizeof path, "/v1/runs?job_id=%s&limit=1", jobs[i]);
+        if (request(cl, "GET", path, NULL, &sk) != 200 ||
+            json_str(sk.buf, "fire_time", fire_s, sizeof fire_s) ||
+            json_str(sk.buf, "started_at", start_s, sizeof start_s) ||
+            clock_parse_rfc3339(fire_s, &fire) || clock_parse_rfc3339(start_s, &start))
+            continue;
+        v[got++] = (double)(start - fire);
+        /* created_at - fire_time: when the scheduler materialised the run
+         * (negative = ahead of time, as it should be). */
+        if (json_str(sk.buf, "created_at", created_s, sizeof created_s) ||
+            clock_parse_rfc3339(created_s, &created))
+            created = fire;
+        if (f) fprintf(f, "%" PRId64 " %" PRId64 " %s\n", start - fire, created - fire, jobs[i]);
+    }
+    if (f) fclose(f);
+    r->claimed = got;
+    r->claim_p50 = percentile(v, got, 0.50);
+    r->claim_p99 = percentile(v, got, 0.99);
+}
+
+/* Reads the stamps (ms from fire time to process start) into percentiles. */
+static void read_stamps(const char *stamps, struct dispatch_result *r)
+{
+    static double v[4096];
+    char line[256];
+    FILE *f = fopen(stamps, "r");
+    size_t n = 0;
+    while (f && n < 4096 && fgets(line, sizeof line, f))
+        v[n++] = strtod(line, NULL);
+    if (f) fclose(f);
+    r->got = n;
+    r->p50 = percentile(v, n, 0.50);
+    r->p99 = percentile(v, n, 0.99);
+}
+
+/* Submits opt.samples stamping jobs to server `on`. Single server: all up
+ * front, fire times 100 ms apart from 1 s out. Cross-server (stagger): one
+ * every 150 ms, each with its `at` 300-500 ms ahead of its own submission,
+ * so every run is materialised, announced and claimed in its own short
+ * window as a live cluster would see it, with a free worker slot at each. */
+static struct dispatch_result dispatch_phase(const char *dir, int on, int stagger)
 {
     char stamps[400];
-    snprintf(stamps, sizeof stamps, "%s/stamps.txt", tmpdir);
-    struct curl_slist *h;
-    CURL *c = client_new(&h);
+    struct dispatch_result r = {0};
+    struct client cl;
     struct sink sk;
-    /* Fire times spaced 100 ms apart, starting 1 s out: the worker is idle at each. */
-    int64_t base = clock_now_ms() + 1000;
+    char(*jobs)[64] = calloc((size_t)opt.samples, sizeof *jobs);
+    if (!jobs) abort();
+    snprintf(stamps, sizeof stamps, "%s/stamps.txt", dir);
+    client_init(&cl, urls[on]);
+    int64_t base = clock_now_ms() + 1000, last_fire = base;
+    double t0 = now_s();
     for (int i = 0; i < opt.samples; i++) {
         char at[SKED_RFC3339_LEN], body[9000];
-        clock_format_rfc3339(base + (int64_t)i * 100, at, sizeof at);
+        int64_t fire;
+        if (stagger) {
+            double wait_s = t0 + i * 0.150 - now_s();
+            if (wait_s > 0) sleep_ms((int)(wait_s * 1000.0));
+            /* 300..500 ms ahead, spread by a fixed permutation of i. */
+            fire = clock_now_ms() + 300 + (i * 73) % 201;
+        } else {
+            fire = base + (int64_t)i * 100;
+        }
+        if (fire > last_fire) last_fire = fire;
+        clock_format_rfc3339(fire, at, sizeof at);
         snprintf(body, sizeof body,
                  "{\"name\":\"dispatch-%d\",\"command\":[\"%s\",\"--stamp\",\"%s\"],"
                  "\"schedules\":[{\"at\":\"%s\"}]}",
-                 i, self, stamps, at);
-        long st = request(c, "POST", "/v1/jobs", body, &sk);
-        if (st != 201) fprintf(stderr, "bench: dispatch submit answered %ld: %s\n", st, sk.buf);
+                 i, stamp_bin, stamps, at);
+        long st = request(&cl, "POST", "/v1/jobs", body, &sk);
+        if (st != 201) {
+            r.errors++;
+            fprintf(stderr, "bench: dispatch submit answered %ld: %s\n", st, sk.buf);
+        } else {
+            json_str(sk.buf, "id", jobs[i], sizeof jobs[i]);
+        }
     }
-    double deadline = now_s() + 10.0 + opt.samples * 0.1;
-    while (count_lines(stamps) < (size_t)opt.samples && now_s() < deadline)
-        usleep(20000);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-
-    FILE *f = fopen(stamps, "r");
-    double v[4096];
-    size_t n = 0;
-    while (f && n < 4096 && fscanf(f, "%lf", &v[n]) == 1)
-        n++;
-    if (f) fclose(f);
-    *got = n;
-    *p50 = percentile(v, n, 0.50);
-    *p99 = percentile(v, n, 0.99);
-    return 0;
+    /* Done when every accepted job has stamped, or 10 s after the last fire. */
+    size_t want = (size_t)(opt.samples - r.errors);
+    double deadline = now_s() + 10.0 + (double)(last_fire - clock_now_ms()) / 1000.0;
+    while (count_lines(stamps) < want && now_s() < deadline)
+        sleep_ms(20);
+    read_stamps(stamps, &r);
+    claim_delays(&cl, dir, jobs, opt.samples, &r);
+    client_fini(&cl);
+    free(jobs);
+    return r;
 }
 
 /* ---- phase 4: end to end -------------------------------------------------- */
 
-static int remaining(CURL *c)
+/* Number of run states (scheduled, pending, running) that still hold a run;
+ * 0 once every run is finished, -1 when the server does not answer. */
+static int remaining(struct client *cl)
 {
     static const char *states[] = {"scheduled", "pending", "running"};
     struct sink sk;
@@ -370,37 +657,321 @@ static int remaining(CURL *c)
     for (size_t i = 0; i < 3; i++) {
         char path[128];
         snprintf(path, sizeof path, "/v1/runs?state=%s&limit=1", states[i]);
-        if (request(c, "GET", path, NULL, &sk) != 200) return -1;
+        if (request(cl, "GET", path, NULL, &sk) != 200) return -1;
         if (strstr(sk.buf, "\"id\"")) n++;
     }
     return n;
+}
+
+struct e2e_result {
+    size_t ok;   /* runs submitted */
+    long errors; /* submits refused */
+    double rate; /* runs finished per second, submission start to last finish */
+    int left;    /* non-zero: timed out with runs unfinished */
+    int failed;  /* some run failed (or the check did not answer) */
+};
+
+/* Submits `runs` run-now /bin/true jobs over 8 clients round-robin on the
+ * servers and waits (at most `limit_s`) until none is left unfinished. */
+static struct e2e_result e2e_phase(int runs, double limit_s)
+{
+    struct e2e_result r = {0};
+    struct client cl;
+    client_init(&cl, urls[0]);
+    double t0 = now_s();
+    struct submit_result sub = submit_phase("now", 8, limit_s, runs);
+    double deadline = t0 + limit_s;
+    while ((r.left = remaining(&cl)) != 0 && now_s() < deadline)
+        sleep_ms(20);
+    double elapsed = now_s() - t0;
+    struct sink sk;
+    /* /bin/true cannot fail: a failed run means sked lost or broke one. */
+    r.failed = request(&cl, "GET", "/v1/runs?state=failed&limit=1", NULL, &sk) != 200 ||
+               strstr(sk.buf, "\"id\"") != NULL;
+    client_fini(&cl);
+    r.ok = sub.ok;
+    r.errors = sub.errors;
+    r.rate = (double)sub.ok / elapsed;
+    return r;
+}
+
+/* ---- the SQLite table ----------------------------------------------------- */
+
+static int bench_sqlite(long ncpu)
+{
+    fprintf(stderr, "bench: spawn ceiling (%ld spawners, %.0f s)...\n", ncpu, opt.seconds);
+    double ceiling = spawn_ceiling((int)ncpu);
+
+    char store[400], errlog[400], wlog[400];
+    int sout = -1, wout = -1;
+    pid_t server = -1, worker = -1;
+    snprintf(store, sizeof store, "sqlite:%s/sked.db", tmpdir);
+    snprintf(errlog, sizeof errlog, "%s/server.log", tmpdir);
+    snprintf(wlog, sizeof wlog, "%s/worker.log", tmpdir);
+    snprintf(token_file, sizeof token_file, "%s/admin.token", tmpdir);
+    nurls = 1;
+    server = start_server(store, 1, errlog, urls[0], &sout);
+    if (server < 0) return 1;
+
+    fprintf(stderr, "bench: submit (%d clients, %.0f s)...\n", opt.clients, opt.seconds);
+    struct submit_result sub = submit_phase("future", opt.clients, opt.seconds, 0);
+
+    worker = start_worker(urls[0], opt.slots, "bench", wlog, &wout);
+    if (worker < 0) {
+        stop_proc(server);
+        if (sout >= 0) close(sout);
+        return 1;
+    }
+
+    fprintf(stderr, "bench: dispatch latency (%d samples)...\n", opt.samples);
+    struct dispatch_result d = dispatch_phase(tmpdir, 0, 0);
+
+    fprintf(stderr, "bench: end to end (%d runs of /bin/true)...\n", opt.e2e_runs);
+    struct e2e_result e2e = e2e_phase(opt.e2e_runs, 120.0);
+
+    stop_proc(worker);
+    stop_proc(server);
+    if (wout >= 0) close(wout);
+    if (sout >= 0) close(sout);
+
+    printf("\nsked bench — %ld cores, store sqlite (WAL, synchronous=FULL)\n\n", ncpu);
+    printf("| metric | measured | target |\n|---|---|---|\n");
+    printf("| submit throughput, durable (%d keep-alive clients) | %.0f /s (%zu ok, %ld errors) "
+           "| >= 5000 /s |\n",
+           opt.clients, sub.rate, sub.ok, sub.errors);
+    printf("| submit latency p50 / p99 | %.2f / %.2f ms | |\n", sub.p50, sub.p99);
+    printf("| dispatch latency p50 / p99, fire time -> process start (%zu samples) "
+           "| %.2f / %.2f ms | p99 <= 20 ms |\n",
+           d.got, d.p50, d.p99);
+    printf("| of which fire time -> claimed by the worker (server side) | %.2f / %.2f ms | |\n",
+           d.claim_p50, d.claim_p99);
+    printf("| bare spawn ceiling, /bin/true (%ld spawners) | %.0f /s | |\n", ncpu, ceiling);
+    printf("| end-to-end /bin/true runs (%zu runs, %d slots%s) | %.0f /s = %.0f %% of ceiling "
+           "| >= 75 %% |\n",
+           e2e.ok, opt.slots,
+           e2e.left     ? ", TIMED OUT"
+           : e2e.failed ? ", FAILED runs"
+                        : "",
+           e2e.rate, ceiling > 0 ? 100.0 * e2e.rate / ceiling : 0.0);
+    printf("\n(logs and store in %s)\n", tmpdir);
+    fflush(stdout);
+    return e2e.left || e2e.failed || e2e.errors || sub.errors || d.got < (size_t)opt.samples;
+}
+
+/* ---- the PostgreSQL cluster table ---------------------------------------- */
+
+struct cluster_row {
+    int servers;
+    int started; /* every process came up */
+    struct submit_result sub;
+    struct e2e_result e2e;
+    struct dispatch_result d;
+};
+
+/* "URL" + sked_schema=NAME, with ? or & as the URL needs. */
+static void schema_url(char *dst, size_t len, const char *base, const char *schema)
+{
+    snprintf(dst, len, "%s%csked_schema=%s", base, strchr(base, '?') ? '&' : '?', schema);
+}
+
+/* One configuration: n servers on a fresh schema, then the three phases. */
+static void cluster_config(int idx, int n, struct cluster_row *row)
+{
+    char dir[400], store[1200], schema[64], log[500], list[MAX_SERVERS * URL_LEN + 8];
+    pid_t servers[MAX_SERVERS], workers[MAX_SERVERS];
+    int souts[MAX_SERVERS], wouts[MAX_SERVERS];
+    int nworkers = 0;
+    memset(row, 0, sizeof *row);
+    row->servers = n;
+    for (int i = 0; i < MAX_SERVERS; i++)
+        servers[i] = workers[i] = souts[i] = wouts[i] = -1;
+
+    snprintf(dir, sizeof dir, "%s/pg%d-%dsrv", tmpdir, idx + 1, n);
+    mkdir(dir, 0700);
+    /* Unique per configuration (--servers 1,1 measures twice) and per bench
+     * process, so reruns on a kept database stay apart too. */
+    snprintf(schema, sizeof schema, "sked_bench_%ld_%d", (long)getpid(), idx + 1);
+    schema_url(store, sizeof store, opt.pg_url, schema);
+    snprintf(token_file, sizeof token_file, "%s/admin.token", dir);
+
+    /* One at a time: the first migrates the fresh schema and bootstraps the
+     * admin token; the others find both there. */
+    nurls = n;
+    for (int i = 0; i < n; i++) {
+        snprintf(log, sizeof log, "%s/server-%d.log", dir, i);
+        servers[i] = start_server(store, i == 0, log, urls[i], &souts[i]);
+        if (servers[i] < 0) goto out;
+    }
+
+    fprintf(stderr, "bench: [%d server%s] submit (%d clients, %.0f s)...\n", n, n > 1 ? "s" : "",
+            opt.clients, opt.seconds);
+    row->sub = submit_phase("future", opt.clients, opt.seconds, 0);
+
+    /* Cross-server dispatch: submit on A = server 0; the only worker polls
+     * B = server 1 (with one server, A = B). */
+    int b = n > 1 ? 1 : 0;
+    snprintf(log, sizeof log, "%s/worker-dispatch.log", dir);
+    workers[0] = start_worker(urls[b], opt.slots, "bench-dispatch", log, &wouts[0]);
+    if (workers[0] < 0) goto out;
+    nworkers = 1;
+    fprintf(stderr, "bench: [%d server%s] dispatch, submit on %s, worker on %s (%d samples)...\n",
+            n, n > 1 ? "s" : "", urls[0], urls[b], opt.samples);
+    row->d = dispatch_phase(dir, 0, 1);
+    stop_procs(workers, nworkers);
+    close(wouts[0]);
+    wouts[0] = -1;
+    nworkers = 0;
+
+    /* End to end: one worker per server, worker i given the list rotated to
+     * start at server i (it uses the first that answers), the slots split
+     * between them so every configuration has the same execution capacity. */
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        int slots = opt.slots / n + (i < opt.slots % n);
+        if (slots < 1) slots = 1;
+        size_t off = 0;
+        for (int j = 0; j < n; j++)
+            off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", j ? "," : "",
+                                    urls[(i + j) % n]);
+        snprintf(name, sizeof name, "bench-%d", i);
+        snprintf(log, sizeof log, "%s/worker-%d.log", dir, i);
+        workers[i] = start_worker(list, slots, name, log, &wouts[i]);
+        if (workers[i] < 0) goto out;
+        nworkers = i + 1;
+    }
+    fprintf(stderr, "bench: [%d server%s] end to end (%d runs of /bin/true, %d worker%s)...\n", n,
+            n > 1 ? "s" : "", opt.pg_runs, n, n > 1 ? "s" : "");
+    row->e2e = e2e_phase(opt.pg_runs, 60.0);
+    row->started = 1;
+out:
+    /* Workers first, so their drained attempts still reach a server. */
+    stop_procs(workers, nworkers);
+    stop_procs(servers, n);
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (wouts[i] >= 0) close(wouts[i]);
+        if (souts[i] >= 0) close(souts[i]);
+    }
+}
+
+static int bench_pg(long ncpu)
+{
+    struct cluster_row rows[MAX_SERVERS];
+    int failed = 0;
+    for (int i = 0; i < opt.nconfigs; i++) {
+        cluster_config(i, opt.configs[i], &rows[i]);
+        struct cluster_row *r = &rows[i];
+        if (!r->started || r->sub.errors || r->e2e.errors || r->e2e.left || r->e2e.failed ||
+            r->d.got < (size_t)opt.samples)
+            failed = 1;
+    }
+
+    printf("\nsked bench — %ld cores, cluster: N servers on one PostgreSQL (synchronous_commit=on, "
+           "fsync=on), fresh schema per row\n",
+           ncpu);
+    printf("submit: %d keep-alive clients round-robin over the servers, %.0f s; e2e: %d /bin/true "
+           "runs, one worker per server, %d slots in all;\n"
+           "cross-server dispatch: submitted on server A with `at` 300-500 ms ahead, the only "
+           "worker long-polling on server B, fire time -> process start\n\n",
+           opt.clients, opt.seconds, opt.pg_runs, opt.slots);
+    printf("| servers | submit/s | submit p50 / p99 ms | e2e runs/s | cross-server dispatch "
+           "p50 / p99 ms | of which fire -> claim p50 / p99 ms | notes "
+           "|\n|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < opt.nconfigs; i++) {
+        struct cluster_row *r = &rows[i];
+        char notes[200] = "";
+        size_t off = 0;
+        if (!r->started)
+            off += (size_t)snprintf(notes + off, sizeof notes - off, "DID NOT START; ");
+        if (r->sub.errors || r->e2e.errors)
+            off += (size_t)snprintf(notes + off, sizeof notes - off, "%ld submit errors; ",
+                                    r->sub.errors + r->e2e.errors);
+        if (r->e2e.left)
+            off += (size_t)snprintf(notes + off, sizeof notes - off, "e2e TIMED OUT; ");
+        if (r->e2e.failed)
+            off += (size_t)snprintf(notes + off, sizeof notes - off, "FAILED runs; ");
+        if (r->d.got < (size_t)opt.samples)
+            off += (size_t)snprintf(notes + off, sizeof notes - off, "%zu of %d stamps; ", r->d.got,
+                                    opt.samples);
+        if (r->servers == 1) snprintf(notes + off, sizeof notes - off, "dispatch: A = B");
+        printf("| %d | %.0f (%zu ok) | %.2f / %.2f | %.0f (%zu runs) | %.2f / %.2f (%zu samples) | "
+               "%.2f / %.2f | %s |\n",
+               r->servers, r->sub.rate, r->sub.ok, r->sub.p50, r->sub.p99, r->e2e.rate, r->e2e.ok,
+               r->d.p50, r->d.p99, r->d.got, r->d.claim_p50, r->d.claim_p99, notes);
+    }
+    printf("\n(logs in %s)\n", tmpdir);
+    fflush(stdout);
+    return failed;
 }
 
 /* ---- main ------------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sked-bench [--sked PATH] [--seconds S] [--clients N] [--runs N] "
-               "[--samples N] [--slots N]\n\n"
-               "Starts sked server + worker on 127.0.0.1 and prints submit throughput and\n"
-               "latency, dispatch latency and end-to-end /bin/true runs/s against the\n"
-               "machine's bare spawn ceiling.\n\n"
-               "  --sked PATH    the sked binary (default: sked next to this binary)\n"
-               "  --seconds S    length of the timed phases (default 5)\n"
-               "  --clients N    concurrent keep-alive submitters (default 32)\n"
-               "  --runs N       end-to-end /bin/true runs (default 2000)\n"
-               "  --samples N    dispatch latency samples (default 60)\n"
-               "  --slots N      worker slots (default 4 x cores)\n");
+    fprintf(f,
+            "usage: sked-bench [--sked PATH] [--seconds S] [--clients N] [--runs N] "
+            "[--samples N] [--slots N]\n"
+            "       sked-bench --pg [--pg-url URL] [--servers LIST] [--pg-runs N] [options]\n\n"
+            "Starts sked server + worker on 127.0.0.1 and prints submit throughput and\n"
+            "latency, dispatch latency and end-to-end /bin/true runs/s against the\n"
+            "machine's bare spawn ceiling (SQLite store).\n\n"
+            "With --pg, prints the cluster table instead: for 1, 2 and 3 servers on one\n"
+            "PostgreSQL database, submit throughput and p50/p99 latency (clients spread\n"
+            "round-robin over the servers), end-to-end /bin/true runs/s (one worker per\n"
+            "server, given the whole --server list), and cross-server dispatch latency\n"
+            "(submitted on one server, the only worker long-polling on another). Each\n"
+            "configuration runs in a fresh schema sked_bench_PID_I of the database, which\n"
+            "is left behind: use a throwaway database, e.g.\n"
+            "    tests/store/pg_harness.sh build/sked-bench --pg\n\n"
+            "  --sked PATH     the sked binary (default: sked next to this binary)\n"
+            "  --seconds S     length of the timed submit phases (default 5)\n"
+            "  --clients N     concurrent keep-alive submitters (default 32)\n"
+            "  --runs N        end-to-end /bin/true runs, SQLite (default 2000)\n"
+            "  --samples N     dispatch latency samples (default 60)\n"
+            "  --slots N       worker slots; with --pg, in all, split between the workers\n"
+            "                  (default 4 x cores)\n"
+            "  --pg            measure the PostgreSQL cluster instead of SQLite\n"
+            "  --pg-url URL    the database (default: $SKED_TEST_PG_URL, which\n"
+            "                  pg_harness.sh sets), e.g. 'postgres:///DB?host=SOCKDIR'\n"
+            "  --servers LIST  server counts to measure, e.g. 1,3 (default 1,2,3; each 1..%d)\n"
+            "  --pg-runs N     end-to-end runs per cluster configuration (default 1000)\n"
+            "  -h, --help      this help\n\n"
+            "Exits 0 when every phase completed without errors, 1 otherwise.\n",
+            MAX_SERVERS);
+}
+
+/* "1,2,3" -> opt.configs; -1 when malformed. */
+static int parse_servers(const char *s)
+{
+    opt.nconfigs = 0;
+    while (*s) {
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > MAX_SERVERS || opt.nconfigs == MAX_SERVERS) return -1;
+        opt.configs[opt.nconfigs++] = (int)v;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
+        s = end;
+    }
+    return opt.nconfigs ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--stamp")) return stamp_main(argv[2]);
-    static const struct option longopts[] = {
-        {"sked", required_argument, NULL, 'k'},    {"seconds", required_argument, NULL, 's'},
-        {"clients", required_argument, NULL, 'c'}, {"runs", required_argument, NULL, 'r'},
-        {"samples", required_argument, NULL, 'n'}, {"slots", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"sked", required_argument, NULL, 'k'},
+                                             {"seconds", required_argument, NULL, 's'},
+                                             {"clients", required_argument, NULL, 'c'},
+                                             {"runs", required_argument, NULL, 'r'},
+                                             {"samples", required_argument, NULL, 'n'},
+                                             {"slots", required_argument, NULL, 'w'},
+                                             {"pg", no_argument, NULL, 'p'},
+                                             {"pg-url", required_argument, NULL, 'u'},
+                                             {"servers", required_argument, NULL, 'S'},
+                                             {"pg-runs", required_argument, NULL, 'R'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (ch) {
@@ -422,6 +993,22 @@ int main(int argc, char **argv)
         case 'w':
             opt.slots = atoi(optarg);
             break;
+        case 'p':
+            opt.pg = 1;
+            break;
+        case 'u':
+            opt.pg_url = optarg;
+            break;
+        case 'S':
+            if (parse_servers(optarg) < 0) {
+                fprintf(stderr, "sked-bench: --servers takes counts 1..%d, e.g. 1,2,3\n",
+                        MAX_SERVERS);
+                return 2;
+            }
+            break;
+        case 'R':
+            opt.pg_runs = atoi(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -430,12 +1017,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (opt.clients < 1 || opt.clients > 256 || opt.seconds <= 0 || opt.seconds > 60 ||
-        opt.e2e_runs < 1 || opt.e2e_runs > 100000 || opt.samples < 1 || opt.samples > 4000) {
+    if (optind < argc || opt.clients < 1 || opt.clients > 256 || opt.seconds <= 0 ||
+        opt.seconds > 60 || opt.e2e_runs < 1 || opt.e2e_runs > 100000 || opt.samples < 1 ||
+        opt.samples > 4000 || opt.slots < 0 || opt.slots > 1024 || opt.pg_runs < 1 ||
+        opt.pg_runs > 100000) {
         usage(stderr);
         return 2;
     }
-    char self[4096];
+    if (opt.pg && !opt.pg_url) opt.pg_url = getenv("SKED_TEST_PG_URL");
+    if (opt.pg && (!opt.pg_url || !*opt.pg_url)) {
+        fprintf(stderr, "sked-bench: --pg needs --pg-url or SKED_TEST_PG_URL (run it under "
+                        "tests/store/pg_harness.sh)\n");
+        return 2;
+    }
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl <= 0) return 1;
     self[sl] = '\0';
@@ -446,89 +1040,26 @@ int main(int argc, char **argv)
         snprintf(slash + 1, sizeof skedpath - (size_t)(slash + 1 - skedpath), "sked");
         opt.sked = skedpath;
     }
+    /* sked-bench-stamp beside us when built; else this binary's --stamp. */
+    snprintf(stamp_bin, sizeof stamp_bin, "%s", self);
+    char *slash = strrchr(stamp_bin, '/');
+    snprintf(slash + 1, sizeof stamp_bin - (size_t)(slash + 1 - stamp_bin), "sked-bench-stamp");
+    if (access(stamp_bin, X_OK) != 0) snprintf(stamp_bin, sizeof stamp_bin, "%s", self);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncpu < 1) ncpu = 1;
     if (ncpu > 64) ncpu = 64;
     if (!opt.slots) opt.slots = (int)ncpu * 4;
+    /* Servers and workers answer on pipes we may stop reading. */
+    signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sked-bench-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
-
-    fprintf(stderr, "bench: spawn ceiling (%ld spawners, %.0f s)...\n", ncpu, opt.seconds);
-    double ceiling = spawn_ceiling((int)ncpu);
-
-    char store[400], errlog[400], listen_arg[] = "127.0.0.1:0";
-    snprintf(store, sizeof store, "sqlite:%s/sked.db", tmpdir);
-    snprintf(errlog, sizeof errlog, "%s/server.log", tmpdir);
-    char *sargv[] = {(char *)opt.sked, "server", "--listen", listen_arg, "--store", store, NULL};
-    FILE *sout = NULL;
-    pid_t server = start_proc(sargv, &sout, errlog);
-    if (server < 0 || read_field(sout, "listening:", url, sizeof url) ||
-        read_field(sout, "admin-token:", token, sizeof token) ||
-        read_field(sout, "admin-token-file:", token_file, sizeof token_file)) {
-        fprintf(stderr, "bench: server did not start (see %s)\n", errlog);
-        stop_proc(server);
+    if (!mkdtemp(tmpdir)) {
+        perror("sked-bench: mkdtemp");
         return 1;
     }
-
-    fprintf(stderr, "bench: submit (%d clients, %.0f s)...\n", opt.clients, opt.seconds);
-    struct submit_result sub = submit_phase("future", opt.clients, opt.seconds, 0);
-
-    char slots[16], wlog[400];
-    snprintf(slots, sizeof slots, "%d", opt.slots);
-    snprintf(wlog, sizeof wlog, "%s/worker.log", tmpdir);
-    char *wargv[] = {(char *)opt.sked, "worker",   "--server", url,
-                     "--token-file",   token_file, "--slots",  slots,
-                     "--name",         "bench",    NULL};
-    FILE *wout = NULL;
-    char wid[128];
-    pid_t worker = start_proc(wargv, &wout, wlog);
-    if (worker < 0 || read_field(wout, "worker: registered as", wid, sizeof wid)) {
-        fprintf(stderr, "bench: worker did not start (see %s)\n", wlog);
-        stop_proc(worker);
-        stop_proc(server);
-        return 1;
-    }
-
-    fprintf(stderr, "bench: dispatch latency (%d samples)...\n", opt.samples);
-    double d50 = 0, d99 = 0;
-    size_t dn = 0;
-    dispatch_phase(self, &d50, &d99, &dn);
-
-    fprintf(stderr, "bench: end to end (%d runs of /bin/true)...\n", opt.e2e_runs);
-    struct curl_slist *h;
-    CURL *c = client_new(&h);
-    double t0 = now_s();
-    struct submit_result e2e = submit_phase("now", 8, 120.0, opt.e2e_runs);
-    double deadline = t0 + 300.0;
-    int left;
-    while ((left = remaining(c)) != 0 && now_s() < deadline)
-        usleep(20000);
-    double e2e_s = now_s() - t0;
-    double e2e_rate = (double)e2e.ok / e2e_s;
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-
-    stop_proc(worker);
-    stop_proc(server);
-    if (wout) fclose(wout);
-    if (sout) fclose(sout);
-
-    printf("\nsked bench — %ld cores, store sqlite (WAL, synchronous=FULL)\n\n", ncpu);
-    printf("| metric | measured | target |\n|---|---|---|\n");
-    printf("| submit throughput, durable (%d keep-alive clients) | %.0f /s (%zu ok, %ld errors) "
-           "| >= 5000 /s |\n",
-           opt.clients, sub.rate, sub.ok, sub.errors);
-    printf("| submit latency p50 / p99 | %.2f / %.2f ms | |\n", sub.p50, sub.p99);
-    printf("| dispatch latency p50 / p99, fire time -> process start (%zu samples) "
-           "| %.2f / %.2f ms | p99 <= 20 ms |\n",
-           dn, d50, d99);
-    printf("| bare spawn ceiling, /bin/true (%ld spawners) | %.0f /s | |\n", ncpu, ceiling);
-    printf("| end-to-end /bin/true runs (%zu runs, %d slots%s) | %.0f /s = %.0f %% of ceiling "
-           "| >= 75 %% |\n",
-           e2e.ok, opt.slots, left ? ", TIMED OUT" : "", e2e_rate,
-           ceiling > 0 ? 100.0 * e2e_rate / ceiling : 0.0);
-    printf("\n(logs and store in %s)\n", tmpdir);
+    int rc = opt.pg ? bench_pg(ncpu) : bench_sqlite(ncpu);
     curl_global_cleanup();
-    return left ? 1 : 0;
+    return rc;
 }
+
+#endif /* SKED_BENCH_STAMP_ONLY */

@@ -14,5 +14,9 @@ int cmd_submit(int argc, char **argv);  /* cli/cmd_submit.c */
 int cmd_jobs(int argc, char **argv);    /* cli/cmd_jobs.c */
 int cmd_runs(int argc, char **argv);    /* cli/cmd_runs.c */
 int cmd_workers(int argc, char **argv); /* cli/cmd_workers.c */
+int cmd_login(int argc, char **argv);   /* cli/cmd_auth.c */
+int cmd_users(int argc, char **argv);   /* cli/cmd_auth.c */
+int cmd_tokens(int argc, char **argv);  /* cli/cmd_auth.c */
+int cmd_audit(int argc, char **argv);   /* cli/cmd_auth.c */
 
 #endif

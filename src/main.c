@@ -18,6 +18,10 @@ static const struct {
     {"jobs", cmd_jobs, "list and manage jobs"},
     {"runs", cmd_runs, "list runs, show logs, cancel"},
     {"workers", cmd_workers, "list and drain workers"},
+    {"login", cmd_login, "log in as a user and print a token"},
+    {"users", cmd_users, "manage users, roles and namespaces (admin)"},
+    {"tokens", cmd_tokens, "create, list and revoke API tokens"},
+    {"audit", cmd_audit, "read the audit log (admin)"},
     {"routes", cmd_routes, "print the server's HTTP routes"},
 };
 

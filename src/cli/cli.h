@@ -1,6 +1,6 @@
 /*
  * Internals shared by the client commands (`sked submit`, `jobs`, `runs`,
- * `workers`): the common options (--server, --token, --token-file, -o),
+ * `workers`): the common options (--server, --token, --token-file, --ca, -o),
  * token resolution, the HTTP call wrapper that turns problem+json answers
  * and transport failures into one-line messages, an aligned table printer,
  * time formatting, and the job-field and schedule options that submit and
@@ -57,6 +57,7 @@ enum cli_opt {
     CLI_OPT_MISFIRE,
     CLI_OPT_MAX_CONC,
     CLI_OPT_TAG,
+    CLI_OPT_CA, /* common: trusted CA file for https servers */
     /* command-specific options start here */
     CLI_OPT_CMD_BASE = 0x200,
 };
@@ -67,7 +68,7 @@ enum cli_opt {
     {"server", required_argument, NULL, CLI_OPT_SERVER},                                           \
         {"token", required_argument, NULL, CLI_OPT_TOKEN},                                         \
         {"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE},                               \
-        {"output", required_argument, NULL, 'o'},                                                  \
+        {"ca", required_argument, NULL, CLI_OPT_CA}, {"output", required_argument, NULL, 'o'},     \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
@@ -104,6 +105,8 @@ enum cli_opt {
     "  --token T              bearer token (env SKED_TOKEN)\n"                                     \
     "  --token-file F         read the token from F (env SKED_TOKEN_FILE; default\n"               \
     "                         ./" CLI_DEFAULT_TOKEN_FILE " when readable)\n"                       \
+    "  --ca FILE              trust the CA certificate(s) in FILE for https servers\n"             \
+    "                         instead of the system's (env SKED_CA)\n"                             \
     "  -o, --output FORMAT    'table' (default, for people) or 'json' (for scripts)\n"             \
     "  -h, --help             show this help\n"
 #define CLI_SCHED_HELP                                                                             \
@@ -131,6 +134,7 @@ typedef struct cli {
     const char *server;     /* --server, or NULL */
     const char *token;      /* --token, or NULL */
     const char *token_file; /* --token-file, or NULL */
+    const char *ca;         /* --ca, or NULL ($SKED_CA is read by cli_client) */
     int json;               /* 1 with -o json */
     int help;               /* 1 with -h/--help */
     httpc_t *http;          /* owned; created by cli_client() */
@@ -180,8 +184,12 @@ const char *cli_servers(const cli_t *c);
  * default file just means no token. *out is new (caller frees) or NULL.
  * Returns 0 or a negative SKED_E* code. */
 int cli_token_resolve(const char *opt_token, const char *opt_file, char **out);
-/* The HTTP client for c, made on first use from cli_servers() and the
- * resolved token. Borrowed (owned by c); NULL on error (message printed). */
+/* The CA file for https servers: --ca, else $SKED_CA, else NULL (the
+ * system's CAs). Borrowed. */
+const char *cli_ca(const cli_t *c);
+/* The HTTP client for c, made on first use from cli_servers(), the
+ * resolved token and cli_ca() (a named CA file that cannot be read is an
+ * error). Borrowed (owned by c); NULL on error (message printed). */
 httpc_t *cli_client(cli_t *c);
 
 /* Performs one API call. body (borrowed, may be NULL) is sent as JSON;

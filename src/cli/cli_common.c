@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_init(cli_t *c, const char *cmd)
 {
@@ -43,6 +44,9 @@ int cli_common_opt(cli_t *c, int opt, const char *arg)
         return 1;
     case CLI_OPT_TOKEN_FILE:
         c->token_file = arg;
+        return 1;
+    case CLI_OPT_CA:
+        c->ca = arg;
         return 1;
     case 'o':
         if (!strcmp(arg, "json")) {
@@ -163,12 +167,31 @@ int cli_token_resolve(const char *opt_token, const char *opt_file, char **out)
     return 0;
 }
 
+const char *cli_ca(const cli_t *c)
+{
+    if (c->ca && *c->ca) return c->ca;
+    const char *e = getenv("SKED_CA");
+    return e && *e ? e : NULL;
+}
+
 httpc_t *cli_client(cli_t *c)
 {
     if (c->http) return c->http;
+    const char *ca = cli_ca(c);
+    /* Checked here because libcurl would only say "problem with the SSL CA
+     * cert" once a call is made, and never for http:// servers. */
+    if (ca && access(ca, R_OK) != 0) {
+        fprintf(stderr, "sked: cannot read the CA file '%s' (%s): %s\n", ca,
+                c->ca && *c->ca ? "--ca" : "SKED_CA", strerror(errno));
+        return NULL;
+    }
     if (!c->token_buf && cli_token_resolve(c->token, c->token_file, &c->token_buf) < 0) return NULL;
     c->http = httpc_new(cli_servers(c), c->token_buf);
-    if (!c->http) fprintf(stderr, "sked: bad server list '%s'\n", cli_servers(c));
+    if (!c->http) {
+        fprintf(stderr, "sked: bad server list '%s'\n", cli_servers(c));
+        return NULL;
+    }
+    httpc_set_ca(c->http, ca);
     return c->http;
 }
 
@@ -258,7 +281,11 @@ char *cli_transport_text(const char *servers, const char *why)
         if (!end) break;
         p = end + 1;
     }
-    return xasprintf("%s %s: %s", what, servers, why && *why ? why : "no answer");
+    /* The usual first HTTPS stumble is a private CA: say what fixes it. */
+    const char *hint = why && strstr(why, "certificate")
+                           ? " (to trust a private CA, pass --ca FILE or set SKED_CA)"
+                           : "";
+    return xasprintf("%s %s: %s%s", what, servers, why && *why ? why : "no answer", hint);
 }
 
 static int status_err(long status)

@@ -6,6 +6,14 @@
  * last answered; a transport error moves on to the next server after a
  * short backoff, so a dead server costs one connect attempt, not every
  * call. See httpc.h for the contract.
+ *
+ * TLS: peer and host verification stay at libcurl's defaults (on) and are
+ * never switched off. A configured CA file replaces the system store
+ * entirely (CAPATH cleared too), so `--ca` means "this CA and no other".
+ * libcurl accepts a non-self-signed certificate in that file as a trust
+ * anchor (partial chains), which is how a server's own certificate can be
+ * pinned. Only http and https are allowed as protocols, whatever URL a
+ * user types.
  */
 #include "common/httpc.h"
 #include "common/buf.h"
@@ -31,7 +39,10 @@ struct httpc {
     char *auth; /* "Authorization: Bearer ..." or NULL */
     int64_t timeout_ms;
     const atomic_int *abort_flag; /* see httpc_set_abort; NULL = never */
+    char *ca_file;                /* trusted CAs for https; NULL = the system's */
 };
+
+static char *default_ca; /* httpc_set_default_ca; set before threads start */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
@@ -67,6 +78,7 @@ httpc_t *httpc_new(const char *servers, const char *token)
         p = end + 1;
     }
     if (token && *token) c->auth = xasprintf("Authorization: Bearer %s", token);
+    if (default_ca) c->ca_file = xstrdup(default_ca);
     return c;
 }
 
@@ -78,7 +90,20 @@ void httpc_free(httpc_t *c)
         free(c->servers[i]);
     free(c->servers);
     free(c->auth);
+    free(c->ca_file);
     free(c);
+}
+
+void httpc_set_ca(httpc_t *c, const char *ca_file)
+{
+    FREE_NULL(c->ca_file);
+    if (ca_file && *ca_file) c->ca_file = xstrdup(ca_file);
+}
+
+void httpc_set_default_ca(const char *ca_file)
+{
+    FREE_NULL(default_ca);
+    if (ca_file && *ca_file) default_ca = xstrdup(ca_file);
 }
 
 void httpc_set_timeout_ms(httpc_t *c, int64_t ms)
@@ -153,6 +178,11 @@ static struct curl_slist *setup(httpc_t *c, const char *base, const char *method
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, c->abort_flag ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->ca_file) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     if (!strcmp(method, "GET")) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (!strcmp(method, "HEAD")) {

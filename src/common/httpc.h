@@ -3,6 +3,11 @@
  * of server base URLs and a bearer token; each call goes to the current
  * server and fails over to the next on connection errors, with a short
  * backoff. Keep-alive connections are reused. One client per thread.
+ *
+ * https:// servers are always verified, chain and host name, against the
+ * system's CAs or, when a CA file is set, against that file alone (a
+ * private CA, or the server's own self-signed certificate). There is no
+ * switch to turn verification off.
  */
 #ifndef SKED_COMMON_HTTPC_H
 #define SKED_COMMON_HTTPC_H
@@ -27,6 +32,16 @@ httpc_t *httpc_new(const char *servers, const char *token);
 void httpc_free(httpc_t *c);
 /* Total time a request may take before it fails (default 60s). */
 void httpc_set_timeout_ms(httpc_t *c, int64_t ms);
+
+/* Trusts the CA certificate(s) in the PEM file ca_file, instead of the
+ * system's, for https:// servers; NULL = the system's again. Copied;
+ * applies to the calls that follow. */
+void httpc_set_ca(httpc_t *c, const char *ca_file);
+/* The CA file every client made after this call starts with (as if
+ * httpc_set_ca were called on it), for processes whose clients are made
+ * deep inside (the worker). Copied; NULL = the system's. Not thread-safe:
+ * call before the threads that make clients start. */
+void httpc_set_default_ca(const char *ca_file);
 
 /* Makes a call in flight on c give up (a negative code, no answer) soon
  * after *flag becomes non-zero; the worker aborts its parked

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DURATION_MAX_MS ((int64_t)366 * 10 * 86400 * 1000) /* ten years: anything more is absurd */
+#define DURATION_MAX_MS ((int64_t)366 * 10 * 86400 * 1000) /* ten years: anything more is absurd   \
+                                                            */
 
 /* Parses s into *out_ms. Returns 0, or SKED_EINVAL for empty, negative,
  * malformed, or > DURATION_MAX_MS input. */

@@ -12,6 +12,10 @@
  * every duration and instant in its canonical spelling, so that
  * jobspec_parse(jobspec_to_json(x)) yields x again and two equivalent
  * submissions store the same bytes.
+ *
+ * An env value may be marked secret ({"secret": "value"}): the canonical
+ * document keeps value and marking (the worker needs the value), and
+ * jobspec_redact masks it for every other reader (see jobspec.h).
  */
 #include "core/jobspec.h"
 #include "common/buf.h"
@@ -236,32 +240,92 @@ static int parse_command(const json_t *v, jobspec_t *out, jobspec_error_t *err)
     return 0;
 }
 
+/* One env entry while parsing; sorted together so the secret flags stay
+ * with their values. */
+struct env_item {
+    char *kv;
+    bool secret;
+};
+
+static int cmp_env_item(const void *a, const void *b)
+{
+    const struct env_item *x = a, *y = b;
+    return cmp_kv(&x->kv, &y->kv);
+}
+
+/* A value is a string, or {"secret": string} for one that must never be
+ * shown (the canonical document keeps it, because the worker needs it;
+ * jobspec_redact hides it from everyone else). */
 static int parse_env(const json_t *v, jobspec_t *out, jobspec_error_t *err)
 {
     size_t n = v ? json_object_size(v) : 0;
+    struct env_item *items = NULL;
+    int rc = 0;
     if (v && !json_is_object(v)) return fail(err, "env", "must be an object of strings");
     if (n > JOBSPEC_ENV_MAX)
         return fail(err, "env", "must have at most %d entries", JOBSPEC_ENV_MAX);
     out->env = xcalloc(n + 1, sizeof *out->env);
+    out->env_secret = xcalloc(n + 1, sizeof *out->env_secret);
     if (!v) return 0;
+    items = xcalloc(n + 1, sizeof *items);
+    size_t k = 0;
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)v, key, val)
     {
         char field[sizeof err->field];
         const char *s;
+        bool secret = false;
         strf(field, sizeof field, "env.%s", key);
-        if (strlen(key) > JOBSPEC_NAME_MAX)
-            return fail(err, field, "name must be at most %d bytes", JOBSPEC_NAME_MAX);
-        if (!env_name_ok(key)) return fail(err, field, "name must match [A-Za-z_][A-Za-z0-9_]*");
-        if (strncmp(key, "SKED_", 5) == 0)
-            return fail(err, field, "names starting with SKED_ are reserved for sked");
-        int rc = get_string(val, field, 0, JOBSPEC_ARG_MAX, &s, err);
-        if (rc) return rc;
-        out->env[out->envc++] = xasprintf("%s=%s", key, s);
+        if (strlen(key) > JOBSPEC_NAME_MAX) {
+            rc = fail(err, field, "name must be at most %d bytes", JOBSPEC_NAME_MAX);
+            goto out;
+        }
+        if (!env_name_ok(key)) {
+            rc = fail(err, field, "name must match [A-Za-z_][A-Za-z0-9_]*");
+            goto out;
+        }
+        if (strncmp(key, "SKED_", 5) == 0) {
+            rc = fail(err, field, "names starting with SKED_ are reserved for sked");
+            goto out;
+        }
+        if (json_is_object(val)) {
+            const json_t *sv = json_object_get(val, "secret");
+            if (json_object_size(val) != 1 || !sv) {
+                rc = fail(err, field, "must be a string or {\"secret\": \"value\"}");
+                goto out;
+            }
+            strf(field, sizeof field, "env.%s.secret", key);
+            if ((rc = get_string(sv, field, 0, JOBSPEC_ARG_MAX, &s, err))) goto out;
+            /* The placeholder API answers show: a document read back and
+             * sent again would otherwise replace the secret with it. */
+            if (!strcmp(s, JOBSPEC_SECRET_MASK)) {
+                rc = fail(err, field,
+                          "\"%s\" is how sked shows a secret; send the real value "
+                          "(or leave the variable out of a PATCH to keep it)",
+                          JOBSPEC_SECRET_MASK);
+                goto out;
+            }
+            secret = true;
+        } else if ((rc = get_string(val, field, 0, JOBSPEC_ARG_MAX, &s, err))) {
+            goto out;
+        }
+        items[k].kv = xasprintf("%s=%s", key, s);
+        items[k].secret = secret;
+        k++;
     }
-    qsort(out->env, out->envc, sizeof *out->env, cmp_kv);
-    return 0;
+    qsort(items, k, sizeof *items, cmp_env_item);
+    for (size_t i = 0; i < k; i++) {
+        out->env[i] = items[i].kv;
+        out->env_secret[i] = items[i].secret;
+        items[i].kv = NULL;
+    }
+    out->envc = k;
+out:
+    for (size_t i = 0; items && i < k; i++)
+        free(items[i].kv);
+    free(items);
+    return rc;
 }
 
 static int parse_cwd(const json_t *v, jobspec_t *out, jobspec_error_t *err)
@@ -653,11 +717,41 @@ static void merge_patch(json_t *target, const json_t *patch)
     }
 }
 
+static bool is_masked_secret(const json_t *v)
+{
+    const json_t *s = json_object_get(v, "secret");
+    return json_is_object(v) && json_object_size(v) == 1 && json_is_string(s) &&
+           !strcmp(json_string_value(s), JOBSPEC_SECRET_MASK);
+}
+
+/* A client that PATCHes back the env it read gets its secrets as
+ * {"secret": "***"}: such an entry means "unchanged" when the current
+ * document has a secret by that name. Returns a copy of patch without
+ * those entries, or NULL when there are none (use patch as it is). */
+static json_t *keep_masked_secrets(const json_t *current, const json_t *patch)
+{
+    const json_t *penv = json_object_get(patch, "env");
+    const json_t *cenv = json_object_get(current, "env");
+    json_t *copy = NULL;
+    const char *key;
+    json_t *v;
+    if (!json_is_object(penv) || !json_is_object(cenv)) return NULL;
+    json_object_foreach((json_t *)penv, key, v)
+    {
+        const json_t *cur = json_object_get(cenv, key);
+        if (!is_masked_secret(v) || !json_is_object(cur) || !json_object_get(cur, "secret"))
+            continue;
+        if (!copy) copy = json_deep_copy(patch);
+        json_object_del(json_object_get(copy, "env"), key);
+    }
+    return copy;
+}
+
 int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, jobspec_t *out,
                   jobspec_error_t *err)
 {
     jobspec_error_t scratch;
-    json_t *doc = NULL;
+    json_t *doc = NULL, *patch_copy = NULL;
     int rc;
 
     if (!err) err = &scratch;
@@ -669,11 +763,13 @@ int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, j
         goto out;
     }
     doc = json_is_object(current) ? json_deep_copy(current) : json_object();
-    merge_patch(doc, patch);
+    patch_copy = keep_masked_secrets(doc, patch);
+    merge_patch(doc, patch_copy ? patch_copy : patch);
     if ((rc = jobspec_parse(doc, out, err))) goto out;
     *merged = jobspec_to_json(out);
 out:
     json_decref(doc);
+    json_decref(patch_copy);
     return rc;
 }
 
@@ -743,7 +839,10 @@ json_t *jobspec_to_json(const jobspec_t *spec)
         const char *eq = strchr(spec->env[i], '=');
         if (!eq) continue;
         char *k = xstrndup(spec->env[i], (size_t)(eq - spec->env[i]));
-        json_object_set_new(env, k, json_string(eq + 1));
+        if (spec->env_secret && spec->env_secret[i])
+            json_object_set_new(env, k, json_pack("{s:s}", "secret", eq + 1));
+        else
+            json_object_set_new(env, k, json_string(eq + 1));
         free(k);
     }
     json_object_set_new(o, "env", env);
@@ -805,6 +904,7 @@ void jobspec_free(jobspec_t *spec)
     for (size_t i = 0; spec->env && i < spec->envc; i++)
         free(spec->env[i]);
     free(spec->env);
+    free(spec->env_secret);
     free(spec->cwd);
     for (size_t i = 0; spec->schedules && i < spec->nschedules; i++) {
         free(spec->schedules[i].expr);
@@ -815,6 +915,21 @@ void jobspec_free(jobspec_t *spec)
     free(spec->constraints);
     free(spec->tags);
     memset(spec, 0, sizeof *spec);
+}
+
+json_t *jobspec_redact(const json_t *doc)
+{
+    json_t *copy = json_deep_copy(doc);
+    json_t *env = json_object_get(copy, "env");
+    const char *key;
+    json_t *v;
+    if (!json_is_object(env)) return copy;
+    json_object_foreach(env, key, v)
+    {
+        if (json_is_object(v) && json_object_get(v, "secret"))
+            json_object_set_new(v, "secret", json_string(JOBSPEC_SECRET_MASK));
+    }
+    return copy;
 }
 
 const char *overlap_policy_name(overlap_policy_t p)

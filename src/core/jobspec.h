@@ -17,17 +17,22 @@
 #include "core/backoff.h"
 #include "core/schedule.h"
 
-#define JOBSPEC_NAME_MAX 200      /* bytes in name, queue, tag, label key/value */
-#define JOBSPEC_ARGV_MAX 1024     /* argv entries */
-#define JOBSPEC_ARG_MAX 65536     /* bytes in one argv entry or env value */
-#define JOBSPEC_ENV_MAX 256       /* env entries */
-#define JOBSPEC_SCHEDULES_MAX 64  /* schedules per job */
-#define JOBSPEC_TAGS_MAX 64
-#define JOBSPEC_PRIORITY_MIN -1000
-#define JOBSPEC_PRIORITY_MAX 1000
+#define JOBSPEC_NAME_MAX      200   /* bytes in name, queue, tag, label key/value */
+#define JOBSPEC_ARGV_MAX      1024  /* argv entries */
+#define JOBSPEC_ARG_MAX       65536 /* bytes in one argv entry or env value */
+#define JOBSPEC_ENV_MAX       256   /* env entries */
+#define JOBSPEC_SCHEDULES_MAX 64    /* schedules per job */
+#define JOBSPEC_TAGS_MAX      64
+#define JOBSPEC_SECRET_MASK   "***" /* how a secret env value is shown */
+#define JOBSPEC_PRIORITY_MIN  -1000
+#define JOBSPEC_PRIORITY_MAX  1000
 
 typedef enum overlap_policy { OVERLAP_ALLOW = 0, OVERLAP_FORBID, OVERLAP_REPLACE } overlap_policy_t;
-typedef enum misfire_policy { MISFIRE_RUN_ONCE = 0, MISFIRE_CATCH_UP, MISFIRE_SKIP } misfire_policy_t;
+typedef enum misfire_policy {
+    MISFIRE_RUN_ONCE = 0,
+    MISFIRE_CATCH_UP,
+    MISFIRE_SKIP
+} misfire_policy_t;
 
 /* A validation failure: which field and why. */
 typedef struct jobspec_error {
@@ -45,24 +50,25 @@ typedef struct jobspec_schedule {
 /* A parsed, validated job. All strings owned; free with jobspec_free. */
 typedef struct jobspec {
     char *name;
-    char *type;       /* "shell" */
-    char **argv;      /* NULL-terminated */
+    char *type;  /* "shell" */
+    char **argv; /* NULL-terminated */
     size_t argc;
     char **env;       /* "K=V" strings, NULL-terminated */
+    bool *env_secret; /* envc flags parallel to env: true = the value is secret */
     size_t envc;
-    char *cwd;        /* NULL = worker's default */
+    char *cwd; /* NULL = worker's default */
     jobspec_schedule_t *schedules;
     size_t nschedules;
-    int priority;     /* default 0; higher runs first */
-    char *queue;      /* default "default" */
-    char *constraints; /* canonical "k=v,k2=v2" sorted by key; "" = none */
+    int priority;       /* default 0; higher runs first */
+    char *queue;        /* default "default" */
+    char *constraints;  /* canonical "k=v,k2=v2" sorted by key; "" = none */
     int64_t timeout_ms; /* 0 = none */
     retry_policy_t retry;
     overlap_policy_t overlap;   /* default allow */
     misfire_policy_t misfire;   /* default run_once */
     int64_t catch_up_window_ms; /* misfire catch_up: only fire times within this; default 1h */
     int max_concurrency;        /* 0 = unlimited */
-    char *tags;       /* canonical ",a,b," (sorted, for LIKE filters); "" = none */
+    char *tags;                 /* canonical ",a,b," (sorted, for LIKE filters); "" = none */
 } jobspec_t;
 
 /* Parses and validates a job document (POST /v1/jobs body). On success
@@ -80,6 +86,24 @@ int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, j
  * and the API returns under the job): every field present with defaults
  * filled in, durations as canonical strings. New reference. */
 json_t *jobspec_to_json(const jobspec_t *spec);
+
+/* Secret env values. In a job document an env value is a string or
+ * {"secret": "value"}. The canonical document (and so the store, and the
+ * claim answer a worker gets) keeps the value, because the job needs it;
+ * everything else must show {"secret": "***"} instead:
+ *   - api_jobs.c renders every job resource (GET, list, POST/PATCH answers,
+ *     idempotent replays) through jobspec_redact;
+ *   - any log line, event or audit entry that prints a spec does too;
+ *   - api_workers.c (the claim answer) must NOT redact: workers need the
+ *     values (and never log them).
+ * A secret whose value is exactly "***" is refused, and in a PATCH an env
+ * entry {"secret": "***"} over an existing secret keeps that secret, so a
+ * document read back and sent again does not destroy it.
+ *
+ * Returns a deep copy of doc (a canonical spec or a job resource: its
+ * top-level "env") with every secret value replaced by "***". New
+ * reference; doc is not changed. */
+json_t *jobspec_redact(const json_t *doc);
 
 void jobspec_free(jobspec_t *spec); /* frees members; the struct itself is the caller's */
 

@@ -54,11 +54,11 @@ int64_t schedule_next(const schedule_t *s, int64_t after_ms);
 
 /* One previewed fire time. */
 typedef struct schedule_fire {
-    int64_t utc_ms;      /* the instant */
-    char local[40];      /* local wall time in the zone, "2026-03-29T03:00:00+02:00" */
-    int utc_offset_s;    /* zone offset at that instant */
-    bool dst_shifted;    /* a DST transition moved it (skipped local time) or
-                            it is the single run of a repeated local time */
+    int64_t utc_ms;   /* the instant */
+    char local[40];   /* local wall time in the zone, "2026-03-29T03:00:00+02:00" */
+    int utc_offset_s; /* zone offset at that instant */
+    bool dst_shifted; /* a DST transition moved it (skipped local time) or
+                         it is the single run of a repeated local time */
 } schedule_fire_t;
 
 /* Writes up to n fire times after after_ms into out; returns how many. */

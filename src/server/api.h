@@ -1,6 +1,6 @@
 /*
  * API handlers, one file per resource: api_jobs.c, api_runs.c,
- * api_workers.c, api_health.c. Each takes the parsed request and fills the
+ * api_workers.c, api_auth.c, api_health.c. Each takes the parsed request and fills the
  * response; see http.h. JSON rendering of store records is shared here so a
  * job or run looks the same wherever it appears.
  */
@@ -38,6 +38,17 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp);
 void api_workers_claim(http_req_t *req, http_resp_t *resp);
 void api_attempts_log(http_req_t *req, http_resp_t *resp);
 void api_attempts_complete(http_req_t *req, http_resp_t *resp);
+
+/* api_auth.c: users, login, tokens, the audit log */
+void api_users_create(http_req_t *req, http_resp_t *resp);
+void api_users_list(http_req_t *req, http_resp_t *resp);
+void api_users_patch(http_req_t *req, http_resp_t *resp);
+void api_users_delete(http_req_t *req, http_resp_t *resp);
+void api_login(http_req_t *req, http_resp_t *resp);
+void api_tokens_create(http_req_t *req, http_resp_t *resp);
+void api_tokens_list(http_req_t *req, http_resp_t *resp);
+void api_tokens_revoke(http_req_t *req, http_resp_t *resp);
+void api_audit_list(http_req_t *req, http_resp_t *resp);
 
 /* api_health.c */
 void api_healthz(http_req_t *req, http_resp_t *resp);

@@ -10,6 +10,13 @@
  * Validation lives in core/jobspec.c and core/schedule.c only: the handlers
  * here map its errors to problem+json and never re-check a spec themselves
  * (the schedule preview wraps its schedules into a minimal job for that).
+ *
+ * Namespaces (auth.h): a job lives in one namespace, named at creation
+ * ("namespace" in the body, else the caller's default) and fixed after.
+ * A caller sees only the jobs of its namespaces; any other job answers 404
+ * exactly as a job that does not exist, and lists leave it out. Changing a
+ * visible job needs admin or operator, or role user and being its owner
+ * (403). Every change is audited once it is committed.
  */
 #include "server/api.h"
 #include "server/server_int.h"
@@ -23,6 +30,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "server/auth.h"
 #include "server/sched.h"
 
 #define IDEM_KEY_MAX    200
@@ -55,6 +63,50 @@ static void store_fail(http_resp_t *resp, int rc, const char *what)
     }
     log_error("api", "%s: %s", what, sked_strerror(rc));
     http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+}
+
+/* Whether the caller may see (write = false) or change (write = true) job
+ * id. On false resp holds the answer: 404 for a job of a namespace the
+ * caller has no grant for (as for a job that does not exist), 403 for a
+ * visible job it may not change. *ns_out (may be NULL) gets the job's
+ * namespace (new; caller frees) when it was read. Callers that see every
+ * namespace skip the read for plain reads. */
+static bool job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write,
+                       char **ns_out)
+{
+    char *ns = NULL, *owner = NULL;
+    bool ok = false;
+    if (ns_out) *ns_out = NULL;
+    if (!write && auth_sees_all(req->who)) return true;
+    int rc = store_job_scope(req->st, id, &ns, &owner);
+    if (rc == SKED_ENOTFOUND) {
+        http_problem(resp, 404, "path.id", "no such job");
+        goto out;
+    }
+    if (rc < 0) {
+        store_fail(resp, rc, "reading the job");
+        goto out;
+    }
+    if (!auth_ns_visible(req->who, ns)) {
+        http_problem(resp, 404, "path.id", "no such job");
+        if (write) auth_audit(req, id, ns, 404);
+        goto out;
+    }
+    if (write && !auth_job_writable(req->who, ns, owner)) {
+        http_problem(resp, 403, NULL, "a %s may change only the jobs it owns; this one is %s's",
+                     token_role_name(req->who->role), nz(owner));
+        auth_audit(req, id, ns, 403);
+        goto out;
+    }
+    ok = true;
+    if (ns_out) {
+        *ns_out = ns;
+        ns = NULL;
+    }
+out:
+    free(ns);
+    free(owner);
+    return ok;
 }
 
 static void spec_problem(http_resp_t *resp, const jobspec_error_t *err)
@@ -133,10 +185,14 @@ static json_t *job_json(const store_job_t *job, const store_schedule_t *scheds, 
         json_decref(spec);
         spec = json_object();
     }
+    /* Every job answer goes through here: secret env values never leave
+     * the server except to the worker that runs the job (api_workers.c). */
+    json_t *shown = jobspec_redact(spec);
+    json_decref(spec);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(job->id));
-    json_object_update(o, spec);
-    json_decref(spec);
+    json_object_update(o, shown);
+    json_decref(shown);
     json_object_set_new(o, "namespace", json_string(job->ns ? job->ns : "default"));
     json_object_set_new(o, "owner", json_string(nz(job->owner)));
     json_object_set_new(o, "state", json_string(nz(job_state_name(job->state))));
@@ -284,6 +340,25 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     }
     body = http_body_json(req, resp);
     if (!body) goto out;
+    /* The namespace is the job's address, not part of its spec: taken out
+     * of the body before the spec is parsed. */
+    char nsbuf[64];
+    json_t *nsv = json_object_get(body, "namespace");
+    if (nsv && !json_is_null(nsv)) {
+        if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) {
+            http_problem(resp, 400, "namespace", "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
+            goto out;
+        }
+        snprintf(nsbuf, sizeof nsbuf, "%s", json_string_value(nsv));
+    } else {
+        auth_default_ns(req->who, nsbuf, sizeof nsbuf);
+    }
+    json_object_del(body, "namespace");
+    if (req->who && !auth_ns_visible(req->who, nsbuf)) {
+        http_problem(resp, 403, "namespace", "you have no grant for namespace '%s'", nsbuf);
+        auth_audit(req, NULL, nsbuf, 403);
+        goto out;
+    }
     if (jobspec_parse(body, &spec, &jerr) != 0) {
         spec_problem(resp, &jerr);
         goto out;
@@ -291,7 +366,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     if (build_scheds(&spec, NULL, 0, req->now_ms, &scheds, &n, resp) != 0) goto out;
 
     store_job_from_spec(&job, &spec);
-    if (!job.ns) job.ns = xstrdup("default");
+    if (!job.ns) job.ns = xstrdup(nsbuf);
     if (!job.owner) job.owner = xstrdup(req->who && req->who->name ? req->who->name : "");
     canon = jobspec_to_json(&spec);
     free(job.spec_json);
@@ -314,6 +389,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     log_info("api", "job %s '%s' created by %s", job.id, job.name ? job.name : "", job.owner);
+    auth_audit(req, job.id, job.ns, 201);
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     http_set_header(resp, "Location", loc);
     set_etag(resp, job.version);
@@ -347,6 +423,8 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
                      "state must be one of active, paused, done, deleted");
         goto out;
     }
+    f.ns = http_query(req, "namespace");
+    f.ns_in = auth_ns_filter(req->who);
     f.queue = http_query(req, "queue");
     f.name = http_query(req, "name");
     f.tag = http_query(req, "tag");
@@ -388,7 +466,7 @@ out:
 void api_jobs_get(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
-    if (id) answer_job(req, resp, id, 200, true);
+    if (id && job_access(req, resp, id, false, NULL)) answer_job(req, resp, id, 200, true);
 }
 
 /* If-Match: "3" or "\"3\"" (a weak W/ prefix is tolerated); "*" = any. */
@@ -418,17 +496,29 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
 {
     json_t *body = NULL;
     int64_t want = 0;
+    char *jns = NULL;
     const char *id = api__path_id(req, resp);
     if (!id) return;
+    if (!job_access(req, resp, id, true, &jns)) return;
 
     const char *ifm = http_header(req, "If-Match");
     if (ifm && parse_if_match(ifm, &want) != 0) {
         http_problem(resp, 400, "header.If-Match",
                      "If-Match must be the job's version, e.g. \"3\"");
-        return;
+        goto out;
     }
     body = http_body_json(req, resp);
-    if (!body) return;
+    if (!body) goto out;
+    /* A job read back and sent again carries its namespace: accepted when
+     * unchanged, since a job never moves between namespaces. */
+    json_t *nsv = json_object_get(body, "namespace");
+    if (nsv) {
+        if (!json_is_string(nsv) || strcmp(json_string_value(nsv), nz(jns)) != 0) {
+            http_problem(resp, 400, "namespace", "a job's namespace cannot be changed");
+            goto out;
+        }
+        json_object_del(body, "namespace");
+    }
 
     /* Without If-Match the merge still must not lose a concurrent update:
      * it is applied against the version read, and redone if that moved. */
@@ -486,6 +576,7 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
         } else if (rc != 0) {
             store_fail(resp, rc, "updating the job");
         } else {
+            auth_audit(req, id, jns, 200);
             answer_job(req, resp, id, 200, false);
             kick(req);
         }
@@ -501,31 +592,36 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
     }
     http_problem(resp, 409, NULL, "the job kept changing during the update; try again");
 out:
+    free(jns);
     json_decref(body);
 }
 
 static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
 {
+    char *ns = NULL;
     const char *id = api__path_id(req, resp);
-    if (!id) return;
+    if (!id || !job_access(req, resp, id, true, &ns)) return;
     int rc = store_job_set_state(req->st, id, state, req->now_ms);
     if (rc == SKED_ECONFLICT) {
         http_problem(resp, 409, NULL, "the job cannot become %s from its current state",
                      job_state_name(state));
-        return;
+        goto out;
     }
     if (rc != 0) {
         store_fail(resp, rc, "changing the job's state");
-        return;
+        goto out;
     }
     log_info("api", "job %s set %s by %s", id, job_state_name(state),
              req->who && req->who->name ? req->who->name : "?");
+    auth_audit(req, id, ns, state == JOB_DELETED ? 204 : 200);
     if (state == JOB_DELETED) {
         http_empty(resp, 204);
-        return;
+        goto out;
     }
     answer_job(req, resp, id, 200, false);
     if (state == JOB_ACTIVE) kick(req);
+out:
+    free(ns);
 }
 
 void api_jobs_delete(http_req_t *req, http_resp_t *resp)
@@ -548,8 +644,9 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     char run_id[SKED_ID_LEN] = "";
     char loc[64];
     store_run_t run = {0};
+    char *ns = NULL;
     const char *id = api__path_id(req, resp);
-    if (!id) return;
+    if (!id || !job_access(req, resp, id, true, &ns)) return;
 
     int rc = store_run_trigger(req->st, id, req->now_ms, run_id);
     if (rc == SKED_ECONFLICT) {
@@ -560,6 +657,7 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
         store_fail(resp, rc, "triggering the job");
         goto out;
     }
+    auth_audit(req, id, ns, 201);
     rc = store_run_get(req->st, run_id, &run, NULL, NULL);
     if (rc != 0) {
         store_fail(resp, rc == SKED_ENOTFOUND ? SKED_EINTERNAL : rc, "reading the new run");
@@ -569,6 +667,7 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     http_set_header(resp, "Location", loc);
     http_json(resp, 201, api_run_json(&run, NULL, 0));
 out:
+    free(ns);
     store_run_clear(&run);
 }
 
@@ -638,7 +737,7 @@ void api_jobs_preview(http_req_t *req, http_resp_t *resp)
 
     memset(&spec, 0, sizeof spec);
     const char *id = api__path_id(req, resp);
-    if (!id) goto out;
+    if (!id || !job_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "n");
     if (q && api__int_param(q, 1, PREVIEW_MAX, &n) != 0) {
         http_problem(resp, 400, "query.n", "n must be an integer from 1 to %d", PREVIEW_MAX);

@@ -8,6 +8,7 @@
 #include "server/api.h"
 #include "server/server_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,10 @@ json_t *api_worker_json(const store_worker_t *w)
 /* Parses a decimal integer in [min, max], all of s. 0, or SKED_EINVAL. */
 int api__int_param(const char *s, long min, long max, long *out)
 {
-    if (!s || !*s) return SKED_EINVAL;
+    /* strtol alone would accept " 1" and "+1": only [-]digits are numbers. */
+    if (!s || !*s ||
+        !(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
+        return SKED_EINVAL;
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);

@@ -8,6 +8,10 @@
  * server wakes it whenever the store commits run or log changes (or after
  * a few seconds) and the handler continues from the (attempt, seq) position
  * it keeps in req->ctx.
+ *
+ * A run belongs to its job's namespace: a caller without a grant for it
+ * gets 404 as for a run that does not exist, and lists leave it out.
+ * Canceling needs the right to change the job (auth_job_writable).
  */
 #include "server/api.h"
 #include "server/server_int.h"
@@ -23,6 +27,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "server/auth.h"
 
 #define LOG_PAGE       256                               /* chunks read per store call */
 #define FOLLOW_WAIT_NS ((int64_t)2 * 1000 * 1000 * 1000) /* re-check even without a wake-up */
@@ -37,6 +42,47 @@ static void store_fail(http_resp_t *resp, int rc, const char *what)
     }
     log_error("api", "%s: %s", what, sked_strerror(rc));
     http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+}
+
+/* Whether the caller may see (write = false) or cancel (write = true) run
+ * id; on false resp holds the answer (404 outside the caller's namespaces,
+ * 403 for a visible run of a job it may not change). *ns_out (may be NULL)
+ * gets the namespace (new; caller frees) when it was read. */
+static bool run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write,
+                       char **ns_out)
+{
+    store_run_t run = {0};
+    char *ns = NULL, *owner = NULL;
+    bool ok = false;
+    if (ns_out) *ns_out = NULL;
+    if (!write && auth_sees_all(req->who)) return true;
+    int rc = store_run_get(req->st, id, &run, NULL, NULL);
+    if (rc == 0) rc = store_job_scope(req->st, run.job_id, &ns, &owner);
+    if (rc < 0) {
+        store_fail(resp, rc, "reading the run");
+        goto out;
+    }
+    if (!auth_ns_visible(req->who, ns)) {
+        http_problem(resp, 404, "path.id", "no such run");
+        if (write) auth_audit(req, id, ns, 404);
+        goto out;
+    }
+    if (write && !auth_job_writable(req->who, ns, owner)) {
+        http_problem(resp, 403, NULL, "a %s may cancel only runs of the jobs it owns",
+                     token_role_name(req->who->role));
+        auth_audit(req, id, ns, 403);
+        goto out;
+    }
+    ok = true;
+    if (ns_out) {
+        *ns_out = ns;
+        ns = NULL;
+    }
+out:
+    store_run_clear(&run);
+    free(ns);
+    free(owner);
+    return ok;
 }
 
 void api_runs_list(http_req_t *req, http_resp_t *resp)
@@ -78,7 +124,7 @@ void api_runs_list(http_req_t *req, http_resp_t *resp)
     }
     f.cursor = http_query(req, "cursor");
 
-    int rc = store_run_list(req->st, &f, &runs, &n, &next);
+    int rc = store_run_list_in(req->st, &f, auth_ns_filter(req->who), &runs, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
         http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
         goto out;
@@ -125,15 +171,15 @@ out:
 void api_runs_get(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
-    if (id) answer_run(req, resp, id, 200);
+    if (id && run_access(req, resp, id, false, NULL)) answer_run(req, resp, id, 200);
 }
 
 void api_runs_cancel(http_req_t *req, http_resp_t *resp)
 {
-    char *reason = NULL;
+    char *reason = NULL, *ns = NULL;
     store_run_t run = {0};
     const char *id = api__path_id(req, resp);
-    if (!id) return;
+    if (!id || !run_access(req, resp, id, true, &ns)) return;
 
     reason = xasprintf("canceled by %s", req->who && req->who->name ? req->who->name : "api");
     int rc = store_run_cancel(req->st, id, reason, req->now_ms);
@@ -148,10 +194,12 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     log_info("api", "run %s: %s", id, reason);
+    auth_audit(req, id, ns, 200);
     answer_run(req, resp, id, 200);
 out:
     store_run_clear(&run);
     free(reason);
+    free(ns);
 }
 
 /* ---- log ---------------------------------------------------------------- */
@@ -227,7 +275,7 @@ static struct follow *start_log(http_req_t *req, http_resp_t *resp, bool *follow
     long attempt = 0;
 
     const char *id = api__path_id(req, resp);
-    if (!id) goto out;
+    if (!id || !run_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "attempt");
     if (q && api__int_param(q, 1, 1000000, &attempt) != 0) {
         http_problem(resp, 400, "query.attempt", "attempt must be a positive integer");

@@ -12,7 +12,10 @@
  * all before it spends a write on a claim.
  *
  * Every input is validated and rejected with problem+json naming the
- * field; a rejected request changes nothing.
+ * field; a rejected request changes nothing. Registrations and drains go
+ * to the audit log; the per-run traffic (heartbeats, claims, logs,
+ * completions) does not: it is recorded in the runs and attempts
+ * themselves, and an audit write per claim would tax the hot path.
  */
 #include "server/api.h"
 #include "server/server_int.h"
@@ -31,6 +34,7 @@
 #include "common/xalloc.h"
 #include "core/duration.h"
 #include "core/jobspec.h"
+#include "server/auth.h"
 
 #define CLAIM_MAX         100         /* runs per claim */
 #define CLAIM_WAIT_MAX_MS (30 * 1000) /* longest long-poll */
@@ -48,6 +52,7 @@ struct claim_ctx {
     int max;
     int64_t deadline_ns; /* monotonic: when to give up and answer no runs */
     int64_t arrived_ns;  /* monotonic: when the claim was first handled */
+    bool parked_for_due; /* the last park ends when a materialised run is due */
 };
 
 /* ---- validation helpers ------------------------------------------------- */
@@ -256,6 +261,7 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
     }
     log_info("api", "worker %s registered as %s (%d slots, queues %s)", w.name, w.id, w.slots,
              w.queues);
+    auth_audit(req, w.id, NULL, 201);
     duration_format(cfg->lease_ms, lease, sizeof lease);
     duration_format(cfg->heartbeat_ms, hb, sizeof hb);
     char *loc = xasprintf("/v1/workers/%s", w.id);
@@ -299,6 +305,7 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
         return;
     }
     log_info("api", "worker %s (%s) is draining", w.id, w.name ? w.name : "");
+    auth_audit(req, w.id, NULL, 200);
     http_json(resp, 200, api_worker_json(&w));
     store_worker_clear(&w);
 }
@@ -488,11 +495,15 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
     }
     if (got != 0) goto out;
 
-    /* Timed out: the wait is over, or a materialised run became due and
-     * someone else got it, or the server is stopping. Either way answer
-     * now; the worker simply asks again. */
+    /* The wait is over (or the server is stopping): answer no runs; the
+     * worker simply asks again. A park that ended because a materialised
+     * run became due, which another worker then got, is not the end of the
+     * wait: park again until the claim's own deadline — answering early
+     * would send the worker away just as more work comes due. */
     int64_t now_ns = clock_mono_ns();
-    if (req->timed_out || now_ns >= cc->deadline_ns) {
+    bool due_woke = req->timed_out && cc->parked_for_due;
+    cc->parked_for_due = false;
+    if ((req->timed_out && !due_woke) || now_ns >= cc->deadline_ns) {
         answer_none(resp);
         goto out;
     }
@@ -503,7 +514,10 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
      * millisecond late rather than early, as the wall clock then says). */
     if (next > req->now_ms) {
         int64_t due_ns = now_ns + (next - req->now_ms + 1) * 1000000;
-        if (due_ns < until) until = due_ns;
+        if (due_ns < until) {
+            until = due_ns;
+            cc->parked_for_due = true;
+        }
     }
     http_wait(resp, until);
 out:

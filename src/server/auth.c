@@ -1,7 +1,9 @@
 /*
- * API tokens (see auth.h): minting with libsodium's randomness, hashing
- * with BLAKE2b, verification through the store's lookup-by-hash, and the
- * bootstrap of the first admin token into a private file.
+ * Identity and access (see auth.h): token minting with libsodium's
+ * randomness, hashing with BLAKE2b, verification through the store's
+ * lookup-by-hash, the bootstrap of the first admin token into a private
+ * file; Argon2id passwords with a constant-work failure path and login
+ * throttling; the role table; namespace scoping; audit entries.
  */
 #include "server/auth.h"
 
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -115,6 +118,14 @@ int auth_verify(store_t *st, const char *token, int64_t now_ms, store_token_t *o
          * cannot let a revoked token in. */
         store_token_clear(out);
         return SKED_EUNAUTH;
+    }
+    /* last_used_ms costs a write only when the stored value is a minute
+     * old: at most one write per token per minute, whatever the request
+     * rate. A failure costs only the precision of that field. */
+    if (out->last_used_ms < 0 || now_ms - out->last_used_ms >= STORE_TOKEN_TOUCH_MS) {
+        int trc = store_token_touch(st, out->id, now_ms);
+        if (trc < 0)
+            log_debug("auth", "token %s: last use not recorded: %s", out->id, sked_strerror(trc));
     }
     return 0;
 }
@@ -293,4 +304,276 @@ bool auth_role_allows(token_role_t role, enum http_access access)
         return role == ROLE_ADMIN;
     }
     return false;
+}
+
+/* ---- passwords ------------------------------------------------------------ */
+
+/* Argon2id at libsodium's "interactive" cost (2 passes, 64 MiB): what it
+ * recommends for logins. At most PWHASH_SLOTS hashes run at once, so a
+ * burst of logins costs bounded memory and leaves cores for the API. */
+#define PWHASH_OPS   crypto_pwhash_OPSLIMIT_INTERACTIVE
+#define PWHASH_MEM   crypto_pwhash_MEMLIMIT_INTERACTIVE
+#define PWHASH_SLOTS 2
+
+static pthread_mutex_t pw_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pw_cv = PTHREAD_COND_INITIALIZER;
+static int pw_busy;
+
+static void pw_enter(void)
+{
+    pthread_mutex_lock(&pw_mu);
+    while (pw_busy >= PWHASH_SLOTS)
+        pthread_cond_wait(&pw_cv, &pw_mu);
+    pw_busy++;
+    pthread_mutex_unlock(&pw_mu);
+}
+
+static void pw_leave(void)
+{
+    pthread_mutex_lock(&pw_mu);
+    pw_busy--;
+    pthread_cond_signal(&pw_cv);
+    pthread_mutex_unlock(&pw_mu);
+}
+
+char *auth_password_hash(const char *password)
+{
+    char out[crypto_pwhash_STRBYTES];
+    ensure_sodium();
+    pw_enter();
+    int rc = crypto_pwhash_str(out, password, strlen(password), PWHASH_OPS, PWHASH_MEM);
+    pw_leave();
+    if (rc != 0) {
+        log_error("auth", "cannot hash a password: out of memory");
+        return NULL;
+    }
+    return xstrdup(out);
+}
+
+/* A hash of a random password, made once: what an unknown user's login is
+ * checked against, so that it costs what a known user's does. */
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+static char dummy_hash[crypto_pwhash_STRBYTES];
+
+static void dummy_setup(void)
+{
+    char pw[AUTH_TOKEN_BUFLEN];
+    auth_token_generate(pw);
+    if (crypto_pwhash_str(dummy_hash, pw, strlen(pw), PWHASH_OPS, PWHASH_MEM) != 0)
+        dummy_hash[0] = 0;
+    sodium_memzero(pw, sizeof pw);
+}
+
+bool auth_password_check(const char *hash, const char *password)
+{
+    ensure_sodium();
+    pthread_once(&dummy_once, dummy_setup);
+    bool real = hash && *hash;
+    const char *h = real ? hash : dummy_hash;
+    if (!*h) return false;
+    pw_enter();
+    int rc = crypto_pwhash_str_verify(h, password, strlen(password));
+    pw_leave();
+    return real && rc == 0;
+}
+
+/* Failure counts live in a small fixed table indexed by a keyed hash of the
+ * name: bounded memory whatever names an attacker sends. Two names that
+ * share a slot share a count, which errs on the side of throttling. */
+#define THROTTLE_SLOTS 1024
+
+struct throttle {
+    int fails;
+    int64_t first_ms; /* start of the current window */
+};
+
+static pthread_mutex_t th_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct throttle th[THROTTLE_SLOTS];
+static unsigned char th_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t th_once = PTHREAD_ONCE_INIT;
+
+static void th_setup(void)
+{
+    randombytes_buf(th_key, sizeof th_key);
+}
+
+static struct throttle *th_slot(const char *user)
+{
+    unsigned char h[crypto_shorthash_BYTES];
+    ensure_sodium();
+    pthread_once(&th_once, th_setup);
+    crypto_shorthash(h, (const unsigned char *)user, strlen(user), th_key);
+    unsigned idx = ((unsigned)h[0] | (unsigned)h[1] << 8) % THROTTLE_SLOTS;
+    return &th[idx];
+}
+
+int auth_login_blocked(const char *user, int64_t now_ms)
+{
+    int wait_s = 0;
+    struct throttle *t = th_slot(user ? user : "");
+    pthread_mutex_lock(&th_mu);
+    if (t->fails >= AUTH_LOGIN_FAILS && now_ms - t->first_ms < AUTH_LOGIN_WINDOW_MS)
+        wait_s = (int)((t->first_ms + AUTH_LOGIN_WINDOW_MS - now_ms + 999) / 1000);
+    pthread_mutex_unlock(&th_mu);
+    return wait_s;
+}
+
+void auth_login_result(const char *user, bool ok, int64_t now_ms)
+{
+    struct throttle *t = th_slot(user ? user : "");
+    pthread_mutex_lock(&th_mu);
+    if (ok) {
+        t->fails = 0;
+    } else {
+        if (t->fails == 0 || now_ms - t->first_ms >= AUTH_LOGIN_WINDOW_MS) {
+            t->fails = 0;
+            t->first_ms = now_ms;
+        }
+        t->fails++;
+    }
+    pthread_mutex_unlock(&th_mu);
+}
+
+/* ---- roles and namespaces --------------------------------------------------- */
+
+static bool alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool auth_ns_name_ok(const char *ns)
+{
+    size_t n = ns ? strlen(ns) : 0;
+    if (n == 0 || n > 63 || !alnum(ns[0])) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!alnum(ns[i]) && ns[i] != '-' && ns[i] != '_' && ns[i] != '.') return false;
+    return true;
+}
+
+bool auth_user_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        bool ok = alnum(c) || (c >= 'A' && c <= 'Z');
+        if (!ok && (i == 0 || (c != '-' && c != '_' && c != '.' && c != '@'))) return false;
+    }
+    return true;
+}
+
+bool auth_sees_all(const http_principal_t *who)
+{
+    return who && (who->role == ROLE_ADMIN || !who->ns || !*who->ns);
+}
+
+bool auth_ns_visible(const http_principal_t *who, const char *ns)
+{
+    if (!who) return false;
+    if (auth_sees_all(who)) return true;
+    if (!ns || !*ns) return false;
+    size_t n = strlen(ns);
+    for (const char *p = who->ns; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && !memcmp(p, ns, n)) return true;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return false;
+}
+
+const char *auth_ns_filter(const http_principal_t *who)
+{
+    return auth_sees_all(who) ? NULL : who ? who->ns : "";
+}
+
+bool auth_job_writable(const http_principal_t *who, const char *ns, const char *owner)
+{
+    if (!auth_ns_visible(who, ns)) return false;
+    switch (who->role) {
+    case ROLE_ADMIN:
+    case ROLE_OPERATOR:
+        return true;
+    case ROLE_USER:
+        return owner && who->name && !strcmp(owner, who->name);
+    default:
+        return false;
+    }
+}
+
+void auth_default_ns(const http_principal_t *who, char *out, size_t outlen)
+{
+    if (auth_sees_all(who) || !who) {
+        snprintf(out, outlen, "default");
+        return;
+    }
+    /* "default" when granted, else the first grant: a user of one team
+     * need not name its namespace on every submit. */
+    if (auth_ns_visible(who, "default")) {
+        snprintf(out, outlen, "default");
+        return;
+    }
+    size_t len = strcspn(who->ns, ",");
+    snprintf(out, outlen, "%.*s", (int)len, who->ns);
+}
+
+/* ---- the audit trail ---------------------------------------------------------- */
+
+/* The pattern of the route that req came in on: the handler is not known
+ * here, so the path is matched against the table as http.c does. */
+static const char *route_of(const http_req_t *req)
+{
+    const char *m = req->method ? req->method : "";
+    for (const http_route_t *r = http_routes; r->method; r++) {
+        if (strcmp(r->method, m) != 0) continue;
+        const char *p = r->pattern, *u = req->path ? req->path : "";
+        bool ok = true;
+        while (ok && *p && *u) {
+            if (*p != '/' || *u != '/') {
+                ok = false;
+                break;
+            }
+            p++;
+            u++;
+            size_t pl = strcspn(p, "/"), ul = strcspn(u, "/");
+            if (pl >= 2 && p[0] == '{' && p[pl - 1] == '}')
+                ok = ul > 0;
+            else
+                ok = pl == ul && !memcmp(p, u, pl);
+            p += pl;
+            u += ul;
+        }
+        if (ok && !*p && !*u) return r->pattern;
+    }
+    return req->path ? req->path : "";
+}
+
+void auth_audit_entry(const http_req_t *req, const char *target, const char *ns, int status,
+                      store_audit_t *a)
+{
+    memset(a, 0, sizeof *a);
+    a->at_ms = req->now_ms;
+    a->actor = (char *)(req->who && req->who->name ? req->who->name : "");
+    a->role = (char *)(req->who ? token_role_name(req->who->role) : "");
+    if (!a->role) a->role = (char *)"";
+    a->method = (char *)(req->method ? req->method : "");
+    a->route = (char *)route_of(req);
+    a->target = (char *)(target ? target : "");
+    a->ns = (char *)(ns ? ns : "");
+    a->source = (char *)(req->peer ? req->peer : "");
+    a->status = status;
+}
+
+void auth_audit(const http_req_t *req, const char *target, const char *ns, int status)
+{
+    store_audit_t a;
+    auth_audit_entry(req, target, ns, status, &a);
+    int rc = store_audit_append(req->st, &a);
+    if (rc < 0) rc = store_audit_append(req->st, &a);
+    if (rc < 0)
+        log_error("audit",
+                  "entry lost from the store (%s): at=%lld actor=%s role=%s %s %s "
+                  "target=%s ns=%s source=%s status=%d",
+                  sked_strerror(rc), (long long)a.at_ms, a.actor, a.role, a.method, a.route,
+                  a.target, a.ns, a.source, a.status);
 }

@@ -1,5 +1,9 @@
 /*
- * API tokens: how secrets are minted, hashed, verified and bootstrapped.
+ * Identity and access: API tokens (how secrets are minted, hashed, verified
+ * and bootstrapped), user passwords, the role table, namespace scoping and
+ * the audit trail. The HTTP layer calls auth_verify() and
+ * auth_role_allows() for every request; handlers call the scoping and
+ * audit helpers below.
  *
  * A token's secret is "sked_" followed by the unpadded base64url encoding of
  * 32 random bytes from libsodium. The store never sees a secret: it keeps
@@ -13,6 +17,8 @@
 #ifndef SKED_SERVER_AUTH_H
 #define SKED_SERVER_AUTH_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "server/http.h"
@@ -38,9 +44,11 @@ void auth_token_hash(const char *token, char out[AUTH_HASH_HEX_LEN]);
 const char *auth_bearer(const char *header);
 
 /* Verifies a presented secret. On success returns 0 and fills *out (caller
- * clears with store_token_clear). SKED_EUNAUTH for a malformed, unknown,
- * revoked or expired token; a store error (e.g. SKED_ESTORE) otherwise, in
- * which case *out is left cleared. */
+ * clears with store_token_clear); a user's token carries the user's current
+ * role and namespaces. Records the token's use (last_used_ms), writing at
+ * most once per STORE_TOKEN_TOUCH_MS per token. SKED_EUNAUTH for a
+ * malformed, unknown, revoked or expired token; a store error (e.g.
+ * SKED_ESTORE) otherwise, in which case *out is left cleared. */
 int auth_verify(store_t *st, const char *token, int64_t now_ms, store_token_t *out);
 
 /* Mints a token for `name` with `role` (ns: namespace scope, "" = all;
@@ -62,6 +70,64 @@ int auth_bootstrap(store_t *st, const char *token_file, int64_t now_ms, char **a
 /* Whether a token of `role` may call a route of the access class. The one
  * place the role table lives (http.c asks it for every request). */
 bool auth_role_allows(token_role_t role, enum http_access access);
+
+/* ---- passwords (Argon2id via libsodium's crypto_pwhash_str) ---- */
+
+#define AUTH_PASSWORD_MIN 8
+#define AUTH_PASSWORD_MAX 1024
+
+/* Hashes a password into a new string (caller frees). Bounded concurrency:
+ * at most a few hashes run at once, since each needs tens of MiB.
+ * Returns NULL only if the system cannot provide the memory. */
+char *auth_password_hash(const char *password);
+
+/* Whether password matches hash (a crypto_pwhash_str string). hash NULL
+ * means "no such user": the work done is the same as for a real hash, so
+ * the answer's timing does not tell whether a user exists. */
+bool auth_password_check(const char *hash, const char *password);
+
+/* Login throttling, per user name given (existing or not): after
+ * AUTH_LOGIN_FAILS failures within AUTH_LOGIN_WINDOW_MS further attempts
+ * are refused until the window passes. auth_login_blocked returns the
+ * seconds to wait (0 = go ahead); auth_login_result records an outcome
+ * (success clears the count). Thread-safe. */
+#define AUTH_LOGIN_FAILS     10
+#define AUTH_LOGIN_WINDOW_MS (5 * 60 * 1000)
+int auth_login_blocked(const char *user, int64_t now_ms);
+void auth_login_result(const char *user, bool ok, int64_t now_ms);
+
+/* ---- roles and namespaces ---- */
+
+/* Namespace names: 1..63 of [a-z0-9_.-], starting with a letter or digit. */
+bool auth_ns_name_ok(const char *ns);
+/* User names: 1..64 of [A-Za-z0-9_.@-], starting with a letter or digit. */
+bool auth_user_name_ok(const char *name);
+
+/* Whether who may see everything in every namespace (admin, or a grant of
+ * all namespaces). who NULL (a public route) sees nothing scoped. */
+bool auth_sees_all(const http_principal_t *who);
+/* Whether ns is one of who's namespaces. */
+bool auth_ns_visible(const http_principal_t *who, const char *ns);
+/* The ns_in filter for who's lists: NULL (any) or who->ns (borrowed). */
+const char *auth_ns_filter(const http_principal_t *who);
+/* Whether who may change a job of namespace ns owned by owner: admin and
+ * operator in their namespaces; user only for jobs it owns there. */
+bool auth_job_writable(const http_principal_t *who, const char *ns, const char *owner);
+/* The namespace a new job of who's goes to when none is named: who's first
+ * granted namespace, or "default". Written into out. */
+void auth_default_ns(const http_principal_t *who, char *out, size_t outlen);
+
+/* ---- the audit trail ---- */
+
+/* Fills *a (borrowed strings, valid while req is) for an action of req on
+ * target (NULL = none) in namespace ns (NULL = none) answered with status.
+ * The route is req's pattern, found in http_routes. */
+void auth_audit_entry(const http_req_t *req, const char *target, const char *ns, int status,
+                      store_audit_t *a);
+/* Appends that entry on its own (after the change it records). A failed
+ * append is retried once, then the whole entry is logged as an error, so
+ * no entry of a committed change vanishes silently. */
+void auth_audit(const http_req_t *req, const char *target, const char *ns, int status);
 
 /* Reads a token file written by auth_bootstrap: the first line, trimmed.
  * Returns a new string (caller frees) or NULL (errno set) if unreadable or

@@ -7,7 +7,7 @@
  * Both servers print machine-readable lines on stdout, flushed at once,
  * that tests and scripts parse:
  *
- *     listening: http://127.0.0.1:PORT
+ *     listening: http://127.0.0.1:PORT     (https:// with --tls-cert)
  *     admin-token: sked_...          (dev: always; server: when created now)
  *     admin-token-file: PATH
  *
@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
@@ -85,16 +86,65 @@ static int parse_dur(const char *opt, const char *s, int64_t *out)
     return 0;
 }
 
+/* "--rate-limit": "N", "N/s" or "off"; 0 and "off" turn the limit off
+ * (stored as -1, since 0 in the config means the default). */
+static int parse_rate(const char *s, double *out)
+{
+    char *end = NULL;
+    if (!strcmp(s, "off")) {
+        *out = -1;
+        return 0;
+    }
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end && !strcmp(end, "/s")) end += 2;
+    if (errno || end == s || *end || !(v >= 0) || v > 1e9) {
+        fprintf(stderr,
+                "sked: --rate-limit must be requests per second such as 100/s, or 0/off, not "
+                "'%s'\n",
+                s);
+        return -1;
+    }
+    *out = v > 0 ? v : -1;
+    return 0;
+}
+
 /* Options both servers take. Returns 1 if argv[*i] was one of them, 0 if
  * not, -1 on a bad value. */
 static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
 {
     const char *v = NULL;
-    int r;
+    int r, n = 0;
     if ((r = take(argc, argv, i, "--listen", &v)) != 0) {
         if (r > 0) cfg->listen = v;
         return r;
     }
+    if ((r = take(argc, argv, i, "--tls-cert", &v)) != 0) {
+        if (r > 0) cfg->tls_cert_file = v;
+        return r;
+    }
+    if ((r = take(argc, argv, i, "--tls-key", &v)) != 0) {
+        if (r > 0) cfg->tls_key_file = v;
+        return r;
+    }
+    if ((r = take(argc, argv, i, "--rate-limit", &v)) != 0)
+        return r < 0 || parse_rate(v, &cfg->rate_limit) < 0 ? -1 : 1;
+    if ((r = take(argc, argv, i, "--rate-burst", &v)) != 0) {
+        if (r < 0 || parse_count("--rate-burst", v, 1, 1000000000, &n) < 0) return -1;
+        cfg->rate_burst = n;
+        return 1;
+    }
+    if ((r = take(argc, argv, i, "--max-connections-per-ip", &v)) != 0) {
+        if (r < 0 || parse_count("--max-connections-per-ip", v, 0, 1000000, &n) < 0) return -1;
+        cfg->max_connections_per_ip = n > 0 ? n : -1;
+        return 1;
+    }
+    if ((r = take(argc, argv, i, "--max-connections", &v)) != 0)
+        return r < 0 || parse_count("--max-connections", v, 1, 1000000, &cfg->max_connections) < 0
+                   ? -1
+                   : 1;
+    if ((r = take(argc, argv, i, "--idle-timeout", &v)) != 0)
+        return r < 0 || parse_dur("--idle-timeout", v, &cfg->idle_timeout_ms) < 0 ? -1 : 1;
     if ((r = take(argc, argv, i, "--lease", &v)) != 0)
         return r < 0 || parse_dur("--lease", v, &cfg->lease_ms) < 0 ? -1 : 1;
     if ((r = take(argc, argv, i, "--heartbeat", &v)) != 0)
@@ -145,27 +195,43 @@ static void print_ready(const char *url, const char *token, const char *token_fi
 
 static void server_usage(FILE *f)
 {
-    fprintf(f, "usage: sked server --store sqlite:PATH [options]\n"
-               "\n"
-               "Runs the sked API and scheduler on a store. Workers ('sked worker') connect over\n"
-               "HTTP. On a new store an admin token is created, printed once and written to the\n"
-               "token file.\n"
-               "\n"
-               "options:\n"
-               "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 = any free\n"
-               "                       port; 0.0.0.0:PORT = every interface)\n"
-               "  --store URL          the store: sqlite:PATH (required)\n"
-               "  --threads N          HTTP worker threads (default 16); waiting claims use none,\n"
-               "                       but writes wait for the store's disk sync\n"
-               "  --token-file FILE    where the bootstrap admin token is written (default:\n"
-               "                       admin.token beside the database)\n"
-               "  --lease DUR          how long a claimed run is leased to a worker between\n"
-               "                       heartbeats (default 30s)\n"
-               "  --heartbeat DUR      heartbeat interval told to workers (default lease/6)\n"
-               "  -h, --help           this help\n"
-               "\n"
-               "Prints 'listening: URL', and on a new store 'admin-token: TOKEN', and\n"
-               "'admin-token-file: PATH'. Stops cleanly on SIGINT or SIGTERM.\n");
+    fprintf(f,
+            "usage: sked server --store URL [options]\n"
+            "\n"
+            "Runs the sked API and scheduler on a store. Workers ('sked worker') connect over\n"
+            "HTTP(S). On a new store an admin token is created, printed once and written to the\n"
+            "token file.\n"
+            "\n"
+            "options:\n"
+            "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 = any free\n"
+            "                       port; 0.0.0.0:PORT = every interface)\n"
+            "  --store URL          the store (required): sqlite:PATH, or postgres://USER@HOST/DB\n"
+            "                       (options ?sked_pool=N&sked_schema=NAME&sked_clock=db)\n"
+            "  --threads N          HTTP worker threads (default 16); waiting claims use none,\n"
+            "                       but writes wait for the store's disk sync\n"
+            "  --token-file FILE    where the bootstrap admin token is written (default:\n"
+            "                       admin.token beside the database)\n"
+            "  --lease DUR          how long a claimed run is leased to a worker between\n"
+            "                       heartbeats (default 30s)\n"
+            "  --heartbeat DUR      heartbeat interval told to workers (default lease/6)\n"
+            "  --tls-cert FILE      serve HTTPS only, with this PEM certificate (chain);\n"
+            "                       needs --tls-key. Plain HTTP is then not served at all\n"
+            "  --tls-key FILE       the PEM private key of --tls-cert\n"
+            "  --rate-limit N/s     requests per second per token, and per client address\n"
+            "                       for calls without a valid token (default 100/s; 0 or\n"
+            "                       off = no limit); admin tokens and the worker protocol\n"
+            "                       are exempt. Over it: 429 with Retry-After\n"
+            "  --rate-burst N       requests a caller may make at once (default 2 x rate)\n"
+            "  --max-connections N  open connections at once (default 4096, fewer when\n"
+            "                       ulimit -n is lower)\n"
+            "  --max-connections-per-ip N\n"
+            "                       per client address (default 512; 0 = no cap, e.g.\n"
+            "                       behind a load balancer)\n"
+            "  --idle-timeout DUR   close connections silent this long (default 30s)\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "Prints 'listening: URL', and on a new store 'admin-token: TOKEN', and\n"
+            "'admin-token-file: PATH'. Stops cleanly on SIGINT or SIGTERM.\n");
 }
 
 int cmd_server(int argc, char **argv)
@@ -239,6 +305,22 @@ static void dev_usage(FILE *f)
                "                       0 = no local worker)\n"
                "  --lease DUR          run lease between heartbeats (default 30s)\n"
                "  --heartbeat DUR      heartbeat interval told to workers (default lease/6)\n"
+               "  --tls-cert FILE      serve HTTPS only, with this PEM certificate (chain);\n"
+               "                       needs --tls-key. Plain HTTP is then not served at all\n"
+               "  --tls-key FILE       the PEM private key of --tls-cert\n"
+               "  --rate-limit N/s     requests per second per token, and per client address\n"
+               "                       for calls without a valid token (default 100/s; 0 or\n"
+               "                       off = no limit); the worker protocol is exempt. Over\n"
+               "                       it: 429 with Retry-After\n"
+               "  --rate-burst N       requests a caller may make at once (default 2 x rate)\n"
+               "  --max-connections N  open connections at once (default 4096, fewer when\n"
+               "                       ulimit -n is lower)\n"
+               "  --max-connections-per-ip N\n"
+               "                       per client address (default 512; 0 = no cap, e.g.\n"
+               "                       behind a load balancer)\n"
+               "  --idle-timeout DUR   close connections silent this long (default 30s)\n"
+               "  --ca FILE            with --tls-cert: the CA the local worker trusts\n"
+               "                       (default: the --tls-cert certificate itself)\n"
                "  -h, --help           this help\n"
                "\n"
                "Prints 'listening: URL', 'admin-token: TOKEN' and 'admin-token-file: PATH'.\n"
@@ -271,7 +353,7 @@ int cmd_dev(int argc, char **argv)
     server_t *srv = NULL;
     worker_t *w = NULL;
     char *token = NULL, *store_url = NULL, *token_file = NULL;
-    const char *data = "./sked-data";
+    const char *data = "./sked-data", *ca = NULL;
     int slots = 4, rc = 0, status = 0;
     sigset_t set;
     memset(&cfg, 0, sizeof cfg);
@@ -293,6 +375,9 @@ int cmd_dev(int argc, char **argv)
             data = v;
         } else if ((r = take(argc, argv, &i, "--slots", &v)) != 0) {
             if (r < 0 || parse_count("--slots", v, 0, 1024, &slots) < 0) return EXIT_USAGE;
+        } else if ((r = take(argc, argv, &i, "--ca", &v)) != 0) {
+            if (r < 0) return EXIT_USAGE;
+            ca = v;
         } else {
             fprintf(stderr, "sked dev: unknown option '%s'\n\n", argv[i]);
             dev_usage(stderr);
@@ -303,6 +388,15 @@ int cmd_dev(int argc, char **argv)
         fprintf(stderr, "sked dev: --data must not be empty\n");
         return EXIT_USAGE;
     }
+    if (ca && !cfg.tls_cert_file) {
+        fprintf(stderr, "sked dev: --ca only matters with --tls-cert\n");
+        return EXIT_USAGE;
+    }
+    /* The local worker calls this very server over HTTPS and verifies it
+     * like any other client. Without a CA, the server's own certificate is
+     * its trust anchor: it needs no CA that signed it, and it still proves
+     * the worker talks to this server. */
+    if (cfg.tls_cert_file) httpc_set_default_ca(ca ? ca : cfg.tls_cert_file);
     if ((rc = make_dirs(data)) < 0) {
         fprintf(stderr, "sked dev: cannot create %s: %s\n", data, sked_strerror(rc));
         return 1;
@@ -345,8 +439,12 @@ int cmd_dev(int argc, char **argv)
     print_ready(server_url(srv), token, token_file);
     printf("sked dev is up: API at %s, %s, data in %s.\n", server_url(srv),
            slots > 0 ? "a local worker is running jobs" : "no local worker (--slots 0)", data);
-    printf("Try: export SKED_SERVER=%s SKED_TOKEN=$(cat %s); sked submit --help\n", server_url(srv),
-           token_file);
+    if (cfg.tls_cert_file)
+        printf("Try: export SKED_SERVER=%s SKED_TOKEN=$(cat %s) SKED_CA=%s; sked submit --help\n",
+               server_url(srv), token_file, ca ? ca : cfg.tls_cert_file);
+    else
+        printf("Try: export SKED_SERVER=%s SKED_TOKEN=$(cat %s); sked submit --help\n",
+               server_url(srv), token_file);
     fflush(stdout);
 
     wait_for_signal(&set);

@@ -16,6 +16,19 @@
  * back into us for the resumed connection (the access handler for a plain
  * response, the content reader for a stream) and the handler runs again.
  *
+ * Limits (docs/api.md, "Conventions"): the daemon caps connections in total and
+ * per client address, closes connections silent for the idle timeout, and
+ * bounds each connection's memory (so request headers) to CONN_MEMORY.
+ * Being event-driven, a client that trickles its request a byte at a time
+ * holds a descriptor and a little memory, never a thread. Each request is
+ * charged to a token bucket (ratelimit.c) once its caller is known: the
+ * token's, or the client address's for public routes and for bearer
+ * tokens that fail to verify (so guessing tokens is throttled). Admin
+ * tokens and the worker protocol are exempt (see authenticate).
+ *
+ * TLS: given a certificate and key the daemon speaks HTTPS only (GnuTLS
+ * inside microhttpd); a plain-HTTP request fails its handshake.
+ *
  * Lock order: http_daemon.mu is taken before any microhttpd-internal lock
  * (we call MHD_suspend_connection/MHD_resume_connection with mu held), and
  * microhttpd never calls us while holding one of its own locks that we
@@ -47,13 +60,18 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/auth.h"
+#include "server/ratelimit.h"
 #include "server/server_int.h"
 
-#define CONN_MAGIC     0x736b6443u /* "skdC" */
-#define MAX_SEGS       16          /* no route has more path segments than this */
-#define STREAM_BLOCK   16384
-#define CONN_TIMEOUT_S 120 /* idle connections; suspended ones never time out */
-#define STOP_DRAIN_S   5   /* how long server_stop lets requests finish */
+#define CONN_MAGIC   0x736b6443u /* "skdC" */
+#define MAX_SEGS     16          /* no route has more path segments than this */
+#define STREAM_BLOCK 16384
+#define STOP_DRAIN_S 5           /* how long server_stop lets requests finish */
+#define CONN_MEMORY  (64 * 1024) /* per connection: request line and headers must fit */
+#define PEM_MAX      (1024 * 1024)
+/* GnuTLS priorities: its defaults minus protocol versions nobody should
+ * still speak. */
+#define TLS_PRIORITIES "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
 
 enum wstate {
     W_NONE = 0, /* running or idle */
@@ -91,7 +109,11 @@ typedef struct conn {
     http_req_t req;
     http_resp_t resp;
     const http_route_t *route;
-    char *pathbuf; /* the path split into NUL-separated segments */
+    char *pathbuf;               /* the path split into NUL-separated segments */
+    char peer[INET6_ADDRSTRLEN]; /* the client's address, req.peer points here */
+    const char *version;         /* "HTTP/1.1"; microhttpd's, like method and path */
+    struct hdr *args;            /* the query, percent-decoded (value NULL: "?key" alone) */
+    size_t nargs;
     buf_t body;
     bool too_big;      /* body exceeded HTTP_BODY_MAX: discard, answer 413 */
     bool queued;       /* a response has been queued */
@@ -120,7 +142,11 @@ struct http_daemon {
     bool timer_quit;
     bool timer_started;
     pthread_t timer;
-    size_t active; /* requests begun and not yet completed */
+    size_t active;   /* requests begun and not yet completed */
+    ratelimit_t *rl; /* per token / per address; NULL = no limit */
+    double rate, burst;
+    char *tls_cert; /* PEM, owned; NULL = plain HTTP */
+    char *tls_key;  /* PEM, owned; wiped on free */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -183,16 +209,28 @@ static int parse_u64(const char *s, uint64_t *out)
 
 /* ---- the request and response API of http.h ----------------------------- */
 
+/* The query as decoded and checked by parse_query (microhttpd's own copy
+ * keeps its escapes: see keep_escapes). The first of repeated keys wins. */
 const char *http_query(const http_req_t *req, const char *key)
 {
-    conn_t *c = req->conn;
-    return MHD_lookup_connection_value(c->mc, MHD_GET_ARGUMENT_KIND, key);
+    const conn_t *c = req->conn;
+    for (size_t i = 0; i < c->nargs; i++)
+        if (!strcmp(c->args[i].name, key)) return c->args[i].value;
+    return NULL;
 }
 
 const char *http_header(const http_req_t *req, const char *name)
 {
     conn_t *c = req->conn;
-    return MHD_lookup_connection_value(c->mc, MHD_HEADER_KIND, name);
+    const char *v = NULL;
+    size_t n = 0;
+    if (MHD_lookup_connection_value_n(c->mc, MHD_HEADER_KIND, name, strlen(name), &v, &n) !=
+            MHD_YES ||
+        !v)
+        return NULL;
+    /* A value with a NUL inside would be read cut short; check_framing
+     * refuses such requests, this is the second line of defence. */
+    return strlen(v) == n ? v : NULL;
 }
 
 void http_json(http_resp_t *resp, int status, json_t *doc)
@@ -328,9 +366,14 @@ static bool json_ctype(const char *ct)
 json_t *http_body_json(http_req_t *req, http_resp_t *resp)
 {
     const char *ct = http_header(req, "Content-Type");
-    if (ct && !json_ctype(ct)) {
-        http_problem(resp, 400, "header.Content-Type",
-                     "the body must be application/json, not '%.100s'", ct);
+    /* A body without a type is refused too: a browser form or a proxy
+     * guessing types must not be able to post jobs (415, RFC 9110
+     * §15.5.16). */
+    if ((ct && !json_ctype(ct)) || (!ct && req->body_len)) {
+        http_problem(resp, 415, "header.Content-Type",
+                     "the body must be sent as 'Content-Type: application/json'%s%.100s%s",
+                     ct ? ", not '" : "", ct ? ct : "", ct ? "'" : "");
+        http_set_header(resp, "Accept", "application/json");
         return NULL;
     }
     if (!req->body_len) {
@@ -468,6 +511,279 @@ void http__wake(http_daemon_t *d)
     pthread_mutex_unlock(&d->mu);
 }
 
+/* ---- hostile input: framing, the path and the query --------------------- */
+
+/*
+ * libmicrohttpd 0.9.75 (Debian 12) parses requests with C-string functions
+ * and is lenient where a proxy in front of sked may not be, so sked checks
+ * what it is handed before acting on any of it:
+ *
+ * - Escapes. microhttpd's own unescaper decodes %00 into a C string (so
+ *   "job_x%00junk" reads as "job_x") and decodes %2f before routing (so an
+ *   encoded slash separates segments). keep_escapes leaves the path and the
+ *   query as sent instead; route() splits the path and then decodes each
+ *   segment, parse_query decodes keys and values, and both refuse %00
+ *   and invalid UTF-8 (pct_decode).
+ * - Hidden bytes. A raw NUL in the request line or in a header value cuts
+ *   what microhttpd reports; an empty header name (": v") ends its header
+ *   block early, leaving the rest to be parsed as a second request; an
+ *   obs-fold continuation line is glued onto the field *name*. All of these
+ *   leave bytes in the header block that no reported field accounts for.
+ *   microhttpd parses the block in place (the request line first, fields
+ *   and separators turned into NUL-terminated strings), so check_framing
+ *   audits it: each byte must belong to the method, the target, the
+ *   version, a query key or value, a header name or value, or be a NUL or
+ *   whitespace. A NUL that hides nothing (a target ending in one) goes
+ *   unnoticed, and is harmless for that reason.
+ * - Framing (RFC 9112 §3.2, §5.1, §6.1, §6.3): both Content-Length and
+ *   Transfer-Encoding, two Content-Lengths, a transfer coding other than
+ *   "chunked", no Host in HTTP/1.1 or more than one, header names that are
+ *   no token, and control characters in values; microhttpd passes all of
+ *   these through, picking one reading where a proxy may pick another.
+ *
+ * Framing problems are answered 400 with "Connection: close": once framing
+ * is in doubt nothing more on the connection can be trusted to be a
+ * request. What microhttpd refuses itself (no request line, a malformed
+ * chunk size, oversized headers) it answers or closes before sked sees it.
+ */
+
+/* The unescaper microhttpd calls on the path and each query key and value:
+ * it keeps every escape, for route() and parse_query to decode safely. */
+static size_t keep_escapes(void *cls, struct MHD_Connection *mc, char *s)
+{
+    (void)cls;
+    (void)mc;
+    return strlen(s);
+}
+
+enum pct { PCT_OK = 0, PCT_NUL, PCT_SLASH, PCT_UTF8 };
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned ch = *s;
+        size_t n;
+        uint32_t cp, min;
+        if (ch < 0x80) {
+            s++;
+            continue;
+        }
+        if ((ch & 0xe0) == 0xc0) {
+            n = 1, cp = ch & 0x1f, min = 0x80;
+        } else if ((ch & 0xf0) == 0xe0) {
+            n = 2, cp = ch & 0x0f, min = 0x800;
+        } else if ((ch & 0xf8) == 0xf0) {
+            n = 3, cp = ch & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80) return false; /* also stops at the NUL */
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+/* Decodes the %XX escapes of s in place (it only shrinks) and checks that
+ * the result is UTF-8. An encoded NUL is refused everywhere: C strings
+ * would end there. An encoded slash is refused unless slash_ok: in a path
+ * segment it would turn into a separator wherever the id travels next. A
+ * '%' that starts no escape stands for itself, as microhttpd and browsers
+ * read it (no id or name can hold one, so it matches nothing). */
+static enum pct pct_decode(char *s, bool slash_ok)
+{
+    char *w = s;
+    const char *r = s;
+    while (*r) {
+        if (*r != '%') {
+            *w++ = *r++;
+            continue;
+        }
+        int hi = hexval(r[1]);
+        int lo = hi < 0 ? -1 : hexval(r[2]);
+        if (lo < 0) {
+            *w++ = *r++;
+            continue;
+        }
+        char ch = (char)(hi << 4 | lo);
+        if (!ch) return PCT_NUL;
+        if (ch == '/' && !slash_ok) return PCT_SLASH;
+        *w++ = ch;
+        r += 3;
+    }
+    *w = 0;
+    return utf8_valid(s) ? PCT_OK : PCT_UTF8;
+}
+
+static const char *pct_what(enum pct e)
+{
+    switch (e) {
+    case PCT_NUL:
+        return "contains a NUL byte (%00)";
+    case PCT_SLASH:
+        return "contains an encoded slash (%2F)";
+    case PCT_UTF8:
+        return "is not valid UTF-8";
+    default:
+        return "is fine";
+    }
+}
+
+/* Iterator of microhttpd's query: copies each key and value as sent
+ * (keep_escapes) into c->args, for parse_query to decode. */
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_len, const char *value, size_t value_len)
+{
+    conn_t *c = cls;
+    (void)kind;
+    c->args = xrealloc(c->args, (c->nargs + 1) * sizeof *c->args);
+    c->args[c->nargs].name = xstrndup(key ? key : "", key_len);
+    c->args[c->nargs].value = value ? xstrndup(value, value_len) : NULL;
+    c->nargs++;
+    return MHD_YES;
+}
+
+/* Decodes and checks every query key and value once, so each handler reads
+ * clean UTF-8 through http_query. On failure fills c->resp (400 naming
+ * "query.<key>") and returns false. */
+static bool parse_query(conn_t *c)
+{
+    MHD_get_connection_values_n(c->mc, MHD_GET_ARGUMENT_KIND, collect_arg, c);
+    for (size_t i = 0; i < c->nargs; i++) {
+        struct hdr *a = &c->args[i];
+        enum pct e = pct_decode(a->name, true);
+        if (e != PCT_OK) {
+            http_problem(&c->resp, 400, "query", "a query parameter name %s", pct_what(e));
+            return false;
+        }
+        if (a->value && (e = pct_decode(a->value, true)) != PCT_OK) {
+            char *field = xasprintf("query.%s", a->name);
+            http_problem(&c->resp, 400, field, "the query parameter '%s' %s", a->name, pct_what(e));
+            free(field);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What check_framing learns from one pass over the fields. */
+struct frame {
+    uintptr_t base;      /* the header block, as microhttpd parsed it in place */
+    size_t size;         /* its length in bytes */
+    unsigned char *seen; /* per byte of the block: part of a reported field */
+    int nhost, nlen, nte;
+    const char *clen, *te; /* the values of Content-Length, Transfer-Encoding */
+    const char *why;       /* the first problem found, or NULL */
+};
+
+static void mark(struct frame *f, const char *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (!f->seen || !p || a < f->base || a - f->base > f->size || n > f->size - (a - f->base))
+        return; /* not in the block (a copy microhttpd made): nothing to mark */
+    memset(f->seen + (a - f->base), 1, n);
+}
+
+/* RFC 9110 §5.6.2: a field name is a token. */
+static bool is_tchar(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+}
+
+static enum MHD_Result frame_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_len, const char *value, size_t value_len)
+{
+    struct frame *f = cls;
+    mark(f, key, key_len);
+    mark(f, value, value_len);
+    if (kind != MHD_HEADER_KIND || f->why || !key) return MHD_YES;
+    if (!key_len) f->why = "an empty header name";
+    for (size_t i = 0; i < key_len && !f->why; i++)
+        if (!is_tchar((unsigned char)key[i]))
+            f->why = "a header name that is no token (whitespace before the colon?)";
+    for (size_t i = 0; value && i < value_len && !f->why; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            f->why = "a control character (CR, LF or NUL) in a header value";
+    }
+    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
+        f->nhost++;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        f->nlen++;
+        f->clen = value;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->nte++;
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* Checks the request line and headers of c (see above). On failure fills
+ * c->resp with a 400 that closes the connection and returns false. */
+static bool check_framing(conn_t *c)
+{
+    struct frame f = {0};
+    const char *m = c->req.method, *u = c->req.path, *v = c->version ? c->version : "";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+
+    /* The audit needs microhttpd's in-place layout: method, target and
+     * version in this order at the start of the block. Where that does not
+     * hold (another microhttpd) the checks of the fields still run. */
+    if (ci && ci->header_size) {
+        f.base = (uintptr_t)m;
+        f.size = ci->header_size;
+        uintptr_t ua = (uintptr_t)u, va = (uintptr_t)v;
+        if (ua > f.base && va > ua && va - f.base < f.size) {
+            f.seen = xcalloc(f.size, 1);
+            mark(&f, m, strlen(m));
+            mark(&f, u, strlen(u));
+            mark(&f, v, strlen(v));
+        }
+    }
+    MHD_get_connection_values_n(c->mc, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, frame_field, &f);
+    for (size_t i = 0; f.seen && !f.why && i < f.size; i++) {
+        char ch = m[i];
+        if (!f.seen[i] && ch && ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+            f.why = "bytes no field accounts for (a NUL byte inside the request line or a "
+                    "header, an empty header name, or a folded header line)";
+    }
+    free(f.seen);
+    uint64_t clen = 0;
+    if (f.why) {
+        /* already refused */
+    } else if (f.nhost > 1) {
+        f.why = "more than one Host header";
+    } else if (!f.nhost && !strcmp(v, "HTTP/1.1")) {
+        f.why = "an HTTP/1.1 request without a Host header";
+    } else if (f.nlen && f.nte) {
+        f.why = "both Content-Length and Transfer-Encoding";
+    } else if (f.nlen > 1) {
+        f.why = "more than one Content-Length";
+    } else if (f.clen && parse_u64(f.clen, &clen) < 0) {
+        f.why = "a Content-Length that is no decimal number";
+    } else if (f.nte > 1 || (f.te && strcasecmp(f.te, "chunked"))) {
+        f.why = "a Transfer-Encoding other than 'chunked'";
+    }
+    if (!f.why) return true;
+    http_problem(&c->resp, 400, NULL, "malformed request: %s", f.why);
+    http_set_header(&c->resp, "Connection", "close");
+    return false;
+}
+
 /* ---- routing and authentication ---------------------------------------- */
 
 /* Matches the segments of a request path against a pattern; {x} takes one
@@ -503,6 +819,7 @@ static bool route(conn_t *c, const char *method, const char *url)
     const char *m = !strcmp(method, "HEAD") ? "GET" : method;
     buf_t allow = BUF_INIT;
     bool ok = false;
+    enum pct bad = PCT_OK;
 
     if (url[0] != '/') goto out;
     c->pathbuf = xstrdup(url + 1);
@@ -517,6 +834,9 @@ static bool route(conn_t *c, const char *method, const char *url)
         *slash = 0;
         s = slash + 1;
     }
+    /* Split first, then decode: an escape never makes a separator. */
+    for (size_t i = 0; i < nsegs; i++)
+        if ((bad = pct_decode(segs[i], false)) != PCT_OK) goto out;
     for (const http_route_t *r = http_routes; r->method; r++) {
         const char *params[HTTP_MAX_PARAMS] = {0};
         if (!match(r->pattern, segs, nsegs, params)) continue;
@@ -532,7 +852,10 @@ static bool route(conn_t *c, const char *method, const char *url)
         }
     }
 out:
-    if (!ok && allow.len) {
+    if (bad != PCT_OK) {
+        /* Nothing sked names holds a NUL, a slash or invalid UTF-8. */
+        http_problem(&c->resp, 404, "path", "no such resource: a path segment %s", pct_what(bad));
+    } else if (!ok && allow.len) {
         http_problem(&c->resp, 405, NULL, "%s is not allowed here; allowed: %s", method,
                      allow.data);
         http_set_header(&c->resp, "Allow", allow.data);
@@ -543,10 +866,51 @@ out:
     return ok;
 }
 
+/* The client's address as text into out ("?" when unknown). */
+static void client_addr(const conn_t *c, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, outlen, "?");
+    if (!ci || !ci->client_addr) return;
+    socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in);
+    if (getnameinfo(ci->client_addr, len, out, (socklen_t)outlen, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, outlen, "?");
+}
+
+/* The 429 answer, with Retry-After in whole seconds (at least 1). */
+static void too_many(conn_t *c, const char *whose, int64_t retry_ns)
+{
+    char secs[32];
+    long long s = (retry_ns + 999999999) / 1000000000;
+    if (s < 1) s = 1;
+    snprintf(secs, sizeof secs, "%lld", s);
+    http_problem(&c->resp, 429, NULL,
+                 "too many requests from this %s: at most %g per second, in bursts of up to %g; "
+                 "retry in %lld s",
+                 whose, c->d->rate, c->d->burst, s);
+    http_set_header(&c->resp, "Retry-After", secs);
+}
+
+/* Charges one request to the bucket of key; when it is empty fills c->resp
+ * with the 429 answer and returns false. */
+static bool charge(conn_t *c, const char *key, const char *whose)
+{
+    int64_t retry_ns = 0;
+    if (!c->d->rl || ratelimit_take(c->d->rl, key, clock_mono_ns(), &retry_ns)) return true;
+    too_many(c, whose, retry_ns);
+    return false;
+}
+
 /* Authenticates the caller for c->route; on failure fills c->resp. */
 static bool authenticate(conn_t *c)
 {
-    if (c->route->access == ACCESS_PUBLIC) return true;
+    if (c->route->access == ACCESS_PUBLIC) {
+        char akey[80] = "a:";
+        client_addr(c, akey + 2, sizeof akey - 2);
+        return charge(c, akey, "address");
+    }
     const char *tok = auth_bearer(http_header(&c->req, "Authorization"));
     if (!tok) {
         http_problem(&c->resp, 401, "header.Authorization",
@@ -556,6 +920,12 @@ static bool authenticate(conn_t *c)
     }
     int rc = auth_verify(c->d->st, tok, c->req.now_ms, &c->tok);
     if (rc == SKED_EUNAUTH) {
+        /* Failures count against the address, so a client cycling through
+         * guesses is slowed down; a valid token from the same address (a
+         * colleague behind the same NAT) is not held up by them. */
+        char akey[80] = "a:";
+        client_addr(c, akey + 2, sizeof akey - 2);
+        if (!charge(c, akey, "address")) return false;
         http_problem(&c->resp, 401, "header.Authorization",
                      "the bearer token is invalid, revoked or expired");
         http_set_header(&c->resp, "WWW-Authenticate",
@@ -578,6 +948,16 @@ static bool authenticate(conn_t *c)
         return false;
     }
     c->req.who = &c->who;
+    /* Exempt, like Kubernetes exempts system:masters from its flow
+     * control: admin tokens (operators' own tooling and recovery, which a
+     * busy limit must never lock out) and the worker protocol (throttled
+     * heartbeats would cost workers their leases and kill healthy
+     * attempts). */
+    if (c->route->access != ACCESS_WORKER && c->tok.role != ROLE_ADMIN) {
+        char tkey[SKED_ID_LEN + 2];
+        snprintf(tkey, sizeof tkey, "t:%s", c->tok.id);
+        if (!charge(c, tkey, "token")) return false;
+    }
     return true;
 }
 
@@ -762,6 +1142,11 @@ static void conn_free(conn_t *c)
     resp_reset(&c->resp);
     buf_free(&c->body);
     free(c->pathbuf);
+    for (size_t i = 0; i < c->nargs; i++) {
+        free(c->args[i].name);
+        free(c->args[i].value);
+    }
+    free(c->args);
     store_token_clear(&c->tok);
     c->magic = 0;
     free(c);
@@ -774,6 +1159,9 @@ static enum MHD_Result begin(conn_t *c)
 {
     uint64_t clen = 0;
     c->req.now_ms = store_now_ms(c->req.st);
+    client_addr(c, c->peer, sizeof c->peer);
+    c->req.peer = c->peer;
+    if (!check_framing(c)) return queue_plain(c);
     if (!route(c, c->req.method, c->req.path)) return queue_plain(c);
     const char *cl = http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && parse_u64(cl, &clen) == 0 && clen > HTTP_BODY_MAX) {
@@ -782,6 +1170,9 @@ static enum MHD_Result begin(conn_t *c)
         return queue_plain(c);
     }
     if (!authenticate(c)) return queue_plain(c);
+    /* After authentication: an anonymous caller learns nothing of a
+     * route's parameters. */
+    if (!parse_query(c)) return queue_plain(c);
     return MHD_YES;
 }
 
@@ -791,9 +1182,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 {
     http_daemon_t *d = cls;
     conn_t *c = *con_cls;
-    (void)version;
     if (!c) {
         c = conn_new(d, mc, url, method);
+        c->version = version;
         *con_cls = c;
         return begin(c);
     }
@@ -917,17 +1308,61 @@ int http__check_listen(const char *listen)
     return rc;
 }
 
-static unsigned connection_limit(void)
+static unsigned connection_limit(int want)
 {
     /* Every connection is a descriptor; leave room for the store, logs and
      * the local worker's children. */
     struct rlimit rl;
-    unsigned lim = 10000;
+    unsigned lim = want > 0 ? (unsigned)want : 4096;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         rlim_t room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : rl.rlim_cur / 2;
-        if (room < lim) lim = (unsigned)room;
+        if (room < lim) {
+            log_warn("http",
+                     "at most %u connections: the descriptor limit (ulimit -n) is %llu; "
+                     "raise it for more",
+                     (unsigned)room, (unsigned long long)rl.rlim_cur);
+            lim = (unsigned)room;
+        }
     }
     return lim;
+}
+
+/* Reads a whole PEM file into a new string (*out), refusing huge ones. */
+static int read_pem(const char *path, char **out)
+{
+    FILE *f = NULL;
+    buf_t b = BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+
+    *out = NULL;
+    f = fopen(path, "re");
+    if (!f) {
+        rc = -errno;
+        log_error("http", "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + n > PEM_MAX) {
+            log_error("http", "%s is larger than %d bytes; not a PEM file", path, PEM_MAX);
+            rc = SKED_EINVAL;
+            goto out;
+        }
+        buf_append(&b, chunk, n);
+    }
+    if (ferror(f)) {
+        rc = SKED_EIO;
+        goto out;
+    }
+    buf_append(&b, "", 1); /* microhttpd wants a C string */
+    *out = buf_steal(&b);
+out:
+    explicit_bzero(chunk, sizeof chunk);
+    if (b.data) explicit_bzero(b.data, b.len);
+    buf_free(&b);
+    if (f) fclose(f);
+    return rc;
 }
 
 http_daemon_t *http__new(server_t *srv, store_t *st)
@@ -951,6 +1386,9 @@ int http__listen(http_daemon_t *d, const char *listen, int threads)
     int rc = 0;
     struct addrinfo *ai = NULL;
     char *host = NULL, *port = NULL;
+    const server_config_t *cfg = server_config(d->srv);
+    struct MHD_OptionItem opts[16];
+    size_t nopts = 0;
 
     rc = resolve(listen, &ai, &host, &port);
     if (rc < 0) {
@@ -967,18 +1405,51 @@ int http__listen(http_daemon_t *d, const char *listen, int threads)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (lv && !strcmp(lv, "debug")) flags |= MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+
+#define OPT(o, v, p) (opts[nopts++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
+    OPT(MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr);
+    OPT(MHD_OPTION_THREAD_POOL_SIZE, threads > 0 ? threads : 16, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, connection_limit(cfg->max_connections), NULL);
+    if (cfg->max_connections_per_ip > 0)
+        OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL);
+    /* Rounded up: microhttpd counts whole seconds, and 0 would mean never. */
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->idle_timeout_ms > 0 ? (cfg->idle_timeout_ms + 999) / 1000 : 30, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, d);
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL);
+    OPT(MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL);
+    if (cfg->tls_cert_file && cfg->tls_key_file) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            log_error("http", "this libmicrohttpd was built without TLS; cannot serve HTTPS");
+            rc = SKED_EINVAL;
+            goto out;
+        }
+        if ((rc = read_pem(cfg->tls_cert_file, &d->tls_cert)) < 0) goto out;
+        if ((rc = read_pem(cfg->tls_key_file, &d->tls_key)) < 0) goto out;
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, d->tls_cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, d->tls_key);
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, TLS_PRIORITIES);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    assert(nopts <= sizeof opts / sizeof opts[0]);
+
+    if (cfg->rate_limit > 0) {
+        d->rate = cfg->rate_limit;
+        d->burst = cfg->rate_burst >= 1 ? cfg->rate_burst : 2 * cfg->rate_limit;
+        d->rl = ratelimit_new(d->rate, d->burst);
+    }
     errno = 0;
     d->mhd = MHD_start_daemon(flags, (uint16_t)atoi(port), NULL, NULL, on_request, d,
-                              MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-                              (unsigned)(threads > 0 ? threads : 16), MHD_OPTION_CONNECTION_LIMIT,
-                              connection_limit(), MHD_OPTION_CONNECTION_TIMEOUT,
-                              (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                              d, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+                              MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!d->mhd) {
         int e = errno;
         rc = e ? -e : SKED_EIO;
-        log_error("http", "cannot listen on %s: %s", listen,
-                  e ? strerror(e) : "microhttpd failed to start");
+        log_error("http", "cannot listen on %s: %s%s", listen,
+                  e ? strerror(e) : "microhttpd failed to start",
+                  d->tls_cert ? " (is the certificate or key malformed, or not a pair?)" : "");
         goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -989,8 +1460,9 @@ int http__listen(http_daemon_t *d, const char *listen, int threads)
         uhost = "127.0.0.1";
     else if (!strcmp(host, "::"))
         uhost = "::1";
-    d->url = strchr(uhost, ':') ? xasprintf("http://[%s]:%u", uhost, bound)
-                                : xasprintf("http://%s:%u", uhost, bound);
+    const char *scheme = d->tls_cert ? "https" : "http";
+    d->url = strchr(uhost, ':') ? xasprintf("%s://[%s]:%u", scheme, uhost, bound)
+                                : xasprintf("%s://%s:%u", scheme, uhost, bound);
     log_info("http", "listening on %s", d->url);
 out:
     if (ai) freeaddrinfo(ai);
@@ -1043,6 +1515,10 @@ void http__free(http_daemon_t *d)
     if (!d) return;
     free(d->heap);
     free(d->url);
+    ratelimit_free(d->rl);
+    free(d->tls_cert);
+    if (d->tls_key) explicit_bzero(d->tls_key, strlen(d->tls_key));
+    free(d->tls_key);
     pthread_cond_destroy(&d->timer_cv);
     pthread_cond_destroy(&d->idle_cv);
     pthread_mutex_destroy(&d->mu);

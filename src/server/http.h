@@ -55,6 +55,7 @@ struct http_req {
     size_t body_len;
     const http_principal_t *who; /* NULL on public routes */
     int64_t now_ms;              /* wall clock read once for this call */
+    const char *peer;            /* the client's address ("203.0.113.7"), or "?" */
     bool resumed;                /* called again after http_wait */
     bool timed_out;              /* ... because the wait deadline passed */
     void *ctx;                   /* handler state across waits */
@@ -66,9 +67,10 @@ struct http_req {
 const char *http_query(const http_req_t *req, const char *key);
 const char *http_header(const http_req_t *req, const char *name);
 
-/* Parses the body as a JSON object. On failure fills resp with a 400
- * problem (malformed JSON, not an object, wrong content type) and returns
- * NULL. New reference. */
+/* Parses the body as a JSON object. On failure fills resp with a problem
+ * and returns NULL: 415 (field "header.Content-Type") when the body is not
+ * declared application/json, 400 for malformed JSON or a non-object. New
+ * reference. */
 json_t *http_body_json(http_req_t *req, http_resp_t *resp);
 
 /* Responses. Each sets the status and body; the last call wins. */

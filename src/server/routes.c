@@ -38,5 +38,19 @@ const http_route_t http_routes[] = {
     {"POST", "/v1/runs/{id}/attempts/{n}/log", ACCESS_WORKER, api_attempts_log},
     {"POST", "/v1/runs/{id}/attempts/{n}/complete", ACCESS_WORKER, api_attempts_complete},
 
+    /* Identity and access. Login is public (it is how a token is had);
+     * the token routes and PATCH of a user are open to every human role
+     * because each acts only on the caller's own (an admin's on anyone's),
+     * which the handlers decide. */
+    {"POST", "/v1/login", ACCESS_PUBLIC, api_login},
+    {"POST", "/v1/users", ACCESS_ADMIN, api_users_create},
+    {"GET", "/v1/users", ACCESS_ADMIN, api_users_list},
+    {"PATCH", "/v1/users/{name}", ACCESS_READ, api_users_patch},
+    {"DELETE", "/v1/users/{name}", ACCESS_ADMIN, api_users_delete},
+    {"POST", "/v1/tokens", ACCESS_READ, api_tokens_create},
+    {"GET", "/v1/tokens", ACCESS_READ, api_tokens_list},
+    {"DELETE", "/v1/tokens/{id}", ACCESS_READ, api_tokens_revoke},
+    {"GET", "/v1/audit", ACCESS_ADMIN, api_audit_list},
+
     {NULL, NULL, ACCESS_PUBLIC, NULL},
 };

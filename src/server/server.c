@@ -4,11 +4,15 @@
  * listener, in the order each needs the one before; stopped in reverse so
  * nothing runs against a closed store. The store's notify hook is wired to
  * server_wake, so a commit that makes work claimable resumes every waiting
- * claim at once.
+ * claim at once. Configuration mistakes (a bad address, a certificate
+ * without its key, an unreadable key) are refused before the store is
+ * opened, so a typo never leaves a new store behind.
  */
 #include "server/server.h"
 
+#include <errno.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,13 +30,18 @@ struct server {
     char *listen;
     char *store_url;
     char *token_file;
+    char *tls_cert_file;
+    char *tls_key_file;
     store_t *st;
     sched_t *sched;
     http_daemon_t *http; /* set once, before any request can run */
 };
 
-#define SEC             1000LL
-#define DEFAULT_THREADS 16
+#define SEC                     1000LL
+#define DEFAULT_THREADS         16
+#define DEFAULT_RATE            100.0 /* requests/s per token */
+#define DEFAULT_MAX_CONN        4096
+#define DEFAULT_MAX_CONN_PER_IP 512
 
 static void fill_defaults(server_config_t *c)
 {
@@ -45,6 +54,50 @@ static void fill_defaults(server_config_t *c)
     if (c->misfire_grace_ms <= 0) c->misfire_grace_ms = 5 * SEC;
     if (c->retention_ms <= 0) c->retention_ms = 30LL * 86400 * SEC;
     if (c->log_cap_bytes <= 0) c->log_cap_bytes = STORE_LOG_CAP_DEFAULT;
+    if (c->rate_limit == 0) c->rate_limit = DEFAULT_RATE;
+    if (c->rate_burst <= 0) c->rate_burst = c->rate_limit > 0 ? 2 * c->rate_limit : 0;
+    if (c->rate_burst > 0 && c->rate_burst < 1) c->rate_burst = 1;
+    if (c->max_connections <= 0) c->max_connections = DEFAULT_MAX_CONN;
+    if (c->max_connections_per_ip == 0) c->max_connections_per_ip = DEFAULT_MAX_CONN_PER_IP;
+    if (c->idle_timeout_ms <= 0) c->idle_timeout_ms = 30 * SEC;
+}
+
+/* Checks that path is a readable PEM file holding `what` ("CERTIFICATE",
+ * "PRIVATE KEY"), so a swapped or missing file is named at once rather
+ * than as a TLS library error after the store was opened. */
+static int check_pem(const char *opt, const char *path, const char *what)
+{
+    FILE *f = fopen(path, "re");
+    char buf[16384];
+    size_t n;
+    if (!f) {
+        int e = errno;
+        log_error("server", "%s %s: %s", opt, path, strerror(e));
+        return -e;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* "-----BEGIN CERTIFICATE-----", "-----BEGIN (RSA |EC )PRIVATE KEY-----" */
+    const char *b = strstr(buf, "-----BEGIN ");
+    if (!b || !strstr(b, what)) {
+        log_error("server", "%s %s: not a PEM file holding a %s", opt, path, what);
+        return SKED_EINVAL;
+    }
+    return 0;
+}
+
+static int check_tls(const server_config_t *c)
+{
+    int rc;
+    if (!c->tls_cert_file && !c->tls_key_file) return 0;
+    if (!c->tls_cert_file || !c->tls_key_file) {
+        log_error("server", "--tls-cert and --tls-key go together; %s is missing",
+                  c->tls_cert_file ? "--tls-key" : "--tls-cert");
+        return SKED_EINVAL;
+    }
+    if ((rc = check_pem("--tls-cert", c->tls_cert_file, "CERTIFICATE")) < 0) return rc;
+    return check_pem("--tls-key", c->tls_key_file, "PRIVATE KEY");
 }
 
 /* "sqlite:PATH" -> "DIR/admin.token"; NULL for other stores (the token is
@@ -81,6 +134,10 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     srv->cfg.listen = srv->listen;
     srv->cfg.store_url = srv->store_url;
     srv->cfg.token_file = srv->token_file;
+    srv->tls_cert_file = cfg->tls_cert_file ? xstrdup(cfg->tls_cert_file) : NULL;
+    srv->tls_key_file = cfg->tls_key_file ? xstrdup(cfg->tls_key_file) : NULL;
+    srv->cfg.tls_cert_file = srv->tls_cert_file;
+    srv->cfg.tls_key_file = srv->tls_key_file;
 
     /* A typo in the address must not leave a new store behind. */
     rc = http__check_listen(srv->listen);
@@ -89,6 +146,8 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
                   srv->listen);
         goto out;
     }
+    rc = check_tls(&srv->cfg);
+    if (rc < 0) goto out;
     rc = store_open(srv->store_url, &srv->st, &errmsg);
     if (rc < 0) {
         log_error("server", "cannot open store %s: %s", srv->store_url,
@@ -149,6 +208,8 @@ void server_stop(server_t *srv)
     free(srv->listen);
     free(srv->store_url);
     free(srv->token_file);
+    free(srv->tls_cert_file);
+    free(srv->tls_key_file);
     free(srv);
 }
 

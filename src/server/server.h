@@ -27,6 +27,19 @@ typedef struct server_config {
     int64_t misfire_grace_ms;  /* a fire time later than this is a misfire; default 5s */
     int64_t retention_ms;      /* logs and finished runs kept; default 30d */
     int64_t log_cap_bytes;     /* per run; default STORE_LOG_CAP_DEFAULT */
+    /* HTTPS and limits (README "Configuration", docs/api.md "Conventions"). */
+    const char *tls_cert_file; /* PEM certificate, leaf first, then intermediates; with tls_key_file
+                                  the listener speaks HTTPS only; NULL = plain HTTP */
+    const char *tls_key_file;  /* PEM private key of tls_cert_file */
+    double rate_limit;         /* requests/s per token (per address without one); 0 = default
+                                  100; < 0 = no limit. Admin tokens and worker-protocol
+                                  routes are exempt */
+    double rate_burst;         /* bucket size; 0 = default 2 x rate_limit */
+    int max_connections;       /* open connections at once; 0 = default 4096 (fewer when the
+                                  descriptor limit is lower) */
+    int max_connections_per_ip; /* per client address; 0 = default 512; < 0 = no cap */
+    int64_t idle_timeout_ms;    /* a connection silent this long is closed (waiting claims and
+                                   followers are not silent); 0 = default 30s */
 } server_config_t;
 
 /* Opens the store, bootstraps the admin token on a fresh store, starts the
@@ -34,7 +47,8 @@ typedef struct server_config {
  * (stop with server_stop). *admin_token (if non-NULL) receives a new copy of
  * the bootstrap token when one was created on this start, else NULL. */
 int server_start(const server_config_t *cfg, server_t **out, char **admin_token);
-/* The actual "http://127.0.0.1:PORT" the server listens on; borrowed. */
+/* The actual "http://127.0.0.1:PORT" (https:// with TLS) the server listens on;
+ * borrowed. */
 const char *server_url(const server_t *srv);
 /* Stops listening, finishes in-flight requests, joins loops, closes the store. */
 void server_stop(server_t *srv);

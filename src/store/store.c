@@ -245,7 +245,31 @@ void store_token_clear(store_token_t *t)
     if (!t) return;
     free(t->name);
     free(t->ns);
+    free(t->user);
     memset(t, 0, sizeof *t);
+}
+
+void store_user_clear(store_user_t *u)
+{
+    if (!u) return;
+    free(u->name);
+    if (u->pwhash) memset(u->pwhash, 0, strlen(u->pwhash));
+    free(u->pwhash);
+    free(u->namespaces);
+    memset(u, 0, sizeof *u);
+}
+
+void store_audit_clear(store_audit_t *a)
+{
+    if (!a) return;
+    free(a->actor);
+    free(a->role);
+    free(a->method);
+    free(a->route);
+    free(a->target);
+    free(a->ns);
+    free(a->source);
+    memset(a, 0, sizeof *a);
 }
 
 /* ---- backend-neutral internals ----------------------------------------- */
@@ -426,6 +450,12 @@ int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t
 int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
                    char **next_cursor)
 {
+    return store_run_list_in(st, f, NULL, out, n, next_cursor);
+}
+
+int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_in,
+                      store_run_t **out, size_t *n, char **next_cursor)
+{
     int64_t ms;
     char id[SKED_ID_LEN];
     run_state_t rs;
@@ -435,7 +465,7 @@ int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, 
     if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
     if (f->state && run_state_parse(f->state, &rs) < 0) return SKED_EINVAL;
-    return st->ops->run_list(st, f, out, n, next_cursor);
+    return st->ops->run_list(st, f, ns_in, out, n, next_cursor);
 }
 
 int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
@@ -537,8 +567,119 @@ int store_prune(store_t *st, int64_t older_than_ms)
 
 int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)
 {
+    return store_token_issue(st, t, hash_hex, NULL, now_ms);
+}
+
+/* An audit entry must name at least what was done. */
+static bool audit_ok(const store_audit_t *a)
+{
+    return a->actor && a->method && a->route;
+}
+
+int store_token_issue(store_t *st, store_token_t *t, const char *hash_hex,
+                      const store_audit_t *audit, int64_t now_ms)
+{
     if (!t || !t->name || !hash_hex || !*hash_hex || !token_role_name(t->role)) return SKED_EINVAL;
-    return st->ops->token_create(st, t, hash_hex, now_ms);
+    if (audit && !audit_ok(audit)) return SKED_EINVAL;
+    return st->ops->token_create(st, t, hash_hex, audit, now_ms);
+}
+
+int store_token_get(store_t *st, const char *id, store_token_t *out)
+{
+    if (!id || !out) return SKED_EINVAL;
+    memset(out, 0, sizeof *out);
+    return st->ops->token_get(st, id, out);
+}
+
+int store_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
+                     char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    *out = NULL;
+    *n = 0;
+    *next_cursor = NULL;
+    if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
+    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
+    return st->ops->token_list(st, f, out, n, next_cursor);
+}
+
+int store_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
+{
+    if (!id || (audit && !audit_ok(audit))) return SKED_EINVAL;
+    return st->ops->token_revoke(st, id, audit, now_ms);
+}
+
+int store_token_touch(store_t *st, const char *id, int64_t now_ms)
+{
+    if (!id) return SKED_EINVAL;
+    return st->ops->token_touch(st, id, now_ms);
+}
+
+static bool user_ok(const store_user_t *u)
+{
+    return u && u->name && *u->name && u->pwhash && u->namespaces && token_role_name(u->role);
+}
+
+int store_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                      int64_t now_ms)
+{
+    if (!user_ok(u) || (audit && !audit_ok(audit))) return SKED_EINVAL;
+    return st->ops->user_create(st, u, audit, now_ms);
+}
+
+int store_user_get(store_t *st, const char *name, store_user_t *out)
+{
+    if (!name || !out) return SKED_EINVAL;
+    memset(out, 0, sizeof *out);
+    return st->ops->user_get(st, name, out);
+}
+
+int store_user_list(store_t *st, store_user_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return st->ops->user_list(st, out, n);
+}
+
+int store_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                      int64_t now_ms)
+{
+    if (!user_ok(u) || (audit && !audit_ok(audit))) return SKED_EINVAL;
+    return st->ops->user_update(st, u, audit, now_ms);
+}
+
+int store_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)
+{
+    if (!name || (audit && !audit_ok(audit))) return SKED_EINVAL;
+    return st->ops->user_delete(st, name, audit, now_ms);
+}
+
+int store_audit_append(store_t *st, const store_audit_t *a)
+{
+    if (!a || !audit_ok(a)) return SKED_EINVAL;
+    return st->ops->audit_append(st, a);
+}
+
+int store_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
+                     char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    *out = NULL;
+    *n = 0;
+    *next_cursor = NULL;
+    if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
+    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
+    return st->ops->audit_list(st, f, out, n, next_cursor);
+}
+
+int store_job_scope(store_t *st, const char *id, char **ns, char **owner)
+{
+    *ns = NULL;
+    if (owner) *owner = NULL;
+    if (!id) return SKED_EINVAL;
+    return st->ops->job_scope(st, id, ns, owner);
 }
 
 int store_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out)

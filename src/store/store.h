@@ -1,7 +1,8 @@
 /*
  * The only door to persistence. Everything sked keeps — jobs, schedules,
- * runs, attempts, log chunks, workers, tokens, idempotency keys — goes
- * through these domain verbs; SQL lives behind them and nowhere else.
+ * runs, attempts, log chunks, workers, users, tokens, the audit log,
+ * idempotency keys — goes through these domain verbs; SQL lives behind them
+ * and nowhere else.
  *
  * A store is opened from a URL ("sqlite:PATH" today; "postgres://..." for
  * the cluster backend) and dispatches to a backend through `struct
@@ -136,6 +137,7 @@ typedef struct store_job_filter {
     const char *tag;    /* exact tag; NULL = any */
     const char *cursor; /* opaque, from a previous page; NULL = first page */
     int limit;          /* 1..1000 */
+    const char *ns_in;  /* comma-separated namespaces the job must be in; NULL = any */
 } store_job_filter_t;
 
 /* Lists jobs newest first. *out is a new array of *n jobs (clear each, free
@@ -261,6 +263,11 @@ typedef struct store_run_filter {
 /* Lists runs newest fire time first (ties by id). Same paging as jobs. */
 int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
                    char **next_cursor);
+/* store_run_list limited to runs whose job is in one of ns_in (comma-separated
+ * namespaces; NULL = any). A separate verb rather than a filter field, so
+ * the filter's positional initialisers elsewhere stay complete. */
+int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_in,
+                      store_run_t **out, size_t *n, char **next_cursor);
 
 /* Cancels a run: a non-running, non-terminal run becomes canceled at once;
  * a running one gets cancel_requested (its worker learns it on its next
@@ -418,6 +425,10 @@ typedef struct store_token {
     char *ns;                       /* namespace scope; "" = all */
     int64_t created_ms, expires_ms; /* expires -1 = never */
     bool revoked;
+    char *user;           /* the user it acts for; NULL or "" = a standalone token (admin
+                             bootstrap, workers, services). A user's token takes the user's
+                             current role and namespaces (role/ns above, on lookup). */
+    int64_t last_used_ms; /* -1 = never; kept to STORE_TOKEN_TOUCH_MS precision */
 } store_token_t;
 
 void store_token_clear(store_token_t *t);
@@ -430,6 +441,98 @@ int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int6
 int store_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out);
 /* Number of tokens ever created (0 on a fresh store: time to bootstrap). */
 int store_token_count(store_t *st, int64_t *count);
+
+/* ---- users, token management and the audit log -------------------------- */
+
+/* One entry of the audit log: who did what to which target, from where,
+ * and how it ended. Written for every mutation and every login attempt. */
+typedef struct store_audit {
+    char id[SKED_ID_LEN]; /* "aud_..."; set by the store */
+    int64_t at_ms;
+    char *actor;  /* principal name; for a login, the user name given */
+    char *role;   /* the actor's role name; "" if unauthenticated */
+    char *method; /* "POST" */
+    char *route;  /* the route pattern, "/v1/jobs/{id}/pause" */
+    char *target; /* id or name acted on; "" if none */
+    char *ns;     /* namespace of the target; "" if none */
+    char *source; /* client address; "" when unknown */
+    int status;   /* the HTTP status answered */
+} store_audit_t;
+
+void store_audit_clear(store_audit_t *a);
+
+/* Appends an entry (a->id is ignored; the store mints one). Durable on 0. */
+int store_audit_append(store_t *st, const store_audit_t *a);
+
+typedef struct store_audit_filter {
+    int64_t since_ms;   /* at_ms >= since; INT64_MIN = unbounded */
+    const char *actor;  /* exact; NULL = any */
+    const char *cursor; /* opaque, from a previous page; NULL = first page */
+    int limit;          /* 1..1000 */
+} store_audit_filter_t;
+
+/* Lists entries newest first. Same paging and ownership as store_job_list. */
+int store_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
+                     char **next_cursor);
+
+typedef struct store_user {
+    char *name;
+    char *pwhash; /* crypto_pwhash_str (Argon2id) string; never leaves the server */
+    token_role_t role;
+    char *namespaces; /* granted: "" = all, else "a,b" */
+    int64_t created_ms, updated_ms;
+} store_user_t;
+
+void store_user_clear(store_user_t *u);
+
+/* Every user verb takes an optional audit entry (NULL = none) that is
+ * written in the same transaction as the change, so a committed change
+ * always has its entry. */
+
+/* Creates a user (created/updated set to now_ms). SKED_ECONFLICT: name taken. */
+int store_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                      int64_t now_ms);
+/* Reads a user by name. SKED_ENOTFOUND. */
+int store_user_get(store_t *st, const char *name, store_user_t *out);
+/* Every user, by name. *out new array (clear each, free the array). */
+int store_user_list(store_t *st, store_user_t **out, size_t *n);
+/* Replaces role, namespaces and pwhash of user u->name. SKED_ENOTFOUND. */
+int store_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                      int64_t now_ms);
+/* Deletes a user and revokes every token that acts for it. SKED_ENOTFOUND. */
+int store_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms);
+
+/* store_token_create with an audit entry in the same transaction. */
+int store_token_issue(store_t *st, store_token_t *t, const char *hash_hex,
+                      const store_audit_t *audit, int64_t now_ms);
+/* Reads a token by id, revoked and expired ones included (role and ns as
+ * stored on the token, not its user's). SKED_ENOTFOUND. */
+int store_token_get(store_t *st, const char *id, store_token_t *out);
+
+typedef struct store_token_filter {
+    const char *user;   /* NULL = any; "" = standalone tokens only; else that user's */
+    const char *name;   /* exact; NULL = any */
+    const char *cursor; /* opaque, from a previous page; NULL = first page */
+    int limit;          /* 1..1000 */
+} store_token_filter_t;
+
+/* Lists tokens newest first, revoked and expired included. Same paging and
+ * ownership as store_job_list. */
+int store_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
+                     char **next_cursor);
+/* Revokes a token (again: no change, 0). SKED_ENOTFOUND. */
+int store_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms);
+
+/* last_used_ms is written at most once per this interval per token. */
+#define STORE_TOKEN_TOUCH_MS 60000
+/* Sets last_used_ms = now_ms unless it is already within
+ * STORE_TOKEN_TOUCH_MS of now (so concurrent callers write once). */
+int store_token_touch(store_t *st, const char *id, int64_t now_ms);
+
+/* The namespace and owner of a job in any state, deleted included (runs
+ * outlive their job's deletion and still need a namespace). New strings
+ * (caller frees). SKED_ENOTFOUND. */
+int store_job_scope(store_t *st, const char *id, char **ns, char **owner);
 
 /* ---- settings ----------------------------------------------------------- */
 

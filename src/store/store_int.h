@@ -44,8 +44,9 @@ struct store_ops {
 
     int (*run_get)(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
                    size_t *nattempts);
-    int (*run_list)(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
-                    char **next_cursor);
+    /* ns_in: comma-separated namespaces of the runs' jobs; NULL = any. */
+    int (*run_list)(store_t *st, const store_run_filter_t *f, const char *ns_in, store_run_t **out,
+                    size_t *n, char **next_cursor);
     int (*run_cancel)(store_t *st, const char *id, const char *reason, int64_t now_ms);
 
     int (*worker_register)(store_t *st, store_worker_t *w, int64_t now_ms);
@@ -69,9 +70,31 @@ struct store_ops {
 
     int (*prune)(store_t *st, int64_t older_than_ms);
 
-    int (*token_create)(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms);
+    /* audit may be NULL (store_token_create). */
+    int (*token_create)(store_t *st, store_token_t *t, const char *hash_hex,
+                        const store_audit_t *audit, int64_t now_ms);
     int (*token_lookup)(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out);
     int (*token_count)(store_t *st, int64_t *count);
+    int (*token_get)(store_t *st, const char *id, store_token_t *out);
+    int (*token_list)(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
+                      char **next_cursor);
+    int (*token_revoke)(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms);
+    int (*token_touch)(store_t *st, const char *id, int64_t now_ms);
+
+    int (*user_create)(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                       int64_t now_ms);
+    int (*user_get)(store_t *st, const char *name, store_user_t *out);
+    int (*user_list)(store_t *st, store_user_t **out, size_t *n);
+    int (*user_update)(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                       int64_t now_ms);
+    int (*user_delete)(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms);
+
+    /* a->at_ms and the other fields as given; the backend mints a->id. */
+    int (*audit_append)(store_t *st, const store_audit_t *a);
+    int (*audit_list)(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
+                      char **next_cursor);
+
+    int (*job_scope)(store_t *st, const char *id, char **ns, char **owner);
 
     /* Test seam: overwrites the stored schema version, so the conformance
      * suite can check that a newer store is refused. */

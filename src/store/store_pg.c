@@ -164,6 +164,22 @@ static const char *const migrations[] = {
     " owner text NOT NULL, key text NOT NULL, job_id text NOT NULL,"
     " created_ms bigint NOT NULL, PRIMARY KEY (owner, key));"
     "CREATE INDEX idempotency_created ON idempotency (created_ms);",
+
+    /* 2: users, token ownership and use, the audit log. A user's tokens
+     * take the user's current role and namespaces (see token lookup). */
+    "CREATE TABLE users ("
+    " name text PRIMARY KEY, pwhash text NOT NULL, role integer NOT NULL,"
+    " namespaces text NOT NULL, created_ms bigint NOT NULL, updated_ms bigint NOT NULL);"
+    "ALTER TABLE tokens ADD COLUMN user_name text;"
+    "ALTER TABLE tokens ADD COLUMN last_used_ms bigint;"
+    "CREATE INDEX tokens_created ON tokens (created_ms, id);"
+    "CREATE INDEX tokens_user ON tokens (user_name);"
+    "CREATE TABLE audit ("
+    " id text PRIMARY KEY, at_ms bigint NOT NULL, actor text NOT NULL, role text NOT NULL,"
+    " method text NOT NULL, route text NOT NULL, target text NOT NULL, ns text NOT NULL,"
+    " source text NOT NULL, status integer NOT NULL);"
+    "CREATE INDEX audit_at ON audit (at_ms, id);"
+    "CREATE INDEX audit_actor ON audit (actor, at_ms, id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -185,15 +201,26 @@ static const char *const migrations[] = {
     "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
     " w.heartbeat_ms, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
 
+#define TOKEN_COLS "id, name, role, ns, created_ms, expires_ms, revoked, user_name, last_used_ms"
+#define TOKEN_LIST_WHERE                                                                           \
+    " WHERE ($1::text IS NULL OR (CASE WHEN $1 = '' THEN user_name IS NULL"                        \
+    " ELSE user_name = $1 END)) AND ($2::text IS NULL OR name = $2)"
+#define USER_COLS        "name, pwhash, role, namespaces, created_ms, updated_ms"
+#define AUDIT_COLS       "id, at_ms, actor, role, method, route, target, ns, source, status"
+#define AUDIT_LIST_WHERE " WHERE at_ms >= $1::bigint AND ($2::text IS NULL OR actor = $2)"
+
 /* The job filter of job_list; the state test defaults to "not deleted". */
 #define JOB_LIST_WHERE                                                                             \
     " WHERE ($1::text IS NULL OR ns = $1) AND (CASE WHEN $2::integer IS NULL THEN state <> 3"      \
     " ELSE state = $2 END) AND ($3::text IS NULL OR queue = $3)"                                   \
     " AND ($4::text IS NULL OR strpos(name, $4) > 0)"                                              \
-    " AND ($5::text IS NULL OR strpos(tags, ',' || $5 || ',') > 0)"
+    " AND ($5::text IS NULL OR strpos(tags, ',' || $5 || ',') > 0)"                                \
+    " AND ($7::text IS NULL OR ns = ANY (string_to_array($7, ',')))"
 #define RUN_LIST_TAIL                                                                              \
-    " AND ($2::integer IS NULL OR state = $2) AND fire_ms >= $3::bigint AND fire_ms < $4::bigint"
-#define RUN_LIST_AFTER " AND (fire_ms, id) < ($6::bigint, $7::text)"
+    " AND ($2::integer IS NULL OR state = $2) AND fire_ms >= $3::bigint AND fire_ms < $4::bigint"  \
+    " AND ($6::text IS NULL OR job_id IN (SELECT id FROM jobs"                                     \
+    " WHERE ns = ANY (string_to_array($6, ','))))"
+#define RUN_LIST_AFTER " AND (fire_ms, id) < ($7::bigint, $8::text)"
 #define RUN_LIST_ORDER " ORDER BY fire_ms DESC, id DESC LIMIT $5"
 
 enum q {
@@ -266,6 +293,21 @@ enum q {
     Q_TOKEN_INSERT,
     Q_TOKEN_LOOKUP,
     Q_TOKEN_COUNT,
+    Q_TOKEN_GET,
+    Q_TOKEN_LIST,
+    Q_TOKEN_LIST_AFTER,
+    Q_TOKEN_REVOKE,
+    Q_TOKEN_TOUCH,
+    Q_USER_INSERT,
+    Q_USER_GET,
+    Q_USER_LIST,
+    Q_USER_UPDATE,
+    Q_USER_DELETE,
+    Q_USER_TOKENS_REVOKE,
+    Q_AUDIT_INSERT,
+    Q_AUDIT_LIST,
+    Q_AUDIT_LIST_AFTER,
+    Q_JOB_SCOPE,
     Q_VERSION_SET,
     Q_NOTIFY,
     Q_COUNT
@@ -302,7 +344,7 @@ static const char *const stmts[Q_COUNT] = {
     [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE
                    " ORDER BY created_ms DESC, id DESC LIMIT $6",
     [Q_JOB_LIST_AFTER] = "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE
-                         " AND (created_ms, id) < ($7::bigint, $8::text)"
+                         " AND (created_ms, id) < ($8::bigint, $9::text)"
                          " ORDER BY created_ms DESC, id DESC LIMIT $6",
     [Q_JOB_UPDATE] =
         "UPDATE jobs SET name = $2, queue = $3, spec_json = $4, constraints = $5, tags = $6,"
@@ -472,10 +514,45 @@ static const char *const stmts[Q_COUNT] = {
 
     /* tokens */
     [Q_TOKEN_INSERT] = "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms,"
-                       " revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    [Q_TOKEN_LOOKUP] = "SELECT id, name, role, ns, created_ms, expires_ms, revoked FROM tokens"
-                       " WHERE hash = $1 AND NOT revoked AND (expires_ms < 0 OR expires_ms > $2)",
+                       " revoked, user_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    /* A user's token acts with the user's current role and namespaces,
+     * and stops working the moment the user is deleted. */
+    [Q_TOKEN_LOOKUP] =
+        "SELECT t.id, t.name, coalesce(u.role, t.role), coalesce(u.namespaces, t.ns),"
+        " t.created_ms, t.expires_ms, t.revoked, t.user_name, t.last_used_ms FROM tokens t"
+        " LEFT JOIN users u ON u.name = t.user_name"
+        " WHERE t.hash = $1 AND NOT t.revoked AND (t.expires_ms < 0 OR t.expires_ms > $2)"
+        " AND (t.user_name IS NULL OR u.name IS NOT NULL)",
     [Q_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+    [Q_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = $1",
+    [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
+                     " ORDER BY created_ms DESC, id DESC LIMIT $3",
+    [Q_TOKEN_LIST_AFTER] = "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
+                           " AND (created_ms, id) < ($4::bigint, $5::text)"
+                           " ORDER BY created_ms DESC, id DESC LIMIT $3",
+    [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = true WHERE id = $1",
+    [Q_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = $2 WHERE id = $1"
+                      " AND (last_used_ms IS NULL OR last_used_ms <= $2::bigint - $3::bigint)",
+
+    /* users */
+    [Q_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $5)",
+    [Q_USER_GET] = "SELECT " USER_COLS " FROM users WHERE name = $1",
+    [Q_USER_LIST] = "SELECT " USER_COLS " FROM users ORDER BY name",
+    [Q_USER_UPDATE] = "UPDATE users SET pwhash = $2, role = $3, namespaces = $4,"
+                      " updated_ms = $5 WHERE name = $1",
+    [Q_USER_DELETE] = "DELETE FROM users WHERE name = $1",
+    [Q_USER_TOKENS_REVOKE] =
+        "UPDATE tokens SET revoked = true WHERE user_name = $1 AND NOT revoked",
+
+    /* audit */
+    [Q_AUDIT_INSERT] = "INSERT INTO audit (" AUDIT_COLS ")"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    [Q_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE
+                     " ORDER BY at_ms DESC, id DESC LIMIT $3",
+    [Q_AUDIT_LIST_AFTER] = "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE
+                           " AND (at_ms, id) < ($4::bigint, $5::text)"
+                           " ORDER BY at_ms DESC, id DESC LIMIT $3",
+    [Q_JOB_SCOPE] = "SELECT ns, owner FROM jobs WHERE id = $1",
 
     [Q_VERSION_SET] = "UPDATE schema_version SET version = $1",
     [Q_NOTIFY] = "SELECT pg_notify('" WAKE_CHANNEL "', $1)",
@@ -1315,6 +1392,7 @@ static int job_list_fn(struct pg *pg, struct pconn *c, void *arg)
     pt(&p, f->name);
     pt(&p, f->tag);
     pi(&p, f->limit + 1); /* one more tells whether a next page exists */
+    pt(&p, f->ns_in);
     if (f->cursor) {
         pi(&p, cms);
         pt(&p, cidv);
@@ -1715,6 +1793,7 @@ static int pg_run_get(store_t *st, const char *id, store_run_t *out, store_attem
 
 struct run_list_args {
     const store_run_filter_t *f;
+    const char *ns_in;
     store_run_t **out;
     size_t *n;
     char **next;
@@ -1744,6 +1823,7 @@ static int run_list_fn(struct pg *pg, struct pconn *c, void *arg)
     pi(&p, f->since_ms);
     pi(&p, f->until_ms);
     pi(&p, f->limit + 1); /* one more tells whether a next page exists */
+    pt(&p, a->ns_in);
     if (f->cursor) {
         pi(&p, cms);
         pt(&p, cidv);
@@ -1764,10 +1844,10 @@ static int run_list_fn(struct pg *pg, struct pconn *c, void *arg)
     return 0;
 }
 
-static int pg_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
-                       char **next_cursor)
+static int pg_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in,
+                       store_run_t **out, size_t *n, char **next_cursor)
 {
-    struct run_list_args a = {f, out, n, next_cursor};
+    struct run_list_args a = {f, ns_in, out, n, next_cursor};
     return tx((struct pg *)st, TX_NONE, run_list_fn, &a, NULL);
 }
 
@@ -2623,9 +2703,31 @@ static int pg_prune(store_t *st, int64_t older_than_ms)
 
 /* ---- tokens ---------------------------------------------------------------------------- */
 
+/* Writes an audit entry inside the running verb's transaction. NULL is a
+ * no-op. */
+static int put_audit(struct pconn *c, const store_audit_t *a)
+{
+    if (!a) return 0;
+    char id[SKED_ID_LEN];
+    struct prm p = {0};
+    id_new("aud", a->at_ms, id);
+    pt(&p, id);
+    pi(&p, a->at_ms);
+    pt(&p, a->actor);
+    pt(&p, a->role ? a->role : "");
+    pt(&p, a->method);
+    pt(&p, a->route);
+    pt(&p, a->target ? a->target : "");
+    pt(&p, a->ns ? a->ns : "");
+    pt(&p, a->source ? a->source : "");
+    pi(&p, a->status);
+    return exn(c, Q_AUDIT_INSERT, &p, NULL);
+}
+
 struct token_create_args {
     store_token_t *t;
     const char *hash;
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
@@ -2636,6 +2738,7 @@ static int token_create_fn(struct pg *pg, struct pconn *c, void *arg)
     struct prm p = {0};
     id_new("tok", a->now_ms, t->id);
     t->created_ms = a->now_ms;
+    t->last_used_ms = -1;
     pt(&p, t->id);
     pt(&p, a->hash);
     pt(&p, t->name);
@@ -2644,13 +2747,30 @@ static int token_create_fn(struct pg *pg, struct pconn *c, void *arg)
     pi(&p, t->created_ms);
     pi(&p, t->expires_ms < 0 ? -1 : t->expires_ms);
     pb(&p, t->revoked);
-    return exn(c, Q_TOKEN_INSERT, &p, NULL); /* ECONFLICT: the same secret twice */
+    pt(&p, t->user && *t->user ? t->user : NULL);
+    int rc = exn(c, Q_TOKEN_INSERT, &p, NULL); /* ECONFLICT: the same secret twice */
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
 }
 
-static int pg_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)
+static int pg_token_create(store_t *st, store_token_t *t, const char *hash_hex,
+                           const store_audit_t *audit, int64_t now_ms)
 {
-    struct token_create_args a = {t, hash_hex, now_ms};
+    struct token_create_args a = {t, hash_hex, audit, now_ms};
     return tx((struct pg *)st, TX_WRITE, token_create_fn, &a, &a.now_ms);
+}
+
+static void row_token(const PGresult *r, int i, store_token_t *t)
+{
+    gid(r, i, 0, t->id);
+    t->name = gt0(r, i, 1);
+    t->role = (token_role_t)gi(r, i, 2);
+    t->ns = gt0(r, i, 3);
+    t->created_ms = gi(r, i, 4);
+    t->expires_ms = gi(r, i, 5);
+    t->revoked = gb(r, i, 6);
+    t->user = gt(r, i, 7);
+    t->last_used_ms = gin(r, i, 8);
 }
 
 struct token_lookup_args {
@@ -2672,14 +2792,7 @@ static int token_lookup_fn(struct pg *pg, struct pconn *c, void *arg)
         PQclear(r);
         return SKED_ENOTFOUND;
     }
-    store_token_t *t = a->out;
-    gid(r, 0, 0, t->id);
-    t->name = gt0(r, 0, 1);
-    t->role = (token_role_t)gi(r, 0, 2);
-    t->ns = gt0(r, 0, 3);
-    t->created_ms = gi(r, 0, 4);
-    t->expires_ms = gi(r, 0, 5);
-    t->revoked = gb(r, 0, 6);
+    row_token(r, 0, a->out);
     PQclear(r);
     return 0;
 }
@@ -2697,6 +2810,359 @@ static int pg_token_count(store_t *st, int64_t *count)
     int rc = tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL);
     *count = rc < 0 ? 0 : a.v;
     return rc;
+}
+
+struct token_get_args {
+    const char *id;
+    store_token_t *out;
+};
+
+static int token_get_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct token_get_args *a = arg;
+    struct prm p = {0};
+    int rc = 0;
+    pt(&p, a->id);
+    PGresult *r = ex(c, Q_TOKEN_GET, &p, &rc);
+    if (!r) return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return SKED_ENOTFOUND;
+    }
+    row_token(r, 0, a->out);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_token_get(store_t *st, const char *id, store_token_t *out)
+{
+    struct token_get_args a = {id, out};
+    return tx((struct pg *)st, TX_NONE, token_get_fn, &a, NULL);
+}
+
+struct token_list_args {
+    const store_token_filter_t *f;
+    store_token_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int token_list_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct token_list_args *a = arg;
+    const store_token_filter_t *f = a->f;
+    struct prm p = {0};
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    int rc = 0;
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    pt(&p, f->user);
+    pt(&p, f->name);
+    pi(&p, f->limit + 1);
+    if (f->cursor) {
+        pi(&p, cms);
+        pt(&p, cidv);
+    }
+    PGresult *r = ex(c, f->cursor ? Q_TOKEN_LIST_AFTER : Q_TOKEN_LIST, &p, &rc);
+    if (!r) return rc;
+    size_t n = (size_t)PQntuples(r);
+    store_token_t *v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        row_token(r, (int)i, &v[i]);
+    PQclear(r);
+    if (n > (size_t)f->limit) {
+        store_token_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].created_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int pg_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
+                         char **next_cursor)
+{
+    struct token_list_args a = {f, out, n, next_cursor};
+    return tx((struct pg *)st, TX_NONE, token_list_fn, &a, NULL);
+}
+
+struct token_revoke_args {
+    const char *id;
+    const store_audit_t *audit;
+};
+
+static int token_revoke_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct token_revoke_args *a = arg;
+    struct prm p = {0};
+    int64_t changed = 0;
+    pt(&p, a->id);
+    int rc = exn(c, Q_TOKEN_REVOKE, &p, &changed);
+    if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
+}
+
+static int pg_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
+{
+    struct token_revoke_args a = {id, audit};
+    return tx((struct pg *)st, TX_WRITE, token_revoke_fn, &a, NULL);
+}
+
+struct token_touch_args {
+    const char *id;
+    int64_t now_ms;
+};
+
+static int token_touch_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct token_touch_args *a = arg;
+    struct prm p = {0};
+    pt(&p, a->id);
+    pi(&p, a->now_ms);
+    pi(&p, STORE_TOKEN_TOUCH_MS);
+    return exn(c, Q_TOKEN_TOUCH, &p, NULL);
+}
+
+static int pg_token_touch(store_t *st, const char *id, int64_t now_ms)
+{
+    struct token_touch_args a = {id, now_ms};
+    return tx((struct pg *)st, TX_NONE, token_touch_fn, &a, NULL);
+}
+
+/* ---- users ------------------------------------------------------------------------------ */
+
+static void row_user(const PGresult *r, int i, store_user_t *u)
+{
+    u->name = gt0(r, i, 0);
+    u->pwhash = gt0(r, i, 1);
+    u->role = (token_role_t)gi(r, i, 2);
+    u->namespaces = gt0(r, i, 3);
+    u->created_ms = gi(r, i, 4);
+    u->updated_ms = gi(r, i, 5);
+}
+
+struct user_write_args {
+    const store_user_t *u;
+    const char *name;
+    const store_audit_t *audit;
+    int64_t now_ms;
+};
+
+static int user_write_fn(struct pg *pg, struct pconn *c, void *arg, enum q id)
+{
+    struct user_write_args *a = arg;
+    struct prm p = {0};
+    int64_t changed = 0;
+    pt(&p, a->u->name);
+    pt(&p, a->u->pwhash);
+    pi(&p, a->u->role);
+    pt(&p, a->u->namespaces);
+    pi(&p, a->now_ms);
+    int rc = exn(c, id, &p, &changed); /* ECONFLICT on insert: the name is taken */
+    if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
+}
+
+static int user_create_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    return user_write_fn(pg, c, arg, Q_USER_INSERT);
+}
+
+static int user_update_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    return user_write_fn(pg, c, arg, Q_USER_UPDATE);
+}
+
+static int pg_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                          int64_t now_ms)
+{
+    struct user_write_args a = {u, NULL, audit, now_ms};
+    return tx((struct pg *)st, TX_WRITE, user_create_fn, &a, &a.now_ms);
+}
+
+static int pg_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                          int64_t now_ms)
+{
+    struct user_write_args a = {u, NULL, audit, now_ms};
+    return tx((struct pg *)st, TX_WRITE, user_update_fn, &a, &a.now_ms);
+}
+
+static int user_delete_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct user_write_args *a = arg;
+    struct prm p = {0};
+    int64_t changed = 0;
+    pt(&p, a->name);
+    int rc = exn(c, Q_USER_DELETE, &p, &changed);
+    if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
+    if (rc < 0) return rc;
+    /* Revoked, not only orphaned: a user later created under the same name
+     * must not inherit the old user's tokens. */
+    if ((rc = exn(c, Q_USER_TOKENS_REVOKE, &p, NULL)) < 0) return rc;
+    return put_audit(c, a->audit);
+}
+
+static int pg_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)
+{
+    struct user_write_args a = {NULL, name, audit, now_ms};
+    return tx((struct pg *)st, TX_WRITE, user_delete_fn, &a, NULL);
+}
+
+struct user_get_args {
+    const char *name;
+    store_user_t *out;
+};
+
+static int user_get_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct user_get_args *a = arg;
+    struct prm p = {0};
+    int rc = 0;
+    pt(&p, a->name);
+    PGresult *r = ex(c, Q_USER_GET, &p, &rc);
+    if (!r) return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return SKED_ENOTFOUND;
+    }
+    row_user(r, 0, a->out);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_user_get(store_t *st, const char *name, store_user_t *out)
+{
+    struct user_get_args a = {name, out};
+    return tx((struct pg *)st, TX_NONE, user_get_fn, &a, NULL);
+}
+
+struct user_list_args {
+    store_user_t **out;
+    size_t *n;
+};
+
+static int user_list_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct user_list_args *a = arg;
+    int rc = 0;
+    PGresult *r = ex(c, Q_USER_LIST, NULL, &rc);
+    if (!r) return rc;
+    size_t n = (size_t)PQntuples(r);
+    store_user_t *v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        row_user(r, (int)i, &v[i]);
+    PQclear(r);
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int pg_user_list(store_t *st, store_user_t **out, size_t *n)
+{
+    struct user_list_args a = {out, n};
+    return tx((struct pg *)st, TX_NONE, user_list_fn, &a, NULL);
+}
+
+/* ---- audit ------------------------------------------------------------------------------ */
+
+static int audit_append_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    return put_audit(c, arg);
+}
+
+static int pg_audit_append(store_t *st, const store_audit_t *a)
+{
+    return tx((struct pg *)st, TX_NONE, audit_append_fn, (void *)a, NULL);
+}
+
+struct audit_list_args {
+    const store_audit_filter_t *f;
+    store_audit_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int audit_list_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct audit_list_args *a = arg;
+    const store_audit_filter_t *f = a->f;
+    struct prm p = {0};
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    int rc = 0;
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    pi(&p, f->since_ms);
+    pt(&p, f->actor);
+    pi(&p, f->limit + 1);
+    if (f->cursor) {
+        pi(&p, cms);
+        pt(&p, cidv);
+    }
+    PGresult *r = ex(c, f->cursor ? Q_AUDIT_LIST_AFTER : Q_AUDIT_LIST, &p, &rc);
+    if (!r) return rc;
+    size_t n = (size_t)PQntuples(r);
+    store_audit_t *v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        store_audit_t *e = &v[i];
+        gid(r, (int)i, 0, e->id);
+        e->at_ms = gi(r, (int)i, 1);
+        e->actor = gt0(r, (int)i, 2);
+        e->role = gt0(r, (int)i, 3);
+        e->method = gt0(r, (int)i, 4);
+        e->route = gt0(r, (int)i, 5);
+        e->target = gt0(r, (int)i, 6);
+        e->ns = gt0(r, (int)i, 7);
+        e->source = gt0(r, (int)i, 8);
+        e->status = (int)gi(r, (int)i, 9);
+    }
+    PQclear(r);
+    if (n > (size_t)f->limit) {
+        store_audit_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].at_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int pg_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
+                         char **next_cursor)
+{
+    struct audit_list_args a = {f, out, n, next_cursor};
+    return tx((struct pg *)st, TX_NONE, audit_list_fn, &a, NULL);
+}
+
+/* ---- job scope -------------------------------------------------------------------------- */
+
+struct job_scope_args {
+    const char *id;
+    char **ns, **owner;
+};
+
+static int job_scope_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct job_scope_args *a = arg;
+    struct prm p = {0};
+    int rc = 0;
+    pt(&p, a->id);
+    PGresult *r = ex(c, Q_JOB_SCOPE, &p, &rc);
+    if (!r) return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return SKED_ENOTFOUND;
+    }
+    *a->ns = gt0(r, 0, 0);
+    if (a->owner) *a->owner = gt0(r, 0, 1);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_job_scope(store_t *st, const char *id, char **ns, char **owner)
+{
+    struct job_scope_args a = {id, ns, owner};
+    return tx((struct pg *)st, TX_NONE, job_scope_fn, &a, NULL);
 }
 
 /* ---- schema version ---------------------------------------------------------------- */
@@ -2988,6 +3454,18 @@ static const struct store_ops pg_ops = {
     .token_create = pg_token_create,
     .token_lookup = pg_token_lookup,
     .token_count = pg_token_count,
+    .token_get = pg_token_get,
+    .token_list = pg_token_list,
+    .token_revoke = pg_token_revoke,
+    .token_touch = pg_token_touch,
+    .user_create = pg_user_create,
+    .user_get = pg_user_get,
+    .user_list = pg_user_list,
+    .user_update = pg_user_update,
+    .user_delete = pg_user_delete,
+    .audit_append = pg_audit_append,
+    .audit_list = pg_audit_list,
+    .job_scope = pg_job_scope,
     .set_schema_version = pg_set_schema_version,
 };
 

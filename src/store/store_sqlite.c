@@ -143,6 +143,23 @@ static const char *const migrations[] = {
     " owner TEXT NOT NULL, key TEXT NOT NULL, job_id TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;"
     "CREATE INDEX idempotency_created ON idempotency(created_ms);",
+
+    /* 2: users, token ownership and use, the audit log. A user's tokens
+     * take the user's current role and namespaces (see token lookup). */
+    "CREATE TABLE users ("
+    " name TEXT PRIMARY KEY, pwhash TEXT NOT NULL, role INTEGER NOT NULL,"
+    " namespaces TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "ALTER TABLE tokens ADD COLUMN user_name TEXT;"
+    "ALTER TABLE tokens ADD COLUMN last_used_ms INTEGER;"
+    "CREATE INDEX tokens_created ON tokens(created_ms, id);"
+    "CREATE INDEX tokens_user ON tokens(user_name);"
+    "CREATE TABLE audit ("
+    " id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,"
+    " method TEXT NOT NULL, route TEXT NOT NULL, target TEXT NOT NULL, ns TEXT NOT NULL,"
+    " source TEXT NOT NULL, status INTEGER NOT NULL);"
+    "CREATE INDEX audit_at ON audit(at_ms, id);"
+    "CREATE INDEX audit_actor ON audit(actor, at_ms, id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -845,7 +862,8 @@ static int sq_job_get(store_t *st, const char *id, store_job_t *out, store_sched
 #define JOB_LIST_WHERE                                                                             \
     " WHERE (?1 IS NULL OR ns = ?1) AND (CASE WHEN ?2 IS NULL THEN state != 3 ELSE state = ?2"     \
     " END) AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR instr(name, ?4) > 0)"                 \
-    " AND (?5 IS NULL OR instr(tags, ',' || ?5 || ',') > 0)"
+    " AND (?5 IS NULL OR instr(tags, ',' || ?5 || ',') > 0)"                                       \
+    " AND (?9 IS NULL OR instr(',' || ?9 || ',', ',' || ns || ',') > 0)"
 static const char SQL_JOB_LIST[] =
     "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE " ORDER BY created_ms DESC, id DESC LIMIT ?8";
 static const char SQL_JOB_LIST_AFTER[] =
@@ -883,6 +901,7 @@ static int job_list_fn(struct conn *c, void *arg)
         bt(q, 7, cidv);
     }
     bi(q, 8, f->limit + 1); /* one more tells whether a next page exists */
+    bt(q, 9, f->ns_in);
     store_job_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
     size_t n = 0;
     int rc;
@@ -1368,6 +1387,8 @@ static int sq_run_get(store_t *st, const char *id, store_run_t *out, store_attem
  * over the pages before it. */
 #define RUN_LIST_TAIL                                                                              \
     " AND (?2 IS NULL OR state = ?2) AND fire_ms >= ?3 AND (fire_ms, id) < (?5, ?6)"               \
+    " AND (?8 IS NULL OR job_id IN (SELECT id FROM jobs"                                           \
+    " WHERE instr(',' || ?8 || ',', ',' || ns || ',') > 0))"                                       \
     " ORDER BY fire_ms DESC, id DESC LIMIT ?7"
 static const char SQL_RUN_LIST_JOB[] =
     "SELECT " RUN_COLS " FROM runs WHERE job_id = ?1" RUN_LIST_TAIL;
@@ -1376,6 +1397,7 @@ static const char SQL_RUN_LIST_ALL[] =
 
 struct run_list_args {
     const store_run_filter_t *f;
+    const char *ns_in;
     store_run_t **out;
     size_t *n;
     char **next;
@@ -1405,6 +1427,7 @@ static int run_list_fn(struct conn *c, void *arg)
     bi(q, 5, cms);
     bt(q, 6, cidv);
     bi(q, 7, f->limit + 1);
+    bt(q, 8, a->ns_in);
     store_run_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
     size_t n = 0;
     int rc;
@@ -1425,10 +1448,10 @@ static int run_list_fn(struct conn *c, void *arg)
     return 0;
 }
 
-static int sq_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
-                       char **next_cursor)
+static int sq_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in,
+                       store_run_t **out, size_t *n, char **next_cursor)
 {
-    struct run_list_args a = {f, out, n, next_cursor};
+    struct run_list_args a = {f, ns_in, out, n, next_cursor};
     return rd((struct sq *)st, run_list_fn, &a);
 }
 
@@ -2439,16 +2462,61 @@ static int sq_prune(store_t *st, int64_t older_than_ms)
 /* ---- tokens ----------------------------------------------------------------- */
 
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms, revoked)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms, revoked, user_name)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+/* A user's token acts with the user's current role and namespaces, and
+ * stops working the moment the user is deleted. */
 static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT id, name, role, ns, created_ms, expires_ms, revoked FROM tokens"
-    " WHERE hash = ?1 AND revoked = 0 AND (expires_ms < 0 OR expires_ms > ?2)";
+    "SELECT t.id, t.name, coalesce(u.role, t.role), coalesce(u.namespaces, t.ns), t.created_ms,"
+    " t.expires_ms, t.revoked, t.user_name, t.last_used_ms FROM tokens t"
+    " LEFT JOIN users u ON u.name = t.user_name"
+    " WHERE t.hash = ?1 AND t.revoked = 0 AND (t.expires_ms < 0 OR t.expires_ms > ?2)"
+    " AND (t.user_name IS NULL OR u.name IS NOT NULL)";
 static const char SQL_TOKEN_COUNT[] = "SELECT COUNT(*) FROM tokens";
+#define TOKEN_COLS "id, name, role, ns, created_ms, expires_ms, revoked, user_name, last_used_ms"
+static const char SQL_TOKEN_GET[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?1";
+#define TOKEN_LIST_WHERE                                                                           \
+    " WHERE (?1 IS NULL OR (CASE WHEN ?1 = '' THEN user_name IS NULL ELSE user_name = ?1 END))"    \
+    " AND (?2 IS NULL OR name = ?2)"
+static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
+                                     " ORDER BY created_ms DESC, id DESC LIMIT ?5";
+static const char SQL_TOKEN_LIST_AFTER[] =
+    "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
+    " AND (created_ms, id) < (?3, ?4) ORDER BY created_ms DESC, id DESC LIMIT ?5";
+static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked = 1 WHERE id = ?1";
+static const char SQL_TOKEN_TOUCH[] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1"
+                                      " AND (last_used_ms IS NULL OR last_used_ms <= ?2 - ?3)";
+
+static const char SQL_AUDIT_INSERT[] =
+    "INSERT INTO audit (id, at_ms, actor, role, method, route, target, ns, source, status)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/* Writes an audit entry on the writer's connection, inside the running
+ * op's transaction. NULL is a no-op. */
+static int put_audit(struct conn *c, const store_audit_t *a)
+{
+    if (!a) return 0;
+    char id[SKED_ID_LEN];
+    sqlite3_stmt *q = prep(c, SQL_AUDIT_INSERT);
+    if (!q) return SKED_ESTORE;
+    id_new("aud", a->at_ms, id);
+    bt(q, 1, id);
+    bi(q, 2, a->at_ms);
+    bt(q, 3, a->actor);
+    bt(q, 4, a->role ? a->role : "");
+    bt(q, 5, a->method);
+    bt(q, 6, a->route);
+    bt(q, 7, a->target ? a->target : "");
+    bt(q, 8, a->ns ? a->ns : "");
+    bt(q, 9, a->source ? a->source : "");
+    bi(q, 10, a->status);
+    return run(c, q);
+}
 
 struct token_create_args {
     store_token_t *t;
     const char *hash;
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
@@ -2461,6 +2529,7 @@ static int token_create_fn(struct sq *s, void *arg)
     if (!q) return SKED_ESTORE;
     id_new("tok", a->now_ms, t->id);
     t->created_ms = a->now_ms;
+    t->last_used_ms = -1;
     bt(q, 1, t->id);
     bt(q, 2, a->hash);
     bt(q, 3, t->name);
@@ -2469,13 +2538,30 @@ static int token_create_fn(struct sq *s, void *arg)
     bi(q, 6, t->created_ms);
     bi(q, 7, t->expires_ms < 0 ? -1 : t->expires_ms);
     bi(q, 8, t->revoked);
-    return run(c, q); /* ECONFLICT: the same secret twice */
+    bt(q, 9, t->user && *t->user ? t->user : NULL);
+    int rc = run(c, q); /* ECONFLICT: the same secret twice */
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
 }
 
-static int sq_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)
+static int sq_token_create(store_t *st, store_token_t *t, const char *hash_hex,
+                           const store_audit_t *audit, int64_t now_ms)
 {
-    struct token_create_args a = {t, hash_hex, now_ms};
+    struct token_create_args a = {t, hash_hex, audit, now_ms};
     return wsubmit((struct sq *)st, token_create_fn, &a);
+}
+
+static void row_token(sqlite3_stmt *q, store_token_t *t)
+{
+    cid(q, 0, t->id);
+    t->name = ct0(q, 1);
+    t->role = (token_role_t)ci(q, 2);
+    t->ns = ct0(q, 3);
+    t->created_ms = ci(q, 4);
+    t->expires_ms = ci(q, 5);
+    t->revoked = ci(q, 6) != 0;
+    t->user = ct(q, 7);
+    t->last_used_ms = cin(q, 8);
 }
 
 struct token_lookup_args {
@@ -2494,14 +2580,7 @@ static int token_lookup_fn(struct conn *c, void *arg)
     int rc = sqlite3_step(q);
     if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
     if (rc != SQLITE_ROW) return dberr(c, rc);
-    store_token_t *t = a->out;
-    cid(q, 0, t->id);
-    t->name = ct0(q, 1);
-    t->role = (token_role_t)ci(q, 2);
-    t->ns = ct0(q, 3);
-    t->created_ms = ci(q, 4);
-    t->expires_ms = ci(q, 5);
-    t->revoked = ci(q, 6) != 0;
+    row_token(q, a->out);
     return 0;
 }
 
@@ -2518,6 +2597,399 @@ static int sq_token_count(store_t *st, int64_t *count)
     int rc = rd((struct sq *)st, one_int_fn, &a);
     *count = rc < 0 ? 0 : a.v;
     return rc;
+}
+
+struct token_get_args {
+    const char *id;
+    store_token_t *out;
+};
+
+static int token_get_fn(struct conn *c, void *arg)
+{
+    struct token_get_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_TOKEN_GET);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    row_token(q, a->out);
+    return 0;
+}
+
+static int sq_token_get(store_t *st, const char *id, store_token_t *out)
+{
+    struct token_get_args a = {id, out};
+    return rd((struct sq *)st, token_get_fn, &a);
+}
+
+struct token_list_args {
+    const store_token_filter_t *f;
+    store_token_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int token_list_fn(struct conn *c, void *arg)
+{
+    struct token_list_args *a = arg;
+    const store_token_filter_t *f = a->f;
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    sqlite3_stmt *q = prep(c, f->cursor ? SQL_TOKEN_LIST_AFTER : SQL_TOKEN_LIST);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, f->user);
+    bt(q, 2, f->name);
+    if (f->cursor) {
+        bi(q, 3, cms);
+        bt(q, 4, cidv);
+    }
+    bi(q, 5, f->limit + 1);
+    store_token_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        row_token(q, &v[n++]);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_token_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    if (n > (size_t)f->limit) {
+        store_token_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].created_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
+                         char **next_cursor)
+{
+    struct token_list_args a = {f, out, n, next_cursor};
+    return rd((struct sq *)st, token_list_fn, &a);
+}
+
+struct token_revoke_args {
+    const char *id;
+    const store_audit_t *audit;
+};
+
+static int token_revoke_fn(struct sq *s, void *arg)
+{
+    struct token_revoke_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_TOKEN_REVOKE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    int rc = run(c, q);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) rc = SKED_ENOTFOUND;
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
+}
+
+static int sq_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
+{
+    struct token_revoke_args a = {id, audit};
+    return wsubmit((struct sq *)st, token_revoke_fn, &a);
+}
+
+struct token_touch_args {
+    const char *id;
+    int64_t now_ms;
+};
+
+static int token_touch_fn(struct sq *s, void *arg)
+{
+    struct token_touch_args *a = arg;
+    sqlite3_stmt *q = prep(&s->w, SQL_TOKEN_TOUCH);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    bi(q, 2, a->now_ms);
+    bi(q, 3, STORE_TOKEN_TOUCH_MS);
+    return run(&s->w, q);
+}
+
+static int sq_token_touch(store_t *st, const char *id, int64_t now_ms)
+{
+    struct token_touch_args a = {id, now_ms};
+    return wsubmit((struct sq *)st, token_touch_fn, &a);
+}
+
+/* ---- users ------------------------------------------------------------------ */
+
+#define USER_COLS "name, pwhash, role, namespaces, created_ms, updated_ms"
+static const char SQL_USER_INSERT[] =
+    "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+static const char SQL_USER_GET[] = "SELECT " USER_COLS " FROM users WHERE name = ?1";
+static const char SQL_USER_LIST[] = "SELECT " USER_COLS " FROM users ORDER BY name";
+static const char SQL_USER_UPDATE[] = "UPDATE users SET pwhash = ?2, role = ?3, namespaces = ?4,"
+                                      " updated_ms = ?5 WHERE name = ?1";
+static const char SQL_USER_DELETE[] = "DELETE FROM users WHERE name = ?1";
+static const char SQL_USER_TOKENS_REVOKE[] =
+    "UPDATE tokens SET revoked = 1 WHERE user_name = ?1 AND revoked = 0";
+
+static void row_user(sqlite3_stmt *q, store_user_t *u)
+{
+    u->name = ct0(q, 0);
+    u->pwhash = ct0(q, 1);
+    u->role = (token_role_t)ci(q, 2);
+    u->namespaces = ct0(q, 3);
+    u->created_ms = ci(q, 4);
+    u->updated_ms = ci(q, 5);
+}
+
+struct user_write_args {
+    const store_user_t *u;
+    const char *name;
+    const store_audit_t *audit;
+    int64_t now_ms;
+};
+
+static int user_create_fn(struct sq *s, void *arg)
+{
+    struct user_write_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_USER_INSERT);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->u->name);
+    bt(q, 2, a->u->pwhash);
+    bi(q, 3, a->u->role);
+    bt(q, 4, a->u->namespaces);
+    bi(q, 5, a->now_ms);
+    int rc = run(c, q); /* ECONFLICT: the name is taken */
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
+}
+
+static int sq_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                          int64_t now_ms)
+{
+    struct user_write_args a = {u, NULL, audit, now_ms};
+    return wsubmit((struct sq *)st, user_create_fn, &a);
+}
+
+struct user_get_args {
+    const char *name;
+    store_user_t *out;
+};
+
+static int user_get_fn(struct conn *c, void *arg)
+{
+    struct user_get_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_USER_GET);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->name);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    row_user(q, a->out);
+    return 0;
+}
+
+static int sq_user_get(store_t *st, const char *name, store_user_t *out)
+{
+    struct user_get_args a = {name, out};
+    return rd((struct sq *)st, user_get_fn, &a);
+}
+
+struct user_list_args {
+    store_user_t **out;
+    size_t *n;
+};
+
+static int user_list_fn(struct conn *c, void *arg)
+{
+    struct user_list_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_USER_LIST);
+    if (!q) return SKED_ESTORE;
+    store_user_t *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = xrealloc(v, cap * sizeof *v);
+        }
+        memset(&v[n], 0, sizeof v[n]);
+        row_user(q, &v[n++]);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_user_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_user_list(store_t *st, store_user_t **out, size_t *n)
+{
+    struct user_list_args a = {out, n};
+    return rd((struct sq *)st, user_list_fn, &a);
+}
+
+static int user_update_fn(struct sq *s, void *arg)
+{
+    struct user_write_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_USER_UPDATE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->u->name);
+    bt(q, 2, a->u->pwhash);
+    bi(q, 3, a->u->role);
+    bt(q, 4, a->u->namespaces);
+    bi(q, 5, a->now_ms);
+    int rc = run(c, q);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) rc = SKED_ENOTFOUND;
+    if (rc == 0) rc = put_audit(c, a->audit);
+    return rc;
+}
+
+static int sq_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
+                          int64_t now_ms)
+{
+    struct user_write_args a = {u, NULL, audit, now_ms};
+    return wsubmit((struct sq *)st, user_update_fn, &a);
+}
+
+static int user_delete_fn(struct sq *s, void *arg)
+{
+    struct user_write_args *a = arg;
+    struct conn *c = &s->w;
+    sqlite3_stmt *q = prep(c, SQL_USER_DELETE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->name);
+    int rc = run(c, q);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) rc = SKED_ENOTFOUND;
+    if (rc < 0) return rc;
+    /* Revoked, not only orphaned: a user later created under the same name
+     * must not inherit the old user's tokens. */
+    if (!(q = prep(c, SQL_USER_TOKENS_REVOKE))) return SKED_ESTORE;
+    bt(q, 1, a->name);
+    if ((rc = run(c, q)) < 0) return rc;
+    return put_audit(c, a->audit);
+}
+
+static int sq_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)
+{
+    struct user_write_args a = {NULL, name, audit, now_ms};
+    return wsubmit((struct sq *)st, user_delete_fn, &a);
+}
+
+/* ---- audit ------------------------------------------------------------------ */
+
+#define AUDIT_COLS       "id, at_ms, actor, role, method, route, target, ns, source, status"
+#define AUDIT_LIST_WHERE " WHERE at_ms >= ?1 AND (?2 IS NULL OR actor = ?2)"
+static const char SQL_AUDIT_LIST[] =
+    "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE " ORDER BY at_ms DESC, id DESC LIMIT ?5";
+static const char SQL_AUDIT_LIST_AFTER[] =
+    "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE
+    " AND (at_ms, id) < (?3, ?4) ORDER BY at_ms DESC, id DESC LIMIT ?5";
+
+static int audit_append_fn(struct sq *s, void *arg)
+{
+    return put_audit(&s->w, arg);
+}
+
+static int sq_audit_append(store_t *st, const store_audit_t *a)
+{
+    return wsubmit((struct sq *)st, audit_append_fn, (void *)a);
+}
+
+struct audit_list_args {
+    const store_audit_filter_t *f;
+    store_audit_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int audit_list_fn(struct conn *c, void *arg)
+{
+    struct audit_list_args *a = arg;
+    const store_audit_filter_t *f = a->f;
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    sqlite3_stmt *q = prep(c, f->cursor ? SQL_AUDIT_LIST_AFTER : SQL_AUDIT_LIST);
+    if (!q) return SKED_ESTORE;
+    bi(q, 1, f->since_ms);
+    bt(q, 2, f->actor);
+    if (f->cursor) {
+        bi(q, 3, cms);
+        bt(q, 4, cidv);
+    }
+    bi(q, 5, f->limit + 1);
+    store_audit_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_audit_t *e = &v[n++];
+        cid(q, 0, e->id);
+        e->at_ms = ci(q, 1);
+        e->actor = ct0(q, 2);
+        e->role = ct0(q, 3);
+        e->method = ct0(q, 4);
+        e->route = ct0(q, 5);
+        e->target = ct0(q, 6);
+        e->ns = ct0(q, 7);
+        e->source = ct0(q, 8);
+        e->status = (int)ci(q, 9);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_audit_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    if (n > (size_t)f->limit) {
+        store_audit_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].at_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
+                         char **next_cursor)
+{
+    struct audit_list_args a = {f, out, n, next_cursor};
+    return rd((struct sq *)st, audit_list_fn, &a);
+}
+
+/* ---- job scope -------------------------------------------------------------- */
+
+static const char SQL_JOB_SCOPE[] = "SELECT ns, owner FROM jobs WHERE id = ?1";
+
+struct job_scope_args {
+    const char *id;
+    char **ns, **owner;
+};
+
+static int job_scope_fn(struct conn *c, void *arg)
+{
+    struct job_scope_args *a = arg;
+    sqlite3_stmt *q = prep(c, SQL_JOB_SCOPE);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, a->id);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    *a->ns = ct0(q, 0);
+    if (a->owner) *a->owner = ct0(q, 1);
+    return 0;
+}
+
+static int sq_job_scope(store_t *st, const char *id, char **ns, char **owner)
+{
+    struct job_scope_args a = {id, ns, owner};
+    return rd((struct sq *)st, job_scope_fn, &a);
 }
 
 /* ---- schema version ------------------------------------------------------- */
@@ -2633,6 +3105,18 @@ static const struct store_ops sqlite_ops = {
     .token_create = sq_token_create,
     .token_lookup = sq_token_lookup,
     .token_count = sq_token_count,
+    .token_get = sq_token_get,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
+    .token_touch = sq_token_touch,
+    .user_create = sq_user_create,
+    .user_get = sq_user_get,
+    .user_list = sq_user_list,
+    .user_update = sq_user_update,
+    .user_delete = sq_user_delete,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
+    .job_scope = sq_job_scope,
     .set_schema_version = sq_set_schema_version,
 };
 

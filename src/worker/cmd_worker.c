@@ -1,13 +1,17 @@
 /*
  * `sked worker`: the worker role as a command. Parses options (with
- * SKED_SERVER / SKED_TOKEN as fallbacks), starts the worker, prints
+ * SKED_SERVER / SKED_TOKEN / SKED_CA as fallbacks), starts the worker, prints
  * "worker: registered as <id>", and waits for signals: the first SIGTERM or
  * SIGINT drains (no more claims; running attempts finish and report; exit
  * 0), a second one kills the attempts and exits at once (their runs are
  * retried elsewhere once their leases lapse).
+ *
+ * Job isolation options (--run-as, --allow-root, --work-dir, --limit-*)
+ * fill the isolation part of worker_config_t; see worker.h.
  */
 #include "cmd.h"
 #include "common/error.h"
+#include "common/httpc.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TOKEN_MAX 4096
 
@@ -37,12 +42,64 @@ static void usage(FILE *f)
             "  --server URL[,URL...]  server base URL(s); fails over in order (env SKED_SERVER)\n"
             "  --token-file F         file holding the bearer token\n"
             "  --token T              bearer token (env SKED_TOKEN)\n"
+            "  --ca FILE              trust the CA certificate(s) in FILE for https servers\n"
+            "                         instead of the system's (env SKED_CA); certificates\n"
+            "                         are always verified\n"
             "  --slots N              runs at once (default 4)\n"
             "  --queues a,b           queues to take work from (default \"default\")\n"
             "  --labels k=v,...       labels that job constraints match against\n"
             "  --name NAME            worker name (default host-pid)\n"
             "  --kill-grace DUR       SIGTERM->SIGKILL grace on timeout/cancel (default 5s)\n"
+            /* job isolation */
+            "\n"
+            "job isolation (jobs never see the worker's environment or token):\n"
+            "  --run-as USER[:GROUP]  run jobs as this user (and group); needs a root worker.\n"
+            "                         A root worker refuses to start without it, unless\n"
+            "                         --allow-root\n"
+            "  --allow-root           allow jobs to run as root\n"
+            "  --work-dir DIR         parent of each attempt's fresh directory, removed after\n"
+            "                         the attempt (default $TMPDIR/sked-work, /tmp without\n"
+            "                         TMPDIR; sked-work-UID when not root)\n"
+            "  --limit-cpu DUR        CPU time per attempt, e.g. 10m (default unlimited)\n"
+            "  --limit-as SIZE        address space per process, e.g. 4G (default unlimited)\n"
+            "  --limit-nofile N       open files per process (default 1024)\n"
+            "  --limit-nproc N        processes of the run-as user, counted by the kernel over\n"
+            "                         all its processes on this machine (default 512 with\n"
+            "                         --run-as, else unlimited)\n"
+            "                         0 or \"unlimited\" leaves a limit off\n"
             "  -h, --help             this help\n");
+}
+
+/* A --limit-* value: "0", "unlimited" or "none" -> WORKER_LIMIT_OFF; else
+ * a count, with K/M/G/T (powers of 1024) when sizes is set, or a duration
+ * in whole seconds when secs is set. Returns 0 or -1. */
+static int parse_limit(const char *s, int sizes, int secs, int64_t *out)
+{
+    if (!strcmp(s, "unlimited") || !strcmp(s, "none")) {
+        *out = WORKER_LIMIT_OFF;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 0 || errno) return -1;
+    if (*end && secs) {
+        int64_t ms;
+        if (duration_parse(s, &ms) < 0 || ms < 0) return -1;
+        v = ms == 0 ? 0 : ms < 1000 ? 1 : ms / 1000;
+    } else if (*end && sizes) {
+        static const char units[] = "kmgt";
+        const char *u = *end ? strchr(units, *end | 0x20) : NULL;
+        if (!u) return -1;
+        int shift = 10 * (int)(u - units + 1);
+        if (end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "iB")) return -1;
+        if (v > (INT64_MAX >> shift)) return -1;
+        v <<= shift;
+    } else if (*end) {
+        return -1;
+    }
+    *out = v == 0 ? WORKER_LIMIT_OFF : (int64_t)v;
+    return 0;
 }
 
 /* Reads the first line of a token file; new string or NULL (errno set). */
@@ -86,7 +143,27 @@ static void *stop_main(void *arg)
 
 int cmd_worker(int argc, char **argv)
 {
-    enum { O_SERVER = 0x100, O_TOKEN, O_TOKEN_FILE, O_SLOTS, O_QUEUES, O_LABELS, O_NAME, O_GRACE };
+    enum {
+        O_SERVER = 0x100,
+        O_TOKEN,
+        O_TOKEN_FILE,
+        O_SLOTS,
+        O_QUEUES,
+        O_LABELS,
+        O_NAME,
+        O_GRACE,
+        O_CA
+    };
+    /* job isolation */
+    enum {
+        O_RUN_AS = 0x200,
+        O_ALLOW_ROOT,
+        O_WORK_DIR,
+        O_LIMIT_CPU,
+        O_LIMIT_AS,
+        O_LIMIT_NOFILE,
+        O_LIMIT_NPROC,
+    };
     static const struct option opts[] = {
         {"server", required_argument, NULL, O_SERVER},
         {"token", required_argument, NULL, O_TOKEN},
@@ -96,12 +173,21 @@ int cmd_worker(int argc, char **argv)
         {"labels", required_argument, NULL, O_LABELS},
         {"name", required_argument, NULL, O_NAME},
         {"kill-grace", required_argument, NULL, O_GRACE},
+        /* job isolation */
+        {"run-as", required_argument, NULL, O_RUN_AS},
+        {"allow-root", no_argument, NULL, O_ALLOW_ROOT},
+        {"work-dir", required_argument, NULL, O_WORK_DIR},
+        {"limit-cpu", required_argument, NULL, O_LIMIT_CPU},
+        {"limit-as", required_argument, NULL, O_LIMIT_AS},
+        {"limit-nofile", required_argument, NULL, O_LIMIT_NOFILE},
+        {"limit-nproc", required_argument, NULL, O_LIMIT_NPROC},
+        {"ca", required_argument, NULL, O_CA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     worker_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
-    const char *token_file = NULL, *token = NULL;
+    const char *token_file = NULL, *token = NULL, *ca = NULL;
     char *file_token = NULL;
     worker_t *w = NULL;
     int status = 0;
@@ -132,6 +218,9 @@ int cmd_worker(int argc, char **argv)
         case O_NAME:
             cfg.name = optarg;
             break;
+        case O_CA:
+            ca = optarg;
+            break;
         case O_SLOTS: {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -150,6 +239,38 @@ int cmd_worker(int argc, char **argv)
             }
             if (cfg.kill_grace_ms == 0) cfg.kill_grace_ms = 1; /* 0 would mean the default */
             break;
+        /* job isolation */
+        case O_RUN_AS:
+            cfg.run_as = optarg;
+            break;
+        case O_ALLOW_ROOT:
+            cfg.allow_root = 1;
+            break;
+        case O_WORK_DIR:
+            cfg.work_dir = optarg;
+            break;
+        case O_LIMIT_CPU:
+        case O_LIMIT_AS:
+        case O_LIMIT_NOFILE:
+        case O_LIMIT_NPROC: {
+            int64_t *dst = c == O_LIMIT_CPU      ? &cfg.limit_cpu_s
+                           : c == O_LIMIT_AS     ? &cfg.limit_as_bytes
+                           : c == O_LIMIT_NOFILE ? &cfg.limit_nofile
+                                                 : &cfg.limit_nproc;
+            if (parse_limit(optarg, c == O_LIMIT_AS, c == O_LIMIT_CPU, dst) < 0) {
+                fprintf(stderr, "sked worker: %s: bad limit '%s' (a number%s, or 0/unlimited)\n",
+                        c == O_LIMIT_CPU      ? "--limit-cpu"
+                        : c == O_LIMIT_AS     ? "--limit-as"
+                        : c == O_LIMIT_NOFILE ? "--limit-nofile"
+                                              : "--limit-nproc",
+                        optarg,
+                        c == O_LIMIT_AS    ? " with K/M/G/T"
+                        : c == O_LIMIT_CPU ? " of seconds or a duration"
+                                           : "");
+                return 2;
+            }
+            break;
+        }
         default:
             fprintf(stderr, "sked worker: unknown or incomplete option '%s'\n\n", argv[optind - 1]);
             usage(stderr);
@@ -166,6 +287,14 @@ int cmd_worker(int argc, char **argv)
         fprintf(stderr, "sked worker: --server (or SKED_SERVER) is required\n");
         return 2;
     }
+    if (!ca || !*ca) ca = getenv("SKED_CA");
+    if (ca && *ca && access(ca, R_OK) != 0) {
+        fprintf(stderr, "sked worker: cannot read the CA file '%s': %s\n", ca, strerror(errno));
+        return 2;
+    }
+    /* The worker makes its HTTP clients on its own threads; they all start
+     * from this default. */
+    httpc_set_default_ca(ca);
     if (!token && token_file) {
         file_token = read_token_file(token_file);
         if (!file_token) {
@@ -183,6 +312,14 @@ int cmd_worker(int argc, char **argv)
         return 2;
     }
     cfg.token = token;
+    /* job isolation: a root worker must say whom jobs run as. */
+    if (geteuid() == 0 && !(cfg.run_as && *cfg.run_as) && !cfg.allow_root) {
+        fprintf(stderr, "sked worker: refusing to run jobs as root. Give --run-as USER[:GROUP] "
+                        "(e.g. --run-as nobody) to run them as an unprivileged user, or "
+                        "--allow-root if root is really meant.\n");
+        free(file_token);
+        return 2;
+    }
 
     /* Signals are taken by sigwait below; every thread the worker creates
      * inherits this mask (children get a clean one, see spawn.c). */

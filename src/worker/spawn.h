@@ -12,6 +12,13 @@
  * listed when its pipe from the worker reaches EOF (the worker died, however
  * it died). PDEATHSIG alone would kill only the direct children.
  *
+ * Isolation (DESIGN §8): the child can take on another user's identity
+ * (supplementary groups, then gid, then uid, each checked) and resource
+ * limits before it execs; its environment is built from a fixed minimal
+ * base (spawn_env_base), never the worker's; and each attempt can get a
+ * fresh private working directory (spawn_workdir_new), removed afterwards
+ * without following anything the job planted there (spawn_tree_remove).
+ *
  * Nothing here is thread-safe by itself; the worker calls spawn_* from its
  * one supervisor thread (which must live as long as the worker, because
  * PDEATHSIG fires when the forking *thread* exits).
@@ -19,12 +26,35 @@
 #ifndef SKED_WORKER_SPAWN_H
 #define SKED_WORKER_SPAWN_H
 
+#include <stddef.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
+/* An identity for the child: set with setgroups, setgid, setuid (in that
+ * order) before exec. */
+typedef struct spawn_cred {
+    uid_t uid;
+    gid_t gid;
+    size_t ngroups;
+    gid_t *groups; /* supplementary groups; owned by whoever built the struct */
+} spawn_cred_t;
+
+#define SPAWN_LIMITS_MAX 8
+
+/* Resource limits the child sets (soft = hard) before it changes identity,
+ * so a root worker may set them either way; the job cannot raise them. */
+typedef struct spawn_limits {
+    int n;
+    int resource[SPAWN_LIMITS_MAX]; /* RLIMIT_* */
+    struct rlimit value[SPAWN_LIMITS_MAX];
+} spawn_limits_t;
+
 typedef struct spawn_opts {
-    char *const *argv; /* borrowed; argv[0] is looked up in envp's PATH when it has no '/' */
-    char *const *envp; /* borrowed; the child's whole environment */
-    const char *cwd;   /* borrowed; NULL = the worker's cwd */
+    char *const *argv;        /* borrowed; argv[0] is looked up in envp's PATH when it has no '/' */
+    char *const *envp;        /* borrowed; the child's whole environment (NULL = empty) */
+    const char *cwd;          /* borrowed; NULL = the worker's cwd */
+    const spawn_cred_t *cred; /* borrowed; NULL = keep the worker's identity */
+    const spawn_limits_t *limits; /* borrowed; NULL = inherit the worker's limits */
 } spawn_opts_t;
 
 typedef struct spawn_proc {
@@ -38,7 +68,8 @@ typedef struct spawn_proc {
  * spawn_close after spawn_wait). If the child could not be set up or exec
  * failed, the child has already been reaped, *p holds no resources, and
  * the return value is -errno with *failed_op (static string, may be NULL)
- * naming the step: "exec", "chdir", "spawn" (the worker's own pipe/fork). */
+ * naming the step: "exec", "chdir", "setgroups", "setgid", "setuid",
+ * "setrlimit", "spawn" (the worker's own pipe/fork). */
 int spawn_start(const spawn_opts_t *o, spawn_proc_t *p, const char **failed_op);
 
 /* Reaps the exited child (blocks until it exits; loops on EINTR). OUT:
@@ -49,11 +80,63 @@ int spawn_wait(spawn_proc_t *p, int *exit_code, int *signo);
 /* Closes whatever fds of p are still open and sets them to -1. */
 void spawn_close(spawn_proc_t *p);
 
-/* Builds a child environment: the worker's environ, then each "K=V" of
- * extra (may be NULL; NULL-terminated) overriding any earlier K. New;
- * free with spawn_env_free. */
-char **spawn_env_new(const char *const *extra);
+/* A user jobs run as, resolved once when the worker starts (the child may
+ * not read /etc/passwd: it must not allocate). */
+typedef struct spawn_user {
+    spawn_cred_t cred; /* groups owned here */
+    int switch_ids;    /* 1 = the child takes on cred; 0 = it keeps the worker's ids */
+    char *name;        /* user name (the number when it has no passwd entry) */
+    char *home;        /* home directory; "/" when unknown */
+} spawn_user_t;
+
+/* Resolves "USER[:GROUP]" (names or numbers) into *out: uid, the group
+ * (default: the user's primary group), and the supplementary groups as
+ * initgroups(3) would set them (the user's groups from /etc/group). A
+ * number without a passwd entry is allowed (gid defaults to the same
+ * number, HOME is "/", no supplementary groups). spec NULL = the worker's
+ * own user, with switch_ids 0. A spec naming the worker's own uid and gid
+ * also gets switch_ids 0 when the worker is not root (it could not call
+ * setgroups, and nothing would change). Returns 0, or SKED_EINVAL with a
+ * sentence in errbuf. Free with spawn_user_clear. */
+int spawn_user_lookup(const char *spec, spawn_user_t *out, char *errbuf, size_t errlen);
+void spawn_user_clear(spawn_user_t *u);
+
+/* Adds a limit (soft = hard = value) to l. A worker that is not root can
+ * only lower its own hard limits, so value is clamped to the current hard
+ * limit then. Returns 0, or SKED_EINVAL when l is full. */
+int spawn_limits_add(spawn_limits_t *l, int resource, rlim_t value);
+
+/* The base environment of every job: PATH=/usr/local/bin:/usr/bin:/bin,
+ * HOME, USER and LOGNAME of u, LANG=C.UTF-8, and TZ when the worker has
+ * one. Nothing else of the worker's environment (its token, SKED_*,
+ * proxies, credentials) reaches a job. New; free with spawn_env_free. */
+char **spawn_env_base(const spawn_user_t *u);
+
+/* Builds a child environment: base (may be NULL), then each "K=V" of extra
+ * (may be NULL; NULL-terminated) overriding any earlier K. New; free with
+ * spawn_env_free. */
+char **spawn_env_new(const char *const *base, const char *const *extra);
 void spawn_env_free(char **env);
+
+/* Prepares the directory under which attempts get their working
+ * directories: creates it (and missing parents) if needed, mode 0711 so
+ * run-as users can reach their own subdirectory but not list others, and
+ * refuses a path that is not a real directory owned by the worker or that
+ * others may write (someone could have planted it in /tmp). Returns 0, or
+ * a negative error with a sentence in errbuf. */
+int spawn_workdir_init(const char *base, char *errbuf, size_t errlen);
+
+/* Creates a fresh directory base/<prefix>-XXXXXX, mode 0700, owned by
+ * cred's uid and gid when cred is given. *out is new; the caller frees it
+ * (after spawn_tree_remove). Returns 0 or -errno. */
+int spawn_workdir_new(const char *base, const char *prefix, const spawn_cred_t *cred, char **out);
+
+/* Removes path and everything below it. Works relative to directory fds
+ * and never follows a symbolic link or crosses into another file system,
+ * so a job cannot redirect the removal (which may run as root) to files
+ * outside its directory. Returns 0 or the first -errno met (removal goes
+ * on past errors). Blocking: not for the supervisor thread. */
+int spawn_tree_remove(const char *path);
 
 typedef struct spawn_watcher {
     pid_t pid; /* the watcher process; -1 when not running */

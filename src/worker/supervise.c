@@ -7,6 +7,12 @@
  * on the attempt (cancel, lease lost, shutdown) and self-fences attempts
  * whose lease was not renewed in time. See worker_int.h for the contract.
  *
+ * Isolation is applied here per attempt (sup_isolation_t): a job without a
+ * cwd of its own gets a fresh directory under the work dir, owned by the
+ * run-as user, made just before the fork; the child takes on that user and
+ * the limits (spawn.c). The directory is removed by attempt_free, on a
+ * report thread, so a job that leaves a large tree never stalls this one.
+ *
  * It must be the thread that forks: PR_SET_PDEATHSIG fires when the
  * forking *thread* exits, and this thread lives exactly as long as the
  * worker.
@@ -25,8 +31,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define FLUSH_BYTES (64 * 1024)        /* ship a chunk once this much is buffered */
 #define FLUSH_NS    (200 * 1000000LL)  /* ... or once the oldest byte is this old */
@@ -68,6 +72,7 @@ struct sup {
     void *arg;
     int64_t grace_ns;
     spawn_watcher_t *watcher;
+    sup_isolation_t iso; /* borrowed pointers */
     pthread_t thread;
     int ep, evfd;
     pthread_mutex_t mu;
@@ -102,6 +107,13 @@ void attempt_free(attempt_t *a)
     strv_free(a->argv);
     spawn_env_free(a->envp);
     free(a->cwd);
+    if (a->work_dir) {
+        int rc = spawn_tree_remove(a->work_dir);
+        if (rc < 0)
+            log_warn("worker", "run %s: removing its work directory %s: %s", a->run_id, a->work_dir,
+                     strerror(-rc));
+        free(a->work_dir);
+    }
     free(a->reason);
     free(a);
 }
@@ -243,8 +255,25 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
         a->outcome = NULL;
         goto done;
     }
+    if (!a->cwd && s->iso.work_dir && !a->work_dir) {
+        /* A fresh directory per attempt, owned by the job's user: nothing
+         * of an earlier attempt or another job is there to find. */
+        char *prefix = xasprintf("%s.%d", a->run_id, a->n);
+        int wrc = spawn_workdir_new(s->iso.work_dir, prefix, s->iso.cred, &a->work_dir);
+        free(prefix);
+        if (wrc < 0) {
+            a->outcome = "failed";
+            free(a->reason);
+            a->reason = xasprintf("work directory under %s: %s", s->iso.work_dir, strerror(-wrc));
+            goto done;
+        }
+    }
     spawn_proc_t sp;
-    spawn_opts_t o = {a->argv, a->envp ? a->envp : environ, a->cwd};
+    spawn_opts_t o = {.argv = a->argv,
+                      .envp = a->envp,
+                      .cwd = a->cwd ? a->cwd : a->work_dir,
+                      .cred = s->iso.cred,
+                      .limits = s->iso.limits};
     int rc = spawn_start(&o, &sp, &op);
     if (rc < 0) {
         a->outcome = "failed";
@@ -460,10 +489,11 @@ static void *sup_main(void *arg)
 }
 
 int sup_new(const sup_ops_t *ops, void *arg, int64_t kill_grace_ms, spawn_watcher_t *watcher,
-            sup_t **out)
+            const sup_isolation_t *iso, sup_t **out)
 {
     int rc = 0;
     sup_t *s = xcalloc(1, sizeof *s);
+    if (iso) s->iso = *iso;
     s->ops = ops;
     s->arg = arg;
     s->grace_ns = kill_grace_ms * 1000000;

@@ -16,6 +16,12 @@
  * (or there is nothing to report); held attempts are what heartbeats renew.
  * A slot is freed as soon as the process is gone, so a slow report never
  * idles a slot. Lock order: reg_mu before mu; shard locks are leaves.
+ *
+ * Jobs are isolated (DESIGN §8): they run as the configured user with
+ * resource limits, in a fresh directory per attempt, with an environment
+ * built from a fixed base plus their own env and SKED_* (never the
+ * worker's, which holds its token). Env values, secret or not, are never
+ * logged here.
  */
 #include "worker/worker.h"
 #include "common/clock.h"
@@ -30,6 +36,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,6 +81,11 @@ struct worker {
     int slots;
     int64_t kill_grace_ms;
     json_t *queues, *labels;
+    spawn_user_t user;     /* who jobs run as */
+    spawn_limits_t limits; /* per-attempt resource limits */
+    char *work_dir;        /* parent of per-attempt directories */
+    char **env_base;       /* every job's base environment */
+    sup_isolation_t iso;   /* points into the four above */
 
     pthread_mutex_t reg_mu; /* serialises (re-)registration */
     pthread_mutex_t mu;     /* everything below */
@@ -438,7 +450,7 @@ static char **json_argv(json_t *cmd)
 }
 
 /* Builds an attempt from one claimed run (docs/api.md "A claimed run"). */
-static attempt_t *attempt_from_claim(json_t *run, int64_t claimed_ns)
+static attempt_t *attempt_from_claim(worker_t *w, json_t *run, int64_t claimed_ns)
 {
     const char *run_id = json_string_value(json_object_get(run, "run_id"));
     if (!run_id || strlen(run_id) >= SKED_ID_LEN) return NULL;
@@ -475,6 +487,9 @@ static attempt_t *attempt_from_claim(json_t *run, int64_t claimed_ns)
     if (nenv) {
         json_object_foreach(env, key, val)
         {
+            /* A secret comes as {"secret": "value"} (jobspec.h); the job
+             * gets the value like any other. */
+            if (json_is_object(val)) val = json_object_get(val, "secret");
             if (json_is_string(val)) extra[k++] = xasprintf("%s=%s", key, json_string_value(val));
         }
     }
@@ -487,7 +502,7 @@ static attempt_t *attempt_from_claim(json_t *run, int64_t claimed_ns)
     extra[k++] = xasprintf("SKED_JOB_ID=%s", job_id ? job_id : "");
     extra[k++] = xasprintf("SKED_JOB_NAME=%s", job_name ? job_name : "");
     extra[k] = NULL;
-    a->envp = spawn_env_new((const char *const *)extra);
+    a->envp = spawn_env_new((const char *const *)w->env_base, (const char *const *)extra);
     for (size_t i = 0; i < k; i++)
         free(extra[i]);
     free(extra);
@@ -502,7 +517,7 @@ static int take_claimed(worker_t *w, json_t *ans, int64_t claimed_ns)
     int n = 0;
     json_array_foreach(runs, i, run)
     {
-        attempt_t *a = attempt_from_claim(run, claimed_ns);
+        attempt_t *a = attempt_from_claim(w, run, claimed_ns);
         if (!a) {
             log_error("worker", "claim answer without a valid run_id; ignored");
             continue;
@@ -753,6 +768,9 @@ static void worker_free(worker_t *w)
     httpc_free(w->hb_http);
     json_decref(w->queues);
     json_decref(w->labels);
+    spawn_user_clear(&w->user);
+    spawn_env_free(w->env_base);
+    free(w->work_dir);
     free(w->servers);
     free(w->token);
     free(w->name);
@@ -761,6 +779,75 @@ static void worker_free(worker_t *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);
+}
+
+/* One limit from the config: 0 = dflt (0 = none), WORKER_LIMIT_OFF = none. */
+static int add_limit(worker_t *w, int resource, int64_t v, int64_t dflt, const char *what)
+{
+    if (v == 0) v = dflt;
+    if (v <= 0) return 0;
+    if (spawn_limits_add(&w->limits, resource, (rlim_t)v) < 0) return SKED_EINVAL;
+    log_debug("worker", "jobs get %s %lld", what, (long long)v);
+    return 0;
+}
+
+/* Resolves who jobs run as, their limits, work directory and base
+ * environment (everything the children need, so they need not look it
+ * up). Logs and returns an error when the setup is refused. */
+static int isolation_init(worker_t *w, const worker_config_t *cfg)
+{
+    char err[512] = "";
+    int rc = spawn_user_lookup(cfg->run_as && *cfg->run_as ? cfg->run_as : NULL, &w->user, err,
+                               sizeof err);
+    if (rc < 0) {
+        log_error("worker", "--run-as: %s", err);
+        return rc;
+    }
+    if (w->user.switch_ids && geteuid() != 0) {
+        log_error("worker",
+                  "running jobs as '%s' needs a worker started as root (this one runs as uid %u)",
+                  cfg->run_as, (unsigned)geteuid());
+        return SKED_EINVAL;
+    }
+    if (w->user.cred.uid == 0 && !cfg->allow_root) {
+        if (cfg->run_as && *cfg->run_as) {
+            log_error("worker",
+                      "refusing to run jobs as root ('%s'); give --allow-root if you "
+                      "really mean it",
+                      cfg->run_as);
+            return SKED_EINVAL;
+        }
+        /* No run_as on a root worker: `sked worker` refuses this itself;
+         * the in-process worker of `sked dev` runs jobs as its invoker. */
+        log_warn("worker", "jobs run as root, the user this worker runs as");
+    }
+    if ((rc = add_limit(w, RLIMIT_CPU, cfg->limit_cpu_s, 0, "RLIMIT_CPU")) < 0 ||
+        (rc = add_limit(w, RLIMIT_AS, cfg->limit_as_bytes, 0, "RLIMIT_AS")) < 0 ||
+        (rc = add_limit(w, RLIMIT_NOFILE, cfg->limit_nofile, 1024, "RLIMIT_NOFILE")) < 0 ||
+        (rc = add_limit(w, RLIMIT_NPROC, cfg->limit_nproc, w->user.switch_ids ? 512 : 0,
+                        "RLIMIT_NPROC")) < 0)
+        return rc;
+    if (cfg->work_dir && *cfg->work_dir) {
+        w->work_dir = xstrdup(cfg->work_dir);
+    } else {
+        /* Per user when not root: the base must belong to the worker's
+         * user, and two people's `sked dev` may share a machine's /tmp. */
+        const char *tmp = getenv("TMPDIR");
+        if (!tmp || *tmp != '/') tmp = "/tmp";
+        w->work_dir = geteuid() == 0 ? xasprintf("%s/sked-work", tmp)
+                                     : xasprintf("%s/sked-work-%u", tmp, (unsigned)geteuid());
+    }
+    if ((rc = spawn_workdir_init(w->work_dir, err, sizeof err)) < 0) {
+        log_error("worker", "work directory: %s", err);
+        return rc;
+    }
+    w->env_base = spawn_env_base(&w->user);
+    w->iso.cred = w->user.switch_ids ? &w->user.cred : NULL;
+    w->iso.limits = w->limits.n ? &w->limits : NULL;
+    w->iso.work_dir = w->work_dir;
+    log_info("worker", "jobs run as %s (uid %u, gid %u) in fresh directories under %s",
+             w->user.name, (unsigned)w->user.cred.uid, (unsigned)w->user.cred.gid, w->work_dir);
+    return 0;
 }
 
 int worker_start(const worker_config_t *cfg, worker_t **out)
@@ -804,6 +891,7 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
     }
     w->lease_ms = 30000;
     w->hb_ms = 5000;
+    if ((rc = isolation_init(w, cfg)) < 0) goto out;
 
     /* A write to a dead watcher (or a closed socket) must be an error
      * return, not the end of the worker. */
@@ -838,7 +926,7 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
         log_error("worker", "cannot start the orphan watcher: %s", strerror(-rc));
         goto out;
     }
-    rc = sup_new(&sup_ops, w, w->kill_grace_ms, &w->watcher, &w->sup);
+    rc = sup_new(&sup_ops, w, w->kill_grace_ms, &w->watcher, &w->iso, &w->sup);
     if (rc < 0) goto out;
     sup_set_lease(w->sup, w->lease_ms, w->hb_ms);
 

@@ -13,6 +13,8 @@
 
 typedef struct worker worker_t;
 
+#define WORKER_LIMIT_OFF (-1) /* a limit_* value: set no limit */
+
 typedef struct worker_config {
     const char *servers;   /* "http://h:p[,http://h2:p]" */
     const char *token;     /* bearer token (worker or admin role) */
@@ -21,6 +23,29 @@ typedef struct worker_config {
     const char *queues;    /* "a,b"; default "default" */
     const char *labels;    /* "k=v,k2=v2"; default "" */
     int64_t kill_grace_ms; /* SIGTERM -> SIGKILL grace on timeout/cancel; default 5s */
+
+    /* ---- job isolation (DESIGN §8); zero values give the defaults ---- */
+    /* Jobs run as this "USER[:GROUP]" (supplementary groups as initgroups
+     * sets them); needs a root worker unless it names the worker's own
+     * user. NULL = the worker's own user: what `sked dev` does, so its jobs
+     * run as whoever started it. A worker running jobs as root (an explicit
+     * root run_as, or a root worker without run_as) is refused by `sked
+     * worker` unless allow_root; worker_start refuses an explicit root
+     * run_as without allow_root. */
+    const char *run_as;
+    int allow_root;       /* permit jobs to run as uid 0 */
+    const char *work_dir; /* parent of the per-attempt directories; NULL = $TMPDIR/sked-work
+                             (/tmp without TMPDIR), sked-work-<uid> for a non-root worker */
+    /* Per-attempt resource limits (soft = hard, so the job cannot raise
+     * them). 0 = the default; WORKER_LIMIT_OFF = no limit of ours (the job
+     * inherits the worker's own). */
+    int64_t limit_cpu_s;    /* RLIMIT_CPU, seconds of CPU time; default off */
+    int64_t limit_as_bytes; /* RLIMIT_AS, bytes of address space; default off */
+    int64_t limit_nofile;   /* RLIMIT_NOFILE, open files; default 1024 */
+    int64_t limit_nproc;    /* RLIMIT_NPROC; default 512 with run_as, off without. The kernel
+                               counts it per real uid over the whole machine (every attempt of
+                               the run-as user and anything else that user runs): a fork-bomb
+                               guard for the user, not a per-job count. Root ignores it. */
 } worker_config_t;
 
 /* Starts the worker's threads. Returns 0 and *out, or an error. */

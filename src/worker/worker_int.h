@@ -29,11 +29,13 @@ enum attempt_stop {
 typedef struct attempt {
     /* Set at creation, read-only afterwards: any thread may read. */
     char run_id[SKED_ID_LEN];
-    int n;              /* attempt number, 1-based */
-    int64_t fence;      /* fencing token of this attempt's lease */
-    char **argv;        /* owned, NULL-terminated; NULL = cannot run (see reason) */
-    char **envp;        /* owned (spawn_env_new); NULL = the worker's environ */
-    char *cwd;          /* owned; NULL = the worker's cwd */
+    int n;          /* attempt number, 1-based */
+    int64_t fence;  /* fencing token of this attempt's lease */
+    char **argv;    /* owned, NULL-terminated; NULL = cannot run (see reason) */
+    char **envp;    /* owned (spawn_env_new); NULL = an empty environment */
+    char *cwd;      /* owned; the job's own cwd; NULL = a fresh work dir (or the worker's cwd) */
+    char *work_dir; /* owned; the attempt's own directory, made by the supervisor when
+                       cwd is NULL; attempt_free removes it with everything in it */
     int64_t timeout_ms; /* 0 = none */
 
     /* Written by other threads, read by the supervisor. */
@@ -56,7 +58,19 @@ typedef struct attempt {
 
 /* New, zeroed attempt (exit_code -1); free with attempt_free. */
 attempt_t *attempt_new(void);
+/* Frees a and removes its work_dir (recursively; may block on a large
+ * tree, so not on the supervisor thread). NULL is a no-op. */
 void attempt_free(attempt_t *a);
+
+/* How the supervisor isolates every attempt (DESIGN §8). All borrowed;
+ * must outlive the supervisor. */
+typedef struct sup_isolation {
+    const spawn_cred_t *cred;     /* identity jobs run as; NULL = the worker's */
+    const spawn_limits_t *limits; /* per-attempt resource limits; NULL = inherited */
+    const char *work_dir;         /* parent of per-attempt directories (prepared with
+                                     spawn_workdir_init); NULL = none: jobs without a cwd run
+                                     in the worker's cwd */
+} sup_isolation_t;
 
 typedef struct sup sup_t;
 
@@ -73,9 +87,10 @@ typedef struct sup_ops {
 } sup_ops_t;
 
 /* Starts the supervisor thread. watcher (borrowed, may be NULL) is told of
- * every process group. Returns 0 and *out, or a negative error. */
+ * every process group; iso (borrowed, may be NULL = no isolation) says how
+ * attempts run. Returns 0 and *out, or a negative error. */
 int sup_new(const sup_ops_t *ops, void *arg, int64_t kill_grace_ms, spawn_watcher_t *watcher,
-            sup_t **out);
+            const sup_isolation_t *iso, sup_t **out);
 /* Queues a (steals it until ops->done). Thread-safe. */
 void sup_submit(sup_t *s, attempt_t *a);
 /* Makes the supervisor look at stop requests now (after setting a->stop).

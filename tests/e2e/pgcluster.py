@@ -269,6 +269,10 @@ class ClusterTestCase(SkedTestCase):
         """`sked worker` given a comma-separated server list; returns (proc, id)."""
         args = ["worker", "--server", servers, "--token-file", self.token_file,
                 "--slots", str(slots), "--name", name] + list(extra)
+        if os.geteuid() == 0:
+            # A root worker refuses to run jobs as root unless told to; these
+            # tests' jobs write into the test's own (root-owned) temp dir.
+            args += ["--allow-root"]
         proc = self.start(name, args)
         wid = proc.wait_line("worker: registered as", 30)
         self.assertRegex(wid, r"^wrk_")

@@ -420,6 +420,10 @@ class SkedTestCase(unittest.TestCase):
             args += ["--queues", queues]
         if labels:
             args += ["--labels", labels]
+        if os.geteuid() == 0:
+            # A root worker refuses to run jobs as root unless told to; these
+            # tests' jobs write into the test's own (root-owned) temp dir.
+            args += ["--allow-root"]
         proc = self.start(name, args)
         wid = proc.wait_line("worker: registered as", 30)
         self.assertRegex(wid, r"^wrk_")

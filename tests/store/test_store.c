@@ -1973,6 +1973,343 @@ static void test_tokens(void **state)
     store_token_clear(&rev);
 }
 
+/* ---- users, token management, audit, namespaces ------------------------------------------ */
+
+static store_audit_t mkaudit(const char *actor, const char *method, const char *route,
+                             const char *target, int64_t at)
+{
+    store_audit_t a = {0};
+    a.at_ms = at;
+    a.actor = (char *)actor; /* borrowed for the call */
+    a.role = (char *)"admin";
+    a.method = (char *)method;
+    a.route = (char *)route;
+    a.target = (char *)target;
+    a.ns = (char *)"";
+    a.source = (char *)"127.0.0.1";
+    a.status = 200;
+    return a;
+}
+
+static size_t audit_count(store_t *st, const char *actor)
+{
+    store_audit_filter_t f = {.since_ms = INT64_MIN, .actor = actor, .limit = 1000};
+    store_audit_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_audit_list(st, &f, &v, &n, &next), 0);
+    for (size_t i = 0; i < n; i++)
+        store_audit_clear(&v[i]);
+    free(v);
+    free(next);
+    return n;
+}
+
+static void test_users(void **state)
+{
+    store_user_t u = {.name = "alice",
+                      .pwhash = "$argon2id$fake",
+                      .role = ROLE_USER,
+                      .namespaces = "team-a,team-b"};
+    store_audit_t au = mkaudit("root", "POST", "/v1/users", "alice", T0);
+    assert_int_equal(store_user_create(ST, &u, &au, T0), 0);
+    assert_int_equal(store_user_create(ST, &u, NULL, T0), SKED_ECONFLICT);
+    store_user_t b = {
+        .name = "bob", .pwhash = "$argon2id$b", .role = ROLE_VIEWER, .namespaces = ""};
+    assert_int_equal(store_user_create(ST, &b, NULL, T0 + 1), 0);
+
+    store_user_t g;
+    assert_int_equal(store_user_get(ST, "alice", &g), 0);
+    assert_string_equal(g.name, "alice");
+    assert_string_equal(g.pwhash, "$argon2id$fake");
+    assert_int_equal(g.role, ROLE_USER);
+    assert_string_equal(g.namespaces, "team-a,team-b");
+    assert_int_equal(g.created_ms, T0);
+    store_user_clear(&g);
+    assert_int_equal(store_user_get(ST, "carol", &g), SKED_ENOTFOUND);
+
+    store_user_t *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_user_list(ST, &v, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].name, "alice");
+    assert_string_equal(v[1].name, "bob");
+    for (size_t i = 0; i < n; i++)
+        store_user_clear(&v[i]);
+    free(v);
+
+    store_user_t up = {
+        .name = "alice", .pwhash = "$argon2id$new", .role = ROLE_OPERATOR, .namespaces = "team-c"};
+    store_audit_t au2 = mkaudit("root", "PATCH", "/v1/users/{name}", "alice", T0 + 5);
+    assert_int_equal(store_user_update(ST, &up, &au2, T0 + 5), 0);
+    assert_int_equal(store_user_get(ST, "alice", &g), 0);
+    assert_int_equal(g.role, ROLE_OPERATOR);
+    assert_string_equal(g.namespaces, "team-c");
+    assert_string_equal(g.pwhash, "$argon2id$new");
+    assert_int_equal(g.created_ms, T0);
+    assert_int_equal(g.updated_ms, T0 + 5);
+    store_user_clear(&g);
+    up.name = "nobody";
+    assert_int_equal(store_user_update(ST, &up, &au2, T0 + 5), SKED_ENOTFOUND);
+
+    assert_int_equal(store_user_delete(ST, "bob", NULL, T0 + 6), 0);
+    assert_int_equal(store_user_delete(ST, "bob", &au2, T0 + 6), SKED_ENOTFOUND);
+    assert_int_equal(store_user_get(ST, "bob", &g), SKED_ENOTFOUND);
+    /* Only the changes that happened left an entry: a failed verb's audit
+     * entry is rolled back with it. */
+    assert_int_equal(audit_count(ST, "root"), 2);
+}
+
+static void test_user_tokens(void **state)
+{
+    const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    const char *h3 = "3333333333333333333333333333333333333333333333333333333333333333";
+    store_user_t u = {.name = "alice", .pwhash = "x", .role = ROLE_USER, .namespaces = "team-a"};
+    assert_int_equal(store_user_create(ST, &u, NULL, T0), 0);
+
+    /* A token of alice's, minted while she is a user... */
+    store_token_t t = {
+        .name = "alice", .role = ROLE_USER, .ns = "team-a", .expires_ms = -1, .user = "alice"};
+    store_audit_t au = mkaudit("alice", "POST", "/v1/tokens", "", T0);
+    assert_int_equal(store_token_issue(ST, &t, h1, &au, T0), 0);
+    assert_int_equal(t.last_used_ms, -1);
+    char alice_tok[SKED_ID_LEN];
+    memcpy(alice_tok, t.id, SKED_ID_LEN);
+    /* ...and a standalone worker token. */
+    store_token_t w = {.name = "w1", .role = ROLE_WORKER, .ns = "", .expires_ms = -1};
+    assert_int_equal(store_token_create(ST, &w, h2, T0 + 1), 0);
+    store_token_t w2 = {.name = "w1", .role = ROLE_WORKER, .ns = "", .expires_ms = -1};
+    assert_int_equal(store_token_create(ST, &w2, h3, T0 + 2), 0);
+
+    store_token_t g;
+    assert_int_equal(store_token_lookup(ST, h1, T0, &g), 0);
+    assert_string_equal(g.user, "alice");
+    assert_int_equal(g.role, ROLE_USER);
+    assert_string_equal(g.ns, "team-a");
+    assert_int_equal(g.last_used_ms, -1);
+    store_token_clear(&g);
+
+    /* The token follows the user's current role and grants. */
+    store_user_t up = {.name = "alice", .pwhash = "x", .role = ROLE_VIEWER, .namespaces = "b,c"};
+    assert_int_equal(store_user_update(ST, &up, NULL, T0 + 3), 0);
+    assert_int_equal(store_token_lookup(ST, h1, T0 + 3, &g), 0);
+    assert_int_equal(g.role, ROLE_VIEWER);
+    assert_string_equal(g.ns, "b,c");
+    store_token_clear(&g);
+
+    /* last_used_ms: written once per STORE_TOKEN_TOUCH_MS. */
+    assert_int_equal(store_token_touch(ST, alice_tok, T0 + 10), 0);
+    assert_int_equal(store_token_touch(ST, alice_tok, T0 + 20), 0);
+    assert_int_equal(store_token_get(ST, alice_tok, &g), 0);
+    assert_int_equal(g.last_used_ms, T0 + 10);
+    store_token_clear(&g);
+    assert_int_equal(store_token_touch(ST, alice_tok, T0 + 10 + STORE_TOKEN_TOUCH_MS), 0);
+    assert_int_equal(store_token_get(ST, alice_tok, &g), 0);
+    assert_int_equal(g.last_used_ms, T0 + 10 + STORE_TOKEN_TOUCH_MS);
+    /* get shows the token as stored, not its user's current role */
+    assert_int_equal(g.role, ROLE_USER);
+    store_token_clear(&g);
+    assert_int_equal(store_token_get(ST, "tok_01JD0000000000000000000000", &g), SKED_ENOTFOUND);
+
+    /* Lists: by user, standalone only, by name; newest first; paged. */
+    store_token_filter_t f = {.user = "alice", .limit = 10};
+    store_token_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_token_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, alice_tok);
+    assert_null(next);
+    for (size_t i = 0; i < n; i++)
+        store_token_clear(&v[i]);
+    free(v);
+    f = (store_token_filter_t){.user = "", .name = "w1", .limit = 1};
+    assert_int_equal(store_token_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, w2.id);
+    assert_non_null(next);
+    store_token_clear(&v[0]);
+    free(v);
+    f.cursor = next;
+    assert_int_equal(store_token_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, w.id);
+    assert_null(v[0].user);
+    store_token_clear(&v[0]);
+    free(v);
+    free((char *)f.cursor);
+    f = (store_token_filter_t){.limit = 10};
+    assert_int_equal(store_token_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        store_token_clear(&v[i]);
+    free(v);
+    f.cursor = "garbage";
+    assert_int_equal(store_token_list(ST, &f, &v, &n, &next), SKED_EINVAL);
+
+    /* Revoke: idempotent; unknown ids are not found. */
+    assert_int_equal(store_token_revoke(ST, w.id, &au, T0 + 4), 0);
+    assert_int_equal(store_token_revoke(ST, w.id, NULL, T0 + 4), 0);
+    assert_int_equal(store_token_lookup(ST, h2, T0 + 4, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_token_get(ST, w.id, &g), 0);
+    assert_true(g.revoked);
+    store_token_clear(&g);
+    assert_int_equal(store_token_revoke(ST, "tok_01JD0000000000000000000000", &au, T0),
+                     SKED_ENOTFOUND);
+
+    /* Deleting the user revokes its tokens, so a new alice does not
+     * inherit them. */
+    assert_int_equal(store_user_delete(ST, "alice", NULL, T0 + 5), 0);
+    assert_int_equal(store_token_lookup(ST, h1, T0 + 5, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_user_create(ST, &u, NULL, T0 + 6), 0);
+    assert_int_equal(store_token_lookup(ST, h1, T0 + 6, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_token_lookup(ST, h3, T0 + 6, &g), 0);
+    store_token_clear(&g);
+    assert_int_equal(audit_count(ST, "alice"), 2); /* issue + the first revoke */
+    /* t, w, w2 hold borrowed literals: nothing to clear */
+}
+
+static void test_audit_list(void **state)
+{
+    for (int i = 0; i < 5; i++) {
+        store_audit_t a = mkaudit(i % 2 ? "bob" : "alice", "POST", "/v1/jobs", "job_x", T0 + i);
+        a.status = 200 + i;
+        assert_int_equal(store_audit_append(ST, &a), 0);
+    }
+    store_audit_t bad = {0};
+    assert_int_equal(store_audit_append(ST, &bad), SKED_EINVAL);
+
+    store_audit_filter_t f = {.since_ms = INT64_MIN, .limit = 2};
+    store_audit_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_audit_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].at_ms, T0 + 4); /* newest first */
+    assert_int_equal(v[0].status, 204);
+    assert_string_equal(v[0].actor, "alice");
+    assert_string_equal(v[0].method, "POST");
+    assert_string_equal(v[0].route, "/v1/jobs");
+    assert_string_equal(v[0].target, "job_x");
+    assert_string_equal(v[0].source, "127.0.0.1");
+    assert_string_equal(v[0].role, "admin");
+    assert_true(id_valid(v[0].id));
+    assert_int_equal(v[1].at_ms, T0 + 3);
+    assert_non_null(next);
+    for (size_t i = 0; i < n; i++)
+        store_audit_clear(&v[i]);
+    free(v);
+    f.cursor = next;
+    assert_int_equal(store_audit_list(ST, &f, &v, &n, &next), 0);
+    free((char *)f.cursor);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].at_ms, T0 + 2);
+    for (size_t i = 0; i < n; i++)
+        store_audit_clear(&v[i]);
+    free(v);
+    free(next);
+
+    f = (store_audit_filter_t){.since_ms = T0 + 1, .actor = "bob", .limit = 100};
+    assert_int_equal(store_audit_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].at_ms, T0 + 3);
+    assert_int_equal(v[1].at_ms, T0 + 1);
+    for (size_t i = 0; i < n; i++)
+        store_audit_clear(&v[i]);
+    free(v);
+    f.since_ms = T0 + 2;
+    assert_int_equal(store_audit_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    store_audit_clear(&v[0]);
+    free(v);
+}
+
+static void new_job_ns(store_t *st, const char *name, const char *ns, int64_t now,
+                       char id[SKED_ID_LEN])
+{
+    store_job_t j;
+    mkjob(&j, name);
+    j.ns = xstrdup(ns);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, now), 0);
+    memcpy(id, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+}
+
+static void test_namespace_filters(void **state)
+{
+    char a1[SKED_ID_LEN], a2[SKED_ID_LEN], b1[SKED_ID_LEN], c1[SKED_ID_LEN];
+    new_job_ns(ST, "a1", "team-a", T0, a1);
+    new_job_ns(ST, "a2", "team-a", T0 + 1, a2);
+    new_job_ns(ST, "b1", "team-b", T0 + 2, b1);
+    new_job_ns(ST, "c1", "team-ab", T0 + 3, c1); /* a prefix of nothing, a superstring of a */
+
+    store_job_filter_t jf = {.ns_in = "team-a", .limit = 10};
+    store_job_t *jobs = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_job_list(ST, &jf, &jobs, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(jobs[0].id, a2);
+    assert_string_equal(jobs[1].id, a1);
+    for (size_t i = 0; i < n; i++)
+        store_job_clear(&jobs[i]);
+    free(jobs);
+    jf.ns_in = "team-b,team-ab";
+    jf.limit = 1;
+    assert_int_equal(store_job_list(ST, &jf, &jobs, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].id, c1);
+    store_job_clear(&jobs[0]);
+    free(jobs);
+    jf.cursor = next;
+    assert_int_equal(store_job_list(ST, &jf, &jobs, &n, &next), 0);
+    free((char *)jf.cursor);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].id, b1);
+    assert_null(next);
+    store_job_clear(&jobs[0]);
+    free(jobs);
+    jf = (store_job_filter_t){.ns_in = "nowhere", .limit = 10};
+    assert_int_equal(store_job_list(ST, &jf, &jobs, &n, &next), 0);
+    assert_int_equal(n, 0);
+    free(jobs);
+
+    /* Runs follow their job's namespace, with and without a job filter. */
+    store_run_filter_t rf = {.since_ms = INT64_MIN, .until_ms = INT64_MAX, .limit = 10};
+    store_run_t *runs = NULL;
+    assert_int_equal(store_run_list_in(ST, &rf, "team-a", &runs, &n, &next), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(strcmp(runs[i].job_id, a1) == 0 || strcmp(runs[i].job_id, a2) == 0);
+        store_run_clear(&runs[i]);
+    }
+    free(runs);
+    rf.job_id = b1;
+    assert_int_equal(store_run_list_in(ST, &rf, "team-a", &runs, &n, &next), 0);
+    assert_int_equal(n, 0);
+    free(runs);
+    assert_int_equal(store_run_list_in(ST, &rf, "team-b", &runs, &n, &next), 0);
+    assert_int_equal(n, 1);
+    store_run_clear(&runs[0]);
+    free(runs);
+
+    /* The scope of a job survives its deletion (its runs still need it). */
+    char *ns = NULL, *owner = NULL;
+    assert_int_equal(store_job_set_state(ST, b1, JOB_DELETED, T0 + 10), 0);
+    assert_int_equal(store_job_scope(ST, b1, &ns, &owner), 0);
+    assert_string_equal(ns, "team-b");
+    assert_string_equal(owner, "admin");
+    free(ns);
+    free(owner);
+    assert_int_equal(store_job_scope(ST, a1, &ns, NULL), 0);
+    assert_string_equal(ns, "team-a");
+    free(ns);
+    assert_int_equal(store_job_scope(ST, "job_01JD0000000000000000000000", &ns, NULL),
+                     SKED_ENOTFOUND);
+    assert_null(ns);
+}
+
 /* ---- paging runs ----------------------------------------------------------------------------- */
 
 static void test_run_list_paging(void **state)
@@ -2176,6 +2513,10 @@ int main(int argc, char **argv)
         T(test_log_cap_default),
         T(test_prune),
         T(test_tokens),
+        T(test_users),
+        T(test_user_tokens),
+        T(test_audit_list),
+        T(test_namespace_filters),
         T(test_run_list_paging),
         T(test_notify),
         T(test_durability),

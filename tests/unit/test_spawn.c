@@ -7,6 +7,14 @@
  * the whole group (grandchildren included), self-fencing, and the orphan
  * watcher killing a grandchild when its worker is SIGKILLed.
  *
+ * Isolation (DESIGN §8): jobs run as another user (these tests run as root
+ * and use `nobody`; run as anyone else they check that the switch is
+ * refused), with resource limits the job reports from /proc/self/limits,
+ * with a scrubbed environment, and in a fresh work directory that is
+ * removed afterwards without following links the job planted. Also the
+ * secret env values of job documents (core/jobspec.c), whose consumer is
+ * the worker: kept for it, masked for everyone else.
+ *
  * The test process makes itself a child subreaper so orphaned grandchildren
  * are reparented to it and their death can be observed (and reaped).
  */
@@ -21,7 +29,9 @@
 
 #include "common/buf.h"
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/xalloc.h"
+#include "core/jobspec.h"
 #include "worker/spawn.h"
 #include "worker/worker_int.h"
 
@@ -29,9 +39,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,6 +164,10 @@ static const sup_ops_t ops = {on_chunk, on_done};
 struct fixture {
     struct collect c;
     sup_t *sup;
+    sup_isolation_t iso; /* what with_isolation gave the supervisor */
+    spawn_user_t user;
+    spawn_limits_t limits;
+    char base[64]; /* a temp parent of work dirs; "" = none */
 };
 
 static int setup(void **state)
@@ -156,7 +176,7 @@ static int setup(void **state)
     pthread_mutex_init(&f->c.mu, NULL);
     pthread_cond_init(&f->c.cv, NULL);
     f->c.seq_ok = 1;
-    if (sup_new(&ops, &f->c, 200, NULL, &f->sup) != 0) return -1;
+    if (sup_new(&ops, &f->c, 200, NULL, NULL, &f->sup) != 0) return -1;
     *state = f;
     return 0;
 }
@@ -166,6 +186,8 @@ static int teardown(void **state)
     struct fixture *f = *state;
     sup_free(f->sup);
     attempt_free(f->c.done);
+    spawn_user_clear(&f->user);
+    if (f->base[0]) spawn_tree_remove(f->base);
     for (int i = 0; i < 3; i++)
         buf_free(&f->c.out[i]);
     pthread_mutex_destroy(&f->c.mu);
@@ -320,41 +342,99 @@ static void test_output_capture(void **state)
 
 static void test_env(void **state)
 {
+    /* The job sees the base, its own env and SKED_*; nothing of the
+     * worker's environment (its token above all). */
     struct fixture *f = *state;
     setenv("SKED_TEST_INHERITED", "from-worker", 1);
-    setenv("SKED_TEST_OVERRIDDEN", "old", 1);
-    const char *extra[] = {"SKED_TEST_OVERRIDDEN=new", "SKED_RUN_ID=run_abc",
-                           "SKED_ATTEMPT=2",           "SKED_FIRE_TIME=2026-01-02T03:04:05Z",
-                           "SKED_JOB_ID=job_x",        NULL};
-    char **env = spawn_env_new(extra);
+    setenv("SKED_TOKEN", "sked_secret_worker_token", 1);
+    spawn_user_t self;
+    assert_int_equal(spawn_user_lookup(NULL, &self, NULL, 0), 0);
+    char **base = spawn_env_base(&self);
+    const char *extra[] = {"JOB_VAR=job",
+                           "LANG=de_DE.UTF-8",
+                           "SKED_RUN_ID=run_abc",
+                           "SKED_ATTEMPT=2",
+                           "SKED_FIRE_TIME=2026-01-02T03:04:05Z",
+                           "SKED_JOB_ID=job_x",
+                           NULL};
+    char **env = spawn_env_new((const char *const *)base, extra);
+    spawn_env_free(base);
     run(f,
-        strv(self_path, "--helper", "env", "SKED_TEST_INHERITED", "SKED_TEST_OVERRIDDEN",
-             "SKED_RUN_ID", "SKED_ATTEMPT", "SKED_FIRE_TIME", "SKED_JOB_ID", NULL),
+        strv(self_path, "--helper", "env", "SKED_TEST_INHERITED", "SKED_TOKEN", "JOB_VAR", "LANG",
+             "PATH", "HOME", "USER", "SKED_RUN_ID", "SKED_ATTEMPT", "SKED_FIRE_TIME", "SKED_JOB_ID",
+             NULL),
         env, NULL, 0);
     attempt_t *a = wait_done(f);
     assert_string_equal(a->outcome, "succeeded");
-    assert_string_equal(f->c.out[1].data, "SKED_TEST_INHERITED=from-worker\n"
-                                          "SKED_TEST_OVERRIDDEN=new\n"
-                                          "SKED_RUN_ID=run_abc\n"
-                                          "SKED_ATTEMPT=2\n"
-                                          "SKED_FIRE_TIME=2026-01-02T03:04:05Z\n"
-                                          "SKED_JOB_ID=job_x\n");
+    char *want = xasprintf("SKED_TEST_INHERITED=(unset)\n"
+                           "SKED_TOKEN=(unset)\n"
+                           "JOB_VAR=job\n"
+                           "LANG=de_DE.UTF-8\n" /* the job's own env overrides the base */
+                           "PATH=/usr/local/bin:/usr/bin:/bin\n"
+                           "HOME=%s\n"
+                           "USER=%s\n"
+                           "SKED_RUN_ID=run_abc\n"
+                           "SKED_ATTEMPT=2\n"
+                           "SKED_FIRE_TIME=2026-01-02T03:04:05Z\n"
+                           "SKED_JOB_ID=job_x\n",
+                           self.home, self.name);
+    assert_string_equal(f->c.out[1].data, want);
+    free(want);
+    spawn_user_clear(&self);
     unsetenv("SKED_TEST_INHERITED");
-    unsetenv("SKED_TEST_OVERRIDDEN");
+    unsetenv("SKED_TOKEN");
+}
+
+static void test_env_base(void **state)
+{
+    /* Exactly the documented base: PATH, HOME, USER, LOGNAME, LANG, TZ. */
+    (void)state;
+    spawn_user_t u;
+    assert_int_equal(spawn_user_lookup("nobody", &u, NULL, 0), 0);
+    setenv("TZ", "Europe/Berlin", 1);
+    setenv("HTTP_PROXY", "http://proxy.invalid", 1);
+    char **env = spawn_env_base(&u);
+    const char *want[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                          "HOME=/nonexistent",
+                          "USER=nobody",
+                          "LOGNAME=nobody",
+                          "LANG=C.UTF-8",
+                          "TZ=Europe/Berlin",
+                          NULL};
+    size_t n = 0;
+    for (; env[n]; n++) {
+        assert_non_null(want[n]);
+        assert_string_equal(env[n], want[n]);
+    }
+    assert_null(want[n]);
+    spawn_env_free(env);
+    unsetenv("TZ");
+    unsetenv("HTTP_PROXY");
+    env = spawn_env_base(&u);
+    for (char **e = env; *e; e++)
+        assert_true(strncmp(*e, "TZ=", 3) != 0);
+    spawn_env_free(env);
+    spawn_user_clear(&u);
 }
 
 static void test_env_override_once(void **state)
 {
-    /* A name set twice in extra keeps the last value and appears once. */
+    /* A name set twice keeps the last value and appears once, whether the
+     * repeats are within extra or between base and extra. */
+    (void)state;
+    const char *base[] = {"SKED_A=0", "KEEP=1", NULL};
     const char *extra[] = {"SKED_A=1", "SKED_A=2", NULL};
-    char **env = spawn_env_new(extra);
-    int seen = 0;
-    for (char **e = env; *e; e++)
+    char **env = spawn_env_new(base, extra);
+    int seen = 0, keep = 0;
+    for (char **e = env; *e; e++) {
         if (!strncmp(*e, "SKED_A=", 7)) {
             seen++;
             assert_string_equal(*e, "SKED_A=2");
         }
+        keep += !strcmp(*e, "KEEP=1");
+    }
     assert_int_equal(seen, 1);
+    assert_int_equal(keep, 1);
     spawn_env_free(env);
 }
 
@@ -407,7 +487,7 @@ static void test_own_session_and_group(void **state)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, &oldset);
     sup_t *s2 = NULL; /* a supervisor whose thread starts with SIGTERM blocked */
-    assert_int_equal(sup_new(&ops, &f->c, 200, NULL, &s2), 0);
+    assert_int_equal(sup_new(&ops, &f->c, 200, NULL, NULL, &s2), 0);
     pthread_sigmask(SIG_SETMASK, &oldset, NULL);
     sup_t *keep = f->sup;
     f->sup = s2;
@@ -533,6 +613,451 @@ static void test_renewed_lease_not_fenced(void **state)
     assert_string_equal(a->outcome, "canceled");
 }
 
+/* ---- isolation ------------------------------------------------------- */
+
+/* Replaces the fixture's supervisor with one that isolates attempts: jobs
+ * run as run_as (NULL = the test's own user), with lim (copied; NULL =
+ * none), in fresh directories under a new temp base when want_base. */
+static void isolate(struct fixture *f, const char *run_as, const spawn_limits_t *lim, int want_base)
+{
+    sup_free(f->sup);
+    f->sup = NULL;
+    char err[256] = "";
+    assert_int_equal(spawn_user_lookup(run_as, &f->user, err, sizeof err), 0);
+    f->iso.cred = f->user.switch_ids ? &f->user.cred : NULL;
+    if (lim) {
+        f->limits = *lim;
+        f->iso.limits = &f->limits;
+    }
+    if (want_base) {
+        snprintf(f->base, sizeof f->base, "/tmp/sked-test-work-XXXXXX");
+        assert_non_null(mkdtemp(f->base));
+        assert_int_equal(spawn_workdir_init(f->base, err, sizeof err), 0);
+        f->iso.work_dir = f->base;
+    }
+    assert_int_equal(sup_new(&ops, &f->c, 200, NULL, &f->iso, &f->sup), 0);
+}
+
+/* The one entry of dir (a work dir base), or NULL if it has none; new. */
+static char *only_entry(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char *found = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        n++;
+        found = xasprintf("%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    assert_true(n <= 1);
+    return found;
+}
+
+static void test_user_lookup(void **state)
+{
+    (void)state;
+    spawn_user_t u;
+    char err[256];
+    assert_int_equal(spawn_user_lookup("nobody", &u, err, sizeof err), 0);
+    assert_int_equal(u.cred.uid, 65534);
+    assert_int_equal(u.cred.gid, 65534);
+    assert_string_equal(u.name, "nobody");
+    assert_string_equal(u.home, "/nonexistent");
+    assert_true(u.cred.ngroups >= 1);
+    assert_int_equal(u.cred.groups[0], 65534);
+    assert_int_equal(u.switch_ids, 1);
+    spawn_user_clear(&u);
+
+    /* Numbers, and a group given by name or number. */
+    assert_int_equal(spawn_user_lookup("65534:root", &u, err, sizeof err), 0);
+    assert_int_equal(u.cred.uid, 65534);
+    assert_int_equal(u.cred.gid, 0);
+    assert_string_equal(u.name, "nobody");
+    spawn_user_clear(&u);
+    assert_int_equal(spawn_user_lookup("nobody:123", &u, err, sizeof err), 0);
+    assert_int_equal(u.cred.gid, 123);
+    spawn_user_clear(&u);
+
+    /* A uid without a passwd entry: gid the same number, HOME "/". */
+    assert_int_equal(spawn_user_lookup("4000123", &u, err, sizeof err), 0);
+    assert_int_equal(u.cred.uid, 4000123);
+    assert_int_equal(u.cred.gid, 4000123);
+    assert_int_equal(u.cred.ngroups, 1);
+    assert_string_equal(u.home, "/");
+    spawn_user_clear(&u);
+
+    assert_int_equal(spawn_user_lookup("sked-no-such-user", &u, err, sizeof err), SKED_EINVAL);
+    assert_string_equal(err, "no such user 'sked-no-such-user'");
+    assert_int_equal(spawn_user_lookup("nobody:sked-no-such-group", &u, err, sizeof err),
+                     SKED_EINVAL);
+    assert_string_equal(err, "no such group 'sked-no-such-group'");
+    assert_int_equal(spawn_user_lookup("nobody:", &u, err, sizeof err), SKED_EINVAL);
+    assert_int_equal(spawn_user_lookup(":root", &u, err, sizeof err), SKED_EINVAL);
+
+    /* NULL: the worker's own identity, nothing to switch. */
+    assert_int_equal(spawn_user_lookup(NULL, &u, err, sizeof err), 0);
+    assert_int_equal(u.cred.uid, geteuid());
+    assert_int_equal(u.switch_ids, 0);
+    spawn_user_clear(&u);
+}
+
+static void test_run_as_user(void **state)
+{
+    struct fixture *f = *state;
+    if (geteuid() != 0) {
+        /* Not root: changing to another user must be refused, and reported
+         * like an exec failure. */
+        gid_t g = 65534;
+        spawn_cred_t cred = {.uid = 65534, .gid = 65534, .ngroups = 1, .groups = &g};
+        char *argv[] = {"/usr/bin/id", NULL};
+        spawn_opts_t o = {.argv = argv, .cred = &cred};
+        spawn_proc_t p;
+        const char *op = NULL;
+        assert_int_equal(spawn_start(&o, &p, &op), -EPERM);
+        assert_string_equal(op, "setgroups");
+        assert_int_equal(p.pid, -1);
+        return;
+    }
+    isolate(f, "nobody", NULL, 1);
+    run(f, strv("/bin/sh", "-c", "id -u; id -g; id -G; pwd; stat -c '%u %g %a' .", NULL), NULL,
+        NULL, 0);
+    attempt_t *a = wait_done(f);
+    assert_string_equal(a->outcome, "succeeded");
+    assert_non_null(a->work_dir);
+    char *want = xasprintf("65534\n65534\n65534\n%s\n65534 65534 700\n", a->work_dir);
+    assert_string_equal(f->c.out[1].data, want);
+    free(want);
+    /* Named after the attempt, directly under the base. */
+    char *prefix = xasprintf("%s/run_test.1-", f->base);
+    assert_memory_equal(a->work_dir, prefix, strlen(prefix));
+    free(prefix);
+}
+
+static void test_identity_failure_reported(void **state)
+{
+    /* A step of the identity change that fails ends the attempt like an
+     * exec failure, naming the step; nothing ran. (More groups than the
+     * kernel takes: refused whoever we are.) */
+    struct fixture *f = *state;
+    sup_free(f->sup);
+    size_t n = 70000;
+    gid_t *groups = xcalloc(n, sizeof *groups);
+    spawn_cred_t cred = {.uid = 65534, .gid = 65534, .ngroups = n, .groups = groups};
+    f->iso.cred = &cred;
+    assert_int_equal(sup_new(&ops, &f->c, 200, NULL, &f->iso, &f->sup), 0);
+    run(f, strv("/bin/sh", "-c", "echo ran", NULL), NULL, NULL, 0);
+    attempt_t *a = wait_done(f);
+    sup_free(f->sup); /* before cred goes out of scope */
+    f->sup = NULL;
+    free(groups);
+    assert_string_equal(a->outcome, "failed");
+    assert_string_equal(a->reason, "setgroups: Invalid argument");
+    assert_int_equal(a->pid, 0);
+    assert_int_equal(f->c.out[1].len, 0);
+}
+
+/* The soft and hard value of one row of /proc/self/limits text. */
+static void limit_row(const char *text, const char *row, char *soft, char *hard)
+{
+    const char *p = strstr(text, row);
+    assert_non_null(p);
+    assert_int_equal(sscanf(p + strlen(row), "%31s %31s", soft, hard), 2);
+}
+
+static void test_rlimits(void **state)
+{
+    struct fixture *f = *state;
+    int root = geteuid() == 0;
+    spawn_limits_t lim = {0};
+    assert_int_equal(spawn_limits_add(&lim, RLIMIT_CPU, 55), 0);
+    assert_int_equal(spawn_limits_add(&lim, RLIMIT_AS, (rlim_t)3 << 30), 0);
+    assert_int_equal(spawn_limits_add(&lim, RLIMIT_NOFILE, 77), 0);
+    /* NPROC counts every process of the real uid: only with a user of
+     * our own (nobody runs nothing else here). */
+    if (root) assert_int_equal(spawn_limits_add(&lim, RLIMIT_NPROC, 333), 0);
+    isolate(f, root ? "nobody" : NULL, &lim, 1);
+    /* The job reports its limits, then tries to raise one. */
+    run(f,
+        strv("/bin/sh", "-c",
+             "cat /proc/self/limits; ulimit -n 78 2>/dev/null && echo raised || echo refused",
+             NULL),
+        NULL, NULL, 0);
+    attempt_t *a = wait_done(f);
+    assert_string_equal(a->outcome, "succeeded");
+    const char *out = f->c.out[1].data;
+    char soft[32], hard[32];
+    limit_row(out, "Max cpu time", soft, hard);
+    assert_string_equal(soft, "55");
+    assert_string_equal(hard, "55");
+    limit_row(out, "Max address space", soft, hard);
+    assert_string_equal(soft, "3221225472");
+    assert_string_equal(hard, "3221225472");
+    limit_row(out, "Max open files", soft, hard);
+    assert_string_equal(soft, "77");
+    assert_string_equal(hard, "77");
+    if (root) {
+        limit_row(out, "Max processes", soft, hard);
+        assert_string_equal(soft, "333");
+        assert_string_equal(hard, "333");
+    }
+    assert_non_null(strstr(out, "\nrefused\n"));
+
+    /* A full table is an error, not an overflow. */
+    spawn_limits_t full = {0};
+    for (int i = 0; i < SPAWN_LIMITS_MAX; i++)
+        assert_int_equal(spawn_limits_add(&full, RLIMIT_NOFILE, 10), 0);
+    assert_int_equal(spawn_limits_add(&full, RLIMIT_NOFILE, 10), SKED_EINVAL);
+}
+
+static int path_exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+static void test_workdir_removed(void **state)
+{
+    /* The job litters its directory: nested dirs, an unreadable one, and
+     * links to a directory and a file outside. All of it goes when the
+     * attempt is freed; what the links point at stays. */
+    struct fixture *f = *state;
+    char outside[] = "/tmp/sked-test-outside-XXXXXX";
+    assert_non_null(mkdtemp(outside));
+    char *keep = xasprintf("%s/keep", outside);
+    int fd = open(keep, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    isolate(f, geteuid() == 0 ? "nobody" : NULL, NULL, 1);
+    char *script = xasprintf("mkdir -p d/e/g && echo x > d/e/f && ln -s %s d/dirlink && "
+                             "ln -s %s filelink && chmod 000 d/e && pwd",
+                             outside, keep);
+    run(f, strv("/bin/sh", "-c", script, NULL), NULL, NULL, 0);
+    free(script);
+    attempt_t *a = wait_done(f);
+    assert_string_equal(a->outcome, "succeeded");
+    char *dir = xstrdup(a->work_dir);
+    char *listed = only_entry(f->base);
+    assert_non_null(listed);
+    assert_string_equal(listed, dir);
+    char *pwd = xasprintf("%s\n", dir);
+    assert_string_equal(f->c.out[1].data, pwd);
+    assert_true(path_exists(dir)); /* until the attempt is freed */
+    attempt_free(a);
+    f->c.done = NULL;
+    assert_false(path_exists(dir));
+    char *left = only_entry(f->base);
+    assert_null(left);
+    assert_true(path_exists(keep));
+    assert_true(path_exists(outside));
+    unlink(keep);
+    rmdir(outside);
+    free(keep);
+    free(dir);
+    free(listed);
+    free(pwd);
+}
+
+static void test_job_cwd_no_workdir(void **state)
+{
+    /* A job that names its cwd runs there; no work dir is made. */
+    struct fixture *f = *state;
+    isolate(f, NULL, NULL, 1);
+    run(f, strv("/bin/sh", "-c", "pwd", NULL), NULL, "/", 0);
+    attempt_t *a = wait_done(f);
+    assert_string_equal(a->outcome, "succeeded");
+    assert_string_equal(f->c.out[1].data, "/\n");
+    assert_null(a->work_dir);
+    assert_null(only_entry(f->base));
+}
+
+static void test_tree_remove(void **state)
+{
+    (void)state;
+    char top[] = "/tmp/sked-test-tree-XXXXXX";
+    assert_non_null(mkdtemp(top));
+    /* 300 levels: deeper than the removal descends (it stops and says so,
+     * rather than running out of fds); 100 levels: removed completely. */
+    buf_t b = BUF_INIT;
+    buf_puts(&b, top);
+    for (int i = 0; i < 100; i++) {
+        buf_puts(&b, "/d");
+        assert_int_equal(mkdir(b.data, 0700), 0);
+    }
+    char *file = xasprintf("%s/f", b.data);
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    free(file);
+    assert_int_equal(spawn_tree_remove(top), 0);
+    assert_false(path_exists(top));
+    assert_int_equal(spawn_tree_remove(top), 0); /* already gone: fine */
+
+    assert_non_null(mkdtemp(strcpy(top, "/tmp/sked-test-tree-XXXXXX")));
+    b.len = 0;
+    buf_puts(&b, top);
+    for (int i = 0; i < 300; i++) {
+        buf_puts(&b, "/d");
+        assert_int_equal(mkdir(b.data, 0700), 0);
+    }
+    assert_int_equal(spawn_tree_remove(top), -ELOOP);
+    assert_true(path_exists(top));
+    buf_free(&b);
+    /* Clean up with a plain tool: the limit is the removal's, not ours. */
+    char *cmd = xasprintf("rm -rf '%s'", top);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+static void test_workdir_init_checks(void **state)
+{
+    (void)state;
+    char err[512];
+    char top[] = "/tmp/sked-test-init-XXXXXX";
+    assert_non_null(mkdtemp(top));
+
+    /* Missing parents are made; the base ends up 0711. */
+    char *base = xasprintf("%s/a/b/work", top);
+    assert_int_equal(spawn_workdir_init(base, err, sizeof err), 0);
+    struct stat st;
+    assert_int_equal(lstat(base, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0711);
+    /* An existing 0700 base gets its x bits, so run-as users get through. */
+    assert_int_equal(chmod(base, 0700), 0);
+    assert_int_equal(spawn_workdir_init(base, err, sizeof err), 0);
+    assert_int_equal(lstat(base, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0711);
+
+    /* Writable by others: someone could swap attempt dirs. */
+    assert_int_equal(chmod(base, 0777), 0);
+    assert_int_equal(spawn_workdir_init(base, err, sizeof err), SKED_EINVAL);
+    assert_non_null(strstr(err, "writable by no one else"));
+    assert_int_equal(chmod(base, 0711), 0);
+
+    /* A symlink planted where the base should be. */
+    char *link = xasprintf("%s/link", top);
+    assert_int_equal(symlink(base, link), 0);
+    assert_int_equal(spawn_workdir_init(link, err, sizeof err), SKED_EINVAL);
+    assert_non_null(strstr(err, "not a directory"));
+
+    /* Owned by someone else (only root can arrange that). */
+    if (geteuid() == 0) {
+        assert_int_equal(chown(base, 65534, 65534), 0);
+        assert_int_equal(spawn_workdir_init(base, err, sizeof err), SKED_EINVAL);
+        assert_non_null(strstr(err, "must be owned by the worker"));
+    }
+    assert_int_equal(spawn_workdir_init("relative/dir", err, sizeof err), SKED_EINVAL);
+
+    assert_int_equal(spawn_tree_remove(top), 0);
+    free(base);
+    free(link);
+}
+
+/* ---- secret env values (core/jobspec.c) ------------------------------- */
+
+static json_t *jload(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_secret_env(void **state)
+{
+    (void)state;
+    json_t *doc = jload("{\"name\": \"s\", \"command\": [\"true\"],"
+                        " \"env\": {\"A\": \"x\", \"B\": {\"secret\": \"hunter2\"}}}");
+    jobspec_t spec;
+    jobspec_error_t err;
+    assert_int_equal(jobspec_parse(doc, &spec, &err), 0);
+    assert_int_equal(spec.envc, 2);
+    assert_string_equal(spec.env[0], "A=x");
+    assert_false(spec.env_secret[0]);
+    assert_string_equal(spec.env[1], "B=hunter2"); /* the job gets the value */
+    assert_true(spec.env_secret[1]);
+
+    /* The canonical document keeps the value (the worker needs it) and
+     * the marking; it parses back to the same thing. */
+    json_t *canon = jobspec_to_json(&spec);
+    char *env = json_dumps(json_object_get(canon, "env"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(env, "{\"A\":\"x\",\"B\":{\"secret\":\"hunter2\"}}");
+    free(env);
+    jobspec_t again;
+    assert_int_equal(jobspec_parse(canon, &again, &err), 0);
+    assert_true(again.env_secret[1]);
+    jobspec_free(&again);
+
+    /* What everyone else sees. */
+    json_t *red = jobspec_redact(canon);
+    env = json_dumps(json_object_get(red, "env"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(env, "{\"A\":\"x\",\"B\":{\"secret\":\"***\"}}");
+    free(env);
+    char *all = json_dumps(red, JSON_COMPACT);
+    assert_null(strstr(all, "hunter2"));
+    free(all);
+    /* The original is untouched. */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(canon, "env"), "B"), "secret")),
+                        "hunter2");
+
+    /* A document read back and PATCHed with its masked secret keeps it;
+     * a new value replaces it; a plain string un-secrets it. */
+    json_t *merged = NULL;
+    jobspec_t patched;
+    json_t *patch = jload("{\"env\": {\"A\": \"y\", \"B\": {\"secret\": \"***\"}}}");
+    assert_int_equal(jobspec_patch(canon, patch, &merged, &patched, &err), 0);
+    assert_string_equal(patched.env[0], "A=y");
+    assert_string_equal(patched.env[1], "B=hunter2");
+    assert_true(patched.env_secret[1]);
+    jobspec_free(&patched);
+    json_decref(merged);
+    json_decref(patch);
+    patch = jload("{\"env\": {\"B\": {\"secret\": \"new\"}}}");
+    assert_int_equal(jobspec_patch(canon, patch, &merged, &patched, &err), 0);
+    assert_string_equal(patched.env[1], "B=new");
+    assert_true(patched.env_secret[1]);
+    jobspec_free(&patched);
+    json_decref(merged);
+    json_decref(patch);
+    patch = jload("{\"env\": {\"B\": \"plain\"}}");
+    assert_int_equal(jobspec_patch(canon, patch, &merged, &patched, &err), 0);
+    assert_string_equal(patched.env[1], "B=plain");
+    assert_false(patched.env_secret[1]);
+    jobspec_free(&patched);
+    json_decref(merged);
+    json_decref(patch);
+
+    /* Refused: the mask as a new value; malformed secret objects. */
+    static const char *const bad[][2] = {
+        {"{\"name\":\"s\",\"command\":[\"true\"],\"env\":{\"C\":{\"secret\":\"***\"}}}",
+         "env.C.secret"},
+        {"{\"name\":\"s\",\"command\":[\"true\"],\"env\":{\"C\":{\"secret\":1}}}", "env.C.secret"},
+        {"{\"name\":\"s\",\"command\":[\"true\"],\"env\":{\"C\":{\"value\":\"x\"}}}", "env.C"},
+        {"{\"name\":\"s\",\"command\":[\"true\"],\"env\":{\"C\":{\"secret\":\"x\",\"y\":1}}}",
+         "env.C"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *d = jload(bad[i][0]);
+        jobspec_t s2;
+        assert_int_equal(jobspec_parse(d, &s2, &err), SKED_EINVAL);
+        assert_string_equal(err.field, bad[i][1]);
+        json_decref(d);
+    }
+    /* A PATCH setting the mask on a variable that was no secret is refused. */
+    patch = jload("{\"env\": {\"A\": {\"secret\": \"***\"}}}");
+    assert_int_equal(jobspec_patch(canon, patch, &merged, &patched, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "env.A.secret");
+    json_decref(patch);
+
+    json_decref(red);
+    json_decref(canon);
+    json_decref(doc);
+    jobspec_free(&spec);
+}
+
 /* The watcher test: a forked process plays the worker, starts the watcher,
  * spawns a job with a grandchild, and is SIGKILLed. */
 static void test_watcher_kills_orphans(void **state)
@@ -546,7 +1071,7 @@ static void test_watcher_kills_orphans(void **state)
         spawn_watcher_t w;
         if (spawn_watcher_start(&w) != 0) _exit(10);
         char *argv[] = {self_path, "--helper", "grandchild", NULL};
-        spawn_opts_t o = {argv, environ, NULL};
+        spawn_opts_t o = {.argv = argv, .envp = environ};
         spawn_proc_t p;
         if (spawn_start(&o, &p, NULL) != 0) _exit(11);
         if (spawn_watcher_add(&w, p.pid) != 0) _exit(12);
@@ -586,7 +1111,7 @@ static void test_watcher_forgets_removed_groups(void **state)
     spawn_watcher_t w;
     assert_int_equal(spawn_watcher_start(&w), 0);
     char *argv[] = {self_path, "--helper", "sleep", NULL};
-    spawn_opts_t o = {argv, environ, NULL};
+    spawn_opts_t o = {.argv = argv, .envp = environ};
     spawn_proc_t a, b;
     assert_int_equal(spawn_start(&o, &a, NULL), 0);
     assert_int_equal(spawn_start(&o, &b, NULL), 0);
@@ -618,6 +1143,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_killed_by_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_capture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env, setup, teardown),
+        cmocka_unit_test(test_env_base),
         cmocka_unit_test(test_env_override_once),
         cmocka_unit_test_setup_teardown(test_cwd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_failure, setup, teardown),
@@ -629,6 +1155,15 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_renewed_lease_not_fenced, setup, teardown),
         cmocka_unit_test(test_watcher_kills_orphans),
         cmocka_unit_test(test_watcher_forgets_removed_groups),
+        cmocka_unit_test(test_user_lookup),
+        cmocka_unit_test_setup_teardown(test_run_as_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_identity_failure_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rlimits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workdir_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_cwd_no_workdir, setup, teardown),
+        cmocka_unit_test(test_tree_remove),
+        cmocka_unit_test(test_workdir_init_checks),
+        cmocka_unit_test(test_secret_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
