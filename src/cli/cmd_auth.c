@@ -46,7 +46,7 @@ struct opts {
     int all;
 };
 
-static int take_opt(cli_t *c, void *arg, int opt, const char *optarg)
+static int take_opt(cli_t *c, void *arg, int opt, const char *val)
 {
     struct opts *o = arg;
     (void)c;
@@ -55,35 +55,35 @@ static int take_opt(cli_t *c, void *arg, int opt, const char *optarg)
         o->password_stdin = 1;
         return 1;
     case OPT_EXPIRES_IN:
-        o->expires_in = optarg;
+        o->expires_in = val;
         return 1;
     case OPT_SAVE:
-        o->save = optarg;
+        o->save = val;
         return 1;
     case OPT_ROLE:
-        o->role = optarg;
+        o->role = val;
         return 1;
     case OPT_NS:
         if (!o->ns) o->ns = json_array();
-        json_array_append_new(o->ns, json_string(optarg));
+        json_array_append_new(o->ns, json_string(val));
         return 1;
     case OPT_USER:
-        o->user = optarg;
+        o->user = val;
         return 1;
     case OPT_NAME:
-        o->name = optarg;
+        o->name = val;
         return 1;
     case OPT_ALL:
         o->all = 1;
         return 1;
     case OPT_SINCE:
-        o->since = optarg;
+        o->since = val;
         return 1;
     case OPT_ACTOR:
-        o->actor = optarg;
+        o->actor = val;
         return 1;
     case OPT_LIMIT:
-        o->limit = optarg;
+        o->limit = val;
         return 1;
     }
     return 0;
