@@ -388,7 +388,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         store_fail(resp, rc, "creating the job");
         goto out;
     }
-    log_info("api", "job %s '%s' created by %s", job.id, job.name ? job.name : "", job.owner);
+    log_debug("api", "job %s '%s' created by %s", job.id, job.name ? job.name : "", job.owner);
     auth_audit(req, job.id, job.ns, 201);
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     http_set_header(resp, "Location", loc);
