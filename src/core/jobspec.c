@@ -297,8 +297,9 @@ static int parse_env(const json_t *v, jobspec_t *out, jobspec_error_t *err)
             }
             strf(field, sizeof field, "env.%s.secret", key);
             if ((rc = get_string(sv, field, 0, JOBSPEC_ARG_MAX, &s, err))) goto out;
-            /* The placeholder API answers show: a document read back and
-             * sent again would otherwise replace the secret with it. */
+            /* "***" is what API answers show in place of a secret: a
+             * document read back and sent again would otherwise replace
+             * the secret with the mask. */
             if (!strcmp(s, JOBSPEC_SECRET_MASK)) {
                 rc = fail(err, field,
                           "\"%s\" is how sked shows a secret; send the real value "

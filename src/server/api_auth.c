@@ -171,8 +171,7 @@ static bool password_ok(const char *pw, http_resp_t *resp)
 
 static void store_fail(http_resp_t *resp, int rc, const char *what)
 {
-    log_error("api", "%s: %s", what, sked_strerror(rc));
-    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+    api__store_fail(resp, rc, NULL, what);
 }
 
 static json_t *user_json(const store_user_t *u)

@@ -54,15 +54,9 @@ static void kick(http_req_t *req)
     if (req->srv) sched_kick(server_sched(req->srv));
 }
 
-/* Answers a store failure: 404 for a missing job, else the error's status. */
 static void store_fail(http_resp_t *resp, int rc, const char *what)
 {
-    if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "no such job");
-        return;
-    }
-    log_error("api", "%s: %s", what, sked_strerror(rc));
-    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+    api__store_fail(resp, rc, "job", what);
 }
 
 /* Whether the caller may see (write = false) or change (write = true) job

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/id.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 json_t *api_time_json(int64_t ms)
@@ -155,4 +156,14 @@ const char *api__path_id(http_req_t *req, http_resp_t *resp)
         return NULL;
     }
     return id;
+}
+
+void api__store_fail(http_resp_t *resp, int rc, const char *noun, const char *what)
+{
+    if (rc == SKED_ENOTFOUND && noun) {
+        http_problem(resp, 404, "path.id", "no such %s", noun);
+        return;
+    }
+    log_error("api", "%s: %s", what, sked_strerror(rc));
+    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
 }

@@ -36,12 +36,7 @@
 
 static void store_fail(http_resp_t *resp, int rc, const char *what)
 {
-    if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "no such run");
-        return;
-    }
-    log_error("api", "%s: %s", what, sked_strerror(rc));
-    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+    api__store_fail(resp, rc, "run", what);
 }
 
 /* Whether the caller may see (write = false) or cancel (write = true) run

@@ -114,12 +114,7 @@ static bool opt_int(json_t *o, const char *key, long long min, long long max, lo
 
 static void store_fail(http_resp_t *resp, int rc, const char *what)
 {
-    if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "no such %s", what);
-        return;
-    }
-    log_error("api", "%s: %s", what, sked_strerror(rc));
-    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+    api__store_fail(resp, rc, what, what);
 }
 
 static int cmp_str(const void *a, const void *b)
