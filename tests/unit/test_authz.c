@@ -144,7 +144,7 @@ static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char 
     jobspec_free(&spec);
 }
 
-/* A user with a placeholder hash (these tests never log in as them). */
+/* A user whose stored hash no password matches (these tests never log in as them). */
 static void mkuser(const char *name, token_role_t role, const char *ns)
 {
     store_user_t u = {.name = (char *)name,
