@@ -269,11 +269,26 @@ out:
     store_worker_clear(&w);
 }
 
+/* A page of the pool, like every other list: limit (default 100) and the
+ * cursor of the page before. */
 void api_workers_list(http_req_t *req, http_resp_t *resp)
 {
     store_worker_t *ws = NULL;
     size_t n = 0;
-    int rc = store_worker_list(req->st, &ws, &n);
+    char *next = NULL;
+    long limit = 100;
+
+    const char *q = http_query(req, "limit");
+    if (q && api__int_param(q, 1, 1000, &limit) != 0) {
+        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        return;
+    }
+    const char *cursor = http_query(req, "cursor");
+    int rc = store_worker_list(req->st, cursor, (int)limit, &ws, &n, &next);
+    if (rc == SKED_EINVAL && cursor) {
+        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        return;
+    }
     if (rc < 0) {
         store_fail(resp, rc, "list workers");
         return;
@@ -284,7 +299,10 @@ void api_workers_list(http_req_t *req, http_resp_t *resp)
         store_worker_clear(&ws[i]);
     }
     free(ws);
-    http_json(resp, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+    http_json(resp, 200,
+              json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                        next ? json_string(next) : json_null()));
+    free(next);
 }
 
 void api_workers_drain(http_req_t *req, http_resp_t *resp)

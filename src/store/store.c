@@ -486,11 +486,17 @@ int store_worker_get(store_t *st, const char *id, store_worker_t *out)
     return st->ops->worker_get(st, id, out);
 }
 
-int store_worker_list(store_t *st, store_worker_t **out, size_t *n)
+int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
+                      char **next_cursor)
 {
     *out = NULL;
     *n = 0;
-    return st->ops->worker_list(st, out, n);
+    *next_cursor = NULL;
+    /* A worker list's cursor is the id of the previous page's last worker
+     * (see the backends' SQL): the key is (name, id), and a name is not
+     * something to put in a URL as it is. */
+    if (!limit_ok(limit) || (cursor && !id_valid(cursor))) return SKED_EINVAL;
+    return st->ops->worker_list(st, cursor, limit, out, n, next_cursor);
 }
 
 int store_worker_drain(store_t *st, const char *id, int64_t now_ms)

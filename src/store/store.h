@@ -304,7 +304,13 @@ void store_worker_clear(store_worker_t *w);
  * history tidy. */
 int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms);
 int store_worker_get(store_t *st, const char *id, store_worker_t *out);
-int store_worker_list(store_t *st, store_worker_t **out, size_t *n);
+/* Lists the pool (every worker but gone ones) by name, then id: one page of
+ * at most limit (1..1000) workers after cursor (opaque, from a previous
+ * page's next_cursor; NULL = the first page). *out is a new array of *n
+ * workers (clear each, free the array); *next_cursor is new (caller frees)
+ * or NULL on the last page. SKED_EINVAL: a bad limit or cursor. */
+int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
+                      char **next_cursor);
 /* Stops handing work to a worker; its running runs finish. SKED_ENOTFOUND. */
 int store_worker_drain(store_t *st, const char *id, int64_t now_ms);
 /* A worker going away cleanly (after a drain): state gone. */

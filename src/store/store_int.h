@@ -51,7 +51,8 @@ struct store_ops {
 
     int (*worker_register)(store_t *st, store_worker_t *w, int64_t now_ms);
     int (*worker_get)(store_t *st, const char *id, store_worker_t *out);
-    int (*worker_list)(store_t *st, store_worker_t **out, size_t *n);
+    int (*worker_list)(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
+                       char **next_cursor);
     int (*worker_drain)(store_t *st, const char *id, int64_t now_ms);
     int (*worker_deregister)(store_t *st, const char *id, int64_t now_ms);
 

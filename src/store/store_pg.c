@@ -265,6 +265,7 @@ enum q {
     Q_WORKER_REPLACE,
     Q_WORKER_GET,
     Q_WORKER_LIST,
+    Q_WORKER_LIST_AFTER,
     Q_WORKER_SET_STATE,
     Q_WORKER_TOUCH,
     Q_CLAIM_LEVEL,
@@ -419,8 +420,14 @@ static const char *const stmts[Q_COUNT] = {
         "UPDATE workers SET name = $2, host = $3, labels = $4, queues = $5, slots = $6,"
         " state = 0, registered_ms = $7, heartbeat_ms = $7 WHERE id = $1",
     [Q_WORKER_GET] = "SELECT " WORKER_COLS " FROM workers w WHERE w.id = $1",
-    [Q_WORKER_LIST] =
-        "SELECT " WORKER_COLS " FROM workers w WHERE w.state <> 3 ORDER BY w.name, w.id",
+    /* Pages in (name, id) order after the cursor worker's (name, id), as
+     * in store_sqlite.c. */
+    [Q_WORKER_LIST] = "SELECT " WORKER_COLS " FROM workers w WHERE w.state <> 3"
+                      " ORDER BY w.name, w.id LIMIT $1",
+    [Q_WORKER_LIST_AFTER] =
+        "SELECT " WORKER_COLS " FROM workers w, workers c WHERE c.id = $2 AND w.state <> 3"
+        " AND w.name >= c.name AND (w.name > c.name OR w.id > c.id)"
+        " ORDER BY w.name, w.id LIMIT $1",
     [Q_WORKER_SET_STATE] = "UPDATE workers SET state = $2 WHERE id = $1 AND state <> 3",
 
     /* claim. The worker row lock serialises one worker's claims and
@@ -1964,29 +1971,40 @@ static int pg_worker_get(store_t *st, const char *id, store_worker_t *out)
 }
 
 struct worker_list_args {
+    const char *cursor;
+    int limit;
     store_worker_t **out;
     size_t *n;
+    char **next;
 };
 
 static int worker_list_fn(struct pg *pg, struct pconn *c, void *arg)
 {
     struct worker_list_args *a = arg;
+    struct prm p = {0};
     int rc = 0;
-    PGresult *r = ex(c, Q_WORKER_LIST, NULL, &rc);
+    pi(&p, a->limit + 1); /* one more than asked: is there a next page? */
+    if (a->cursor) pt(&p, a->cursor);
+    PGresult *r = ex(c, a->cursor ? Q_WORKER_LIST_AFTER : Q_WORKER_LIST, &p, &rc);
     if (!r) return rc;
-    int rows = PQntuples(r);
-    store_worker_t *v = rows ? xcalloc((size_t)rows, sizeof *v) : NULL;
-    for (int i = 0; i < rows; i++)
-        row_worker(r, i, &v[i]);
+    size_t n = (size_t)PQntuples(r);
+    store_worker_t *v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        row_worker(r, (int)i, &v[i]);
     PQclear(r);
+    if (n > (size_t)a->limit) {
+        store_worker_clear(&v[--n]);
+        *a->next = xstrdup(v[n - 1].id);
+    }
     *a->out = v;
-    *a->n = (size_t)rows;
+    *a->n = n;
     return 0;
 }
 
-static int pg_worker_list(store_t *st, store_worker_t **out, size_t *n)
+static int pg_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out,
+                          size_t *n, char **next_cursor)
 {
-    struct worker_list_args a = {out, n};
+    struct worker_list_args a = {cursor, limit, out, n, next_cursor};
     return tx((struct pg *)st, TX_NONE, worker_list_fn, &a, NULL);
 }
 

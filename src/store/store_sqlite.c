@@ -1558,8 +1558,17 @@ static int sq_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
 }
 
 static const char SQL_WORKER_GET[] = "SELECT " WORKER_COLS " FROM workers w WHERE w.id = ?1";
-static const char SQL_WORKER_LIST[] =
-    "SELECT " WORKER_COLS " FROM workers w WHERE w.state != 3 ORDER BY w.name, w.id";
+/* Pages of the pool in (name, id) order. A page after a cursor (the id of
+ * the last worker of the page before) continues after that worker's
+ * (name, id): a worker keeps its name and its row for good. The range on
+ * name lets the name index start at the page, so a page costs its own
+ * rows, not the pool's. */
+static const char SQL_WORKER_LIST[] = "SELECT " WORKER_COLS " FROM workers w WHERE w.state != 3"
+                                      " ORDER BY w.name, w.id LIMIT ?1";
+static const char SQL_WORKER_LIST_AFTER[] =
+    "SELECT " WORKER_COLS " FROM workers w, workers c WHERE c.id = ?2 AND w.state != 3"
+    " AND w.name >= c.name AND (w.name > c.name OR w.id > c.id)"
+    " ORDER BY w.name, w.id LIMIT ?1";
 
 struct worker_get_args {
     const char *id;
@@ -1587,40 +1596,44 @@ static int sq_worker_get(store_t *st, const char *id, store_worker_t *out)
 }
 
 struct worker_list_args {
+    const char *cursor;
+    int limit;
     store_worker_t **out;
     size_t *n;
+    char **next;
 };
 
 static int worker_list_fn(struct conn *c, void *arg)
 {
     struct worker_list_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_WORKER_LIST);
+    sqlite3_stmt *q = prep(c, a->cursor ? SQL_WORKER_LIST_AFTER : SQL_WORKER_LIST);
     if (!q) return SKED_ESTORE;
-    size_t n = 0, cap = 0;
-    store_worker_t *v = NULL;
+    bi(q, 1, a->limit + 1); /* one more than asked: is there a next page? */
+    if (a->cursor) bt(q, 2, a->cursor);
+    store_worker_t *v = xcalloc((size_t)a->limit + 1, sizeof *v);
+    size_t n = 0;
     int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            v = xrealloc(v, cap * sizeof *v);
-        }
-        memset(&v[n], 0, sizeof *v);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
         row_worker(q, &v[n++]);
-    }
     if (rc != SQLITE_DONE) {
         for (size_t i = 0; i < n; i++)
             store_worker_clear(&v[i]);
         free(v);
         return dberr(c, rc);
     }
+    if (n > (size_t)a->limit) {
+        store_worker_clear(&v[--n]);
+        *a->next = xstrdup(v[n - 1].id);
+    }
     *a->out = v;
     *a->n = n;
     return 0;
 }
 
-static int sq_worker_list(store_t *st, store_worker_t **out, size_t *n)
+static int sq_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out,
+                          size_t *n, char **next_cursor)
 {
-    struct worker_list_args a = {out, n};
+    struct worker_list_args a = {cursor, limit, out, n, next_cursor};
     return rd((struct sq *)st, worker_list_fn, &a);
 }
 

@@ -1660,11 +1660,31 @@ static void test_workers(void **state)
     assert_string_not_equal(a2, a);
     store_worker_t *v;
     size_t n;
-    assert_int_equal(store_worker_list(ST, &v, &n), 0);
+    char *cursor = NULL, *next = NULL;
+    assert_int_equal(store_worker_list(ST, NULL, 100, &v, &n, &next), 0);
     assert_int_equal(n, 3);
+    assert_null(next);
     for (size_t i = 0; i < n; i++)
         store_worker_clear(&v[i]);
     free(v);
+    /* A page at a time: each worker once, by name and then id (the two
+     * alphas tell whether the id breaks the tie across a page boundary). */
+    const char *want[3] = {strcmp(a, a2) < 0 ? a : a2, strcmp(a, a2) < 0 ? a2 : a, b};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(store_worker_list(ST, cursor, 1, &v, &n, &next), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(v[0].id, want[i]);
+        store_worker_clear(&v[0]);
+        free(v);
+        free(cursor);
+        cursor = next;
+        if (i < 2)
+            assert_non_null(cursor);
+        else
+            assert_null(cursor);
+    }
+    assert_int_equal(store_worker_list(ST, "not-an-id", 10, &v, &n, &next), SKED_EINVAL);
+    assert_int_equal(store_worker_list(ST, NULL, 0, &v, &n, &next), SKED_EINVAL);
 
     assert_int_equal(store_worker_drain(ST, a, T0 + 3), 0);
     assert_int_equal(store_worker_get(ST, a, &w), 0);
@@ -1674,7 +1694,7 @@ static void test_workers(void **state)
     assert_int_equal(store_worker_get(ST, a, &w), 0);
     assert_int_equal(w.state, WORKER_GONE);
     store_worker_clear(&w);
-    assert_int_equal(store_worker_list(ST, &v, &n), 0);
+    assert_int_equal(store_worker_list(ST, NULL, 100, &v, &n, &next), 0);
     assert_int_equal(n, 2); /* gone workers are not in the pool */
     for (size_t i = 0; i < n; i++)
         assert_string_not_equal(v[i].id, a);
