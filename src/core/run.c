@@ -17,8 +17,9 @@ static const char *const state_names[RUN_STATE_COUNT] = {
 };
 
 static const char *const outcome_names[ATTEMPT_OUTCOME_COUNT] = {
-    [ATTEMPT_SUCCEEDED] = "succeeded", [ATTEMPT_FAILED] = "failed", [ATTEMPT_TIMEOUT] = "timeout",
-    [ATTEMPT_CANCELED] = "canceled",   [ATTEMPT_LOST] = "lost",
+    [ATTEMPT_SUCCEEDED] = "succeeded", [ATTEMPT_FAILED] = "failed",
+    [ATTEMPT_TIMEOUT] = "timeout",     [ATTEMPT_CANCELED] = "canceled",
+    [ATTEMPT_LOST] = "lost",           [ATTEMPT_NOT_STARTED] = "not_started",
 };
 
 #define BIT(s) (1u << (s))

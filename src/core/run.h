@@ -40,6 +40,9 @@ typedef enum attempt_outcome {
     ATTEMPT_TIMEOUT,       /* killed for exceeding the job's timeout */
     ATTEMPT_CANCELED,      /* killed because the run was canceled */
     ATTEMPT_LOST,          /* lease expired: worker died or was cut off */
+    ATTEMPT_NOT_STARTED,   /* handed out but never started: refused by the worker (its lease
+                              was over on arrival) or never confirmed; not charged against
+                              the retry budget, and the run goes back to pending */
     ATTEMPT_OUTCOME_COUNT
 } attempt_outcome_t;
 

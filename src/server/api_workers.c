@@ -117,6 +117,21 @@ static void store_fail(http_resp_t *resp, int rc, const char *what)
     api__store_fail(resp, rc, what, what);
 }
 
+/* The owner the worker-protocol store verbs check: a worker token acts only
+ * for the workers it registered (and the runs they hold); the other roles
+ * the route table lets in (admin) act for any worker. */
+static const char *caller_owner(const http_req_t *req)
+{
+    return req->who && req->who->role == ROLE_WORKER ? req->who->token_id : NULL;
+}
+
+/* Answers a worker-protocol refusal: another token's worker or run. */
+static void forbid(http_resp_t *resp, const char *field, const char *what, const char *id)
+{
+    http_problem(resp, 403, field, "%s %s belongs to a worker registered with another token", what,
+                 id);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -248,6 +263,9 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
     }
     w.state = WORKER_ACTIVE;
     w.registered_ms = w.heartbeat_ms = req->now_ms;
+    /* Bound to the registering token, and to its namespace. */
+    w.owner = xstrdup(req->who ? req->who->token_id : "");
+    w.ns = xstrdup(req->who && req->who->ns ? req->who->ns : "");
 
     int rc = store_worker_register(req->st, &w, req->now_ms);
     if (rc < 0) {
@@ -311,7 +329,11 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
     const char *id = api__path_id(req, resp);
     memset(&w, 0, sizeof w);
     if (!id) return;
-    int rc = store_worker_drain(req->st, id, req->now_ms);
+    int rc = store_worker_drain(req->st, id, caller_owner(req), req->now_ms);
+    if (rc == SKED_EFORBID) {
+        forbid(resp, "path.id", "worker", id);
+        return;
+    }
     if (rc == 0) rc = store_worker_get(req->st, id, &w);
     if (rc < 0) {
         store_fail(resp, rc, "worker");
@@ -328,7 +350,7 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
 void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
 {
     static const char *const fields[] = {"runs", NULL};
-    static const char *const run_fields[] = {"run_id", "fence", NULL};
+    static const char *const run_fields[] = {"run_id", "fence", "started", NULL};
     const server_config_t *cfg = server_config(req->srv);
     json_t *body = NULL, *runs, *item;
     store_held_t *held = NULL;
@@ -370,13 +392,27 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
                 http_problem(resp, 400, field, "fence must be a non-negative integer");
                 goto out;
             }
+            json_t *started = json_object_get(item, "started");
+            if (started && !json_is_boolean(started)) {
+                snprintf(field, sizeof field, "runs[%zu].started", i);
+                http_problem(resp, 400, field, "started must be true or false");
+                goto out;
+            }
             held[i].run_id = json_string_value(rid);
             held[i].fence = json_integer_value(fence);
+            /* Absent = started: what a worker that predates confirmation
+             * means by listing a run it holds. */
+            held[i].started = !started || json_is_true(started);
             held[i].keep = true;
         }
     }
 
-    int rc = store_heartbeat(req->st, id, held, n, cfg->lease_ms, req->now_ms, &draining);
+    int rc = store_heartbeat(req->st, id, caller_owner(req), held, n, cfg->lease_ms, req->now_ms,
+                             &draining);
+    if (rc == SKED_EFORBID) {
+        forbid(resp, "path.id", "worker", id);
+        goto out;
+    }
     if (rc == SKED_ENOTFOUND) {
         http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
         goto out;
@@ -437,7 +473,12 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max
     store_claimed_t *cl = NULL;
     size_t n = 0;
     int64_t waited_ms = (clock_mono_ns() - arrived_ns) / 1000000;
-    int rc = store_claim(req->st, id, max, cfg->lease_ms, req->now_ms, &cl, &n);
+    int rc =
+        store_claim(req->st, id, caller_owner(req), max, cfg->confirm_ms, req->now_ms, &cl, &n);
+    if (rc == SKED_EFORBID) {
+        forbid(resp, "path.id", "worker", id);
+        return -1;
+    }
     if (rc == SKED_ENOTFOUND) {
         http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
         return -1;
@@ -456,7 +497,14 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max
         store_claimed_clear(&cl[i]);
     }
     free(cl);
-    http_json(resp, 200, json_pack("{s:o, s:I}", "runs", runs, "waited_ms", (json_int_t)waited_ms));
+    /* The leases handed out are unconfirmed: they last confirm_within, and
+     * the worker must report each attempt started (a heartbeat listing it
+     * with "started": true) before then. */
+    char confirm[32];
+    duration_format(cfg->confirm_ms, confirm, sizeof confirm);
+    http_json(resp, 200,
+              json_pack("{s:o, s:I, s:s}", "runs", runs, "waited_ms", (json_int_t)waited_ms,
+                        "confirm_within", confirm));
     return 1;
 }
 
@@ -578,8 +626,12 @@ void api_attempts_log(http_req_t *req, http_resp_t *resp)
     if (!query_int(req, resp, "fence", 0, LONG_MAX, true, &fence)) return;
     if (!query_int(req, resp, "seq", 0, LONG_MAX, true, &seq)) return;
     if (!query_int(req, resp, "stream", 1, 2, false, &stream)) return;
-    int rc = store_log_append(req->st, id, n, fence, seq, (int)stream, req->body, req->body_len,
-                              req->now_ms);
+    int rc = store_log_append(req->st, id, n, fence, caller_owner(req), seq, (int)stream, req->body,
+                              req->body_len, req->now_ms);
+    if (rc == SKED_EFORBID) {
+        forbid(resp, "path.id", "run", id);
+        return;
+    }
     if (rc == SKED_ESTALE) {
         http_problem(resp, 409, "query.fence",
                      "stale fencing token: attempt %d of run %s is no longer held with fence %ld",
@@ -620,7 +672,7 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
         res.outcome == ATTEMPT_LOST) {
         /* "lost" is the server's verdict on a silent worker, never a report. */
         http_problem(resp, 400, "outcome",
-                     "outcome is required: succeeded, failed, timeout or canceled");
+                     "outcome is required: succeeded, failed, timeout, canceled or not_started");
         goto out;
     }
     if (!opt_int(body, "exit_code", 0, 255, &exit_code, resp)) goto out;
@@ -637,7 +689,11 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
         res.reason = json_string_value(v);
     }
 
-    int rc = store_complete(req->st, id, n, fence, &res, req->now_ms);
+    int rc = store_complete(req->st, id, n, fence, caller_owner(req), &res, req->now_ms);
+    if (rc == SKED_EFORBID) {
+        forbid(resp, "path.id", "run", id);
+        goto out;
+    }
     if (rc == SKED_ESTALE) {
         http_problem(resp, 409, "fence",
                      "stale fencing token: attempt %d of run %s is no longer held with fence %lld",

@@ -149,6 +149,10 @@ static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
         return r < 0 || parse_dur("--lease", v, &cfg->lease_ms) < 0 ? -1 : 1;
     if ((r = take(argc, argv, i, "--heartbeat", &v)) != 0)
         return r < 0 || parse_dur("--heartbeat", v, &cfg->heartbeat_ms) < 0 ? -1 : 1;
+    if ((r = take(argc, argv, i, "--lease-grace", &v)) != 0)
+        return r < 0 || parse_dur("--lease-grace", v, &cfg->lease_grace_ms) < 0 ? -1 : 1;
+    if ((r = take(argc, argv, i, "--confirm-within", &v)) != 0)
+        return r < 0 || parse_dur("--confirm-within", v, &cfg->confirm_ms) < 0 ? -1 : 1;
     return 0;
 }
 
@@ -212,8 +216,12 @@ static void server_usage(FILE *f)
             "  --token-file FILE    where the bootstrap admin token is written (default:\n"
             "                       admin.token beside the database)\n"
             "  --lease DUR          how long a claimed run is leased to a worker between\n"
-            "                       heartbeats (default 30s)\n"
-            "  --heartbeat DUR      heartbeat interval told to workers (default lease/6)\n"
+            "                       heartbeats (default 10s)\n"
+            "  --heartbeat DUR      heartbeat interval told to workers (default lease/5)\n"
+            "  --lease-grace DUR    wait after a lease ends before the run moves on\n"
+            "                       (default 2s)\n"
+            "  --confirm-within DUR a claimed run not reported started within this goes\n"
+            "                       back to pending, uncharged (default lease/2)\n"
             "  --tls-cert FILE      serve HTTPS only, with this PEM certificate (chain);\n"
             "                       needs --tls-key. Plain HTTP is then not served at all\n"
             "  --tls-key FILE       the PEM private key of --tls-cert\n"
@@ -303,8 +311,11 @@ static void dev_usage(FILE *f)
                "                       holds sked.db and admin.token\n"
                "  --slots N            runs the local worker executes at once (default 4;\n"
                "                       0 = no local worker)\n"
-               "  --lease DUR          run lease between heartbeats (default 30s)\n"
-               "  --heartbeat DUR      heartbeat interval told to workers (default lease/6)\n"
+               "  --lease DUR          run lease between heartbeats (default 10s)\n"
+               "  --heartbeat DUR      heartbeat interval told to workers (default lease/5)\n"
+               "  --lease-grace DUR    wait after a lease ends before the run moves on (2s)\n"
+               "  --confirm-within DUR claimed runs must be reported started within this\n"
+               "                       (default lease/2)\n"
                "  --tls-cert FILE      serve HTTPS only, with this PEM certificate (chain);\n"
                "                       needs --tls-key. Plain HTTP is then not served at all\n"
                "  --tls-key FILE       the PEM private key of --tls-cert\n"

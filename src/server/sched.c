@@ -41,8 +41,8 @@
 
 #define DEF_LOOKAHEAD_MS     1000
 #define DEF_MISFIRE_GRACE_MS 5000
-#define DEF_LEASE_MS         30000
-#define DEF_LEASE_GRACE_MS   5000
+#define DEF_LEASE_MS         SERVER_DEFAULT_LEASE_MS
+#define DEF_LEASE_GRACE_MS   SERVER_DEFAULT_LEASE_GRACE_MS
 #define DEF_RETENTION_MS     ((int64_t)30 * 86400 * 1000)
 
 /* Reasons recorded on skipped runs (promise §5.3: every fire time that does

@@ -46,9 +46,11 @@ struct server {
 static void fill_defaults(server_config_t *c)
 {
     if (c->threads <= 0) c->threads = DEFAULT_THREADS;
-    if (c->lease_ms <= 0) c->lease_ms = 30 * SEC;
-    if (c->heartbeat_ms <= 0) c->heartbeat_ms = c->lease_ms / 6 > 0 ? c->lease_ms / 6 : 1;
-    if (c->lease_grace_ms <= 0) c->lease_grace_ms = 5 * SEC;
+    if (c->lease_ms <= 0) c->lease_ms = SERVER_DEFAULT_LEASE_MS;
+    if (c->heartbeat_ms <= 0) c->heartbeat_ms = c->lease_ms / 5 > 0 ? c->lease_ms / 5 : 1;
+    if (c->lease_grace_ms <= 0) c->lease_grace_ms = SERVER_DEFAULT_LEASE_GRACE_MS;
+    if (c->confirm_ms <= 0 || c->confirm_ms > c->lease_ms)
+        c->confirm_ms = c->lease_ms / 2 > 0 ? c->lease_ms / 2 : 1;
     if (c->worker_timeout_ms <= 0) c->worker_timeout_ms = 3 * c->lease_ms;
     if (c->lookahead_ms <= 0) c->lookahead_ms = 1 * SEC;
     if (c->misfire_grace_ms <= 0) c->misfire_grace_ms = 5 * SEC;

@@ -13,15 +13,27 @@
 
 typedef struct server server_t;
 
+/* Lease defaults. A dead worker's run is re-queued about lease + grace
+ * after its last renewal (under 15 s with these); a worker fences its
+ * attempts lease - max(2 heartbeats, lease/5) after the *send* of the last
+ * renewing request, so the attempt is dead well before the server moves
+ * the run on, even when the worker process is frozen (its watcher process
+ * holds the deadline). A claimed run must be confirmed started within the
+ * confirm window (default lease/2) or it comes back, uncharged. */
+#define SERVER_DEFAULT_LEASE_MS       10000
+#define SERVER_DEFAULT_LEASE_GRACE_MS 2000
+
 typedef struct server_config {
     const char *listen;        /* "127.0.0.1:8080"; port 0 = pick one */
     const char *store_url;     /* "sqlite:PATH" */
     const char *token_file;    /* where the bootstrap admin token is written on a new store;
                                   NULL = beside the database file ("admin.token") */
     int threads;               /* HTTP worker threads; 0 = default (16) */
-    int64_t lease_ms;          /* run lease; default 30s */
-    int64_t heartbeat_ms;      /* heartbeat interval told to workers; default lease/6 */
-    int64_t lease_grace_ms;    /* extra wait after a lease expires before re-queueing; default 5s */
+    int64_t lease_ms;          /* run lease; default 10s */
+    int64_t heartbeat_ms;      /* heartbeat interval told to workers; default lease/5 */
+    int64_t lease_grace_ms;    /* extra wait after a lease expires before re-queueing; default 2s */
+    int64_t confirm_ms;        /* a claimed run not reported started within this goes back to
+                                  pending, uncharged; default lease/2 */
     int64_t worker_timeout_ms; /* heartbeat silence before a worker is lost; default 3 leases */
     int64_t lookahead_ms;      /* fire schedules this far ahead; default 1s */
     int64_t misfire_grace_ms;  /* a fire time later than this is a misfire; default 5s */

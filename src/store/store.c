@@ -222,6 +222,8 @@ void store_worker_clear(store_worker_t *w)
     free(w->host);
     free(w->labels);
     free(w->queues);
+    free(w->owner);
+    free(w->ns);
     memset(w, 0, sizeof *w);
 }
 
@@ -339,11 +341,37 @@ run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_o
 {
     if (cancel_requested || outcome == ATTEMPT_CANCELED) return RUN_CANCELED;
     if (outcome == ATTEMPT_SUCCEEDED) return RUN_SUCCEEDED;
+    if (outcome == ATTEMPT_NOT_STARTED) { /* uncharged: due again at once */
+        *not_before_ms = now_ms;
+        return RUN_SCHEDULED;
+    }
     if (backoff_may_retry(p, attempt)) {
         *not_before_ms = now_ms + store__retry_delay_ms(p, attempt + 1);
         return RUN_SCHEDULED;
     }
     return RUN_FAILED;
+}
+
+int64_t store__fence_new(void)
+{
+    uint64_t v = 0;
+    do
+        randombytes_buf(&v, sizeof v);
+    while ((v >> 1) == 0);
+    return (int64_t)(v >> 1); /* 63 random bits: positive in JSON and every SQL integer */
+}
+
+bool store__owner_ok(const char *owner, const char *worker_owner)
+{
+    /* A legacy worker (registered before workers had owners) has owner ""
+     * and only an unrestricted caller may act for it. */
+    return !owner || (worker_owner && *worker_owner && strcmp(owner, worker_owner) == 0);
+}
+
+const char *store__not_started_reason(bool refused)
+{
+    return refused ? "not started: the worker refused it (its lease was over on arrival)"
+                   : "not started: the worker never confirmed it";
 }
 
 int64_t store__effective_priority(int priority, int64_t not_before_ms, int64_t now_ms)
@@ -499,30 +527,30 @@ int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t
     return st->ops->worker_list(st, cursor, limit, out, n, next_cursor);
 }
 
-int store_worker_drain(store_t *st, const char *id, int64_t now_ms)
+int store_worker_drain(store_t *st, const char *id, const char *owner, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return st->ops->worker_drain(st, id, now_ms);
+    return st->ops->worker_set_state(st, id, owner, WORKER_DRAINING, now_ms);
 }
 
-int store_worker_deregister(store_t *st, const char *id, int64_t now_ms)
+int store_worker_deregister(store_t *st, const char *id, const char *owner, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return st->ops->worker_deregister(st, id, now_ms);
+    return st->ops->worker_set_state(st, id, owner, WORKER_GONE, now_ms);
 }
 
-int store_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
-                store_claimed_t **out, size_t *n)
+int store_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
+                int64_t now_ms, store_claimed_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (!worker_id || max < 0 || lease_ms <= 0) return SKED_EINVAL;
+    if (!worker_id || max < 0 || confirm_ms <= 0) return SKED_EINVAL;
     if (max > 1000) max = 1000;
-    return st->ops->claim(st, worker_id, max, lease_ms, now_ms, out, n);
+    return st->ops->claim(st, worker_id, owner, max, confirm_ms, now_ms, out, n);
 }
 
-int store_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
-                    int64_t lease_ms, int64_t now_ms, bool *draining)
+int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
+                    size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining)
 {
     bool dummy;
     if (!worker_id || (nheld && !held) || lease_ms <= 0) return SKED_EINVAL;
@@ -530,16 +558,17 @@ int store_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size
         if (!held[i].run_id) return SKED_EINVAL;
         held[i].keep = false;
     }
-    return st->ops->heartbeat(st, worker_id, held, nheld, lease_ms, now_ms,
+    return st->ops->heartbeat(st, worker_id, owner, held, nheld, lease_ms, now_ms,
                               draining ? draining : &dummy);
 }
 
-int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
+int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                    const store_result_t *res, int64_t now_ms)
 {
-    if (!run_id || !res || attempt < 1 || (unsigned)res->outcome >= ATTEMPT_OUTCOME_COUNT)
+    if (!run_id || !res || attempt < 1 || (unsigned)res->outcome >= ATTEMPT_OUTCOME_COUNT ||
+        res->outcome == ATTEMPT_LOST)
         return SKED_EINVAL;
-    return st->ops->complete(st, run_id, attempt, fence, res, now_ms);
+    return st->ops->complete(st, run_id, attempt, fence, owner, res, now_ms);
 }
 
 int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)
@@ -548,12 +577,12 @@ int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int6
     return st->ops->reap(st, grace_ms, heartbeat_timeout_ms, now_ms);
 }
 
-int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
-                     int stream, const char *data, size_t len, int64_t now_ms)
+int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
+                     int64_t seq, int stream, const char *data, size_t len, int64_t now_ms)
 {
     if (!run_id || attempt < 1 || seq < 0 || (stream != 1 && stream != 2) || (len && !data))
         return SKED_EINVAL;
-    return st->ops->log_append(st, run_id, attempt, fence, seq, stream, data, len, now_ms);
+    return st->ops->log_append(st, run_id, attempt, fence, owner, seq, stream, data, len, now_ms);
 }
 
 int store_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,

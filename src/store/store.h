@@ -295,13 +295,18 @@ typedef struct store_worker {
     int running; /* runs it currently holds (computed) */
     worker_state_t state;
     int64_t registered_ms, heartbeat_ms;
+    char *owner; /* register: the id of the token that registers it (IN); the worker
+                    protocol verbs then act for it only when called with that owner */
+    char *ns;    /* register: the namespace its token is scoped to ("" = all, IN); it
+                    claims runs of that namespace's jobs only */
 } store_worker_t;
 
 void store_worker_clear(store_worker_t *w);
 
-/* Registers a worker (new id in w->id, OUT). A worker with the same name
- * that is not active is replaced (its id is reused) so restarts keep
- * history tidy. */
+/* Registers a worker (new id in w->id, OUT), bound to w->owner and
+ * w->ns. A worker with the same name and owner that is not active is
+ * replaced (its id is reused) so restarts keep history tidy; a worker of
+ * another owner is never taken over. */
 int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms);
 int store_worker_get(store_t *st, const char *id, store_worker_t *out);
 /* Lists the pool (every worker but gone ones) by name, then id: one page of
@@ -311,10 +316,17 @@ int store_worker_get(store_t *st, const char *id, store_worker_t *out);
  * or NULL on the last page. SKED_EINVAL: a bad limit or cursor. */
 int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
                       char **next_cursor);
-/* Stops handing work to a worker; its running runs finish. SKED_ENOTFOUND. */
-int store_worker_drain(store_t *st, const char *id, int64_t now_ms);
+/* Every worker-protocol verb below takes `owner`: the id of the calling
+ * token. The verb acts only for a worker registered by that token (or a
+ * run held by such a worker) and answers SKED_EFORBID otherwise; NULL
+ * means the caller may act for any worker (an admin, or the server's own
+ * embedded worker). */
+
+/* Stops handing work to a worker; its running runs finish. SKED_ENOTFOUND,
+ * SKED_EFORBID. */
+int store_worker_drain(store_t *st, const char *id, const char *owner, int64_t now_ms);
 /* A worker going away cleanly (after a drain): state gone. */
-int store_worker_deregister(store_t *st, const char *id, int64_t now_ms);
+int store_worker_deregister(store_t *st, const char *id, const char *owner, int64_t now_ms);
 
 /* A run handed to a worker by a claim. */
 typedef struct store_claimed {
@@ -327,31 +339,38 @@ typedef struct store_claimed {
 void store_claimed_clear(store_claimed_t *c);
 
 /* Claims up to max runs for worker_id: scheduled/pending runs with
- * not_before <= now of active jobs, in the worker's queues, whose
- * constraints its labels satisfy, respecting each job's max_concurrency and
+ * not_before <= now of active jobs, in the worker's queues (and its
+ * namespace, if it has one), whose constraints its labels satisfy,
+ * respecting each job's max_concurrency and
  * overlap policy (forbid: a due run while another of the job runs is
  * skipped with reason "overlap"; replace: the running one is asked to
  * cancel and the new one waits), ordered by priority with aging (+1 per
  * minute waited, capped at +100), then fire time. Each becomes running
- * with attempt+1, a new fence and lease_expires = now + lease_ms, and an
- * attempt row. Refreshes the worker's heartbeat. A draining or unknown
- * worker gets 0 runs (SKED_ENOTFOUND for unknown). */
-int store_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
-                store_claimed_t **out, size_t *n);
+ * with attempt+1, a new random fence, an attempt row, and an *unconfirmed*
+ * lease: lease_expires = now + confirm_ms, the short window in which the
+ * worker must report the attempt started (store_heartbeat with started)
+ * before the reaper takes the run back, uncharged. Refreshes the worker's
+ * heartbeat. A draining worker gets 0 runs; SKED_ENOTFOUND for an unknown
+ * worker. */
+int store_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
+                int64_t now_ms, store_claimed_t **out, size_t *n);
 
 /* One run a worker holds, as it reports in a heartbeat. */
 typedef struct store_held {
     const char *run_id;
     int64_t fence;
-    bool keep; /* OUT: false = stop it now (canceled, or the lease was lost) */
+    bool started; /* the attempt's process is running: confirms an unconfirmed lease */
+    bool keep;    /* OUT: false = stop it now (canceled, or the lease was lost) */
 } store_held_t;
 
 /* Heartbeat: refreshes the worker, renews the lease of every held run whose
  * (worker, fence) still matches to now + lease_ms, and tells which to kill.
+ * A run whose lease is still unconfirmed is confirmed (and renewed) only
+ * when reported started; otherwise its short lease is left as it is.
  * *draining OUT: the worker should claim no more. SKED_ENOTFOUND for an
  * unknown worker (it should re-register). */
-int store_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
-                    int64_t lease_ms, int64_t now_ms, bool *draining);
+int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
+                    size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining);
 
 /* What a worker reports when an attempt ends. */
 typedef struct store_result {
@@ -364,15 +383,22 @@ typedef struct store_result {
 /* Completes attempt `attempt` of run_id held with `fence`. Succeeded ->
  * succeeded. Failed/timeout -> scheduled again with not_before = now +
  * backoff (the store draws the jitter) while attempts remain, else failed.
- * Canceled -> canceled. A repeat of an already-applied completion with the
+ * Canceled -> canceled. Not started (the worker refused a run whose lease
+ * was over on arrival) -> due again at once, the attempt undone: its row
+ * and log removed and the attempt count not charged; allowed only while
+ * the lease is unconfirmed (a started attempt that claims it never started
+ * counts as failed). A repeat of an already-applied completion with the
  * same fence returns 0 and changes nothing (retries after a lost answer are
- * safe). A fence that is not the run's current one: SKED_ESTALE. */
-int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
+ * safe). A fence that is not the run's current one: SKED_ESTALE; a run
+ * held by a worker of another owner: SKED_EFORBID. */
+int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                    const store_result_t *res, int64_t now_ms);
 
 /* Reaper: running runs whose lease_expires_ms + grace_ms < now become the
  * next attempt (scheduled, with backoff, attempt outcome "lost") or failed
- * or canceled (if cancel was requested); workers whose heartbeat is older
+ * or canceled (if cancel was requested); an unconfirmed lease that ran out
+ * is undone as "not started" (see store_complete): due again at once,
+ * uncharged. Workers whose heartbeat is older
  * than heartbeat_timeout_ms become lost. Returns the number of runs
  * changed, or an error. Safe to run on every server at once. */
 int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
@@ -396,8 +422,8 @@ void store_log_chunk_clear(store_log_chunk_t *c);
  * current one (SKED_ESTALE otherwise). Chunks are idempotent by (run,
  * attempt, seq): a repeated seq is ignored. Beyond the per-run cap the data
  * is dropped and one stream-0 note "log truncated at N bytes" is stored. */
-int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
-                     int stream, const char *data, size_t len, int64_t now_ms);
+int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
+                     int64_t seq, int stream, const char *data, size_t len, int64_t now_ms);
 
 /* Reads chunks of run_id (attempt 0 = all attempts) in (attempt, seq) order
  * after position (after_attempt, after_seq) — pass (0, -1) for the start —

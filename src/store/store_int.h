@@ -53,19 +53,21 @@ struct store_ops {
     int (*worker_get)(store_t *st, const char *id, store_worker_t *out);
     int (*worker_list)(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
                        char **next_cursor);
-    int (*worker_drain)(store_t *st, const char *id, int64_t now_ms);
-    int (*worker_deregister)(store_t *st, const char *id, int64_t now_ms);
+    /* drain (WORKER_DRAINING) and deregister (WORKER_GONE). */
+    int (*worker_set_state)(store_t *st, const char *id, const char *owner, worker_state_t state,
+                            int64_t now_ms);
 
-    int (*claim)(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
-                 store_claimed_t **out, size_t *n);
-    int (*heartbeat)(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
-                     int64_t lease_ms, int64_t now_ms, bool *draining);
-    int (*complete)(store_t *st, const char *run_id, int attempt, int64_t fence,
+    int (*claim)(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
+                 int64_t now_ms, store_claimed_t **out, size_t *n);
+    int (*heartbeat)(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
+                     size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining);
+    int (*complete)(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                     const store_result_t *res, int64_t now_ms);
     int (*reap)(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
 
-    int (*log_append)(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
-                      int stream, const char *data, size_t len, int64_t now_ms);
+    int (*log_append)(store_t *st, const char *run_id, int attempt, int64_t fence,
+                      const char *owner, int64_t seq, int stream, const char *data, size_t len,
+                      int64_t now_ms);
     int (*log_read)(store_t *st, const char *run_id, int attempt, int after_attempt,
                     int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n);
 
@@ -144,6 +146,17 @@ int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt);
  * with *not_before_ms set) or RUN_FAILED. */
 run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_outcome_t outcome,
                                  bool cancel_requested, int64_t now_ms, int64_t *not_before_ms);
+
+/* A new fencing token: 63 random bits (libsodium), so a token cannot be
+ * guessed from another one, and in practice never repeats. */
+int64_t store__fence_new(void);
+
+/* The run's reason when an attempt is undone as not started. */
+const char *store__not_started_reason(bool refused);
+
+/* Whether a caller with token `owner` (NULL = anyone) may act for a worker
+ * registered by `worker_owner`. */
+bool store__owner_ok(const char *owner, const char *worker_owner);
 
 /* Aging: the effective priority of a run that has been due since
  * not_before_ms: +1 per minute waited, capped at +STORE__AGING_CAP. */

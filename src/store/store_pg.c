@@ -180,6 +180,16 @@ static const char *const migrations[] = {
     " source text NOT NULL, status integer NOT NULL);"
     "CREATE INDEX audit_at ON audit (at_ms, id);"
     "CREATE INDEX audit_actor ON audit (actor, at_ms, id);",
+
+    /* 3: claims are confirmed (unconfirmed until the worker reports the
+     * attempt started); workers are bound to the token that registered
+     * them and to its namespace. Workers registered before this had no
+     * owner: they are retired, and re-register (bound) on their next call.
+     * Fences are random now (store__fence_new). */
+    "ALTER TABLE runs ADD COLUMN unconfirmed boolean NOT NULL DEFAULT false;"
+    "ALTER TABLE workers ADD COLUMN owner text NOT NULL DEFAULT '';"
+    "ALTER TABLE workers ADD COLUMN ns text NOT NULL DEFAULT '';"
+    "UPDATE workers SET state = 3;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -278,6 +288,9 @@ enum q {
     Q_RUN_LEASE,
     Q_RUNS_RENEW,
     Q_RUN_FOR_FINISH,
+    Q_RUN_UNCLAIM,
+    Q_ATTEMPT_DROP,
+    Q_LOG_DROP,
     Q_ATTEMPT_REPORTED,
     Q_ATTEMPT_FINISH,
     Q_RUN_FINISH,
@@ -411,14 +424,14 @@ static const char *const stmts[Q_COUNT] = {
     [Q_RUN_CANCEL_ASK] = "UPDATE runs SET cancel_requested = true, reason = $2 WHERE id = $1",
 
     /* workers */
-    [Q_WORKER_REUSE] = "SELECT id FROM workers WHERE name = $1 AND state <> 0"
+    [Q_WORKER_REUSE] = "SELECT id FROM workers WHERE name = $1 AND owner = $2 AND state <> 0"
                        " ORDER BY heartbeat_ms DESC LIMIT 1 FOR NO KEY UPDATE",
     [Q_WORKER_INSERT] =
         "INSERT INTO workers (id, name, host, labels, queues, slots, state, registered_ms,"
-        " heartbeat_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+        " heartbeat_ms, owner, ns) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $8, $9)",
     [Q_WORKER_REPLACE] =
         "UPDATE workers SET name = $2, host = $3, labels = $4, queues = $5, slots = $6,"
-        " state = 0, registered_ms = $7, heartbeat_ms = $7 WHERE id = $1",
+        " state = 0, registered_ms = $7, heartbeat_ms = $7, owner = $8, ns = $9 WHERE id = $1",
     [Q_WORKER_GET] = "SELECT " WORKER_COLS " FROM workers w WHERE w.id = $1",
     /* Pages in (name, id) order after the cursor worker's (name, id), as
      * in store_sqlite.c. */
@@ -428,13 +441,15 @@ static const char *const stmts[Q_COUNT] = {
         "SELECT " WORKER_COLS " FROM workers w, workers c WHERE c.id = $2 AND w.state <> 3"
         " AND w.name >= c.name AND (w.name > c.name OR w.id > c.id)"
         " ORDER BY w.name, w.id LIMIT $1",
-    [Q_WORKER_SET_STATE] = "UPDATE workers SET state = $2 WHERE id = $1 AND state <> 3",
+    /* RETURNING owner: a change for the wrong owner is rolled back. */
+    [Q_WORKER_SET_STATE] =
+        "UPDATE workers SET state = $2 WHERE id = $1 AND state <> 3 RETURNING owner",
 
     /* claim. The worker row lock serialises one worker's claims and
      * heartbeats; a lost worker that speaks again is active again. */
     [Q_WORKER_TOUCH] =
         "UPDATE workers SET heartbeat_ms = $2, state = CASE WHEN state = 2 THEN 0 ELSE state END"
-        " WHERE id = $1 AND state <> 3 RETURNING state, queues, labels",
+        " WHERE id = $1 AND state <> 3 RETURNING state, queues, labels, owner, ns",
     /* The next lower priority level present among claimable runs of a
      * queue (an index probe: max() over runs_claim). */
     [Q_CLAIM_LEVEL] = "SELECT max(priority) FROM runs WHERE state IN (0, 2) AND NOT held"
@@ -446,7 +461,7 @@ static const char *const stmts[Q_COUNT] = {
     [Q_CLAIM_ROWS] = "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms FROM runs r"
                      " JOIN jobs j ON j.id = r.job_id"
                      " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
-                     " AND r.not_before_ms <= $3 AND j.state = 0"
+                     " AND r.not_before_ms <= $3 AND j.state = 0 AND ($6 = '' OR j.ns = $6)"
                      " AND string_to_array(j.constraints, ',') <@ string_to_array($5, ',')"
                      " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED",
     [Q_CLAIM_JOB] = "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms,"
@@ -463,7 +478,7 @@ static const char *const stmts[Q_COUNT] = {
                        " WHERE job_id = $1 AND state = 3 AND NOT cancel_requested",
     /* The lease and the attempt row in one round trip. */
     [Q_RUN_LEASE] = "WITH r AS (UPDATE runs SET state = 3, worker_id = $2, attempt = attempt + 1,"
-                    " fence = nextval('fence_seq'), lease_expires_ms = $3,"
+                    " fence = $5, lease_expires_ms = $3, unconfirmed = true,"
                     " started_ms = CASE WHEN started_ms < 0 THEN $4 ELSE started_ms END"
                     " WHERE id = $1 AND state IN (0, 2) RETURNING " RUN_COLS "),"
                     " a AS (INSERT INTO attempts (run_id, n, worker_id, fence, started_ms)"
@@ -472,16 +487,30 @@ static const char *const stmts[Q_COUNT] = {
 
     /* heartbeat, complete, reap. Renewal of all held runs in one statement:
      * only those still held by this worker with this fence and not asked
-     * to cancel come back, and those are the ones to keep. */
-    [Q_RUNS_RENEW] = "UPDATE runs r SET lease_expires_ms = $2"
-                     " FROM unnest($3::text[], $4::bigint[]) AS h (id, fence)"
-                     " WHERE r.id = h.id AND r.fence = h.fence AND r.worker_id = $1"
-                     " AND r.state = 3 AND NOT r.cancel_requested RETURNING r.id, r.fence",
+     * to cancel come back, and those are the ones to keep. An unconfirmed
+     * lease keeps its short term until the attempt is reported started. */
+    [Q_RUNS_RENEW] =
+        "UPDATE runs r SET lease_expires_ms = CASE WHEN r.unconfirmed AND NOT h.started"
+        " THEN r.lease_expires_ms ELSE $2 END, unconfirmed = r.unconfirmed AND NOT h.started"
+        " FROM unnest($3::text[], $4::bigint[], $5::boolean[]) AS h (id, fence, started)"
+        " WHERE r.id = h.id AND r.fence = h.fence AND r.worker_id = $1"
+        " AND r.state = 3 AND NOT r.cancel_requested RETURNING r.id, r.fence",
     [Q_RUN_FOR_FINISH] =
         "SELECT r.state, r.fence, r.attempt, r.cancel_requested, r.reason,"
         " j.retry_max_attempts, j.retry_initial_ms, j.retry_max_ms, j.retry_multiplier,"
-        " j.retry_jitter, j.state FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = $1"
-        " FOR NO KEY UPDATE OF r",
+        " j.retry_jitter, j.state, r.unconfirmed, w.owner FROM runs r"
+        " JOIN jobs j ON j.id = r.job_id LEFT JOIN workers w ON w.id = r.worker_id"
+        " WHERE r.id = $1 FOR NO KEY UPDATE OF r",
+    /* Undoes an attempt that never started (see the SQLite backend). */
+    [Q_RUN_UNCLAIM] =
+        "UPDATE runs SET state = $2, not_before_ms = $3, lease_expires_ms = -1, finished_ms = $4,"
+        " reason = $5, held = $6, attempt = attempt - 1, worker_id = '', unconfirmed = false,"
+        " started_ms = CASE WHEN attempt = 1 THEN -1 ELSE started_ms END,"
+        " log_bytes = log_bytes - (SELECT coalesce(sum(length(data)), 0) FROM log_chunks l"
+        " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream <> 0)"
+        " WHERE id = $1",
+    [Q_ATTEMPT_DROP] = "DELETE FROM attempts WHERE run_id = $1 AND n = $2",
+    [Q_LOG_DROP] = "DELETE FROM log_chunks WHERE run_id = $1 AND attempt = $2",
     [Q_ATTEMPT_REPORTED] = "SELECT reported FROM attempts WHERE run_id = $1 AND n = $2"
                            " AND fence = $3",
     [Q_ATTEMPT_FINISH] = "UPDATE attempts SET finished_ms = $3, outcome = $4, exit_code = $5,"
@@ -498,8 +527,10 @@ static const char *const stmts[Q_COUNT] = {
     /* logs */
     /* A reaped attempt (outcome lost) may not log any more, even before
      * the run is claimed again and its fence changes. */
-    [Q_RUN_FOR_LOG] = "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome"
-                      " FROM runs r LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt"
+    [Q_RUN_FOR_LOG] = "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome,"
+                      " w.owner FROM runs r"
+                      " LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt"
+                      " LEFT JOIN workers w ON w.id = r.worker_id"
                       " WHERE r.id = $1 FOR NO KEY UPDATE OF r",
     [Q_LOG_HAS] = "SELECT 1 FROM log_chunks WHERE run_id = $1 AND attempt = $2 AND seq = $3",
     [Q_LOG_INSERT] = "INSERT INTO log_chunks (run_id, attempt, seq, stream, at_ms, data)"
@@ -1915,6 +1946,7 @@ static int worker_register_fn(struct pg *pg, struct pconn *c, void *arg)
     struct prm p = {0};
     int rc = 0;
     pt(&p, w->name);
+    pt(&p, w->owner ? w->owner : "");
     PGresult *r = ex(c, Q_WORKER_REUSE, &p, &rc);
     if (!r) return rc;
     bool reuse = PQntuples(r) > 0;
@@ -1931,6 +1963,8 @@ static int worker_register_fn(struct pg *pg, struct pconn *c, void *arg)
     pt(&p, w->queues && *w->queues ? w->queues : "default");
     pi(&p, w->slots);
     pi(&p, a->now_ms);
+    pt(&p, w->owner ? w->owner : "");
+    pt(&p, w->ns ? w->ns : "");
     if ((rc = exn(c, reuse ? Q_WORKER_REPLACE : Q_WORKER_INSERT, &p, NULL)) < 0) return rc;
     w->state = WORKER_ACTIVE;
     w->registered_ms = w->heartbeat_ms = a->now_ms;
@@ -2009,7 +2043,7 @@ static int pg_worker_list(store_t *st, const char *cursor, int limit, store_work
 }
 
 struct worker_state_args {
-    const char *id;
+    const char *id, *owner;
     worker_state_t state;
 };
 
@@ -2017,23 +2051,22 @@ static int worker_state_fn(struct pg *pg, struct pconn *c, void *arg)
 {
     struct worker_state_args *a = arg;
     struct prm p = {0};
-    int64_t n = 0;
+    int rc = 0;
     pt(&p, a->id);
     pi(&p, a->state);
-    int rc = exn(c, Q_WORKER_SET_STATE, &p, &n);
-    if (rc < 0) return rc;
-    return n ? 0 : SKED_ENOTFOUND;
+    PGresult *r = ex(c, Q_WORKER_SET_STATE, &p, &rc);
+    if (!r) return rc;
+    rc = PQntuples(r) == 0                                ? SKED_ENOTFOUND
+         : store__owner_ok(a->owner, PQgetvalue(r, 0, 0)) ? 0
+                                                          : SKED_EFORBID;
+    PQclear(r);
+    return rc;
 }
 
-static int pg_worker_drain(store_t *st, const char *id, int64_t now_ms)
+static int pg_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
+                               int64_t now_ms)
 {
-    struct worker_state_args a = {id, WORKER_DRAINING};
-    return tx((struct pg *)st, TX_WRITE, worker_state_fn, &a, NULL);
-}
-
-static int pg_worker_deregister(store_t *st, const char *id, int64_t now_ms)
-{
-    struct worker_state_args a = {id, WORKER_GONE};
+    struct worker_state_args a = {id, owner, state};
     return tx((struct pg *)st, TX_WRITE, worker_state_fn, &a, NULL);
 }
 
@@ -2055,9 +2088,10 @@ static int cand_cmp(const void *pa, const void *pb)
 }
 
 struct claim_args {
-    const char *worker_id;
+    const char *worker_id, *owner;
     int max;
-    int64_t lease_ms, now_ms;
+    int64_t lease_ms, now_ms; /* lease_ms: the unconfirmed lease, the confirm window */
+    char *ns;                 /* the worker's namespace; "" = all */
     store_claimed_t *out;
     size_t n;
 };
@@ -2069,8 +2103,8 @@ struct claim_args {
  * ranges of O(window) rows each, whatever the backlog. Within a level the
  * oldest due run has aged most, so index order is effective-priority
  * order. *more OUT: candidates beyond the window may exist. */
-static int gather(struct pconn *c, const char *queues, const char *labels, int window,
-                  int64_t now_ms, struct cand **out, size_t *nout, bool *more)
+static int gather(struct pconn *c, const char *queues, const char *labels, const char *ns,
+                  int window, int64_t now_ms, struct cand **out, size_t *nout, bool *more)
 {
     struct cand *v = NULL;
     size_t n = 0, cap = 0;
@@ -2106,6 +2140,7 @@ static int gather(struct pconn *c, const char *queues, const char *labels, int w
             pi(&p, now_ms);
             pi(&p, window);
             pt(&p, labels);
+            pt(&p, ns);
             if (!(r = ex(c, Q_CLAIM_ROWS, &p, &rc))) goto out;
             int rows = PQntuples(r);
             for (int i = 0; i < rows; i++) {
@@ -2195,6 +2230,7 @@ static int claim_one(struct pconn *c, struct claim_args *a, const char *labels,
     pt(&p, a->worker_id);
     pi(&p, a->now_ms + a->lease_ms);
     pi(&p, a->now_ms);
+    pi(&p, store__fence_new()); /* random: no worker can guess another lease's fence */
     if (!(r = ex(c, Q_RUN_LEASE, &p, &rc))) goto out;
     if (PQntuples(r) == 0) goto out; /* claimed or canceled since we looked */
     row_run(r, 0, &cl->run);
@@ -2228,7 +2264,14 @@ static int claim_fn(struct pg *pg, struct pconn *c, void *arg)
     worker_state_t ws = (worker_state_t)gi(r, 0, 0);
     queues = gt0(r, 0, 1);
     labels = gt0(r, 0, 2);
+    bool owner_ok = store__owner_ok(a->owner, PQgetvalue(r, 0, 3));
+    free(a->ns); /* tx() may run us again */
+    a->ns = gt0(r, 0, 4);
     PQclear(r);
+    if (!owner_ok) {
+        rc = SKED_EFORBID; /* rolls the touch back */
+        goto out;
+    }
     if (ws == WORKER_DRAINING || a->max == 0) goto out;
 
     a->out = xcalloc((size_t)a->max, sizeof *a->out);
@@ -2240,7 +2283,8 @@ static int claim_fn(struct pg *pg, struct pconn *c, void *arg)
         size_t n = 0;
         bool more = false;
         FREE_NULL(cands);
-        if ((rc = gather(c, queues, labels, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
+        if ((rc = gather(c, queues, labels, a->ns, window, a->now_ms, &cands, &n, &more)) < 0)
+            goto out;
         for (size_t i = 0; i < n && a->n < (size_t)a->max; i++) {
             rc = claim_one(c, a, labels, &cands[i], &a->out[a->n]);
             if (rc < 0) goto out;
@@ -2263,11 +2307,12 @@ out:
     return rc;
 }
 
-static int pg_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
-                    store_claimed_t **out, size_t *n)
+static int pg_claim(store_t *st, const char *worker_id, const char *owner, int max,
+                    int64_t confirm_ms, int64_t now_ms, store_claimed_t **out, size_t *n)
 {
-    struct claim_args a = {worker_id, max, lease_ms, now_ms, NULL, 0};
+    struct claim_args a = {worker_id, owner, max, confirm_ms, now_ms, NULL, NULL, 0};
     int rc = tx((struct pg *)st, TX_WRITE, claim_fn, &a, &a.now_ms);
+    free(a.ns);
     if (rc < 0) { /* the commit failed after claim_fn succeeded */
         for (size_t i = 0; i < a.n; i++)
             store_claimed_clear(&a.out[i]);
@@ -2293,7 +2338,7 @@ static void array_elem(buf_t *b, const char *s)
 }
 
 struct heartbeat_args {
-    const char *worker_id;
+    const char *worker_id, *owner;
     store_held_t *held;
     size_t nheld;
     int64_t lease_ms, now_ms;
@@ -2304,7 +2349,7 @@ static int heartbeat_fn(struct pg *pg, struct pconn *c, void *arg)
 {
     struct heartbeat_args *a = arg;
     struct prm p = {0};
-    buf_t ids = BUF_INIT, fences = BUF_INIT;
+    buf_t ids = BUF_INIT, fences = BUF_INIT, started = BUF_INIT;
     PGresult *r = NULL;
     int rc = 0;
 
@@ -2316,6 +2361,10 @@ static int heartbeat_fn(struct pg *pg, struct pconn *c, void *arg)
         goto out;
     }
     *a->draining = gi(r, 0, 0) == WORKER_DRAINING;
+    if (!store__owner_ok(a->owner, PQgetvalue(r, 0, 3))) {
+        rc = SKED_EFORBID; /* rolls the touch back */
+        goto out;
+    }
     PQclear(r);
     r = NULL;
     for (size_t i = 0; i < a->nheld; i++)
@@ -2324,17 +2373,21 @@ static int heartbeat_fn(struct pg *pg, struct pconn *c, void *arg)
 
     buf_puts(&ids, "{");
     buf_puts(&fences, "{");
+    buf_puts(&started, "{");
     for (size_t i = 0; i < a->nheld; i++) {
         array_elem(&ids, a->held[i].run_id);
         buf_printf(&fences, "%s%" PRId64, i ? "," : "", a->held[i].fence);
+        buf_printf(&started, "%s%s", i ? "," : "", a->held[i].started ? "t" : "f");
     }
     buf_puts(&ids, "}");
     buf_puts(&fences, "}");
+    buf_puts(&started, "}");
     memset(&p, 0, sizeof p);
     pt(&p, a->worker_id);
     pi(&p, a->now_ms + a->lease_ms);
     pt(&p, ids.data);
     pt(&p, fences.data);
+    pt(&p, started.data);
     if (!(r = ex(c, Q_RUNS_RENEW, &p, &rc))) goto out;
     for (int k = 0; k < PQntuples(r); k++) {
         const char *id = PQgetvalue(r, k, 0);
@@ -2347,13 +2400,14 @@ out:
     PQclear(r);
     buf_free(&ids);
     buf_free(&fences);
+    buf_free(&started);
     return rc;
 }
 
-static int pg_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
-                        int64_t lease_ms, int64_t now_ms, bool *draining)
+static int pg_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
+                        size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining)
 {
-    struct heartbeat_args a = {worker_id, held, nheld, lease_ms, now_ms, draining};
+    struct heartbeat_args a = {worker_id, owner, held, nheld, lease_ms, now_ms, draining};
     int rc = tx((struct pg *)st, TX_WRITE, heartbeat_fn, &a, &a.now_ms);
     if (rc < 0)
         for (size_t i = 0; i < nheld; i++)
@@ -2370,9 +2424,12 @@ struct finishing {
     char *reason; /* the cancel reason, if any */
     retry_policy_t retry;
     bool held;
+    bool unconfirmed;   /* the attempt was never reported started */
+    char *worker_owner; /* new; the holding worker's owner, NULL if none */
 };
 
-/* Locks the run and reads its facts; SKED_ENOTFOUND. f->reason is new. */
+/* Locks the run and reads its facts; SKED_ENOTFOUND. f->reason and
+ * f->worker_owner are new. */
 static int read_finishing(struct pconn *c, const char *run_id, struct finishing *f)
 {
     struct prm p = {0};
@@ -2395,7 +2452,43 @@ static int read_finishing(struct pconn *c, const char *run_id, struct finishing 
     f->retry.multiplier = strtod(PQgetvalue(r, 0, 8), NULL);
     f->retry.jitter = gb(r, 0, 9);
     f->held = gi(r, 0, 10) == JOB_PAUSED;
+    f->unconfirmed = gb(r, 0, 11);
+    f->worker_owner = gt(r, 0, 12);
     PQclear(r);
+    return 0;
+}
+
+static void finishing_clear(struct finishing *f)
+{
+    free(f->reason);
+    free(f->worker_owner);
+}
+
+/* finish_attempt for an attempt that never started. */
+static int unclaim(struct pconn *c, const char *run_id, const struct finishing *f, const char *why,
+                   int64_t now_ms)
+{
+    int64_t not_before = now_ms;
+    run_state_t next = store__after_attempt(&f->retry, f->attempt, ATTEMPT_NOT_STARTED,
+                                            f->cancel_requested, now_ms, &not_before);
+    const char *reason = next == RUN_CANCELED ? (f->reason ? f->reason : "canceled") : why;
+    struct prm p = {0};
+    int rc;
+    pt(&p, run_id);
+    pi(&p, next);
+    pi(&p, not_before);
+    pi(&p, run_state_terminal(next) ? now_ms : -1);
+    pt(&p, reason);
+    pb(&p, next == RUN_SCHEDULED && f->held);
+    if ((rc = exn(c, Q_RUN_UNCLAIM, &p, NULL)) < 0) return rc;
+    const int drops[] = {Q_ATTEMPT_DROP, Q_LOG_DROP};
+    for (size_t i = 0; i < 2; i++) {
+        memset(&p, 0, sizeof p);
+        pt(&p, run_id);
+        pi(&p, f->attempt);
+        if ((rc = exn(c, drops[i], &p, NULL)) < 0) return rc;
+    }
+    want_notify(c);
     return 0;
 }
 
@@ -2408,6 +2501,7 @@ static int finish_attempt(struct pconn *c, const char *run_id, const struct fini
     const char *why = res->reason;
     struct prm p = {0};
     int rc;
+    if (res->outcome == ATTEMPT_NOT_STARTED) return unclaim(c, run_id, f, why, now_ms);
     if (!why && res->outcome == ATTEMPT_TIMEOUT) why = "timeout";
     pt(&p, run_id);
     pi(&p, f->attempt);
@@ -2448,6 +2542,7 @@ struct complete_args {
     const char *run_id;
     int attempt;
     int64_t fence;
+    const char *owner;
     const store_result_t *res;
     int64_t now_ms;
 };
@@ -2459,6 +2554,10 @@ static int complete_fn(struct pg *pg, struct pconn *c, void *arg)
     PGresult *r = NULL;
     int rc = read_finishing(c, a->run_id, &f);
     if (rc < 0) goto out;
+    if (f.state == RUN_RUNNING && !store__owner_ok(a->owner, f.worker_owner)) {
+        rc = SKED_EFORBID;
+        goto out;
+    }
     if (f.state != RUN_RUNNING || f.fence != a->fence || f.attempt != a->attempt) {
         /* Either a repeat of a completion we applied (its answer was lost)
          * or a worker whose lease was taken away. Only the former is 0. */
@@ -2470,17 +2569,23 @@ static int complete_fn(struct pg *pg, struct pconn *c, void *arg)
         rc = PQntuples(r) > 0 && gb(r, 0, 0) ? 0 : SKED_ESTALE;
         goto out;
     }
-    rc = finish_attempt(c, a->run_id, &f, a->res, true, a->now_ms);
+    store_result_t res = *a->res;
+    if (res.outcome == ATTEMPT_NOT_STARTED && !f.unconfirmed) {
+        /* It was reported started: it ran, and that attempt counts. */
+        res.outcome = ATTEMPT_FAILED;
+        res.reason = "reported not started after it was confirmed started";
+    }
+    rc = finish_attempt(c, a->run_id, &f, &res, true, a->now_ms);
 out:
     PQclear(r);
-    free(f.reason);
+    finishing_clear(&f);
     return rc;
 }
 
 static int pg_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
-                       const store_result_t *res, int64_t now_ms)
+                       const char *owner, const store_result_t *res, int64_t now_ms)
 {
-    struct complete_args a = {run_id, attempt, fence, res, now_ms};
+    struct complete_args a = {run_id, attempt, fence, owner, res, now_ms};
     return tx((struct pg *)st, TX_WRITE, complete_fn, &a, &a.now_ms);
 }
 
@@ -2509,8 +2614,10 @@ static int reap_fn(struct pg *pg, struct pconn *c, void *arg)
         struct finishing f = {0};
         if ((rc = read_finishing(c, id, &f)) < 0) break;
         store_result_t res = {ATTEMPT_LOST, -1, 0, "lease expired"};
+        if (f.unconfirmed)
+            res = (store_result_t){ATTEMPT_NOT_STARTED, -1, 0, store__not_started_reason(false)};
         rc = finish_attempt(c, id, &f, &res, false, a->now_ms);
-        free(f.reason);
+        finishing_clear(&f);
         if (rc < 0) break;
         a->changed++;
     }
@@ -2540,7 +2647,9 @@ static int pg_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, 
 struct log_append_args {
     const char *run_id;
     int attempt;
-    int64_t fence, seq;
+    int64_t fence;
+    const char *owner;
+    int64_t seq;
     int stream;
     const char *data;
     size_t len;
@@ -2577,6 +2686,10 @@ static int log_append_fn(struct pg *pg, struct pconn *c, void *arg)
     if (gi(r, 0, 0) != a->fence || gi(r, 0, 1) != a->attempt || gin(r, 0, 4) == ATTEMPT_LOST) {
         PQclear(r);
         return SKED_ESTALE;
+    }
+    if (!store__owner_ok(a->owner, PQgetisnull(r, 0, 5) ? NULL : PQgetvalue(r, 0, 5))) {
+        PQclear(r);
+        return SKED_EFORBID;
     }
     int64_t used = gi(r, 0, 2);
     bool truncated = gb(r, 0, 3);
@@ -2615,10 +2728,11 @@ static int log_append_fn(struct pg *pg, struct pconn *c, void *arg)
     return rc;
 }
 
-static int pg_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
-                         int stream, const char *data, size_t len, int64_t now_ms)
+static int pg_log_append(store_t *st, const char *run_id, int attempt, int64_t fence,
+                         const char *owner, int64_t seq, int stream, const char *data, size_t len,
+                         int64_t now_ms)
 {
-    struct log_append_args a = {run_id, attempt, fence, seq, stream, data, len, now_ms};
+    struct log_append_args a = {run_id, attempt, fence, owner, seq, stream, data, len, now_ms};
     return tx((struct pg *)st, TX_WRITE, log_append_fn, &a, &a.now_ms);
 }
 
@@ -3460,8 +3574,7 @@ static const struct store_ops pg_ops = {
     .worker_register = pg_worker_register,
     .worker_get = pg_worker_get,
     .worker_list = pg_worker_list,
-    .worker_drain = pg_worker_drain,
-    .worker_deregister = pg_worker_deregister,
+    .worker_set_state = pg_worker_set_state,
     .claim = pg_claim,
     .heartbeat = pg_heartbeat,
     .complete = pg_complete,

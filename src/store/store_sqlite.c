@@ -160,6 +160,15 @@ static const char *const migrations[] = {
     " source TEXT NOT NULL, status INTEGER NOT NULL);"
     "CREATE INDEX audit_at ON audit(at_ms, id);"
     "CREATE INDEX audit_actor ON audit(actor, at_ms, id);",
+
+    /* 3: claims are confirmed (unconfirmed = 1 until the worker reports the
+     * attempt started); workers are bound to the token that registered
+     * them and to its namespace. Workers registered before this had no
+     * owner: they are retired, and re-register (bound) on their next call. */
+    "ALTER TABLE runs ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE workers ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE workers ADD COLUMN ns TEXT NOT NULL DEFAULT '';"
+    "UPDATE workers SET state = 3;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -1505,14 +1514,14 @@ static int sq_run_cancel(store_t *st, const char *id, const char *reason, int64_
 
 /* ---- workers ---------------------------------------------------------------- */
 
-static const char SQL_WORKER_REUSE[] =
-    "SELECT id FROM workers WHERE name = ?1 AND state != 0 ORDER BY heartbeat_ms DESC LIMIT 1";
+static const char SQL_WORKER_REUSE[] = "SELECT id FROM workers WHERE name = ?1 AND owner = ?2"
+                                       " AND state != 0 ORDER BY heartbeat_ms DESC LIMIT 1";
 static const char SQL_WORKER_INSERT[] =
     "INSERT INTO workers (id, name, host, labels, queues, slots, state, registered_ms,"
-    " heartbeat_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)";
+    " heartbeat_ms, owner, ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?9)";
 static const char SQL_WORKER_REPLACE[] =
     "UPDATE workers SET name = ?2, host = ?3, labels = ?4, queues = ?5, slots = ?6, state = 0,"
-    " registered_ms = ?7, heartbeat_ms = ?7 WHERE id = ?1";
+    " registered_ms = ?7, heartbeat_ms = ?7, owner = ?8, ns = ?9 WHERE id = ?1";
 
 struct worker_reg_args {
     store_worker_t *w;
@@ -1527,6 +1536,7 @@ static int worker_register_fn(struct sq *s, void *arg)
     sqlite3_stmt *q = prep(c, SQL_WORKER_REUSE);
     if (!q) return SKED_ESTORE;
     bt(q, 1, w->name);
+    bt(q, 2, w->owner ? w->owner : "");
     int rc = sqlite3_step(q);
     bool reuse = rc == SQLITE_ROW;
     if (reuse)
@@ -1544,6 +1554,8 @@ static int worker_register_fn(struct sq *s, void *arg)
     bt(q, 5, w->queues && *w->queues ? w->queues : "default");
     bi(q, 6, w->slots);
     bi(q, 7, a->now_ms);
+    bt(q, 8, w->owner ? w->owner : "");
+    bt(q, 9, w->ns ? w->ns : "");
     if ((rc = run(c, q)) < 0) return rc;
     w->state = WORKER_ACTIVE;
     w->registered_ms = w->heartbeat_ms = a->now_ms;
@@ -1637,11 +1649,13 @@ static int sq_worker_list(store_t *st, const char *cursor, int limit, store_work
     return rd((struct sq *)st, worker_list_fn, &a);
 }
 
+/* RETURNING owner: a change made for the wrong owner is rolled back with
+ * its savepoint when the op returns SKED_EFORBID. */
 static const char SQL_WORKER_SET_STATE[] =
-    "UPDATE workers SET state = ?2 WHERE id = ?1 AND state != 3";
+    "UPDATE workers SET state = ?2 WHERE id = ?1 AND state != 3 RETURNING owner";
 
 struct worker_state_args {
-    const char *id;
+    const char *id, *owner;
     worker_state_t state;
 };
 
@@ -1653,20 +1667,18 @@ static int worker_state_fn(struct sq *s, void *arg)
     if (!q) return SKED_ESTORE;
     bt(q, 1, a->id);
     bi(q, 2, a->state);
-    int rc = run(c, q);
-    if (rc < 0) return rc;
-    return sqlite3_changes(c->db) ? 0 : SKED_ENOTFOUND;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
+    if (rc != SQLITE_ROW) return dberr(c, rc);
+    rc = store__owner_ok(a->owner, (const char *)sqlite3_column_text(q, 0)) ? 0 : SKED_EFORBID;
+    sqlite3_reset(q);
+    return rc;
 }
 
-static int sq_worker_drain(store_t *st, const char *id, int64_t now_ms)
+static int sq_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
+                               int64_t now_ms)
 {
-    struct worker_state_args a = {id, WORKER_DRAINING};
-    return wsubmit((struct sq *)st, worker_state_fn, &a);
-}
-
-static int sq_worker_deregister(store_t *st, const char *id, int64_t now_ms)
-{
-    struct worker_state_args a = {id, WORKER_GONE};
+    struct worker_state_args a = {id, owner, state};
     return wsubmit((struct sq *)st, worker_state_fn, &a);
 }
 
@@ -1674,7 +1686,7 @@ static int sq_worker_deregister(store_t *st, const char *id, int64_t now_ms)
 
 static const char SQL_WORKER_TOUCH[] =
     "UPDATE workers SET heartbeat_ms = ?2, state = CASE WHEN state = 2 THEN 0 ELSE state END"
-    " WHERE id = ?1 AND state != 3 RETURNING state, queues, labels";
+    " WHERE id = ?1 AND state != 3 RETURNING state, queues, labels, owner, ns";
 /* The next lower priority level present among claimable runs of a queue. */
 static const char SQL_CLAIM_LEVEL[] =
     "SELECT priority FROM runs INDEXED BY runs_claim"
@@ -1686,7 +1698,7 @@ static const char SQL_CLAIM_ROWS[] =
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority = ?2"
     " AND not_before_ms <= ?3 ORDER BY not_before_ms LIMIT ?4";
 static const char SQL_CLAIM_JOB[] =
-    "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name"
+    "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name, ns"
     " FROM jobs WHERE id = ?1";
 static const char SQL_JOB_RUNNING[] =
     "SELECT COUNT(*) FROM runs INDEXED BY runs_running_job WHERE job_id = ?1 AND state = 3";
@@ -1696,12 +1708,10 @@ static const char SQL_RUN_SKIP_OVERLAP[] =
 static const char SQL_RUNS_REPLACE[] =
     "UPDATE runs SET cancel_requested = 1, reason = coalesce(reason, 'replaced by a newer run')"
     " WHERE job_id = ?1 AND state = 3 AND cancel_requested = 0";
-static const char SQL_NEXT_FENCE[] =
-    "UPDATE counters SET value = value + 1 WHERE name = 'fence' RETURNING value";
 static const char SQL_RUN_LEASE[] =
     "UPDATE runs SET state = 3, worker_id = ?2, attempt = attempt + 1, fence = ?3,"
-    " lease_expires_ms = ?4, started_ms = CASE WHEN started_ms < 0 THEN ?5 ELSE started_ms END"
-    " WHERE id = ?1 AND state IN (0, 2) RETURNING attempt";
+    " lease_expires_ms = ?4, started_ms = CASE WHEN started_ms < 0 THEN ?5 ELSE started_ms END,"
+    " unconfirmed = 1 WHERE id = ?1 AND state IN (0, 2) RETURNING attempt";
 static const char SQL_ATTEMPT_INSERT[] =
     "INSERT INTO attempts (run_id, n, worker_id, fence, started_ms) VALUES (?1, ?2, ?3, ?4, ?5)";
 
@@ -1721,9 +1731,10 @@ static int cand_cmp(const void *pa, const void *pb)
 }
 
 struct claim_args {
-    const char *worker_id;
+    const char *worker_id, *owner;
     int max;
-    int64_t lease_ms, now_ms;
+    int64_t lease_ms, now_ms; /* lease_ms: the unconfirmed lease, the confirm window */
+    char *ns;                 /* the worker's namespace; "" = all */
     store_claimed_t *out;
     size_t n;
 };
@@ -1829,8 +1840,12 @@ static int claim_one(struct sq *s, struct claim_args *a, const char *labels, con
     const char *constraints = (const char *)sqlite3_column_text(q, 1);
     int max_conc = (int)ci(q, 2);
     overlap_policy_t overlap = (overlap_policy_t)ci(q, 3);
-    if (js == JOB_PAUSED || js == JOB_DELETED || !store__labels_satisfy(labels, constraints))
+    const char *job_ns = (const char *)sqlite3_column_text(q, 7);
+    if (js == JOB_PAUSED || js == JOB_DELETED || !store__labels_satisfy(labels, constraints) ||
+        (*a->ns && strcmp(a->ns, job_ns ? job_ns : "") != 0)) {
+        sqlite3_reset(q);
         return 0;
+    }
     /* Keep what a claim hands out before the job statement is reused. */
     spec = ct0(q, 4);
     int64_t timeout_ms = ci(q, 5);
@@ -1869,17 +1884,9 @@ static int claim_one(struct sq *s, struct claim_args *a, const char *labels, con
         goto out;
     }
 
-    /* A store-wide counter, not per run: a fence is never reused, so a
-     * worker cut off long ago can never match a later lease. */
-    if (!(q = prep(c, SQL_NEXT_FENCE))) goto out;
-    if ((rc = sqlite3_step(q)) != SQLITE_ROW) {
-        rc = dberr(c, rc);
-        goto out;
-    }
-    int64_t fence = ci(q, 0);
-    sqlite3_reset(q);
-
-    rc = SKED_ESTORE;
+    /* Random, not a counter: no worker can guess another lease's fence,
+     * and one cut off long ago never matches a later lease. */
+    int64_t fence = store__fence_new();
     if (!(q = prep(c, SQL_RUN_LEASE))) goto out;
     bt(q, 1, k->id);
     bt(q, 2, a->worker_id);
@@ -1932,8 +1939,14 @@ static int claim_fn(struct sq *s, void *arg)
     worker_state_t ws = (worker_state_t)ci(q, 0);
     queues = ct0(q, 1);
     labels = ct0(q, 2);
+    bool owner_ok = store__owner_ok(a->owner, (const char *)sqlite3_column_text(q, 3));
+    a->ns = ct0(q, 4);
     sqlite3_reset(q);
     rc = 0;
+    if (!owner_ok) {
+        rc = SKED_EFORBID; /* rolls the touch back */
+        goto out;
+    }
     if (ws == WORKER_DRAINING || a->max == 0) goto out;
 
     a->out = xcalloc((size_t)a->max, sizeof *a->out);
@@ -1960,11 +1973,12 @@ out:
     return rc;
 }
 
-static int sq_claim(store_t *st, const char *worker_id, int max, int64_t lease_ms, int64_t now_ms,
-                    store_claimed_t **out, size_t *n)
+static int sq_claim(store_t *st, const char *worker_id, const char *owner, int max,
+                    int64_t confirm_ms, int64_t now_ms, store_claimed_t **out, size_t *n)
 {
-    struct claim_args a = {worker_id, max, lease_ms, now_ms, NULL, 0};
+    struct claim_args a = {worker_id, owner, max, confirm_ms, now_ms, NULL, NULL, 0};
     int rc = wsubmit((struct sq *)st, claim_fn, &a);
+    free(a.ns);
     if (rc < 0) {
         for (size_t i = 0; i < a.n; i++)
             store_claimed_clear(&a.out[i]);
@@ -1979,11 +1993,12 @@ static int sq_claim(store_t *st, const char *worker_id, int max, int64_t lease_m
 /* ---- heartbeat, complete, reap -------------------------------------------- */
 
 static const char SQL_RUN_HELD[] =
-    "SELECT worker_id, fence, state, cancel_requested FROM runs WHERE id = ?1";
-static const char SQL_RUN_RENEW[] = "UPDATE runs SET lease_expires_ms = ?2 WHERE id = ?1";
+    "SELECT worker_id, fence, state, cancel_requested, unconfirmed FROM runs WHERE id = ?1";
+static const char SQL_RUN_RENEW[] =
+    "UPDATE runs SET lease_expires_ms = ?2, unconfirmed = 0 WHERE id = ?1";
 
 struct heartbeat_args {
-    const char *worker_id;
+    const char *worker_id, *owner;
     store_held_t *held;
     size_t nheld;
     int64_t lease_ms, now_ms;
@@ -2002,7 +2017,9 @@ static int heartbeat_fn(struct sq *s, void *arg)
     if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
     if (rc != SQLITE_ROW) return dberr(c, rc);
     *a->draining = ci(q, 0) == WORKER_DRAINING;
+    bool owner_ok = store__owner_ok(a->owner, (const char *)sqlite3_column_text(q, 3));
     sqlite3_reset(q);
+    if (!owner_ok) return SKED_EFORBID;
 
     for (size_t i = 0; i < a->nheld; i++) {
         store_held_t *h = &a->held[i];
@@ -2016,8 +2033,12 @@ static int heartbeat_fn(struct sq *s, void *arg)
         if (rc != SQLITE_ROW) return dberr(c, rc);
         h->keep = strcmp((const char *)sqlite3_column_text(q, 0), a->worker_id) == 0 &&
                   ci(q, 1) == h->fence && ci(q, 2) == RUN_RUNNING && ci(q, 3) == 0;
+        bool unconfirmed = ci(q, 4) != 0;
         sqlite3_reset(q);
-        if (!h->keep) continue;
+        /* An unconfirmed lease keeps its short term until the attempt is
+         * reported started: a run handed out and never begun comes back
+         * soon, however often its worker heartbeats. */
+        if (!h->keep || (unconfirmed && !h->started)) continue;
         if (!(q = prep(c, SQL_RUN_RENEW))) return SKED_ESTORE;
         bt(q, 1, h->run_id);
         bi(q, 2, a->now_ms + a->lease_ms);
@@ -2026,10 +2047,10 @@ static int heartbeat_fn(struct sq *s, void *arg)
     return 0;
 }
 
-static int sq_heartbeat(store_t *st, const char *worker_id, store_held_t *held, size_t nheld,
-                        int64_t lease_ms, int64_t now_ms, bool *draining)
+static int sq_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
+                        size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining)
 {
-    struct heartbeat_args a = {worker_id, held, nheld, lease_ms, now_ms, draining};
+    struct heartbeat_args a = {worker_id, owner, held, nheld, lease_ms, now_ms, draining};
     int rc = wsubmit((struct sq *)st, heartbeat_fn, &a);
     if (rc < 0)
         for (size_t i = 0; i < nheld; i++)
@@ -2039,8 +2060,21 @@ static int sq_heartbeat(store_t *st, const char *worker_id, store_held_t *held, 
 
 static const char SQL_RUN_FOR_FINISH[] =
     "SELECT r.state, r.fence, r.attempt, r.cancel_requested, r.reason, j.retry_max_attempts,"
-    " j.retry_initial_ms, j.retry_max_ms, j.retry_multiplier, j.retry_jitter, j.state"
-    " FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1";
+    " j.retry_initial_ms, j.retry_max_ms, j.retry_multiplier, j.retry_jitter, j.state,"
+    " r.unconfirmed, w.owner FROM runs r JOIN jobs j ON j.id = r.job_id"
+    " LEFT JOIN workers w ON w.id = r.worker_id WHERE r.id = ?1";
+/* Undoes an attempt that never started: the run is due again with the
+ * attempt count as before (its log bytes given back); the attempt's row and
+ * log go (SQL_ATTEMPT_DROP, SQL_LOG_DROP). */
+static const char SQL_RUN_UNCLAIM[] =
+    "UPDATE runs SET state = ?2, not_before_ms = ?3, lease_expires_ms = -1, finished_ms = ?4,"
+    " reason = ?5, held = ?6, attempt = attempt - 1, worker_id = '', unconfirmed = 0,"
+    " started_ms = CASE WHEN attempt = 1 THEN -1 ELSE started_ms END,"
+    " log_bytes = log_bytes - (SELECT coalesce(sum(length(data)), 0) FROM log_chunks l"
+    " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream != 0)"
+    " WHERE id = ?1";
+static const char SQL_ATTEMPT_DROP[] = "DELETE FROM attempts WHERE run_id = ?1 AND n = ?2";
+static const char SQL_LOG_DROP[] = "DELETE FROM log_chunks WHERE run_id = ?1 AND attempt = ?2";
 static const char SQL_ATTEMPT_REPORTED[] =
     "SELECT reported FROM attempts WHERE run_id = ?1 AND n = ?2 AND fence = ?3";
 static const char SQL_ATTEMPT_FINISH[] =
@@ -2060,9 +2094,12 @@ struct finishing {
     char *reason; /* the cancel reason, if any */
     retry_policy_t retry;
     bool held;
+    bool unconfirmed;   /* the attempt was never reported started */
+    char *worker_owner; /* new; the holding worker's owner, NULL if none */
 };
 
-/* Reads the run's facts; SKED_ENOTFOUND. f->reason is new. */
+/* Reads the run's facts; SKED_ENOTFOUND. f->reason and f->worker_owner are
+ * new. */
 static int read_finishing(struct conn *c, const char *run_id, struct finishing *f)
 {
     sqlite3_stmt *q = prep(c, SQL_RUN_FOR_FINISH);
@@ -2082,7 +2119,45 @@ static int read_finishing(struct conn *c, const char *run_id, struct finishing *
     f->retry.multiplier = sqlite3_column_double(q, 8);
     f->retry.jitter = ci(q, 9) != 0;
     f->held = ci(q, 10) == JOB_PAUSED;
+    f->unconfirmed = ci(q, 11) != 0;
+    f->worker_owner = ct(q, 12);
     sqlite3_reset(q);
+    return 0;
+}
+
+static void finishing_clear(struct finishing *f)
+{
+    free(f->reason);
+    free(f->worker_owner);
+}
+
+/* finish_attempt for an attempt that never started. */
+static int unclaim(struct sq *s, const char *run_id, const struct finishing *f, const char *why,
+                   int64_t now_ms)
+{
+    struct conn *c = &s->w;
+    int64_t not_before = now_ms;
+    run_state_t next = store__after_attempt(&f->retry, f->attempt, ATTEMPT_NOT_STARTED,
+                                            f->cancel_requested, now_ms, &not_before);
+    const char *reason = next == RUN_CANCELED ? (f->reason ? f->reason : "canceled") : why;
+    sqlite3_stmt *q = prep(c, SQL_RUN_UNCLAIM);
+    int rc;
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, run_id);
+    bi(q, 2, next);
+    bi(q, 3, not_before);
+    bi(q, 4, run_state_terminal(next) ? now_ms : -1);
+    bt(q, 5, reason);
+    bi(q, 6, next == RUN_SCHEDULED && f->held);
+    if ((rc = run(c, q)) < 0) return rc;
+    const char *const drops[] = {SQL_ATTEMPT_DROP, SQL_LOG_DROP};
+    for (size_t i = 0; i < 2; i++) {
+        if (!(q = prep(c, drops[i]))) return SKED_ESTORE;
+        bt(q, 1, run_id);
+        bi(q, 2, f->attempt);
+        if ((rc = run(c, q)) < 0) return rc;
+    }
+    want_notify(s);
     return 0;
 }
 
@@ -2094,6 +2169,7 @@ static int finish_attempt(struct sq *s, const char *run_id, const struct finishi
 {
     struct conn *c = &s->w;
     const char *why = res->reason;
+    if (res->outcome == ATTEMPT_NOT_STARTED) return unclaim(s, run_id, f, why, now_ms);
     if (!why && res->outcome == ATTEMPT_TIMEOUT) why = "timeout";
     sqlite3_stmt *q = prep(c, SQL_ATTEMPT_FINISH);
     int rc;
@@ -2137,6 +2213,7 @@ struct complete_args {
     const char *run_id;
     int attempt;
     int64_t fence;
+    const char *owner;
     const store_result_t *res;
     int64_t now_ms;
 };
@@ -2148,6 +2225,10 @@ static int complete_fn(struct sq *s, void *arg)
     struct finishing f = {0};
     int rc = read_finishing(c, a->run_id, &f);
     if (rc < 0) goto out;
+    if (f.state == RUN_RUNNING && !store__owner_ok(a->owner, f.worker_owner)) {
+        rc = SKED_EFORBID;
+        goto out;
+    }
     if (f.state != RUN_RUNNING || f.fence != a->fence || f.attempt != a->attempt) {
         /* Either a repeat of a completion we applied (its answer was lost)
          * or a worker whose lease was taken away. Only the former is 0. */
@@ -2166,16 +2247,22 @@ static int complete_fn(struct sq *s, void *arg)
             rc = rc == SQLITE_DONE ? SKED_ESTALE : dberr(c, rc);
         goto out;
     }
-    rc = finish_attempt(s, a->run_id, &f, a->res, true, a->now_ms);
+    store_result_t res = *a->res;
+    if (res.outcome == ATTEMPT_NOT_STARTED && !f.unconfirmed) {
+        /* It was reported started: it ran, and that attempt counts. */
+        res.outcome = ATTEMPT_FAILED;
+        res.reason = "reported not started after it was confirmed started";
+    }
+    rc = finish_attempt(s, a->run_id, &f, &res, true, a->now_ms);
 out:
-    free(f.reason);
+    finishing_clear(&f);
     return rc;
 }
 
 static int sq_complete(store_t *st, const char *run_id, int attempt, int64_t fence,
-                       const store_result_t *res, int64_t now_ms)
+                       const char *owner, const store_result_t *res, int64_t now_ms)
 {
-    struct complete_args a = {run_id, attempt, fence, res, now_ms};
+    struct complete_args a = {run_id, attempt, fence, owner, res, now_ms};
     return wsubmit((struct sq *)st, complete_fn, &a);
 }
 
@@ -2218,8 +2305,10 @@ static int reap_fn(struct sq *s, void *arg)
         struct finishing f = {0};
         if ((rc = read_finishing(c, ids[i], &f)) < 0) goto out;
         store_result_t res = {ATTEMPT_LOST, -1, 0, "lease expired"};
+        if (f.unconfirmed)
+            res = (store_result_t){ATTEMPT_NOT_STARTED, -1, 0, store__not_started_reason(false)};
         rc = finish_attempt(s, ids[i], &f, &res, false, a->now_ms);
-        free(f.reason);
+        finishing_clear(&f);
         if (rc < 0) goto out;
         a->changed++;
     }
@@ -2247,8 +2336,9 @@ static int sq_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, 
 /* The attempt's outcome tells a reaped (lost) attempt from a finished one:
  * a lost attempt's worker was cut off and may write no more. */
 static const char SQL_RUN_FOR_LOG[] =
-    "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome FROM runs r"
-    " LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt WHERE r.id = ?1";
+    "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome, w.owner FROM runs r"
+    " LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt"
+    " LEFT JOIN workers w ON w.id = r.worker_id WHERE r.id = ?1";
 static const char SQL_LOG_HAS[] =
     "SELECT 1 FROM log_chunks WHERE run_id = ?1 AND attempt = ?2 AND seq = ?3";
 static const char SQL_LOG_INSERT[] =
@@ -2263,7 +2353,9 @@ static const char SQL_RUN_LOG_ACCOUNT[] =
 struct log_append_args {
     const char *run_id;
     int attempt;
-    int64_t fence, seq;
+    int64_t fence;
+    const char *owner;
+    int64_t seq;
     int stream;
     const char *data;
     size_t len;
@@ -2294,8 +2386,14 @@ static int log_append_fn(struct sq *s, void *arg)
     int rc = sqlite3_step(q);
     if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
     if (rc != SQLITE_ROW) return dberr(c, rc);
-    if (ci(q, 0) != a->fence || ci(q, 1) != a->attempt || ci(q, 4) == ATTEMPT_LOST)
+    if (ci(q, 0) != a->fence || ci(q, 1) != a->attempt || ci(q, 4) == ATTEMPT_LOST) {
+        sqlite3_reset(q);
         return SKED_ESTALE;
+    }
+    if (!store__owner_ok(a->owner, (const char *)sqlite3_column_text(q, 5))) {
+        sqlite3_reset(q);
+        return SKED_EFORBID;
+    }
     int64_t used = ci(q, 2);
     bool truncated = ci(q, 3) != 0;
     sqlite3_reset(q);
@@ -2332,10 +2430,11 @@ static int log_append_fn(struct sq *s, void *arg)
     return rc;
 }
 
-static int sq_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, int64_t seq,
-                         int stream, const char *data, size_t len, int64_t now_ms)
+static int sq_log_append(store_t *st, const char *run_id, int attempt, int64_t fence,
+                         const char *owner, int64_t seq, int stream, const char *data, size_t len,
+                         int64_t now_ms)
 {
-    struct log_append_args a = {run_id, attempt, fence, seq, stream, data, len, now_ms};
+    struct log_append_args a = {run_id, attempt, fence, owner, seq, stream, data, len, now_ms};
     return wsubmit((struct sq *)st, log_append_fn, &a);
 }
 
@@ -3106,8 +3205,7 @@ static const struct store_ops sqlite_ops = {
     .worker_register = sq_worker_register,
     .worker_get = sq_worker_get,
     .worker_list = sq_worker_list,
-    .worker_drain = sq_worker_drain,
-    .worker_deregister = sq_worker_deregister,
+    .worker_set_state = sq_worker_set_state,
     .claim = sq_claim,
     .heartbeat = sq_heartbeat,
     .complete = sq_complete,

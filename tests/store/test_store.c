@@ -141,8 +141,17 @@ static void new_worker(store_t *st, const char *name, const char *queues, const 
 static store_claimed_t *claim(store_t *st, const char *wid, int max, int64_t now, size_t *n)
 {
     store_claimed_t *v = NULL;
-    assert_int_equal(store_claim(st, wid, max, LEASE_MS, now, &v, n), 0);
+    assert_int_equal(store_claim(st, wid, NULL, max, LEASE_MS, now, &v, n), 0);
     return v;
+}
+
+/* Reports a claimed attempt started (its first heartbeat), which turns its
+ * short unconfirmed lease into a full one: now + LEASE_MS. */
+static void confirm(store_t *st, const char *wid, const store_claimed_t *c, int64_t now)
+{
+    store_held_t h = {c->run.id, c->run.fence, true, false};
+    assert_int_equal(store_heartbeat(st, wid, NULL, &h, 1, LEASE_MS, now, NULL), 0);
+    assert_true(h.keep);
 }
 
 static void free_claimed(store_claimed_t *v, size_t n)
@@ -893,7 +902,7 @@ static void test_claim_basics(void **state)
     cl = claim(ST, wid, 5, T0 + 6, &n);
     assert_int_equal(n, 1);
     assert_string_equal(cl[0].run.id, rid2);
-    assert_true(cl[0].run.fence > fence1); /* fences only grow */
+    assert_true(cl[0].run.fence > 0 && cl[0].run.fence != fence1); /* a fresh fence */
     free_claimed(cl, n);
     cl = claim(ST, wid, 5, T0 + 7, &n);
     assert_int_equal(n, 0);
@@ -920,8 +929,9 @@ static void test_claim_basics(void **state)
     assert_int_equal(w.running, 2);
     store_worker_clear(&w);
     store_claimed_t *none = NULL;
-    assert_int_equal(store_claim(ST, "wrk_00000000000000000000000000", 1, LEASE_MS, T0, &none, &n),
-                     SKED_ENOTFOUND);
+    assert_int_equal(
+        store_claim(ST, "wrk_00000000000000000000000000", NULL, 1, LEASE_MS, T0, &none, &n),
+        SKED_ENOTFOUND);
     assert_int_equal(n, 0);
     assert_null(none);
     store_job_clear(&j);
@@ -1082,7 +1092,7 @@ static void test_claim_max_concurrency(void **state)
     assert_int_equal(n, 2);
     char done_id[SKED_ID_LEN];
     memcpy(done_id, cl[0].run.id, SKED_ID_LEN);
-    assert_int_equal(store_complete(ST, done_id, 1, cl[0].run.fence, &RES_OK, T0 + 11), 0);
+    assert_int_equal(store_complete(ST, done_id, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 11), 0);
     free_claimed(cl, n);
     cl = claim(ST, wid, 10, T0 + 12, &n);
     assert_int_equal(n, 1);
@@ -1129,13 +1139,14 @@ static void test_claim_overlap(void **state)
     run = get_run(ST, old->run.id);
     assert_true(run.cancel_requested);
     store_run_clear(&run);
-    store_held_t h = {old->run.id, old->run.fence, true};
+    store_held_t h = {old->run.id, old->run.fence, true, true};
     bool draining = true;
-    assert_int_equal(store_heartbeat(ST, wid, &h, 1, LEASE_MS, T0 + 3, &draining), 0);
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 3, &draining), 0);
     assert_false(h.keep);
     assert_false(draining);
     store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL};
-    assert_int_equal(store_complete(ST, old->run.id, 1, old->run.fence, &canceled, T0 + 4), 0);
+    assert_int_equal(store_complete(ST, old->run.id, 1, old->run.fence, NULL, &canceled, T0 + 4),
+                     0);
     assert_int_equal(run_state(ST, old->run.id), RUN_CANCELED);
     cl = claim(ST, wid, 10, T0 + 5, &n);
     assert_int_equal(n, 1);
@@ -1168,7 +1179,7 @@ static void test_claim_paused_and_draining(void **state)
     assert_int_equal(g.state, JOB_PAUSED);
     store_job_clear(&g);
 
-    assert_int_equal(store_worker_drain(ST, wid, T0 + 5), 0);
+    assert_int_equal(store_worker_drain(ST, wid, NULL, T0 + 5), 0);
     assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0 + 6), 0);
     cl = claim(ST, wid, 10, T0 + 7, &n);
     assert_int_equal(n, 0); /* a draining worker gets nothing */
@@ -1193,7 +1204,7 @@ static void *claim_main(void *arg)
     for (;;) {
         store_claimed_t *v;
         size_t n;
-        if (store_claim(t->st, t->wid, 7, LEASE_MS, T0 + 1000, &v, &n) != 0) return NULL;
+        if (store_claim(t->st, t->wid, NULL, 7, LEASE_MS, T0 + 1000, &v, &n) != 0) return NULL;
         for (size_t i = 0; i < n; i++) {
             memcpy(t->got[t->ngot++], v[i].run.id, SKED_ID_LEN);
             store_claimed_clear(&v[i]);
@@ -1259,12 +1270,12 @@ static void test_heartbeat(void **state)
     store_claimed_t *cl = claim(ST, wid, 2, T0, &n);
     assert_int_equal(n, 2);
 
-    store_held_t h[4] = {{cl[0].run.id, cl[0].run.fence, false},
-                         {cl[1].run.id, cl[1].run.fence + 1000, true}, /* foreign fence */
-                         {"run_00000000000000000000000000", 1, true},  /* unknown run */
-                         {cl[1].run.id, cl[1].run.fence, false}};
+    store_held_t h[4] = {{cl[0].run.id, cl[0].run.fence, true, false},
+                         {cl[1].run.id, cl[1].run.fence + 1000, true, true}, /* foreign fence */
+                         {"run_00000000000000000000000000", 1, true, true},  /* unknown run */
+                         {cl[1].run.id, cl[1].run.fence, true, false}};
     bool draining = true;
-    assert_int_equal(store_heartbeat(ST, wid, h, 4, LEASE_MS, T0 + 10000, &draining), 0);
+    assert_int_equal(store_heartbeat(ST, wid, NULL, h, 4, LEASE_MS, T0 + 10000, &draining), 0);
     assert_true(h[0].keep);
     assert_false(h[1].keep);
     assert_false(h[2].keep);
@@ -1279,8 +1290,8 @@ static void test_heartbeat(void **state)
     store_worker_clear(&w);
 
     /* Another worker cannot keep (or renew) runs it does not hold. */
-    store_held_t theirs = {cl[0].run.id, cl[0].run.fence, true};
-    assert_int_equal(store_heartbeat(ST, other, &theirs, 1, LEASE_MS, T0 + 20000, NULL), 0);
+    store_held_t theirs = {cl[0].run.id, cl[0].run.fence, true, true};
+    assert_int_equal(store_heartbeat(ST, other, NULL, &theirs, 1, LEASE_MS, T0 + 20000, NULL), 0);
     assert_false(theirs.keep);
     r = get_run(ST, cl[0].run.id);
     assert_int_equal(r.lease_expires_ms, T0 + 10000 + LEASE_MS);
@@ -1288,15 +1299,15 @@ static void test_heartbeat(void **state)
 
     /* A canceled run is not kept; draining is reported. */
     assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", T0 + 11000), 0);
-    assert_int_equal(store_worker_drain(ST, wid, T0 + 11000), 0);
+    assert_int_equal(store_worker_drain(ST, wid, NULL, T0 + 11000), 0);
     h[0].keep = true;
-    assert_int_equal(store_heartbeat(ST, wid, h, 1, LEASE_MS, T0 + 12000, &draining), 0);
+    assert_int_equal(store_heartbeat(ST, wid, NULL, h, 1, LEASE_MS, T0 + 12000, &draining), 0);
     assert_false(h[0].keep);
     assert_true(draining);
 
-    assert_int_equal(
-        store_heartbeat(ST, "wrk_00000000000000000000000000", NULL, 0, LEASE_MS, T0, &draining),
-        SKED_ENOTFOUND);
+    assert_int_equal(store_heartbeat(ST, "wrk_00000000000000000000000000", NULL, NULL, 0, LEASE_MS,
+                                     T0, &draining),
+                     SKED_ENOTFOUND);
     free_claimed(cl, n);
 }
 
@@ -1311,9 +1322,9 @@ static void test_complete_success_idempotent_stale(void **state)
     const char *rid = cl[0].run.id;
     int64_t fence = cl[0].run.fence;
 
-    assert_int_equal(store_complete(ST, rid, 1, fence + 1, &RES_OK, T0 + 5), SKED_ESTALE);
-    assert_int_equal(store_complete(ST, rid, 2, fence, &RES_OK, T0 + 5), SKED_ESTALE);
-    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_OK, T0 + 5), 0);
+    assert_int_equal(store_complete(ST, rid, 1, fence + 1, NULL, &RES_OK, T0 + 5), SKED_ESTALE);
+    assert_int_equal(store_complete(ST, rid, 2, fence, NULL, &RES_OK, T0 + 5), SKED_ESTALE);
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &RES_OK, T0 + 5), 0);
     store_run_t r = get_run(ST, rid);
     assert_int_equal(r.state, RUN_SUCCEEDED);
     assert_int_equal(r.exit_code, 0);
@@ -1321,7 +1332,7 @@ static void test_complete_success_idempotent_stale(void **state)
     assert_int_equal(r.lease_expires_ms, -1);
     store_run_clear(&r);
     /* A repeat (lost answer) is 0 and changes nothing, even with another body. */
-    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_FAIL, T0 + 9), 0);
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &RES_FAIL, T0 + 9), 0);
     r = get_run(ST, rid);
     assert_int_equal(r.state, RUN_SUCCEEDED);
     assert_int_equal(r.finished_ms, T0 + 5);
@@ -1336,7 +1347,7 @@ static void test_complete_success_idempotent_stale(void **state)
     store_attempt_clear(&att[0]);
     free(att);
     store_run_clear(&r);
-    assert_int_equal(store_complete(ST, "run_00000000000000000000000000", 1, 1, &RES_OK, T0),
+    assert_int_equal(store_complete(ST, "run_00000000000000000000000000", 1, 1, NULL, &RES_OK, T0),
                      SKED_ENOTFOUND);
     free_claimed(cl, n);
 }
@@ -1358,10 +1369,12 @@ static void test_complete_retry_backoff(void **state)
         store_claimed_t *cl = claim(ST, wid, 1, now, &n);
         assert_int_equal(n, 1);
         assert_int_equal(cl[0].run.attempt, attempt);
-        assert_true(cl[0].run.fence > last_fence);
+        assert_true(cl[0].run.fence > 0);
+        assert_true(cl[0].run.fence != last_fence);
         last_fence = cl[0].run.fence;
         memcpy(rid, cl[0].run.id, SKED_ID_LEN);
-        assert_int_equal(store_complete(ST, rid, attempt, last_fence, &RES_FAIL, now + 100), 0);
+        assert_int_equal(store_complete(ST, rid, attempt, last_fence, NULL, &RES_FAIL, now + 100),
+                         0);
         store_run_t r = get_run(ST, rid);
         if (attempt < 3) {
             assert_int_equal(r.state, RUN_SCHEDULED);
@@ -1415,7 +1428,7 @@ static void test_complete_exact_backoff_and_timeout(void **state)
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     store_result_t to = {ATTEMPT_TIMEOUT, -1, 9, NULL};
-    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &to, T0 + 1), 0);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &to, T0 + 1), 0);
     store_run_t r = get_run(ST, cl[0].run.id);
     assert_int_equal(r.state, RUN_SCHEDULED);
     assert_int_equal(r.not_before_ms, T0 + 1 + 10000);
@@ -1427,8 +1440,8 @@ static void test_complete_exact_backoff_and_timeout(void **state)
     cl = claim(ST, wid, 1, T0 + 10001, &n);
     assert_int_equal(n, 1);
     assert_int_equal(cl[0].run.attempt, 2);
-    assert_int_equal(store_complete(ST, cl[0].run.id, 2, cl[0].run.fence, &RES_FAIL, T0 + 20000),
-                     0);
+    assert_int_equal(
+        store_complete(ST, cl[0].run.id, 2, cl[0].run.fence, NULL, &RES_FAIL, T0 + 20000), 0);
     r = get_run(ST, cl[0].run.id);
     assert_int_equal(r.not_before_ms, T0 + 20000 + 30000);
     assert_int_equal(r.started_ms, T0); /* first start is kept */
@@ -1451,7 +1464,8 @@ static void test_complete_cancel_requested(void **state)
     assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", T0 + 1), 0);
     /* Even a failure with retries left ends canceled once cancel was asked. */
     store_result_t killed = {ATTEMPT_FAILED, -1, 15, "signal 15"};
-    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &killed, T0 + 2), 0);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &killed, T0 + 2),
+                     0);
     store_run_t r = get_run(ST, cl[0].run.id);
     assert_int_equal(r.state, RUN_CANCELED);
     assert_string_equal(r.reason, "user asked");
@@ -1496,10 +1510,11 @@ static void test_job_delete_cancels_runs(void **state)
     assert_int_equal(r.state, RUN_RUNNING);
     assert_true(r.cancel_requested);
     store_run_clear(&r);
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, true};
-    assert_int_equal(store_heartbeat(ST, wid, &h, 1, LEASE_MS, T0 + 3, NULL), 0);
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, true};
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 3, NULL), 0);
     assert_false(h.keep);
-    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &RES_OK, T0 + 4), 0);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 4),
+                     0);
     assert_int_equal(run_state(ST, cl[0].run.id), RUN_CANCELED);
     free_claimed(cl, n);
 }
@@ -1549,7 +1564,9 @@ static void test_reap_lease_expiry(void **state)
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(n, 1);
     const int64_t grace = 5000, hb = 60000;
-    int64_t expires = cl[0].run.lease_expires_ms;
+    /* Reported started: from here on the attempt counts. */
+    confirm(ST, wid, &cl[0], T0 + 1);
+    int64_t expires = T0 + 1 + LEASE_MS;
 
     /* Within lease + grace nothing happens. */
     assert_int_equal(store_reap(ST, grace, hb, expires + grace), 0);
@@ -1573,15 +1590,15 @@ static void test_reap_lease_expiry(void **state)
     assert_int_equal(store_reap(ST, grace, hb, expires + grace + 2), 0);
 
     /* The cut-off worker can neither keep nor complete its attempt. */
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, true};
-    assert_int_equal(store_heartbeat(ST, wid, &h, 1, LEASE_MS, expires + grace + 3, NULL), 0);
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, true};
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, expires + grace + 3, NULL), 0);
     assert_false(h.keep);
     assert_int_equal(
-        store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &RES_OK, expires + grace + 4),
+        store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK, expires + grace + 4),
         SKED_ESTALE);
-    assert_int_equal(
-        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, 0, 1, "x", 1, expires + grace + 4),
-        SKED_ESTALE);
+    assert_int_equal(store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, 0, 1, "x", 1,
+                                      expires + grace + 4),
+                     SKED_ESTALE);
 
     /* The second (last) attempt is lost too: the run fails. */
     new_worker(ST, "w2", "default", "", T0, w2);
@@ -1589,6 +1606,7 @@ static void test_reap_lease_expiry(void **state)
     store_claimed_t *cl2 = claim(ST, w2, 1, now, &n);
     assert_int_equal(n, 1);
     assert_int_equal(cl2[0].run.attempt, 2);
+    confirm(ST, w2, &cl2[0], now);
     assert_int_equal(store_reap(ST, grace, INT64_C(1) << 50, now + LEASE_MS + grace + 1), 1);
     r = get_run(ST, cl2[0].run.id);
     assert_int_equal(r.state, RUN_FAILED);
@@ -1613,7 +1631,7 @@ static void test_reap_cancel_and_workers(void **state)
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(store_run_cancel(ST, cl[0].run.id, NULL, T0 + 1), 0);
-    assert_int_equal(store_heartbeat(ST, live, NULL, 0, LEASE_MS, T0 + 50000, NULL), 0);
+    assert_int_equal(store_heartbeat(ST, live, NULL, NULL, 0, LEASE_MS, T0 + 50000, NULL), 0);
     /* A lost attempt of a run asked to cancel ends canceled, not retried. */
     assert_int_equal(store_reap(ST, 0, 60000, T0 + 61000), 1);
     assert_int_equal(run_state(ST, cl[0].run.id), RUN_CANCELED);
@@ -1625,7 +1643,7 @@ static void test_reap_cancel_and_workers(void **state)
     assert_int_equal(w.state, WORKER_ACTIVE);
     store_worker_clear(&w);
     /* A lost worker that speaks again is active again. */
-    assert_int_equal(store_heartbeat(ST, wid, NULL, 0, LEASE_MS, T0 + 62000, NULL), 0);
+    assert_int_equal(store_heartbeat(ST, wid, NULL, NULL, 0, LEASE_MS, T0 + 62000, NULL), 0);
     assert_int_equal(store_worker_get(ST, wid, &w), 0);
     assert_int_equal(w.state, WORKER_ACTIVE);
     store_worker_clear(&w);
@@ -1686,11 +1704,11 @@ static void test_workers(void **state)
     assert_int_equal(store_worker_list(ST, "not-an-id", 10, &v, &n, &next), SKED_EINVAL);
     assert_int_equal(store_worker_list(ST, NULL, 0, &v, &n, &next), SKED_EINVAL);
 
-    assert_int_equal(store_worker_drain(ST, a, T0 + 3), 0);
+    assert_int_equal(store_worker_drain(ST, a, NULL, T0 + 3), 0);
     assert_int_equal(store_worker_get(ST, a, &w), 0);
     assert_int_equal(w.state, WORKER_DRAINING);
     store_worker_clear(&w);
-    assert_int_equal(store_worker_deregister(ST, a, T0 + 4), 0);
+    assert_int_equal(store_worker_deregister(ST, a, NULL, T0 + 4), 0);
     assert_int_equal(store_worker_get(ST, a, &w), 0);
     assert_int_equal(w.state, WORKER_GONE);
     store_worker_clear(&w);
@@ -1702,7 +1720,7 @@ static void test_workers(void **state)
         store_worker_clear(&v[i]);
     free(v);
     /* A gone worker must re-register; its name's id is reused. */
-    assert_int_equal(store_heartbeat(ST, a, NULL, 0, LEASE_MS, T0 + 5, NULL), SKED_ENOTFOUND);
+    assert_int_equal(store_heartbeat(ST, a, NULL, NULL, 0, LEASE_MS, T0 + 5, NULL), SKED_ENOTFOUND);
     new_worker(ST, "alpha", "default", "", T0 + 6, a3);
     assert_string_equal(a3, a);
     assert_int_equal(store_worker_get(ST, a3, &w), 0);
@@ -1710,7 +1728,8 @@ static void test_workers(void **state)
     assert_int_equal(w.registered_ms, T0 + 6);
     store_worker_clear(&w);
 
-    assert_int_equal(store_worker_drain(ST, "wrk_00000000000000000000000000", T0), SKED_ENOTFOUND);
+    assert_int_equal(store_worker_drain(ST, "wrk_00000000000000000000000000", NULL, T0),
+                     SKED_ENOTFOUND);
     assert_int_equal(store_worker_get(ST, "wrk_00000000000000000000000000", &w), SKED_ENOTFOUND);
 }
 
@@ -1736,15 +1755,16 @@ static void test_logs(void **state)
     char rid[SKED_ID_LEN];
     int64_t fence;
     running_run(ST, "logger", rid, &fence);
-    assert_int_equal(store_log_append(ST, rid, 1, fence, 0, 1, "hello\n", 6, T0 + 1), 0);
-    assert_int_equal(store_log_append(ST, rid, 1, fence, 1, 2, "err\0x", 5, T0 + 2), 0);
-    assert_int_equal(store_log_append(ST, rid, 1, fence, 2, 1, "bye\n", 4, T0 + 3), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, 0, 1, "hello\n", 6, T0 + 1), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, 1, 2, "err\0x", 5, T0 + 2), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, 2, 1, "bye\n", 4, T0 + 3), 0);
     /* A resent chunk is ignored. */
-    assert_int_equal(store_log_append(ST, rid, 1, fence, 1, 2, "DIFFERENT", 9, T0 + 4), 0);
-    assert_int_equal(store_log_append(ST, rid, 1, fence + 1, 3, 1, "x", 1, T0), SKED_ESTALE);
-    assert_int_equal(store_log_append(ST, rid, 2, fence, 3, 1, "x", 1, T0), SKED_ESTALE);
-    assert_int_equal(store_log_append(ST, "run_00000000000000000000000000", 1, 1, 0, 1, "x", 1, T0),
-                     SKED_ENOTFOUND);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, 1, 2, "DIFFERENT", 9, T0 + 4), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence + 1, NULL, 3, 1, "x", 1, T0), SKED_ESTALE);
+    assert_int_equal(store_log_append(ST, rid, 2, fence, NULL, 3, 1, "x", 1, T0), SKED_ESTALE);
+    assert_int_equal(
+        store_log_append(ST, "run_00000000000000000000000000", 1, 1, NULL, 0, 1, "x", 1, T0),
+        SKED_ENOTFOUND);
 
     store_log_chunk_t *v;
     size_t n;
@@ -1773,8 +1793,8 @@ static void test_logs(void **state)
     assert_false(r.log_truncated);
     store_run_clear(&r);
     /* Chunks may still arrive after completion (same fence). */
-    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_OK, T0 + 10), 0);
-    assert_int_equal(store_log_append(ST, rid, 1, fence, 3, 1, "late", 4, T0 + 11), 0);
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &RES_OK, T0 + 10), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, 3, 1, "late", 4, T0 + 11), 0);
     assert_int_equal(store_log_read(ST, rid, 1, 1, 2, 100, &v, &n), 0);
     assert_int_equal(n, 1);
     assert_memory_equal(v[0].data, "late", 4);
@@ -1795,16 +1815,19 @@ static void test_logs_by_attempt(void **state)
     assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
-    assert_int_equal(store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, 0, 1, "a1", 2, T0), 0);
-    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, &RES_FAIL, T0 + 1), 0);
+    assert_int_equal(
+        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, 0, 1, "a1", 2, T0), 0);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_FAIL, T0 + 1),
+                     0);
     store_claimed_t *cl2 = claim(ST, wid, 1, T0 + 1, &n);
     assert_int_equal(n, 1);
     assert_int_equal(cl2[0].run.attempt, 2);
     assert_int_equal(
-        store_log_append(ST, cl2[0].run.id, 2, cl2[0].run.fence, 0, 1, "a2", 2, T0 + 2), 0);
+        store_log_append(ST, cl2[0].run.id, 2, cl2[0].run.fence, NULL, 0, 1, "a2", 2, T0 + 2), 0);
     /* The previous attempt's fence no longer writes. */
-    assert_int_equal(store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, 1, 1, "x", 1, T0 + 3),
-                     SKED_ESTALE);
+    assert_int_equal(
+        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, 1, 1, "x", 1, T0 + 3),
+        SKED_ESTALE);
     store_log_chunk_t *v;
     assert_int_equal(store_log_read(ST, cl[0].run.id, 0, 0, -1, 100, &v, &n), 0);
     assert_int_equal(n, 2);
@@ -1854,7 +1877,8 @@ static void test_log_cap(void **state)
     char buf[60];
     memset(buf, 'x', sizeof buf);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(store_log_append(ST, rid, 1, fence, i, 1, buf, sizeof buf, T0 + i), 0);
+        assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, i, 1, buf, sizeof buf, T0 + i),
+                         0);
     int64_t bytes;
     size_t notes;
     char note[128] = "";
@@ -1886,7 +1910,7 @@ static void test_log_cap_default(void **state)
     memset(buf, 'y', CHUNK);
     int chunks = STORE_LOG_CAP_DEFAULT / CHUNK + 3;
     for (int i = 0; i < chunks; i++)
-        assert_int_equal(store_log_append(ST, rid, 1, fence, i, 1, buf, CHUNK, T0 + i), 0);
+        assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, i, 1, buf, CHUNK, T0 + i), 0);
     free(buf);
     int64_t bytes;
     size_t notes;
@@ -1919,8 +1943,8 @@ static void test_prune(void **state)
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(n, 1);
     assert_string_equal(cl[0].run.id, logged);
-    assert_int_equal(store_log_append(ST, logged, 1, cl[0].run.fence, 0, 1, "old", 3, T0), 0);
-    assert_int_equal(store_complete(ST, logged, 1, cl[0].run.fence, &RES_OK, T0 + 10), 0);
+    assert_int_equal(store_log_append(ST, logged, 1, cl[0].run.fence, NULL, 0, 1, "old", 3, T0), 0);
+    assert_int_equal(store_complete(ST, logged, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 10), 0);
     free_claimed(cl, n);
     /* Kept: a pending run however old, and a recent finished one. */
     assert_int_equal(store_run_trigger(ST, jid, T0, keep_pending), 0);
@@ -2421,7 +2445,7 @@ static void test_notify(void **state)
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     int after_claim = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
-    assert_int_equal(store_complete(ST, rid, 1, cl[0].run.fence, &RES_OK, T0 + 1), 0);
+    assert_int_equal(store_complete(ST, rid, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 1), 0);
     assert_true(__atomic_load_n(&g_notified, __ATOMIC_SEQ_CST) > after_claim);
     free_claimed(cl, n);
     store_set_notify(ST, NULL, NULL);
@@ -2434,8 +2458,8 @@ static void test_durability(void **state)
     int64_t fence;
     job_with_schedule(ST, "durable", T0, jid, sid);
     running_run(ST, "durable-run", rid, &fence);
-    assert_int_equal(store_log_append(ST, rid, 1, fence, 0, 1, "kept", 4, T0 + 1), 0);
-    assert_int_equal(store_complete(ST, rid, 1, fence, &RES_OK, T0 + 2), 0);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, NULL, 0, 1, "kept", 4, T0 + 1), 0);
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &RES_OK, T0 + 2), 0);
     store_token_t t = {0};
     t.name = xstrdup("admin");
     t.expires_ms = -1;
@@ -2473,13 +2497,257 @@ static void test_durability(void **state)
     store_worker_t w;
     assert_int_equal(store_worker_get(ST, wid, &w), 0);
     store_worker_clear(&w);
-    /* Fences keep growing across restarts: no stale worker can collide. */
+    /* Fences are fresh across restarts: no stale worker can collide. */
     char j2[SKED_ID_LEN];
     new_job(ST, "after-restart", 0, NULL, true, T0 + 5, j2);
     store_claimed_t *cl = claim(ST, wid, 1, T0 + 5, &n);
     assert_int_equal(n, 1);
-    assert_true(cl[0].run.fence > fence);
+    assert_true(cl[0].run.fence > 0);
+    assert_true(cl[0].run.fence != fence);
     free_claimed(cl, n);
+}
+
+/* ---- issue 7: confirmed claims, bound workers, random fences ----------- */
+
+#define CONFIRM_MS INT64_C(3000)
+
+static store_claimed_t *claim_confirm_window(store_t *st, const char *wid, int64_t now, size_t *n)
+{
+    store_claimed_t *v = NULL;
+    assert_int_equal(store_claim(st, wid, NULL, 1, CONFIRM_MS, now, &v, n), 0);
+    return v;
+}
+
+static size_t attempts_of(store_t *st, const char *rid)
+{
+    store_run_t r;
+    store_attempt_t *att = NULL;
+    size_t na = 0;
+    assert_int_equal(store_run_get(st, rid, &r, &att, &na), 0);
+    for (size_t i = 0; i < na; i++)
+        store_attempt_clear(&att[i]);
+    free(att);
+    store_run_clear(&r);
+    return na;
+}
+
+/* A run handed out and never reported started comes back after the short
+ * confirm window (+ grace), not the lease, and is not charged: with the
+ * default max_attempts of 1 it still runs. */
+static void test_unconfirmed_claim_returns_uncharged(void **state)
+{
+    char wid[SKED_ID_LEN], w2[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_worker(ST, "w2", "default", "", T0, w2);
+    new_job(ST, "never-started", 0, NULL, true, T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim_confirm_window(ST, wid, T0, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl[0].run.lease_expires_ms, T0 + CONFIRM_MS);
+    const int64_t grace = 1000;
+
+    /* Heartbeats that do not report it started keep it held, but do not
+     * extend the short lease. */
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, false, false};
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 1000, NULL), 0);
+    assert_true(h.keep);
+    store_run_t r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.lease_expires_ms, T0 + CONFIRM_MS);
+    store_run_clear(&r);
+
+    assert_int_equal(store_reap(ST, grace, INT64_C(1) << 50, T0 + CONFIRM_MS + grace), 0);
+    assert_int_equal(store_reap(ST, grace, INT64_C(1) << 50, T0 + CONFIRM_MS + grace + 1), 1);
+    r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.state, RUN_SCHEDULED);
+    assert_int_equal(r.attempt, 0); /* uncharged */
+    assert_int_equal(r.not_before_ms, T0 + CONFIRM_MS + grace + 1);
+    assert_int_equal(r.lease_expires_ms, -1);
+    assert_int_equal(r.started_ms, -1);
+    assert_non_null(r.reason);
+    assert_non_null(strstr(r.reason, "not started"));
+    store_run_clear(&r);
+    assert_int_equal(attempts_of(ST, cl[0].run.id), 0);
+
+    /* The old holder is cut off; another worker gets it as attempt 1. */
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK,
+                                    T0 + CONFIRM_MS + grace + 2),
+                     SKED_ESTALE);
+    store_claimed_t *cl2 = claim_confirm_window(ST, w2, T0 + CONFIRM_MS + grace + 3, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl2[0].run.id, cl[0].run.id);
+    assert_int_equal(cl2[0].run.attempt, 1);
+    assert_true(cl2[0].run.fence != cl[0].run.fence);
+    confirm(ST, w2, &cl2[0], T0 + CONFIRM_MS + grace + 4);
+    r = get_run(ST, cl2[0].run.id);
+    assert_int_equal(r.lease_expires_ms, T0 + CONFIRM_MS + grace + 4 + LEASE_MS);
+    store_run_clear(&r);
+    /* A confirmed lease that runs out is a lost, charged attempt. */
+    int64_t late = T0 + CONFIRM_MS + grace + 4 + LEASE_MS + grace + 1;
+    assert_int_equal(store_reap(ST, grace, INT64_C(1) << 50, late), 1);
+    r = get_run(ST, cl2[0].run.id);
+    assert_int_equal(r.state, RUN_FAILED); /* max_attempts 1 */
+    assert_int_equal(r.attempt, 1);
+    store_run_clear(&r);
+    free_claimed(cl2, 1);
+    free_claimed(cl, 1);
+}
+
+/* A worker that refuses a run (its lease was over on arrival) reports it
+ * not started: the run is due again at once, uncharged, and the refused
+ * attempt's log is gone. After a start report, "not started" counts as a
+ * failure. */
+static void test_complete_not_started(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "refused", 0, NULL, true, T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim_confirm_window(ST, wid, T0, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(
+        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, 0, 1, "half", 4, T0 + 1), 0);
+    store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "lease over on arrival"};
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &refused, T0 + 2),
+                     0);
+    /* Repeating the report (its answer was lost) is harmless. */
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &refused, T0 + 3),
+                     SKED_ESTALE);
+    store_run_t r = get_run(ST, cl[0].run.id);
+    assert_int_equal(r.state, RUN_SCHEDULED);
+    assert_int_equal(r.attempt, 0);
+    assert_int_equal(r.log_bytes, 0);
+    assert_true(r.not_before_ms <= T0 + 2);
+    store_run_clear(&r);
+    assert_int_equal(attempts_of(ST, cl[0].run.id), 0);
+    store_log_chunk_t *v = NULL;
+    size_t nc = 9;
+    assert_int_equal(store_log_read(ST, cl[0].run.id, 0, 0, -1, 10, &v, &nc), 0);
+    assert_int_equal(nc, 0);
+    free(v);
+
+    /* Claimable at once, as attempt 1 again. */
+    store_claimed_t *cl2 = claim_confirm_window(ST, wid, T0 + 3, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl2[0].run.attempt, 1);
+    confirm(ST, wid, &cl2[0], T0 + 4);
+    assert_int_equal(store_complete(ST, cl2[0].run.id, 1, cl2[0].run.fence, NULL, &refused, T0 + 5),
+                     0);
+    r = get_run(ST, cl2[0].run.id);
+    assert_int_equal(r.state, RUN_FAILED); /* it had started: that attempt counts */
+    assert_int_equal(r.attempt, 1);
+    store_run_clear(&r);
+    free_claimed(cl2, 1);
+    free_claimed(cl, 1);
+}
+
+static void new_worker_owned(store_t *st, const char *name, const char *owner, const char *ns,
+                             int64_t now, char id[SKED_ID_LEN])
+{
+    store_worker_t w = {0};
+    w.name = xstrdup(name);
+    w.host = xstrdup("localhost");
+    w.queues = xstrdup("default");
+    w.labels = xstrdup("");
+    w.slots = 4;
+    w.owner = xstrdup(owner);
+    w.ns = xstrdup(ns);
+    assert_int_equal(store_worker_register(st, &w, now), 0);
+    memcpy(id, w.id, SKED_ID_LEN);
+    store_worker_clear(&w);
+}
+
+/* A worker acts only for its own token: another token can neither
+ * heartbeat, claim for nor drain it, nor log to or complete its runs. */
+static void test_worker_bound_to_owner(void **state)
+{
+    char wa[SKED_ID_LEN], wb[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker_owned(ST, "wa", "tok_a", "", T0, wa);
+    new_worker_owned(ST, "wb", "tok_b", "", T0, wb);
+    new_job(ST, "owned", 0, NULL, true, T0, jid);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_claim(ST, wa, "tok_b", 1, CONFIRM_MS, T0, &cl, &n), SKED_EFORBID);
+    assert_int_equal(n, 0);
+    assert_int_equal(count_runs(ST, jid, "running"), 0); /* the refused claim took nothing */
+    assert_int_equal(store_claim(ST, wa, "tok_a", 1, CONFIRM_MS, T0, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    const char *rid = cl[0].run.id;
+    int64_t fence = cl[0].run.fence;
+
+    store_held_t h = {rid, fence, true, false};
+    assert_int_equal(store_heartbeat(ST, wa, "tok_b", &h, 1, LEASE_MS, T0 + 1, NULL), SKED_EFORBID);
+    store_run_t r = get_run(ST, rid);
+    assert_int_equal(r.lease_expires_ms, T0 + CONFIRM_MS); /* nothing renewed */
+    store_run_clear(&r);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, "tok_b", 0, 1, "x", 1, T0 + 2),
+                     SKED_EFORBID);
+    assert_int_equal(store_complete(ST, rid, 1, fence, "tok_b", &RES_OK, T0 + 3), SKED_EFORBID);
+    assert_int_equal(run_state(ST, rid), RUN_RUNNING);
+    assert_int_equal(store_worker_drain(ST, wa, "tok_b", T0 + 4), SKED_EFORBID);
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, wa, &w), 0);
+    assert_int_equal(w.state, WORKER_ACTIVE);
+    store_worker_clear(&w);
+    /* Worker b's own token cannot act for a's run through b either. */
+    h.keep = false;
+    assert_int_equal(store_heartbeat(ST, wb, "tok_b", &h, 1, LEASE_MS, T0 + 5, NULL), 0);
+    assert_false(h.keep);
+
+    /* The owner can; so can an unrestricted caller (NULL). */
+    assert_int_equal(store_heartbeat(ST, wa, "tok_a", &h, 1, LEASE_MS, T0 + 6, NULL), 0);
+    assert_true(h.keep);
+    assert_int_equal(store_log_append(ST, rid, 1, fence, "tok_a", 0, 1, "x", 1, T0 + 7), 0);
+    assert_int_equal(store_complete(ST, rid, 1, fence, "tok_a", &RES_OK, T0 + 8), 0);
+    assert_int_equal(run_state(ST, rid), RUN_SUCCEEDED);
+    assert_int_equal(store_worker_drain(ST, wa, NULL, T0 + 9), 0);
+
+    /* Re-registering a name never takes over another token's worker. */
+    char wa2[SKED_ID_LEN];
+    assert_int_equal(store_worker_deregister(ST, wa, "tok_a", T0 + 10), 0);
+    new_worker_owned(ST, "wa", "tok_b", "", T0 + 11, wa2);
+    assert_string_not_equal(wa2, wa);
+    free_claimed(cl, n);
+}
+
+/* A namespace-scoped worker claims only its namespace's runs. */
+static void test_worker_namespace_claims(void **state)
+{
+    char wb[SKED_ID_LEN], ja[SKED_ID_LEN], jb[SKED_ID_LEN];
+    new_job_ns(ST, "in-a", "team-a", T0, ja);
+    new_job_ns(ST, "in-b", "team-b", T0 + 1, jb);
+    new_worker_owned(ST, "wb", "tok_b", "team-b", T0, wb);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_claim(ST, wb, "tok_b", 10, CONFIRM_MS, T0 + 2, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.job_id, jb);
+    free_claimed(cl, n);
+    assert_int_equal(store_claim(ST, wb, "tok_b", 10, CONFIRM_MS, T0 + 3, &cl, &n), 0);
+    assert_int_equal(n, 0);
+    free(cl);
+}
+
+/* Fences are random: not a counter another worker could predict. */
+static void test_fences_unguessable(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    int64_t prev = 0;
+    int close = 0;
+    for (int i = 0; i < 20; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%d", i);
+        new_job(ST, name, 0, NULL, true, T0, jid);
+        size_t n;
+        store_claimed_t *cl = claim(ST, wid, 1, T0 + i, &n);
+        assert_int_equal(n, 1);
+        assert_true(cl[0].run.fence > 0);
+        int64_t d = cl[0].run.fence - prev;
+        if (i && d > -1000000 && d < 1000000) close++;
+        prev = cl[0].run.fence;
+        free_claimed(cl, n);
+    }
+    assert_int_equal(close, 0);
 }
 
 int main(int argc, char **argv)
@@ -2540,6 +2808,11 @@ int main(int argc, char **argv)
         T(test_run_list_paging),
         T(test_notify),
         T(test_durability),
+        T(test_unconfirmed_claim_returns_uncharged),
+        T(test_complete_not_started),
+        T(test_worker_bound_to_owner),
+        T(test_worker_namespace_claims),
+        T(test_fences_unguessable),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);

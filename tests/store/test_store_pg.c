@@ -200,13 +200,13 @@ static void test_wakeup_across_servers(void **state)
     new_worker(b, "on-b", wid);
     store_claimed_t *cl = NULL;
     size_t n = 0;
-    assert_int_equal(store_claim(b, wid, 1, LEASE_MS, T0, &cl, &n), 0);
+    assert_int_equal(store_claim(b, wid, NULL, 1, LEASE_MS, T0, &cl, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(cl[0].run.id, rid);
     int seen_a = wakes_get(&wa);
     /* The other way round: B completes, A hears it (log followers). */
     store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
-    assert_int_equal(store_complete(b, rid, 1, cl[0].run.fence, &ok, T0 + 1), 0);
+    assert_int_equal(store_complete(b, rid, 1, cl[0].run.fence, NULL, &ok, T0 + 1), 0);
     assert_true(wakes_wait(&wa, seen_a));
     store_claimed_clear(&cl[0]);
     free(cl);
@@ -320,12 +320,12 @@ static void test_concurrent_open_migrates_once(void **state)
         assert_int_equal(o[i].rc, 0);
         assert_string_equal(store_backend(o[i].st), "postgres");
     }
-    /* One version row at the latest version (2: users and audit), and every
-     * server can use the store at once. */
+    /* One version row at the latest version (3: confirmed claims, bound
+     * workers), and every server can use the store at once. */
     PGconn *admin = admin_conn();
     const char *schema = strstr(url, "sked_schema=") + strlen("sked_schema=");
     char *sql = xasprintf("SELECT count(*) * 1000 + max(version) FROM %s.schema_version", schema);
-    assert_int_equal(admin_int(admin, sql), 1000 + 2);
+    assert_int_equal(admin_int(admin, sql), 1000 + 3);
     free(sql);
     for (int i = 0; i < N; i++) {
         char name[16];
@@ -355,7 +355,7 @@ static void *claim_once_main(void *arg)
     store_claimed_t *v = NULL;
     size_t n = 0;
     pthread_barrier_wait(c->go);
-    if (store_claim(c->st, c->wid, 5, LEASE_MS, T0 + 1000, &v, &n) == 0) {
+    if (store_claim(c->st, c->wid, NULL, 5, LEASE_MS, T0 + 1000, &v, &n) == 0) {
         for (size_t i = 0; i < n; i++)
             store_claimed_clear(&v[i]);
         free(v);
@@ -414,7 +414,7 @@ static void test_max_concurrency_across_servers(void **state)
         assert_int_equal(store_run_list(st[0], &f, &v, &n, &next), 0);
         assert_int_equal(n, 1);
         store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
-        assert_int_equal(store_complete(st[0], v[0].id, 1, v[0].fence, &ok, T0 + 2000), 0);
+        assert_int_equal(store_complete(st[0], v[0].id, 1, v[0].fence, NULL, &ok, T0 + 2000), 0);
         store_run_clear(&v[0]);
         free(v);
         free(next);
@@ -485,10 +485,18 @@ static void test_reap_and_prune_on_every_server(void **state)
     while (claimed < RUNS) {
         store_claimed_t *v;
         size_t n;
-        assert_int_equal(store_claim(st[0], wid, 200, LEASE_MS, T0, &v, &n), 0);
+        assert_int_equal(store_claim(st[0], wid, NULL, 200, LEASE_MS, T0, &v, &n), 0);
         assert_true(n > 0);
+        /* Reported started, so each lease that runs out is a lost attempt. */
+        store_held_t *h = xcalloc(n, sizeof *h);
         for (size_t i = 0; i < n; i++)
+            h[i] = (store_held_t){v[i].run.id, v[i].run.fence, true, false};
+        assert_int_equal(store_heartbeat(st[0], wid, NULL, h, n, LEASE_MS, T0, NULL), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(h[i].keep);
             store_claimed_clear(&v[i]);
+        }
+        free(h);
         free(v);
         claimed += n;
     }
