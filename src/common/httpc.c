@@ -17,6 +17,7 @@
  */
 #include "common/httpc.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/xalloc.h"
 
@@ -237,8 +238,10 @@ int httpc_do(httpc_t *c, const char *method, const char *path, const char *conte
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_buf);
         curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
         if (c->timeout_ms > 0) curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+        int64_t sent_ns = clock_mono_ns();
         CURLcode cc = curl_easy_perform(c->curl);
         if (cc == CURLE_OK) {
+            out->sent_ns = sent_ns;
             char *ct = NULL;
             curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &out->status);
             curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);

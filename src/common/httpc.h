@@ -24,6 +24,9 @@ typedef struct httpc_resp {
     size_t len;
     char *content_type; /* new or NULL */
     char errbuf[256];   /* transport error text when status == 0 */
+    int64_t sent_ns;    /* monotonic time the request that was answered was sent: after a
+                           failover, the try that reached the answering server, not the
+                           first one (what the worker counts a claim's leases from) */
 } httpc_resp_t;
 
 /* servers: "http://h1:8080,http://h2:8080". token may be NULL. New; free

@@ -42,6 +42,7 @@
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1014,6 +1015,20 @@ static bool take_resume(conn_t *c)
     return true;
 }
 
+/* Whether the client hung up while its request was parked. A suspended
+ * connection is not watched by microhttpd, so a worker killed while its
+ * claim waits leaves the socket in CLOSE-WAIT; handing that claim work
+ * would lease runs to a process that no longer exists. The peer's FIN (or
+ * RST) shows as POLLRDHUP/POLLHUP on the socket without reading from it. */
+static bool peer_gone(conn_t *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return false;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* Runs the handler once, with the wake generation noted first (see park). */
 static void call_handler(conn_t *c)
 {
@@ -1025,6 +1040,15 @@ static void call_handler(conn_t *c)
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max);
+
+/* Closes the connection of a parked request whose client is gone, without
+ * running its handler again. */
+static enum MHD_Result drop_gone(conn_t *c)
+{
+    log_info("http", "%s %s from %s: the client hung up while waiting; dropped", c->req.method,
+             c->req.path, c->req.peer);
+    return MHD_NO;
+}
 
 static enum MHD_Result queue_stream(conn_t *c)
 {
@@ -1058,6 +1082,7 @@ static enum MHD_Result run(conn_t *c)
             return queue_plain(c);
         }
         set_resume_flags(c, pr);
+        if (peer_gone(c)) return drop_gone(c);
     }
 }
 
@@ -1215,6 +1240,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->req.timed_out = false;
     } else if (!take_resume(c)) {
         return MHD_YES; /* called again without having been parked: nothing to do */
+    } else if (peer_gone(c)) {
+        return drop_gone(c);
     }
     return run(c);
 }

@@ -383,14 +383,12 @@ typedef struct store_result {
 /* Completes attempt `attempt` of run_id held with `fence`. Succeeded ->
  * succeeded. Failed/timeout -> scheduled again with not_before = now +
  * backoff (the store draws the jitter) while attempts remain, else failed.
- * Canceled -> canceled. Not started (the worker refused a run whose lease
- * was over on arrival) -> due again at once, the attempt undone: its row
- * and log removed and the attempt count not charged; allowed only while
- * the lease is unconfirmed (a started attempt that claims it never started
- * counts as failed). A repeat of an already-applied completion with the
- * same fence returns 0 and changes nothing (retries after a lost answer are
- * safe). A fence that is not the run's current one: SKED_ESTALE; a run
- * held by a worker of another owner: SKED_EFORBID. */
+ * Canceled -> canceled. Not started (the worker never began it: its lease
+ * was over before it could) -> due again at once, the attempt undone: its
+ * row and log removed and the attempt count not charged. A repeat of an already-applied completion
+ * with the same fence returns 0 and changes nothing (retries after a lost answer are safe). A fence
+ * that is not the run's current one: SKED_ESTALE; a run held by a worker of another owner:
+ * SKED_EFORBID. */
 int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                    const store_result_t *res, int64_t now_ms);
 

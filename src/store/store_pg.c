@@ -2569,13 +2569,7 @@ static int complete_fn(struct pg *pg, struct pconn *c, void *arg)
         rc = PQntuples(r) > 0 && gb(r, 0, 0) ? 0 : SKED_ESTALE;
         goto out;
     }
-    store_result_t res = *a->res;
-    if (res.outcome == ATTEMPT_NOT_STARTED && !f.unconfirmed) {
-        /* It was reported started: it ran, and that attempt counts. */
-        res.outcome = ATTEMPT_FAILED;
-        res.reason = "reported not started after it was confirmed started";
-    }
-    rc = finish_attempt(c, a->run_id, &f, &res, true, a->now_ms);
+    rc = finish_attempt(c, a->run_id, &f, a->res, true, a->now_ms);
 out:
     PQclear(r);
     finishing_clear(&f);

@@ -2247,13 +2247,7 @@ static int complete_fn(struct sq *s, void *arg)
             rc = rc == SQLITE_DONE ? SKED_ESTALE : dberr(c, rc);
         goto out;
     }
-    store_result_t res = *a->res;
-    if (res.outcome == ATTEMPT_NOT_STARTED && !f.unconfirmed) {
-        /* It was reported started: it ran, and that attempt counts. */
-        res.outcome = ATTEMPT_FAILED;
-        res.reason = "reported not started after it was confirmed started";
-    }
-    rc = finish_attempt(s, a->run_id, &f, &res, true, a->now_ms);
+    rc = finish_attempt(s, a->run_id, &f, a->res, true, a->now_ms);
 out:
     finishing_clear(&f);
     return rc;

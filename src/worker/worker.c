@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <stdlib.h>
@@ -450,7 +451,7 @@ static char **json_argv(json_t *cmd)
 }
 
 /* Builds an attempt from one claimed run (docs/api.md "A claimed run"). */
-static attempt_t *attempt_from_claim(worker_t *w, json_t *run, int64_t claimed_ns)
+static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
 {
     const char *run_id = json_string_value(json_object_get(run, "run_id"));
     if (!run_id || strlen(run_id) >= SKED_ID_LEN) return NULL;
@@ -458,7 +459,6 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run, int64_t claimed_n
     snprintf(a->run_id, sizeof a->run_id, "%s", run_id);
     a->n = (int)json_integer_value(json_object_get(run, "attempt"));
     a->fence = json_integer_value(json_object_get(run, "fence"));
-    atomic_store(&a->renewed_ns, claimed_ns);
     json_t *spec = json_object_get(run, "spec");
     json_t *t = json_object_get(run, "timeout");
     if (!json_is_string(t)) t = json_object_get(spec, "timeout");
@@ -509,19 +509,79 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run, int64_t claimed_n
     return a;
 }
 
-static int take_claimed(worker_t *w, json_t *ans, int64_t claimed_ns)
+/* Whether stop (a heartbeat answer's "stop" array) names attempt a. */
+static bool stop_lists(json_t *stop, const attempt_t *a)
 {
-    json_t *runs = json_object_get(ans, "runs");
-    size_t i;
-    json_t *run;
-    int n = 0;
+    size_t j;
+    json_t *s;
+    json_array_foreach(stop, j, s)
+    {
+        const char *rid = json_string_value(json_object_get(s, "run_id"));
+        json_t *f = json_object_get(s, "fence");
+        if (rid && !strcmp(rid, a->run_id) &&
+            (!json_is_integer(f) || json_integer_value(f) == a->fence))
+            return true;
+    }
+    return false;
+}
+
+/* Confirms the runs of a claim answer and starts the confirmed ones.
+ *
+ * A claim hands out short, unconfirmed leases. Before anything is started,
+ * one heartbeat lists the claimed runs as started; the server turns each
+ * lease it still holds for us into a full one and names the rest in
+ * "stop" (re-queued meanwhile, or canceled). So no process ever runs on a
+ * lease that the server may already have given away: an answer read late
+ * (a stalled worker, a slow network), a claim whose first server died and
+ * was retried on another, or a claim committed whose answer never came
+ * all end the same way, with the run back in the queue, uncharged. The
+ * leases count from the send of the confirming request that was answered
+ * (httpc's sent_ns), never from the claim. Returns the number started. */
+static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
+{
+    json_t *runs = json_object_get(ans, "runs"), *run, *cans = NULL;
+    size_t nruns = json_array_size(runs), i, n = 0;
+    if (nruns == 0) return 0;
+    attempt_t **v = xcalloc(nruns, sizeof *v);
+    json_t *list = json_array();
     json_array_foreach(runs, i, run)
     {
-        attempt_t *a = attempt_from_claim(w, run, claimed_ns);
+        attempt_t *a = attempt_from_claim(w, run);
         if (!a) {
             log_error("worker", "claim answer without a valid run_id; ignored");
             continue;
         }
+        v[n++] = a;
+        json_array_append_new(list, json_pack("{s:s, s:I, s:b}", "run_id", a->run_id, "fence",
+                                              (json_int_t)a->fence, "started", 1));
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", id);
+    json_t *body = json_pack("{s:o}", "runs", list);
+    httpc_resp_t r;
+    int rc = post_json(w->claim_http, path, body, &r);
+    json_decref(body);
+    bool ok = rc == 0 && r.status == 200 && (cans = parse_body(&r)) != NULL;
+    if (!ok) {
+        log_warn("worker",
+                 "could not confirm %zu claimed run(s) (%s); not starting them: they go back "
+                 "to the queue, uncharged",
+                 n,
+                 rc       ? r.errbuf
+                 : r.body ? r.body
+                          : "?");
+        if (rc == 0 && r.status == 404) reregister(w, w->claim_http, gen);
+    }
+    json_t *stop = ok ? json_object_get(cans, "stop") : NULL;
+    int started = 0;
+    for (i = 0; i < n; i++) {
+        attempt_t *a = v[i];
+        if (!ok || stop_lists(stop, a)) {
+            if (ok) log_info("worker", "run %s was taken back before it started", a->run_id);
+            attempt_free(a);
+            continue;
+        }
+        atomic_store(&a->renewed_ns, r.sent_ns);
         pthread_mutex_lock(&w->mu);
         a->shard = w->next_shard++ % w->nshards;
         a->next = w->held;
@@ -531,9 +591,12 @@ static int take_claimed(worker_t *w, json_t *ans, int64_t claimed_ns)
         log_debug("worker", "claimed run %s attempt %d (fence %lld)", a->run_id, a->n,
                   (long long)a->fence);
         sup_submit(w->sup, a);
-        n++;
+        started++;
     }
-    return n;
+    httpc_resp_clear(&r);
+    json_decref(cans);
+    free(v);
+    return started;
 }
 
 static void *claim_main(void *arg)
@@ -567,15 +630,8 @@ static void *claim_main(void *arg)
             if (failing) log_info("worker", "claiming works again");
             failing = 0;
             delay = 0;
-            /* The leases began no earlier than t0 plus the time the server
-             * kept the claim parked (waited_ms): count them from there, on
-             * our own monotonic clock. Not from when the answer was read —
-             * a worker stalled after the server answered would count a
-             * lease that may already be over (see try_claim in the server). */
             json_t *ans = parse_body(&r);
-            json_int_t waited = json_integer_value(json_object_get(ans, "waited_ms"));
-            int64_t began = t0 + (waited > 0 ? (int64_t)waited * 1000000 : 0);
-            int n = take_claimed(w, ans, began);
+            int n = ans ? take_claimed(w, ans, id, gen) : 0;
             json_decref(ans);
             /* A server that answers an empty claim at once (not long-polling)
              * must not be hammered. */
@@ -615,8 +671,9 @@ static void heartbeat_once(worker_t *w, int *failing)
         refs[n].a = a;
         memcpy(refs[n].run_id, a->run_id, SKED_ID_LEN);
         refs[n].fence = a->fence;
-        json_array_append_new(
-            runs, json_pack("{s:s, s:I}", "run_id", a->run_id, "fence", (json_int_t)a->fence));
+        /* Every held attempt was confirmed started before it was held. */
+        json_array_append_new(runs, json_pack("{s:s, s:I, s:b}", "run_id", a->run_id, "fence",
+                                              (json_int_t)a->fence, "started", 1));
         n++;
     }
     int gen = w->gen;
@@ -626,8 +683,8 @@ static void heartbeat_once(worker_t *w, int *failing)
 
     json_t *body = json_pack("{s:o}", "runs", runs);
     httpc_resp_t r;
-    int64_t t0 = clock_mono_ns(); /* the server renews at or after this instant */
     int rc = post_json(w->hb_http, path, body, &r);
+    int64_t t0 = r.sent_ns; /* the server renewed at or after this instant */
     json_decref(body);
     if (rc == 0 && r.status == 200) {
         if (*failing) log_info("worker", "heartbeats reach the server again");
@@ -644,18 +701,7 @@ static void heartbeat_once(worker_t *w, int *failing)
                     !strcmp(refs[k].run_id, a->run_id))
                     break;
             if (k == n) continue; /* claimed after the snapshot */
-            int stopped = 0;
-            size_t j;
-            json_t *s;
-            json_array_foreach(stop, j, s)
-            {
-                const char *rid = json_string_value(json_object_get(s, "run_id"));
-                json_t *f = json_object_get(s, "fence");
-                if (rid && !strcmp(rid, a->run_id) &&
-                    (!json_is_integer(f) || json_integer_value(f) == a->fence))
-                    stopped = 1;
-            }
-            if (stopped) {
+            if (stop_lists(stop, a)) {
                 int expected = ATTEMPT_RUN;
                 if (atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_CANCEL)) {
                     /* Also the normal answer for a run whose result the
