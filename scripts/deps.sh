@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev postgresql
-      libcurl4-openssl-dev libsodium-dev libicu-dev libcmocka-dev tzdata
+      libcurl4-openssl-dev libsodium-dev libcmocka-dev tzdata
       python3 procps curl)
 missing=()
 for p in "${pkgs[@]}"; do

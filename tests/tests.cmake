@@ -9,6 +9,10 @@ foreach(src ${UNIT_TESTS})
                        ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=stdout")
 endforeach()
 
+# The time-zone test's window onto core/schedule (tests/e2e/test_timezones.py).
+add_executable(sked-tz-helper ${CMAKE_SOURCE_DIR}/tests/unit/tz_helper.c)
+target_link_libraries(sked-tz-helper PRIVATE sked_core)
+
 # Store conformance: the same file runs against every backend (label names the backend).
 if(EXISTS ${CMAKE_SOURCE_DIR}/tests/store/test_store.c)
   add_executable(test_store ${CMAKE_SOURCE_DIR}/tests/store/test_store.c)
@@ -37,3 +41,7 @@ foreach(src ${E2E_TESTS})
   set_tests_properties(e2e.${name} PROPERTIES LABELS "e2e" TIMEOUT 600
                        ENVIRONMENT "SKED_BIN=$<TARGET_FILE:sked>;PYTHONDONTWRITEBYTECODE=1")
 endforeach()
+if(TEST e2e.test_timezones)
+  set_property(TEST e2e.test_timezones APPEND PROPERTY ENVIRONMENT
+               "SKED_TZ_HELPER=$<TARGET_FILE:sked-tz-helper>")
+endif()

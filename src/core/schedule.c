@@ -7,12 +7,17 @@
  * Cron is evaluated in two steps that keep time zones out of the matching:
  * a search forward in *civil* (wall-clock, zone-free) time for the next
  * date-time that matches every field, then one conversion of that civil time
- * to an instant with ICU, configured so a skipped local time maps to the
- * first instant after the gap and a repeated one to its first occurrence.
- * A candidate whose instant is not after `after_ms` (inside a repeated hour,
+ * to an instant (core/tz.h), where a skipped local time maps to the first
+ * instant after the gap and a repeated one to its first occurrence. A
+ * candidate whose instant is not after `after_ms` (inside a repeated hour,
  * or several gap times collapsing onto one instant) is passed over, which is
- * what makes each local time fire once. ICU is the maintained source of the
- * tz rules; no table is kept here.
+ * what makes each local time fire once. The tz rules come from the system's
+ * zone files, which the OS keeps current; no table is kept here.
+ *
+ * Because the Gregorian calendar repeats every 400 years (146097 days, a
+ * whole number of weeks), a cron that matches no date in one such cycle
+ * matches none ever: compile searches one cycle and refuses it, so the
+ * civil search below always ends within 400 years.
  */
 #include "core/schedule.h"
 #include "common/clock.h"
@@ -20,27 +25,25 @@
 #include "common/xalloc.h"
 #include "core/duration.h"
 
+#include "core/tz.h"
+
 #include <ctype.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <unicode/ucal.h>
-#include <unicode/ustring.h>
-
-/* How far ahead a cron search looks before giving up ("0 0 30 2 *"). */
+/* One Gregorian cycle: every date-and-weekday combination occurs in it. */
 #define SEARCH_DAYS ((int64_t)146097) /* 400 Gregorian years */
 /* Guard for the candidate loop in cron_next: each skipped candidate is a
  * local time inside a repeated hour or a gap, at most a day's worth of
  * seconds around one transition, so this is never reached by real input. */
 #define MAX_SKIPS 200000
-/* Years outside [MIN_YEAR, MAX_YEAR] are not scheduled: before year 2 the
- * local date may fall into year 0, which Gregorian eras cannot name; after
- * 9999 RFC 3339 cannot print it. */
-#define MIN_YEAR 2
-#define MAX_YEAR 9999
+/* Cron fires only in [MIN_MS, MAX_MS), and no schedule at or after MAX_MS:
+ * RFC 3339 cannot print a year after 9999. It is the UTC instant that is
+ * bounded, not the local date, which may be a day either side. */
+#define MIN_MS INT64_C(-62104060800000) /* 0002-01-01T00:00:00Z */
+#define MAX_MS INT64_C(253402300800000) /* 10000-01-01T00:00:00Z */
 
 enum field_id { F_SEC, F_MIN, F_HOUR, F_DOM, F_MON, F_DOW, NFIELDS };
 
@@ -88,9 +91,7 @@ struct schedule {
     int64_t interval_ms;      /* every: the period, >= 1 s */
     int64_t anchor_ms;        /* every: fires at anchor + k * interval */
     struct cron cron;         /* cron: the fields */
-    bool utc;                 /* zone is UTC: civil time is plain arithmetic, no ICU */
-    UCalendar *cal;           /* the zone's calendar when !utc; guarded by mu */
-    pthread_mutex_t mu;       /* ICU calendars are stateful; one call at a time */
+    tz_t *zone;               /* shared, immutable; our reference */
 };
 
 /* A zone-free wall-clock date-time. */
@@ -538,77 +539,51 @@ static bool civil_eq(const struct civil *a, const struct civil *b)
            a->s == b->s;
 }
 
-/* ---- zone conversions (callers hold s->mu when s->cal is set) ----------- */
+/* ---- zone conversions ---------------------------------------------------- */
 
 /* The local civil time (to the second) of instant ms, and the zone's total
- * offset from UTC then. */
-static int local_of(const schedule_t *s, int64_t ms, struct civil *out, int32_t *offset_ms)
+ * offset from UTC then. Offsets change on whole seconds. */
+static void local_of(const schedule_t *s, int64_t ms, struct civil *out, int32_t *offset_s)
 {
-    int32_t off = 0;
-    if (!s->utc) {
-        UErrorCode st = U_ZERO_ERROR;
-        ucal_setMillis(s->cal, (UDate)ms, &st);
-        off = ucal_get(s->cal, UCAL_ZONE_OFFSET, &st);
-        off += ucal_get(s->cal, UCAL_DST_OFFSET, &st);
-        if (U_FAILURE(st)) return SKED_EINTERNAL;
-    }
-    int64_t secs = floor_div(ms + off, 1000);
+    int64_t secs = floor_div(ms, 1000);
+    int32_t off = tz_offset_at(s->zone, secs);
+    secs += off;
     int64_t days = floor_div(secs, 86400);
     int64_t sod = secs - days * 86400;
     clock_civil_from_days(days, &out->y, &out->mo, &out->d);
     out->h = (int)(sod / 3600);
     out->mi = (int)(sod / 60 % 60);
     out->s = (int)(sod % 60);
-    if (offset_ms) *offset_ms = off;
-    return 0;
+    if (offset_s) *offset_s = off;
 }
 
 /* The instant of civil time t: a skipped time maps to the first instant
- * after the gap (UCAL_WALLTIME_NEXT_VALID, set at open); a repeated one to
- * its first or last occurrence as `repeated` says. INT64_MIN on failure. */
-static int64_t to_utc(const schedule_t *s, const struct civil *t, UCalendarWallTimeOption repeated)
+ * after the gap; a repeated one to its first or last occurrence as `pick`
+ * says. */
+static int64_t to_utc(const schedule_t *s, const struct civil *t, tz_pick_t pick)
 {
-    if (s->utc)
-        return (clock_days_from_civil(t->y, t->mo, t->d) * 86400 + t->h * 3600 + t->mi * 60 +
-                t->s) *
-               1000;
-    UErrorCode st = U_ZERO_ERROR;
-    ucal_clear(s->cal); /* also zeroes the milliseconds setDateTime leaves alone */
-    ucal_setAttribute(s->cal, UCAL_REPEATED_WALL_TIME, repeated);
-    ucal_setDateTime(s->cal, (int32_t)t->y, (int32_t)t->mo - 1, (int32_t)t->d, t->h, t->mi, t->s,
-                     &st);
-    UDate u = ucal_getMillis(s->cal, &st);
-    if (U_FAILURE(st)) return INT64_MIN;
-    return (int64_t)u;
-}
-
-static int64_t min_ms(void)
-{
-    return clock_days_from_civil(MIN_YEAR, 1, 1) * 86400000;
-}
-
-static int64_t max_ms(void)
-{
-    return clock_days_from_civil(MAX_YEAR + 1, 1, 1) * 86400000;
+    int64_t local =
+        clock_days_from_civil(t->y, t->mo, t->d) * 86400 + t->h * 3600 + t->mi * 60 + t->s;
+    return tz_local_to_utc(s->zone, local, pick, NULL) * 1000;
 }
 
 /* Cron next fire strictly after `after`; *cand gets the civil time it was
- * meant for. Caller holds s->mu. */
+ * meant for. */
 static int64_t cron_next(const schedule_t *s, int64_t after, struct civil *cand)
 {
     struct civil from;
-    if (after < min_ms()) after = min_ms() - 1;
-    if (after >= max_ms()) return -1;
+    if (after < MIN_MS) after = MIN_MS - 1;
+    if (after >= MAX_MS) return -1;
     /* Start one civil second after the local time of `after` rather than at
      * the local time of after + 1 s: if after + 1 s is the first instant
      * after a gap, a time inside the gap still owes its fire at that instant. */
-    if (local_of(s, after, &from, NULL) < 0) return -1;
+    local_of(s, after, &from, NULL);
     civil_add_second(&from);
     for (int i = 0; i < MAX_SKIPS; i++) {
         if (!civil_next(&s->cron, &from, cand)) return -1;
-        if (cand->y > MAX_YEAR) return -1;
-        int64_t u = to_utc(s, cand, UCAL_WALLTIME_FIRST);
-        if (u == INT64_MIN) return -1;
+        int64_t u = to_utc(s, cand, TZ_FIRST);
+        /* Instants only grow with the civil time, so this is the end. */
+        if (u >= MAX_MS) return -1;
         if (u > after) return u;
         /* A second run of a repeated time, or a gap time whose instant was
          * already taken by an earlier one: each fires once. */
@@ -627,9 +602,8 @@ static int64_t every_next(const schedule_t *s, int64_t after)
     return f > INT64_MAX ? -1 : (int64_t)f;
 }
 
-/* Next fire of any kind within the bounds; *cand is set for cron. Caller
- * holds s->mu when s->cal is set. */
-static int64_t next_locked(const schedule_t *s, int64_t after, struct civil *cand)
+/* Next fire of any kind within the bounds; *cand is set for cron. */
+static int64_t next_fire(const schedule_t *s, int64_t after, struct civil *cand)
 {
     int64_t r = -1;
     if (s->start_ms != INT64_MIN && after < s->start_ms - 1) after = s->start_ms - 1;
@@ -644,109 +618,72 @@ static int64_t next_locked(const schedule_t *s, int64_t after, struct civil *can
         r = cron_next(s, after, cand);
         break;
     }
-    if (r > s->end_ms) r = -1;
+    if (r > s->end_ms || r >= MAX_MS) r = -1;
     return r;
-}
-
-static void lock(const schedule_t *s)
-{
-    /* The schedule is logically immutable; the mutex only serialises use of
-     * the ICU calendar, so casting away const here is sound. */
-    if (s->cal) pthread_mutex_lock(&((schedule_t *)s)->mu);
-}
-
-static void unlock(const schedule_t *s)
-{
-    if (s->cal) pthread_mutex_unlock(&((schedule_t *)s)->mu);
 }
 
 int64_t schedule_next(const schedule_t *s, int64_t after_ms)
 {
     struct civil cand;
-    lock(s);
-    int64_t r = next_locked(s, after_ms, &cand);
-    unlock(s);
-    return r;
+    return next_fire(s, after_ms, &cand);
 }
 
 size_t schedule_preview(const schedule_t *s, int64_t after_ms, schedule_fire_t *out, size_t n)
 {
     size_t i = 0;
-    lock(s);
     for (; i < n; i++) {
         struct civil cand, loc;
         int32_t off = 0;
-        int64_t u = next_locked(s, after_ms, &cand);
+        int64_t u = next_fire(s, after_ms, &cand);
         /* -1 is "none"; other negative values are instants before 1970. */
-        if (u == -1 || local_of(s, u, &loc, &off) < 0) break;
+        if (u == -1) break;
+        local_of(s, u, &loc, &off);
         schedule_fire_t *f = &out[i];
-        int aoff = abs(off) / 1000;
+        int aoff = abs(off);
         f->utc_ms = u;
-        f->utc_offset_s = off / 1000;
+        f->utc_offset_s = off;
         snprintf(f->local, sizeof f->local, "%04lld-%02u-%02uT%02d:%02d:%02d%c%02d:%02d",
                  (long long)loc.y, loc.mo, loc.d, loc.h, loc.mi, loc.s, off < 0 ? '-' : '+',
                  aoff / 3600, aoff / 60 % 60);
         f->dst_shifted = false;
-        if (s->kind == SCHEDULE_CRON && !s->utc) {
+        if (s->kind == SCHEDULE_CRON && !tz_is_fixed(s->zone, NULL)) {
             /* Moved by a gap, or the one run of a time the zone repeats. */
-            f->dst_shifted = !civil_eq(&loc, &cand) || to_utc(s, &cand, UCAL_WALLTIME_LAST) !=
-                                                           to_utc(s, &cand, UCAL_WALLTIME_FIRST);
+            f->dst_shifted =
+                !civil_eq(&loc, &cand) || to_utc(s, &cand, TZ_LAST) != to_utc(s, &cand, TZ_FIRST);
         }
         after_ms = u;
     }
-    unlock(s);
     return i;
 }
 
 /* ---- compile ------------------------------------------------------------ */
 
-static bool zone_char_ok(char ch)
+/* Says why a cron expression that parsed, and matches no date in a whole
+ * 400-year cycle, never fires. Macros always fire, so expr has 5 or 6
+ * fields; day-of-month, month and day-of-week are the last three. */
+static void never_fires(const char *expr, char *err, size_t errlen)
 {
-    return isalnum((unsigned char)ch) || ch == '/' || ch == '_' || ch == '-' || ch == '+';
-}
-
-static int open_zone(schedule_t *s, const char *tz, char *err, size_t errlen)
-{
-    UChar id[128], canon[128];
-    char cname[128];
-    UBool sys = 0;
-    UErrorCode st = U_ZERO_ERROR;
-    size_t n = strlen(tz);
-    bool ok = n > 0 && n < 100;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = zone_char_ok(tz[i]);
-    if (!ok) goto unknown;
-    /* Only ICU's invariant characters got past the check above, so the
-     * plain conversion is exact. */
-    u_charsToUChars(tz, id, (int32_t)n + 1);
-    int32_t len = ucal_getCanonicalTimeZoneID(id, (int32_t)n, canon, 127, &sys, &st);
-    /* ICU quietly falls back to GMT for unknown ids elsewhere; only a known
-     * system id is a real zone. */
-    if (U_FAILURE(st) || !sys || len <= 0 || len >= 127) goto unknown;
-    canon[len] = 0;
-    u_UCharsToChars(canon, cname, len + 1);
-    if (strcmp(cname, "Etc/Unknown") == 0) goto unknown;
-    if (strcmp(cname, "Etc/UTC") == 0 || strcmp(cname, "Etc/GMT") == 0 ||
-        strcmp(cname, "UTC") == 0 || strcmp(cname, "GMT") == 0) {
-        s->utc = true;
-        return 0;
+    char *copy = xstrdup(expr), *tok[6] = {0}, *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(copy, " \t\r\n", &save); t && n < 6;
+         t = strtok_r(NULL, " \t\r\n", &save))
+        tok[n++] = t;
+    if (n < 5) {
+        seterr(err, errlen, "cron never fires");
+    } else {
+        const char *dom = tok[n - 3], *mon = tok[n - 2], *dow = tok[n - 1];
+        bool months = strpbrk(mon, ",-/*") != NULL;
+        if (strcmp(dow, "*") == 0 || strcmp(dow, "?") == 0)
+            seterr(err, errlen,
+                   "cron never fires: day-of-month '%.40s' does not occur in %s '%.40s'", dom,
+                   months ? "months" : "month", mon);
+        else
+            seterr(err, errlen,
+                   "cron never fires: no date matches day-of-month '%.40s', month '%.40s' and "
+                   "day-of-week '%.40s'",
+                   dom, mon, dow);
     }
-    s->cal = ucal_open(canon, len, "en_US_POSIX", UCAL_GREGORIAN, &st);
-    if (U_FAILURE(st) || !s->cal) {
-        seterr(err, errlen, "time zone '%s': %s", tz, u_errorName(st));
-        if (s->cal) ucal_close(s->cal);
-        s->cal = NULL;
-        return SKED_EINVAL;
-    }
-    ucal_setAttribute(s->cal, UCAL_SKIPPED_WALL_TIME, UCAL_WALLTIME_NEXT_VALID);
-    /* Our civil arithmetic is proleptic Gregorian; ICU's default switches
-     * to Julian before 1582. Move the change to the earliest date. */
-    ucal_setGregorianChange(s->cal, -8.64e15, &st);
-    pthread_mutex_init(&s->mu, NULL);
-    return 0;
-unknown:
-    seterr(err, errlen, "unknown time zone '%.100s'", tz);
-    return SKED_EINVAL;
+    free(copy);
 }
 
 int schedule_compile(const schedule_spec_t *spec, schedule_t **out, char *err, size_t errlen)
@@ -781,8 +718,8 @@ int schedule_compile(const schedule_spec_t *spec, schedule_t **out, char *err, s
         seterr(err, errlen, "%s: jitter must not be negative", kind);
         goto out;
     }
-    if ((rc = open_zone(s, spec->timezone && *spec->timezone ? spec->timezone : "UTC", err,
-                        errlen)) < 0)
+    if ((rc = tz_open(spec->timezone && *spec->timezone ? spec->timezone : "UTC", &s->zone, err,
+                      errlen)) < 0)
         goto out;
     rc = SKED_EINVAL;
     switch (spec->kind) {
@@ -807,9 +744,15 @@ int schedule_compile(const schedule_spec_t *spec, schedule_t **out, char *err, s
                        : spec->start_ms != INT64_MIN ? spec->start_ms
                                                      : 0;
         break;
-    case SCHEDULE_CRON:
+    case SCHEDULE_CRON: {
+        struct civil cycle_start = {2000, 1, 1, 0, 0, 0}, match;
         if (parse_cron(&s->cron, spec->expr, err, errlen) < 0) goto out;
+        if (!civil_next(&s->cron, &cycle_start, &match)) {
+            never_fires(spec->expr, err, errlen);
+            goto out;
+        }
         break;
+    }
     }
     *out = s;
     s = NULL;
@@ -822,10 +765,7 @@ out:
 void schedule_free(schedule_t *s)
 {
     if (!s) return;
-    if (s->cal) {
-        ucal_close(s->cal);
-        pthread_mutex_destroy(&s->mu);
-    }
+    tz_close(s->zone);
     free(s);
 }
 

@@ -8,15 +8,24 @@
  *           or `5L` last Friday), `W` (nearest weekday, `15W`, `LW`), `#`
  *           (`MON#2`), `?` as `*`, and macros @yearly @annually @monthly
  *           @weekly @daily @midnight @hourly; evaluated in an IANA time zone
- *           (ICU calendar). When both day-of-month and day-of-week are
- *           restricted a day matches if either does (Vixie cron).
+ *           as the system's zone files describe it (core/tz.h), so a tzdata
+ *           update changes fire times without a rebuild. When both
+ *           day-of-month and day-of-week are restricted a day matches if
+ *           either does (Vixie cron). An expression that matches no date at
+ *           all ("0 0 30 2 *") does not compile.
  *
  * DST: a local time skipped by a spring-forward fires once, at the first
  * instant after the gap; a local time repeated by a fall-back fires once, at
  * its first occurrence.
  *
- * Pure logic: never reads a clock; `after_ms` is a parameter. A compiled
- * schedule is immutable and may be shared between threads.
+ * No fire time is at or after 10000-01-01T00:00:00Z, as RFC 3339 cannot
+ * print a later year, and no cron fire time before 0002-01-01T00:00:00Z.
+ * The bounds are on the UTC instant; the local date of a fire may be a day
+ * either side of them.
+ *
+ * Pure logic: never reads a clock; `after_ms` is a parameter. (Compiling
+ * reads the zone's file, through a process-wide cache.) A compiled schedule
+ * is immutable and may be shared between threads without locking.
  */
 #ifndef SKED_CORE_SCHEDULE_H
 #define SKED_CORE_SCHEDULE_H
@@ -43,13 +52,16 @@ typedef struct schedule schedule_t; /* opaque compiled form */
 /* Compiles spec. On success returns 0 and *out (caller frees with
  * schedule_free). On error returns SKED_EINVAL and writes a human message
  * naming the problem (e.g. "cron field 'hour': 24 is out of range 0-23",
- * "unknown time zone 'Mars/Olympus'") into err[errlen]. */
+ * "unknown time zone 'Mars/Olympus'", "cron never fires: day-of-month '30'
+ * does not occur in month '2'") into err[errlen]. The zone is checked
+ * before the expression, and whether an expression compiles does not
+ * depend on the zone. Thread-safe. */
 int schedule_compile(const schedule_spec_t *spec, schedule_t **out, char *err, size_t errlen);
 void schedule_free(schedule_t *s); /* NULL is a no-op */
 
 /* The first fire time strictly after after_ms, within [start, end], or -1
- * when there is none (an `at` already past, end reached, or no match in the
- * next 400 years). Jitter is not applied. Thread-safe. */
+ * when there is none (an `at` already past, end reached, or none before
+ * 10000-01-01T00:00:00Z). Jitter is not applied. Thread-safe. */
 int64_t schedule_next(const schedule_t *s, int64_t after_ms);
 
 /* One previewed fire time. */

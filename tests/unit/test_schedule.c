@@ -5,6 +5,11 @@
  * (L, W, #, names, macros, seconds), bounds and anchors, the preview's DST
  * marks, and the errors bad input gets. Expected instants are derived from
  * the rules by hand and a few were cross-checked with `TZ=... date -d`.
+ * Zone rules come from the system's zone files (core/tz.h), so the zones
+ * that changed since 2022 (Egypt, Mexico, the new Ciudad_Juarez and
+ * Coyhaique) are here too, and a zone compiled with `zic -b slim` shows the
+ * footer rule at work through the whole schedule path. Every zone against
+ * the system database is tests/e2e/test_timezones.py's job.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -191,8 +199,9 @@ static void test_cron_leap_and_impossible(void **state)
     check_next("0 0 29 2 *", NULL, "2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z");
     /* 2100 is not a leap year: 2096 -> 2104. */
     check_next("0 0 29 2 *", NULL, "2096-03-01T00:00:00Z", "2104-02-29T00:00:00Z");
-    check_next("0 0 30 2 *", NULL, "2026-01-01T00:00:00Z", "none");
-    check_next("0 0 31 4,6,9,11 *", NULL, "2026-01-01T00:00:00Z", "none");
+    /* Rare but real: a Feb 29 that is a Monday (the day must be 1 or 29 and
+     * the fifth Monday, as '*' makes both fields count). */
+    check_next("0 0 */28 2 MON#5", NULL, "2026-01-01T00:00:00Z", "2044-02-29T00:00:00Z");
     /* 31 in a list with other months only fires in those that have it. */
     check_next("0 0 31 * *", NULL, "2026-04-01T00:00:00Z", "2026-05-31T00:00:00Z");
 }
@@ -416,6 +425,31 @@ static void test_kolkata(void **state)
     check_next("0 0 * * MON", "Asia/Kolkata", "2026-01-01T00:00:00Z", "2026-01-04T18:30:00Z");
 }
 
+/* Issue 7, point 1: the zone rules are today's, from the system's files,
+ * not a copy frozen into a library in 2022. */
+static void test_zone_data_is_current(void **state)
+{
+    schedule_fire_t f[1];
+    /* Egypt has had DST again since 2023: noon in May is 09:00Z, not 10:00Z. */
+    check_next("0 12 * * *", "Africa/Cairo", "2027-05-10T00:00:00Z", "2027-05-10T09:00:00Z");
+    check_next("0 12 * * *", "Africa/Cairo", "2027-01-10T00:00:00Z", "2027-01-10T10:00:00Z");
+    /* Mexico abolished DST in 2022: noon in July 2027 is CST, 18:00Z. */
+    schedule_t *s = cron("0 12 * * *", "America/Mexico_City");
+    assert_int_equal(schedule_preview(s, T("2027-07-01T00:00:00Z"), f, 1), 1);
+    check_fire(&f[0], "2027-07-01T18:00:00Z", "2027-07-01T12:00:00-06:00", -21600, false);
+    schedule_free(s);
+    /* Zones created since: Ciudad Juarez (2022, US rules, MST/MDT) and
+     * Coyhaique (2025, -03 all year). */
+    check_next("0 12 * * *", "America/Ciudad_Juarez", "2026-07-01T00:00:00Z",
+               "2026-07-01T18:00:00Z");
+    check_next("0 12 * * *", "America/Ciudad_Juarez", "2026-01-10T00:00:00Z",
+               "2026-01-10T19:00:00Z");
+    check_next("0 12 * * *", "America/Coyhaique", "2026-07-01T00:00:00Z", "2026-07-01T15:00:00Z");
+    check_next("0 12 * * *", "America/Coyhaique", "2027-01-10T00:00:00Z", "2027-01-10T15:00:00Z");
+    /* Kazakhstan moved to +05 in 2024. */
+    check_next("0 12 * * *", "Asia/Almaty", "2026-06-01T00:00:00Z", "2026-06-01T07:00:00Z");
+}
+
 static void test_preview_utc_and_limits(void **state)
 {
     schedule_fire_t f[5];
@@ -555,6 +589,40 @@ static void test_at(void **state)
     schedule_free(s);
 }
 
+/* Issue 7, point 2: the last instant sked schedules is the last second of
+ * 9999 in UTC, whatever the local date then is, because fire times are
+ * printed as RFC 3339 UTC. */
+static void test_year_10000_bound(void **state)
+{
+    schedule_fire_t f[2];
+    /* New York's 9999-12-31 23:00 is 10000-01-01T04:00Z: no fire. */
+    check_next("0 23 31 12 *", "America/New_York", "9999-12-29T00:00:00Z", "none");
+    schedule_t *s = cron("0 23 31 12 *", "America/New_York");
+    assert_int_equal(schedule_preview(s, T("9999-12-29T00:00:00Z"), f, 2), 0);
+    schedule_free(s);
+    /* In UTC the same local time is still in 9999. */
+    check_next("0 23 31 12 *", NULL, "9999-12-29T00:00:00Z", "9999-12-31T23:00:00Z");
+    check_next("0 23 31 12 *", NULL, "9999-12-31T23:00:00Z", "none");
+    check_next("59 59 23 31 12 *", NULL, "9999-12-31T23:00:00Z", "9999-12-31T23:59:59Z");
+    check_next("* * * * * *", NULL, "9999-12-31T23:59:59Z", "none");
+    /* East of UTC the local date may already be in year 10000. */
+    s = cron("0 5 1 1 *", "Pacific/Kiritimati");
+    assert_int_equal(schedule_preview(s, T("9999-12-30T00:00:00Z"), f, 2), 1);
+    check_fire(&f[0], "9999-12-31T15:00:00Z", "10000-01-01T05:00:00+14:00", 50400, false);
+    assert_int_equal(schedule_next(s, INT64_MAX), -1);
+    schedule_free(s);
+    /* Every schedule stops there too. */
+    s = every("1h", INT64_MIN, INT64_MAX, INT64_MIN);
+    assert_int_equal(schedule_next(s, T("9999-12-31T22:30:00Z")), T("9999-12-31T23:00:00Z"));
+    assert_int_equal(schedule_next(s, T("9999-12-31T23:00:00Z")), -1);
+    schedule_free(s);
+    /* And the first: nothing before 0002-01-01T00:00:00Z. */
+    s = cron("0 0 1 1 *", NULL);
+    assert_int_equal(schedule_next(s, T("0000-06-01T00:00:00Z")), T("0002-01-01T00:00:00Z"));
+    assert_int_equal(schedule_next(s, INT64_MIN), T("0002-01-01T00:00:00Z"));
+    schedule_free(s);
+}
+
 /* ---- errors -------------------------------------------------------------------- */
 
 static void check_invalid(schedule_kind_t kind, const char *expr, const char *tz,
@@ -632,6 +700,35 @@ static void test_cron_invalid(void **state)
     check_invalid(SCHEDULE_CRON, NULL, NULL, "empty");
 }
 
+/* Issue 7, point 5: a cron that matches no date at all is refused at
+ * compile, with the fields to blame, in any zone, instead of being accepted
+ * with no next fire time. */
+static void test_cron_never_fires(void **state)
+{
+    static const struct {
+        const char *expr, *msg;
+    } cases[] = {
+        {"0 0 30 2 *", "cron never fires: day-of-month '30' does not occur in month '2'"},
+        {"0 0 31 4,6,9,11 *", "day-of-month '31' does not occur in months '4,6,9,11'"},
+        {"0 0 31 APR *", "day-of-month '31' does not occur in month 'APR'"},
+        {"0 0 30,31 2 ?", "day-of-month '30,31' does not occur in month '2'"},
+        {"0 0 0 30 2 *", "day-of-month '30' does not occur in month '2'"},
+        {"0 0 L-30 2 *", "day-of-month 'L-30' does not occur in month '2'"},
+        {"0 0 31W 6 *", "never fires"},
+        /* Day 1 cannot be a fifth Monday. */
+        {"0 0 */31 * MON#5",
+         "no date matches day-of-month '*/31', month '*' and day-of-week 'MON#5'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_invalid(SCHEDULE_CRON, cases[i].expr, NULL, cases[i].msg);
+        check_invalid(SCHEDULE_CRON, cases[i].expr, "Europe/Berlin", cases[i].msg);
+    }
+    /* Near misses still compile: Feb 29, and the 30th in any month but Feb. */
+    schedule_free(cron("0 0 29 2 *", NULL));
+    schedule_free(cron("0 0 30 1-12 *", NULL));
+    schedule_free(cron("0 0 31 2,3 *", NULL));
+}
+
 static void test_other_invalid(void **state)
 {
     check_invalid(SCHEDULE_CRON, "0 2 * * *", "Mars/Olympus", "unknown time zone 'Mars/Olympus'");
@@ -671,6 +768,164 @@ static void test_zone_names_accepted(void **state)
     check_next("0 12 * * *", "Etc/GMT+5", "2026-01-01T00:00:00Z", "2026-01-01T17:00:00Z");
     check_next("0 12 * * *", "US/Eastern", "2026-01-01T00:00:00Z", "2026-01-01T17:00:00Z");
     check_next("0 12 * * *", "Asia/Calcutta", "2026-01-01T00:00:00Z", "2026-01-01T06:30:00Z");
+}
+
+/* ---- zone files ----------------------------------------------------------------- */
+
+static char *tmpdir_new(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *d = NULL;
+    assert_true(asprintf(&d, "%s/sked-tz.XXXXXX", base && *base ? base : "/tmp") > 0);
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(p);
+}
+
+static void rm_rf(char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The bytes of a file, NUL-terminated; *len gets their number. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 16);
+    *len = fread(buf, 1, (1 << 16) - 1, f);
+    fclose(f);
+    return buf;
+}
+
+static const char *find_zic(void)
+{
+    static const char *const where[] = {"/usr/sbin/zic", "/usr/bin/zic", "/sbin/zic"};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++)
+        if (access(where[i], X_OK) == 0) return where[i];
+    return NULL;
+}
+
+/* Two schedules give the same n previewed fires after `after`. */
+static void check_same_fires(const schedule_t *a, const schedule_t *b, const char *after)
+{
+    schedule_fire_t fa[24], fb[24];
+    assert_int_equal(schedule_preview(a, T(after), fa, 24), 24);
+    assert_int_equal(schedule_preview(b, T(after), fb, 24), 24);
+    for (size_t i = 0; i < 24; i++) {
+        assert_string_equal(fa[i].local, fb[i].local);
+        assert_int_equal(fa[i].utc_ms, fb[i].utc_ms);
+        assert_int_equal(fa[i].utc_offset_s, fb[i].utc_offset_s);
+        assert_int_equal(fa[i].dst_shifted, fb[i].dst_shifted);
+    }
+}
+
+/* Slim zone files (zic's default since 2020) stop their tables once the
+ * rule takes over and leave the rest to the POSIX TZ footer. Zones compiled
+ * that way from the EU rules must fire exactly as the system's (fat) files
+ * do: on DST nights now, past the fat tables' end in 2037, and past 2100,
+ * where sked stops unrolling footers into its table. Test/Nuuk's footer has
+ * a negative rule time (-02, DST from -1:00 on the last Sunday of March). */
+static void test_slim_zone_files(void **state)
+{
+    static const char src[] = "Rule EU 1981 max - Mar lastSun 1:00u 1:00 S\n"
+                              "Rule EU 1996 max - Oct lastSun 1:00u 0 -\n"
+                              "Zone Test/Berlin 1:00 EU CE%sT\n"
+                              "Zone Test/Nuuk -2:00 EU -02/-01\n";
+    static const char *const afters[] = {"2026-03-28T20:00:00Z", "2026-10-24T20:00:00Z",
+                                         "2041-03-30T20:00:00Z", "2041-10-26T20:00:00Z",
+                                         "2150-03-28T20:00:00Z", "2150-10-24T20:00:00Z"};
+    const char *zic = find_zic();
+    if (!zic) skip();
+    char *dir = tmpdir_new(), cmd[1024], path[600];
+    size_t len = 0;
+    write_file(dir, "src", src, sizeof src - 1);
+    snprintf(cmd, sizeof cmd, "%s -b slim -d %s/zi %s/src", zic, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/zi/Test/Nuuk", dir);
+    char *nuuk = slurp(path, &len);
+    assert_true(len > 40 && len < 1000); /* slim: a fat file is ~1.5 KiB */
+    assert_string_equal(nuuk + len - 33, "\n<-02>2<-01>,M3.5.0/-1,M10.5.0/0\n");
+    free(nuuk);
+
+    schedule_t *sys_berlin = cron("*/30 * * * *", "Europe/Berlin");
+    schedule_t *sys_nuuk = cron("*/30 * * * *", "America/Nuuk");
+    snprintf(path, sizeof path, "%s/zi", dir);
+    setenv("TZDIR", path, 1);
+    schedule_t *slim_berlin = cron("*/30 * * * *", "Test/Berlin");
+    schedule_t *slim_nuuk = cron("*/30 * * * *", "Test/Nuuk");
+    schedule_t *gap = cron("30 23 28 3 *", "Test/Nuuk");
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Europe/Berlin", "unknown time zone"); /* TZDIR */
+    unsetenv("TZDIR");
+
+    for (size_t i = 0; i < sizeof afters / sizeof afters[0]; i++) {
+        check_same_fires(sys_berlin, slim_berlin, afters[i]);
+        check_same_fires(sys_nuuk, slim_nuuk, afters[i]);
+    }
+    /* 2026-03-28 23:30 (-02) falls in Nuuk's gap, 23:00-24:00 local. */
+    schedule_fire_t f[1];
+    assert_int_equal(schedule_preview(gap, T("2026-03-01T00:00:00Z"), f, 1), 1);
+    check_fire(&f[0], "2026-03-29T01:00:00Z", "2026-03-29T00:00:00-01:00", -3600, true);
+    schedule_free(gap);
+    schedule_free(sys_berlin);
+    schedule_free(sys_nuuk);
+    schedule_free(slim_berlin);
+    schedule_free(slim_nuuk);
+    rm_rf(dir);
+}
+
+/* Zone files are input too: what is not a zone is refused with a message,
+ * never crashes or hangs the compile. */
+static void test_bad_zone_files(void **state)
+{
+    char *dir = tmpdir_new(), path[600];
+    size_t len = 0;
+    char *berlin = slurp("/usr/share/zoneinfo/Europe/Berlin", &len);
+    snprintf(path, sizeof path, "%s/Bad", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    write_file(dir, "Bad/Garbage", "hello, world\n", 13);
+    write_file(dir, "Bad/Empty", "", 0);
+    write_file(dir, "Bad/Truncated", berlin, len / 2);
+    write_file(dir, "Bad/Trailing", berlin, len + 1); /* the NUL slurp added */
+    write_file(dir, "Good", berlin, len);
+    snprintf(path, sizeof path, "%s/Bad/Fifo", dir);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    setenv("TZDIR", dir, 1);
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Bad/Garbage",
+                  "time zone 'Bad/Garbage': not a valid zone file");
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Bad/Empty", "not a valid zone file");
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Bad/Truncated", "not a valid zone file");
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Bad/Trailing", "not a valid zone file");
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Bad/Fifo", "unknown time zone 'Bad/Fifo'");
+    check_invalid(SCHEDULE_CRON, "0 2 * * *", "Bad", "unknown time zone 'Bad'");
+    check_next("0 2 * * *", "Good", "2026-07-01T00:00:00Z", "2026-07-02T00:00:00Z");
+    unsetenv("TZDIR");
+    /* Leap-second files count instants differently. */
+    if (access("/usr/share/zoneinfo/right/UTC", R_OK) == 0)
+        check_invalid(SCHEDULE_CRON, "0 2 * * *", "right/UTC", "leap seconds");
+    /* Names that are not zone names, whatever the file system has. */
+    static const char *const names[] = {
+        "localtime",         "/etc/passwd",     "Europe//Berlin",         "Europe/",
+        "Europe/Berlin.tab", "Europe/Berlin\n", "Europe/../Europe/Berlin"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        check_invalid(SCHEDULE_CRON, "0 2 * * *", names[i], "unknown time zone");
+    free(berlin);
+    rm_rf(dir);
 }
 
 static void test_kind_names(void **state)
@@ -740,14 +995,19 @@ int main(void)
         cmocka_unit_test(test_new_york),
         cmocka_unit_test(test_lord_howe),
         cmocka_unit_test(test_kolkata),
+        cmocka_unit_test(test_zone_data_is_current),
+        cmocka_unit_test(test_year_10000_bound),
         cmocka_unit_test(test_preview_utc_and_limits),
         cmocka_unit_test(test_cron_bounds),
         cmocka_unit_test(test_every),
         cmocka_unit_test(test_every_preview_not_shifted),
         cmocka_unit_test(test_at),
         cmocka_unit_test(test_cron_invalid),
+        cmocka_unit_test(test_cron_never_fires),
         cmocka_unit_test(test_other_invalid),
         cmocka_unit_test(test_zone_names_accepted),
+        cmocka_unit_test(test_slim_zone_files),
+        cmocka_unit_test(test_bad_zone_files),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_shared_between_threads),
     };
