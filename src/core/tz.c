@@ -625,7 +625,8 @@ struct entry {
     struct entry *next;
     char *path;
     tz_t *zone; /* the cache's reference */
-    dev_t dev;  /* what the file was when loaded: a change to any means reload */
+    bool stale; /* the file changed since zone was read: reload on next open */
+    dev_t dev;  /* the file as last seen; a change to any of these is a change */
     ino_t ino;
     off_t size;
     struct timespec mtime;
@@ -653,23 +654,57 @@ static bool same_file(const struct entry *e, const struct stat *st)
            e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-/* Drops every cached zone whose file changed or went away. Caller holds
- * cache.mu. A zone still used by a schedule lives on until released. */
+static void seen_file(struct entry *e, const struct stat *st)
+{
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->size = st->st_size;
+    e->mtime = st->st_mtim;
+}
+
+static struct entry *find_locked(size_t b, const char *path)
+{
+    struct entry *e = cache.bucket[b];
+    while (e && strcmp(e->path, path))
+        e = e->next;
+    return e;
+}
+
+static void drop_locked(size_t b, const char *path)
+{
+    for (struct entry **pe = &cache.bucket[b]; *pe; pe = &(*pe)->next) {
+        struct entry *e = *pe;
+        if (strcmp(e->path, path)) continue;
+        *pe = e->next;
+        tz_close(e->zone);
+        free(e->path);
+        free(e);
+        return;
+    }
+}
+
+/* Marks stale every cached zone whose file changed, and drops those whose
+ * file is gone; either bumps the generation. A changed zone is not dropped
+ * at once: if its new file cannot be read, the last good one keeps serving
+ * (see tz_open), so a half-finished update never stops a schedule. Caller
+ * holds cache.mu. A dropped zone still used by a schedule lives on until
+ * that releases it. */
 static void recheck_locked(int64_t now)
 {
     bool changed = false;
     for (size_t b = 0; b < BUCKETS; b++) {
-        for (struct entry **pe = &cache.bucket[b]; *pe;) {
-            struct entry *e = *pe;
+        for (struct entry *e = cache.bucket[b], *next; e; e = next) {
             struct stat st;
-            if (stat(e->path, &st) == 0 && same_file(e, &st)) {
-                pe = &e->next;
-                continue;
+            next = e->next;
+            if (stat(e->path, &st) == 0) {
+                if (same_file(e, &st)) continue;
+                seen_file(e, &st);
+                e->stale = true;
+            } else if (errno == ENOENT || errno == ENOTDIR) {
+                drop_locked(b, e->path);
+            } else {
+                continue; /* cannot tell now; look again next time */
             }
-            *pe = e->next;
-            tz_close(e->zone);
-            free(e->path);
-            free(e);
             changed = true;
         }
     }
@@ -773,8 +808,9 @@ out:
     return 0;
 }
 
-/* Loads path as zone name. Returns 0 and *out (new) with *st, or an error
- * with the message written. */
+/* Loads path as zone name. Returns 0 and *out (new) with *st; or with the
+ * message written SKED_ENOTFOUND when there is no such zone file, or
+ * SKED_EINVAL when it cannot be read or is not a zone file. */
 static int load_path(const char *name, const char *path, tz_t **out, struct stat *st, char *err,
                      size_t errlen)
 {
@@ -783,8 +819,10 @@ static int load_path(const char *name, const char *path, tz_t **out, struct stat
     int rc = -EAGAIN;
     for (int tries = 0; rc == -EAGAIN && tries < 3; tries++)
         rc = read_file(path, &buf, &len, st);
-    if (rc == -ENOENT || rc == -ENOTDIR || rc == -ENAMETOOLONG || rc == -ELOOP)
-        return unknown(name, err, errlen);
+    if (rc == -ENOENT || rc == -ENOTDIR || rc == -ENAMETOOLONG || rc == -ELOOP) {
+        unknown(name, err, errlen);
+        return SKED_ENOTFOUND;
+    }
     if (rc < 0) {
         if (err && errlen)
             snprintf(err, errlen, "time zone '%s': cannot read %.200s: %s", name, path,
@@ -800,7 +838,7 @@ int tz_open(const char *name, tz_t **out, char *err, size_t errlen)
 {
     char path[PATH_MAX];
     struct stat st;
-    tz_t *z = NULL;
+    tz_t *z = NULL, *last_good = NULL;
     *out = NULL;
     if (!name || !name_ok(name)) return unknown(name ? name : "", err, errlen);
     const char *dir = getenv("TZDIR");
@@ -811,39 +849,53 @@ int tz_open(const char *name, tz_t **out, char *err, size_t errlen)
     maybe_recheck();
     size_t b = bucket_of(path);
     pthread_mutex_lock(&cache.mu);
-    for (struct entry *e = cache.bucket[b]; e && !z; e = e->next)
-        if (!strcmp(e->path, path)) z = tz_ref(e->zone);
+    struct entry *e = find_locked(b, path);
+    if (e) {
+        if (!e->stale)
+            z = tz_ref(e->zone);
+        else
+            last_good = tz_ref(e->zone);
+    }
     pthread_mutex_unlock(&cache.mu);
     if (z) goto done;
 
     /* Read and parse outside the lock; two threads loading one zone at
      * once both parse, and the second to finish adopts the first's. */
     int rc = load_path(name, path, &z, &st, err, errlen);
+    if (rc < 0 && last_good && rc != SKED_ENOTFOUND) {
+        z = last_good; /* a changed file that does not load: keep the old one */
+        goto done;
+    }
+    tz_close(last_good);
     if (rc < 0) {
+        if (rc == SKED_ENOTFOUND) {
+            pthread_mutex_lock(&cache.mu);
+            drop_locked(b, path);
+            pthread_mutex_unlock(&cache.mu);
+        }
         /* UTC must work on a host without zone files (a slim container). */
         if (utc_alias(name) && access(path, F_OK) != 0) {
             *out = &utc_zone;
             return 0;
         }
-        return rc;
+        return SKED_EINVAL;
     }
     pthread_mutex_lock(&cache.mu);
-    struct entry *e = cache.bucket[b];
-    while (e && strcmp(e->path, path))
-        e = e->next;
-    if (e) {
+    e = find_locked(b, path);
+    if (e && !e->stale) {
         tz_close(z);
         z = tz_ref(e->zone);
     } else {
-        e = xcalloc(1, sizeof *e);
-        e->path = xstrdup(path);
+        if (!e) {
+            e = xcalloc(1, sizeof *e);
+            e->path = xstrdup(path);
+            e->next = cache.bucket[b];
+            cache.bucket[b] = e;
+        }
+        tz_close(e->zone);
         e->zone = tz_ref(z);
-        e->dev = st.st_dev;
-        e->ino = st.st_ino;
-        e->size = st.st_size;
-        e->mtime = st.st_mtim;
-        e->next = cache.bucket[b];
-        cache.bucket[b] = e;
+        e->stale = false;
+        seen_file(e, &st);
     }
     pthread_mutex_unlock(&cache.mu);
 done:

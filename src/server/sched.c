@@ -30,6 +30,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "core/tz.h"
 
 #define DUE_BATCH         128  /* schedules fetched per store call */
 #define WALK_MAX          1000 /* fire times walked per schedule per pass */
@@ -67,18 +68,21 @@ struct sched {
 
 /* ---- compiled-schedule cache ------------------------------------------ */
 
-/* Compiling a cron schedule builds an ICU calendar, which is far too slow to
- * repeat for every schedule on every tick. Entries are keyed by everything
- * that affects compilation, so an edited schedule simply misses. The cache
- * is only touched while tick_lock is held (one tick per process at a time;
- * two concurrent ticks in one process would only race each other in the
- * store anyway). */
+/* Compiling a schedule parses its expression, opens its zone and checks
+ * that a cron can fire at all, which is too much to repeat for every
+ * schedule on every tick. Entries are keyed by everything that affects
+ * compilation, so an edited schedule simply misses, and by the zone-data
+ * generation (core/tz.h), so a tzdata update recompiles them all within a
+ * minute. The cache is only touched while tick_lock is held (one tick per
+ * process at a time; two concurrent ticks in one process would only race
+ * each other in the store anyway). */
 struct cache_entry {
     char id[SKED_ID_LEN];
     schedule_kind_t kind;
     char *expr;
     char *tz;
     int64_t start_ms, end_ms, anchor_ms;
+    uint64_t tz_gen;      /* tz_generation() when compiled */
     schedule_t *compiled; /* NULL = empty slot */
 };
 
@@ -106,9 +110,9 @@ static void entry_clear(struct cache_entry *e)
     memset(e, 0, sizeof *e);
 }
 
-static bool entry_matches(const struct cache_entry *e, const store_schedule_t *s)
+static bool entry_matches(const struct cache_entry *e, const store_schedule_t *s, uint64_t gen)
 {
-    return e->compiled && !strcmp(e->id, s->id) && e->kind == s->kind &&
+    return e->compiled && e->tz_gen == gen && !strcmp(e->id, s->id) && e->kind == s->kind &&
            !strcmp(e->expr, nz(s->expr)) && !strcmp(e->tz, nz(s->timezone)) &&
            e->start_ms == s->start_ms && e->end_ms == s->end_ms && e->anchor_ms == s->anchor_ms;
 }
@@ -118,7 +122,8 @@ static bool entry_matches(const struct cache_entry *e, const store_schedule_t *s
 static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t errlen)
 {
     struct cache_entry *e = &cache[slot_of(s->id)];
-    if (entry_matches(e, s)) return e->compiled;
+    uint64_t gen = tz_generation(); /* before compiling: a change during it misses next time */
+    if (entry_matches(e, s, gen)) return e->compiled;
 
     schedule_spec_t spec = {
         .kind = s->kind,
@@ -139,6 +144,7 @@ static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t 
     e->start_ms = s->start_ms;
     e->end_ms = s->end_ms;
     e->anchor_ms = s->anchor_ms;
+    e->tz_gen = gen;
     e->compiled = c;
     return c;
 }
@@ -194,7 +200,7 @@ static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t g
     const schedule_t *c = cache_get(s, err, sizeof err);
     if (!c) {
         /* A stored schedule that no longer compiles (say, a time zone gone
-         * from a newer ICU) cannot fire again. Record why on a skipped run
+         * from a newer tzdata) cannot fire again. Record why on a skipped run
          * so the job's history explains the silence, and retire it. */
         log_error("sched", "schedule %s of job %s no longer compiles (%s); retiring it", s->id,
                   s->job_id, err);
@@ -478,6 +484,6 @@ void sched_stop(sched_t *s)
     pthread_mutex_destroy(&s->mu);
     free(s);
     /* Compiled schedules are cheap to rebuild; dropping them here keeps a
-     * stopped server from holding ICU calendars. */
+     * stopped server from holding zones. */
     cache_clear();
 }
