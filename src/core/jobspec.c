@@ -44,10 +44,45 @@ static const char *const kind_keys[] = {
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* The length of the UTF-8 character at p, or 0 if none starts there
+ * (RFC 3629: no overlong forms, surrogates or values past U+10FFFF). */
+static size_t utf8_char(const unsigned char *p)
+{
+    if (p[0] < 0x80) return 1;
+    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF   ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
+    for (size_t i = 1; i < n; i++) /* stops at the NUL, which is no continuation */
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
+        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+/* Makes s UTF-8 text by writing '?' over every byte that starts no
+ * character. Error texts are clipped to fixed arrays, here and in the
+ * schedule compiler (which quotes "%.100s" of a zone name), and a clip may
+ * fall inside a character: the API could not put such a field or detail in
+ * a JSON answer at all. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_char(p);
+        if (n)
+            p += n;
+        else
+            *p++ = '?';
+    }
+}
+
 /* snprintf whose truncation is intended: field paths and details are
  * bounded by the fixed arrays of jobspec_error_t, and a clipped key name is
- * still a useful pointer. (A wrapper, because GCC's -Wformat-truncation
- * cannot be told that truncation is fine at a direct call.) */
+ * still a useful pointer (a character cut in two shows as '?'). (A wrapper,
+ * because GCC's -Wformat-truncation cannot be told that truncation is fine
+ * at a direct call.) */
 static void strf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void strf(char *dst, size_t n, const char *fmt, ...)
@@ -56,6 +91,7 @@ static void strf(char *dst, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(dst, n, fmt, ap);
     va_end(ap);
+    utf8_scrub(dst);
 }
 
 /* Records the first failure: field is the JSON path, the detail repeats it so
@@ -70,6 +106,7 @@ static int fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     strf(err->field, sizeof err->field, "%s", field);
     if (*field)
         strf(err->detail, sizeof err->detail, "%s: %s", field, msg);
@@ -80,32 +117,61 @@ static int fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
 
 /* ---- small validators ---------------------------------------------------- */
 
-/* The value of key in obj, or NULL when it is absent or JSON null: an
- * explicit null means "the default", which is also what a merge-patch
- * deletion leaves behind. */
+/* The value of key in obj, or NULL when it is absent or JSON null. Only a
+ * key check_keys lets be null can be null here: for those null means
+ * "none", as the canonical document writes it. */
 static json_t *opt(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_null(v) ? NULL : v;
 }
 
-/* Rejects any key of obj not in allowed (NULL-terminated). prefix is the
+static bool listed(const char *const *list, const char *key)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (!strcmp(list[i], key)) return true;
+    return false;
+}
+
+/* What a null member is told. A null is most often a template's unset
+ * variable, and taking it for the default would quietly do something else
+ * than was meant: fire a job at once (no schedules), in UTC (no time zone),
+ * on any worker (no constraints). */
+static const char *null_detail(const char *key)
+{
+    static const struct {
+        const char *key, *detail;
+    } details[] = {
+        {"name", "is required and must not be null"},
+        {"command", "is required and must not be null"},
+        {"schedules", "must not be null: give an array of schedules, or leave the field out "
+                      "for a job that runs once, now"},
+        {"timezone", "must not be null: give an IANA time zone such as \"Europe/Berlin\", "
+                     "or leave the field out for UTC"},
+        {"cron", "must not be null: give a cron expression such as \"0 2 * * *\""},
+        {"every", "must not be null: give an interval such as \"15m\""},
+        {"at", "must not be null: give an RFC 3339 time such as \"2026-01-01T00:00:00Z\""},
+    };
+    for (size_t i = 0; i < sizeof details / sizeof details[0]; i++)
+        if (!strcmp(details[i].key, key)) return details[i].detail;
+    return "must not be null: give a value, or leave the field out for the default";
+}
+
+/* Rejects any key of obj not in allowed, and a null value for any key not
+ * in nullable (both NULL-terminated; nullable may be NULL). prefix is the
  * path of obj ("" at the top, "retry." or "schedules[0]." inside). */
-static int check_keys(const json_t *obj, const char *const *allowed, const char *prefix,
-                      jobspec_error_t *err)
+static int check_keys(const json_t *obj, const char *const *allowed, const char *const *nullable,
+                      const char *prefix, jobspec_error_t *err)
 {
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v)
     {
-        size_t i = 0;
-        while (allowed[i] && strcmp(allowed[i], key) != 0)
-            i++;
-        if (!allowed[i]) {
-            char field[sizeof err->field];
-            strf(field, sizeof field, "%s%s", prefix, key);
-            return fail(err, field, "unknown field");
-        }
+        bool known = listed(allowed, key);
+        if (known && (!json_is_null(v) || listed(nullable, key))) continue;
+        char field[sizeof err->field];
+        strf(field, sizeof field, "%s%s", prefix, key);
+        return fail(err, field, "%s", known ? null_detail(key) : "unknown field");
     }
     return 0;
 }
@@ -115,7 +181,9 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
 static int get_string(const json_t *v, const char *field, size_t min, size_t max, const char **out,
                       jobspec_error_t *err)
 {
-    if (!json_is_string(v)) return fail(err, field, "must be a string");
+    if (!json_is_string(v))
+        return fail(err, field,
+                    json_is_null(v) ? "must be a string, not null" : "must be a string");
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (strlen(s) != n) return fail(err, field, "must not contain NUL characters");
@@ -342,6 +410,84 @@ static int parse_cwd(const json_t *v, jobspec_t *out, jobspec_error_t *err)
     return 0;
 }
 
+/* The first of each run of ten decimal digits (Unicode 14, category Nd)
+ * beyond ASCII: U+0660 ARABIC-INDIC DIGIT ZERO, U+FF10 FULLWIDTH DIGIT
+ * ZERO, ... . Generated with Python's unicodedata. */
+static const uint32_t digit_zeros[] = {
+    0x0660,  0x06F0,  0x07C0,  0x0966,  0x09E6,  0x0A66,  0x0AE6,  0x0B66,  0x0BE6,  0x0C66,
+    0x0CE6,  0x0D66,  0x0DE6,  0x0E50,  0x0ED0,  0x0F20,  0x1040,  0x1090,  0x17E0,  0x1810,
+    0x1946,  0x19D0,  0x1A80,  0x1A90,  0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,
+    0xA900,  0xA9D0,  0xA9F0,  0xAA50,  0xABF0,  0xFF10,  0x104A0, 0x10D30, 0x11066, 0x110F0,
+    0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950,
+    0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC,
+    0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0};
+
+/* The code point of the UTF-8 character at p (valid: jansson has checked
+ * it), its length in *len. */
+static uint32_t utf8_decode(const unsigned char *p, size_t *len)
+{
+    if (p[0] < 0xE0) {
+        *len = 2;
+        return (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    }
+    if (p[0] < 0xF0) {
+        *len = 3;
+        return (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    }
+    *len = 4;
+    return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+           (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+}
+
+/* A cron expression is ASCII: digits, names (MON, JAN), "* , - / ? L W #"
+ * and spaces. Anything else is refused here, naming the character and what
+ * to write instead, for the compiler would quote a single byte of it,
+ * which is not text (and a digit from another script, "٥" or "５", looks
+ * right to the person who typed it). */
+static int cron_ascii(const char *expr, const char *field, jobspec_error_t *err)
+{
+    static const char *const names5[] = {"minute", "hour", "day-of-month", "month", "day-of-week"};
+    const unsigned char *bad = (const unsigned char *)expr;
+    while (*bad && *bad < 0x80)
+        bad++;
+    if (!*bad) return 0;
+
+    /* Which field holds it, when the fields can be told apart. */
+    char where[48] = "";
+    size_t nfields = 0, at = 0;
+    for (const char *p = expr; *p;) {
+        p += strspn(p, " \t\r\n");
+        if (!*p) break;
+        if ((const unsigned char *)p <= bad) at = nfields;
+        nfields++;
+        p += strcspn(p, " \t\r\n");
+    }
+    if (expr[strspn(expr, " \t\r\n")] != '@' && (nfields == 5 || nfields == 6)) {
+        const char *name = nfields == 6 ? (at ? names5[at - 1] : "second") : names5[at];
+        strf(where, sizeof where, "cron field '%s': ", name);
+    }
+
+    size_t len;
+    uint32_t cp = utf8_decode(bad, &len);
+    for (size_t i = 0; i < sizeof digit_zeros / sizeof digit_zeros[0]; i++)
+        if (cp >= digit_zeros[i] && cp <= digit_zeros[i] + 9)
+            return fail(err, field, "%s'%.*s' (U+%04X) is not an ASCII digit; write %u", where,
+                        (int)len, (const char *)bad, (unsigned)cp, (unsigned)(cp - digit_zeros[i]));
+    if (cp == 0xA0 || (cp >= 0x2000 && cp <= 0x200B) || cp == 0x202F || cp == 0x205F ||
+        cp == 0x3000) /* no-break, en, em, thin, ideographic ... spaces */
+        return fail(err, field,
+                    "%s'%.*s' (U+%04X) is not an ASCII space; separate the fields "
+                    "with ASCII spaces",
+                    where, (int)len, (const char *)bad, (unsigned)cp);
+    if (cp >= 0xFF01 && cp <= 0xFF5E) /* the full-width forms of ASCII '!' to '~' */
+        return fail(err, field, "%s'%.*s' (U+%04X) is a full-width character; write '%c'", where,
+                    (int)len, (const char *)bad, (unsigned)cp, (char)(cp - 0xFEE0));
+    return fail(err, field,
+                "%s'%.*s' (U+%04X) is not allowed: a cron expression is ASCII (digits, names "
+                "such as MON or JAN, \"* , - / ? L W #\" and spaces)",
+                where, (int)len, (const char *)bad, (unsigned)cp);
+}
+
 /* Which field a failed schedule_compile() should be blamed on. The compiler
  * reports a sentence, not a field, and checks the zone before the
  * expression, so for a cron schedule in a zone other than UTC we compile
@@ -381,8 +527,10 @@ static int parse_schedule(const json_t *v, size_t idx, jobspec_schedule_t *out,
     spec->anchor_ms = INT64_MIN;
     spec->jitter_ms = 0;
 
-    if (!json_is_object(v)) return fail(err, base, "must be an object");
-    if ((rc = check_keys(v, keys, prefix, err))) return rc;
+    if (!json_is_object(v))
+        return fail(err, base,
+                    json_is_null(v) ? "must be an object, not null" : "must be an object");
+    if ((rc = check_keys(v, keys, NULL, prefix, err))) return rc;
 
     int nkinds = 0;
     for (int k = 0; k < 3; k++) {
@@ -405,6 +553,7 @@ static int parse_schedule(const json_t *v, size_t idx, jobspec_schedule_t *out,
     case SCHEDULE_CRON: {
         const char *s, *tz = "UTC";
         if ((rc = get_string(kv, FIELD("cron"), 1, CRON_EXPR_MAX, &s, err))) return rc;
+        if ((rc = cron_ascii(s, field, err))) return rc;
         out->expr = xstrdup(s);
         if (opt(v, "timezone") &&
             (rc = get_string(opt(v, "timezone"), FIELD("timezone"), 1, JOBSPEC_NAME_MAX, &tz, err)))
@@ -484,7 +633,7 @@ static int parse_retry(const json_t *v, retry_policy_t *r, jobspec_error_t *err)
     int rc;
     if (!v) return 0;
     if (!json_is_object(v)) return fail(err, "retry", "must be an object");
-    if ((rc = check_keys(v, keys, "retry.", err))) return rc;
+    if ((rc = check_keys(v, keys, NULL, "retry.", err))) return rc;
     if ((f = opt(v, "max_attempts")) &&
         (rc = get_int(f, "retry.max_attempts", 1, RETRY_ATTEMPTS_MAX, &r->max_attempts, err)))
         return rc;
@@ -615,6 +764,9 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
                                        "max_concurrency",
                                        "tags",
                                        NULL};
+    /* What the canonical document itself writes as null ("none"), so that
+     * a document read back parses again. */
+    static const char *const nullable[] = {"cwd", "timeout", NULL};
     const json_t *v;
     const char *s;
     int rc, e;
@@ -630,7 +782,7 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
     out->catch_up_window_ms = CATCH_UP_DEFAULT_MS;
 
     if (!json_is_object(doc)) return fail(err, "", "the job document must be a JSON object");
-    if ((rc = check_keys(doc, keys, "", err))) return rc;
+    if ((rc = check_keys(doc, keys, nullable, "", err))) return rc;
 
     if (!(v = opt(doc, "name"))) return fail(err, "name", "is required");
     if ((rc = get_label(v, "name", NULL, &s, err))) return rc;

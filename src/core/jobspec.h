@@ -4,8 +4,14 @@
  * rejection names the field ("schedules[0].cron", "retry.max_attempts") and
  * the reason, so the API can answer problem+json with it.
  *
- * Unknown fields are rejected. Limits (argv length, string sizes, counts)
- * are the constants below.
+ * Unknown fields are rejected. A field left out takes its default; a JSON
+ * null is refused (naming the field) wherever a value is expected, except
+ * for "cwd" and "timeout", where null means none, as the canonical
+ * document writes them. (In a PATCH a null removes a member, RFC 7386, so
+ * the default returns.) A null taken for the default would quietly change
+ * what a job does: "schedules": null would fire it at once, "timezone":
+ * null run it in UTC. Limits (argv length, string sizes, counts) are the
+ * constants below.
  */
 #ifndef SKED_CORE_JOBSPEC_H
 #define SKED_CORE_JOBSPEC_H

@@ -96,12 +96,8 @@ static void test_minimal_defaults(void **state)
     expect_canonical("{\"name\":\"n\",\"command\":[\"true\"]}",
                      "{\"name\":\"n\",\"type\":\"shell\",\"command\":[\"true\"],\"env\":{},"
                      "\"cwd\":null,\"schedules\":[]," DEFAULTS_TAIL "}");
-    /* Explicit nulls mean "the default". */
-    expect_canonical("{\"name\":\"n\",\"command\":[\"true\"],\"type\":null,\"env\":null,"
-                     "\"cwd\":null,\"schedules\":null,\"priority\":null,\"queue\":null,"
-                     "\"constraints\":null,\"timeout\":null,\"retry\":null,\"overlap\":null,"
-                     "\"misfire\":null,\"catch_up_window\":null,\"max_concurrency\":null,"
-                     "\"tags\":null}",
+    /* Null is "none" where the canonical document itself writes null. */
+    expect_canonical("{\"name\":\"n\",\"command\":[\"true\"],\"cwd\":null,\"timeout\":null}",
                      "{\"name\":\"n\",\"type\":\"shell\",\"command\":[\"true\"],\"env\":{},"
                      "\"cwd\":null,\"schedules\":[]," DEFAULTS_TAIL "}");
 }
@@ -425,6 +421,44 @@ static void test_bad_documents(void **state)
         {"{" JOB ",\"tags\":[\"ok\",\"a,b\"]}", "tags[1]", "','"},
         {"{" JOB ",\"tags\":[\"\"]}", "tags[0]", "empty"},
         {"{" JOB ",\"tags\":[\"a\\tb\"]}", "tags[0]", "control"},
+        /* null: refused everywhere but cwd and timeout, naming the field. Taken
+         * for the default it would fire a job at once (schedules), in UTC
+         * (timezone), on any worker (constraints)... */
+        {"{\"name\":null,\"command\":[\"a\"]}", "name", "required and must not be null"},
+        {"{\"name\":\"n\",\"command\":null}", "command", "required and must not be null"},
+        {"{" JOB ",\"type\":null}", "type", "must not be null"},
+        {"{" JOB ",\"env\":null}", "env", "must not be null"},
+        {"{" JOB ",\"schedules\":null}", "schedules", "runs once, now"},
+        {"{" JOB ",\"priority\":null}", "priority", "must not be null"},
+        {"{" JOB ",\"queue\":null}", "queue", "must not be null"},
+        {"{" JOB ",\"constraints\":null}", "constraints", "must not be null"},
+        {"{" JOB ",\"retry\":null}", "retry", "must not be null"},
+        {"{" JOB ",\"overlap\":null}", "overlap", "must not be null"},
+        {"{" JOB ",\"misfire\":null}", "misfire", "must not be null"},
+        {"{" JOB ",\"catch_up_window\":null}", "catch_up_window", "must not be null"},
+        {"{" JOB ",\"max_concurrency\":null}", "max_concurrency", "must not be null"},
+        {"{" JOB ",\"tags\":null}", "tags", "must not be null"},
+        {"{" JOB ",\"retry\":{\"max_attempts\":null}}", "retry.max_attempts", "must not be null"},
+        {"{" JOB ",\"retry\":{\"jitter\":null}}", "retry.jitter", "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":null}]}",
+         "schedules[0].timezone", "leave the field out for UTC"},
+        {"{" JOB ",\"schedules\":[{\"cron\":null,\"every\":\"1h\"}]}", "schedules[0].cron",
+         "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"every\":null}]}", "schedules[0].every", "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"at\":null}]}", "schedules[0].at", "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1h\",\"start\":null}]}", "schedules[0].start",
+         "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1h\",\"end\":null}]}", "schedules[0].end",
+         "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1h\",\"jitter\":null}]}", "schedules[0].jitter",
+         "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1h\",\"anchor\":null}]}", "schedules[0].anchor",
+         "must not be null"},
+        {"{" JOB ",\"schedules\":[{\"every\":\"1h\"},null]}", "schedules[1]", "not null"},
+        {"{\"name\":\"n\",\"command\":[\"a\",null]}", "command[1]", "not null"},
+        {"{" JOB ",\"env\":{\"A\":null}}", "env.A", "not null"},
+        {"{" JOB ",\"constraints\":{\"disk\":null}}", "constraints.disk", "not null"},
+        {"{" JOB ",\"tags\":[\"a\",null]}", "tags[1]", "not null"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_bad(cases[i].doc, cases[i].field, cases[i].detail);
@@ -700,6 +734,113 @@ static void test_patch_errors(void **state)
     json_decref(cur);
 }
 
+/* Whether s is UTF-8 that jansson (and so a problem+json answer) takes. */
+static bool is_text(const char *s)
+{
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
+}
+
+/* A PATCH's null deletes a member (RFC 7386), and the default returns;
+ * inside a schedule, which a patch replaces whole, null is refused as in a
+ * new job (test_bad_documents has those). */
+static void test_patch_nulls(void **state)
+{
+    (void)state;
+    json_t *cur = canonical_of(full_doc), *merged = NULL;
+    json_t *patch = load("{\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":null}]}");
+    jobspec_t s;
+    jobspec_error_t err;
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "schedules[0].timezone");
+    assert_null(merged);
+    json_decref(patch);
+    patch = load("{\"queue\":null,\"timeout\":null,\"retry\":{\"max\":null}}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), 0);
+    assert_string_equal(s.queue, "default");
+    assert_int_equal(s.timeout_ms, 0);
+    assert_int_equal(s.retry.max_ms, 600000);
+    jobspec_free(&s);
+    json_decref(merged);
+    json_decref(patch);
+    json_decref(cur);
+}
+
+/* A cron expression is ASCII: a digit or space from another script is
+ * refused naming the character, the cron field and what to write. */
+static void test_cron_not_ascii(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cron, *detail;
+    } cases[] = {
+        /* Arabic-Indic five, in the minute field */
+        {"\u0665 2 * * *", "cron field 'minute': '\u0665' (U+0665) is not an ASCII digit; write 5"},
+        /* full-width five, in the hour field */
+        {"0 \uff15 * * *", "cron field 'hour': '\uff15' (U+FF15) is not an ASCII digit; write 5"},
+        /* Devanagari three inside a list of the day-of-week field */
+        {"0 2 * * 1,\u0969", "cron field 'day-of-week': '\u0969' (U+0969) is not an ASCII digit; "
+                             "write 3"},
+        /* six fields: seconds first */
+        {"\u0660 0 2 * * *", "cron field 'second': '\u0660' (U+0660) is not an ASCII digit; "
+                             "write 0"},
+        {"0 2 * * \uff2d\uff2f\uff2e", "cron field 'day-of-week': '\uff2d' (U+FF2D) is a "
+                                       "full-width character; write 'M'"},
+        {"0 2 * * *\uff0a", "'\uff0a' (U+FF0A) is a full-width character; write '*'"},
+        {"0\u00a02 * * *", "'\u00a0' (U+00A0) is not an ASCII space"},
+        {"0 2 * * *\u3000", "(U+3000) is not an ASCII space"},
+        {"0 2 * \u00e9t\u00e9 *", "cron field 'month': '\u00e9' (U+00E9) is not allowed"},
+        {"@daily\u0665", "'\u0665' (U+0665) is not an ASCII digit; write 5"},
+        {"0 2 * * \U0001D7D0", "(U+1D7D0) is not an ASCII digit; write 2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *doc = xasprintf("{" JOB ",\"schedules\":[{\"cron\":\"%s\"}]}", cases[i].cron);
+        /* The JSON escapes above are decoded by jansson; the detail must
+         * hold the character itself. */
+        char *quoted = xasprintf("\"%s\"", cases[i].detail);
+        json_t *want = load(quoted);
+        expect_bad(doc, "schedules[0].cron", json_string_value(want));
+        json_decref(want);
+        free(quoted);
+        free(doc);
+    }
+}
+
+/* Field paths and details clipped to their arrays stay whole characters,
+ * so the API can put them in a JSON answer. */
+static void test_error_text_is_utf8(void **state)
+{
+    (void)state;
+    buf_t doc = BUF_INIT, key = BUF_INIT;
+    for (int i = 0; i < 150; i++)
+        buf_puts(&key, "\u00e9"); /* two bytes each once decoded */
+    buf_printf(&doc, "{" JOB ",\"%s\":1}", key.data);
+    json_t *j = load(doc.data);
+    jobspec_t s;
+    jobspec_error_t err;
+    assert_int_equal(jobspec_parse(j, &s, &err), SKED_EINVAL);
+    assert_true(strlen(err.field) > 100);
+    assert_true(is_text(err.field));
+    assert_true(is_text(err.detail));
+    json_decref(j);
+
+    /* An unknown time zone the compiler quotes, long enough to be clipped. */
+    buf_reset(&doc);
+    buf_reset(&key);
+    for (int i = 0; i < 99; i++)
+        buf_puts(&key, "\u0416"); /* Cyrillic Zhe: two bytes */
+    buf_printf(&doc, "{" JOB ",\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"X%s\"}]}",
+               key.data);
+    j = load(doc.data);
+    assert_int_equal(jobspec_parse(j, &s, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "schedules[0].timezone");
+    assert_true(is_text(err.detail));
+    json_decref(j);
+    buf_free(&doc);
+    buf_free(&key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +853,9 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_patch),
         cmocka_unit_test(test_patch_errors),
+        cmocka_unit_test(test_patch_nulls),
+        cmocka_unit_test(test_cron_not_ascii),
+        cmocka_unit_test(test_error_text_is_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
