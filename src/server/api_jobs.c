@@ -36,6 +36,7 @@
 #define IDEM_KEY_MAX    200
 #define PREVIEW_DEFAULT 10
 #define PREVIEW_MAX     1000
+#define FROM_HELP       "an RFC 3339 time from 1970 to 9999 such as \"2027-03-28T00:00:00Z\""
 #define PATCH_RETRIES   3 /* read-merge-write rounds when no If-Match pins a version */
 
 static const char *nz(const char *s)
@@ -667,9 +668,19 @@ out:
 
 /* ---- preview ------------------------------------------------------------ */
 
-/* The next n fire times of spec's schedules after now, merged in time
- * order. On failure answers resp and returns NULL. New reference. */
-static json_t *preview_json(const jobspec_t *spec, size_t n, int64_t now_ms, http_resp_t *resp)
+/* Parses a preview's "from" (s of len bytes). 0, or SKED_EINVAL. Instants
+ * before 1970 are refused: the API has no way to write them. */
+static int parse_from(const char *s, size_t len, int64_t *from_ms)
+{
+    int64_t ms;
+    if (strlen(s) != len || clock_parse_rfc3339(s, &ms) != 0 || ms < 0) return SKED_EINVAL;
+    *from_ms = ms;
+    return 0;
+}
+
+/* The first n fire times of spec's schedules at or after from_ms, merged in
+ * time order. On failure answers resp and returns NULL. New reference. */
+static json_t *preview_json(const jobspec_t *spec, size_t n, int64_t from_ms, http_resp_t *resp)
 {
     size_t ns = spec->nschedules;
     schedule_t **c = ns ? xcalloc(ns, sizeof *c) : NULL;
@@ -677,6 +688,8 @@ static json_t *preview_json(const jobspec_t *spec, size_t n, int64_t now_ms, htt
     size_t *cnt = ns ? xcalloc(ns, sizeof *cnt) : NULL;
     size_t *pos = ns ? xcalloc(ns, sizeof *pos) : NULL;
     json_t *doc = NULL;
+    /* Past 9999 RFC 3339 cannot write a fire time: the preview ends there. */
+    const int64_t end_ms = clock_days_from_civil(10000, 1, 1) * 86400000;
 
     for (size_t i = 0; i < ns; i++) {
         char err[256] = "";
@@ -686,7 +699,9 @@ static json_t *preview_json(const jobspec_t *spec, size_t n, int64_t now_ms, htt
             goto out;
         }
         fires[i] = xcalloc(n, sizeof *fires[i]);
-        cnt[i] = schedule_preview(c[i], now_ms - 1, fires[i], n);
+        cnt[i] = schedule_preview(c[i], from_ms - 1, fires[i], n);
+        while (cnt[i] > 0 && fires[i][cnt[i] - 1].utc_ms >= end_ms)
+            cnt[i]--;
     }
     json_t *arr = json_array();
     for (size_t k = 0; k < n; k++) {
@@ -728,6 +743,7 @@ void api_jobs_preview(http_req_t *req, http_resp_t *resp)
     json_t *doc = NULL;
     json_error_t perr;
     long n = PREVIEW_DEFAULT;
+    int64_t from_ms = req->now_ms;
 
     memset(&spec, 0, sizeof spec);
     const char *id = api__path_id(req, resp);
@@ -735,6 +751,11 @@ void api_jobs_preview(http_req_t *req, http_resp_t *resp)
     const char *q = http_query(req, "n");
     if (q && api__int_param(q, 1, PREVIEW_MAX, &n) != 0) {
         http_problem(resp, 400, "query.n", "n must be an integer from 1 to %d", PREVIEW_MAX);
+        goto out;
+    }
+    q = http_query(req, "from");
+    if (q && parse_from(q, strlen(q), &from_ms) != 0) {
+        http_problem(resp, 400, "query.from", "from must be " FROM_HELP);
         goto out;
     }
     int rc = store_job_get(req->st, id, &job, NULL, NULL);
@@ -750,7 +771,7 @@ void api_jobs_preview(http_req_t *req, http_resp_t *resp)
         http_problem(resp, 500, NULL, "the stored job spec does not parse");
         goto out;
     }
-    json_t *out = preview_json(&spec, (size_t)n, req->now_ms, resp);
+    json_t *out = preview_json(&spec, (size_t)n, from_ms, resp);
     if (out) http_json(resp, 200, out);
 out:
     json_decref(doc);
@@ -764,6 +785,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     jobspec_t spec;
     jobspec_error_t jerr = {{0}, {0}};
     json_int_t n = PREVIEW_DEFAULT;
+    int64_t from_ms = req->now_ms;
     const char *key;
     json_t *val;
 
@@ -772,7 +794,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     if (!body) goto out;
     json_object_foreach(body, key, val)
     {
-        if (strcmp(key, "schedules") != 0 && strcmp(key, "n") != 0) {
+        if (strcmp(key, "schedules") != 0 && strcmp(key, "n") != 0 && strcmp(key, "from") != 0) {
             http_problem(resp, 400, key, "unknown field '%s'", key);
             goto out;
         }
@@ -786,9 +808,20 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
         }
         n = json_integer_value(jn);
     }
+    /* A null is refused like anywhere in a job document (jobspec.h): a
+     * template's unset variable must not preview from now, or nothing. */
+    json_t *jf = json_object_get(body, "from");
+    if (jf && (!json_is_string(jf) ||
+               parse_from(json_string_value(jf), json_string_length(jf), &from_ms) != 0)) {
+        http_problem(resp, 400, "from", "from must be " FROM_HELP "%s",
+                     json_is_null(jf) ? ", not null (leave it out to preview from now)" : "");
+        goto out;
+    }
     json_t *scheds = json_object_get(body, "schedules");
-    if (!scheds) {
-        http_problem(resp, 400, "schedules", "schedules is required");
+    if (!scheds || json_is_null(scheds)) {
+        http_problem(resp, 400, "schedules",
+                     "schedules is required%s: an array of 1 to %d schedules",
+                     scheds ? " and must not be null" : "", JOBSPEC_SCHEDULES_MAX);
         goto out;
     }
     if (json_is_array(scheds) && json_array_size(scheds) == 0) {
@@ -809,7 +842,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
         spec_problem(resp, &jerr);
         goto out;
     }
-    json_t *doc = preview_json(&spec, (size_t)n, req->now_ms, resp);
+    json_t *doc = preview_json(&spec, (size_t)n, from_ms, resp);
     if (doc) http_json(resp, 200, doc);
 out:
     jobspec_free(&spec);
