@@ -98,8 +98,9 @@ static int workers_ls(cli_t *c, int argc, char **argv)
         goto out;
     }
     if ((rc = cli_want_args(c, argc - first, 0, 0, "no arguments")) != CLI_EXIT_OK) goto out;
-    /* Follow cursors: the pool is small, and a partial pool misleads. */
-    if (cli_list(c, "/v1/workers", 1, &list) < 0) {
+    /* Follow cursors: a partial pool misleads. The largest page keeps a
+     * pool of thousands to a few requests. */
+    if (cli_list(c, "/v1/workers?limit=1000", 1, &list) < 0) {
         rc = CLI_EXIT_FAIL;
         goto out;
     }
