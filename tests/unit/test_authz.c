@@ -55,6 +55,7 @@ struct fixture {
     char *admin;  /* bootstrap admin token */
     store_t *st2; /* a second handle on the same store, for fixtures */
     char tok[NROLES][AUTH_TOKEN_BUFLEN];
+    char tok_id[NROLES][SKED_ID_LEN];
     unsigned seq; /* makes fixture names unique */
 };
 
@@ -181,6 +182,7 @@ enum kind {
     K_JOB_CREATE, /* namespace in the body: no grant -> 403 */
     K_USER_SELF,  /* PATCH /v1/users/{name}: self, or admin */
     K_TOKEN_OWN,  /* DELETE /v1/tokens/{id}: own, or admin; another's -> 404 */
+    K_WORKER_OWN, /* {id} is a worker: registered by the caller's token, or admin; else 403 */
 };
 
 struct row {
@@ -215,9 +217,10 @@ static const struct row rows[] = {
     {"POST", "/v1/workers", ACCESS_WORKER, K_PLAIN, 201,
      "{\"name\":\"%s\",\"host\":\"h\",\"slots\":1}"},
     {"GET", "/v1/workers", ACCESS_READ, K_PLAIN, 200, NULL},
-    {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, K_PLAIN, 200, NULL},
-    {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, K_PLAIN, 200, "{\"runs\":[]}"},
-    {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, K_PLAIN, 200, "{\"max\":1,\"wait\":\"0s\"}"},
+    {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, K_WORKER_OWN, 200, NULL},
+    {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, K_WORKER_OWN, 200, "{\"runs\":[]}"},
+    {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, K_WORKER_OWN, 200,
+     "{\"max\":1,\"wait\":\"0s\"}"},
     /* The fixture run was never claimed: fence 1 is stale, whoever sends it. */
     {"POST", "/v1/runs/{id}/attempts/{n}/log", ACCESS_WORKER, K_PLAIN, 409, "x"},
     {"POST", "/v1/runs/{id}/attempts/{n}/complete", ACCESS_WORKER, K_PLAIN, 409,
@@ -277,6 +280,8 @@ static int expected(const struct row *w, enum role_ix r, enum scope s)
         return s == OWN || admin ? w->ok : 403;
     case K_TOKEN_OWN:
         return s == OWN || admin ? w->ok : 404;
+    case K_WORKER_OWN:
+        return s == OWN || admin ? w->ok : 403;
     }
     return -1;
 }
@@ -330,6 +335,8 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
             wk.queues = xstrdup("default");
             wk.labels = xstrdup("");
             wk.slots = 1;
+            /* Own: registered with the caller's token; else another's. */
+            wk.owner = xstrdup(s == OWN ? fx->tok_id[r] : "tok_of_someone_else");
             assert_int_equal(store_worker_register(fx->st2, &wk, clock_now_ms()), 0);
             buf_puts(path, wk.id);
             store_worker_clear(&wk);
@@ -688,12 +695,12 @@ static int group_setup(void **state)
     mkuser("someone", ROLE_USER, "team-a");
     for (int r = 0; r < NROLES; r++) {
         if (r == R_WORKER) {
-            mktoken(role_user[r], NULL, ROLE_WORKER, "", fx->tok[r], NULL);
+            mktoken(role_user[r], NULL, ROLE_WORKER, "", fx->tok[r], fx->tok_id[r]);
             continue;
         }
         const char *ns = r == R_ADMIN ? "" : "team-a";
         mkuser(role_user[r], role_of[r], ns);
-        mktoken(role_user[r], role_user[r], role_of[r], ns, fx->tok[r], NULL);
+        mktoken(role_user[r], role_user[r], role_of[r], ns, fx->tok[r], fx->tok_id[r]);
     }
     return 0;
 }

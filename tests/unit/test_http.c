@@ -180,7 +180,10 @@ static void register_worker(const char *name, char id[SKED_ID_LEN])
     resp_t r;
     char body[256];
     snprintf(body, sizeof body, "{\"name\":\"%s\",\"host\":\"h\",\"slots\":4}", name);
-    req(&r, "POST", "/v1/workers", fx->admin, body, -1);
+    /* With the worker token, as `sked worker` does: the worker is then
+     * bound to it (the admin token may act for any worker). A second
+     * fixture (test_stop_answers_waiters) has only its admin token. */
+    req(&r, "POST", "/v1/workers", fx->worker_tok[0] ? fx->worker_tok : fx->admin, body, -1);
     assert_int_equal(r.status, 201);
     const char *s = json_string_value(json_object_get(r.json, "id"));
     assert_non_null(s);
@@ -211,6 +214,10 @@ static int start_server(struct fixture *f)
     cfg.listen = "127.0.0.1:0";
     cfg.store_url = store;
     cfg.threads = POOL;
+    /* Claims here are never confirmed (no worker starts anything): a
+     * confirm window as long as the default lease keeps a claimed run with
+     * its claimer for the longest wait these tests make. */
+    cfg.confirm_ms = SERVER_DEFAULT_LEASE_MS;
     if (server_start(&cfg, &f->srv, &f->admin) != 0) return -1;
     snprintf(f->url, sizeof f->url, "%s", server_url(f->srv));
     return 0;
@@ -489,8 +496,8 @@ static void test_worker_protocol(void **state)
         "{\"name\":\"proto2\",\"queues\":[\"q1\",\"q2\"],\"labels\":{\"z\":\"1\",\"a\":\"2\"}}",
         -1);
     assert_int_equal(r.status, 201);
-    assert_string_equal(json_string_value(json_object_get(r.json, "lease")), "30s");
-    assert_string_equal(json_string_value(json_object_get(r.json, "heartbeat_interval")), "5s");
+    assert_string_equal(json_string_value(json_object_get(r.json, "lease")), "10s");
+    assert_string_equal(json_string_value(json_object_get(r.json, "heartbeat_interval")), "2s");
     resp_free(&r);
 
     req(&r, "POST", "/v1/workers", fx->admin, "{\"name\":\"x\",\"slots\":0}", -1);

@@ -110,7 +110,7 @@ static void test_outcomes(void **state)
 {
     (void)state;
     static const char *const want[ATTEMPT_OUTCOME_COUNT] = {"succeeded", "failed", "timeout",
-                                                            "canceled", "lost"};
+                                                            "canceled",  "lost",   "not_started"};
     for (int i = 0; i < ATTEMPT_OUTCOME_COUNT; i++) {
         assert_string_equal(attempt_outcome_name((attempt_outcome_t)i), want[i]);
         attempt_outcome_t o = ATTEMPT_OUTCOME_COUNT;

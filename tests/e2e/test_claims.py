@@ -1,0 +1,228 @@
+"""Claims that never start, and who may act for a worker (issue 7, points 6,
+9 and 10). Each test reproduces a way a run used to be handed to a worker
+that never started it -- and then charged an attempt after a whole lease --
+or a way one worker's token could act for another worker, and checks the
+promise that now holds: a run that never started comes back soon and
+uncharged, attempts never overlap, and a worker token acts only for its
+own workers and namespace."""
+
+import os
+import signal
+import time
+import unittest
+
+from skedtest import SkedTestCase, parse_time, pid_alive, read_lines, wait_until
+
+
+def lines_of(path):
+    return read_lines(path) if os.path.exists(path) else []
+
+
+class TestClaims(SkedTestCase):
+    def marker_job(self, marker, **fields):
+        """A job that appends "<attempt> <worker pid>" to marker once per attempt."""
+        return self.create_job(self.sh_job('echo "$SKED_ATTEMPT $PPID" >> %s' % marker, **fields))
+
+    def test_killed_worker_parked_claim_gets_no_work(self):
+        """A worker killed while its claim is parked: the server must not
+        lease the next run to the dead connection while a live worker waits."""
+        self.start_server()
+        dead, dead_id = self.start_worker(name="w-dead")
+        # Its claim is parked once the worker has registered and asked.
+        time.sleep(1.0)
+        dead.kill9()
+        live, live_id = self.start_worker(name="w-live")
+        # The same name again: a restarted worker must not inherit the old
+        # parked claim either.
+        again, again_id = self.start_worker(name="w-dead")
+        time.sleep(0.5)
+        for i in range(3):
+            marker = self.path("m%d" % i)
+            t0 = time.time()
+            job = self.marker_job(marker)
+            run = self.wait_run_terminal(job["id"], timeout=10)
+            took = time.time() - t0
+            self.assertEqual(run["state"], "succeeded", run)
+            self.assertEqual(len(run["attempts"]), 1, run)
+            self.assertIn(run["attempts"][0]["worker_id"], (live_id, again_id), run)
+            self.assertLess(took, 3.0, "run %d took %.1fs: leased to a dead claim?" % (i, took))
+
+    def test_late_claim_answer_is_never_started(self):
+        """A worker frozen while the server answers its claim reads the answer
+        late: by then the run came back (uncharged) and another worker ran it.
+        The late worker must not start it too."""
+        self.start_server(extra=("--confirm-within", "2s", "--lease-grace", "1s"))
+        frozen, frozen_id = self.start_worker(name="w-frozen")
+        time.sleep(1.0)  # its claim is parked
+        frozen.signal(signal.SIGSTOP)
+        try:
+            marker = self.path("marker")
+            job = self.marker_job(marker)  # default max_attempts: 1
+            # The claim is answered into the frozen worker's socket; the run
+            # is leased to it, unconfirmed, then comes back uncharged.
+            run = self.wait_runs(job["id"], lambda rs: rs and rs[0]["state"] == "running",
+                                 timeout=5)[0]
+            self.assertEqual(run["worker_id"], frozen_id)
+            t_claim = time.time()
+            back = self.wait_run_state(run["id"], ("scheduled", "pending"), timeout=8)
+            back_s = time.time() - t_claim
+            self.assertEqual(back["attempt"], 0, back)
+            self.assertEqual(back["attempts"], [], back)
+            self.assertIn("not started", back["reason"] or "", back)
+            live, live_id = self.start_worker(name="w-live")
+            done = self.wait_run_terminal(job["id"], timeout=10)
+            self.assertEqual(done["state"], "succeeded", done)
+            self.assertEqual([a["worker_id"] for a in done["attempts"]], [live_id], done)
+        finally:
+            frozen.signal(signal.SIGCONT)
+        # The thawed worker confirms, is told the run is no longer its, and
+        # starts nothing.
+        wait_until(lambda: "run %s was taken back before it started" % run["id"]
+                   in frozen.stderr_text(), 10, msg="the thawed worker to drop the run")
+        time.sleep(0.5)
+        self.assertEqual(lines_of(marker), ["1 %s" % lines_of(marker)[0].split()[1]])
+        print("\nunconfirmed run back in %.1fs (confirm 2s + grace 1s)" % back_s)
+
+    def test_claim_answer_lost_is_uncharged(self):
+        """The claim committed but its answer never reached the worker (a
+        server or database restart mid-claim answers 503; a proxy drops it).
+        The run comes back after the confirm window, not the lease, and the
+        attempt that never began is not charged."""
+        self.start_server(lease="20s", extra=("--confirm-within", "2s", "--lease-grace", "1s"))
+        ghost = self.ok("POST", "/v1/workers", {"name": "ghost"}, expect=201)["id"]
+        marker = self.path("marker")
+        job = self.marker_job(marker)  # default max_attempts: 1
+        got = self.ok("POST", "/v1/workers/%s/claim" % ghost, {"max": 1}, expect=200)
+        self.assertEqual(len(got["runs"]), 1)
+        t_claim = time.time()
+        live, live_id = self.start_worker(name="w-live")
+        done = self.wait_run_terminal(job["id"], timeout=15)
+        took = time.time() - t_claim
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(len(done["attempts"]), 1, done)
+        self.assertEqual(done["attempts"][0]["worker_id"], live_id)
+        self.assertEqual(done["attempts"][0]["n"], 1)
+        self.assertEqual(len(lines_of(marker)), 1)
+        # Confirm window + grace + a reaper tick, far below the 20 s lease.
+        self.assertLess(took, 8.0)
+        # The ghost's late report is stale.
+        r = got["runs"][0]
+        st, _, _ = self.api("POST", "/v1/runs/%s/attempts/1/complete" % r["run_id"],
+                            {"fence": r["fence"], "outcome": "succeeded"})
+        self.assertEqual(st, 409)
+        print("\nlost claim answer: run done %.1fs after the claim (lease 20s)" % took)
+
+    def test_refused_run_goes_back_at_once(self):
+        """A worker that refuses a run reports it not started: it is due again
+        at once, uncharged."""
+        self.start_server(lease="20s", extra=("--confirm-within", "10s"))
+        ghost = self.ok("POST", "/v1/workers", {"name": "refuser"}, expect=201)["id"]
+        job = self.marker_job(self.path("marker"))
+        r = self.ok("POST", "/v1/workers/%s/claim" % ghost, {"max": 1}, expect=200)["runs"][0]
+        v = self.ok("POST", "/v1/runs/%s/attempts/%d/complete" % (r["run_id"], r["attempt"]),
+                    {"fence": r["fence"], "outcome": "not_started",
+                     "reason": "lease over on arrival"}, expect=200)
+        self.assertEqual(v["state"], "scheduled")
+        run = self.run_get(r["run_id"])
+        self.assertEqual(run["attempt"], 0)
+        self.assertEqual(run["attempts"], [])
+        t0 = time.time()
+        self.start_worker(name="w-live")
+        done = self.wait_run_terminal(job["id"], timeout=10)
+        self.assertEqual(done["state"], "succeeded")
+        self.assertLess(time.time() - t0, 5.0)
+
+    def test_recovery_after_worker_kill9_default_settings(self):
+        """kill -9 of the worker running an attempt: with the default lease,
+        heartbeat and grace, the retry starts within 15 s (it took 36 s)."""
+        self.start_server()
+        w1, id1 = self.start_worker(name="w1")
+        stamps = self.path("stamps")
+        job = self.create_job(self.sh_job(
+            'echo "$SKED_ATTEMPT $(date +%%s.%%N)" >> %s; '
+            'if [ "$SKED_ATTEMPT" = 1 ]; then sleep 60; fi' % stamps,
+            retry={"max_attempts": 2, "initial": "1s", "jitter": False}))
+        wait_until(lambda: len(lines_of(stamps)) == 1, 10, msg="attempt 1 to start")
+        w2, id2 = self.start_worker(name="w2")
+        t_kill = time.time()
+        w1.kill9()
+        wait_until(lambda: len(lines_of(stamps)) == 2, 20, msg="attempt 2 to start")
+        started2 = float(lines_of(stamps)[1].split()[1])
+        recovery = started2 - t_kill
+        self.assertLess(recovery, 15.0)
+        done = self.wait_run_terminal(job["id"], timeout=10)
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual([a["outcome"] for a in done["attempts"]], ["lost", "succeeded"])
+        print("\nrecovery from a dead worker (kill -9 to the retry's start): %.1fs" % recovery)
+
+
+class TestWorkerIdentity(SkedTestCase):
+    def worker_token(self, name, namespaces=None):
+        body = {"name": name, "role": "worker"}
+        if namespaces is not None:
+            body["namespaces"] = namespaces
+        return self.ok("POST", "/v1/tokens", body, expect=201)["token"]
+
+    def test_worker_token_acts_only_for_its_own_worker(self):
+        self.start_server()
+        ta, tb = self.worker_token("wa"), self.worker_token("wb")
+        wa = self.ok("POST", "/v1/workers", {"name": "wa"}, token=ta, expect=201)["id"]
+        wb = self.ok("POST", "/v1/workers", {"name": "wb"}, token=tb, expect=201)["id"]
+        job = self.create_job(self.sh_job("true"))
+        # b may not claim, heartbeat or drain for a.
+        for path, body in (("claim", {"max": 1}), ("heartbeat", {}), ("drain", None)):
+            self.assert_problem(self.api("POST", "/v1/workers/%s/%s" % (wa, path), body, token=tb),
+                                403, "path.id")
+        self.assertEqual(self.ok("GET", "/v1/runs?job_id=" + job["id"])["items"][0]["state"],
+                         "pending")
+        r = self.ok("POST", "/v1/workers/%s/claim" % wa, {"max": 1}, token=ta)["runs"][0]
+        # Nor renew, log to or complete a's run, even knowing its fence.
+        hb = self.ok("POST", "/v1/workers/%s/heartbeat" % wb,
+                     {"runs": [{"run_id": r["run_id"], "fence": r["fence"], "started": True}]},
+                     token=tb)
+        self.assertEqual([s["run_id"] for s in hb["stop"]], [r["run_id"]])
+        self.assert_problem(self.api("POST", "/v1/runs/%s/attempts/1/log?fence=%d&seq=0"
+                                     % (r["run_id"], r["fence"]), raw=b"forged", token=tb),
+                            403, "path.id")
+        self.assert_problem(self.api("POST", "/v1/runs/%s/attempts/1/complete" % r["run_id"],
+                                     {"fence": r["fence"], "outcome": "succeeded"}, token=tb),
+                            403, "path.id")
+        run = self.run_get(r["run_id"])
+        self.assertEqual(run["state"], "running")
+        self.assertEqual(run["log_bytes"], 0)
+        # a itself can.
+        self.ok("POST", "/v1/workers/%s/heartbeat" % wa,
+                {"runs": [{"run_id": r["run_id"], "fence": r["fence"], "started": True}]},
+                token=ta)
+        v = self.ok("POST", "/v1/runs/%s/attempts/1/complete" % r["run_id"],
+                    {"fence": r["fence"], "outcome": "succeeded"}, token=ta)
+        self.assertEqual(v["state"], "succeeded")
+
+    def test_namespace_worker_token_claims_only_its_namespace(self):
+        self.start_server()
+        tb = self.worker_token("wb", namespaces=["team-b"])
+        wb = self.ok("POST", "/v1/workers", {"name": "wb"}, token=tb, expect=201)["id"]
+        secret_a = self.create_job(self.sh_job("true", namespace="team-a",
+                                               env={"API_KEY": {"secret": "s3cret-a"}}))
+        job_b = self.create_job(self.sh_job("true", namespace="team-b"))
+        got = self.ok("POST", "/v1/workers/%s/claim" % wb, {"max": 10}, token=tb)
+        self.assertEqual([r["job_id"] for r in got["runs"]], [job_b["id"]])
+        self.assertNotIn("s3cret-a", str(got))
+        again = self.ok("POST", "/v1/workers/%s/claim" % wb, {"max": 10}, token=tb)
+        self.assertEqual(again["runs"], [])
+        self.assertEqual(self.runs_of(secret_a["id"])[0]["state"], "pending")
+
+    def test_fences_are_not_guessable(self):
+        self.start_server()
+        w = self.ok("POST", "/v1/workers", {"name": "w"}, expect=201)["id"]
+        fences = []
+        for i in range(5):
+            self.create_job(self.sh_job("true"))
+            r = self.ok("POST", "/v1/workers/%s/claim" % w, {"max": 1})["runs"][0]
+            fences.append(r["fence"])
+        for a, b in zip(fences, fences[1:]):
+            self.assertGreater(abs(b - a), 1000000, fences)
+
+
+if __name__ == "__main__":
+    unittest.main()
