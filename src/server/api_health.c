@@ -1,7 +1,9 @@
 /*
  * Health probes for load balancers and orchestrators: liveness (the
- * process answers HTTP) and readiness (it can also reach its store). Both
- * are public and cheap, so they can be polled every second.
+ * process answers HTTP) and readiness (its store answers and takes a
+ * durable write: a full disk or a read-only database is not ready). Both
+ * are public and cheap, so they can be polled every second; the write is
+ * probed at most once a second (store_ready).
  */
 #include "server/api.h"
 
@@ -16,10 +18,11 @@ void api_healthz(http_req_t *req, http_resp_t *resp)
 
 void api_readyz(http_req_t *req, http_resp_t *resp)
 {
-    int rc = store_ping(req->st);
+    int rc = store_ready(req->st);
     if (rc < 0) {
-        log_warn("api", "readiness: store ping failed: %s", sked_strerror(rc));
-        http_problem(resp, 503, NULL, "the store does not answer: %s", sked_strerror(rc));
+        log_warn("api", "readiness: the store does not take writes: %s", sked_strerror(rc));
+        http_problem(resp, 503, NULL, "the store does not answer or take writes: %s",
+                     sked_strerror(rc));
         http_set_header(resp, "Retry-After", "1");
         return;
     }

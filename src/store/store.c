@@ -29,11 +29,15 @@ void store__init(store_t *st, const struct store_ops *ops)
     st->notify = NULL;
     st->notify_arg = NULL;
     st->log_cap = STORE_LOG_CAP_DEFAULT;
+    pthread_mutex_init(&st->ready_mu, NULL);
+    st->ready_at_ns = 0;
+    st->ready_rc = 0;
 }
 
 void store__fini(store_t *st)
 {
     pthread_mutex_destroy(&st->notify_mu);
+    pthread_mutex_destroy(&st->ready_mu);
 }
 
 void store__notify(store_t *st)
@@ -95,6 +99,25 @@ const char *store_backend(const store_t *st)
 int store_ping(store_t *st)
 {
     return st->ops->ping(st);
+}
+
+#define READY_PROBE_NS 1000000000LL /* at most one probe write a second */
+
+int store_ready(store_t *st)
+{
+    /* One prober at a time; the others wait for its answer rather than
+     * queue writes of their own. */
+    pthread_mutex_lock(&st->ready_mu);
+    int64_t now = clock_mono_ns();
+    if (st->ready_at_ns == 0 || now - st->ready_at_ns >= READY_PROBE_NS) {
+        int rc = st->ops->ping(st);
+        if (rc == 0) rc = st->ops->probe_write(st, store_now_ms(st));
+        st->ready_rc = rc;
+        st->ready_at_ns = clock_mono_ns();
+    }
+    int rc = st->ready_rc;
+    pthread_mutex_unlock(&st->ready_mu);
+    return rc;
 }
 
 void store_set_notify(store_t *st, store_notify_fn fn, void *arg)

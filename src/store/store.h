@@ -48,8 +48,13 @@ int store_open(const char *url, store_t **out, char **errmsg);
 void store_close(store_t *st); /* NULL is a no-op */
 /* "sqlite" or "postgres". */
 const char *store_backend(const store_t *st);
-/* 0 if the store answers a trivial query (readiness). */
+/* 0 if the store answers a trivial query. */
 int store_ping(store_t *st);
+/* Readiness: 0 if the store answers and takes a durable write (a full
+ * disk, a read-only database or a lost primary fail it). The probe runs at
+ * most once a second per handle; calls in between get its answer, so
+ * polling this cannot be used to force syncs. Thread-safe. */
+int store_ready(store_t *st);
 
 /* The wall clock that decides leases and due times on this store, UTC ms.
  * SQLite: the local clock. PostgreSQL: the database's clock (one clock for

@@ -23,6 +23,8 @@ struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     void (*close)(store_t *st);
     int (*ping)(store_t *st);
+    /* One small durable write (the readiness probe). */
+    int (*probe_write)(store_t *st, int64_t now_ms);
     /* The authoritative clock; NULL = the local clock (clock_now_ms). */
     int64_t (*now_ms)(store_t *st);
 
@@ -110,7 +112,10 @@ struct store {
     pthread_mutex_t notify_mu; /* guards notify/notify_arg against store_set_notify */
     store_notify_fn notify;
     void *notify_arg;
-    int64_t log_cap; /* bytes of log kept per run (STORE_LOG_CAP_DEFAULT) */
+    int64_t log_cap;          /* bytes of log kept per run (STORE_LOG_CAP_DEFAULT) */
+    pthread_mutex_t ready_mu; /* guards the two below (store_ready) */
+    int64_t ready_at_ns;      /* monotonic time of the last readiness probe; 0 = none */
+    int ready_rc;             /* its answer */
 };
 
 /* Initialises / destroys the common head. Backends call these from their

@@ -189,7 +189,9 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN unconfirmed boolean NOT NULL DEFAULT false;"
     "ALTER TABLE workers ADD COLUMN owner text NOT NULL DEFAULT '';"
     "ALTER TABLE workers ADD COLUMN ns text NOT NULL DEFAULT '';"
-    "UPDATE workers SET state = 3;",
+    "UPDATE workers SET state = 3;"
+    /* The readiness probe's write (store_ready). */
+    "CREATE TABLE health (id integer PRIMARY KEY, probed_ms bigint NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -289,6 +291,7 @@ enum q {
     Q_RUNS_RENEW,
     Q_RUN_FOR_FINISH,
     Q_RUN_UNCLAIM,
+    Q_PROBE,
     Q_ATTEMPT_DROP,
     Q_LOG_DROP,
     Q_ATTEMPT_REPORTED,
@@ -509,6 +512,8 @@ static const char *const stmts[Q_COUNT] = {
         " log_bytes = log_bytes - (SELECT coalesce(sum(length(data)), 0) FROM log_chunks l"
         " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream <> 0)"
         " WHERE id = $1",
+    [Q_PROBE] = "INSERT INTO health (id, probed_ms) VALUES (1, $1)"
+                " ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms",
     [Q_ATTEMPT_DROP] = "DELETE FROM attempts WHERE run_id = $1 AND n = $2",
     [Q_LOG_DROP] = "DELETE FROM log_chunks WHERE run_id = $1 AND attempt = $2",
     [Q_ATTEMPT_REPORTED] = "SELECT reported FROM attempts WHERE run_id = $1 AND n = $2"
@@ -1210,6 +1215,18 @@ static int ping_fn(struct pg *p, struct pconn *c, void *arg)
 static int pg_ping(store_t *st)
 {
     return tx((struct pg *)st, TX_NONE, ping_fn, NULL, NULL);
+}
+
+static int probe_fn(struct pg *p, struct pconn *c, void *arg)
+{
+    struct prm pr = {0};
+    pi(&pr, *(int64_t *)arg);
+    return exn(c, Q_PROBE, &pr, NULL);
+}
+
+static int pg_probe_write(store_t *st, int64_t now_ms)
+{
+    return tx((struct pg *)st, TX_WRITE, probe_fn, &now_ms, NULL);
 }
 
 #define CLOCK_REFRESH_NS 1000000000LL
@@ -3551,6 +3568,7 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     .ping = pg_ping,
+    .probe_write = pg_probe_write,
     .now_ms = pg_now_ms,
     .job_create = pg_job_create,
     .job_get = pg_job_get,

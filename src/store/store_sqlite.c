@@ -168,7 +168,9 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE workers ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE workers ADD COLUMN ns TEXT NOT NULL DEFAULT '';"
-    "UPDATE workers SET state = 3;",
+    "UPDATE workers SET state = 3;"
+    /* The readiness probe's write (store_ready). */
+    "CREATE TABLE health (id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -679,6 +681,22 @@ static int ping_fn(struct conn *c, void *arg)
 static int sq_ping(store_t *st)
 {
     return rd((struct sq *)st, ping_fn, NULL);
+}
+
+static const char SQL_PROBE[] = "INSERT INTO health (id, probed_ms) VALUES (1, ?1)"
+                                " ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms";
+
+static int probe_fn(struct sq *s, void *arg)
+{
+    sqlite3_stmt *q = prep(&s->w, SQL_PROBE);
+    if (!q) return SKED_ESTORE;
+    bi(q, 1, *(int64_t *)arg);
+    return run(&s->w, q);
+}
+
+static int sq_probe_write(store_t *st, int64_t now_ms)
+{
+    return wsubmit((struct sq *)st, probe_fn, &now_ms);
 }
 
 /* ---- jobs ----------------------------------------------------------------- */
@@ -3183,6 +3201,7 @@ static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
     .ping = sq_ping,
+    .probe_write = sq_probe_write,
     .job_create = sq_job_create,
     .job_get = sq_job_get,
     .job_list = sq_job_list,

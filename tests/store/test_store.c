@@ -2728,6 +2728,15 @@ static void test_worker_namespace_claims(void **state)
     free(cl);
 }
 
+/* Readiness probes a real write, at most once a second: a second call
+ * within the second answers from the first without writing again. */
+static void test_ready_probes_a_write(void **state)
+{
+    assert_int_equal(store_ready(ST), 0);
+    assert_int_equal(store_ready(ST), 0);
+    assert_int_equal(store_ping(ST), 0);
+}
+
 /* Fences are random: not a counter another worker could predict. */
 static void test_fences_unguessable(void **state)
 {
@@ -2814,6 +2823,7 @@ int main(int argc, char **argv)
         T(test_worker_bound_to_owner),
         T(test_worker_namespace_claims),
         T(test_fences_unguessable),
+        T(test_ready_probes_a_write),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
