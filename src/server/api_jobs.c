@@ -302,7 +302,7 @@ static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size
             http_problem(resp, 400, NULL, "schedules[%zu]: %s", i, err);
             goto out;
         }
-        s[i].next_fire_ms = sched_first_fire(c, now_ms);
+        s[i].next_fire_ms = sched_first_fire(c, ss->kind, now_ms);
         schedule_free(c);
     }
     *out = s;

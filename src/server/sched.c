@@ -331,11 +331,16 @@ int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms)
     return tick(st, cfg, now_ms, &more);
 }
 
-int64_t sched_first_fire(const schedule_t *compiled, int64_t now_ms)
+int64_t sched_first_fire(const schedule_t *compiled, schedule_kind_t kind, int64_t now_ms)
 {
     /* "Strictly after now - 1" so a schedule created exactly at one of its
      * fire instants still fires that instant. */
-    return schedule_next(compiled, now_ms - 1);
+    int64_t next = schedule_next(compiled, now_ms - 1);
+    /* An `at` already past: its instant, whenever it was (within its own
+     * start/end), so the misfire policy decides. Recurring schedules only
+     * ever start from now. */
+    if (next < 0 && kind == SCHEDULE_AT) next = schedule_next(compiled, INT64_MIN);
+    return next;
 }
 
 /* ---- loops -------------------------------------------------------------- */

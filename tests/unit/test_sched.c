@@ -92,7 +92,7 @@ static void create_job(store_t *st, const char *doc_text, int64_t now_ms, char i
         sc[i].end_ms = ss->end_ms;
         sc[i].jitter_ms = ss->jitter_ms;
         sc[i].anchor_ms = ss->anchor_ms;
-        sc[i].next_fire_ms = sched_first_fire(c, now_ms);
+        sc[i].next_fire_ms = sched_first_fire(c, ss->kind, now_ms);
         sc[i].last_fire_ms = -1;
         schedule_free(c);
     }
@@ -348,6 +348,45 @@ static void test_at_fires_once_then_exhausted(void **state)
     runs_free(&rs);
 }
 
+/* An `at` already due when the job is created is a misfire like any other
+ * (issue 7, point 4): it used to be accepted with no next fire and never run
+ * or recorded. Now run_once runs it, skip records it skipped with its
+ * reason, and one within the misfire grace simply runs. */
+static void test_at_already_due(void **state)
+{
+    struct fixture *fx = *state;
+    static const struct {
+        const char *at, *misfire;
+        int64_t fire_ms;
+        run_state_t state;
+    } cases[] = {
+        {"2025-12-31T23:59:59Z", "run_once", T0 - SEC, RUN_SCHEDULED},
+        {"2025-12-31T23:00:00Z", "run_once", T0 - HOUR, RUN_SCHEDULED},
+        {"1970-01-01T00:00:00Z", "run_once", 0, RUN_SCHEDULED},
+        {"2025-12-31T23:59:59Z", "skip", T0 - SEC, RUN_SCHEDULED}, /* within the grace */
+        {"2025-12-31T23:00:00Z", "skip", T0 - HOUR, RUN_SKIPPED},
+        {"1970-01-01T00:00:00Z", "catch_up", 0, RUN_SKIPPED}, /* outside its window */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char id[SKED_ID_LEN], doc[256];
+        snprintf(doc, sizeof doc,
+                 "{\"name\":\"due%zu\",\"command\":[\"true\"],\"misfire\":\"%s\","
+                 "\"schedules\":[{\"at\":\"%s\"}]}",
+                 i, cases[i].misfire, cases[i].at);
+        create_job(fx->st, doc, T0, id);
+        assert_int_equal(next_fire_of(fx->st, id), cases[i].fire_ms);
+        assert_int_equal(sched_tick(fx->st, &cfg, T0), 1);
+        assert_int_equal(sched_tick(fx->st, &cfg, T0 + SEC), 0); /* once */
+        assert_int_equal(next_fire_of(fx->st, id), -1);
+        struct runs rs = job_runs(fx->st, id);
+        assert_int_equal(rs.n, 1);
+        assert_int_equal(rs.r[0].fire_ms, cases[i].fire_ms);
+        assert_int_equal(rs.r[0].state, cases[i].state);
+        if (cases[i].state == RUN_SKIPPED) assert_skips_explained(&rs, cases[i].misfire);
+        runs_free(&rs);
+    }
+}
+
 static void test_end_bound(void **state)
 {
     struct fixture *fx = *state;
@@ -495,6 +534,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_misfire_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_fires_once_then_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_at_already_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_then_resume_applies_misfire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jitter_within_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_is_bounded_and_complete, setup, teardown),

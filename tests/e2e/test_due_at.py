@@ -1,0 +1,42 @@
+"""An `at` that is already due (issue 7, point 4): it was accepted with
+next_fire_at null and never ran, and left no trace, under every misfire
+policy. A client whose clock is a second fast lost its job. Now it is a
+misfire like any other: the answer shows it due (next_fire_at in the past,
+beside the job's misfire policy), run_once runs it now, skip records it
+skipped with its reason."""
+
+import time
+import unittest
+
+from skedtest import SkedTestCase, fmt_time
+
+
+class TestDueAt(SkedTestCase):
+    def test_due_at_runs_or_is_recorded(self):
+        self.start_dev(slots=2)
+        now = time.time()
+        cases = [
+            (now - 1, "run_once", "succeeded"),
+            (now - 3600, "run_once", "succeeded"),
+            (0, "run_once", "succeeded"),
+            (now - 1, "skip", "succeeded"),  # within the misfire grace: on time
+            (now - 3600, "skip", "skipped"),
+        ]
+        jobs = []
+        for at, policy, want in cases:
+            job = self.create_job(self.sh_job("true", misfire=policy,
+                                              schedules=[{"at": fmt_time(at)}]))
+            s = job["schedules"][0]
+            self.assertIsNotNone(s["next_fire_at"], job)
+            self.assertEqual(job["misfire"], policy)
+            jobs.append((job, want))
+        for job, want in jobs:
+            run = self.wait_run_terminal(job["id"], timeout=15)
+            self.assertEqual(run["state"], want, run)
+            if want == "skipped":
+                self.assertIn("misfire", run["reason"])
+            self.assertEqual(len(self.runs_of(job["id"])), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
