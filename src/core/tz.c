@@ -2,7 +2,7 @@
  * Time zones from the system's TZif files (RFC 8536); see tz.h. Three parts:
  *
  *  - the parser, which checks every count, index and offset before anything
- *    is built (a zone file is input like any other: tests/fuzz/fuzz_tz.c
+ *    is built (a zone file is input like any other: tests/fuzz/fuzz_cron.c
  *    feeds it garbage) and keeps only what fire times need: the instants
  *    where the UTC offset changes, and the footer rule for after them;
  *  - the two lookups, instant -> offset (a binary search in the table, the
@@ -54,8 +54,12 @@
 #define BUCKETS 256
 /* The footer rule is unrolled into the table up to this year, so slim files
  * (and fat ones after 2037) answer with a binary search too; the rule
- * itself is only computed beyond it. */
+ * itself is only computed beyond it. Real files hand over to their rule
+ * after 1916 (the first DST); one that claims to do so before
+ * UNROLL_FROM_YEAR keeps its rule as it is rather than make us unroll
+ * millions of years. */
 #define UNROLL_UNTIL_YEAR 2100
+#define UNROLL_FROM_YEAR  1800
 
 /* One end of the footer rule's DST period. */
 struct rule_date {
@@ -223,8 +227,8 @@ static int64_t next_change(const tz_t *z, int64_t t, int64_t hi)
 int64_t tz_local_to_utc(const tz_t *z, int64_t local_s, tz_pick_t pick, bool *skipped)
 {
     if (skipped) *skipped = false;
-    if (z->fixed) return local_s - z->fixed_off;
     local_s = clamp_t(local_s);
+    if (z->fixed) return local_s - z->fixed_off;
     int64_t t = local_s - z->max_off, hi = local_s - z->min_off;
     int64_t first = 0, last = 0, gap = 0;
     bool found = false, in_gap = false;
@@ -402,12 +406,13 @@ static int cmp_i64(const void *a, const void *b)
  * itself, so the table says exactly what the rule would: between two
  * consecutive starts or ends the rule's answer cannot change. A zone with
  * no transitions at all keeps its rule for all time (the table cannot
- * start at minus infinity). */
+ * start at minus infinity), and so does one whose table ends before
+ * UNROLL_FROM_YEAR. */
 static void unroll_rule(tz_t *z)
 {
     int64_t cut = clock_days_from_civil(UNROLL_UNTIL_YEAR, 1, 1) * 86400;
-    if (!z->has_rule || !z->rule.has_dst || z->rule_from == INT64_MIN || z->rule_from >= cut)
-        return;
+    int64_t from = clock_days_from_civil(UNROLL_FROM_YEAR, 1, 1) * 86400;
+    if (!z->has_rule || !z->rule.has_dst || z->rule_from < from || z->rule_from >= cut) return;
     int64_t y0 = year_of(z->rule_from), nev = 0;
     int64_t *ev = xcalloc((size_t)(UNROLL_UNTIL_YEAR - y0 + 3) * 2, sizeof *ev);
     for (int64_t k = y0 - 1; k <= UNROLL_UNTIL_YEAR; k++) {

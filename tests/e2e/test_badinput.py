@@ -44,6 +44,15 @@ BAD_JOBS = [
      "schedules[1].cron"),
     ("unknown time zone", with_(schedules=[{"cron": "0 2 * * *", "timezone": "Mars/Olympus"}]),
      "schedules[0].timezone"),
+    ("time zone path", with_(schedules=[{"cron": "0 2 * * *", "timezone": "../../etc/passwd"}]),
+     "schedules[0].timezone"),
+    ("host's localtime", with_(schedules=[{"cron": "0 2 * * *", "timezone": "localtime"}]),
+     "schedules[0].timezone"),
+    ("cron never fires (Feb 30)", with_(schedules=[{"cron": "0 0 30 2 *"}]), "schedules[0].cron"),
+    ("cron never fires (31st of short months)",
+     with_(schedules=[{"at": "2099-01-01T00:00:00Z"},
+                      {"cron": "0 0 31 4,6,9,11 *", "timezone": "Europe/Berlin"}]),
+     "schedules[1].cron"),
     ("schedule with two kinds",
      with_(schedules=[{"cron": "0 2 * * *", "every": "1h"}]), None),
     ("schedule unknown field", with_(schedules=[{"cron": "0 2 * * *", "color": "red"}]),
@@ -90,6 +99,19 @@ class TestBadInput(SkedTestCase):
         self.assert_nothing_created()
         # The good document is accepted (so each bad one failed for its defect).
         self.create_job(GOOD)
+
+    def test_never_firing_cron_says_why(self):
+        # Issue 7, point 5: refused, not accepted with next_fire_at null.
+        for cron, months in [("0 0 30 2 *", "month '2'"), ("0 0 31 4,6,9,11 *", "months '4,6,9,11'")]:
+            with self.subTest(cron=cron):
+                p = self.assert_problem(self.api("POST", "/v1/jobs", with_(schedules=[{"cron": cron}])),
+                                        400, "schedules[0].cron")
+                self.assertIn("never fires", p["detail"])
+                self.assertIn(months, p["detail"])
+                p = self.assert_problem(self.api("POST", "/v1/schedules/preview",
+                                                 {"schedules": [{"cron": cron}]}), 400)
+                self.assertIn("never fires", p["detail"], p)
+        self.assert_nothing_created()
 
     def test_oversized_body(self):
         big = with_(env={"BIG": "x" * (1024 * 1024 + 10)})

@@ -98,8 +98,9 @@ class Helper:
     def ask_many(self, lines):
         out, _ = self.p.communicate("".join(line + "\n" for line in lines), timeout=120)
         got = out.splitlines()
-        if len(got) != len(lines):
-            raise AssertionError("helper answered %d of %d lines (exit %s)"
+        if len(got) != len(lines) or self.p.returncode != 0:
+            raise AssertionError("helper answered %d of %d lines and exited %s (a sanitizer "
+                                 "report would be on stderr above)"
                                  % (len(got), len(lines), self.p.returncode))
         return got
 

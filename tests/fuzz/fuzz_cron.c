@@ -1,7 +1,18 @@
 /*
- * libFuzzer target for cron schedules (src/core/schedule.h). The input is a
- * cron expression, optionally followed by a newline and an IANA zone name
- * ("30 2 * * *\nEurope/Berlin"). The expression is compiled in a few fixed
+ * libFuzzer target for cron schedules (src/core/schedule.h) and the zone
+ * files they are evaluated with (src/core/tz.h).
+ *
+ * An input that starts with "TZif" is a zone file image, given to
+ * tz_load_mem(). It must be refused with a message or loaded; a loaded zone
+ * is asked for offsets and local-time conversions across the years, which
+ * must be consistent with each other: offsets within RFC 8536's range, a
+ * local time's first occurrence no later than its last, each occurrence
+ * mapping back to that local time, and a skipped local time mapping to an
+ * instant where the offset jumps over it.
+ *
+ * Any other input is a cron expression, optionally followed by a newline
+ * and an IANA zone name ("30 2 * * *\nEurope/Berlin"). The expression is
+ * compiled in a few fixed
  * zones chosen for their DST quirks, and in the given zone if any; every
  * compiled schedule is then asked for its next fire times from a few fixed
  * instants (the eve of a spring-forward, of a fall-back, and the ends of the
@@ -18,6 +29,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "core/schedule.h"
+#include "core/tz.h"
 #include "fuzz.h"
 
 #include <inttypes.h>
@@ -129,8 +141,74 @@ static int try_zone(const char *expr, const char *zone)
     return rc;
 }
 
+/* ---- zone files ---------------------------------------------------------- */
+
+static void check_local(const tz_t *z, int64_t local)
+{
+    bool skipped = false, skipped2 = false;
+    int64_t first = tz_local_to_utc(z, local, TZ_FIRST, &skipped);
+    int64_t last = tz_local_to_utc(z, local, TZ_LAST, &skipped2);
+    if (skipped != skipped2)
+        fuzz_fail("local %" PRId64 ": skipped for one pick and not the other", local);
+    if (first > last)
+        fuzz_fail("local %" PRId64 ": first %" PRId64 " after last %" PRId64, local, first, last);
+    if (!skipped) {
+        if (first + tz_offset_at(z, first) != local || last + tz_offset_at(z, last) != local)
+            fuzz_fail("local %" PRId64 ": %" PRId64 "/%" PRId64 " do not map back", local, first,
+                      last);
+        return;
+    }
+    /* The offset jumps at `first` from before local to after it. */
+    if (first != last || first - 1 + tz_offset_at(z, first - 1) >= local ||
+        first + tz_offset_at(z, first) <= local)
+        fuzz_fail("local %" PRId64 ": skipped, but %" PRId64 " is not where it was skipped", local,
+                  first);
+}
+
+static void fuzz_zone_file(const uint8_t *data, size_t size)
+{
+    tz_t *z = (tz_t *)0x1;
+    char err[256];
+    memset(err, 0x55, sizeof err);
+    int rc = tz_load_mem("Fuzz/Zone", data, size, &z, err, sizeof err);
+    if (rc != 0) {
+        if (rc != SKED_EINVAL) fuzz_fail("tz_load_mem returned %d, not SKED_EINVAL", rc);
+        if (z) fuzz_fail("a refused zone file left a zone behind");
+        if (strnlen(err, sizeof err) == sizeof err || !err[0])
+            fuzz_fail("a refused zone file has no message");
+        return;
+    }
+    /* Around the epoch, the present, the end of fat tables (2037), of the
+     * unrolled footer (2100), beyond it, and the far ends. */
+    static const int64_t years[] = {-1000000, 2, 1900, 1970, 2026, 2037, 2099, 2100, 2101, 9999};
+    for (size_t i = 0; i < sizeof years / sizeof years[0]; i++) {
+        int64_t base = clock_days_from_civil(years[i], 1, 1) * 86400;
+        for (int64_t k = 0; k < 24; k++) {
+            int64_t t = base + k * (366 * 86400 / 24) + (k * 7919) % 86400;
+            int32_t off = tz_offset_at(z, t);
+            if (off < -89999 || off > 93599) fuzz_fail("offset %d s at %" PRId64, off, t);
+            check_local(z, t);
+        }
+    }
+    static const int64_t far[] = {
+        INT64_MIN,     INT64_MIN + 1, -(INT64_C(1) << 55) - 1, (INT64_C(1) << 55) + 1,
+        INT64_MAX - 1, INT64_MAX};
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+        (void)tz_offset_at(z, far[i]); /* clamped: no overflow, whatever the rule */
+        (void)tz_local_to_utc(z, far[i], TZ_LAST, NULL);
+    }
+    int32_t fixed = 0;
+    if (tz_is_fixed(z, &fixed) && tz_offset_at(z, 0) != fixed)
+        fuzz_fail("fixed at %d s but %d s at 0", fixed, tz_offset_at(z, 0));
+    tz_close(z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size >= 4 && memcmp(data, "TZif", 4) == 0) {
+        if (size <= 65536) fuzz_zone_file(data, size); /* real files are < 4 KiB */
+        return 0;
+    }
     /* Real expressions are short; long inputs only slow the search down. */
     if (size > 512) return 0;
     char *text = fuzz_cstr(data, size);
