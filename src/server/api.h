@@ -22,6 +22,7 @@ void api_jobs_pause(http_req_t *req, http_resp_t *resp);
 void api_jobs_resume(http_req_t *req, http_resp_t *resp);
 void api_jobs_trigger(http_req_t *req, http_resp_t *resp);
 void api_jobs_preview(http_req_t *req, http_resp_t *resp);
+void api_jobs_misses(http_req_t *req, http_resp_t *resp);
 void api_schedules_preview(http_req_t *req, http_resp_t *resp);
 
 /* api_runs.c */

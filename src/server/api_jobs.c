@@ -849,3 +849,57 @@ out:
     json_decref(wrap);
     json_decref(body);
 }
+
+/* ---- the missed-fire ledger --------------------------------------------- */
+
+/* GET /v1/jobs/{id}/misses?at=&limit=&cursor=: the stretches of fire times
+ * the misfire policy passed over, latest first; with `at`, the stretch that
+ * holds that instant (none: it was not missed). Answers "why didn't my job
+ * run at T?" for any T of an outage, however long, at one row a stretch. */
+void api_jobs_misses(http_req_t *req, http_resp_t *resp)
+{
+    store_miss_filter_t f = {.at_ms = INT64_MIN, .limit = 100};
+    store_miss_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    long limit = 100;
+
+    const char *id = api__path_id(req, resp);
+    if (!id || !job_access(req, resp, id, false, NULL)) goto out;
+    const char *q = http_query(req, "limit");
+    if (q && api__int_param(q, 1, 1000, &limit) != 0) {
+        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        goto out;
+    }
+    f.limit = (int)limit;
+    q = http_query(req, "at");
+    if (q && clock_parse_rfc3339(q, &f.at_ms) != 0) {
+        http_problem(resp, 400, "query.at", "at must be an RFC 3339 time");
+        goto out;
+    }
+    f.job_id = id;
+    f.cursor = http_query(req, "cursor");
+    int rc = store_miss_list(req->st, &f, &v, &n, &next);
+    if (rc == SKED_EINVAL && f.cursor) {
+        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        goto out;
+    }
+    if (rc != 0) {
+        store_fail(resp, rc, "listing missed fire times");
+        goto out;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            items, json_pack("{s:s, s:o, s:o, s:I, s:s}", "schedule_id", v[i].schedule_id, "first",
+                             api_time_json(v[i].first_ms), "last", api_time_json(v[i].last_ms),
+                             "count", (json_int_t)v[i].count, "reason", nz(v[i].reason)));
+    http_json(resp, 200,
+              json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                        next ? json_string(next) : json_null()));
+out:
+    for (size_t i = 0; i < n; i++)
+        store_miss_clear(&v[i]);
+    free(v);
+    free(next);
+}

@@ -23,6 +23,7 @@ const http_route_t http_routes[] = {
     {"POST", "/v1/jobs/{id}/resume", ACCESS_WRITE, api_jobs_resume},
     {"POST", "/v1/jobs/{id}/trigger", ACCESS_WRITE, api_jobs_trigger},
     {"GET", "/v1/jobs/{id}/preview", ACCESS_READ, api_jobs_preview},
+    {"GET", "/v1/jobs/{id}/misses", ACCESS_READ, api_jobs_misses},
     {"POST", "/v1/schedules/preview", ACCESS_READ, api_schedules_preview},
 
     {"GET", "/v1/runs", ACCESS_READ, api_runs_list},

@@ -194,6 +194,7 @@ static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t g
     item->new_next_ms = -1;
     item->runs = NULL;
     item->nruns = 0;
+    memset(&item->miss, 0, sizeof item->miss);
     *bounded = false;
     if (s->next_fire_ms < 0) goto out; /* exhausted; nothing to do */
 
@@ -241,7 +242,11 @@ static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t g
     while (nmiss < k && fires[nmiss] < misfire_before)
         nmiss++;
 
+    /* The fire times the policy passes over lead the walk (they are the
+     * oldest); they go to the missed-fire ledger as one stretch, so an
+     * outage costs a row per stretch, not a row per fire time. */
     p->runs = xcalloc(k ? k : 1, sizeof *p->runs);
+    size_t nr = 0;
     for (size_t i = 0; i < k; i++) {
         const char *reason = NULL;
         if (i < nmiss) {
@@ -258,15 +263,25 @@ static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t g
                 break;
             }
         }
-        store_fire_run_t *r = &p->runs[i];
+        store_fire_miss_t *m = &item->miss;
+        if (reason && nr == 0 && (m->count == 0 || m->reason == reason)) {
+            if (m->count++ == 0) {
+                m->first_ms = fires[i];
+                m->prev_ms = s->last_fire_ms;
+                m->reason = reason;
+            }
+            m->last_ms = fires[i];
+            continue;
+        }
+        store_fire_run_t *r = &p->runs[nr++];
         r->fire_ms = fires[i];
         r->not_before_ms = fires[i];
-        r->state = reason ? RUN_SKIPPED : RUN_SCHEDULED;
+        r->state = reason ? RUN_SKIPPED : RUN_SCHEDULED; /* a skip after a run: not a stretch */
         r->reason = reason;
         if (!reason) r->not_before_ms += jitter_draw(s->jitter_ms);
     }
     item->runs = p->runs;
-    item->nruns = k;
+    item->nruns = nr;
 out:
     free(fires);
 }
@@ -308,7 +323,8 @@ static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *m
         rc = store_fire(st, items, n, now_ms);
         if (rc == 0)
             for (size_t i = 0; i < n; i++)
-                if (items[i].applied) created += (int)items[i].nruns;
+                if (items[i].applied)
+                    created += (int)(items[i].nruns + (size_t)items[i].miss.count);
     pass_out:
         for (size_t i = 0; plans && i < n; i++) {
             free(plans[i].runs);

@@ -23,7 +23,8 @@ void sched_kick(sched_t *s);
 void sched_stop(sched_t *s);
 
 /* One scheduler pass at now_ms: fires what is due up to now + lookahead.
- * Returns the number of runs created, or an error. Exposed for tests. */
+ * Returns the number of fire times handled (runs created plus fire times
+ * recorded in the missed-fire ledger), or an error. Exposed for tests. */
 int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms);
 
 /* Computes the first next_fire_ms of a schedule of `kind` created/updated

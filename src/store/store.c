@@ -231,6 +231,13 @@ void store_run_clear(store_run_t *r)
     memset(r, 0, sizeof *r);
 }
 
+void store_miss_clear(store_miss_t *m)
+{
+    if (!m) return;
+    free(m->reason);
+    memset(m, 0, sizeof *m);
+}
+
 void store_attempt_clear(store_attempt_t *a)
 {
     if (!a) return;
@@ -471,8 +478,24 @@ int store_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
         for (size_t j = 0; j < items[i].nruns; j++)
             if (items[i].runs[j].state != RUN_SCHEDULED && items[i].runs[j].state != RUN_SKIPPED)
                 return SKED_EINVAL;
+        const store_fire_miss_t *m = &items[i].miss;
+        if (m->count < 0 || (m->count && (!m->reason || m->first_ms > m->last_ms)))
+            return SKED_EINVAL;
     }
     return st->ops->fire(st, items, n, now_ms);
+}
+
+int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
+                    char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    *out = NULL;
+    *n = 0;
+    *next_cursor = NULL;
+    if (!f || !f->job_id || !limit_ok(f->limit)) return SKED_EINVAL;
+    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
+    return st->ops->miss_list(st, f, out, n, next_cursor);
 }
 
 int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])

@@ -186,22 +186,63 @@ typedef struct store_fire_run {
     const char *reason;    /* why skipped, e.g. "misfire: server was down" */
 } store_fire_run_t;
 
+/* A stretch of consecutive fire times of one schedule that the misfire
+ * policy passed over, for one reason: the missed-fire ledger. After a day
+ * down, a per-second job leaves one entry, not 86,400 skipped runs, and
+ * "why didn't it run at T?" is still answered for any T in the stretch. */
+typedef struct store_miss {
+    char id[SKED_ID_LEN]; /* "mis_..." */
+    char job_id[SKED_ID_LEN];
+    char schedule_id[SKED_ID_LEN];
+    int64_t first_ms, last_ms; /* the first and the last missed fire time */
+    int64_t count;             /* fire times in the stretch */
+    char *reason;              /* e.g. "misfire: skip (the server was down ...)" */
+    int64_t created_ms;
+} store_miss_t;
+
+void store_miss_clear(store_miss_t *m);
+
+/* The fire times of one advance that did not run (misfire), all before its
+ * runs: count 0 = none. prev_ms is the fire time before first_ms (the
+ * schedule's last_fire_ms as read): a stretch that goes on from one an
+ * earlier advance recorded, for the same reason, extends that entry
+ * instead of starting another. */
+typedef struct store_fire_miss {
+    int64_t first_ms, last_ms, count, prev_ms;
+    const char *reason;
+} store_fire_miss_t;
+
 /* One schedule's advance: a compare-and-set on next_fire_ms plus the runs
- * it produces. */
+ * and the missed stretch it produces. */
 typedef struct store_fire {
     const char *schedule_id;
     int64_t expect_next_ms; /* the next_fire_ms the scheduler read */
     int64_t new_next_ms;    /* -1 = exhausted */
     const store_fire_run_t *runs;
     size_t nruns;
+    store_fire_miss_t miss;
     int applied; /* OUT: 1 if the CAS held and the runs were inserted, 0 if another server won */
 } store_fire_t;
 
 /* Applies each item atomically (items are independent: one lost CAS does not
  * affect the others). Runs are inserted with ON CONFLICT(schedule_id,
  * fire_time) DO NOTHING, so a (schedule, fire time) yields at most one run
- * (promise §5.2). All items share one commit. Returns 0 or an error. */
+ * (promise §5.2); the missed stretch goes to the ledger under the same CAS,
+ * so it is recorded once however many servers fire. All items share one
+ * commit. Returns 0 or an error. */
 int store_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
+
+typedef struct store_miss_filter {
+    const char *job_id; /* required */
+    int64_t at_ms;      /* INT64_MIN = every entry; else only the entry covering this instant */
+    const char *cursor; /* opaque, from a previous page; NULL = first page */
+    int limit;          /* 1..1000 */
+} store_miss_filter_t;
+
+/* Lists a job's ledger entries, the latest stretch first. Same paging and
+ * ownership as store_job_list. */
+int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
+                    char **next_cursor);
 
 /* Creates a run of job_id now (trigger). OUT: run_id. SKED_ENOTFOUND, or
  * SKED_ECONFLICT for a deleted job. */

@@ -40,6 +40,8 @@ struct store_ops {
 
     int (*due_schedules)(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
     int (*fire)(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
+    int (*miss_list)(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
+                     char **next_cursor);
     int (*run_trigger)(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
     int64_t (*next_claimable_ms)(store_t *st);
     int64_t (*next_fire_ms)(store_t *st);

@@ -191,7 +191,14 @@ static const char *const migrations[] = {
     "ALTER TABLE workers ADD COLUMN ns text NOT NULL DEFAULT '';"
     "UPDATE workers SET state = 3;"
     /* The readiness probe's write (store_ready). */
-    "CREATE TABLE health (id integer PRIMARY KEY, probed_ms bigint NOT NULL);",
+    "CREATE TABLE health (id integer PRIMARY KEY, probed_ms bigint NOT NULL);"
+    /* The missed-fire ledger: a stretch of misfires per row. */
+    "CREATE TABLE misses ("
+    " id text PRIMARY KEY, job_id text NOT NULL, schedule_id text NOT NULL,"
+    " first_ms bigint NOT NULL, last_ms bigint NOT NULL, count bigint NOT NULL,"
+    " reason text NOT NULL, created_ms bigint NOT NULL);"
+    "CREATE INDEX misses_job ON misses (job_id, last_ms, id);"
+    "CREATE INDEX misses_sched ON misses (schedule_id, last_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -291,6 +298,10 @@ enum q {
     Q_RUNS_RENEW,
     Q_RUN_FOR_FINISH,
     Q_RUN_UNCLAIM,
+    Q_MISS_EXTEND,
+    Q_MISS_INSERT,
+    Q_MISS_LIST,
+    Q_MISS_PRUNE,
     Q_PROBE,
     Q_ATTEMPT_DROP,
     Q_LOG_DROP,
@@ -554,6 +565,17 @@ static const char *const stmts[Q_COUNT] = {
                 " AND finished_ms < $1 ORDER BY finished_ms LIMIT $2"
                 " FOR UPDATE SKIP LOCKED)",
     [Q_IDEM_PRUNE] = "DELETE FROM idempotency WHERE created_ms < $1",
+    [Q_MISS_PRUNE] = "DELETE FROM misses WHERE last_ms < $1",
+    /* the missed-fire ledger (see the SQLite backend) */
+    [Q_MISS_EXTEND] = "UPDATE misses SET last_ms = $3, count = count + $4"
+                      " WHERE schedule_id = $1 AND last_ms = $2 AND reason = $5",
+    [Q_MISS_INSERT] = "INSERT INTO misses (id, job_id, schedule_id, first_ms, last_ms, count,"
+                      " reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    [Q_MISS_LIST] = "SELECT id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms"
+                    " FROM misses WHERE job_id = $1"
+                    " AND ($2::bigint IS NULL OR (first_ms <= $2 AND last_ms >= $2))"
+                    " AND ($3::bigint IS NULL OR (last_ms, id) < ($3, $4::text))"
+                    " ORDER BY last_ms DESC, id DESC LIMIT $5",
 
     /* tokens */
     [Q_TOKEN_INSERT] = "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms,"
@@ -1662,6 +1684,35 @@ struct fire_args {
     int64_t now_ms;
 };
 
+/* Records it->miss (count > 0) for job_id in the ledger: extends the
+ * schedule's latest stretch when this one goes on from it, else a new entry. */
+static int record_miss(struct pconn *c, const store_fire_t *it, const char *job_id, int64_t now_ms)
+{
+    const store_fire_miss_t *m = &it->miss;
+    struct prm p = {0};
+    int64_t n = 0;
+    int rc;
+    pt(&p, it->schedule_id);
+    pi(&p, m->prev_ms);
+    pi(&p, m->last_ms);
+    pi(&p, m->count);
+    pt(&p, m->reason);
+    if ((rc = exn(c, Q_MISS_EXTEND, &p, &n)) < 0) return rc;
+    if (m->prev_ms >= 0 && n > 0) return 0;
+    char id[SKED_ID_LEN];
+    id_new("mis", now_ms, id);
+    memset(&p, 0, sizeof p);
+    pt(&p, id);
+    pt(&p, job_id);
+    pt(&p, it->schedule_id);
+    pi(&p, m->first_ms);
+    pi(&p, m->last_ms);
+    pi(&p, m->count);
+    pt(&p, m->reason);
+    pi(&p, now_ms);
+    return exn(c, Q_MISS_INSERT, &p, NULL);
+}
+
 static int fire_fn(struct pg *pg, struct pconn *c, void *arg)
 {
     struct fire_args *a = arg;
@@ -1671,7 +1722,7 @@ static int fire_fn(struct pg *pg, struct pconn *c, void *arg)
     for (size_t i = 0; i < a->n; i++) {
         store_fire_t *it = &a->items[i];
         struct prm p = {0};
-        int64_t last = -1;
+        int64_t last = it->miss.count ? it->miss.last_ms : -1;
         for (size_t k = 0; k < it->nruns; k++)
             if (it->runs[k].fire_ms > last) last = it->runs[k].fire_ms;
         pt(&p, it->schedule_id);
@@ -1696,6 +1747,7 @@ static int fire_fn(struct pg *pg, struct pconn *c, void *arg)
                             a->now_ms, NULL);
             if (rc < 0) return rc;
         }
+        if (it->miss.count && (rc = record_miss(c, it, job_id, a->now_ms)) < 0) return rc;
         it->applied = 1;
         if (it->nruns) want_notify(c);
     }
@@ -2824,10 +2876,11 @@ static int prune_fn(struct pg *pg, struct pconn *c, void *arg)
     pi(&p, PRUNE_BATCH);
     if ((rc = exn(c, Q_PRUNE, &p, &n)) < 0) return rc;
     a->removed = (int)n;
-    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys go too */
+    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys and ledger entries go too */
         memset(&p, 0, sizeof p);
         pi(&p, a->older_than_ms);
         rc = exn(c, Q_IDEM_PRUNE, &p, NULL);
+        if (rc == 0) rc = exn(c, Q_MISS_PRUNE, &p, NULL);
     }
     return rc;
 }
@@ -3227,6 +3280,67 @@ struct audit_list_args {
     char **next;
 };
 
+struct miss_list_args {
+    const store_miss_filter_t *f;
+    store_miss_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int miss_list_fn(struct pg *pg, struct pconn *c, void *arg)
+{
+    struct miss_list_args *a = arg;
+    const store_miss_filter_t *f = a->f;
+    struct prm p = {0};
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    int rc = 0;
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    pt(&p, f->job_id);
+    if (f->at_ms == INT64_MIN)
+        pt(&p, NULL);
+    else
+        pi(&p, f->at_ms);
+    if (f->cursor) {
+        pi(&p, cms);
+        pt(&p, cidv);
+    } else {
+        pt(&p, NULL);
+        pt(&p, NULL);
+    }
+    pi(&p, f->limit + 1);
+    PGresult *r = ex(c, Q_MISS_LIST, &p, &rc);
+    if (!r) return rc;
+    size_t n = (size_t)PQntuples(r);
+    store_miss_t *v = xcalloc(n + 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        store_miss_t *m = &v[i];
+        gid(r, (int)i, 0, m->id);
+        gid(r, (int)i, 1, m->job_id);
+        gid(r, (int)i, 2, m->schedule_id);
+        m->first_ms = gi(r, (int)i, 3);
+        m->last_ms = gi(r, (int)i, 4);
+        m->count = gi(r, (int)i, 5);
+        m->reason = gt0(r, (int)i, 6);
+        m->created_ms = gi(r, (int)i, 7);
+    }
+    PQclear(r);
+    if (n > (size_t)f->limit) {
+        store_miss_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].last_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int pg_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
+                        char **next_cursor)
+{
+    struct miss_list_args a = {f, out, n, next_cursor};
+    return tx((struct pg *)st, TX_NONE, miss_list_fn, &a, NULL);
+}
+
 static int audit_list_fn(struct pg *pg, struct pconn *c, void *arg)
 {
     struct audit_list_args *a = arg;
@@ -3577,6 +3691,7 @@ static const struct store_ops pg_ops = {
     .job_set_state = pg_job_set_state,
     .due_schedules = pg_due_schedules,
     .fire = pg_fire,
+    .miss_list = pg_miss_list,
     .run_trigger = pg_run_trigger,
     .next_claimable_ms = pg_next_claimable_ms,
     .next_fire_ms = pg_next_fire_ms,

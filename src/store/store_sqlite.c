@@ -170,7 +170,14 @@ static const char *const migrations[] = {
     "ALTER TABLE workers ADD COLUMN ns TEXT NOT NULL DEFAULT '';"
     "UPDATE workers SET state = 3;"
     /* The readiness probe's write (store_ready). */
-    "CREATE TABLE health (id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);",
+    "CREATE TABLE health (id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);"
+    /* The missed-fire ledger: a stretch of misfires per row. */
+    "CREATE TABLE misses ("
+    " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, schedule_id TEXT NOT NULL,"
+    " first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " reason TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX misses_job ON misses(job_id, last_ms, id);"
+    "CREATE INDEX misses_sched ON misses(schedule_id, last_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
@@ -1184,6 +1191,41 @@ static const char SQL_FIRE_CAS[] =
     "UPDATE schedules SET next_fire_ms = ?2, last_fire_ms = max(last_fire_ms, ?4)"
     " WHERE id = ?1 AND active = 1 AND next_fire_ms IS ?3 RETURNING job_id";
 static const char SQL_JOB_RUNINFO[] = "SELECT priority, queue, state FROM jobs WHERE id = ?1";
+/* A stretch that continues the schedule's latest one (same reason, ending
+ * at the fire time just before) extends it; else it is a new entry. */
+static const char SQL_MISS_EXTEND[] = "UPDATE misses SET last_ms = ?3, count = count + ?4"
+                                      " WHERE schedule_id = ?1 AND last_ms = ?2 AND reason = ?5";
+static const char SQL_MISS_INSERT[] =
+    "INSERT INTO misses (id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/* Records it->miss (count > 0) for job_id in the ledger. */
+static int record_miss(struct conn *c, const store_fire_t *it, const char *job_id, int64_t now_ms)
+{
+    const store_fire_miss_t *m = &it->miss;
+    sqlite3_stmt *q = prep(c, SQL_MISS_EXTEND);
+    int rc;
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, it->schedule_id);
+    bi(q, 2, m->prev_ms);
+    bi(q, 3, m->last_ms);
+    bi(q, 4, m->count);
+    bt(q, 5, m->reason);
+    if ((rc = run(c, q)) < 0) return rc;
+    if (m->prev_ms >= 0 && sqlite3_changes(c->db) > 0) return 0;
+    char id[SKED_ID_LEN];
+    id_new("mis", now_ms, id);
+    if (!(q = prep(c, SQL_MISS_INSERT))) return SKED_ESTORE;
+    bt(q, 1, id);
+    bt(q, 2, job_id);
+    bt(q, 3, it->schedule_id);
+    bi(q, 4, m->first_ms);
+    bi(q, 5, m->last_ms);
+    bi(q, 6, m->count);
+    bt(q, 7, m->reason);
+    bi(q, 8, now_ms);
+    return run(c, q);
+}
 
 struct fire_args {
     store_fire_t *items;
@@ -1198,7 +1240,7 @@ static int fire_fn(struct sq *s, void *arg)
     int rc;
     for (size_t i = 0; i < a->n; i++) {
         store_fire_t *it = &a->items[i];
-        int64_t last = -1;
+        int64_t last = it->miss.count ? it->miss.last_ms : -1;
         for (size_t k = 0; k < it->nruns; k++)
             if (it->runs[k].fire_ms > last) last = it->runs[k].fire_ms;
         sqlite3_stmt *q = prep(c, SQL_FIRE_CAS);
@@ -1231,6 +1273,7 @@ static int fire_fn(struct sq *s, void *arg)
         }
         free(queue);
         if (rc < 0) return rc;
+        if (it->miss.count && (rc = record_miss(c, it, job_id, a->now_ms)) < 0) return rc;
         it->applied = 1;
         if (it->nruns) want_notify(s);
     }
@@ -2524,6 +2567,7 @@ static const char SQL_PRUNE_PICK[] = "SELECT id FROM runs INDEXED BY runs_finish
 /* Attempts and log chunks go with the run (ON DELETE CASCADE). */
 static const char SQL_RUN_DELETE[] = "DELETE FROM runs WHERE id = ?1";
 static const char SQL_IDEM_PRUNE[] = "DELETE FROM idempotency WHERE created_ms < ?1";
+static const char SQL_MISS_PRUNE[] = "DELETE FROM misses WHERE last_ms < ?1";
 
 struct prune_args {
     int64_t older_than_ms;
@@ -2558,13 +2602,16 @@ static int prune_fn(struct sq *s, void *arg)
         if ((rc = run(c, q)) < 0) goto out;
         a->removed++;
     }
-    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys go too */
-        if (!(q = prep(c, SQL_IDEM_PRUNE))) {
-            rc = SKED_ESTORE;
-            goto out;
+    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys and ledger entries go too */
+        const char *const olds[] = {SQL_IDEM_PRUNE, SQL_MISS_PRUNE};
+        for (size_t i = 0; i < 2 && rc == 0; i++) {
+            if (!(q = prep(c, olds[i]))) {
+                rc = SKED_ESTORE;
+                goto out;
+            }
+            bi(q, 1, a->older_than_ms);
+            rc = run(c, q);
         }
-        bi(q, 1, a->older_than_ms);
-        rc = run(c, q);
     }
 out:
     free(ids);
@@ -3087,6 +3134,80 @@ static int sq_audit_list(store_t *st, const store_audit_filter_t *f, store_audit
     return rd((struct sq *)st, audit_list_fn, &a);
 }
 
+/* ---- the missed-fire ledger -------------------------------------------------- */
+
+#define MISS_COLS "id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms"
+static const char SQL_MISS_LIST[] =
+    "SELECT " MISS_COLS " FROM misses INDEXED BY misses_job WHERE job_id = ?1"
+    " AND (?2 IS NULL OR (first_ms <= ?2 AND last_ms >= ?2))"
+    " AND (?3 IS NULL OR last_ms < ?3 OR (last_ms = ?3 AND id < ?4))"
+    " ORDER BY last_ms DESC, id DESC LIMIT ?5";
+
+struct miss_list_args {
+    const store_miss_filter_t *f;
+    store_miss_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int miss_list_fn(struct conn *c, void *arg)
+{
+    struct miss_list_args *a = arg;
+    const store_miss_filter_t *f = a->f;
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    sqlite3_stmt *q = prep(c, SQL_MISS_LIST);
+    if (!q) return SKED_ESTORE;
+    bt(q, 1, f->job_id);
+    if (f->at_ms == INT64_MIN)
+        sqlite3_bind_null(q, 2);
+    else
+        bi(q, 2, f->at_ms);
+    if (f->cursor) {
+        bi(q, 3, cms);
+        bt(q, 4, cidv);
+    } else {
+        sqlite3_bind_null(q, 3);
+        sqlite3_bind_null(q, 4);
+    }
+    bi(q, 5, f->limit + 1);
+    store_miss_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_miss_t *m = &v[n++];
+        cid(q, 0, m->id);
+        cid(q, 1, m->job_id);
+        cid(q, 2, m->schedule_id);
+        m->first_ms = ci(q, 3);
+        m->last_ms = ci(q, 4);
+        m->count = ci(q, 5);
+        m->reason = ct0(q, 6);
+        m->created_ms = ci(q, 7);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            store_miss_clear(&v[i]);
+        free(v);
+        return dberr(c, rc);
+    }
+    if (n > (size_t)f->limit) {
+        store_miss_clear(&v[--n]);
+        *a->next = store__cursor_encode(v[n - 1].last_ms, v[n - 1].id);
+    }
+    *a->out = v;
+    *a->n = n;
+    return 0;
+}
+
+static int sq_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
+                        char **next_cursor)
+{
+    struct miss_list_args a = {f, out, n, next_cursor};
+    return rd((struct sq *)st, miss_list_fn, &a);
+}
+
 /* ---- job scope -------------------------------------------------------------- */
 
 static const char SQL_JOB_SCOPE[] = "SELECT ns, owner FROM jobs WHERE id = ?1";
@@ -3209,6 +3330,7 @@ static const struct store_ops sqlite_ops = {
     .job_set_state = sq_job_set_state,
     .due_schedules = sq_due_schedules,
     .fire = sq_fire,
+    .miss_list = sq_miss_list,
     .run_trigger = sq_run_trigger,
     .next_claimable_ms = sq_next_claimable_ms,
     .next_fire_ms = sq_next_fire_ms,

@@ -687,7 +687,7 @@ static void test_fire_cas(void **state)
     free(due);
 
     store_fire_run_t runs[] = {{T0, T0 + 7, RUN_SCHEDULED, NULL}};
-    store_fire_t it = {sid, T0, T0 + 1000, runs, 1, 0};
+    store_fire_t it = {sid, T0, T0 + 1000, runs, 1, {0}, 0};
     assert_int_equal(store_fire(ST, &it, 1, T0), 0);
     assert_int_equal(it.applied, 1);
     /* A second server that read the same next_fire loses the CAS. */
@@ -701,8 +701,8 @@ static void test_fire_cas(void **state)
      * independent: the lost CAS of one does not stop the other. */
     store_fire_run_t runs2[] = {{T0, T0, RUN_SCHEDULED, NULL},
                                 {T0 + 1000, T0 + 1000, RUN_SKIPPED, "misfire: skip"}};
-    store_fire_t items[2] = {{sid, T0 + 1000, -1, runs2, 2, 0},
-                             {sid2, T0 /* stale */, T0 + 6000, runs2, 1, 0}};
+    store_fire_t items[2] = {{sid, T0 + 1000, -1, runs2, 2, {0}, 0},
+                             {sid2, T0 /* stale */, T0 + 6000, runs2, 1, {0}, 0}};
     assert_int_equal(store_fire(ST, items, 2, T0 + 1500), 0);
     assert_int_equal(items[0].applied, 1);
     assert_int_equal(items[1].applied, 0);
@@ -769,8 +769,8 @@ static void *fire_main(void *arg)
         for (size_t i = 0; i < n; i++) {
             int64_t at = due[i].sched.next_fire_ms;
             runs[i] = (store_fire_run_t){at, at, RUN_SCHEDULED, NULL};
-            items[i] = (store_fire_t){due[i].sched.id, at, at + 1000 > ft->end_ms ? -1 : at + 1000,
-                                      &runs[i],        1,  0};
+            items[i] = (store_fire_t){
+                due[i].sched.id, at, at + 1000 > ft->end_ms ? -1 : at + 1000, &runs[i], 1, {0}, 0};
         }
         if (store_fire(ft->st, items, n, T0) != 0) fail_msg("store_fire failed");
         for (size_t i = 0; i < n; i++) {
@@ -852,7 +852,7 @@ static void test_trigger_and_next_claimable(void **state)
     /* A run materialised ahead counts from its not_before; the earliest wins. */
     job_with_schedule(ST, "ahead", T0 + 50, j2, sid);
     store_fire_run_t fr = {T0 + 50, T0 + 60, RUN_SCHEDULED, NULL};
-    store_fire_t it = {sid, T0 + 50, T0 + 1050, &fr, 1, 0};
+    store_fire_t it = {sid, T0 + 50, T0 + 1050, &fr, 1, {0}, 0};
     assert_int_equal(store_fire(ST, &it, 1, T0), 0);
     assert_int_equal(store_next_claimable_ms(ST), T0 + 60);
     /* A paused job's runs are held. */
@@ -943,7 +943,7 @@ static void test_claim_not_before(void **state)
     new_worker(ST, "w", "default", "", T0, wid);
     job_with_schedule(ST, "future", T0 + 1000, jid, sid);
     store_fire_run_t fr = {T0 + 1000, T0 + 1000, RUN_SCHEDULED, NULL};
-    store_fire_t it = {sid, T0 + 1000, T0 + 2000, &fr, 1, 0};
+    store_fire_t it = {sid, T0 + 1000, T0 + 2000, &fr, 1, {0}, 0};
     assert_int_equal(store_fire(ST, &it, 1, T0), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 4, T0 + 999, &n);
@@ -1532,7 +1532,7 @@ static void test_pause_resume_schedules(void **state)
     assert_int_equal(store_next_fire_ms(ST), -1);
     /* A scheduler that read the schedule before the pause loses its CAS. */
     store_fire_run_t fr = {T0, T0, RUN_SCHEDULED, NULL};
-    store_fire_t it = {sid, T0, T0 + 1000, &fr, 1, 0};
+    store_fire_t it = {sid, T0, T0 + 1000, &fr, 1, {0}, 0};
     assert_int_equal(store_fire(ST, &it, 1, T0), 0);
     assert_int_equal(it.applied, 0);
     assert_int_equal(count_runs(ST, jid, NULL), 0);
@@ -2728,6 +2728,107 @@ static void test_worker_namespace_claims(void **state)
     free(cl);
 }
 
+static size_t list_misses(store_t *st, const char *jid, int64_t at, store_miss_t **m)
+{
+    store_miss_filter_t f = {jid, at, NULL, 100};
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_miss_list(st, &f, m, &n, &next), 0);
+    assert_null(next);
+    return n;
+}
+
+static void free_misses(store_miss_t *m, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_miss_clear(&m[i]);
+    free(m);
+}
+
+/* The missed-fire ledger: a stretch is one row; a stretch that goes on in a
+ * later advance (prev = the last fire time recorded) extends it; a lost CAS
+ * records nothing; "why not at T?" finds the row covering T; paging and
+ * retention work. */
+static void test_miss_ledger(void **state)
+{
+    char jid[SKED_ID_LEN], sid[SKED_ID_LEN];
+    job_with_schedule(ST, "missed", T0, jid, sid);
+    const char *why = "misfire: skip (the server was down)";
+    store_fire_t it = {sid, T0, T0 + 1000 * 1000, NULL, 0, {T0, T0 + 999 * 1000, 1000, -1, why}, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0 + 5000 * 1000), 0);
+    assert_int_equal(it.applied, 1);
+    /* The same advance again (another server's): the CAS fails, no row. */
+    assert_int_equal(store_fire(ST, &it, 1, T0 + 5000 * 1000), 0);
+    assert_int_equal(it.applied, 0);
+    store_miss_t *m = NULL;
+    assert_int_equal(list_misses(ST, jid, INT64_MIN, &m), 1);
+    assert_int_equal(m[0].count, 1000);
+    free_misses(m, 1);
+
+    /* The next pass goes on: the entry grows, no new row. The run after
+     * the stretch is a real run. */
+    store_fire_run_t run[] = {{T0 + 2000 * 1000, T0 + 2000 * 1000, RUN_SCHEDULED, NULL}};
+    store_fire_t it2 = {sid,
+                        T0 + 1000 * 1000,
+                        T0 + 2001 * 1000,
+                        run,
+                        1,
+                        {T0 + 1000 * 1000, T0 + 1999 * 1000, 1000, T0 + 999 * 1000, why},
+                        0};
+    assert_int_equal(store_fire(ST, &it2, 1, T0 + 5000 * 1000), 0);
+    assert_int_equal(it2.applied, 1);
+    assert_int_equal(list_misses(ST, jid, INT64_MIN, &m), 1);
+    assert_string_equal(m[0].job_id, jid);
+    assert_string_equal(m[0].schedule_id, sid);
+    assert_int_equal(m[0].first_ms, T0);
+    assert_int_equal(m[0].last_ms, T0 + 1999 * 1000);
+    assert_int_equal(m[0].count, 2000);
+    assert_string_equal(m[0].reason, why);
+    free_misses(m, 1);
+    assert_int_equal(count_runs(ST, jid, NULL), 1);
+
+    /* A later stretch that does not continue it (a run came between) is a
+     * new row; "why not at T?" picks the row covering T. */
+    store_fire_t it3 = {sid, T0 + 2001 * 1000,
+                        -1,  NULL,
+                        0,   {T0 + 2001 * 1000, T0 + 2100 * 1000, 100, T0 + 2000 * 1000, why},
+                        0};
+    assert_int_equal(store_fire(ST, &it3, 1, T0 + 5000 * 1000), 0);
+    assert_int_equal(list_misses(ST, jid, INT64_MIN, &m), 2);
+    assert_int_equal(m[0].first_ms, T0 + 2001 * 1000); /* the latest first */
+    free_misses(m, 2);
+    assert_int_equal(list_misses(ST, jid, T0 + 1500 * 1000, &m), 1);
+    assert_int_equal(m[0].first_ms, T0);
+    free_misses(m, 1);
+    assert_int_equal(list_misses(ST, jid, T0 + 2000 * 1000, &m), 0); /* that one ran */
+    free(m);
+
+    /* Paging: one per page. */
+    store_miss_filter_t f = {jid, INT64_MIN, NULL, 1};
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_miss_list(ST, &f, &m, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(next);
+    free_misses(m, n);
+    f.cursor = next;
+    char *next2 = NULL;
+    assert_int_equal(store_miss_list(ST, &f, &m, &n, &next2), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].first_ms, T0);
+    assert_null(next2);
+    free_misses(m, n);
+    free(next);
+    f.cursor = "garbage";
+    assert_int_equal(store_miss_list(ST, &f, &m, &n, &next), SKED_EINVAL);
+
+    /* Retention drops entries whose stretch ended before the horizon. */
+    assert_true(store_prune(ST, T0 + 2050 * 1000) >= 0);
+    assert_int_equal(list_misses(ST, jid, INT64_MIN, &m), 1);
+    assert_int_equal(m[0].first_ms, T0 + 2001 * 1000);
+    free_misses(m, 1);
+}
+
 /* Readiness probes a real write, at most once a second: a second call
  * within the second answers from the first without writing again. */
 static void test_ready_probes_a_write(void **state)
@@ -2824,6 +2925,7 @@ int main(int argc, char **argv)
         T(test_worker_namespace_claims),
         T(test_fences_unguessable),
         T(test_ready_probes_a_write),
+        T(test_miss_ledger),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);

@@ -208,6 +208,7 @@ static const struct row rows[] = {
     {"POST", "/v1/jobs/{id}/resume", ACCESS_WRITE, K_JOB_WRITE, 200, NULL},
     {"POST", "/v1/jobs/{id}/trigger", ACCESS_WRITE, K_JOB_WRITE, 201, NULL},
     {"GET", "/v1/jobs/{id}/preview", ACCESS_READ, K_JOB_READ, 200, NULL},
+    {"GET", "/v1/jobs/{id}/misses", ACCESS_READ, K_JOB_READ, 200, NULL},
     {"POST", "/v1/schedules/preview", ACCESS_READ, K_PLAIN, 200,
      "{\"schedules\":[{\"every\":\"1h\"}]}"},
     {"GET", "/v1/runs", ACCESS_READ, K_PLAIN, 200, NULL},
