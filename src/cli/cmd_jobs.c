@@ -1,5 +1,6 @@
 /*
- * `sked jobs`: list, show, edit, pause, resume, trigger, delete and preview
+ * `sked jobs`: list, show, edit, pause, resume, trigger, delete, preview and
+ * the missed-fire ledger (misses)
  * jobs over the REST API (docs/api.md, "Jobs"). Each subcommand parses its
  * own options with cli_parse, makes one or a few calls, and prints either a
  * table for people or the server's JSON for scripts (-o json). `jobs edit`
@@ -24,6 +25,7 @@ enum {
     OPT_LIMIT,
     OPT_ALL,
     OPT_JSON,
+    OPT_AT,
 };
 
 static const char jobs_help[] =
@@ -41,6 +43,7 @@ static const char jobs_help[] =
     "  rm JOB_ID\n"
     "  preview JOB_ID [-n N]\n"
     "  preview --cron EXPR [--tz ZONE] [-n N]\n"
+    "  misses JOB_ID [--at TIME] [--all]   fire times the misfire policy passed over\n"
     "\n"
     "Run 'sked jobs SUBCOMMAND --help' for its options.\n"
     "\n" CLI_COMMON_HELP "\n"
@@ -537,6 +540,98 @@ out:
     return rc;
 }
 
+/* --- misses ------------------------------------------------------------------ */
+
+static const char misses_help[] =
+    "usage: sked jobs misses JOB_ID [--at TIME] [--all]\n"
+    "\n"
+    "The job's missed-fire ledger, latest first: each stretch of consecutive fire\n"
+    "times that its misfire policy passed over (after downtime or a pause), with\n"
+    "how many and why. With --at, the stretch holding that instant: the answer to\n"
+    "\"why didn't it run at TIME?\" (nothing listed: it was not missed).\n"
+    "\n"
+    "  --at TIME              an RFC 3339 instant, e.g. 2026-12-24T03:00:00Z\n"
+    "  --all                  follow every page\n"
+    "\n" CLI_COMMON_HELP "\n"
+    "examples:\n"
+    "  sked jobs misses job_01JD...\n"
+    "  sked jobs misses job_01JD... --at 2026-12-24T03:00:00Z\n";
+
+typedef struct misses_opts {
+    const char *at;
+    int all;
+} misses_opts_t;
+
+static int misses_opt(cli_t *c, void *arg, int opt, const char *val)
+{
+    misses_opts_t *o = arg;
+    (void)c;
+    if (opt == OPT_AT) {
+        o->at = val;
+        return 1;
+    }
+    if (opt == OPT_ALL) {
+        o->all = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int jobs_misses(cli_t *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"at", required_argument, NULL, OPT_AT},
+        {"all", no_argument, NULL, OPT_ALL},
+        {0},
+    };
+    misses_opts_t o = {0};
+    buf_t path = BUF_INIT;
+    json_t *list = NULL;
+    char *esc = NULL;
+    int first, rc;
+
+    rc = cli_parse(c, argc, argv, longopts, "", 0, misses_opt, &o, &first);
+    if (rc != CLI_EXIT_OK) goto out;
+    if (c->help) {
+        fputs(misses_help, stdout);
+        goto out;
+    }
+    if ((rc = cli_want_args(c, argc - first, 1, 1, "a JOB_ID")) != CLI_EXIT_OK) goto out;
+    esc = cli_url_escape(argv[first]);
+    buf_printf(&path, "/v1/jobs/%s/misses", esc);
+    cli_query_add(&path, "at", o.at);
+    if (cli_list(c, path.data, o.all, &list) < 0) {
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (c->json) {
+        cli_print_json(list);
+    } else {
+        cli_table_t *t = cli_table_new(5, "FIRST", "LAST", "COUNT", "SCHEDULE", "REASON");
+        size_t i;
+        json_t *m;
+        char first_s[SKED_RFC3339_LEN], last_s[SKED_RFC3339_LEN], count[32];
+        json_array_foreach(json_object_get(list, "items"), i, m)
+        {
+            cli_fmt_time(json_object_get(m, "first"), first_s, sizeof first_s);
+            cli_fmt_time(json_object_get(m, "last"), last_s, sizeof last_s);
+            cli_table_add(t, first_s, last_s,
+                          cli_fmt_scalar(json_object_get(m, "count"), count, sizeof count),
+                          cli_str(m, "schedule_id"), cli_str(m, "reason"));
+        }
+        cli_table_print(t, stdout);
+        cli_table_free(t);
+        if (cli_str(list, "next_cursor"))
+            fprintf(stderr, "sked: more entries exist; use --all to list them all\n");
+    }
+out:
+    json_decref(list);
+    buf_free(&path);
+    free(esc);
+    return rc;
+}
+
 /* --- dispatch ---------------------------------------------------------------- */
 
 int cmd_jobs(int argc, char **argv)
@@ -579,6 +674,9 @@ int cmd_jobs(int argc, char **argv)
     } else if (!strcmp(sub, "preview")) {
         cli_init(&c, "jobs preview");
         rc = jobs_preview(&c, argc, argv);
+    } else if (!strcmp(sub, "misses")) {
+        cli_init(&c, "jobs misses");
+        rc = jobs_misses(&c, argc, argv);
     } else {
         fprintf(stderr, "sked jobs: unknown subcommand '%s'\n\n", sub);
         fputs(jobs_help, stderr);

@@ -57,6 +57,11 @@ class TestFaults(SkedTestCase):
         t_mid = fmt_time(parse_time(ledger[0]["first"]) + 1)
         why = self.ok("GET", "/v1/jobs/%s/misses?at=%s" % (job["id"], t_mid), expect=200)
         self.assertEqual(why["items"], ledger)
+        # The CLI asks the same question.
+        self.assertEqual(self.cli_json("jobs", "misses", job["id"], "--at", t_mid)["items"],
+                         ledger)
+        table = self.cli_ok("jobs", "misses", job["id"])
+        self.assertIn(ledger[0]["reason"], table)
         fires = sorted(parse_time(r["fire_time"]) for r in runs)
         self.assertEqual(len(fires), len(set(fires)), "duplicate fire times")
         for a, b in zip(fires, fires[1:]):
