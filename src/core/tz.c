@@ -814,8 +814,9 @@ out:
 }
 
 /* Loads path as zone name. Returns 0 and *out (new) with *st; or with the
- * message written SKED_ENOTFOUND when there is no such zone file, or
- * SKED_EINVAL when it cannot be read or is not a zone file. */
+ * message written SKED_ENOTFOUND when there is no such zone file,
+ * SKED_EIO when it could not be read just now (out of descriptors, an I/O
+ * error: worth trying again), or SKED_EINVAL when it is not a zone file. */
 static int load_path(const char *name, const char *path, tz_t **out, struct stat *st, char *err,
                      size_t errlen)
 {
@@ -832,7 +833,7 @@ static int load_path(const char *name, const char *path, tz_t **out, struct stat
         if (err && errlen)
             snprintf(err, errlen, "time zone '%s': cannot read %.200s: %s", name, path,
                      rc == -EFBIG ? "too large for a zone file" : strerror(-rc));
-        return SKED_EINVAL;
+        return rc == -EFBIG ? SKED_EINVAL : SKED_EIO;
     }
     rc = tz_load_mem(name, buf, len, out, err, errlen);
     free(buf);
@@ -883,7 +884,7 @@ int tz_open(const char *name, tz_t **out, char *err, size_t errlen)
             *out = &utc_zone;
             return 0;
         }
-        return SKED_EINVAL;
+        return rc == SKED_EIO ? SKED_EIO : SKED_EINVAL;
     }
     pthread_mutex_lock(&cache.mu);
     e = find_locked(b, path);

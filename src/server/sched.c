@@ -118,8 +118,9 @@ static bool entry_matches(const struct cache_entry *e, const store_schedule_t *s
 }
 
 /* Borrowed; valid until the next cache_get or cache_clear. NULL with err
- * filled if the stored schedule does not compile. Caller holds tick_lock. */
-static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t errlen)
+ * filled and *rc set if the stored schedule does not compile (SKED_EIO:
+ * its zone file could not be read just now). Caller holds tick_lock. */
+static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t errlen, int *rc)
 {
     struct cache_entry *e = &cache[slot_of(s->id)];
     uint64_t gen = tz_generation(); /* before compiling: a change during it misses next time */
@@ -135,7 +136,7 @@ static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t 
         .anchor_ms = s->anchor_ms,
     };
     schedule_t *c = NULL;
-    if (schedule_compile(&spec, &c, err, errlen) != 0) return NULL;
+    if ((*rc = schedule_compile(&spec, &c, err, errlen)) != 0) return NULL;
     entry_clear(e);
     snprintf(e->id, sizeof e->id, "%s", s->id);
     e->kind = s->kind;
@@ -198,7 +199,16 @@ static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t g
     *bounded = false;
     if (s->next_fire_ms < 0) goto out; /* exhausted; nothing to do */
 
-    const schedule_t *c = cache_get(s, err, sizeof err);
+    int crc = 0;
+    const schedule_t *c = cache_get(s, err, sizeof err, &crc);
+    if (!c && crc == SKED_EIO) {
+        /* A zone file that could not be read just now (out of descriptors,
+         * an I/O error) is no reason to retire a schedule: leave it due and
+         * try again on the next tick. */
+        log_warn("sched", "schedule %s of job %s: %s; trying again", s->id, s->job_id, err);
+        item->new_next_ms = s->next_fire_ms;
+        goto out;
+    }
     if (!c) {
         /* A stored schedule that no longer compiles (say, a time zone gone
          * from a newer tzdata) cannot fire again. Record why on a skipped run

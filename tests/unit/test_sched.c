@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -448,6 +450,65 @@ static void test_at_already_due(void **state)
     }
 }
 
+/* Descriptors this process has open now. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2 - 1; /* ".", "..", and d's own descriptor */
+}
+
+/* A zone file that cannot be read just now (the process is out of
+ * descriptors) must not retire the schedule, as a zone that is gone does:
+ * the fire time stays due and fires once the file can be read. */
+static void test_unreadable_zone_is_retried(void **state)
+{
+    struct fixture *fx = *state;
+    /* A schedule stored directly (the API would have loaded its zone into
+     * the cache), in a zone no other test of this process opens. */
+    store_job_t job = {0};
+    job.name = xstrdup("chatham");
+    job.ns = xstrdup("default");
+    job.owner = xstrdup("test");
+    job.queue = xstrdup("default");
+    job.constraints = xstrdup("");
+    job.tags = xstrdup("");
+    job.spec_json = xstrdup("{\"name\":\"chatham\",\"command\":[\"true\"]}");
+    job.retry = retry_policy_default();
+    store_schedule_t sc = {.kind = SCHEDULE_CRON,
+                           .expr = xstrdup("0 * * * *"),
+                           .timezone = xstrdup("Pacific/Chatham"),
+                           .start_ms = INT64_MIN,
+                           .end_ms = INT64_MAX,
+                           .anchor_ms = INT64_MIN,
+                           .next_fire_ms = T0,
+                           .last_fire_ms = -1};
+    assert_int_equal(store_job_create(fx->st, &job, &sc, 1, false, NULL, T0), 0);
+
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = (rlim_t)open_fds();
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int fired = sched_tick(fx->st, &cfg, T0);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(fired, 0);
+    assert_int_equal(next_fire_of(fx->st, job.id), T0); /* still due, not retired */
+    struct runs rs = job_runs(fx->st, job.id);
+    assert_int_equal(rs.n, 0); /* and no "no longer valid" run */
+    runs_free(&rs);
+
+    assert_int_equal(sched_tick(fx->st, &cfg, T0), 1);
+    /* Chatham is UTC+13:45: its hours start at a quarter past in UTC. */
+    assert_int_equal(next_fire_of(fx->st, job.id), T0 + 15 * MIN);
+    store_schedule_clear(&sc);
+    store_job_clear(&job);
+}
+
 static void test_end_bound(void **state)
 {
     struct fixture *fx = *state;
@@ -617,6 +678,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_at_fires_once_then_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_already_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_zone_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_then_resume_applies_misfire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jitter_within_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_is_bounded_and_complete, setup, teardown),
