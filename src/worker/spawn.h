@@ -10,7 +10,11 @@
  * Also the orphan watcher: a tiny process, forked once at worker start, that
  * keeps the list of live attempt process groups and SIGKILLs every one still
  * listed when its pipe from the worker reaches EOF (the worker died, however
- * it died). PDEATHSIG alone would kill only the direct children.
+ * it died). PDEATHSIG alone would kill only the direct children. It also
+ * holds each group's kill deadline (the attempt's lease, as the supervisor
+ * last saw it renewed) and SIGKILLs the group when it passes: the fence of
+ * a worker that is alive but not running (stopped, frozen, stuck), which
+ * the worker's own threads cannot enforce.
  *
  * Isolation (DESIGN §8): the child can take on another user's identity
  * (supplementary groups, then gid, then uid, each checked) and resource
@@ -27,6 +31,7 @@
 #define SKED_WORKER_SPAWN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 
@@ -139,19 +144,41 @@ int spawn_workdir_new(const char *base, const char *prefix, const spawn_cred_t *
 int spawn_tree_remove(const char *path);
 
 typedef struct spawn_watcher {
-    pid_t pid; /* the watcher process; -1 when not running */
-    int fd;    /* write end of its pipe, O_CLOEXEC; -1 when not running */
+    pid_t pid;         /* the watcher process; -1 when not running */
+    int fd;            /* write end of its pipe, O_NONBLOCK|O_CLOEXEC; -1 when not running */
+    unsigned char *q;  /* owned: messages the pipe has not taken yet, in order */
+    size_t qlen, qcap; /* bytes queued, bytes allocated */
 } spawn_watcher_t;
 
-/* Forks the watcher. Safe in a multi-threaded process (the child runs only
- * async-signal-safe code). Returns 0 or -errno. */
+/* Forks the watcher and fills *w (any earlier contents are ignored). Safe
+ * in a multi-threaded process (the child runs only async-signal-safe
+ * code). Returns 0 or -errno. */
 int spawn_watcher_start(spawn_watcher_t *w);
-/* Tells the watcher a process group now exists / has ended. Returns 0 or
- * -errno (a dead watcher gives -EPIPE). */
+
+/* Messages to the watcher. None of them blocks: what the pipe cannot take
+ * at once (a watcher that is not reading: stopped, or starved) waits, in
+ * order, in w's queue, and goes out with the next message or
+ * spawn_watcher_flush. Each returns 0 (sent or queued), -EPIPE once the
+ * watcher is gone (its pipe is then closed, the queue dropped), or
+ * -ENOBUFS when 1 MiB is already queued (the message is dropped). */
+
+/* A process group now exists: killed when the pipe reaches EOF. */
 int spawn_watcher_add(spawn_watcher_t *w, pid_t pgid);
+/* The group has ended: forget it (no EOF kill, no deadline). Send it
+ * before reaping the leader, so the group id cannot have been reused. */
 int spawn_watcher_remove(spawn_watcher_t *w, pid_t pgid);
-/* Closes the pipe (the watcher kills the groups still listed) and reaps
- * the watcher. No-op when not running. */
+/* The group's kill deadline, CLOCK_MONOTONIC ns (clock_mono_ns); 0 = none.
+ * When it passes the watcher SIGKILLs the group (once), whether or not the
+ * worker is still running: self-fencing that a stopped worker cannot
+ * miss. Moves either way; a deadline still queued for the group is
+ * replaced rather than followed. Ignored for a group not added. */
+int spawn_watcher_deadline(spawn_watcher_t *w, pid_t pgid, int64_t deadline_ns);
+/* Writes what is queued. Returns the number of messages still queued (0 =
+ * all sent), or -errno as above. */
+int spawn_watcher_flush(spawn_watcher_t *w);
+
+/* Sends what the pipe takes, closes it (the watcher kills the groups still
+ * listed), reaps the watcher and frees the queue. No-op when not running. */
 void spawn_watcher_stop(spawn_watcher_t *w);
 
 #endif

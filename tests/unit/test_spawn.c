@@ -5,7 +5,8 @@
  * stdout/stderr capture, the SKED_* environment, cwd, exec failures, the
  * attempt's own session and process group, timeouts and cancels that kill
  * the whole group (grandchildren included), self-fencing, and the orphan
- * watcher killing a grandchild when its worker is SIGKILLed.
+ * watcher: killing a grandchild when its worker is SIGKILLed, and killing
+ * a group whose deadline passes, but not while renewals arrive.
  *
  * Isolation (DESIGN §8): jobs run as another user (these tests run as root
  * and use `nobody`; run as anyone else they check that the switch is
@@ -1058,9 +1059,10 @@ static void test_secret_env(void **state)
     jobspec_free(&spec);
 }
 
-/* The watcher test: a forked process plays the worker, starts the watcher,
- * spawns a job with a grandchild, and is SIGKILLed. */
-static void test_watcher_kills_orphans(void **state)
+/* Forks a process that plays the worker: play(report_fd) tells the test
+ * what it did through the pipe and never returns. Returns its pid; *rfd is
+ * the pipe's read end (see read_ints). */
+static pid_t fork_fake_worker(void (*play)(int report_fd), int *rfd)
 {
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
@@ -1068,28 +1070,52 @@ static void test_watcher_kills_orphans(void **state)
     assert_true(fake >= 0);
     if (fake == 0) {
         close(pfd[0]);
-        spawn_watcher_t w;
-        if (spawn_watcher_start(&w) != 0) _exit(10);
-        char *argv[] = {self_path, "--helper", "grandchild", NULL};
-        spawn_opts_t o = {.argv = argv, .envp = environ};
-        spawn_proc_t p;
-        if (spawn_start(&o, &p, NULL) != 0) _exit(11);
-        if (spawn_watcher_add(&w, p.pid) != 0) _exit(12);
-        struct pollfd q = {p.out_fd, POLLIN, 0};
-        if (poll(&q, 1, 10000) != 1) _exit(13);
-        char line[32] = "";
-        ssize_t r = read(p.out_fd, line, sizeof line - 1);
-        if (r <= 0) _exit(14);
-        int pids[3] = {(int)p.pid, atoi(line), (int)w.pid};
-        if (write(pfd[1], pids, sizeof pids) != (ssize_t)sizeof pids) _exit(15);
-        pause_forever();
+        play(pfd[1]);
+        _exit(99);
     }
     close(pfd[1]);
-    int pids[3] = {0, 0, 0};
-    struct pollfd q = {pfd[0], POLLIN, 0};
+    *rfd = pfd[0];
+    return fake;
+}
+
+/* Reads n ints a fake worker reported, waiting up to 10 s for them. */
+static void read_ints(int fd, int *v, size_t n)
+{
+    struct pollfd q = {fd, POLLIN, 0};
     assert_int_equal(poll(&q, 1, 10000), 1);
-    assert_int_equal(read(pfd[0], pids, sizeof pids), (ssize_t)sizeof pids);
-    close(pfd[0]);
+    assert_int_equal(read(fd, v, n * sizeof *v), (ssize_t)(n * sizeof *v));
+}
+
+/* Starts the watcher, spawns a job with a grandchild and reports the job,
+ * grandchild and watcher pids; then waits to be SIGKILLed. */
+static void orphan_worker(int report_fd)
+{
+    spawn_watcher_t w;
+    if (spawn_watcher_start(&w) != 0) _exit(10);
+    char *argv[] = {self_path, "--helper", "grandchild", NULL};
+    spawn_opts_t o = {.argv = argv, .envp = environ};
+    spawn_proc_t p;
+    if (spawn_start(&o, &p, NULL) != 0) _exit(11);
+    if (spawn_watcher_add(&w, p.pid) != 0) _exit(12);
+    struct pollfd q = {p.out_fd, POLLIN, 0};
+    if (poll(&q, 1, 10000) != 1) _exit(13);
+    char line[32] = "";
+    ssize_t r = read(p.out_fd, line, sizeof line - 1);
+    if (r <= 0) _exit(14);
+    int pids[3] = {(int)p.pid, atoi(line), (int)w.pid};
+    if (write(report_fd, pids, sizeof pids) != (ssize_t)sizeof pids) _exit(15);
+    pause_forever();
+}
+
+/* The watcher test: a forked process plays the worker, starts the watcher,
+ * spawns a job with a grandchild, and is SIGKILLed. */
+static void test_watcher_kills_orphans(void **state)
+{
+    int rfd;
+    pid_t fake = fork_fake_worker(orphan_worker, &rfd);
+    int pids[3] = {0, 0, 0};
+    read_ints(rfd, pids, 3);
+    close(rfd);
     assert_true(pids[0] > 0 && pids[1] > 0 && pids[2] > 0);
     /* Alive before the worker dies (the check can fail). */
     assert_int_equal(wait_pid_gone(pids[1], 0), -1);
@@ -1130,6 +1156,64 @@ static void test_watcher_forgets_removed_groups(void **state)
     spawn_close(&b);
 }
 
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static void test_watcher_deadline(void **state)
+{
+    /* The watcher kills a group when its deadline passes, on its own; a
+     * deadline moved on in time, cleared, or of a group forgotten does
+     * not fire. */
+    spawn_watcher_t w;
+    assert_int_equal(spawn_watcher_start(&w), 0);
+    char *argv[] = {self_path, "--helper", "sleep", NULL};
+    spawn_opts_t o = {.argv = argv, .envp = environ};
+    spawn_proc_t due, renewed, cleared, forgotten;
+    spawn_proc_t *all[] = {&due, &renewed, &cleared, &forgotten};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(spawn_start(&o, all[i], NULL), 0);
+        assert_int_equal(spawn_watcher_add(&w, all[i]->pid), 0);
+    }
+    int64_t t0 = clock_mono_ns(), ms = 1000000;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(spawn_watcher_deadline(&w, all[i]->pid, t0 + 500 * ms), 0);
+    assert_int_equal(spawn_watcher_deadline(&w, cleared.pid, 0), 0);
+    assert_int_equal(spawn_watcher_remove(&w, forgotten.pid), 0);
+    /* Renewals every 50 ms for 1.2 s, each 500 ms ahead. */
+    while (clock_mono_ns() - t0 < 1200 * ms) {
+        assert_int_equal(spawn_watcher_deadline(&w, renewed.pid, clock_mono_ns() + 500 * ms), 0);
+        sleep_ms(50);
+    }
+    struct pollfd q = {due.pidfd, POLLIN, 0};
+    assert_int_equal(poll(&q, 1, 5000), 1);
+    int code, sig;
+    assert_int_equal(spawn_wait(&due, &code, &sig), 0);
+    assert_int_equal(sig, SIGKILL);
+    for (int i = 1; i < 4; i++) {
+        q.fd = all[i]->pidfd;
+        assert_int_equal(poll(&q, 1, 0), 0); /* still runs */
+    }
+    /* Left alone, the renewed one falls due too. */
+    q.fd = renewed.pidfd;
+    assert_int_equal(poll(&q, 1, 5000), 1);
+    assert_int_equal(spawn_wait(&renewed, &code, &sig), 0);
+    assert_int_equal(sig, SIGKILL);
+    assert_int_equal(spawn_watcher_flush(&w), 0); /* nothing was left queued */
+    spawn_watcher_stop(&w); /* EOF kills the cleared one, not the forgotten one */
+    assert_int_equal(spawn_wait(&cleared, &code, &sig), 0);
+    assert_int_equal(sig, SIGKILL);
+    q.fd = forgotten.pidfd;
+    assert_int_equal(poll(&q, 1, 200), 0);
+    kill(forgotten.pid, SIGKILL);
+    assert_int_equal(spawn_wait(&forgotten, &code, &sig), 0);
+    for (int i = 0; i < 4; i++)
+        spawn_close(all[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && !strcmp(argv[1], "--helper")) return helper(argc, argv);
@@ -1155,6 +1239,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_renewed_lease_not_fenced, setup, teardown),
         cmocka_unit_test(test_watcher_kills_orphans),
         cmocka_unit_test(test_watcher_forgets_removed_groups),
+        cmocka_unit_test(test_watcher_deadline),
         cmocka_unit_test(test_user_lookup),
         cmocka_unit_test_setup_teardown(test_run_as_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_failure_reported, setup, teardown),
