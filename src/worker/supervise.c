@@ -7,6 +7,15 @@
  * on the attempt (cancel, lease lost, shutdown) and self-fences attempts
  * whose lease was not renewed in time. See worker_int.h for the contract.
  *
+ * Self-fencing has two hands. This thread kills an attempt whose lease was
+ * not renewed in time; and, because this thread stops whenever the worker
+ * process does (SIGSTOP, a debugger, a stall), it also hands each
+ * attempt's fence time to the orphan watcher (spawn.h), a separate
+ * process, which kills the group when the time passes even if the worker
+ * never runs again. The watcher's deadline trails ours by a little
+ * (watch_slack), so while this thread runs it is always the one that
+ * fences and the watcher never races a renewal we have seen.
+ *
  * Isolation is applied here per attempt (sup_isolation_t): a job without a
  * cwd of its own gets a fresh directory under the work dir, owned by the
  * run-as user, made just before the fork; the child takes on that user and
@@ -38,6 +47,12 @@
 #define READ_BUDGET (4 * 64 * 1024)    /* bytes read per event: fairness between jobs */
 #define MAX_WAIT_NS (1000 * 1000000LL) /* the loop wakes at least this often */
 #define RBUF_SIZE   (64 * 1024)
+/* The watcher's deadline follows renewals in steps of at least this much
+ * (each renewal moves it by a heartbeat, so in practice one message per
+ * heartbeat per attempt); a smaller move goes out only when the deadline
+ * it replaces falls due. At most a quarter of lease - margin (watch_step). */
+#define WATCH_STEP_NS  (100 * 1000000LL)
+#define WATCH_SLACK_NS (500 * 1000000LL) /* at most; see watch_slack */
 
 /* What the supervisor acted on, in rising strength: a stronger request
  * replaces a weaker one (a fence beats a cancel in progress). */
@@ -64,6 +79,8 @@ struct proc {
     int exited; /* reaped */
     int64_t exited_ns;
     int exit_code, signo;
+    int64_t watch_fence_ns; /* our fence time behind the watcher's deadline; 0 = none set */
+    int64_t watch_ns;       /* the kill deadline the watcher holds; 0 = none */
     struct proc *next;
 };
 
@@ -83,6 +100,7 @@ struct sup {
     atomic_int active;
     struct proc *procs; /* supervisor thread only */
     char *rbuf;
+    int watch_err; /* the last error the watcher gave (logged once per kind) */
 };
 
 attempt_t *attempt_new(void)
@@ -210,6 +228,75 @@ static void on_output(sup_t *s, struct proc *p, int stream, int64_t now)
     }
 }
 
+/* Marks a fenced: its lease is gone, whatever else was asked (a fence
+ * beats a cancel in progress; a shutdown stays a shutdown). */
+static void fence_attempt(attempt_t *a)
+{
+    int expected = ATTEMPT_RUN;
+    if (!atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_FENCE) &&
+        expected == ATTEMPT_STOP_CANCEL)
+        atomic_store(&a->stop, ATTEMPT_STOP_FENCE);
+}
+
+/* Logs a failed message to the watcher, once per kind of failure: the
+ * worker goes on without that fence (the supervisor's own still holds). */
+static void watch_check(sup_t *s, int rc)
+{
+    if (rc >= 0 || rc == s->watch_err) return;
+    s->watch_err = rc;
+    if (rc == -EPIPE)
+        log_error("worker", "the orphan watcher is gone: attempts are no longer killed when the "
+                            "worker dies or stalls past a lease");
+    else
+        log_error("worker",
+                  "the orphan watcher does not read its pipe (%s): messages to it are "
+                  "being dropped",
+                  strerror(-rc));
+}
+
+/* How far the watcher's deadline trails our own fence: enough for this
+ * thread to pass on a renewal it has just seen (it wakes at the old fence
+ * time at the latest), and at most half the margin, so the watcher still
+ * kills well before the lease ends. */
+static int64_t watch_slack(int64_t margin_ns)
+{
+    return margin_ns / 2 < WATCH_SLACK_NS ? margin_ns / 2 : WATCH_SLACK_NS;
+}
+
+/* How often the loop looks for renewals to pass on to the watcher, and
+ * the smallest move it passes on before the old deadline falls due: a
+ * quarter of the time a renewal buys (lease - margin), at most 100 ms for
+ * the step and the loop's own MAX_WAIT_NS for the look. Between the two,
+ * a renewal reaches the watcher well before the deadline it replaces. */
+static int64_t watch_step(int64_t lease_ns, int64_t margin_ns, int64_t most)
+{
+    int64_t q = (lease_ns - margin_ns) / 4;
+    return q > 0 && q < most ? q : most;
+}
+
+/* Keeps the watcher's kill deadline for p in step with our fence time:
+ * renewed + lease - margin (+ the slack), or none with fencing off. */
+static void watch_update(sup_t *s, struct proc *p, int64_t now)
+{
+    if (!s->watcher || p->killed || p->exited) return;
+    int64_t lease = atomic_load(&s->lease_ns), margin = atomic_load(&s->margin_ns);
+    int64_t fence = lease > 0 ? atomic_load(&p->a->renewed_ns) + lease - margin : 0;
+    if (fence == p->watch_fence_ns) return;
+    int64_t was = p->watch_fence_ns;
+    /* Forward by small steps only when the old deadline falls due; back
+     * (a shorter lease) or off, at once. */
+    if (fence && was && fence > was && fence - was < watch_step(lease, margin, WATCH_STEP_NS) &&
+        now < was)
+        return;
+    int64_t deadline = fence ? fence + watch_slack(margin) : 0;
+    int rc = spawn_watcher_deadline(s->watcher, p->sp.pid, deadline);
+    watch_check(s, rc);
+    /* Taken as done even when it failed: a watcher that is gone (or that
+     * refuses more) gets no retries, and the loop no reason to spin. */
+    p->watch_fence_ns = fence;
+    if (rc == 0) p->watch_ns = deadline;
+}
+
 static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
 {
     pid_t pid = p->sp.pid;
@@ -218,6 +305,10 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
      * the pipes, and the slot, forever. Done while the leader is an
      * unreaped zombie, so the group id cannot have been reused. */
     kill(-pid, SIGKILL);
+    /* Before the reap, while the zombie leader still holds the group id:
+     * the watcher can never be left holding an id that names someone
+     * else. */
+    if (s->watcher) watch_check(s, spawn_watcher_remove(s->watcher, pid));
     int rc = spawn_wait(&p->sp, &p->exit_code, &p->signo);
     if (rc < 0) {
         log_error("worker", "run %s: waiting for pid %d: %s", p->a->run_id, (int)pid,
@@ -228,7 +319,19 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
     unwatch(s, &p->sp.pidfd);
     p->exited = 1;
     p->exited_ns = now;
-    if (s->watcher) spawn_watcher_remove(s->watcher, pid);
+    if (p->signo == SIGKILL && p->cause < CAUSE_FENCE && p->watch_ns && now >= p->watch_ns) {
+        /* Killed when the watcher's deadline had passed: this thread was
+         * not running (the worker was stopped or stalled) when the lease
+         * ran out, so the watcher fenced it. The lease is gone: report
+         * nothing, as for our own fence. */
+        attempt_t *a = p->a;
+        fence_attempt(a);
+        p->cause = CAUSE_FENCE;
+        log_warn("worker",
+                 "run %s attempt %d: killed by the watcher when its lease ran out (the worker "
+                 "was stalled)",
+                 a->run_id, a->n);
+    }
 }
 
 static void start(sup_t *s, attempt_t *a, int64_t now)
@@ -285,7 +388,11 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
     p->a = a;
     p->sp = sp;
     a->pid = sp.pid;
-    if (s->watcher) spawn_watcher_add(s->watcher, sp.pid);
+    if (s->watcher) {
+        /* The group and, at once, its deadline: fenced from the start. */
+        watch_check(s, spawn_watcher_add(s->watcher, sp.pid));
+        watch_update(s, p, now);
+    }
     int fds[3] = {sp.pidfd, sp.out_fd, sp.err_fd};
     for (int k = 0; k < 3; k++) {
         p->w[k].p = p;
@@ -337,12 +444,19 @@ static void enforce(sup_t *s, struct proc *p, int64_t now)
     }
     int64_t lease = atomic_load(&s->lease_ns);
     if (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns)) {
-        int expected = ATTEMPT_RUN;
-        if (!atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_FENCE) &&
-            expected == ATTEMPT_STOP_CANCEL)
-            atomic_store(&a->stop, ATTEMPT_STOP_FENCE);
+        fence_attempt(a);
         if (p->cause < CAUSE_FENCE)
             log_warn("worker", "run %s attempt %d: lease not renewed in time, killing it",
+                     a->run_id, a->n);
+    } else if (p->watch_ns && now >= p->watch_ns) {
+        /* A renewal came too late: the watcher's deadline passed while
+         * this thread was not running (the worker stalled), so the
+         * watcher has killed the group or is about to. The lease counts
+         * as lost either way. */
+        fence_attempt(a);
+        if (p->cause < CAUSE_FENCE)
+            log_warn("worker",
+                     "run %s attempt %d: the worker stalled past the lease; the watcher fences it",
                      a->run_id, a->n);
     }
     enum cause req = cause_of(atomic_load(&a->stop));
@@ -427,7 +541,14 @@ static int next_timeout_ms(sup_t *s, int64_t now)
         if (p->term_ns && !p->killed) t = min_pos(t, p->term_ns + s->grace_ns);
         if (lease > 0 && p->cause < CAUSE_FENCE)
             t = min_pos(t, atomic_load(&p->a->renewed_ns) + lease - margin + 1);
+        /* Pass renewals on to the watcher in good time, and any left at
+         * the last moment: when the deadline it holds falls due. */
+        if (p->watch_fence_ns && !p->killed) {
+            t = min_pos(t, now + watch_step(lease, margin, MAX_WAIT_NS));
+            t = min_pos(t, p->watch_fence_ns);
+        }
     }
+    if (s->watcher && s->watcher->qlen) t = min_pos(t, now + FLUSH_NS);
     if (t <= now) return 0;
     return (int)((t - now + 999999) / 1000000);
 }
@@ -469,7 +590,10 @@ static void *sup_main(void *arg)
         }
         for (struct proc **pp = &s->procs; *pp;) {
             struct proc *p = *pp;
-            if (!p->exited) enforce(s, p, now);
+            if (!p->exited) {
+                enforce(s, p, now);
+                watch_update(s, p, now);
+            }
             for (int k = 1; k <= 2; k++)
                 if (p->pend[k].len && now >= p->pend_since[k] + FLUSH_NS) flush(s, p, k);
             struct proc *next = p->next;
@@ -478,6 +602,7 @@ static void *sup_main(void *arg)
             else
                 pp = &p->next;
         }
+        if (s->watcher && s->watcher->qlen) watch_check(s, spawn_watcher_flush(s->watcher));
         if (atomic_load(&s->quit) && !s->procs) {
             pthread_mutex_lock(&s->mu);
             int empty = s->qhead == NULL;

@@ -6,7 +6,8 @@
  * attempt's own session and process group, timeouts and cancels that kill
  * the whole group (grandchildren included), self-fencing, and the orphan
  * watcher: killing a grandchild when its worker is SIGKILLed, and killing
- * a group whose deadline passes, but not while renewals arrive.
+ * a group whose lease deadline passes while its worker is stopped
+ * (SIGSTOP), but not while renewals arrive.
  *
  * Isolation (DESIGN §8): jobs run as another user (these tests run as root
  * and use `nobody`; run as anyone else they check that the switch is
@@ -1156,6 +1157,21 @@ static void test_watcher_forgets_removed_groups(void **state)
     spawn_close(&b);
 }
 
+/* Waits up to ms for pid (any process, not necessarily our child) to
+ * exit; 1 if it did (a zombie counts), 0 if it still runs. */
+static int pid_exits_within(pid_t pid, int ms)
+{
+    int fd = pidfd_open(pid, 0);
+    if (fd < 0) return errno == ESRCH;
+    struct pollfd q = {fd, POLLIN, 0};
+    int r;
+    do
+        r = poll(&q, 1, ms);
+    while (r < 0 && errno == EINTR);
+    close(fd);
+    return r == 1;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -1214,6 +1230,132 @@ static void test_watcher_deadline(void **state)
         spawn_close(all[i]);
 }
 
+/* The worker that lease_worker plays (test_watcher_fences_stopped_worker). */
+struct fake {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    attempt_t *a;    /* the running attempt, for the renewal thread */
+    attempt_t *done; /* the finished one */
+    int report_fd;
+};
+
+static void fake_chunk(void *arg, attempt_t *a, int stream, int64_t seq, char *data, size_t len)
+{
+    /* The job's first line is its grandchild's pid: pass it on. */
+    struct fake *f = arg;
+    if (stream == 1 && seq == 0) {
+        int pids[2] = {(int)a->pid, atoi(data)};
+        if (write(f->report_fd, pids, sizeof pids) != (ssize_t)sizeof pids) _exit(20);
+    }
+    free(data);
+}
+
+static void fake_done(void *arg, attempt_t *a)
+{
+    struct fake *f = arg;
+    pthread_mutex_lock(&f->mu);
+    f->done = a;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void *fake_renew(void *arg)
+{
+    /* The heartbeat thread: renews the lease every 20 ms until the end,
+     * or for 10 s at most, so that a test failing before it thaws the
+     * fake worker still sees it end (by the supervisor's own fence). */
+    struct fake *f = arg;
+    int64_t t0 = clock_mono_ns();
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        int over = f->done != NULL;
+        pthread_mutex_unlock(&f->mu);
+        if (over || clock_mono_ns() - t0 > 10000 * 1000000LL) return NULL;
+        atomic_store(&f->a->renewed_ns, clock_mono_ns());
+        sleep_ms(20);
+    }
+}
+
+/* Plays the worker: a watcher, a supervisor with a 1 s lease, one job
+ * with a grandchild whose lease a thread keeps renewing. Reports the
+ * job's and grandchild's pids, then, once the attempt ends, whether it
+ * ended fenced with nothing to report. */
+static void lease_worker(int report_fd)
+{
+    static const sup_ops_t fops = {fake_chunk, fake_done};
+    struct fake f = {.report_fd = report_fd};
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_cond_init(&f.cv, NULL);
+    spawn_watcher_t w;
+    sup_t *sup = NULL;
+    pthread_t renew;
+    if (spawn_watcher_start(&w) != 0) _exit(10);
+    if (sup_new(&fops, &f, 200, &w, NULL, &sup) != 0) _exit(11);
+    /* Lease 1 s, heartbeat 10 ms: margin 200 ms, so the supervisor would
+     * fence 800 ms after the last renewal, the watcher 100 ms later. */
+    sup_set_lease(sup, 1000, 10);
+    f.a = attempt_new();
+    snprintf(f.a->run_id, sizeof f.a->run_id, "run_frozen");
+    f.a->n = 1;
+    f.a->argv = strv(self_path, "--helper", "grandchild", NULL);
+    atomic_store(&f.a->renewed_ns, clock_mono_ns());
+    if (pthread_create(&renew, NULL, fake_renew, &f) != 0) _exit(12);
+    sup_submit(sup, f.a);
+    pthread_mutex_lock(&f.mu);
+    while (!f.done)
+        pthread_cond_wait(&f.cv, &f.mu);
+    pthread_mutex_unlock(&f.mu);
+    int res[2] = {f.done->outcome == NULL, atomic_load(&f.done->stop)};
+    if (write(report_fd, res, sizeof res) != (ssize_t)sizeof res) _exit(13);
+    pthread_join(renew, NULL);
+    sup_free(sup);
+    attempt_free(f.done);
+    spawn_watcher_stop(&w);
+    _exit(0);
+}
+
+static void test_watcher_fences_stopped_worker(void **state)
+{
+    /* A stopped worker cannot fence with its own threads: its watcher
+     * kills the attempt's whole group when the lease deadline passes.
+     * While renewals arrive, nothing is killed. */
+    int rfd;
+    pid_t fake = fork_fake_worker(lease_worker, &rfd);
+    int pids[2] = {0, 0};
+    read_ints(rfd, pids, 2);
+    assert_true(pids[0] > 0 && pids[1] > 0);
+
+    /* Renewed: alive well past the 1 s lease. */
+    assert_int_equal(pid_exits_within(pids[0], 2000), 0);
+    assert_int_equal(pid_exits_within(pids[1], 0), 0);
+
+    assert_int_equal(kill(fake, SIGSTOP), 0);
+    int64_t t_stop = clock_mono_ns();
+    /* Fenced by the watcher: the job within lease - margin + slack (900
+     * ms) of the last renewal, and its grandchild with it. The worker
+     * cannot reap them while stopped; exited is enough. */
+    int died = pid_exits_within(pids[0], 5000);
+    int64_t took_ms = (clock_mono_ns() - t_stop) / 1000000;
+    int gone = pid_exits_within(pids[1], 1000);
+    assert_int_equal(kill(fake, SIGCONT), 0);
+    assert_true(died);
+    assert_true(gone);
+    assert_true(took_ms < 1500);
+
+    /* Thawed, the supervisor sees the watcher's fence: nothing to report. */
+    int res[2] = {0, 0};
+    read_ints(rfd, res, 2);
+    close(rfd);
+    int st;
+    assert_int_equal(waitpid(fake, &st, 0), fake);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(res[0], 1);
+    assert_int_equal(res[1], ATTEMPT_STOP_FENCE);
+    /* The grandchild was reparented to us (the subreaper): reap it. */
+    wait_pid_gone(pids[1], 1000);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && !strcmp(argv[1], "--helper")) return helper(argc, argv);
@@ -1240,6 +1382,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_watcher_kills_orphans),
         cmocka_unit_test(test_watcher_forgets_removed_groups),
         cmocka_unit_test(test_watcher_deadline),
+        cmocka_unit_test(test_watcher_fences_stopped_worker),
         cmocka_unit_test(test_user_lookup),
         cmocka_unit_test_setup_teardown(test_run_as_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_failure_reported, setup, teardown),
