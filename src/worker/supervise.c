@@ -443,21 +443,17 @@ static void enforce(sup_t *s, struct proc *p, int64_t now)
             atomic_store(&a->stop, ATTEMPT_STOP_SHUTDOWN);
     }
     int64_t lease = atomic_load(&s->lease_ns);
-    if (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns)) {
+    /* The watcher's deadline passed while this thread was not running
+     * (the worker stalled): the watcher has killed the group or is about
+     * to, and the lease counts as lost even if a renewal came meanwhile. */
+    int stalled = p->watch_ns && now >= p->watch_ns;
+    if (stalled ||
+        (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns))) {
         fence_attempt(a);
         if (p->cause < CAUSE_FENCE)
-            log_warn("worker", "run %s attempt %d: lease not renewed in time, killing it",
-                     a->run_id, a->n);
-    } else if (p->watch_ns && now >= p->watch_ns) {
-        /* A renewal came too late: the watcher's deadline passed while
-         * this thread was not running (the worker stalled), so the
-         * watcher has killed the group or is about to. The lease counts
-         * as lost either way. */
-        fence_attempt(a);
-        if (p->cause < CAUSE_FENCE)
-            log_warn("worker",
-                     "run %s attempt %d: the worker stalled past the lease; the watcher fences it",
-                     a->run_id, a->n);
+            log_warn("worker", "run %s attempt %d: %s", a->run_id, a->n,
+                     stalled ? "the worker stalled past the lease; its watcher fenced the attempt"
+                             : "lease not renewed in time, killing it");
     }
     enum cause req = cause_of(atomic_load(&a->stop));
     if (req == CAUSE_NONE && !p->cause && p->deadline_ns && now >= p->deadline_ns)
