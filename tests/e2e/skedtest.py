@@ -521,6 +521,23 @@ class SkedTestCase(unittest.TestCase):
     def runs_of(self, job_id):
         return self.list_all("/v1/runs?job_id=" + job_id)
 
+    def misses_of(self, job_id):
+        """The job's missed-fire ledger (GET /v1/jobs/{id}/misses), every page."""
+        return self.list_all("/v1/jobs/%s/misses" % job_id)
+
+    def runs_with_misses(self, job_id, period_s):
+        """The job's runs plus, as skipped pseudo-runs, every fire time of its
+        missed-fire ledger, for a job that fires every period_s seconds (each
+        entry's count is checked against its first and last)."""
+        out = list(self.runs_of(job_id))
+        for m in self.misses_of(job_id):
+            first, last = parse_time(m["first"]), parse_time(m["last"])
+            self.assertEqual(m["count"], round((last - first) / period_s) + 1, m)
+            for k in range(m["count"]):
+                out.append({"fire_time": fmt_time(first + k * period_s), "state": "skipped",
+                            "reason": m["reason"]})
+        return out
+
     def run_get(self, run_id):
         return self.ok("GET", "/v1/runs/" + run_id, expect=200)
 

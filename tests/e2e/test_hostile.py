@@ -1053,7 +1053,8 @@ JSON_ROUTES = [(m, p) for (m, p), (_, ct) in VALID_BODIES.items() if ct == "appl
 # The order in which the control requests of test_hostile_ids_in_every_route
 # run, so each finds the state it needs (complete after log, delete last).
 CONTROL_ORDER = [
-    ("GET", "/v1/jobs/{id}"), ("GET", "/v1/jobs/{id}/preview"), ("PATCH", "/v1/jobs/{id}"),
+    ("GET", "/v1/jobs/{id}"), ("GET", "/v1/jobs/{id}/preview"), ("GET", "/v1/jobs/{id}/misses"),
+    ("PATCH", "/v1/jobs/{id}"),
     ("GET", "/v1/runs/{id}"), ("GET", "/v1/runs/{id}/log"),
     ("POST", "/v1/workers/{id}/heartbeat"), ("POST", "/v1/workers/{id}/claim"),
     ("POST", "/v1/runs/{id}/attempts/{n}/log"), ("POST", "/v1/runs/{id}/attempts/{n}/complete"),
