@@ -350,12 +350,16 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
     }
     int64_t lease = atomic_load(&s->lease_ns);
     if (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns)) {
-        /* The lease is (nearly) over before the attempt began: the server
-         * may already have given the run to another worker. Never start it;
-         * report nothing (the reaper records the attempt as lost). */
+        /* The lease is (nearly) over before the attempt began (this worker
+         * stalled between confirming and starting it): the server may
+         * already have given the run to another worker. Never start it;
+         * report it not started, which gives the run back at once and
+         * uncharged if the server still holds it for us (else the report
+         * is stale, and dropped). */
         log_warn("worker", "run %s attempt %d: lease over before it started; not running it",
                  a->run_id, a->n);
-        a->outcome = NULL;
+        a->outcome = "not_started";
+        a->reason = a->reason ? a->reason : xstrdup("not started: its lease was over on arrival");
         goto done;
     }
     if (!a->cwd && s->iso.work_dir && !a->work_dir) {

@@ -43,12 +43,12 @@ typedef struct attempt {
     _Atomic int64_t renewed_ns; /* monotonic time of the request that last renewed the lease */
 
     /* The result, complete when sup_ops.done is called. */
-    const char
-        *outcome;  /* static: "succeeded" "failed" "timeout" "canceled"; NULL = report nothing */
-    int exit_code; /* -1 if none */
-    int signo;     /* 0 if none */
-    char *reason;  /* owned or NULL; may be preset (with argv NULL) for a run that cannot run */
-    int64_t pid;   /* the process (= its group) while it ran; 0 if it never started */
+    const char *outcome; /* static: "succeeded" "failed" "timeout" "canceled" "not_started"; NULL =
+                             report nothing */
+    int exit_code;       /* -1 if none */
+    int signo;           /* 0 if none */
+    char *reason; /* owned or NULL; may be preset (with argv NULL) for a run that cannot run */
+    int64_t pid;  /* the process (= its group) while it ran; 0 if it never started */
 
     /* Links: `next` is worker.c's (held list), `qnext` the supervisor's queue. */
     struct attempt *next;

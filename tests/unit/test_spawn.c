@@ -615,6 +615,25 @@ static void test_renewed_lease_not_fenced(void **state)
     assert_string_equal(a->outcome, "canceled");
 }
 
+static void test_lease_over_on_arrival_is_not_started(void **state)
+{
+    /* An attempt whose lease ran out before the supervisor got to it (the
+     * worker stalled between confirming and starting) never starts, and is
+     * reported not started, which gives the run back uncharged. */
+    struct fixture *f = *state;
+    sup_set_lease(f->sup, 300, 10);
+    attempt_t *a = attempt_new();
+    snprintf(a->run_id, sizeof a->run_id, "run_late");
+    a->n = 1;
+    a->argv = strv(self_path, "--helper", "sleep", NULL);
+    atomic_store(&a->renewed_ns, clock_mono_ns() - 1000 * 1000000LL); /* a second ago */
+    sup_submit(f->sup, a);
+    a = wait_done(f);
+    assert_string_equal(a->outcome, "not_started");
+    assert_int_equal(a->pid, 0); /* no process was ever made */
+    assert_non_null(a->reason);
+}
+
 /* ---- isolation ------------------------------------------------------- */
 
 /* Replaces the fixture's supervisor with one that isolates attempts: jobs
@@ -1379,6 +1398,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_leftovers_killed_on_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewed_lease_not_fenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_over_on_arrival_is_not_started, setup, teardown),
         cmocka_unit_test(test_watcher_kills_orphans),
         cmocka_unit_test(test_watcher_forgets_removed_groups),
         cmocka_unit_test(test_watcher_deadline),
