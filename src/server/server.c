@@ -141,6 +141,15 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     srv->cfg.tls_cert_file = srv->tls_cert_file;
     srv->cfg.tls_key_file = srv->tls_key_file;
 
+    /* A worker fences an attempt lease - max(2 heartbeats, lease/5) after
+     * its last renewal: with heartbeats slower than lease/3 every attempt
+     * would be killed before its next renewal could arrive. */
+    if (srv->cfg.heartbeat_ms * 3 > srv->cfg.lease_ms) {
+        log_error("server", "--heartbeat must be at most a third of --lease (%lld ms)",
+                  (long long)(srv->cfg.lease_ms / 3));
+        rc = SKED_EINVAL;
+        goto out;
+    }
     /* A typo in the address must not leave a new store behind. */
     rc = http__check_listen(srv->listen);
     if (rc < 0) {

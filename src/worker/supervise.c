@@ -464,7 +464,9 @@ static void enforce(sup_t *s, struct proc *p, int64_t now)
         req = CAUSE_TIMEOUT;
     if (req > p->cause) {
         p->cause = req;
-        if (req >= CAUSE_FENCE) {
+        /* A lost lease (a 409: the run may already be another worker's)
+         * gets no grace: a polite SIGTERM would let the two overlap. */
+        if (req >= CAUSE_LOST) {
             if (!p->killed) signal_group(p, SIGKILL);
             p->killed = 1;
         } else if (!p->term_ns) {

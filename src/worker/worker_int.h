@@ -21,7 +21,7 @@
 enum attempt_stop {
     ATTEMPT_RUN = 0,       /* nobody asked: it runs to its end or timeout */
     ATTEMPT_STOP_CANCEL,   /* server said "stop": SIGTERM, grace, SIGKILL; report "canceled" */
-    ATTEMPT_STOP_LOST,     /* lease gone (a 409): killed likewise; nothing to report */
+    ATTEMPT_STOP_LOST,     /* lease gone (a 409): SIGKILL now; nothing to report */
     ATTEMPT_STOP_FENCE,    /* lease not renewed in time: SIGKILL now; nothing to report */
     ATTEMPT_STOP_SHUTDOWN, /* the worker exits hard: SIGKILL now; nothing to report */
 };

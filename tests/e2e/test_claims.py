@@ -156,6 +156,17 @@ class TestClaims(SkedTestCase):
         print("\nrecovery from a dead worker (kill -9 to the retry's start): %.1fs" % recovery)
 
 
+    def test_heartbeat_slower_than_a_third_of_the_lease_is_refused(self):
+        """With heartbeats slower than lease/3 a worker would fence every
+        attempt before its next renewal could arrive: refused at start."""
+        os.makedirs(self.path("store"))
+        p = self.start("bad-server", ["server", "--listen", "127.0.0.1:0", "--store",
+                                      "sqlite:%s/sked.db" % self.path("store"),
+                                      "--lease", "3s", "--heartbeat", "2s"])
+        self.assertNotEqual(p.wait_exit(), 0)
+        self.assertIn("--heartbeat must be at most a third of --lease", p.stderr_text())
+
+
 class TestWorkerIdentity(SkedTestCase):
     def worker_token(self, name, namespaces=None):
         body = {"name": name, "role": "worker"}

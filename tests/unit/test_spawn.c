@@ -615,6 +615,29 @@ static void test_renewed_lease_not_fenced(void **state)
     assert_string_equal(a->outcome, "canceled");
 }
 
+static void test_lost_lease_is_killed_at_once(void **state)
+{
+    /* A 409 says the run may be another worker's already: SIGKILL, not a
+     * SIGTERM and a grace during which both would run. */
+    struct fixture *f = *state;
+    /* It prints once running, and dies of a SIGTERM as of a SIGKILL: the
+     * signal it died of tells which came. */
+    attempt_t *a = run(f, strv(self_path, "--helper", "grandchild", NULL), NULL, NULL, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&f->c.mu);
+    while (f->c.chunks == 0 && pthread_cond_timedwait(&f->c.cv, &f->c.mu, &ts) == 0)
+        ;
+    assert_true(f->c.chunks > 0);
+    pthread_mutex_unlock(&f->c.mu);
+    atomic_store(&a->stop, ATTEMPT_STOP_LOST);
+    sup_poke(f->sup);
+    a = wait_done(f);
+    assert_null(a->outcome); /* nothing to report: the lease is gone */
+    assert_int_equal(a->signo, SIGKILL);
+}
+
 static void test_lease_over_on_arrival_is_not_started(void **state)
 {
     /* An attempt whose lease ran out before the supervisor got to it (the
@@ -1398,6 +1421,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_leftovers_killed_on_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_self_fence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renewed_lease_not_fenced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_lease_is_killed_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_over_on_arrival_is_not_started, setup, teardown),
         cmocka_unit_test(test_watcher_kills_orphans),
         cmocka_unit_test(test_watcher_forgets_removed_groups),
