@@ -705,6 +705,31 @@ class ClusterTests(ClusterTestCase):
 
     # ---- 5. failover -------------------------------------------------------
 
+    def test_claim_failed_over_mid_poll_starts_the_run(self):
+        """A worker's claim parks on server A for most of a lease; A is
+        killed and work is submitted to B. The claim is retried on B inside
+        the same call. The lease must count from the send that B answered,
+        not from the first send to A: the run starts at once, as attempt 1,
+        instead of being refused and charged a lost attempt."""
+        stamps_path = self.path("stamps")
+        a = self.start_pg_server("srv-a", lease="4s", heartbeat="800ms")
+        b = self.start_pg_server("srv-b", lease="4s", heartbeat="800ms")
+        self.start_cluster_worker("wrk", "%s,%s" % (a.url, b.url), slots=1)
+        time.sleep(3.0)  # 0.75 of the lease, parked on A
+        a.proc.kill9()
+        t0 = time.time()
+        job = self.post_job(self.job_doc(stamp_script(stamps_path), name="after-failover"), b)
+        run = self.run_of(job["id"], b)
+        final = wait_until(lambda: (lambda x: x if x["state"] in TERMINAL else None)(
+            self.get_run(run["id"], b)), 20, interval=0.1, msg="the run to finish")
+        took = time.time() - t0
+        self.assertEqual(final["state"], "succeeded", final)
+        self.assertEqual([(x["n"], x["outcome"]) for x in final["attempts"]], [(1, "succeeded")],
+                         final)
+        self.assertLess(took, 5.0 * SLOW, "the run waited %.1fs" % took)
+        self.assertEqual(Stamps(stamps_path).violations(), [])
+        print("\nclaim failed over from a killed server: run done %.1fs after submit" % took)
+
     def test_cli_and_worker_fail_over(self):
         """The CLI given a dead server first still works; a worker given all
         three servers keeps running (and renewing, and reporting) when the
