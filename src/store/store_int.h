@@ -16,6 +16,7 @@
 #define SKED_STORE_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "store/store.h"
 
@@ -117,7 +118,7 @@ struct store {
     int64_t log_cap;          /* bytes of log kept per run (STORE_LOG_CAP_DEFAULT) */
     pthread_mutex_t ready_mu; /* guards the two below (store_ready) */
     int64_t ready_at_ns;      /* monotonic time of the last readiness probe; 0 = none */
-    int ready_rc;             /* its answer */
+    atomic_int ready_rc;      /* its answer (read without the lock while a probe runs) */
 };
 
 /* Initialises / destroys the common head. Backends call these from their
@@ -141,8 +142,8 @@ int store__cursor_decode(const char *cursor, int64_t *ms, char id[SKED_ID_LEN]);
 /* 1 if every "k=v" of constraints (comma-separated) appears in labels. */
 bool store__labels_satisfy(const char *labels, const char *constraints);
 
-/* 1 if queue is one of the comma-separated queues. */
-bool store__queue_listed(const char *queues, const char *queue);
+/* 1 if item is one of the comma-separated list (queues, namespaces). */
+bool store__listed(const char *list, const char *item);
 
 /* The retry delay before attempt next_attempt under p, drawing the jitter
  * from libsodium. */
@@ -154,15 +155,18 @@ int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt);
 run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_outcome_t outcome,
                                  bool cancel_requested, int64_t now_ms, int64_t *not_before_ms);
 
-/* A new fencing token: 63 random bits (libsodium), so a token cannot be
- * guessed from another one, and in practice never repeats. */
+/* A new fencing token: 53 random bits (libsodium), so a token cannot be
+ * guessed from another one, in practice never repeats, and survives JSON
+ * parsers that read numbers as doubles. */
 int64_t store__fence_new(void);
 
 /* The run's reason when an attempt is undone as not started. */
 const char *store__not_started_reason(bool refused);
 
 /* Whether a caller with token `owner` (NULL = anyone) may act for a worker
- * registered by `worker_owner`. */
+ * registered by `worker_owner`. A worker registered before workers had
+ * owners ("") may be acted for by any caller until a worker token adopts it
+ * (its next claim or heartbeat binds it: see the worker touch). */
 bool store__owner_ok(const char *owner, const char *worker_owner);
 
 /* Aging: the effective priority of a run that has been due since

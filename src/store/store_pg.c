@@ -183,13 +183,12 @@ static const char *const migrations[] = {
 
     /* 3: claims are confirmed (unconfirmed until the worker reports the
      * attempt started); workers are bound to the token that registered
-     * them and to its namespace. Workers registered before this had no
-     * owner: they are retired, and re-register (bound) on their next call.
+     * them and to its namespace. A worker registered before this has owner
+     * '': the first worker token to claim or heartbeat for it adopts it.
      * Fences are random now (store__fence_new). */
     "ALTER TABLE runs ADD COLUMN unconfirmed boolean NOT NULL DEFAULT false;"
     "ALTER TABLE workers ADD COLUMN owner text NOT NULL DEFAULT '';"
     "ALTER TABLE workers ADD COLUMN ns text NOT NULL DEFAULT '';"
-    "UPDATE workers SET state = 3;"
     /* The readiness probe's write (store_ready). */
     "CREATE TABLE health (id integer PRIMARY KEY, probed_ms bigint NOT NULL);"
     /* The missed-fire ledger: a stretch of misfires per row. */
@@ -462,7 +461,8 @@ static const char *const stmts[Q_COUNT] = {
     /* claim. The worker row lock serialises one worker's claims and
      * heartbeats; a lost worker that speaks again is active again. */
     [Q_WORKER_TOUCH] =
-        "UPDATE workers SET heartbeat_ms = $2, state = CASE WHEN state = 2 THEN 0 ELSE state END"
+        "UPDATE workers SET heartbeat_ms = $2, state = CASE WHEN state = 2 THEN 0 ELSE state END,"
+        " owner = CASE WHEN owner = '' AND $3::text IS NOT NULL THEN $3 ELSE owner END"
         " WHERE id = $1 AND state <> 3 RETURNING state, queues, labels, owner, ns",
     /* The next lower priority level present among claimable runs of a
      * queue (an index probe: max() over runs_claim). */
@@ -475,7 +475,8 @@ static const char *const stmts[Q_COUNT] = {
     [Q_CLAIM_ROWS] = "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms FROM runs r"
                      " JOIN jobs j ON j.id = r.job_id"
                      " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
-                     " AND r.not_before_ms <= $3 AND j.state = 0 AND ($6 = '' OR j.ns = $6)"
+                     " AND r.not_before_ms <= $3 AND j.state = 0"
+                     " AND ($6 = '' OR j.ns = ANY (string_to_array($6, ',')))"
                      " AND string_to_array(j.constraints, ',') <@ string_to_array($5, ',')"
                      " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED",
     [Q_CLAIM_JOB] = "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms,"
@@ -521,7 +522,9 @@ static const char *const stmts[Q_COUNT] = {
         " reason = $5, held = $6, attempt = attempt - 1, worker_id = '', unconfirmed = false,"
         " started_ms = CASE WHEN attempt = 1 THEN -1 ELSE started_ms END,"
         " log_bytes = log_bytes - (SELECT coalesce(sum(length(data)), 0) FROM log_chunks l"
-        " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream <> 0)"
+        " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream <> 0),"
+        " log_truncated = EXISTS (SELECT 1 FROM log_chunks l WHERE l.run_id = runs.id"
+        " AND l.attempt <> runs.attempt AND l.stream = 0)"
         " WHERE id = $1",
     [Q_PROBE] = "INSERT INTO health (id, probed_ms) VALUES (1, $1)"
                 " ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms",
@@ -2324,6 +2327,7 @@ static int claim_fn(struct pg *pg, struct pconn *c, void *arg)
 
     pt(&p, a->worker_id);
     pi(&p, a->now_ms);
+    pt(&p, a->owner);
     PGresult *r = ex(c, Q_WORKER_TOUCH, &p, &rc);
     if (!r) return rc;
     if (PQntuples(r) == 0) {
@@ -2424,6 +2428,7 @@ static int heartbeat_fn(struct pg *pg, struct pconn *c, void *arg)
 
     pt(&p, a->worker_id);
     pi(&p, a->now_ms);
+    pt(&p, a->owner);
     if (!(r = ex(c, Q_WORKER_TOUCH, &p, &rc))) goto out;
     if (PQntuples(r) == 0) {
         rc = SKED_ENOTFOUND;
@@ -2623,10 +2628,6 @@ static int complete_fn(struct pg *pg, struct pconn *c, void *arg)
     PGresult *r = NULL;
     int rc = read_finishing(c, a->run_id, &f);
     if (rc < 0) goto out;
-    if (f.state == RUN_RUNNING && !store__owner_ok(a->owner, f.worker_owner)) {
-        rc = SKED_EFORBID;
-        goto out;
-    }
     if (f.state != RUN_RUNNING || f.fence != a->fence || f.attempt != a->attempt) {
         /* Either a repeat of a completion we applied (its answer was lost)
          * or a worker whose lease was taken away. Only the former is 0. */
@@ -2636,6 +2637,12 @@ static int complete_fn(struct pg *pg, struct pconn *c, void *arg)
         pi(&p, a->fence);
         if (!(r = ex(c, Q_ATTEMPT_REPORTED, &p, &rc))) goto out;
         rc = PQntuples(r) > 0 && gb(r, 0, 0) ? 0 : SKED_ESTALE;
+        goto out;
+    }
+    /* The lease is current: only now does who reports it matter (a stale
+     * report answers 409 whoever holds the run now). */
+    if (!store__owner_ok(a->owner, f.worker_owner)) {
+        rc = SKED_EFORBID;
         goto out;
     }
     rc = finish_attempt(c, a->run_id, &f, a->res, true, a->now_ms);

@@ -163,12 +163,12 @@ static const char *const migrations[] = {
 
     /* 3: claims are confirmed (unconfirmed = 1 until the worker reports the
      * attempt started); workers are bound to the token that registered
-     * them and to its namespace. Workers registered before this had no
-     * owner: they are retired, and re-register (bound) on their next call. */
+     * them and to its namespace. A worker registered before this has owner
+     * '': the first worker token to claim or heartbeat for it adopts it, so
+     * an upgrade neither strands nor stops the attempts running. */
     "ALTER TABLE runs ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE workers ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE workers ADD COLUMN ns TEXT NOT NULL DEFAULT '';"
-    "UPDATE workers SET state = 3;"
     /* The readiness probe's write (store_ready). */
     "CREATE TABLE health (id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);"
     /* The missed-fire ledger: a stretch of misfires per row. */
@@ -1745,19 +1745,25 @@ static int sq_worker_set_state(store_t *st, const char *id, const char *owner, w
 
 /* ---- claim ----------------------------------------------------------------- */
 
+/* Also adopts a worker registered before workers had owners (owner ''):
+ * the first worker token to speak for it binds it. */
 static const char SQL_WORKER_TOUCH[] =
-    "UPDATE workers SET heartbeat_ms = ?2, state = CASE WHEN state = 2 THEN 0 ELSE state END"
+    "UPDATE workers SET heartbeat_ms = ?2, state = CASE WHEN state = 2 THEN 0 ELSE state END,"
+    " owner = CASE WHEN owner = '' AND ?3 IS NOT NULL THEN ?3 ELSE owner END"
     " WHERE id = ?1 AND state != 3 RETURNING state, queues, labels, owner, ns";
 /* The next lower priority level present among claimable runs of a queue. */
 static const char SQL_CLAIM_LEVEL[] =
     "SELECT priority FROM runs INDEXED BY runs_claim"
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority < ?2"
     " ORDER BY priority DESC LIMIT 1";
-/* The oldest due runs of one level. */
+/* The oldest due runs of one level (of the worker's namespaces, ?5; ''
+ * = all: filtered here, so other namespaces' backlogs never fill the
+ * candidate window). */
 static const char SQL_CLAIM_ROWS[] =
     "SELECT id, job_id, not_before_ms, fire_ms FROM runs INDEXED BY runs_claim"
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority = ?2"
-    " AND not_before_ms <= ?3 ORDER BY not_before_ms LIMIT ?4";
+    " AND not_before_ms <= ?3 AND (?5 = '' OR (SELECT instr(',' || ?5 || ',', ',' || j.ns || ',')"
+    " FROM jobs j WHERE j.id = runs.job_id) > 0) ORDER BY not_before_ms LIMIT ?4";
 static const char SQL_CLAIM_JOB[] =
     "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name, ns"
     " FROM jobs WHERE id = ?1";
@@ -1805,8 +1811,8 @@ struct claim_args {
  * below the window's worst candidate cannot enter it: the scan visits
  * O(levels near the top) index ranges of O(window) rows each, whatever the
  * backlog. *more OUT: candidates beyond the window may exist. */
-static int gather(struct conn *c, const char *queues, int window, int64_t now_ms, struct cand **out,
-                  size_t *nout, bool *more)
+static int gather(struct conn *c, const char *queues, const char *ns, int window, int64_t now_ms,
+                  struct cand **out, size_t *nout, bool *more)
 {
     struct cand *v = NULL;
     size_t n = 0, cap = 0;
@@ -1852,6 +1858,7 @@ static int gather(struct conn *c, const char *queues, int window, int64_t now_ms
             bi(q, 2, level);
             bi(q, 3, now_ms);
             bi(q, 4, window);
+            bt(q, 5, ns);
             int got = 0;
             while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
                 if (n == cap) {
@@ -1903,7 +1910,7 @@ static int claim_one(struct sq *s, struct claim_args *a, const char *labels, con
     overlap_policy_t overlap = (overlap_policy_t)ci(q, 3);
     const char *job_ns = (const char *)sqlite3_column_text(q, 7);
     if (js == JOB_PAUSED || js == JOB_DELETED || !store__labels_satisfy(labels, constraints) ||
-        (*a->ns && strcmp(a->ns, job_ns ? job_ns : "") != 0)) {
+        (*a->ns && !store__listed(a->ns, job_ns ? job_ns : ""))) {
         sqlite3_reset(q);
         return 0;
     }
@@ -1994,6 +2001,7 @@ static int claim_fn(struct sq *s, void *arg)
     if (!q) return SKED_ESTORE;
     bt(q, 1, a->worker_id);
     bi(q, 2, a->now_ms);
+    bt(q, 3, a->owner);
     rc = sqlite3_step(q);
     if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
     if (rc != SQLITE_ROW) return dberr(c, rc);
@@ -2017,7 +2025,7 @@ static int claim_fn(struct sq *s, void *arg)
         size_t n = 0;
         bool more = false;
         FREE_NULL(cands);
-        if ((rc = gather(c, queues, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
+        if ((rc = gather(c, queues, a->ns, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
         for (size_t i = 0; i < n && a->n < (size_t)a->max; i++) {
             rc = claim_one(s, a, labels, &cands[i], &a->out[a->n]);
             if (rc < 0) goto out;
@@ -2074,6 +2082,7 @@ static int heartbeat_fn(struct sq *s, void *arg)
     if (!q) return SKED_ESTORE;
     bt(q, 1, a->worker_id);
     bi(q, 2, a->now_ms);
+    bt(q, 3, a->owner);
     int rc = sqlite3_step(q);
     if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
     if (rc != SQLITE_ROW) return dberr(c, rc);
@@ -2132,7 +2141,9 @@ static const char SQL_RUN_UNCLAIM[] =
     " reason = ?5, held = ?6, attempt = attempt - 1, worker_id = '', unconfirmed = 0,"
     " started_ms = CASE WHEN attempt = 1 THEN -1 ELSE started_ms END,"
     " log_bytes = log_bytes - (SELECT coalesce(sum(length(data)), 0) FROM log_chunks l"
-    " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream != 0)"
+    " WHERE l.run_id = runs.id AND l.attempt = runs.attempt AND l.stream != 0),"
+    " log_truncated = EXISTS (SELECT 1 FROM log_chunks l WHERE l.run_id = runs.id"
+    " AND l.attempt != runs.attempt AND l.stream = 0)"
     " WHERE id = ?1";
 static const char SQL_ATTEMPT_DROP[] = "DELETE FROM attempts WHERE run_id = ?1 AND n = ?2";
 static const char SQL_LOG_DROP[] = "DELETE FROM log_chunks WHERE run_id = ?1 AND attempt = ?2";
@@ -2286,10 +2297,6 @@ static int complete_fn(struct sq *s, void *arg)
     struct finishing f = {0};
     int rc = read_finishing(c, a->run_id, &f);
     if (rc < 0) goto out;
-    if (f.state == RUN_RUNNING && !store__owner_ok(a->owner, f.worker_owner)) {
-        rc = SKED_EFORBID;
-        goto out;
-    }
     if (f.state != RUN_RUNNING || f.fence != a->fence || f.attempt != a->attempt) {
         /* Either a repeat of a completion we applied (its answer was lost)
          * or a worker whose lease was taken away. Only the former is 0. */
@@ -2306,6 +2313,12 @@ static int complete_fn(struct sq *s, void *arg)
             rc = ci(q, 0) ? 0 : SKED_ESTALE;
         else
             rc = rc == SQLITE_DONE ? SKED_ESTALE : dberr(c, rc);
+        goto out;
+    }
+    /* The lease is current: only now does who reports it matter (a stale
+     * report answers 409 whoever holds the run now). */
+    if (!store__owner_ok(a->owner, f.worker_owner)) {
+        rc = SKED_EFORBID;
         goto out;
     }
     rc = finish_attempt(s, a->run_id, &f, a->res, true, a->now_ms);

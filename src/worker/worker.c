@@ -525,6 +525,28 @@ static bool stop_lists(json_t *stop, const attempt_t *a)
     return false;
 }
 
+/* Hands a claimed run that will not be started to its report thread as
+ * "not started": the server gives it back at once and uncharged, whether or
+ * not the confirmation it never answered was committed (a stale report is
+ * dropped with 409). Never dropped silently: a confirmation committed and
+ * then unanswered would otherwise leave the run leased to us for a whole
+ * lease and charge it a lost attempt. */
+static void give_back(worker_t *w, attempt_t *a, const char *why)
+{
+    a->outcome = "not_started";
+    free(a->reason);
+    a->reason = xstrdup(why);
+    pthread_mutex_lock(&w->mu);
+    a->shard = w->next_shard++ % w->nshards;
+    a->next = w->held; /* held until reported, as any attempt */
+    w->held = a;
+    pthread_mutex_unlock(&w->mu);
+    struct item *it = xcalloc(1, sizeof *it);
+    it->kind = ITEM_DONE;
+    it->a = a;
+    shard_push(&w->shards[a->shard], it);
+}
+
 /* Confirms the runs of a claim answer and starts the confirmed ones.
  *
  * A claim hands out short, unconfirmed leases. Before anything is started,
@@ -534,9 +556,11 @@ static bool stop_lists(json_t *stop, const attempt_t *a)
  * lease that the server may already have given away: an answer read late
  * (a stalled worker, a slow network), a claim whose first server died and
  * was retried on another, or a claim committed whose answer never came
- * all end the same way, with the run back in the queue, uncharged. The
- * leases count from the send of the confirming request that was answered
- * (httpc's sent_ns), never from the claim. Returns the number started. */
+ * all end the same way, with the run back in the queue, uncharged. When
+ * the confirmation itself gets no answer nothing starts and each run is
+ * reported not started (give_back). The leases count from the send of the
+ * confirming request that was answered (httpc's sent_ns), never from the
+ * claim. Returns the number started. */
 static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
 {
     json_t *runs = json_object_get(ans, "runs"), *run, *cans = NULL;
@@ -576,8 +600,12 @@ static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
     int started = 0;
     for (i = 0; i < n; i++) {
         attempt_t *a = v[i];
-        if (!ok || stop_lists(stop, a)) {
-            if (ok) log_info("worker", "run %s was taken back before it started", a->run_id);
+        if (!ok) {
+            give_back(w, a, "not started: its confirmation got no answer");
+            continue;
+        }
+        if (stop_lists(stop, a)) {
+            log_info("worker", "run %s was taken back before it started", a->run_id);
             attempt_free(a);
             continue;
         }

@@ -2604,8 +2604,15 @@ static void test_complete_not_started(void **state)
     size_t n;
     store_claimed_t *cl = claim_confirm_window(ST, wid, T0, &n);
     assert_int_equal(n, 1);
+    /* It even logged past the cap: undone, the run's log is as before. */
+    store_set_log_cap(ST, 4);
     assert_int_equal(
-        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, 0, 1, "half", 4, T0 + 1), 0);
+        store_log_append(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, 0, 1, "halfway", 7, T0 + 1),
+        0);
+    store_run_t t = get_run(ST, cl[0].run.id);
+    assert_true(t.log_truncated);
+    store_run_clear(&t);
+    store_set_log_cap(ST, 0);
     store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "lease over on arrival"};
     assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &refused, T0 + 2),
                      0);
@@ -2616,6 +2623,7 @@ static void test_complete_not_started(void **state)
     assert_int_equal(r.state, RUN_SCHEDULED);
     assert_int_equal(r.attempt, 0);
     assert_int_equal(r.log_bytes, 0);
+    assert_false(r.log_truncated);
     assert_true(r.not_before_ms <= T0 + 2);
     store_run_clear(&r);
     assert_int_equal(attempts_of(ST, cl[0].run.id), 0);
@@ -2700,6 +2708,9 @@ static void test_worker_bound_to_owner(void **state)
     assert_int_equal(store_log_append(ST, rid, 1, fence, "tok_a", 0, 1, "x", 1, T0 + 7), 0);
     assert_int_equal(store_complete(ST, rid, 1, fence, "tok_a", &RES_OK, T0 + 8), 0);
     assert_int_equal(run_state(ST, rid), RUN_SUCCEEDED);
+    /* A report on a lease that is no longer current is stale (409) whoever
+     * sends it: the fence decides before the owner does. */
+    assert_int_equal(store_complete(ST, rid, 1, fence + 1, "tok_b", &RES_OK, T0 + 8), SKED_ESTALE);
     assert_int_equal(store_worker_drain(ST, wa, NULL, T0 + 9), 0);
 
     /* Re-registering a name never takes over another token's worker. */
@@ -2726,6 +2737,38 @@ static void test_worker_namespace_claims(void **state)
     assert_int_equal(store_claim(ST, wb, "tok_b", 10, CONFIRM_MS, T0 + 3, &cl, &n), 0);
     assert_int_equal(n, 0);
     free(cl);
+
+    /* A token of several namespaces: its worker claims from each. */
+    char wab[SKED_ID_LEN], ja2[SKED_ID_LEN], jb2[SKED_ID_LEN], jc[SKED_ID_LEN];
+    new_job_ns(ST, "in-a-2", "team-a", T0 + 4, ja2);
+    new_job_ns(ST, "in-b-2", "team-b", T0 + 5, jb2);
+    new_job_ns(ST, "in-c", "team-c", T0 + 6, jc);
+    new_worker_owned(ST, "wab", "tok_ab", "team-a,team-b", T0, wab);
+    assert_int_equal(store_claim(ST, wab, "tok_ab", 10, CONFIRM_MS, T0 + 7, &cl, &n), 0);
+    assert_int_equal(n, 3); /* in-a, in-a-2, in-b-2; never in-c */
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(cl[i].run.job_id, jc);
+    free_claimed(cl, n);
+}
+
+/* A worker registered before workers had owners is adopted by the first
+ * worker token that speaks for it; another token is then refused. Until
+ * then anyone may act for it, as before the upgrade. */
+static void test_legacy_worker_adopted(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker_owned(ST, "legacy", "", "", T0, wid);
+    new_job(ST, "legacy-job", 0, NULL, true, T0, jid);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_claim(ST, wid, "tok_first", 1, CONFIRM_MS, T0 + 1, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, false};
+    assert_int_equal(store_heartbeat(ST, wid, "tok_other", &h, 1, LEASE_MS, T0 + 2, NULL),
+                     SKED_EFORBID);
+    assert_int_equal(store_heartbeat(ST, wid, "tok_first", &h, 1, LEASE_MS, T0 + 3, NULL), 0);
+    assert_true(h.keep);
+    free_claimed(cl, n);
 }
 
 static size_t list_misses(store_t *st, const char *jid, int64_t at, store_miss_t **m)
@@ -2923,6 +2966,7 @@ int main(int argc, char **argv)
         T(test_complete_not_started),
         T(test_worker_bound_to_owner),
         T(test_worker_namespace_claims),
+        T(test_legacy_worker_adopted),
         T(test_fences_unguessable),
         T(test_ready_probes_a_write),
         T(test_miss_ledger),

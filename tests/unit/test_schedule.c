@@ -741,6 +741,7 @@ static void test_other_invalid(void **state)
     check_invalid(SCHEDULE_EVERY, "0", NULL, "shorter than 1s");
     check_invalid(SCHEDULE_EVERY, "", NULL, "every: expression is empty");
     check_invalid(SCHEDULE_AT, "tomorrow", NULL, "at: 'tomorrow' is not an RFC 3339 time");
+    check_invalid(SCHEDULE_AT, "1969-12-31T23:59:59Z", NULL, "is before 1970-01-01T00:00:00Z");
     check_invalid(SCHEDULE_AT, "2026-13-01T00:00:00Z", NULL, "RFC 3339");
     check_invalid((schedule_kind_t)7, "x", NULL, "unknown schedule kind");
 
