@@ -475,7 +475,7 @@ static const char *const stmts[Q_COUNT] = {
     [Q_CLAIM_ROWS] = "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms FROM runs r"
                      " JOIN jobs j ON j.id = r.job_id"
                      " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
-                     " AND r.not_before_ms <= $3 AND j.state = 0"
+                     " AND r.not_before_ms <= $3 AND j.state NOT IN (1, 3)"
                      " AND ($6 = '' OR j.ns = ANY (string_to_array($6, ',')))"
                      " AND string_to_array(j.constraints, ',') <@ string_to_array($5, ',')"
                      " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED",
@@ -2260,7 +2260,11 @@ static int claim_one(struct pconn *c, struct claim_args *a, const char *labels,
     job_state_t js = (job_state_t)gi(r, 0, 0);
     int max_conc = (int)gi(r, 0, 2);
     overlap_policy_t overlap = (overlap_policy_t)gi(r, 0, 3);
-    if (js != JOB_ACTIVE || !store__labels_satisfy(labels, PQgetvalue(r, 0, 1))) goto out;
+    /* A done job's runs still run; a paused or deleted job's do not (as
+     * the claim scan says). */
+    if (js == JOB_PAUSED || js == JOB_DELETED ||
+        !store__labels_satisfy(labels, PQgetvalue(r, 0, 1)))
+        goto out;
     spec = gt0(r, 0, 4);
     int64_t timeout_ms = gi(r, 0, 5);
     char job_name[256];

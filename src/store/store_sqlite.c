@@ -1756,14 +1756,17 @@ static const char SQL_CLAIM_LEVEL[] =
     "SELECT priority FROM runs INDEXED BY runs_claim"
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority < ?2"
     " ORDER BY priority DESC LIMIT 1";
-/* The oldest due runs of one level (of the worker's namespaces, ?5; ''
- * = all: filtered here, so other namespaces' backlogs never fill the
- * candidate window). */
+/* The oldest due runs of one level that this worker may take: of a job
+ * neither paused nor deleted, in the worker's namespaces (?5; '' = all),
+ * whose constraints its labels (?6) satisfy. Filtered here, as PostgreSQL
+ * does, so a backlog the worker cannot take never fills the candidate
+ * window and hides the runs behind it. */
 static const char SQL_CLAIM_ROWS[] =
     "SELECT id, job_id, not_before_ms, fire_ms FROM runs INDEXED BY runs_claim"
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority = ?2"
-    " AND not_before_ms <= ?3 AND (?5 = '' OR (SELECT instr(',' || ?5 || ',', ',' || j.ns || ',')"
-    " FROM jobs j WHERE j.id = runs.job_id) > 0) ORDER BY not_before_ms LIMIT ?4";
+    " AND not_before_ms <= ?3 AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.job_id"
+    " AND j.state NOT IN (1, 3) AND (?5 = '' OR instr(',' || ?5 || ',', ',' || j.ns || ',') > 0)"
+    " AND sked_labels_ok(?6, j.constraints)) ORDER BY not_before_ms LIMIT ?4";
 static const char SQL_CLAIM_JOB[] =
     "SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name, ns"
     " FROM jobs WHERE id = ?1";
@@ -1811,8 +1814,8 @@ struct claim_args {
  * below the window's worst candidate cannot enter it: the scan visits
  * O(levels near the top) index ranges of O(window) rows each, whatever the
  * backlog. *more OUT: candidates beyond the window may exist. */
-static int gather(struct conn *c, const char *queues, const char *ns, int window, int64_t now_ms,
-                  struct cand **out, size_t *nout, bool *more)
+static int gather(struct conn *c, const char *queues, const char *ns, const char *labels,
+                  int window, int64_t now_ms, struct cand **out, size_t *nout, bool *more)
 {
     struct cand *v = NULL;
     size_t n = 0, cap = 0;
@@ -1859,6 +1862,7 @@ static int gather(struct conn *c, const char *queues, const char *ns, int window
             bi(q, 3, now_ms);
             bi(q, 4, window);
             bt(q, 5, ns);
+            bt(q, 6, labels);
             int got = 0;
             while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
                 if (n == cap) {
@@ -2025,7 +2029,8 @@ static int claim_fn(struct sq *s, void *arg)
         size_t n = 0;
         bool more = false;
         FREE_NULL(cands);
-        if ((rc = gather(c, queues, a->ns, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
+        if ((rc = gather(c, queues, a->ns, labels, window, a->now_ms, &cands, &n, &more)) < 0)
+            goto out;
         for (size_t i = 0; i < n && a->n < (size_t)a->max; i++) {
             rc = claim_one(s, a, labels, &cands[i], &a->out[a->n]);
             if (rc < 0) goto out;
@@ -3380,6 +3385,18 @@ static const struct store_ops sqlite_ops = {
 };
 
 /* Opens one connection with the settings every connection needs. */
+/* sked_labels_ok(labels, constraints): store__labels_satisfy as an SQL
+ * function, so the claim scan filters on constraints as PostgreSQL's does
+ * with array containment, instead of passing candidates over afterwards. */
+static void sql_labels_ok(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *labels = (const char *)sqlite3_value_text(argv[0]);
+    const char *constraints = (const char *)sqlite3_value_text(argv[1]);
+    (void)argc;
+    sqlite3_result_int(ctx,
+                       store__labels_satisfy(labels ? labels : "", constraints ? constraints : ""));
+}
+
 static int conn_open(struct conn *c, const char *path, bool writer, char **errmsg)
 {
     int flags = SQLITE_OPEN_NOMUTEX |
@@ -3393,6 +3410,10 @@ static int conn_open(struct conn *c, const char *path, bool writer, char **errms
     }
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    /* The claim scan asks it of each candidate, in SQL (SQL_CLAIM_ROWS). */
+    sqlite3_create_function(c->db, "sked_labels_ok", 2,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                            sql_labels_ok, NULL, NULL);
     if (!writer) return 0;
     /* WAL: readers never block the writer; synchronous=FULL: a commit is on
      * disk before it returns (promise §5.1). */

@@ -2872,6 +2872,65 @@ static void test_miss_ledger(void **state)
     free_misses(m, 1);
 }
 
+/* Which job states' runs a claim takes: active and done (a job with no
+ * more fire times still runs what it has), never paused or deleted. The
+ * two backends once disagreed on done (issue 8). */
+static void test_claimable_per_job_state(void **state)
+{
+    static const struct {
+        job_state_t js;
+        bool claimable;
+    } cases[] = {{JOB_ACTIVE, true}, {JOB_DONE, true}, {JOB_PAUSED, false}, {JOB_DELETED, false}};
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char jid[SKED_ID_LEN], name[32];
+        snprintf(name, sizeof name, "state-%zu", i);
+        new_job(ST, name, 0, NULL, true, T0, jid);
+        if (cases[i].js != JOB_ACTIVE)
+            assert_int_equal(store_job_set_state(ST, jid, cases[i].js, T0 + 1), 0);
+        size_t n;
+        store_claimed_t *cl = claim(ST, wid, 10, T0 + 2, &n);
+        assert_int_equal(n, cases[i].claimable ? 1 : 0);
+        if (n) assert_string_equal(cl[0].run.job_id, jid);
+        free_claimed(cl, n);
+    }
+}
+
+/* 5,000 due runs that no worker's labels match stand ahead of one that
+ * matches: the claim still finds it (the scan filters on constraints; it
+ * once gave up after a window of 4,096 passed-over candidates). */
+static void test_claim_past_unmatched_backlog(void **state)
+{
+    enum { BACKLOG = 5000 };
+    store_job_t j;
+    mkjob(&j, "needs-gpu");
+    free(j.constraints);
+    j.constraints = xstrdup("gpu=1");
+    store_schedule_t sc = {0};
+    sc.kind = SCHEDULE_EVERY;
+    sc.expr = xstrdup("1s");
+    sc.next_fire_ms = T0;
+    assert_int_equal(store_job_create(ST, &j, &sc, 1, false, NULL, T0 - 1000), 0);
+    store_fire_run_t *runs = xcalloc(BACKLOG, sizeof *runs);
+    for (int i = 0; i < BACKLOG; i++)
+        runs[i] = (store_fire_run_t){T0 + i, T0 + i, RUN_SCHEDULED, NULL};
+    store_fire_t it = {sc.id, T0, T0 + BACKLOG, runs, BACKLOG, {0}, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0), 0);
+    assert_int_equal(it.applied, 1);
+    char wid[SKED_ID_LEN], plain[SKED_ID_LEN];
+    new_worker(ST, "no-gpu", "default", "", T0, wid);
+    new_job(ST, "plain", 0, NULL, true, T0 + BACKLOG + 1, plain);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0 + BACKLOG + 2, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.job_id, plain);
+    free_claimed(cl, n);
+    free(runs);
+    store_schedule_clear(&sc);
+    store_job_clear(&j);
+}
+
 /* Readiness probes a real write, at most once a second: a second call
  * within the second answers from the first without writing again. */
 static void test_ready_probes_a_write(void **state)
@@ -2970,6 +3029,8 @@ int main(int argc, char **argv)
         T(test_fences_unguessable),
         T(test_ready_probes_a_write),
         T(test_miss_ledger),
+        T(test_claimable_per_job_state),
+        T(test_claim_past_unmatched_backlog),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
