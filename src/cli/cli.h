@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "common/buf.h"
+#include "common/id.h"
 #include "common/clock.h"
 #include "common/httpc.h"
 
@@ -208,6 +209,12 @@ int cli_call(cli_t *c, const char *method, const char *path, const json_t *body,
  * "next_cursor": ...} (null next_cursor after following). Returns 0 or a
  * negative SKED_E* code (printed). */
 int cli_list(cli_t *c, const char *path, int all, json_t **out);
+/* Resolves what a person typed for a job, its id or its name, to the id
+ * (OUT, id[SKED_ID_LEN]). Text starting "job_" is taken as an id as is; a
+ * name must name exactly one job the caller can see (asked of the server);
+ * none or several (the same name in several namespaces) is an error,
+ * printed. Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+int cli_job_ref(cli_t *c, const char *ref, char *id);
 /* The one-line text for a failed answer: "404 Not Found: detail" or
  * "400 Bad Request: schedules[0].cron: detail", from a problem+json body
  * when there is one. New; caller frees. */
@@ -293,8 +300,8 @@ typedef struct cli_submit_req {
 int cli_submit_parse(cli_t *c, int argc, char **argv, cli_submit_req_t *req);
 
 typedef struct cli_edit_req {
-    const char *id; /* the job id; borrowed */
-    json_t *patch;  /* new: the merge patch to send */
+    char id[SKED_ID_LEN]; /* the job's id (a name given is resolved) */
+    json_t *patch;        /* new: the merge patch to send */
 } cli_edit_req_t;
 /* Parses `jobs edit` argv (argv[0] = "edit") into c and req; as above. */
 int cli_edit_parse(cli_t *c, int argc, char **argv, cli_edit_req_t *req);

@@ -956,3 +956,50 @@ out:
     buf_free(&p);
     return rc;
 }
+
+int cli_job_ref(cli_t *c, const char *ref, char *id)
+{
+    /* What starts like an id is one (the server judges it): a job whose
+     * name starts with "job_" is named by its id. */
+    if (strncmp(ref, "job_", 4) == 0) {
+        if (strlen(ref) >= SKED_ID_LEN) {
+            fprintf(stderr, "sked %s: '%.40s...' is not a job id\n", c->cmd, ref);
+            return CLI_EXIT_FAIL;
+        }
+        snprintf(id, SKED_ID_LEN, "%s", ref);
+        return CLI_EXIT_OK;
+    }
+    /* The server's name filter matches substrings: keep the exact ones. */
+    buf_t path = BUF_INIT;
+    json_t *list = NULL, *j;
+    size_t i, found = 0;
+    const char *first_ns = NULL;
+    int rc = CLI_EXIT_FAIL;
+    buf_puts(&path, "/v1/jobs");
+    cli_query_add(&path, "name", ref);
+    cli_query_add(&path, "limit", "1000");
+    if (cli_list(c, path.data, 1, &list) < 0) goto out;
+    json_array_foreach(json_object_get(list, "items"), i, j)
+    {
+        const char *name = cli_str(j, "name");
+        if (!name || strcmp(name, ref) != 0) continue;
+        if (found++ == 0) {
+            snprintf(id, SKED_ID_LEN, "%s", cli_str(j, "id") ? cli_str(j, "id") : "");
+            first_ns = cli_str(j, "namespace");
+        }
+    }
+    if (found == 1) {
+        rc = CLI_EXIT_OK;
+    } else if (found == 0) {
+        fprintf(stderr, "sked %s: no job named or with the id '%s'\n", c->cmd, ref);
+    } else {
+        fprintf(stderr,
+                "sked %s: %zu jobs are named '%s' (in namespaces %s and others); give the "
+                "job's id\n",
+                c->cmd, found, ref, first_ns ? first_ns : "?");
+    }
+out:
+    json_decref(list);
+    buf_free(&path);
+    return rc;
+}

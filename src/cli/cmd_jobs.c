@@ -31,19 +31,20 @@ enum {
 static const char jobs_help[] =
     "usage: sked jobs SUBCOMMAND [OPTIONS]\n"
     "\n"
-    "List and manage jobs.\n"
+    "List and manage jobs. JOB is a job's id or its name (a name must be unique\n"
+    "among the jobs you can see; text starting with job_ is taken as an id).\n"
     "\n"
     "subcommands:\n"
     "  ls [--state S] [--queue Q] [--name N] [--tag T] [--limit N] [--all]\n"
-    "  get JOB_ID\n"
-    "  edit JOB_ID [job and schedule options] [--json PATCH]\n"
-    "  pause JOB_ID\n"
-    "  resume JOB_ID\n"
-    "  trigger JOB_ID          run now; prints the run id\n"
-    "  rm JOB_ID\n"
-    "  preview JOB_ID [-n N]\n"
+    "  get JOB\n"
+    "  edit JOB [job and schedule options] [--json PATCH]\n"
+    "  pause JOB\n"
+    "  resume JOB\n"
+    "  trigger JOB             run now; prints the run id\n"
+    "  rm JOB\n"
+    "  preview JOB [-n N]\n"
     "  preview --cron EXPR [--tz ZONE] [-n N]\n"
-    "  misses JOB_ID [--at TIME] [--all]   fire times the misfire policy passed over\n"
+    "  misses JOB [--at TIME] [--all]   fire times the misfire policy passed over\n"
     "\n"
     "Run 'sked jobs SUBCOMMAND --help' for its options.\n"
     "\n" CLI_COMMON_HELP "\n"
@@ -67,7 +68,7 @@ static const char ls_help[] = "usage: sked jobs ls [OPTIONS]\n"
                               "  sked jobs ls --queue gpu --all -o json\n";
 
 static const char get_help[] =
-    "usage: sked jobs get JOB_ID\n"
+    "usage: sked jobs get JOB\n"
     "\n"
     "Show a job: its spec, schedules with next fire times and last run.\n"
     "\n" CLI_COMMON_HELP "\n"
@@ -75,7 +76,7 @@ static const char get_help[] =
     "  sked jobs get job_01JD... -o json\n";
 
 static const char edit_help[] =
-    "usage: sked jobs edit JOB_ID [OPTIONS]\n"
+    "usage: sked jobs edit JOB [OPTIONS]\n"
     "\n"
     "Change a job. Reads the job, then sends a JSON merge-patch with If-Match\n"
     "set to the version read, so a concurrent change fails (412) instead of\n"
@@ -89,7 +90,7 @@ static const char edit_help[] =
     "  sked jobs edit job_01JD... --priority 10 --retries 2\n"
     "  sked jobs edit job_01JD... --json '{\"env\": {\"DEBUG\": null}}'\n";
 
-static const char pause_help[] = "usage: sked jobs pause JOB_ID\n"
+static const char pause_help[] = "usage: sked jobs pause JOB\n"
                                  "\n"
                                  "Stop the job from firing new runs; its pending runs are held.\n"
                                  "\n" CLI_COMMON_HELP "\n"
@@ -97,7 +98,7 @@ static const char pause_help[] = "usage: sked jobs pause JOB_ID\n"
                                  "  sked jobs pause job_01JD...\n";
 
 static const char resume_help[] =
-    "usage: sked jobs resume JOB_ID\n"
+    "usage: sked jobs resume JOB\n"
     "\n"
     "Let a paused job fire again; missed fire times go by its misfire\n"
     "policy.\n"
@@ -105,14 +106,14 @@ static const char resume_help[] =
     "example:\n"
     "  sked jobs resume job_01JD...\n";
 
-static const char trigger_help[] = "usage: sked jobs trigger JOB_ID\n"
+static const char trigger_help[] = "usage: sked jobs trigger JOB\n"
                                    "\n"
                                    "Run the job now, outside its schedules. Prints the run id.\n"
                                    "\n" CLI_COMMON_HELP "\n"
                                    "example:\n"
                                    "  sked runs logs -f $(sked jobs trigger job_01JD...)\n";
 
-static const char rm_help[] = "usage: sked jobs rm JOB_ID\n"
+static const char rm_help[] = "usage: sked jobs rm JOB\n"
                               "\n"
                               "Delete a job; its pending and running runs are canceled.\n"
                               "\n" CLI_COMMON_HELP "\n"
@@ -120,7 +121,7 @@ static const char rm_help[] = "usage: sked jobs rm JOB_ID\n"
                               "  sked jobs rm job_01JD...\n";
 
 static const char preview_help[] =
-    "usage: sked jobs preview JOB_ID [-n N]\n"
+    "usage: sked jobs preview JOB [-n N]\n"
     "       sked jobs preview (--cron EXPR [--tz ZONE] | --every DUR | --at TIME) [-n N]\n"
     "\n"
     "Show the next fire times of a job, or of a schedule not saved yet, in UTC\n"
@@ -247,32 +248,33 @@ out:
 
 /* --- commands on one job -------------------------------------------------- */
 
-/* Parses a subcommand that takes only JOB_ID; *id is borrowed from argv.
- * Prints help (returning CLI_EXIT_OK with *id NULL) when asked. */
-static int parse_id(cli_t *c, int argc, char **argv, const char *help, const char **id)
+/* Parses a subcommand that takes only a JOB (its id or its name) and
+ * resolves it into id[SKED_ID_LEN]. Prints help (returning CLI_EXIT_OK with
+ * id "") when asked. */
+static int parse_id(cli_t *c, int argc, char **argv, const char *help, char *id)
 {
     static const struct option longopts[] = {CLI_COMMON_LONGOPTS, {0}};
     int first, rc;
 
-    *id = NULL;
+    id[0] = '\0';
     rc = cli_parse(c, argc, argv, longopts, "", 0, NULL, NULL, &first);
     if (rc != CLI_EXIT_OK) return rc;
     if (c->help) {
         fputs(help, stdout);
         return CLI_EXIT_OK;
     }
-    rc = cli_want_args(c, argc - first, 1, 1, "JOB_ID");
-    if (rc == CLI_EXIT_OK) *id = argv[first];
+    rc = cli_want_args(c, argc - first, 1, 1, "JOB (an id or a name)");
+    if (rc == CLI_EXIT_OK) rc = cli_job_ref(c, argv[first], id);
     return rc;
 }
 
 static int jobs_get(cli_t *c, int argc, char **argv)
 {
-    const char *id;
+    char id[SKED_ID_LEN];
     char *path = NULL, *esc = NULL;
     json_t *job = NULL;
-    int rc = parse_id(c, argc, argv, get_help, &id);
-    if (rc != CLI_EXIT_OK || !id) goto out;
+    int rc = parse_id(c, argc, argv, get_help, id);
+    if (rc != CLI_EXIT_OK || !id[0]) goto out;
     esc = cli_url_escape(id);
     path = xasprintf("/v1/jobs/%s", esc);
     if (cli_call(c, "GET", path, NULL, NULL, &job) < 0) {
@@ -294,11 +296,11 @@ out:
 static int jobs_action(cli_t *c, int argc, char **argv, const char *help, const char *method,
                        const char *verb)
 {
-    const char *id;
+    char id[SKED_ID_LEN];
     char *path = NULL, *esc = NULL;
     json_t *res = NULL;
-    int rc = parse_id(c, argc, argv, help, &id);
-    if (rc != CLI_EXIT_OK || !id) goto out;
+    int rc = parse_id(c, argc, argv, help, id);
+    if (rc != CLI_EXIT_OK || !id[0]) goto out;
     esc = cli_url_escape(id);
     path = verb ? xasprintf("/v1/jobs/%s/%s", esc, verb) : xasprintf("/v1/jobs/%s", esc);
     if (cli_call(c, method, path, NULL, NULL, &res) < 0) {
@@ -365,8 +367,9 @@ int cli_edit_parse(cli_t *c, int argc, char **argv, cli_edit_req_t *req)
     e.flags = json_object();
     rc = cli_parse(c, argc, argv, longopts, "", 0, edit_opt, &e, &first);
     if (rc != CLI_EXIT_OK || c->help) goto out;
-    if ((rc = cli_want_args(c, argc - first, 1, 1, "JOB_ID")) != CLI_EXIT_OK) goto out;
-    req->id = argv[first];
+    if ((rc = cli_want_args(c, argc - first, 1, 1, "JOB (an id or a name)")) != CLI_EXIT_OK)
+        goto out;
+    if ((rc = cli_job_ref(c, argv[first], req->id)) != CLI_EXIT_OK) goto out;
     if (cli_sched_build(&e.sched, clock_now_ms(), &schedules, err, sizeof err) < 0) {
         rc = cli_usage_error(c, "%s", err);
         goto out;
@@ -504,21 +507,23 @@ static int jobs_preview(cli_t *c, int argc, char **argv)
         fputs(preview_help, stdout);
         goto out;
     }
-    if ((rc = cli_want_args(c, argc - first, 0, 1, "at most a JOB_ID")) != CLI_EXIT_OK) goto out;
+    if ((rc = cli_want_args(c, argc - first, 0, 1, "at most a JOB")) != CLI_EXIT_OK) goto out;
     if (cli_sched_build(&p.sched, clock_now_ms(), &schedules, err, sizeof err) < 0) {
         rc = cli_usage_error(c, "%s", err);
         goto out;
     }
     if (first < argc && schedules) {
-        rc = cli_usage_error(c, "give a JOB_ID or a schedule option, not both");
+        rc = cli_usage_error(c, "give a JOB or a schedule option, not both");
         goto out;
     }
     if (first >= argc && !schedules) {
-        rc = cli_usage_error(c, "give a JOB_ID or a schedule (--cron, --every, --at)");
+        rc = cli_usage_error(c, "give a JOB or a schedule (--cron, --every, --at)");
         goto out;
     }
     if (first < argc) {
-        esc = cli_url_escape(argv[first]);
+        char id[SKED_ID_LEN];
+        if ((rc = cli_job_ref(c, argv[first], id)) != CLI_EXIT_OK) goto out;
+        esc = cli_url_escape(id);
         path = p.n ? xasprintf("/v1/jobs/%s/preview?n=%lld", esc, p.n)
                    : xasprintf("/v1/jobs/%s/preview", esc);
         if (cli_call(c, "GET", path, NULL, NULL, &pv) < 0) rc = CLI_EXIT_FAIL;
@@ -543,7 +548,7 @@ out:
 /* --- misses ------------------------------------------------------------------ */
 
 static const char misses_help[] =
-    "usage: sked jobs misses JOB_ID [--at TIME] [--all]\n"
+    "usage: sked jobs misses JOB [--at TIME] [--all]\n"
     "\n"
     "The job's missed-fire ledger, latest first: each stretch of consecutive fire\n"
     "times that its misfire policy passed over (after downtime or a pause), with\n"
@@ -597,8 +602,11 @@ static int jobs_misses(cli_t *c, int argc, char **argv)
         fputs(misses_help, stdout);
         goto out;
     }
-    if ((rc = cli_want_args(c, argc - first, 1, 1, "a JOB_ID")) != CLI_EXIT_OK) goto out;
-    esc = cli_url_escape(argv[first]);
+    if ((rc = cli_want_args(c, argc - first, 1, 1, "a JOB (an id or a name)")) != CLI_EXIT_OK)
+        goto out;
+    char id[SKED_ID_LEN];
+    if ((rc = cli_job_ref(c, argv[first], id)) != CLI_EXIT_OK) goto out;
+    esc = cli_url_escape(id);
     buf_printf(&path, "/v1/jobs/%s/misses", esc);
     cli_query_add(&path, "at", o.at);
     if (cli_list(c, path.data, o.all, &list) < 0) {

@@ -28,7 +28,7 @@ static const char runs_help[] = "usage: sked runs SUBCOMMAND [OPTIONS]\n"
                                 "List runs, show their attempts and logs, cancel them.\n"
                                 "\n"
                                 "subcommands:\n"
-                                "  ls [--job JOB_ID] [--state S] [--limit N] [--all]\n"
+                                "  ls [--job JOB] [--state S] [--limit N] [--all]\n"
                                 "  get RUN_ID              the run and its attempts\n"
                                 "  logs RUN_ID [-f] [--attempt N]\n"
                                 "  cancel RUN_ID\n"
@@ -44,7 +44,7 @@ static const char ls_help[] =
     "\n"
     "List runs, newest fire time first.\n"
     "\n"
-    "  --job JOB_ID           only runs of this job\n"
+    "  --job JOB              only runs of this job (its id or its name)\n"
     "  --state S              scheduled | waiting | pending | running | succeeded |\n"
     "                         failed | canceled | skipped\n"
     "  --limit N              page size (1-1000, default 100)\n"
@@ -174,8 +174,10 @@ static int runs_ls(cli_t *c, int argc, char **argv)
         goto out;
     }
     if ((rc = cli_want_args(c, argc - first, 0, 0, "no arguments")) != CLI_EXIT_OK) goto out;
+    char job_id[SKED_ID_LEN];
+    if (o.job && (rc = cli_job_ref(c, o.job, job_id)) != CLI_EXIT_OK) goto out;
     buf_puts(&path, "/v1/runs");
-    cli_query_add(&path, "job_id", o.job);
+    cli_query_add(&path, "job_id", o.job ? job_id : NULL);
     cli_query_add(&path, "state", o.state);
     cli_query_add(&path, "limit", o.limit);
     if (cli_list(c, path.data, o.all, &list) < 0) {

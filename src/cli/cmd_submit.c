@@ -31,8 +31,9 @@ static const char help_text[] =
     "job:\n" CLI_JOB_HELP
     "  --idempotency-key K    a repeat with the same key creates nothing and\n"
     "                         answers the first job\n"
-    "  --wait                 wait for the first run to end; exit 0 if it\n"
-    "                         succeeded, 1 otherwise\n"
+    "  --wait                 wait for the first run to end and exit as it did:\n"
+    "                         its exit code, 128+N if killed by signal N, 1 if it\n"
+    "                         ended without one (canceled, lost, skipped)\n"
     "  -q, --quiet            print only the job id\n"
     "\n" CLI_COMMON_HELP "\n"
     "examples:\n"
@@ -161,8 +162,10 @@ static void pause_ms(int64_t *delay_ms)
     *delay_ms = *delay_ms * 2 > 1000 ? 1000 : *delay_ms * 2;
 }
 
-/* Waits for the job's first run to end. Returns CLI_EXIT_OK when it
- * succeeded, CLI_EXIT_FAIL otherwise (or when the server fails us). */
+/* Waits for the job's first run to end. Returns its exit status as a shell
+ * would see it, as `srun` and `docker run` do: 0 when it succeeded, its
+ * exit code, 128 + N when a signal N killed it, else CLI_EXIT_FAIL (no code:
+ * canceled, lost, skipped, or the server failed us). */
 static int wait_first_run(cli_t *c, const char *job_id)
 {
     char *esc = cli_url_escape(job_id);
@@ -215,7 +218,15 @@ static int wait_first_run(cli_t *c, const char *job_id)
         fprintf(stderr, " (signal %lld)", (long long)json_integer_value(sig));
     if (reason && *reason) fprintf(stderr, ": %s", reason);
     fputc('\n', stderr);
-    rc = !strcmp(state, "succeeded") ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (!strcmp(state, "succeeded"))
+        rc = CLI_EXIT_OK;
+    else if (json_is_integer(exit_code) && json_integer_value(exit_code) > 0 &&
+             json_integer_value(exit_code) < 256)
+        rc = (int)json_integer_value(exit_code);
+    else if (json_is_integer(sig) && json_integer_value(sig) > 0 && json_integer_value(sig) < 128)
+        rc = 128 + (int)json_integer_value(sig);
+    else
+        rc = CLI_EXIT_FAIL;
 out:
     json_decref(list);
     json_decref(run);

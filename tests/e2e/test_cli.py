@@ -54,6 +54,16 @@ class TestCli(SkedTestCase):
 
         self.assertIn("nightly", self.cli_ok("jobs", "get", jid))
         self.assertEqual(self.cli_json("jobs", "get", jid)["id"], jid)
+        # A job is named by people: its name works wherever its id does.
+        self.assertEqual(self.cli_json("jobs", "get", "nightly")["id"], jid)
+        self.cli_ok("jobs", "pause", "nightly")
+        self.assertEqual(self.ok("GET", "/v1/jobs/" + jid)["state"], "paused")
+        self.cli_ok("jobs", "resume", "nightly")
+        self.assertEqual(self.cli_json("jobs", "preview", "nightly", "-n", "2")["fire_times"][0]
+                         ["timezone"], "Europe/Berlin")
+        rc, out, err = self.cli("jobs", "get", "no-such-job")
+        self.assertEqual(rc, 1, (out, err))
+        self.assertIn("no job named", err)
 
         self.cli_ok("jobs", "pause", jid)
         self.assertEqual(self.ok("GET", "/v1/jobs/" + jid)["state"], "paused")
@@ -97,10 +107,14 @@ class TestCli(SkedTestCase):
         rc, out, err = self.cli("submit", "--wait", "--env", "E2E_SKED_TMP=" + self.tmp, "--",
                                 "/bin/sh", "-c", "exit 0")
         self.assertEqual(rc, 0, (out, err))
+        # --wait exits as the job did, as srun and docker run do.
         rc, out, err = self.cli("submit", "--wait", "--env", "E2E_SKED_TMP=" + self.tmp, "--",
                                 "/bin/sh", "-c", "exit 3")
-        self.assertEqual(rc, 1, (out, err))
-        self.assertEqual(len(self.list_all("/v1/jobs")), 2)
+        self.assertEqual(rc, 3, (out, err))
+        rc, out, err = self.cli("submit", "--wait", "--env", "E2E_SKED_TMP=" + self.tmp, "--",
+                                "/bin/sh", "-c", "kill -TERM $$")
+        self.assertEqual(rc, 128 + 15, (out, err))
+        self.assertEqual(len(self.list_all("/v1/jobs")), 3)
 
     def test_runs_logs_follow(self):
         # The job prints, then blocks on gate files the test creates, so we

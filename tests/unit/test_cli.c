@@ -852,7 +852,7 @@ static void test_cmd_submit_wait_exits_with_outcome(void **state)
     const char *w[] = {"submit", "-q", "--wait", "--", "false", NULL};
     char *out, *err;
     int rc = run_cmd(cmd_submit, w, &out, &err);
-    assert_int_equal(rc, 1);
+    assert_int_equal(rc, 3); /* the job's own exit code, as srun and docker run */
     assert_string_equal(out, "job_1\n");
     assert_string_equal(err, "sked: run run_1 failed (exit code 3)\n");
     assert_string_equal(req_at(1)->url, "/v1/runs?job_id=job_1&limit=1000");
