@@ -2931,6 +2931,169 @@ static void test_claim_past_unmatched_backlog(void **state)
     store_job_clear(&j);
 }
 
+/* ---- the run state machine is enforced ---------------------------------- */
+
+struct snap {
+    char (*id)[SKED_ID_LEN];
+    run_state_t *state;
+    size_t n;
+};
+
+static struct snap snapshot(store_t *st)
+{
+    struct snap sn = {NULL, NULL, 0};
+    char *cursor = NULL;
+    do {
+        store_run_filter_t f = {NULL, NULL, INT64_MIN, INT64_MAX, cursor, 1000};
+        store_run_t *v = NULL;
+        size_t n = 0;
+        char *next = NULL;
+        assert_int_equal(store_run_list(st, &f, &v, &n, &next), 0);
+        sn.id = xrealloc(sn.id, (sn.n + n + 1) * sizeof *sn.id);
+        sn.state = xrealloc(sn.state, (sn.n + n + 1) * sizeof *sn.state);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(sn.id[sn.n], v[i].id, SKED_ID_LEN);
+            sn.state[sn.n++] = v[i].state;
+            store_run_clear(&v[i]);
+        }
+        free(v);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    return sn;
+}
+
+/* Every run whose state differs between before and now moved along an
+ * edge of the lifecycle (run_transition_ok); new runs start scheduled,
+ * pending or skipped. Frees before; returns now's snapshot. Counts the
+ * changes seen in *moves. */
+static struct snap check_moves(store_t *st, struct snap before, const char *step, int *moves)
+{
+    struct snap now = snapshot(st);
+    for (size_t i = 0; i < now.n; i++) {
+        size_t j = 0;
+        while (j < before.n && strcmp(before.id[j], now.id[i]) != 0)
+            j++;
+        if (j == before.n) {
+            if (now.state[i] != RUN_SCHEDULED && now.state[i] != RUN_PENDING &&
+                now.state[i] != RUN_SKIPPED)
+                fail_msg("%s: run %s was born %s", step, now.id[i], run_state_name(now.state[i]));
+            continue;
+        }
+        if (before.state[j] == now.state[i]) continue;
+        (*moves)++;
+        if (!run_transition_ok(before.state[j], now.state[i]))
+            fail_msg("%s: run %s moved %s -> %s, not an edge of the lifecycle", step, now.id[i],
+                     run_state_name(before.state[j]), run_state_name(now.state[i]));
+    }
+    free(before.id);
+    free(before.state);
+    return now;
+}
+
+/* One scripted life of jobs through every verb that changes runs, on
+ * either backend; after each step, every state change must be an edge of
+ * the run state machine (issue 8, point 3). */
+static void test_state_machine_enforced(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], sid[SKED_ID_LEN], rid[SKED_ID_LEN];
+    int moves = 0;
+    new_worker(ST, "w", "default", "", T0, wid);
+    struct snap sn = snapshot(ST);
+
+    /* Fire: three runs, a missed stretch before them. */
+    job_with_schedule(ST, "life", T0, jid, sid);
+    store_fire_run_t fr[] = {{T0 + 3000, T0 + 3000, RUN_SCHEDULED, NULL},
+                             {T0 + 4000, T0 + 4000, RUN_SCHEDULED, NULL},
+                             {T0 + 5000, T0 + 5000, RUN_SCHEDULED, NULL}};
+    store_fire_t it = {sid, T0, T0 + 6000, fr, 3, {T0, T0 + 2000, 3, -1, "misfire: skip"}, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0 + 5000), 0);
+    sn = check_moves(ST, sn, "fire", &moves);
+
+    /* Claim, confirm, fail with a retry left, claim again, succeed. */
+    store_job_t j;
+    assert_int_equal(store_job_get(ST, jid, &j, NULL, NULL), 0);
+    store_job_clear(&j);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0 + 5000, &n);
+    assert_int_equal(n, 1);
+    sn = check_moves(ST, sn, "claim", &moves);
+    confirm(ST, wid, &cl[0], T0 + 5001);
+    assert_int_equal(
+        store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_FAIL, T0 + 5002), 0);
+    sn = check_moves(ST, sn, "complete failed", &moves);
+    free_claimed(cl, n);
+
+    /* Unconfirmed and reaped: undone. A refusal: undone. */
+    cl = claim(ST, wid, 1, T0 + 5003, &n);
+    assert_int_equal(n, 1);
+    sn = check_moves(ST, sn, "claim", &moves);
+    assert_true(store_reap(ST, 0, INT64_C(1) << 50, T0 + 5003 + LEASE_MS + 1) >= 1);
+    sn = check_moves(ST, sn, "reap unconfirmed", &moves);
+    free_claimed(cl, n);
+    cl = claim(ST, wid, 1, T0 + 5003 + LEASE_MS + 2, &n);
+    assert_int_equal(n, 1);
+    sn = check_moves(ST, sn, "claim", &moves);
+    store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "refused"};
+    assert_int_equal(store_complete(ST, cl[0].run.id, cl[0].run.attempt, cl[0].run.fence, NULL,
+                                    &refused, T0 + LEASE_MS + 6000),
+                     0);
+    sn = check_moves(ST, sn, "not started", &moves);
+    free_claimed(cl, n);
+
+    /* Confirmed and lost; then success. */
+    int64_t t = T0 + 2 * LEASE_MS;
+    cl = claim(ST, wid, 1, t, &n);
+    assert_int_equal(n, 1);
+    sn = check_moves(ST, sn, "claim", &moves);
+    confirm(ST, wid, &cl[0], t + 1);
+    assert_true(store_reap(ST, 0, INT64_C(1) << 50, t + 2 + LEASE_MS) >= 1);
+    sn = check_moves(ST, sn, "reap lost", &moves);
+    free_claimed(cl, n);
+
+    /* Pause and resume hold and release the waiting runs; cancel one. */
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, t + LEASE_MS + 3), 0);
+    sn = check_moves(ST, sn, "pause", &moves);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, t + LEASE_MS + 4), 0);
+    sn = check_moves(ST, sn, "resume", &moves);
+    assert_int_equal(store_run_trigger(ST, jid, t + LEASE_MS + 5, rid), 0);
+    sn = check_moves(ST, sn, "trigger", &moves);
+    assert_int_equal(store_run_cancel(ST, rid, NULL, t + LEASE_MS + 6), 0);
+    sn = check_moves(ST, sn, "cancel", &moves);
+
+    /* A running run when the job is deleted: cancel asked, then reported. */
+    cl = claim(ST, wid, 1, t + 3 * LEASE_MS, &n);
+    assert_int_equal(n, 1);
+    confirm(ST, wid, &cl[0], t + 3 * LEASE_MS + 1);
+    sn = check_moves(ST, sn, "claim", &moves);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, t + 3 * LEASE_MS + 2), 0);
+    sn = check_moves(ST, sn, "delete", &moves);
+    store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL};
+    assert_int_equal(store_complete(ST, cl[0].run.id, cl[0].run.attempt, cl[0].run.fence, NULL,
+                                    &canceled, t + 3 * LEASE_MS + 3),
+                     0);
+    sn = check_moves(ST, sn, "complete canceled", &moves);
+    free_claimed(cl, n);
+
+    /* Overlap forbid: the second due run is skipped at claim time. */
+    store_job_t o;
+    mkjob(&o, "no-overlap");
+    o.overlap = OVERLAP_FORBID;
+    assert_int_equal(store_job_create(ST, &o, NULL, 0, true, NULL, t + 4 * LEASE_MS), 0);
+    assert_int_equal(store_run_trigger(ST, o.id, t + 4 * LEASE_MS + 1, rid), 0);
+    sn = check_moves(ST, sn, "create", &moves);
+    cl = claim(ST, wid, 2, t + 4 * LEASE_MS + 2, &n);
+    assert_int_equal(n, 1);
+    sn = check_moves(ST, sn, "claim with overlap forbid", &moves);
+    assert_int_equal(run_state(ST, rid), RUN_SKIPPED);
+    free_claimed(cl, n);
+    store_job_clear(&o);
+
+    assert_true(moves >= 12); /* the script did move runs around */
+    free(sn.id);
+    free(sn.state);
+}
+
 /* Readiness probes a real write, at most once a second: a second call
  * within the second answers from the first without writing again. */
 static void test_ready_probes_a_write(void **state)
@@ -3031,6 +3194,7 @@ int main(int argc, char **argv)
         T(test_miss_ledger),
         T(test_claimable_per_job_state),
         T(test_claim_past_unmatched_backlog),
+        T(test_state_machine_enforced),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
