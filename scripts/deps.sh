@@ -5,10 +5,18 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev postgresql
       libcurl4-openssl-dev libsodium-dev libcmocka-dev tzdata
-      python3 procps curl)
+      python3 python3-yaml python3-jsonschema nodejs npm procps curl)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue
+  # npm and jsonschema may come from elsewhere (NodeSource's nodejs bundles npm
+  # and conflicts with Debian's; pip): what is there to use counts as installed.
+  case "$p" in
+    npm) command -v npm >/dev/null && continue ;;
+    python3-jsonschema) python3 -c 'import jsonschema' 2>/dev/null && continue ;;
+    python3-yaml) python3 -c 'import yaml' 2>/dev/null && continue ;;
+  esac
+  missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""

@@ -45,3 +45,8 @@ if(TEST e2e.test_timezones)
   set_property(TEST e2e.test_timezones APPEND PROPERTY ENVIRONMENT
                "SKED_TZ_HELPER=$<TARGET_FILE:sked-tz-helper>")
 endif()
+
+# The OpenAPI contract, linted by a pinned Redocly CLI (npm ci into the build dir on first run).
+add_test(NAME docs.openapi_lint COMMAND bash ${CMAKE_SOURCE_DIR}/tests/openapi/lint.sh
+         ${CMAKE_BINARY_DIR}/openapi-lint)
+set_tests_properties(docs.openapi_lint PROPERTIES LABELS "docs;openapi" TIMEOUT 600)

@@ -13,7 +13,8 @@ stamps to files in the temp dir, so tests assert on real effects. Every job
 created through the harness carries E2E_SKED_TMP=<temp dir> in its env, which
 lets tearDown find (and end) job processes a broken product left behind.
 
-Standard library only.
+Standard library only, but for python3-yaml and python3-jsonschema, with
+which api() checks every JSON answer against docs/openapi.yaml.
 """
 
 import atexit
@@ -272,6 +273,148 @@ class Proc:
                 _live.remove(self)
 
 
+# ---- The OpenAPI contract -------------------------------------------------
+#
+# Every JSON answer api() receives is checked against docs/openapi.yaml: the
+# schema of the operation (path template + method) and status that answered,
+# so the spec cannot drift from the server unnoticed. Rules:
+# - a documented status: its response; the answer's media type must be one
+#   the response lists (a documented response with no content must carry no
+#   JSON body);
+# - an undocumented status: `default`, else the range (4XX, 5XX), else for
+#   4xx/5xx the Problem schema; an undocumented 1xx-3xx is drift and fails;
+# - a path or method that matches no operation (hostile requests, 405s):
+#   errors are checked against the Problem schema only; a 2xx is drift.
+# The document is read and the validators built once per process, with
+# python3-yaml and python3-jsonschema (Draft 2020-12, OpenAPI 3.1's dialect).
+# Both jsonschema APIs are served: the `referencing` registry (4.18 and later)
+# and RefResolver (Debian 12 ships 4.10).
+
+OPENAPI_PATH = os.path.join(ROOT, "docs", "openapi.yaml")
+_OPENAPI_BASE = "https://sked.invalid/openapi.yaml"
+
+
+class Contract:
+    """docs/openapi.yaml as a response checker. Use contract() for the shared one."""
+
+    def __init__(self, path=OPENAPI_PATH):
+        import yaml  # python3-yaml
+        import jsonschema  # python3-jsonschema
+
+        with open(path) as f:
+            self.doc = yaml.safe_load(f)
+        self._jsonschema = jsonschema
+        self._validators = {}
+        try:
+            from referencing import Registry, Resource
+            from referencing.jsonschema import DRAFT202012
+
+            res = Resource.from_contents(self.doc, default_specification=DRAFT202012)
+            registry = Registry().with_resource(_OPENAPI_BASE, res)
+            jsonschema.Draft202012Validator(True, registry=registry)  # TypeError before 4.18
+            self._make = lambda s: jsonschema.Draft202012Validator(s, registry=registry)
+        except (ImportError, TypeError):
+            def make(s):
+                resolver = jsonschema.RefResolver(_OPENAPI_BASE, self.doc,
+                                                  store={_OPENAPI_BASE: self.doc})
+                return jsonschema.Draft202012Validator(s, resolver=resolver)
+            self._make = make
+        # Literal templates before templated ones, so /v1/schedules/preview
+        # can never be taken for a /v1/.../{id}.
+        self.routes = []
+        for tmpl in sorted(self.doc["paths"], key=lambda t: (t.count("{"), t)):
+            rx = "^" + re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(tmpl)) + "$"
+            self.routes.append((re.compile(rx), tmpl))
+
+    def match(self, path):
+        """The path template of the request path (query ignored), or None."""
+        if not path.startswith("/"):
+            return None  # "*" or an absolute URI: a hostile request, no route
+        # Not urlsplit: it would read "//x/y" as host x and path /y.
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        for rx, tmpl in self.routes:
+            if rx.match(path):
+                return tmpl
+        return None
+
+    def _pointer(self, *parts):
+        esc = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
+        return "#/" + urllib.parse.quote("/".join(esc), safe="/~")
+
+    def _validator(self, pointer):
+        v = self._validators.get(pointer)
+        if v is None:
+            v = self._validators[pointer] = self._make({"$ref": _OPENAPI_BASE + pointer})
+        return v
+
+    def _response(self, op_parts, status):
+        """(pointer parts of the response object, response object) for status."""
+        responses = self.doc["paths"][op_parts[1]][op_parts[2]].get("responses", {})
+        for key in (str(status), "default", "%dXX" % (status // 100)):
+            if key in responses:
+                parts = op_parts + ("responses", key)
+                resp = responses[key]
+                while "$ref" in resp:  # components/responses/...
+                    parts = tuple(resp["$ref"][2:].split("/"))
+                    resp = self.doc
+                    for p in parts:
+                        resp = resp[p]
+                return parts, resp
+        return None, None
+
+    def check(self, method, path, status, ctype, value):
+        """None if the answer fits the contract, else a message saying why not.
+        value: the parsed JSON body (callers pass only JSON answers)."""
+        tmpl = self.match(path)
+        m = method.lower()
+        where = "%s %s -> %d" % (method, path, status)
+        if tmpl is not None and m in self.doc["paths"][tmpl]:
+            where = "%s %s (%s %s) -> %d" % (method, path, method, tmpl, status)
+            parts, resp = self._response(("paths", tmpl, m), status)
+            if resp is None:
+                if status < 400:
+                    return "%s: status %d is not in docs/openapi.yaml" % (where, status)
+                pointer = "#/components/schemas/Problem"
+            else:
+                content = resp.get("content") or {}
+                media = ctype.split(";")[0].strip().lower()
+                if media not in content:
+                    return ("%s: answered %s, but docs/openapi.yaml lists %s for this status"
+                            % (where, media or "no type", sorted(content) or "no body"))
+                pointer = self._pointer(*parts, "content", media, "schema")
+        else:
+            if status < 400:
+                return "%s: no operation in docs/openapi.yaml matches" % where
+            pointer = "#/components/schemas/Problem"
+        errors = list(self._validator(pointer).iter_errors(value))
+        if (not errors and ctype.split(";")[0].strip().lower() == "application/problem+json"
+                and isinstance(value, dict) and value.get("status") != status):
+            return "%s: a problem whose status is %r" % (where, value.get("status"))
+        if not errors:
+            return None
+        # The deepest errors first: they name the member at fault, where an
+        # enclosing allOf or unevaluatedProperties only says "somewhere here".
+        errors.sort(key=lambda e: -len(e.absolute_path))
+        lines = ["at %s: %s" % ("/".join(str(p) for p in e.absolute_path) or "(the body)",
+                                e.message) for e in errors[:3]]
+        return ("%s: the answer does not fit docs/openapi.yaml %s:\n  %s\nanswer: %s"
+                % (where, urllib.parse.unquote(pointer), "\n  ".join(lines),
+                   json.dumps(value)[:2000]))
+
+
+_contract = None
+_contract_lock = threading.Lock()
+
+
+def contract():
+    """The process-wide Contract, read on first use."""
+    global _contract
+    with _contract_lock:
+        if _contract is None:
+            _contract = Contract()
+        return _contract
+
+
 class Server:
     """A started `sked server` or `sked dev`: its Proc, URL, token."""
 
@@ -475,9 +618,28 @@ class SkedTestCase(unittest.TestCase):
                     value = json.loads(text)
                 except ValueError:
                     value = text
+                    self._contract_fail("%s %s -> %d: a %s answer that is not JSON: %r"
+                                        % (method, path, resp.status, ctype, text[:200]))
+                else:
+                    err = contract().check(method, path, resp.status, ctype, value)
+                    if err:
+                        self._contract_fail(err)
             return resp.status, resp.headers, value
         finally:
             conn.close()
+
+    def _contract_fail(self, msg):
+        """Fails the test for an answer that breaks docs/openapi.yaml. In a
+        thread of the test the AssertionError may be lost, so the message is
+        also kept and reported by a cleanup."""
+        if threading.current_thread() is not threading.main_thread():
+            with _contract_lock:
+                if not hasattr(self, "_contract_errors"):
+                    self._contract_errors = []
+                    self.addCleanup(lambda: self.assertEqual(self._contract_errors, [],
+                                                             "answers that break the contract"))
+                self._contract_errors.append(msg)
+        raise AssertionError(msg)
 
     def ok(self, method, path, body=None, expect=(200, 201, 204), **kw):
         """api() that fails the test unless the status is in expect; returns the value."""

@@ -1,65 +1,42 @@
 """docs/openapi.yaml is the machine-readable twin of the server's route
-table: its (method, path) pairs must be exactly what `sked routes` prints.
-The YAML is read with a few lines of code (standard library only): the
-keys under `paths:` and the HTTP-method keys one level below each."""
+table: its (method, path) pairs must be exactly what `sked routes` prints,
+and every operation has its own operationId. The document is read as YAML
+(python3-yaml); docs.openapi_lint lints it with Redocly (tests/openapi), and
+skedtest.api() checks every JSON answer of the e2e tests against it."""
 
 import os
-import re
 import subprocess
 import unittest
 
-from skedtest import ROOT, SKED_BIN
+import yaml
+
+from skedtest import OPENAPI_PATH, SKED_BIN, contract
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
-def openapi_routes(text):
-    """Returns the list of (METHOD, path) pairs under the top-level `paths:`."""
-    out = []
-    in_paths = False
-    path_indent = method_indent = None
-    cur = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        indent = len(line) - len(line.lstrip(" "))
-        if indent == 0:
-            in_paths = stripped.startswith("paths:")
-            cur = None
-            continue
-        if not in_paths:
-            continue
-        m = re.match(r"""^(["']?)(/[^"']*)\1\s*:\s*(\{\s*\})?\s*$""", stripped)
-        if m and (path_indent is None or indent == path_indent):
-            path_indent, cur, method_indent = indent, m.group(2), None
-            continue
-        if cur is None or indent <= path_indent:
-            continue
-        if method_indent is None:
-            method_indent = indent
-        if indent == method_indent:
-            key = stripped.split(":", 1)[0].strip("\"'")
-            if key in METHODS:
-                out.append((key.upper(), cur))
-    return out
+def openapi_operations(doc):
+    """Returns the list of (METHOD, path, operation) under `paths`."""
+    return [(m.upper(), path, op) for path, item in doc["paths"].items()
+            for m, op in item.items() if m in METHODS]
 
 
 class TestOpenApi(unittest.TestCase):
-    def test_parser(self):
-        sample = ("openapi: 3.1.0\npaths:\n  /a:\n    parameters:\n      - name: x\n"
-                  "    get:\n      summary: get: it\n      responses:\n        '200':\n"
-                  "          description: ok\n  '/b/{id}':\n    post: {}\n    delete:\n"
-                  "      tags: [x]\ncomponents:\n  schemas:\n    /not-a-path:\n      get: {}\n")
-        self.assertEqual(openapi_routes(sample), [("GET", "/a"), ("POST", "/b/{id}"),
-                                                  ("DELETE", "/b/{id}")])
+    def setUp(self):
+        self.assertTrue(os.path.exists(OPENAPI_PATH), "docs/openapi.yaml is missing")
+        with open(OPENAPI_PATH) as f:
+            self.doc = yaml.safe_load(f)
+
+    def test_version_and_operation_ids(self):
+        self.assertRegex(str(self.doc.get("openapi")), r"^3\.1\.\d+$")
+        ops = openapi_operations(self.doc)
+        missing = [(m, p) for m, p, op in ops if not op.get("operationId")]
+        self.assertEqual(missing, [], "operations without an operationId")
+        ids = [op["operationId"] for _, _, op in ops]
+        self.assertEqual(len(ids), len(set(ids)), "duplicate operationIds")
 
     def test_routes_match_openapi(self):
-        path = os.path.join(ROOT, "docs", "openapi.yaml")
-        self.assertTrue(os.path.exists(path), "docs/openapi.yaml is missing")
-        with open(path) as f:
-            spec = openapi_routes(f.read())
-        self.assertEqual(len(spec), len(set(spec)), "duplicate operations in openapi.yaml")
+        spec = [(m, p) for m, p, _ in openapi_operations(self.doc)]
         cp = subprocess.run([SKED_BIN, "routes"], capture_output=True, timeout=30)
         self.assertEqual(cp.returncode, 0, cp.stderr)
         routes = []
@@ -71,6 +48,31 @@ class TestOpenApi(unittest.TestCase):
         self.assertEqual(len(routes), len(set(routes)), "duplicate routes")
         self.assertEqual(sorted(set(routes) - set(spec)), [], "routes missing from openapi.yaml")
         self.assertEqual(sorted(set(spec) - set(routes)), [], "openapi.yaml paths the server lacks")
+
+    def test_contract_checker(self):
+        """The checker behind api(): it takes what fits and names what does not."""
+        c = contract()
+        problem = "application/problem+json"
+        self.assertEqual(c.match("/v1/jobs/j1/pause?x=1"), "/v1/jobs/{id}/pause")
+        self.assertEqual(c.match("/v1/schedules/preview"), "/v1/schedules/preview")
+        self.assertIsNone(c.match("/v1/jobs/j1/nope"))
+        self.assertIsNone(c.match("*"))
+        self.assertIsNone(c.check("GET", "/v1/jobs/j1", 404, problem,
+                                  {"type": "about:blank", "title": "not found", "status": 404}))
+        self.assertIsNone(c.check("GET", "/v1/jobs/j1", 418, problem,
+                                  {"type": "about:blank", "status": 418}))
+        self.assertIsNone(c.check("GET", "/no/route", 404, problem,
+                                  {"type": "about:blank", "status": 404}))
+        self.assertIn("status is 400", c.check("GET", "/no/route", 404, problem,
+                                               {"type": "about:blank", "status": 400}))
+        self.assertIsNone(c.check("GET", "/v1/jobs", 200, "application/json",
+                                  {"items": [{"id": "j1", "last_run": None}], "next_cursor": None}))
+        bad = c.check("GET", "/v1/jobs", 200, "application/json", {"items": [{"id": 7}]})
+        self.assertIn("at items/0/id", bad)
+        self.assertIn("not of type", c.check("GET", "/v1/jobs/j1", 404, problem, {"status": "x"}))
+        self.assertIn("not in docs/openapi.yaml", c.check("GET", "/v1/jobs", 299, "application/json", {}))
+        self.assertIn("no operation", c.check("GET", "/no/route", 200, "application/json", {}))
+        self.assertIn("lists", c.check("GET", "/healthz", 200, "text/json", {}))
 
 
 if __name__ == "__main__":
