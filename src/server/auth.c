@@ -377,18 +377,23 @@ bool auth_password_check(const char *hash, const char *password)
     return real && rc == 0;
 }
 
-/* Failure counts live in a small fixed table indexed by a keyed hash of the
- * name: bounded memory whatever names an attacker sends. Two names that
- * share a slot share a count, which errs on the side of throttling. */
-#define THROTTLE_SLOTS 1024
+/* Failure counts live in a small fixed table: bounded memory whatever names
+ * an attacker sends. A name maps by a keyed hash to a set of a few entries,
+ * each tagged with the full hash, so two names never share a count (they
+ * once did: any 10 failures of names that happened to share a slot locked
+ * out an innocent name). A new name takes a free or expired entry of its
+ * set, else the one whose window began first. */
+#define THROTTLE_SETS 1024
+#define THROTTLE_WAYS 4
 
 struct throttle {
+    uint64_t tag; /* keyed hash of the name; 0 = free */
     int fails;
     int64_t first_ms; /* start of the current window */
 };
 
 static pthread_mutex_t th_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct throttle th[THROTTLE_SLOTS];
+static struct throttle th[THROTTLE_SETS][THROTTLE_WAYS];
 static unsigned char th_key[crypto_shorthash_KEYBYTES];
 static pthread_once_t th_once = PTHREAD_ONCE_INIT;
 
@@ -397,22 +402,44 @@ static void th_setup(void)
     randombytes_buf(th_key, sizeof th_key);
 }
 
-static struct throttle *th_slot(const char *user)
+static uint64_t th_tag(const char *user)
 {
     unsigned char h[crypto_shorthash_BYTES];
+    uint64_t tag = 0;
     ensure_sodium();
     pthread_once(&th_once, th_setup);
     crypto_shorthash(h, (const unsigned char *)user, strlen(user), th_key);
-    unsigned idx = ((unsigned)h[0] | (unsigned)h[1] << 8) % THROTTLE_SLOTS;
-    return &th[idx];
+    memcpy(&tag, h, sizeof tag);
+    return tag ? tag : 1; /* 0 marks a free entry */
+}
+
+/* The entry of tag, or NULL; with make, a fresh one if it has none. Caller
+ * holds th_mu. */
+static struct throttle *th_find(uint64_t tag, bool make, int64_t now_ms)
+{
+    struct throttle *set = th[tag % THROTTLE_SETS], *victim = &set[0];
+    for (int i = 0; i < THROTTLE_WAYS; i++)
+        if (set[i].tag == tag) return &set[i];
+    if (!make) return NULL;
+    for (int i = 0; i < THROTTLE_WAYS; i++) {
+        bool idle = set[i].tag == 0 || now_ms - set[i].first_ms >= AUTH_LOGIN_WINDOW_MS;
+        if (idle) {
+            victim = &set[i];
+            break;
+        }
+        if (set[i].first_ms < victim->first_ms) victim = &set[i];
+    }
+    *victim = (struct throttle){tag, 0, now_ms};
+    return victim;
 }
 
 int auth_login_blocked(const char *user, int64_t now_ms)
 {
     int wait_s = 0;
-    struct throttle *t = th_slot(user ? user : "");
+    uint64_t tag = th_tag(user ? user : "");
     pthread_mutex_lock(&th_mu);
-    if (t->fails >= AUTH_LOGIN_FAILS && now_ms - t->first_ms < AUTH_LOGIN_WINDOW_MS)
+    struct throttle *t = th_find(tag, false, now_ms);
+    if (t && t->fails >= AUTH_LOGIN_FAILS && now_ms - t->first_ms < AUTH_LOGIN_WINDOW_MS)
         wait_s = (int)((t->first_ms + AUTH_LOGIN_WINDOW_MS - now_ms + 999) / 1000);
     pthread_mutex_unlock(&th_mu);
     return wait_s;
@@ -420,11 +447,12 @@ int auth_login_blocked(const char *user, int64_t now_ms)
 
 void auth_login_result(const char *user, bool ok, int64_t now_ms)
 {
-    struct throttle *t = th_slot(user ? user : "");
+    uint64_t tag = th_tag(user ? user : "");
     pthread_mutex_lock(&th_mu);
-    if (ok) {
+    struct throttle *t = th_find(tag, !ok, now_ms);
+    if (t && ok) {
         t->fails = 0;
-    } else {
+    } else if (t) {
         if (t->fails == 0 || now_ms - t->first_ms >= AUTH_LOGIN_WINDOW_MS) {
             t->fails = 0;
             t->first_ms = now_ms;

@@ -653,6 +653,30 @@ static void test_login_throttle(void **state)
     resp_free(&res);
 }
 
+/* Failures of other names never count against a name: 2,000 names each
+ * failing ten times (every set of the throttle table full) neither block
+ * an innocent name nor keep the one being guessed from being blocked. */
+static void test_login_throttle_is_per_name(void **state)
+{
+    (void)state;
+    int64_t now = clock_now_ms();
+    char name[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof name, "spray-%d", i);
+        for (int k = 0; k < AUTH_LOGIN_FAILS; k++)
+            auth_login_result(name, false, now);
+        assert_true(auth_login_blocked(name, now) > 0);
+    }
+    assert_int_equal(auth_login_blocked("innocent", now), 0);
+    for (int k = 0; k < AUTH_LOGIN_FAILS - 1; k++)
+        auth_login_result("guessed", false, now);
+    assert_int_equal(auth_login_blocked("guessed", now), 0);
+    auth_login_result("guessed", false, now);
+    assert_true(auth_login_blocked("guessed", now) > 0);
+    auth_login_result("guessed", true, now); /* a success clears it */
+    assert_int_equal(auth_login_blocked("guessed", now), 0);
+}
+
 /* ---- fixture ------------------------------------------------------------ */
 
 static void rm_dir(const char *dir)
@@ -726,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_lists_and_hiding),
         cmocka_unit_test(test_login_users_tokens),
         cmocka_unit_test(test_login_throttle),
+        cmocka_unit_test(test_login_throttle_is_per_name),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -879,11 +879,19 @@ static void test_claim_waits_for_materialised_run(void **state)
     size_t which = 0;
     resp_t r;
     (void)state;
-    register_worker("punctual", id);
+    /* Its own queue: runs other tests claimed and never confirmed come back
+     * to "default" (uncharged) while this one waits, and must not be what
+     * it gets. */
+    req(&r, "POST", "/v1/workers", fx->worker_tok,
+        "{\"name\":\"punctual\",\"queues\":[\"punctual\"]}", -1);
+    assert_int_equal(r.status, 201);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "id")));
+    resp_free(&r);
     int64_t due = clock_now_ms() + 2500;
     clock_format_rfc3339(due, at, sizeof at);
     snprintf(body, sizeof body,
-             "{\"name\":\"at-job\",\"command\":[\"/bin/true\"],\"schedules\":[{\"at\":\"%s\"}]}",
+             "{\"name\":\"at-job\",\"queue\":\"punctual\",\"command\":[\"/bin/true\"],"
+             "\"schedules\":[{\"at\":\"%s\"}]}",
              at);
     req(&r, "POST", "/v1/jobs", fx->admin, body, -1);
     assert_int_equal(r.status, 201);
