@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/backoff.h"
+#include "core/policy.h"
 #include "core/schedule.h"
 
 #define JOBSPEC_NAME_MAX      200   /* bytes in name, queue, tag, label key/value */
@@ -32,13 +33,6 @@
 #define JOBSPEC_SECRET_MASK   "***" /* how a secret env value is shown */
 #define JOBSPEC_PRIORITY_MIN  -1000
 #define JOBSPEC_PRIORITY_MAX  1000
-
-typedef enum overlap_policy { OVERLAP_ALLOW = 0, OVERLAP_FORBID, OVERLAP_REPLACE } overlap_policy_t;
-typedef enum misfire_policy {
-    MISFIRE_RUN_ONCE = 0,
-    MISFIRE_CATCH_UP,
-    MISFIRE_SKIP
-} misfire_policy_t;
 
 /* A validation failure: which field and why. */
 typedef struct jobspec_error {
@@ -112,8 +106,5 @@ json_t *jobspec_to_json(const jobspec_t *spec);
 json_t *jobspec_redact(const json_t *doc);
 
 void jobspec_free(jobspec_t *spec); /* frees members; the struct itself is the caller's */
-
-const char *overlap_policy_name(overlap_policy_t p);
-const char *misfire_policy_name(misfire_policy_t p);
 
 #endif

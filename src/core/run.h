@@ -25,6 +25,11 @@ typedef enum run_state {
     RUN_STATE_COUNT
 } run_state_t;
 
+/* Stored as integers (runs.state; partial indexes spell them): fixed. */
+_Static_assert(RUN_SCHEDULED == 0 && RUN_WAITING == 1 && RUN_PENDING == 2 && RUN_RUNNING == 3 &&
+                   RUN_SUCCEEDED == 4 && RUN_FAILED == 5 && RUN_CANCELED == 6 && RUN_SKIPPED == 7,
+               "runs.state holds these numbers");
+
 /* "scheduled", "pending", ...; NULL for out-of-range. */
 const char *run_state_name(run_state_t s);
 /* Parses a state name; returns 0 and sets *out, or SKED_EINVAL. */
@@ -45,6 +50,11 @@ typedef enum attempt_outcome {
                               the retry budget, and the run goes back to pending */
     ATTEMPT_OUTCOME_COUNT
 } attempt_outcome_t;
+
+/* Stored as integers (attempts.outcome): fixed; new outcomes take new numbers. */
+_Static_assert(ATTEMPT_SUCCEEDED == 0 && ATTEMPT_FAILED == 1 && ATTEMPT_TIMEOUT == 2 &&
+                   ATTEMPT_CANCELED == 3 && ATTEMPT_LOST == 4 && ATTEMPT_NOT_STARTED == 5,
+               "attempts.outcome holds these numbers");
 
 const char *attempt_outcome_name(attempt_outcome_t o);
 int attempt_outcome_parse(const char *name, attempt_outcome_t *out);

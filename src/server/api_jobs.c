@@ -30,6 +30,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "core/jobspec.h"
 #include "server/auth.h"
 #include "server/sched.h"
 

@@ -8,6 +8,7 @@
  */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "core/jobspec.h"
 #include "common/clock.h"
 
 #include <inttypes.h>

@@ -32,9 +32,13 @@
 
 #include "common/id.h"
 #include "core/backoff.h"
-#include "core/jobspec.h"
+#include "core/policy.h"
 #include "core/run.h"
 #include "core/schedule.h"
+
+/* The parsed job document (core/jobspec.h), only by pointer here: the store
+ * does not depend on the document parser or its JSON library. */
+struct jobspec;
 
 typedef struct store store_t;
 
@@ -73,6 +77,8 @@ void store_set_notify(store_t *st, store_notify_fn fn, void *arg);
 /* ---- jobs --------------------------------------------------------------- */
 
 typedef enum job_state { JOB_ACTIVE = 0, JOB_PAUSED, JOB_DONE, JOB_DELETED } job_state_t;
+_Static_assert(JOB_ACTIVE == 0 && JOB_PAUSED == 1 && JOB_DONE == 2 && JOB_DELETED == 3,
+               "jobs.state holds these numbers (and the SQL spells them)");
 const char *job_state_name(job_state_t s);
 int job_state_parse(const char *name, job_state_t *out);
 
@@ -101,7 +107,7 @@ typedef struct store_job {
 
 /* Fills the decision columns of *job from a parsed spec (name, queue,
  * priority, policies, ...); spec_json is set separately. */
-void store_job_from_spec(store_job_t *job, const jobspec_t *spec);
+void store_job_from_spec(store_job_t *job, const struct jobspec *spec);
 void store_job_clear(store_job_t *job); /* frees members, zeroes */
 
 typedef struct store_schedule {
@@ -329,6 +335,8 @@ typedef enum worker_state {
     WORKER_LOST,
     WORKER_GONE
 } worker_state_t;
+_Static_assert(WORKER_ACTIVE == 0 && WORKER_DRAINING == 1 && WORKER_LOST == 2 && WORKER_GONE == 3,
+               "workers.state holds these numbers (and the SQL spells them)");
 const char *worker_state_name(worker_state_t s);
 
 typedef struct store_worker {
@@ -491,6 +499,9 @@ typedef enum token_role {
     ROLE_VIEWER,
     ROLE_WORKER
 } token_role_t;
+_Static_assert(ROLE_ADMIN == 0 && ROLE_OPERATOR == 1 && ROLE_USER == 2 && ROLE_VIEWER == 3 &&
+                   ROLE_WORKER == 4,
+               "tokens.role and users.role hold these numbers");
 const char *token_role_name(token_role_t r);
 int token_role_parse(const char *name, token_role_t *out);
 

@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/xalloc.h"
+#include "core/jobspec.h"
 #include "server/sched.h"
 #include "store/store.h"
 
