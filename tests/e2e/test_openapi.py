@@ -10,7 +10,7 @@ import unittest
 
 import yaml
 
-from skedtest import OPENAPI_PATH, SKED_BIN, contract
+from skedtest import OPENAPI_PATH, SKED_BIN, SkedTestCase, contract
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -73,6 +73,37 @@ class TestOpenApi(unittest.TestCase):
         self.assertIn("not in docs/openapi.yaml", c.check("GET", "/v1/jobs", 299, "application/json", {}))
         self.assertIn("no operation", c.check("GET", "/no/route", 200, "application/json", {}))
         self.assertIn("lists", c.check("GET", "/healthz", 200, "text/json", {}))
+
+
+class TestAnswersFitContract(SkedTestCase):
+    """Operations the other e2e tests reach only through the CLI (which does
+    not go through api()), called once each so their answers meet the
+    contract check too."""
+
+    def test_admin_and_worker_operations(self):
+        self.start_server()
+        self.ok("POST", "/v1/users", {"name": "oa-user", "password": "password-123",
+                                      "role": "user", "namespaces": ["default"]}, expect=201)
+        self.ok("GET", "/v1/users", expect=200)
+        self.ok("PATCH", "/v1/users/oa-user", {"role": "viewer"}, expect=200)
+        self.ok("POST", "/v1/login", {"user": "oa-user", "password": "wrong-password"},
+                token=None, expect=401)
+        self.ok("POST", "/v1/login", {"user": "oa-user", "password": "password-123"},
+                token=None, expect=201)
+        tok = self.ok("POST", "/v1/tokens", {"name": "oa-svc", "role": "worker"}, expect=201)
+        self.ok("GET", "/v1/tokens", expect=200)
+        self.ok("DELETE", "/v1/tokens/%s" % tok["id"], expect=204)
+        self.ok("GET", "/v1/audit", expect=200)
+
+        job = self.create_job(self.sh_job("true", schedules=[{"every": "1h"}]))
+        self.ok("POST", "/v1/jobs/%s/trigger" % job["id"], expect=201)
+        self.ok("GET", "/v1/jobs/%s/misses" % job["id"], expect=200)
+        self.ok("POST", "/v1/jobs/%s/pause" % job["id"], expect=200)
+        self.ok("POST", "/v1/jobs/%s/resume" % job["id"], expect=200)
+        wid = self.ok("POST", "/v1/workers", {"name": "oa-w"}, expect=201)["id"]
+        self.ok("POST", "/v1/workers/%s/drain" % wid, expect=200)
+        self.ok("GET", "/v1/workers", expect=200)
+        self.ok("DELETE", "/v1/users/oa-user", expect=204)
 
 
 if __name__ == "__main__":
