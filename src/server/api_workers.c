@@ -549,10 +549,11 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
     } else {
         assert(cc->magic == CLAIM_MAGIC);
         /* A wake-up resumes every idle worker at once; only those that can
-         * possibly get something spend a write on a claim. */
-        next = store_next_claimable_ms(req->st);
-        got = next >= 0 && next <= req->now_ms ? try_claim(req, resp, id, cc->max, cc->arrived_ns)
-                                               : 0;
+         * possibly get something spend a write on a claim. When the store
+         * cannot say, the claim itself asks it (and answers its error). */
+        bool maybe =
+            store_next_claimable_ms(req->st, &next) != 0 || (next >= 0 && next <= req->now_ms);
+        got = maybe ? try_claim(req, resp, id, cc->max, cc->arrived_ns) : 0;
     }
     if (got != 0) goto out;
 
@@ -569,7 +570,8 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     int64_t until = cc->deadline_ns;
-    if (next == -2) next = store_next_claimable_ms(req->st);
+    if (next == -2 && store_next_claimable_ms(req->st, &next) != 0)
+        next = -1; /* unknown: park until the claim's deadline or a wake-up */
     /* Runs are materialised ahead with a future not_before: be back the
      * moment the earliest becomes due, without anyone waking us (a
      * millisecond late rather than early, as the wall clock then says). */

@@ -413,8 +413,9 @@ static void *fire_loop(void *arg)
         } else if (more) {
             delay_ms = 0; /* a backlog is being worked through */
         } else {
-            int64_t next = store_next_fire_ms(s->st);
-            if (next >= 0) {
+            int64_t next = -1;
+            /* On an error, look again in a second (the pass logs its own). */
+            if (store_next_fire_ms(s->st, &next) == 0 && next >= 0) {
                 int64_t d = next - lookahead - store_now_ms(s->st);
                 if (d < delay_ms) delay_ms = d;
             }

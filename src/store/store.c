@@ -504,14 +504,20 @@ int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_
     return st->ops->run_trigger(st, job_id, now_ms, run_id);
 }
 
-int64_t store_next_claimable_ms(store_t *st)
+int store_next_claimable_ms(store_t *st, int64_t *out_ms)
 {
-    return st->ops->next_claimable_ms(st);
+    *out_ms = -1;
+    int rc = st->ops->next_claimable_ms(st, out_ms);
+    if (rc < 0) *out_ms = -1;
+    return rc;
 }
 
-int64_t store_next_fire_ms(store_t *st)
+int store_next_fire_ms(store_t *st, int64_t *out_ms)
 {
-    return st->ops->next_fire_ms(st);
+    *out_ms = -1;
+    int rc = st->ops->next_fire_ms(st, out_ms);
+    if (rc < 0) *out_ms = -1;
+    return rc;
 }
 
 int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,

@@ -254,11 +254,13 @@ int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **ou
  * SKED_ECONFLICT for a deleted job. */
 int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
 
-/* The earliest not_before_ms of a scheduled/pending run of an active job,
- * or -1 if none: when a waiting claim should next look. */
-int64_t store_next_claimable_ms(store_t *st);
-/* The earliest next_fire_ms of any active schedule, or -1. */
-int64_t store_next_fire_ms(store_t *st);
+/* The earliest not_before_ms of a scheduled/pending run of an active job
+ * (*out_ms, -1 if none): when a waiting claim should next look. Returns 0
+ * or an error (the store could not be read: *out_ms is then -1 too). */
+int store_next_claimable_ms(store_t *st, int64_t *out_ms);
+/* The earliest next_fire_ms of any active schedule (*out_ms, -1 if none);
+ * 0 or an error, as above. */
+int store_next_fire_ms(store_t *st, int64_t *out_ms);
 
 /* ---- runs --------------------------------------------------------------- */
 

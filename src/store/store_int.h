@@ -44,8 +44,8 @@ struct store_ops {
     int (*miss_list)(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
                      char **next_cursor);
     int (*run_trigger)(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
-    int64_t (*next_claimable_ms)(store_t *st);
-    int64_t (*next_fire_ms)(store_t *st);
+    int (*next_claimable_ms)(store_t *st, int64_t *out_ms);
+    int (*next_fire_ms)(store_t *st, int64_t *out_ms);
 
     int (*run_get)(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
                    size_t *nattempts);

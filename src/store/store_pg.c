@@ -1818,16 +1818,20 @@ static int one_int_fn(struct pg *pg, struct pconn *c, void *arg)
     return 0;
 }
 
-static int64_t pg_next_claimable_ms(store_t *st)
+static int pg_next_claimable_ms(store_t *st, int64_t *out_ms)
 {
     struct one_int_args a = {Q_NEXT_CLAIMABLE, -1};
-    return tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL) < 0 ? -1 : a.v;
+    int rc = tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL);
+    *out_ms = a.v;
+    return rc;
 }
 
-static int64_t pg_next_fire_ms(store_t *st)
+static int pg_next_fire_ms(store_t *st, int64_t *out_ms)
 {
     struct one_int_args a = {Q_NEXT_FIRE, -1};
-    return tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL) < 0 ? -1 : a.v;
+    int rc = tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL);
+    *out_ms = a.v;
+    return rc;
 }
 
 /* ---- runs -------------------------------------------------------------------------- */

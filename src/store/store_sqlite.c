@@ -1354,16 +1354,20 @@ static int one_int_fn(struct conn *c, void *arg)
     return rc == SQLITE_DONE ? 0 : dberr(c, rc);
 }
 
-static int64_t sq_next_claimable_ms(store_t *st)
+static int sq_next_claimable_ms(store_t *st, int64_t *out_ms)
 {
     struct one_int_args a = {SQL_NEXT_CLAIMABLE, -1};
-    return rd((struct sq *)st, one_int_fn, &a) < 0 ? -1 : a.v;
+    int rc = rd((struct sq *)st, one_int_fn, &a);
+    *out_ms = a.v;
+    return rc;
 }
 
-static int64_t sq_next_fire_ms(store_t *st)
+static int sq_next_fire_ms(store_t *st, int64_t *out_ms)
 {
     struct one_int_args a = {SQL_NEXT_FIRE, -1};
-    return rd((struct sq *)st, one_int_fn, &a) < 0 ? -1 : a.v;
+    int rc = rd((struct sq *)st, one_int_fn, &a);
+    *out_ms = a.v;
+    return rc;
 }
 
 /* ---- runs ------------------------------------------------------------------ */

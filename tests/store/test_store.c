@@ -137,6 +137,21 @@ static void new_worker(store_t *st, const char *name, const char *queues, const 
     store_worker_clear(&w);
 }
 
+/* store_next_claimable_ms / store_next_fire_ms that must succeed. */
+static int64_t next_claimable(store_t *st)
+{
+    int64_t v = -2;
+    assert_int_equal(store_next_claimable_ms(st, &v), 0);
+    return v;
+}
+
+static int64_t next_fire(store_t *st)
+{
+    int64_t v = -2;
+    assert_int_equal(store_next_fire_ms(st, &v), 0);
+    return v;
+}
+
 /* Claims up to max runs; returns them (caller frees with free_claimed). */
 static store_claimed_t *claim(store_t *st, const char *wid, int max, int64_t now, size_t *n)
 {
@@ -611,7 +626,7 @@ static void test_job_update(void **state)
     free(gs);
     store_job_clear(&g);
     /* The dropped schedule no longer fires. */
-    assert_int_equal(store_next_fire_ms(ST), T0 + 5 * MIN_MS);
+    assert_int_equal(next_fire(ST), T0 + 5 * MIN_MS);
 
     /* The pending run follows the job; the running one keeps its values. */
     store_run_t r = get_run(ST, r2);
@@ -662,7 +677,7 @@ static void test_fire_cas(void **state)
     char jid[SKED_ID_LEN], sid[SKED_ID_LEN], jid2[SKED_ID_LEN], sid2[SKED_ID_LEN];
     job_with_schedule(ST, "every", T0, jid, sid);
     job_with_schedule(ST, "later", T0 + 5000, jid2, sid2);
-    assert_int_equal(store_next_fire_ms(ST), T0);
+    assert_int_equal(next_fire(ST), T0);
 
     store_due_t *due;
     size_t n;
@@ -738,7 +753,7 @@ static void test_fire_cas(void **state)
     store_schedule_clear(&gs[0]);
     free(gs);
     store_job_clear(&g);
-    assert_int_equal(store_next_fire_ms(ST), T0 + 5000);
+    assert_int_equal(next_fire(ST), T0 + 5000);
     assert_int_equal(store_due_schedules(ST, INT64_MAX, 10, &due, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(due[0].sched.id, sid2);
@@ -828,7 +843,7 @@ static void test_fire_two_servers(void **state)
 
 static void test_trigger_and_next_claimable(void **state)
 {
-    assert_int_equal(store_next_claimable_ms(ST), -1);
+    assert_int_equal(next_claimable(ST), -1);
     char jid[SKED_ID_LEN], rid[SKED_ID_LEN], sid[SKED_ID_LEN], j2[SKED_ID_LEN];
     new_job(ST, "trig", 5, "q", false, T0, jid);
     assert_int_equal(store_run_trigger(ST, jid, T0 + 100, rid), 0);
@@ -847,23 +862,23 @@ static void test_trigger_and_next_claimable(void **state)
     assert_int_equal(r.exit_code, -1);
     assert_null(r.reason);
     store_run_clear(&r);
-    assert_int_equal(store_next_claimable_ms(ST), T0 + 100);
+    assert_int_equal(next_claimable(ST), T0 + 100);
 
     /* A run materialised ahead counts from its not_before; the earliest wins. */
     job_with_schedule(ST, "ahead", T0 + 50, j2, sid);
     store_fire_run_t fr = {T0 + 50, T0 + 60, RUN_SCHEDULED, NULL};
     store_fire_t it = {sid, T0 + 50, T0 + 1050, &fr, 1, {0}, 0};
     assert_int_equal(store_fire(ST, &it, 1, T0), 0);
-    assert_int_equal(store_next_claimable_ms(ST), T0 + 60);
+    assert_int_equal(next_claimable(ST), T0 + 60);
     /* A paused job's runs are held. */
     assert_int_equal(store_job_set_state(ST, j2, JOB_PAUSED, T0), 0);
-    assert_int_equal(store_next_claimable_ms(ST), T0 + 100);
+    assert_int_equal(next_claimable(ST), T0 + 100);
     assert_int_equal(store_job_set_state(ST, j2, JOB_ACTIVE, T0), 0);
-    assert_int_equal(store_next_claimable_ms(ST), T0 + 60);
+    assert_int_equal(next_claimable(ST), T0 + 60);
     /* run_now on create makes a pending run at once. */
     char j3[SKED_ID_LEN];
     new_job(ST, "now", 0, NULL, true, T0 + 10, j3);
-    assert_int_equal(store_next_claimable_ms(ST), T0 + 10);
+    assert_int_equal(next_claimable(ST), T0 + 10);
     char r3[SKED_ID_LEN];
     only_run(ST, j3, r3);
     assert_int_equal(run_state(ST, r3), RUN_PENDING);
@@ -1170,7 +1185,7 @@ static void test_claim_paused_and_draining(void **state)
     free(cl);
     /* A run triggered while paused is held as well. */
     assert_int_equal(store_run_trigger(ST, jid, T0 + 3, rid), 0);
-    assert_int_equal(store_next_claimable_ms(ST), -1);
+    assert_int_equal(next_claimable(ST), -1);
     cl = claim(ST, wid, 10, T0 + 4, &n);
     assert_int_equal(n, 0);
     free(cl);
@@ -1489,7 +1504,7 @@ static void test_cancel(void **state)
     assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + 2), SKED_ECONFLICT);
     assert_int_equal(store_run_cancel(ST, "run_00000000000000000000000000", NULL, T0),
                      SKED_ENOTFOUND);
-    assert_int_equal(store_next_claimable_ms(ST), -1);
+    assert_int_equal(next_claimable(ST), -1);
 }
 
 static void test_job_delete_cancels_runs(void **state)
@@ -1529,7 +1544,7 @@ static void test_pause_resume_schedules(void **state)
     assert_int_equal(store_due_schedules(ST, T0 + 60000, 10, &due, &n), 0);
     assert_int_equal(n, 0);
     free(due);
-    assert_int_equal(store_next_fire_ms(ST), -1);
+    assert_int_equal(next_fire(ST), -1);
     /* A scheduler that read the schedule before the pause loses its CAS. */
     store_fire_run_t fr = {T0, T0, RUN_SCHEDULED, NULL};
     store_fire_t it = {sid, T0, T0 + 1000, &fr, 1, {0}, 0};
@@ -1538,7 +1553,7 @@ static void test_pause_resume_schedules(void **state)
     assert_int_equal(count_runs(ST, jid, NULL), 0);
     /* Resume leaves next_fire as it was: the misfire policy decides. */
     assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0 + 60000), 0);
-    assert_int_equal(store_next_fire_ms(ST), T0);
+    assert_int_equal(next_fire(ST), T0);
     assert_int_equal(store_due_schedules(ST, T0 + 60000, 10, &due, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(due[0].sched.next_fire_ms, T0);
