@@ -209,6 +209,11 @@ int cli_call(cli_t *c, const char *method, const char *path, const json_t *body,
  * "next_cursor": ...} (null next_cursor after following). Returns 0 or a
  * negative SKED_E* code (printed). */
 int cli_list(cli_t *c, const char *path, int all, json_t **out);
+/* cli_list, then shows the list: JSON with -o json, else print(list) and,
+ * when a page was left unread, a note on stderr that more `noun` exist.
+ * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+int cli_list_show(cli_t *c, const char *path, int all, void (*print)(const json_t *list),
+                  const char *noun);
 /* Resolves what a person typed for a job, its id or its name, to the id
  * (OUT, id[SKED_ID_LEN]). Text starting "job_" is taken as an id as is; a
  * name must name exactly one job the caller can see (asked of the server);

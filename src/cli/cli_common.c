@@ -1003,3 +1003,19 @@ out:
     buf_free(&path);
     return rc;
 }
+
+int cli_list_show(cli_t *c, const char *path, int all, void (*print)(const json_t *list),
+                  const char *noun)
+{
+    json_t *list = NULL;
+    if (cli_list(c, path, all, &list) < 0) return CLI_EXIT_FAIL;
+    if (c->json) {
+        cli_print_json(list);
+    } else {
+        print(list);
+        if (cli_str(list, "next_cursor"))
+            fprintf(stderr, "sked: more %s exist; use --all to list them all\n", noun);
+    }
+    json_decref(list);
+    return CLI_EXIT_OK;
+}

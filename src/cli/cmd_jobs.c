@@ -213,7 +213,6 @@ static int jobs_ls(cli_t *c, int argc, char **argv)
     };
     ls_opts_t o = {0};
     buf_t path = BUF_INIT;
-    json_t *list = NULL;
     int first, rc;
 
     rc = cli_parse(c, argc, argv, longopts, "", 0, ls_opt, &o, &first);
@@ -229,19 +228,8 @@ static int jobs_ls(cli_t *c, int argc, char **argv)
     cli_query_add(&path, "name", o.name);
     cli_query_add(&path, "tag", o.tag);
     cli_query_add(&path, "limit", o.limit);
-    if (cli_list(c, path.data, o.all, &list) < 0) {
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    if (c->json) {
-        cli_print_json(list);
-    } else {
-        print_jobs(list);
-        if (cli_str(list, "next_cursor"))
-            fprintf(stderr, "sked: more jobs exist; use --all to list them all\n");
-    }
+    rc = cli_list_show(c, path.data, o.all, print_jobs, "jobs");
 out:
-    json_decref(list);
     buf_free(&path);
     return rc;
 }
@@ -582,6 +570,24 @@ static int misses_opt(cli_t *c, void *arg, int opt, const char *val)
     return 0;
 }
 
+static void print_misses(const json_t *list)
+{
+    cli_table_t *t = cli_table_new(5, "FIRST", "LAST", "COUNT", "SCHEDULE", "REASON");
+    size_t i;
+    json_t *m;
+    char first_s[SKED_RFC3339_LEN], last_s[SKED_RFC3339_LEN], count[32];
+    json_array_foreach(json_object_get(list, "items"), i, m)
+    {
+        cli_fmt_time(json_object_get(m, "first"), first_s, sizeof first_s);
+        cli_fmt_time(json_object_get(m, "last"), last_s, sizeof last_s);
+        cli_table_add(t, first_s, last_s,
+                      cli_fmt_scalar(json_object_get(m, "count"), count, sizeof count),
+                      cli_str(m, "schedule_id"), cli_str(m, "reason"));
+    }
+    cli_table_print(t, stdout);
+    cli_table_free(t);
+}
+
 static int jobs_misses(cli_t *c, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -592,7 +598,6 @@ static int jobs_misses(cli_t *c, int argc, char **argv)
     };
     misses_opts_t o = {0};
     buf_t path = BUF_INIT;
-    json_t *list = NULL;
     char *esc = NULL;
     int first, rc;
 
@@ -609,32 +614,8 @@ static int jobs_misses(cli_t *c, int argc, char **argv)
     esc = cli_url_escape(id);
     buf_printf(&path, "/v1/jobs/%s/misses", esc);
     cli_query_add(&path, "at", o.at);
-    if (cli_list(c, path.data, o.all, &list) < 0) {
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    if (c->json) {
-        cli_print_json(list);
-    } else {
-        cli_table_t *t = cli_table_new(5, "FIRST", "LAST", "COUNT", "SCHEDULE", "REASON");
-        size_t i;
-        json_t *m;
-        char first_s[SKED_RFC3339_LEN], last_s[SKED_RFC3339_LEN], count[32];
-        json_array_foreach(json_object_get(list, "items"), i, m)
-        {
-            cli_fmt_time(json_object_get(m, "first"), first_s, sizeof first_s);
-            cli_fmt_time(json_object_get(m, "last"), last_s, sizeof last_s);
-            cli_table_add(t, first_s, last_s,
-                          cli_fmt_scalar(json_object_get(m, "count"), count, sizeof count),
-                          cli_str(m, "schedule_id"), cli_str(m, "reason"));
-        }
-        cli_table_print(t, stdout);
-        cli_table_free(t);
-        if (cli_str(list, "next_cursor"))
-            fprintf(stderr, "sked: more entries exist; use --all to list them all\n");
-    }
+    rc = cli_list_show(c, path.data, o.all, print_misses, "entries");
 out:
-    json_decref(list);
     buf_free(&path);
     free(esc);
     return rc;

@@ -164,7 +164,6 @@ static int runs_ls(cli_t *c, int argc, char **argv)
     };
     ls_opts_t o = {0};
     buf_t path = BUF_INIT;
-    json_t *list = NULL;
     int first, rc;
 
     rc = cli_parse(c, argc, argv, longopts, "", 0, ls_opt, &o, &first);
@@ -180,19 +179,8 @@ static int runs_ls(cli_t *c, int argc, char **argv)
     cli_query_add(&path, "job_id", o.job ? job_id : NULL);
     cli_query_add(&path, "state", o.state);
     cli_query_add(&path, "limit", o.limit);
-    if (cli_list(c, path.data, o.all, &list) < 0) {
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    if (c->json) {
-        cli_print_json(list);
-    } else {
-        print_runs(list);
-        if (cli_str(list, "next_cursor"))
-            fprintf(stderr, "sked: more runs exist; use --all to list them all\n");
-    }
+    rc = cli_list_show(c, path.data, o.all, print_runs, "runs");
 out:
-    json_decref(list);
     buf_free(&path);
     return rc;
 }
