@@ -8,6 +8,7 @@
  */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/verbs.h"
 #include "core/jobspec.h"
 #include "common/clock.h"
 
@@ -23,9 +24,10 @@
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-void store__init(store_t *st, const struct store_ops *ops)
+void store__init(store_t *st, const struct store_ops *ops, const struct db_driver *db)
 {
     st->ops = ops;
+    st->db = db;
     pthread_mutex_init(&st->notify_mu, NULL);
     st->notify = NULL;
     st->notify_arg = NULL;
@@ -668,14 +670,14 @@ int store_token_issue(store_t *st, store_token_t *t, const char *hash_hex,
 {
     if (!t || !t->name || !hash_hex || !*hash_hex || !token_role_name(t->role)) return SKED_EINVAL;
     if (audit && !audit_ok(audit)) return SKED_EINVAL;
-    return st->ops->token_create(st, t, hash_hex, audit, now_ms);
+    return v_token_create(st, t, hash_hex, audit, now_ms);
 }
 
 int store_token_get(store_t *st, const char *id, store_token_t *out)
 {
     if (!id || !out) return SKED_EINVAL;
     memset(out, 0, sizeof *out);
-    return st->ops->token_get(st, id, out);
+    return v_token_get(st, id, out);
 }
 
 int store_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
@@ -688,19 +690,19 @@ int store_token_list(store_t *st, const store_token_filter_t *f, store_token_t *
     *next_cursor = NULL;
     if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
-    return st->ops->token_list(st, f, out, n, next_cursor);
+    return v_token_list(st, f, out, n, next_cursor);
 }
 
 int store_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
 {
     if (!id || (audit && !audit_ok(audit))) return SKED_EINVAL;
-    return st->ops->token_revoke(st, id, audit, now_ms);
+    return v_token_revoke(st, id, audit, now_ms);
 }
 
 int store_token_touch(store_t *st, const char *id, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return st->ops->token_touch(st, id, now_ms);
+    return v_token_touch(st, id, now_ms);
 }
 
 static bool user_ok(const store_user_t *u)
@@ -712,40 +714,40 @@ int store_user_create(store_t *st, const store_user_t *u, const store_audit_t *a
                       int64_t now_ms)
 {
     if (!user_ok(u) || (audit && !audit_ok(audit))) return SKED_EINVAL;
-    return st->ops->user_create(st, u, audit, now_ms);
+    return v_user_create(st, u, audit, now_ms);
 }
 
 int store_user_get(store_t *st, const char *name, store_user_t *out)
 {
     if (!name || !out) return SKED_EINVAL;
     memset(out, 0, sizeof *out);
-    return st->ops->user_get(st, name, out);
+    return v_user_get(st, name, out);
 }
 
 int store_user_list(store_t *st, store_user_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    return st->ops->user_list(st, out, n);
+    return v_user_list(st, out, n);
 }
 
 int store_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
                       int64_t now_ms)
 {
     if (!user_ok(u) || (audit && !audit_ok(audit))) return SKED_EINVAL;
-    return st->ops->user_update(st, u, audit, now_ms);
+    return v_user_update(st, u, audit, now_ms);
 }
 
 int store_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)
 {
     if (!name || (audit && !audit_ok(audit))) return SKED_EINVAL;
-    return st->ops->user_delete(st, name, audit, now_ms);
+    return v_user_delete(st, name, audit, now_ms);
 }
 
 int store_audit_append(store_t *st, const store_audit_t *a)
 {
     if (!a || !audit_ok(a)) return SKED_EINVAL;
-    return st->ops->audit_append(st, a);
+    return v_audit_append(st, a);
 }
 
 int store_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
@@ -758,7 +760,7 @@ int store_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t *
     *next_cursor = NULL;
     if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
-    return st->ops->audit_list(st, f, out, n, next_cursor);
+    return v_audit_list(st, f, out, n, next_cursor);
 }
 
 int store_job_scope(store_t *st, const char *id, char **ns, char **owner)
@@ -766,17 +768,17 @@ int store_job_scope(store_t *st, const char *id, char **ns, char **owner)
     *ns = NULL;
     if (owner) *owner = NULL;
     if (!id) return SKED_EINVAL;
-    return st->ops->job_scope(st, id, ns, owner);
+    return v_job_scope(st, id, ns, owner);
 }
 
 int store_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out)
 {
     if (!hash_hex || !out) return SKED_EINVAL;
-    return st->ops->token_lookup(st, hash_hex, now_ms, out);
+    return v_token_lookup(st, hash_hex, now_ms, out);
 }
 
 int store_token_count(store_t *st, int64_t *count)
 {
     if (!count) return SKED_EINVAL;
-    return st->ops->token_count(st, count);
+    return v_token_count(st, count);
 }

@@ -78,32 +78,6 @@ struct store_ops {
 
     int (*prune)(store_t *st, int64_t older_than_ms);
 
-    /* audit may be NULL (store_token_create). */
-    int (*token_create)(store_t *st, store_token_t *t, const char *hash_hex,
-                        const store_audit_t *audit, int64_t now_ms);
-    int (*token_lookup)(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out);
-    int (*token_count)(store_t *st, int64_t *count);
-    int (*token_get)(store_t *st, const char *id, store_token_t *out);
-    int (*token_list)(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
-                      char **next_cursor);
-    int (*token_revoke)(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms);
-    int (*token_touch)(store_t *st, const char *id, int64_t now_ms);
-
-    int (*user_create)(store_t *st, const store_user_t *u, const store_audit_t *audit,
-                       int64_t now_ms);
-    int (*user_get)(store_t *st, const char *name, store_user_t *out);
-    int (*user_list)(store_t *st, store_user_t **out, size_t *n);
-    int (*user_update)(store_t *st, const store_user_t *u, const store_audit_t *audit,
-                       int64_t now_ms);
-    int (*user_delete)(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms);
-
-    /* a->at_ms and the other fields as given; the backend mints a->id. */
-    int (*audit_append)(store_t *st, const store_audit_t *a);
-    int (*audit_list)(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
-                      char **next_cursor);
-
-    int (*job_scope)(store_t *st, const char *id, char **ns, char **owner);
-
     /* Test seam: overwrites the stored schema version, so the conformance
      * suite can check that a newer store is refused. */
     int (*set_schema_version)(store_t *st, int version);
@@ -112,7 +86,8 @@ struct store_ops {
 /* The common head of every backend's handle (first member). */
 struct store {
     const struct store_ops *ops;
-    pthread_mutex_t notify_mu; /* guards notify/notify_arg against store_set_notify */
+    const struct db_driver *db; /* the SQL driver the shared verbs run on (db.h) */
+    pthread_mutex_t notify_mu;  /* guards notify/notify_arg against store_set_notify */
     store_notify_fn notify;
     void *notify_arg;
     int64_t log_cap;          /* bytes of log kept per run (STORE_LOG_CAP_DEFAULT) */
@@ -123,7 +98,7 @@ struct store {
 
 /* Initialises / destroys the common head. Backends call these from their
  * open and close. */
-void store__init(store_t *st, const struct store_ops *ops);
+void store__init(store_t *st, const struct store_ops *ops, const struct db_driver *db);
 void store__fini(store_t *st);
 
 /* Calls the notify hook, if any (from the committing thread, after commit). */

@@ -41,6 +41,7 @@
  */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/db.h"
 #include "common/clock.h"
 
 #include <errno.h>
@@ -628,11 +629,16 @@ static const char *const stmts[Q_COUNT] = {
 
 /* ---- connections ------------------------------------------------------------ */
 
+struct dq;
+
 struct pconn {
     PGconn *db;
     bool prepared[Q_COUNT]; /* statement i is prepared on this connection */
-    bool want_notify;       /* the running verb changed something worth a wake-up */
-    char sqlstate[6];       /* of the last error */
+    struct dq **dq;         /* the driver's statements (db.h), by slot */
+    size_t ndq;
+    int *used, nused, capused; /* slots with a result to clear after the unit */
+    bool want_notify;          /* the running verb changed something worth a wake-up */
+    char sqlstate[6];          /* of the last error */
 };
 
 struct pg {
@@ -731,12 +737,15 @@ static int simple(struct pconn *c, const char *sql)
     return rc;
 }
 
+static void dq_unprepare(struct pconn *c);
+
 /* Settings every connection needs: durable commits (promise §5.1) whatever
  * the server's default, and our schema when one was asked for. */
 static int session_setup(struct pg *p, struct pconn *c)
 {
     PQsetNoticeProcessor(c->db, quiet_notice, NULL);
     memset(c->prepared, 0, sizeof c->prepared);
+    dq_unprepare(c);
     int rc = simple(c, "SET synchronous_commit = on");
     if (rc == 0 && p->schema) {
         char *id = PQescapeIdentifier(c->db, p->schema, strlen(p->schema));
@@ -767,10 +776,16 @@ static PGconn *pg_connect(const struct pg *p)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+static void dq_free(struct dq *q);
+
 static void pconn_free(struct pconn *c)
 {
     if (!c) return;
     if (c->db) PQfinish(c->db);
+    for (size_t i = 0; i < c->ndq; i++)
+        dq_free(c->dq[i]);
+    free(c->dq);
+    free(c->used);
     free(c);
 }
 
@@ -1077,6 +1092,264 @@ static void want_notify(struct pconn *c)
 {
     c->want_notify = true;
 }
+
+/* ---- the SQL driver (db.h) --------------------------------------------------- */
+
+/* A driver statement on one connection: its parameters (text format but
+ * blobs), their declared types, and the result being walked. */
+struct dq {
+    struct db_q base;
+    struct pconn *c;
+    int slot;
+    bool prepared, typed; /* typed: prepared with the bound values' types */
+    char *text;           /* the PostgreSQL text (owned when rewritten from ?N) */
+    struct prm p;
+    Oid types[MAXP];
+    PGresult *r;
+    int row, rows;
+    unsigned char *blob; /* the last column read as bytea, unescaped */
+};
+
+struct pdb {
+    struct db base;
+    struct pconn *c;
+};
+
+static const struct db_driver pg_driver;
+
+static void dq_reset(struct dq *q)
+{
+    PQclear(q->r);
+    q->r = NULL;
+    PQfreemem(q->blob);
+    q->blob = NULL;
+    q->p.n = 0;
+    q->row = -1;
+    q->rows = 0;
+}
+
+static void dq_free(struct dq *q)
+{
+    if (!q) return;
+    dq_reset(q);
+    free(q->text);
+    free(q);
+}
+
+/* After a reconnect nothing is prepared any more. */
+static void dq_unprepare(struct pconn *c)
+{
+    for (size_t i = 0; i < c->ndq; i++)
+        if (c->dq[i]) c->dq[i]->prepared = false;
+}
+
+/* SQLite's ?N placeholders as PostgreSQL's $N (outside quoted text). New. */
+static char *dollar_params(const char *sql)
+{
+    char *out = xstrdup(sql);
+    bool quoted = false;
+    for (char *o = out; *o; o++) {
+        if (*o == '\'') quoted = !quoted;
+        if (!quoted && *o == '?' && o[1] >= '0' && o[1] <= '9') *o = '$';
+    }
+    return out;
+}
+
+static db_q_t *pg_q(db_t *db, db_sql_t *sql)
+{
+    struct pconn *c = ((struct pdb *)db)->c;
+    size_t slot = (size_t)db__slot(sql);
+    if (slot >= c->ndq) {
+        size_t n = slot * 2;
+        c->dq = xrealloc(c->dq, n * sizeof *c->dq);
+        memset(c->dq + c->ndq, 0, (n - c->ndq) * sizeof *c->dq);
+        c->ndq = n;
+    }
+    struct dq *q = c->dq[slot];
+    if (!q) {
+        q = xcalloc(1, sizeof *q);
+        q->base.drv = &pg_driver;
+        q->c = c;
+        q->slot = (int)slot;
+        q->typed = !sql->pg;
+        q->text = sql->pg ? xstrdup(sql->pg) : dollar_params(sql->lite);
+        q->base.noop = !*q->text;
+        q->row = -1;
+        c->dq[slot] = q;
+    } else {
+        dq_reset(q);
+    }
+    return &q->base;
+}
+
+static void pg_bind(db_q_t *dq, const db_val_t *v)
+{
+    static const Oid oid[] = {
+        [DB_TEXT] = 25, [DB_INT] = 20, [DB_BOOL] = 16, [DB_REAL] = 701, [DB_BLOB] = 17};
+    struct dq *q = (struct dq *)dq;
+    struct prm *p = &q->p;
+    if (p->n >= MAXP) {
+        log_error("store", "statement has more than %d parameters: %s", MAXP, q->text);
+        return;
+    }
+    q->types[p->n] = oid[v->type];
+    if (v->null) {
+        pt(p, NULL);
+        return;
+    }
+    switch (v->type) {
+    case DB_TEXT:
+        pt(p, v->s);
+        break;
+    case DB_INT:
+        pi(p, v->i);
+        break;
+    case DB_BOOL:
+        pb(p, v->i != 0);
+        break;
+    case DB_REAL:
+        pd(p, v->d);
+        break;
+    case DB_BLOB:
+        pblob(p, v->s, v->len);
+        break;
+    }
+}
+
+/* Runs the statement (preparing it on first use): the whole result arrives
+ * at once, and step then walks it. */
+static int dq_run(struct dq *q)
+{
+    struct pconn *c = q->c;
+    char name[16];
+    snprintf(name, sizeof name, "d%d", q->slot);
+    if (!q->prepared) {
+        PGresult *r =
+            PQprepare(c->db, name, q->text, q->typed ? q->p.n : 0, q->typed ? q->types : NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            int rc = dberr(c, r);
+            if (PQstatus(c->db) == CONNECTION_OK)
+                log_error("store", "could not prepare: %s", q->text);
+            PQclear(r);
+            return rc;
+        }
+        PQclear(r);
+        q->prepared = true;
+    }
+    q->r = PQexecPrepared(c->db, name, q->p.n, q->p.v, q->p.len, q->p.fmt, 0);
+    ExecStatusType s = PQresultStatus(q->r);
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        int rc = dberr(c, q->r);
+        PQclear(q->r);
+        q->r = NULL;
+        return rc;
+    }
+    q->rows = PQntuples(q->r);
+    if (c->nused == c->capused) {
+        c->capused = c->capused ? c->capused * 2 : 16;
+        c->used = xrealloc(c->used, (size_t)c->capused * sizeof *c->used);
+    }
+    c->used[c->nused++] = q->slot;
+    return 0;
+}
+
+static int pg_step(db_q_t *dq)
+{
+    struct dq *q = (struct dq *)dq;
+    if (!q->r) {
+        int rc = dq_run(q);
+        if (rc < 0) return rc;
+    }
+    PQfreemem(q->blob);
+    q->blob = NULL;
+    if (q->row < q->rows) q->row++;
+    return q->row < q->rows ? 1 : 0;
+}
+
+static int64_t pg_changes(db_q_t *dq)
+{
+    struct dq *q = (struct dq *)dq;
+    return q->r ? strtoll(PQcmdTuples(q->r), NULL, 10) : 0;
+}
+
+static bool pg_col_null(db_q_t *dq, int col)
+{
+    struct dq *q = (struct dq *)dq;
+    return PQgetisnull(q->r, q->row, col);
+}
+
+static int64_t pg_col_int(db_q_t *dq, int col)
+{
+    struct dq *q = (struct dq *)dq;
+    const char *v = PQgetvalue(q->r, q->row, col);
+    if (*v == 't') return 1; /* boolean */
+    return strtoll(v, NULL, 10);
+}
+
+static double pg_col_real(db_q_t *dq, int col)
+{
+    struct dq *q = (struct dq *)dq;
+    return strtod(PQgetvalue(q->r, q->row, col), NULL);
+}
+
+static const char *pg_col_text(db_q_t *dq, int col)
+{
+    struct dq *q = (struct dq *)dq;
+    return PQgetisnull(q->r, q->row, col) ? NULL : PQgetvalue(q->r, q->row, col);
+}
+
+static const void *pg_col_blob(db_q_t *dq, int col, size_t *len)
+{
+    struct dq *q = (struct dq *)dq;
+    PQfreemem(q->blob);
+    q->blob = PQunescapeBytea((const unsigned char *)PQgetvalue(q->r, q->row, col), len);
+    return q->blob;
+}
+
+static void pg_db_notify(db_t *db)
+{
+    want_notify(((struct pdb *)db)->c);
+}
+
+struct pg_call {
+    db_fn fn;
+    void *arg;
+};
+
+static int pg_call_fn(struct pg *p, struct pconn *c, void *arg)
+{
+    struct pg_call *k = arg;
+    struct pdb db = {{&pg_driver, &p->base}, c};
+    int rc = k->fn(&db.base, k->arg);
+    /* Results live until the unit ends, not until the connection's next use. */
+    for (int i = 0; i < c->nused; i++)
+        if (c->dq[c->used[i]]) dq_reset(c->dq[c->used[i]]);
+    c->nused = 0;
+    return rc;
+}
+
+static int pg_tx(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_ms)
+{
+    struct pg_call k = {fn, arg};
+    enum tx_kind tk = kind == DB_WRITE ? TX_WRITE : kind == DB_READ ? TX_READ : TX_NONE;
+    /* DB_WRITE1 and DB_READ1: one statement, PostgreSQL's own transaction. */
+    return tx((struct pg *)st, tk, pg_call_fn, &k, now_ms);
+}
+
+static const struct db_driver pg_driver = {
+    .name = "postgres",
+    .tx = pg_tx,
+    .q = pg_q,
+    .bind = pg_bind,
+    .step = pg_step,
+    .changes = pg_changes,
+    .col_null = pg_col_null,
+    .col_int = pg_col_int,
+    .col_real = pg_col_real,
+    .col_text = pg_col_text,
+    .col_blob = pg_col_blob,
+    .notify = pg_db_notify,
+};
 
 /* ---- row readers ------------------------------------------------------------- */
 
@@ -2912,388 +3185,7 @@ static int pg_prune(store_t *st, int64_t older_than_ms)
     }
 }
 
-/* ---- tokens ---------------------------------------------------------------------------- */
-
-/* Writes an audit entry inside the running verb's transaction. NULL is a
- * no-op. */
-static int put_audit(struct pconn *c, const store_audit_t *a)
-{
-    if (!a) return 0;
-    char id[SKED_ID_LEN];
-    struct prm p = {0};
-    id_new("aud", a->at_ms, id);
-    pt(&p, id);
-    pi(&p, a->at_ms);
-    pt(&p, a->actor);
-    pt(&p, a->role ? a->role : "");
-    pt(&p, a->method);
-    pt(&p, a->route);
-    pt(&p, a->target ? a->target : "");
-    pt(&p, a->ns ? a->ns : "");
-    pt(&p, a->source ? a->source : "");
-    pi(&p, a->status);
-    return exn(c, Q_AUDIT_INSERT, &p, NULL);
-}
-
-struct token_create_args {
-    store_token_t *t;
-    const char *hash;
-    const store_audit_t *audit;
-    int64_t now_ms;
-};
-
-static int token_create_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct token_create_args *a = arg;
-    store_token_t *t = a->t;
-    struct prm p = {0};
-    id_new("tok", a->now_ms, t->id);
-    t->created_ms = a->now_ms;
-    t->last_used_ms = -1;
-    pt(&p, t->id);
-    pt(&p, a->hash);
-    pt(&p, t->name);
-    pi(&p, t->role);
-    pt(&p, t->ns ? t->ns : "");
-    pi(&p, t->created_ms);
-    pi(&p, t->expires_ms < 0 ? -1 : t->expires_ms);
-    pb(&p, t->revoked);
-    pt(&p, t->user && *t->user ? t->user : NULL);
-    int rc = exn(c, Q_TOKEN_INSERT, &p, NULL); /* ECONFLICT: the same secret twice */
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int pg_token_create(store_t *st, store_token_t *t, const char *hash_hex,
-                           const store_audit_t *audit, int64_t now_ms)
-{
-    struct token_create_args a = {t, hash_hex, audit, now_ms};
-    return tx((struct pg *)st, TX_WRITE, token_create_fn, &a, &a.now_ms);
-}
-
-static void row_token(const PGresult *r, int i, store_token_t *t)
-{
-    gid(r, i, 0, t->id);
-    t->name = gt0(r, i, 1);
-    t->role = (token_role_t)gi(r, i, 2);
-    t->ns = gt0(r, i, 3);
-    t->created_ms = gi(r, i, 4);
-    t->expires_ms = gi(r, i, 5);
-    t->revoked = gb(r, i, 6);
-    t->user = gt(r, i, 7);
-    t->last_used_ms = gin(r, i, 8);
-}
-
-struct token_lookup_args {
-    const char *hash;
-    int64_t now_ms;
-    store_token_t *out;
-};
-
-static int token_lookup_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct token_lookup_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->hash);
-    pi(&p, a->now_ms);
-    PGresult *r = ex(c, Q_TOKEN_LOOKUP, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    row_token(r, 0, a->out);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out)
-{
-    memset(out, 0, sizeof *out);
-    struct token_lookup_args a = {hash_hex, now_ms, out};
-    return tx((struct pg *)st, TX_NONE, token_lookup_fn, &a, &a.now_ms);
-}
-
-static int pg_token_count(store_t *st, int64_t *count)
-{
-    struct one_int_args a = {Q_TOKEN_COUNT, 0};
-    int rc = tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL);
-    *count = rc < 0 ? 0 : a.v;
-    return rc;
-}
-
-struct token_get_args {
-    const char *id;
-    store_token_t *out;
-};
-
-static int token_get_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct token_get_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_TOKEN_GET, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    row_token(r, 0, a->out);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_token_get(store_t *st, const char *id, store_token_t *out)
-{
-    struct token_get_args a = {id, out};
-    return tx((struct pg *)st, TX_NONE, token_get_fn, &a, NULL);
-}
-
-struct token_list_args {
-    const store_token_filter_t *f;
-    store_token_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int token_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct token_list_args *a = arg;
-    const store_token_filter_t *f = a->f;
-    struct prm p = {0};
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    int rc = 0;
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    pt(&p, f->user);
-    pt(&p, f->name);
-    pi(&p, f->limit + 1);
-    if (f->cursor) {
-        pi(&p, cms);
-        pt(&p, cidv);
-    }
-    PGresult *r = ex(c, f->cursor ? Q_TOKEN_LIST_AFTER : Q_TOKEN_LIST, &p, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_token_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        row_token(r, (int)i, &v[i]);
-    PQclear(r);
-    if (n > (size_t)f->limit) {
-        store_token_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].created_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
-                         char **next_cursor)
-{
-    struct token_list_args a = {f, out, n, next_cursor};
-    return tx((struct pg *)st, TX_NONE, token_list_fn, &a, NULL);
-}
-
-struct token_revoke_args {
-    const char *id;
-    const store_audit_t *audit;
-};
-
-static int token_revoke_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct token_revoke_args *a = arg;
-    struct prm p = {0};
-    int64_t changed = 0;
-    pt(&p, a->id);
-    int rc = exn(c, Q_TOKEN_REVOKE, &p, &changed);
-    if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int pg_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
-{
-    struct token_revoke_args a = {id, audit};
-    return tx((struct pg *)st, TX_WRITE, token_revoke_fn, &a, NULL);
-}
-
-struct token_touch_args {
-    const char *id;
-    int64_t now_ms;
-};
-
-static int token_touch_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct token_touch_args *a = arg;
-    struct prm p = {0};
-    pt(&p, a->id);
-    pi(&p, a->now_ms);
-    pi(&p, STORE_TOKEN_TOUCH_MS);
-    return exn(c, Q_TOKEN_TOUCH, &p, NULL);
-}
-
-static int pg_token_touch(store_t *st, const char *id, int64_t now_ms)
-{
-    struct token_touch_args a = {id, now_ms};
-    return tx((struct pg *)st, TX_NONE, token_touch_fn, &a, NULL);
-}
-
-/* ---- users ------------------------------------------------------------------------------ */
-
-static void row_user(const PGresult *r, int i, store_user_t *u)
-{
-    u->name = gt0(r, i, 0);
-    u->pwhash = gt0(r, i, 1);
-    u->role = (token_role_t)gi(r, i, 2);
-    u->namespaces = gt0(r, i, 3);
-    u->created_ms = gi(r, i, 4);
-    u->updated_ms = gi(r, i, 5);
-}
-
-struct user_write_args {
-    const store_user_t *u;
-    const char *name;
-    const store_audit_t *audit;
-    int64_t now_ms;
-};
-
-static int user_write_fn(struct pg *pg, struct pconn *c, void *arg, enum q id)
-{
-    struct user_write_args *a = arg;
-    struct prm p = {0};
-    int64_t changed = 0;
-    pt(&p, a->u->name);
-    pt(&p, a->u->pwhash);
-    pi(&p, a->u->role);
-    pt(&p, a->u->namespaces);
-    pi(&p, a->now_ms);
-    int rc = exn(c, id, &p, &changed); /* ECONFLICT on insert: the name is taken */
-    if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int user_create_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    return user_write_fn(pg, c, arg, Q_USER_INSERT);
-}
-
-static int user_update_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    return user_write_fn(pg, c, arg, Q_USER_UPDATE);
-}
-
-static int pg_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit,
-                          int64_t now_ms)
-{
-    struct user_write_args a = {u, NULL, audit, now_ms};
-    return tx((struct pg *)st, TX_WRITE, user_create_fn, &a, &a.now_ms);
-}
-
-static int pg_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
-                          int64_t now_ms)
-{
-    struct user_write_args a = {u, NULL, audit, now_ms};
-    return tx((struct pg *)st, TX_WRITE, user_update_fn, &a, &a.now_ms);
-}
-
-static int user_delete_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct user_write_args *a = arg;
-    struct prm p = {0};
-    int64_t changed = 0;
-    pt(&p, a->name);
-    int rc = exn(c, Q_USER_DELETE, &p, &changed);
-    if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
-    if (rc < 0) return rc;
-    /* Revoked, not only orphaned: a user later created under the same name
-     * must not inherit the old user's tokens. */
-    if ((rc = exn(c, Q_USER_TOKENS_REVOKE, &p, NULL)) < 0) return rc;
-    return put_audit(c, a->audit);
-}
-
-static int pg_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)
-{
-    struct user_write_args a = {NULL, name, audit, now_ms};
-    return tx((struct pg *)st, TX_WRITE, user_delete_fn, &a, NULL);
-}
-
-struct user_get_args {
-    const char *name;
-    store_user_t *out;
-};
-
-static int user_get_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct user_get_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->name);
-    PGresult *r = ex(c, Q_USER_GET, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    row_user(r, 0, a->out);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_user_get(store_t *st, const char *name, store_user_t *out)
-{
-    struct user_get_args a = {name, out};
-    return tx((struct pg *)st, TX_NONE, user_get_fn, &a, NULL);
-}
-
-struct user_list_args {
-    store_user_t **out;
-    size_t *n;
-};
-
-static int user_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct user_list_args *a = arg;
-    int rc = 0;
-    PGresult *r = ex(c, Q_USER_LIST, NULL, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_user_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        row_user(r, (int)i, &v[i]);
-    PQclear(r);
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_user_list(store_t *st, store_user_t **out, size_t *n)
-{
-    struct user_list_args a = {out, n};
-    return tx((struct pg *)st, TX_NONE, user_list_fn, &a, NULL);
-}
-
-/* ---- audit ------------------------------------------------------------------------------ */
-
-static int audit_append_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    return put_audit(c, arg);
-}
-
-static int pg_audit_append(store_t *st, const store_audit_t *a)
-{
-    return tx((struct pg *)st, TX_NONE, audit_append_fn, (void *)a, NULL);
-}
-
-struct audit_list_args {
-    const store_audit_filter_t *f;
-    store_audit_t **out;
-    size_t *n;
-    char **next;
-};
+/* ---- the missed-fire ledger ---------------------------------------------------- */
 
 struct miss_list_args {
     const store_miss_filter_t *f;
@@ -3354,87 +3246,6 @@ static int pg_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t 
 {
     struct miss_list_args a = {f, out, n, next_cursor};
     return tx((struct pg *)st, TX_NONE, miss_list_fn, &a, NULL);
-}
-
-static int audit_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct audit_list_args *a = arg;
-    const store_audit_filter_t *f = a->f;
-    struct prm p = {0};
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    int rc = 0;
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    pi(&p, f->since_ms);
-    pt(&p, f->actor);
-    pi(&p, f->limit + 1);
-    if (f->cursor) {
-        pi(&p, cms);
-        pt(&p, cidv);
-    }
-    PGresult *r = ex(c, f->cursor ? Q_AUDIT_LIST_AFTER : Q_AUDIT_LIST, &p, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_audit_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        store_audit_t *e = &v[i];
-        gid(r, (int)i, 0, e->id);
-        e->at_ms = gi(r, (int)i, 1);
-        e->actor = gt0(r, (int)i, 2);
-        e->role = gt0(r, (int)i, 3);
-        e->method = gt0(r, (int)i, 4);
-        e->route = gt0(r, (int)i, 5);
-        e->target = gt0(r, (int)i, 6);
-        e->ns = gt0(r, (int)i, 7);
-        e->source = gt0(r, (int)i, 8);
-        e->status = (int)gi(r, (int)i, 9);
-    }
-    PQclear(r);
-    if (n > (size_t)f->limit) {
-        store_audit_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].at_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
-                         char **next_cursor)
-{
-    struct audit_list_args a = {f, out, n, next_cursor};
-    return tx((struct pg *)st, TX_NONE, audit_list_fn, &a, NULL);
-}
-
-/* ---- job scope -------------------------------------------------------------------------- */
-
-struct job_scope_args {
-    const char *id;
-    char **ns, **owner;
-};
-
-static int job_scope_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct job_scope_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_JOB_SCOPE, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    *a->ns = gt0(r, 0, 0);
-    if (a->owner) *a->owner = gt0(r, 0, 1);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_job_scope(store_t *st, const char *id, char **ns, char **owner)
-{
-    struct job_scope_args a = {id, ns, owner};
-    return tx((struct pg *)st, TX_NONE, job_scope_fn, &a, NULL);
 }
 
 /* ---- schema version ---------------------------------------------------------------- */
@@ -3724,21 +3535,6 @@ static const struct store_ops pg_ops = {
     .log_append = pg_log_append,
     .log_read = pg_log_read,
     .prune = pg_prune,
-    .token_create = pg_token_create,
-    .token_lookup = pg_token_lookup,
-    .token_count = pg_token_count,
-    .token_get = pg_token_get,
-    .token_list = pg_token_list,
-    .token_revoke = pg_token_revoke,
-    .token_touch = pg_token_touch,
-    .user_create = pg_user_create,
-    .user_get = pg_user_get,
-    .user_list = pg_user_list,
-    .user_update = pg_user_update,
-    .user_delete = pg_user_delete,
-    .audit_append = pg_audit_append,
-    .audit_list = pg_audit_list,
-    .job_scope = pg_job_scope,
     .set_schema_version = pg_set_schema_version,
 };
 
@@ -3749,7 +3545,7 @@ int store__pg_open(const char *url, store_t **out, char **errmsg)
     char *perr = NULL;
     int rc = 0;
 
-    store__init(&p->base, &pg_ops);
+    store__init(&p->base, &pg_ops, &pg_driver);
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->clock_mu, NULL);
     pthread_cond_init(&p->cv, NULL);

@@ -30,6 +30,7 @@
  */
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/db.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -188,10 +189,22 @@ struct stc {
     sqlite3_stmt *st;
 };
 
+struct lq;
+
 struct conn {
     sqlite3 *db;
     struct stc *cache;
     size_t n, cap;
+    struct lq **lq; /* the driver's statements (db.h), by slot */
+    size_t nlq;
+};
+
+/* A driver statement (db.h) on one connection. */
+struct lq {
+    struct db_q base;
+    struct conn *c;
+    sqlite3_stmt *st;
+    int n; /* parameters bound so far */
 };
 
 struct wop;
@@ -278,6 +291,13 @@ static void conn_close(struct conn *c)
     for (size_t i = 0; i < c->n; i++)
         sqlite3_finalize(c->cache[i].st);
     FREE_NULL(c->cache);
+    for (size_t i = 0; i < c->nlq; i++)
+        if (c->lq[i]) {
+            sqlite3_finalize(c->lq[i]->st);
+            free(c->lq[i]);
+        }
+    FREE_NULL(c->lq);
+    c->nlq = 0;
     c->n = c->cap = 0;
     if (c->db) sqlite3_close_v2(c->db);
     c->db = NULL;
@@ -491,6 +511,168 @@ static int rd(struct sq *s, rfn_t fn, void *arg)
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
+
+/* ---- the SQL driver (db.h) --------------------------------------------------- */
+
+struct ldb {
+    struct db base;
+    struct sq *s;
+    struct conn *c;
+    bool writer;
+};
+
+static const struct db_driver lite_driver;
+
+static db_q_t *lite_q(db_t *db, db_sql_t *sql)
+{
+    struct conn *c = ((struct ldb *)db)->c;
+    size_t slot = (size_t)db__slot(sql);
+    if (slot >= c->nlq) {
+        size_t n = slot * 2;
+        c->lq = xrealloc(c->lq, n * sizeof *c->lq);
+        memset(c->lq + c->nlq, 0, (n - c->nlq) * sizeof *c->lq);
+        c->nlq = n;
+    }
+    struct lq *q = c->lq[slot];
+    if (!q) {
+        q = xcalloc(1, sizeof *q);
+        q->base.drv = &lite_driver;
+        q->c = c;
+        q->base.noop = !*sql->lite;
+        if (!q->base.noop) {
+            int rc =
+                sqlite3_prepare_v3(c->db, sql->lite, -1, SQLITE_PREPARE_PERSISTENT, &q->st, NULL);
+            if (rc != SQLITE_OK) {
+                log_error("store", "prepare failed (%s): %s", sqlite3_errmsg(c->db), sql->lite);
+                sqlite3_finalize(q->st);
+                free(q);
+                return NULL;
+            }
+        }
+        c->lq[slot] = q;
+    } else if (q->st) {
+        sqlite3_reset(q->st);
+        sqlite3_clear_bindings(q->st);
+    }
+    q->n = 0;
+    return &q->base;
+}
+
+static void lite_bind(db_q_t *dq, const db_val_t *v)
+{
+    struct lq *q = (struct lq *)dq;
+    int i = ++q->n;
+    if (v->null) {
+        sqlite3_bind_null(q->st, i);
+        return;
+    }
+    switch (v->type) {
+    case DB_TEXT:
+        sqlite3_bind_text(q->st, i, v->s, (int)v->len, SQLITE_STATIC);
+        break;
+    case DB_INT:
+    case DB_BOOL:
+        sqlite3_bind_int64(q->st, i, v->i);
+        break;
+    case DB_REAL:
+        sqlite3_bind_double(q->st, i, v->d);
+        break;
+    case DB_BLOB:
+        sqlite3_bind_blob(q->st, i, v->s, (int)v->len, SQLITE_STATIC);
+        break;
+    }
+}
+
+static int lite_step(db_q_t *dq)
+{
+    struct lq *q = (struct lq *)dq;
+    int rc = sqlite3_step(q->st);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return dberr(q->c, rc);
+}
+
+static int64_t lite_changes(db_q_t *dq)
+{
+    return sqlite3_changes64(((struct lq *)dq)->c->db);
+}
+
+static bool lite_col_null(db_q_t *dq, int col)
+{
+    return sqlite3_column_type(((struct lq *)dq)->st, col) == SQLITE_NULL;
+}
+
+static int64_t lite_col_int(db_q_t *dq, int col)
+{
+    return sqlite3_column_int64(((struct lq *)dq)->st, col);
+}
+
+static double lite_col_real(db_q_t *dq, int col)
+{
+    return sqlite3_column_double(((struct lq *)dq)->st, col);
+}
+
+static const char *lite_col_text(db_q_t *dq, int col)
+{
+    return (const char *)sqlite3_column_text(((struct lq *)dq)->st, col);
+}
+
+static const void *lite_col_blob(db_q_t *dq, int col, size_t *len)
+{
+    sqlite3_stmt *st = ((struct lq *)dq)->st;
+    const void *p = sqlite3_column_blob(st, col);
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    return p;
+}
+
+static void lite_notify(db_t *db)
+{
+    struct ldb *l = (struct ldb *)db;
+    if (l->writer) want_notify(l->s);
+}
+
+struct lite_call {
+    struct sq *s;
+    db_fn fn;
+    void *arg;
+};
+
+static int lite_write(struct sq *s, void *arg)
+{
+    struct lite_call *k = arg;
+    struct ldb db = {{&lite_driver, &s->base}, s, &s->w, true};
+    return k->fn(&db.base, k->arg);
+}
+
+static int lite_read(struct conn *c, void *arg)
+{
+    struct lite_call *k = arg;
+    struct ldb db = {{&lite_driver, &k->s->base}, k->s, c, false};
+    return k->fn(&db.base, k->arg);
+}
+
+static int lite_tx(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_ms)
+{
+    struct lite_call k = {(struct sq *)st, fn, arg};
+    (void)now_ms; /* the caller's clock is the authority here */
+    return kind == DB_WRITE || kind == DB_WRITE1 ? wsubmit(k.s, lite_write, &k)
+                                                 : rd(k.s, lite_read, &k);
+}
+
+static const struct db_driver lite_driver = {
+    .name = "sqlite",
+    .tx = lite_tx,
+    .q = lite_q,
+    .bind = lite_bind,
+    .step = lite_step,
+    .changes = lite_changes,
+    .col_null = lite_col_null,
+    .col_int = lite_col_int,
+    .col_real = lite_col_real,
+    .col_text = lite_col_text,
+    .col_blob = lite_col_blob,
+    .notify = lite_notify,
+};
 
 /* ---- row readers --------------------------------------------------------- */
 
@@ -2652,510 +2834,6 @@ static int sq_prune(store_t *st, int64_t older_than_ms)
     }
 }
 
-/* ---- tokens ----------------------------------------------------------------- */
-
-static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms, revoked, user_name)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-/* A user's token acts with the user's current role and namespaces, and
- * stops working the moment the user is deleted. */
-static const char SQL_TOKEN_LOOKUP[] =
-    "SELECT t.id, t.name, coalesce(u.role, t.role), coalesce(u.namespaces, t.ns), t.created_ms,"
-    " t.expires_ms, t.revoked, t.user_name, t.last_used_ms FROM tokens t"
-    " LEFT JOIN users u ON u.name = t.user_name"
-    " WHERE t.hash = ?1 AND t.revoked = 0 AND (t.expires_ms < 0 OR t.expires_ms > ?2)"
-    " AND (t.user_name IS NULL OR u.name IS NOT NULL)";
-static const char SQL_TOKEN_COUNT[] = "SELECT COUNT(*) FROM tokens";
-#define TOKEN_COLS "id, name, role, ns, created_ms, expires_ms, revoked, user_name, last_used_ms"
-static const char SQL_TOKEN_GET[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?1";
-#define TOKEN_LIST_WHERE                                                                           \
-    " WHERE (?1 IS NULL OR (CASE WHEN ?1 = '' THEN user_name IS NULL ELSE user_name = ?1 END))"    \
-    " AND (?2 IS NULL OR name = ?2)"
-static const char SQL_TOKEN_LIST[] = "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
-                                     " ORDER BY created_ms DESC, id DESC LIMIT ?5";
-static const char SQL_TOKEN_LIST_AFTER[] =
-    "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
-    " AND (created_ms, id) < (?3, ?4) ORDER BY created_ms DESC, id DESC LIMIT ?5";
-static const char SQL_TOKEN_REVOKE[] = "UPDATE tokens SET revoked = 1 WHERE id = ?1";
-static const char SQL_TOKEN_TOUCH[] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1"
-                                      " AND (last_used_ms IS NULL OR last_used_ms <= ?2 - ?3)";
-
-static const char SQL_AUDIT_INSERT[] =
-    "INSERT INTO audit (id, at_ms, actor, role, method, route, target, ns, source, status)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-
-/* Writes an audit entry on the writer's connection, inside the running
- * op's transaction. NULL is a no-op. */
-static int put_audit(struct conn *c, const store_audit_t *a)
-{
-    if (!a) return 0;
-    char id[SKED_ID_LEN];
-    sqlite3_stmt *q = prep(c, SQL_AUDIT_INSERT);
-    if (!q) return SKED_ESTORE;
-    id_new("aud", a->at_ms, id);
-    bt(q, 1, id);
-    bi(q, 2, a->at_ms);
-    bt(q, 3, a->actor);
-    bt(q, 4, a->role ? a->role : "");
-    bt(q, 5, a->method);
-    bt(q, 6, a->route);
-    bt(q, 7, a->target ? a->target : "");
-    bt(q, 8, a->ns ? a->ns : "");
-    bt(q, 9, a->source ? a->source : "");
-    bi(q, 10, a->status);
-    return run(c, q);
-}
-
-struct token_create_args {
-    store_token_t *t;
-    const char *hash;
-    const store_audit_t *audit;
-    int64_t now_ms;
-};
-
-static int token_create_fn(struct sq *s, void *arg)
-{
-    struct token_create_args *a = arg;
-    struct conn *c = &s->w;
-    store_token_t *t = a->t;
-    sqlite3_stmt *q = prep(c, SQL_TOKEN_INSERT);
-    if (!q) return SKED_ESTORE;
-    id_new("tok", a->now_ms, t->id);
-    t->created_ms = a->now_ms;
-    t->last_used_ms = -1;
-    bt(q, 1, t->id);
-    bt(q, 2, a->hash);
-    bt(q, 3, t->name);
-    bi(q, 4, t->role);
-    bt(q, 5, t->ns ? t->ns : "");
-    bi(q, 6, t->created_ms);
-    bi(q, 7, t->expires_ms < 0 ? -1 : t->expires_ms);
-    bi(q, 8, t->revoked);
-    bt(q, 9, t->user && *t->user ? t->user : NULL);
-    int rc = run(c, q); /* ECONFLICT: the same secret twice */
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int sq_token_create(store_t *st, store_token_t *t, const char *hash_hex,
-                           const store_audit_t *audit, int64_t now_ms)
-{
-    struct token_create_args a = {t, hash_hex, audit, now_ms};
-    return wsubmit((struct sq *)st, token_create_fn, &a);
-}
-
-static void row_token(sqlite3_stmt *q, store_token_t *t)
-{
-    cid(q, 0, t->id);
-    t->name = ct0(q, 1);
-    t->role = (token_role_t)ci(q, 2);
-    t->ns = ct0(q, 3);
-    t->created_ms = ci(q, 4);
-    t->expires_ms = ci(q, 5);
-    t->revoked = ci(q, 6) != 0;
-    t->user = ct(q, 7);
-    t->last_used_ms = cin(q, 8);
-}
-
-struct token_lookup_args {
-    const char *hash;
-    int64_t now_ms;
-    store_token_t *out;
-};
-
-static int token_lookup_fn(struct conn *c, void *arg)
-{
-    struct token_lookup_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_TOKEN_LOOKUP);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->hash);
-    bi(q, 2, a->now_ms);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    row_token(q, a->out);
-    return 0;
-}
-
-static int sq_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out)
-{
-    memset(out, 0, sizeof *out);
-    struct token_lookup_args a = {hash_hex, now_ms, out};
-    return rd((struct sq *)st, token_lookup_fn, &a);
-}
-
-static int sq_token_count(store_t *st, int64_t *count)
-{
-    struct one_int_args a = {SQL_TOKEN_COUNT, 0};
-    int rc = rd((struct sq *)st, one_int_fn, &a);
-    *count = rc < 0 ? 0 : a.v;
-    return rc;
-}
-
-struct token_get_args {
-    const char *id;
-    store_token_t *out;
-};
-
-static int token_get_fn(struct conn *c, void *arg)
-{
-    struct token_get_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_TOKEN_GET);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    row_token(q, a->out);
-    return 0;
-}
-
-static int sq_token_get(store_t *st, const char *id, store_token_t *out)
-{
-    struct token_get_args a = {id, out};
-    return rd((struct sq *)st, token_get_fn, &a);
-}
-
-struct token_list_args {
-    const store_token_filter_t *f;
-    store_token_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int token_list_fn(struct conn *c, void *arg)
-{
-    struct token_list_args *a = arg;
-    const store_token_filter_t *f = a->f;
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    sqlite3_stmt *q = prep(c, f->cursor ? SQL_TOKEN_LIST_AFTER : SQL_TOKEN_LIST);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, f->user);
-    bt(q, 2, f->name);
-    if (f->cursor) {
-        bi(q, 3, cms);
-        bt(q, 4, cidv);
-    }
-    bi(q, 5, f->limit + 1);
-    store_token_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        row_token(q, &v[n++]);
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_token_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    if (n > (size_t)f->limit) {
-        store_token_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].created_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
-                         char **next_cursor)
-{
-    struct token_list_args a = {f, out, n, next_cursor};
-    return rd((struct sq *)st, token_list_fn, &a);
-}
-
-struct token_revoke_args {
-    const char *id;
-    const store_audit_t *audit;
-};
-
-static int token_revoke_fn(struct sq *s, void *arg)
-{
-    struct token_revoke_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_TOKEN_REVOKE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    int rc = run(c, q);
-    if (rc == 0 && sqlite3_changes(c->db) == 0) rc = SKED_ENOTFOUND;
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int sq_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
-{
-    struct token_revoke_args a = {id, audit};
-    return wsubmit((struct sq *)st, token_revoke_fn, &a);
-}
-
-struct token_touch_args {
-    const char *id;
-    int64_t now_ms;
-};
-
-static int token_touch_fn(struct sq *s, void *arg)
-{
-    struct token_touch_args *a = arg;
-    sqlite3_stmt *q = prep(&s->w, SQL_TOKEN_TOUCH);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    bi(q, 2, a->now_ms);
-    bi(q, 3, STORE_TOKEN_TOUCH_MS);
-    return run(&s->w, q);
-}
-
-static int sq_token_touch(store_t *st, const char *id, int64_t now_ms)
-{
-    struct token_touch_args a = {id, now_ms};
-    return wsubmit((struct sq *)st, token_touch_fn, &a);
-}
-
-/* ---- users ------------------------------------------------------------------ */
-
-#define USER_COLS "name, pwhash, role, namespaces, created_ms, updated_ms"
-static const char SQL_USER_INSERT[] =
-    "INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
-static const char SQL_USER_GET[] = "SELECT " USER_COLS " FROM users WHERE name = ?1";
-static const char SQL_USER_LIST[] = "SELECT " USER_COLS " FROM users ORDER BY name";
-static const char SQL_USER_UPDATE[] = "UPDATE users SET pwhash = ?2, role = ?3, namespaces = ?4,"
-                                      " updated_ms = ?5 WHERE name = ?1";
-static const char SQL_USER_DELETE[] = "DELETE FROM users WHERE name = ?1";
-static const char SQL_USER_TOKENS_REVOKE[] =
-    "UPDATE tokens SET revoked = 1 WHERE user_name = ?1 AND revoked = 0";
-
-static void row_user(sqlite3_stmt *q, store_user_t *u)
-{
-    u->name = ct0(q, 0);
-    u->pwhash = ct0(q, 1);
-    u->role = (token_role_t)ci(q, 2);
-    u->namespaces = ct0(q, 3);
-    u->created_ms = ci(q, 4);
-    u->updated_ms = ci(q, 5);
-}
-
-struct user_write_args {
-    const store_user_t *u;
-    const char *name;
-    const store_audit_t *audit;
-    int64_t now_ms;
-};
-
-static int user_create_fn(struct sq *s, void *arg)
-{
-    struct user_write_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_USER_INSERT);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->u->name);
-    bt(q, 2, a->u->pwhash);
-    bi(q, 3, a->u->role);
-    bt(q, 4, a->u->namespaces);
-    bi(q, 5, a->now_ms);
-    int rc = run(c, q); /* ECONFLICT: the name is taken */
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int sq_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit,
-                          int64_t now_ms)
-{
-    struct user_write_args a = {u, NULL, audit, now_ms};
-    return wsubmit((struct sq *)st, user_create_fn, &a);
-}
-
-struct user_get_args {
-    const char *name;
-    store_user_t *out;
-};
-
-static int user_get_fn(struct conn *c, void *arg)
-{
-    struct user_get_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_USER_GET);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->name);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    row_user(q, a->out);
-    return 0;
-}
-
-static int sq_user_get(store_t *st, const char *name, store_user_t *out)
-{
-    struct user_get_args a = {name, out};
-    return rd((struct sq *)st, user_get_fn, &a);
-}
-
-struct user_list_args {
-    store_user_t **out;
-    size_t *n;
-};
-
-static int user_list_fn(struct conn *c, void *arg)
-{
-    struct user_list_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_USER_LIST);
-    if (!q) return SKED_ESTORE;
-    store_user_t *v = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = xrealloc(v, cap * sizeof *v);
-        }
-        memset(&v[n], 0, sizeof v[n]);
-        row_user(q, &v[n++]);
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_user_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_user_list(store_t *st, store_user_t **out, size_t *n)
-{
-    struct user_list_args a = {out, n};
-    return rd((struct sq *)st, user_list_fn, &a);
-}
-
-static int user_update_fn(struct sq *s, void *arg)
-{
-    struct user_write_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_USER_UPDATE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->u->name);
-    bt(q, 2, a->u->pwhash);
-    bi(q, 3, a->u->role);
-    bt(q, 4, a->u->namespaces);
-    bi(q, 5, a->now_ms);
-    int rc = run(c, q);
-    if (rc == 0 && sqlite3_changes(c->db) == 0) rc = SKED_ENOTFOUND;
-    if (rc == 0) rc = put_audit(c, a->audit);
-    return rc;
-}
-
-static int sq_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit,
-                          int64_t now_ms)
-{
-    struct user_write_args a = {u, NULL, audit, now_ms};
-    return wsubmit((struct sq *)st, user_update_fn, &a);
-}
-
-static int user_delete_fn(struct sq *s, void *arg)
-{
-    struct user_write_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_USER_DELETE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->name);
-    int rc = run(c, q);
-    if (rc == 0 && sqlite3_changes(c->db) == 0) rc = SKED_ENOTFOUND;
-    if (rc < 0) return rc;
-    /* Revoked, not only orphaned: a user later created under the same name
-     * must not inherit the old user's tokens. */
-    if (!(q = prep(c, SQL_USER_TOKENS_REVOKE))) return SKED_ESTORE;
-    bt(q, 1, a->name);
-    if ((rc = run(c, q)) < 0) return rc;
-    return put_audit(c, a->audit);
-}
-
-static int sq_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)
-{
-    struct user_write_args a = {NULL, name, audit, now_ms};
-    return wsubmit((struct sq *)st, user_delete_fn, &a);
-}
-
-/* ---- audit ------------------------------------------------------------------ */
-
-#define AUDIT_COLS       "id, at_ms, actor, role, method, route, target, ns, source, status"
-#define AUDIT_LIST_WHERE " WHERE at_ms >= ?1 AND (?2 IS NULL OR actor = ?2)"
-static const char SQL_AUDIT_LIST[] =
-    "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE " ORDER BY at_ms DESC, id DESC LIMIT ?5";
-static const char SQL_AUDIT_LIST_AFTER[] =
-    "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE
-    " AND (at_ms, id) < (?3, ?4) ORDER BY at_ms DESC, id DESC LIMIT ?5";
-
-static int audit_append_fn(struct sq *s, void *arg)
-{
-    return put_audit(&s->w, arg);
-}
-
-static int sq_audit_append(store_t *st, const store_audit_t *a)
-{
-    return wsubmit((struct sq *)st, audit_append_fn, (void *)a);
-}
-
-struct audit_list_args {
-    const store_audit_filter_t *f;
-    store_audit_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int audit_list_fn(struct conn *c, void *arg)
-{
-    struct audit_list_args *a = arg;
-    const store_audit_filter_t *f = a->f;
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    sqlite3_stmt *q = prep(c, f->cursor ? SQL_AUDIT_LIST_AFTER : SQL_AUDIT_LIST);
-    if (!q) return SKED_ESTORE;
-    bi(q, 1, f->since_ms);
-    bt(q, 2, f->actor);
-    if (f->cursor) {
-        bi(q, 3, cms);
-        bt(q, 4, cidv);
-    }
-    bi(q, 5, f->limit + 1);
-    store_audit_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        store_audit_t *e = &v[n++];
-        cid(q, 0, e->id);
-        e->at_ms = ci(q, 1);
-        e->actor = ct0(q, 2);
-        e->role = ct0(q, 3);
-        e->method = ct0(q, 4);
-        e->route = ct0(q, 5);
-        e->target = ct0(q, 6);
-        e->ns = ct0(q, 7);
-        e->source = ct0(q, 8);
-        e->status = (int)ci(q, 9);
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_audit_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    if (n > (size_t)f->limit) {
-        store_audit_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].at_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
-                         char **next_cursor)
-{
-    struct audit_list_args a = {f, out, n, next_cursor};
-    return rd((struct sq *)st, audit_list_fn, &a);
-}
-
 /* ---- the missed-fire ledger -------------------------------------------------- */
 
 #define MISS_COLS "id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms"
@@ -3228,35 +2906,6 @@ static int sq_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t 
 {
     struct miss_list_args a = {f, out, n, next_cursor};
     return rd((struct sq *)st, miss_list_fn, &a);
-}
-
-/* ---- job scope -------------------------------------------------------------- */
-
-static const char SQL_JOB_SCOPE[] = "SELECT ns, owner FROM jobs WHERE id = ?1";
-
-struct job_scope_args {
-    const char *id;
-    char **ns, **owner;
-};
-
-static int job_scope_fn(struct conn *c, void *arg)
-{
-    struct job_scope_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_JOB_SCOPE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    *a->ns = ct0(q, 0);
-    if (a->owner) *a->owner = ct0(q, 1);
-    return 0;
-}
-
-static int sq_job_scope(store_t *st, const char *id, char **ns, char **owner)
-{
-    struct job_scope_args a = {id, ns, owner};
-    return rd((struct sq *)st, job_scope_fn, &a);
 }
 
 /* ---- schema version ------------------------------------------------------- */
@@ -3370,21 +3019,6 @@ static const struct store_ops sqlite_ops = {
     .log_append = sq_log_append,
     .log_read = sq_log_read,
     .prune = sq_prune,
-    .token_create = sq_token_create,
-    .token_lookup = sq_token_lookup,
-    .token_count = sq_token_count,
-    .token_get = sq_token_get,
-    .token_list = sq_token_list,
-    .token_revoke = sq_token_revoke,
-    .token_touch = sq_token_touch,
-    .user_create = sq_user_create,
-    .user_get = sq_user_get,
-    .user_list = sq_user_list,
-    .user_update = sq_user_update,
-    .user_delete = sq_user_delete,
-    .audit_append = sq_audit_append,
-    .audit_list = sq_audit_list,
-    .job_scope = sq_job_scope,
     .set_schema_version = sq_set_schema_version,
 };
 
@@ -3438,7 +3072,7 @@ int store__sqlite_open(const char *path, store_t **out, char **errmsg)
 {
     struct sq *s = xcalloc(1, sizeof *s);
     int rc = 0;
-    store__init(&s->base, &sqlite_ops);
+    store__init(&s->base, &sqlite_ops, &lite_driver);
     s->path = xstrdup(path);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->work_cv, NULL);

@@ -1,0 +1,35 @@
+/*
+ * The store's verbs, each written once over the SQL driver (db.h) and
+ * called by store.c after its argument checks. Same contracts as the
+ * store.h functions of the same names (v_X implements store_X).
+ *
+ * Nothing outside src/store/ includes this.
+ */
+#ifndef SKED_STORE_VERBS_H
+#define SKED_STORE_VERBS_H
+
+#include "store/db.h"
+#include "store/store.h"
+
+/* access.c: tokens, users, audit, a job's scope */
+int store__put_audit(db_t *db, const store_audit_t *a); /* NULL: nothing to write */
+int v_audit_append(store_t *st, const store_audit_t *a);
+int v_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
+                 char **next_cursor);
+int v_token_create(store_t *st, store_token_t *t, const char *hash_hex, const store_audit_t *audit,
+                   int64_t now_ms);
+int v_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_token_t *out);
+int v_token_get(store_t *st, const char *id, store_token_t *out);
+int v_token_count(store_t *st, int64_t *count);
+int v_token_list(store_t *st, const store_token_filter_t *f, store_token_t **out, size_t *n,
+                 char **next_cursor);
+int v_token_revoke(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms);
+int v_token_touch(store_t *st, const char *id, int64_t now_ms);
+int v_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit, int64_t now_ms);
+int v_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit, int64_t now_ms);
+int v_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms);
+int v_user_get(store_t *st, const char *name, store_user_t *out);
+int v_user_list(store_t *st, store_user_t **out, size_t *n);
+int v_job_scope(store_t *st, const char *id, char **ns, char **owner);
+
+#endif
