@@ -1,0 +1,124 @@
+/*
+ * Row mappers of the store's main tables (rows.h), once for both dialects.
+ */
+#include "store/rows.h"
+
+#include "store/store.h"
+
+void store__row_job(db_q_t *q, store_job_t *j)
+{
+    db_cid(q, 0, j->id);
+    j->ns = db_ct0(q, 1);
+    j->owner = db_ct0(q, 2);
+    j->name = db_ct0(q, 3);
+    j->queue = db_ct0(q, 4);
+    j->spec_json = db_ct0(q, 5);
+    j->constraints = db_ct0(q, 6);
+    j->tags = db_ct0(q, 7);
+    j->priority = (int)db_ci(q, 8);
+    j->state = (job_state_t)db_ci(q, 9);
+    j->overlap = (overlap_policy_t)db_ci(q, 10);
+    j->misfire = (misfire_policy_t)db_ci(q, 11);
+    j->catch_up_window_ms = db_ci(q, 12);
+    j->max_concurrency = (int)db_ci(q, 13);
+    j->timeout_ms = db_ci(q, 14);
+    j->retry.max_attempts = (int)db_ci(q, 15);
+    j->retry.initial_ms = db_ci(q, 16);
+    j->retry.max_ms = db_ci(q, 17);
+    j->retry.multiplier = db_cd(q, 18);
+    j->retry.jitter = db_cb(q, 19);
+    j->version = db_ci(q, 20);
+    j->created_ms = db_ci(q, 21);
+    j->updated_ms = db_ci(q, 22);
+}
+
+void store__row_sched(db_q_t *q, int o, store_schedule_t *s)
+{
+    db_cid(q, o + 0, s->id);
+    db_cid(q, o + 1, s->job_id);
+    s->kind = (schedule_kind_t)db_ci(q, o + 2);
+    s->expr = db_ct0(q, o + 3);
+    s->timezone = db_ct0(q, o + 4);
+    s->start_ms = db_ci(q, o + 5);
+    s->end_ms = db_ci(q, o + 6);
+    s->jitter_ms = db_ci(q, o + 7);
+    s->anchor_ms = db_ci(q, o + 8);
+    s->next_fire_ms = db_cin(q, o + 9);
+    s->last_fire_ms = db_ci(q, o + 10);
+}
+
+void store__row_run(db_q_t *q, store_run_t *r)
+{
+    db_cid(q, 0, r->id);
+    db_cid(q, 1, r->job_id);
+    db_cid(q, 2, r->schedule_id);
+    db_cid(q, 3, r->worker_id);
+    r->state = (run_state_t)db_ci(q, 4);
+    r->fire_ms = db_ci(q, 5);
+    r->not_before_ms = db_ci(q, 6);
+    r->priority = (int)db_ci(q, 7);
+    r->queue = db_ct0(q, 8);
+    r->attempt = (int)db_ci(q, 9);
+    r->fence = db_ci(q, 10);
+    r->lease_expires_ms = db_ci(q, 11);
+    r->cancel_requested = db_cb(q, 12);
+    r->created_ms = db_ci(q, 13);
+    r->started_ms = db_ci(q, 14);
+    r->finished_ms = db_ci(q, 15);
+    r->exit_code = (int)db_ci(q, 16);
+    r->signal = (int)db_ci(q, 17);
+    r->reason = db_ct(q, 18);
+    r->log_bytes = db_ci(q, 19);
+    r->log_truncated = db_cb(q, 20);
+}
+
+void store__row_worker(db_q_t *q, store_worker_t *w)
+{
+    db_cid(q, 0, w->id);
+    w->name = db_ct0(q, 1);
+    w->host = db_ct0(q, 2);
+    w->labels = db_ct0(q, 3);
+    w->queues = db_ct0(q, 4);
+    w->slots = (int)db_ci(q, 5);
+    w->state = (worker_state_t)db_ci(q, 6);
+    w->registered_ms = db_ci(q, 7);
+    w->heartbeat_ms = db_ci(q, 8);
+    w->running = (int)db_ci(q, 9);
+}
+
+static void job_row(db_q_t *q, void *e)
+{
+    store__row_job(q, e);
+}
+
+static void job_clear(void *e)
+{
+    store_job_clear(e);
+}
+
+static void job_key(const void *e, int64_t *ms, const char **id)
+{
+    const store_job_t *j = e;
+    *ms = j->created_ms;
+    *id = j->id;
+}
+
+static void run_row(db_q_t *q, void *e)
+{
+    store__row_run(q, e);
+}
+
+static void run_clear(void *e)
+{
+    store_run_clear(e);
+}
+
+static void run_key(const void *e, int64_t *ms, const char **id)
+{
+    const store_run_t *r = e;
+    *ms = r->fire_ms;
+    *id = r->id;
+}
+
+const db_rows_t store__job_rows = {sizeof(store_job_t), job_row, job_clear, job_key};
+const db_rows_t store__run_rows = {sizeof(store_run_t), run_row, run_clear, run_key};

@@ -1,0 +1,39 @@
+/*
+ * The columns of the store's main tables and their row mappers, written
+ * once for both dialects (the column lists are the same text in each).
+ * A mapper reads the current row of a statement whose select list starts
+ * with the table's *_COLS at column `off` (row_sched) or 0 (the others);
+ * the void * forms fit db_rows_t for db_page.
+ *
+ * Nothing outside src/store/ includes this.
+ */
+#ifndef SKED_STORE_ROWS_H
+#define SKED_STORE_ROWS_H
+
+#include "store/db.h"
+
+#define JOB_COLS                                                                                   \
+    "id, ns, owner, name, queue, spec_json, constraints, tags, priority, state, overlap,"          \
+    " misfire, catch_up_window_ms, max_concurrency, timeout_ms, retry_max_attempts,"               \
+    " retry_initial_ms, retry_max_ms, retry_multiplier, retry_jitter, version, created_ms,"        \
+    " updated_ms"
+#define SCHED_COLS                                                                                 \
+    "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
+    " last_fire_ms"
+#define RUN_COLS                                                                                   \
+    "id, job_id, schedule_id, worker_id, state, fire_ms, not_before_ms, priority, queue,"          \
+    " attempt, fence, lease_expires_ms, cancel_requested, created_ms, started_ms, finished_ms,"    \
+    " exit_code, signal, reason, log_bytes, log_truncated"
+#define WORKER_COLS                                                                                \
+    "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
+    " w.heartbeat_ms, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
+
+void store__row_job(db_q_t *q, store_job_t *j);
+void store__row_sched(db_q_t *q, int off, store_schedule_t *s);
+void store__row_run(db_q_t *q, store_run_t *r);
+void store__row_worker(db_q_t *q, store_worker_t *w);
+
+/* For db_page: rows of jobs (paged by created_ms), runs (by fire_ms). */
+extern const db_rows_t store__job_rows, store__run_rows;
+
+#endif
