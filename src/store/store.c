@@ -101,7 +101,7 @@ const char *store_backend(const store_t *st)
 
 int store_ping(store_t *st)
 {
-    return st->ops->ping(st);
+    return v_ping(st);
 }
 
 #define READY_PROBE_NS 1000000000LL /* at most one probe write a second */
@@ -114,8 +114,8 @@ int store_ready(store_t *st)
     if (pthread_mutex_trylock(&st->ready_mu) != 0) return atomic_load(&st->ready_rc);
     int64_t now = clock_mono_ns();
     if (st->ready_at_ns == 0 || now - st->ready_at_ns >= READY_PROBE_NS) {
-        int rc = st->ops->ping(st);
-        if (rc == 0) rc = st->ops->probe_write(st, store_now_ms(st));
+        int rc = v_ping(st);
+        if (rc == 0) rc = v_probe_write(st, store_now_ms(st));
         atomic_store(&st->ready_rc, rc);
         st->ready_at_ns = clock_mono_ns();
     }
@@ -526,7 +526,7 @@ int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t
                   size_t *nattempts)
 {
     if (!id || !out || (attempts && !nattempts)) return SKED_EINVAL;
-    return st->ops->run_get(st, id, out, attempts, nattempts);
+    return v_run_get(st, id, out, attempts, nattempts);
 }
 
 int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
@@ -547,25 +547,25 @@ int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_i
     if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
     if (f->state && run_state_parse(f->state, &rs) < 0) return SKED_EINVAL;
-    return st->ops->run_list(st, f, ns_in, out, n, next_cursor);
+    return v_run_list(st, f, ns_in, out, n, next_cursor);
 }
 
 int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return st->ops->run_cancel(st, id, reason, now_ms);
+    return v_run_cancel(st, id, reason, now_ms);
 }
 
 int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
 {
     if (!w || !w->name || !*w->name) return SKED_EINVAL;
-    return st->ops->worker_register(st, w, now_ms);
+    return v_worker_register(st, w, now_ms);
 }
 
 int store_worker_get(store_t *st, const char *id, store_worker_t *out)
 {
     if (!id || !out) return SKED_EINVAL;
-    return st->ops->worker_get(st, id, out);
+    return v_worker_get(st, id, out);
 }
 
 int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
@@ -578,19 +578,19 @@ int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t
      * (see the backends' SQL): the key is (name, id), and a name is not
      * something to put in a URL as it is. */
     if (!limit_ok(limit) || (cursor && !id_valid(cursor))) return SKED_EINVAL;
-    return st->ops->worker_list(st, cursor, limit, out, n, next_cursor);
+    return v_worker_list(st, cursor, limit, out, n, next_cursor);
 }
 
 int store_worker_drain(store_t *st, const char *id, const char *owner, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return st->ops->worker_set_state(st, id, owner, WORKER_DRAINING, now_ms);
+    return v_worker_set_state(st, id, owner, WORKER_DRAINING, now_ms);
 }
 
 int store_worker_deregister(store_t *st, const char *id, const char *owner, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return st->ops->worker_set_state(st, id, owner, WORKER_GONE, now_ms);
+    return v_worker_set_state(st, id, owner, WORKER_GONE, now_ms);
 }
 
 int store_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
@@ -781,4 +781,9 @@ int store_token_count(store_t *st, int64_t *count)
 {
     if (!count) return SKED_EINVAL;
     return v_token_count(st, count);
+}
+
+int store__set_schema_version(store_t *st, int version)
+{
+    return v_set_schema_version(st, version);
 }

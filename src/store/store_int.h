@@ -23,9 +23,6 @@
 struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     void (*close)(store_t *st);
-    int (*ping)(store_t *st);
-    /* One small durable write (the readiness probe). */
-    int (*probe_write)(store_t *st, int64_t now_ms);
     /* The authoritative clock; NULL = the local clock (clock_now_ms). */
     int64_t (*now_ms)(store_t *st);
 
@@ -47,21 +44,6 @@ struct store_ops {
     int (*next_claimable_ms)(store_t *st, int64_t *out_ms);
     int (*next_fire_ms)(store_t *st, int64_t *out_ms);
 
-    int (*run_get)(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
-                   size_t *nattempts);
-    /* ns_in: comma-separated namespaces of the runs' jobs; NULL = any. */
-    int (*run_list)(store_t *st, const store_run_filter_t *f, const char *ns_in, store_run_t **out,
-                    size_t *n, char **next_cursor);
-    int (*run_cancel)(store_t *st, const char *id, const char *reason, int64_t now_ms);
-
-    int (*worker_register)(store_t *st, store_worker_t *w, int64_t now_ms);
-    int (*worker_get)(store_t *st, const char *id, store_worker_t *out);
-    int (*worker_list)(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
-                       char **next_cursor);
-    /* drain (WORKER_DRAINING) and deregister (WORKER_GONE). */
-    int (*worker_set_state)(store_t *st, const char *id, const char *owner, worker_state_t state,
-                            int64_t now_ms);
-
     int (*claim)(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
                  int64_t now_ms, store_claimed_t **out, size_t *n);
     int (*heartbeat)(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
@@ -77,10 +59,6 @@ struct store_ops {
                     int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n);
 
     int (*prune)(store_t *st, int64_t older_than_ms);
-
-    /* Test seam: overwrites the stored schema version, so the conformance
-     * suite can check that a newer store is refused. */
-    int (*set_schema_version)(store_t *st, int version);
 };
 
 /* The common head of every backend's handle (first member). */
@@ -103,6 +81,10 @@ void store__fini(store_t *st);
 
 /* Calls the notify hook, if any (from the committing thread, after commit). */
 void store__notify(store_t *st);
+
+/* Test seam: overwrites the stored schema version, so the conformance
+ * suite can check that a newer store is refused. */
+int store__set_schema_version(store_t *st, int version);
 
 /* The SQLite backend's opener: path is what follows "sqlite:". */
 int store__sqlite_open(const char *path, store_t **out, char **errmsg);

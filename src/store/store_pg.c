@@ -243,7 +243,6 @@ static const char *const migrations[] = {
 #define RUN_LIST_ORDER " ORDER BY fire_ms DESC, id DESC LIMIT $5"
 
 enum q {
-    Q_PING,
     Q_IDEM_CLAIM,
     Q_IDEM_GET,
     Q_JOB_INSERT,
@@ -270,22 +269,6 @@ enum q {
     Q_JOB_STATE_SHARE,
     Q_NEXT_CLAIMABLE,
     Q_NEXT_FIRE,
-    Q_RUN_GET,
-    Q_ATTEMPTS,
-    Q_RUN_LIST_JOB,
-    Q_RUN_LIST_JOB_AFTER,
-    Q_RUN_LIST_ALL,
-    Q_RUN_LIST_ALL_AFTER,
-    Q_RUN_STATE_LOCK,
-    Q_RUN_CANCEL_NOW,
-    Q_RUN_CANCEL_ASK,
-    Q_WORKER_REUSE,
-    Q_WORKER_INSERT,
-    Q_WORKER_REPLACE,
-    Q_WORKER_GET,
-    Q_WORKER_LIST,
-    Q_WORKER_LIST_AFTER,
-    Q_WORKER_SET_STATE,
     Q_WORKER_TOUCH,
     Q_CLAIM_LEVEL,
     Q_CLAIM_ROWS,
@@ -302,7 +285,6 @@ enum q {
     Q_MISS_INSERT,
     Q_MISS_LIST,
     Q_MISS_PRUNE,
-    Q_PROBE,
     Q_ATTEMPT_DROP,
     Q_LOG_DROP,
     Q_ATTEMPT_REPORTED,
@@ -318,31 +300,11 @@ enum q {
     Q_LOG_READ,
     Q_PRUNE,
     Q_IDEM_PRUNE,
-    Q_TOKEN_INSERT,
-    Q_TOKEN_LOOKUP,
-    Q_TOKEN_COUNT,
-    Q_TOKEN_GET,
-    Q_TOKEN_LIST,
-    Q_TOKEN_LIST_AFTER,
-    Q_TOKEN_REVOKE,
-    Q_TOKEN_TOUCH,
-    Q_USER_INSERT,
-    Q_USER_GET,
-    Q_USER_LIST,
-    Q_USER_UPDATE,
-    Q_USER_DELETE,
-    Q_USER_TOKENS_REVOKE,
-    Q_AUDIT_INSERT,
-    Q_AUDIT_LIST,
-    Q_AUDIT_LIST_AFTER,
-    Q_JOB_SCOPE,
-    Q_VERSION_SET,
     Q_NOTIFY,
     Q_COUNT
 };
 
 static const char *const stmts[Q_COUNT] = {
-    [Q_PING] = "SELECT 1",
 
     /* jobs */
     [Q_IDEM_CLAIM] = "INSERT INTO idempotency (owner, key, job_id, created_ms)"
@@ -419,45 +381,11 @@ static const char *const stmts[Q_COUNT] = {
                     " AND next_fire_ms IS NOT NULL ORDER BY next_fire_ms LIMIT 1",
 
     /* runs */
-    [Q_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = $1",
-    [Q_ATTEMPTS] = "SELECT n, worker_id, fence, started_ms, finished_ms, outcome, exit_code,"
-                   " signal, reason FROM attempts WHERE run_id = $1 ORDER BY n",
-    [Q_RUN_LIST_JOB] =
-        "SELECT " RUN_COLS " FROM runs WHERE job_id = $1" RUN_LIST_TAIL RUN_LIST_ORDER,
-    [Q_RUN_LIST_JOB_AFTER] =
-        "SELECT " RUN_COLS
-        " FROM runs WHERE job_id = $1" RUN_LIST_TAIL RUN_LIST_AFTER RUN_LIST_ORDER,
-    [Q_RUN_LIST_ALL] =
-        "SELECT " RUN_COLS " FROM runs WHERE $1::text IS NULL" RUN_LIST_TAIL RUN_LIST_ORDER,
-    [Q_RUN_LIST_ALL_AFTER] =
-        "SELECT " RUN_COLS
-        " FROM runs WHERE $1::text IS NULL" RUN_LIST_TAIL RUN_LIST_AFTER RUN_LIST_ORDER,
-    [Q_RUN_STATE_LOCK] = "SELECT state FROM runs WHERE id = $1 FOR NO KEY UPDATE",
-    [Q_RUN_CANCEL_NOW] = "UPDATE runs SET state = 6, finished_ms = $2, reason = $3,"
-                         " lease_expires_ms = -1, held = false WHERE id = $1",
-    [Q_RUN_CANCEL_ASK] = "UPDATE runs SET cancel_requested = true, reason = $2 WHERE id = $1",
 
     /* workers */
-    [Q_WORKER_REUSE] = "SELECT id FROM workers WHERE name = $1 AND owner = $2 AND state <> 0"
-                       " ORDER BY heartbeat_ms DESC LIMIT 1 FOR NO KEY UPDATE",
-    [Q_WORKER_INSERT] =
-        "INSERT INTO workers (id, name, host, labels, queues, slots, state, registered_ms,"
-        " heartbeat_ms, owner, ns) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $8, $9)",
-    [Q_WORKER_REPLACE] =
-        "UPDATE workers SET name = $2, host = $3, labels = $4, queues = $5, slots = $6,"
-        " state = 0, registered_ms = $7, heartbeat_ms = $7, owner = $8, ns = $9 WHERE id = $1",
-    [Q_WORKER_GET] = "SELECT " WORKER_COLS " FROM workers w WHERE w.id = $1",
     /* Pages in (name, id) order after the cursor worker's (name, id), as
      * in store_sqlite.c. */
-    [Q_WORKER_LIST] = "SELECT " WORKER_COLS " FROM workers w WHERE w.state <> 3"
-                      " ORDER BY w.name, w.id LIMIT $1",
-    [Q_WORKER_LIST_AFTER] =
-        "SELECT " WORKER_COLS " FROM workers w, workers c WHERE c.id = $2 AND w.state <> 3"
-        " AND w.name >= c.name AND (w.name > c.name OR w.id > c.id)"
-        " ORDER BY w.name, w.id LIMIT $1",
     /* RETURNING owner: a change for the wrong owner is rolled back. */
-    [Q_WORKER_SET_STATE] =
-        "UPDATE workers SET state = $2 WHERE id = $1 AND state <> 3 RETURNING owner",
 
     /* claim. The worker row lock serialises one worker's claims and
      * heartbeats; a lost worker that speaks again is active again. */
@@ -527,8 +455,6 @@ static const char *const stmts[Q_COUNT] = {
         " log_truncated = EXISTS (SELECT 1 FROM log_chunks l WHERE l.run_id = runs.id"
         " AND l.attempt <> runs.attempt AND l.stream = 0)"
         " WHERE id = $1",
-    [Q_PROBE] = "INSERT INTO health (id, probed_ms) VALUES (1, $1)"
-                " ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms",
     [Q_ATTEMPT_DROP] = "DELETE FROM attempts WHERE run_id = $1 AND n = $2",
     [Q_LOG_DROP] = "DELETE FROM log_chunks WHERE run_id = $1 AND attempt = $2",
     [Q_ATTEMPT_REPORTED] = "SELECT reported FROM attempts WHERE run_id = $1 AND n = $2"
@@ -582,48 +508,12 @@ static const char *const stmts[Q_COUNT] = {
                     " ORDER BY last_ms DESC, id DESC LIMIT $5",
 
     /* tokens */
-    [Q_TOKEN_INSERT] = "INSERT INTO tokens (id, hash, name, role, ns, created_ms, expires_ms,"
-                       " revoked, user_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     /* A user's token acts with the user's current role and namespaces,
      * and stops working the moment the user is deleted. */
-    [Q_TOKEN_LOOKUP] =
-        "SELECT t.id, t.name, coalesce(u.role, t.role), coalesce(u.namespaces, t.ns),"
-        " t.created_ms, t.expires_ms, t.revoked, t.user_name, t.last_used_ms FROM tokens t"
-        " LEFT JOIN users u ON u.name = t.user_name"
-        " WHERE t.hash = $1 AND NOT t.revoked AND (t.expires_ms < 0 OR t.expires_ms > $2)"
-        " AND (t.user_name IS NULL OR u.name IS NOT NULL)",
-    [Q_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
-    [Q_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = $1",
-    [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
-                     " ORDER BY created_ms DESC, id DESC LIMIT $3",
-    [Q_TOKEN_LIST_AFTER] = "SELECT " TOKEN_COLS " FROM tokens" TOKEN_LIST_WHERE
-                           " AND (created_ms, id) < ($4::bigint, $5::text)"
-                           " ORDER BY created_ms DESC, id DESC LIMIT $3",
-    [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = true WHERE id = $1",
-    [Q_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = $2 WHERE id = $1"
-                      " AND (last_used_ms IS NULL OR last_used_ms <= $2::bigint - $3::bigint)",
 
     /* users */
-    [Q_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $5)",
-    [Q_USER_GET] = "SELECT " USER_COLS " FROM users WHERE name = $1",
-    [Q_USER_LIST] = "SELECT " USER_COLS " FROM users ORDER BY name",
-    [Q_USER_UPDATE] = "UPDATE users SET pwhash = $2, role = $3, namespaces = $4,"
-                      " updated_ms = $5 WHERE name = $1",
-    [Q_USER_DELETE] = "DELETE FROM users WHERE name = $1",
-    [Q_USER_TOKENS_REVOKE] =
-        "UPDATE tokens SET revoked = true WHERE user_name = $1 AND NOT revoked",
 
     /* audit */
-    [Q_AUDIT_INSERT] = "INSERT INTO audit (" AUDIT_COLS ")"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    [Q_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE
-                     " ORDER BY at_ms DESC, id DESC LIMIT $3",
-    [Q_AUDIT_LIST_AFTER] = "SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE
-                           " AND (at_ms, id) < ($4::bigint, $5::text)"
-                           " ORDER BY at_ms DESC, id DESC LIMIT $3",
-    [Q_JOB_SCOPE] = "SELECT ns, owner FROM jobs WHERE id = $1",
-
-    [Q_VERSION_SET] = "UPDATE schema_version SET version = $1",
     [Q_NOTIFY] = "SELECT pg_notify('" WAKE_CHANNEL "', $1)",
 };
 
@@ -1420,20 +1310,6 @@ static void row_run(const PGresult *q, int i, store_run_t *r)
     r->log_truncated = gb(q, i, 20);
 }
 
-static void row_worker(const PGresult *q, int i, store_worker_t *w)
-{
-    gid(q, i, 0, w->id);
-    w->name = gt0(q, i, 1);
-    w->host = gt0(q, i, 2);
-    w->labels = gt0(q, i, 3);
-    w->queues = gt0(q, i, 4);
-    w->slots = (int)gi(q, i, 5);
-    w->state = (worker_state_t)gi(q, i, 6);
-    w->registered_ms = gi(q, i, 7);
-    w->heartbeat_ms = gi(q, i, 8);
-    w->running = (int)gi(q, i, 9);
-}
-
 /* ---- shared write helpers ---------------------------------------------------- */
 
 /* Inserts a run of job_id, taking priority, queue and held from the job.
@@ -1504,28 +1380,6 @@ static void bind_job_policies(struct prm *p, const store_job_t *j)
 }
 
 /* ---- lifecycle ops ------------------------------------------------------------- */
-
-static int ping_fn(struct pg *p, struct pconn *c, void *arg)
-{
-    return exn(c, Q_PING, NULL, NULL);
-}
-
-static int pg_ping(store_t *st)
-{
-    return tx((struct pg *)st, TX_NONE, ping_fn, NULL, NULL);
-}
-
-static int probe_fn(struct pg *p, struct pconn *c, void *arg)
-{
-    struct prm pr = {0};
-    pi(&pr, *(int64_t *)arg);
-    return exn(c, Q_PROBE, &pr, NULL);
-}
-
-static int pg_probe_write(store_t *st, int64_t now_ms)
-{
-    return tx((struct pg *)st, TX_WRITE, probe_fn, &now_ms, NULL);
-}
 
 #define CLOCK_REFRESH_NS 1000000000LL
 
@@ -2109,315 +1963,7 @@ static int pg_next_fire_ms(store_t *st, int64_t *out_ms)
 
 /* ---- runs -------------------------------------------------------------------------- */
 
-/* Reads one run by id; SKED_ENOTFOUND. */
-static int read_run(struct pconn *c, const char *id, store_run_t *out)
-{
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, id);
-    PGresult *r = ex(c, Q_RUN_GET, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    row_run(r, 0, out);
-    PQclear(r);
-    return 0;
-}
-
-struct run_get_args {
-    const char *id;
-    store_run_t *out;
-    store_attempt_t **att;
-    size_t *natt;
-};
-
-static int run_get_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct run_get_args *a = arg;
-    struct prm p = {0};
-    int rc = read_run(c, a->id, a->out);
-    if (rc < 0 || !a->att) return rc;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_ATTEMPTS, &p, &rc);
-    if (!r) {
-        store_run_clear(a->out);
-        return rc;
-    }
-    int rows = PQntuples(r);
-    store_attempt_t *v = rows ? xcalloc((size_t)rows, sizeof *v) : NULL;
-    for (int i = 0; i < rows; i++) {
-        store_attempt_t *t = &v[i];
-        t->n = (int)gi(r, i, 0);
-        gid(r, i, 1, t->worker_id);
-        t->fence = gi(r, i, 2);
-        t->started_ms = gi(r, i, 3);
-        t->finished_ms = gi(r, i, 4);
-        int64_t o = gi(r, i, 5);
-        t->outcome = o < 0 ? ATTEMPT_SUCCEEDED : (attempt_outcome_t)o;
-        t->exit_code = (int)gi(r, i, 6);
-        t->signal = (int)gi(r, i, 7);
-        t->reason = gt(r, i, 8);
-    }
-    PQclear(r);
-    *a->att = v;
-    *a->natt = (size_t)rows;
-    return 0;
-}
-
-static int pg_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
-                      size_t *nattempts)
-{
-    memset(out, 0, sizeof *out);
-    if (attempts) {
-        *attempts = NULL;
-        *nattempts = 0;
-    }
-    struct run_get_args a = {id, out, attempts, nattempts};
-    return tx((struct pg *)st, attempts ? TX_READ : TX_NONE, run_get_fn, &a, NULL);
-}
-
-struct run_list_args {
-    const store_run_filter_t *f;
-    const char *ns_in;
-    store_run_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int run_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct run_list_args *a = arg;
-    const store_run_filter_t *f = a->f;
-    struct prm p = {0};
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    run_state_t rs = RUN_SCHEDULED;
-    enum q id;
-    int rc = 0;
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv);
-    if (f->state) run_state_parse(f->state, &rs);
-    if (f->job_id)
-        id = f->cursor ? Q_RUN_LIST_JOB_AFTER : Q_RUN_LIST_JOB;
-    else
-        id = f->cursor ? Q_RUN_LIST_ALL_AFTER : Q_RUN_LIST_ALL;
-    pt(&p, f->job_id);
-    if (f->state)
-        pi(&p, rs);
-    else
-        pt(&p, NULL);
-    pi(&p, f->since_ms);
-    pi(&p, f->until_ms);
-    pi(&p, f->limit + 1); /* one more tells whether a next page exists */
-    pt(&p, a->ns_in);
-    if (f->cursor) {
-        pi(&p, cms);
-        pt(&p, cidv);
-    }
-    PGresult *r = ex(c, id, &p, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_run_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        row_run(r, (int)i, &v[i]);
-    PQclear(r);
-    if (n > (size_t)f->limit) {
-        store_run_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].fire_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in,
-                       store_run_t **out, size_t *n, char **next_cursor)
-{
-    struct run_list_args a = {f, ns_in, out, n, next_cursor};
-    return tx((struct pg *)st, TX_NONE, run_list_fn, &a, NULL);
-}
-
-struct cancel_args {
-    const char *id;
-    const char *reason;
-    int64_t now_ms;
-};
-
-static int cancel_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct cancel_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_RUN_STATE_LOCK, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    run_state_t rs = (run_state_t)gi(r, 0, 0);
-    PQclear(r);
-    if (run_state_terminal(rs)) return SKED_ECONFLICT;
-    const char *reason = a->reason ? a->reason : "canceled";
-    memset(&p, 0, sizeof p);
-    pt(&p, a->id);
-    if (rs == RUN_RUNNING) {
-        pt(&p, reason);
-        rc = exn(c, Q_RUN_CANCEL_ASK, &p, NULL);
-    } else {
-        pi(&p, a->now_ms);
-        pt(&p, reason);
-        rc = exn(c, Q_RUN_CANCEL_NOW, &p, NULL);
-    }
-    if (rc < 0) return rc;
-    want_notify(c);
-    return 0;
-}
-
-static int pg_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
-{
-    struct cancel_args a = {id, reason, now_ms};
-    return tx((struct pg *)st, TX_WRITE, cancel_fn, &a, &a.now_ms);
-}
-
 /* ---- workers ------------------------------------------------------------------------ */
-
-struct worker_reg_args {
-    store_worker_t *w;
-    int64_t now_ms;
-};
-
-static int worker_register_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct worker_reg_args *a = arg;
-    store_worker_t *w = a->w;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, w->name);
-    pt(&p, w->owner ? w->owner : "");
-    PGresult *r = ex(c, Q_WORKER_REUSE, &p, &rc);
-    if (!r) return rc;
-    bool reuse = PQntuples(r) > 0;
-    if (reuse)
-        gid(r, 0, 0, w->id);
-    else
-        id_new("wrk", a->now_ms, w->id);
-    PQclear(r);
-    memset(&p, 0, sizeof p);
-    pt(&p, w->id);
-    pt(&p, w->name);
-    pt(&p, w->host ? w->host : "");
-    pt(&p, w->labels ? w->labels : "");
-    pt(&p, w->queues && *w->queues ? w->queues : "default");
-    pi(&p, w->slots);
-    pi(&p, a->now_ms);
-    pt(&p, w->owner ? w->owner : "");
-    pt(&p, w->ns ? w->ns : "");
-    if ((rc = exn(c, reuse ? Q_WORKER_REPLACE : Q_WORKER_INSERT, &p, NULL)) < 0) return rc;
-    w->state = WORKER_ACTIVE;
-    w->registered_ms = w->heartbeat_ms = a->now_ms;
-    w->running = 0;
-    return 0;
-}
-
-static int pg_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
-{
-    struct worker_reg_args a = {w, now_ms};
-    return tx((struct pg *)st, TX_WRITE, worker_register_fn, &a, &a.now_ms);
-}
-
-struct worker_get_args {
-    const char *id;
-    store_worker_t *out;
-};
-
-static int worker_get_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct worker_get_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_WORKER_GET, &p, &rc);
-    if (!r) return rc;
-    rc = PQntuples(r) > 0 ? 0 : SKED_ENOTFOUND;
-    if (rc == 0) row_worker(r, 0, a->out);
-    PQclear(r);
-    return rc;
-}
-
-static int pg_worker_get(store_t *st, const char *id, store_worker_t *out)
-{
-    memset(out, 0, sizeof *out);
-    struct worker_get_args a = {id, out};
-    return tx((struct pg *)st, TX_NONE, worker_get_fn, &a, NULL);
-}
-
-struct worker_list_args {
-    const char *cursor;
-    int limit;
-    store_worker_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int worker_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct worker_list_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pi(&p, a->limit + 1); /* one more than asked: is there a next page? */
-    if (a->cursor) pt(&p, a->cursor);
-    PGresult *r = ex(c, a->cursor ? Q_WORKER_LIST_AFTER : Q_WORKER_LIST, &p, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_worker_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        row_worker(r, (int)i, &v[i]);
-    PQclear(r);
-    if (n > (size_t)a->limit) {
-        store_worker_clear(&v[--n]);
-        *a->next = xstrdup(v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out,
-                          size_t *n, char **next_cursor)
-{
-    struct worker_list_args a = {cursor, limit, out, n, next_cursor};
-    return tx((struct pg *)st, TX_NONE, worker_list_fn, &a, NULL);
-}
-
-struct worker_state_args {
-    const char *id, *owner;
-    worker_state_t state;
-};
-
-static int worker_state_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct worker_state_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    pi(&p, a->state);
-    PGresult *r = ex(c, Q_WORKER_SET_STATE, &p, &rc);
-    if (!r) return rc;
-    rc = PQntuples(r) == 0                                ? SKED_ENOTFOUND
-         : store__owner_ok(a->owner, PQgetvalue(r, 0, 0)) ? 0
-                                                          : SKED_EFORBID;
-    PQclear(r);
-    return rc;
-}
-
-static int pg_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
-                               int64_t now_ms)
-{
-    struct worker_state_args a = {id, owner, state};
-    return tx((struct pg *)st, TX_WRITE, worker_state_fn, &a, NULL);
-}
 
 /* ---- claim ---------------------------------------------------------------------------- */
 
@@ -3250,18 +2796,6 @@ static int pg_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t 
 
 /* ---- schema version ---------------------------------------------------------------- */
 
-static int set_version_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct prm p = {0};
-    pi(&p, *(int *)arg);
-    return exn(c, Q_VERSION_SET, &p, NULL);
-}
-
-static int pg_set_schema_version(store_t *st, int version)
-{
-    return tx((struct pg *)st, TX_WRITE, set_version_fn, &version, NULL);
-}
-
 /* Brings the schema up to SCHEMA_VERSION. Servers starting together take
  * turns on a session advisory lock, so exactly one applies each migration
  * and the others find it done; each run of migrations is one transaction
@@ -3507,8 +3041,6 @@ out:
 static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
-    .ping = pg_ping,
-    .probe_write = pg_probe_write,
     .now_ms = pg_now_ms,
     .job_create = pg_job_create,
     .job_get = pg_job_get,
@@ -3521,13 +3053,6 @@ static const struct store_ops pg_ops = {
     .run_trigger = pg_run_trigger,
     .next_claimable_ms = pg_next_claimable_ms,
     .next_fire_ms = pg_next_fire_ms,
-    .run_get = pg_run_get,
-    .run_list = pg_run_list,
-    .run_cancel = pg_run_cancel,
-    .worker_register = pg_worker_register,
-    .worker_get = pg_worker_get,
-    .worker_list = pg_worker_list,
-    .worker_set_state = pg_worker_set_state,
     .claim = pg_claim,
     .heartbeat = pg_heartbeat,
     .complete = pg_complete,
@@ -3535,7 +3060,6 @@ static const struct store_ops pg_ops = {
     .log_append = pg_log_append,
     .log_read = pg_log_read,
     .prune = pg_prune,
-    .set_schema_version = pg_set_schema_version,
 };
 
 int store__pg_open(const char *url, store_t **out, char **errmsg)

@@ -762,20 +762,6 @@ static void row_run(sqlite3_stmt *q, store_run_t *r)
     "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
     " w.heartbeat_ms, (SELECT COUNT(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
 
-static void row_worker(sqlite3_stmt *q, store_worker_t *w)
-{
-    cid(q, 0, w->id);
-    w->name = ct0(q, 1);
-    w->host = ct0(q, 2);
-    w->labels = ct0(q, 3);
-    w->queues = ct0(q, 4);
-    w->slots = (int)ci(q, 5);
-    w->state = (worker_state_t)ci(q, 6);
-    w->registered_ms = ci(q, 7);
-    w->heartbeat_ms = ci(q, 8);
-    w->running = (int)ci(q, 9);
-}
-
 /* ---- shared write helpers ------------------------------------------------ */
 
 static const char SQL_RUN_INSERT[] =
@@ -858,34 +844,6 @@ static void sq_close(store_t *st)
     store__fini(&s->base);
     free(s->path);
     free(s);
-}
-
-static const char SQL_PING[] = "SELECT 1";
-
-static int ping_fn(struct conn *c, void *arg)
-{
-    return exec_sql(c, SQL_PING);
-}
-
-static int sq_ping(store_t *st)
-{
-    return rd((struct sq *)st, ping_fn, NULL);
-}
-
-static const char SQL_PROBE[] = "INSERT INTO health (id, probed_ms) VALUES (1, ?1)"
-                                " ON CONFLICT (id) DO UPDATE SET probed_ms = excluded.probed_ms";
-
-static int probe_fn(struct sq *s, void *arg)
-{
-    sqlite3_stmt *q = prep(&s->w, SQL_PROBE);
-    if (!q) return SKED_ESTORE;
-    bi(q, 1, *(int64_t *)arg);
-    return run(&s->w, q);
-}
-
-static int sq_probe_write(store_t *st, int64_t now_ms)
-{
-    return wsubmit((struct sq *)st, probe_fn, &now_ms);
 }
 
 /* ---- jobs ----------------------------------------------------------------- */
@@ -1555,9 +1513,6 @@ static int sq_next_fire_ms(store_t *st, int64_t *out_ms)
 /* ---- runs ------------------------------------------------------------------ */
 
 static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1";
-static const char SQL_ATTEMPTS[] =
-    "SELECT n, worker_id, fence, started_ms, finished_ms, outcome, exit_code, signal, reason"
-    " FROM attempts WHERE run_id = ?1 ORDER BY n";
 
 /* Reads one run by id on any connection; SKED_ENOTFOUND. */
 static int read_run(struct conn *c, const char *id, store_run_t *out)
@@ -1573,68 +1528,6 @@ static int read_run(struct conn *c, const char *id, store_run_t *out)
     return 0;
 }
 
-struct run_get_args {
-    const char *id;
-    store_run_t *out;
-    store_attempt_t **att;
-    size_t *natt;
-};
-
-static int run_get_fn(struct conn *c, void *arg)
-{
-    struct run_get_args *a = arg;
-    int rc = read_run(c, a->id, a->out);
-    if (rc < 0 || !a->att) return rc;
-    sqlite3_stmt *q = prep(c, SQL_ATTEMPTS);
-    if (!q) {
-        store_run_clear(a->out);
-        return SKED_ESTORE;
-    }
-    bt(q, 1, a->id);
-    size_t n = 0, cap = 0;
-    store_attempt_t *v = NULL;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4;
-            v = xrealloc(v, cap * sizeof *v);
-        }
-        store_attempt_t *t = &v[n++];
-        memset(t, 0, sizeof *t);
-        t->n = (int)ci(q, 0);
-        cid(q, 1, t->worker_id);
-        t->fence = ci(q, 2);
-        t->started_ms = ci(q, 3);
-        t->finished_ms = ci(q, 4);
-        int64_t o = ci(q, 5);
-        t->outcome = o < 0 ? ATTEMPT_SUCCEEDED : (attempt_outcome_t)o;
-        t->exit_code = (int)ci(q, 6);
-        t->signal = (int)ci(q, 7);
-        t->reason = ct(q, 8);
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_attempt_clear(&v[i]);
-        free(v);
-        store_run_clear(a->out);
-        return dberr(c, rc);
-    }
-    *a->att = v;
-    *a->natt = n;
-    return 0;
-}
-
-static int sq_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
-                      size_t *nattempts)
-{
-    memset(out, 0, sizeof *out);
-    if (attempts) {
-        *attempts = NULL;
-        *nattempts = 0;
-    }
-    struct run_get_args a = {id, out, attempts, nattempts};
-    return rd((struct sq *)st, run_get_fn, &a);
-}
-
 /* Two variants (by job, or all) so that each walks an index in order:
  * runs_job(job_id, fire_ms, id) or runs_fire(fire_ms, id). The upper bound
  * is always one row-value key, (fire_ms, id) < (?5, ?6): the cursor, or
@@ -1646,291 +1539,9 @@ static int sq_run_get(store_t *st, const char *id, store_run_t *out, store_attem
     " AND (?8 IS NULL OR job_id IN (SELECT id FROM jobs"                                           \
     " WHERE instr(',' || ?8 || ',', ',' || ns || ',') > 0))"                                       \
     " ORDER BY fire_ms DESC, id DESC LIMIT ?7"
-static const char SQL_RUN_LIST_JOB[] =
-    "SELECT " RUN_COLS " FROM runs WHERE job_id = ?1" RUN_LIST_TAIL;
-static const char SQL_RUN_LIST_ALL[] =
-    "SELECT " RUN_COLS " FROM runs INDEXED BY runs_fire WHERE ?1 IS NULL" RUN_LIST_TAIL;
-
-struct run_list_args {
-    const store_run_filter_t *f;
-    const char *ns_in;
-    store_run_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int run_list_fn(struct conn *c, void *arg)
-{
-    struct run_list_args *a = arg;
-    const store_run_filter_t *f = a->f;
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    run_state_t rs = RUN_SCHEDULED;
-    if (f->state) run_state_parse(f->state, &rs);
-    /* The tighter of the cursor and the until bound. */
-    if (!f->cursor || store__cursor_decode(f->cursor, &cms, cidv) < 0 || cms >= f->until_ms) {
-        cms = f->until_ms;
-        cidv[0] = '\0';
-    }
-    sqlite3_stmt *q = prep(c, f->job_id ? SQL_RUN_LIST_JOB : SQL_RUN_LIST_ALL);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, f->job_id);
-    if (f->state)
-        bi(q, 2, rs);
-    else
-        sqlite3_bind_null(q, 2);
-    bi(q, 3, f->since_ms);
-    bi(q, 5, cms);
-    bt(q, 6, cidv);
-    bi(q, 7, f->limit + 1);
-    bt(q, 8, a->ns_in);
-    store_run_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        row_run(q, &v[n++]);
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_run_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    if (n > (size_t)f->limit) {
-        store_run_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].fire_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in,
-                       store_run_t **out, size_t *n, char **next_cursor)
-{
-    struct run_list_args a = {f, ns_in, out, n, next_cursor};
-    return rd((struct sq *)st, run_list_fn, &a);
-}
-
-static const char SQL_RUN_STATE[] = "SELECT state FROM runs WHERE id = ?1";
-static const char SQL_RUN_CANCEL_NOW[] =
-    "UPDATE runs SET state = 6, finished_ms = ?2, reason = ?3, lease_expires_ms = -1"
-    " WHERE id = ?1";
-static const char SQL_RUN_CANCEL_ASK[] =
-    "UPDATE runs SET cancel_requested = 1, reason = ?2 WHERE id = ?1";
-
-struct cancel_args {
-    const char *id;
-    const char *reason;
-    int64_t now_ms;
-};
-
-static int cancel_fn(struct sq *s, void *arg)
-{
-    struct cancel_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_RUN_STATE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    run_state_t rs = (run_state_t)ci(q, 0);
-    sqlite3_reset(q);
-    if (run_state_terminal(rs)) return SKED_ECONFLICT;
-    const char *reason = a->reason ? a->reason : "canceled";
-    if (rs == RUN_RUNNING) {
-        if (!(q = prep(c, SQL_RUN_CANCEL_ASK))) return SKED_ESTORE;
-        bt(q, 1, a->id);
-        bt(q, 2, reason);
-    } else {
-        if (!(q = prep(c, SQL_RUN_CANCEL_NOW))) return SKED_ESTORE;
-        bt(q, 1, a->id);
-        bi(q, 2, a->now_ms);
-        bt(q, 3, reason);
-    }
-    if ((rc = run(c, q)) < 0) return rc;
-    want_notify(s);
-    return 0;
-}
-
-static int sq_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
-{
-    struct cancel_args a = {id, reason, now_ms};
-    return wsubmit((struct sq *)st, cancel_fn, &a);
-}
-
-/* ---- workers ---------------------------------------------------------------- */
-
-static const char SQL_WORKER_REUSE[] = "SELECT id FROM workers WHERE name = ?1 AND owner = ?2"
-                                       " AND state != 0 ORDER BY heartbeat_ms DESC LIMIT 1";
-static const char SQL_WORKER_INSERT[] =
-    "INSERT INTO workers (id, name, host, labels, queues, slots, state, registered_ms,"
-    " heartbeat_ms, owner, ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?9)";
-static const char SQL_WORKER_REPLACE[] =
-    "UPDATE workers SET name = ?2, host = ?3, labels = ?4, queues = ?5, slots = ?6, state = 0,"
-    " registered_ms = ?7, heartbeat_ms = ?7, owner = ?8, ns = ?9 WHERE id = ?1";
-
-struct worker_reg_args {
-    store_worker_t *w;
-    int64_t now_ms;
-};
-
-static int worker_register_fn(struct sq *s, void *arg)
-{
-    struct worker_reg_args *a = arg;
-    struct conn *c = &s->w;
-    store_worker_t *w = a->w;
-    sqlite3_stmt *q = prep(c, SQL_WORKER_REUSE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, w->name);
-    bt(q, 2, w->owner ? w->owner : "");
-    int rc = sqlite3_step(q);
-    bool reuse = rc == SQLITE_ROW;
-    if (reuse)
-        cid(q, 0, w->id);
-    else if (rc != SQLITE_DONE)
-        return dberr(c, rc);
-    else
-        id_new("wrk", a->now_ms, w->id);
-    sqlite3_reset(q);
-    if (!(q = prep(c, reuse ? SQL_WORKER_REPLACE : SQL_WORKER_INSERT))) return SKED_ESTORE;
-    bt(q, 1, w->id);
-    bt(q, 2, w->name);
-    bt(q, 3, w->host ? w->host : "");
-    bt(q, 4, w->labels ? w->labels : "");
-    bt(q, 5, w->queues && *w->queues ? w->queues : "default");
-    bi(q, 6, w->slots);
-    bi(q, 7, a->now_ms);
-    bt(q, 8, w->owner ? w->owner : "");
-    bt(q, 9, w->ns ? w->ns : "");
-    if ((rc = run(c, q)) < 0) return rc;
-    w->state = WORKER_ACTIVE;
-    w->registered_ms = w->heartbeat_ms = a->now_ms;
-    w->running = 0;
-    return 0;
-}
-
-static int sq_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
-{
-    struct worker_reg_args a = {w, now_ms};
-    return wsubmit((struct sq *)st, worker_register_fn, &a);
-}
-
-static const char SQL_WORKER_GET[] = "SELECT " WORKER_COLS " FROM workers w WHERE w.id = ?1";
-/* Pages of the pool in (name, id) order. A page after a cursor (the id of
- * the last worker of the page before) continues after that worker's
- * (name, id): a worker keeps its name and its row for good. The range on
- * name lets the name index start at the page, so a page costs its own
- * rows, not the pool's. */
-static const char SQL_WORKER_LIST[] = "SELECT " WORKER_COLS " FROM workers w WHERE w.state != 3"
-                                      " ORDER BY w.name, w.id LIMIT ?1";
-static const char SQL_WORKER_LIST_AFTER[] =
-    "SELECT " WORKER_COLS " FROM workers w, workers c WHERE c.id = ?2 AND w.state != 3"
-    " AND w.name >= c.name AND (w.name > c.name OR w.id > c.id)"
-    " ORDER BY w.name, w.id LIMIT ?1";
-
-struct worker_get_args {
-    const char *id;
-    store_worker_t *out;
-};
-
-static int worker_get_fn(struct conn *c, void *arg)
-{
-    struct worker_get_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_WORKER_GET);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    row_worker(q, a->out);
-    return 0;
-}
-
-static int sq_worker_get(store_t *st, const char *id, store_worker_t *out)
-{
-    memset(out, 0, sizeof *out);
-    struct worker_get_args a = {id, out};
-    return rd((struct sq *)st, worker_get_fn, &a);
-}
-
-struct worker_list_args {
-    const char *cursor;
-    int limit;
-    store_worker_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int worker_list_fn(struct conn *c, void *arg)
-{
-    struct worker_list_args *a = arg;
-    sqlite3_stmt *q = prep(c, a->cursor ? SQL_WORKER_LIST_AFTER : SQL_WORKER_LIST);
-    if (!q) return SKED_ESTORE;
-    bi(q, 1, a->limit + 1); /* one more than asked: is there a next page? */
-    if (a->cursor) bt(q, 2, a->cursor);
-    store_worker_t *v = xcalloc((size_t)a->limit + 1, sizeof *v);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        row_worker(q, &v[n++]);
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_worker_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    if (n > (size_t)a->limit) {
-        store_worker_clear(&v[--n]);
-        *a->next = xstrdup(v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out,
-                          size_t *n, char **next_cursor)
-{
-    struct worker_list_args a = {cursor, limit, out, n, next_cursor};
-    return rd((struct sq *)st, worker_list_fn, &a);
-}
-
-/* RETURNING owner: a change made for the wrong owner is rolled back with
- * its savepoint when the op returns SKED_EFORBID. */
-static const char SQL_WORKER_SET_STATE[] =
-    "UPDATE workers SET state = ?2 WHERE id = ?1 AND state != 3 RETURNING owner";
-
-struct worker_state_args {
-    const char *id, *owner;
-    worker_state_t state;
-};
-
-static int worker_state_fn(struct sq *s, void *arg)
-{
-    struct worker_state_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_WORKER_SET_STATE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->id);
-    bi(q, 2, a->state);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    rc = store__owner_ok(a->owner, (const char *)sqlite3_column_text(q, 0)) ? 0 : SKED_EFORBID;
-    sqlite3_reset(q);
-    return rc;
-}
-
-static int sq_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
-                               int64_t now_ms)
-{
-    struct worker_state_args a = {id, owner, state};
-    return wsubmit((struct sq *)st, worker_state_fn, &a);
-}
-
 /* ---- claim ----------------------------------------------------------------- */
 
+static const char SQL_RUN_STATE[] = "SELECT state FROM runs WHERE id = ?1";
 /* Also adopts a worker registered before workers had owners (owner ''):
  * the first worker token to speak for it binds it. */
 static const char SQL_WORKER_TOUCH[] =
@@ -2916,19 +2527,6 @@ static const char SQL_VERSION_GET[] = "SELECT version FROM schema_version";
 static const char SQL_VERSION_INIT[] = "INSERT INTO schema_version VALUES (0)";
 static const char SQL_VERSION_SET[] = "UPDATE schema_version SET version = ?1";
 
-static int set_version_fn(struct sq *s, void *arg)
-{
-    sqlite3_stmt *q = prep(&s->w, SQL_VERSION_SET);
-    if (!q) return SKED_ESTORE;
-    bi(q, 1, *(int *)arg);
-    return run(&s->w, q);
-}
-
-static int sq_set_schema_version(store_t *st, int version)
-{
-    return wsubmit((struct sq *)st, set_version_fn, &version);
-}
-
 /* Brings the schema up to SCHEMA_VERSION in one transaction, so a crash
  * mid-migration leaves the old version intact. Concurrent openers are
  * serialised by BEGIN IMMEDIATE. */
@@ -2992,8 +2590,6 @@ fail:
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
-    .ping = sq_ping,
-    .probe_write = sq_probe_write,
     .job_create = sq_job_create,
     .job_get = sq_job_get,
     .job_list = sq_job_list,
@@ -3005,13 +2601,6 @@ static const struct store_ops sqlite_ops = {
     .run_trigger = sq_run_trigger,
     .next_claimable_ms = sq_next_claimable_ms,
     .next_fire_ms = sq_next_fire_ms,
-    .run_get = sq_run_get,
-    .run_list = sq_run_list,
-    .run_cancel = sq_run_cancel,
-    .worker_register = sq_worker_register,
-    .worker_get = sq_worker_get,
-    .worker_list = sq_worker_list,
-    .worker_set_state = sq_worker_set_state,
     .claim = sq_claim,
     .heartbeat = sq_heartbeat,
     .complete = sq_complete,
@@ -3019,7 +2608,6 @@ static const struct store_ops sqlite_ops = {
     .log_append = sq_log_append,
     .log_read = sq_log_read,
     .prune = sq_prune,
-    .set_schema_version = sq_set_schema_version,
 };
 
 /* Opens one connection with the settings every connection needs. */

@@ -32,4 +32,25 @@ int v_user_get(store_t *st, const char *name, store_user_t *out);
 int v_user_list(store_t *st, store_user_t **out, size_t *n);
 int v_job_scope(store_t *st, const char *id, char **ns, char **owner);
 
+/* runs.c: reading, listing and canceling runs */
+int store__read_run(db_t *db, const char *id, store_run_t *out); /* SKED_ENOTFOUND */
+int v_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+              size_t *nattempts);
+int v_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in, store_run_t **out,
+               size_t *n, char **next_cursor);
+int v_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms);
+
+/* workers.c: the worker registry */
+int v_worker_register(store_t *st, store_worker_t *w, int64_t now_ms);
+int v_worker_get(store_t *st, const char *id, store_worker_t *out);
+int v_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
+                  char **next_cursor);
+int v_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
+                       int64_t now_ms);
+
+/* meta.c: the store itself */
+int v_ping(store_t *st);
+int v_probe_write(store_t *st, int64_t now_ms);
+int v_set_schema_version(store_t *st, int version);
+
 #endif

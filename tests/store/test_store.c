@@ -252,7 +252,7 @@ static void test_schema_version_refused(void **state)
 {
     struct ctx *c = *state;
     /* Pretend a newer sked wrote this store. */
-    assert_int_equal(c->st->ops->set_schema_version(c->st, 9999), 0);
+    assert_int_equal(store__set_schema_version(c->st, 9999), 0);
     store_close(c->st);
     c->st = NULL;
     char *err = NULL;
