@@ -6,11 +6,13 @@
  * throttling; the role table; namespace scoping; audit entries.
  */
 #include "server/auth.h"
+#include "server/ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -604,4 +606,28 @@ void auth_audit(const http_req_t *req, const char *target, const char *ns, int s
                   "target=%s ns=%s source=%s status=%d",
                   sked_strerror(rc), (long long)a.at_ms, a.actor, a.role, a.method, a.route,
                   a.target, a.ns, a.source, a.status);
+}
+
+static ratelimit_t *refusals_rl;
+static atomic_llong refusals_dropped;
+
+static void refusals_init(void)
+{
+    refusals_rl = ratelimit_new(AUTH_REFUSALS_PER_S, AUTH_REFUSALS_BURST);
+}
+
+void auth_audit_refusal(const http_req_t *req, int status)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, refusals_init);
+    int64_t retry_ns = 0;
+    if (refusals_rl && !ratelimit_take(refusals_rl, "refusals", clock_mono_ns(), &retry_ns)) {
+        atomic_fetch_add(&refusals_dropped, 1);
+        return;
+    }
+    long long dropped = atomic_exchange(&refusals_dropped, 0);
+    if (dropped)
+        log_warn("audit", "%lld refused calls were not audited: more than %d a second", dropped,
+                 AUTH_REFUSALS_PER_S);
+    auth_audit(req, req->path, NULL, status);
 }

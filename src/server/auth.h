@@ -129,6 +129,15 @@ void auth_audit_entry(const http_req_t *req, const char *target, const char *ns,
  * no entry of a committed change vanishes silently. */
 void auth_audit(const http_req_t *req, const char *target, const char *ns, int status);
 
+/* Audits a refusal the HTTP layer made before any handler ran (401, 403),
+ * target the request's path. A flood of refusals must not fill the disk:
+ * at most AUTH_REFUSALS_PER_S entries a second (in bursts of up to
+ * AUTH_REFUSALS_BURST) are written across the process; the ones beyond are
+ * counted, and the count is logged with the next entry written. */
+#define AUTH_REFUSALS_PER_S 20
+#define AUTH_REFUSALS_BURST 100
+void auth_audit_refusal(const http_req_t *req, int status);
+
 /* Reads a token file written by auth_bootstrap: the first line, trimmed.
  * Returns a new string (caller frees) or NULL (errno set) if unreadable or
  * empty. */

@@ -917,6 +917,7 @@ static bool authenticate(conn_t *c)
         http_problem(&c->resp, 401, "header.Authorization",
                      "this route needs an 'Authorization: Bearer <token>' header");
         http_set_header(&c->resp, "WWW-Authenticate", "Bearer realm=\"sked\"");
+        auth_audit_refusal(&c->req, 401);
         return false;
     }
     int rc = auth_verify(c->d->st, tok, c->req.now_ms, &c->tok);
@@ -931,6 +932,7 @@ static bool authenticate(conn_t *c)
                      "the bearer token is invalid, revoked or expired");
         http_set_header(&c->resp, "WWW-Authenticate",
                         "Bearer realm=\"sked\", error=\"invalid_token\"");
+        auth_audit_refusal(&c->req, 401);
         return false;
     }
     if (rc < 0) {
@@ -943,12 +945,13 @@ static bool authenticate(conn_t *c)
     c->who.name = c->tok.name ? c->tok.name : "";
     c->who.role = c->tok.role;
     c->who.ns = c->tok.ns ? c->tok.ns : "";
+    c->req.who = &c->who;
     if (!auth_role_allows(c->tok.role, c->route->access)) {
         http_problem(&c->resp, 403, NULL, "a token with role '%s' may not call %s %s",
                      token_role_name(c->tok.role), c->route->method, c->route->pattern);
+        auth_audit_refusal(&c->req, 403);
         return false;
     }
-    c->req.who = &c->who;
     /* Exempt, like Kubernetes exempts system:masters from its flow
      * control: admin tokens (operators' own tooling and recovery, which a
      * busy limit must never lock out) and the worker protocol (throttled

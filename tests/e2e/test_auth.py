@@ -4,6 +4,7 @@ API scripts call."""
 
 import copy
 import os
+import time
 import stat
 import subprocess
 
@@ -89,6 +90,44 @@ class TestAuth(SkedTestCase):
         self.cli_ok("users", "rm", "alice")
         st, _, _ = self.api("GET", "/v1/jobs", token=alice)
         self.assertEqual(st, 401)
+
+    def test_refusals_are_audited_but_cannot_flood_the_log(self):
+        # A missing token, a bad token, and a role that may not call the
+        # route: each refusal is in the audit log with its route and status.
+        st, _, _ = self.api("GET", "/v1/jobs", token=None)
+        self.assertEqual(st, 401)
+        st, _, _ = self.api("GET", "/v1/runs", token="sked_" + "A" * 43)
+        self.assertEqual(st, 401)
+        rc, out, err = self.sked_stdin("", "tokens", "create", "--name", "v1", "--role",
+                                       "viewer")
+        self.assertEqual(rc, 0, err)
+        viewer = out.strip().split()[-1]
+        st, _, _ = self.api("POST", "/v1/users", {"name": "x", "role": "user",
+                                                  "password": "long-enough-pw"}, token=viewer)
+        self.assertEqual(st, 403)
+        entries = self.cli_json("audit", "ls", "--all")["items"]
+        seen = {(e["method"], e["route"], e["status"], e["actor"]) for e in entries}
+        self.assertIn(("GET", "/v1/jobs", 401, ""), seen)
+        self.assertIn(("GET", "/v1/runs", 401, ""), seen)
+        self.assertIn(("POST", "/v1/users", 403, "v1"), seen)
+
+        # A flood of refusals (no token: not throttled per address, so every
+        # one is a 401): the log takes at most the burst plus the refill, and
+        # the server keeps answering.
+        before = sum(1 for e in entries if e["status"] == 401)
+        t0 = time.monotonic()
+        flood = 400
+        for i in range(flood):
+            st, _, _ = self.api("GET", "/v1/jobs?i=%d" % i, token=None)
+            self.assertEqual(st, 401)
+        elapsed = time.monotonic() - t0
+        entries = self.cli_json("audit", "ls", "--all")["items"]
+        written = sum(1 for e in entries if e["status"] == 401) - before
+        self.assertGreater(written, 0)
+        self.assertLessEqual(written, 100 + 20 * (elapsed + 1))
+        self.assertLess(written, flood)
+        st, _, _ = self.api("GET", "/v1/jobs")
+        self.assertEqual(st, 200)
 
     def test_worker_token_runs_jobs(self):
         tokfile = self.path("worker.token")
