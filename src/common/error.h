@@ -27,7 +27,8 @@
     X(EINTERNAL, -1009, 500, "internal error")                                                     \
     X(EMETHOD, -1010, 405, "method not allowed")                                                   \
     X(ESCHEMA, -1011, 500, "store schema is newer than this binary")                               \
-    X(EBUSY, -1012, 503, "busy, try again")
+    X(EBUSY, -1012, 503, "busy, try again")                                                        \
+    X(ENOSPC, -ENOSPC, 507, "the store's disk is full")
 
 enum sked_errno {
 #define SKED_X(name, value, status, msg) SKED_##name = (value),

@@ -601,6 +601,10 @@ static int dberr(struct pconn *c, const PGresult *r)
         return SKED_ESTORE;
     }
     if (state && strcmp(state, "23505") == 0) return SKED_ECONFLICT; /* unique_violation */
+    if (state && strcmp(state, "53100") == 0) { /* disk_full */
+        log_warn("store", "postgres: the disk is full");
+        return SKED_ENOSPC;
+    }
     if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) {
         /* serialization_failure, deadlock_detected: tx() runs the verb again */
         log_debug("store", "postgres %s, retrying", state);

@@ -250,6 +250,9 @@ static int dberr(struct conn *c, int rc)
     case SQLITE_LOCKED:
         log_warn("store", "sqlite busy: %s", sqlite3_errmsg(c->db));
         return SKED_EBUSY;
+    case SQLITE_FULL:
+        log_warn("store", "sqlite: the disk is full: %s", sqlite3_errmsg(c->db));
+        return SKED_ENOSPC;
     default:
         log_error("store", "sqlite error %d: %s", rc, sqlite3_errmsg(c->db));
         return SKED_ESTORE;
@@ -387,6 +390,7 @@ static void want_notify(struct sq *s)
 static void run_batch(struct sq *s, struct wop *batch)
 {
     bool notify = false, lost = false;
+    int lost_rc = SKED_ESTORE;
     int rc = exec_sql(&s->w, SQL_BEGIN);
     if (rc < 0) {
         for (struct wop *op = batch; op; op = op->next)
@@ -395,7 +399,7 @@ static void run_batch(struct sq *s, struct wop *batch)
     }
     for (struct wop *op = batch; op; op = op->next) {
         if (lost) {
-            op->rc = SKED_ESTORE;
+            op->rc = lost_rc;
             continue;
         }
         rc = exec_sql(&s->w, SQL_SAVEPOINT);
@@ -408,10 +412,12 @@ static void run_batch(struct sq *s, struct wop *batch)
         reset_all(&s->w);
         if (sqlite3_get_autocommit(s->w.db)) {
             /* SQLite rolled the whole transaction back (I/O error, disk
-             * full): every op of this batch so far is gone with it. */
+             * full): every op of this batch so far is gone with it, and
+             * fails with this op's reason when it gave one. */
             lost = true;
+            lost_rc = op->rc == SKED_ENOSPC ? SKED_ENOSPC : SKED_ESTORE;
             for (struct wop *p = batch; p != op->next; p = p->next)
-                p->rc = SKED_ESTORE;
+                p->rc = lost_rc;
             continue;
         }
         if (op->rc < 0) exec_sql(&s->w, SQL_ROLLBACK_TO);
@@ -423,7 +429,7 @@ static void run_batch(struct sq *s, struct wop *batch)
     if (rc < 0) {
         exec_sql(&s->w, SQL_ROLLBACK);
         for (struct wop *op = batch; op; op = op->next)
-            if (op->rc >= 0) op->rc = SKED_ESTORE;
+            if (op->rc >= 0) op->rc = rc == SKED_ENOSPC ? SKED_ENOSPC : SKED_ESTORE;
         return;
     }
     /* Before the callers wake: when a write returns, its notify has run. */

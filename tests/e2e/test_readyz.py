@@ -46,7 +46,7 @@ class TestReadyz(SkedTestCase):
         mnt = self.mount_small_disk()
         self.start_server(store_dir=os.path.join(mnt, "store"))
         self.assertEqual(self.ready()[0], 200)
-        self.create_job(self.sh_job("true", schedules=[{"every": "1h"}]))
+        first = self.create_job(self.sh_job("true", schedules=[{"every": "1h"}]))
 
         filler = self.fill(mnt)
         # The probe runs at most once a second: the next answer after that.
@@ -60,18 +60,25 @@ class TestReadyz(SkedTestCase):
         st, v = box["r"]
         self.assertEqual(v["status"], 503, v)
         self.assertIn("write", v["detail"])
-        # A write is refused with a problem, not a crash or a hang.
+        # A write is refused with a clear 507 problem, not a crash or a hang,
+        # and leaves nothing behind.
         st, h, v = self.api("POST", "/v1/jobs", {"name": "nope", "command": ["true"]})
-        self.assertGreaterEqual(st, 500, v)
+        self.assertEqual(st, 507, v)
         self.assertTrue(h.get("Content-Type", "").startswith("application/problem+json"), h)
+        self.assertEqual(v["status"], 507, v)
+        self.assertIn("full", v["detail"], v)
         self.assertTrue(self.srv.proc.alive())
         # Reads still work.
         self.ok("GET", "/v1/jobs", expect=200)
 
         os.unlink(filler)
         wait_until(lambda: self.ready()[0] == 200, 5, msg="readyz to recover once space is back")
-        self.create_job(self.sh_job("true"), expect=201)
+        self.create_job(self.sh_job("true", name="after"), expect=201)
         self.assertTrue(self.srv.proc.alive())
+        # What was acknowledged survived the full disk; what was refused
+        # never appeared.
+        names = sorted(j["name"] for j in self.ok("GET", "/v1/jobs", expect=200)["items"])
+        self.assertEqual(names, sorted([first["name"], "after"]))
 
 
 if __name__ == "__main__":
