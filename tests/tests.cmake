@@ -38,6 +38,17 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/tests/store/test_store_pg.c)
   set_tests_properties(store.postgres_cluster PROPERTIES LABELS "store;postgres" TIMEOUT 300)
 endif()
 
+# Backend parity: one scripted scenario on a SQLite and a PostgreSQL store, compared field by
+# field, and the two live schema catalogs compared (needs a throwaway PostgreSQL, as above).
+if(EXISTS ${CMAKE_SOURCE_DIR}/tests/store/test_parity.c)
+  add_executable(test_parity ${CMAKE_SOURCE_DIR}/tests/store/test_parity.c)
+  target_link_libraries(test_parity PRIVATE sked_store PkgConfig::CMOCKA PkgConfig::PQ
+                        PkgConfig::SQLITE)
+  add_test(NAME store.parity COMMAND ${CMAKE_SOURCE_DIR}/tests/store/pg_harness.sh
+           $<TARGET_FILE:test_parity>)
+  set_tests_properties(store.parity PROPERTIES LABELS "store;postgres;sqlite" TIMEOUT 300)
+endif()
+
 # End-to-end: real sked processes on loopback, driven over HTTP and the CLI.
 file(GLOB E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.py)
 foreach(src ${E2E_TESTS})
