@@ -58,6 +58,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/auth.h"
@@ -123,8 +124,8 @@ typedef struct conn {
     store_token_t tok; /* the caller's token record (who points into it) */
     http_principal_t who;
     enum wstate wstate; /* guarded by d->mu */
-    int64_t park_deadline_ns;
-    uint64_t gen; /* d->gen when the handler last started */
+    heap_node_t park;   /* in d->parked while W_PARKED; key: the deadline, monotonic ns */
+    uint64_t gen;       /* d->gen when the handler last started */
 } conn_t;
 
 struct http_daemon {
@@ -136,9 +137,8 @@ struct http_daemon {
     pthread_mutex_t mu;
     pthread_cond_t timer_cv; /* CLOCK_MONOTONIC */
     pthread_cond_t idle_cv;  /* signalled when active drops to 0 */
-    conn_t **heap;           /* parked connections, min-heap on park_deadline_ns */
-    size_t nheap, capheap;
-    _Atomic uint64_t gen; /* bumped (under mu) by every wake */
+    heap_t parked;           /* parked connections (conn_t.park), by deadline */
+    _Atomic uint64_t gen;    /* bumped (under mu) by every wake */
     bool stopping;
     bool timer_quit;
     bool timer_started;
@@ -398,54 +398,15 @@ json_t *http_body_json(http_req_t *req, http_resp_t *resp)
 
 /* ---- waiting: the heap of parked connections ---------------------------- */
 
-static void heap_swap(conn_t **h, size_t a, size_t b)
-{
-    conn_t *t = h[a];
-    h[a] = h[b];
-    h[b] = t;
-}
-
-static void heap_push(http_daemon_t *d, conn_t *c)
-{
-    if (d->nheap == d->capheap) {
-        d->capheap = d->capheap ? d->capheap * 2 : 64;
-        d->heap = xrealloc(d->heap, d->capheap * sizeof *d->heap);
-    }
-    size_t i = d->nheap++;
-    d->heap[i] = c;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (d->heap[p]->park_deadline_ns <= d->heap[i]->park_deadline_ns) break;
-        heap_swap(d->heap, p, i);
-        i = p;
-    }
-}
-
-static conn_t *heap_pop(http_daemon_t *d)
-{
-    conn_t *top = d->heap[0];
-    d->heap[0] = d->heap[--d->nheap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < d->nheap && d->heap[l]->park_deadline_ns < d->heap[m]->park_deadline_ns) m = l;
-        if (r < d->nheap && d->heap[r]->park_deadline_ns < d->heap[m]->park_deadline_ns) m = r;
-        if (m == i) break;
-        heap_swap(d->heap, i, m);
-        i = m;
-    }
-    return top;
-}
-
 /* Resumes every parked connection with state ws. Caller holds d->mu. */
 static void resume_all(http_daemon_t *d, enum wstate ws)
 {
-    for (size_t i = 0; i < d->nheap; i++) {
-        conn_t *c = d->heap[i];
+    for (size_t i = 0; i < heap_len(&d->parked); i++) {
+        conn_t *c = HEAP_ENTRY(heap_at(&d->parked, i), conn_t, park);
         c->wstate = ws;
         MHD_resume_connection(c->mc);
     }
-    d->nheap = 0;
+    heap_clear(&d->parked);
 }
 
 /* Suspends c until a wake or its deadline, unless it need not wait: a wake
@@ -467,13 +428,12 @@ static enum park_result park(conn_t *c, int64_t deadline_ns)
         r = PARK_WOKEN;
     } else {
         c->wstate = W_PARKED;
-        c->park_deadline_ns = deadline_ns;
-        heap_push(d, c);
+        heap_push(&d->parked, &c->park, deadline_ns);
         /* Suspend while holding mu: a wake can only find c in the heap after
          * MHD_suspend_connection returned, and resuming a connection that is
          * not suspended is undefined in microhttpd. */
         MHD_suspend_connection(c->mc);
-        if (d->heap[0] == c) pthread_cond_signal(&d->timer_cv);
+        if (heap_min(&d->parked) == &c->park) pthread_cond_signal(&d->timer_cv);
         r = PARK_OK;
     }
     pthread_mutex_unlock(&d->mu);
@@ -486,13 +446,14 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&d->mu);
     while (!d->timer_quit) {
         int64_t now = clock_mono_ns();
-        while (d->nheap && d->heap[0]->park_deadline_ns <= now) {
-            conn_t *c = heap_pop(d);
+        heap_node_t *top;
+        while ((top = heap_min(&d->parked)) && top->key <= now) {
+            conn_t *c = HEAP_ENTRY(heap_pop(&d->parked), conn_t, park);
             c->wstate = W_EXPIRED;
             MHD_resume_connection(c->mc);
         }
-        if (d->nheap) {
-            int64_t t = d->heap[0]->park_deadline_ns;
+        if ((top = heap_min(&d->parked))) {
+            int64_t t = top->key;
             struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
             pthread_cond_timedwait(&d->timer_cv, &d->mu, &ts);
         } else {
@@ -1540,7 +1501,7 @@ void http__stop(http_daemon_t *d)
 void http__free(http_daemon_t *d)
 {
     if (!d) return;
-    free(d->heap);
+    heap_free(&d->parked);
     free(d->url);
     ratelimit_free(d->rl);
     free(d->tls_cert);
