@@ -58,9 +58,11 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/auth.h"
+#include "server/http_parse.h"
 #include "server/ratelimit.h"
 #include "server/server_int.h"
 
@@ -123,8 +125,8 @@ typedef struct conn {
     store_token_t tok; /* the caller's token record (who points into it) */
     http_principal_t who;
     enum wstate wstate; /* guarded by d->mu */
-    int64_t park_deadline_ns;
-    uint64_t gen; /* d->gen when the handler last started */
+    heap_node_t park;   /* in d->parked while W_PARKED; key: the deadline, monotonic ns */
+    uint64_t gen;       /* d->gen when the handler last started */
 } conn_t;
 
 struct http_daemon {
@@ -136,9 +138,8 @@ struct http_daemon {
     pthread_mutex_t mu;
     pthread_cond_t timer_cv; /* CLOCK_MONOTONIC */
     pthread_cond_t idle_cv;  /* signalled when active drops to 0 */
-    conn_t **heap;           /* parked connections, min-heap on park_deadline_ns */
-    size_t nheap, capheap;
-    _Atomic uint64_t gen; /* bumped (under mu) by every wake */
+    heap_t parked;           /* parked connections (conn_t.park), by deadline */
+    _Atomic uint64_t gen;    /* bumped (under mu) by every wake */
     bool stopping;
     bool timer_quit;
     bool timer_started;
@@ -192,20 +193,6 @@ static void resp_set(http_resp_t *r, int status, const char *ctype, char *body, 
     r->body_len = len;
     r->wait = false;
     r->stream = false;
-}
-
-/* Strict non-negative decimal, as Content-Length must be. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!s || !*s) return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return -1;
-        if (v > (UINT64_MAX - 9) / 10) return -1;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    *out = v;
-    return 0;
 }
 
 /* ---- the request and response API of http.h ----------------------------- */
@@ -398,54 +385,15 @@ json_t *http_body_json(http_req_t *req, http_resp_t *resp)
 
 /* ---- waiting: the heap of parked connections ---------------------------- */
 
-static void heap_swap(conn_t **h, size_t a, size_t b)
-{
-    conn_t *t = h[a];
-    h[a] = h[b];
-    h[b] = t;
-}
-
-static void heap_push(http_daemon_t *d, conn_t *c)
-{
-    if (d->nheap == d->capheap) {
-        d->capheap = d->capheap ? d->capheap * 2 : 64;
-        d->heap = xrealloc(d->heap, d->capheap * sizeof *d->heap);
-    }
-    size_t i = d->nheap++;
-    d->heap[i] = c;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (d->heap[p]->park_deadline_ns <= d->heap[i]->park_deadline_ns) break;
-        heap_swap(d->heap, p, i);
-        i = p;
-    }
-}
-
-static conn_t *heap_pop(http_daemon_t *d)
-{
-    conn_t *top = d->heap[0];
-    d->heap[0] = d->heap[--d->nheap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < d->nheap && d->heap[l]->park_deadline_ns < d->heap[m]->park_deadline_ns) m = l;
-        if (r < d->nheap && d->heap[r]->park_deadline_ns < d->heap[m]->park_deadline_ns) m = r;
-        if (m == i) break;
-        heap_swap(d->heap, i, m);
-        i = m;
-    }
-    return top;
-}
-
 /* Resumes every parked connection with state ws. Caller holds d->mu. */
 static void resume_all(http_daemon_t *d, enum wstate ws)
 {
-    for (size_t i = 0; i < d->nheap; i++) {
-        conn_t *c = d->heap[i];
+    for (size_t i = 0; i < heap_len(&d->parked); i++) {
+        conn_t *c = HEAP_ENTRY(heap_at(&d->parked, i), conn_t, park);
         c->wstate = ws;
         MHD_resume_connection(c->mc);
     }
-    d->nheap = 0;
+    heap_clear(&d->parked);
 }
 
 /* Suspends c until a wake or its deadline, unless it need not wait: a wake
@@ -467,13 +415,12 @@ static enum park_result park(conn_t *c, int64_t deadline_ns)
         r = PARK_WOKEN;
     } else {
         c->wstate = W_PARKED;
-        c->park_deadline_ns = deadline_ns;
-        heap_push(d, c);
+        heap_push(&d->parked, &c->park, deadline_ns);
         /* Suspend while holding mu: a wake can only find c in the heap after
          * MHD_suspend_connection returned, and resuming a connection that is
          * not suspended is undefined in microhttpd. */
         MHD_suspend_connection(c->mc);
-        if (d->heap[0] == c) pthread_cond_signal(&d->timer_cv);
+        if (heap_min(&d->parked) == &c->park) pthread_cond_signal(&d->timer_cv);
         r = PARK_OK;
     }
     pthread_mutex_unlock(&d->mu);
@@ -486,13 +433,14 @@ static void *timer_main(void *arg)
     pthread_mutex_lock(&d->mu);
     while (!d->timer_quit) {
         int64_t now = clock_mono_ns();
-        while (d->nheap && d->heap[0]->park_deadline_ns <= now) {
-            conn_t *c = heap_pop(d);
+        heap_node_t *top;
+        while ((top = heap_min(&d->parked)) && top->key <= now) {
+            conn_t *c = HEAP_ENTRY(heap_pop(&d->parked), conn_t, park);
             c->wstate = W_EXPIRED;
             MHD_resume_connection(c->mc);
         }
-        if (d->nheap) {
-            int64_t t = d->heap[0]->park_deadline_ns;
+        if ((top = heap_min(&d->parked))) {
+            int64_t t = top->key;
             struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
             pthread_cond_timedwait(&d->timer_cv, &d->mu, &ts);
         } else {
@@ -515,37 +463,11 @@ void http__wake(http_daemon_t *d)
 /* ---- hostile input: framing, the path and the query --------------------- */
 
 /*
- * libmicrohttpd 0.9.75 (Debian 12) parses requests with C-string functions
- * and is lenient where a proxy in front of sked may not be, so sked checks
- * what it is handed before acting on any of it:
- *
- * - Escapes. microhttpd's own unescaper decodes %00 into a C string (so
- *   "job_x%00junk" reads as "job_x") and decodes %2f before routing (so an
- *   encoded slash separates segments). keep_escapes leaves the path and the
- *   query as sent instead; route() splits the path and then decodes each
- *   segment, parse_query decodes keys and values, and both refuse %00
- *   and invalid UTF-8 (pct_decode).
- * - Hidden bytes. A raw NUL in the request line or in a header value cuts
- *   what microhttpd reports; an empty header name (": v") ends its header
- *   block early, leaving the rest to be parsed as a second request; an
- *   obs-fold continuation line is glued onto the field *name*. All of these
- *   leave bytes in the header block that no reported field accounts for.
- *   microhttpd parses the block in place (the request line first, fields
- *   and separators turned into NUL-terminated strings), so check_framing
- *   audits it: each byte must belong to the method, the target, the
- *   version, a query key or value, a header name or value, or be a NUL or
- *   whitespace. A NUL that hides nothing (a target ending in one) goes
- *   unnoticed, and is harmless for that reason.
- * - Framing (RFC 9112 §3.2, §5.1, §6.1, §6.3): both Content-Length and
- *   Transfer-Encoding, two Content-Lengths, a transfer coding other than
- *   "chunked", no Host in HTTP/1.1 or more than one, header names that are
- *   no token, and control characters in values; microhttpd passes all of
- *   these through, picking one reading where a proxy may pick another.
- *
- * Framing problems are answered 400 with "Connection: close": once framing
- * is in doubt nothing more on the connection can be trusted to be a
- * request. What microhttpd refuses itself (no request line, a malformed
- * chunk size, oversized headers) it answers or closes before sked sees it.
+ * microhttpd is lenient where a proxy in front of sked may not be, so what
+ * it hands us is checked before anything acts on it: the path and the
+ * query are decoded here rather than by microhttpd, and the framing of
+ * every request is audited. The parsers and the reasons for each check
+ * are in http_parse.c; this is the glue that feeds them.
  */
 
 /* The unescaper microhttpd calls on the path and each query key and value:
@@ -555,92 +477,6 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *mc, char *s)
     (void)cls;
     (void)mc;
     return strlen(s);
-}
-
-enum pct { PCT_OK = 0, PCT_NUL, PCT_SLASH, PCT_UTF8 };
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static bool utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned ch = *s;
-        size_t n;
-        uint32_t cp, min;
-        if (ch < 0x80) {
-            s++;
-            continue;
-        }
-        if ((ch & 0xe0) == 0xc0) {
-            n = 1, cp = ch & 0x1f, min = 0x80;
-        } else if ((ch & 0xf0) == 0xe0) {
-            n = 2, cp = ch & 0x0f, min = 0x800;
-        } else if ((ch & 0xf8) == 0xf0) {
-            n = 3, cp = ch & 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80) return false; /* also stops at the NUL */
-            cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        s += n + 1;
-    }
-    return true;
-}
-
-/* Decodes the %XX escapes of s in place (it only shrinks) and checks that
- * the result is UTF-8. An encoded NUL is refused everywhere: C strings
- * would end there. An encoded slash is refused unless slash_ok: in a path
- * segment it would turn into a separator wherever the id travels next. A
- * '%' that starts no escape stands for itself, as microhttpd and browsers
- * read it (no id or name can hold one, so it matches nothing). */
-static enum pct pct_decode(char *s, bool slash_ok)
-{
-    char *w = s;
-    const char *r = s;
-    while (*r) {
-        if (*r != '%') {
-            *w++ = *r++;
-            continue;
-        }
-        int hi = hexval(r[1]);
-        int lo = hi < 0 ? -1 : hexval(r[2]);
-        if (lo < 0) {
-            *w++ = *r++;
-            continue;
-        }
-        char ch = (char)(hi << 4 | lo);
-        if (!ch) return PCT_NUL;
-        if (ch == '/' && !slash_ok) return PCT_SLASH;
-        *w++ = ch;
-        r += 3;
-    }
-    *w = 0;
-    return utf8_valid(s) ? PCT_OK : PCT_UTF8;
-}
-
-static const char *pct_what(enum pct e)
-{
-    switch (e) {
-    case PCT_NUL:
-        return "contains a NUL byte (%00)";
-    case PCT_SLASH:
-        return "contains an encoded slash (%2F)";
-    case PCT_UTF8:
-        return "is not valid UTF-8";
-    default:
-        return "is fine";
-    }
 }
 
 /* Iterator of microhttpd's query: copies each key and value as sent
@@ -665,14 +501,15 @@ static bool parse_query(conn_t *c)
     MHD_get_connection_values_n(c->mc, MHD_GET_ARGUMENT_KIND, collect_arg, c);
     for (size_t i = 0; i < c->nargs; i++) {
         struct hdr *a = &c->args[i];
-        enum pct e = pct_decode(a->name, true);
-        if (e != PCT_OK) {
-            http_problem(&c->resp, 400, "query", "a query parameter name %s", pct_what(e));
+        enum http_pct e = http_pct_decode(a->name, true);
+        if (e != HTTP_PCT_OK) {
+            http_problem(&c->resp, 400, "query", "a query parameter name %s", http_pct_what(e));
             return false;
         }
-        if (a->value && (e = pct_decode(a->value, true)) != PCT_OK) {
+        if (a->value && (e = http_pct_decode(a->value, true)) != HTTP_PCT_OK) {
             char *field = xasprintf("query.%s", a->name);
-            http_problem(&c->resp, 400, field, "the query parameter '%s' %s", a->name, pct_what(e));
+            http_problem(&c->resp, 400, field, "the query parameter '%s' %s", a->name,
+                         http_pct_what(e));
             free(field);
             return false;
         }
@@ -680,135 +517,31 @@ static bool parse_query(conn_t *c)
     return true;
 }
 
-/* What check_framing learns from one pass over the fields. */
-struct frame {
-    uintptr_t base;      /* the header block, as microhttpd parsed it in place */
-    size_t size;         /* its length in bytes */
-    unsigned char *seen; /* per byte of the block: part of a reported field */
-    int nhost, nlen, nte;
-    const char *clen, *te; /* the values of Content-Length, Transfer-Encoding */
-    const char *why;       /* the first problem found, or NULL */
-};
-
-static void mark(struct frame *f, const char *p, size_t n)
-{
-    uintptr_t a = (uintptr_t)p;
-    if (!f->seen || !p || a < f->base || a - f->base > f->size || n > f->size - (a - f->base))
-        return; /* not in the block (a copy microhttpd made): nothing to mark */
-    memset(f->seen + (a - f->base), 1, n);
-}
-
-/* RFC 9110 §5.6.2: a field name is a token. */
-static bool is_tchar(unsigned char ch)
-{
-    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
-}
-
+/* Iterator of microhttpd's fields for the framing audit. */
 static enum MHD_Result frame_field(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_len, const char *value, size_t value_len)
 {
-    struct frame *f = cls;
-    mark(f, key, key_len);
-    mark(f, value, value_len);
-    if (kind != MHD_HEADER_KIND || f->why || !key) return MHD_YES;
-    if (!key_len) f->why = "an empty header name";
-    for (size_t i = 0; i < key_len && !f->why; i++)
-        if (!is_tchar((unsigned char)key[i]))
-            f->why = "a header name that is no token (whitespace before the colon?)";
-    for (size_t i = 0; value && i < value_len && !f->why; i++) {
-        unsigned char ch = (unsigned char)value[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            f->why = "a control character (CR, LF or NUL) in a header value";
-    }
-    if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
-        f->nhost++;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
-        f->nlen++;
-        f->clen = value;
-    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
-        f->nte++;
-        f->te = value;
-    }
+    http_frame_field(cls, kind == MHD_HEADER_KIND, key, key_len, value, value_len);
     return MHD_YES;
 }
 
-/* Checks the request line and headers of c (see above). On failure fills
- * c->resp with a 400 that closes the connection and returns false. */
+/* Checks the request line and headers of c (http_frame_*). On failure
+ * fills c->resp with a 400 that closes the connection and returns false. */
 static bool check_framing(conn_t *c)
 {
-    struct frame f = {0};
-    const char *m = c->req.method, *u = c->req.path, *v = c->version ? c->version : "";
+    http_frame_t f;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-
-    /* The audit needs microhttpd's in-place layout: method, target and
-     * version in this order at the start of the block. Where that does not
-     * hold (another microhttpd) the checks of the fields still run. */
-    if (ci && ci->header_size) {
-        f.base = (uintptr_t)m;
-        f.size = ci->header_size;
-        uintptr_t ua = (uintptr_t)u, va = (uintptr_t)v;
-        if (ua > f.base && va > ua && va - f.base < f.size) {
-            f.seen = xcalloc(f.size, 1);
-            mark(&f, m, strlen(m));
-            mark(&f, u, strlen(u));
-            mark(&f, v, strlen(v));
-        }
-    }
+    http_frame_begin(&f, c->req.method, c->req.path, c->version, ci ? ci->header_size : 0);
     MHD_get_connection_values_n(c->mc, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, frame_field, &f);
-    for (size_t i = 0; f.seen && !f.why && i < f.size; i++) {
-        char ch = m[i];
-        if (!f.seen[i] && ch && ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
-            f.why = "bytes no field accounts for (a NUL byte inside the request line or a "
-                    "header, an empty header name, or a folded header line)";
-    }
-    free(f.seen);
-    uint64_t clen = 0;
-    if (f.why) {
-        /* already refused */
-    } else if (f.nhost > 1) {
-        f.why = "more than one Host header";
-    } else if (!f.nhost && !strcmp(v, "HTTP/1.1")) {
-        f.why = "an HTTP/1.1 request without a Host header";
-    } else if (f.nlen && f.nte) {
-        f.why = "both Content-Length and Transfer-Encoding";
-    } else if (f.nlen > 1) {
-        f.why = "more than one Content-Length";
-    } else if (f.clen && parse_u64(f.clen, &clen) < 0) {
-        f.why = "a Content-Length that is no decimal number";
-    } else if (f.nte > 1 || (f.te && strcasecmp(f.te, "chunked"))) {
-        f.why = "a Transfer-Encoding other than 'chunked'";
-    }
-    if (!f.why) return true;
-    http_problem(&c->resp, 400, NULL, "malformed request: %s", f.why);
+    const char *why = http_frame_end(&f);
+    if (!why) return true;
+    http_problem(&c->resp, 400, NULL, "malformed request: %s", why);
     http_set_header(&c->resp, "Connection", "close");
     return false;
 }
 
 /* ---- routing and authentication ---------------------------------------- */
-
-/* Matches the segments of a request path against a pattern; {x} takes one
- * non-empty segment into params. */
-static bool match(const char *pat, char **segs, size_t nsegs, const char **params)
-{
-    size_t i = 0, np = 0;
-    const char *p = pat;
-    if (*p != '/') return false;
-    while (*p == '/') {
-        p++;
-        size_t len = strcspn(p, "/");
-        if (i >= nsegs) return false;
-        if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
-            if (!*segs[i]) return false;
-            if (np < HTTP_MAX_PARAMS) params[np++] = segs[i];
-        } else if (strlen(segs[i]) != len || memcmp(segs[i], p, len) != 0) {
-            return false;
-        }
-        i++;
-        p += len;
-    }
-    return i == nsegs;
-}
 
 /* Finds the route of c's method and path; on failure fills c->resp with
  * the 404 or 405 answer and returns false. */
@@ -820,27 +553,18 @@ static bool route(conn_t *c, const char *method, const char *url)
     const char *m = !strcmp(method, "HEAD") ? "GET" : method;
     buf_t allow = BUF_INIT;
     bool ok = false;
-    enum pct bad = PCT_OK;
+    enum http_pct bad = HTTP_PCT_OK;
 
     if (url[0] != '/') goto out;
     c->pathbuf = xstrdup(url + 1);
-    for (char *s = c->pathbuf;; nsegs++) {
-        if (nsegs == MAX_SEGS) goto out; /* longer than any route */
-        segs[nsegs] = s;
-        char *slash = strchr(s, '/');
-        if (!slash) {
-            nsegs++;
-            break;
-        }
-        *slash = 0;
-        s = slash + 1;
-    }
+    if (!(nsegs = http_path_split(c->pathbuf, segs, MAX_SEGS)))
+        goto out; /* longer than any route */
     /* Split first, then decode: an escape never makes a separator. */
     for (size_t i = 0; i < nsegs; i++)
-        if ((bad = pct_decode(segs[i], false)) != PCT_OK) goto out;
+        if ((bad = http_pct_decode(segs[i], false)) != HTTP_PCT_OK) goto out;
     for (const http_route_t *r = http_routes; r->method; r++) {
         const char *params[HTTP_MAX_PARAMS] = {0};
-        if (!match(r->pattern, segs, nsegs, params)) continue;
+        if (!http_path_match(r->pattern, segs, nsegs, params, HTTP_MAX_PARAMS)) continue;
         if (!strcmp(r->method, m)) {
             c->route = r;
             memcpy(c->req.params, params, sizeof params);
@@ -853,9 +577,10 @@ static bool route(conn_t *c, const char *method, const char *url)
         }
     }
 out:
-    if (bad != PCT_OK) {
+    if (bad != HTTP_PCT_OK) {
         /* Nothing sked names holds a NUL, a slash or invalid UTF-8. */
-        http_problem(&c->resp, 404, "path", "no such resource: a path segment %s", pct_what(bad));
+        http_problem(&c->resp, 404, "path", "no such resource: a path segment %s",
+                     http_pct_what(bad));
     } else if (!ok && allow.len) {
         http_problem(&c->resp, 405, NULL, "%s is not allowed here; allowed: %s", method,
                      allow.data);
@@ -1192,7 +917,7 @@ static enum MHD_Result begin(conn_t *c)
     if (!check_framing(c)) return queue_plain(c);
     if (!route(c, c->req.method, c->req.path)) return queue_plain(c);
     const char *cl = http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && parse_u64(cl, &clen) == 0 && clen > HTTP_BODY_MAX) {
+    if (cl && http_parse_u64(cl, &clen) == 0 && clen > HTTP_BODY_MAX) {
         http_problem(&c->resp, 413, "body", "the body is %" PRIu64 " bytes; at most %d allowed",
                      clen, HTTP_BODY_MAX);
         return queue_plain(c);
@@ -1543,7 +1268,7 @@ void http__stop(http_daemon_t *d)
 void http__free(http_daemon_t *d)
 {
     if (!d) return;
-    free(d->heap);
+    heap_free(&d->parked);
     free(d->url);
     ratelimit_free(d->rl);
     free(d->tls_cert);

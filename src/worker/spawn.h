@@ -23,6 +23,10 @@
  * fresh private working directory (spawn_workdir_new), removed afterwards
  * without following anything the job planted there (spawn_tree_remove).
  *
+ * Three files implement it: spawn.c (the child, its pipes and its exit),
+ * spawn_isolate.c (users, limits, environments, working directories) and
+ * spawn_watcher.c (the orphan watcher).
+ *
  * Nothing here is thread-safe by itself; the worker calls spawn_* from its
  * one supervisor thread (which must live as long as the worker, because
  * PDEATHSIG fires when the forking *thread* exits).
