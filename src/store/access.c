@@ -348,7 +348,9 @@ int v_token_touch(store_t *st, const char *id, int64_t now_ms)
 static db_sql_t Q_USER_INSERT =
     DB_SAME("INSERT INTO users (" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?5)");
 static db_sql_t Q_USER_GET = DB_SAME("SELECT " USER_COLS " FROM users WHERE name = ?1");
-static db_sql_t Q_USER_LIST = DB_SAME("SELECT " USER_COLS " FROM users ORDER BY name");
+/* By name, byte by byte in both dialects, whatever the database's locale. */
+static db_sql_t Q_USER_LIST = DB_SQL("SELECT " USER_COLS " FROM users ORDER BY name",
+                                     "SELECT " USER_COLS " FROM users ORDER BY name COLLATE \"C\"");
 static db_sql_t Q_USER_UPDATE = DB_SAME("UPDATE users SET pwhash = ?2, role = ?3, namespaces = ?4,"
                                         " updated_ms = ?5 WHERE name = ?1");
 static db_sql_t Q_USER_DELETE = DB_SAME("DELETE FROM users WHERE name = ?1");

@@ -601,7 +601,7 @@ static int dberr(struct pconn *c, const PGresult *r)
         return SKED_ESTORE;
     }
     if (state && strcmp(state, "23505") == 0) return SKED_ECONFLICT; /* unique_violation */
-    if (state && strcmp(state, "53100") == 0) { /* disk_full */
+    if (state && strcmp(state, "53100") == 0) {                      /* disk_full */
         log_warn("store", "postgres: the disk is full");
         return SKED_ENOSPC;
     }
@@ -1066,7 +1066,7 @@ static db_q_t *pg_q(db_t *db, db_sql_t *sql)
         q->c = c;
         q->slot = (int)slot;
         q->typed = !sql->pg;
-        q->text = sql->pg ? xstrdup(sql->pg) : dollar_params(sql->lite);
+        q->text = dollar_params(sql->pg ? sql->pg : sql->lite);
         q->base.noop = !*q->text;
         q->row = -1;
         c->dq[slot] = q;
@@ -1446,10 +1446,6 @@ static int job_create_fn(struct pg *pg, struct pconn *c, void *arg)
     int rc;
 
     id_new("job", a->now_ms, j->id);
-    j->version = 1;
-    j->created_ms = j->updated_ms = a->now_ms;
-    j->state = JOB_ACTIVE;
-
     if (a->idem_key) {
         /* Claim the key first: a concurrent create with the same key waits
          * here for ours to commit, then finds it (and answers EEXIST)
@@ -1467,9 +1463,12 @@ static int job_create_fn(struct pg *pg, struct pconn *c, void *arg)
             if (!r) return rc;
             if (PQntuples(r) == 1) gid(r, 0, 0, j->id);
             PQclear(r);
-            return SKED_EEXIST;
+            return SKED_EEXIST; /* and, as store.h says, nothing else of j is set */
         }
     }
+    j->version = 1;
+    j->created_ms = j->updated_ms = a->now_ms;
+    j->state = JOB_ACTIVE;
 
     memset(&p, 0, sizeof p);
     pt(&p, j->id);

@@ -26,13 +26,19 @@ static db_sql_t Q_WORKER_REPLACE =
             " state = 0, registered_ms = ?7, heartbeat_ms = ?7, owner = ?8, ns = ?9"
             " WHERE id = ?1");
 static db_sql_t Q_WORKER_GET = DB_SAME("SELECT " WORKER_COLS " FROM workers w WHERE w.id = ?1");
-/* Pages in (name, id) order after the cursor worker's (name, id). */
-static db_sql_t Q_WORKER_LIST = DB_SAME("SELECT " WORKER_COLS " FROM workers w WHERE w.state != 3"
-                                        " ORDER BY w.name, w.id LIMIT ?1");
+/* Pages in (name, id) order after the cursor worker's (name, id). Names
+ * compare byte by byte in both dialects (SQLite's BINARY, PostgreSQL's
+ * "C"), so both list in one order whatever the database's locale. */
+#define WORKER_LIST(after, order)                                                                  \
+    "SELECT " WORKER_COLS " FROM workers w" after " ORDER BY w.name" order ", w.id LIMIT ?1"
+#define WORKER_AFTER(c)                                                                            \
+    ", workers c WHERE c.id = ?2 AND w.state != 3 AND w.name" c " >= c.name AND (w.name" c         \
+    " > c.name OR w.id > c.id)"
+static db_sql_t Q_WORKER_LIST = DB_SQL(WORKER_LIST(" WHERE w.state != 3", ""),
+                                       WORKER_LIST(" WHERE w.state != 3", " COLLATE \"C\""));
 static db_sql_t Q_WORKER_LIST_AFTER =
-    DB_SAME("SELECT " WORKER_COLS " FROM workers w, workers c WHERE c.id = ?2 AND w.state != 3"
-            " AND w.name >= c.name AND (w.name > c.name OR w.id > c.id)"
-            " ORDER BY w.name, w.id LIMIT ?1");
+    DB_SQL(WORKER_LIST(WORKER_AFTER(""), ""),
+           WORKER_LIST(WORKER_AFTER(" COLLATE \"C\""), " COLLATE \"C\""));
 /* RETURNING owner: a change for the wrong owner is rolled back. */
 static db_sql_t Q_WORKER_SET_STATE =
     DB_SAME("UPDATE workers SET state = ?2 WHERE id = ?1 AND state != 3 RETURNING owner");
