@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/jobspec.h"
+#include "core/plan.h"
 #include "server/auth.h"
 #include "server/sched.h"
 
@@ -120,54 +121,51 @@ static void set_etag(http_resp_t *resp, int64_t version)
 
 /* ---- rendering ---------------------------------------------------------- */
 
-/* Does the canonical schedule object d describe stored schedule s? */
-static bool sched_matches(const json_t *d, const store_schedule_t *s)
-{
-    const json_t *v = json_object_get(d, schedule_kind_name(s->kind));
-    if (!json_is_string(v) || strcmp(json_string_value(v), nz(s->expr)) != 0) return false;
-    if (s->kind == SCHEDULE_CRON) {
-        const json_t *tz = json_object_get(d, "timezone");
-        const char *dtz = json_is_string(tz) ? json_string_value(tz) : NULL;
-        if (strcmp(tz_or_utc(dtz), tz_or_utc(s->timezone)) != 0) return false;
-    }
-    int64_t ms = 0;
-    const json_t *start = json_object_get(d, "start");
-    if (json_is_string(start) && clock_parse_rfc3339(json_string_value(start), &ms) == 0 &&
-        ms != s->start_ms)
-        return false;
-    const json_t *end = json_object_get(d, "end");
-    if (json_is_string(end) && clock_parse_rfc3339(json_string_value(end), &ms) == 0 &&
-        ms != s->end_ms)
-        return false;
-    return true;
-}
-
 /* Adds id, next_fire_at and last_fire_at to each schedule of the document.
- * Stored schedules are matched by definition rather than position, since
- * the store need not return them in document order. */
+ * Stored schedules are matched by definition rather than position
+ * (schedule_match), since the store need not return them in document
+ * order. One that matches none (a document in an older canonical form)
+ * takes the stored schedule at its own position, if no other took it. */
 static void enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
 {
-    bool *used = n ? xcalloc(n, sizeof *used) : NULL;
+    size_t nd = json_array_size(arr), nw = 0;
+    schedule_spec_t *want = xcalloc(nd + 1, sizeof *want), *have = xcalloc(n + 1, sizeof *have);
+    size_t *doc_at = xcalloc(nd + 1, sizeof *doc_at), *match = xcalloc(nd + 1, sizeof *match);
+    size_t *slot = xcalloc(nd + 1, sizeof *slot);
+    bool *used = xcalloc(n + 1, sizeof *used);
     size_t i;
     json_t *d;
+
+    for (size_t k = 0; k < n; k++)
+        have[k] = sched_spec(&scheds[k]);
+    json_array_foreach(arr, i, d)
+    {
+        slot[i] = SIZE_MAX;
+        if (jobspec_schedule_read(d, &want[nw]) == 0) doc_at[nw++] = i;
+    }
+    schedule_match(want, nw, have, n, match);
+    for (size_t w = 0; w < nw; w++)
+        if ((slot[doc_at[w]] = match[w]) != SIZE_MAX) used[match[w]] = true;
     json_array_foreach(arr, i, d)
     {
         if (!json_is_object(d)) continue;
-        size_t j = n;
-        for (size_t k = 0; k < n && j == n; k++)
-            if (!used[k] && sched_matches(d, &scheds[k])) j = k;
-        if (j == n && i < n && !used[i]) j = i;
-        if (j == n) {
+        size_t j = slot[i];
+        if (j == SIZE_MAX && i < n && !used[i]) used[j = i] = true;
+        if (j == SIZE_MAX) {
             json_object_set_new(d, "id", json_null());
             json_object_set_new(d, "next_fire_at", json_null());
             json_object_set_new(d, "last_fire_at", json_null());
             continue;
         }
-        used[j] = true;
         json_object_set_new(d, "id", json_string(scheds[j].id));
         json_object_set_new(d, "next_fire_at", api_time_json(scheds[j].next_fire_ms));
         json_object_set_new(d, "last_fire_at", api_time_json(scheds[j].last_fire_ms));
     }
+    free(want);
+    free(have);
+    free(doc_at);
+    free(match);
+    free(slot);
     free(used);
 }
 
@@ -247,15 +245,6 @@ out:
 
 /* ---- schedules ---------------------------------------------------------- */
 
-/* Same definition: the fire times are the same, so firing state carries
- * over. Jitter is left out: it moves not_before, not the fire times. */
-static bool same_definition(const schedule_spec_t *a, const store_schedule_t *b)
-{
-    return a->kind == b->kind && !strcmp(nz(a->expr), nz(b->expr)) &&
-           !strcmp(tz_or_utc(a->timezone), tz_or_utc(b->timezone)) && a->start_ms == b->start_ms &&
-           a->end_ms == b->end_ms && a->anchor_ms == b->anchor_ms;
-}
-
 static void scheds_free(store_schedule_t *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -272,9 +261,16 @@ static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size
                         int64_t now_ms, store_schedule_t **out, size_t *n, http_resp_t *resp)
 {
     store_schedule_t *s = spec->nschedules ? xcalloc(spec->nschedules, sizeof *s) : NULL;
-    bool *used = nold ? xcalloc(nold, sizeof *used) : NULL;
+    schedule_spec_t *want = xcalloc(spec->nschedules + 1, sizeof *want);
+    schedule_spec_t *have = xcalloc(nold + 1, sizeof *have);
+    size_t *match = xcalloc(spec->nschedules + 1, sizeof *match);
     int rc = 0;
 
+    for (size_t i = 0; i < spec->nschedules; i++)
+        want[i] = spec->schedules[i].spec;
+    for (size_t j = 0; j < nold; j++)
+        have[j] = sched_spec(&old[j]);
+    schedule_match(want, spec->nschedules, have, nold, match);
     for (size_t i = 0; i < spec->nschedules; i++) {
         const schedule_spec_t *ss = &spec->schedules[i].spec;
         s[i].kind = ss->kind;
@@ -286,11 +282,8 @@ static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size
         s[i].anchor_ms = ss->anchor_ms;
         s[i].last_fire_ms = -1;
 
-        size_t j = 0;
-        while (j < nold && (used[j] || !same_definition(ss, &old[j])))
-            j++;
-        if (j < nold) {
-            used[j] = true;
+        size_t j = match[i];
+        if (j != SIZE_MAX) {
             memcpy(s[i].id, old[j].id, sizeof s[i].id);
             s[i].next_fire_ms = old[j].next_fire_ms;
             s[i].last_fire_ms = old[j].last_fire_ms;
@@ -303,7 +296,7 @@ static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size
             http_problem(resp, 400, NULL, "schedules[%zu]: %s", i, err);
             goto out;
         }
-        s[i].next_fire_ms = sched_first_fire(c, ss->kind, now_ms);
+        s[i].next_fire_ms = plan_first_fire(c, ss->kind, now_ms);
         schedule_free(c);
     }
     *out = s;
@@ -311,7 +304,9 @@ static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size
     s = NULL;
 out:
     if (s) scheds_free(s, spec->nschedules);
-    free(used);
+    free(want);
+    free(have);
+    free(match);
     return rc;
 }
 

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "core/jobspec.h"
+#include "core/plan.h"
 #include "server/sched.h"
 #include "store/store.h"
 
@@ -69,7 +70,7 @@ static int teardown(void **state)
 }
 
 /* Creates a job from a JSON document at now_ms, as the API does (first
- * fire of each schedule by sched_first_fire). OUT: its id. */
+ * fire of each schedule by plan_first_fire). OUT: its id. */
 static void create_job(store_t *st, const char *doc_text, int64_t now_ms, char id[SKED_ID_LEN])
 {
     json_error_t jerr;
@@ -95,7 +96,7 @@ static void create_job(store_t *st, const char *doc_text, int64_t now_ms, char i
         sc[i].end_ms = ss->end_ms;
         sc[i].jitter_ms = ss->jitter_ms;
         sc[i].anchor_ms = ss->anchor_ms;
-        sc[i].next_fire_ms = sched_first_fire(c, ss->kind, now_ms);
+        sc[i].next_fire_ms = plan_first_fire(c, ss->kind, now_ms);
         sc[i].last_fire_ms = -1;
         schedule_free(c);
     }
