@@ -65,6 +65,13 @@ schedule_spec_t sched_spec(const store_schedule_t *s)
                              s->end_ms, s->jitter_ms, s->anchor_ms};
 }
 
+void sched_array_free(store_schedule_t *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        store_schedule_clear(&s[i]);
+    free(s);
+}
+
 /* ---- compiled-schedule cache ------------------------------------------ */
 
 /* Compiling a schedule parses its expression, opens its zone and checks

@@ -8,6 +8,7 @@
 #ifndef SKED_SERVER_SCHED_H
 #define SKED_SERVER_SCHED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "server/server.h"
@@ -29,5 +30,7 @@ int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms);
 
 /* The definition of a stored schedule (borrowed from s): what core/ takes. */
 schedule_spec_t sched_spec(const store_schedule_t *s);
+/* Clears each of the n schedules of array s and frees it. NULL is a no-op. */
+void sched_array_free(store_schedule_t *s, size_t n);
 
 #endif
