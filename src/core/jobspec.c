@@ -955,6 +955,41 @@ static json_t *schedule_json(const jobspec_schedule_t *s)
     return o;
 }
 
+/* A canonical time member of a schedule object: absent leaves *ms. */
+static int read_time(const json_t *v, const char *key, int64_t *ms)
+{
+    const json_t *t = json_object_get(v, key);
+    return !t || (json_is_string(t) && clock_parse_rfc3339(json_string_value(t), ms) == 0)
+               ? 0
+               : SKED_EINVAL;
+}
+
+int jobspec_schedule_read(const json_t *v, schedule_spec_t *out)
+{
+    *out = (schedule_spec_t){.start_ms = INT64_MIN, .end_ms = INT64_MAX, .anchor_ms = INT64_MIN};
+    if (!json_is_object(v)) return SKED_EINVAL;
+    int nkinds = 0;
+    for (int k = 0; k < 3; k++) {
+        const json_t *e = json_object_get(v, kind_keys[k]);
+        if (!e) continue;
+        if (!json_is_string(e)) return SKED_EINVAL;
+        out->kind = (schedule_kind_t)k;
+        out->expr = json_string_value(e);
+        nkinds++;
+    }
+    const json_t *tz = json_object_get(v, "timezone");
+    const json_t *jitter = json_object_get(v, "jitter");
+    if (nkinds != 1 || (tz && !json_is_string(tz)) || (jitter && !json_is_string(jitter)))
+        return SKED_EINVAL;
+    out->timezone = json_string_value(tz); /* NULL when absent */
+    if (jitter && duration_parse(json_string_value(jitter), &out->jitter_ms) != 0)
+        return SKED_EINVAL;
+    if (read_time(v, "start", &out->start_ms) || read_time(v, "end", &out->end_ms) ||
+        read_time(v, "anchor", &out->anchor_ms))
+        return SKED_EINVAL;
+    return 0;
+}
+
 /* Splits a canonical "k=v<sep>k2=v2" list into a JSON object. */
 static json_t *pairs_json(const char *s)
 {

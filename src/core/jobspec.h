@@ -87,6 +87,12 @@ int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, j
  * filled in, durations as canonical strings. New reference. */
 json_t *jobspec_to_json(const jobspec_t *spec);
 
+/* Reads one schedule object of a canonical document (as jobspec_to_json
+ * writes it) back into its definition, to match it with stored schedules
+ * (schedule_match). Strings are borrowed from v. This does not validate:
+ * SKED_EINVAL only if v is not shaped like such an object. */
+int jobspec_schedule_read(const json_t *v, schedule_spec_t *out);
+
 /* Secret env values. In a job document an env value is a string or
  * {"secret": "value"}. The canonical document (and so the store, and the
  * claim answer a worker gets) keeps the value, because the job needs it;

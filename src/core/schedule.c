@@ -788,3 +788,35 @@ const char *schedule_kind_name(schedule_kind_t k)
     }
     return "unknown";
 }
+
+/* Time zones compare as written, except that "" and NULL mean UTC. */
+static const char *tz_or_utc(const char *tz)
+{
+    return tz && *tz ? tz : "UTC";
+}
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+bool schedule_same(const schedule_spec_t *a, const schedule_spec_t *b)
+{
+    return a->kind == b->kind && !strcmp(nz(a->expr), nz(b->expr)) &&
+           !strcmp(tz_or_utc(a->timezone), tz_or_utc(b->timezone)) && a->start_ms == b->start_ms &&
+           a->end_ms == b->end_ms && a->anchor_ms == b->anchor_ms;
+}
+
+void schedule_match(const schedule_spec_t *want, size_t n, const schedule_spec_t *have,
+                    size_t nhave, size_t *match)
+{
+    bool *used = xcalloc(nhave ? nhave : 1, sizeof *used);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < nhave && (used[j] || !schedule_same(&want[i], &have[j])))
+            j++;
+        if (j < nhave) used[j] = true;
+        match[i] = j < nhave ? j : SIZE_MAX;
+    }
+    free(used);
+}

@@ -79,4 +79,18 @@ size_t schedule_preview(const schedule_t *s, int64_t after_ms, schedule_fire_t *
 /* Kind names: "at", "every", "cron". */
 const char *schedule_kind_name(schedule_kind_t k);
 
+/* Whether a and b have the same definition, and so the same fire times:
+ * kind, expression, zone (NULL and "" are "UTC"), start, end and anchor.
+ * Jitter is left out: it moves when a run may start, not its fire time. */
+bool schedule_same(const schedule_spec_t *a, const schedule_spec_t *b);
+
+/* Matches schedules by definition, not position: for each of want[0..n)
+ * match[i] (OUT, n entries) is the index of the first schedule of
+ * have[0..nhave) with the same definition that no earlier want took, or
+ * SIZE_MAX if none. An edited job's schedule matched this way keeps its
+ * stored firing state, so an edit neither fires a fire time again nor
+ * forgets one, whatever order the schedules are written or stored in. */
+void schedule_match(const schedule_spec_t *want, size_t n, const schedule_spec_t *have,
+                    size_t nhave, size_t *match);
+
 #endif

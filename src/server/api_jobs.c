@@ -7,9 +7,12 @@
  * fire time). The resource a client sees is that document merged with the
  * job's bookkeeping, its schedules enriched with their ids and fire times.
  *
- * Validation lives in core/jobspec.c and core/schedule.c only: the handlers
- * here map its errors to problem+json and never re-check a spec themselves
- * (the schedule preview wraps its schedules into a minimal job for that).
+ * The handlers here translate HTTP and nothing more: they parse the request
+ * (the body into a jobspec, core/jobspec.c, which is the only validation of
+ * a spec; the schedule preview wraps its schedules into a minimal job for
+ * that), check the caller's access, call the job service (jobsvc.h) for
+ * every change, and map its answer to a status and a JSON or problem+json
+ * body. Reads go to the store directly and are rendered here.
  *
  * Namespaces (auth.h): a job lives in one namespace, named at creation
  * ("namespace" in the body, else the caller's default) and fixed after.
@@ -32,13 +35,13 @@
 #include "common/xalloc.h"
 #include "core/jobspec.h"
 #include "server/auth.h"
+#include "server/jobsvc.h"
 #include "server/sched.h"
 
 #define IDEM_KEY_MAX    200
 #define PREVIEW_DEFAULT 10
 #define PREVIEW_MAX     1000
 #define FROM_HELP       "an RFC 3339 time from 1970 to 9999 such as \"2027-03-28T00:00:00Z\""
-#define PATCH_RETRIES   3 /* read-merge-write rounds when no If-Match pins a version */
 
 static const char *nz(const char *s)
 {
@@ -51,9 +54,13 @@ static const char *tz_or_utc(const char *tz)
     return tz && *tz ? tz : "UTC";
 }
 
-static void kick(http_req_t *req)
+/* A job service call (jobsvc.h) for req. */
+static jobsvc_call_t svc_call(http_req_t *req)
 {
-    if (req->srv) sched_kick(server_sched(req->srv));
+    return (jobsvc_call_t){.st = req->st,
+                           .sched = req->srv ? server_sched(req->srv) : NULL,
+                           .who = req->who,
+                           .now_ms = req->now_ms};
 }
 
 static void store_fail(http_resp_t *resp, int rc, const char *what)
@@ -105,10 +112,16 @@ out:
     return ok;
 }
 
-static void spec_problem(http_resp_t *resp, const jobspec_error_t *err)
+/* Answers a refusal of the job document (jobspec.h) or of the job service
+ * (jobsvc.h): rc's status, and the field err names, or else the part of
+ * the request rc is about (the path's job id, the If-Match version). */
+static void job_fail(http_resp_t *resp, int rc, const jobspec_error_t *err)
 {
-    http_problem(resp, 400, err->field[0] ? err->field : NULL, "%s",
-                 err->detail[0] ? err->detail : "invalid job document");
+    const char *field = err->field[0]          ? err->field
+                        : rc == SKED_ENOTFOUND ? "path.id"
+                        : rc == SKED_EPRECOND  ? "header.If-Match"
+                                               : NULL;
+    http_problem_err(resp, rc, field, "%s", err->detail[0] ? err->detail : sked_strerror(rc));
 }
 
 static void set_etag(http_resp_t *resp, int64_t version)
@@ -120,54 +133,51 @@ static void set_etag(http_resp_t *resp, int64_t version)
 
 /* ---- rendering ---------------------------------------------------------- */
 
-/* Does the canonical schedule object d describe stored schedule s? */
-static bool sched_matches(const json_t *d, const store_schedule_t *s)
-{
-    const json_t *v = json_object_get(d, schedule_kind_name(s->kind));
-    if (!json_is_string(v) || strcmp(json_string_value(v), nz(s->expr)) != 0) return false;
-    if (s->kind == SCHEDULE_CRON) {
-        const json_t *tz = json_object_get(d, "timezone");
-        const char *dtz = json_is_string(tz) ? json_string_value(tz) : NULL;
-        if (strcmp(tz_or_utc(dtz), tz_or_utc(s->timezone)) != 0) return false;
-    }
-    int64_t ms = 0;
-    const json_t *start = json_object_get(d, "start");
-    if (json_is_string(start) && clock_parse_rfc3339(json_string_value(start), &ms) == 0 &&
-        ms != s->start_ms)
-        return false;
-    const json_t *end = json_object_get(d, "end");
-    if (json_is_string(end) && clock_parse_rfc3339(json_string_value(end), &ms) == 0 &&
-        ms != s->end_ms)
-        return false;
-    return true;
-}
-
 /* Adds id, next_fire_at and last_fire_at to each schedule of the document.
- * Stored schedules are matched by definition rather than position, since
- * the store need not return them in document order. */
+ * Stored schedules are matched by definition rather than position
+ * (schedule_match), since the store need not return them in document
+ * order. One that matches none (a document in an older canonical form)
+ * takes the stored schedule at its own position, if no other took it. */
 static void enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
 {
-    bool *used = n ? xcalloc(n, sizeof *used) : NULL;
+    size_t nd = json_array_size(arr), nw = 0;
+    schedule_spec_t *want = xcalloc(nd + 1, sizeof *want), *have = xcalloc(n + 1, sizeof *have);
+    size_t *doc_at = xcalloc(nd + 1, sizeof *doc_at), *match = xcalloc(nd + 1, sizeof *match);
+    size_t *slot = xcalloc(nd + 1, sizeof *slot);
+    bool *used = xcalloc(n + 1, sizeof *used);
     size_t i;
     json_t *d;
+
+    for (size_t k = 0; k < n; k++)
+        have[k] = sched_spec(&scheds[k]);
+    json_array_foreach(arr, i, d)
+    {
+        slot[i] = SIZE_MAX;
+        if (jobspec_schedule_read(d, &want[nw]) == 0) doc_at[nw++] = i;
+    }
+    schedule_match(want, nw, have, n, match);
+    for (size_t w = 0; w < nw; w++)
+        if ((slot[doc_at[w]] = match[w]) != SIZE_MAX) used[match[w]] = true;
     json_array_foreach(arr, i, d)
     {
         if (!json_is_object(d)) continue;
-        size_t j = n;
-        for (size_t k = 0; k < n && j == n; k++)
-            if (!used[k] && sched_matches(d, &scheds[k])) j = k;
-        if (j == n && i < n && !used[i]) j = i;
-        if (j == n) {
+        size_t j = slot[i];
+        if (j == SIZE_MAX && i < n && !used[i]) used[j = i] = true;
+        if (j == SIZE_MAX) {
             json_object_set_new(d, "id", json_null());
             json_object_set_new(d, "next_fire_at", json_null());
             json_object_set_new(d, "last_fire_at", json_null());
             continue;
         }
-        used[j] = true;
         json_object_set_new(d, "id", json_string(scheds[j].id));
         json_object_set_new(d, "next_fire_at", api_time_json(scheds[j].next_fire_ms));
         json_object_set_new(d, "last_fire_at", api_time_json(scheds[j].last_fire_ms));
     }
+    free(want);
+    free(have);
+    free(doc_at);
+    free(match);
+    free(slot);
     free(used);
 }
 
@@ -245,83 +255,14 @@ out:
     store_job_clear(&job);
 }
 
-/* ---- schedules ---------------------------------------------------------- */
-
-/* Same definition: the fire times are the same, so firing state carries
- * over. Jitter is left out: it moves not_before, not the fire times. */
-static bool same_definition(const schedule_spec_t *a, const store_schedule_t *b)
-{
-    return a->kind == b->kind && !strcmp(nz(a->expr), nz(b->expr)) &&
-           !strcmp(tz_or_utc(a->timezone), tz_or_utc(b->timezone)) && a->start_ms == b->start_ms &&
-           a->end_ms == b->end_ms && a->anchor_ms == b->anchor_ms;
-}
-
-static void scheds_free(store_schedule_t *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        store_schedule_clear(&s[i]);
-    free(s);
-}
-
-/* Builds the stored schedules of spec at now_ms. A schedule whose
- * definition matches one of old (the job's current schedules) keeps its id
- * and firing state, so an edit neither re-fires nor forgets a fire time;
- * the others get a fresh first fire. On success *out is a new array of
- * *n (free with scheds_free). On failure answers resp and returns an error. */
-static int build_scheds(const jobspec_t *spec, const store_schedule_t *old, size_t nold,
-                        int64_t now_ms, store_schedule_t **out, size_t *n, http_resp_t *resp)
-{
-    store_schedule_t *s = spec->nschedules ? xcalloc(spec->nschedules, sizeof *s) : NULL;
-    bool *used = nold ? xcalloc(nold, sizeof *used) : NULL;
-    int rc = 0;
-
-    for (size_t i = 0; i < spec->nschedules; i++) {
-        const schedule_spec_t *ss = &spec->schedules[i].spec;
-        s[i].kind = ss->kind;
-        s[i].expr = xstrdup(ss->expr);
-        s[i].timezone = xstrdup(ss->timezone);
-        s[i].start_ms = ss->start_ms;
-        s[i].end_ms = ss->end_ms;
-        s[i].jitter_ms = ss->jitter_ms;
-        s[i].anchor_ms = ss->anchor_ms;
-        s[i].last_fire_ms = -1;
-
-        size_t j = 0;
-        while (j < nold && (used[j] || !same_definition(ss, &old[j])))
-            j++;
-        if (j < nold) {
-            used[j] = true;
-            memcpy(s[i].id, old[j].id, sizeof s[i].id);
-            s[i].next_fire_ms = old[j].next_fire_ms;
-            s[i].last_fire_ms = old[j].last_fire_ms;
-            continue;
-        }
-        char err[256] = "";
-        schedule_t *c = NULL;
-        rc = schedule_compile(ss, &c, err, sizeof err);
-        if (rc != 0) {
-            http_problem(resp, 400, NULL, "schedules[%zu]: %s", i, err);
-            goto out;
-        }
-        s[i].next_fire_ms = sched_first_fire(c, ss->kind, now_ms);
-        schedule_free(c);
-    }
-    *out = s;
-    *n = spec->nschedules;
-    s = NULL;
-out:
-    if (s) scheds_free(s, spec->nschedules);
-    free(used);
-    return rc;
-}
-
 /* ---- handlers ----------------------------------------------------------- */
 
 void api_jobs_create(http_req_t *req, http_resp_t *resp)
 {
-    json_t *body = NULL, *canon = NULL;
+    json_t *body = NULL;
     jobspec_t spec;
     jobspec_error_t jerr = {{0}, {0}};
+    jobsvc_call_t call = svc_call(req);
     store_job_t job = {0};
     store_schedule_t *scheds = NULL;
     size_t n = 0;
@@ -355,47 +296,30 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         auth_audit(req, NULL, nsbuf, 403);
         goto out;
     }
-    if (jobspec_parse(body, &spec, &jerr) != 0) {
-        spec_problem(resp, &jerr);
+    int rc = jobspec_parse(body, &spec, &jerr);
+    if (rc != 0) {
+        job_fail(resp, rc, &jerr);
         goto out;
     }
-    if (build_scheds(&spec, NULL, 0, req->now_ms, &scheds, &n, resp) != 0) goto out;
-
-    store_job_from_spec(&job, &spec);
-    if (!job.ns) job.ns = xstrdup(nsbuf);
-    if (!job.owner) job.owner = xstrdup(req->who && req->who->name ? req->who->name : "");
-    canon = jobspec_to_json(&spec);
-    free(job.spec_json);
-    job.spec_json = json_dumps(canon, JSON_COMPACT);
-
-    int rc = store_job_create(req->st, &job, scheds, n, n == 0, idem, req->now_ms);
+    rc = jobsvc_create(&call, nsbuf, &spec, idem, &job, &scheds, &n);
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     if (rc == SKED_EEXIST) { /* an idempotent repeat: the job first created */
-        snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
         http_set_header(resp, "Location", loc);
         answer_job(req, resp, job.id, 200, false);
         goto out;
     }
-    if (rc == SKED_ECONFLICT) {
-        http_problem(resp, 409, "name", "a job named '%s' already exists in namespace '%s'",
-                     spec.name, job.ns);
-        goto out;
-    }
     if (rc != 0) {
-        store_fail(resp, rc, "creating the job");
+        job_fail(resp, rc, &call.err);
         goto out;
     }
-    log_debug("api", "job %s '%s' created by %s", job.id, job.name ? job.name : "", job.owner);
     auth_audit(req, job.id, job.ns, 201);
-    snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     http_set_header(resp, "Location", loc);
     set_etag(resp, job.version);
     http_json(resp, 201, job_json(&job, scheds, n));
-    kick(req);
 out:
-    scheds_free(scheds, n);
+    sched_array_free(scheds, n);
     store_job_clear(&job);
     jobspec_free(&spec);
-    json_decref(canon);
     json_decref(body);
 }
 
@@ -445,7 +369,7 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
         size_t nsc = 0;
         if (store_job_get(req->st, jobs[i].id, &tmp, &sc, &nsc) != 0) nsc = 0;
         json_array_append_new(items, job_json(&jobs[i], sc, nsc));
-        scheds_free(sc, nsc);
+        sched_array_free(sc, nsc);
         store_job_clear(&tmp);
     }
     json_t *doc = json_object();
@@ -516,77 +440,14 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
         json_object_del(body, "namespace");
     }
 
-    /* Without If-Match the merge still must not lose a concurrent update:
-     * it is applied against the version read, and redone if that moved. */
-    for (int round = 0; round < PATCH_RETRIES; round++) {
-        store_job_t cur = {0}, upd = {0};
-        store_schedule_t *old = NULL, *scheds = NULL;
-        size_t nold = 0, n = 0;
-        json_t *current = NULL, *merged = NULL;
-        jobspec_t spec;
-        jobspec_error_t jerr = {{0}, {0}};
-        json_error_t perr;
-        bool retry = false;
-
-        memset(&spec, 0, sizeof spec);
-        int rc = store_job_get(req->st, id, &cur, &old, &nold);
-        if (rc != 0) {
-            store_fail(resp, rc, "reading the job");
-            goto round_out;
-        }
-        if (want && cur.version != want) {
-            http_problem(resp, 412, "header.If-Match", "the job is at version %lld, not %lld",
-                         (long long)cur.version, (long long)want);
-            goto round_out;
-        }
-        current = json_loads(nz(cur.spec_json), 0, &perr);
-        if (!current) {
-            store_fail(resp, SKED_EINTERNAL, "reading the stored job spec");
-            goto round_out;
-        }
-        if (jobspec_patch(current, body, &merged, &spec, &jerr) != 0) {
-            spec_problem(resp, &jerr);
-            goto round_out;
-        }
-        if (build_scheds(&spec, old, nold, req->now_ms, &scheds, &n, resp) != 0) goto round_out;
-
-        store_job_from_spec(&upd, &spec);
-        memcpy(upd.id, cur.id, sizeof upd.id);
-        if (!upd.ns) upd.ns = xstrdup(nz(cur.ns));
-        if (!upd.owner) upd.owner = xstrdup(nz(cur.owner));
-        free(upd.spec_json);
-        upd.spec_json = json_dumps(merged, JSON_COMPACT);
-        upd.state = cur.state;
-        upd.version = cur.version;
-        upd.created_ms = cur.created_ms;
-
-        rc = store_job_update(req->st, &upd, want ? want : cur.version, scheds, n, req->now_ms);
-        if (rc == SKED_EPRECOND && !want) {
-            retry = true;
-        } else if (rc == SKED_EPRECOND) {
-            http_problem(resp, 412, "header.If-Match", "the job changed; its version is not %lld",
-                         (long long)want);
-        } else if (rc == SKED_ECONFLICT) {
-            http_problem(resp, 409, "name", "a job named '%s' already exists in namespace '%s'",
-                         spec.name, nz(cur.ns));
-        } else if (rc != 0) {
-            store_fail(resp, rc, "updating the job");
-        } else {
-            auth_audit(req, id, jns, 200);
-            answer_job(req, resp, id, 200, false);
-            kick(req);
-        }
-    round_out:
-        scheds_free(scheds, n);
-        scheds_free(old, nold);
-        store_job_clear(&upd);
-        store_job_clear(&cur);
-        jobspec_free(&spec);
-        json_decref(merged);
-        json_decref(current);
-        if (!retry) goto out;
+    jobsvc_call_t call = svc_call(req);
+    int rc = jobsvc_update(&call, id, body, want);
+    if (rc != 0) {
+        job_fail(resp, rc, &call.err);
+        goto out;
     }
-    http_problem(resp, 409, NULL, "the job kept changing during the update; try again");
+    auth_audit(req, id, jns, 200);
+    answer_job(req, resp, id, 200, false);
 out:
     free(jns);
     json_decref(body);
@@ -595,27 +456,19 @@ out:
 static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
 {
     char *ns = NULL;
+    jobsvc_call_t call = svc_call(req);
     const char *id = api__path_id(req, resp);
     if (!id || !job_access(req, resp, id, true, &ns)) return;
-    int rc = store_job_set_state(req->st, id, state, req->now_ms);
-    if (rc == SKED_ECONFLICT) {
-        http_problem(resp, 409, NULL, "the job cannot become %s from its current state",
-                     job_state_name(state));
-        goto out;
-    }
+    int rc = jobsvc_set_state(&call, id, state);
     if (rc != 0) {
-        store_fail(resp, rc, "changing the job's state");
+        job_fail(resp, rc, &call.err);
         goto out;
     }
-    log_info("api", "job %s set %s by %s", id, job_state_name(state),
-             req->who && req->who->name ? req->who->name : "?");
     auth_audit(req, id, ns, state == JOB_DELETED ? 204 : 200);
-    if (state == JOB_DELETED) {
+    if (state == JOB_DELETED)
         http_empty(resp, 204);
-        goto out;
-    }
-    answer_job(req, resp, id, 200, false);
-    if (state == JOB_ACTIVE) kick(req);
+    else
+        answer_job(req, resp, id, 200, false);
 out:
     free(ns);
 }
@@ -641,16 +494,13 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     char loc[64];
     store_run_t run = {0};
     char *ns = NULL;
+    jobsvc_call_t call = svc_call(req);
     const char *id = api__path_id(req, resp);
     if (!id || !job_access(req, resp, id, true, &ns)) return;
 
-    int rc = store_run_trigger(req->st, id, req->now_ms, run_id);
-    if (rc == SKED_ECONFLICT) {
-        http_problem(resp, 409, NULL, "the job is deleted");
-        goto out;
-    }
+    int rc = jobsvc_trigger(&call, id, run_id);
     if (rc != 0) {
-        store_fail(resp, rc, "triggering the job");
+        job_fail(resp, rc, &call.err);
         goto out;
     }
     auth_audit(req, id, ns, 201);
@@ -840,7 +690,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     if (jobspec_parse(wrap, &spec, &jerr) != 0) {
         if (strncmp(jerr.field, "schedules", 9) != 0)
             snprintf(jerr.field, sizeof jerr.field, "schedules");
-        spec_problem(resp, &jerr);
+        job_fail(resp, SKED_EINVAL, &jerr);
         goto out;
     }
     json_t *doc = preview_json(&spec, (size_t)n, from_ms, resp);

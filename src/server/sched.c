@@ -2,9 +2,10 @@
  * The server's background loops; see sched.h.
  *
  * Three threads per server. The scheduler takes schedules that are due
- * within the lookahead, walks their fire times, decides for each fire time
- * whether it runs or is recorded as skipped (misfire policy), and hands the
- * whole pass to the store in one store_fire() call, which settles races
+ * within the lookahead, compiles them (through a cache), asks core/plan.h
+ * what each does in this pass (which fire times run, which the misfire
+ * policy passes over), draws the jitter, and hands the whole pass to the
+ * store in one store_fire() call, which settles races
  * with other servers by a compare-and-set on next_fire_ms and
  * UNIQUE(schedule_id, fire_time). It then sleeps until the earliest next
  * fire (minus the lookahead), at most a second, or until sched_kick(). The
@@ -30,6 +31,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "core/plan.h"
 #include "core/tz.h"
 
 #define DUE_BATCH         128  /* schedules fetched per store call */
@@ -46,15 +48,6 @@
 #define DEF_LEASE_GRACE_MS   SERVER_DEFAULT_LEASE_GRACE_MS
 #define DEF_RETENTION_MS     ((int64_t)30 * 86400 * 1000)
 
-/* Reasons recorded on skipped runs (promise §5.3: every fire time that does
- * not run says why). Static so a large backlog costs no allocations. */
-static const char reason_run_once[] =
-    "misfire: missed by more than the misfire grace; only the latest missed fire time runs "
-    "(run_once)";
-static const char reason_catch_up[] =
-    "misfire: missed and older than the job's catch_up_window (catch_up)";
-static const char reason_skip[] = "misfire: missed by more than the misfire grace (skip)";
-
 struct sched {
     store_t *st;
     const server_config_t *cfg;
@@ -65,6 +58,19 @@ struct sched {
     pthread_t thr[3];
     int nthr;
 };
+
+schedule_spec_t sched_spec(const store_schedule_t *s)
+{
+    return (schedule_spec_t){s->kind,   s->expr,      s->timezone, s->start_ms,
+                             s->end_ms, s->jitter_ms, s->anchor_ms};
+}
+
+void sched_array_free(store_schedule_t *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        store_schedule_clear(&s[i]);
+    free(s);
+}
 
 /* ---- compiled-schedule cache ------------------------------------------ */
 
@@ -126,15 +132,7 @@ static const schedule_t *cache_get(const store_schedule_t *s, char *err, size_t 
     uint64_t gen = tz_generation(); /* before compiling: a change during it misses next time */
     if (entry_matches(e, s, gen)) return e->compiled;
 
-    schedule_spec_t spec = {
-        .kind = s->kind,
-        .expr = s->expr,
-        .timezone = s->timezone,
-        .start_ms = s->start_ms,
-        .end_ms = s->end_ms,
-        .jitter_ms = s->jitter_ms,
-        .anchor_ms = s->anchor_ms,
-    };
+    schedule_spec_t spec = sched_spec(s);
     schedule_t *c = NULL;
     if ((*rc = schedule_compile(&spec, &c, err, errlen)) != 0) return NULL;
     entry_clear(e);
@@ -172,128 +170,66 @@ static int64_t jitter_draw(int64_t jitter_ms)
     return (int64_t)randombytes_uniform(bound);
 }
 
-/* What one schedule does in this pass. */
-struct plan {
+/* What one schedule does in this pass: core's plan, and the runs as the
+ * store takes them (with their jitter drawn). */
+struct fire_plan {
+    plan_t core;
     store_fire_run_t *runs; /* owned */
-    char *owned_reason;     /* owned; referenced by runs[0] when the schedule broke */
 };
 
-/* Walks the fire times of one due schedule up to `until` (at most WALK_MAX)
- * and classifies each. Fills *item (which borrows d and p) and p. Sets
- * *bounded when the walk stopped at WALK_MAX with more fire times still due,
- * so the caller knows this schedule needs another pass. */
-static void plan_one(const store_due_t *d, int64_t now, int64_t until, int64_t grace,
-                     store_fire_t *item, struct plan *p, bool *bounded)
+/* Plans one due schedule (core/plan.h) and fills *item (which borrows d
+ * and p) from the plan. Sets *bounded when the walk stopped with more fire
+ * times still due, so the caller knows this schedule needs another pass. */
+static void plan_one(const store_due_t *d, const plan_pass_t *pass, store_fire_t *item,
+                     struct fire_plan *p, bool *bounded)
 {
     const store_schedule_t *s = &d->sched;
     char err[256] = "";
-    int64_t *fires = NULL;
-    size_t k = 0;
-
-    item->schedule_id = s->id;
-    item->expect_next_ms = s->next_fire_ms;
-    item->new_next_ms = -1;
-    item->runs = NULL;
-    item->nruns = 0;
-    memset(&item->miss, 0, sizeof item->miss);
-    *bounded = false;
-    if (s->next_fire_ms < 0) goto out; /* exhausted; nothing to do */
-
     int crc = 0;
-    const schedule_t *c = cache_get(s, err, sizeof err, &crc);
-    if (!c && crc == SKED_EIO) {
-        /* A zone file that could not be read just now (out of descriptors,
-         * an I/O error) is no reason to retire a schedule: leave it due and
-         * try again on the next tick. */
+    const schedule_t *c = s->next_fire_ms < 0 ? NULL : cache_get(s, err, sizeof err, &crc);
+    const plan_due_t due = {
+        .compiled = c,
+        .compile_rc = crc,
+        .compile_err = err,
+        .next_fire_ms = s->next_fire_ms,
+        .last_fire_ms = s->last_fire_ms,
+        .end_ms = s->end_ms,
+        .misfire = d->misfire,
+        .catch_up_window_ms = d->catch_up_window_ms,
+    };
+    plan_make(&due, pass, &p->core);
+    switch (p->core.note) {
+    case PLAN_RETRY:
         log_warn("sched", "schedule %s of job %s: %s; trying again", s->id, s->job_id, err);
-        item->new_next_ms = s->next_fire_ms;
-        goto out;
-    }
-    if (!c) {
-        /* A stored schedule that no longer compiles (say, a time zone gone
-         * from a newer tzdata) cannot fire again. Record why on a skipped run
-         * so the job's history explains the silence, and retire it. */
+        break;
+    case PLAN_RETIRED:
         log_error("sched", "schedule %s of job %s no longer compiles (%s); retiring it", s->id,
                   s->job_id, err);
-        p->owned_reason = xasprintf("schedule no longer valid: %s", err);
-        p->runs = xcalloc(1, sizeof *p->runs);
-        p->runs[0] =
-            (store_fire_run_t){s->next_fire_ms, s->next_fire_ms, RUN_SKIPPED, p->owned_reason};
-        item->runs = p->runs;
-        item->nruns = 1;
-        goto out;
+        break;
+    case PLAN_BACKWARDS:
+        log_error("sched", "schedule %s went backwards (%lld after %lld); retiring it", s->id,
+                  (long long)p->core.back_to_ms, (long long)p->core.back_from_ms);
+        break;
+    case PLAN_WALKED:
+        break;
     }
 
-    fires = xmalloc(WALK_MAX * sizeof *fires);
-    int64_t t = s->next_fire_ms;
-    while (t >= 0 && t <= until && k < WALK_MAX) {
-        if (t > s->end_ms) { /* belt and braces: schedule_next honours end already */
-            t = -1;
-            break;
-        }
-        fires[k++] = t;
-        int64_t nx = schedule_next(c, t);
-        if (nx >= 0 && nx <= t) {
-            log_error("sched", "schedule %s went backwards (%lld after %lld); retiring it", s->id,
-                      (long long)nx, (long long)t);
-            nx = -1;
-        }
-        t = nx;
+    p->runs = xcalloc(p->core.nruns ? p->core.nruns : 1, sizeof *p->runs);
+    for (size_t i = 0; i < p->core.nruns; i++) {
+        const plan_run_t *r = &p->core.runs[i];
+        int64_t jitter = r->state == RUN_SCHEDULED ? jitter_draw(s->jitter_ms) : 0;
+        p->runs[i] = (store_fire_run_t){r->fire_ms, r->fire_ms + jitter, r->state, r->reason};
     }
-    item->new_next_ms = t;
-    *bounded = t >= 0 && t <= until;
-
-    const int64_t misfire_before = now - grace;
-    /* run_once must run only the latest fire time of a missed stretch; if
-     * the walk stopped inside the stretch, the latest is still ahead and
-     * will be seen on a later pass. */
-    const bool stretch_goes_on = *bounded && t < misfire_before;
-    size_t nmiss = 0;
-    while (nmiss < k && fires[nmiss] < misfire_before)
-        nmiss++;
-
-    /* The fire times the policy passes over lead the walk (they are the
-     * oldest); they go to the missed-fire ledger as one stretch, so an
-     * outage costs a row per stretch, not a row per fire time. */
-    p->runs = xcalloc(k ? k : 1, sizeof *p->runs);
-    size_t nr = 0;
-    for (size_t i = 0; i < k; i++) {
-        const char *reason = NULL;
-        if (i < nmiss) {
-            switch (d->misfire) {
-            case MISFIRE_CATCH_UP:
-                if (fires[i] < now - d->catch_up_window_ms) reason = reason_catch_up;
-                break;
-            case MISFIRE_SKIP:
-                reason = reason_skip;
-                break;
-            case MISFIRE_RUN_ONCE:
-            default:
-                if (i + 1 < nmiss || stretch_goes_on) reason = reason_run_once;
-                break;
-            }
-        }
-        store_fire_miss_t *m = &item->miss;
-        if (reason && nr == 0 && (m->count == 0 || m->reason == reason)) {
-            if (m->count++ == 0) {
-                m->first_ms = fires[i];
-                m->prev_ms = s->last_fire_ms;
-                m->reason = reason;
-            }
-            m->last_ms = fires[i];
-            continue;
-        }
-        store_fire_run_t *r = &p->runs[nr++];
-        r->fire_ms = fires[i];
-        r->not_before_ms = fires[i];
-        r->state = reason ? RUN_SKIPPED : RUN_SCHEDULED; /* a skip after a run: not a stretch */
-        r->reason = reason;
-        if (!reason) r->not_before_ms += jitter_draw(s->jitter_ms);
-    }
-    item->runs = p->runs;
-    item->nruns = nr;
-out:
-    free(fires);
+    const plan_miss_t *m = &p->core.miss;
+    *item = (store_fire_t){
+        .schedule_id = s->id,
+        .expect_next_ms = s->next_fire_ms,
+        .new_next_ms = p->core.new_next_ms,
+        .runs = p->runs,
+        .nruns = p->core.nruns,
+        .miss = {m->first_ms, m->last_ms, m->count, m->prev_ms, m->reason},
+    };
+    *bounded = p->core.bounded;
 }
 
 /* A tick; *more is set when some schedule still has due fire times that
@@ -302,20 +238,20 @@ static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *m
 {
     const int64_t lookahead = or_default(cfg ? cfg->lookahead_ms : 0, DEF_LOOKAHEAD_MS);
     const int64_t grace = or_default(cfg ? cfg->misfire_grace_ms : 0, DEF_MISFIRE_GRACE_MS);
-    const int64_t until = now_ms + lookahead;
+    const plan_pass_t pass = {now_ms, now_ms + lookahead, grace, WALK_MAX};
     int created = 0;
     int rc = 0;
 
     *more = false;
     pthread_mutex_lock(&tick_lock);
-    for (int pass = 0; pass < MAX_PASSES; pass++) {
+    for (int batch = 0; batch < MAX_PASSES; batch++) {
         store_due_t *due = NULL;
         size_t n = 0;
         store_fire_t *items = NULL;
-        struct plan *plans = NULL;
+        struct fire_plan *plans = NULL;
         bool again = false;
 
-        rc = store_due_schedules(st, until, DUE_BATCH, &due, &n);
+        rc = store_due_schedules(st, pass.until_ms, DUE_BATCH, &due, &n);
         if (rc != 0 || n == 0) goto pass_out;
         items = xcalloc(n, sizeof *items);
         plans = xcalloc(n, sizeof *plans);
@@ -324,7 +260,7 @@ static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *m
         again = n == DUE_BATCH;
         for (size_t i = 0; i < n; i++) {
             bool bounded = false;
-            plan_one(&due[i], now_ms, until, grace, &items[i], &plans[i], &bounded);
+            plan_one(&due[i], &pass, &items[i], &plans[i], &bounded);
             if (bounded) {
                 *more = true;
                 again = false;
@@ -338,7 +274,7 @@ static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *m
     pass_out:
         for (size_t i = 0; plans && i < n; i++) {
             free(plans[i].runs);
-            free(plans[i].owned_reason);
+            plan_clear(&plans[i].core);
         }
         free(plans);
         free(items);
@@ -355,18 +291,6 @@ int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms)
 {
     bool more = false;
     return tick(st, cfg, now_ms, &more);
-}
-
-int64_t sched_first_fire(const schedule_t *compiled, schedule_kind_t kind, int64_t now_ms)
-{
-    /* "Strictly after now - 1" so a schedule created exactly at one of its
-     * fire instants still fires that instant. */
-    int64_t next = schedule_next(compiled, now_ms - 1);
-    /* An `at` already past: its instant, whenever it was (within its own
-     * start/end), so the misfire policy decides. Recurring schedules only
-     * ever start from now. */
-    if (next < 0 && kind == SCHEDULE_AT) next = schedule_next(compiled, INT64_MIN);
-    return next;
 }
 
 /* ---- loops -------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #ifndef SKED_SERVER_SCHED_H
 #define SKED_SERVER_SCHED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "server/server.h"
@@ -27,12 +28,9 @@ void sched_stop(sched_t *s);
  * recorded in the missed-fire ledger), or an error. Exposed for tests. */
 int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms);
 
-/* Computes the first next_fire_ms of a schedule of `kind` created/updated
- * at now_ms (-1 if none). An `at` whose instant is already past (a client
- * clock a second fast, or a date long gone) is due at once, at its own
- * instant: the scheduler then applies the job's misfire policy to it like
- * to any missed fire time, so it runs (run_once) or leaves a skipped run
- * with its reason (skip), never nothing. Used by the jobs API. */
-int64_t sched_first_fire(const schedule_t *compiled, schedule_kind_t kind, int64_t now_ms);
+/* The definition of a stored schedule (borrowed from s): what core/ takes. */
+schedule_spec_t sched_spec(const store_schedule_t *s);
+/* Clears each of the n schedules of array s and frees it. NULL is a no-op. */
+void sched_array_free(store_schedule_t *s, size_t n);
 
 #endif

@@ -3,7 +3,10 @@
  * directory, with explicit `now` values: exactly-once firing across
  * overlapping lookaheads, the three misfire policies after a gap, `at`
  * schedules, end bounds, pause/resume, jitter, bounded work per pass, and
- * the background loop firing a due job.
+ * the background loop firing a due job. Jobs are made and changed through
+ * the job service (server/jobsvc.h), as the API does: an edit keeps the
+ * firing state of the schedules it leaves alone, and the service's
+ * refusals carry their code and field.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,8 +23,10 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/xalloc.h"
 #include "core/jobspec.h"
+#include "server/jobsvc.h"
 #include "server/sched.h"
 #include "store/store.h"
 
@@ -68,8 +73,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Creates a job from a JSON document at now_ms, as the API does (first
- * fire of each schedule by sched_first_fire). OUT: its id. */
+/* Creates a job from a JSON document at now_ms through the job service, as
+ * the API does. OUT: its id. */
 static void create_job(store_t *st, const char *doc_text, int64_t now_ms, char id[SKED_ID_LEN])
 {
     json_error_t jerr;
@@ -82,37 +87,17 @@ static void create_job(store_t *st, const char *doc_text, int64_t now_ms, char i
     if (rc != 0) fprintf(stderr, "jobspec: %s: %s\n", err.field, err.detail);
     assert_int_equal(rc, 0);
 
-    store_schedule_t *sc = xcalloc(spec.nschedules + 1, sizeof *sc);
-    for (size_t i = 0; i < spec.nschedules; i++) {
-        const schedule_spec_t *ss = &spec.schedules[i].spec;
-        schedule_t *c = NULL;
-        char msg[256];
-        assert_int_equal(schedule_compile(ss, &c, msg, sizeof msg), 0);
-        sc[i].kind = ss->kind;
-        sc[i].expr = xstrdup(ss->expr);
-        sc[i].timezone = xstrdup(ss->timezone);
-        sc[i].start_ms = ss->start_ms;
-        sc[i].end_ms = ss->end_ms;
-        sc[i].jitter_ms = ss->jitter_ms;
-        sc[i].anchor_ms = ss->anchor_ms;
-        sc[i].next_fire_ms = sched_first_fire(c, ss->kind, now_ms);
-        sc[i].last_fire_ms = -1;
-        schedule_free(c);
-    }
+    jobsvc_call_t call = {.st = st, .now_ms = now_ms};
     store_job_t job = {0};
-    store_job_from_spec(&job, &spec);
-    job.ns = xstrdup("default");
-    job.owner = xstrdup("test");
-    json_t *canon = jobspec_to_json(&spec);
-    job.spec_json = json_dumps(canon, JSON_COMPACT);
-    json_decref(canon);
-    assert_int_equal(
-        store_job_create(st, &job, sc, spec.nschedules, spec.nschedules == 0, NULL, now_ms), 0);
+    store_schedule_t *sc = NULL;
+    size_t n = 0;
+    rc = jobsvc_create(&call, "default", &spec, NULL, &job, &sc, &n);
+    if (rc != 0) fprintf(stderr, "jobsvc: %s: %s\n", call.err.field, call.err.detail);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, spec.nschedules);
     memcpy(id, job.id, SKED_ID_LEN);
 
-    for (size_t i = 0; i < spec.nschedules; i++)
-        store_schedule_clear(&sc[i]);
-    free(sc);
+    sched_array_free(sc, n);
     store_job_clear(&job);
     jobspec_free(&spec);
     json_decref(doc);
@@ -156,8 +141,7 @@ static size_t expand_ledger(store_t *st, const char *job_id, struct runs *all)
             while (k < nsc && strcmp(sc[k].id, m->schedule_id) != 0)
                 k++;
             assert_true(k < nsc);
-            schedule_spec_t spec = {sc[k].kind,   sc[k].expr,      sc[k].timezone, sc[k].start_ms,
-                                    sc[k].end_ms, sc[k].jitter_ms, sc[k].anchor_ms};
+            schedule_spec_t spec = sched_spec(&sc[k]);
             schedule_t *c = NULL;
             char err[256];
             assert_int_equal(schedule_compile(&spec, &c, err, sizeof err), 0);
@@ -659,6 +643,145 @@ static void test_loop_fires_and_stops(void **state)
     store_job_clear(&job);
 }
 
+/* The stored schedule of job_id whose expression is expr (OUT *out,
+ * caller clears); fails the test if there is none. */
+static void sched_by_expr(store_t *st, const char *job_id, const char *expr, store_schedule_t *out)
+{
+    store_job_t job = {0};
+    store_schedule_t *sc = NULL;
+    size_t n = 0, k = 0;
+    assert_int_equal(store_job_get(st, job_id, &job, &sc, &n), 0);
+    while (k < n && strcmp(sc[k].expr, expr) != 0)
+        k++;
+    assert_true(k < n);
+    *out = sc[k];
+    memset(&sc[k], 0, sizeof sc[k]);
+    sched_array_free(sc, n);
+    store_job_clear(&job);
+}
+
+static int update_job(store_t *st, const char *id, const char *patch_text, int64_t version,
+                      int64_t now_ms, jobspec_error_t *err)
+{
+    json_error_t jerr;
+    json_t *patch = json_loads(patch_text, 0, &jerr);
+    assert_non_null(patch);
+    jobsvc_call_t call = {.st = st, .now_ms = now_ms};
+    int rc = jobsvc_update(&call, id, patch, version);
+    if (err) *err = call.err;
+    json_decref(patch);
+    return rc;
+}
+
+/* An edit that reorders schedules and changes one's jitter keeps their
+ * ids and firing state (matched by definition, not position), so nothing
+ * fires again; a new schedule gets its first fire at the edit. */
+static void test_update_keeps_firing_state(void **state)
+{
+    struct fixture *fx = *state;
+    char id[SKED_ID_LEN];
+    create_job(fx->st,
+               "{\"name\":\"u\",\"command\":[\"true\"],\"schedules\":["
+               "{\"every\":\"1m\",\"anchor\":\"2026-01-01T00:00:00Z\"},"
+               "{\"every\":\"1h\",\"anchor\":\"2026-01-01T00:00:00Z\"}]}",
+               T0, id);
+    assert_int_equal(sched_tick(fx->st, &cfg, T0), 2);
+    store_schedule_t m0, h0;
+    sched_by_expr(fx->st, id, "1m", &m0);
+    sched_by_expr(fx->st, id, "1h", &h0);
+
+    assert_int_equal(update_job(fx->st, id,
+                                "{\"schedules\":["
+                                "{\"every\":\"1h\",\"anchor\":\"2026-01-01T00:00:00Z\"},"
+                                "{\"every\":\"30s\",\"anchor\":\"2026-01-01T00:00:00Z\"},"
+                                "{\"every\":\"1m\",\"anchor\":\"2026-01-01T00:00:00Z\","
+                                "\"jitter\":\"5s\"}]}",
+                                0, T0 + 10 * SEC, NULL),
+                     0);
+    store_schedule_t m1, h1, s1;
+    sched_by_expr(fx->st, id, "1m", &m1);
+    sched_by_expr(fx->st, id, "1h", &h1);
+    sched_by_expr(fx->st, id, "30s", &s1);
+    assert_string_equal(m1.id, m0.id);
+    assert_int_equal(m1.next_fire_ms, T0 + MIN);
+    assert_int_equal(m1.last_fire_ms, T0);
+    assert_int_equal(m1.jitter_ms, 5 * SEC);
+    assert_string_equal(h1.id, h0.id);
+    assert_int_equal(h1.next_fire_ms, T0 + HOUR);
+    assert_int_equal(h1.last_fire_ms, T0);
+    assert_string_not_equal(s1.id, m0.id);
+    assert_string_not_equal(s1.id, h0.id);
+    assert_int_equal(s1.next_fire_ms, T0 + 30 * SEC);
+    assert_int_equal(s1.last_fire_ms, -1);
+    assert_int_equal(sched_tick(fx->st, &cfg, T0 + 10 * SEC), 0); /* nothing fires again */
+    store_schedule_t *all[] = {&m0, &h0, &m1, &h1, &s1};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        store_schedule_clear(all[i]);
+}
+
+/* What the job service refuses, with the code and the field to blame. */
+static void test_service_refusals(void **state)
+{
+    struct fixture *fx = *state;
+    const char *doc_x =
+        "{\"name\":\"x\",\"command\":[\"true\"],\"schedules\":[{\"every\":\"1h\"}]}";
+    char x[SKED_ID_LEN], y[SKED_ID_LEN];
+    jobspec_error_t err;
+    create_job(fx->st, doc_x, T0, x);
+    create_job(fx->st, "{\"name\":\"y\",\"command\":[\"true\"],\"schedules\":[{\"every\":\"1h\"}]}",
+               T0, y);
+
+    assert_int_equal(update_job(fx->st, y, "{\"priority\":1}", 99, T0, &err), SKED_EPRECOND);
+    assert_string_equal(err.field, ""); /* the handler names If-Match */
+    assert_string_equal(err.detail, "the job is at version 1, not 99");
+    assert_int_equal(update_job(fx->st, y, "{\"name\":\"x\"}", 0, T0, &err), SKED_ECONFLICT);
+    assert_string_equal(err.field, "name");
+    assert_string_equal(err.detail, "a job named 'x' already exists in namespace 'default'");
+    assert_int_equal(update_job(fx->st, y, "{\"priority\":\"high\"}", 0, T0, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "priority");
+    assert_int_equal(update_job(fx->st, "job_nosuch", "{}", 0, T0, &err), SKED_ENOTFOUND);
+    assert_string_equal(err.detail, "no such job");
+    assert_int_equal(update_job(fx->st, y, "{\"priority\":1}", 1, T0, &err), 0);
+
+    /* A second job of a taken name; an idempotent repeat names the first. */
+    json_error_t jerr;
+    json_t *doc = json_loads(doc_x, 0, &jerr);
+    jobspec_t spec;
+    memset(&spec, 0, sizeof spec);
+    assert_int_equal(jobspec_parse(doc, &spec, &err), 0);
+    jobsvc_call_t call = {.st = fx->st, .now_ms = T0};
+    store_job_t job = {0};
+    store_schedule_t *sc = NULL;
+    size_t n = 0;
+    assert_int_equal(jobsvc_create(&call, "default", &spec, NULL, &job, &sc, &n), SKED_ECONFLICT);
+    assert_string_equal(call.err.field, "name");
+    sched_array_free(sc, n);
+    store_job_clear(&job);
+    char first[SKED_ID_LEN];
+    store_job_t again = {0};
+    sc = NULL;
+    assert_int_equal(jobsvc_create(&call, "other", &spec, "key-1", &job, &sc, &n), 0);
+    memcpy(first, job.id, sizeof first);
+    sched_array_free(sc, n);
+    sc = NULL;
+    assert_int_equal(jobsvc_create(&call, "other", &spec, "key-1", &again, &sc, &n), SKED_EEXIST);
+    assert_string_equal(again.id, first);
+    sched_array_free(sc, 0);
+    store_job_clear(&again);
+    store_job_clear(&job);
+    jobspec_free(&spec);
+    json_decref(doc);
+
+    /* A deleted job cannot be triggered. */
+    char run_id[SKED_ID_LEN] = "";
+    assert_int_equal(jobsvc_trigger(&call, y, run_id), 0);
+    assert_true(run_id[0] != '\0');
+    assert_int_equal(jobsvc_set_state(&call, y, JOB_DELETED), 0);
+    int rc = jobsvc_trigger(&call, y, run_id);
+    assert_int_equal(rc, SKED_ECONFLICT);
+    assert_string_equal(call.err.detail, "the job is deleted");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +799,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jitter_within_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_is_bounded_and_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_fires_and_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_keeps_firing_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,237 @@
+/* The job service; see jobsvc.h. */
+#include "server/jobsvc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "core/plan.h"
+
+#define UPDATE_TRIES 3 /* read-merge-write rounds when no version is pinned */
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+static const char *who_name(const jobsvc_call_t *c)
+{
+    return c->who && c->who->name ? c->who->name : "";
+}
+
+/* Records why c failed and returns rc. */
+static int refuse(jobsvc_call_t *c, int rc, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int refuse(jobsvc_call_t *c, int rc, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    snprintf(c->err.field, sizeof c->err.field, "%s", nz(field));
+    va_start(ap, fmt);
+    vsnprintf(c->err.detail, sizeof c->err.detail, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A store verb failed doing `what` to a job: a missing job is said as
+ * such, anything else with the code's own words. */
+static int store_failed(jobsvc_call_t *c, int rc, const char *what)
+{
+    if (rc == SKED_ENOTFOUND) return refuse(c, rc, NULL, "no such job");
+    return refuse(c, rc, NULL, "%s: %s", what, sked_strerror(rc));
+}
+
+static int name_taken(jobsvc_call_t *c, const char *name, const char *ns)
+{
+    return refuse(c, SKED_ECONFLICT, "name", "a job named '%s' already exists in namespace '%s'",
+                  nz(name), nz(ns));
+}
+
+/* Builds the stored schedules of spec. A schedule whose definition matches
+ * one of old (the job's current schedules) keeps its id and firing state,
+ * so an edit neither fires a fire time again nor forgets one; the others
+ * get their first fire at now. On success *out is a new array of *n (free
+ * with sched_array_free); on failure nothing is left to free. */
+static int build_scheds(jobsvc_call_t *c, const jobspec_t *spec, const store_schedule_t *old,
+                        size_t nold, store_schedule_t **out, size_t *n)
+{
+    const size_t ns = spec->nschedules;
+    store_schedule_t *s = ns ? xcalloc(ns, sizeof *s) : NULL;
+    schedule_spec_t *want = xcalloc(ns + 1, sizeof *want);
+    schedule_spec_t *have = xcalloc(nold + 1, sizeof *have);
+    size_t *match = xcalloc(ns + 1, sizeof *match);
+    int rc = 0;
+
+    for (size_t i = 0; i < ns; i++)
+        want[i] = spec->schedules[i].spec;
+    for (size_t j = 0; j < nold; j++)
+        have[j] = sched_spec(&old[j]);
+    schedule_match(want, ns, have, nold, match);
+    for (size_t i = 0; i < ns; i++) {
+        const schedule_spec_t *ss = &want[i];
+        s[i].kind = ss->kind;
+        s[i].expr = xstrdup(ss->expr);
+        s[i].timezone = xstrdup(ss->timezone);
+        s[i].start_ms = ss->start_ms;
+        s[i].end_ms = ss->end_ms;
+        s[i].jitter_ms = ss->jitter_ms;
+        s[i].anchor_ms = ss->anchor_ms;
+        s[i].last_fire_ms = -1;
+        if (match[i] != SIZE_MAX) {
+            const store_schedule_t *o = &old[match[i]];
+            memcpy(s[i].id, o->id, sizeof s[i].id);
+            s[i].next_fire_ms = o->next_fire_ms;
+            s[i].last_fire_ms = o->last_fire_ms;
+            continue;
+        }
+        /* jobspec_parse compiled it already; compiling again can still fail
+         * when its zone file cannot be read just now. */
+        char err[256] = "";
+        schedule_t *compiled = NULL;
+        rc = schedule_compile(ss, &compiled, err, sizeof err);
+        if (rc != 0) {
+            refuse(c, rc, NULL, "schedules[%zu]: %s", i, err);
+            goto out;
+        }
+        s[i].next_fire_ms = plan_first_fire(compiled, ss->kind, c->now_ms);
+        schedule_free(compiled);
+    }
+    *out = s;
+    *n = ns;
+    s = NULL;
+out:
+    sched_array_free(s, ns);
+    free(want);
+    free(have);
+    free(match);
+    return rc;
+}
+
+/* The canonical document of spec as the store keeps it (new; caller frees). */
+static char *canonical_text(const jobspec_t *spec)
+{
+    json_t *canon = jobspec_to_json(spec);
+    char *text = json_dumps(canon, JSON_COMPACT);
+    json_decref(canon);
+    return text;
+}
+
+int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
+                  store_job_t *job, store_schedule_t **scheds, size_t *n)
+{
+    int rc = build_scheds(c, spec, NULL, 0, scheds, n);
+    if (rc != 0) return rc;
+    store_job_from_spec(job, spec);
+    job->ns = xstrdup(ns);
+    job->owner = xstrdup(who_name(c));
+    job->spec_json = canonical_text(spec);
+
+    rc = store_job_create(c->st, job, *scheds, *n, *n == 0, idem_key, c->now_ms);
+    if (rc == SKED_EEXIST) return rc; /* an idempotent repeat: job->id is the first job */
+    if (rc == SKED_ECONFLICT) return name_taken(c, spec->name, job->ns);
+    if (rc != 0) return store_failed(c, rc, "creating the job");
+    log_debug("jobs", "job %s '%s' created by %s", job->id, nz(job->name), job->owner);
+    sched_kick(c->sched);
+    return 0;
+}
+
+/* One read-merge-write round of jobsvc_update. 1: another update overtook
+ * this one and no version was pinned, so the caller goes again. */
+static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, int64_t want)
+{
+    store_job_t cur = {0}, upd = {0};
+    store_schedule_t *old = NULL, *scheds = NULL;
+    size_t nold = 0, n = 0;
+    json_t *current = NULL, *merged = NULL;
+    json_error_t perr;
+    jobspec_t spec;
+
+    memset(&spec, 0, sizeof spec);
+    int rc = store_job_get(c->st, id, &cur, &old, &nold);
+    if (rc != 0) {
+        rc = store_failed(c, rc, "reading the job");
+        goto out;
+    }
+    if (want && cur.version != want) {
+        rc = refuse(c, SKED_EPRECOND, NULL, "the job is at version %lld, not %lld",
+                    (long long)cur.version, (long long)want);
+        goto out;
+    }
+    current = json_loads(nz(cur.spec_json), 0, &perr);
+    if (!current) {
+        rc = store_failed(c, SKED_EINTERNAL, "reading the stored job spec");
+        goto out;
+    }
+    if ((rc = jobspec_patch(current, patch, &merged, &spec, &c->err)) != 0) goto out;
+    if ((rc = build_scheds(c, &spec, old, nold, &scheds, &n)) != 0) goto out;
+
+    /* A job keeps its identity, namespace, owner, state and history. */
+    store_job_from_spec(&upd, &spec);
+    memcpy(upd.id, cur.id, sizeof upd.id);
+    upd.ns = xstrdup(nz(cur.ns));
+    upd.owner = xstrdup(nz(cur.owner));
+    upd.spec_json = json_dumps(merged, JSON_COMPACT);
+    upd.state = cur.state;
+    upd.version = cur.version;
+    upd.created_ms = cur.created_ms;
+
+    rc = store_job_update(c->st, &upd, want ? want : cur.version, scheds, n, c->now_ms);
+    if (rc == SKED_EPRECOND && !want)
+        rc = 1;
+    else if (rc == SKED_EPRECOND)
+        rc = refuse(c, rc, NULL, "the job changed; its version is not %lld", (long long)want);
+    else if (rc == SKED_ECONFLICT)
+        rc = name_taken(c, spec.name, cur.ns);
+    else if (rc != 0)
+        rc = store_failed(c, rc, "updating the job");
+out:
+    sched_array_free(scheds, n);
+    sched_array_free(old, nold);
+    store_job_clear(&upd);
+    store_job_clear(&cur);
+    jobspec_free(&spec);
+    json_decref(merged);
+    json_decref(current);
+    return rc;
+}
+
+int jobsvc_update(jobsvc_call_t *c, const char *id, const json_t *patch, int64_t expect_version)
+{
+    /* Without a pinned version the merge still must not lose a concurrent
+     * update: it is applied against the version read, and redone if that
+     * moved. */
+    for (int round = 0; round < UPDATE_TRIES; round++) {
+        int rc = update_round(c, id, patch, expect_version);
+        if (rc == 0) {
+            log_debug("jobs", "job %s updated by %s", id, who_name(c));
+            sched_kick(c->sched);
+        }
+        if (rc <= 0) return rc;
+    }
+    return refuse(c, SKED_ECONFLICT, NULL, "the job kept changing during the update; try again");
+}
+
+int jobsvc_set_state(jobsvc_call_t *c, const char *id, job_state_t state)
+{
+    int rc = store_job_set_state(c->st, id, state, c->now_ms);
+    if (rc == SKED_ECONFLICT)
+        return refuse(c, rc, NULL, "the job cannot become %s from its current state",
+                      job_state_name(state));
+    if (rc != 0) return store_failed(c, rc, "changing the job's state");
+    log_info("jobs", "job %s set %s by %s", id, job_state_name(state),
+             c->who && c->who->name ? c->who->name : "?");
+    if (state == JOB_ACTIVE) sched_kick(c->sched);
+    return 0;
+}
+
+int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN])
+{
+    int rc = store_run_trigger(c->st, id, c->now_ms, run_id);
+    if (rc == SKED_ECONFLICT) return refuse(c, rc, NULL, "the job is deleted");
+    if (rc != 0) return store_failed(c, rc, "triggering the job");
+    return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * The job service: the verbs that change jobs, between the HTTP handlers
+ * (api_jobs.c) and the store. A handler parses the request (the body into
+ * a jobspec_t or a merge patch, the path's id) and calls one of these with
+ * the caller and the request's `now`; the service does the domain work the
+ * document's own validation (core/jobspec.c) cannot: it builds the store's
+ * records, computes each new schedule's first fire (core/plan.h), carries
+ * the firing state of a schedule whose definition an edit left alone
+ * (schedule_match), redoes an update a concurrent one overtook, calls the
+ * store, wakes the scheduler when a change may fire something, and answers
+ * with 0 or a SKED_E* code plus a message naming the field to blame.
+ *
+ * It knows nothing of HTTP: the handler maps the code to a status through
+ * the error table and renders the job. Where a refusal concerns the request
+ * rather than the job document (SKED_ENOTFOUND: the path's id;
+ * SKED_EPRECOND: the If-Match version) the service leaves the field empty
+ * for the handler to name.
+ *
+ * Authorization is the handler's, done before it calls here: it checks the
+ * caller's grants (auth.h) and audits a refusal, as an audit entry records
+ * the HTTP request. The principal here is who acts: the owner of a job it
+ * creates and the name in the log.
+ *
+ * Thread-safe as the store is; a jobsvc_call_t belongs to one request.
+ */
+#ifndef SKED_SERVER_JOBSVC_H
+#define SKED_SERVER_JOBSVC_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/jobspec.h"
+#include "server/http.h"
+#include "server/sched.h"
+#include "store/store.h"
+
+/* One call of the service: who asks, on what, when, and why it failed. */
+typedef struct jobsvc_call {
+    store_t *st;
+    sched_t *sched;              /* woken after a change that may fire; NULL = none */
+    const http_principal_t *who; /* NULL = the server itself (owner "") */
+    int64_t now_ms;              /* the request's wall clock, UTC ms */
+    jobspec_error_t err;         /* OUT: on failure, the field to blame ("" = none) and why */
+} jobsvc_call_t;
+
+/* Creates a job from spec in namespace ns (resolved and granted by the
+ * caller) with its schedules, or, with no schedule, a run now. idem_key:
+ * the Idempotency-Key, NULL = none. On 0, *job is the stored job (id,
+ * version and times set) and *scheds its *n schedules. SKED_EEXIST: an
+ * idempotent repeat, nothing created; job->id names the job first created.
+ * SKED_EINVAL: a schedule does not compile (now); SKED_ECONFLICT: the name
+ * is taken in the namespace; or a store error. Whatever the outcome the
+ * caller clears *job (store_job_clear) and frees *scheds
+ * (sched_array_free); both start zeroed. */
+int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
+                  store_job_t *job, store_schedule_t **scheds, size_t *n);
+
+/* Applies patch (a JSON merge patch over the job's canonical document,
+ * RFC 7386; borrowed) to job id. expect_version: the version the caller
+ * saw (If-Match), 0 = any, in which case an update that another overtakes
+ * is redone on the newer version, a few times. Schedules whose definition
+ * is unchanged keep their firing state; the others get a first fire.
+ * SKED_ENOTFOUND; SKED_EPRECOND: not at expect_version; SKED_EINVAL: the
+ * merged document is invalid; SKED_ECONFLICT: the name is taken, or the
+ * job kept changing; or a store error. */
+int jobsvc_update(jobsvc_call_t *c, const char *id, const json_t *patch, int64_t expect_version);
+
+/* Pauses (JOB_PAUSED), resumes (JOB_ACTIVE: the scheduler applies the
+ * misfire policy to what the pause missed) or deletes (JOB_DELETED: its
+ * runs are canceled) job id. SKED_ENOTFOUND; SKED_ECONFLICT: the job cannot
+ * go to state from the one it is in; or a store error. */
+int jobsvc_set_state(jobsvc_call_t *c, const char *id, job_state_t state);
+
+/* Runs job id once, now. OUT: the new run's id. SKED_ENOTFOUND;
+ * SKED_ECONFLICT: the job is deleted; or a store error. */
+int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN]);
+
+#endif
