@@ -1,9 +1,12 @@
 /*
- * Row mappers of the store's main tables (rows.h), once for both dialects.
+ * Row mappers of the store's main tables (rows.h), once for both dialects,
+ * and the one write several files share: inserting a run.
  */
 #include "store/rows.h"
 
 #include "store/store.h"
+
+#include "common/error.h"
 
 void store__row_job(db_q_t *q, store_job_t *j)
 {
@@ -122,3 +125,34 @@ static void run_key(const void *e, int64_t *ms, const char **id)
 
 const db_rows_t store__job_rows = {sizeof(store_job_t), job_row, job_clear, job_key};
 const db_rows_t store__run_rows = {sizeof(store_run_t), run_row, run_clear, run_key};
+
+/* Priority, queue and held come from the job in the same statement, so a
+ * run never disagrees with the job it was made from. The WHERE clause also
+ * keeps SQLite from reading ON CONFLICT as a join's ON. */
+static db_sql_t Q_RUN_INSERT = DB_SAME(
+    "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority, queue,"
+    " held, created_ms, finished_ms, reason)"
+    " SELECT ?1, j.id, ?3, ?4, ?5, ?6, j.priority, j.queue, j.state = 1, ?7, ?8, ?9"
+    " FROM jobs j WHERE j.id = ?2 ON CONFLICT (schedule_id, fire_ms) DO NOTHING");
+
+int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const char *sched_id,
+                      run_state_t state, int64_t fire_ms, int64_t not_before_ms, const char *reason,
+                      int64_t now_ms, bool *inserted)
+{
+    db_q_t *q = db_q(db, &Q_RUN_INSERT);
+    if (!q) return SKED_ESTORE;
+    id_new("run", now_ms, id);
+    db_bt(q, id);
+    db_bt(q, job_id);
+    db_bt(q, sched_id);
+    db_bi(q, state);
+    db_bi(q, fire_ms);
+    db_bi(q, not_before_ms);
+    db_bi(q, now_ms);
+    db_bi(q, run_state_terminal(state) ? now_ms : -1);
+    db_bt(q, reason);
+    int64_t n = 0;
+    int rc = db_exec(q, &n);
+    if (rc == 0 && inserted) *inserted = n > 0;
+    return rc;
+}

@@ -36,4 +36,15 @@ void store__row_worker(db_q_t *q, store_worker_t *w);
 /* For db_page: rows of jobs (paged by created_ms), runs (by fire_ms). */
 extern const db_rows_t store__job_rows, store__run_rows;
 
+/* Inserts a run of job_id, taking its priority, queue and held (the job is
+ * paused) from the job in the same statement; nothing is inserted when the
+ * job does not exist. sched_id: NULL for a run that no schedule fired. A
+ * terminal state (RUN_SKIPPED) is finished at now_ms, with reason. id OUT:
+ * the new run's id. *inserted OUT (may be NULL): false if (schedule, fire
+ * time) already had a run (promise §5.2). Does not ask for a wake-up: the
+ * caller decides (db_notify). */
+int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const char *sched_id,
+                      run_state_t state, int64_t fire_ms, int64_t not_before_ms, const char *reason,
+                      int64_t now_ms, bool *inserted);
+
 #endif

@@ -424,14 +424,14 @@ int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, si
                      bool run_now, const char *idem_key, int64_t now_ms)
 {
     if (!job || !job->name || !*job->name || (nscheds && !scheds)) return SKED_EINVAL;
-    return st->ops->job_create(st, job, scheds, nscheds, run_now, idem_key, now_ms);
+    return v_job_create(st, job, scheds, nscheds, run_now, idem_key, now_ms);
 }
 
 int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
                   size_t *nscheds)
 {
     if (!id || !out || (scheds && !nscheds)) return SKED_EINVAL;
-    return st->ops->job_get(st, id, out, scheds, nscheds);
+    return v_job_get(st, id, out, scheds, nscheds);
 }
 
 int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
@@ -446,20 +446,20 @@ int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, 
     if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
     if (f->state && job_state_parse(f->state, &js) < 0) return SKED_EINVAL;
-    return st->ops->job_list(st, f, out, n, next_cursor);
+    return v_job_list(st, f, out, n, next_cursor);
 }
 
 int store_job_update(store_t *st, store_job_t *job, int64_t expect_version,
                      store_schedule_t *scheds, size_t nscheds, int64_t now_ms)
 {
     if (!job || !job->name || !*job->name || (nscheds && !scheds)) return SKED_EINVAL;
-    return st->ops->job_update(st, job, expect_version, scheds, nscheds, now_ms);
+    return v_job_update(st, job, expect_version, scheds, nscheds, now_ms);
 }
 
 int store_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
 {
     if (!id || !job_state_name(state)) return SKED_EINVAL;
-    return st->ops->job_set_state(st, id, state, now_ms);
+    return v_job_set_state(st, id, state, now_ms);
 }
 
 int store_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)

@@ -26,16 +26,6 @@ struct store_ops {
     /* The authoritative clock; NULL = the local clock (clock_now_ms). */
     int64_t (*now_ms)(store_t *st);
 
-    int (*job_create)(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
-                      bool run_now, const char *idem_key, int64_t now_ms);
-    int (*job_get)(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
-                   size_t *nscheds);
-    int (*job_list)(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
-                    char **next_cursor);
-    int (*job_update)(store_t *st, store_job_t *job, int64_t expect_version,
-                      store_schedule_t *scheds, size_t nscheds, int64_t now_ms);
-    int (*job_set_state)(store_t *st, const char *id, job_state_t state, int64_t now_ms);
-
     int (*due_schedules)(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
     int (*fire)(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
     int (*miss_list)(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,

@@ -204,11 +204,6 @@ static const char *const migrations[] = {
 
 /* ---- statements ------------------------------------------------------------ */
 
-#define JOB_COLS                                                                                   \
-    "id, ns, owner, name, queue, spec_json, constraints, tags, priority, state, overlap,"          \
-    " misfire, catch_up_window_ms, max_concurrency, timeout_ms, retry_max_attempts,"               \
-    " retry_initial_ms, retry_max_ms, retry_multiplier, retry_jitter, version, created_ms,"        \
-    " updated_ms"
 #define SCHED_COLS                                                                                 \
     "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
     " last_fire_ms"
@@ -228,13 +223,6 @@ static const char *const migrations[] = {
 #define AUDIT_COLS       "id, at_ms, actor, role, method, route, target, ns, source, status"
 #define AUDIT_LIST_WHERE " WHERE at_ms >= $1::bigint AND ($2::text IS NULL OR actor = $2)"
 
-/* The job filter of job_list; the state test defaults to "not deleted". */
-#define JOB_LIST_WHERE                                                                             \
-    " WHERE ($1::text IS NULL OR ns = $1) AND (CASE WHEN $2::integer IS NULL THEN state <> 3"      \
-    " ELSE state = $2 END) AND ($3::text IS NULL OR queue = $3)"                                   \
-    " AND ($4::text IS NULL OR strpos(name, $4) > 0)"                                              \
-    " AND ($5::text IS NULL OR strpos(tags, ',' || $5 || ',') > 0)"                                \
-    " AND ($7::text IS NULL OR ns = ANY (string_to_array($7, ',')))"
 #define RUN_LIST_TAIL                                                                              \
     " AND ($2::integer IS NULL OR state = $2) AND fire_ms >= $3::bigint AND fire_ms < $4::bigint"  \
     " AND ($6::text IS NULL OR job_id IN (SELECT id FROM jobs"                                     \
@@ -243,27 +231,7 @@ static const char *const migrations[] = {
 #define RUN_LIST_ORDER " ORDER BY fire_ms DESC, id DESC LIMIT $5"
 
 enum q {
-    Q_IDEM_CLAIM,
-    Q_IDEM_GET,
-    Q_JOB_INSERT,
-    Q_SCHED_INSERT,
-    Q_SCHED_UPDATE,
     Q_RUN_INSERT,
-    Q_JOB_GET,
-    Q_SCHED_OF_JOB,
-    Q_JOB_LIST,
-    Q_JOB_LIST_AFTER,
-    Q_JOB_UPDATE,
-    Q_JOB_VERSION,
-    Q_RUNS_RETARGET,
-    Q_SCHED_UNMARK,
-    Q_SCHED_DROP_UNMARKED,
-    Q_JOB_STATE_LOCK,
-    Q_JOB_SET_STATE,
-    Q_SCHED_ACTIVE,
-    Q_RUNS_HOLD,
-    Q_RUNS_CANCEL_WAITING,
-    Q_RUNS_CANCEL_RUNNING,
     Q_DUE,
     Q_FIRE_CAS,
     Q_JOB_STATE_SHARE,
@@ -306,22 +274,6 @@ enum q {
 
 static const char *const stmts[Q_COUNT] = {
 
-    /* jobs */
-    [Q_IDEM_CLAIM] = "INSERT INTO idempotency (owner, key, job_id, created_ms)"
-                     " VALUES ($1, $2, $3, $4) ON CONFLICT (owner, key) DO NOTHING",
-    [Q_IDEM_GET] = "SELECT job_id FROM idempotency WHERE owner = $1 AND key = $2",
-    [Q_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                     " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-    [Q_SCHED_INSERT] =
-        "INSERT INTO schedules (id, job_id, pos, kind, expr, timezone, start_ms, end_ms,"
-        " jitter_ms, anchor_ms, next_fire_ms, last_fire_ms, active)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    [Q_SCHED_UPDATE] = "UPDATE schedules SET pos = $3, kind = $4, expr = $5, timezone = $6,"
-                       " start_ms = $7, end_ms = $8, jitter_ms = $9, anchor_ms = $10,"
-                       " next_fire_ms = $11, active = $13"
-                       /* $12 (last_fire_ms) is bound by bind_sched but kept as is
-                        * here: a statement must use every parameter it is given. */
-                       " WHERE id = $1 AND job_id = $2 AND $12::bigint IS NOT NULL",
     /* Priority, queue and held come from the job, in the same statement. */
     [Q_RUN_INSERT] =
         "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority,"
@@ -329,35 +281,6 @@ static const char *const stmts[Q_COUNT] = {
         " SELECT $1::text, j.id, $3::text, $4::integer, $5::bigint, $6::bigint, j.priority,"
         " j.queue, j.state = 1, $7::bigint, $8::bigint, $9::text"
         " FROM jobs j WHERE j.id = $2 ON CONFLICT (schedule_id, fire_ms) DO NOTHING",
-    [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND state <> 3",
-    [Q_SCHED_OF_JOB] = "SELECT " SCHED_COLS " FROM schedules WHERE job_id = $1 ORDER BY pos",
-    [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE
-                   " ORDER BY created_ms DESC, id DESC LIMIT $6",
-    [Q_JOB_LIST_AFTER] = "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE
-                         " AND (created_ms, id) < ($8::bigint, $9::text)"
-                         " ORDER BY created_ms DESC, id DESC LIMIT $6",
-    [Q_JOB_UPDATE] =
-        "UPDATE jobs SET name = $2, queue = $3, spec_json = $4, constraints = $5, tags = $6,"
-        " priority = $7, overlap = $8, misfire = $9, catch_up_window_ms = $10,"
-        " max_concurrency = $11, timeout_ms = $12, retry_max_attempts = $13,"
-        " retry_initial_ms = $14, retry_max_ms = $15, retry_multiplier = $16,"
-        " retry_jitter = $17, version = version + 1, updated_ms = $19"
-        " WHERE id = $1 AND state <> 3 AND ($18::bigint = 0 OR version = $18)"
-        " RETURNING version, state, ns, owner, created_ms",
-    [Q_JOB_VERSION] = "SELECT version FROM jobs WHERE id = $1 AND state <> 3",
-    [Q_RUNS_RETARGET] =
-        "UPDATE runs SET priority = $2, queue = $3 WHERE job_id = $1 AND state IN (0, 1, 2)",
-    [Q_SCHED_UNMARK] = "UPDATE schedules SET pos = -1 WHERE job_id = $1",
-    [Q_SCHED_DROP_UNMARKED] = "DELETE FROM schedules WHERE job_id = $1 AND pos = -1",
-    [Q_JOB_STATE_LOCK] = "SELECT state FROM jobs WHERE id = $1 AND state <> 3 FOR NO KEY UPDATE",
-    [Q_JOB_SET_STATE] =
-        "UPDATE jobs SET state = $2, version = version + 1, updated_ms = $3 WHERE id = $1",
-    [Q_SCHED_ACTIVE] = "UPDATE schedules SET active = $2 WHERE job_id = $1",
-    [Q_RUNS_HOLD] = "UPDATE runs SET held = $2 WHERE job_id = $1 AND state IN (0, 1, 2)",
-    [Q_RUNS_CANCEL_WAITING] = "UPDATE runs SET state = 6, held = false, finished_ms = $2,"
-                              " reason = $3 WHERE job_id = $1 AND state IN (0, 1, 2)",
-    [Q_RUNS_CANCEL_RUNNING] = "UPDATE runs SET cancel_requested = true,"
-                              " reason = coalesce(reason, $2) WHERE job_id = $1 AND state = 3",
 
     /* firing */
     [Q_DUE] = "SELECT s.id, s.job_id, s.kind, s.expr, s.timezone, s.start_ms, s.end_ms,"
@@ -1247,33 +1170,6 @@ static const struct db_driver pg_driver = {
 
 /* ---- row readers ------------------------------------------------------------- */
 
-static void row_job(const PGresult *q, int i, store_job_t *j)
-{
-    gid(q, i, 0, j->id);
-    j->ns = gt0(q, i, 1);
-    j->owner = gt0(q, i, 2);
-    j->name = gt0(q, i, 3);
-    j->queue = gt0(q, i, 4);
-    j->spec_json = gt0(q, i, 5);
-    j->constraints = gt0(q, i, 6);
-    j->tags = gt0(q, i, 7);
-    j->priority = (int)gi(q, i, 8);
-    j->state = (job_state_t)gi(q, i, 9);
-    j->overlap = (overlap_policy_t)gi(q, i, 10);
-    j->misfire = (misfire_policy_t)gi(q, i, 11);
-    j->catch_up_window_ms = gi(q, i, 12);
-    j->max_concurrency = (int)gi(q, i, 13);
-    j->timeout_ms = gi(q, i, 14);
-    j->retry.max_attempts = (int)gi(q, i, 15);
-    j->retry.initial_ms = gi(q, i, 16);
-    j->retry.max_ms = gi(q, i, 17);
-    j->retry.multiplier = strtod(PQgetvalue(q, i, 18), NULL);
-    j->retry.jitter = gb(q, i, 19);
-    j->version = gi(q, i, 20);
-    j->created_ms = gi(q, i, 21);
-    j->updated_ms = gi(q, i, 22);
-}
-
 static void row_sched(const PGresult *q, int i, int o, store_schedule_t *s)
 {
     gid(q, i, o + 0, s->id);
@@ -1340,49 +1236,6 @@ static int insert_run(struct pconn *c, char id[SKED_ID_LEN], const char *job_id,
     return rc;
 }
 
-static void bind_sched(struct prm *p, const store_schedule_t *sc, size_t pos, bool active)
-{
-    pt(p, sc->id);
-    pt(p, sc->job_id);
-    pi(p, (int64_t)pos);
-    pi(p, sc->kind);
-    pt(p, sc->expr ? sc->expr : "");
-    pt(p, sc->timezone ? sc->timezone : "");
-    pi(p, sc->start_ms);
-    pi(p, sc->end_ms);
-    pi(p, sc->jitter_ms);
-    pi(p, sc->anchor_ms);
-    pin(p, sc->next_fire_ms);
-    pi(p, -1);
-    pb(p, active);
-}
-
-/* The spec-derived columns of a job, in the order of JOB_COLS from name to
- * retry_jitter (Q_JOB_INSERT $4..$20 and Q_JOB_UPDATE $2..$17 less state). */
-static void bind_job_name_queue(struct prm *p, const store_job_t *j)
-{
-    pt(p, j->name);
-    pt(p, j->queue ? j->queue : "default");
-    pt(p, j->spec_json ? j->spec_json : "{}");
-    pt(p, j->constraints ? j->constraints : "");
-    pt(p, j->tags ? j->tags : "");
-    pi(p, j->priority);
-}
-
-static void bind_job_policies(struct prm *p, const store_job_t *j)
-{
-    pi(p, j->overlap);
-    pi(p, j->misfire);
-    pi(p, j->catch_up_window_ms);
-    pi(p, j->max_concurrency);
-    pi(p, j->timeout_ms);
-    pi(p, j->retry.max_attempts);
-    pi(p, j->retry.initial_ms);
-    pi(p, j->retry.max_ms);
-    pd(p, j->retry.multiplier);
-    pb(p, j->retry.jitter);
-}
-
 /* ---- lifecycle ops ------------------------------------------------------------- */
 
 #define CLOCK_REFRESH_NS 1000000000LL
@@ -1424,353 +1277,6 @@ static int64_t pg_now_ms(store_t *st)
         }
     }
     return clock_now_ms() + off;
-}
-
-/* ---- jobs ---------------------------------------------------------------------- */
-
-struct job_create_args {
-    store_job_t *job;
-    store_schedule_t *scheds;
-    size_t nscheds;
-    bool run_now;
-    const char *idem_key;
-    int64_t now_ms;
-};
-
-static int job_create_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct job_create_args *a = arg;
-    store_job_t *j = a->job;
-    struct prm p = {0};
-    int64_t n = 0;
-    int rc;
-
-    id_new("job", a->now_ms, j->id);
-    if (a->idem_key) {
-        /* Claim the key first: a concurrent create with the same key waits
-         * here for ours to commit, then finds it (and answers EEXIST)
-         * instead of tripping over our job's name. */
-        pt(&p, j->owner);
-        pt(&p, a->idem_key);
-        pt(&p, j->id);
-        pi(&p, a->now_ms);
-        if ((rc = exn(c, Q_IDEM_CLAIM, &p, &n)) < 0) return rc;
-        if (n == 0) {
-            memset(&p, 0, sizeof p);
-            pt(&p, j->owner);
-            pt(&p, a->idem_key);
-            PGresult *r = ex(c, Q_IDEM_GET, &p, &rc);
-            if (!r) return rc;
-            if (PQntuples(r) == 1) gid(r, 0, 0, j->id);
-            PQclear(r);
-            return SKED_EEXIST; /* and, as store.h says, nothing else of j is set */
-        }
-    }
-    j->version = 1;
-    j->created_ms = j->updated_ms = a->now_ms;
-    j->state = JOB_ACTIVE;
-
-    memset(&p, 0, sizeof p);
-    pt(&p, j->id);
-    pt(&p, j->ns);
-    pt(&p, j->owner);
-    bind_job_name_queue(&p, j);
-    pi(&p, j->state);
-    bind_job_policies(&p, j);
-    pi(&p, j->version);
-    pi(&p, j->created_ms);
-    pi(&p, j->updated_ms);
-    if ((rc = exn(c, Q_JOB_INSERT, &p, NULL)) < 0) return rc; /* ECONFLICT: name taken */
-
-    for (size_t i = 0; i < a->nscheds; i++) {
-        store_schedule_t *sc = &a->scheds[i];
-        id_new("sch", a->now_ms, sc->id);
-        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
-        sc->last_fire_ms = -1;
-        memset(&p, 0, sizeof p);
-        bind_sched(&p, sc, i, true);
-        if ((rc = exn(c, Q_SCHED_INSERT, &p, NULL)) < 0) return rc;
-    }
-    if (a->run_now) {
-        char rid[SKED_ID_LEN];
-        rc = insert_run(c, rid, j->id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL, a->now_ms,
-                        NULL);
-        if (rc < 0) return rc;
-        want_notify(c);
-    }
-    return 0;
-}
-
-static int pg_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
-                         bool run_now, const char *idem_key, int64_t now_ms)
-{
-    /* Defaults live with the job so the caller sees what was stored. */
-    if (!job->ns) job->ns = xstrdup("default");
-    if (!job->owner) job->owner = xstrdup("");
-    if (!job->queue) job->queue = xstrdup("default");
-    struct job_create_args a = {job, scheds, nscheds, run_now, idem_key, now_ms};
-    int rc = tx((struct pg *)st, TX_WRITE, job_create_fn, &a, &a.now_ms);
-    if (rc < 0 && rc != SKED_EEXIST) job->id[0] = '\0';
-    return rc;
-}
-
-/* Reads all schedules of a job into a new array. */
-static int read_scheds(struct pconn *c, const char *job_id, store_schedule_t **out, size_t *n)
-{
-    struct prm p = {0};
-    int rc = 0;
-    *out = NULL;
-    *n = 0;
-    pt(&p, job_id);
-    PGresult *r = ex(c, Q_SCHED_OF_JOB, &p, &rc);
-    if (!r) return rc;
-    int rows = PQntuples(r);
-    if (rows > 0) {
-        *out = xcalloc((size_t)rows, sizeof **out);
-        for (int i = 0; i < rows; i++)
-            row_sched(r, i, 0, &(*out)[i]);
-        *n = (size_t)rows;
-    }
-    PQclear(r);
-    return 0;
-}
-
-struct job_get_args {
-    const char *id;
-    store_job_t *out;
-    store_schedule_t **scheds;
-    size_t *nscheds;
-};
-
-static int job_get_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct job_get_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_JOB_GET, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    row_job(r, 0, a->out);
-    PQclear(r);
-    if (a->scheds && (rc = read_scheds(c, a->id, a->scheds, a->nscheds)) < 0) {
-        store_job_clear(a->out);
-        return rc;
-    }
-    return 0;
-}
-
-static int pg_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
-                      size_t *nscheds)
-{
-    memset(out, 0, sizeof *out);
-    if (scheds) {
-        *scheds = NULL;
-        *nscheds = 0;
-    }
-    struct job_get_args a = {id, out, scheds, nscheds};
-    return tx((struct pg *)st, scheds ? TX_READ : TX_NONE, job_get_fn, &a, NULL);
-}
-
-struct job_list_args {
-    const store_job_filter_t *f;
-    store_job_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int job_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct job_list_args *a = arg;
-    const store_job_filter_t *f = a->f;
-    struct prm p = {0};
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    job_state_t js = JOB_ACTIVE;
-    int rc = 0;
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    if (f->state) job_state_parse(f->state, &js);
-    pt(&p, f->ns);
-    if (f->state)
-        pi(&p, js);
-    else
-        pt(&p, NULL);
-    pt(&p, f->queue);
-    pt(&p, f->name);
-    pt(&p, f->tag);
-    pi(&p, f->limit + 1); /* one more tells whether a next page exists */
-    pt(&p, f->ns_in);
-    if (f->cursor) {
-        pi(&p, cms);
-        pt(&p, cidv);
-    }
-    PGresult *r = ex(c, f->cursor ? Q_JOB_LIST_AFTER : Q_JOB_LIST, &p, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_job_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        row_job(r, (int)i, &v[i]);
-    PQclear(r);
-    if (n > (size_t)f->limit) {
-        store_job_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].created_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
-                       char **next_cursor)
-{
-    struct job_list_args a = {f, out, n, next_cursor};
-    return tx((struct pg *)st, TX_NONE, job_list_fn, &a, NULL);
-}
-
-struct job_update_args {
-    store_job_t *job;
-    int64_t expect;
-    store_schedule_t *scheds;
-    size_t nscheds;
-    int64_t now_ms;
-};
-
-static int job_update_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct job_update_args *a = arg;
-    store_job_t *j = a->job;
-    struct prm p = {0};
-    int64_t changed = 0;
-    int rc = 0;
-
-    pt(&p, j->id);
-    bind_job_name_queue(&p, j);
-    bind_job_policies(&p, j);
-    pi(&p, a->expect);
-    pi(&p, a->now_ms);
-    PGresult *r = ex(c, Q_JOB_UPDATE, &p, &rc);
-    if (!r) return rc; /* ECONFLICT: the new name is taken */
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        memset(&p, 0, sizeof p);
-        pt(&p, j->id);
-        if (!(r = ex(c, Q_JOB_VERSION, &p, &rc))) return rc;
-        rc = PQntuples(r) > 0 ? SKED_EPRECOND : SKED_ENOTFOUND;
-        PQclear(r);
-        return rc;
-    }
-    j->version = gi(r, 0, 0);
-    j->state = (job_state_t)gi(r, 0, 1);
-    free(j->ns);
-    j->ns = gt0(r, 0, 2);
-    free(j->owner);
-    j->owner = gt0(r, 0, 3);
-    j->created_ms = gi(r, 0, 4);
-    j->updated_ms = a->now_ms;
-    PQclear(r);
-    bool active = j->state == JOB_ACTIVE;
-
-    memset(&p, 0, sizeof p);
-    pt(&p, j->id);
-    pi(&p, j->priority);
-    pt(&p, j->queue ? j->queue : "default");
-    if ((rc = exn(c, Q_RUNS_RETARGET, &p, NULL)) < 0) return rc;
-
-    /* Replace the schedule set: keep rows whose id the caller passed back
-     * (so their history stays attached), insert the rest, drop the others. */
-    memset(&p, 0, sizeof p);
-    pt(&p, j->id);
-    if ((rc = exn(c, Q_SCHED_UNMARK, &p, NULL)) < 0) return rc;
-    for (size_t i = 0; i < a->nscheds; i++) {
-        store_schedule_t *sc = &a->scheds[i];
-        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
-        changed = 0;
-        if (sc->id[0]) {
-            memset(&p, 0, sizeof p);
-            bind_sched(&p, sc, i, active);
-            if ((rc = exn(c, Q_SCHED_UPDATE, &p, &changed)) < 0) return rc;
-        }
-        if (!changed) {
-            id_new("sch", a->now_ms, sc->id);
-            sc->last_fire_ms = -1;
-            memset(&p, 0, sizeof p);
-            bind_sched(&p, sc, i, active);
-            if ((rc = exn(c, Q_SCHED_INSERT, &p, NULL)) < 0) return rc;
-        }
-    }
-    memset(&p, 0, sizeof p);
-    pt(&p, j->id);
-    if ((rc = exn(c, Q_SCHED_DROP_UNMARKED, &p, NULL)) < 0) return rc;
-    want_notify(c);
-    return 0;
-}
-
-static int pg_job_update(store_t *st, store_job_t *job, int64_t expect_version,
-                         store_schedule_t *scheds, size_t nscheds, int64_t now_ms)
-{
-    struct job_update_args a = {job, expect_version, scheds, nscheds, now_ms};
-    return tx((struct pg *)st, TX_WRITE, job_update_fn, &a, &a.now_ms);
-}
-
-struct job_state_args {
-    const char *id;
-    job_state_t state;
-    int64_t now_ms;
-};
-
-static int job_set_state_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct job_state_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->id);
-    PGresult *r = ex(c, Q_JOB_STATE_LOCK, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    job_state_t cur = (job_state_t)gi(r, 0, 0);
-    PQclear(r);
-    if (cur == a->state) return 0; /* pause of a paused job: nothing changes */
-
-    memset(&p, 0, sizeof p);
-    pt(&p, a->id);
-    pi(&p, a->state);
-    pi(&p, a->now_ms);
-    if ((rc = exn(c, Q_JOB_SET_STATE, &p, NULL)) < 0) return rc;
-    memset(&p, 0, sizeof p);
-    pt(&p, a->id);
-    pb(&p, a->state == JOB_ACTIVE);
-    if ((rc = exn(c, Q_SCHED_ACTIVE, &p, NULL)) < 0) return rc;
-
-    if (a->state == JOB_DELETED) {
-        memset(&p, 0, sizeof p);
-        pt(&p, a->id);
-        pi(&p, a->now_ms);
-        pt(&p, "job deleted");
-        if ((rc = exn(c, Q_RUNS_CANCEL_WAITING, &p, NULL)) < 0) return rc;
-        memset(&p, 0, sizeof p);
-        pt(&p, a->id);
-        pt(&p, "job deleted");
-        if ((rc = exn(c, Q_RUNS_CANCEL_RUNNING, &p, NULL)) < 0) return rc;
-    } else {
-        memset(&p, 0, sizeof p);
-        pt(&p, a->id);
-        pb(&p, a->state == JOB_PAUSED);
-        if ((rc = exn(c, Q_RUNS_HOLD, &p, NULL)) < 0) return rc;
-    }
-    want_notify(c);
-    return 0;
-}
-
-static int pg_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
-{
-    struct job_state_args a = {id, state, now_ms};
-    return tx((struct pg *)st, TX_WRITE, job_set_state_fn, &a, &a.now_ms);
 }
 
 /* ---- firing ---------------------------------------------------------------------- */
@@ -3045,11 +2551,6 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     .now_ms = pg_now_ms,
-    .job_create = pg_job_create,
-    .job_get = pg_job_get,
-    .job_list = pg_job_list,
-    .job_update = pg_job_update,
-    .job_set_state = pg_job_set_state,
     .due_schedules = pg_due_schedules,
     .fire = pg_fire,
     .miss_list = pg_miss_list,

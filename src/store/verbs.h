@@ -52,5 +52,15 @@ int v_worker_set_state(store_t *st, const char *id, const char *owner, worker_st
 int v_ping(store_t *st);
 int v_probe_write(store_t *st, int64_t now_ms);
 int v_set_schema_version(store_t *st, int version);
+/* jobs.c: create, get, list, update, pause/resume/delete */
+int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
+                 bool run_now, const char *idem_key, int64_t now_ms);
+int v_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
+              size_t *nscheds);
+int v_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
+               char **next_cursor);
+int v_job_update(store_t *st, store_job_t *job, int64_t expect_version, store_schedule_t *scheds,
+                 size_t nscheds, int64_t now_ms);
+int v_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms);
 
 #endif

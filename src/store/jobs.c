@@ -1,0 +1,503 @@
+/*
+ * Store verbs of jobs, written once over the SQL driver (db.h): create (with
+ * its idempotency key, schedules and an optional run now), get, list,
+ * update (the schedule set replaced in place, waiting runs retargeted) and
+ * the state changes — pause and resume hold and release the job's waiting
+ * runs, delete cancels them and asks its running ones to stop.
+ *
+ * Every unit of work here may run again from the start on PostgreSQL (after
+ * a deadlock), so each one rebuilds its outputs from the arguments and
+ * frees what it allocated when it fails.
+ */
+#include "store/verbs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/xalloc.h"
+#include "store/rows.h"
+#include "store/store_int.h"
+
+/* ---- statements ---------------------------------------------------------- */
+
+static db_sql_t Q_IDEM_CLAIM =
+    DB_SAME("INSERT INTO idempotency (owner, key, job_id, created_ms)"
+            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (owner, key) DO NOTHING");
+static db_sql_t Q_IDEM_GET =
+    DB_SAME("SELECT job_id FROM idempotency WHERE owner = ?1 AND key = ?2");
+static db_sql_t Q_JOB_INSERT =
+    DB_SAME("INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+            " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)");
+/* A schedule's values in the order bind_sched gives them; a new schedule
+ * has never fired. */
+static db_sql_t Q_SCHED_INSERT = DB_SAME(
+    "INSERT INTO schedules (id, job_id, pos, kind, expr, timezone, start_ms, end_ms, jitter_ms,"
+    " anchor_ms, next_fire_ms, active, last_fire_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, -1)");
+static db_sql_t Q_SCHED_UPDATE =
+    DB_SAME("UPDATE schedules SET pos = ?3, kind = ?4, expr = ?5, timezone = ?6, start_ms = ?7,"
+            " end_ms = ?8, jitter_ms = ?9, anchor_ms = ?10, next_fire_ms = ?11, active = ?12"
+            " WHERE id = ?1 AND job_id = ?2");
+static db_sql_t Q_JOB_GET = DB_SAME("SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND state != 3");
+static db_sql_t Q_SCHED_OF_JOB =
+    DB_SAME("SELECT " SCHED_COLS " FROM schedules WHERE job_id = ?1 ORDER BY pos");
+
+/* The job filter; the state test defaults to "not deleted". Two variants so
+ * that a page after the first seeks the index instead of scanning. */
+#define JOB_LIST_WHERE_LITE                                                                        \
+    " WHERE (?1 IS NULL OR ns = ?1) AND (CASE WHEN ?2 IS NULL THEN state != 3 ELSE state = ?2"     \
+    " END) AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR instr(name, ?4) > 0)"                 \
+    " AND (?5 IS NULL OR instr(tags, ',' || ?5 || ',') > 0)"                                       \
+    " AND (?7 IS NULL OR instr(',' || ?7 || ',', ',' || ns || ',') > 0)"
+#define JOB_LIST_WHERE_PG                                                                          \
+    " WHERE ($1::text IS NULL OR ns = $1) AND (CASE WHEN $2::integer IS NULL THEN state <> 3"      \
+    " ELSE state = $2 END) AND ($3::text IS NULL OR queue = $3)"                                   \
+    " AND ($4::text IS NULL OR strpos(name, $4) > 0)"                                              \
+    " AND ($5::text IS NULL OR strpos(tags, ',' || $5 || ',') > 0)"                                \
+    " AND ($7::text IS NULL OR ns = ANY (string_to_array($7, ',')))"
+#define JOB_LIST_ORDER " ORDER BY created_ms DESC, id DESC LIMIT "
+static db_sql_t Q_JOB_LIST =
+    DB_SQL("SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE JOB_LIST_ORDER "?6",
+           "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG JOB_LIST_ORDER "$6");
+static db_sql_t Q_JOB_LIST_AFTER =
+    DB_SQL("SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE
+           " AND (created_ms, id) < (?8, ?9)" JOB_LIST_ORDER "?6",
+           "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG
+           " AND (created_ms, id) < ($8::bigint, $9::text)" JOB_LIST_ORDER "$6");
+
+static db_sql_t Q_JOB_UPDATE = DB_SAME(
+    "UPDATE jobs SET name = ?2, queue = ?3, spec_json = ?4, constraints = ?5, tags = ?6,"
+    " priority = ?7, overlap = ?8, misfire = ?9, catch_up_window_ms = ?10,"
+    " max_concurrency = ?11, timeout_ms = ?12, retry_max_attempts = ?13,"
+    " retry_initial_ms = ?14, retry_max_ms = ?15, retry_multiplier = ?16, retry_jitter = ?17,"
+    " version = version + 1, updated_ms = ?19"
+    " WHERE id = ?1 AND state != 3 AND (?18 = 0 OR version = ?18)"
+    " RETURNING version, state, ns, owner, created_ms");
+static db_sql_t Q_JOB_VERSION = DB_SAME("SELECT version FROM jobs WHERE id = ?1 AND state != 3");
+static db_sql_t Q_RUNS_RETARGET =
+    DB_SAME("UPDATE runs SET priority = ?2, queue = ?3 WHERE job_id = ?1 AND state IN (0, 1, 2)");
+static db_sql_t Q_SCHED_UNMARK = DB_SAME("UPDATE schedules SET pos = -1 WHERE job_id = ?1");
+static db_sql_t Q_SCHED_DROP_UNMARKED =
+    DB_SAME("DELETE FROM schedules WHERE job_id = ?1 AND pos = -1");
+
+/* The row lock keeps a concurrent state change or update on another server
+ * from deciding on the state we are about to change. */
+static db_sql_t Q_JOB_STATE_LOCK =
+    DB_SQL("SELECT state FROM jobs WHERE id = ?1 AND state != 3",
+           "SELECT state FROM jobs WHERE id = $1 AND state <> 3 FOR NO KEY UPDATE");
+static db_sql_t Q_JOB_SET_STATE =
+    DB_SAME("UPDATE jobs SET state = ?2, version = version + 1, updated_ms = ?3 WHERE id = ?1");
+static db_sql_t Q_SCHED_ACTIVE = DB_SAME("UPDATE schedules SET active = ?2 WHERE job_id = ?1");
+static db_sql_t Q_RUNS_HOLD =
+    DB_SAME("UPDATE runs SET held = ?2 WHERE job_id = ?1 AND state IN (0, 1, 2)");
+static db_sql_t Q_RUNS_CANCEL_WAITING =
+    DB_SAME("UPDATE runs SET state = 6, held = FALSE, finished_ms = ?2, reason = ?3"
+            " WHERE job_id = ?1 AND state IN (0, 1, 2)");
+static db_sql_t Q_RUNS_CANCEL_RUNNING =
+    DB_SAME("UPDATE runs SET cancel_requested = TRUE, reason = coalesce(reason, ?2)"
+            " WHERE job_id = ?1 AND state = 3");
+
+/* ---- binders and small helpers ---------------------------------------------- */
+
+/* The spec-derived columns of a job from name to priority (JOB_COLS 4..9). */
+static void bind_job_head(db_q_t *q, const store_job_t *j)
+{
+    db_bt(q, j->name);
+    db_bt(q, j->queue ? j->queue : "default");
+    db_bt(q, j->spec_json ? j->spec_json : "{}");
+    db_bt(q, j->constraints ? j->constraints : "");
+    db_bt(q, j->tags ? j->tags : "");
+    db_bi(q, j->priority);
+}
+
+/* ... and from overlap to retry_jitter (JOB_COLS 11..20). */
+static void bind_job_policies(db_q_t *q, const store_job_t *j)
+{
+    db_bi(q, j->overlap);
+    db_bi(q, j->misfire);
+    db_bi(q, j->catch_up_window_ms);
+    db_bi(q, j->max_concurrency);
+    db_bi(q, j->timeout_ms);
+    db_bi(q, j->retry.max_attempts);
+    db_bi(q, j->retry.initial_ms);
+    db_bi(q, j->retry.max_ms);
+    db_bd(q, j->retry.multiplier);
+    db_bb(q, j->retry.jitter);
+}
+
+/* Inserts or updates (sql) schedule sc at position pos. *changed OUT (may
+ * be NULL): the rows changed. */
+static int put_sched(db_t *db, db_sql_t *sql, const store_schedule_t *sc, size_t pos, bool active,
+                     int64_t *changed)
+{
+    db_q_t *q = db_q(db, sql);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, sc->id);
+    db_bt(q, sc->job_id);
+    db_bi(q, (int64_t)pos);
+    db_bi(q, sc->kind);
+    db_bt(q, sc->expr ? sc->expr : "");
+    db_bt(q, sc->timezone ? sc->timezone : "");
+    db_bi(q, sc->start_ms);
+    db_bi(q, sc->end_ms);
+    db_bi(q, sc->jitter_ms);
+    db_bi(q, sc->anchor_ms);
+    db_bin(q, sc->next_fire_ms);
+    db_bb(q, active);
+    return db_exec(q, changed);
+}
+
+/* Runs a statement whose parameters are a job's id and then, when text is
+ * non-NULL, that text. */
+static int exec_job(db_t *db, db_sql_t *sql, const char *job_id, const char *text)
+{
+    db_q_t *q = db_q(db, sql);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, job_id);
+    if (text) db_bt(q, text);
+    return db_exec(q, NULL);
+}
+
+static void sched_row(db_q_t *q, void *e)
+{
+    store__row_sched(q, 0, e);
+}
+
+static void sched_clear(void *e)
+{
+    store_schedule_clear(e);
+}
+
+static const db_rows_t sched_rows = {sizeof(store_schedule_t), sched_row, sched_clear, NULL};
+
+static void scheds_free(store_schedule_t **v, size_t *n)
+{
+    for (size_t i = 0; *v && i < *n; i++)
+        store_schedule_clear(&(*v)[i]);
+    FREE_NULL(*v);
+    *n = 0;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+struct job_create_args {
+    store_job_t *job;
+    store_schedule_t *scheds;
+    size_t nscheds;
+    bool run_now;
+    const char *idem_key;
+    int64_t now_ms;
+};
+
+/* The earlier job of an idempotency key already used (into j->id). */
+static int idem_earlier(db_t *db, store_job_t *j, const char *key)
+{
+    db_q_t *q = db_q(db, &Q_IDEM_GET);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, j->owner);
+    db_bt(q, key);
+    int rc = db_one(q);
+    if (rc == 0) db_cid(q, 0, j->id);
+    /* Not found: the key's entry was pruned since it stopped our claim;
+     * the key was used all the same. */
+    return rc == 0 || rc == SKED_ENOTFOUND ? SKED_EEXIST : rc;
+}
+
+static int job_create_fn(db_t *db, void *arg)
+{
+    struct job_create_args *a = arg;
+    store_job_t *j = a->job;
+    db_q_t *q;
+    int rc;
+
+    id_new("job", a->now_ms, j->id);
+    if (a->idem_key) {
+        /* Claim the key first: a concurrent create with the same key waits
+         * here for ours to commit, then finds it (and answers EEXIST)
+         * instead of tripping over our job's name. */
+        int64_t n = 0;
+        if (!(q = db_q(db, &Q_IDEM_CLAIM))) return SKED_ESTORE;
+        db_bt(q, j->owner);
+        db_bt(q, a->idem_key);
+        db_bt(q, j->id);
+        db_bi(q, a->now_ms);
+        if ((rc = db_exec(q, &n)) < 0) return rc;
+        if (n == 0) return idem_earlier(db, j, a->idem_key);
+    }
+
+    j->version = 1;
+    j->created_ms = j->updated_ms = a->now_ms;
+    j->state = JOB_ACTIVE;
+    if (!(q = db_q(db, &Q_JOB_INSERT))) return SKED_ESTORE;
+    db_bt(q, j->id);
+    db_bt(q, j->ns);
+    db_bt(q, j->owner);
+    bind_job_head(q, j);
+    db_bi(q, j->state);
+    bind_job_policies(q, j);
+    db_bi(q, j->version);
+    db_bi(q, j->created_ms);
+    db_bi(q, j->updated_ms);
+    if ((rc = db_exec(q, NULL)) < 0) return rc; /* ECONFLICT: the name is taken */
+
+    for (size_t i = 0; i < a->nscheds; i++) {
+        store_schedule_t *sc = &a->scheds[i];
+        id_new("sch", a->now_ms, sc->id);
+        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
+        sc->last_fire_ms = -1;
+        if ((rc = put_sched(db, &Q_SCHED_INSERT, sc, i, true, NULL)) < 0) return rc;
+    }
+    if (a->run_now) {
+        char rid[SKED_ID_LEN];
+        rc = store__insert_run(db, rid, j->id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL,
+                               a->now_ms, NULL);
+        if (rc < 0) return rc;
+        db_notify(db);
+    }
+    return 0;
+}
+
+int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
+                 bool run_now, const char *idem_key, int64_t now_ms)
+{
+    /* Defaults live with the job so the caller sees what was stored. */
+    if (!job->ns) job->ns = xstrdup("default");
+    if (!job->owner) job->owner = xstrdup("");
+    if (!job->queue) job->queue = xstrdup("default");
+    struct job_create_args a = {job, scheds, nscheds, run_now, idem_key, now_ms};
+    int rc = store__tx(st, DB_WRITE, job_create_fn, &a, &a.now_ms);
+    if (rc < 0 && rc != SKED_EEXIST) job->id[0] = '\0';
+    return rc;
+}
+
+/* ---- get and list ------------------------------------------------------------- */
+
+struct job_get_args {
+    const char *id;
+    store_job_t *out;
+    store_schedule_t **scheds;
+    size_t *nscheds;
+};
+
+static int job_get_fn(db_t *db, void *arg)
+{
+    struct job_get_args *a = arg;
+    /* A read whose commit failed runs again: drop what the last try read. */
+    store_job_clear(a->out);
+    if (a->scheds) scheds_free(a->scheds, a->nscheds);
+    db_q_t *q = db_q(db, &Q_JOB_GET);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, a->id);
+    int rc = db_one(q);
+    if (rc < 0) return rc;
+    store__row_job(q, a->out);
+    if (!a->scheds) return 0;
+    if (!(q = db_q(db, &Q_SCHED_OF_JOB))) {
+        rc = SKED_ESTORE;
+    } else {
+        db_bt(q, a->id);
+        rc = db_page(q, &sched_rows, -1, (void **)a->scheds, a->nscheds, NULL);
+    }
+    if (rc < 0) store_job_clear(a->out);
+    return rc;
+}
+
+int v_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
+              size_t *nscheds)
+{
+    memset(out, 0, sizeof *out);
+    if (scheds) {
+        *scheds = NULL;
+        *nscheds = 0;
+    }
+    struct job_get_args a = {id, out, scheds, nscheds};
+    /* The job and its schedules from one snapshot. */
+    return store__tx(st, scheds ? DB_READ : DB_READ1, job_get_fn, &a, NULL);
+}
+
+struct job_list_args {
+    const store_job_filter_t *f;
+    store_job_t **out;
+    size_t *n;
+    char **next;
+};
+
+static int job_list_fn(db_t *db, void *arg)
+{
+    struct job_list_args *a = arg;
+    const store_job_filter_t *f = a->f;
+    int64_t cms = 0;
+    char cidv[SKED_ID_LEN] = "";
+    job_state_t js = JOB_ACTIVE;
+    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
+    if (f->state) job_state_parse(f->state, &js);
+    db_q_t *q = db_q(db, f->cursor ? &Q_JOB_LIST_AFTER : &Q_JOB_LIST);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, f->ns);
+    db_bin(q, f->state ? (int64_t)js : -1);
+    db_bt(q, f->queue);
+    db_bt(q, f->name);
+    db_bt(q, f->tag);
+    db_bi(q, f->limit + 1); /* one more tells whether a next page exists */
+    db_bt(q, f->ns_in);
+    if (f->cursor) {
+        db_bi(q, cms);
+        db_bt(q, cidv);
+    }
+    return db_page(q, &store__job_rows, f->limit, (void **)a->out, a->n, a->next);
+}
+
+int v_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
+               char **next_cursor)
+{
+    struct job_list_args a = {f, out, n, next_cursor};
+    return store__tx(st, DB_READ1, job_list_fn, &a, NULL);
+}
+
+/* ---- update -------------------------------------------------------------------- */
+
+struct job_update_args {
+    store_job_t *job;
+    int64_t expect;
+    store_schedule_t *scheds;
+    size_t nscheds;
+    char (*ids)[SKED_ID_LEN]; /* the schedule ids as the caller passed them */
+    int64_t now_ms;
+};
+
+/* The job's new version, state and the columns an update keeps, from the
+ * current row of Q_JOB_UPDATE's RETURNING. */
+static void updated_job(db_q_t *q, store_job_t *j, int64_t now_ms)
+{
+    j->version = db_ci(q, 0);
+    j->state = (job_state_t)db_ci(q, 1);
+    free(j->ns);
+    j->ns = db_ct0(q, 2);
+    free(j->owner);
+    j->owner = db_ct0(q, 3);
+    j->created_ms = db_ci(q, 4);
+    j->updated_ms = now_ms;
+}
+
+static int job_update_fn(db_t *db, void *arg)
+{
+    struct job_update_args *a = arg;
+    store_job_t *j = a->job;
+    int rc;
+
+    /* A try that failed may have given schedules new ids: start over from
+     * the caller's. */
+    for (size_t i = 0; i < a->nscheds; i++)
+        memcpy(a->scheds[i].id, a->ids[i], SKED_ID_LEN);
+
+    db_q_t *q = db_q(db, &Q_JOB_UPDATE);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, j->id);
+    bind_job_head(q, j);
+    bind_job_policies(q, j);
+    db_bi(q, a->expect);
+    db_bi(q, a->now_ms);
+    if ((rc = db_one(q)) == SKED_ENOTFOUND) {
+        /* No row changed: a stale version, or no such job. */
+        if (!(q = db_q(db, &Q_JOB_VERSION))) return SKED_ESTORE;
+        db_bt(q, j->id);
+        rc = db_one(q);
+        return rc == 0 ? SKED_EPRECOND : rc;
+    }
+    if (rc < 0) return rc; /* ECONFLICT: the new name is taken */
+    updated_job(q, j, a->now_ms);
+    bool active = j->state == JOB_ACTIVE;
+
+    if (!(q = db_q(db, &Q_RUNS_RETARGET))) return SKED_ESTORE;
+    db_bt(q, j->id);
+    db_bi(q, j->priority);
+    db_bt(q, j->queue ? j->queue : "default");
+    if ((rc = db_exec(q, NULL)) < 0) return rc;
+
+    /* Replace the schedule set: keep rows whose id the caller passed back
+     * (so their history stays attached), insert the rest, drop the others. */
+    if ((rc = exec_job(db, &Q_SCHED_UNMARK, j->id, NULL)) < 0) return rc;
+    for (size_t i = 0; i < a->nscheds; i++) {
+        store_schedule_t *sc = &a->scheds[i];
+        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
+        int64_t changed = 0;
+        if (sc->id[0] && (rc = put_sched(db, &Q_SCHED_UPDATE, sc, i, active, &changed)) < 0)
+            return rc;
+        if (!changed) {
+            id_new("sch", a->now_ms, sc->id);
+            sc->last_fire_ms = -1;
+            if ((rc = put_sched(db, &Q_SCHED_INSERT, sc, i, active, NULL)) < 0) return rc;
+        }
+    }
+    if ((rc = exec_job(db, &Q_SCHED_DROP_UNMARKED, j->id, NULL)) < 0) return rc;
+    db_notify(db);
+    return 0;
+}
+
+int v_job_update(store_t *st, store_job_t *job, int64_t expect_version, store_schedule_t *scheds,
+                 size_t nscheds, int64_t now_ms)
+{
+    char(*ids)[SKED_ID_LEN] = nscheds ? xcalloc(nscheds, sizeof *ids) : NULL;
+    for (size_t i = 0; i < nscheds; i++)
+        memcpy(ids[i], scheds[i].id, SKED_ID_LEN);
+    struct job_update_args a = {job, expect_version, scheds, nscheds, ids, now_ms};
+    int rc = store__tx(st, DB_WRITE, job_update_fn, &a, &a.now_ms);
+    if (rc < 0) /* nothing was stored: the caller's schedules stay as they were */
+        for (size_t i = 0; i < nscheds; i++)
+            memcpy(scheds[i].id, ids[i], SKED_ID_LEN);
+    free(ids);
+    return rc;
+}
+
+/* ---- pause, resume, delete ------------------------------------------------------ */
+
+struct job_state_args {
+    const char *id;
+    job_state_t state;
+    int64_t now_ms;
+};
+
+static int job_set_state_fn(db_t *db, void *arg)
+{
+    struct job_state_args *a = arg;
+    db_q_t *q = db_q(db, &Q_JOB_STATE_LOCK);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, a->id);
+    int rc = db_one(q);
+    if (rc < 0) return rc;
+    if ((job_state_t)db_ci(q, 0) == a->state) return 0; /* pause of a paused job: no change */
+
+    if (!(q = db_q(db, &Q_JOB_SET_STATE))) return SKED_ESTORE;
+    db_bt(q, a->id);
+    db_bi(q, a->state);
+    db_bi(q, a->now_ms);
+    if ((rc = db_exec(q, NULL)) < 0) return rc;
+    if (!(q = db_q(db, &Q_SCHED_ACTIVE))) return SKED_ESTORE;
+    db_bt(q, a->id);
+    db_bb(q, a->state == JOB_ACTIVE);
+    if ((rc = db_exec(q, NULL)) < 0) return rc;
+
+    if (a->state == JOB_DELETED) {
+        if (!(q = db_q(db, &Q_RUNS_CANCEL_WAITING))) return SKED_ESTORE;
+        db_bt(q, a->id);
+        db_bi(q, a->now_ms);
+        db_bt(q, "job deleted");
+        if ((rc = db_exec(q, NULL)) < 0) return rc;
+        if ((rc = exec_job(db, &Q_RUNS_CANCEL_RUNNING, a->id, "job deleted")) < 0) return rc;
+    } else {
+        if (!(q = db_q(db, &Q_RUNS_HOLD))) return SKED_ESTORE;
+        db_bt(q, a->id);
+        db_bb(q, a->state == JOB_PAUSED);
+        if ((rc = db_exec(q, NULL)) < 0) return rc;
+    }
+    db_notify(db);
+    return 0;
+}
+
+int v_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
+{
+    struct job_state_args a = {id, state, now_ms};
+    return store__tx(st, DB_WRITE, job_set_state_fn, &a, &a.now_ms);
+}
