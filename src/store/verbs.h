@@ -32,4 +32,11 @@ int v_user_get(store_t *st, const char *name, store_user_t *out);
 int v_user_list(store_t *st, store_user_t **out, size_t *n);
 int v_job_scope(store_t *st, const char *id, char **ns, char **owner);
 
+/* logs.c: log chunks and retention */
+int v_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
+                 int64_t seq, int stream, const char *data, size_t len, int64_t now_ms);
+int v_log_read(store_t *st, const char *run_id, int attempt, int after_attempt, int64_t after_seq,
+               int limit, store_log_chunk_t **out, size_t *n);
+int v_prune(store_t *st, int64_t older_than_ms);
+
 #endif
