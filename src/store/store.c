@@ -636,7 +636,7 @@ int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence
 {
     if (!run_id || attempt < 1 || seq < 0 || (stream != 1 && stream != 2) || (len && !data))
         return SKED_EINVAL;
-    return st->ops->log_append(st, run_id, attempt, fence, owner, seq, stream, data, len, now_ms);
+    return v_log_append(st, run_id, attempt, fence, owner, seq, stream, data, len, now_ms);
 }
 
 int store_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,
@@ -646,12 +646,12 @@ int store_log_read(store_t *st, const char *run_id, int attempt, int after_attem
     *n = 0;
     if (!run_id || attempt < 0 || limit < 1) return SKED_EINVAL;
     if (limit > 10000) limit = 10000;
-    return st->ops->log_read(st, run_id, attempt, after_attempt, after_seq, limit, out, n);
+    return v_log_read(st, run_id, attempt, after_attempt, after_seq, limit, out, n);
 }
 
 int store_prune(store_t *st, int64_t older_than_ms)
 {
-    return st->ops->prune(st, older_than_ms);
+    return v_prune(st, older_than_ms);
 }
 
 int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)

@@ -42,13 +42,6 @@ struct store_ops {
                     const store_result_t *res, int64_t now_ms);
     int (*reap)(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
 
-    int (*log_append)(store_t *st, const char *run_id, int attempt, int64_t fence,
-                      const char *owner, int64_t seq, int stream, const char *data, size_t len,
-                      int64_t now_ms);
-    int (*log_read)(store_t *st, const char *run_id, int attempt, int after_attempt,
-                    int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n);
-
-    int (*prune)(store_t *st, int64_t older_than_ms);
 };
 
 /* The common head of every backend's handle (first member). */

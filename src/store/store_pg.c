@@ -66,7 +66,6 @@
 #define POOL_MAX          128
 #define TX_TRIES          10 /* deadlocks and serialization failures are retried this often */
 #define REAP_BATCH        256
-#define PRUNE_BATCH       500
 #define CLAIM_WINDOW_MAX  4096
 #define LISTEN_RETRY_MS   1000 /* between listener reconnects */
 #define CONNECT_TIMEOUT_S "10" /* unless the URL says otherwise */
@@ -252,7 +251,6 @@ enum q {
     Q_MISS_EXTEND,
     Q_MISS_INSERT,
     Q_MISS_LIST,
-    Q_MISS_PRUNE,
     Q_ATTEMPT_DROP,
     Q_LOG_DROP,
     Q_ATTEMPT_REPORTED,
@@ -260,14 +258,6 @@ enum q {
     Q_RUN_FINISH,
     Q_EXPIRED,
     Q_WORKERS_LOSE,
-    Q_RUN_FOR_LOG,
-    Q_LOG_HAS,
-    Q_LOG_INSERT,
-    Q_RUN_LOG_ACCOUNT,
-    Q_RUN_EXISTS,
-    Q_LOG_READ,
-    Q_PRUNE,
-    Q_IDEM_PRUNE,
     Q_NOTIFY,
     Q_COUNT
 };
@@ -393,32 +383,6 @@ static const char *const stmts[Q_COUNT] = {
                   " ORDER BY lease_expires_ms LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
     [Q_WORKERS_LOSE] = "UPDATE workers SET state = 2 WHERE state IN (0, 1) AND heartbeat_ms < $1",
 
-    /* logs */
-    /* A reaped attempt (outcome lost) may not log any more, even before
-     * the run is claimed again and its fence changes. */
-    [Q_RUN_FOR_LOG] = "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome,"
-                      " w.owner FROM runs r"
-                      " LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt"
-                      " LEFT JOIN workers w ON w.id = r.worker_id"
-                      " WHERE r.id = $1 FOR NO KEY UPDATE OF r",
-    [Q_LOG_HAS] = "SELECT 1 FROM log_chunks WHERE run_id = $1 AND attempt = $2 AND seq = $3",
-    [Q_LOG_INSERT] = "INSERT INTO log_chunks (run_id, attempt, seq, stream, at_ms, data)"
-                     " VALUES ($1, $2, $3, $4, $5, $6)",
-    [Q_RUN_LOG_ACCOUNT] =
-        "UPDATE runs SET log_bytes = log_bytes + $2, log_truncated = $3 WHERE id = $1",
-    [Q_RUN_EXISTS] = "SELECT 1 FROM runs WHERE id = $1",
-    [Q_LOG_READ] = "SELECT attempt, seq, stream, at_ms, data FROM log_chunks"
-                   " WHERE run_id = $1 AND ($2 = 0 OR attempt = $2)"
-                   " AND (attempt, seq) > ($3::integer, $4::bigint)"
-                   " ORDER BY attempt, seq LIMIT $5",
-
-    /* retention: SKIP LOCKED, so pruners on several servers never wait on
-     * each other; attempts and log chunks go with the run (CASCADE). */
-    [Q_PRUNE] = "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE state >= 4"
-                " AND finished_ms < $1 ORDER BY finished_ms LIMIT $2"
-                " FOR UPDATE SKIP LOCKED)",
-    [Q_IDEM_PRUNE] = "DELETE FROM idempotency WHERE created_ms < $1",
-    [Q_MISS_PRUNE] = "DELETE FROM misses WHERE last_ms < $1",
     /* the missed-fire ledger (see the SQLite backend) */
     [Q_MISS_EXTEND] = "UPDATE misses SET last_ms = $3, count = count + $4"
                       " WHERE schedule_id = $1 AND last_ms = $2 AND reason = $5",
@@ -1120,6 +1084,11 @@ static const void *pg_col_blob(db_q_t *dq, int col, size_t *len)
     struct dq *q = (struct dq *)dq;
     PQfreemem(q->blob);
     q->blob = PQunescapeBytea((const unsigned char *)PQgetvalue(q->r, q->row, col), len);
+    if (!q->blob) {
+        /* Only on out of memory, which xalloc treats as fatal too. */
+        log_error("store", "out of memory decoding a bytea value");
+        abort();
+    }
     return q->blob;
 }
 
@@ -2045,201 +2014,6 @@ static int pg_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, 
     }
 }
 
-/* ---- logs ------------------------------------------------------------------------------ */
-
-/* The truncation note sorts after every chunk a worker can send. */
-#define NOTE_SEQ INT64_MAX
-
-struct log_append_args {
-    const char *run_id;
-    int attempt;
-    int64_t fence;
-    const char *owner;
-    int64_t seq;
-    int stream;
-    const char *data;
-    size_t len;
-    int64_t now_ms;
-};
-
-static int insert_chunk(struct pconn *c, const char *run_id, int attempt, int64_t seq, int stream,
-                        int64_t at_ms, const void *data, size_t len)
-{
-    struct prm p = {0};
-    pt(&p, run_id);
-    pi(&p, attempt);
-    pi(&p, seq);
-    pi(&p, stream);
-    pi(&p, at_ms);
-    pblob(&p, data, len);
-    return exn(c, Q_LOG_INSERT, &p, NULL);
-}
-
-static int log_append_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct log_append_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    /* The run's row lock orders concurrent appends, so the byte count and
-     * the cap stay exact. */
-    pt(&p, a->run_id);
-    PGresult *r = ex(c, Q_RUN_FOR_LOG, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    if (gi(r, 0, 0) != a->fence || gi(r, 0, 1) != a->attempt || gin(r, 0, 4) == ATTEMPT_LOST) {
-        PQclear(r);
-        return SKED_ESTALE;
-    }
-    if (!store__owner_ok(a->owner, PQgetisnull(r, 0, 5) ? NULL : PQgetvalue(r, 0, 5))) {
-        PQclear(r);
-        return SKED_EFORBID;
-    }
-    int64_t used = gi(r, 0, 2);
-    bool truncated = gb(r, 0, 3);
-    PQclear(r);
-
-    memset(&p, 0, sizeof p);
-    pt(&p, a->run_id);
-    pi(&p, a->attempt);
-    pi(&p, a->seq);
-    if (!(r = ex(c, Q_LOG_HAS, &p, &rc))) return rc;
-    bool dup = PQntuples(r) > 0;
-    PQclear(r);
-    if (dup) return 0;       /* a resend: already stored */
-    if (truncated) return 0; /* past the cap: dropped, the note is there */
-
-    int64_t cap = pg->base.log_cap;
-    int64_t room = cap > used ? cap - used : 0;
-    size_t keep = (int64_t)a->len > room ? (size_t)room : a->len;
-    if (keep > 0 || a->len == 0) {
-        rc = insert_chunk(c, a->run_id, a->attempt, a->seq, a->stream, a->now_ms, a->data, keep);
-        if (rc < 0) return rc;
-    }
-    if (keep < a->len) {
-        char note[80];
-        int nl = snprintf(note, sizeof note, "log truncated at %" PRId64 " bytes", cap);
-        rc = insert_chunk(c, a->run_id, a->attempt, NOTE_SEQ, 0, a->now_ms, note, (size_t)nl);
-        if (rc < 0) return rc;
-        truncated = true;
-    }
-    memset(&p, 0, sizeof p);
-    pt(&p, a->run_id);
-    pi(&p, (int64_t)keep);
-    pb(&p, truncated);
-    if ((rc = exn(c, Q_RUN_LOG_ACCOUNT, &p, NULL)) == 0)
-        want_notify(c); /* log followers wait for new chunks */
-    return rc;
-}
-
-static int pg_log_append(store_t *st, const char *run_id, int attempt, int64_t fence,
-                         const char *owner, int64_t seq, int stream, const char *data, size_t len,
-                         int64_t now_ms)
-{
-    struct log_append_args a = {run_id, attempt, fence, owner, seq, stream, data, len, now_ms};
-    return tx((struct pg *)st, TX_WRITE, log_append_fn, &a, &a.now_ms);
-}
-
-struct log_read_args {
-    const char *run_id;
-    int attempt, after_attempt;
-    int64_t after_seq;
-    int limit;
-    store_log_chunk_t **out;
-    size_t *n;
-};
-
-static int log_read_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct log_read_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->run_id);
-    PGresult *r = ex(c, Q_RUN_EXISTS, &p, &rc);
-    if (!r) return rc;
-    bool found = PQntuples(r) > 0;
-    PQclear(r);
-    if (!found) return SKED_ENOTFOUND;
-
-    pi(&p, a->attempt);
-    pi(&p, a->after_attempt);
-    pi(&p, a->after_seq);
-    pi(&p, a->limit);
-    if (!(r = ex(c, Q_LOG_READ, &p, &rc))) return rc;
-    int rows = PQntuples(r);
-    store_log_chunk_t *v = rows ? xcalloc((size_t)rows, sizeof *v) : NULL;
-    for (int i = 0; i < rows; i++) {
-        store_log_chunk_t *k = &v[i];
-        k->attempt = (int)gi(r, i, 0);
-        k->seq = gi(r, i, 1);
-        k->stream = (int)gi(r, i, 2);
-        k->at_ms = gi(r, i, 3);
-        size_t len = 0;
-        unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 4), &len);
-        if (!raw) {
-            /* Only on out of memory, which xalloc treats as fatal too. */
-            log_error("store", "out of memory decoding a log chunk");
-            abort();
-        }
-        k->len = len;
-        k->data = xmalloc(len + 1); /* NUL-terminated for convenience; len is the truth */
-        if (len) memcpy(k->data, raw, len);
-        k->data[len] = '\0';
-        PQfreemem(raw);
-    }
-    PQclear(r);
-    *a->out = v;
-    *a->n = (size_t)rows;
-    return 0;
-}
-
-static int pg_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,
-                       int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n)
-{
-    struct log_read_args a = {run_id, attempt, after_attempt, after_seq, limit, out, n};
-    return tx((struct pg *)st, TX_READ, log_read_fn, &a, NULL);
-}
-
-/* ---- retention ------------------------------------------------------------------------ */
-
-struct prune_args {
-    int64_t older_than_ms;
-    int removed;
-};
-
-static int prune_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct prune_args *a = arg;
-    struct prm p = {0};
-    int64_t n = 0;
-    int rc;
-    pi(&p, a->older_than_ms);
-    pi(&p, PRUNE_BATCH);
-    if ((rc = exn(c, Q_PRUNE, &p, &n)) < 0) return rc;
-    a->removed = (int)n;
-    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys and ledger entries go too */
-        memset(&p, 0, sizeof p);
-        pi(&p, a->older_than_ms);
-        rc = exn(c, Q_IDEM_PRUNE, &p, NULL);
-        if (rc == 0) rc = exn(c, Q_MISS_PRUNE, &p, NULL);
-    }
-    return rc;
-}
-
-static int pg_prune(store_t *st, int64_t older_than_ms)
-{
-    int total = 0;
-    for (;;) {
-        struct prune_args a = {older_than_ms, 0};
-        int rc = tx((struct pg *)st, TX_WRITE, prune_fn, &a, NULL);
-        if (rc < 0) return rc;
-        total += a.removed;
-        if (a.removed < PRUNE_BATCH) return total;
-    }
-}
-
 /* ---- the missed-fire ledger ---------------------------------------------------- */
 
 struct miss_list_args {
@@ -2561,9 +2335,6 @@ static const struct store_ops pg_ops = {
     .heartbeat = pg_heartbeat,
     .complete = pg_complete,
     .reap = pg_reap,
-    .log_append = pg_log_append,
-    .log_read = pg_log_read,
-    .prune = pg_prune,
 };
 
 int store__pg_open(const char *url, store_t **out, char **errmsg)

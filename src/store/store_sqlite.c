@@ -46,7 +46,6 @@
 #define NREADERS         4
 #define BUSY_TIMEOUT_MS  15000
 #define REAP_BATCH       256
-#define PRUNE_BATCH      500
 #define CLAIM_WINDOW_MAX 4096
 
 /* ---- schema -------------------------------------------------------------- */
@@ -1062,7 +1061,6 @@ static int read_run(struct conn *c, const char *id, store_run_t *out)
     " ORDER BY fire_ms DESC, id DESC LIMIT ?7"
 /* ---- claim ----------------------------------------------------------------- */
 
-static const char SQL_RUN_STATE[] = "SELECT state FROM runs WHERE id = ?1";
 /* Also adopts a worker registered before workers had owners (owner ''):
  * the first worker token to speak for it binds it. */
 static const char SQL_WORKER_TOUCH[] =
@@ -1722,250 +1720,6 @@ static int sq_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, 
     }
 }
 
-/* ---- logs ------------------------------------------------------------------- */
-
-/* The attempt's outcome tells a reaped (lost) attempt from a finished one:
- * a lost attempt's worker was cut off and may write no more. */
-static const char SQL_RUN_FOR_LOG[] =
-    "SELECT r.fence, r.attempt, r.log_bytes, r.log_truncated, a.outcome, w.owner FROM runs r"
-    " LEFT JOIN attempts a ON a.run_id = r.id AND a.n = r.attempt"
-    " LEFT JOIN workers w ON w.id = r.worker_id WHERE r.id = ?1";
-static const char SQL_LOG_HAS[] =
-    "SELECT 1 FROM log_chunks WHERE run_id = ?1 AND attempt = ?2 AND seq = ?3";
-static const char SQL_LOG_INSERT[] =
-    "INSERT INTO log_chunks (run_id, attempt, seq, stream, at_ms, data)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-static const char SQL_RUN_LOG_ACCOUNT[] =
-    "UPDATE runs SET log_bytes = log_bytes + ?2, log_truncated = ?3 WHERE id = ?1";
-
-/* The truncation note sorts after every chunk a worker can send. */
-#define NOTE_SEQ INT64_MAX
-
-struct log_append_args {
-    const char *run_id;
-    int attempt;
-    int64_t fence;
-    const char *owner;
-    int64_t seq;
-    int stream;
-    const char *data;
-    size_t len;
-    int64_t now_ms;
-};
-
-static int insert_chunk(struct conn *c, const char *run_id, int attempt, int64_t seq, int stream,
-                        int64_t at_ms, const void *data, size_t len)
-{
-    sqlite3_stmt *q = prep(c, SQL_LOG_INSERT);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, run_id);
-    bi(q, 2, attempt);
-    bi(q, 3, seq);
-    bi(q, 4, stream);
-    bi(q, 5, at_ms);
-    sqlite3_bind_blob64(q, 6, len ? data : "", len, SQLITE_STATIC);
-    return run(c, q);
-}
-
-static int log_append_fn(struct sq *s, void *arg)
-{
-    struct log_append_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_RUN_FOR_LOG);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->run_id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    if (ci(q, 0) != a->fence || ci(q, 1) != a->attempt || ci(q, 4) == ATTEMPT_LOST) {
-        sqlite3_reset(q);
-        return SKED_ESTALE;
-    }
-    if (!store__owner_ok(a->owner, (const char *)sqlite3_column_text(q, 5))) {
-        sqlite3_reset(q);
-        return SKED_EFORBID;
-    }
-    int64_t used = ci(q, 2);
-    bool truncated = ci(q, 3) != 0;
-    sqlite3_reset(q);
-
-    if (!(q = prep(c, SQL_LOG_HAS))) return SKED_ESTORE;
-    bt(q, 1, a->run_id);
-    bi(q, 2, a->attempt);
-    bi(q, 3, a->seq);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) return 0; /* a resend: already stored */
-    if (rc != SQLITE_DONE) return dberr(c, rc);
-    sqlite3_reset(q);
-    if (truncated) return 0; /* past the cap: dropped, the note is there */
-
-    int64_t cap = s->base.log_cap;
-    int64_t room = cap > used ? cap - used : 0;
-    size_t keep = (int64_t)a->len > room ? (size_t)room : a->len;
-    if (keep > 0 || a->len == 0) {
-        rc = insert_chunk(c, a->run_id, a->attempt, a->seq, a->stream, a->now_ms, a->data, keep);
-        if (rc < 0) return rc;
-    }
-    if (keep < a->len) {
-        char note[80];
-        int nl = snprintf(note, sizeof note, "log truncated at %" PRId64 " bytes", cap);
-        rc = insert_chunk(c, a->run_id, a->attempt, NOTE_SEQ, 0, a->now_ms, note, (size_t)nl);
-        if (rc < 0) return rc;
-        truncated = true;
-    }
-    if (!(q = prep(c, SQL_RUN_LOG_ACCOUNT))) return SKED_ESTORE;
-    bt(q, 1, a->run_id);
-    bi(q, 2, (int64_t)keep);
-    bi(q, 3, truncated);
-    if ((rc = run(c, q)) == 0) want_notify(s); /* log followers wait for new chunks */
-    return rc;
-}
-
-static int sq_log_append(store_t *st, const char *run_id, int attempt, int64_t fence,
-                         const char *owner, int64_t seq, int stream, const char *data, size_t len,
-                         int64_t now_ms)
-{
-    struct log_append_args a = {run_id, attempt, fence, owner, seq, stream, data, len, now_ms};
-    return wsubmit((struct sq *)st, log_append_fn, &a);
-}
-
-static const char SQL_LOG_READ[] =
-    "SELECT attempt, seq, stream, at_ms, data FROM log_chunks"
-    " WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) AND (attempt, seq) > (?3, ?4)"
-    " ORDER BY attempt, seq LIMIT ?5";
-
-struct log_read_args {
-    const char *run_id;
-    int attempt, after_attempt;
-    int64_t after_seq;
-    int limit;
-    store_log_chunk_t **out;
-    size_t *n;
-};
-
-static int log_read_fn(struct conn *c, void *arg)
-{
-    struct log_read_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_RUN_STATE);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->run_id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    sqlite3_reset(q);
-
-    if (!(q = prep(c, SQL_LOG_READ))) return SKED_ESTORE;
-    bt(q, 1, a->run_id);
-    bi(q, 2, a->attempt);
-    bi(q, 3, a->after_attempt);
-    bi(q, 4, a->after_seq);
-    bi(q, 5, a->limit);
-    size_t n = 0, cap = 0;
-    store_log_chunk_t *v = NULL;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = xrealloc(v, cap * sizeof *v);
-        }
-        store_log_chunk_t *k = &v[n++];
-        k->attempt = (int)ci(q, 0);
-        k->seq = ci(q, 1);
-        k->stream = (int)ci(q, 2);
-        k->at_ms = ci(q, 3);
-        k->len = (size_t)sqlite3_column_bytes(q, 4);
-        k->data = xmalloc(k->len + 1); /* NUL-terminated for convenience; len is the truth */
-        if (k->len) memcpy(k->data, sqlite3_column_blob(q, 4), k->len);
-        k->data[k->len] = '\0';
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_log_chunk_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_log_read(store_t *st, const char *run_id, int attempt, int after_attempt,
-                       int64_t after_seq, int limit, store_log_chunk_t **out, size_t *n)
-{
-    struct log_read_args a = {run_id, attempt, after_attempt, after_seq, limit, out, n};
-    return rd((struct sq *)st, log_read_fn, &a);
-}
-
-/* ---- retention -------------------------------------------------------------- */
-
-static const char SQL_PRUNE_PICK[] = "SELECT id FROM runs INDEXED BY runs_finished"
-                                     " WHERE state >= 4 AND finished_ms < ?1"
-                                     " ORDER BY finished_ms LIMIT ?2";
-/* Attempts and log chunks go with the run (ON DELETE CASCADE). */
-static const char SQL_RUN_DELETE[] = "DELETE FROM runs WHERE id = ?1";
-static const char SQL_IDEM_PRUNE[] = "DELETE FROM idempotency WHERE created_ms < ?1";
-static const char SQL_MISS_PRUNE[] = "DELETE FROM misses WHERE last_ms < ?1";
-
-struct prune_args {
-    int64_t older_than_ms;
-    int removed;
-};
-
-static int prune_fn(struct sq *s, void *arg)
-{
-    struct prune_args *a = arg;
-    struct conn *c = &s->w;
-    char(*ids)[SKED_ID_LEN] = NULL;
-    size_t n = 0;
-    int rc;
-    sqlite3_stmt *q = prep(c, SQL_PRUNE_PICK);
-    if (!q) return SKED_ESTORE;
-    bi(q, 1, a->older_than_ms);
-    bi(q, 2, PRUNE_BATCH);
-    ids = xcalloc(PRUNE_BATCH, sizeof *ids);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-        cid(q, 0, ids[n++]);
-    if (rc != SQLITE_DONE) {
-        rc = dberr(c, rc);
-        goto out;
-    }
-    rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!(q = prep(c, SQL_RUN_DELETE))) {
-            rc = SKED_ESTORE;
-            goto out;
-        }
-        bt(q, 1, ids[i]);
-        if ((rc = run(c, q)) < 0) goto out;
-        a->removed++;
-    }
-    if (n < PRUNE_BATCH) { /* last batch: old idempotency keys and ledger entries go too */
-        const char *const olds[] = {SQL_IDEM_PRUNE, SQL_MISS_PRUNE};
-        for (size_t i = 0; i < 2 && rc == 0; i++) {
-            if (!(q = prep(c, olds[i]))) {
-                rc = SKED_ESTORE;
-                goto out;
-            }
-            bi(q, 1, a->older_than_ms);
-            rc = run(c, q);
-        }
-    }
-out:
-    free(ids);
-    return rc;
-}
-
-static int sq_prune(store_t *st, int64_t older_than_ms)
-{
-    int total = 0;
-    for (;;) {
-        struct prune_args a = {older_than_ms, 0};
-        int rc = wsubmit((struct sq *)st, prune_fn, &a);
-        if (rc < 0) return rc;
-        total += a.removed;
-        if (a.removed < PRUNE_BATCH) return total;
-    }
-}
-
 /* ---- the missed-fire ledger -------------------------------------------------- */
 
 #define MISS_COLS "id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms"
@@ -2121,9 +1875,6 @@ static const struct store_ops sqlite_ops = {
     .heartbeat = sq_heartbeat,
     .complete = sq_complete,
     .reap = sq_reap,
-    .log_append = sq_log_append,
-    .log_read = sq_log_read,
-    .prune = sq_prune,
 };
 
 /* Opens one connection with the settings every connection needs. */

@@ -52,6 +52,7 @@ int v_worker_set_state(store_t *st, const char *id, const char *owner, worker_st
 int v_ping(store_t *st);
 int v_probe_write(store_t *st, int64_t now_ms);
 int v_set_schema_version(store_t *st, int version);
+
 /* jobs.c: create, get, list, update, pause/resume/delete */
 int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
                  bool run_now, const char *idem_key, int64_t now_ms);
@@ -62,5 +63,12 @@ int v_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size
 int v_job_update(store_t *st, store_job_t *job, int64_t expect_version, store_schedule_t *scheds,
                  size_t nscheds, int64_t now_ms);
 int v_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms);
+
+/* logs.c: log chunks and retention */
+int v_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
+                 int64_t seq, int stream, const char *data, size_t len, int64_t now_ms);
+int v_log_read(store_t *st, const char *run_id, int attempt, int after_attempt, int64_t after_seq,
+               int limit, store_log_chunk_t **out, size_t *n);
+int v_prune(store_t *st, int64_t older_than_ms);
 
 #endif
