@@ -702,6 +702,31 @@ LISTER(misses, store_miss_t, store_miss_filter_t, store_miss_list, cmp_miss, sto
 LISTER(tokens, store_token_t, store_token_filter_t, store_token_list, cmp_token, store_token_clear)
 LISTER(audit, store_audit_t, store_audit_filter_t, store_audit_list, cmp_audit, store_audit_clear)
 
+/* store_run_list_in: the run filter and the namespaces. */
+struct runs_in_filter {
+    store_run_filter_t f;
+    const char *ns_in;
+};
+
+static int list_runs_in(store_t *st, const void *filter, const char *cursor, int limit, void **out,
+                        size_t *n, char **next)
+{
+    const struct runs_in_filter *fi = filter;
+    store_run_filter_t f = fi->f;
+    f.cursor = cursor;
+    f.limit = limit;
+    return store_run_list_in(st, &f, fi->ns_in, (store_run_t **)out, n, next);
+}
+
+static void runs_in_clear(void *item)
+{
+    store_run_clear(item);
+}
+
+static const struct lister runs_in_lister = {
+    "store_run_t", sizeof(store_run_t), offsetof(store_run_t, id),
+    list_runs_in,  cmp_run_v,           runs_in_clear};
+
 /* The pool has no filter, only paging. */
 static int list_workers(store_t *st, const void *filter, const char *cursor, int limit, void **out,
                         size_t *n, char **next)
@@ -992,6 +1017,11 @@ static void check_all(struct par *p)
     }
     rf = (store_run_filter_t){NULL, NULL, T0 + 30 * SEC, T0 + 25 * MIN, NULL, 0};
     walk1(p, &runs_lister, "runs fire in [+30s, +25min)", &rf, 3);
+    struct runs_in_filter ri = {{NULL, NULL, INT64_MIN, INT64_MAX, NULL, 0}, "team-a"};
+    walk1(p, &runs_in_lister, "runs in team-a", &ri, 2);
+    ri.ns_in = "default,nowhere";
+    ri.f.state = "canceled";
+    walk1(p, &runs_in_lister, "canceled runs in default,nowhere", &ri, 2);
     walk1(p, &workers_lister, "workers", NULL, 2);
     check_due(p, T0 + 400 * 24 * HOUR, 100);
     check_due(p, T0 + 400 * 24 * HOUR, 1);
@@ -1912,6 +1942,35 @@ static void scenario_workers_prune(struct par *p)
     claim(p, "wrk:4", NULL, 5, T0 + 46 * MIN + 4, 0, 2); /* lost, back: run:mc3 and run:once */
     const struct worker_def w4b = {"wrk:4b", "w4", "h4", "zone=a", "rp,mc", "tok_w4", "", 3};
     register_worker(p, &w4b, T0 + 46 * MIN + 5); /* wrk:4 is active again: a new worker */
+    check_all(p);
+
+    step(p, "edge cases");
+    /* A deleted job's name is free again. */
+    const struct job_def reborn = {.label = "job:reborn", .name = "doomed", .queue = "dq"};
+    create_job(p, &reborn, false, NULL, T0 + 47 * MIN, 0);
+    struct job_def doomed = J_DOOMED;
+    doomed.spec_rev = 9;
+    update_job(p, &doomed, 0, T0 + 47 * MIN + 1, SKED_ENOTFOUND); /* deleted */
+    /* Pausing twice, resuming what runs: no harm, no change of outcome. */
+    set_state(p, "job:cron", JOB_PAUSED, T0 + 47 * MIN + 2, 0);
+    set_state(p, "job:cron", JOB_PAUSED, T0 + 47 * MIN + 3, 0);
+    struct job_def cron = J_CRON;
+    cron.spec_rev = 3;
+    cron.nscheds = 1;
+    cron.sched[0] = (struct sched_def){
+        "sch:cron", SCHEDULE_CRON, "*/15 * * * *", "UTC", T0, T0 + 24 * HOUR, 0, 0,
+        T0 + HOUR,  true};
+    update_job(p, &cron, -1, T0 + 47 * MIN + 4, 0); /* paused: its schedule stays inactive */
+    check_due(p, T0 + 400 * 24 * HOUR, 100);
+    set_state(p, "job:idem", JOB_ACTIVE, T0 + 47 * MIN + 5, 0);
+    /* A gone worker of the same name and owner comes back under its id. */
+    const struct worker_def w2 = {"wrk:2", "w2", "h2b", "", "default,dq", "tok_w2", "default", 2};
+    register_worker(p, &w2, T0 + 47 * MIN + 6);
+    worker_state(p, "wrk:9", NULL, true, T0 + 47 * MIN + 7, SKED_ENOTFOUND);
+    int rcp[NSIDE];
+    for (int s = 0; s < NSIDE; s++)
+        rcp[s] = store_ping(p->st[s]);
+    cmp_rc(p, "store_ping", rcp, 0);
     check_all(p);
 
     step(p, "prune");
