@@ -24,9 +24,9 @@
  *
  * DB_SAME text is written with SQLite's ?N placeholders; the PostgreSQL
  * driver rewrites them to $N (in its own text too, which may use either)
- * and prepares DB_SAME text with the types of the values bound. What only one engine needs (a row lock, an advisory lock, NOTIFY)
- * is text in that dialect and DB_NOOP in the other: stepping a no-op
- * statement yields no row and changes nothing.
+ * and prepares DB_SAME text with the types of the values bound. What only one engine needs (a row
+ * lock, an advisory lock, NOTIFY) is text in that dialect and DB_NOOP in the other: stepping a
+ * no-op statement yields no row and changes nothing.
  *
  * Nothing outside src/store/ includes this.
  */

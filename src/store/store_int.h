@@ -41,7 +41,6 @@ struct store_ops {
     int (*complete)(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                     const store_result_t *res, int64_t now_ms);
     int (*reap)(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
-
 };
 
 /* The common head of every backend's handle (first member). */
@@ -68,6 +67,13 @@ void store__notify(store_t *st);
 /* Test seam: overwrites the stored schema version, so the conformance
  * suite can check that a newer store is refused. */
 int store__set_schema_version(store_t *st, int version);
+
+/* The schema, one step per version, in both dialects (schema.c). */
+struct store_migration {
+    const char *lite, *pg;
+};
+extern const struct store_migration store__migrations[];
+extern const int store__schema_version;
 
 /* The SQLite backend's opener: path is what follows "sqlite:". */
 int store__sqlite_open(const char *path, store_t **out, char **errmsg);

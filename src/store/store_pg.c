@@ -34,7 +34,7 @@
  * the database's now() (one clock for all servers, whatever their drift):
  * the value is read in the same round trip as BEGIN and replaces now_ms.
  *
- * Schema: versioned migrations in `migrations[]`, recorded in
+ * Schema: the versioned migrations of schema.c, recorded in
  * schema_version, applied under a session advisory lock so servers starting
  * together migrate once; a newer schema is refused with SKED_ESCHEMA.
  * Enums are stored as their integer values, as in the SQLite backend.
@@ -73,133 +73,6 @@
 /* Advisory lock class of sked ('sked' in ASCII); the second key is 0 for
  * migrations and hashtext(job_id) for per-job claim decisions. */
 #define LOCK_CLASS "1936417636"
-
-/* ---- schema -------------------------------------------------------------- */
-
-/* Run states as stored (run_state_t): 0 scheduled, 1 waiting, 2 pending,
- * 3 running, 4.. terminal; job states: 1 paused, 3 deleted; worker states:
- * 0 active, 1 draining, 2 lost, 3 gone. The partial indexes below spell
- * these numbers and the queries repeat the same predicates, so the planner
- * can use them. */
-static const char *const migrations[] = {
-    /* 1: the initial schema. */
-    "CREATE SEQUENCE fence_seq;"
-
-    "CREATE TABLE jobs ("
-    " id text PRIMARY KEY, ns text NOT NULL, owner text NOT NULL, name text NOT NULL,"
-    " queue text NOT NULL, spec_json text NOT NULL, constraints text NOT NULL,"
-    " tags text NOT NULL, priority integer NOT NULL, state integer NOT NULL,"
-    " overlap integer NOT NULL, misfire integer NOT NULL, catch_up_window_ms bigint NOT NULL,"
-    " max_concurrency integer NOT NULL, timeout_ms bigint NOT NULL,"
-    " retry_max_attempts integer NOT NULL, retry_initial_ms bigint NOT NULL,"
-    " retry_max_ms bigint NOT NULL, retry_multiplier double precision NOT NULL,"
-    " retry_jitter boolean NOT NULL, version bigint NOT NULL,"
-    " created_ms bigint NOT NULL, updated_ms bigint NOT NULL);"
-    /* Names are unique among jobs that are not deleted. */
-    "CREATE UNIQUE INDEX jobs_ns_name ON jobs (ns, name) WHERE state <> 3;"
-    "CREATE INDEX jobs_created ON jobs (created_ms, id);"
-
-    "CREATE TABLE schedules ("
-    " id text PRIMARY KEY, job_id text NOT NULL REFERENCES jobs (id), pos integer NOT NULL,"
-    " kind integer NOT NULL, expr text NOT NULL, timezone text NOT NULL,"
-    " start_ms bigint NOT NULL, end_ms bigint NOT NULL, jitter_ms bigint NOT NULL,"
-    " anchor_ms bigint NOT NULL,"
-    " next_fire_ms bigint," /* NULL = exhausted */
-    " last_fire_ms bigint NOT NULL,"
-    " active boolean NOT NULL);" /* true while the job is active */
-    "CREATE INDEX schedules_job ON schedules (job_id, pos);"
-    "CREATE INDEX schedules_due ON schedules (next_fire_ms) WHERE active;"
-
-    "CREATE TABLE runs ("
-    " id text PRIMARY KEY, job_id text NOT NULL REFERENCES jobs (id),"
-    " schedule_id text," /* NULL for triggered runs; no FK: schedules are replaced */
-    " worker_id text NOT NULL DEFAULT '', state integer NOT NULL,"
-    " fire_ms bigint NOT NULL, not_before_ms bigint NOT NULL, priority integer NOT NULL,"
-    " queue text NOT NULL,"
-    " held boolean NOT NULL DEFAULT false," /* its job is paused: out of the claim index */
-    " attempt integer NOT NULL DEFAULT 0, fence bigint NOT NULL DEFAULT 0,"
-    " lease_expires_ms bigint NOT NULL DEFAULT -1,"
-    " cancel_requested boolean NOT NULL DEFAULT false, created_ms bigint NOT NULL,"
-    " started_ms bigint NOT NULL DEFAULT -1, finished_ms bigint NOT NULL DEFAULT -1,"
-    " exit_code integer NOT NULL DEFAULT -1, signal integer NOT NULL DEFAULT 0, reason text,"
-    " log_bytes bigint NOT NULL DEFAULT 0, log_truncated boolean NOT NULL DEFAULT false,"
-    " UNIQUE (schedule_id, fire_ms));" /* promise §5.2 */
-    /* The claim order: per queue, priority levels, then oldest due first. */
-    "CREATE INDEX runs_claim ON runs (queue, priority, not_before_ms)"
-    " WHERE state IN (0, 2) AND NOT held;"
-    "CREATE INDEX runs_due ON runs (not_before_ms) WHERE state IN (0, 2) AND NOT held;"
-    "CREATE INDEX runs_job ON runs (job_id, fire_ms, id);"
-    "CREATE INDEX runs_fire ON runs (fire_ms, id);"
-    "CREATE INDEX runs_running_job ON runs (job_id) WHERE state = 3;"
-    "CREATE INDEX runs_running_worker ON runs (worker_id) WHERE state = 3;"
-    "CREATE INDEX runs_lease ON runs (lease_expires_ms) WHERE state = 3;"
-    "CREATE INDEX runs_finished ON runs (finished_ms) WHERE state >= 4;"
-
-    "CREATE TABLE attempts ("
-    " run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE, n integer NOT NULL,"
-    " worker_id text NOT NULL, fence bigint NOT NULL, started_ms bigint NOT NULL,"
-    " finished_ms bigint NOT NULL DEFAULT -1, outcome integer NOT NULL DEFAULT -1,"
-    " exit_code integer NOT NULL DEFAULT -1, signal integer NOT NULL DEFAULT 0, reason text,"
-    " reported boolean NOT NULL DEFAULT false," /* finished by the worker's complete */
-    " PRIMARY KEY (run_id, n));"
-
-    "CREATE TABLE log_chunks ("
-    " run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE, attempt integer NOT NULL,"
-    " seq bigint NOT NULL, stream integer NOT NULL, at_ms bigint NOT NULL,"
-    " data bytea NOT NULL, PRIMARY KEY (run_id, attempt, seq));"
-
-    "CREATE TABLE workers ("
-    " id text PRIMARY KEY, name text NOT NULL, host text NOT NULL, labels text NOT NULL,"
-    " queues text NOT NULL, slots integer NOT NULL, state integer NOT NULL,"
-    " registered_ms bigint NOT NULL, heartbeat_ms bigint NOT NULL);"
-    "CREATE INDEX workers_name ON workers (name);"
-    "CREATE INDEX workers_alive ON workers (heartbeat_ms) WHERE state IN (0, 1);"
-
-    "CREATE TABLE tokens ("
-    " id text PRIMARY KEY, hash text NOT NULL UNIQUE, name text NOT NULL,"
-    " role integer NOT NULL, ns text NOT NULL, created_ms bigint NOT NULL,"
-    " expires_ms bigint NOT NULL, revoked boolean NOT NULL);"
-
-    "CREATE TABLE idempotency ("
-    " owner text NOT NULL, key text NOT NULL, job_id text NOT NULL,"
-    " created_ms bigint NOT NULL, PRIMARY KEY (owner, key));"
-    "CREATE INDEX idempotency_created ON idempotency (created_ms);",
-
-    /* 2: users, token ownership and use, the audit log. A user's tokens
-     * take the user's current role and namespaces (see token lookup). */
-    "CREATE TABLE users ("
-    " name text PRIMARY KEY, pwhash text NOT NULL, role integer NOT NULL,"
-    " namespaces text NOT NULL, created_ms bigint NOT NULL, updated_ms bigint NOT NULL);"
-    "ALTER TABLE tokens ADD COLUMN user_name text;"
-    "ALTER TABLE tokens ADD COLUMN last_used_ms bigint;"
-    "CREATE INDEX tokens_created ON tokens (created_ms, id);"
-    "CREATE INDEX tokens_user ON tokens (user_name);"
-    "CREATE TABLE audit ("
-    " id text PRIMARY KEY, at_ms bigint NOT NULL, actor text NOT NULL, role text NOT NULL,"
-    " method text NOT NULL, route text NOT NULL, target text NOT NULL, ns text NOT NULL,"
-    " source text NOT NULL, status integer NOT NULL);"
-    "CREATE INDEX audit_at ON audit (at_ms, id);"
-    "CREATE INDEX audit_actor ON audit (actor, at_ms, id);",
-
-    /* 3: claims are confirmed (unconfirmed until the worker reports the
-     * attempt started); workers are bound to the token that registered
-     * them and to its namespace. A worker registered before this has owner
-     * '': the first worker token to claim or heartbeat for it adopts it.
-     * Fences are random now (store__fence_new). */
-    "ALTER TABLE runs ADD COLUMN unconfirmed boolean NOT NULL DEFAULT false;"
-    "ALTER TABLE workers ADD COLUMN owner text NOT NULL DEFAULT '';"
-    "ALTER TABLE workers ADD COLUMN ns text NOT NULL DEFAULT '';"
-    /* The readiness probe's write (store_ready). */
-    "CREATE TABLE health (id integer PRIMARY KEY, probed_ms bigint NOT NULL);"
-    /* The missed-fire ledger: a stretch of misfires per row. */
-    "CREATE TABLE misses ("
-    " id text PRIMARY KEY, job_id text NOT NULL, schedule_id text NOT NULL,"
-    " first_ms bigint NOT NULL, last_ms bigint NOT NULL, count bigint NOT NULL,"
-    " reason text NOT NULL, created_ms bigint NOT NULL);"
-    "CREATE INDEX misses_job ON misses (job_id, last_ms, id);"
-    "CREATE INDEX misses_sched ON misses (schedule_id, last_ms);",
-};
-#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
 /* ---- statements ------------------------------------------------------------ */
 
@@ -2079,7 +1952,7 @@ static int pg_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t 
 
 /* ---- schema version ---------------------------------------------------------------- */
 
-/* Brings the schema up to SCHEMA_VERSION. Servers starting together take
+/* Brings the schema up to store__schema_version. Servers starting together take
  * turns on a session advisory lock, so exactly one applies each migration
  * and the others find it done; each run of migrations is one transaction
  * (DDL is transactional in PostgreSQL), so a crash mid-way leaves the old
@@ -2122,23 +1995,23 @@ static int migrate(struct pg *p, struct pconn *c, char **errmsg)
     } else if ((rc = simple(c, "INSERT INTO schema_version VALUES (0)")) < 0) {
         goto out;
     }
-    if (version > SCHEMA_VERSION) {
+    if (version > store__schema_version) {
         rc = SKED_ESCHEMA;
         set_errmsg(errmsg, xasprintf("the postgres store has schema version %d, newer than this "
                                      "sked understands (%d): upgrade sked before using this store",
-                                     version, SCHEMA_VERSION));
+                                     version, store__schema_version));
         goto out;
     }
-    for (int v = version; v < SCHEMA_VERSION; v++) {
+    for (int v = version; v < store__schema_version; v++) {
         /* Multi-statement scripts: the simple query protocol, no cache. */
-        if ((rc = simple(c, migrations[v])) < 0) {
+        if ((rc = simple(c, store__migrations[v].pg)) < 0) {
             set_errmsg(errmsg, xasprintf("postgres schema migration %d failed", v + 1));
             goto out;
         }
         log_info("store", "migrated postgres schema to version %d", v + 1);
     }
-    if (version < SCHEMA_VERSION) {
-        char *sql = xasprintf("UPDATE schema_version SET version = %d", SCHEMA_VERSION);
+    if (version < store__schema_version) {
+        char *sql = xasprintf("UPDATE schema_version SET version = %d", store__schema_version);
         rc = simple(c, sql);
         free(sql);
         if (rc < 0) goto out;

@@ -23,7 +23,7 @@
  * BEGIN IMMEDIATE plus the busy timeout serialise their writers, and every
  * race (fire CAS, claim, fencing) is decided inside a write transaction.
  *
- * Schema: versioned migrations in `migrations[]`, recorded in
+ * Schema: the versioned migrations of schema.c, recorded in
  * schema_version; a store written by a newer sked is refused (SKED_ESCHEMA).
  * Enums are stored as their integer values (run_state_t, job_state_t, ...),
  * which are part of the on-disk format from now on: only append to them.
@@ -47,139 +47,6 @@
 #define BUSY_TIMEOUT_MS  15000
 #define REAP_BATCH       256
 #define CLAIM_WINDOW_MAX 4096
-
-/* ---- schema -------------------------------------------------------------- */
-
-/* Run states as stored (run_state_t): 0 scheduled, 1 waiting, 2 pending,
- * 3 running, 4.. terminal. The partial indexes below spell these numbers, and
- * the queries that must use them repeat the same predicate text, because
- * SQLite only uses a partial index when the query's WHERE contains the
- * index's WHERE terms. */
-static const char *const migrations[] = {
-    /* 1: the initial schema. */
-    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT INTO counters VALUES ('fence', 0);"
-
-    "CREATE TABLE jobs ("
-    " id TEXT PRIMARY KEY, ns TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL,"
-    " queue TEXT NOT NULL, spec_json TEXT NOT NULL, constraints TEXT NOT NULL,"
-    " tags TEXT NOT NULL, priority INTEGER NOT NULL, state INTEGER NOT NULL,"
-    " overlap INTEGER NOT NULL, misfire INTEGER NOT NULL, catch_up_window_ms INTEGER NOT NULL,"
-    " max_concurrency INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,"
-    " retry_max_attempts INTEGER NOT NULL, retry_initial_ms INTEGER NOT NULL,"
-    " retry_max_ms INTEGER NOT NULL, retry_multiplier REAL NOT NULL,"
-    " retry_jitter INTEGER NOT NULL, version INTEGER NOT NULL,"
-    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-    /* Names are unique among jobs that are not deleted: a deleted job's
-     * name may be reused. */
-    "CREATE UNIQUE INDEX jobs_ns_name ON jobs(ns, name) WHERE state != 3;"
-    "CREATE INDEX jobs_created ON jobs(created_ms, id);"
-
-    "CREATE TABLE schedules ("
-    " id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id), pos INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, expr TEXT NOT NULL, timezone TEXT NOT NULL,"
-    " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, jitter_ms INTEGER NOT NULL,"
-    " anchor_ms INTEGER NOT NULL,"
-    " next_fire_ms INTEGER," /* NULL = exhausted */
-    " last_fire_ms INTEGER NOT NULL,"
-    " active INTEGER NOT NULL);" /* 1 while the job is active: the due index covers only these */
-    "CREATE INDEX schedules_job ON schedules(job_id, pos);"
-    "CREATE INDEX schedules_due ON schedules(next_fire_ms) WHERE active = 1;"
-
-    "CREATE TABLE runs ("
-    " id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id),"
-    " schedule_id TEXT," /* NULL for triggered runs; no FK: schedules are replaced on update */
-    " worker_id TEXT NOT NULL DEFAULT '', state INTEGER NOT NULL,"
-    " fire_ms INTEGER NOT NULL, not_before_ms INTEGER NOT NULL, priority INTEGER NOT NULL,"
-    " queue TEXT NOT NULL,"
-    " held INTEGER NOT NULL DEFAULT 0," /* 1 while its job is paused: out of the claim index */
-    " attempt INTEGER NOT NULL DEFAULT 0, fence INTEGER NOT NULL DEFAULT 0,"
-    " lease_expires_ms INTEGER NOT NULL DEFAULT -1,"
-    " cancel_requested INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
-    " started_ms INTEGER NOT NULL DEFAULT -1, finished_ms INTEGER NOT NULL DEFAULT -1,"
-    " exit_code INTEGER NOT NULL DEFAULT -1, signal INTEGER NOT NULL DEFAULT 0, reason TEXT,"
-    " log_bytes INTEGER NOT NULL DEFAULT 0, log_truncated INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE (schedule_id, fire_ms));"
-    /* The claim order: per queue, priority levels, then oldest due first. */
-    "CREATE INDEX runs_claim ON runs(queue, priority, not_before_ms)"
-    " WHERE state IN (0, 2) AND held = 0;"
-    /* When a waiting claim should look next. */
-    "CREATE INDEX runs_due ON runs(not_before_ms) WHERE state IN (0, 2) AND held = 0;"
-    "CREATE INDEX runs_job ON runs(job_id, fire_ms, id);"
-    "CREATE INDEX runs_fire ON runs(fire_ms, id);"
-    /* Running runs are few; these serve concurrency, heartbeats and the reaper. */
-    "CREATE INDEX runs_running_job ON runs(job_id) WHERE state = 3;"
-    "CREATE INDEX runs_running_worker ON runs(worker_id) WHERE state = 3;"
-    "CREATE INDEX runs_lease ON runs(lease_expires_ms) WHERE state = 3;"
-    "CREATE INDEX runs_finished ON runs(finished_ms) WHERE state >= 4;"
-
-    "CREATE TABLE attempts ("
-    " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, n INTEGER NOT NULL,"
-    " worker_id TEXT NOT NULL, fence INTEGER NOT NULL, started_ms INTEGER NOT NULL,"
-    " finished_ms INTEGER NOT NULL DEFAULT -1, outcome INTEGER NOT NULL DEFAULT -1,"
-    " exit_code INTEGER NOT NULL DEFAULT -1, signal INTEGER NOT NULL DEFAULT 0, reason TEXT,"
-    " reported INTEGER NOT NULL DEFAULT 0," /* 1 = finished by the worker's complete */
-    " PRIMARY KEY (run_id, n)) WITHOUT ROWID;"
-
-    /* A rowid table (not WITHOUT ROWID): chunks can be large. */
-    "CREATE TABLE log_chunks ("
-    " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, attempt INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL, stream INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
-    " data BLOB NOT NULL, PRIMARY KEY (run_id, attempt, seq));"
-
-    "CREATE TABLE workers ("
-    " id TEXT PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, labels TEXT NOT NULL,"
-    " queues TEXT NOT NULL, slots INTEGER NOT NULL, state INTEGER NOT NULL,"
-    " registered_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL);"
-    "CREATE INDEX workers_name ON workers(name);"
-    "CREATE INDEX workers_alive ON workers(heartbeat_ms) WHERE state IN (0, 1);"
-
-    "CREATE TABLE tokens ("
-    " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
-    " role INTEGER NOT NULL, ns TEXT NOT NULL, created_ms INTEGER NOT NULL,"
-    " expires_ms INTEGER NOT NULL, revoked INTEGER NOT NULL);"
-
-    "CREATE TABLE idempotency ("
-    " owner TEXT NOT NULL, key TEXT NOT NULL, job_id TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;"
-    "CREATE INDEX idempotency_created ON idempotency(created_ms);",
-
-    /* 2: users, token ownership and use, the audit log. A user's tokens
-     * take the user's current role and namespaces (see token lookup). */
-    "CREATE TABLE users ("
-    " name TEXT PRIMARY KEY, pwhash TEXT NOT NULL, role INTEGER NOT NULL,"
-    " namespaces TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    "ALTER TABLE tokens ADD COLUMN user_name TEXT;"
-    "ALTER TABLE tokens ADD COLUMN last_used_ms INTEGER;"
-    "CREATE INDEX tokens_created ON tokens(created_ms, id);"
-    "CREATE INDEX tokens_user ON tokens(user_name);"
-    "CREATE TABLE audit ("
-    " id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,"
-    " method TEXT NOT NULL, route TEXT NOT NULL, target TEXT NOT NULL, ns TEXT NOT NULL,"
-    " source TEXT NOT NULL, status INTEGER NOT NULL);"
-    "CREATE INDEX audit_at ON audit(at_ms, id);"
-    "CREATE INDEX audit_actor ON audit(actor, at_ms, id);",
-
-    /* 3: claims are confirmed (unconfirmed = 1 until the worker reports the
-     * attempt started); workers are bound to the token that registered
-     * them and to its namespace. A worker registered before this has owner
-     * '': the first worker token to claim or heartbeat for it adopts it, so
-     * an upgrade neither strands nor stops the attempts running. */
-    "ALTER TABLE runs ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE workers ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
-    "ALTER TABLE workers ADD COLUMN ns TEXT NOT NULL DEFAULT '';"
-    /* The readiness probe's write (store_ready). */
-    "CREATE TABLE health (id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);"
-    /* The missed-fire ledger: a stretch of misfires per row. */
-    "CREATE TABLE misses ("
-    " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, schedule_id TEXT NOT NULL,"
-    " first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,"
-    " reason TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-    "CREATE INDEX misses_job ON misses(job_id, last_ms, id);"
-    "CREATE INDEX misses_sched ON misses(schedule_id, last_ms);",
-};
-#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
 
 /* ---- connections and statements ---------------------------------------- */
 
@@ -1802,7 +1669,7 @@ static const char SQL_VERSION_GET[] = "SELECT version FROM schema_version";
 static const char SQL_VERSION_INIT[] = "INSERT INTO schema_version VALUES (0)";
 static const char SQL_VERSION_SET[] = "UPDATE schema_version SET version = ?1";
 
-/* Brings the schema up to SCHEMA_VERSION in one transaction, so a crash
+/* Brings the schema up to store__schema_version in one transaction, so a crash
  * mid-migration leaves the old version intact. Concurrent openers are
  * serialised by BEGIN IMMEDIATE. */
 static int migrate(struct conn *c, char **errmsg)
@@ -1826,18 +1693,18 @@ static int migrate(struct conn *c, char **errmsg)
         rc = dberr(c, rc);
         goto fail;
     }
-    if (version > SCHEMA_VERSION) {
+    if (version > store__schema_version) {
         rc = SKED_ESCHEMA;
         if (errmsg)
             *errmsg = xasprintf("store schema version %d is newer than this sked's %d", version,
-                                SCHEMA_VERSION);
+                                store__schema_version);
         goto fail;
     }
-    for (int v = version; v < SCHEMA_VERSION; v++) {
+    for (int v = version; v < store__schema_version; v++) {
         char *err = NULL;
         /* Migrations are multi-statement scripts: sqlite3_exec, not the
          * statement cache. */
-        if (sqlite3_exec(c->db, migrations[v], NULL, NULL, &err) != SQLITE_OK) {
+        if (sqlite3_exec(c->db, store__migrations[v].lite, NULL, NULL, &err) != SQLITE_OK) {
             if (errmsg) *errmsg = xasprintf("migration %d failed: %s", v + 1, err);
             sqlite3_free(err);
             rc = SKED_ESTORE;
@@ -1845,12 +1712,12 @@ static int migrate(struct conn *c, char **errmsg)
         }
         log_info("store", "migrated schema to version %d", v + 1);
     }
-    if (version < SCHEMA_VERSION) {
+    if (version < store__schema_version) {
         if (!(q = prep(c, SQL_VERSION_SET))) {
             rc = SKED_ESTORE;
             goto fail;
         }
-        bi(q, 1, SCHEMA_VERSION);
+        bi(q, 1, store__schema_version);
         if ((rc = run(c, q)) < 0) goto fail;
     }
     if ((rc = exec_sql(c, SQL_COMMIT)) < 0) goto fail;

@@ -1,0 +1,263 @@
+/*
+ * The store's schema, once per version, both dialects side by side: each
+ * migration is the SQLite text and the PostgreSQL text of one step. A
+ * driver (store_sqlite.c, store_pg.c) applies the steps a database has not
+ * had yet and records the version in schema_version; a database written by
+ * a newer sked is refused (SKED_ESCHEMA). tests/store/test_parity.c
+ * compares the two live catalogs (tables, columns, types, indexes, unique
+ * constraints) and fails on any difference it does not list as intended.
+ *
+ * Adding a table or a column: append one migration here (both texts), then
+ * the statements (db_sql_t, in the verb file) and the verb.
+ *
+ * Enums are stored as their integer values (run_state_t, job_state_t,
+ * worker_state_t, ...), pinned by _Static_assert where they are declared.
+ * Run states: 0 scheduled, 1 waiting, 2 pending, 3 running, 4.. terminal;
+ * job states: 1 paused, 3 deleted; worker states: 0 active, 1 draining,
+ * 2 lost, 3 gone. The partial indexes spell these numbers, and the queries
+ * that must use them repeat the same predicate text: SQLite uses a partial
+ * index only when the query's WHERE contains the index's WHERE terms.
+ */
+#include "store/store_int.h"
+
+const struct store_migration store__migrations[] = {
+    /* 1: the initial schema. */
+    {.lite =
+         "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+         "INSERT INTO counters VALUES ('fence', 0);"
+
+         "CREATE TABLE jobs ("
+         " id TEXT PRIMARY KEY, ns TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL,"
+         " queue TEXT NOT NULL, spec_json TEXT NOT NULL, constraints TEXT NOT NULL,"
+         " tags TEXT NOT NULL, priority INTEGER NOT NULL, state INTEGER NOT NULL,"
+         " overlap INTEGER NOT NULL, misfire INTEGER NOT NULL, catch_up_window_ms INTEGER NOT NULL,"
+         " max_concurrency INTEGER NOT NULL, timeout_ms INTEGER NOT NULL,"
+         " retry_max_attempts INTEGER NOT NULL, retry_initial_ms INTEGER NOT NULL,"
+         " retry_max_ms INTEGER NOT NULL, retry_multiplier REAL NOT NULL,"
+         " retry_jitter INTEGER NOT NULL, version INTEGER NOT NULL,"
+         " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+         /* Names are unique among jobs that are not deleted: a deleted job's
+          * name may be reused. */
+         "CREATE UNIQUE INDEX jobs_ns_name ON jobs(ns, name) WHERE state != 3;"
+         "CREATE INDEX jobs_created ON jobs(created_ms, id);"
+
+         "CREATE TABLE schedules ("
+         " id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id), pos INTEGER NOT NULL,"
+         " kind INTEGER NOT NULL, expr TEXT NOT NULL, timezone TEXT NOT NULL,"
+         " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, jitter_ms INTEGER NOT NULL,"
+         " anchor_ms INTEGER NOT NULL,"
+         " next_fire_ms INTEGER," /* NULL = exhausted */
+         " last_fire_ms INTEGER NOT NULL,"
+         " active INTEGER NOT NULL);" /* 1 while the job is active: the due index covers only these
+                                       */
+         "CREATE INDEX schedules_job ON schedules(job_id, pos);"
+         "CREATE INDEX schedules_due ON schedules(next_fire_ms) WHERE active = 1;"
+
+         "CREATE TABLE runs ("
+         " id TEXT PRIMARY KEY, job_id TEXT NOT NULL REFERENCES jobs(id),"
+         " schedule_id TEXT," /* NULL for triggered runs; no FK: schedules are replaced on update */
+         " worker_id TEXT NOT NULL DEFAULT '', state INTEGER NOT NULL,"
+         " fire_ms INTEGER NOT NULL, not_before_ms INTEGER NOT NULL, priority INTEGER NOT NULL,"
+         " queue TEXT NOT NULL,"
+         " held INTEGER NOT NULL DEFAULT 0," /* 1 while its job is paused: out of the claim index */
+         " attempt INTEGER NOT NULL DEFAULT 0, fence INTEGER NOT NULL DEFAULT 0,"
+         " lease_expires_ms INTEGER NOT NULL DEFAULT -1,"
+         " cancel_requested INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
+         " started_ms INTEGER NOT NULL DEFAULT -1, finished_ms INTEGER NOT NULL DEFAULT -1,"
+         " exit_code INTEGER NOT NULL DEFAULT -1, signal INTEGER NOT NULL DEFAULT 0, reason TEXT,"
+         " log_bytes INTEGER NOT NULL DEFAULT 0, log_truncated INTEGER NOT NULL DEFAULT 0,"
+         " UNIQUE (schedule_id, fire_ms));"
+         /* The claim order: per queue, priority levels, then oldest due first. */
+         "CREATE INDEX runs_claim ON runs(queue, priority, not_before_ms)"
+         " WHERE state IN (0, 2) AND held = 0;"
+         /* When a waiting claim should look next. */
+         "CREATE INDEX runs_due ON runs(not_before_ms) WHERE state IN (0, 2) AND held = 0;"
+         "CREATE INDEX runs_job ON runs(job_id, fire_ms, id);"
+         "CREATE INDEX runs_fire ON runs(fire_ms, id);"
+         /* Running runs are few; these serve concurrency, heartbeats and the reaper. */
+         "CREATE INDEX runs_running_job ON runs(job_id) WHERE state = 3;"
+         "CREATE INDEX runs_running_worker ON runs(worker_id) WHERE state = 3;"
+         "CREATE INDEX runs_lease ON runs(lease_expires_ms) WHERE state = 3;"
+         "CREATE INDEX runs_finished ON runs(finished_ms) WHERE state >= 4;"
+
+         "CREATE TABLE attempts ("
+         " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, n INTEGER NOT NULL,"
+         " worker_id TEXT NOT NULL, fence INTEGER NOT NULL, started_ms INTEGER NOT NULL,"
+         " finished_ms INTEGER NOT NULL DEFAULT -1, outcome INTEGER NOT NULL DEFAULT -1,"
+         " exit_code INTEGER NOT NULL DEFAULT -1, signal INTEGER NOT NULL DEFAULT 0, reason TEXT,"
+         " reported INTEGER NOT NULL DEFAULT 0," /* 1 = finished by the worker's complete */
+         " PRIMARY KEY (run_id, n)) WITHOUT ROWID;"
+
+         /* A rowid table (not WITHOUT ROWID): chunks can be large. */
+         "CREATE TABLE log_chunks ("
+         " run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, attempt INTEGER NOT NULL,"
+         " seq INTEGER NOT NULL, stream INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
+         " data BLOB NOT NULL, PRIMARY KEY (run_id, attempt, seq));"
+
+         "CREATE TABLE workers ("
+         " id TEXT PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, labels TEXT NOT NULL,"
+         " queues TEXT NOT NULL, slots INTEGER NOT NULL, state INTEGER NOT NULL,"
+         " registered_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL);"
+         "CREATE INDEX workers_name ON workers(name);"
+         "CREATE INDEX workers_alive ON workers(heartbeat_ms) WHERE state IN (0, 1);"
+
+         "CREATE TABLE tokens ("
+         " id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+         " role INTEGER NOT NULL, ns TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+         " expires_ms INTEGER NOT NULL, revoked INTEGER NOT NULL);"
+
+         "CREATE TABLE idempotency ("
+         " owner TEXT NOT NULL, key TEXT NOT NULL, job_id TEXT NOT NULL,"
+         " created_ms INTEGER NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;"
+         "CREATE INDEX idempotency_created ON idempotency(created_ms);",
+     .pg =
+         "CREATE SEQUENCE fence_seq;"
+
+         "CREATE TABLE jobs ("
+         " id text PRIMARY KEY, ns text NOT NULL, owner text NOT NULL, name text NOT NULL,"
+         " queue text NOT NULL, spec_json text NOT NULL, constraints text NOT NULL,"
+         " tags text NOT NULL, priority integer NOT NULL, state integer NOT NULL,"
+         " overlap integer NOT NULL, misfire integer NOT NULL, catch_up_window_ms bigint NOT NULL,"
+         " max_concurrency integer NOT NULL, timeout_ms bigint NOT NULL,"
+         " retry_max_attempts integer NOT NULL, retry_initial_ms bigint NOT NULL,"
+         " retry_max_ms bigint NOT NULL, retry_multiplier double precision NOT NULL,"
+         " retry_jitter boolean NOT NULL, version bigint NOT NULL,"
+         " created_ms bigint NOT NULL, updated_ms bigint NOT NULL);"
+         /* Names are unique among jobs that are not deleted. */
+         "CREATE UNIQUE INDEX jobs_ns_name ON jobs (ns, name) WHERE state <> 3;"
+         "CREATE INDEX jobs_created ON jobs (created_ms, id);"
+
+         "CREATE TABLE schedules ("
+         " id text PRIMARY KEY, job_id text NOT NULL REFERENCES jobs (id), pos integer NOT NULL,"
+         " kind integer NOT NULL, expr text NOT NULL, timezone text NOT NULL,"
+         " start_ms bigint NOT NULL, end_ms bigint NOT NULL, jitter_ms bigint NOT NULL,"
+         " anchor_ms bigint NOT NULL,"
+         " next_fire_ms bigint," /* NULL = exhausted */
+         " last_fire_ms bigint NOT NULL,"
+         " active boolean NOT NULL);" /* true while the job is active */
+         "CREATE INDEX schedules_job ON schedules (job_id, pos);"
+         "CREATE INDEX schedules_due ON schedules (next_fire_ms) WHERE active;"
+
+         "CREATE TABLE runs ("
+         " id text PRIMARY KEY, job_id text NOT NULL REFERENCES jobs (id),"
+         " schedule_id text," /* NULL for triggered runs; no FK: schedules are replaced */
+         " worker_id text NOT NULL DEFAULT '', state integer NOT NULL,"
+         " fire_ms bigint NOT NULL, not_before_ms bigint NOT NULL, priority integer NOT NULL,"
+         " queue text NOT NULL,"
+         " held boolean NOT NULL DEFAULT false," /* its job is paused: out of the claim index */
+         " attempt integer NOT NULL DEFAULT 0, fence bigint NOT NULL DEFAULT 0,"
+         " lease_expires_ms bigint NOT NULL DEFAULT -1,"
+         " cancel_requested boolean NOT NULL DEFAULT false, created_ms bigint NOT NULL,"
+         " started_ms bigint NOT NULL DEFAULT -1, finished_ms bigint NOT NULL DEFAULT -1,"
+         " exit_code integer NOT NULL DEFAULT -1, signal integer NOT NULL DEFAULT 0, reason text,"
+         " log_bytes bigint NOT NULL DEFAULT 0, log_truncated boolean NOT NULL DEFAULT false,"
+         " UNIQUE (schedule_id, fire_ms));" /* promise §5.2 */
+         /* The claim order: per queue, priority levels, then oldest due first. */
+         "CREATE INDEX runs_claim ON runs (queue, priority, not_before_ms)"
+         " WHERE state IN (0, 2) AND NOT held;"
+         "CREATE INDEX runs_due ON runs (not_before_ms) WHERE state IN (0, 2) AND NOT held;"
+         "CREATE INDEX runs_job ON runs (job_id, fire_ms, id);"
+         "CREATE INDEX runs_fire ON runs (fire_ms, id);"
+         "CREATE INDEX runs_running_job ON runs (job_id) WHERE state = 3;"
+         "CREATE INDEX runs_running_worker ON runs (worker_id) WHERE state = 3;"
+         "CREATE INDEX runs_lease ON runs (lease_expires_ms) WHERE state = 3;"
+         "CREATE INDEX runs_finished ON runs (finished_ms) WHERE state >= 4;"
+
+         "CREATE TABLE attempts ("
+         " run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE, n integer NOT NULL,"
+         " worker_id text NOT NULL, fence bigint NOT NULL, started_ms bigint NOT NULL,"
+         " finished_ms bigint NOT NULL DEFAULT -1, outcome integer NOT NULL DEFAULT -1,"
+         " exit_code integer NOT NULL DEFAULT -1, signal integer NOT NULL DEFAULT 0, reason text,"
+         " reported boolean NOT NULL DEFAULT false," /* finished by the worker's complete */
+         " PRIMARY KEY (run_id, n));"
+
+         "CREATE TABLE log_chunks ("
+         " run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE, attempt integer NOT NULL,"
+         " seq bigint NOT NULL, stream integer NOT NULL, at_ms bigint NOT NULL,"
+         " data bytea NOT NULL, PRIMARY KEY (run_id, attempt, seq));"
+
+         "CREATE TABLE workers ("
+         " id text PRIMARY KEY, name text NOT NULL, host text NOT NULL, labels text NOT NULL,"
+         " queues text NOT NULL, slots integer NOT NULL, state integer NOT NULL,"
+         " registered_ms bigint NOT NULL, heartbeat_ms bigint NOT NULL);"
+         "CREATE INDEX workers_name ON workers (name);"
+         "CREATE INDEX workers_alive ON workers (heartbeat_ms) WHERE state IN (0, 1);"
+
+         "CREATE TABLE tokens ("
+         " id text PRIMARY KEY, hash text NOT NULL UNIQUE, name text NOT NULL,"
+         " role integer NOT NULL, ns text NOT NULL, created_ms bigint NOT NULL,"
+         " expires_ms bigint NOT NULL, revoked boolean NOT NULL);"
+
+         "CREATE TABLE idempotency ("
+         " owner text NOT NULL, key text NOT NULL, job_id text NOT NULL,"
+         " created_ms bigint NOT NULL, PRIMARY KEY (owner, key));"
+         "CREATE INDEX idempotency_created ON idempotency (created_ms);"},
+
+    /* 2: users, token ownership and use, the audit log. A user's tokens
+     * take the user's current role and namespaces (see token lookup). */
+    {.lite =
+         "CREATE TABLE users ("
+         " name TEXT PRIMARY KEY, pwhash TEXT NOT NULL, role INTEGER NOT NULL,"
+         " namespaces TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)"
+         " WITHOUT ROWID;"
+         "ALTER TABLE tokens ADD COLUMN user_name TEXT;"
+         "ALTER TABLE tokens ADD COLUMN last_used_ms INTEGER;"
+         "CREATE INDEX tokens_created ON tokens(created_ms, id);"
+         "CREATE INDEX tokens_user ON tokens(user_name);"
+         "CREATE TABLE audit ("
+         " id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,"
+         " method TEXT NOT NULL, route TEXT NOT NULL, target TEXT NOT NULL, ns TEXT NOT NULL,"
+         " source TEXT NOT NULL, status INTEGER NOT NULL);"
+         "CREATE INDEX audit_at ON audit(at_ms, id);"
+         "CREATE INDEX audit_actor ON audit(actor, at_ms, id);",
+     .pg = "CREATE TABLE users ("
+           " name text PRIMARY KEY, pwhash text NOT NULL, role integer NOT NULL,"
+           " namespaces text NOT NULL, created_ms bigint NOT NULL, updated_ms bigint NOT NULL);"
+           "ALTER TABLE tokens ADD COLUMN user_name text;"
+           "ALTER TABLE tokens ADD COLUMN last_used_ms bigint;"
+           "CREATE INDEX tokens_created ON tokens (created_ms, id);"
+           "CREATE INDEX tokens_user ON tokens (user_name);"
+           "CREATE TABLE audit ("
+           " id text PRIMARY KEY, at_ms bigint NOT NULL, actor text NOT NULL, role text NOT NULL,"
+           " method text NOT NULL, route text NOT NULL, target text NOT NULL, ns text NOT NULL,"
+           " source text NOT NULL, status integer NOT NULL);"
+           "CREATE INDEX audit_at ON audit (at_ms, id);"
+           "CREATE INDEX audit_actor ON audit (actor, at_ms, id);"},
+
+    /* 3: claims are confirmed (unconfirmed = 1 until the worker reports the
+     * attempt started); workers are bound to the token that registered
+     * them and to its namespace. A worker registered before this has owner
+     * '': the first worker token to claim or heartbeat for it adopts it, so
+     * an upgrade neither strands nor stops the attempts running. */
+    /* (PostgreSQL) claims are confirmed (unconfirmed until the worker reports the
+     * attempt started); workers are bound to the token that registered
+     * them and to its namespace. A worker registered before this has owner
+     * '': the first worker token to claim or heartbeat for it adopts it.
+     * Fences are random now (store__fence_new). */
+    {.lite = "ALTER TABLE runs ADD COLUMN unconfirmed INTEGER NOT NULL DEFAULT 0;"
+             "ALTER TABLE workers ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+             "ALTER TABLE workers ADD COLUMN ns TEXT NOT NULL DEFAULT '';"
+             /* The readiness probe's write (store_ready). */
+             "CREATE TABLE health (id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);"
+             /* The missed-fire ledger: a stretch of misfires per row. */
+             "CREATE TABLE misses ("
+             " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, schedule_id TEXT NOT NULL,"
+             " first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, count INTEGER NOT NULL,"
+             " reason TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+             "CREATE INDEX misses_job ON misses(job_id, last_ms, id);"
+             "CREATE INDEX misses_sched ON misses(schedule_id, last_ms);",
+     .pg = "ALTER TABLE runs ADD COLUMN unconfirmed boolean NOT NULL DEFAULT false;"
+           "ALTER TABLE workers ADD COLUMN owner text NOT NULL DEFAULT '';"
+           "ALTER TABLE workers ADD COLUMN ns text NOT NULL DEFAULT '';"
+           /* The readiness probe's write (store_ready). */
+           "CREATE TABLE health (id integer PRIMARY KEY, probed_ms bigint NOT NULL);"
+           /* The missed-fire ledger: a stretch of misfires per row. */
+           "CREATE TABLE misses ("
+           " id text PRIMARY KEY, job_id text NOT NULL, schedule_id text NOT NULL,"
+           " first_ms bigint NOT NULL, last_ms bigint NOT NULL, count bigint NOT NULL,"
+           " reason text NOT NULL, created_ms bigint NOT NULL);"
+           "CREATE INDEX misses_job ON misses (job_id, last_ms, id);"
+           "CREATE INDEX misses_sched ON misses (schedule_id, last_ms);"},
+};
+
+const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);
