@@ -467,7 +467,7 @@ int store_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **
     *out = NULL;
     *n = 0;
     if (limit < 1) return SKED_EINVAL;
-    return st->ops->due_schedules(st, until_ms, limit, out, n);
+    return v_due_schedules(st, until_ms, limit, out, n);
 }
 
 int store_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
@@ -484,7 +484,7 @@ int store_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
         if (m->count < 0 || (m->count && (!m->reason || m->first_ms > m->last_ms)))
             return SKED_EINVAL;
     }
-    return st->ops->fire(st, items, n, now_ms);
+    return v_fire(st, items, n, now_ms);
 }
 
 int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
@@ -497,19 +497,19 @@ int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **ou
     *next_cursor = NULL;
     if (!f || !f->job_id || !limit_ok(f->limit)) return SKED_EINVAL;
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
-    return st->ops->miss_list(st, f, out, n, next_cursor);
+    return v_miss_list(st, f, out, n, next_cursor);
 }
 
 int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
 {
     if (!job_id || !run_id) return SKED_EINVAL;
-    return st->ops->run_trigger(st, job_id, now_ms, run_id);
+    return v_run_trigger(st, job_id, now_ms, run_id);
 }
 
 int store_next_claimable_ms(store_t *st, int64_t *out_ms)
 {
     *out_ms = -1;
-    int rc = st->ops->next_claimable_ms(st, out_ms);
+    int rc = v_next_claimable_ms(st, out_ms);
     if (rc < 0) *out_ms = -1;
     return rc;
 }
@@ -517,7 +517,7 @@ int store_next_claimable_ms(store_t *st, int64_t *out_ms)
 int store_next_fire_ms(store_t *st, int64_t *out_ms)
 {
     *out_ms = -1;
-    int rc = st->ops->next_fire_ms(st, out_ms);
+    int rc = v_next_fire_ms(st, out_ms);
     if (rc < 0) *out_ms = -1;
     return rc;
 }

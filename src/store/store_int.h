@@ -26,14 +26,6 @@ struct store_ops {
     /* The authoritative clock; NULL = the local clock (clock_now_ms). */
     int64_t (*now_ms)(store_t *st);
 
-    int (*due_schedules)(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
-    int (*fire)(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
-    int (*miss_list)(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
-                     char **next_cursor);
-    int (*run_trigger)(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
-    int (*next_claimable_ms)(store_t *st, int64_t *out_ms);
-    int (*next_fire_ms)(store_t *st, int64_t *out_ms);
-
     int (*claim)(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
                  int64_t now_ms, store_claimed_t **out, size_t *n);
     int (*heartbeat)(store_t *st, const char *worker_id, const char *owner, store_held_t *held,

@@ -76,9 +76,6 @@
 
 /* ---- statements ------------------------------------------------------------ */
 
-#define SCHED_COLS                                                                                 \
-    "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
-    " last_fire_ms"
 #define RUN_COLS                                                                                   \
     "id, job_id, schedule_id, worker_id, state, fire_ms, not_before_ms, priority, queue,"          \
     " attempt, fence, lease_expires_ms, cancel_requested, created_ms, started_ms, finished_ms,"    \
@@ -103,12 +100,6 @@
 #define RUN_LIST_ORDER " ORDER BY fire_ms DESC, id DESC LIMIT $5"
 
 enum q {
-    Q_RUN_INSERT,
-    Q_DUE,
-    Q_FIRE_CAS,
-    Q_JOB_STATE_SHARE,
-    Q_NEXT_CLAIMABLE,
-    Q_NEXT_FIRE,
     Q_WORKER_TOUCH,
     Q_CLAIM_LEVEL,
     Q_CLAIM_ROWS,
@@ -121,9 +112,6 @@ enum q {
     Q_RUNS_RENEW,
     Q_RUN_FOR_FINISH,
     Q_RUN_UNCLAIM,
-    Q_MISS_EXTEND,
-    Q_MISS_INSERT,
-    Q_MISS_LIST,
     Q_ATTEMPT_DROP,
     Q_LOG_DROP,
     Q_ATTEMPT_REPORTED,
@@ -136,35 +124,6 @@ enum q {
 };
 
 static const char *const stmts[Q_COUNT] = {
-
-    /* Priority, queue and held come from the job, in the same statement. */
-    [Q_RUN_INSERT] =
-        "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority,"
-        " queue, held, created_ms, finished_ms, reason)"
-        " SELECT $1::text, j.id, $3::text, $4::integer, $5::bigint, $6::bigint, j.priority,"
-        " j.queue, j.state = 1, $7::bigint, $8::bigint, $9::text"
-        " FROM jobs j WHERE j.id = $2 ON CONFLICT (schedule_id, fire_ms) DO NOTHING",
-
-    /* firing */
-    [Q_DUE] = "SELECT s.id, s.job_id, s.kind, s.expr, s.timezone, s.start_ms, s.end_ms,"
-              " s.jitter_ms, s.anchor_ms, s.next_fire_ms, s.last_fire_ms, j.misfire, j.overlap,"
-              " j.catch_up_window_ms FROM schedules s JOIN jobs j ON j.id = s.job_id"
-              " WHERE s.active AND s.next_fire_ms <= $1 ORDER BY s.next_fire_ms LIMIT $2",
-    /* The compare-and-set. A schedule another server is firing right now
-     * is skipped rather than waited for: if that server commits, our CAS
-     * would fail anyway; if it rolls back, the next tick fires it. */
-    [Q_FIRE_CAS] = "UPDATE schedules SET next_fire_ms = $2,"
-                   " last_fire_ms = greatest(last_fire_ms, $4)"
-                   " WHERE id = (SELECT id FROM schedules WHERE id = $1"
-                   " FOR NO KEY UPDATE SKIP LOCKED)"
-                   " AND active AND next_fire_ms IS NOT DISTINCT FROM $3 RETURNING job_id",
-    /* Trigger: FOR SHARE keeps a concurrent delete from slipping between
-     * the check and the insert. */
-    [Q_JOB_STATE_SHARE] = "SELECT state FROM jobs WHERE id = $1 FOR SHARE",
-    [Q_NEXT_CLAIMABLE] = "SELECT not_before_ms FROM runs WHERE state IN (0, 2) AND NOT held"
-                         " ORDER BY not_before_ms LIMIT 1",
-    [Q_NEXT_FIRE] = "SELECT next_fire_ms FROM schedules WHERE active"
-                    " AND next_fire_ms IS NOT NULL ORDER BY next_fire_ms LIMIT 1",
 
     /* runs */
 
@@ -255,17 +214,6 @@ static const char *const stmts[Q_COUNT] = {
     [Q_EXPIRED] = "SELECT id FROM runs WHERE state = 3 AND lease_expires_ms < $1"
                   " ORDER BY lease_expires_ms LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED",
     [Q_WORKERS_LOSE] = "UPDATE workers SET state = 2 WHERE state IN (0, 1) AND heartbeat_ms < $1",
-
-    /* the missed-fire ledger (see the SQLite backend) */
-    [Q_MISS_EXTEND] = "UPDATE misses SET last_ms = $3, count = count + $4"
-                      " WHERE schedule_id = $1 AND last_ms = $2 AND reason = $5",
-    [Q_MISS_INSERT] = "INSERT INTO misses (id, job_id, schedule_id, first_ms, last_ms, count,"
-                      " reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    [Q_MISS_LIST] = "SELECT id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms"
-                    " FROM misses WHERE job_id = $1"
-                    " AND ($2::bigint IS NULL OR (first_ms <= $2 AND last_ms >= $2))"
-                    " AND ($3::bigint IS NULL OR (last_ms, id) < ($3, $4::text))"
-                    " ORDER BY last_ms DESC, id DESC LIMIT $5",
 
     /* tokens */
     /* A user's token acts with the user's current role and namespaces,
@@ -551,14 +499,6 @@ static void pi(struct prm *p, int64_t x)
     pt(p, p->num[p->n]);
 }
 
-static void pin(struct prm *p, int64_t x) /* NULL when x < 0 (our "none") */
-{
-    if (x < 0)
-        pt(p, NULL);
-    else
-        pi(p, x);
-}
-
 static void pb(struct prm *p, bool x)
 {
     pt(p, x ? "true" : "false");
@@ -619,11 +559,6 @@ static int exn(struct pconn *c, enum q id, const struct prm *p, int64_t *changed
 static int64_t gi(const PGresult *r, int row, int col)
 {
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-static int64_t gin(const PGresult *r, int row, int col) /* NULL -> -1 */
-{
-    return PQgetisnull(r, row, col) ? -1 : gi(r, row, col);
 }
 
 static bool gb(const PGresult *r, int row, int col)
@@ -1012,21 +947,6 @@ static const struct db_driver pg_driver = {
 
 /* ---- row readers ------------------------------------------------------------- */
 
-static void row_sched(const PGresult *q, int i, int o, store_schedule_t *s)
-{
-    gid(q, i, o + 0, s->id);
-    gid(q, i, o + 1, s->job_id);
-    s->kind = (schedule_kind_t)gi(q, i, o + 2);
-    s->expr = gt0(q, i, o + 3);
-    s->timezone = gt0(q, i, o + 4);
-    s->start_ms = gi(q, i, o + 5);
-    s->end_ms = gi(q, i, o + 6);
-    s->jitter_ms = gi(q, i, o + 7);
-    s->anchor_ms = gi(q, i, o + 8);
-    s->next_fire_ms = gin(q, i, o + 9);
-    s->last_fire_ms = gi(q, i, o + 10);
-}
-
 static void row_run(const PGresult *q, int i, store_run_t *r)
 {
     gid(q, i, 0, r->id);
@@ -1050,32 +970,6 @@ static void row_run(const PGresult *q, int i, store_run_t *r)
     r->reason = gt(q, i, 18);
     r->log_bytes = gi(q, i, 19);
     r->log_truncated = gb(q, i, 20);
-}
-
-/* ---- shared write helpers ---------------------------------------------------- */
-
-/* Inserts a run of job_id, taking priority, queue and held from the job.
- * *inserted OUT (may be NULL): false if (schedule, fire time) already had
- * one. id OUT: the new run's id. */
-static int insert_run(struct pconn *c, char id[SKED_ID_LEN], const char *job_id,
-                      const char *sched_id, run_state_t state, int64_t fire_ms,
-                      int64_t not_before_ms, const char *reason, int64_t now_ms, bool *inserted)
-{
-    struct prm p = {0};
-    int64_t n = 0;
-    id_new("run", now_ms, id);
-    pt(&p, id);
-    pt(&p, job_id);
-    pt(&p, sched_id);
-    pi(&p, state);
-    pi(&p, fire_ms);
-    pi(&p, not_before_ms);
-    pi(&p, now_ms);
-    pi(&p, run_state_terminal(state) ? now_ms : -1);
-    pt(&p, reason);
-    int rc = exn(c, Q_RUN_INSERT, &p, &n);
-    if (rc == 0 && inserted) *inserted = n > 0;
-    return rc;
 }
 
 /* ---- lifecycle ops ------------------------------------------------------------- */
@@ -1119,197 +1013,6 @@ static int64_t pg_now_ms(store_t *st)
         }
     }
     return clock_now_ms() + off;
-}
-
-/* ---- firing ---------------------------------------------------------------------- */
-
-struct due_args {
-    int64_t until_ms;
-    int limit;
-    store_due_t **out;
-    size_t *n;
-};
-
-static int due_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct due_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pi(&p, a->until_ms);
-    pi(&p, a->limit);
-    PGresult *r = ex(c, Q_DUE, &p, &rc);
-    if (!r) return rc;
-    int rows = PQntuples(r);
-    store_due_t *v = rows ? xcalloc((size_t)rows, sizeof *v) : NULL;
-    for (int i = 0; i < rows; i++) {
-        row_sched(r, i, 0, &v[i].sched);
-        v[i].misfire = (misfire_policy_t)gi(r, i, 11);
-        v[i].overlap = (overlap_policy_t)gi(r, i, 12);
-        v[i].catch_up_window_ms = gi(r, i, 13);
-    }
-    PQclear(r);
-    *a->out = v;
-    *a->n = (size_t)rows;
-    return 0;
-}
-
-static int pg_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)
-{
-    struct due_args a = {until_ms, limit, out, n};
-    return tx((struct pg *)st, TX_NONE, due_fn, &a, NULL);
-}
-
-struct fire_args {
-    store_fire_t *items;
-    size_t n;
-    int64_t now_ms;
-};
-
-/* Records it->miss (count > 0) for job_id in the ledger: extends the
- * schedule's latest stretch when this one goes on from it, else a new entry. */
-static int record_miss(struct pconn *c, const store_fire_t *it, const char *job_id, int64_t now_ms)
-{
-    const store_fire_miss_t *m = &it->miss;
-    struct prm p = {0};
-    int64_t n = 0;
-    int rc;
-    pt(&p, it->schedule_id);
-    pi(&p, m->prev_ms);
-    pi(&p, m->last_ms);
-    pi(&p, m->count);
-    pt(&p, m->reason);
-    if ((rc = exn(c, Q_MISS_EXTEND, &p, &n)) < 0) return rc;
-    if (m->prev_ms >= 0 && n > 0) return 0;
-    char id[SKED_ID_LEN];
-    id_new("mis", now_ms, id);
-    memset(&p, 0, sizeof p);
-    pt(&p, id);
-    pt(&p, job_id);
-    pt(&p, it->schedule_id);
-    pi(&p, m->first_ms);
-    pi(&p, m->last_ms);
-    pi(&p, m->count);
-    pt(&p, m->reason);
-    pi(&p, now_ms);
-    return exn(c, Q_MISS_INSERT, &p, NULL);
-}
-
-static int fire_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct fire_args *a = arg;
-    int rc = 0;
-    for (size_t i = 0; i < a->n; i++)
-        a->items[i].applied = 0; /* a retry starts over */
-    for (size_t i = 0; i < a->n; i++) {
-        store_fire_t *it = &a->items[i];
-        struct prm p = {0};
-        int64_t last = it->miss.count ? it->miss.last_ms : -1;
-        for (size_t k = 0; k < it->nruns; k++)
-            if (it->runs[k].fire_ms > last) last = it->runs[k].fire_ms;
-        pt(&p, it->schedule_id);
-        pin(&p, it->new_next_ms);
-        pin(&p, it->expect_next_ms);
-        pi(&p, last);
-        PGresult *r = ex(c, Q_FIRE_CAS, &p, &rc);
-        if (!r) return rc;
-        if (PQntuples(r) == 0) { /* another server won, or the job was paused */
-            PQclear(r);
-            continue;
-        }
-        char job_id[SKED_ID_LEN];
-        gid(r, 0, 0, job_id);
-        PQclear(r);
-        for (size_t k = 0; k < it->nruns; k++) {
-            const store_fire_run_t *fr = &it->runs[k];
-            char rid[SKED_ID_LEN];
-            rc = insert_run(c, rid, job_id, it->schedule_id, fr->state, fr->fire_ms,
-                            fr->not_before_ms,
-                            fr->state == RUN_SKIPPED ? (fr->reason ? fr->reason : "skipped") : NULL,
-                            a->now_ms, NULL);
-            if (rc < 0) return rc;
-        }
-        if (it->miss.count && (rc = record_miss(c, it, job_id, a->now_ms)) < 0) return rc;
-        it->applied = 1;
-        if (it->nruns) want_notify(c);
-    }
-    return 0;
-}
-
-static int pg_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
-{
-    struct fire_args a = {items, n, now_ms};
-    int rc = tx((struct pg *)st, TX_WRITE, fire_fn, &a, &a.now_ms);
-    if (rc < 0)
-        for (size_t i = 0; i < n; i++)
-            items[i].applied = 0;
-    return rc;
-}
-
-struct trigger_args {
-    const char *job_id;
-    int64_t now_ms;
-    char *run_id;
-};
-
-static int trigger_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct trigger_args *a = arg;
-    struct prm p = {0};
-    int rc = 0;
-    pt(&p, a->job_id);
-    PGresult *r = ex(c, Q_JOB_STATE_SHARE, &p, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return SKED_ENOTFOUND;
-    }
-    job_state_t js = (job_state_t)gi(r, 0, 0);
-    PQclear(r);
-    if (js == JOB_DELETED) return SKED_ECONFLICT;
-    rc = insert_run(c, a->run_id, a->job_id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL,
-                    a->now_ms, NULL);
-    if (rc == 0) want_notify(c);
-    return rc;
-}
-
-static int pg_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
-{
-    struct trigger_args a = {job_id, now_ms, run_id};
-    int rc = tx((struct pg *)st, TX_WRITE, trigger_fn, &a, &a.now_ms);
-    if (rc < 0) run_id[0] = '\0';
-    return rc;
-}
-
-struct one_int_args {
-    enum q id;
-    int64_t v;
-};
-
-static int one_int_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct one_int_args *a = arg;
-    int rc = 0;
-    PGresult *r = ex(c, a->id, NULL, &rc);
-    if (!r) return rc;
-    if (PQntuples(r) > 0) a->v = gin(r, 0, 0);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_next_claimable_ms(store_t *st, int64_t *out_ms)
-{
-    struct one_int_args a = {Q_NEXT_CLAIMABLE, -1};
-    int rc = tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL);
-    *out_ms = a.v;
-    return rc;
-}
-
-static int pg_next_fire_ms(store_t *st, int64_t *out_ms)
-{
-    struct one_int_args a = {Q_NEXT_FIRE, -1};
-    int rc = tx((struct pg *)st, TX_NONE, one_int_fn, &a, NULL);
-    *out_ms = a.v;
-    return rc;
 }
 
 /* ---- runs -------------------------------------------------------------------------- */
@@ -1887,69 +1590,6 @@ static int pg_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, 
     }
 }
 
-/* ---- the missed-fire ledger ---------------------------------------------------- */
-
-struct miss_list_args {
-    const store_miss_filter_t *f;
-    store_miss_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int miss_list_fn(struct pg *pg, struct pconn *c, void *arg)
-{
-    struct miss_list_args *a = arg;
-    const store_miss_filter_t *f = a->f;
-    struct prm p = {0};
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    int rc = 0;
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    pt(&p, f->job_id);
-    if (f->at_ms == INT64_MIN)
-        pt(&p, NULL);
-    else
-        pi(&p, f->at_ms);
-    if (f->cursor) {
-        pi(&p, cms);
-        pt(&p, cidv);
-    } else {
-        pt(&p, NULL);
-        pt(&p, NULL);
-    }
-    pi(&p, f->limit + 1);
-    PGresult *r = ex(c, Q_MISS_LIST, &p, &rc);
-    if (!r) return rc;
-    size_t n = (size_t)PQntuples(r);
-    store_miss_t *v = xcalloc(n + 1, sizeof *v);
-    for (size_t i = 0; i < n; i++) {
-        store_miss_t *m = &v[i];
-        gid(r, (int)i, 0, m->id);
-        gid(r, (int)i, 1, m->job_id);
-        gid(r, (int)i, 2, m->schedule_id);
-        m->first_ms = gi(r, (int)i, 3);
-        m->last_ms = gi(r, (int)i, 4);
-        m->count = gi(r, (int)i, 5);
-        m->reason = gt0(r, (int)i, 6);
-        m->created_ms = gi(r, (int)i, 7);
-    }
-    PQclear(r);
-    if (n > (size_t)f->limit) {
-        store_miss_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].last_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int pg_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
-                        char **next_cursor)
-{
-    struct miss_list_args a = {f, out, n, next_cursor};
-    return tx((struct pg *)st, TX_NONE, miss_list_fn, &a, NULL);
-}
-
 /* ---- schema version ---------------------------------------------------------------- */
 
 /* Brings the schema up to store__schema_version. Servers starting together take
@@ -2198,12 +1838,6 @@ static const struct store_ops pg_ops = {
     .name = "postgres",
     .close = pg_close,
     .now_ms = pg_now_ms,
-    .due_schedules = pg_due_schedules,
-    .fire = pg_fire,
-    .miss_list = pg_miss_list,
-    .run_trigger = pg_run_trigger,
-    .next_claimable_ms = pg_next_claimable_ms,
-    .next_fire_ms = pg_next_fire_ms,
     .claim = pg_claim,
     .heartbeat = pg_heartbeat,
     .complete = pg_complete,

@@ -202,15 +202,6 @@ static void bi(sqlite3_stmt *st, int i, int64_t v)
     sqlite3_bind_int64(st, i, v);
 }
 
-/* Binds v, or NULL when v < 0 (our "none" for optional instants). */
-static void bin(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v < 0)
-        sqlite3_bind_null(st, i);
-    else
-        sqlite3_bind_int64(st, i, v);
-}
-
 static char *ct(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
@@ -232,11 +223,6 @@ static void cid(sqlite3_stmt *st, int i, char out[SKED_ID_LEN])
 static int64_t ci(sqlite3_stmt *st, int i)
 {
     return sqlite3_column_int64(st, i);
-}
-
-static int64_t cin(sqlite3_stmt *st, int i) /* NULL -> -1 */
-{
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
 }
 
 /* ---- the writer ---------------------------------------------------------- */
@@ -548,25 +534,6 @@ static const struct db_driver lite_driver = {
 
 /* ---- row readers --------------------------------------------------------- */
 
-#define SCHED_COLS                                                                                 \
-    "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
-    " last_fire_ms"
-
-static void row_sched(sqlite3_stmt *q, int o, store_schedule_t *s)
-{
-    cid(q, o + 0, s->id);
-    cid(q, o + 1, s->job_id);
-    s->kind = (schedule_kind_t)ci(q, o + 2);
-    s->expr = ct0(q, o + 3);
-    s->timezone = ct0(q, o + 4);
-    s->start_ms = ci(q, o + 5);
-    s->end_ms = ci(q, o + 6);
-    s->jitter_ms = ci(q, o + 7);
-    s->anchor_ms = ci(q, o + 8);
-    s->next_fire_ms = cin(q, o + 9);
-    s->last_fire_ms = ci(q, o + 10);
-}
-
 #define RUN_COLS                                                                                   \
     "id, job_id, schedule_id, worker_id, state, fire_ms, not_before_ms, priority, queue,"          \
     " attempt, fence, lease_expires_ms, cancel_requested, created_ms, started_ms, finished_ms,"    \
@@ -601,39 +568,6 @@ static void row_run(sqlite3_stmt *q, store_run_t *r)
     "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
     " w.heartbeat_ms, (SELECT COUNT(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
 
-/* ---- shared write helpers ------------------------------------------------ */
-
-static const char SQL_RUN_INSERT[] =
-    "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority, queue,"
-    " held, created_ms, finished_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11, ?12) ON CONFLICT (schedule_id, fire_ms) DO NOTHING";
-
-/* Inserts a run; *inserted OUT is 0 if (schedule, fire time) already had one. */
-static int insert_run(struct conn *c, char id[SKED_ID_LEN], const char *job_id,
-                      const char *sched_id, run_state_t state, int64_t fire_ms,
-                      int64_t not_before_ms, int priority, const char *queue, bool held,
-                      const char *reason, int64_t now_ms, int *inserted)
-{
-    sqlite3_stmt *q = prep(c, SQL_RUN_INSERT);
-    if (!q) return SKED_ESTORE;
-    id_new("run", now_ms, id);
-    bt(q, 1, id);
-    bt(q, 2, job_id);
-    bt(q, 3, sched_id);
-    bi(q, 4, state);
-    bi(q, 5, fire_ms);
-    bi(q, 6, not_before_ms);
-    bi(q, 7, priority);
-    bt(q, 8, queue);
-    bi(q, 9, held);
-    bi(q, 10, now_ms);
-    bi(q, 11, run_state_terminal(state) ? now_ms : -1);
-    bt(q, 12, reason);
-    int rc = run(c, q);
-    if (rc == 0 && inserted) *inserted = sqlite3_changes(c->db) > 0;
-    return rc;
-}
-
 /* ---- lifecycle ops ------------------------------------------------------- */
 
 static void sq_close(store_t *st)
@@ -657,244 +591,6 @@ static void sq_close(store_t *st)
     store__fini(&s->base);
     free(s->path);
     free(s);
-}
-
-/* ---- firing ---------------------------------------------------------------- */
-
-static const char SQL_DUE[] =
-    "SELECT s.id, s.job_id, s.kind, s.expr, s.timezone, s.start_ms, s.end_ms, s.jitter_ms,"
-    " s.anchor_ms, s.next_fire_ms, s.last_fire_ms, j.misfire, j.overlap, j.catch_up_window_ms"
-    " FROM schedules s INDEXED BY schedules_due JOIN jobs j ON j.id = s.job_id"
-    " WHERE s.active = 1 AND s.next_fire_ms <= ?1 ORDER BY s.next_fire_ms LIMIT ?2";
-
-struct due_args {
-    int64_t until_ms;
-    int limit;
-    store_due_t **out;
-    size_t *n;
-};
-
-static int due_fn(struct conn *c, void *arg)
-{
-    struct due_args *a = arg;
-    sqlite3_stmt *q = prep(c, SQL_DUE);
-    if (!q) return SKED_ESTORE;
-    bi(q, 1, a->until_ms);
-    bi(q, 2, a->limit);
-    size_t n = 0, cap = 0;
-    store_due_t *v = NULL;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            v = xrealloc(v, cap * sizeof *v);
-        }
-        memset(&v[n], 0, sizeof *v);
-        row_sched(q, 0, &v[n].sched);
-        v[n].misfire = (misfire_policy_t)ci(q, 11);
-        v[n].overlap = (overlap_policy_t)ci(q, 12);
-        v[n].catch_up_window_ms = ci(q, 13);
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_schedule_clear(&v[i].sched);
-        free(v);
-        return dberr(c, rc);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)
-{
-    struct due_args a = {until_ms, limit, out, n};
-    return rd((struct sq *)st, due_fn, &a);
-}
-
-/* The compare-and-set: only the server that read expect_next wins. */
-static const char SQL_FIRE_CAS[] =
-    "UPDATE schedules SET next_fire_ms = ?2, last_fire_ms = max(last_fire_ms, ?4)"
-    " WHERE id = ?1 AND active = 1 AND next_fire_ms IS ?3 RETURNING job_id";
-static const char SQL_JOB_RUNINFO[] = "SELECT priority, queue, state FROM jobs WHERE id = ?1";
-/* A stretch that continues the schedule's latest one (same reason, ending
- * at the fire time just before) extends it; else it is a new entry. */
-static const char SQL_MISS_EXTEND[] = "UPDATE misses SET last_ms = ?3, count = count + ?4"
-                                      " WHERE schedule_id = ?1 AND last_ms = ?2 AND reason = ?5";
-static const char SQL_MISS_INSERT[] =
-    "INSERT INTO misses (id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-
-/* Records it->miss (count > 0) for job_id in the ledger. */
-static int record_miss(struct conn *c, const store_fire_t *it, const char *job_id, int64_t now_ms)
-{
-    const store_fire_miss_t *m = &it->miss;
-    sqlite3_stmt *q = prep(c, SQL_MISS_EXTEND);
-    int rc;
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, it->schedule_id);
-    bi(q, 2, m->prev_ms);
-    bi(q, 3, m->last_ms);
-    bi(q, 4, m->count);
-    bt(q, 5, m->reason);
-    if ((rc = run(c, q)) < 0) return rc;
-    if (m->prev_ms >= 0 && sqlite3_changes(c->db) > 0) return 0;
-    char id[SKED_ID_LEN];
-    id_new("mis", now_ms, id);
-    if (!(q = prep(c, SQL_MISS_INSERT))) return SKED_ESTORE;
-    bt(q, 1, id);
-    bt(q, 2, job_id);
-    bt(q, 3, it->schedule_id);
-    bi(q, 4, m->first_ms);
-    bi(q, 5, m->last_ms);
-    bi(q, 6, m->count);
-    bt(q, 7, m->reason);
-    bi(q, 8, now_ms);
-    return run(c, q);
-}
-
-struct fire_args {
-    store_fire_t *items;
-    size_t n;
-    int64_t now_ms;
-};
-
-static int fire_fn(struct sq *s, void *arg)
-{
-    struct fire_args *a = arg;
-    struct conn *c = &s->w;
-    int rc;
-    for (size_t i = 0; i < a->n; i++) {
-        store_fire_t *it = &a->items[i];
-        int64_t last = it->miss.count ? it->miss.last_ms : -1;
-        for (size_t k = 0; k < it->nruns; k++)
-            if (it->runs[k].fire_ms > last) last = it->runs[k].fire_ms;
-        sqlite3_stmt *q = prep(c, SQL_FIRE_CAS);
-        if (!q) return SKED_ESTORE;
-        bt(q, 1, it->schedule_id);
-        bin(q, 2, it->new_next_ms);
-        bin(q, 3, it->expect_next_ms);
-        bi(q, 4, last);
-        rc = sqlite3_step(q);
-        if (rc == SQLITE_DONE) continue; /* another server won, or the job was paused */
-        if (rc != SQLITE_ROW) return dberr(c, rc);
-        char job_id[SKED_ID_LEN];
-        cid(q, 0, job_id);
-        sqlite3_reset(q);
-
-        if (!(q = prep(c, SQL_JOB_RUNINFO))) return SKED_ESTORE;
-        bt(q, 1, job_id);
-        if ((rc = sqlite3_step(q)) != SQLITE_ROW) return dberr(c, rc);
-        int prio = (int)ci(q, 0);
-        char *queue = ct0(q, 1);
-        bool held = ci(q, 2) == JOB_PAUSED;
-        sqlite3_reset(q);
-        for (size_t k = 0; k < it->nruns && rc >= 0; k++) {
-            const store_fire_run_t *fr = &it->runs[k];
-            char rid[SKED_ID_LEN];
-            rc = insert_run(c, rid, job_id, it->schedule_id, fr->state, fr->fire_ms,
-                            fr->not_before_ms, prio, queue, held,
-                            fr->state == RUN_SKIPPED ? (fr->reason ? fr->reason : "skipped") : NULL,
-                            a->now_ms, NULL);
-        }
-        free(queue);
-        if (rc < 0) return rc;
-        if (it->miss.count && (rc = record_miss(c, it, job_id, a->now_ms)) < 0) return rc;
-        it->applied = 1;
-        if (it->nruns) want_notify(s);
-    }
-    return 0;
-}
-
-static int sq_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
-{
-    struct fire_args a = {items, n, now_ms};
-    int rc = wsubmit((struct sq *)st, fire_fn, &a);
-    if (rc < 0)
-        for (size_t i = 0; i < n; i++)
-            items[i].applied = 0;
-    return rc;
-}
-
-struct trigger_args {
-    const char *job_id;
-    int64_t now_ms;
-    char *run_id;
-};
-
-static int trigger_fn(struct sq *s, void *arg)
-{
-    struct trigger_args *a = arg;
-    struct conn *c = &s->w;
-    sqlite3_stmt *q = prep(c, SQL_JOB_RUNINFO);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, a->job_id);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_DONE) return SKED_ENOTFOUND;
-    if (rc != SQLITE_ROW) return dberr(c, rc);
-    int prio = (int)ci(q, 0);
-    char *queue = ct0(q, 1);
-    job_state_t js = (job_state_t)ci(q, 2);
-    sqlite3_reset(q);
-    if (js == JOB_DELETED) {
-        free(queue);
-        return SKED_ECONFLICT;
-    }
-    rc = insert_run(c, a->run_id, a->job_id, NULL, RUN_PENDING, a->now_ms, a->now_ms, prio, queue,
-                    js == JOB_PAUSED, NULL, a->now_ms, NULL);
-    free(queue);
-    if (rc == 0) want_notify(s);
-    return rc;
-}
-
-static int sq_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
-{
-    struct trigger_args a = {job_id, now_ms, run_id};
-    int rc = wsubmit((struct sq *)st, trigger_fn, &a);
-    if (rc < 0) run_id[0] = '\0';
-    return rc;
-}
-
-static const char SQL_NEXT_CLAIMABLE[] = "SELECT not_before_ms FROM runs INDEXED BY runs_due"
-                                         " WHERE state IN (0, 2) AND held = 0"
-                                         " ORDER BY not_before_ms LIMIT 1";
-static const char SQL_NEXT_FIRE[] = "SELECT next_fire_ms FROM schedules INDEXED BY schedules_due"
-                                    " WHERE active = 1 AND next_fire_ms IS NOT NULL"
-                                    " ORDER BY next_fire_ms LIMIT 1";
-
-struct one_int_args {
-    const char *sql;
-    int64_t v;
-};
-
-static int one_int_fn(struct conn *c, void *arg)
-{
-    struct one_int_args *a = arg;
-    sqlite3_stmt *q = prep(c, a->sql);
-    if (!q) return SKED_ESTORE;
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        a->v = cin(q, 0);
-        return 0;
-    }
-    return rc == SQLITE_DONE ? 0 : dberr(c, rc);
-}
-
-static int sq_next_claimable_ms(store_t *st, int64_t *out_ms)
-{
-    struct one_int_args a = {SQL_NEXT_CLAIMABLE, -1};
-    int rc = rd((struct sq *)st, one_int_fn, &a);
-    *out_ms = a.v;
-    return rc;
-}
-
-static int sq_next_fire_ms(store_t *st, int64_t *out_ms)
-{
-    struct one_int_args a = {SQL_NEXT_FIRE, -1};
-    int rc = rd((struct sq *)st, one_int_fn, &a);
-    *out_ms = a.v;
-    return rc;
 }
 
 /* ---- runs ------------------------------------------------------------------ */
@@ -1587,80 +1283,6 @@ static int sq_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, 
     }
 }
 
-/* ---- the missed-fire ledger -------------------------------------------------- */
-
-#define MISS_COLS "id, job_id, schedule_id, first_ms, last_ms, count, reason, created_ms"
-static const char SQL_MISS_LIST[] =
-    "SELECT " MISS_COLS " FROM misses INDEXED BY misses_job WHERE job_id = ?1"
-    " AND (?2 IS NULL OR (first_ms <= ?2 AND last_ms >= ?2))"
-    " AND (?3 IS NULL OR last_ms < ?3 OR (last_ms = ?3 AND id < ?4))"
-    " ORDER BY last_ms DESC, id DESC LIMIT ?5";
-
-struct miss_list_args {
-    const store_miss_filter_t *f;
-    store_miss_t **out;
-    size_t *n;
-    char **next;
-};
-
-static int miss_list_fn(struct conn *c, void *arg)
-{
-    struct miss_list_args *a = arg;
-    const store_miss_filter_t *f = a->f;
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
-    sqlite3_stmt *q = prep(c, SQL_MISS_LIST);
-    if (!q) return SKED_ESTORE;
-    bt(q, 1, f->job_id);
-    if (f->at_ms == INT64_MIN)
-        sqlite3_bind_null(q, 2);
-    else
-        bi(q, 2, f->at_ms);
-    if (f->cursor) {
-        bi(q, 3, cms);
-        bt(q, 4, cidv);
-    } else {
-        sqlite3_bind_null(q, 3);
-        sqlite3_bind_null(q, 4);
-    }
-    bi(q, 5, f->limit + 1);
-    store_miss_t *v = xcalloc((size_t)f->limit + 1, sizeof *v);
-    size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        store_miss_t *m = &v[n++];
-        cid(q, 0, m->id);
-        cid(q, 1, m->job_id);
-        cid(q, 2, m->schedule_id);
-        m->first_ms = ci(q, 3);
-        m->last_ms = ci(q, 4);
-        m->count = ci(q, 5);
-        m->reason = ct0(q, 6);
-        m->created_ms = ci(q, 7);
-    }
-    if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            store_miss_clear(&v[i]);
-        free(v);
-        return dberr(c, rc);
-    }
-    if (n > (size_t)f->limit) {
-        store_miss_clear(&v[--n]);
-        *a->next = store__cursor_encode(v[n - 1].last_ms, v[n - 1].id);
-    }
-    *a->out = v;
-    *a->n = n;
-    return 0;
-}
-
-static int sq_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
-                        char **next_cursor)
-{
-    struct miss_list_args a = {f, out, n, next_cursor};
-    return rd((struct sq *)st, miss_list_fn, &a);
-}
-
 /* ---- schema version ------------------------------------------------------- */
 
 static const char SQL_VERSION_TABLE[] =
@@ -1732,12 +1354,6 @@ fail:
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
-    .due_schedules = sq_due_schedules,
-    .fire = sq_fire,
-    .miss_list = sq_miss_list,
-    .run_trigger = sq_run_trigger,
-    .next_claimable_ms = sq_next_claimable_ms,
-    .next_fire_ms = sq_next_fire_ms,
     .claim = sq_claim,
     .heartbeat = sq_heartbeat,
     .complete = sq_complete,

@@ -71,4 +71,13 @@ int v_log_read(store_t *st, const char *run_id, int attempt, int after_attempt, 
                int limit, store_log_chunk_t **out, size_t *n);
 int v_prune(store_t *st, int64_t older_than_ms);
 
+/* fire.c: due schedules, fire and the missed-fire ledger, trigger, when next */
+int v_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
+int v_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
+int v_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
+                char **next_cursor);
+int v_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
+int v_next_claimable_ms(store_t *st, int64_t *out_ms);
+int v_next_fire_ms(store_t *st, int64_t *out_ms);
+
 #endif
