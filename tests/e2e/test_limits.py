@@ -67,9 +67,11 @@ class TestRateLimit(SkedTestCase):
 
         # Other tokens have their own buckets; admin tokens are exempt.
         self.assertEqual(self.api("GET", "/v1/jobs", token=other)[0], 200)
+        # (The limited token is not asked again here: at 5/s it earns a call
+        # back every 200 ms, and 20 calls can take longer than that on a busy
+        # machine, which once made this test fail for no fault of the server.)
         for _ in range(20):
             self.assertEqual(self.api("GET", "/v1/jobs?limit=1", token=admin)[0], 200)
-        self.assertEqual(self.api("GET", "/v1/jobs")[0], 429)
 
         # The worker protocol is exempt: a worker keeps heartbeating far
         # beyond the rate.
