@@ -286,6 +286,82 @@ static void test_pool_survives_killed_connections(void **state)
     free(url);
 }
 
+/* The connection dies in the middle of a write (the database is restarted,
+ * an administrator kills the session, the network drops): the verb reports
+ * a failure, the change is not there, and the store carries on. Promise
+ * §5.1 from the other side: nothing is acknowledged that was not
+ * committed. A trigger holds the insert in pg_sleep so the kill lands
+ * inside the transaction, not before or after it. */
+struct slow_create {
+    store_t *st;
+    int rc;
+};
+
+static void *slow_create_main(void *arg)
+{
+    struct slow_create *c = arg;
+    store_job_t j;
+    mkjob(&j, "doomed");
+    c->rc = store_job_create(c->st, &j, NULL, 0, true, NULL, T0);
+    store_job_clear(&j);
+    return NULL;
+}
+
+static void test_connection_dropped_mid_write(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    const char *schema = strstr(url, "sked_schema=") + strlen("sked_schema=");
+    store_t *st = open_ok(url);
+    PGconn *admin = admin_conn();
+    char *sql = xasprintf("CREATE FUNCTION %s.slow() RETURNS trigger LANGUAGE plpgsql AS"
+                          " $$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$;"
+                          " CREATE TRIGGER slow BEFORE INSERT ON %s.jobs FOR EACH ROW"
+                          " EXECUTE FUNCTION %s.slow()",
+                          schema, schema, schema);
+    PGresult *r = PQexec(admin, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s", PQresultErrorMessage(r));
+    PQclear(r);
+    free(sql);
+
+    struct slow_create c = {st, 1};
+    pthread_t th;
+    pthread_create(&th, NULL, slow_create_main, &c);
+    /* Wait until the insert sleeps inside its transaction, then kill it. */
+    long long killed = 0;
+    for (int i = 0; i < WAIT_S * 10 && !killed; i++) {
+        killed = admin_int(admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                  " WHERE wait_event = 'PgSleep' AND state = 'active'"
+                                  " AND query LIKE 'INSERT INTO jobs%'");
+        if (!killed) usleep(100 * 1000);
+    }
+    assert_true(killed == 1);
+    pthread_join(th, NULL);
+    assert_true(c.rc < 0); /* not acknowledged */
+
+    sql = xasprintf("DROP TRIGGER slow ON %s.jobs", schema);
+    r = PQexec(admin, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    free(sql);
+    /* Not there, on a fresh connection of the same store, which works. */
+    store_job_filter_t f = {.limit = 10};
+    store_job_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_job_list(st, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    store_job_t j;
+    mkjob(&j, "after");
+    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, T0), 0);
+    store_job_clear(&j);
+
+    store_close(st);
+    PQfinish(admin);
+    free(url);
+}
+
 /* ---- migrations ------------------------------------------------------------------- */
 
 struct opener {
@@ -616,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_wakeup_across_servers),
         cmocka_unit_test(test_listener_reconnects),
         cmocka_unit_test(test_pool_survives_killed_connections),
+        cmocka_unit_test(test_connection_dropped_mid_write),
         cmocka_unit_test(test_concurrent_open_migrates_once),
         cmocka_unit_test(test_max_concurrency_across_servers),
         cmocka_unit_test(test_reap_and_prune_on_every_server),
