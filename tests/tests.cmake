@@ -67,3 +67,11 @@ endif()
 add_test(NAME docs.openapi_lint COMMAND bash ${CMAKE_SOURCE_DIR}/tests/openapi/lint.sh
          ${CMAKE_BINARY_DIR}/openapi-lint)
 set_tests_properties(docs.openapi_lint PROPERTIES LABELS "docs;openapi" TIMEOUT 600)
+
+# The layer fences of CMakeLists.txt: a probe per layer, compiled with the
+# layer's real compile command, must reach the layers below and no others.
+add_test(NAME build.layers
+         COMMAND ${CMAKE_COMMAND} -DCOMMANDS=${CMAKE_BINARY_DIR}/compile_commands.json
+                 -DSRC=${CMAKE_SOURCE_DIR}/src -DOUT=${CMAKE_BINARY_DIR}/layer-probes
+                 -P ${CMAKE_SOURCE_DIR}/tests/build/layers.cmake)
+set_tests_properties(build.layers PROPERTIES LABELS "build" TIMEOUT 60)

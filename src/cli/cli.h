@@ -25,6 +25,17 @@
 #include "common/clock.h"
 #include "common/httpc.h"
 
+/* The client subcommands, dispatched by cmd/main.c. Each parses its own
+ * argv (argv[0] is the subcommand name) and returns an exit status below. */
+int cmd_submit(int argc, char **argv);  /* cmd_submit.c */
+int cmd_jobs(int argc, char **argv);    /* cmd_jobs.c */
+int cmd_runs(int argc, char **argv);    /* cmd_runs.c */
+int cmd_workers(int argc, char **argv); /* cmd_workers.c */
+int cmd_login(int argc, char **argv);   /* cmd_auth.c */
+int cmd_users(int argc, char **argv);   /* cmd_auth.c */
+int cmd_tokens(int argc, char **argv);  /* cmd_auth.c */
+int cmd_audit(int argc, char **argv);   /* cmd_auth.c */
+
 /* Process exit statuses of the client commands. */
 #define CLI_EXIT_OK    0
 #define CLI_EXIT_FAIL  1 /* the server said no, or could not be reached */

@@ -11,7 +11,6 @@
  * `export SKED_TOKEN=$(sked login alice)` works.
  */
 #include "cli/cli.h"
-#include "cmd.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,7 +8,6 @@
  * a concurrent change then fails with 412 instead of being overwritten.
  */
 #include "cli/cli.h"
-#include "cmd.h"
 
 #include "common/clock.h"
 #include "common/error.h"

@@ -6,7 +6,6 @@
  * when the run does.
  */
 #include "cli/cli.h"
-#include "cmd.h"
 
 #include "common/error.h"
 #include "common/xalloc.h"

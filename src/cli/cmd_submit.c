@@ -6,7 +6,6 @@
  * apart from the I/O so unit tests can check the document it builds.
  */
 #include "cli/cli.h"
-#include "cmd.h"
 
 #include "common/clock.h"
 #include "common/error.h"

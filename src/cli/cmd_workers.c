@@ -4,7 +4,6 @@
  * and POST /v1/workers/{id}/drain (docs/api.md, "Workers").
  */
 #include "cli/cli.h"
-#include "cmd.h"
 
 #include "common/xalloc.h"
 

@@ -9,13 +9,12 @@
  * Job isolation options (--run-as, --allow-root, --work-dir, --limit-*)
  * fill the isolation part of worker_config_t; see worker.h.
  */
-#include "cmd.h"
+#include "worker/worker.h"
 #include "common/error.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
-#include "worker/worker.h"
 #include "worker/worker_int.h"
 
 #include <errno.h>

@@ -54,4 +54,8 @@ int worker_start(const worker_config_t *cfg, worker_t **out);
  * then stop. Blocks. NULL is a no-op. */
 void worker_stop(worker_t *w);
 
+/* `sked worker` (cmd_worker.c): parses argv (argv[0] = "worker"), runs a
+ * worker until signalled, returns the exit status. */
+int cmd_worker(int argc, char **argv);
+
 #endif

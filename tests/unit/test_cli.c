@@ -14,7 +14,6 @@
 #include <cmocka.h>
 
 #include "cli/cli.h"
-#include "cmd.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"

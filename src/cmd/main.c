@@ -1,7 +1,8 @@
 /*
- * sked: one binary, every role a subcommand (like nomad or etcd).
+ * sked: one binary, every role a subcommand (like nomad or etcd). The top
+ * layer: it may call every role; nothing calls it.
  */
-#include "cmd.h"
+#include "cmd/cmd.h"
 
 #include <stdio.h>
 #include <string.h>
