@@ -28,7 +28,8 @@
     X(EMETHOD, -1010, 405, "method not allowed")                                                   \
     X(ESCHEMA, -1011, 500, "store schema is newer than this binary")                               \
     X(EBUSY, -1012, 503, "busy, try again")                                                        \
-    X(ENOSPC, -ENOSPC, 507, "the store's disk is full")
+    X(ENOSPC, -ENOSPC, 507, "the store's disk is full")                                            \
+    X(ELIMIT, -1013, 429, "too many requests, try again later")
 
 enum sked_errno {
 #define SKED_X(name, value, status, msg) SKED_##name = (value),

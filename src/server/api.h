@@ -8,6 +8,7 @@
 #define SKED_SERVER_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "server/http.h"
 #include "store/store.h"
@@ -54,6 +55,43 @@ void api_audit_list(http_req_t *req, http_resp_t *resp);
 /* api_health.c */
 void api_healthz(http_req_t *req, http_resp_t *resp);
 void api_readyz(http_req_t *req, http_resp_t *resp);
+
+/* ---- answering a failure (api_render.c) ----
+ *
+ * The one error path of the API: every problem answer a handler gives for
+ * a SKED_E* code goes through api_fail, which takes the HTTP status from
+ * the error table (sked_http_status, common/error.h), so no handler writes
+ * a status number for an error.
+ *
+ * Logging rule: an error is logged once, by the layer that meets it.
+ *  - 4xx codes are answers, not faults (bad input, no such job, a name
+ *    taken, a stale version or fence): nobody logs them.
+ *  - SKED_ESTORE, SKED_EBUSY and SKED_ENOSPC come from the store's engine,
+ *    and the store logs them where it meets them, with the engine's own
+ *    message (dberr in store_sqlite.c and store_pg.c): the API does not log
+ *    them again. (A
+ *    busy answer from elsewhere, such as a password hash refused for want
+ *    of memory, sheds load and asks the client to retry: no fault either.)
+ *  - Every other 5xx code (SKED_EINTERNAL, SKED_EIO, SKED_ENOMEM,
+ *    SKED_ESCHEMA, a code the table does not know) no layer below has
+ *    logged: api_fail logs it, with the detail, as an error.
+ * A handler that answers through api_fail therefore logs nothing of the
+ * error itself; one that handles an error without answering it (a
+ * rendering that leaves a part out) logs it only if api_logged_below(err)
+ * is false. */
+
+/* Fills resp with an application/problem+json answer for err: the status
+ * the error table gives err, field (the part of the request to blame:
+ * "name", "query.limit", "path.id"; NULL = none) and a detail sentence
+ * (printf-style). Logs per the rule above. */
+void api_fail(http_resp_t *resp, int err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* api_fail's wording for a store verb that failed doing `what` ("reading
+ * the job"): SKED_ENOTFOUND is "no such <noun>" naming "path.id" when noun
+ * is non-NULL; anything else is "<what>: <the code's message>". */
+void api_fail_store(http_resp_t *resp, int err, const char *noun, const char *what);
+/* Whether a layer below the API logged err where it met it (see above). */
+bool api_logged_below(int err);
 
 /* Renderers (api_render.c). New references. */
 json_t *api_run_json(const store_run_t *run, const store_attempt_t *attempts, size_t nattempts);

@@ -54,7 +54,7 @@ static bool known_fields(json_t *o, const char *const *allowed, http_resp_t *res
         for (size_t i = 0; allowed[i] && !ok; i++)
             ok = !strcmp(key, allowed[i]);
         if (!ok) {
-            http_problem(resp, 400, key, "unknown field '%s'", key);
+            api_fail(resp, SKED_EINVAL, key, "unknown field '%s'", key);
             return false;
         }
     }
@@ -68,7 +68,7 @@ static bool opt_str(json_t *o, const char *key, const char **out, http_resp_t *r
     *out = NULL;
     if (!v || json_is_null(v)) return true;
     if (!json_is_string(v)) {
-        http_problem(resp, 400, key, "%s must be a string", key);
+        api_fail(resp, SKED_EINVAL, key, "%s must be a string", key);
         return false;
     }
     *out = json_string_value(v);
@@ -102,11 +102,11 @@ static bool parse_ns(json_t *v, token_role_t role, char **out, http_resp_t *resp
     json_t *e;
     *out = NULL;
     if (v && !json_is_array(v)) {
-        http_problem(resp, 400, "namespaces", "namespaces must be an array of names");
+        api_fail(resp, SKED_EINVAL, "namespaces", "namespaces must be an array of names");
         return false;
     }
     if (v && json_array_size(v) > NS_MAX) {
-        http_problem(resp, 400, "namespaces", "at most %d namespaces", NS_MAX);
+        api_fail(resp, SKED_EINVAL, "namespaces", "at most %d namespaces", NS_MAX);
         return false;
     }
     json_array_foreach(v, i, e)
@@ -119,8 +119,8 @@ static bool parse_ns(json_t *v, token_role_t role, char **out, http_resp_t *resp
             continue;
         }
         if (!auth_ns_name_ok(ns)) {
-            http_problem(resp, 400, field,
-                         "a namespace is 1-63 of a-z, 0-9, '-', '_', '.' (or \"*\" for all)");
+            api_fail(resp, SKED_EINVAL, field,
+                     "a namespace is 1-63 of a-z, 0-9, '-', '_', '.' (or \"*\" for all)");
             buf_free(&b);
             return false;
         }
@@ -137,8 +137,8 @@ static bool parse_ns(json_t *v, token_role_t role, char **out, http_resp_t *resp
         return true;
     }
     if (!b.len) {
-        http_problem(resp, 400, "namespaces",
-                     "a %s needs at least one namespace (or \"*\" for all)", token_role_name(role));
+        api_fail(resp, SKED_EINVAL, "namespaces",
+                 "a %s needs at least one namespace (or \"*\" for all)", token_role_name(role));
         return false;
     }
     *out = xstrdup(b.data);
@@ -151,8 +151,8 @@ static bool parse_role(json_t *o, token_role_t *role, http_resp_t *resp)
     const char *s = NULL;
     if (!opt_str(o, "role", &s, resp)) return false;
     if (s && token_role_parse(s, role) != 0) {
-        http_problem(resp, 400, "role",
-                     "role must be one of admin, operator, user, viewer, worker");
+        api_fail(resp, SKED_EINVAL, "role",
+                 "role must be one of admin, operator, user, viewer, worker");
         return false;
     }
     return true;
@@ -162,16 +162,11 @@ static bool password_ok(const char *pw, http_resp_t *resp)
 {
     size_t n = strlen(pw);
     if (n < AUTH_PASSWORD_MIN || n > AUTH_PASSWORD_MAX) {
-        http_problem(resp, 400, "password", "a password is %d to %d bytes", AUTH_PASSWORD_MIN,
-                     AUTH_PASSWORD_MAX);
+        api_fail(resp, SKED_EINVAL, "password", "a password is %d to %d bytes", AUTH_PASSWORD_MIN,
+                 AUTH_PASSWORD_MAX);
         return false;
     }
     return true;
-}
-
-static void store_fail(http_resp_t *resp, int rc, const char *what)
-{
-    api__store_fail(resp, rc, NULL, what);
 }
 
 static json_t *user_json(const store_user_t *u)
@@ -205,7 +200,7 @@ static json_t *token_json(const store_token_t *t)
 static int caller_token(http_req_t *req, http_resp_t *resp, store_token_t *out)
 {
     int rc = store_token_get(req->st, req->who->token_id, out);
-    if (rc < 0) store_fail(resp, rc, "reading the caller's token");
+    if (rc < 0) api_fail_store(resp, rc, NULL, "reading the caller's token");
     return rc;
 }
 
@@ -223,7 +218,7 @@ static void issue(http_req_t *req, http_resp_t *resp, store_token_t *t, const ch
     int rc = store_token_issue(req->st, t, hash, &a, req->now_ms);
     if (rc < 0) {
         sodium_memzero(secret, sizeof secret);
-        store_fail(resp, rc, "storing the token");
+        api_fail_store(resp, rc, NULL, "storing the token");
         return;
     }
     json_t *o = token_json(t);
@@ -251,13 +246,13 @@ void api_users_create(http_req_t *req, http_resp_t *resp)
         !opt_str(body, "password", &pw, resp) || !parse_role(body, &role, resp))
         goto out;
     if (!auth_user_name_ok(name)) {
-        http_problem(resp, 400, "name",
-                     "a user name is 1-64 of letters, digits, '-', '_', '.', '@', starting "
-                     "with a letter or digit");
+        api_fail(resp, SKED_EINVAL, "name",
+                 "a user name is 1-64 of letters, digits, '-', '_', '.', '@', starting "
+                 "with a letter or digit");
         goto out;
     }
     if (!pw) {
-        http_problem(resp, 400, "password", "password is required");
+        api_fail(resp, SKED_EINVAL, "password", "password is required");
         goto out;
     }
     if (!password_ok(pw, resp)) goto out;
@@ -270,18 +265,18 @@ void api_users_create(http_req_t *req, http_resp_t *resp)
     u.name = xstrdup(name);
     u.role = role;
     if (!(u.pwhash = auth_password_hash(pw))) {
-        http_problem(resp, 503, NULL, "the server cannot hash a password now; try again");
+        api_fail(resp, SKED_EBUSY, NULL, "the server cannot hash a password now; try again");
         goto out;
     }
     store_audit_t a;
     auth_audit_entry(req, name, NULL, 201, &a);
     int rc = store_user_create(req->st, &u, &a, req->now_ms);
     if (rc == SKED_ECONFLICT) {
-        http_problem(resp, 409, "name", "a user named '%s' already exists", name);
+        api_fail(resp, SKED_ECONFLICT, "name", "a user named '%s' already exists", name);
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "creating the user");
+        api_fail_store(resp, rc, NULL, "creating the user");
         goto out;
     }
     u.created_ms = u.updated_ms = req->now_ms;
@@ -301,7 +296,7 @@ void api_users_list(http_req_t *req, http_resp_t *resp)
     size_t n = 0;
     int rc = store_user_list(req->st, &v, &n);
     if (rc < 0) {
-        store_fail(resp, rc, "listing users");
+        api_fail_store(resp, rc, NULL, "listing users");
         return;
     }
     json_t *items = json_array();
@@ -328,7 +323,7 @@ void api_users_patch(http_req_t *req, http_resp_t *resp)
     if (!admin) {
         if (caller_token(req, resp, &me) < 0) goto out;
         if (!me.user || strcmp(me.user, nz(name)) != 0) {
-            http_problem(resp, 403, NULL, "only an admin may change another user");
+            api_fail(resp, SKED_EFORBID, NULL, "only an admin may change another user");
             auth_audit(req, name, NULL, 403);
             goto out;
         }
@@ -336,17 +331,17 @@ void api_users_patch(http_req_t *req, http_resp_t *resp)
     if (!(body = http_body_json(req, resp))) goto out;
     if (!known_fields(body, fields, resp) || !opt_str(body, "password", &pw, resp)) goto out;
     if (!admin && (json_object_get(body, "role") || json_object_get(body, "namespaces"))) {
-        http_problem(resp, 403, NULL, "only an admin may change roles and namespaces");
+        api_fail(resp, SKED_EFORBID, NULL, "only an admin may change roles and namespaces");
         auth_audit(req, name, NULL, 403);
         goto out;
     }
     int rc = store_user_get(req->st, nz(name), &u);
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.name", "no such user");
+        api_fail(resp, SKED_ENOTFOUND, "path.name", "no such user");
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "reading the user");
+        api_fail_store(resp, rc, NULL, "reading the user");
         goto out;
     }
     token_role_t role = u.role;
@@ -368,7 +363,7 @@ void api_users_patch(http_req_t *req, http_resp_t *resp)
         if (!password_ok(pw, resp)) goto out;
         char *h = auth_password_hash(pw);
         if (!h) {
-            http_problem(resp, 503, NULL, "the server cannot hash a password now; try again");
+            api_fail(resp, SKED_EBUSY, NULL, "the server cannot hash a password now; try again");
             goto out;
         }
         sodium_memzero(u.pwhash, strlen(u.pwhash));
@@ -379,11 +374,11 @@ void api_users_patch(http_req_t *req, http_resp_t *resp)
     auth_audit_entry(req, name, NULL, 200, &a);
     rc = store_user_update(req->st, &u, &a, req->now_ms);
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.name", "no such user");
+        api_fail(resp, SKED_ENOTFOUND, "path.name", "no such user");
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "updating the user");
+        api_fail_store(resp, rc, NULL, "updating the user");
         goto out;
     }
     u.updated_ms = req->now_ms;
@@ -401,11 +396,11 @@ void api_users_delete(http_req_t *req, http_resp_t *resp)
     auth_audit_entry(req, name, NULL, 204, &a);
     int rc = store_user_delete(req->st, name, &a, req->now_ms);
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.name", "no such user");
+        api_fail(resp, SKED_ENOTFOUND, "path.name", "no such user");
         return;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "deleting the user");
+        api_fail_store(resp, rc, NULL, "deleting the user");
         return;
     }
     log_info("api", "user %s deleted by %s; its tokens are revoked", name, req->who->name);
@@ -428,11 +423,11 @@ void api_login(http_req_t *req, http_resp_t *resp)
         !opt_str(body, "password", &pw, resp) || !opt_str(body, "expires_in", &ttl, resp))
         goto out;
     if (!name || !pw) {
-        http_problem(resp, 400, name ? "password" : "user", "user and password are required");
+        api_fail(resp, SKED_EINVAL, name ? "password" : "user", "user and password are required");
         goto out;
     }
     if (ttl && (duration_parse(ttl, &ttl_ms) != 0 || ttl_ms <= 0 || ttl_ms > LOGIN_TTL_MS * 60)) {
-        http_problem(resp, 400, "expires_in", "expires_in must be a duration up to 720h");
+        api_fail(resp, SKED_EINVAL, "expires_in", "expires_in must be a duration up to 720h");
         goto out;
     }
     int wait_s = auth_login_blocked(name, req->now_ms);
@@ -440,7 +435,7 @@ void api_login(http_req_t *req, http_resp_t *resp)
         char ra[16];
         snprintf(ra, sizeof ra, "%d", wait_s);
         http_set_header(resp, "Retry-After", ra);
-        http_problem(resp, 429, NULL, "too many failed logins; try again in %d s", wait_s);
+        api_fail(resp, SKED_ELIMIT, NULL, "too many failed logins; try again in %d s", wait_s);
         goto out;
     }
     /* One path for unknown users, wrong passwords and long names alike:
@@ -448,13 +443,13 @@ void api_login(http_req_t *req, http_resp_t *resp)
      * is no such user), and the answer is the same 401. */
     int rc = auth_user_name_ok(name) ? store_user_get(req->st, name, &u) : SKED_ENOTFOUND;
     if (rc < 0 && rc != SKED_ENOTFOUND) {
-        store_fail(resp, rc, "reading the user");
+        api_fail_store(resp, rc, NULL, "reading the user");
         goto out;
     }
     bool ok = auth_password_check(rc == 0 ? u.pwhash : NULL, pw) && rc == 0;
     auth_login_result(name, ok, req->now_ms);
     if (!ok) {
-        http_problem(resp, 401, NULL, "wrong user name or password");
+        api_fail(resp, SKED_EUNAUTH, NULL, "wrong user name or password");
         store_audit_t a;
         auth_audit_entry(req, NULL, NULL, 401, &a);
         /* The name given, bounded: it may be anything. */
@@ -504,7 +499,7 @@ void api_tokens_create(http_req_t *req, http_resp_t *resp)
     if (ttl) {
         int64_t ms = 0;
         if (duration_parse(ttl, &ms) != 0 || ms <= 0 || ms > TOKEN_TTL_MAX_MS) {
-            http_problem(resp, 400, "expires_in", "expires_in must be a positive duration");
+            api_fail(resp, SKED_EINVAL, "expires_in", "expires_in must be a positive duration");
             goto out;
         }
         t.expires_ms = req->now_ms + ms;
@@ -516,7 +511,7 @@ void api_tokens_create(http_req_t *req, http_resp_t *resp)
         !json_object_get(body, "namespaces"))
         self = true;
     if (!self && !admin) {
-        http_problem(resp, 403, NULL, "only an admin may create tokens for others");
+        api_fail(resp, SKED_EFORBID, NULL, "only an admin may create tokens for others");
         auth_audit(req, user ? user : name, NULL, 403);
         goto out;
     }
@@ -530,18 +525,18 @@ void api_tokens_create(http_req_t *req, http_resp_t *resp)
         t.ns = xstrdup(nz(req->who->ns));
     } else if (user) {
         if (name || json_object_get(body, "role") || json_object_get(body, "namespaces")) {
-            http_problem(resp, 400, "user",
-                         "a user's token takes the user's role and namespaces; give only "
-                         "user and expires_in");
+            api_fail(resp, SKED_EINVAL, "user",
+                     "a user's token takes the user's role and namespaces; give only "
+                     "user and expires_in");
             goto out;
         }
         int rc = store_user_get(req->st, user, &u);
         if (rc == SKED_ENOTFOUND) {
-            http_problem(resp, 404, "user", "no such user");
+            api_fail(resp, SKED_ENOTFOUND, "user", "no such user");
             goto out;
         }
         if (rc < 0) {
-            store_fail(resp, rc, "reading the user");
+            api_fail_store(resp, rc, NULL, "reading the user");
             goto out;
         }
         t.name = xstrdup(u.name);
@@ -551,13 +546,13 @@ void api_tokens_create(http_req_t *req, http_resp_t *resp)
     } else {
         /* A standalone token: a worker, a service, a CI job. */
         if (!name || !auth_user_name_ok(name) || strlen(name) > TOKEN_NAME_MAX) {
-            http_problem(resp, 400, "name",
-                         "a standalone token needs a name: 1-64 of letters, digits, '-', '_', "
-                         "'.', '@'");
+            api_fail(resp, SKED_EINVAL, "name",
+                     "a standalone token needs a name: 1-64 of letters, digits, '-', '_', "
+                     "'.', '@'");
             goto out;
         }
         if (!json_object_get(body, "role")) {
-            http_problem(resp, 400, "role", "a standalone token needs a role");
+            api_fail(resp, SKED_EINVAL, "role", "a standalone token needs a role");
             goto out;
         }
         json_t *nsv = json_object_get(body, "namespaces");
@@ -592,7 +587,7 @@ void api_tokens_list(http_req_t *req, http_resp_t *resp)
 
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
         goto out;
     }
     f.limit = (int)limit;
@@ -613,11 +608,11 @@ void api_tokens_list(http_req_t *req, http_resp_t *resp)
     }
     int rc = store_token_list(req->st, &f, &v, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
-        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "listing tokens");
+        api_fail_store(resp, rc, NULL, "listing tokens");
         goto out;
     }
     json_t *items = json_array();
@@ -649,7 +644,7 @@ void api_tokens_revoke(http_req_t *req, http_resp_t *resp)
     if (!id) return;
     int rc = store_token_get(req->st, id, &t);
     if (rc < 0 && rc != SKED_ENOTFOUND) {
-        store_fail(resp, rc, "reading the token");
+        api_fail_store(resp, rc, NULL, "reading the token");
         goto out;
     }
     if (rc == 0 && req->who->role != ROLE_ADMIN) {
@@ -661,14 +656,14 @@ void api_tokens_revoke(http_req_t *req, http_resp_t *resp)
         }
     }
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "no such token");
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "no such token");
         goto out;
     }
     store_audit_t a;
     auth_audit_entry(req, id, NULL, 204, &a);
     rc = store_token_revoke(req->st, id, &a, req->now_ms);
     if (rc < 0) {
-        store_fail(resp, rc, "revoking the token");
+        api_fail_store(resp, rc, NULL, "revoking the token");
         goto out;
     }
     log_info("api", "token %s revoked by %s", id, req->who->name);
@@ -708,12 +703,12 @@ void api_audit_list(http_req_t *req, http_resp_t *resp)
 
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
         goto out;
     }
     q = http_query(req, "since");
     if (q && clock_parse_rfc3339(q, &f.since_ms) != 0) {
-        http_problem(resp, 400, "query.since", "since must be an RFC 3339 time");
+        api_fail(resp, SKED_EINVAL, "query.since", "since must be an RFC 3339 time");
         goto out;
     }
     f.actor = http_query(req, "actor");
@@ -721,11 +716,11 @@ void api_audit_list(http_req_t *req, http_resp_t *resp)
     f.limit = (int)limit;
     int rc = store_audit_list(req->st, &f, &v, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
-        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "listing the audit log");
+        api_fail_store(resp, rc, NULL, "listing the audit log");
         goto out;
     }
     json_t *items = json_array();

@@ -20,9 +20,10 @@ void api_readyz(http_req_t *req, http_resp_t *resp)
 {
     int rc = store_ready(req->st);
     if (rc < 0) {
-        log_warn("api", "readiness: the store does not take writes: %s", sked_strerror(rc));
-        http_problem(resp, 503, NULL, "the store does not answer or take writes: %s",
-                     sked_strerror(rc));
+        /* Not logged here: the store logged what failed when its probe met
+         * it (at most once a second), and this answer is polled. */
+        api_fail(resp, SKED_ESTORE, NULL, "the store does not answer or take writes: %s",
+                 sked_strerror(rc));
         http_set_header(resp, "Retry-After", "1");
         return;
     }

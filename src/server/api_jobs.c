@@ -63,11 +63,6 @@ static jobsvc_call_t svc_call(http_req_t *req)
                            .now_ms = req->now_ms};
 }
 
-static void store_fail(http_resp_t *resp, int rc, const char *what)
-{
-    api__store_fail(resp, rc, "job", what);
-}
-
 /* Whether the caller may see (write = false) or change (write = true) job
  * id. On false resp holds the answer: 404 for a job of a namespace the
  * caller has no grant for (as for a job that does not exist), 403 for a
@@ -83,21 +78,22 @@ static bool job_access(http_req_t *req, http_resp_t *resp, const char *id, bool 
     if (!write && auth_sees_all(req->who)) return true;
     int rc = store_job_scope(req->st, id, &ns, &owner);
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "no such job");
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "no such job");
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "reading the job");
+        api_fail_store(resp, rc, "job", "reading the job");
         goto out;
     }
     if (!auth_ns_visible(req->who, ns)) {
-        http_problem(resp, 404, "path.id", "no such job");
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "no such job");
         if (write) auth_audit(req, id, ns, 404);
         goto out;
     }
     if (write && !auth_job_writable(req->who, ns, owner)) {
-        http_problem(resp, 403, NULL, "a %s may change only the jobs it owns; this one is %s's",
-                     token_role_name(req->who->role), nz(owner));
+        api_fail(resp, SKED_EFORBID, NULL,
+                 "a %s may change only the jobs it owns; this one is %s's",
+                 token_role_name(req->who->role), nz(owner));
         auth_audit(req, id, ns, 403);
         goto out;
     }
@@ -121,7 +117,7 @@ static void job_fail(http_resp_t *resp, int rc, const jobspec_error_t *err)
                         : rc == SKED_ENOTFOUND ? "path.id"
                         : rc == SKED_EPRECOND  ? "header.If-Match"
                                                : NULL;
-    http_problem_err(resp, rc, field, "%s", err->detail[0] ? err->detail : sked_strerror(rc));
+    api_fail(resp, rc, field, "%s", err->detail[0] ? err->detail : sked_strerror(rc));
 }
 
 static void set_etag(http_resp_t *resp, int64_t version)
@@ -222,7 +218,8 @@ static json_t *last_run_json(store_t *st, const char *job_id, int64_t now_ms)
     char *cursor = NULL;
     json_t *out = NULL;
     int rc = store_run_list(st, &f, &runs, &n, &cursor);
-    if (rc != 0) log_warn("api", "last run of job %s: %s", job_id, sked_strerror(rc));
+    if (rc != 0 && !api_logged_below(rc))
+        log_warn("api", "last run of job %s: %s", job_id, sked_strerror(rc));
     out = rc == 0 && n > 0 ? api_run_json(&runs[0], NULL, 0) : json_null();
     for (size_t i = 0; i < n; i++)
         store_run_clear(&runs[i]);
@@ -240,7 +237,7 @@ static void answer_job(http_req_t *req, http_resp_t *resp, const char *id, int s
     size_t n = 0;
     int rc = store_job_get(req->st, id, &job, &scheds, &n);
     if (rc != 0) {
-        store_fail(resp, rc, "reading the job");
+        api_fail_store(resp, rc, "job", "reading the job");
         goto out;
     }
     json_t *doc = job_json(&job, scheds, n);
@@ -271,8 +268,8 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     memset(&spec, 0, sizeof spec);
     const char *idem = http_header(req, "Idempotency-Key");
     if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
-        http_problem(resp, 400, "header.Idempotency-Key", "Idempotency-Key must be 1 to %d bytes",
-                     IDEM_KEY_MAX);
+        api_fail(resp, SKED_EINVAL, "header.Idempotency-Key",
+                 "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
         goto out;
     }
     body = http_body_json(req, resp);
@@ -283,7 +280,8 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     json_t *nsv = json_object_get(body, "namespace");
     if (nsv && !json_is_null(nsv)) {
         if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) {
-            http_problem(resp, 400, "namespace", "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
+            api_fail(resp, SKED_EINVAL, "namespace",
+                     "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
             goto out;
         }
         snprintf(nsbuf, sizeof nsbuf, "%s", json_string_value(nsv));
@@ -292,7 +290,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     }
     json_object_del(body, "namespace");
     if (req->who && !auth_ns_visible(req->who, nsbuf)) {
-        http_problem(resp, 403, "namespace", "you have no grant for namespace '%s'", nsbuf);
+        api_fail(resp, SKED_EFORBID, "namespace", "you have no grant for namespace '%s'", nsbuf);
         auth_audit(req, NULL, nsbuf, 403);
         goto out;
     }
@@ -334,13 +332,13 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
 
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
         goto out;
     }
     f.state = http_query(req, "state");
     if (f.state && job_state_parse(f.state, &st) != 0) {
-        http_problem(resp, 400, "query.state",
-                     "state must be one of active, paused, done, deleted");
+        api_fail(resp, SKED_EINVAL, "query.state",
+                 "state must be one of active, paused, done, deleted");
         goto out;
     }
     f.ns = http_query(req, "namespace");
@@ -353,11 +351,11 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
 
     int rc = store_job_list(req->st, &f, &jobs, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
-        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
         goto out;
     }
     if (rc != 0) {
-        store_fail(resp, rc, "listing jobs");
+        api_fail_store(resp, rc, "job", "listing jobs");
         goto out;
     }
     json_t *items = json_array();
@@ -423,8 +421,8 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
 
     const char *ifm = http_header(req, "If-Match");
     if (ifm && parse_if_match(ifm, &want) != 0) {
-        http_problem(resp, 400, "header.If-Match",
-                     "If-Match must be the job's version, e.g. \"3\"");
+        api_fail(resp, SKED_EINVAL, "header.If-Match",
+                 "If-Match must be the job's version, e.g. \"3\"");
         goto out;
     }
     body = http_body_json(req, resp);
@@ -434,7 +432,7 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
     json_t *nsv = json_object_get(body, "namespace");
     if (nsv) {
         if (!json_is_string(nsv) || strcmp(json_string_value(nsv), nz(jns)) != 0) {
-            http_problem(resp, 400, "namespace", "a job's namespace cannot be changed");
+            api_fail(resp, SKED_EINVAL, "namespace", "a job's namespace cannot be changed");
             goto out;
         }
         json_object_del(body, "namespace");
@@ -506,7 +504,8 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     auth_audit(req, id, ns, 201);
     rc = store_run_get(req->st, run_id, &run, NULL, NULL);
     if (rc != 0) {
-        store_fail(resp, rc == SKED_ENOTFOUND ? SKED_EINTERNAL : rc, "reading the new run");
+        api_fail_store(resp, rc == SKED_ENOTFOUND ? SKED_EINTERNAL : rc, "job",
+                       "reading the new run");
         goto out;
     }
     snprintf(loc, sizeof loc, "/v1/runs/%s", run_id);
@@ -545,8 +544,7 @@ static json_t *preview_json(const jobspec_t *spec, size_t n, int64_t from_ms, ht
     for (size_t i = 0; i < ns; i++) {
         char err[256] = "";
         if (schedule_compile(&spec->schedules[i].spec, &c[i], err, sizeof err) != 0) {
-            log_error("api", "preview: schedule %zu does not compile: %s", i, err);
-            http_problem(resp, 500, NULL, "schedule %zu does not compile: %s", i, err);
+            api_fail(resp, SKED_EINTERNAL, NULL, "schedule %zu does not compile: %s", i, err);
             goto out;
         }
         fires[i] = xcalloc(n, sizeof *fires[i]);
@@ -601,25 +599,25 @@ void api_jobs_preview(http_req_t *req, http_resp_t *resp)
     if (!id || !job_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "n");
     if (q && api__int_param(q, 1, PREVIEW_MAX, &n) != 0) {
-        http_problem(resp, 400, "query.n", "n must be an integer from 1 to %d", PREVIEW_MAX);
+        api_fail(resp, SKED_EINVAL, "query.n", "n must be an integer from 1 to %d", PREVIEW_MAX);
         goto out;
     }
     q = http_query(req, "from");
     if (q && parse_from(q, strlen(q), &from_ms) != 0) {
-        http_problem(resp, 400, "query.from", "from must be " FROM_HELP);
+        api_fail(resp, SKED_EINVAL, "query.from", "from must be " FROM_HELP);
         goto out;
     }
     int rc = store_job_get(req->st, id, &job, NULL, NULL);
     if (rc != 0) {
-        store_fail(resp, rc, "reading the job");
+        api_fail_store(resp, rc, "job", "reading the job");
         goto out;
     }
     /* The stored canonical document is re-parsed to get the schedules in
      * document order, which is what the "schedule" index refers to. */
     doc = json_loads(nz(job.spec_json), 0, &perr);
     if (!doc || jobspec_parse(doc, &spec, &jerr) != 0) {
-        log_error("api", "job %s: stored spec does not parse: %s", id, jerr.detail);
-        http_problem(resp, 500, NULL, "the stored job spec does not parse");
+        api_fail(resp, SKED_EINTERNAL, NULL, "the stored spec of job %s does not parse (%s)", id,
+                 jerr.field[0] ? jerr.field : "the document");
         goto out;
     }
     json_t *out = preview_json(&spec, (size_t)n, from_ms, resp);
@@ -646,7 +644,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     json_object_foreach(body, key, val)
     {
         if (strcmp(key, "schedules") != 0 && strcmp(key, "n") != 0 && strcmp(key, "from") != 0) {
-            http_problem(resp, 400, key, "unknown field '%s'", key);
+            api_fail(resp, SKED_EINVAL, key, "unknown field '%s'", key);
             goto out;
         }
     }
@@ -654,7 +652,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     if (jn) {
         if (!json_is_integer(jn) || json_integer_value(jn) < 1 ||
             json_integer_value(jn) > PREVIEW_MAX) {
-            http_problem(resp, 400, "n", "n must be an integer from 1 to %d", PREVIEW_MAX);
+            api_fail(resp, SKED_EINVAL, "n", "n must be an integer from 1 to %d", PREVIEW_MAX);
             goto out;
         }
         n = json_integer_value(jn);
@@ -664,19 +662,19 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     json_t *jf = json_object_get(body, "from");
     if (jf && (!json_is_string(jf) ||
                parse_from(json_string_value(jf), json_string_length(jf), &from_ms) != 0)) {
-        http_problem(resp, 400, "from", "from must be " FROM_HELP "%s",
-                     json_is_null(jf) ? ", not null (leave it out to preview from now)" : "");
+        api_fail(resp, SKED_EINVAL, "from", "from must be " FROM_HELP "%s",
+                 json_is_null(jf) ? ", not null (leave it out to preview from now)" : "");
         goto out;
     }
     json_t *scheds = json_object_get(body, "schedules");
     if (!scheds || json_is_null(scheds)) {
-        http_problem(resp, 400, "schedules",
-                     "schedules is required%s: an array of 1 to %d schedules",
-                     scheds ? " and must not be null" : "", JOBSPEC_SCHEDULES_MAX);
+        api_fail(resp, SKED_EINVAL, "schedules",
+                 "schedules is required%s: an array of 1 to %d schedules",
+                 scheds ? " and must not be null" : "", JOBSPEC_SCHEDULES_MAX);
         goto out;
     }
     if (json_is_array(scheds) && json_array_size(scheds) == 0) {
-        http_problem(resp, 400, "schedules", "schedules must name at least one schedule");
+        api_fail(resp, SKED_EINVAL, "schedules", "schedules must name at least one schedule");
         goto out;
     }
     /* Validate with jobspec's own rules by previewing a minimal job: its
@@ -684,7 +682,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     wrap =
         json_pack("{s:s, s:[s], s:O}", "name", "preview", "command", "true", "schedules", scheds);
     if (!wrap) {
-        http_problem(resp, 500, NULL, "cannot build the preview document");
+        api_fail(resp, SKED_EINTERNAL, NULL, "cannot build the preview document");
         goto out;
     }
     if (jobspec_parse(wrap, &spec, &jerr) != 0) {
@@ -719,24 +717,24 @@ void api_jobs_misses(http_req_t *req, http_resp_t *resp)
     if (!id || !job_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
         goto out;
     }
     f.limit = (int)limit;
     q = http_query(req, "at");
     if (q && clock_parse_rfc3339(q, &f.at_ms) != 0) {
-        http_problem(resp, 400, "query.at", "at must be an RFC 3339 time");
+        api_fail(resp, SKED_EINVAL, "query.at", "at must be an RFC 3339 time");
         goto out;
     }
     f.job_id = id;
     f.cursor = http_query(req, "cursor");
     int rc = store_miss_list(req->st, &f, &v, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
-        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
         goto out;
     }
     if (rc != 0) {
-        store_fail(resp, rc, "listing missed fire times");
+        api_fail_store(resp, rc, "job", "listing missed fire times");
         goto out;
     }
     json_t *items = json_array();

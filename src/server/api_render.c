@@ -1,8 +1,9 @@
 /*
  * JSON renderings of store records shared by the API handlers (a run looks
  * the same in a list, in GET /v1/runs/{id}, under a job's last_run and in a
- * trigger answer), plus the small request helpers the jobs and runs
- * handlers share: strict integer query parameters and path-id checks.
+ * trigger answer), plus the small request helpers the handlers share:
+ * strict integer query parameters, path-id checks, and api_fail, the one
+ * way a failure is answered (api.h).
  * The shapes are the ones docs/api.md specifies.
  */
 #include "server/api.h"
@@ -10,6 +11,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,19 +154,38 @@ const char *api__path_id(http_req_t *req, http_resp_t *resp)
 {
     const char *id = req->params[0];
     if (!id || !id_valid(id)) {
-        http_problem(resp, 404, "path.id", "no such resource: '%s' is not a valid id",
-                     id ? id : "");
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "no such resource: '%s' is not a valid id",
+                 id ? id : "");
         return NULL;
     }
     return id;
 }
 
-void api__store_fail(http_resp_t *resp, int rc, const char *noun, const char *what)
+bool api_logged_below(int err)
 {
-    if (rc == SKED_ENOTFOUND && noun) {
-        http_problem(resp, 404, "path.id", "no such %s", noun);
-        return;
-    }
-    log_error("api", "%s: %s", what, sked_strerror(rc));
-    http_problem_err(resp, rc, NULL, "%s: %s", what, sked_strerror(rc));
+    return err == SKED_ESTORE || err == SKED_EBUSY || err == SKED_ENOSPC;
+}
+
+void api_fail(http_resp_t *resp, int err, const char *field, const char *fmt, ...)
+{
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *detail = xmalloc(len > 0 ? (size_t)len + 1 : 1);
+    vsnprintf(detail, len > 0 ? (size_t)len + 1 : 1, fmt, again);
+    va_end(again);
+    if (sked_http_status(err) >= 500 && !api_logged_below(err))
+        log_error("api", "%s (%s)", detail, sked_errname(err));
+    http_problem_err(resp, err, field, "%s", detail);
+    free(detail);
+}
+
+void api_fail_store(http_resp_t *resp, int err, const char *noun, const char *what)
+{
+    if (err == SKED_ENOTFOUND && noun)
+        api_fail(resp, err, "path.id", "no such %s", noun);
+    else
+        api_fail(resp, err, NULL, "%s: %s", what, sked_strerror(err));
 }

@@ -34,11 +34,6 @@
 #define FOLLOW_MAGIC   0x464c4f57u                       /* "FLOW" */
 #define TEXT_PLAIN     "text/plain; charset=utf-8"
 
-static void store_fail(http_resp_t *resp, int rc, const char *what)
-{
-    api__store_fail(resp, rc, "run", what);
-}
-
 /* Whether the caller may see (write = false) or cancel (write = true) run
  * id; on false resp holds the answer (404 outside the caller's namespaces,
  * 403 for a visible run of a job it may not change). *ns_out (may be NULL)
@@ -54,17 +49,17 @@ static bool run_access(http_req_t *req, http_resp_t *resp, const char *id, bool 
     int rc = store_run_get(req->st, id, &run, NULL, NULL);
     if (rc == 0) rc = store_job_scope(req->st, run.job_id, &ns, &owner);
     if (rc < 0) {
-        store_fail(resp, rc, "reading the run");
+        api_fail_store(resp, rc, "run", "reading the run");
         goto out;
     }
     if (!auth_ns_visible(req->who, ns)) {
-        http_problem(resp, 404, "path.id", "no such run");
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "no such run");
         if (write) auth_audit(req, id, ns, 404);
         goto out;
     }
     if (write && !auth_job_writable(req->who, ns, owner)) {
-        http_problem(resp, 403, NULL, "a %s may cancel only runs of the jobs it owns",
-                     token_role_name(req->who->role));
+        api_fail(resp, SKED_EFORBID, NULL, "a %s may cancel only runs of the jobs it owns",
+                 token_role_name(req->who->role));
         auth_audit(req, id, ns, 403);
         goto out;
     }
@@ -91,41 +86,41 @@ void api_runs_list(http_req_t *req, http_resp_t *resp)
 
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
         goto out;
     }
     f.limit = (int)limit;
     f.job_id = http_query(req, "job_id");
     if (f.job_id && !id_valid(f.job_id)) {
-        http_problem(resp, 400, "query.job_id", "'%s' is not a job id", f.job_id);
+        api_fail(resp, SKED_EINVAL, "query.job_id", "'%s' is not a job id", f.job_id);
         goto out;
     }
     f.state = http_query(req, "state");
     if (f.state && run_state_parse(f.state, &rs) != 0) {
-        http_problem(resp, 400, "query.state",
-                     "state must be one of scheduled, waiting, pending, running, succeeded, "
-                     "failed, canceled, skipped");
+        api_fail(resp, SKED_EINVAL, "query.state",
+                 "state must be one of scheduled, waiting, pending, running, succeeded, "
+                 "failed, canceled, skipped");
         goto out;
     }
     q = http_query(req, "since");
     if (q && clock_parse_rfc3339(q, &f.since_ms) != 0) {
-        http_problem(resp, 400, "query.since", "since must be an RFC 3339 time");
+        api_fail(resp, SKED_EINVAL, "query.since", "since must be an RFC 3339 time");
         goto out;
     }
     q = http_query(req, "until");
     if (q && clock_parse_rfc3339(q, &f.until_ms) != 0) {
-        http_problem(resp, 400, "query.until", "until must be an RFC 3339 time");
+        api_fail(resp, SKED_EINVAL, "query.until", "until must be an RFC 3339 time");
         goto out;
     }
     f.cursor = http_query(req, "cursor");
 
     int rc = store_run_list_in(req->st, &f, auth_ns_filter(req->who), &runs, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
-        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
         goto out;
     }
     if (rc != 0) {
-        store_fail(resp, rc, "listing runs");
+        api_fail_store(resp, rc, "run", "listing runs");
         goto out;
     }
     json_t *items = json_array();
@@ -152,7 +147,7 @@ static void answer_run(http_req_t *req, http_resp_t *resp, const char *id, int s
 
     int rc = store_run_get(req->st, id, &run, &att, &na);
     if (rc != 0) {
-        store_fail(resp, rc, "reading the run");
+        api_fail_store(resp, rc, "run", "reading the run");
         goto out;
     }
     http_json(resp, status, api_run_json(&run, att ? att : &none, na));
@@ -181,11 +176,11 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp)
     if (rc == SKED_ECONFLICT) {
         const char *state = "finished";
         if (store_run_get(req->st, id, &run, NULL, NULL) == 0) state = run_state_name(run.state);
-        http_problem(resp, 409, NULL, "the run is already %s", state);
+        api_fail(resp, SKED_ECONFLICT, NULL, "the run is already %s", state);
         goto out;
     }
     if (rc != 0) {
-        store_fail(resp, rc, "canceling the run");
+        api_fail_store(resp, rc, "run", "canceling the run");
         goto out;
     }
     log_info("api", "run %s: %s", id, reason);
@@ -273,7 +268,7 @@ static struct follow *start_log(http_req_t *req, http_resp_t *resp, bool *follow
     if (!id || !run_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "attempt");
     if (q && api__int_param(q, 1, 1000000, &attempt) != 0) {
-        http_problem(resp, 400, "query.attempt", "attempt must be a positive integer");
+        api_fail(resp, SKED_EINVAL, "query.attempt", "attempt must be a positive integer");
         goto out;
     }
     q = http_query(req, "follow");
@@ -281,12 +276,12 @@ static struct follow *start_log(http_req_t *req, http_resp_t *resp, bool *follow
     if (q && (!strcmp(q, "1") || !strcmp(q, "true"))) {
         *follow = true;
     } else if (q && strcmp(q, "0") != 0 && strcmp(q, "false") != 0) {
-        http_problem(resp, 400, "query.follow", "follow must be 1 or 0");
+        api_fail(resp, SKED_EINVAL, "query.follow", "follow must be 1 or 0");
         goto out;
     }
     int rc = store_run_get(req->st, id, &run, NULL, NULL);
     if (rc != 0) {
-        store_fail(resp, rc, "reading the run");
+        api_fail_store(resp, rc, "run", "reading the run");
         goto out;
     }
     f = xcalloc(1, sizeof *f);
@@ -317,7 +312,7 @@ void api_runs_log(http_req_t *req, http_resp_t *resp)
             int rc = read_log(req->st, f, &out);
             free(f);
             if (rc != 0) {
-                store_fail(resp, rc, "reading the log");
+                api_fail_store(resp, rc, "run", "reading the log");
                 goto out;
             }
             http_text(resp, 200, TEXT_PLAIN, out.data ? out.data : "", out.len);
@@ -341,7 +336,8 @@ void api_runs_log(http_req_t *req, http_resp_t *resp)
     rc = read_log(req->st, f, &out);
     if (out.len > 0) http_stream_write(resp, out.data, out.len);
     if (rc != 0) {
-        log_warn("api", "following the log of %s: %s", f->run_id, sked_strerror(rc));
+        if (!api_logged_below(rc))
+            log_warn("api", "following the log of %s: %s", f->run_id, sked_strerror(rc));
         http_stream_end(resp);
     } else if (done) {
         http_stream_end(resp);

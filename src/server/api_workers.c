@@ -80,7 +80,7 @@ static bool known_fields(json_t *o, const char *const *allowed, const char *pref
         if (!ok) {
             char field[256];
             snprintf(field, sizeof field, "%s%.200s", prefix, k);
-            http_problem(resp, 400, field, "unknown field '%.200s'", k);
+            api_fail(resp, SKED_EINVAL, field, "unknown field '%.200s'", k);
             return false;
         }
     }
@@ -105,16 +105,11 @@ static bool opt_int(json_t *o, const char *key, long long min, long long max, lo
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return true;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        http_problem(resp, 400, key, "%s must be an integer from %lld to %lld", key, min, max);
+        api_fail(resp, SKED_EINVAL, key, "%s must be an integer from %lld to %lld", key, min, max);
         return false;
     }
     *out = json_integer_value(v);
     return true;
-}
-
-static void store_fail(http_resp_t *resp, int rc, const char *what)
-{
-    api__store_fail(resp, rc, what, what);
 }
 
 /* The owner the worker-protocol store verbs check: a worker token acts only
@@ -128,8 +123,8 @@ static const char *caller_owner(const http_req_t *req)
 /* Answers a worker-protocol refusal: another token's worker or run. */
 static void forbid(http_resp_t *resp, const char *field, const char *what, const char *id)
 {
-    http_problem(resp, 403, field, "%s %s belongs to a worker registered with another token", what,
-                 id);
+    api_fail(resp, SKED_EFORBID, field, "%s %s belongs to a worker registered with another token",
+             what, id);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -146,8 +141,8 @@ static bool parse_queues(json_t *v, char **out, http_resp_t *resp)
     size_t i;
     json_t *q;
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > QUEUES_MAX) {
-        http_problem(resp, 400, "queues", "queues must be an array of 1 to %d queue names",
-                     QUEUES_MAX);
+        api_fail(resp, SKED_EINVAL, "queues", "queues must be an array of 1 to %d queue names",
+                 QUEUES_MAX);
         return false;
     }
     json_array_foreach(v, i, q)
@@ -155,9 +150,9 @@ static bool parse_queues(json_t *v, char **out, http_resp_t *resp)
         if (!json_is_string(q) || !token_ok(json_string_value(q), JOBSPEC_NAME_MAX)) {
             char field[32];
             snprintf(field, sizeof field, "queues[%zu]", i);
-            http_problem(resp, 400, field,
-                         "a queue name is 1 to %d bytes without control characters, ',' or '='",
-                         JOBSPEC_NAME_MAX);
+            api_fail(resp, SKED_EINVAL, field,
+                     "a queue name is 1 to %d bytes without control characters, ',' or '='",
+                     JOBSPEC_NAME_MAX);
             buf_free(&b);
             return false;
         }
@@ -178,8 +173,8 @@ static bool parse_labels(json_t *v, char **out, http_resp_t *resp)
     bool ok = false;
 
     if (!json_is_object(v) || json_object_size(v) > LABELS_MAX) {
-        http_problem(resp, 400, "labels", "labels must be an object of at most %d string values",
-                     LABELS_MAX);
+        api_fail(resp, SKED_EINVAL, "labels",
+                 "labels must be an object of at most %d string values", LABELS_MAX);
         goto out;
     }
     keys = xcalloc(json_object_size(v) + 1, sizeof *keys);
@@ -188,17 +183,17 @@ static bool parse_labels(json_t *v, char **out, http_resp_t *resp)
         char field[256];
         snprintf(field, sizeof field, "labels.%.200s", k);
         if (!token_ok(k, JOBSPEC_NAME_MAX)) {
-            http_problem(resp, 400, field,
-                         "a label key is 1 to %d bytes without control characters, ',' or '='",
-                         JOBSPEC_NAME_MAX);
+            api_fail(resp, SKED_EINVAL, field,
+                     "a label key is 1 to %d bytes without control characters, ',' or '='",
+                     JOBSPEC_NAME_MAX);
             goto out;
         }
         if (!json_is_string(val) ||
             (*json_string_value(val) && !token_ok(json_string_value(val), JOBSPEC_NAME_MAX))) {
-            http_problem(resp, 400, field,
-                         "a label value is a string of at most %d bytes without control "
-                         "characters, ',' or '='",
-                         JOBSPEC_NAME_MAX);
+            api_fail(resp, SKED_EINVAL, field,
+                     "a label value is a string of at most %d bytes without control "
+                     "characters, ',' or '='",
+                     JOBSPEC_NAME_MAX);
             goto out;
         }
         keys[n++] = k;
@@ -230,9 +225,9 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
     if (!known_fields(body, fields, "", resp)) goto out;
     v = json_object_get(body, "name");
     if (!json_is_string(v) || !token_ok(json_string_value(v), JOBSPEC_NAME_MAX)) {
-        http_problem(resp, 400, "name",
-                     "name is required: 1 to %d bytes without control characters, ',' or '='",
-                     JOBSPEC_NAME_MAX);
+        api_fail(resp, SKED_EINVAL, "name",
+                 "name is required: 1 to %d bytes without control characters, ',' or '='",
+                 JOBSPEC_NAME_MAX);
         goto out;
     }
     w.name = xstrdup(json_string_value(v));
@@ -240,7 +235,8 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
     if (v && !json_is_null(v)) {
         if (!json_is_string(v) ||
             (*json_string_value(v) && !token_ok(json_string_value(v), HOST_MAX))) {
-            http_problem(resp, 400, "host", "host must be a string of at most %d bytes", HOST_MAX);
+            api_fail(resp, SKED_EINVAL, "host", "host must be a string of at most %d bytes",
+                     HOST_MAX);
             goto out;
         }
         w.host = xstrdup(json_string_value(v));
@@ -269,7 +265,7 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
 
     int rc = store_worker_register(req->st, &w, req->now_ms);
     if (rc < 0) {
-        store_fail(resp, rc, "register worker");
+        api_fail_store(resp, rc, "worker", "register worker");
         goto out;
     }
     log_info("api", "worker %s registered as %s (%d slots, queues %s)", w.name, w.id, w.slots,
@@ -298,17 +294,17 @@ void api_workers_list(http_req_t *req, http_resp_t *resp)
 
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        http_problem(resp, 400, "query.limit", "limit must be an integer from 1 to 1000");
+        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
         return;
     }
     const char *cursor = http_query(req, "cursor");
     int rc = store_worker_list(req->st, cursor, (int)limit, &ws, &n, &next);
     if (rc == SKED_EINVAL && cursor) {
-        http_problem(resp, 400, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
         return;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "list workers");
+        api_fail_store(resp, rc, "worker", "list workers");
         return;
     }
     json_t *items = json_array();
@@ -336,7 +332,7 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
     }
     if (rc == 0) rc = store_worker_get(req->st, id, &w);
     if (rc < 0) {
-        store_fail(resp, rc, "worker");
+        api_fail_store(resp, rc, "worker", "worker");
         return;
     }
     log_info("api", "worker %s (%s) is draining", w.id, w.name ? w.name : "");
@@ -365,8 +361,8 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
     runs = json_object_get(body, "runs");
     if (runs && !json_is_null(runs)) {
         if (!json_is_array(runs) || json_array_size(runs) > HELD_MAX) {
-            http_problem(resp, 400, "runs", "runs must be an array of at most %d entries",
-                         HELD_MAX);
+            api_fail(resp, SKED_EINVAL, "runs", "runs must be an array of at most %d entries",
+                     HELD_MAX);
             goto out;
         }
         n = json_array_size(runs);
@@ -376,7 +372,7 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
             snprintf(prefix, sizeof prefix, "runs[%zu].", i);
             if (!json_is_object(item)) {
                 snprintf(field, sizeof field, "runs[%zu]", i);
-                http_problem(resp, 400, field, "each entry is {\"run_id\", \"fence\"}");
+                api_fail(resp, SKED_EINVAL, field, "each entry is {\"run_id\", \"fence\"}");
                 goto out;
             }
             if (!known_fields(item, run_fields, prefix, resp)) goto out;
@@ -384,18 +380,18 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
             json_t *fence = json_object_get(item, "fence");
             if (!json_is_string(rid) || !id_valid(json_string_value(rid))) {
                 snprintf(field, sizeof field, "runs[%zu].run_id", i);
-                http_problem(resp, 400, field, "run_id must be a run id");
+                api_fail(resp, SKED_EINVAL, field, "run_id must be a run id");
                 goto out;
             }
             if (!json_is_integer(fence) || json_integer_value(fence) < 0) {
                 snprintf(field, sizeof field, "runs[%zu].fence", i);
-                http_problem(resp, 400, field, "fence must be a non-negative integer");
+                api_fail(resp, SKED_EINVAL, field, "fence must be a non-negative integer");
                 goto out;
             }
             json_t *started = json_object_get(item, "started");
             if (started && !json_is_boolean(started)) {
                 snprintf(field, sizeof field, "runs[%zu].started", i);
-                http_problem(resp, 400, field, "started must be true or false");
+                api_fail(resp, SKED_EINVAL, field, "started must be true or false");
                 goto out;
             }
             held[i].run_id = json_string_value(rid);
@@ -414,11 +410,11 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "unknown worker '%s': register again", id);
         goto out;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "heartbeat");
+        api_fail_store(resp, rc, "worker", "heartbeat");
         goto out;
     }
     json_t *stop = json_array();
@@ -480,11 +476,11 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max
         return -1;
     }
     if (rc == SKED_ENOTFOUND) {
-        http_problem(resp, 404, "path.id", "unknown worker '%s': register again", id);
+        api_fail(resp, SKED_ENOTFOUND, "path.id", "unknown worker '%s': register again", id);
         return -1;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "claim");
+        api_fail_store(resp, rc, "worker", "claim");
         return -1;
     }
     if (n == 0) {
@@ -533,8 +529,8 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
         if (w && !json_is_null(w)) {
             if (!json_is_string(w) || duration_parse(json_string_value(w), &wait_ms) != 0 ||
                 wait_ms > CLAIM_WAIT_MAX_MS) {
-                http_problem(resp, 400, "wait",
-                             "wait must be a duration from \"0s\" to \"30s\", e.g. \"30s\"");
+                api_fail(resp, SKED_EINVAL, "wait",
+                         "wait must be a duration from \"0s\" to \"30s\", e.g. \"30s\"");
                 goto out;
             }
         }
@@ -594,7 +590,7 @@ static bool attempt_param(http_req_t *req, http_resp_t *resp, int *n)
 {
     long v;
     if (api__int_param(req->params[1], 1, INT_MAX, &v) != 0) {
-        http_problem(resp, 400, "path.n", "the attempt number must be a positive integer");
+        api_fail(resp, SKED_EINVAL, "path.n", "the attempt number must be a positive integer");
         return false;
     }
     *n = (int)v;
@@ -609,11 +605,11 @@ static bool query_int(http_req_t *req, http_resp_t *resp, const char *key, long 
     snprintf(field, sizeof field, "query.%s", key);
     if (!s) {
         if (!required) return true;
-        http_problem(resp, 400, field, "the query parameter '%s' is required", key);
+        api_fail(resp, SKED_EINVAL, field, "the query parameter '%s' is required", key);
         return false;
     }
     if (api__int_param(s, min, max, out) != 0) {
-        http_problem(resp, 400, field, "%s must be an integer from %ld to %ld", key, min, max);
+        api_fail(resp, SKED_EINVAL, field, "%s must be an integer from %ld to %ld", key, min, max);
         return false;
     }
     return true;
@@ -635,13 +631,13 @@ void api_attempts_log(http_req_t *req, http_resp_t *resp)
         return;
     }
     if (rc == SKED_ESTALE) {
-        http_problem(resp, 409, "query.fence",
-                     "stale fencing token: attempt %d of run %s is no longer held with fence %ld",
-                     n, id, fence);
+        api_fail(resp, rc, "query.fence",
+                 "stale fencing token: attempt %d of run %s is no longer held with fence %ld", n,
+                 id, fence);
         return;
     }
     if (rc < 0) {
-        store_fail(resp, rc, "run");
+        api_fail_store(resp, rc, "run", "run");
         return;
     }
     http_empty(resp, 204);
@@ -663,9 +659,9 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
     if (!known_fields(body, fields, "", resp)) goto out;
     v = json_object_get(body, "fence");
     if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        http_problem(resp, 400, "fence",
-                     "fence is required: the non-negative integer the "
-                     "claim handed out");
+        api_fail(resp, SKED_EINVAL, "fence",
+                 "fence is required: the non-negative integer the "
+                 "claim handed out");
         goto out;
     }
     fence = json_integer_value(v);
@@ -673,8 +669,8 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
     if (!json_is_string(v) || attempt_outcome_parse(json_string_value(v), &res.outcome) != 0 ||
         res.outcome == ATTEMPT_LOST) {
         /* "lost" is the server's verdict on a silent worker, never a report. */
-        http_problem(resp, 400, "outcome",
-                     "outcome is required: succeeded, failed, timeout, canceled or not_started");
+        api_fail(resp, SKED_EINVAL, "outcome",
+                 "outcome is required: succeeded, failed, timeout, canceled or not_started");
         goto out;
     }
     if (!opt_int(body, "exit_code", 0, 255, &exit_code, resp)) goto out;
@@ -684,8 +680,8 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
     v = json_object_get(body, "reason");
     if (v && !json_is_null(v)) {
         if (!json_is_string(v) || strlen(json_string_value(v)) > REASON_MAX) {
-            http_problem(resp, 400, "reason", "reason must be a string of at most %d bytes",
-                         REASON_MAX);
+            api_fail(resp, SKED_EINVAL, "reason", "reason must be a string of at most %d bytes",
+                     REASON_MAX);
             goto out;
         }
         res.reason = json_string_value(v);
@@ -697,14 +693,14 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     if (rc == SKED_ESTALE) {
-        http_problem(resp, 409, "fence",
-                     "stale fencing token: attempt %d of run %s is no longer held with fence %lld",
-                     n, id, fence);
+        api_fail(resp, rc, "fence",
+                 "stale fencing token: attempt %d of run %s is no longer held with fence %lld", n,
+                 id, fence);
         goto out;
     }
     if (rc == 0) rc = store_run_get(req->st, id, &run, NULL, NULL);
     if (rc < 0) {
-        store_fail(resp, rc, "run");
+        api_fail_store(resp, rc, "run", "run");
         goto out;
     }
     http_json(resp, 200, json_pack("{s:s}", "state", run_state_name(run.state)));

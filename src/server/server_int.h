@@ -29,11 +29,6 @@ void http__free(http_daemon_t *d); /* NULL is a no-op */
 
 /* ---- request helpers (api_render.c) ---- */
 
-/* Answers a failed store call, logging it once: SKED_ENOTFOUND becomes a
- * 404 "no such <noun>" naming "path.id" when noun is non-NULL; anything
- * else the error's own status with "<what>: <reason>". */
-void api__store_fail(http_resp_t *resp, int rc, const char *noun, const char *what);
-
 /* Parses a decimal integer in [min, max], all of s. 0, or SKED_EINVAL. */
 int api__int_param(const char *s, long min, long max, long *out);
 /* The {id} path parameter if it is a well-formed id; else fills resp with
