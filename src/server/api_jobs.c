@@ -299,6 +299,9 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         job_fail(resp, rc, &jerr);
         goto out;
     }
+    store_audit_t audit;
+    auth_audit_entry(req, NULL, nsbuf, 201, &audit); /* the store names the new job */
+    call.audit = &audit;
     rc = jobsvc_create(&call, nsbuf, &spec, idem, &job, &scheds, &n);
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     if (rc == SKED_EEXIST) { /* an idempotent repeat: the job first created */
@@ -310,7 +313,6 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         job_fail(resp, rc, &call.err);
         goto out;
     }
-    auth_audit(req, job.id, job.ns, 201);
     http_set_header(resp, "Location", loc);
     set_etag(resp, job.version);
     http_json(resp, 201, job_json(&job, scheds, n));
@@ -439,12 +441,14 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
     }
 
     jobsvc_call_t call = svc_call(req);
+    store_audit_t audit;
+    auth_audit_entry(req, id, jns, 200, &audit);
+    call.audit = &audit;
     int rc = jobsvc_update(&call, id, body, want);
     if (rc != 0) {
         job_fail(resp, rc, &call.err);
         goto out;
     }
-    auth_audit(req, id, jns, 200);
     answer_job(req, resp, id, 200, false);
 out:
     free(jns);
@@ -457,12 +461,14 @@ static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
     jobsvc_call_t call = svc_call(req);
     const char *id = api__path_id(req, resp);
     if (!id || !job_access(req, resp, id, true, &ns)) return;
+    store_audit_t audit;
+    auth_audit_entry(req, id, ns, state == JOB_DELETED ? 204 : 200, &audit);
+    call.audit = &audit;
     int rc = jobsvc_set_state(&call, id, state);
     if (rc != 0) {
         job_fail(resp, rc, &call.err);
         goto out;
     }
-    auth_audit(req, id, ns, state == JOB_DELETED ? 204 : 200);
     if (state == JOB_DELETED)
         http_empty(resp, 204);
     else
@@ -496,12 +502,14 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     const char *id = api__path_id(req, resp);
     if (!id || !job_access(req, resp, id, true, &ns)) return;
 
+    store_audit_t audit;
+    auth_audit_entry(req, id, ns, 201, &audit);
+    call.audit = &audit;
     int rc = jobsvc_trigger(&call, id, run_id);
     if (rc != 0) {
         job_fail(resp, rc, &call.err);
         goto out;
     }
-    auth_audit(req, id, ns, 201);
     rc = store_run_get(req->st, run_id, &run, NULL, NULL);
     if (rc != 0) {
         api_fail_store(resp, rc == SKED_ENOTFOUND ? SKED_EINTERNAL : rc, "job",

@@ -172,7 +172,9 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp)
     if (!id || !run_access(req, resp, id, true, &ns)) return;
 
     reason = xasprintf("canceled by %s", req->who && req->who->name ? req->who->name : "api");
-    int rc = store_run_cancel(req->st, id, reason, req->now_ms);
+    store_audit_t audit;
+    auth_audit_entry(req, id, ns, 200, &audit);
+    int rc = store_run_cancel(req->st, id, reason, &audit, req->now_ms);
     if (rc == SKED_ECONFLICT) {
         const char *state = "finished";
         if (store_run_get(req->st, id, &run, NULL, NULL) == 0) state = run_state_name(run.state);
@@ -184,7 +186,6 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     log_info("api", "run %s: %s", id, reason);
-    auth_audit(req, id, ns, 200);
     answer_run(req, resp, id, 200);
 out:
     store_run_clear(&run);

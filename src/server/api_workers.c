@@ -263,14 +263,15 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
     w.owner = xstrdup(req->who ? req->who->token_id : "");
     w.ns = xstrdup(req->who && req->who->ns ? req->who->ns : "");
 
-    int rc = store_worker_register(req->st, &w, req->now_ms);
+    store_audit_t audit;
+    auth_audit_entry(req, NULL, NULL, 201, &audit); /* the store names the new worker */
+    int rc = store_worker_register(req->st, &w, &audit, req->now_ms);
     if (rc < 0) {
         api_fail_store(resp, rc, "worker", "register worker");
         goto out;
     }
     log_info("api", "worker %s registered as %s (%d slots, queues %s)", w.name, w.id, w.slots,
              w.queues);
-    auth_audit(req, w.id, NULL, 201);
     duration_format(cfg->lease_ms, lease, sizeof lease);
     duration_format(cfg->heartbeat_ms, hb, sizeof hb);
     char *loc = xasprintf("/v1/workers/%s", w.id);
@@ -325,7 +326,9 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
     const char *id = api__path_id(req, resp);
     memset(&w, 0, sizeof w);
     if (!id) return;
-    int rc = store_worker_drain(req->st, id, caller_owner(req), req->now_ms);
+    store_audit_t audit;
+    auth_audit_entry(req, id, NULL, 200, &audit);
+    int rc = store_worker_drain(req->st, id, caller_owner(req), &audit, req->now_ms);
     if (rc == SKED_EFORBID) {
         forbid(resp, "path.id", "worker", id);
         return;
@@ -336,7 +339,6 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
         return;
     }
     log_info("api", "worker %s (%s) is draining", w.id, w.name ? w.name : "");
-    auth_audit(req, w.id, NULL, 200);
     http_json(resp, 200, api_worker_json(&w));
     store_worker_clear(&w);
 }

@@ -124,9 +124,10 @@ void auth_default_ns(const http_principal_t *who, char *out, size_t outlen);
  * The route is req's pattern, found in http_routes. */
 void auth_audit_entry(const http_req_t *req, const char *target, const char *ns, int status,
                       store_audit_t *a);
-/* Appends that entry on its own (after the change it records). A failed
- * append is retried once, then the whole entry is logged as an error, so
- * no entry of a committed change vanishes silently. */
+/* Appends that entry on its own: for a refusal, where nothing changed. (A
+ * change's entry is passed to the store verb that makes it and commits in
+ * the same transaction.) A failed append is retried once, then the whole
+ * entry is logged as an error, so no entry vanishes silently. */
 void auth_audit(const http_req_t *req, const char *target, const char *ns, int status);
 
 /* Audits a refusal the HTTP layer made before any handler ran (401, 403),

@@ -130,7 +130,7 @@ int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const
     job->owner = xstrdup(who_name(c));
     job->spec_json = canonical_text(spec);
 
-    rc = store_job_create(c->st, job, *scheds, *n, *n == 0, idem_key, c->now_ms);
+    rc = store_job_create(c->st, job, *scheds, *n, *n == 0, idem_key, c->audit, c->now_ms);
     if (rc == SKED_EEXIST) return rc; /* an idempotent repeat: job->id is the first job */
     if (rc == SKED_ECONFLICT) return name_taken(c, spec->name, job->ns);
     if (rc != 0) return store_failed(c, rc, "creating the job");
@@ -179,7 +179,7 @@ static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, i
     upd.version = cur.version;
     upd.created_ms = cur.created_ms;
 
-    rc = store_job_update(c->st, &upd, want ? want : cur.version, scheds, n, c->now_ms);
+    rc = store_job_update(c->st, &upd, want ? want : cur.version, scheds, n, c->audit, c->now_ms);
     if (rc == SKED_EPRECOND && !want)
         rc = 1;
     else if (rc == SKED_EPRECOND)
@@ -217,7 +217,7 @@ int jobsvc_update(jobsvc_call_t *c, const char *id, const json_t *patch, int64_t
 
 int jobsvc_set_state(jobsvc_call_t *c, const char *id, job_state_t state)
 {
-    int rc = store_job_set_state(c->st, id, state, c->now_ms);
+    int rc = store_job_set_state(c->st, id, state, c->audit, c->now_ms);
     if (rc == SKED_ECONFLICT)
         return refuse(c, rc, NULL, "the job cannot become %s from its current state",
                       job_state_name(state));
@@ -230,7 +230,7 @@ int jobsvc_set_state(jobsvc_call_t *c, const char *id, job_state_t state)
 
 int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN])
 {
-    int rc = store_run_trigger(c->st, id, c->now_ms, run_id);
+    int rc = store_run_trigger(c->st, id, c->audit, c->now_ms, run_id);
     if (rc == SKED_ECONFLICT) return refuse(c, rc, NULL, "the job is deleted");
     if (rc != 0) return store_failed(c, rc, "triggering the job");
     return 0;

@@ -40,7 +40,10 @@ typedef struct jobsvc_call {
     sched_t *sched;              /* woken after a change that may fire; NULL = none */
     const http_principal_t *who; /* NULL = the server itself (owner "") */
     int64_t now_ms;              /* the request's wall clock, UTC ms */
-    jobspec_error_t err;         /* OUT: on failure, the field to blame ("" = none) and why */
+    /* The audit entry of the change, written by the store in the change's
+     * own transaction (an empty target: the job's id); NULL = none. */
+    const store_audit_t *audit;
+    jobspec_error_t err; /* OUT: on failure, the field to blame ("" = none) and why */
 } jobsvc_call_t;
 
 /* Creates a job from spec in namespace ns (resolved and granted by the

@@ -25,9 +25,10 @@ static db_sql_t Q_AUDIT_LIST_AFTER =
     DB_SAME("SELECT " AUDIT_COLS " FROM audit" AUDIT_LIST_WHERE " AND (at_ms, id) < (?4, ?5)"
             " ORDER BY at_ms DESC, id DESC LIMIT ?3");
 
-int store__put_audit(db_t *db, const store_audit_t *a)
+int store__put_audit(db_t *db, const store_audit_t *a, const char *target)
 {
     if (!a) return 0;
+    if (a->target && *a->target) target = a->target;
     char id[SKED_ID_LEN];
     db_q_t *q = db_q(db, &Q_AUDIT_INSERT);
     if (!q) return SKED_ESTORE;
@@ -38,7 +39,7 @@ int store__put_audit(db_t *db, const store_audit_t *a)
     db_bt(q, a->role ? a->role : "");
     db_bt(q, a->method);
     db_bt(q, a->route);
-    db_bt(q, a->target ? a->target : "");
+    db_bt(q, target ? target : "");
     db_bt(q, a->ns ? a->ns : "");
     db_bt(q, a->source ? a->source : "");
     db_bi(q, a->status);
@@ -47,7 +48,7 @@ int store__put_audit(db_t *db, const store_audit_t *a)
 
 static int audit_append_fn(db_t *db, void *arg)
 {
-    return store__put_audit(db, arg);
+    return store__put_audit(db, arg, NULL);
 }
 
 int v_audit_append(store_t *st, const store_audit_t *a)
@@ -172,7 +173,7 @@ static int token_create_fn(db_t *db, void *arg)
     db_bb(q, t->revoked);
     db_bt(q, t->user && *t->user ? t->user : NULL);
     int rc = db_exec(q, NULL); /* ECONFLICT: the same secret twice */
-    if (rc == 0) rc = store__put_audit(db, a->audit);
+    if (rc == 0) rc = store__put_audit(db, a->audit, NULL);
     return rc;
 }
 
@@ -308,7 +309,7 @@ static int token_revoke_fn(db_t *db, void *arg)
     int64_t changed = 0;
     int rc = db_exec(q, &changed);
     if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
-    if (rc == 0) rc = store__put_audit(db, a->audit);
+    if (rc == 0) rc = store__put_audit(db, a->audit, NULL);
     return rc;
 }
 
@@ -396,7 +397,7 @@ static int user_write_fn(db_t *db, void *arg)
     int64_t changed = 0;
     int rc = db_exec(q, &changed); /* ECONFLICT on insert: the name is taken */
     if (rc == 0 && changed == 0) rc = SKED_ENOTFOUND;
-    if (rc == 0) rc = store__put_audit(db, a->audit);
+    if (rc == 0) rc = store__put_audit(db, a->audit, NULL);
     return rc;
 }
 
@@ -432,7 +433,7 @@ static int user_delete_fn(db_t *db, void *arg)
     if (!(q = db_q(db, &Q_USER_TOKENS_REVOKE))) return SKED_ESTORE;
     db_bt(q, a->name);
     if ((rc = db_exec(q, NULL)) < 0) return rc;
-    return store__put_audit(db, a->audit);
+    return store__put_audit(db, a->audit, NULL);
 }
 
 int v_user_delete(store_t *st, const char *name, const store_audit_t *audit, int64_t now_ms)

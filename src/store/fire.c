@@ -216,6 +216,7 @@ int v_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms)
 
 struct trigger_args {
     const char *job_id;
+    const store_audit_t *audit;
     int64_t now_ms;
     char *run_id;
 };
@@ -231,13 +232,15 @@ static int trigger_fn(db_t *db, void *arg)
     if ((job_state_t)db_ci(q, 0) == JOB_DELETED) return SKED_ECONFLICT;
     rc = store__insert_run(db, a->run_id, a->job_id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL,
                            a->now_ms, NULL);
-    if (rc == 0) db_notify(db);
-    return rc;
+    if (rc < 0) return rc;
+    db_notify(db);
+    return store__put_audit(db, a->audit, a->job_id);
 }
 
-int v_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
+int v_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, int64_t now_ms,
+                  char run_id[SKED_ID_LEN])
 {
-    struct trigger_args a = {job_id, now_ms, run_id};
+    struct trigger_args a = {job_id, audit, now_ms, run_id};
     int rc = store__tx(st, DB_WRITE, trigger_fn, &a, &a.now_ms);
     if (rc < 0) run_id[0] = '\0';
     return rc;

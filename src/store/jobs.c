@@ -188,6 +188,7 @@ struct job_create_args {
     size_t nscheds;
     bool run_now;
     const char *idem_key;
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
@@ -256,17 +257,17 @@ static int job_create_fn(db_t *db, void *arg)
         if (rc < 0) return rc;
         db_notify(db);
     }
-    return 0;
+    return store__put_audit(db, a->audit, j->id);
 }
 
 int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
-                 bool run_now, const char *idem_key, int64_t now_ms)
+                 bool run_now, const char *idem_key, const store_audit_t *audit, int64_t now_ms)
 {
     /* Defaults live with the job so the caller sees what was stored. */
     if (!job->ns) job->ns = xstrdup("default");
     if (!job->owner) job->owner = xstrdup("");
     if (!job->queue) job->queue = xstrdup("default");
-    struct job_create_args a = {job, scheds, nscheds, run_now, idem_key, now_ms};
+    struct job_create_args a = {job, scheds, nscheds, run_now, idem_key, audit, now_ms};
     int rc = store__tx(st, DB_WRITE, job_create_fn, &a, &a.now_ms);
     if (rc < 0 && rc != SKED_EEXIST) job->id[0] = '\0';
     return rc;
@@ -364,6 +365,7 @@ struct job_update_args {
     store_schedule_t *scheds;
     size_t nscheds;
     char (*ids)[SKED_ID_LEN]; /* the schedule ids as the caller passed them */
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
@@ -433,16 +435,16 @@ static int job_update_fn(db_t *db, void *arg)
     }
     if ((rc = exec_job(db, &Q_SCHED_DROP_UNMARKED, j->id, NULL)) < 0) return rc;
     db_notify(db);
-    return 0;
+    return store__put_audit(db, a->audit, j->id);
 }
 
 int v_job_update(store_t *st, store_job_t *job, int64_t expect_version, store_schedule_t *scheds,
-                 size_t nscheds, int64_t now_ms)
+                 size_t nscheds, const store_audit_t *audit, int64_t now_ms)
 {
     char(*ids)[SKED_ID_LEN] = nscheds ? xcalloc(nscheds, sizeof *ids) : NULL;
     for (size_t i = 0; i < nscheds; i++)
         memcpy(ids[i], scheds[i].id, SKED_ID_LEN);
-    struct job_update_args a = {job, expect_version, scheds, nscheds, ids, now_ms};
+    struct job_update_args a = {job, expect_version, scheds, nscheds, ids, audit, now_ms};
     int rc = store__tx(st, DB_WRITE, job_update_fn, &a, &a.now_ms);
     if (rc < 0) /* nothing was stored: the caller's schedules stay as they were */
         for (size_t i = 0; i < nscheds; i++)
@@ -456,12 +458,12 @@ int v_job_update(store_t *st, store_job_t *job, int64_t expect_version, store_sc
 struct job_state_args {
     const char *id;
     job_state_t state;
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
-static int job_set_state_fn(db_t *db, void *arg)
+static int job_set_state_apply(db_t *db, struct job_state_args *a)
 {
-    struct job_state_args *a = arg;
     db_q_t *q = db_q(db, &Q_JOB_STATE_LOCK);
     if (!q) return SKED_ESTORE;
     db_bt(q, a->id);
@@ -496,8 +498,16 @@ static int job_set_state_fn(db_t *db, void *arg)
     return 0;
 }
 
-int v_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
+static int job_set_state_fn(db_t *db, void *arg)
 {
-    struct job_state_args a = {id, state, now_ms};
+    struct job_state_args *a = arg;
+    int rc = job_set_state_apply(db, a);
+    return rc < 0 ? rc : store__put_audit(db, a->audit, a->id);
+}
+
+int v_job_set_state(store_t *st, const char *id, job_state_t state, const store_audit_t *audit,
+                    int64_t now_ms)
+{
+    struct job_state_args a = {id, state, audit, now_ms};
     return store__tx(st, DB_WRITE, job_set_state_fn, &a, &a.now_ms);
 }

@@ -165,6 +165,7 @@ static db_sql_t Q_RUN_CANCEL_ASK =
 struct cancel_args {
     const char *id;
     const char *reason;
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
@@ -191,11 +192,12 @@ static int cancel_fn(db_t *db, void *arg)
     }
     if ((rc = db_exec(q, NULL)) < 0) return rc;
     db_notify(db);
-    return 0;
+    return store__put_audit(db, a->audit, a->id);
 }
 
-int v_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
+int v_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
+                 int64_t now_ms)
 {
-    struct cancel_args a = {id, reason, now_ms};
+    struct cancel_args a = {id, reason, audit, now_ms};
     return store__tx(st, DB_WRITE, cancel_fn, &a, &a.now_ms);
 }

@@ -421,10 +421,10 @@ static bool limit_ok(int limit)
 }
 
 int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
-                     bool run_now, const char *idem_key, int64_t now_ms)
+                     bool run_now, const char *idem_key, const store_audit_t *audit, int64_t now_ms)
 {
     if (!job || !job->name || !*job->name || (nscheds && !scheds)) return SKED_EINVAL;
-    return v_job_create(st, job, scheds, nscheds, run_now, idem_key, now_ms);
+    return v_job_create(st, job, scheds, nscheds, run_now, idem_key, audit, now_ms);
 }
 
 int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
@@ -450,16 +450,18 @@ int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, 
 }
 
 int store_job_update(store_t *st, store_job_t *job, int64_t expect_version,
-                     store_schedule_t *scheds, size_t nscheds, int64_t now_ms)
+                     store_schedule_t *scheds, size_t nscheds, const store_audit_t *audit,
+                     int64_t now_ms)
 {
     if (!job || !job->name || !*job->name || (nscheds && !scheds)) return SKED_EINVAL;
-    return v_job_update(st, job, expect_version, scheds, nscheds, now_ms);
+    return v_job_update(st, job, expect_version, scheds, nscheds, audit, now_ms);
 }
 
-int store_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms)
+int store_job_set_state(store_t *st, const char *id, job_state_t state, const store_audit_t *audit,
+                        int64_t now_ms)
 {
     if (!id || !job_state_name(state)) return SKED_EINVAL;
-    return v_job_set_state(st, id, state, now_ms);
+    return v_job_set_state(st, id, state, audit, now_ms);
 }
 
 int store_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n)
@@ -500,10 +502,11 @@ int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **ou
     return v_miss_list(st, f, out, n, next_cursor);
 }
 
-int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN])
+int store_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, int64_t now_ms,
+                      char run_id[SKED_ID_LEN])
 {
     if (!job_id || !run_id) return SKED_EINVAL;
-    return v_run_trigger(st, job_id, now_ms, run_id);
+    return v_run_trigger(st, job_id, audit, now_ms, run_id);
 }
 
 int store_next_claimable_ms(store_t *st, int64_t *out_ms)
@@ -550,16 +553,18 @@ int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_i
     return v_run_list(st, f, ns_in, out, n, next_cursor);
 }
 
-int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms)
+int store_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
+                     int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return v_run_cancel(st, id, reason, now_ms);
+    return v_run_cancel(st, id, reason, audit, now_ms);
 }
 
-int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
+int store_worker_register(store_t *st, store_worker_t *w, const store_audit_t *audit,
+                          int64_t now_ms)
 {
     if (!w || !w->name || !*w->name) return SKED_EINVAL;
-    return v_worker_register(st, w, now_ms);
+    return v_worker_register(st, w, audit, now_ms);
 }
 
 int store_worker_get(store_t *st, const char *id, store_worker_t *out)
@@ -581,16 +586,18 @@ int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t
     return v_worker_list(st, cursor, limit, out, n, next_cursor);
 }
 
-int store_worker_drain(store_t *st, const char *id, const char *owner, int64_t now_ms)
+int store_worker_drain(store_t *st, const char *id, const char *owner, const store_audit_t *audit,
+                       int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return v_worker_set_state(st, id, owner, WORKER_DRAINING, now_ms);
+    return v_worker_set_state(st, id, owner, WORKER_DRAINING, audit, now_ms);
 }
 
-int store_worker_deregister(store_t *st, const char *id, const char *owner, int64_t now_ms)
+int store_worker_deregister(store_t *st, const char *id, const char *owner,
+                            const store_audit_t *audit, int64_t now_ms)
 {
     if (!id) return SKED_EINVAL;
-    return v_worker_set_state(st, id, owner, WORKER_GONE, now_ms);
+    return v_worker_set_state(st, id, owner, WORKER_GONE, audit, now_ms);
 }
 
 int store_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,

@@ -123,6 +123,14 @@ typedef struct store_schedule {
 
 void store_schedule_clear(store_schedule_t *s);
 
+/* Audited changes. The verbs that change a job, a run or a worker on
+ * someone's behalf take `audit` (NULL = none): the audit entry recording
+ * the change, written in the same transaction, so an acknowledged change
+ * always has its entry and a failed one never does. When the entry's target
+ * is empty the store fills in what the verb names: the new job's id, the
+ * job, run or worker acted on. store_audit_t is declared below. */
+typedef struct store_audit store_audit_t;
+
 /* Creates a job with its schedules. job->id/version/created_ms/updated_ms
  * are set by the store (OUT). scheds[i].id/job_id are set by the store;
  * the caller computes scheds[i].next_fire_ms. If run_now, a run with
@@ -132,7 +140,8 @@ void store_schedule_clear(store_schedule_t *s);
  * SKED_EEXIST is returned. SKED_ECONFLICT: the name is taken in the
  * namespace. */
 int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
-                     bool run_now, const char *idem_key, int64_t now_ms);
+                     bool run_now, const char *idem_key, const store_audit_t *audit,
+                     int64_t now_ms);
 
 /* Reads a job (any state but deleted) and, if scheds is non-NULL, its
  * schedules (new array in *scheds, count in *nscheds; caller frees each
@@ -162,13 +171,15 @@ int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, 
  * SKED_EPRECOND otherwise. Bumps version (OUT in job->version). Also
  * updates the priority and queue of the job's not-yet-claimed runs. */
 int store_job_update(store_t *st, store_job_t *job, int64_t expect_version,
-                     store_schedule_t *scheds, size_t nscheds, int64_t now_ms);
+                     store_schedule_t *scheds, size_t nscheds, const store_audit_t *audit,
+                     int64_t now_ms);
 
 /* Pause (JOB_PAUSED), resume (JOB_ACTIVE) or delete (JOB_DELETED) a job.
  * Delete cancels its scheduled/waiting/pending runs and asks its running
  * runs to cancel. Resume leaves next_fire_ms as it was, so the scheduler
  * applies the misfire policy to what was missed. SKED_ENOTFOUND. */
-int store_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms);
+int store_job_set_state(store_t *st, const char *id, job_state_t state, const store_audit_t *audit,
+                        int64_t now_ms);
 
 /* ---- firing ------------------------------------------------------------- */
 
@@ -252,7 +263,8 @@ int store_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **ou
 
 /* Creates a run of job_id now (trigger). OUT: run_id. SKED_ENOTFOUND, or
  * SKED_ECONFLICT for a deleted job. */
-int store_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
+int store_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, int64_t now_ms,
+                      char run_id[SKED_ID_LEN]);
 
 /* The earliest not_before_ms of a scheduled/pending run of an active job
  * (*out_ms, -1 if none): when a waiting claim should next look. Returns 0
@@ -327,7 +339,8 @@ int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_i
  * a running one gets cancel_requested (its worker learns it on its next
  * heartbeat, kills the attempt and completes it as canceled). Terminal:
  * SKED_ECONFLICT. */
-int store_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms);
+int store_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
+                     int64_t now_ms);
 
 /* ---- workers and the worker protocol ----------------------------------- */
 
@@ -363,7 +376,8 @@ void store_worker_clear(store_worker_t *w);
  * w->ns. A worker with the same name and owner that is not active is
  * replaced (its id is reused) so restarts keep history tidy; a worker of
  * another owner is never taken over. */
-int store_worker_register(store_t *st, store_worker_t *w, int64_t now_ms);
+int store_worker_register(store_t *st, store_worker_t *w, const store_audit_t *audit,
+                          int64_t now_ms);
 int store_worker_get(store_t *st, const char *id, store_worker_t *out);
 /* Lists the pool (every worker but gone ones) by name, then id: one page of
  * at most limit (1..1000) workers after cursor (opaque, from a previous
@@ -380,9 +394,11 @@ int store_worker_list(store_t *st, const char *cursor, int limit, store_worker_t
 
 /* Stops handing work to a worker; its running runs finish. SKED_ENOTFOUND,
  * SKED_EFORBID. */
-int store_worker_drain(store_t *st, const char *id, const char *owner, int64_t now_ms);
+int store_worker_drain(store_t *st, const char *id, const char *owner, const store_audit_t *audit,
+                       int64_t now_ms);
 /* A worker going away cleanly (after a drain): state gone. */
-int store_worker_deregister(store_t *st, const char *id, const char *owner, int64_t now_ms);
+int store_worker_deregister(store_t *st, const char *id, const char *owner,
+                            const store_audit_t *audit, int64_t now_ms);
 
 /* A run handed to a worker by a claim. */
 typedef struct store_claimed {
@@ -535,7 +551,7 @@ int store_token_count(store_t *st, int64_t *count);
 
 /* One entry of the audit log: who did what to which target, from where,
  * and how it ended. Written for every mutation and every login attempt. */
-typedef struct store_audit {
+struct store_audit {
     char id[SKED_ID_LEN]; /* "aud_..."; set by the store */
     int64_t at_ms;
     char *actor;  /* principal name; for a login, the user name given */
@@ -546,7 +562,7 @@ typedef struct store_audit {
     char *ns;     /* namespace of the target; "" if none */
     char *source; /* client address; "" when unknown */
     int status;   /* the HTTP status answered */
-} store_audit_t;
+};
 
 void store_audit_clear(store_audit_t *a);
 

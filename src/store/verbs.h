@@ -12,7 +12,9 @@
 #include "store/store.h"
 
 /* access.c: tokens, users, audit, a job's scope */
-int store__put_audit(db_t *db, const store_audit_t *a); /* NULL: nothing to write */
+/* Writes audit entry a (NULL: nothing) in the running unit of work; target
+ * stands in when a's is empty (the id a verb just minted). */
+int store__put_audit(db_t *db, const store_audit_t *a, const char *target);
 int v_audit_append(store_t *st, const store_audit_t *a);
 int v_audit_list(store_t *st, const store_audit_filter_t *f, store_audit_t **out, size_t *n,
                  char **next_cursor);
@@ -38,15 +40,16 @@ int v_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **a
               size_t *nattempts);
 int v_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in, store_run_t **out,
                size_t *n, char **next_cursor);
-int v_run_cancel(store_t *st, const char *id, const char *reason, int64_t now_ms);
+int v_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
+                 int64_t now_ms);
 
 /* workers.c: the worker registry */
-int v_worker_register(store_t *st, store_worker_t *w, int64_t now_ms);
+int v_worker_register(store_t *st, store_worker_t *w, const store_audit_t *audit, int64_t now_ms);
 int v_worker_get(store_t *st, const char *id, store_worker_t *out);
 int v_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **out, size_t *n,
                   char **next_cursor);
 int v_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
-                       int64_t now_ms);
+                       const store_audit_t *audit, int64_t now_ms);
 
 /* meta.c: the store itself */
 int v_ping(store_t *st);
@@ -55,14 +58,15 @@ int v_set_schema_version(store_t *st, int version);
 
 /* jobs.c: create, get, list, update, pause/resume/delete */
 int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
-                 bool run_now, const char *idem_key, int64_t now_ms);
+                 bool run_now, const char *idem_key, const store_audit_t *audit, int64_t now_ms);
 int v_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
               size_t *nscheds);
 int v_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
                char **next_cursor);
 int v_job_update(store_t *st, store_job_t *job, int64_t expect_version, store_schedule_t *scheds,
-                 size_t nscheds, int64_t now_ms);
-int v_job_set_state(store_t *st, const char *id, job_state_t state, int64_t now_ms);
+                 size_t nscheds, const store_audit_t *audit, int64_t now_ms);
+int v_job_set_state(store_t *st, const char *id, job_state_t state, const store_audit_t *audit,
+                    int64_t now_ms);
 
 /* logs.c: log chunks and retention */
 int v_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
@@ -76,7 +80,8 @@ int v_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out,
 int v_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
 int v_miss_list(store_t *st, const store_miss_filter_t *f, store_miss_t **out, size_t *n,
                 char **next_cursor);
-int v_run_trigger(store_t *st, const char *job_id, int64_t now_ms, char run_id[SKED_ID_LEN]);
+int v_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, int64_t now_ms,
+                  char run_id[SKED_ID_LEN]);
 int v_next_claimable_ms(store_t *st, int64_t *out_ms);
 int v_next_fire_ms(store_t *st, int64_t *out_ms);
 

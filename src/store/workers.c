@@ -45,6 +45,7 @@ static db_sql_t Q_WORKER_SET_STATE =
 
 struct worker_reg_args {
     store_worker_t *w;
+    const store_audit_t *audit;
     int64_t now_ms;
 };
 
@@ -77,12 +78,12 @@ static int worker_register_fn(db_t *db, void *arg)
     w->state = WORKER_ACTIVE;
     w->registered_ms = w->heartbeat_ms = a->now_ms;
     w->running = 0;
-    return 0;
+    return store__put_audit(db, a->audit, w->id);
 }
 
-int v_worker_register(store_t *st, store_worker_t *w, int64_t now_ms)
+int v_worker_register(store_t *st, store_worker_t *w, const store_audit_t *audit, int64_t now_ms)
 {
-    struct worker_reg_args a = {w, now_ms};
+    struct worker_reg_args a = {w, audit, now_ms};
     return store__tx(st, DB_WRITE, worker_register_fn, &a, &a.now_ms);
 }
 
@@ -155,6 +156,7 @@ int v_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **o
 struct worker_state_args {
     const char *id, *owner;
     worker_state_t state;
+    const store_audit_t *audit;
 };
 
 static int worker_state_fn(db_t *db, void *arg)
@@ -168,13 +170,13 @@ static int worker_state_fn(db_t *db, void *arg)
     if (rc < 0) return rc;
     rc = store__owner_ok(a->owner, db_cs(q, 0)) ? 0 : SKED_EFORBID;
     db_exec(q, NULL); /* finish the statement before the verdict rolls it back */
-    return rc;
+    return rc < 0 ? rc : store__put_audit(db, a->audit, a->id);
 }
 
 int v_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
-                       int64_t now_ms)
+                       const store_audit_t *audit, int64_t now_ms)
 {
     (void)now_ms;
-    struct worker_state_args a = {id, owner, state};
+    struct worker_state_args a = {id, owner, state, audit};
     return store__tx(st, DB_WRITE, worker_state_fn, &a, NULL);
 }

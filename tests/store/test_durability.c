@@ -235,14 +235,14 @@ static void test_every_acknowledged_write_is_synced(void **state)
 
     store_job_t j;
     job_doc(&j, "durable");
-    assert_int_equal(store_job_create(fx->st, &j, NULL, 0, true, "key-1", T0), 0);
+    assert_int_equal(store_job_create(fx->st, &j, NULL, 0, true, "key-1", NULL, T0), 0);
     ASSERT_SYNCED("store_job_create");
     char run_id[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(fx->st, j.id, T0 + 1, run_id), 0);
+    assert_int_equal(store_run_trigger(fx->st, j.id, NULL, T0 + 1, run_id), 0);
     ASSERT_SYNCED("store_run_trigger");
-    assert_int_equal(store_run_cancel(fx->st, run_id, "test", T0 + 2), 0);
+    assert_int_equal(store_run_cancel(fx->st, run_id, "test", NULL, T0 + 2), 0);
     ASSERT_SYNCED("store_run_cancel");
-    assert_int_equal(store_job_set_state(fx->st, j.id, JOB_PAUSED, T0 + 3), 0);
+    assert_int_equal(store_job_set_state(fx->st, j.id, JOB_PAUSED, NULL, T0 + 3), 0);
     ASSERT_SYNCED("store_job_set_state");
 
     store_worker_t w = {0};
@@ -250,7 +250,7 @@ static void test_every_acknowledged_write_is_synced(void **state)
     w.queues = xstrdup("default");
     w.labels = xstrdup("");
     w.slots = 1;
-    assert_int_equal(store_worker_register(fx->st, &w, T0 + 4), 0);
+    assert_int_equal(store_worker_register(fx->st, &w, NULL, T0 + 4), 0);
     ASSERT_SYNCED("store_worker_register");
 
     store_token_t t = {0};
@@ -307,14 +307,14 @@ static void test_full_disk_refuses_and_recovers(void **state)
     job_doc(&kept, "kept");
     job_doc(&refused, "refused");
     job_doc(&after, "after");
-    assert_int_equal(store_job_create(fx->st, &kept, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(fx->st, &kept, NULL, 0, false, NULL, NULL, T0), 0);
 
     atomic_store(&refuse_writes, true);
-    assert_int_equal(store_job_create(fx->st, &refused, NULL, 0, false, NULL, T0 + 1), SKED_ENOSPC);
+    assert_int_equal(store_job_create(fx->st, &refused, NULL, 0, false, NULL, NULL, T0 + 1), SKED_ENOSPC);
     assert_int_equal(sked_http_status(SKED_ENOSPC), 507);
     atomic_store(&refuse_writes, false);
 
-    assert_int_equal(store_job_create(fx->st, &after, NULL, 0, false, NULL, T0 + 2), 0);
+    assert_int_equal(store_job_create(fx->st, &after, NULL, 0, false, NULL, NULL, T0 + 2), 0);
     store_job_filter_t f = {.limit = 10};
     store_job_t *v = NULL;
     size_t n = 0;
@@ -349,7 +349,7 @@ static void *race(void *arg)
     snprintf(name, sizeof name, "racer-%d", r->i);
     job_doc(&j, name);
     pthread_barrier_wait(r->go);
-    r->rc = store_job_create(r->st, &j, NULL, 0, false, NULL, T0 + r->i);
+    r->rc = store_job_create(r->st, &j, NULL, 0, false, NULL, NULL, T0 + r->i);
     store_job_clear(&j);
     return NULL;
 }

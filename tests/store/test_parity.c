@@ -1137,11 +1137,11 @@ static void create_job(struct par *p, const struct job_def *d, bool run_now, con
     store_schedule_t sc[NSIDE][3];
     int rc[NSIDE];
     char verb[512];
-    snprintf(verb, sizeof verb, "store_job_create(%s)", d->label);
+    snprintf(verb, sizeof verb, "store_job_create(NULL, %s)", d->label);
     for (int s = 0; s < NSIDE; s++) {
         build_job(d, &j[s], sc[s], p, s);
         rc[s] = store_job_create(p->st[s], &j[s], d->nscheds ? sc[s] : NULL, d->nscheds, run_now,
-                                 idem, now);
+                                 idem, NULL, now);
     }
     if (cmp_rc(p, verb, rc, want) && want == 0) job_out(p, verb, d, j, sc);
     /* A repeated idempotency key hands back the earlier job's id. store.h
@@ -1164,7 +1164,7 @@ static void update_job(struct par *p, const struct job_def *d, int64_t expect, i
     store_schedule_t sc[NSIDE][3];
     int rc[NSIDE];
     char verb[512];
-    snprintf(verb, sizeof verb, "store_job_update(%s)", d->label);
+    snprintf(verb, sizeof verb, "store_job_update(NULL, %s)", d->label);
     for (int s = 0; s < NSIDE; s++) {
         int64_t ex = expect;
         if (ex < 0) {
@@ -1175,7 +1175,7 @@ static void update_job(struct par *p, const struct job_def *d, int64_t expect, i
         }
         build_job(d, &j[s], sc[s], p, s);
         snprintf(j[s].id, SKED_ID_LEN, "%s", ID(p, d->label, s));
-        rc[s] = store_job_update(p->st[s], &j[s], ex, d->nscheds ? sc[s] : NULL, d->nscheds, now);
+        rc[s] = store_job_update(p->st[s], &j[s], ex, d->nscheds ? sc[s] : NULL, d->nscheds, NULL, now);
     }
     if (cmp_rc(p, verb, rc, want) && want == 0) job_out(p, verb, d, j, sc);
     for (int s = 0; s < NSIDE; s++)
@@ -1186,9 +1186,9 @@ static void set_state(struct par *p, const char *job, job_state_t state, int64_t
 {
     int rc[NSIDE];
     char verb[512];
-    snprintf(verb, sizeof verb, "store_job_set_state(%s, %s)", job, job_state_name(state));
+    snprintf(verb, sizeof verb, "store_job_set_state(%s, NULL, %s)", job, job_state_name(state));
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = store_job_set_state(p->st[s], ID(p, job, s), state, now);
+        rc[s] = store_job_set_state(p->st[s], ID(p, job, s), state, NULL, now);
     cmp_rc(p, verb, rc, want);
 }
 
@@ -1222,9 +1222,9 @@ static void trigger(struct par *p, const char *job, const char *run, int64_t now
     char rid[NSIDE][SKED_ID_LEN];
     int rc[NSIDE];
     char verb[512];
-    snprintf(verb, sizeof verb, "store_run_trigger(%s)", job);
+    snprintf(verb, sizeof verb, "store_run_trigger(NULL, %s)", job);
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = store_run_trigger(p->st[s], ID(p, job, s), now, rid[s]);
+        rc[s] = store_run_trigger(p->st[s], ID(p, job, s), NULL, now, rid[s]);
     if (cmp_rc(p, verb, rc, want) && want == 0) bind_pair(p, run, rid[SQ], rid[PG]);
 }
 
@@ -1278,7 +1278,7 @@ static void register_worker(struct par *p, const struct worker_def *d, int64_t n
     store_worker_t w[NSIDE];
     int rc[NSIDE];
     char verb[512];
-    snprintf(verb, sizeof verb, "store_worker_register(%s)", d->label);
+    snprintf(verb, sizeof verb, "store_worker_register(NULL, %s)", d->label);
     for (int s = 0; s < NSIDE; s++) {
         memset(&w[s], 0, sizeof w[s]);
         w[s].name = xstrdup(d->name);
@@ -1288,7 +1288,7 @@ static void register_worker(struct par *p, const struct worker_def *d, int64_t n
         w[s].owner = xstrdup(d->owner);
         w[s].ns = xstrdup(d->ns);
         w[s].slots = d->slots;
-        rc[s] = store_worker_register(p->st[s], &w[s], now);
+        rc[s] = store_worker_register(p->st[s], &w[s], NULL, now);
     }
     if (cmp_rc(p, verb, rc, 0)) bind_pair(p, d->label, w[SQ].id, w[PG].id);
     store_worker_clear(&w[SQ]);
@@ -1406,9 +1406,9 @@ static void cancel(struct par *p, const char *run, const char *reason, int64_t n
 {
     int rc[NSIDE];
     char verb[512];
-    snprintf(verb, sizeof verb, "store_run_cancel(%s)", run);
+    snprintf(verb, sizeof verb, "store_run_cancel(NULL, %s)", run);
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = store_run_cancel(p->st[s], ID(p, run, s), reason, now);
+        rc[s] = store_run_cancel(p->st[s], ID(p, run, s), reason, NULL, now);
     cmp_rc(p, verb, rc, want);
 }
 
@@ -1430,8 +1430,8 @@ static void worker_state(struct par *p, const char *worker, const char *owner, b
     snprintf(verb, sizeof verb, "store_worker_%s(%s, owner %s)", drain ? "drain" : "deregister",
              worker, owner ? owner : "any");
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = drain ? store_worker_drain(p->st[s], ID(p, worker, s), owner, now)
-                      : store_worker_deregister(p->st[s], ID(p, worker, s), owner, now);
+        rc[s] = drain ? store_worker_drain(p->st[s], ID(p, worker, s), owner, NULL, now)
+                      : store_worker_deregister(p->st[s], ID(p, worker, s), owner, NULL, now);
     cmp_rc(p, verb, rc, want);
 }
 
@@ -1700,8 +1700,8 @@ static void scenario_cancel(struct par *p)
     cancel(p, "run:cancelme", "not needed", t + 11 * SEC, 0);
     int rc[NSIDE];
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = store_run_cancel(p->st[s], "run_01KDWHSG000000000000000000", "x", t + 12 * SEC);
-    cmp_rc(p, "store_run_cancel(unknown run)", rc, SKED_ENOTFOUND);
+        rc[s] = store_run_cancel(p->st[s], "run_01KDWHSG000000000000000000", "x", NULL, t + 12 * SEC);
+    cmp_rc(p, "store_run_cancel(NULL, unknown run)", rc, SKED_ENOTFOUND);
     check_all(p);
 }
 
@@ -1837,11 +1837,11 @@ static void scenario_claims(struct par *p)
     int rc[NSIDE];
     for (int s = 0; s < NSIDE; s++) {
         bare[s] = (store_worker_t){.name = xstrdup("bare"), .queues = xstrdup(""), .slots = 1};
-        rc[s] = store_worker_register(p->st[s], &bare[s], t + 5);
+        rc[s] = store_worker_register(p->st[s], &bare[s], NULL, t + 5);
     }
-    if (cmp_rc(p, "store_worker_register(bare)", rc, 0)) {
+    if (cmp_rc(p, "store_worker_register(NULL, bare)", rc, 0)) {
         bind_pair(p, "wrk:bare", bare[SQ].id, bare[PG].id);
-        cmp_worker(p, "store_worker_register(bare) OUT", &bare[SQ], &bare[PG]);
+        cmp_worker(p, "store_worker_register(NULL, bare) OUT", &bare[SQ], &bare[PG]);
     }
     store_worker_clear(&bare[SQ]);
     store_worker_clear(&bare[PG]);

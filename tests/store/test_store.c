@@ -118,7 +118,7 @@ static void new_job(store_t *st, const char *name, int priority, const char *que
         free(j.queue);
         j.queue = xstrdup(queue);
     }
-    assert_int_equal(store_job_create(st, &j, NULL, 0, run_now, NULL, now), 0);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, run_now, NULL, NULL, now), 0);
     memcpy(id, j.id, SKED_ID_LEN);
     store_job_clear(&j);
 }
@@ -132,7 +132,7 @@ static void new_worker(store_t *st, const char *name, const char *queues, const 
     w.queues = xstrdup(queues);
     w.labels = xstrdup(labels);
     w.slots = 4;
-    assert_int_equal(store_worker_register(st, &w, now), 0);
+    assert_int_equal(store_worker_register(st, &w, NULL, now), 0);
     memcpy(id, w.id, SKED_ID_LEN);
     store_worker_clear(&w);
 }
@@ -294,7 +294,7 @@ static void test_job_create_get(void **state)
     sc[1].timezone = xstrdup("");
     sc[1].jitter_ms = 5000;
     sc[1].next_fire_ms = -1;
-    assert_int_equal(store_job_create(ST, &j, sc, 2, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, sc, 2, false, NULL, NULL, T0), 0);
     assert_true(id_valid(j.id));
     assert_int_equal(j.version, 1);
     assert_int_equal(j.created_ms, T0);
@@ -342,10 +342,10 @@ static void test_job_create_get(void **state)
     /* The name is unique in its namespace, not across namespaces. */
     store_job_t d;
     mkjob(&d, "nightly");
-    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, NULL, T0), SKED_ECONFLICT);
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, NULL, NULL, T0), SKED_ECONFLICT);
     free(d.ns); /* the store filled in the default namespace */
     d.ns = xstrdup("other");
-    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, NULL, NULL, T0), 0);
     store_job_clear(&d);
 
     assert_int_equal(store_job_get(ST, "job_00000000000000000000000000", &g, NULL, NULL),
@@ -361,9 +361,9 @@ static void test_job_idempotency(void **state)
 {
     store_job_t a, b, c;
     mkjob(&a, "first");
-    assert_int_equal(store_job_create(ST, &a, NULL, 0, true, "key-1", T0), 0);
+    assert_int_equal(store_job_create(ST, &a, NULL, 0, true, "key-1", NULL, T0), 0);
     mkjob(&b, "second"); /* a different body: the key alone decides */
-    assert_int_equal(store_job_create(ST, &b, NULL, 0, true, "key-1", T0 + 1), SKED_EEXIST);
+    assert_int_equal(store_job_create(ST, &b, NULL, 0, true, "key-1", NULL, T0 + 1), SKED_EEXIST);
     assert_string_equal(b.id, a.id);
     assert_int_equal(count_runs(ST, a.id, NULL), 1); /* the repeat created no run */
     store_job_t g;
@@ -374,15 +374,15 @@ static void test_job_idempotency(void **state)
     mkjob(&c, "third");
     free(c.owner);
     c.owner = xstrdup("someone-else");
-    assert_int_equal(store_job_create(ST, &c, NULL, 0, false, "key-1", T0), 0);
+    assert_int_equal(store_job_create(ST, &c, NULL, 0, false, "key-1", NULL, T0), 0);
     assert_string_not_equal(c.id, a.id);
     /* A failed create does not burn the key. */
     store_job_t d;
     mkjob(&d, "first");
-    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, "key-2", T0), SKED_ECONFLICT);
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, "key-2", NULL, T0), SKED_ECONFLICT);
     free(d.name);
     d.name = xstrdup("fourth");
-    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, "key-2", T0), 0);
+    assert_int_equal(store_job_create(ST, &d, NULL, 0, false, "key-2", NULL, T0), 0);
     store_job_clear(&a);
     store_job_clear(&b);
     store_job_clear(&c);
@@ -393,14 +393,14 @@ static void test_job_delete_reuses_name(void **state)
 {
     char id[SKED_ID_LEN], id2[SKED_ID_LEN];
     new_job(ST, "reborn", 0, NULL, false, T0, id);
-    assert_int_equal(store_job_set_state(ST, id, JOB_DELETED, T0 + 1), 0);
+    assert_int_equal(store_job_set_state(ST, id, JOB_DELETED, NULL, T0 + 1), 0);
     store_job_t g;
     assert_int_equal(store_job_get(ST, id, &g, NULL, NULL), SKED_ENOTFOUND);
-    assert_int_equal(store_job_set_state(ST, id, JOB_PAUSED, T0 + 2), SKED_ENOTFOUND);
-    assert_int_equal(store_job_set_state(ST, id, JOB_DELETED, T0 + 2), SKED_ENOTFOUND);
+    assert_int_equal(store_job_set_state(ST, id, JOB_PAUSED, NULL, T0 + 2), SKED_ENOTFOUND);
+    assert_int_equal(store_job_set_state(ST, id, JOB_DELETED, NULL, T0 + 2), SKED_ENOTFOUND);
     char rid[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(ST, id, T0 + 2, rid), SKED_ECONFLICT);
-    assert_int_equal(store_run_trigger(ST, "job_00000000000000000000000000", T0, rid),
+    assert_int_equal(store_run_trigger(ST, id, NULL, T0 + 2, rid), SKED_ECONFLICT);
+    assert_int_equal(store_run_trigger(ST, "job_00000000000000000000000000", NULL, T0, rid),
                      SKED_ENOTFOUND);
     new_job(ST, "reborn", 0, NULL, false, T0 + 3, id2);
     assert_string_not_equal(id, id2);
@@ -416,13 +416,13 @@ static void test_job_list_filters(void **state)
     mkjob(&j, "delta");
     free(j.tags);
     j.tags = xstrdup(",nightly,reports,");
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, T0 + 4), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, NULL, T0 + 4), 0);
     memcpy(d, j.id, SKED_ID_LEN);
     store_job_clear(&j);
-    assert_int_equal(store_job_set_state(ST, c, JOB_PAUSED, T0 + 5), 0);
+    assert_int_equal(store_job_set_state(ST, c, JOB_PAUSED, NULL, T0 + 5), 0);
     char gone[SKED_ID_LEN];
     new_job(ST, "zeta-report", 0, "q1", false, T0 + 6, gone);
-    assert_int_equal(store_job_set_state(ST, gone, JOB_DELETED, T0 + 7), 0);
+    assert_int_equal(store_job_set_state(ST, gone, JOB_DELETED, NULL, T0 + 7), 0);
 
     struct {
         store_job_filter_t f;
@@ -525,7 +525,7 @@ static void *create_main(void *arg)
         char name[64];
         snprintf(name, sizeof name, "t%d-job%d", ct->t, i);
         mkjob(&j, name);
-        if (store_job_create(ct->st, &j, NULL, 0, false, NULL, T0 + i) != 0) ct->failures++;
+        if (store_job_create(ct->st, &j, NULL, 0, false, NULL, NULL, T0 + i) != 0) ct->failures++;
         store_job_clear(&j);
     }
     return NULL;
@@ -575,16 +575,16 @@ static void test_job_update(void **state)
     sc[1].kind = SCHEDULE_EVERY;
     sc[1].expr = xstrdup("1h");
     sc[1].next_fire_ms = T0 + 60 * MIN_MS;
-    assert_int_equal(store_job_create(ST, &j, sc, 2, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, sc, 2, false, NULL, NULL, T0), 0);
     /* Two runs: one gets claimed (running), one stays pending. */
     char r1[SKED_ID_LEN], r2[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(ST, j.id, T0, r1), 0);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0, r1), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(n, 1);
     assert_string_equal(cl[0].run.id, r1);
     free_claimed(cl, n);
-    assert_int_equal(store_run_trigger(ST, j.id, T0 + 1, r2), 0);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 1, r2), 0);
 
     /* Keep schedule 1 (by id), drop schedule 0, add a new one. */
     store_schedule_t ns[2];
@@ -600,11 +600,11 @@ static void test_job_update(void **state)
     j.priority = 77;
     free(j.queue);
     j.queue = xstrdup("fast");
-    assert_int_equal(store_job_update(ST, &j, 5, ns, 2, T0 + 10), SKED_EPRECOND);
-    assert_int_equal(store_job_update(ST, &j, 1, ns, 2, T0 + 10), 0);
+    assert_int_equal(store_job_update(ST, &j, 5, ns, 2, NULL, T0 + 10), SKED_EPRECOND);
+    assert_int_equal(store_job_update(ST, &j, 1, ns, 2, NULL, T0 + 10), 0);
     assert_int_equal(j.version, 2);
-    assert_int_equal(store_job_update(ST, &j, 1, ns, 2, T0 + 11), SKED_EPRECOND);
-    assert_int_equal(store_job_update(ST, &j, 0, ns, 2, T0 + 11), 0); /* 0: unchecked */
+    assert_int_equal(store_job_update(ST, &j, 1, ns, 2, NULL, T0 + 11), SKED_EPRECOND);
+    assert_int_equal(store_job_update(ST, &j, 0, ns, 2, NULL, T0 + 11), 0); /* 0: unchecked */
     assert_int_equal(j.version, 3);
 
     store_job_t g;
@@ -643,9 +643,9 @@ static void test_job_update(void **state)
     new_job(ST, "taken", 0, NULL, false, T0, other);
     free(j.name);
     j.name = xstrdup("taken");
-    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, T0 + 12), SKED_ECONFLICT);
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, NULL, T0 + 12), SKED_ECONFLICT);
     snprintf(j.id, sizeof j.id, "job_00000000000000000000000000");
-    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, T0 + 12), SKED_ENOTFOUND);
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, NULL, T0 + 12), SKED_ENOTFOUND);
     for (int i = 0; i < 2; i++) {
         store_schedule_clear(&sc[i]);
         store_schedule_clear(&ns[i]);
@@ -665,7 +665,7 @@ static void job_with_schedule(store_t *st, const char *name, int64_t next_ms,
     sc.kind = SCHEDULE_EVERY;
     sc.expr = xstrdup("1s");
     sc.next_fire_ms = next_ms;
-    assert_int_equal(store_job_create(st, &j, &sc, 1, false, NULL, T0 - 1000), 0);
+    assert_int_equal(store_job_create(st, &j, &sc, 1, false, NULL, NULL, T0 - 1000), 0);
     memcpy(job_id, j.id, SKED_ID_LEN);
     memcpy(sched_id, sc.id, SKED_ID_LEN);
     store_schedule_clear(&sc);
@@ -846,7 +846,7 @@ static void test_trigger_and_next_claimable(void **state)
     assert_int_equal(next_claimable(ST), -1);
     char jid[SKED_ID_LEN], rid[SKED_ID_LEN], sid[SKED_ID_LEN], j2[SKED_ID_LEN];
     new_job(ST, "trig", 5, "q", false, T0, jid);
-    assert_int_equal(store_run_trigger(ST, jid, T0 + 100, rid), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 100, rid), 0);
     store_run_t r = get_run(ST, rid);
     assert_int_equal(r.state, RUN_PENDING);
     assert_int_equal(r.fire_ms, T0 + 100);
@@ -871,9 +871,9 @@ static void test_trigger_and_next_claimable(void **state)
     assert_int_equal(store_fire(ST, &it, 1, T0), 0);
     assert_int_equal(next_claimable(ST), T0 + 60);
     /* A paused job's runs are held. */
-    assert_int_equal(store_job_set_state(ST, j2, JOB_PAUSED, T0), 0);
+    assert_int_equal(store_job_set_state(ST, j2, JOB_PAUSED, NULL, T0), 0);
     assert_int_equal(next_claimable(ST), T0 + 100);
-    assert_int_equal(store_job_set_state(ST, j2, JOB_ACTIVE, T0), 0);
+    assert_int_equal(store_job_set_state(ST, j2, JOB_ACTIVE, NULL, T0), 0);
     assert_int_equal(next_claimable(ST), T0 + 60);
     /* run_now on create makes a pending run at once. */
     char j3[SKED_ID_LEN];
@@ -893,10 +893,10 @@ static void test_claim_basics(void **state)
     store_job_t j;
     mkjob(&j, "basic");
     j.timeout_ms = 90000;
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, NULL, T0), 0);
     memcpy(jid, j.id, SKED_ID_LEN);
-    assert_int_equal(store_run_trigger(ST, jid, T0, rid), 0);
-    assert_int_equal(store_run_trigger(ST, jid, T0 + 1, rid2), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0, rid), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 1, rid2), 0);
 
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0 + 5, &n);
@@ -981,16 +981,16 @@ static void test_claim_priority_aging(void **state)
     new_job(ST, "top", 200, NULL, false, T0, top);
     int64_t now = T0 + 1000 * MIN_MS;
     /* lo has waited 55 minutes: 0 + 55 beats mid's 50 (fresh) but not hi's 60. */
-    assert_int_equal(store_run_trigger(ST, lo, now - 55 * MIN_MS, r_lo), 0);
-    assert_int_equal(store_run_trigger(ST, mid, now, r_mid), 0);
-    assert_int_equal(store_run_trigger(ST, hi, now, r_hi), 0);
+    assert_int_equal(store_run_trigger(ST, lo, NULL, now - 55 * MIN_MS, r_lo), 0);
+    assert_int_equal(store_run_trigger(ST, mid, NULL, now, r_mid), 0);
+    assert_int_equal(store_run_trigger(ST, hi, NULL, now, r_hi), 0);
     /* Aging is capped at +100: a priority-0 run waiting 1000 minutes still
      * loses to a fresh priority-200 run. */
     char r_old[SKED_ID_LEN];
     char old[SKED_ID_LEN];
     new_job(ST, "old", 0, NULL, false, T0, old);
-    assert_int_equal(store_run_trigger(ST, old, T0, r_old), 0);
-    assert_int_equal(store_run_trigger(ST, top, now, r_top), 0);
+    assert_int_equal(store_run_trigger(ST, old, NULL, T0, r_old), 0);
+    assert_int_equal(store_run_trigger(ST, top, NULL, now, r_top), 0);
 
     const char *want[] = {r_top, r_old, r_hi, r_lo, r_mid};
     for (size_t i = 0; i < 5; i++) {
@@ -1004,7 +1004,7 @@ static void test_claim_priority_aging(void **state)
     char r2[5][SKED_ID_LEN];
     const char *jobs[] = {lo, mid, hi, top, old};
     for (int i = 0; i < 5; i++)
-        assert_int_equal(store_run_trigger(ST, jobs[i], now, r2[i]), 0);
+        assert_int_equal(store_run_trigger(ST, jobs[i], NULL, now, r2[i]), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 10, now, &n);
     assert_int_equal(n, 5);
@@ -1028,13 +1028,13 @@ static void test_claim_backlog_bounded(void **state)
         new_job(ST, name, p * 10, NULL, false, T0, jid);
         for (int k = 0; k < 20; k++) {
             char rid[SKED_ID_LEN];
-            assert_int_equal(store_run_trigger(ST, jid, now - k, rid), 0);
+            assert_int_equal(store_run_trigger(ST, jid, NULL, now - k, rid), 0);
         }
     }
     char aged_job[SKED_ID_LEN];
     new_job(ST, "aged", 300, NULL, false, T0, aged_job);
     /* 300 + 100 (capped aging) beats the fresh 390s. */
-    assert_int_equal(store_run_trigger(ST, aged_job, T0, best), 0);
+    assert_int_equal(store_run_trigger(ST, aged_job, NULL, T0, best), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 3, now, &n);
     assert_int_equal(n, 3);
@@ -1059,7 +1059,7 @@ static void test_claim_queues_constraints(void **state)
     j.constraints = xstrdup("gpu=1");
     free(j.queue);
     j.queue = xstrdup("a");
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     memcpy(gpu, j.id, SKED_ID_LEN);
     store_job_clear(&j);
     mkjob(&j, "needs-ssd");
@@ -1067,7 +1067,7 @@ static void test_claim_queues_constraints(void **state)
     j.constraints = xstrdup("disk=ssd,zone=x");
     free(j.queue);
     j.queue = xstrdup("b");
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     memcpy(ssd, j.id, SKED_ID_LEN);
     store_job_clear(&j);
 
@@ -1097,10 +1097,10 @@ static void test_claim_max_concurrency(void **state)
     store_job_t j;
     mkjob(&j, "limited");
     j.max_concurrency = 2;
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, NULL, T0), 0);
     for (int i = 0; i < 5; i++) {
         char rid[SKED_ID_LEN];
-        assert_int_equal(store_run_trigger(ST, j.id, T0 + i, rid), 0);
+        assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + i, rid), 0);
     }
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 10, T0 + 10, &n);
@@ -1124,18 +1124,18 @@ static void test_claim_overlap(void **state)
     store_job_t f, r;
     mkjob(&f, "forbid");
     f.overlap = OVERLAP_FORBID;
-    assert_int_equal(store_job_create(ST, &f, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &f, NULL, 0, true, NULL, NULL, T0), 0);
     mkjob(&r, "replace");
     r.overlap = OVERLAP_REPLACE;
-    assert_int_equal(store_job_create(ST, &r, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &r, NULL, 0, true, NULL, NULL, T0), 0);
     size_t n;
     store_claimed_t *first = claim(ST, wid, 10, T0, &n);
     assert_int_equal(n, 2);
 
     /* Forbid: a due run while another runs is skipped with a reason. */
     char fr[SKED_ID_LEN], rr[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(ST, f.id, T0 + 1, fr), 0);
-    assert_int_equal(store_run_trigger(ST, r.id, T0 + 1, rr), 0);
+    assert_int_equal(store_run_trigger(ST, f.id, NULL, T0 + 1, fr), 0);
+    assert_int_equal(store_run_trigger(ST, r.id, NULL, T0 + 1, rr), 0);
     store_claimed_t *cl = claim(ST, wid, 10, T0 + 2, &n);
     assert_int_equal(n, 0);
     free(cl);
@@ -1177,14 +1177,14 @@ static void test_claim_paused_and_draining(void **state)
     char wid[SKED_ID_LEN], jid[SKED_ID_LEN], rid[SKED_ID_LEN];
     new_worker(ST, "w", "default", "", T0, wid);
     new_job(ST, "held", 0, NULL, true, T0, jid);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0 + 1), 0);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0 + 1), 0); /* idempotent */
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0 + 1), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0 + 1), 0); /* idempotent */
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 10, T0 + 2, &n);
     assert_int_equal(n, 0);
     free(cl);
     /* A run triggered while paused is held as well. */
-    assert_int_equal(store_run_trigger(ST, jid, T0 + 3, rid), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 3, rid), 0);
     assert_int_equal(next_claimable(ST), -1);
     cl = claim(ST, wid, 10, T0 + 4, &n);
     assert_int_equal(n, 0);
@@ -1194,8 +1194,8 @@ static void test_claim_paused_and_draining(void **state)
     assert_int_equal(g.state, JOB_PAUSED);
     store_job_clear(&g);
 
-    assert_int_equal(store_worker_drain(ST, wid, NULL, T0 + 5), 0);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0 + 6), 0);
+    assert_int_equal(store_worker_drain(ST, wid, NULL, NULL, T0 + 5), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, NULL, T0 + 6), 0);
     cl = claim(ST, wid, 10, T0 + 7, &n);
     assert_int_equal(n, 0); /* a draining worker gets nothing */
     free(cl);
@@ -1241,7 +1241,7 @@ static void test_claim_concurrent(void **state)
     new_job(ST, "many", 0, NULL, false, T0, jid);
     for (int i = 0; i < RUNS; i++) {
         char rid[SKED_ID_LEN];
-        assert_int_equal(store_run_trigger(ST, jid, T0 + i, rid), 0);
+        assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + i, rid), 0);
     }
     struct claim_thread t[THREADS];
     pthread_t th[THREADS];
@@ -1280,7 +1280,7 @@ static void test_heartbeat(void **state)
     new_worker(ST, "other", "default", "", T0, other);
     new_job(ST, "hb", 0, NULL, true, T0, jid);
     char r2[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(ST, jid, T0, r2), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0, r2), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 2, T0, &n);
     assert_int_equal(n, 2);
@@ -1313,8 +1313,8 @@ static void test_heartbeat(void **state)
     store_run_clear(&r);
 
     /* A canceled run is not kept; draining is reported. */
-    assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", T0 + 11000), 0);
-    assert_int_equal(store_worker_drain(ST, wid, NULL, T0 + 11000), 0);
+    assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", NULL, T0 + 11000), 0);
+    assert_int_equal(store_worker_drain(ST, wid, NULL, NULL, T0 + 11000), 0);
     h[0].keep = true;
     assert_int_equal(store_heartbeat(ST, wid, NULL, h, 1, LEASE_MS, T0 + 12000, &draining), 0);
     assert_false(h[0].keep);
@@ -1374,7 +1374,7 @@ static void test_complete_retry_backoff(void **state)
     store_job_t j;
     mkjob(&j, "flaky");
     j.retry = (retry_policy_t){3, 10000, 15000, 2.0, true};
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     int64_t now = T0;
     int64_t max_delay[] = {10000, 15000}; /* 10s, then 20s capped at 15s */
     int64_t last_fence = 0;
@@ -1439,7 +1439,7 @@ static void test_complete_exact_backoff_and_timeout(void **state)
     store_job_t j;
     mkjob(&j, "exact");
     j.retry = (retry_policy_t){3, 10000, 600000, 3.0, false};
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     store_result_t to = {ATTEMPT_TIMEOUT, -1, 9, NULL};
@@ -1472,11 +1472,11 @@ static void test_complete_cancel_requested(void **state)
     store_job_t j;
     mkjob(&j, "cancel-me");
     j.retry.max_attempts = 5;
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     memcpy(jid, j.id, SKED_ID_LEN);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
-    assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", T0 + 1), 0);
+    assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", NULL, T0 + 1), 0);
     /* Even a failure with retries left ends canceled once cancel was asked. */
     store_result_t killed = {ATTEMPT_FAILED, -1, 15, "signal 15"};
     assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &killed, T0 + 2),
@@ -1495,14 +1495,14 @@ static void test_cancel(void **state)
     char jid[SKED_ID_LEN], rid[SKED_ID_LEN];
     new_job(ST, "c", 0, NULL, true, T0, jid);
     only_run(ST, jid, rid);
-    assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + 1), 0);
+    assert_int_equal(store_run_cancel(ST, rid, NULL, NULL, T0 + 1), 0);
     store_run_t r = get_run(ST, rid);
     assert_int_equal(r.state, RUN_CANCELED);
     assert_int_equal(r.finished_ms, T0 + 1);
     assert_non_null(r.reason);
     store_run_clear(&r);
-    assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + 2), SKED_ECONFLICT);
-    assert_int_equal(store_run_cancel(ST, "run_00000000000000000000000000", NULL, T0),
+    assert_int_equal(store_run_cancel(ST, rid, NULL, NULL, T0 + 2), SKED_ECONFLICT);
+    assert_int_equal(store_run_cancel(ST, "run_00000000000000000000000000", NULL, NULL, T0),
                      SKED_ENOTFOUND);
     assert_int_equal(next_claimable(ST), -1);
 }
@@ -1515,8 +1515,8 @@ static void test_job_delete_cancels_runs(void **state)
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(n, 1);
-    assert_int_equal(store_run_trigger(ST, jid, T0 + 1, pending), 0);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, T0 + 2), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 1, pending), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, NULL, T0 + 2), 0);
     store_run_t r = get_run(ST, pending);
     assert_int_equal(r.state, RUN_CANCELED);
     assert_int_equal(r.finished_ms, T0 + 2);
@@ -1538,7 +1538,7 @@ static void test_pause_resume_schedules(void **state)
 {
     char jid[SKED_ID_LEN], sid[SKED_ID_LEN];
     job_with_schedule(ST, "sched", T0, jid, sid);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0 - 10), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0 - 10), 0);
     store_due_t *due;
     size_t n;
     assert_int_equal(store_due_schedules(ST, T0 + 60000, 10, &due, &n), 0);
@@ -1552,7 +1552,7 @@ static void test_pause_resume_schedules(void **state)
     assert_int_equal(it.applied, 0);
     assert_int_equal(count_runs(ST, jid, NULL), 0);
     /* Resume leaves next_fire as it was: the misfire policy decides. */
-    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0 + 60000), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, NULL, T0 + 60000), 0);
     assert_int_equal(next_fire(ST), T0);
     assert_int_equal(store_due_schedules(ST, T0 + 60000, 10, &due, &n), 0);
     assert_int_equal(n, 1);
@@ -1574,7 +1574,7 @@ static void test_reap_lease_expiry(void **state)
     store_job_t j;
     mkjob(&j, "retrying");
     j.retry = (retry_policy_t){2, 1000, 1000, 2.0, false};
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(n, 1);
@@ -1641,11 +1641,11 @@ static void test_reap_cancel_and_workers(void **state)
     store_job_t j;
     mkjob(&j, "c");
     j.retry.max_attempts = 5;
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     memcpy(jid, j.id, SKED_ID_LEN);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
-    assert_int_equal(store_run_cancel(ST, cl[0].run.id, NULL, T0 + 1), 0);
+    assert_int_equal(store_run_cancel(ST, cl[0].run.id, NULL, NULL, T0 + 1), 0);
     assert_int_equal(store_heartbeat(ST, live, NULL, NULL, 0, LEASE_MS, T0 + 50000, NULL), 0);
     /* A lost attempt of a run asked to cancel ends canceled, not retried. */
     assert_int_equal(store_reap(ST, 0, 60000, T0 + 61000), 1);
@@ -1719,11 +1719,11 @@ static void test_workers(void **state)
     assert_int_equal(store_worker_list(ST, "not-an-id", 10, &v, &n, &next), SKED_EINVAL);
     assert_int_equal(store_worker_list(ST, NULL, 0, &v, &n, &next), SKED_EINVAL);
 
-    assert_int_equal(store_worker_drain(ST, a, NULL, T0 + 3), 0);
+    assert_int_equal(store_worker_drain(ST, a, NULL, NULL, T0 + 3), 0);
     assert_int_equal(store_worker_get(ST, a, &w), 0);
     assert_int_equal(w.state, WORKER_DRAINING);
     store_worker_clear(&w);
-    assert_int_equal(store_worker_deregister(ST, a, NULL, T0 + 4), 0);
+    assert_int_equal(store_worker_deregister(ST, a, NULL, NULL, T0 + 4), 0);
     assert_int_equal(store_worker_get(ST, a, &w), 0);
     assert_int_equal(w.state, WORKER_GONE);
     store_worker_clear(&w);
@@ -1743,7 +1743,7 @@ static void test_workers(void **state)
     assert_int_equal(w.registered_ms, T0 + 6);
     store_worker_clear(&w);
 
-    assert_int_equal(store_worker_drain(ST, "wrk_00000000000000000000000000", NULL, T0),
+    assert_int_equal(store_worker_drain(ST, "wrk_00000000000000000000000000", NULL, NULL, T0),
                      SKED_ENOTFOUND);
     assert_int_equal(store_worker_get(ST, "wrk_00000000000000000000000000", &w), SKED_ENOTFOUND);
 }
@@ -1827,7 +1827,7 @@ static void test_logs_by_attempt(void **state)
     store_job_t j;
     mkjob(&j, "twice");
     j.retry = (retry_policy_t){2, 0, 0, 1.0, false};
-    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(
@@ -1948,12 +1948,12 @@ static void test_prune(void **state)
     enum { OLD = 600 }; /* more than one batch */
     for (int i = 0; i < OLD; i++) {
         char rid[SKED_ID_LEN];
-        assert_int_equal(store_run_trigger(ST, jid, T0 + i, rid), 0);
-        assert_int_equal(store_run_cancel(ST, rid, NULL, T0 + i), 0);
+        assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + i, rid), 0);
+        assert_int_equal(store_run_cancel(ST, rid, NULL, NULL, T0 + i), 0);
     }
     /* One old run with an attempt and logs. */
     char logged[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(ST, jid, T0, logged), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0, logged), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(n, 1);
@@ -1962,9 +1962,9 @@ static void test_prune(void **state)
     assert_int_equal(store_complete(ST, logged, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 10), 0);
     free_claimed(cl, n);
     /* Kept: a pending run however old, and a recent finished one. */
-    assert_int_equal(store_run_trigger(ST, jid, T0, keep_pending), 0);
-    assert_int_equal(store_run_trigger(ST, jid, T0 + 100000, recent), 0);
-    assert_int_equal(store_run_cancel(ST, recent, NULL, T0 + 100000), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0, keep_pending), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 100000, recent), 0);
+    assert_int_equal(store_run_cancel(ST, recent, NULL, NULL, T0 + 100000), 0);
 
     assert_int_equal(store_prune(ST, T0 + 50000), OLD + 1);
     assert_int_equal(count_runs(ST, jid, NULL), 2);
@@ -2284,13 +2284,101 @@ static void test_audit_list(void **state)
     free(v);
 }
 
+/* The newest audit entry of actor (into *out), or fails the test. */
+static void last_audit(store_t *st, const char *actor, store_audit_t *out)
+{
+    store_audit_filter_t f = {.since_ms = INT64_MIN, .actor = actor, .limit = 1};
+    store_audit_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_audit_list(st, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    *out = v[0];
+    free(v);
+    free(next);
+}
+
+/* A change and its audit entry commit together: an acknowledged change has
+ * its entry (naming what the verb minted when the target was left empty),
+ * and a refused one leaves none. */
+static void test_audit_commits_with_the_change(void **state)
+{
+    store_audit_t a = mkaudit("carol", "POST", "/v1/jobs", "", T0);
+    store_audit_t e;
+    store_job_t j;
+    mkjob(&j, "audited");
+    a.status = 201;
+    a.at_ms = T0;
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, &a, T0), 0);
+    assert_int_equal(audit_count(ST, "carol"), 1);
+    last_audit(ST, "carol", &e);
+    assert_string_equal(e.target, j.id); /* the store named the new job */
+    assert_int_equal(e.status, 201);
+    store_audit_clear(&e);
+
+    /* Refused changes write nothing: a taken name, a run already over, a
+     * job that is not there. */
+    store_job_t dup;
+    mkjob(&dup, "audited");
+    a.at_ms = T0 + 1;
+    assert_int_equal(store_job_create(ST, &dup, NULL, 0, false, NULL, &a, T0 + 1), SKED_ECONFLICT);
+    store_job_clear(&dup);
+    char run_id[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 2, run_id), 0);
+    assert_int_equal(store_run_cancel(ST, run_id, "test", NULL, T0 + 3), 0);
+    a.route = (char *)"/v1/runs/{id}/cancel";
+    a.at_ms = T0 + 4;
+    assert_int_equal(store_run_cancel(ST, run_id, "again", &a, T0 + 4), SKED_ECONFLICT);
+    a.route = (char *)"/v1/jobs/{id}/pause";
+    assert_int_equal(
+        store_job_set_state(ST, "job_01KDVDNA00J41X6VTC3YJH3XZN", JOB_PAUSED, &a, T0 + 5),
+        SKED_ENOTFOUND);
+    assert_int_equal(audit_count(ST, "carol"), 1);
+
+    /* Each audited verb writes its entry, naming its target. */
+    a.target = (char *)"";
+    a.at_ms = T0 + 6;
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_PAUSED, &a, T0 + 6), 0);
+    last_audit(ST, "carol", &e);
+    assert_string_equal(e.target, j.id);
+    store_audit_clear(&e);
+    a.at_ms = T0 + 7;
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_ACTIVE, &a, T0 + 7), 0);
+    a.at_ms = T0 + 8;
+    assert_int_equal(store_run_trigger(ST, j.id, &a, T0 + 8, run_id), 0);
+    a.at_ms = T0 + 9;
+    assert_int_equal(store_run_cancel(ST, run_id, "test", &a, T0 + 9), 0);
+    last_audit(ST, "carol", &e);
+    assert_string_equal(e.target, run_id);
+    store_audit_clear(&e);
+    a.at_ms = T0 + 10;
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, &a, T0 + 10), 0);
+    store_worker_t w = {0};
+    w.name = xstrdup("w-audited");
+    w.queues = xstrdup("default");
+    w.labels = xstrdup("");
+    w.slots = 1;
+    a.at_ms = T0 + 11;
+    assert_int_equal(store_worker_register(ST, &w, &a, T0 + 11), 0);
+    last_audit(ST, "carol", &e);
+    assert_string_equal(e.target, w.id);
+    store_audit_clear(&e);
+    a.at_ms = T0 + 12;
+    assert_int_equal(store_worker_drain(ST, w.id, NULL, &a, T0 + 12), 0);
+    a.at_ms = T0 + 13;
+    assert_int_equal(store_worker_deregister(ST, w.id, NULL, &a, T0 + 13), 0);
+    assert_int_equal(audit_count(ST, "carol"), 9);
+    store_worker_clear(&w);
+    store_job_clear(&j);
+}
+
 static void new_job_ns(store_t *st, const char *name, const char *ns, int64_t now,
                        char id[SKED_ID_LEN])
 {
     store_job_t j;
     mkjob(&j, name);
     j.ns = xstrdup(ns);
-    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, now), 0);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, NULL, now), 0);
     memcpy(id, j.id, SKED_ID_LEN);
     store_job_clear(&j);
 }
@@ -2355,7 +2443,7 @@ static void test_namespace_filters(void **state)
 
     /* The scope of a job survives its deletion (its runs still need it). */
     char *ns = NULL, *owner = NULL;
-    assert_int_equal(store_job_set_state(ST, b1, JOB_DELETED, T0 + 10), 0);
+    assert_int_equal(store_job_set_state(ST, b1, JOB_DELETED, NULL, T0 + 10), 0);
     assert_int_equal(store_job_scope(ST, b1, &ns, &owner), 0);
     assert_string_equal(ns, "team-b");
     assert_string_equal(owner, "admin");
@@ -2380,9 +2468,9 @@ static void test_run_list_paging(void **state)
     for (int i = 0; i < PER_JOB; i++) {
         char rid[SKED_ID_LEN];
         /* Three runs per fire time: ties must page exactly once. */
-        assert_int_equal(store_run_trigger(ST, a, T0 + i / 3, rid), 0);
-        assert_int_equal(store_run_trigger(ST, b, T0 + i / 3, rid), 0);
-        if (i % 10 == 0) assert_int_equal(store_run_cancel(ST, rid, NULL, T0), 0);
+        assert_int_equal(store_run_trigger(ST, a, NULL, T0 + i / 3, rid), 0);
+        assert_int_equal(store_run_trigger(ST, b, NULL, T0 + i / 3, rid), 0);
+        if (i % 10 == 0) assert_int_equal(store_run_cancel(ST, rid, NULL, NULL, T0), 0);
     }
     for (int pass = 0; pass < 2; pass++) {
         const char *job = pass ? a : NULL;
@@ -2449,11 +2537,11 @@ static void test_notify(void **state)
     store_set_notify(ST, on_notify, &g_notified);
     new_job(ST, "quiet", 0, NULL, false, T0, jid);
     int before = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
-    assert_int_equal(store_run_trigger(ST, jid, T0, rid), 0); /* new claimable work */
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0, rid), 0); /* new claimable work */
     int after_trigger = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
     assert_true(after_trigger > before);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, T0), 0);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, T0), 0); /* resumed */
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, NULL, T0), 0); /* resumed */
     int after_resume = __atomic_load_n(&g_notified, __ATOMIC_SEQ_CST);
     assert_true(after_resume > after_trigger);
     new_worker(ST, "w", "default", "", T0, wid);
@@ -2675,7 +2763,7 @@ static void new_worker_owned(store_t *st, const char *name, const char *owner, c
     w.slots = 4;
     w.owner = xstrdup(owner);
     w.ns = xstrdup(ns);
-    assert_int_equal(store_worker_register(st, &w, now), 0);
+    assert_int_equal(store_worker_register(st, &w, NULL, now), 0);
     memcpy(id, w.id, SKED_ID_LEN);
     store_worker_clear(&w);
 }
@@ -2707,7 +2795,7 @@ static void test_worker_bound_to_owner(void **state)
                      SKED_EFORBID);
     assert_int_equal(store_complete(ST, rid, 1, fence, "tok_b", &RES_OK, T0 + 3), SKED_EFORBID);
     assert_int_equal(run_state(ST, rid), RUN_RUNNING);
-    assert_int_equal(store_worker_drain(ST, wa, "tok_b", T0 + 4), SKED_EFORBID);
+    assert_int_equal(store_worker_drain(ST, wa, "tok_b", NULL, T0 + 4), SKED_EFORBID);
     store_worker_t w;
     assert_int_equal(store_worker_get(ST, wa, &w), 0);
     assert_int_equal(w.state, WORKER_ACTIVE);
@@ -2726,11 +2814,11 @@ static void test_worker_bound_to_owner(void **state)
     /* A report on a lease that is no longer current is stale (409) whoever
      * sends it: the fence decides before the owner does. */
     assert_int_equal(store_complete(ST, rid, 1, fence + 1, "tok_b", &RES_OK, T0 + 8), SKED_ESTALE);
-    assert_int_equal(store_worker_drain(ST, wa, NULL, T0 + 9), 0);
+    assert_int_equal(store_worker_drain(ST, wa, NULL, NULL, T0 + 9), 0);
 
     /* Re-registering a name never takes over another token's worker. */
     char wa2[SKED_ID_LEN];
-    assert_int_equal(store_worker_deregister(ST, wa, "tok_a", T0 + 10), 0);
+    assert_int_equal(store_worker_deregister(ST, wa, "tok_a", NULL, T0 + 10), 0);
     new_worker_owned(ST, "wa", "tok_b", "", T0 + 11, wa2);
     assert_string_not_equal(wa2, wa);
     free_claimed(cl, n);
@@ -2903,7 +2991,7 @@ static void test_claimable_per_job_state(void **state)
         snprintf(name, sizeof name, "state-%zu", i);
         new_job(ST, name, 0, NULL, true, T0, jid);
         if (cases[i].js != JOB_ACTIVE)
-            assert_int_equal(store_job_set_state(ST, jid, cases[i].js, T0 + 1), 0);
+            assert_int_equal(store_job_set_state(ST, jid, cases[i].js, NULL, T0 + 1), 0);
         size_t n;
         store_claimed_t *cl = claim(ST, wid, 10, T0 + 2, &n);
         assert_int_equal(n, cases[i].claimable ? 1 : 0);
@@ -2926,7 +3014,7 @@ static void test_claim_past_unmatched_backlog(void **state)
     sc.kind = SCHEDULE_EVERY;
     sc.expr = xstrdup("1s");
     sc.next_fire_ms = T0;
-    assert_int_equal(store_job_create(ST, &j, &sc, 1, false, NULL, T0 - 1000), 0);
+    assert_int_equal(store_job_create(ST, &j, &sc, 1, false, NULL, NULL, T0 - 1000), 0);
     store_fire_run_t *runs = xcalloc(BACKLOG, sizeof *runs);
     for (int i = 0; i < BACKLOG; i++)
         runs[i] = (store_fire_run_t){T0 + i, T0 + i, RUN_SCHEDULED, NULL};
@@ -3067,13 +3155,13 @@ static void test_state_machine_enforced(void **state)
     free_claimed(cl, n);
 
     /* Pause and resume hold and release the waiting runs; cancel one. */
-    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, t + LEASE_MS + 3), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, t + LEASE_MS + 3), 0);
     sn = check_moves(ST, sn, "pause", &moves);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, t + LEASE_MS + 4), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, NULL, t + LEASE_MS + 4), 0);
     sn = check_moves(ST, sn, "resume", &moves);
-    assert_int_equal(store_run_trigger(ST, jid, t + LEASE_MS + 5, rid), 0);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, t + LEASE_MS + 5, rid), 0);
     sn = check_moves(ST, sn, "trigger", &moves);
-    assert_int_equal(store_run_cancel(ST, rid, NULL, t + LEASE_MS + 6), 0);
+    assert_int_equal(store_run_cancel(ST, rid, NULL, NULL, t + LEASE_MS + 6), 0);
     sn = check_moves(ST, sn, "cancel", &moves);
 
     /* A running run when the job is deleted: cancel asked, then reported. */
@@ -3081,7 +3169,7 @@ static void test_state_machine_enforced(void **state)
     assert_int_equal(n, 1);
     confirm(ST, wid, &cl[0], t + 3 * LEASE_MS + 1);
     sn = check_moves(ST, sn, "claim", &moves);
-    assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, t + 3 * LEASE_MS + 2), 0);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, NULL, t + 3 * LEASE_MS + 2), 0);
     sn = check_moves(ST, sn, "delete", &moves);
     store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL};
     assert_int_equal(store_complete(ST, cl[0].run.id, cl[0].run.attempt, cl[0].run.fence, NULL,
@@ -3094,8 +3182,8 @@ static void test_state_machine_enforced(void **state)
     store_job_t o;
     mkjob(&o, "no-overlap");
     o.overlap = OVERLAP_FORBID;
-    assert_int_equal(store_job_create(ST, &o, NULL, 0, true, NULL, t + 4 * LEASE_MS), 0);
-    assert_int_equal(store_run_trigger(ST, o.id, t + 4 * LEASE_MS + 1, rid), 0);
+    assert_int_equal(store_job_create(ST, &o, NULL, 0, true, NULL, NULL, t + 4 * LEASE_MS), 0);
+    assert_int_equal(store_run_trigger(ST, o.id, NULL, t + 4 * LEASE_MS + 1, rid), 0);
     sn = check_moves(ST, sn, "create", &moves);
     cl = claim(ST, wid, 2, t + 4 * LEASE_MS + 2, &n);
     assert_int_equal(n, 1);
@@ -3195,6 +3283,7 @@ int main(int argc, char **argv)
         T(test_users),
         T(test_user_tokens),
         T(test_audit_list),
+        T(test_audit_commits_with_the_change),
         T(test_namespace_filters),
         T(test_run_list_paging),
         T(test_notify),

@@ -100,7 +100,7 @@ static void new_worker(store_t *st, const char *name, char id[SKED_ID_LEN])
     w.queues = xstrdup("default");
     w.labels = xstrdup("");
     w.slots = 8;
-    assert_int_equal(store_worker_register(st, &w, T0), 0);
+    assert_int_equal(store_worker_register(st, &w, NULL, T0), 0);
     memcpy(id, w.id, SKED_ID_LEN);
     store_worker_clear(&w);
 }
@@ -187,10 +187,10 @@ static void test_wakeup_across_servers(void **state)
 
     store_job_t j;
     mkjob(&j, "cross");
-    assert_int_equal(store_job_create(a, &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(a, &j, NULL, 0, false, NULL, NULL, T0), 0);
     int seen_b = wakes_get(&wb);
     char rid[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(a, j.id, T0, rid), 0);
+    assert_int_equal(store_run_trigger(a, j.id, NULL, T0, rid), 0);
     /* Server A's own hook ran before the trigger returned ... */
     assert_true(wakes_get(&wa) >= 1);
     /* ... and server B hears of it through LISTEN/NOTIFY. */
@@ -241,10 +241,10 @@ static void test_listener_reconnects(void **state)
      * above proves it), then a trigger on A reaches B. */
     store_job_t j;
     mkjob(&j, "after-cut");
-    assert_int_equal(store_job_create(a, &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(a, &j, NULL, 0, false, NULL, NULL, T0), 0);
     seen = wakes_get(&wb);
     char rid[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(a, j.id, T0, rid), 0);
+    assert_int_equal(store_run_trigger(a, j.id, NULL, T0, rid), 0);
     assert_true(wakes_wait(&wb, seen));
 
     store_set_notify(b, NULL, NULL);
@@ -266,7 +266,7 @@ static void test_pool_survives_killed_connections(void **state)
     PGconn *admin = admin_conn();
     store_job_t j;
     mkjob(&j, "before");
-    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, NULL, T0), 0);
     store_job_clear(&j);
 
     /* The database drops every pooled connection (a failover, a restart,
@@ -274,7 +274,7 @@ static void test_pool_survives_killed_connections(void **state)
     assert_true(kill_backends(admin, false) >= 1);
     assert_int_equal(store_ping(st), 0);
     mkjob(&j, "after");
-    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, T0), 0);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, NULL, T0), 0);
     store_job_t got;
     assert_int_equal(store_job_get(st, j.id, &got, NULL, NULL), 0);
     assert_string_equal(got.name, "after");
@@ -302,7 +302,7 @@ static void *slow_create_main(void *arg)
     struct slow_create *c = arg;
     store_job_t j;
     mkjob(&j, "doomed");
-    c->rc = store_job_create(c->st, &j, NULL, 0, true, NULL, T0);
+    c->rc = store_job_create(c->st, &j, NULL, 0, true, NULL, NULL, T0);
     store_job_clear(&j);
     return NULL;
 }
@@ -354,7 +354,7 @@ static void test_connection_dropped_mid_write(void **state)
     free(v);
     store_job_t j;
     mkjob(&j, "after");
-    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, NULL, T0), 0);
     store_job_clear(&j);
 
     store_close(st);
@@ -408,7 +408,7 @@ static void test_concurrent_open_migrates_once(void **state)
         snprintf(name, sizeof name, "j%d", i);
         store_job_t j;
         mkjob(&j, name);
-        assert_int_equal(store_job_create(o[i].st, &j, NULL, 0, false, NULL, T0), 0);
+        assert_int_equal(store_job_create(o[i].st, &j, NULL, 0, false, NULL, NULL, T0), 0);
         store_job_clear(&j);
         store_close(o[i].st);
     }
@@ -454,10 +454,10 @@ static void test_max_concurrency_across_servers(void **state)
     store_job_t j;
     mkjob(&j, "one-at-a-time");
     j.max_concurrency = 1;
-    assert_int_equal(store_job_create(st[0], &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(st[0], &j, NULL, 0, false, NULL, NULL, T0), 0);
     for (int i = 0; i < 20; i++) {
         char rid[SKED_ID_LEN];
-        assert_int_equal(store_run_trigger(st[0], j.id, T0 + i, rid), 0);
+        assert_int_equal(store_run_trigger(st[0], j.id, NULL, T0 + i, rid), 0);
     }
     for (int i = 0; i < SERVERS; i++) {
         char name[16];
@@ -550,10 +550,10 @@ static void test_reap_and_prune_on_every_server(void **state)
     store_job_t j;
     mkjob(&j, "leased");
     j.retry = (retry_policy_t){1, 1000, 1000, 2.0, false}; /* lost once = failed */
-    assert_int_equal(store_job_create(st[0], &j, NULL, 0, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(st[0], &j, NULL, 0, false, NULL, NULL, T0), 0);
     for (int i = 0; i < RUNS; i++) {
         char rid[SKED_ID_LEN];
-        assert_int_equal(store_run_trigger(st[0], j.id, T0, rid), 0);
+        assert_int_equal(store_run_trigger(st[0], j.id, NULL, T0, rid), 0);
     }
     char wid[SKED_ID_LEN];
     new_worker(st[0], "dies", wid);
@@ -627,9 +627,9 @@ static void test_db_clock(void **state)
     store_job_t j;
     mkjob(&j, "clocked");
     /* now_ms = 0 is ignored: the database's now() is used. */
-    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, 0), 0);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, false, NULL, NULL, 0), 0);
     char rid[SKED_ID_LEN];
-    assert_int_equal(store_run_trigger(st, j.id, 0, rid), 0);
+    assert_int_equal(store_run_trigger(st, j.id, NULL, 0, rid), 0);
     int64_t after = (int64_t)time(NULL) * 1000 + 1000;
     assert_true(j.created_ms >= before - 1000 && j.created_ms <= after);
     store_run_t r;

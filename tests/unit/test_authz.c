@@ -136,9 +136,9 @@ static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char 
     json_t *canon = jobspec_to_json(&spec);
     job.spec_json = json_dumps(canon, JSON_COMPACT);
     int64_t now = clock_now_ms();
-    assert_int_equal(store_job_create(fx->st2, &job, NULL, 0, false, NULL, now), 0);
+    assert_int_equal(store_job_create(fx->st2, &job, NULL, 0, false, NULL, NULL, now), 0);
     memcpy(id, job.id, SKED_ID_LEN);
-    assert_int_equal(store_run_trigger(fx->st2, id, now, run), 0);
+    assert_int_equal(store_run_trigger(fx->st2, id, NULL, now, run), 0);
     json_decref(canon);
     json_decref(j);
     store_job_clear(&job);
@@ -338,7 +338,7 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
             wk.slots = 1;
             /* Own: registered with the caller's token; else another's. */
             wk.owner = xstrdup(s == OWN ? fx->tok_id[r] : "tok_of_someone_else");
-            assert_int_equal(store_worker_register(fx->st2, &wk, clock_now_ms()), 0);
+            assert_int_equal(store_worker_register(fx->st2, &wk, NULL, clock_now_ms()), 0);
             buf_puts(path, wk.id);
             store_worker_clear(&wk);
         } else if (!strncmp(w->pattern, "/v1/users/", 10)) {

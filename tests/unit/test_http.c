@@ -786,7 +786,7 @@ static void store_job_now(store_t *st, const char *name)
     job.owner = xstrdup("test");
     json_t *canon = jobspec_to_json(&spec);
     job.spec_json = json_dumps(canon, JSON_COMPACT);
-    assert_int_equal(store_job_create(st, &job, NULL, 0, true, NULL, clock_now_ms()), 0);
+    assert_int_equal(store_job_create(st, &job, NULL, 0, true, NULL, NULL, clock_now_ms()), 0);
     json_decref(canon);
     json_decref(j);
     store_job_clear(&job);

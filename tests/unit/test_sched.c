@@ -457,7 +457,7 @@ static void test_unreadable_zone_is_retried(void **state)
                            .anchor_ms = INT64_MIN,
                            .next_fire_ms = T0,
                            .last_fire_ms = -1};
-    assert_int_equal(store_job_create(fx->st, &job, &sc, 1, false, NULL, T0), 0);
+    assert_int_equal(store_job_create(fx->st, &job, &sc, 1, false, NULL, NULL, T0), 0);
 
     char zdir[PATH_MAX], link[PATH_MAX + 32];
     snprintf(zdir, sizeof zdir, "%s/zoneinfo", fx->dir);
@@ -509,14 +509,14 @@ static void test_pause_then_resume_applies_misfire(void **state)
     char id[SKED_ID_LEN];
     create_job(fx->st, every_minute(""), T0, id);
     assert_int_equal(sched_tick(fx->st, &cfg, T0), 1);
-    assert_int_equal(store_job_set_state(fx->st, id, JOB_PAUSED, T0 + SEC), 0);
+    assert_int_equal(store_job_set_state(fx->st, id, JOB_PAUSED, NULL, T0 + SEC), 0);
     for (int64_t now = T0 + 30 * SEC; now <= T0 + 10 * MIN; now += 30 * SEC)
         assert_int_equal(sched_tick(fx->st, &cfg, now), 0);
     struct runs rs = job_runs(fx->st, id);
     assert_int_equal(rs.n, 1);
     runs_free(&rs);
 
-    assert_int_equal(store_job_set_state(fx->st, id, JOB_ACTIVE, T0 + 10 * MIN + 10 * SEC), 0);
+    assert_int_equal(store_job_set_state(fx->st, id, JOB_ACTIVE, NULL, T0 + 10 * MIN + 10 * SEC), 0);
     drain(fx->st, T0 + 10 * MIN + 10 * SEC);
     rs = job_runs(fx->st, id);
     /* Missed while paused: T0+1m .. T0+10m; run_once runs only T0+10m. */
