@@ -67,6 +67,11 @@ typedef struct db_sql {
         (lit), DB_NOOP, 0                                                                          \
     }
 
+/* The advisory lock class of sked on PostgreSQL ('sked' in ASCII): the
+ * first key of every pg_advisory_*lock sked takes. The second key is 0 for
+ * migrations and hashtext(job_id) for per-job claim decisions. */
+#define DB_PG_LOCK_CLASS "1936417636"
+
 /* The slot of q (1-based), numbering it on first use. */
 int db__slot(db_sql_t *q);
 

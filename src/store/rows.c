@@ -25,14 +25,19 @@ void store__row_job(db_q_t *q, store_job_t *j)
     j->catch_up_window_ms = db_ci(q, 12);
     j->max_concurrency = (int)db_ci(q, 13);
     j->timeout_ms = db_ci(q, 14);
-    j->retry.max_attempts = (int)db_ci(q, 15);
-    j->retry.initial_ms = db_ci(q, 16);
-    j->retry.max_ms = db_ci(q, 17);
-    j->retry.multiplier = db_cd(q, 18);
-    j->retry.jitter = db_cb(q, 19);
+    store__row_retry(q, 15, &j->retry);
     j->version = db_ci(q, 20);
     j->created_ms = db_ci(q, 21);
     j->updated_ms = db_ci(q, 22);
+}
+
+void store__row_retry(db_q_t *q, int o, retry_policy_t *p)
+{
+    p->max_attempts = (int)db_ci(q, o + 0);
+    p->initial_ms = db_ci(q, o + 1);
+    p->max_ms = db_ci(q, o + 2);
+    p->multiplier = db_cd(q, o + 3);
+    p->jitter = db_cb(q, o + 4);
 }
 
 void store__row_sched(db_q_t *q, int o, store_schedule_t *s)

@@ -29,6 +29,9 @@
     " w.heartbeat_ms, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
 
 void store__row_job(db_q_t *q, store_job_t *j);
+/* A job's five retry columns (retry_max_attempts to retry_jitter, in the
+ * order of JOB_COLS) from column off. */
+void store__row_retry(db_q_t *q, int off, retry_policy_t *p);
 void store__row_sched(db_q_t *q, int off, store_schedule_t *s);
 void store__row_run(db_q_t *q, store_run_t *r);
 void store__row_worker(db_q_t *q, store_worker_t *w);

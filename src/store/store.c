@@ -1,10 +1,10 @@
 /*
  * The store's front door: store_open picks a backend from the URL scheme,
- * the public verbs of store.h check their arguments once here and dispatch
- * through `st->ops` (store_int.h), and the backend-neutral helpers live
- * here too — state names, spec-to-columns, the *_clear functions, paging
- * cursors, label matching and the retry decision — so every backend shares
- * one definition of them. There is no SQL in this file.
+ * the public verbs of store.h check their arguments once here and call the
+ * verbs written once over the driver (verbs.h), and the backend-neutral
+ * helpers live here too — state names, spec-to-columns, the *_clear
+ * functions, paging cursors, label matching and the retry decision — so
+ * every verb shares one definition of them. There is no SQL in this file.
  */
 #include "store/store.h"
 #include "store/store_int.h"
@@ -607,7 +607,7 @@ int store_claim(store_t *st, const char *worker_id, const char *owner, int max, 
     *n = 0;
     if (!worker_id || max < 0 || confirm_ms <= 0) return SKED_EINVAL;
     if (max > 1000) max = 1000;
-    return st->ops->claim(st, worker_id, owner, max, confirm_ms, now_ms, out, n);
+    return v_claim(st, worker_id, owner, max, confirm_ms, now_ms, out, n);
 }
 
 int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
@@ -619,8 +619,8 @@ int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store
         if (!held[i].run_id) return SKED_EINVAL;
         held[i].keep = false;
     }
-    return st->ops->heartbeat(st, worker_id, owner, held, nheld, lease_ms, now_ms,
-                              draining ? draining : &dummy);
+    return v_heartbeat(st, worker_id, owner, held, nheld, lease_ms, now_ms,
+                       draining ? draining : &dummy);
 }
 
 int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
@@ -629,13 +629,13 @@ int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, 
     if (!run_id || !res || attempt < 1 || (unsigned)res->outcome >= ATTEMPT_OUTCOME_COUNT ||
         res->outcome == ATTEMPT_LOST)
         return SKED_EINVAL;
-    return st->ops->complete(st, run_id, attempt, fence, owner, res, now_ms);
+    return v_complete(st, run_id, attempt, fence, owner, res, now_ms);
 }
 
 int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)
 {
     if (grace_ms < 0 || heartbeat_timeout_ms < 0) return SKED_EINVAL;
-    return st->ops->reap(st, grace_ms, heartbeat_timeout_ms, now_ms);
+    return v_reap(st, grace_ms, heartbeat_timeout_ms, now_ms);
 }
 
 int store_log_append(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,

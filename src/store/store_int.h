@@ -1,14 +1,10 @@
 /*
  * Internals shared by the store's files: the backend function table and the
- * common header every backend's handle starts with. store.c dispatches the
- * public verbs of store.h through `st->ops`, the way SQLite dispatches file
- * I/O through sqlite3_vfs and Redis dispatches sockets through
- * ConnectionType; a backend (store_sqlite.c, later store_pg.c) fills one
+ * common header every backend's handle starts with. The verbs of store.h
+ * are written once over the SQL driver (db.h, verbs.h); what is left in
+ * `struct store_ops` is a backend's own lifecycle (its name, close, and the
+ * authoritative clock). A backend (store_sqlite.c, store_pg.c) fills one
  * static table and embeds `struct store` as the first member of its handle.
- *
- * The ops mirror store.h one for one, with the same contracts. store.c does
- * the backend-neutral argument checks (list limits, NULL pointers, cursor
- * syntax) before calling an op, so backends may assume sane arguments.
  *
  * Nothing outside src/store/ and the store conformance suite includes this.
  */
@@ -25,14 +21,6 @@ struct store_ops {
     void (*close)(store_t *st);
     /* The authoritative clock; NULL = the local clock (clock_now_ms). */
     int64_t (*now_ms)(store_t *st);
-
-    int (*claim)(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
-                 int64_t now_ms, store_claimed_t **out, size_t *n);
-    int (*heartbeat)(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
-                     size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining);
-    int (*complete)(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
-                    const store_result_t *res, int64_t now_ms);
-    int (*reap)(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
 };
 
 /* The common head of every backend's handle (first member). */
