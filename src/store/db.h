@@ -105,6 +105,9 @@ typedef struct db_val {
 
 struct db_driver {
     const char *name; /* "sqlite", "postgres" */
+    void (*close)(store_t *st);
+    /* The authoritative clock; NULL = the local clock (clock_now_ms). */
+    int64_t (*now_ms)(store_t *st);
     int (*tx)(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_ms);
     db_q_t *(*q)(db_t *db, db_sql_t *sql); /* NULL: could not prepare (logged) */
     void (*bind)(db_q_t *q, const db_val_t *v);

@@ -24,9 +24,8 @@
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-void store__init(store_t *st, const struct store_ops *ops, const struct db_driver *db)
+void store__init(store_t *st, const struct db_driver *db)
 {
-    st->ops = ops;
     st->db = db;
     pthread_mutex_init(&st->notify_mu, NULL);
     st->notify = NULL;
@@ -85,18 +84,18 @@ int store_open(const char *url, store_t **out, char **errmsg)
 
 int64_t store_now_ms(store_t *st)
 {
-    return st->ops->now_ms ? st->ops->now_ms(st) : clock_now_ms();
+    return st->db->now_ms ? st->db->now_ms(st) : clock_now_ms();
 }
 
 void store_close(store_t *st)
 {
     if (!st) return;
-    st->ops->close(st);
+    st->db->close(st);
 }
 
 const char *store_backend(const store_t *st)
 {
-    return st->ops->name;
+    return st->db->name;
 }
 
 int store_ping(store_t *st)

@@ -4,9 +4,9 @@
  * idempotency keys — goes through these domain verbs; SQL lives behind them
  * and nowhere else.
  *
- * A store is opened from a URL ("sqlite:PATH" today; "postgres://..." for
- * the cluster backend) and dispatches to a backend through `struct
- * store_ops` (store_int.h). Every verb is safe to call from any thread.
+ * A store is opened from a URL ("sqlite:PATH", or "postgres://..." for a
+ * cluster). Each verb is written once over a narrow SQL driver (db.h), one
+ * per engine; see docs/store.md. Every verb is safe to call from any thread.
  * Every write that returns 0 is durable (committed and synced) before it
  * returns: promise §5.1. Concurrent writes share commits (group commit).
  *

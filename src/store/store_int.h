@@ -1,10 +1,10 @@
 /*
  * Internals shared by the store's files: the backend function table and the
  * common header every backend's handle starts with. The verbs of store.h
- * are written once over the SQL driver (db.h, verbs.h); what is left in
- * `struct store_ops` is a backend's own lifecycle (its name, close, and the
- * authoritative clock). A backend (store_sqlite.c, store_pg.c) fills one
- * static table and embeds `struct store` as the first member of its handle.
+ * are written once over the SQL driver (db.h, verbs.h). A driver
+ * (store_sqlite.c, store_pg.c) fills one static struct db_driver (which
+ * also carries its name, close and the authoritative clock) and embeds
+ * `struct store` as the first member of its handle.
  *
  * Nothing outside src/store/ and the store conformance suite includes this.
  */
@@ -16,17 +16,9 @@
 
 #include "store/store.h"
 
-struct store_ops {
-    const char *name; /* "sqlite", "postgres" */
-    void (*close)(store_t *st);
-    /* The authoritative clock; NULL = the local clock (clock_now_ms). */
-    int64_t (*now_ms)(store_t *st);
-};
-
 /* The common head of every backend's handle (first member). */
 struct store {
-    const struct store_ops *ops;
-    const struct db_driver *db; /* the SQL driver the shared verbs run on (db.h) */
+    const struct db_driver *db; /* the SQL driver the verbs run on (db.h) */
     pthread_mutex_t notify_mu;  /* guards notify/notify_arg against store_set_notify */
     store_notify_fn notify;
     void *notify_arg;
@@ -38,7 +30,7 @@ struct store {
 
 /* Initialises / destroys the common head. Backends call these from their
  * open and close. */
-void store__init(store_t *st, const struct store_ops *ops, const struct db_driver *db);
+void store__init(store_t *st, const struct db_driver *db);
 void store__fini(store_t *st);
 
 /* Calls the notify hook, if any (from the committing thread, after commit). */

@@ -761,8 +761,13 @@ static int pg_tx(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_ms
     return tx((struct pg *)st, tk, pg_call_fn, &k, now_ms);
 }
 
+static void pg_close(store_t *st);
+static int64_t pg_now_ms(store_t *st);
+
 static const struct db_driver pg_driver = {
     .name = "postgres",
+    .close = pg_close,
+    .now_ms = pg_now_ms,
     .tx = pg_tx,
     .q = pg_q,
     .bind = pg_bind,
@@ -1063,12 +1068,6 @@ out:
     return rc;
 }
 
-static const struct store_ops pg_ops = {
-    .name = "postgres",
-    .close = pg_close,
-    .now_ms = pg_now_ms,
-};
-
 int store__pg_open(const char *url, store_t **out, char **errmsg)
 {
     struct pg *p = xcalloc(1, sizeof *p);
@@ -1076,7 +1075,7 @@ int store__pg_open(const char *url, store_t **out, char **errmsg)
     char *perr = NULL;
     int rc = 0;
 
-    store__init(&p->base, &pg_ops, &pg_driver);
+    store__init(&p->base, &pg_driver);
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->clock_mu, NULL);
     pthread_cond_init(&p->cv, NULL);

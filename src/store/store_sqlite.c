@@ -487,8 +487,11 @@ static int lite_tx(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_
                                                  : rd(k.s, lite_read, &k);
 }
 
+static void sq_close(store_t *st);
+
 static const struct db_driver lite_driver = {
     .name = "sqlite",
+    .close = sq_close,
     .tx = lite_tx,
     .q = lite_q,
     .bind = lite_bind,
@@ -595,11 +598,6 @@ fail:
     return rc;
 }
 
-static const struct store_ops sqlite_ops = {
-    .name = "sqlite",
-    .close = sq_close,
-};
-
 /* Opens one connection with the settings every connection needs. */
 /* sked_labels_ok(labels, constraints): store__labels_satisfy as an SQL
  * function, so the claim scan filters on constraints as PostgreSQL's does
@@ -650,7 +648,7 @@ int store__sqlite_open(const char *path, store_t **out, char **errmsg)
 {
     struct sq *s = xcalloc(1, sizeof *s);
     int rc = 0;
-    store__init(&s->base, &sqlite_ops, &lite_driver);
+    store__init(&s->base, &lite_driver);
     s->path = xstrdup(path);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
