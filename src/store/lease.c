@@ -5,7 +5,7 @@
  * decisions, the lease and its attempt row), heartbeat (renewal of the
  * held runs, confirmation of started attempts), complete (the end of an
  * attempt: undone when it never started, else finished and followed by the
- * retry decision of store__after_attempt) and reap (expired leases and
+ * retry decision of core/attempt.h) and reap (expired leases and
  * lost workers).
  *
  * Servers race here. On PostgreSQL the rows a unit decides on are locked as
@@ -17,6 +17,7 @@
  * (PostgreSQL), so each starts from scratch and frees what it allocated
  * when it fails.
  */
+#include "core/attempt.h"
 #include "store/db.h"
 #include "store/rows.h"
 #include "store/store_int.h"
@@ -646,18 +647,16 @@ static void finishing_clear(struct finishing *f)
 static int unclaim(db_t *db, const char *run_id, const struct finishing *f, const char *why,
                    int64_t now_ms)
 {
-    int64_t not_before = now_ms;
-    run_state_t next = store__after_attempt(&f->retry, f->attempt, ATTEMPT_NOT_STARTED,
-                                            f->cancel_requested, now_ms, &not_before);
-    const char *reason = next == RUN_CANCELED ? (f->reason ? f->reason : "canceled") : why;
+    attempt_end_t e = attempt_end(&f->retry, f->attempt, ATTEMPT_NOT_STARTED, why,
+                                  f->cancel_requested, f->reason, store__jitter_unit(), now_ms);
     db_q_t *q = db_q(db, &Q_RUN_UNCLAIM);
     if (!q) return SKED_ESTORE;
     db_bt(q, run_id);
-    db_bi(q, next);
-    db_bi(q, not_before);
-    db_bi(q, run_state_terminal(next) ? now_ms : -1);
-    db_bt(q, reason);
-    db_bb(q, next == RUN_SCHEDULED && f->held);
+    db_bi(q, e.next);
+    db_bi(q, e.not_before_ms);
+    db_bi(q, run_state_terminal(e.next) ? now_ms : -1);
+    db_bt(q, e.reason);
+    db_bb(q, e.next == RUN_SCHEDULED && f->held);
     int rc = db_exec(q, NULL);
     if (rc < 0) return rc;
     db_sql_t *const drops[] = {&Q_ATTEMPT_DROP, &Q_LOG_DROP};
@@ -677,9 +676,9 @@ static int unclaim(db_t *db, const char *run_id, const struct finishing *f, cons
 static int finish_attempt(db_t *db, const char *run_id, const struct finishing *f,
                           const store_result_t *res, bool reported, int64_t now_ms)
 {
-    const char *why = res->reason;
-    if (res->outcome == ATTEMPT_NOT_STARTED) return unclaim(db, run_id, f, why, now_ms);
-    if (!why && res->outcome == ATTEMPT_TIMEOUT) why = "timeout";
+    if (res->outcome == ATTEMPT_NOT_STARTED) return unclaim(db, run_id, f, res->reason, now_ms);
+    attempt_end_t e = attempt_end(&f->retry, f->attempt, res->outcome, res->reason,
+                                  f->cancel_requested, f->reason, store__jitter_unit(), now_ms);
     db_q_t *q = db_q(db, &Q_ATTEMPT_FINISH);
     if (!q) return SKED_ESTORE;
     db_bt(q, run_id);
@@ -688,31 +687,20 @@ static int finish_attempt(db_t *db, const char *run_id, const struct finishing *
     db_bi(q, res->outcome);
     db_bi(q, res->exit_code);
     db_bi(q, res->signal);
-    db_bt(q, why);
+    db_bt(q, e.attempt_reason);
     db_bb(q, reported);
     int rc = db_exec(q, NULL);
     if (rc < 0) return rc;
 
-    int64_t not_before = now_ms;
-    run_state_t next = store__after_attempt(&f->retry, f->attempt, res->outcome,
-                                            f->cancel_requested, now_ms, &not_before);
-    const char *reason = why;
-    if (next == RUN_CANCELED)
-        reason = f->reason ? f->reason : why ? why : "canceled";
-    else if (next == RUN_SUCCEEDED)
-        reason = NULL;
-    else if (next == RUN_FAILED && !reason)
-        reason = res->outcome == ATTEMPT_LOST ? "lost: lease expired" : "failed";
-
     if (!(q = db_q(db, &Q_RUN_FINISH))) return SKED_ESTORE;
     db_bt(q, run_id);
-    db_bi(q, next);
-    db_bi(q, not_before);
-    db_bi(q, run_state_terminal(next) ? now_ms : -1);
+    db_bi(q, e.next);
+    db_bi(q, e.not_before_ms);
+    db_bi(q, run_state_terminal(e.next) ? now_ms : -1);
     db_bi(q, res->exit_code);
     db_bi(q, res->signal);
-    db_bt(q, reason);
-    db_bb(q, next == RUN_SCHEDULED && f->held);
+    db_bt(q, e.reason);
+    db_bb(q, e.next == RUN_SCHEDULED && f->held);
     if ((rc = db_exec(q, NULL)) < 0) return rc;
     db_notify(db);
     return 0;

@@ -5,6 +5,7 @@
  * pruning of finished runs (their attempts and chunks go with them), old
  * idempotency keys and old entries of the missed-fire ledger.
  */
+#include "core/attempt.h"
 #include "store/db.h"
 #include "store/store_int.h"
 #include "store/verbs.h"
@@ -89,12 +90,12 @@ static int log_append_fn(db_t *db, void *arg)
     if (truncated) return 0; /* past the cap: dropped, the note is there */
 
     int64_t cap = db->st->log_cap;
-    int64_t room = cap > used ? cap - used : 0;
-    size_t keep = (int64_t)a->len > room ? (size_t)room : a->len;
+    bool crosses = false;
+    size_t keep = log_keep(cap, used, a->len, &crosses);
     if (keep > 0 || a->len == 0) {
         if ((rc = insert_chunk(db, a, a->seq, a->stream, a->data, keep)) < 0) return rc;
     }
-    if (keep < a->len) {
+    if (crosses) {
         char note[80];
         int nl = snprintf(note, sizeof note, "log truncated at %" PRId64 " bytes", cap);
         if ((rc = insert_chunk(db, a, NOTE_SEQ, 0, note, (size_t)nl)) < 0) return rc;

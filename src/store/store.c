@@ -361,28 +361,10 @@ bool store__listed(const char *list, const char *item)
     return list_has(list ? list : "", item, strlen(item));
 }
 
-int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt)
+double store__jitter_unit(void)
 {
-    /* A uniform draw in [0,1) with 30 bits of resolution: plenty for a
-     * delay of at most a few hours in ms. */
-    double unit = (double)randombytes_uniform(1u << 30) / (double)(1u << 30);
-    return backoff_delay_ms(p, next_attempt, unit);
-}
-
-run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_outcome_t outcome,
-                                 bool cancel_requested, int64_t now_ms, int64_t *not_before_ms)
-{
-    if (cancel_requested || outcome == ATTEMPT_CANCELED) return RUN_CANCELED;
-    if (outcome == ATTEMPT_SUCCEEDED) return RUN_SUCCEEDED;
-    if (outcome == ATTEMPT_NOT_STARTED) { /* uncharged: due again at once */
-        *not_before_ms = now_ms;
-        return RUN_SCHEDULED;
-    }
-    if (backoff_may_retry(p, attempt)) {
-        *not_before_ms = now_ms + store__retry_delay_ms(p, attempt + 1);
-        return RUN_SCHEDULED;
-    }
-    return RUN_FAILED;
+    /* 30 bits of resolution: plenty for a delay of at most a few hours. */
+    return (double)randombytes_uniform(1u << 30) / (double)(1u << 30);
 }
 
 int64_t store__fence_new(void)

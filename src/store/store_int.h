@@ -63,15 +63,9 @@ bool store__labels_satisfy(const char *labels, const char *constraints);
 /* 1 if item is one of the comma-separated list (queues, namespaces). */
 bool store__listed(const char *list, const char *item);
 
-/* The retry delay before attempt next_attempt under p, drawing the jitter
- * from libsodium. */
-int64_t store__retry_delay_ms(const retry_policy_t *p, int next_attempt);
-
-/* The run state that follows a finished attempt (retry decisions shared by
- * complete and reap): RUN_SUCCEEDED, RUN_CANCELED, RUN_SCHEDULED (retry,
- * with *not_before_ms set) or RUN_FAILED. */
-run_state_t store__after_attempt(const retry_policy_t *p, int attempt, attempt_outcome_t outcome,
-                                 bool cancel_requested, int64_t now_ms, int64_t *not_before_ms);
+/* A uniform draw in [0, 1) from libsodium: the jitter of a retry's delay
+ * (core/attempt.h's unit). */
+double store__jitter_unit(void);
 
 /* A new fencing token: 53 random bits (libsodium), so a token cannot be
  * guessed from another one, in practice never repeats, and survives JSON
