@@ -425,19 +425,23 @@ enum tx_kind {
 /* The database's clock, in the same round trip as BEGIN. */
 static const char SQL_BEGIN_CLOCK[] = "BEGIN; SELECT (extract(epoch FROM now()) * 1000)::bigint";
 
+/* Runs sql, whose last result is one integer, into *out. */
+static int exec_int(struct pconn *c, const char *sql, int64_t *out)
+{
+    PGresult *r = PQexec(c->db, sql);
+    int rc = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        *out = gi(r, 0, 0);
+    else
+        rc = dberr(c, r);
+    PQclear(r);
+    return rc;
+}
+
 static int begin(struct pg *p, struct pconn *c, enum tx_kind kind, int64_t *now_ms)
 {
-    if (p->db_clock && now_ms) {
-        /* With TX_NONE the BEGIN is harmless: tx() commits it. */
-        PGresult *r = PQexec(c->db, SQL_BEGIN_CLOCK);
-        int rc = 0;
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-            *now_ms = gi(r, 0, 0);
-        else
-            rc = dberr(c, r);
-        PQclear(r);
-        return rc;
-    }
+    /* With TX_NONE the BEGIN is harmless: tx() commits it. */
+    if (p->db_clock && now_ms) return exec_int(c, SQL_BEGIN_CLOCK, now_ms);
     if (kind == TX_NONE) return 0;
     return simple(c, kind == TX_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
 }
@@ -787,15 +791,8 @@ static const struct db_driver pg_driver = {
 
 static int clock_fn(struct pg *p, struct pconn *c, void *arg)
 {
-    int64_t *db_ms = arg;
-    PGresult *r = PQexec(c->db, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
-    int rc = 0;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        *db_ms = gi(r, 0, 0);
-    else
-        rc = dberr(c, r);
-    PQclear(r);
-    return rc;
+    (void)p;
+    return exec_int(c, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", arg);
 }
 
 /* Our clock plus the database's offset from it, measured at most once a
