@@ -169,7 +169,8 @@ int db_page(db_q_t *q, const db_rows_t *r, int limit, void **out, size_t *n, cha
         if (k) r->key(v + (k - 1) * r->size, &ms, &id);
         if (next && k) *next = store__cursor_encode(ms, id);
     }
-    *out = v;
+    /* Never NULL, even empty: callers copy from it and free it. */
+    *out = v ? v : xcalloc(1, r->size);
     *n = k;
     return 0;
 }

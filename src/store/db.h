@@ -174,7 +174,8 @@ typedef struct db_rows {
     void (*key)(const void *elem, int64_t *ms, const char **id);
 } db_rows_t;
 
-/* Steps q to its end, reading each row into a new array (*out, *n) with
+/* Steps q to its end, reading each row into a new array (*out, *n; never
+ * NULL, even when empty) with
  * r->row. When limit >= 0, q was bound with LIMIT limit + 1: a row beyond
  * limit means there is more, so it is dropped and *next (may be NULL when
  * limit < 0) becomes the cursor of the last row kept. On error nothing is
