@@ -766,7 +766,7 @@ static void test_service_refusals(void **state)
     sc = NULL;
     assert_int_equal(jobsvc_create(&call, "other", &spec, "key-1", &again, &sc, &n), SKED_EEXIST);
     assert_string_equal(again.id, first);
-    sched_array_free(sc, 0);
+    sched_array_free(sc, n);
     store_job_clear(&again);
     store_job_clear(&job);
     jobspec_free(&spec);
