@@ -620,8 +620,13 @@ void auth_audit_refusal(const http_req_t *req, int status)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, refusals_init);
+    /* A bucket per token for 403s (a real caller probing above its role),
+     * one for everyone without a valid token: a flood of anonymous 401s
+     * cannot drown a token's refusals. */
+    char key[SKED_ID_LEN + 2] = "-";
+    if (status == 403 && req->who) snprintf(key, sizeof key, "t:%s", req->who->token_id);
     int64_t retry_ns = 0;
-    if (refusals_rl && !ratelimit_take(refusals_rl, "refusals", clock_mono_ns(), &retry_ns)) {
+    if (refusals_rl && !ratelimit_take(refusals_rl, key, clock_mono_ns(), &retry_ns)) {
         atomic_fetch_add(&refusals_dropped, 1);
         return;
     }
@@ -629,5 +634,7 @@ void auth_audit_refusal(const http_req_t *req, int status)
     if (dropped)
         log_warn("audit", "%lld refused calls were not audited: more than %d a second", dropped,
                  AUTH_REFUSALS_PER_S);
-    auth_audit(req, req->path, NULL, status);
+    /* No target: the route pattern says what was called, and the path, as
+     * long as a request may be, would let a flood write large entries. */
+    auth_audit(req, NULL, NULL, status);
 }

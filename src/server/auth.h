@@ -131,10 +131,11 @@ void auth_audit_entry(const http_req_t *req, const char *target, const char *ns,
 void auth_audit(const http_req_t *req, const char *target, const char *ns, int status);
 
 /* Audits a refusal the HTTP layer made before any handler ran (401, 403),
- * target the request's path. A flood of refusals must not fill the disk:
- * at most AUTH_REFUSALS_PER_S entries a second (in bursts of up to
- * AUTH_REFUSALS_BURST) are written across the process; the ones beyond are
- * counted, and the count is logged with the next entry written. */
+ * with its route pattern and no target. A flood of refusals must not fill
+ * the disk: at most AUTH_REFUSALS_PER_S entries a second (in bursts of up
+ * to AUTH_REFUSALS_BURST) are written for callers without a valid token,
+ * and as many per token for 403s; the ones beyond are counted, and the
+ * count is logged with the next entry written. */
 #define AUTH_REFUSALS_PER_S 20
 #define AUTH_REFUSALS_BURST 100
 void auth_audit_refusal(const http_req_t *req, int status);

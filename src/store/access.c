@@ -181,7 +181,7 @@ int v_token_create(store_t *st, store_token_t *t, const char *hash_hex, const st
                    int64_t now_ms)
 {
     struct token_create_args a = {t, hash_hex, audit, now_ms};
-    return store__tx(st, audit ? DB_WRITE : DB_WRITE1, token_create_fn, &a, NULL);
+    return store__tx(st, audit ? DB_WRITE : DB_WRITE1, token_create_fn, &a, &a.now_ms);
 }
 
 static void row_token(db_q_t *q, void *elem)
@@ -236,7 +236,8 @@ int v_token_lookup(store_t *st, const char *hash_hex, int64_t now_ms, store_toke
 {
     memset(out, 0, sizeof *out);
     struct token_one_args a = {&Q_TOKEN_LOOKUP, hash_hex, now_ms < 0 ? 0 : now_ms, out};
-    return store__tx(st, DB_READ1, token_one_fn, &a, NULL);
+    /* sked_clock=db: expiry is judged by the database's clock. */
+    return store__tx(st, DB_READ1, token_one_fn, &a, &a.now_ms);
 }
 
 int v_token_get(store_t *st, const char *id, store_token_t *out)
@@ -339,7 +340,7 @@ static int token_touch_fn(db_t *db, void *arg)
 int v_token_touch(store_t *st, const char *id, int64_t now_ms)
 {
     struct token_touch_args a = {id, now_ms};
-    return store__tx(st, DB_WRITE1, token_touch_fn, &a, NULL);
+    return store__tx(st, DB_WRITE1, token_touch_fn, &a, &a.now_ms);
 }
 
 /* ---- users ------------------------------------------------------------------- */
@@ -404,13 +405,13 @@ static int user_write_fn(db_t *db, void *arg)
 int v_user_create(store_t *st, const store_user_t *u, const store_audit_t *audit, int64_t now_ms)
 {
     struct user_write_args a = {&Q_USER_INSERT, u, audit, now_ms};
-    return store__tx(st, DB_WRITE, user_write_fn, &a, NULL);
+    return store__tx(st, DB_WRITE, user_write_fn, &a, &a.now_ms);
 }
 
 int v_user_update(store_t *st, const store_user_t *u, const store_audit_t *audit, int64_t now_ms)
 {
     struct user_write_args a = {&Q_USER_UPDATE, u, audit, now_ms};
-    return store__tx(st, DB_WRITE, user_write_fn, &a, NULL);
+    return store__tx(st, DB_WRITE, user_write_fn, &a, &a.now_ms);
 }
 
 struct user_delete_args {

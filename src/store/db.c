@@ -24,6 +24,19 @@ int db__slot(db_sql_t *q)
     return expect;
 }
 
+db_q_t **db__slot_entry(db_slots_t *t, db_sql_t *sql, size_t *slot)
+{
+    size_t s = (size_t)db__slot(sql);
+    if (s >= t->n) {
+        size_t n = s * 2;
+        t->q = xrealloc(t->q, n * sizeof *t->q);
+        memset(t->q + t->n, 0, (n - t->n) * sizeof *t->q);
+        t->n = n;
+    }
+    *slot = s;
+    return &t->q[s];
+}
+
 int store__tx(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_ms)
 {
     return st->db->tx(st, kind, fn, arg, now_ms);

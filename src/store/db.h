@@ -75,8 +75,20 @@ typedef struct db_sql {
 /* The slot of q (1-based), numbering it on first use. */
 int db__slot(db_sql_t *q);
 
-typedef struct db db_t;     /* the connection of one unit of work */
-typedef struct db_q db_q_t; /* a statement being bound and stepped */
+typedef struct db_q db_q_t;
+
+/* A connection's statements by slot, grown on demand (a driver keeps one
+ * per connection; its statement handles start with struct db_q). */
+typedef struct db_slots {
+    db_q_t **q;
+    size_t n;
+} db_slots_t;
+
+/* The entry of sql in t: NULL until the driver fills it. *slot OUT. */
+db_q_t **db__slot_entry(db_slots_t *t, db_sql_t *sql, size_t *slot);
+
+typedef struct db db_t; /* the connection of one unit of work */
+/* db_q_t (above): a statement being bound and stepped */
 
 /* Kinds of unit of work. */
 typedef enum db_tx {

@@ -8,6 +8,7 @@
 #include "store/store_int.h"
 #include "store/verbs.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -60,6 +61,14 @@ struct run_get_args {
 static int run_get_fn(db_t *db, void *arg)
 {
     struct run_get_args *a = arg;
+    /* A read whose commit failed runs again: drop what the last try read. */
+    store_run_clear(a->out);
+    if (a->att) {
+        for (size_t i = 0; i < *a->natt; i++)
+            store_attempt_clear(&(*a->att)[i]);
+        FREE_NULL(*a->att);
+        *a->natt = 0;
+    }
     int rc = store__read_run(db, a->id, a->out);
     if (rc < 0 || !a->att) return rc;
     db_q_t *q = db_q(db, &Q_ATTEMPTS);

@@ -82,9 +82,8 @@ struct dq;
 
 struct pconn {
     PGconn *db;
-    bool prepared[Q_COUNT]; /* statement i is prepared on this connection */
-    struct dq **dq;         /* the driver's statements (db.h), by slot */
-    size_t ndq;
+    bool prepared[Q_COUNT];    /* statement i is prepared on this connection */
+    db_slots_t dq;             /* the driver's statements (db.h): struct dq, by slot */
     int *used, nused, capused; /* slots with a result to clear after the unit */
     bool want_notify;          /* the running verb changed something worth a wake-up */
     char sqlstate[6];          /* of the last error */
@@ -235,9 +234,9 @@ static void pconn_free(struct pconn *c)
 {
     if (!c) return;
     if (c->db) PQfinish(c->db);
-    for (size_t i = 0; i < c->ndq; i++)
-        dq_free(c->dq[i]);
-    free(c->dq);
+    for (size_t i = 0; i < c->dq.n; i++)
+        dq_free((struct dq *)c->dq.q[i]);
+    free(c->dq.q);
     free(c->used);
     free(c);
 }
@@ -417,9 +416,10 @@ static int64_t gi(const PGresult *r, int row, int col)
 typedef int (*txfn_t)(struct pg *p, struct pconn *c, void *arg);
 
 enum tx_kind {
-    TX_NONE,  /* one read statement: no BEGIN/COMMIT round trips */
-    TX_READ,  /* several reads that must agree: one snapshot */
-    TX_WRITE, /* a verb that writes */
+    TX_NONE,   /* one read statement: no BEGIN/COMMIT round trips */
+    TX_WRITE1, /* one write statement, likewise; never run twice */
+    TX_READ,   /* several reads that must agree: one snapshot */
+    TX_WRITE,  /* a verb that writes */
 };
 
 /* The database's clock, in the same round trip as BEGIN. */
@@ -442,7 +442,7 @@ static int begin(struct pg *p, struct pconn *c, enum tx_kind kind, int64_t *now_
 {
     /* With TX_NONE the BEGIN is harmless: tx() commits it. */
     if (p->db_clock && now_ms) return exec_int(c, SQL_BEGIN_CLOCK, now_ms);
-    if (kind == TX_NONE) return 0;
+    if (kind == TX_NONE || kind == TX_WRITE1) return 0;
     return simple(c, kind == TX_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN");
 }
 
@@ -472,7 +472,7 @@ static int tx(struct pg *p, enum tx_kind kind, txfn_t fn, void *arg, int64_t *no
         if ((rc = acquire(p, &c)) < 0) return rc;
         c->want_notify = false;
         c->sqlstate[0] = '\0';
-        bool open = kind != TX_NONE || (p->db_clock && now_ms);
+        bool open = (kind != TX_NONE && kind != TX_WRITE1) || (p->db_clock && now_ms);
         rc = begin(p, c, kind, now_ms);
         bool dead_at_begin = rc < 0 && PQstatus(c->db) != CONNECTION_OK;
         if (rc == 0) {
@@ -496,8 +496,9 @@ static int tx(struct pg *p, enum tx_kind kind, txfn_t fn, void *arg, int64_t *no
         /* A connection that died under a read, or before a write sent
          * anything, is safe to try once more on a fresh one. */
         bool dead = PQstatus(c->db) != CONNECTION_OK;
-        bool again = try < TX_TRIES &&
-                     (retryable(c) || (dead && try == 1 && (dead_at_begin || kind != TX_WRITE)));
+        bool again = try < TX_TRIES && rc < 0 &&
+                     (retryable(c) || (dead && try == 1 &&
+                                       (dead_at_begin || (kind != TX_WRITE && kind != TX_WRITE1))));
         bool notify = rc >= 0 && c->want_notify;
         release(p, c);
         if (notify) store__notify(&p->base);
@@ -563,8 +564,8 @@ static void dq_free(struct dq *q)
 /* After a reconnect nothing is prepared any more. */
 static void dq_unprepare(struct pconn *c)
 {
-    for (size_t i = 0; i < c->ndq; i++)
-        if (c->dq[i]) c->dq[i]->prepared = false;
+    for (size_t i = 0; i < c->dq.n; i++)
+        if (c->dq.q[i]) ((struct dq *)c->dq.q[i])->prepared = false;
 }
 
 /* SQLite's ?N placeholders as PostgreSQL's $N (outside quoted text). New. */
@@ -582,14 +583,9 @@ static char *dollar_params(const char *sql)
 static db_q_t *pg_q(db_t *db, db_sql_t *sql)
 {
     struct pconn *c = ((struct pdb *)db)->c;
-    size_t slot = (size_t)db__slot(sql);
-    if (slot >= c->ndq) {
-        size_t n = slot * 2;
-        c->dq = xrealloc(c->dq, n * sizeof *c->dq);
-        memset(c->dq + c->ndq, 0, (n - c->ndq) * sizeof *c->dq);
-        c->ndq = n;
-    }
-    struct dq *q = c->dq[slot];
+    size_t slot;
+    db_q_t **e = db__slot_entry(&c->dq, sql, &slot);
+    struct dq *q = (struct dq *)*e;
     if (!q) {
         q = xcalloc(1, sizeof *q);
         q->base.drv = &pg_driver;
@@ -599,7 +595,7 @@ static db_q_t *pg_q(db_t *db, db_sql_t *sql)
         q->text = dollar_params(sql->pg ? sql->pg : sql->lite);
         q->base.noop = !*q->text;
         q->row = -1;
-        c->dq[slot] = q;
+        *e = &q->base;
     } else {
         dq_reset(q);
     }
@@ -752,7 +748,7 @@ static int pg_call_fn(struct pg *p, struct pconn *c, void *arg)
     int rc = k->fn(&db.base, k->arg);
     /* Results live until the unit ends, not until the connection's next use. */
     for (int i = 0; i < c->nused; i++)
-        if (c->dq[c->used[i]]) dq_reset(c->dq[c->used[i]]);
+        if (c->dq.q[c->used[i]]) dq_reset((struct dq *)c->dq.q[c->used[i]]);
     c->nused = 0;
     return rc;
 }
@@ -760,7 +756,10 @@ static int pg_call_fn(struct pg *p, struct pconn *c, void *arg)
 static int pg_tx(store_t *st, db_tx_t kind, db_fn fn, void *arg, int64_t *now_ms)
 {
     struct pg_call k = {fn, arg};
-    enum tx_kind tk = kind == DB_WRITE ? TX_WRITE : kind == DB_READ ? TX_READ : TX_NONE;
+    enum tx_kind tk = kind == DB_WRITE    ? TX_WRITE
+                      : kind == DB_WRITE1 ? TX_WRITE1
+                      : kind == DB_READ   ? TX_READ
+                                          : TX_NONE;
     /* DB_WRITE1 and DB_READ1: one statement, PostgreSQL's own transaction. */
     return tx((struct pg *)st, tk, pg_call_fn, &k, now_ms);
 }

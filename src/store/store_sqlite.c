@@ -57,8 +57,7 @@ struct conn {
     sqlite3 *db;
     struct stc *cache;
     size_t n, cap;
-    struct lq **lq; /* the driver's statements (db.h), by slot */
-    size_t nlq;
+    db_slots_t lq; /* the driver's statements (db.h): struct lq, by slot */
 };
 
 /* A driver statement (db.h) on one connection. */
@@ -156,13 +155,13 @@ static void conn_close(struct conn *c)
     for (size_t i = 0; i < c->n; i++)
         sqlite3_finalize(c->cache[i].st);
     FREE_NULL(c->cache);
-    for (size_t i = 0; i < c->nlq; i++)
-        if (c->lq[i]) {
-            sqlite3_finalize(c->lq[i]->st);
-            free(c->lq[i]);
+    for (size_t i = 0; i < c->lq.n; i++)
+        if (c->lq.q[i]) {
+            sqlite3_finalize(((struct lq *)c->lq.q[i])->st);
+            free(c->lq.q[i]);
         }
-    FREE_NULL(c->lq);
-    c->nlq = 0;
+    FREE_NULL(c->lq.q);
+    c->lq.n = 0;
     c->n = c->cap = 0;
     if (c->db) sqlite3_close_v2(c->db);
     c->db = NULL;
@@ -354,14 +353,9 @@ static const struct db_driver lite_driver;
 static db_q_t *lite_q(db_t *db, db_sql_t *sql)
 {
     struct conn *c = ((struct ldb *)db)->c;
-    size_t slot = (size_t)db__slot(sql);
-    if (slot >= c->nlq) {
-        size_t n = slot * 2;
-        c->lq = xrealloc(c->lq, n * sizeof *c->lq);
-        memset(c->lq + c->nlq, 0, (n - c->nlq) * sizeof *c->lq);
-        c->nlq = n;
-    }
-    struct lq *q = c->lq[slot];
+    size_t slot;
+    db_q_t **e = db__slot_entry(&c->lq, sql, &slot);
+    struct lq *q = (struct lq *)*e;
     if (!q) {
         q = xcalloc(1, sizeof *q);
         q->base.drv = &lite_driver;
@@ -377,7 +371,7 @@ static db_q_t *lite_q(db_t *db, db_sql_t *sql)
                 return NULL;
             }
         }
-        c->lq[slot] = q;
+        *e = &q->base;
     } else if (q->st) {
         sqlite3_reset(q->st);
         sqlite3_clear_bindings(q->st);
