@@ -72,6 +72,7 @@ static jobsvc_call_t svc_call(http_req_t *req)
 static bool job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write,
                        char **ns_out)
 {
+    log_ctx_job(id);
     char *ns = NULL, *owner = NULL;
     bool ok = false;
     if (ns_out) *ns_out = NULL;

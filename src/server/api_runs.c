@@ -41,6 +41,7 @@
 static bool run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write,
                        char **ns_out)
 {
+    log_ctx_run(id);
     store_run_t run = {0};
     char *ns = NULL, *owner = NULL;
     bool ok = false;

@@ -30,7 +30,9 @@
     "  --max-connections-per-ip N\n"                                                               \
     "                       per client address (default 512; 0 = no cap, e.g.\n"                   \
     "                       behind a load balancer)\n"                                             \
-    "  --idle-timeout DUR   close connections silent this long (default 30s)\n"
+    "  --idle-timeout DUR   close connections silent this long (default 30s)\n"                    \
+    "  --log-format F       text (default) or json: one JSON object per line, with\n"              \
+    "                       time, level, component, msg, request_id, job_id, run_id\n"
 
 /* Entry points; argv[0] is the subcommand name; return the exit status. */
 int cmd_server(int argc, char **argv);

@@ -114,6 +114,7 @@ typedef struct conn {
     const http_route_t *route;
     char *pathbuf;               /* the path split into NUL-separated segments */
     char peer[INET6_ADDRSTRLEN]; /* the client's address, req.peer points here */
+    char request_id[65];         /* X-Request-Id: the client's when well-formed, else ours */
     const char *version;         /* "HTTP/1.1"; microhttpd's, like method and path */
     struct hdr *args;            /* the query, percent-decoded (value NULL: "?key" alone) */
     size_t nargs;
@@ -692,11 +693,14 @@ static bool authenticate(conn_t *c)
 
 /* ---- answering ----------------------------------------------------------- */
 
-static void add_headers(struct MHD_Response *mr, const http_resp_t *r)
+static void add_headers(struct MHD_Response *mr, const conn_t *c)
 {
+    const http_resp_t *r = &c->resp;
     if (r->ctype) MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(mr, r->hdrs[i].name, r->hdrs[i].value);
+    /* Every answer names its request, for the logs of both sides. */
+    if (c->request_id[0]) MHD_add_response_header(mr, "X-Request-Id", c->request_id);
 }
 
 static enum MHD_Result queue_plain(conn_t *c)
@@ -715,7 +719,7 @@ static enum MHD_Result queue_plain(conn_t *c)
         mr = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     }
     if (!mr) return MHD_NO;
-    add_headers(mr, r);
+    add_headers(mr, c);
     enum MHD_Result ret = MHD_queue_response(c->mc, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
     c->queued = true;
@@ -763,7 +767,9 @@ static void call_handler(conn_t *c)
     c->gen = atomic_load(&c->d->gen);
     c->req.now_ms = store_now_ms(c->req.st);
     c->resp.wait = false;
+    log_ctx_request(c->request_id);
     c->route->fn(&c->req, &c->resp);
+    log_ctx_clear();
     c->ran = true;
 }
 
@@ -783,7 +789,7 @@ static enum MHD_Result queue_stream(conn_t *c)
     struct MHD_Response *mr =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, c, NULL);
     if (!mr) return MHD_NO;
-    add_headers(mr, &c->resp);
+    add_headers(mr, c);
     /* Proxies must not buffer a stream people are watching. */
     MHD_add_response_header(mr, "X-Accel-Buffering", "no");
     MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -908,12 +914,19 @@ static void conn_free(conn_t *c)
 /* The first call of a request, with only its headers: route, check the
  * announced size, authenticate. Refusing here spares reading the body
  * (and a client that sent "Expect: 100-continue" never sends it). */
-static enum MHD_Result begin(conn_t *c)
+/* A client's X-Request-Id is kept when it is 1-64 characters of
+ * [A-Za-z0-9._:-]; anything else is replaced, so a log line cannot be
+ * forged through it. */
+static bool request_id_ok(const char *s)
+{
+    size_t n =
+        s ? strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") : 0;
+    return n >= 1 && n <= 64 && s[n] == '\0';
+}
+
+static enum MHD_Result checks(conn_t *c)
 {
     uint64_t clen = 0;
-    c->req.now_ms = store_now_ms(c->req.st);
-    client_addr(c, c->peer, sizeof c->peer);
-    c->req.peer = c->peer;
     if (!check_framing(c)) return queue_plain(c);
     if (!route(c, c->req.method, c->req.path)) return queue_plain(c);
     const char *cl = http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -927,6 +940,22 @@ static enum MHD_Result begin(conn_t *c)
      * route's parameters. */
     if (!parse_query(c)) return queue_plain(c);
     return MHD_YES;
+}
+
+static enum MHD_Result begin(conn_t *c)
+{
+    c->req.now_ms = store_now_ms(c->req.st);
+    client_addr(c, c->peer, sizeof c->peer);
+    c->req.peer = c->peer;
+    const char *rid = http_header(&c->req, "X-Request-Id");
+    if (request_id_ok(rid))
+        snprintf(c->request_id, sizeof c->request_id, "%s", rid);
+    else
+        id_new("req", c->req.now_ms, c->request_id);
+    log_ctx_request(c->request_id);
+    enum MHD_Result r = checks(c);
+    log_ctx_clear();
+    return r;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,

@@ -44,6 +44,7 @@ static void usage(FILE *f)
             "  --ca FILE              trust the CA certificate(s) in FILE for https servers\n"
             "                         instead of the system's (env SKED_CA); certificates\n"
             "                         are always verified\n"
+            "  --log-format F         text (default) or json: one JSON object per line\n"
             "  --slots N              runs at once (default 4)\n"
             "  --queues a,b           queues to take work from (default \"default\")\n"
             "  --labels k=v,...       labels that job constraints match against\n"
@@ -151,7 +152,8 @@ int cmd_worker(int argc, char **argv)
         O_LABELS,
         O_NAME,
         O_GRACE,
-        O_CA
+        O_CA,
+        O_LOG_FORMAT
     };
     /* job isolation */
     enum {
@@ -181,6 +183,7 @@ int cmd_worker(int argc, char **argv)
         {"limit-nofile", required_argument, NULL, O_LIMIT_NOFILE},
         {"limit-nproc", required_argument, NULL, O_LIMIT_NPROC},
         {"ca", required_argument, NULL, O_CA},
+        {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -220,6 +223,16 @@ int cmd_worker(int argc, char **argv)
         case O_CA:
             ca = optarg;
             break;
+        case O_LOG_FORMAT: {
+            enum log_format f;
+            if (log_format_parse(optarg, &f) < 0) {
+                fprintf(stderr, "sked worker: --log-format: expected text or json, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            log_set_format(f);
+            break;
+        }
         case O_SLOTS: {
             char *end;
             long v = strtol(optarg, &end, 10);
