@@ -34,12 +34,16 @@ void store__init(store_t *st, const struct db_driver *db)
     pthread_mutex_init(&st->ready_mu, NULL);
     st->ready_at_ns = 0;
     atomic_init(&st->ready_rc, 0);
+    pthread_mutex_init(&st->ev_mu, NULL);
+    st->ev_final = 0;
+    st->ev_pend_id = st->ev_pend_xmax = -1;
 }
 
 void store__fini(store_t *st)
 {
     pthread_mutex_destroy(&st->notify_mu);
     pthread_mutex_destroy(&st->ready_mu);
+    pthread_mutex_destroy(&st->ev_mu);
 }
 
 void store__notify(store_t *st)
@@ -640,6 +644,27 @@ int store_log_read(store_t *st, const char *run_id, int attempt, int after_attem
 int store_prune(store_t *st, int64_t older_than_ms)
 {
     return v_prune(st, older_than_ms);
+}
+
+int store_events_read(store_t *st, int64_t after_id, int limit, store_event_t **out, size_t *n,
+                      bool *pending)
+{
+    *out = NULL;
+    *n = 0;
+    *pending = false;
+    if (after_id < 0 || limit < 1 || limit > 1000) return SKED_EINVAL;
+    return v_events_read(st, after_id, limit, out, n, pending);
+}
+
+int store_events_bounds(store_t *st, int64_t *pruned_through, int64_t *last_id)
+{
+    *pruned_through = *last_id = 0;
+    return v_events_bounds(st, pruned_through, last_id);
+}
+
+int store_events_prune(store_t *st, int64_t older_than_ms)
+{
+    return v_events_prune(st, older_than_ms);
 }
 
 int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)

@@ -508,6 +508,49 @@ int store_log_read(store_t *st, const char *run_id, int attempt, int after_attem
  * bounded batches. Returns the number of runs removed or an error. */
 int store_prune(store_t *st, int64_t older_than_ms);
 
+/* ---- events ------------------------------------------------------------- */
+
+/* The event log: every change of a job, run or worker, written in the
+ * transaction that made it (by triggers in the schema, so no verb can
+ * forget one), numbered by a growing id. Types: job.created, job.updated,
+ * job.paused, job.resumed, job.done, job.deleted; run.scheduled,
+ * run.pending, run.waiting, run.skipped (as created), run.claimed (leased,
+ * not yet confirmed), run.started (the worker confirmed it), run.retrying
+ * (an attempt ended and the next is scheduled), run.requeued (a claim that
+ * never started was undone), run.cancel_requested, run.succeeded,
+ * run.failed, run.canceled; worker.registered, worker.draining,
+ * worker.lost, worker.gone. */
+typedef struct store_event {
+    int64_t id;
+    int64_t at_ms;
+    char *type;
+    char *ns;                    /* the job's namespace; a worker's ("" = all) */
+    char job_id[SKED_ID_LEN];    /* "" for worker events */
+    char run_id[SKED_ID_LEN];    /* "" unless a run event */
+    char worker_id[SKED_ID_LEN]; /* the worker concerned, if any */
+    int attempt;                 /* run events: the run's attempt count */
+    char *detail;                /* the run's reason, if any; NULL */
+} store_event_t;
+
+void store_event_clear(store_event_t *e);
+
+/* Reads up to limit (1..1000) events with id > after_id, in id order. Only
+ * final ids are served: ids that no transaction still running can fill
+ * in, so a reader that resumes after the last id it saw misses nothing
+ * (on PostgreSQL ids are drawn before commit, not in commit order).
+ * *pending OUT: newer events exist that are not final yet; read again in a
+ * few ms. *out is a new array (clear each, free the array). */
+int store_events_read(store_t *st, int64_t after_id, int limit, store_event_t **out, size_t *n,
+                      bool *pending);
+/* *pruned_through: the highest id retention has deleted (0 = none);
+ * *last_id: the newest id written (0 = none). A reader resuming after an
+ * id below pruned_through has lost events; one after an id above last_id
+ * resumes from another event log. */
+int store_events_bounds(store_t *st, int64_t *pruned_through, int64_t *last_id);
+/* Deletes events older than older_than_ms, oldest first in bounded
+ * batches, but never the newest. Returns the number deleted or an error. */
+int store_events_prune(store_t *st, int64_t older_than_ms);
+
 /* ---- tokens ------------------------------------------------------------- */
 
 typedef enum token_role {

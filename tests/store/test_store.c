@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/xalloc.h"
 #include "store/store.h"
@@ -1980,6 +1982,169 @@ static void test_prune(void **state)
     assert_int_equal(store_prune(ST, T0 + 50000), 0);
 }
 
+/* ---- events ------------------------------------------------------------------------ */
+
+/* Every event after *after, as "type type ..." (and *after moves past
+ * them); each event's ids are checked against the ids given (NULL = any). */
+static char *events_since(store_t *st, int64_t *after)
+{
+    buf_t b = BUF_INIT;
+    for (int pages = 0; pages < 100; pages++) {
+        store_event_t *v = NULL;
+        size_t n = 0;
+        bool pending = true;
+        assert_int_equal(store_events_read(st, *after, 7, &v, &n, &pending), 0);
+        assert_false(pending); /* nothing is in flight in these tests */
+        for (size_t i = 0; i < n; i++) {
+            assert_true(v[i].id > *after);
+            *after = v[i].id;
+            if (b.len) buf_puts(&b, " ");
+            buf_puts(&b, v[i].type);
+            store_event_clear(&v[i]);
+        }
+        free(v);
+        if (n < 7) break;
+    }
+    char *out = xstrdup(b.data ? b.data : "");
+    buf_free(&b);
+    return out;
+}
+
+#define assert_events(st, after, want)                                                             \
+    do {                                                                                           \
+        char *got_ = events_since(st, after);                                                      \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
+    } while (0)
+
+/* Every change of a job, run and worker has its event, in the order the
+ * changes committed, whichever verb made it. */
+static void test_events_every_change(void **state)
+{
+    int64_t after = 0, pruned = -1, last = -1;
+    assert_int_equal(store_events_bounds(ST, &pruned, &last), 0);
+    assert_int_equal(pruned, 0);
+    assert_int_equal(last, 0);
+    assert_events(ST, &after, "");
+
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "evjob");
+    j.retry = (retry_policy_t){2, 1000, 1000, 2.0, false};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    assert_events(ST, &after, "worker.registered job.created run.pending");
+
+    /* Claimed, started, failed with a retry, claimed again, succeeded. */
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    char rid[SKED_ID_LEN];
+    memcpy(rid, cl[0].run.id, SKED_ID_LEN);
+    confirm(ST, wid, &cl[0], T0 + 1);
+    assert_int_equal(store_complete(ST, rid, 1, cl[0].run.fence, NULL, &RES_FAIL, T0 + 2), 0);
+    free_claimed(cl, n);
+    assert_events(ST, &after, "run.claimed run.started run.retrying");
+    cl = claim(ST, wid, 1, T0 + 5000, &n);
+    assert_int_equal(n, 1);
+    confirm(ST, wid, &cl[0], T0 + 5001);
+    /* A heartbeat that only renews the lease is not an event. */
+    confirm(ST, wid, &cl[0], T0 + 5002);
+    assert_int_equal(store_complete(ST, rid, 2, cl[0].run.fence, NULL, &RES_OK, T0 + 5003), 0);
+    free_claimed(cl, n);
+
+    store_event_t *v = NULL;
+    bool pending;
+    assert_int_equal(store_events_read(ST, after, 10, &v, &n, &pending), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[2].type, "run.succeeded");
+    assert_string_equal(v[2].job_id, j.id);
+    assert_string_equal(v[2].run_id, rid);
+    assert_string_equal(v[2].worker_id, wid);
+    assert_string_equal(v[2].ns, "default");
+    assert_int_equal(v[2].attempt, 2);
+    assert_true(v[2].at_ms > T0); /* the engine's clock, not the caller's */
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&v[i]);
+    free(v);
+    assert_events(ST, &after, "run.claimed run.started run.succeeded");
+
+    /* A claim never confirmed and reaped is requeued, uncharged. */
+    char r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 6000, r2), 0);
+    cl = claim(ST, wid, 1, T0 + 6000, &n);
+    assert_int_equal(n, 1);
+    free_claimed(cl, n);
+    assert_true(store_reap(ST, 0, 3600000, T0 + 6000 + LEASE_MS + 1) >= 1);
+    assert_events(ST, &after, "run.pending run.claimed run.requeued");
+    assert_int_equal(store_run_cancel(ST, r2, NULL, NULL, T0 + 7000), 0);
+    assert_events(ST, &after, "run.canceled");
+
+    /* The job's own changes. */
+    j.priority = 7;
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, NULL, T0 + 8000), 0);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_PAUSED, NULL, T0 + 8001), 0);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_ACTIVE, NULL, T0 + 8002), 0);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_DELETED, NULL, T0 + 8003), 0);
+    assert_events(ST, &after, "job.updated job.paused job.resumed job.deleted");
+
+    /* The worker's. */
+    assert_int_equal(store_worker_drain(ST, wid, NULL, NULL, T0 + 9000), 0);
+    assert_int_equal(store_worker_deregister(ST, wid, NULL, NULL, T0 + 9001), 0);
+    assert_events(ST, &after, "worker.draining worker.gone");
+
+    /* A change that fails leaves no event: the name is taken. */
+    store_job_t dup;
+    mkjob(&dup, "evjob2");
+    assert_int_equal(store_job_create(ST, &dup, NULL, 0, false, NULL, NULL, T0), 0);
+    store_job_clear(&dup);
+    mkjob(&dup, "evjob2");
+    assert_int_equal(store_job_create(ST, &dup, NULL, 0, false, NULL, NULL, T0), SKED_ECONFLICT);
+    store_job_clear(&dup);
+    assert_events(ST, &after, "job.created");
+
+    assert_int_equal(store_events_bounds(ST, &pruned, &last), 0);
+    assert_int_equal(last, after);
+    store_job_clear(&j);
+}
+
+/* Retention deletes the oldest events, in batches, never the newest, and
+ * says how far it went; ids keep growing after it. */
+static void test_events_prune(void **state)
+{
+    char jid[SKED_ID_LEN];
+    new_job(ST, "evprune", 0, NULL, false, T0, jid);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0), 0);
+        assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, NULL, T0), 0);
+    }
+    int64_t pruned, last;
+    assert_int_equal(store_events_bounds(ST, &pruned, &last), 0);
+    assert_int_equal(pruned, 0);
+    /* Nothing is older than an hour ago. */
+    assert_int_equal(store_events_prune(ST, clock_now_ms() - 3600000), 0);
+    /* Everything is older than a minute from now: all go but the newest. */
+    assert_int_equal(store_events_prune(ST, clock_now_ms() + 60000), 80);
+    int64_t p2, l2;
+    assert_int_equal(store_events_bounds(ST, &p2, &l2), 0);
+    assert_int_equal(l2, last);
+    assert_int_equal(p2, last - 1);
+    int64_t after = 0;
+    assert_events(ST, &after, "job.resumed");
+    assert_int_equal(after, last);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0), 0);
+    assert_events(ST, &after, "job.paused");
+    assert_true(after > last);
+    assert_int_equal(store_events_prune(ST, clock_now_ms() + 60000), 1);
+    /* Bad arguments. */
+    store_event_t *v;
+    size_t n;
+    bool pending;
+    assert_int_equal(store_events_read(ST, -1, 10, &v, &n, &pending), SKED_EINVAL);
+    assert_int_equal(store_events_read(ST, 0, 0, &v, &n, &pending), SKED_EINVAL);
+    assert_int_equal(store_events_read(ST, 0, 1001, &v, &n, &pending), SKED_EINVAL);
+}
+
 /* ---- tokens ----------------------------------------------------------------------------- */
 
 static void test_tokens(void **state)
@@ -3299,6 +3464,8 @@ int main(int argc, char **argv)
         T(test_claimable_per_job_state),
         T(test_claim_past_unmatched_backlog),
         T(test_state_machine_enforced),
+        T(test_events_every_change),
+        T(test_events_prune),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
