@@ -35,6 +35,7 @@ int cmd_login(int argc, char **argv);   /* cmd_auth.c */
 int cmd_users(int argc, char **argv);   /* cmd_auth.c */
 int cmd_tokens(int argc, char **argv);  /* cmd_auth.c */
 int cmd_audit(int argc, char **argv);   /* cmd_auth.c */
+int cmd_watch(int argc, char **argv);   /* cmd_watch.c */
 
 /* Process exit statuses of the client commands. */
 #define CLI_EXIT_OK    0

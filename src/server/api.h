@@ -13,6 +13,9 @@
 #include "server/http.h"
 #include "store/store.h"
 
+/* api_events.c */
+void api_events(http_req_t *req, http_resp_t *resp);
+
 /* api_jobs.c */
 void api_jobs_create(http_req_t *req, http_resp_t *resp);
 void api_jobs_list(http_req_t *req, http_resp_t *resp);

@@ -33,6 +33,7 @@ const http_route_t http_routes[] = {
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},
+    {"GET", "/v1/events", ACCESS_READ, api_events},
     {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, api_workers_drain},
     {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, api_workers_heartbeat},
     {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, api_workers_claim},

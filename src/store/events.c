@@ -9,13 +9,15 @@
  * ids from a sequence before commit: id 10 may commit after id 11. The
  * triggers insert after the row they describe, so a transaction already
  * has its xid when it draws an id; hence when one snapshot sees max id M
- * and xmax X, every id <= M was drawn by a transaction whose xid is < X,
- * and once a later snapshot's xmin reaches X all of them have ended
+ * and the next xid to be assigned is X, every id <= M was drawn by a
+ * transaction whose xid is < X, and once a later snapshot's xmin reaches X
+ * all of them have ended
  * (committed, so visible, or rolled back, so a hole forever). The store
  * handle remembers one such (M, X) pair at a time and moves its final
  * horizon to M when xmin passes X; a reader is served ids up to the
- * horizon only. The cost is one indexed max() per read and a delay of one
- * transaction's length when writes are in flight.
+ * horizon only, by a read whose snapshot is taken after the horizon was
+ * (see v_events_read). The cost is one indexed max() per read and a delay
+ * of one transaction's length when writes are in flight.
  */
 #include "store/db.h"
 #include "store/store_int.h"
@@ -29,12 +31,15 @@
 
 #define PRUNE_BATCH 5000
 
-/* xmin and xmax of this statement's snapshot (0, 0 on SQLite), and the
- * newest id it sees. */
-static db_sql_t Q_EV_SNAPSHOT =
-    DB_SQL("SELECT 0, 0, coalesce(max(id), 0) FROM events",
-           "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,"
-           " coalesce((SELECT max(id) FROM events), 0) FROM pg_current_snapshot() AS s");
+/* The xmin of this statement's snapshot, the next xid to be assigned (both
+ * 0 on SQLite) and the newest id the snapshot sees. Not the snapshot's
+ * xmax: that is the latest completed xid + 1, and a transaction that got
+ * its xid after that completion runs without being listed in the snapshot.
+ * age() counts from the next xid without assigning one to this read. */
+static db_sql_t Q_EV_SNAPSHOT = DB_SQL(
+    "SELECT 0, 0, coalesce(max(id), 0) FROM events",
+    "SELECT x, x + age((x % 4294967296)::text::xid), coalesce((SELECT max(id) FROM events), 0)"
+    " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) AS s");
 static db_sql_t Q_EV_READ =
     DB_SAME("SELECT id, at_ms, type, ns, job_id, run_id, worker_id, attempt, detail FROM events"
             " WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3");
@@ -84,24 +89,24 @@ static const db_rows_t event_rows = {sizeof(store_event_t), row_event, clear_eve
 
 /* Moves the final horizon with what one snapshot saw (see the top).
  * Returns it; *pending: ids beyond it exist. */
-static int64_t horizon(store_t *st, int64_t xmin, int64_t xmax, int64_t max_id, bool *pending)
+static int64_t horizon(store_t *st, int64_t xmin, int64_t next_xid, int64_t max_id, bool *pending)
 {
     pthread_mutex_lock(&st->ev_mu);
-    if (xmax == 0) { /* SQLite: what is visible is final */
+    if (next_xid == 0) { /* SQLite: what is visible is final */
         if (max_id > st->ev_final) st->ev_final = max_id;
     } else {
-        if (st->ev_pend_id >= 0 && xmin >= st->ev_pend_xmax) {
+        if (st->ev_pend_id >= 0 && xmin >= st->ev_pend_xid) {
             if (st->ev_pend_id > st->ev_final) st->ev_final = st->ev_pend_id;
             st->ev_pend_id = -1;
         }
         if (st->ev_pend_id < 0 && max_id > st->ev_final) {
-            /* Nothing running when this snapshot was taken (xmin == xmax):
-             * final at once. */
-            if (xmin >= xmax) {
+            /* Nothing running when this snapshot was taken (its xmin is
+             * the next xid): final at once. */
+            if (xmin >= next_xid) {
                 st->ev_final = max_id;
             } else {
                 st->ev_pend_id = max_id;
-                st->ev_pend_xmax = xmax;
+                st->ev_pend_xid = next_xid;
             }
         }
     }
@@ -112,12 +117,23 @@ static int64_t horizon(store_t *st, int64_t xmin, int64_t xmax, int64_t max_id, 
 }
 
 struct ev_read_args {
-    int64_t after;
+    int64_t after, final;
     int limit;
     store_event_t **out;
     size_t *n;
     bool *pending;
 };
+
+static int ev_horizon_fn(db_t *db, void *arg)
+{
+    struct ev_read_args *a = arg;
+    db_q_t *q = db_q(db, &Q_EV_SNAPSHOT);
+    if (!q) return SKED_ESTORE;
+    int rc = db_one(q);
+    if (rc < 0) return rc;
+    a->final = horizon(db->st, db_ci(q, 0), db_ci(q, 1), db_ci(q, 2), a->pending);
+    return 0;
+}
 
 static int ev_read_fn(db_t *db, void *arg)
 {
@@ -126,28 +142,30 @@ static int ev_read_fn(db_t *db, void *arg)
         store_event_clear(&(*a->out)[i]);
     FREE_NULL(*a->out);
     *a->n = 0;
-
-    db_q_t *q = db_q(db, &Q_EV_SNAPSHOT);
+    db_q_t *q = db_q(db, &Q_EV_READ);
     if (!q) return SKED_ESTORE;
-    int rc = db_one(q);
-    if (rc < 0) return rc;
-    int64_t final = horizon(db->st, db_ci(q, 0), db_ci(q, 1), db_ci(q, 2), a->pending);
-    if (final <= a->after) {
-        *a->out = xcalloc(1, sizeof **a->out);
-        return 0;
-    }
-    if (!(q = db_q(db, &Q_EV_READ))) return SKED_ESTORE;
     db_bi(q, a->after);
-    db_bi(q, final);
+    db_bi(q, a->final);
     db_bi(q, a->limit);
     return db_page(q, &event_rows, -1, (void **)a->out, a->n, NULL);
 }
 
+/* Two units of work, in this order, on purpose: the horizon may have been
+ * moved by another thread's snapshot, newer than this thread's first one;
+ * the read's own snapshot is taken after the horizon was read, so it is
+ * newer than whichever snapshot proved the horizon final, and sees every
+ * id up to it. */
 int v_events_read(store_t *st, int64_t after_id, int limit, store_event_t **out, size_t *n,
                   bool *pending)
 {
-    struct ev_read_args a = {after_id, limit, out, n, pending};
-    return store__tx(st, DB_READ, ev_read_fn, &a, NULL);
+    struct ev_read_args a = {after_id, 0, limit, out, n, pending};
+    int rc = store__tx(st, DB_READ1, ev_horizon_fn, &a, NULL);
+    if (rc < 0) return rc;
+    if (a.final <= after_id) {
+        *out = xcalloc(1, sizeof **out);
+        return 0;
+    }
+    return store__tx(st, DB_READ1, ev_read_fn, &a, NULL);
 }
 
 struct ev_bounds_args {

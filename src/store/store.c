@@ -36,7 +36,7 @@ void store__init(store_t *st, const struct db_driver *db)
     atomic_init(&st->ready_rc, 0);
     pthread_mutex_init(&st->ev_mu, NULL);
     st->ev_final = 0;
-    st->ev_pend_id = st->ev_pend_xmax = -1;
+    st->ev_pend_id = st->ev_pend_xid = -1;
 }
 
 void store__fini(store_t *st)

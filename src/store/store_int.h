@@ -29,7 +29,7 @@ struct store {
     pthread_mutex_t ev_mu;    /* guards the event horizon below (events.c) */
     int64_t ev_final;         /* every event id <= this is final */
     int64_t ev_pend_id;       /* -1, or a max id seen while transactions were running ... */
-    int64_t ev_pend_xmax;     /* ... and the snapshot's xmax: final once xmin reaches it */
+    int64_t ev_pend_xid;      /* ... and the next xid then: final once xmin reaches it */
 };
 
 /* Initialises / destroys the common head. Backends call these from their

@@ -25,6 +25,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +344,111 @@ static void test_events_never_skip_an_uncommitted_id(void **state)
     PQfinish(admin);
     store_close(other);
     store_close(st);
+    free(url);
+}
+
+/* Many readers share one handle (one horizon) while two other servers
+ * write: each reader's stream, resumed after the last id it saw, must be
+ * exactly the log as it ends up: no id skipped, none twice. (A horizon one
+ * reader's newer snapshot proved final must not serve another reader whose
+ * read looks through an older snapshot.) */
+enum { EV_READERS = 4, EV_WRITERS = 4, EV_JOBS = 150 };
+
+struct ev_writer {
+    store_t *st;
+    int id;
+};
+
+struct ev_reader {
+    store_t *st;
+    atomic_int *stop;
+    int64_t *ids;
+    size_t n, cap;
+};
+
+static void *ev_write_main(void *arg)
+{
+    struct ev_writer *w = arg;
+    for (int i = 0; i < EV_JOBS; i++) {
+        store_job_t j;
+        char name[32];
+        snprintf(name, sizeof name, "w%d-%d", w->id, i);
+        mkjob(&j, name);
+        assert_int_equal(store_job_create(w->st, &j, NULL, 0, true, NULL, NULL, T0), 0);
+        store_job_clear(&j);
+    }
+    return NULL;
+}
+
+static void ev_take(struct ev_reader *r, bool *pending)
+{
+    store_event_t *v = NULL;
+    size_t n = 0;
+    int64_t after = r->n ? r->ids[r->n - 1] : 0;
+    assert_int_equal(store_events_read(r->st, after, 50, &v, &n, pending), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (r->n == r->cap) r->ids = xrealloc(r->ids, (r->cap = r->cap * 2 + 64) * sizeof *r->ids);
+        r->ids[r->n++] = v[i].id;
+        store_event_clear(&v[i]);
+    }
+    free(v);
+}
+
+static void *ev_read_main(void *arg)
+{
+    struct ev_reader *r = arg;
+    bool pending = false;
+    while (!atomic_load(r->stop))
+        ev_take(r, &pending);
+    for (int i = 0; i < 1000; i++) { /* the tail, once the writers are done */
+        size_t before = r->n;
+        ev_take(r, &pending);
+        if (r->n == before && !pending) break;
+    }
+    return NULL;
+}
+
+static void test_events_concurrent_readers_miss_nothing(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    store_t *rd = open_ok(url), *wr[2] = {open_ok(url), open_ok(url)};
+    atomic_int stop = 0;
+    struct ev_reader readers[EV_READERS];
+    struct ev_writer writers[EV_WRITERS];
+    pthread_t rt[EV_READERS], wt[EV_WRITERS];
+    for (int i = 0; i < EV_READERS; i++) {
+        readers[i] = (struct ev_reader){rd, &stop, NULL, 0, 0};
+        assert_int_equal(pthread_create(&rt[i], NULL, ev_read_main, &readers[i]), 0);
+    }
+    for (int i = 0; i < EV_WRITERS; i++) {
+        writers[i] = (struct ev_writer){wr[i % 2], i};
+        assert_int_equal(pthread_create(&wt[i], NULL, ev_write_main, &writers[i]), 0);
+    }
+    for (int i = 0; i < EV_WRITERS; i++)
+        pthread_join(wt[i], NULL);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < EV_READERS; i++)
+        pthread_join(rt[i], NULL);
+
+    /* The log as it ended up, read by a fresh handle. */
+    store_t *fresh = open_ok(url);
+    struct ev_reader all = {fresh, &stop, NULL, 0, 0};
+    ev_read_main(&all);
+    assert_int_equal(all.n, EV_WRITERS * EV_JOBS * 2); /* job.created, run.pending */
+    for (int i = 0; i < EV_READERS; i++) {
+        for (size_t k = 0; k < all.n && k < readers[i].n; k++)
+            if (readers[i].ids[k] != all.ids[k])
+                fail_msg("reader %d: event %zu is id %lld, the log has %lld there", i, k,
+                         (long long)readers[i].ids[k], (long long)all.ids[k]);
+        assert_int_equal(readers[i].n, all.n);
+        free(readers[i].ids);
+    }
+    free(all.ids);
+    store_close(fresh);
+    store_close(rd);
+    store_close(wr[0]);
+    store_close(wr[1]);
     free(url);
 }
 
@@ -789,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_db_clock),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_events_never_skip_an_uncommitted_id),
+        cmocka_unit_test(test_events_concurrent_readers_miss_nothing),
     };
     return cmocka_run_group_tests_name("postgres-cluster", tests, NULL, NULL);
 }
