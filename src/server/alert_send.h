@@ -48,7 +48,7 @@ typedef struct alert_channel {
     alert_chan_kind_t kind;
     const char *url;    /* webhook, slack: http(s):// URL */
     const char *secret; /* webhook: HMAC key; NULL or "" = unsigned */
-    const char *to;     /* email: "a@x,b@y" */
+    const char *to;     /* email: plain addresses, "a@x,b@y" (spaces around commas ok) */
 } alert_channel_t;
 
 /* The server's SMTP relay, for email channels, and the server's trust for
@@ -90,13 +90,15 @@ typedef struct alert_message {
 /* Delivers msg on ch within timeout_ms (<= 0: 10 s). smtp: the server's
  * (borrowed; NULL = no relay, system CAs). Returns 0 on delivery (a 2xx, or
  * the relay's acceptance of the message); otherwise a one-line reason in
- * err (e.g. "HTTP 503", "Failed to connect to 127.0.0.1 port 9: Connection
- * refused") and
+ * err (e.g. "HTTP 503", "HTTP 404: no_service" with the start of the
+ * answer, "Failed to connect to 127.0.0.1 port 9 after 0 ms: Couldn't
+ * connect to server", "SMTP authentication failed: ...") and
  * - SKED_EINVAL: the channel or message cannot be sent as given (no URL,
  *   no relay configured, a recipient that is not an address, a line break
  *   in a header field, text that is not UTF-8); retrying will not help;
  * - SKED_EIO: the delivery failed (transport error, timeout, TLS, a
- *   non-2xx answer, the relay refusing); worth retrying.
+ *   non-2xx answer, the relay refusing); worth retrying;
+ * - SKED_ENOMEM, SKED_EINTERNAL: libcurl or libsodium could not start.
  * A subject's control characters (CR, LF, ...) become spaces, so a subject
  * never adds a header line; recipients with them are refused (EINVAL). */
 int alert_send(const alert_channel_t *ch, const alert_smtp_t *smtp, const alert_message_t *msg,

@@ -297,21 +297,25 @@ class SmtpSink:
 
     directory: where messages go (created). auth: (user, password) to
     require AUTH. tls: None, "starttls" (offered and required before MAIL)
-    or "implicit" (smtps). host: the address to bind (127.0.0.1)."""
+    or "implicit" (smtps). host: the address to bind (127.0.0.1). port: 0
+    for a free one, or the port of a sink closed before, to bring a relay
+    "back up" where a sender already points."""
 
-    def __init__(self, directory, auth=None, tls=None, host="127.0.0.1"):
+    def __init__(self, directory, auth=None, tls=None, host="127.0.0.1", port=0):
         self.dir = directory
         self.host = host
         self.tls = tls
         os.makedirs(directory, exist_ok=True)
         self.ca_file = None
         args = [aiosmtpd_python(), os.path.abspath(__file__), "smtp", "--dir", directory,
-                "--host", host]
+                "--host", host, "--port", str(port)]
         env = dict(os.environ)
         if auth:
             env["SINK_SMTP_AUTH"] = "%s:%s" % auth
         if tls:
-            cert, key = make_cert(directory, "smtp-sink")
+            cert, key = (os.path.join(directory, "smtp-sink" + e) for e in (".pem", ".key"))
+            if not os.path.exists(cert):  # a sink restarted here keeps its certificate
+                cert, key = make_cert(directory, "smtp-sink")
             self.ca_file = cert
             args += ["--tls", tls, "--cert", cert, "--key", key]
         self._log = open(os.path.join(directory, "sink.stderr.log"), "ab")
@@ -394,13 +398,16 @@ def _smtp_main(argv):
     ap = argparse.ArgumentParser(prog="sinks.py smtp")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--tls", choices=("starttls", "implicit"))
     ap.add_argument("--cert")
     ap.add_argument("--key")
     args = ap.parse_args(argv)
     creds = os.environ.get("SINK_SMTP_AUTH")
     user, password = creds.split(":", 1) if creds else (None, None)
-    counter = itertools.count(1)
+    # After what a sink before us in this directory saved.
+    saved = [int(os.path.basename(p)[:4]) for p in glob.glob(os.path.join(args.dir, "[0-9]*.json"))]
+    counter = itertools.count(max(saved, default=0) + 1)
 
     def write(path, data):
         with open(path + ".tmp", "wb") as f:
@@ -444,7 +451,8 @@ def _smtp_main(argv):
         return SMTP(Handler(), hostname="sink.test", loop=loop, **kw)
 
     server = loop.run_until_complete(
-        loop.create_server(factory, args.host, 0, ssl=ctx if args.tls == "implicit" else None))
+        loop.create_server(factory, args.host, args.port, reuse_address=True,
+                           ssl=ctx if args.tls == "implicit" else None))
     print("listening: %d" % server.sockets[0].getsockname()[1], flush=True)
 
     def lifeline():
@@ -460,5 +468,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "smtp":
         _smtp_main(sys.argv[2:])
     else:
-        sys.exit("usage: sinks.py smtp --dir DIR [--host H] [--tls starttls|implicit "
+        sys.exit("usage: sinks.py smtp --dir DIR [--host H] [--port P] [--tls starttls|implicit "
                  "--cert PEM --key KEY]")

@@ -281,6 +281,17 @@ class AlertSendTest(SkedTestCase):
         for i in ids:
             self.assertRegex(i, r"^<sked\.[0-9a-f]{32}@example\.test>$")
 
+    def test_relay_down_then_up(self):
+        relay = self.smtp()
+        self.sent("email", *self.mail_args(relay, subject="first"))
+        port, url = relay.port, relay.url
+        relay.close()
+        self.assertIn("port %d" % port, self.failed("email", *self.mail_args(relay)))
+        relay = self.smtp(port=port)  # back, where the sender points
+        self.assertEqual(relay.url, url)
+        self.sent("email", *self.mail_args(relay, subject="second"))
+        self.assertEqual([m.msg["Subject"] for m in relay.wait_for(2)], ["first", "second"])
+
     def test_starttls_when_offered_and_verified(self):
         relay = self.smtp(tls="starttls")  # STARTTLS required before MAIL
         self.sent("email", *self.mail_args(relay, extra=["--alert-ca", relay.ca_file]))
