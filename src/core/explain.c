@@ -221,8 +221,9 @@ static const char *name_workers(const explain_facts_t *f, enum step upto, int64_
         if (!first) first = w->id;
         if (++*n <= NAMED_WORKERS) {
             if (*n > 1) buf_puts(b, ", ");
+            /* Not their namespaces: whoever may see this job need not
+             * know the names of other teams' namespaces. */
             buf_puts(b, w->name && *w->name ? w->name : w->id);
-            if (upto == STEP_QUEUE && w->ns && *w->ns) buf_printf(b, " [%s]", w->ns);
         }
     }
     if (*n > NAMED_WORKERS) buf_printf(b, " and %lld more", (long long)(*n - NAMED_WORKERS));

@@ -358,7 +358,8 @@ class TestPool(ExplainCase):
         self.assertEqual(self.codes(doc), ["worker_other_namespace"], doc)
         r = self.reason(doc, "worker_other_namespace")
         self.assertEqual((r["namespace"], r["worker_id"], r["queue"]), ("team-a", wb, "default"))
-        self.assertIn("wb [team-b]", r["message"])
+        self.assertIn("(wb)", r["message"])
+        self.assertNotIn("team-b", json.dumps(doc))  # another team's namespace stays unnamed
         self.assertIn("'team-a'", r["message"])
 
 

@@ -618,7 +618,8 @@ static void test_worker_other_namespace(void **state)
     assert_string_equal(e.v[0].queue, "default");
     assert_string_equal(e.v[0].worker_id, "wrk_b");
     assert_int_equal(e.v[0].count, 1);
-    says(&e.v[0], "wb [team-b]");
+    says(&e.v[0], "(wb)");
+    if (strstr(e.v[0].message, "team-b")) fail_msg("names another team's namespace");
     says(&e.v[0], "'team-a'");
     explain_clear(&e);
 
