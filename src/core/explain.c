@@ -412,10 +412,17 @@ static void held(const explain_facts_t *f, const explain_run_t *run, int64_t now
         buf_puts(&b, " expired at ");
         put_time(&b, run->lease_expires_ms);
         put_rel(&b, run->lease_expires_ms, now_ms);
-        buf_puts(&b, ": the worker stopped renewing it. From ");
-        put_time(&b, run->lease_expires_ms + f->lease_grace_ms);
-        buf_printf(&b, " the reaper ends attempt %d as lost, then retries or fails the run.",
-                   run->attempt);
+        if (run->unconfirmed) {
+            /* Never confirmed: the reaper gives it back, uncharged. */
+            buf_puts(&b, ": the worker never reported it started. From ");
+            put_time(&b, run->lease_expires_ms + f->lease_grace_ms);
+            buf_puts(&b, " the reaper makes it due again, the attempt not charged.");
+        } else {
+            buf_puts(&b, ": the worker stopped renewing it. From ");
+            put_time(&b, run->lease_expires_ms + f->lease_grace_ms);
+            buf_printf(&b, " the reaper ends attempt %d as lost, then retries or fails the run.",
+                       run->attempt);
+        }
     } else if (run->unconfirmed) {
         r = add(out, EXPLAIN_STARTING, run->id);
         buf_printf(&b, "Run %s was handed to ", run->id);

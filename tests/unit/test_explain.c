@@ -369,7 +369,17 @@ static void test_running_starting_expired_canceling(void **state)
     says_time(&e.v[0], NOW - 3 * SEC);
     says_time(&e.v[0], NOW - 3 * SEC + GRACE); /* when the reaper moves it on */
     says(&e.v[0], "3s ago");
+    says(&e.v[0], "as lost");
     explain_clear(&e);
+
+    /* Expired before it was ever confirmed: given back, uncharged. */
+    r.unconfirmed = true;
+    explain_run(&f, &r, NOW, &e);
+    expect_codes(&e, "lease_expired");
+    says(&e.v[0], "never reported it started");
+    says(&e.v[0], "not charged");
+    explain_clear(&e);
+    r.unconfirmed = false;
 
     r.cancel_requested = true;
     r.reason = "canceled by alice";
