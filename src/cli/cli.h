@@ -323,4 +323,9 @@ typedef struct cli_edit_req {
 /* Parses `jobs edit` argv (argv[0] = "edit") into c and req; as above. */
 int cli_edit_parse(cli_t *c, int argc, char **argv, cli_edit_req_t *req);
 
+/* `jobs why` and `runs why` (cmd_why.c), called by cmd_jobs and cmd_runs
+ * with c initialised and argv[0] = "why". Return an exit status. */
+int cli_jobs_why(cli_t *c, int argc, char **argv);
+int cli_runs_why(cli_t *c, int argc, char **argv);
+
 #endif

@@ -28,12 +28,14 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp);
 void api_jobs_preview(http_req_t *req, http_resp_t *resp);
 void api_jobs_misses(http_req_t *req, http_resp_t *resp);
 void api_schedules_preview(http_req_t *req, http_resp_t *resp);
+void api_jobs_explain(http_req_t *req, http_resp_t *resp);
 
 /* api_runs.c */
 void api_runs_list(http_req_t *req, http_resp_t *resp);
 void api_runs_get(http_req_t *req, http_resp_t *resp);
 void api_runs_cancel(http_req_t *req, http_resp_t *resp);
 void api_runs_log(http_req_t *req, http_resp_t *resp);
+void api_runs_explain(http_req_t *req, http_resp_t *resp);
 
 /* api_workers.c: the pool and the worker protocol */
 void api_workers_register(http_req_t *req, http_resp_t *resp);

@@ -800,3 +800,35 @@ int store__set_schema_version(store_t *st, int version)
 {
     return v_set_schema_version(st, version);
 }
+
+int store_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
+                  int64_t now_ms, store_explain_t *out)
+{
+    if (!out) return SKED_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!job_id && !run_id) return SKED_EINVAL;
+    return v_explain(st, job_id, run_id, live_since_ms, now_ms, out);
+}
+
+static void explain_run_clear(store_explain_run_t *r)
+{
+    store_run_clear(&r->run);
+    store_attempt_clear(&r->last);
+}
+
+void store_explain_clear(store_explain_t *e)
+{
+    if (!e) return;
+    store_job_clear(&e->job);
+    for (size_t i = 0; i < e->nscheds; i++)
+        store_schedule_clear(&e->scheds[i]);
+    free(e->scheds);
+    explain_run_clear(&e->target);
+    for (size_t i = 0; i < e->nruns; i++)
+        explain_run_clear(&e->runs[i]);
+    free(e->runs);
+    for (size_t i = 0; i < e->nworkers; i++)
+        store_worker_clear(&e->workers[i]);
+    free(e->workers);
+    memset(e, 0, sizeof *e);
+}

@@ -682,6 +682,47 @@ int store_token_touch(store_t *st, const char *id, int64_t now_ms);
  * (caller frees). SKED_ENOTFOUND. */
 int store_job_scope(store_t *st, const char *id, char **ns, char **owner);
 
+/* ---- explain (read only) ------------------------------------------------ */
+
+/* A run with what explains it: its current attempt (running) or its last. */
+typedef struct store_explain_run {
+    store_run_t run;
+    bool unconfirmed;     /* running, and its worker has not reported the start yet */
+    store_attempt_t last; /* last.n == 0: the run has no attempt */
+} store_explain_run_t;
+
+#define STORE_EXPLAIN_WINDOW  10000 /* the job's latest runs looked at for unfinished ones */
+#define STORE_EXPLAIN_RUNS    100   /* unfinished runs read in full */
+#define STORE_EXPLAIN_WORKERS 1000  /* workers of the job's queue read */
+
+/* What GET .../explain decides on, read in one snapshot. */
+typedef struct store_explain {
+    store_job_t job; /* in any state, deleted included */
+    store_schedule_t *scheds;
+    size_t nscheds;
+    store_explain_run_t target; /* the run asked about, in any state (zeroed when none was) */
+    /* The job's unfinished runs among its latest STORE_EXPLAIN_WINDOW: running
+     * ones first, then by not_before; at most STORE_EXPLAIN_RUNS. */
+    store_explain_run_t *runs;
+    size_t nruns;
+    int64_t nwaiting; /* unfinished runs of that window that are not running */
+    int64_t ndue;     /* of those, scheduled or pending with not_before <= now */
+    int64_t running;  /* the job's running runs, all of them */
+    /* Workers (not gone) whose queues include the job's queue, heard from
+     * last first, at most STORE_EXPLAIN_WORKERS, with ns filled in. */
+    store_worker_t *workers;
+    size_t nworkers;
+    int64_t live_workers; /* active or draining workers heard from since live_since_ms */
+} store_explain_t;
+
+/* Reads the facts that explain job_id, or run_id (then job_id may be NULL:
+ * the run's job is read), at now_ms. Read only. SKED_ENOTFOUND for an
+ * unknown job or run. *out is filled (clear it with store_explain_clear,
+ * also after a failure). */
+int store_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
+                  int64_t now_ms, store_explain_t *out);
+void store_explain_clear(store_explain_t *e);
+
 /* ---- settings ----------------------------------------------------------- */
 
 /* Sets the per-run log cap (bytes kept per run) for this store handle;

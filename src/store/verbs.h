@@ -100,4 +100,8 @@ int v_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, i
 int v_next_claimable_ms(store_t *st, int64_t *out_ms);
 int v_next_fire_ms(store_t *st, int64_t *out_ms);
 
+/* explain.c: the facts that explain a job or a run (read only) */
+int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
+              int64_t now_ms, store_explain_t *out);
+
 #endif

@@ -3394,6 +3394,139 @@ static void test_fences_unguessable(void **state)
     assert_int_equal(close, 0);
 }
 
+/* ---- explain ------------------------------------------------------------------- */
+
+/* store_explain: everything GET .../explain decides on, in one read. */
+static void test_explain_facts(void **state)
+{
+    char wdef[SKED_ID_LEN], wgpu[SKED_ID_LEN], wmulti[SKED_ID_LEN];
+    new_worker(ST, "w-def", "default", "disk=ssd", T0, wdef);
+    new_worker(ST, "w-gpu", "gpu", "", T0, wgpu);
+    store_worker_t wm = {.name = xstrdup("w-multi"),
+                         .host = xstrdup("h"),
+                         .queues = xstrdup("batch,default"),
+                         .labels = xstrdup(""),
+                         .slots = 2,
+                         .owner = xstrdup("tok_m"),
+                         .ns = xstrdup("team-a")};
+    assert_int_equal(store_worker_register(ST, &wm, NULL, T0), 0);
+    memcpy(wmulti, wm.id, SKED_ID_LEN);
+    store_worker_clear(&wm);
+
+    store_job_t j;
+    mkjob(&j, "explained");
+    j.retry = (retry_policy_t){3, 10000, 60000, 2.0, false};
+    store_schedule_t sc[2];
+    memset(sc, 0, sizeof sc);
+    sc[0].kind = sc[1].kind = SCHEDULE_EVERY;
+    sc[0].expr = xstrdup("1m");
+    sc[1].expr = xstrdup("1h");
+    sc[0].next_fire_ms = T0 + MIN_MS;
+    sc[1].next_fire_ms = -1;
+    assert_int_equal(store_job_create(ST, &j, sc, 2, true, NULL, NULL, T0), 0);
+    char r2[SKED_ID_LEN], r3[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 1, r2), 0);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 2, r3), 0);
+    size_t n = 0;
+    store_claimed_t *cl = claim(ST, wdef, 1, T0 + 10, &n);
+    assert_int_equal(n, 1);
+    char ra[SKED_ID_LEN];
+    memcpy(ra, cl[0].run.id, SKED_ID_LEN);
+
+    store_explain_t e;
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 20, &e), 0);
+    assert_string_equal(e.job.id, j.id);
+    assert_string_equal(e.job.name, "explained");
+    assert_int_equal(e.job.retry.max_attempts, 3);
+    assert_int_equal(e.nscheds, 2);
+    assert_int_equal(e.scheds[0].next_fire_ms + e.scheds[1].next_fire_ms, T0 + MIN_MS - 1);
+    assert_string_equal(e.target.run.id, ""); /* no run asked about */
+    /* The running run first, unconfirmed, with its attempt; then the due
+     * ones by not_before. */
+    assert_int_equal(e.nruns, 3);
+    assert_string_equal(e.runs[0].run.id, ra);
+    assert_int_equal(e.runs[0].run.state, RUN_RUNNING);
+    assert_true(e.runs[0].unconfirmed);
+    assert_int_equal(e.runs[0].last.n, 1);
+    assert_string_equal(e.runs[0].last.worker_id, wdef);
+    assert_int_equal(e.runs[0].last.started_ms, T0 + 10);
+    assert_int_equal(e.runs[0].last.finished_ms, -1);
+    assert_true(e.runs[1].run.not_before_ms <= e.runs[2].run.not_before_ms);
+    assert_int_equal(e.runs[1].last.n, 0);
+    assert_int_equal(e.nwaiting, 2);
+    assert_int_equal(e.ndue, 2);
+    assert_int_equal(e.running, 1);
+    /* Workers of the job's queue only, heard from last first, namespace and
+     * running count filled in; every live worker counted. */
+    assert_int_equal(e.nworkers, 2);
+    assert_string_equal(e.workers[0].id, wdef); /* its claim refreshed its heartbeat */
+    assert_int_equal(e.workers[0].running, 1);
+    assert_string_equal(e.workers[0].labels, "disk=ssd");
+    assert_string_equal(e.workers[0].ns, "");
+    assert_string_equal(e.workers[1].id, wmulti);
+    assert_string_equal(e.workers[1].ns, "team-a");
+    assert_string_equal(e.workers[1].queues, "batch,default");
+    assert_int_equal(e.live_workers, 3);
+    store_explain_clear(&e);
+    store_explain_clear(&e); /* a cleared one clears again */
+
+    /* Confirmed, then failed: waiting out the backoff, its last attempt told. */
+    confirm(ST, wdef, &cl[0], T0 + 30);
+    assert_int_equal(store_explain(ST, NULL, ra, T0 - 1, T0 + 31, &e), 0);
+    assert_false(e.target.unconfirmed);
+    assert_string_equal(e.job.id, j.id); /* the run's job */
+    store_explain_clear(&e);
+    assert_int_equal(store_complete(ST, ra, 1, cl[0].run.fence, NULL, &RES_FAIL, T0 + 40), 0);
+    free_claimed(cl, n);
+    assert_int_equal(store_explain(ST, NULL, ra, T0 + 5, T0 + 50, &e), 0);
+    assert_int_equal(e.target.run.state, RUN_SCHEDULED);
+    assert_int_equal(e.target.run.not_before_ms, T0 + 40 + 10000);
+    assert_int_equal(e.target.last.n, 1);
+    assert_int_equal(e.target.last.outcome, ATTEMPT_FAILED);
+    assert_int_equal(e.target.last.exit_code, 3);
+    assert_int_equal(e.target.last.finished_ms, T0 + 40);
+    assert_string_equal(e.target.last.reason, "exit status 3");
+    assert_int_equal(e.nwaiting, 3);
+    assert_int_equal(e.ndue, 2); /* the retry is not due yet */
+    assert_int_equal(e.running, 0);
+    assert_int_equal(e.live_workers, 1); /* only w-def was heard from since T0 + 5 */
+    store_explain_clear(&e);
+
+    /* Drained workers are still listed; gone ones are not. */
+    assert_int_equal(store_worker_drain(ST, wmulti, NULL, NULL, T0 + 60), 0);
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 61, &e), 0);
+    assert_int_equal(e.nworkers, 2);
+    assert_int_equal(e.workers[1].state, WORKER_DRAINING);
+    store_explain_clear(&e);
+    assert_int_equal(store_worker_deregister(ST, wmulti, NULL, NULL, T0 + 62), 0);
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 63, &e), 0);
+    assert_int_equal(e.nworkers, 1);
+    assert_int_equal(e.live_workers, 2);
+    store_explain_clear(&e);
+
+    /* A deleted job is still explained; its canceled runs are over. */
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_DELETED, NULL, T0 + 70), 0);
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 71, &e), 0);
+    assert_int_equal(e.job.state, JOB_DELETED);
+    assert_int_equal(e.job.updated_ms, T0 + 70);
+    assert_int_equal(e.nruns, 0);
+    assert_int_equal(e.nwaiting, 0);
+    store_explain_clear(&e);
+    assert_int_equal(store_explain(ST, NULL, r2, T0 - 1, T0 + 72, &e), 0);
+    assert_int_equal(e.target.run.state, RUN_CANCELED);
+    store_explain_clear(&e);
+
+    /* Unknown ones, and nothing asked. */
+    assert_int_equal(store_explain(ST, "job_nope", NULL, 0, T0, &e), SKED_ENOTFOUND);
+    store_explain_clear(&e);
+    assert_int_equal(store_explain(ST, NULL, "run_nope", 0, T0, &e), SKED_ENOTFOUND);
+    store_explain_clear(&e);
+    assert_int_equal(store_explain(ST, NULL, NULL, 0, T0, &e), SKED_EINVAL);
+    store_schedule_clear(&sc[0]);
+    store_schedule_clear(&sc[1]);
+    store_job_clear(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) g_backend = argv[1];
@@ -3466,6 +3599,7 @@ int main(int argc, char **argv)
         T(test_state_machine_enforced),
         T(test_events_every_change),
         T(test_events_prune),
+        T(test_explain_facts),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
