@@ -139,6 +139,7 @@ static void render(buf_t *out, const store_event_t *e)
     put_str(o, "run_id", e->run_id);
     put_str(o, "worker_id", e->worker_id);
     if (e->run_id[0]) json_object_set_new(o, "attempt", json_integer(e->attempt));
+    put_str(o, "alert_id", e->alert_id);
     put_str(o, "detail", e->detail);
     char *data = json_dumps(o, JSON_COMPACT);
     json_decref(o);

@@ -41,7 +41,8 @@ static db_sql_t Q_EV_SNAPSHOT = DB_SQL(
     "SELECT x, x + age((x % 4294967296)::text::xid), coalesce((SELECT max(id) FROM events), 0)"
     " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) AS s");
 static db_sql_t Q_EV_READ =
-    DB_SAME("SELECT id, at_ms, type, ns, job_id, run_id, worker_id, attempt, detail FROM events"
+    DB_SAME("SELECT id, at_ms, type, ns, job_id, run_id, worker_id, attempt, detail, alert_id"
+            " FROM events"
             " WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3");
 static db_sql_t Q_EV_BOUNDS =
     DB_SAME("SELECT pruned_through, (SELECT coalesce(max(id), 0) FROM events)"
@@ -78,6 +79,7 @@ static void row_event(db_q_t *q, void *elem)
     db_cid(q, 6, e->worker_id);
     e->attempt = (int)db_ci(q, 7);
     e->detail = db_ct(q, 8);
+    db_cid(q, 9, e->alert_id);
 }
 
 static void clear_event(void *elem)

@@ -530,6 +530,7 @@ typedef struct store_event {
     char worker_id[SKED_ID_LEN]; /* the worker concerned, if any */
     int attempt;                 /* run events: the run's attempt count */
     char *detail;                /* the run's reason, if any; NULL */
+    char alert_id[SKED_ID_LEN];  /* alert events: the alert; else "" */
 } store_event_t;
 
 void store_event_clear(store_event_t *e);
