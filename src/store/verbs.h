@@ -94,4 +94,7 @@ int v_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, i
 int v_next_claimable_ms(store_t *st, int64_t *out_ms);
 int v_next_fire_ms(store_t *st, int64_t *out_ms);
 
+/* counts.c: the maintained counts behind GET /metrics */
+int v_counts(store_t *st, store_counts_t *out);
+
 #endif

@@ -982,6 +982,36 @@ static void check_next(struct par *p)
         cmp_i(p, "store_next_fire_ms", "out_ms", v[SQ], v[PG]);
 }
 
+/* The maintained counts (store_counts): the same pairs, in the same
+ * order, with the same figures. */
+static void check_counts(struct par *p)
+{
+    store_counts_t c[NSIDE];
+    int rc[NSIDE];
+    for (int s = 0; s < NSIDE; s++)
+        rc[s] = store_counts(p->st[s], &c[s]);
+    if (cmp_rc(p, "store_counts", rc, 0)) {
+        cmp_i(p, "store_counts", "nruns", (int64_t)c[SQ].nruns, (int64_t)c[PG].nruns);
+        for (size_t i = 0; i < c[SQ].nruns && i < c[PG].nruns; i++) {
+            char what[128];
+            snprintf(what, sizeof what, "store_counts runs[%zu]", i);
+            cmp_s(p, what, "queue", c[SQ].runs[i].queue, c[PG].runs[i].queue);
+            cmp_i(p, what, "state", c[SQ].runs[i].state, c[PG].runs[i].state);
+            cmp_i(p, what, "n", c[SQ].runs[i].n, c[PG].runs[i].n);
+        }
+        for (int w = 0; w <= WORKER_GONE; w++) {
+            char what[128];
+            snprintf(what, sizeof what, "store_counts workers[%s]",
+                     worker_state_name((worker_state_t)w));
+            cmp_i(p, what, "workers", c[SQ].workers[w].workers, c[PG].workers[w].workers);
+            cmp_i(p, what, "slots", c[SQ].workers[w].slots, c[PG].workers[w].slots);
+            cmp_i(p, what, "busy", c[SQ].workers[w].busy, c[PG].workers[w].busy);
+        }
+    }
+    for (int s = 0; s < NSIDE; s++)
+        if (rc[s] == 0) store_counts_clear(&c[s]);
+}
+
 /* Reads back everything both stores hold, compares it, and ends the
  * checkpoint (failing on any difference). */
 static void check_all(struct par *p)
@@ -1026,6 +1056,7 @@ static void check_all(struct par *p)
     check_due(p, T0 + 400 * 24 * HOUR, 100);
     check_due(p, T0 + 400 * 24 * HOUR, 1);
     check_next(p);
+    check_counts(p);
 
     /* Everything either store ever named, also what lists no longer show
      * (deleted jobs, gone workers, pruned runs). */
@@ -1175,7 +1206,8 @@ static void update_job(struct par *p, const struct job_def *d, int64_t expect, i
         }
         build_job(d, &j[s], sc[s], p, s);
         snprintf(j[s].id, SKED_ID_LEN, "%s", ID(p, d->label, s));
-        rc[s] = store_job_update(p->st[s], &j[s], ex, d->nscheds ? sc[s] : NULL, d->nscheds, NULL, now);
+        rc[s] =
+            store_job_update(p->st[s], &j[s], ex, d->nscheds ? sc[s] : NULL, d->nscheds, NULL, now);
     }
     if (cmp_rc(p, verb, rc, want) && want == 0) job_out(p, verb, d, j, sc);
     for (int s = 0; s < NSIDE; s++)
@@ -1700,7 +1732,8 @@ static void scenario_cancel(struct par *p)
     cancel(p, "run:cancelme", "not needed", t + 11 * SEC, 0);
     int rc[NSIDE];
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = store_run_cancel(p->st[s], "run_01KDWHSG000000000000000000", "x", NULL, t + 12 * SEC);
+        rc[s] =
+            store_run_cancel(p->st[s], "run_01KDWHSG000000000000000000", "x", NULL, t + 12 * SEC);
     cmp_rc(p, "store_run_cancel(NULL, unknown run)", rc, SKED_ENOTFOUND);
     check_all(p);
 }
@@ -2540,7 +2573,7 @@ static void sq_catalog(const char *path, struct facts *f)
     }
     sqlite3_finalize(q);
     q = sq_prep(db, "SELECT type, name FROM sqlite_schema WHERE type NOT IN ('table', 'index')");
-    while (sqlite3_step(q) == SQLITE_ROW) /* views, triggers: none expected */
+    while (sqlite3_step(q) == SQLITE_ROW) /* views (none expected) and triggers */
         fact(f, "%s %s", sq_text(q, 0), sq_text(q, 1));
     sqlite3_finalize(q);
     sqlite3_close(db);
@@ -2561,6 +2594,16 @@ static const char *const pg_only_sequences[] = {
     /* The fence counter of the first schema, as SQLite's counters table:
      * unused since fences are random (migration 3). */
     "fence_seq",
+};
+
+/* Functions only PostgreSQL has, on purpose: the bodies of the counting
+ * triggers of migration 4. SQLite writes a trigger's body inline (its
+ * triggers have the same names as PostgreSQL's, and are compared). */
+static const char *const pg_only_functions[] = {
+    "sked_count_busy",
+    "sked_count_run",
+    "sked_runs_count",
+    "sked_workers_count",
 };
 
 static void pg_catalog(PGconn *db, const char *schema, struct facts *f)
@@ -2673,6 +2716,9 @@ static void pg_catalog(PGconn *db, const char *schema, struct facts *f)
         for (size_t k = 0; k < sizeof pg_only_sequences / sizeof *pg_only_sequences; k++)
             known |= strcmp(PQgetvalue(r, i, 0), "sequence") == 0 &&
                      strcmp(PQgetvalue(r, i, 1), pg_only_sequences[k]) == 0;
+        for (size_t k = 0; k < sizeof pg_only_functions / sizeof *pg_only_functions; k++)
+            known |= strcmp(PQgetvalue(r, i, 0), "function") == 0 &&
+                     strcmp(PQgetvalue(r, i, 1), pg_only_functions[k]) == 0;
         if (!known) fact(f, "%s %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     }
     PQclear(r);
