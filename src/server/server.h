@@ -52,6 +52,9 @@ typedef struct server_config {
     int max_connections_per_ip; /* per client address; 0 = default 512; < 0 = no cap */
     int64_t idle_timeout_ms;    /* a connection silent this long is closed (waiting claims and
                                    followers are not silent); 0 = default 30s */
+    const char *metrics_listen; /* "ADDR:PORT" of a second listener serving GET /metrics alone,
+                                   without a token; NULL = none (the API's /metrics then
+                                   needs a token of role metrics or admin) */
 } server_config_t;
 
 /* Opens the store, bootstraps the admin token on a fresh store, starts the
@@ -62,6 +65,9 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
 /* The actual "http://127.0.0.1:PORT" (https:// with TLS) the server listens on;
  * borrowed. */
 const char *server_url(const server_t *srv);
+/* The URL of the --metrics-listen listener ("http://ADDR:PORT"), borrowed;
+ * NULL when there is none. */
+const char *server_metrics_url(const server_t *srv);
 /* Stops listening, finishes in-flight requests, joins loops, closes the store. */
 void server_stop(server_t *srv);
 
