@@ -145,6 +145,17 @@ static void render_http(buf_t *b)
     }
 }
 
+/* A counter family with one sample per alert channel. */
+static void alert_family(buf_t *b, const char *name, const char *help,
+                         const prom_counter_t by_channel[NCHANNELS])
+{
+    prom_family(b, name, "counter", help);
+    for (size_t i = 0; i < NCHANNELS; i++) {
+        const char *labels[] = {"channel", alert_channels[i], NULL};
+        prom_sample_u64(b, name, labels, prom_get(&by_channel[i]));
+    }
+}
+
 static void render_own(buf_t *b, const store_t *st)
 {
     const char *build[] = {"version", SKED_VERSION, "store", store_backend(st), NULL};
@@ -186,19 +197,12 @@ static void render_own(buf_t *b, const store_t *st)
                 "on PostgreSQL, whose own WAL group commit is not visible to sked).");
     prom_hist_write(b, "sked_store_commit_writes", NULL, &store_stats()->commit_writes);
 
-    prom_family(b, "sked_alerts_sent_total", "counter",
-                "Alert deliveries a receiver took, by channel.");
-    for (size_t i = 0; i < NCHANNELS; i++) {
-        const char *labels[] = {"channel", alert_channels[i], NULL};
-        prom_sample_u64(b, "sked_alerts_sent_total", labels, prom_get(&alerts_sent[i]));
-    }
-    prom_family(b, "sked_alerts_failed_total", "counter",
-                "Alert deliveries that failed (refused, unreachable, timed out), by channel; a "
-                "retry that fails counts again.");
-    for (size_t i = 0; i < NCHANNELS; i++) {
-        const char *labels[] = {"channel", alert_channels[i], NULL};
-        prom_sample_u64(b, "sked_alerts_failed_total", labels, prom_get(&alerts_failed[i]));
-    }
+    alert_family(b, "sked_alerts_sent_total", "Alert deliveries a receiver took, by channel.",
+                 alerts_sent);
+    alert_family(b, "sked_alerts_failed_total",
+                 "Alert deliveries that failed (refused, unreachable, timed out), by channel; a "
+                 "retry that fails counts again.",
+                 alerts_failed);
 }
 
 /* The count of (queue, state) in c, 0 when absent. c->runs is sorted by
@@ -208,6 +212,17 @@ static int64_t count_of(const store_counts_t *c, size_t from, const char *queue,
     for (size_t i = from; i < c->nruns && !strcmp(c->runs[i].queue, queue); i++)
         if (c->runs[i].state == s) return c->runs[i].n;
     return 0;
+}
+
+/* A gauge family with one sample per worker state. */
+static void worker_family(buf_t *b, const char *name, const char *help,
+                          const int64_t by_state[WORKER_GONE + 1])
+{
+    prom_family(b, name, "gauge", help);
+    for (int s = 0; s <= WORKER_GONE; s++) {
+        const char *labels[] = {"state", worker_state_name((worker_state_t)s), NULL};
+        prom_sample_i64(b, name, labels, by_state[s]);
+    }
 }
 
 static void render_cluster(buf_t *b, store_t *st)
@@ -247,26 +262,20 @@ static void render_cluster(buf_t *b, store_t *st)
         }
     }
 
-    prom_family(b, "sked_workers", "gauge",
-                "Registered workers by state; cluster-wide, the same on every server.");
+    int64_t workers[WORKER_GONE + 1], slots[WORKER_GONE + 1], free_slots[WORKER_GONE + 1];
     for (int s = 0; s <= WORKER_GONE; s++) {
-        const char *labels[] = {"state", worker_state_name((worker_state_t)s), NULL};
-        prom_sample_i64(b, "sked_workers", labels, c.workers[s].workers);
+        workers[s] = c.workers[s].workers;
+        slots[s] = c.workers[s].slots;
+        free_slots[s] = c.workers[s].slots - c.workers[s].busy;
     }
-    prom_family(b, "sked_worker_slots", "gauge",
-                "Slots (runs at once) of the workers in each state; cluster-wide.");
-    for (int s = 0; s <= WORKER_GONE; s++) {
-        const char *labels[] = {"state", worker_state_name((worker_state_t)s), NULL};
-        prom_sample_i64(b, "sked_worker_slots", labels, c.workers[s].slots);
-    }
-    prom_family(b, "sked_worker_slots_free", "gauge",
-                "Slots of the workers in each state not holding a run (only active workers "
-                "take new runs); cluster-wide.");
-    for (int s = 0; s <= WORKER_GONE; s++) {
-        const char *labels[] = {"state", worker_state_name((worker_state_t)s), NULL};
-        prom_sample_i64(b, "sked_worker_slots_free", labels,
-                        c.workers[s].slots - c.workers[s].busy);
-    }
+    worker_family(b, "sked_workers",
+                  "Registered workers by state; cluster-wide, the same on every server.", workers);
+    worker_family(b, "sked_worker_slots",
+                  "Slots (runs at once) of the workers in each state; cluster-wide.", slots);
+    worker_family(b, "sked_worker_slots_free",
+                  "Slots of the workers in each state not holding a run (only active workers "
+                  "take new runs); cluster-wide.",
+                  free_slots);
     store_counts_clear(&c);
 }
 
