@@ -270,10 +270,12 @@ const struct store_migration store__migrations[] = {
      * concurrent transitions rarely wait on one row; SQLite has one writer
      * and one row (shard 0). Each trigger writes in the same transaction as
      * the change, so the counts commit (or roll back) with it. A run's busy
-     * slot follows its worker's state: on PostgreSQL a run entering or
-     * leaving `running` holds a shared advisory lock on its worker (class
-     * 'skdw' = 1936417911) and a worker changing state an exclusive one, so
-     * a worker's move of its held runs between states and a run's own move
+     * slot follows its worker's state. A run enters running only by a
+     * claim, whose worker is active and (PostgreSQL) row-locked by it; a
+     * run leaving running is charged to its worker's state at that moment,
+     * under a shared advisory lock on the worker (class 'skdw' =
+     * 1936417911) that a worker changing state takes exclusively, so a
+     * worker's move of its held runs between states and a run's own move
      * cannot interleave. The triggers are created before the counts are
      * filled from the rows already there (on PostgreSQL CREATE TRIGGER
      * waits for the writers in flight), so an upgrade starts exact. */
@@ -293,24 +295,26 @@ const struct store_migration store__migrations[] = {
          "CREATE TRIGGER runs_count_update AFTER UPDATE OF state, queue, worker_id ON runs"
          " WHEN OLD.state != NEW.state OR OLD.queue != NEW.queue"
          " OR OLD.worker_id != NEW.worker_id BEGIN"
-         " INSERT INTO run_counts SELECT 0, OLD.queue, OLD.state, -1 WHERE OLD.state < 4"
-         "  ON CONFLICT (shard, queue, state) DO UPDATE SET n = n - 1;"
+         /* The rows a run leaves, and its worker's, exist (they were
+          * counted into): plain UPDATEs, cheaper than upserts. */
+         " UPDATE run_counts SET n = n - 1 WHERE OLD.state < 4 AND shard = 0"
+         "  AND queue = OLD.queue AND state = OLD.state;"
          " INSERT INTO run_counts SELECT 0, NEW.queue, NEW.state, 1"
          "  WHERE NEW.state < 4 OR OLD.state < 4"
          "  ON CONFLICT (shard, queue, state) DO UPDATE SET n = n + 1;"
-         " INSERT INTO worker_counts SELECT 0, w.state, 0, 0, -1 FROM workers w"
-         "  WHERE OLD.state = 3 AND w.id = OLD.worker_id"
-         "  ON CONFLICT (shard, state) DO UPDATE SET busy = busy - 1;"
-         " INSERT INTO worker_counts SELECT 0, w.state, 0, 0, 1 FROM workers w"
-         "  WHERE NEW.state = 3 AND w.id = NEW.worker_id"
-         "  ON CONFLICT (shard, state) DO UPDATE SET busy = busy + 1;"
+         " UPDATE worker_counts SET busy = busy - 1 WHERE OLD.state = 3 AND shard = 0"
+         "  AND state = (SELECT w.state FROM workers w WHERE w.id = OLD.worker_id);"
+         /* A run enters running only by a claim, whose worker is active
+          * (store_claim: a draining worker gets nothing, a lost one that
+          * claims is active again, in the same transaction). */
+         " UPDATE worker_counts SET busy = busy + 1 WHERE NEW.state = 3 AND shard = 0"
+         "  AND state = 0;"
          " END;"
          "CREATE TRIGGER runs_count_delete AFTER DELETE ON runs WHEN OLD.state < 4 BEGIN"
-         " INSERT INTO run_counts VALUES (0, OLD.queue, OLD.state, -1)"
-         "  ON CONFLICT (shard, queue, state) DO UPDATE SET n = n - 1;"
-         " INSERT INTO worker_counts SELECT 0, w.state, 0, 0, -1 FROM workers w"
-         "  WHERE OLD.state = 3 AND w.id = OLD.worker_id"
-         "  ON CONFLICT (shard, state) DO UPDATE SET busy = busy - 1;"
+         " UPDATE run_counts SET n = n - 1 WHERE shard = 0 AND queue = OLD.queue"
+         "  AND state = OLD.state;"
+         " UPDATE worker_counts SET busy = busy - 1 WHERE OLD.state = 3 AND shard = 0"
+         "  AND state = (SELECT w.state FROM workers w WHERE w.id = OLD.worker_id);"
          " END;"
          "CREATE TRIGGER workers_count_insert AFTER INSERT ON workers BEGIN"
          " INSERT INTO worker_counts VALUES (0, NEW.state, 1, NEW.slots, 0)"
@@ -345,40 +349,44 @@ const struct store_migration store__migrations[] = {
          "CREATE TABLE worker_counts ("
          " shard integer NOT NULL, state integer NOT NULL, workers bigint NOT NULL,"
          " slots bigint NOT NULL, busy bigint NOT NULL, PRIMARY KEY (shard, state));"
-         /* d runs more (or fewer) in (q, st), in shard s. */
-         "CREATE FUNCTION sked_count_run(s integer, q text, st integer, d integer)"
-         " RETURNS void LANGUAGE plpgsql AS $f$ BEGIN"
-         " INSERT INTO run_counts VALUES (s, q, st, d) ON CONFLICT (shard, queue, state)"
-         "  DO UPDATE SET n = run_counts.n + excluded.n;"
-         " END $f$;"
-         /* d busy slots more (or fewer) for worker wid's state, under the
-          * worker's shared lock (see above). */
-         "CREATE FUNCTION sked_count_busy(s integer, wid text, d integer)"
-         " RETURNS void LANGUAGE plpgsql AS $f$ BEGIN"
-         " PERFORM pg_advisory_xact_lock_shared(1936417911, hashtext(wid));"
-         " INSERT INTO worker_counts SELECT s, w.state, 0, 0, d FROM workers w WHERE w.id = wid"
-         "  ON CONFLICT (shard, state) DO UPDATE SET busy = worker_counts.busy + excluded.busy;"
-         " END $f$;"
-         /* The counters a run's change moves: rows in one order (queue,
-          * then state), so two transitions in one shard cannot each hold
-          * the row the other wants next. */
+         /* The counters a run's change moves, in this backend's shard:
+          * rows in one order (queue, then state), so two transitions in
+          * one shard cannot each hold the row the other wants next. A run
+          * enters running only by a claim, whose worker is active and
+          * locked by it (store_claim); one leaving running charges its
+          * worker's state now, under the worker's shared lock. */
          "CREATE FUNCTION sked_runs_count() RETURNS trigger LANGUAGE plpgsql AS $f$"
-         " DECLARE s integer := pg_backend_pid() % 16; leave boolean := false;"
-         "  enter boolean := false;"
+         " DECLARE s integer := pg_backend_pid() % 16; leave boolean; enter boolean;"
          " BEGIN"
-         "  IF TG_OP <> 'INSERT' THEN leave := OLD.state < 4; END IF;"
-         "  IF TG_OP = 'INSERT' THEN enter := true;"
-         "  ELSIF TG_OP = 'UPDATE' THEN enter := NEW.state < 4 OR OLD.state < 4; END IF;"
-         "  IF leave AND enter AND (NEW.queue, NEW.state) < (OLD.queue, OLD.state) THEN"
-         "   PERFORM sked_count_run(s, NEW.queue, NEW.state, 1); enter := false;"
+         "  IF TG_OP = 'INSERT' THEN"
+         "   INSERT INTO run_counts VALUES (s, NEW.queue, NEW.state, 1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n + 1;"
+         "   RETURN NULL;"
          "  END IF;"
-         "  IF leave THEN PERFORM sked_count_run(s, OLD.queue, OLD.state, -1); END IF;"
-         "  IF enter THEN PERFORM sked_count_run(s, NEW.queue, NEW.state, 1); END IF;"
-         "  IF TG_OP <> 'INSERT' AND OLD.state = 3 THEN"
-         "   PERFORM sked_count_busy(s, OLD.worker_id, -1);"
+         "  leave := OLD.state < 4;"
+         "  enter := TG_OP = 'UPDATE' AND (NEW.state < 4 OR OLD.state < 4);"
+         "  IF leave AND enter AND (NEW.queue, NEW.state) < (OLD.queue, OLD.state) THEN"
+         "   INSERT INTO run_counts VALUES (s, NEW.queue, NEW.state, 1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n + 1;"
+         "   enter := false;"
+         "  END IF;"
+         "  IF leave THEN"
+         "   INSERT INTO run_counts VALUES (s, OLD.queue, OLD.state, -1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n - 1;"
+         "  END IF;"
+         "  IF enter THEN"
+         "   INSERT INTO run_counts VALUES (s, NEW.queue, NEW.state, 1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n + 1;"
+         "  END IF;"
+         "  IF OLD.state = 3 THEN"
+         "   PERFORM pg_advisory_xact_lock_shared(1936417911, hashtext(OLD.worker_id));"
+         "   INSERT INTO worker_counts SELECT s, w.state, 0, 0, -1 FROM workers w"
+         "    WHERE w.id = OLD.worker_id"
+         "    ON CONFLICT (shard, state) DO UPDATE SET busy = worker_counts.busy - 1;"
          "  END IF;"
          "  IF TG_OP = 'UPDATE' AND NEW.state = 3 THEN"
-         "   PERFORM sked_count_busy(s, NEW.worker_id, 1);"
+         "   INSERT INTO worker_counts VALUES (s, 0, 0, 0, 1)"
+         "    ON CONFLICT (shard, state) DO UPDATE SET busy = worker_counts.busy + 1;"
          "  END IF;"
          "  RETURN NULL;"
          " END $f$;"

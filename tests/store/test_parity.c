@@ -2600,8 +2600,6 @@ static const char *const pg_only_sequences[] = {
  * triggers of migration 4. SQLite writes a trigger's body inline (its
  * triggers have the same names as PostgreSQL's, and are compared). */
 static const char *const pg_only_functions[] = {
-    "sked_count_busy",
-    "sked_count_run",
     "sked_runs_count",
     "sked_workers_count",
 };
