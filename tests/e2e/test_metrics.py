@@ -69,7 +69,11 @@ class Prometheus:
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             start_new_session=True, cwd=self.dir)
         self.url = "http://127.0.0.1:%d" % self.port
-        wait_until(self._ready, 60, interval=0.2, msg="prometheus to be ready")
+        try:
+            wait_until(self._ready, 60, interval=0.2, msg="prometheus to be ready")
+        except BaseException:
+            self.close()
+            raise
 
     def log_tail(self):
         try:
