@@ -13,3 +13,8 @@ add_executable(sked-bench-stamp ${CMAKE_SOURCE_DIR}/bench/sked_bench.c)
 target_compile_definitions(sked-bench-stamp PRIVATE SKED_BENCH_STAMP_ONLY)
 target_link_libraries(sked-bench-stamp PRIVATE sked_common)
 target_link_options(sked-bench-stamp PRIVATE -Wl,--as-needed)
+
+# The store alone under load (no HTTP): submit, then claim + confirm +
+# complete, on a sqlite: or postgres:// URL (bench/store_load.c).
+add_executable(sked-store-load ${CMAKE_SOURCE_DIR}/bench/store_load.c)
+target_link_libraries(sked-store-load PRIVATE sked_store)

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev postgresql
       libcurl4-openssl-dev libsodium-dev libcmocka-dev tzdata
-      python3 python3-yaml python3-jsonschema nodejs npm procps curl)
+      python3 python3-yaml python3-jsonschema nodejs npm procps curl
+      prometheus)
 # The alert tests' SMTP sink and its throwaway certificates (tests/e2e/sinks.py).
 pkgs+=(python3-aiosmtpd openssl)
 missing=()

@@ -281,7 +281,7 @@ static const char users_help[] =
     "  rm NAME                         delete a user and revoke its tokens\n"
     "\n"
     "options:\n"
-    "  --role R               admin, operator, user (default), viewer, worker\n"
+    "  --role R               admin, operator, user (default), viewer, worker, metrics\n"
     "  --ns NS                a granted namespace (repeatable; '*' = all)\n"
     "  --password             (set) ask for a new password\n"
     "  --password-stdin       read the password from stdin\n"
@@ -408,6 +408,7 @@ static const char tokens_help[] =
     "\n" CLI_COMMON_HELP "\n"
     "examples:\n"
     "  sked tokens create --name worker-7 --role worker --save worker.token\n"
+    "  sked tokens create --name prometheus --role metrics --save prometheus.token\n"
     "  sked tokens ls\n"
     "  sked tokens revoke tok_01JD...\n";
 

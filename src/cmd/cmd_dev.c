@@ -37,7 +37,7 @@ static void dev_usage(FILE *f)
                "\n"
                "options:\n"
                "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 = any free\n"
-               "                       port)\n"
+               "                       port)\n" CMD_SERVER_HELP_METRICS
                "  --data DIR           data directory, created if needed (default ./sked-data);\n"
                "                       holds sked.db and admin.token\n"
                "  --slots N            runs the local worker executes at once (default 4;\n"
@@ -168,6 +168,7 @@ int cmd_dev(int argc, char **argv)
             goto out;
         }
     }
+    cmd_server_print_metrics(srv);
     cmd_server_print_ready(server_url(srv), token, token_file);
     printf("sked dev is up: API at %s, %s, data in %s.\n", server_url(srv),
            o.slots > 0 ? "a local worker is running jobs" : "no local worker (--slots 0)", o.data);

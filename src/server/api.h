@@ -61,6 +61,9 @@ void api_audit_list(http_req_t *req, http_resp_t *resp);
 void api_healthz(http_req_t *req, http_resp_t *resp);
 void api_readyz(http_req_t *req, http_resp_t *resp);
 
+/* metrics.c: the Prometheus exposition */
+void api_metrics(http_req_t *req, http_resp_t *resp);
+
 /* ---- answering a failure (api_render.c) ----
  *
  * The one error path of the API: every problem answer a handler gives for

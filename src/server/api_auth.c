@@ -152,7 +152,7 @@ static bool parse_role(json_t *o, token_role_t *role, http_resp_t *resp)
     if (!opt_str(o, "role", &s, resp)) return false;
     if (s && token_role_parse(s, role) != 0) {
         api_fail(resp, SKED_EINVAL, "role",
-                 "role must be one of admin, operator, user, viewer, worker");
+                 "role must be one of admin, operator, user, viewer, worker, metrics");
         return false;
     }
     return true;
@@ -556,8 +556,8 @@ void api_tokens_create(http_req_t *req, http_resp_t *resp)
             goto out;
         }
         json_t *nsv = json_object_get(body, "namespaces");
-        if (role == ROLE_WORKER && !nsv) {
-            ns = xstrdup(""); /* the worker protocol is not namespaced */
+        if ((role == ROLE_WORKER || role == ROLE_METRICS) && !nsv) {
+            ns = xstrdup(""); /* neither the worker protocol nor /metrics is namespaced */
         } else if (!nsv && role != ROLE_ADMIN) {
             ns = xstrdup("default");
         } else if (!parse_ns(nsv, role, &ns, resp)) {

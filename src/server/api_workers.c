@@ -35,6 +35,7 @@
 #include "core/duration.h"
 #include "core/jobspec.h"
 #include "server/auth.h"
+#include "server/metrics.h"
 
 #define CLAIM_MAX         100         /* runs per claim */
 #define CLAIM_WAIT_MAX_MS (30 * 1000) /* longest long-poll */
@@ -491,6 +492,7 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max
     }
     json_t *runs = json_array();
     for (size_t i = 0; i < n; i++) {
+        metrics_run_claimed(&cl[i].run, req->now_ms);
         json_array_append_new(runs, claimed_json(&cl[i]));
         store_claimed_clear(&cl[i]);
     }

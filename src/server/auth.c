@@ -304,6 +304,8 @@ bool auth_role_allows(token_role_t role, enum http_access access)
         return role == ROLE_ADMIN || role == ROLE_WORKER;
     case ACCESS_ADMIN:
         return role == ROLE_ADMIN;
+    case ACCESS_METRICS:
+        return role == ROLE_ADMIN || role == ROLE_METRICS;
     }
     return false;
 }

@@ -7,6 +7,7 @@
  * Both servers print machine-readable lines on stdout, flushed at once,
  * that tests and scripts parse:
  *
+ *     metrics-listening: http://ADDR:PORT (with --metrics-listen)
  *     listening: http://127.0.0.1:PORT     (https:// with --tls-cert)
  *     admin-token: sked_...          (dev: always; server: when created now)
  *     admin-token-file: PATH
@@ -108,6 +109,10 @@ static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
     int r, n = 0;
     if ((r = cmd_server_take(argc, argv, i, "--listen", &v)) != 0) {
         if (r > 0) cfg->listen = v;
+        return r;
+    }
+    if ((r = cmd_server_take(argc, argv, i, "--metrics-listen", &v)) != 0) {
+        if (r > 0) cfg->metrics_listen = v;
         return r;
     }
     if ((r = cmd_server_take(argc, argv, i, "--tls-cert", &v)) != 0) {
@@ -232,6 +237,12 @@ void cmd_server_wait_signal(const sigset_t *set)
     pthread_sigmask(SIG_UNBLOCK, set, NULL);
 }
 
+void cmd_server_print_metrics(const server_t *srv)
+{
+    const char *url = server_metrics_url(srv);
+    if (url) printf("metrics-listening: %s\n", url);
+}
+
 void cmd_server_print_ready(const char *url, const char *token, const char *token_file)
 {
     printf("listening: %s\n", url);
@@ -254,7 +265,7 @@ static void server_usage(FILE *f)
         "\n"
         "options:\n"
         "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 = any free\n"
-        "                       port; 0.0.0.0:PORT = every interface)\n"
+        "                       port; 0.0.0.0:PORT = every interface)\n" CMD_SERVER_HELP_METRICS
         "  --store URL          the store (required): sqlite:PATH, or postgres://USER@HOST/DB\n"
         "                       (options ?sked_pool=N&sked_schema=NAME&sked_clock=db)\n"
         "  --threads N          HTTP worker threads (default 16); waiting claims use none,\n"
@@ -320,6 +331,7 @@ int cmd_server(int argc, char **argv)
         fprintf(stderr, "sked server: cannot start: %s\n", sked_strerror(rc));
         return 1;
     }
+    cmd_server_print_metrics(srv);
     cmd_server_print_ready(server_url(srv), token, server_config(srv)->token_file);
     free(token);
     cmd_server_wait_signal(&set);

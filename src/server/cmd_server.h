@@ -23,6 +23,12 @@
     "  --tls-cert FILE      serve HTTPS only, with this PEM certificate (chain);\n"                \
     "                       needs --tls-key. Plain HTTP is then not served at all\n"               \
     "  --tls-key FILE       the PEM private key of --tls-cert\n"
+#define CMD_SERVER_HELP_METRICS                                                                    \
+    "  --metrics-listen ADDR:PORT\n"                                                               \
+    "                       also serve GET /metrics, and nothing else, on this\n"                  \
+    "                       address WITHOUT a token (for Prometheus); bind it to a\n"              \
+    "                       private address. Without it, /metrics on --listen needs\n"             \
+    "                       a token of role metrics (sked tokens create --role metrics)\n"
 #define CMD_SERVER_HELP_LIMITS                                                                     \
     "  --rate-burst N       requests a caller may make at once (default 2 x rate)\n"               \
     "  --max-connections N  open connections at once (default 4096, fewer when\n"                  \
@@ -59,7 +65,7 @@ typedef int cmd_server_opt_fn(int argc, char **argv, int *i, void *arg);
 
 /* Parses the command line of a server command (argv[0] is its name) into
  * cfg, which is reset first (listen: 127.0.0.1:8080): -h/--help prints
- * usage to stdout; the options both servers take (--listen, --tls-*,
+ * usage to stdout; the options both servers take (--listen, --metrics-listen, --tls-*,
  * --rate-*, the connection limits, --idle-timeout, the lease options, the
  * alert relay's --smtp-* and --alert-ca) go
  * into cfg, string values borrowed from argv; the rest goes to own(arg),
@@ -93,5 +99,8 @@ void cmd_server_wait_signal(const sigset_t *set);
  * flushes stdout: "listening: URL", then "admin-token: TOKEN" and
  * "admin-token-file: PATH" for those not NULL. */
 void cmd_server_print_ready(const char *url, const char *token, const char *token_file);
+/* Prints "metrics-listening: URL" when srv has a --metrics-listen listener
+ * (before cmd_server_print_ready, whose lines end the start-up). */
+void cmd_server_print_metrics(const server_t *srv);
 
 #endif

@@ -63,6 +63,7 @@
 #include "common/xalloc.h"
 #include "server/auth.h"
 #include "server/http_parse.h"
+#include "server/metrics.h"
 #include "server/ratelimit.h"
 #include "server/server_int.h"
 
@@ -123,6 +124,7 @@ typedef struct conn {
     bool queued;       /* a response has been queued */
     bool ran;          /* the handler ran at least once */
     bool stop_seen;    /* it was already told the server is stopping */
+    int64_t t0_ns;     /* monotonic time the request's headers arrived */
     store_token_t tok; /* the caller's token record (who points into it) */
     http_principal_t who;
     enum wstate wstate; /* guarded by d->mu */
@@ -148,8 +150,9 @@ struct http_daemon {
     size_t active;   /* requests begun and not yet completed */
     ratelimit_t *rl; /* per token / per address; NULL = no limit */
     double rate, burst;
-    char *tls_cert; /* PEM, owned; NULL = plain HTTP */
-    char *tls_key;  /* PEM, owned; wiped on free */
+    char *tls_cert;    /* PEM, owned; NULL = plain HTTP */
+    char *tls_key;     /* PEM, owned; wiped on free */
+    bool metrics_only; /* serves GET /metrics alone, without a token (--metrics-listen) */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -565,6 +568,7 @@ static bool route(conn_t *c, const char *method, const char *url)
         if ((bad = http_pct_decode(segs[i], false)) != HTTP_PCT_OK) goto out;
     for (const http_route_t *r = http_routes; r->method; r++) {
         const char *params[HTTP_MAX_PARAMS] = {0};
+        if (c->d->metrics_only && strcmp(r->pattern, HTTP_METRICS_PATH) != 0) continue;
         if (!http_path_match(r->pattern, segs, nsegs, params, HTTP_MAX_PARAMS)) continue;
         if (!strcmp(r->method, m)) {
             c->route = r;
@@ -633,7 +637,9 @@ static bool charge(conn_t *c, const char *key, const char *whose)
 /* Authenticates the caller for c->route; on failure fills c->resp. */
 static bool authenticate(conn_t *c)
 {
-    if (c->route->access == ACCESS_PUBLIC) {
+    /* The metrics listener's one route is open: who may reach its address
+     * is the network's business (bind it to a private one). */
+    if (c->route->access == ACCESS_PUBLIC || c->d->metrics_only) {
         char akey[80] = "a:";
         client_addr(c, akey + 2, sizeof akey - 2);
         return charge(c, akey, "address");
@@ -703,6 +709,12 @@ static void add_headers(struct MHD_Response *mr, const conn_t *c)
     if (c->request_id[0]) MHD_add_response_header(mr, "X-Request-Id", c->request_id);
 }
 
+/* Counts the answer about to be queued (GET /metrics). */
+static void count_answer(const conn_t *c)
+{
+    metrics_http_answered(c->route, c->req.method, c->resp.status, clock_mono_ns() - c->t0_ns);
+}
+
 static enum MHD_Result queue_plain(conn_t *c)
 {
     http_resp_t *r = &c->resp;
@@ -712,6 +724,7 @@ static enum MHD_Result queue_plain(conn_t *c)
                   r->status);
         http_problem(r, 500, NULL, "the server produced no answer");
     }
+    count_answer(c);
     if (r->body_len) {
         mr = MHD_create_response_from_buffer(r->body_len, r->body, MHD_RESPMEM_MUST_FREE);
         if (mr) r->body = NULL; /* microhttpd frees it with the response */
@@ -786,6 +799,7 @@ static enum MHD_Result drop_gone(conn_t *c)
 
 static enum MHD_Result queue_stream(conn_t *c)
 {
+    count_answer(c);
     struct MHD_Response *mr =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, c, NULL);
     if (!mr) return MHD_NO;
@@ -886,6 +900,7 @@ static conn_t *conn_new(http_daemon_t *d, struct MHD_Connection *mc, const char 
     c->req.path = url;
     c->req.body = "";
     c->req.conn = c;
+    c->t0_ns = clock_mono_ns();
     pthread_mutex_lock(&d->mu);
     d->active++;
     pthread_mutex_unlock(&d->mu);
@@ -1165,6 +1180,11 @@ http_daemon_t *http__new(server_t *srv, store_t *st)
     return d;
 }
 
+void http__metrics_only(http_daemon_t *d)
+{
+    d->metrics_only = true;
+}
+
 int http__listen(http_daemon_t *d, const char *listen, int threads)
 {
     int rc = 0;
@@ -1247,7 +1267,7 @@ int http__listen(http_daemon_t *d, const char *listen, int threads)
     const char *scheme = d->tls_cert ? "https" : "http";
     d->url = strchr(uhost, ':') ? xasprintf("%s://[%s]:%u", scheme, uhost, bound)
                                 : xasprintf("%s://%s:%u", scheme, uhost, bound);
-    log_info("http", "listening on %s", d->url);
+    log_info("http", "listening on %s%s", d->url, d->metrics_only ? " (GET /metrics only)" : "");
 out:
     if (ai) freeaddrinfo(ai);
     free(host);

@@ -22,8 +22,9 @@
 #include "server/server.h"
 #include "store/store.h"
 
-#define HTTP_BODY_MAX   (1024 * 1024)
-#define HTTP_MAX_PARAMS 4
+#define HTTP_BODY_MAX     (1024 * 1024)
+#define HTTP_METRICS_PATH "/metrics" /* the route the --metrics-listen address serves */
+#define HTTP_MAX_PARAMS   4
 
 /* Access classes of routes; a token's role grants a set of them. */
 enum http_access {
@@ -31,7 +32,8 @@ enum http_access {
     ACCESS_READ,       /* admin, operator, user, viewer */
     ACCESS_WRITE,      /* admin, operator, user */
     ACCESS_WORKER,     /* admin, worker */
-    ACCESS_ADMIN       /* admin */
+    ACCESS_ADMIN,      /* admin */
+    ACCESS_METRICS     /* admin, metrics: GET /metrics */
 };
 
 /* Who is calling. */

@@ -13,6 +13,8 @@
 const http_route_t http_routes[] = {
     {"GET", "/healthz", ACCESS_PUBLIC, api_healthz},
     {"GET", "/readyz", ACCESS_PUBLIC, api_readyz},
+    /* Also served, open, on the --metrics-listen address (http.c). */
+    {"GET", "/metrics", ACCESS_METRICS, api_metrics},
 
     {"POST", "/v1/jobs", ACCESS_WRITE, api_jobs_create},
     {"GET", "/v1/jobs", ACCESS_READ, api_jobs_list},

@@ -33,6 +33,7 @@
 #include "common/xalloc.h"
 #include "core/plan.h"
 #include "core/tz.h"
+#include "server/metrics.h"
 
 #define DUE_BATCH         128  /* schedules fetched per store call */
 #define WALK_MAX          1000 /* fire times walked per schedule per pass */
@@ -233,6 +234,22 @@ static void plan_one(const store_due_t *d, const plan_pass_t *pass, store_fire_t
     *bounded = p->core.bounded;
 }
 
+/* Counts for GET /metrics the fire times an applied advance passed over:
+ * its missed stretch and its skipped runs, by why (the schedule retired,
+ * or the job's misfire policy). */
+static void count_skips(const store_due_t *d, const struct fire_plan *p, const store_fire_t *item)
+{
+    uint64_t n = item->miss.count > 0 ? (uint64_t)item->miss.count : 0;
+    for (size_t i = 0; i < item->nruns; i++)
+        if (item->runs[i].state == RUN_SKIPPED) n++;
+    if (!n) return;
+    metrics_skip_t why = p->core.note == PLAN_RETIRED     ? METRICS_SKIP_SCHEDULE_INVALID
+                         : d->misfire == MISFIRE_SKIP     ? METRICS_SKIP_MISFIRE_SKIP
+                         : d->misfire == MISFIRE_CATCH_UP ? METRICS_SKIP_MISFIRE_CATCH_UP
+                                                          : METRICS_SKIP_MISFIRE_RUN_ONCE;
+    metrics_fire_skipped(why, n);
+}
+
 /* A tick; *more is set when some schedule still has due fire times that
  * this pass left for the next one. Returns runs created or an error. */
 static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *more)
@@ -270,8 +287,10 @@ static int tick(store_t *st, const server_config_t *cfg, int64_t now_ms, bool *m
         rc = store_fire(st, items, n, now_ms);
         if (rc == 0)
             for (size_t i = 0; i < n; i++)
-                if (items[i].applied)
+                if (items[i].applied) {
                     created += (int)(items[i].nruns + (size_t)items[i].miss.count);
+                    count_skips(&due[i], &plans[i], &items[i]);
+                }
     pass_out:
         for (size_t i = 0; plans && i < n; i++) {
             free(plans[i].runs);

@@ -34,10 +34,14 @@ struct server {
     char *tls_cert_file;
     char *tls_key_file;
     alert_smtp_t smtp; /* the relay and alert TLS trust (alert_send.h); owns its strings */
+    char *metrics_listen;
     store_t *st;
     sched_t *sched;
-    http_daemon_t *http; /* set once, before any request can run */
+    http_daemon_t *http;    /* set once, before any request can run */
+    http_daemon_t *metrics; /* the --metrics-listen listener; NULL = none */
 };
+
+#define METRICS_THREADS 2 /* a scrape is a few small reads */
 
 #define SEC                     1000LL
 #define DEFAULT_THREADS         16
@@ -163,6 +167,8 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     srv->tls_key_file = cfg->tls_key_file ? xstrdup(cfg->tls_key_file) : NULL;
     srv->cfg.tls_cert_file = srv->tls_cert_file;
     srv->cfg.tls_key_file = srv->tls_key_file;
+    srv->metrics_listen = cfg->metrics_listen ? xstrdup(cfg->metrics_listen) : NULL;
+    srv->cfg.metrics_listen = srv->metrics_listen;
 
     /* A worker fences an attempt lease - max(2 heartbeats, lease/5) after
      * its last renewal: with heartbeats slower than lease/3 every attempt
@@ -178,6 +184,11 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     if (rc < 0) {
         log_error("server", "cannot listen on '%s': expected ADDR:PORT, e.g. 127.0.0.1:8080",
                   srv->listen);
+        goto out;
+    }
+    if (srv->metrics_listen && (rc = http__check_listen(srv->metrics_listen)) < 0) {
+        log_error("server", "cannot serve metrics on '%s': expected ADDR:PORT, e.g. 127.0.0.1:9464",
+                  srv->metrics_listen);
         goto out;
     }
     rc = check_tls(&srv->cfg);
@@ -208,6 +219,12 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     }
     rc = http__listen(srv->http, srv->listen, srv->cfg.threads);
     if (rc < 0) goto out;
+    if (srv->metrics_listen) {
+        srv->metrics = http__new(srv, srv->st);
+        http__metrics_only(srv->metrics);
+        rc = http__listen(srv->metrics, srv->metrics_listen, METRICS_THREADS);
+        if (rc < 0) goto out;
+    }
 
     if (admin_token) {
         *admin_token = token;
@@ -227,11 +244,17 @@ const char *server_url(const server_t *srv)
     return http__url(srv->http);
 }
 
+const char *server_metrics_url(const server_t *srv)
+{
+    return srv->metrics ? http__url(srv->metrics) : NULL;
+}
+
 void server_stop(server_t *srv)
 {
     if (!srv) return;
     /* HTTP first: no request may be left running against the store; it also
      * ends every waiting claim and log follower. */
+    http__stop(srv->metrics);
     http__stop(srv->http);
     sched_stop(srv->sched);
     srv->sched = NULL;
@@ -241,6 +264,9 @@ void server_stop(server_t *srv)
      * until the store closed. */
     http__free(srv->http);
     srv->http = NULL;
+    http__free(srv->metrics);
+    srv->metrics = NULL;
+    free(srv->metrics_listen);
     free(srv->listen);
     free(srv->store_url);
     free(srv->token_file);

@@ -61,6 +61,9 @@ typedef struct server_config {
                                           AUTH. Read at start, then NULL in server_config() */
     const char *alert_ca_file;         /* PEM CAs that alert TLS (relay, webhooks, Slack) trusts
                                           instead of the system's; NULL = the system's */
+    const char *metrics_listen; /* "ADDR:PORT" of a second listener serving GET /metrics alone,
+                                   without a token; NULL = none (the API's /metrics then
+                                   needs a token of role metrics or admin) */
 } server_config_t;
 
 /* Opens the store, bootstraps the admin token on a fresh store, starts the
@@ -75,6 +78,9 @@ const char *server_url(const server_t *srv);
  * alert_send (alert_send.h); borrowed, valid until server_stop. */
 struct alert_smtp;
 const struct alert_smtp *server_smtp(const server_t *srv);
+/* The URL of the --metrics-listen listener ("http://ADDR:PORT"), borrowed;
+ * NULL when there is none. */
+const char *server_metrics_url(const server_t *srv);
 /* Stops listening, finishes in-flight requests, joins loops, closes the store. */
 void server_stop(server_t *srv);
 

@@ -15,6 +15,9 @@ typedef struct http_daemon http_daemon_t;
 
 /* New, not yet listening; free with http__free. */
 http_daemon_t *http__new(server_t *srv, store_t *st);
+/* Makes d serve GET /metrics (HTTP_METRICS_PATH) alone, open to callers
+ * without a token; every other path answers 404. Call before http__listen. */
+void http__metrics_only(http_daemon_t *d);
 /* Starts listening on "ADDR:PORT" with a pool of `threads`. 0 or SKED_E*. */
 int http__listen(http_daemon_t *d, const char *listen, int threads);
 /* Validates an "ADDR:PORT" string without binding. 0 or SKED_EINVAL. */

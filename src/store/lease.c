@@ -181,6 +181,7 @@ struct claim_args {
     char *ns;                 /* the worker's namespace; "" = all */
     store_claimed_t *out;
     size_t n;
+    int overlap_skips; /* runs skipped by their job's overlap policy (store_stats) */
 };
 
 /* Drops what a claim unit has gathered: after a failed try, before the next. */
@@ -190,6 +191,7 @@ static void claim_reset(struct claim_args *a)
         store_claimed_clear(&a->out[i]);
     FREE_NULL(a->out);
     a->n = 0;
+    a->overlap_skips = 0;
     FREE_NULL(a->ns);
 }
 
@@ -309,7 +311,8 @@ static int job_room(db_t *db, struct claim_args *a, const struct cand *k, overla
         if (!(q = db_q(db, &Q_RUN_SKIP_OVERLAP))) return SKED_ESTORE;
         db_bt(q, k->id);
         db_bi(q, a->now_ms);
-        if ((rc = db_exec(q, NULL)) < 0) return rc;
+        if ((rc = db_exec(q, &changed)) < 0) return rc;
+        a->overlap_skips += (int)changed;
         db_notify(db);
         return 0;
     }
@@ -441,9 +444,11 @@ out:
 int v_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
             int64_t now_ms, store_claimed_t **out, size_t *n)
 {
-    struct claim_args a = {worker_id, owner, max, confirm_ms, now_ms, NULL, NULL, 0};
+    struct claim_args a = {worker_id, owner, max, confirm_ms, now_ms, NULL, NULL, 0, 0};
     int rc = store__tx(st, DB_WRITE, claim_fn, &a, &a.now_ms);
     FREE_NULL(a.ns);
+    if (rc >= 0 && a.overlap_skips)
+        prom_add(&store_stats()->overlap_skips, (uint64_t)a.overlap_skips);
     if (rc < 0) claim_reset(&a); /* the commit failed after claim_fn succeeded */
     *out = a.out;
     *n = a.n;

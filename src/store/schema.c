@@ -401,6 +401,180 @@ const struct store_migration store__migrations[] = {
                             " EXECUTE FUNCTION sked_ev_worker();"
                             "CREATE TRIGGER ev_workers_upd AFTER UPDATE ON workers FOR EACH ROW"
                             " WHEN (" EV_WORKER_CHANGED ") EXECUTE FUNCTION sked_ev_worker();"},
+
+    /* 5: the counts behind GET /metrics' cluster-wide figures, kept by
+     * triggers so a scrape reads a few rows, whatever the number of runs.
+     * run_counts: per (queue, state), the runs in that state now for the
+     * states a run leaves (0-3), and the runs that ever entered it for the
+     * terminal ones (4-7: never decremented, so pruning keeps them).
+     * worker_counts: per worker state, the workers, their slots and the
+     * runs they hold (busy). A count is the sum of its rows over `shard`:
+     * PostgreSQL spreads each count over 16 rows by backend (pid % 16), so
+     * concurrent transitions rarely wait on one row; SQLite has one writer
+     * and one row (shard 0). Each trigger writes in the same transaction as
+     * the change, so the counts commit (or roll back) with it. A run's busy
+     * slot follows its worker's state. A run enters running only by a
+     * claim, whose worker is active and (PostgreSQL) row-locked by it; a
+     * run leaving running is charged to its worker's state at that moment,
+     * under a shared advisory lock on the worker (class 'skdw' =
+     * 1936417911) that a worker changing state takes exclusively, so a
+     * worker's move of its held runs between states and a run's own move
+     * cannot interleave. The triggers are created before the counts are
+     * filled from the rows already there (on PostgreSQL CREATE TRIGGER
+     * waits for the writers in flight), so an upgrade starts exact. */
+    {.lite =
+         "CREATE TABLE run_counts ("
+         " shard INTEGER NOT NULL, queue TEXT NOT NULL, state INTEGER NOT NULL,"
+         " n INTEGER NOT NULL, PRIMARY KEY (shard, queue, state)) WITHOUT ROWID;"
+         "CREATE TABLE worker_counts ("
+         " shard INTEGER NOT NULL, state INTEGER NOT NULL, workers INTEGER NOT NULL,"
+         " slots INTEGER NOT NULL, busy INTEGER NOT NULL, PRIMARY KEY (shard, state))"
+         " WITHOUT ROWID;"
+         /* Runs are never inserted running: no busy slot to count here. */
+         "CREATE TRIGGER runs_count_insert AFTER INSERT ON runs BEGIN"
+         " INSERT INTO run_counts VALUES (0, NEW.queue, NEW.state, 1)"
+         "  ON CONFLICT (shard, queue, state) DO UPDATE SET n = n + 1;"
+         " END;"
+         "CREATE TRIGGER runs_count_update AFTER UPDATE OF state, queue, worker_id ON runs"
+         " WHEN OLD.state != NEW.state OR OLD.queue != NEW.queue"
+         " OR OLD.worker_id != NEW.worker_id BEGIN"
+         /* The rows a run leaves, and its worker's, exist (they were
+          * counted into): plain UPDATEs, cheaper than upserts. */
+         " UPDATE run_counts SET n = n - 1 WHERE OLD.state < 4 AND shard = 0"
+         "  AND queue = OLD.queue AND state = OLD.state;"
+         " INSERT INTO run_counts SELECT 0, NEW.queue, NEW.state, 1"
+         "  WHERE NEW.state < 4 OR OLD.state < 4"
+         "  ON CONFLICT (shard, queue, state) DO UPDATE SET n = n + 1;"
+         " UPDATE worker_counts SET busy = busy - 1 WHERE OLD.state = 3 AND shard = 0"
+         "  AND state = (SELECT w.state FROM workers w WHERE w.id = OLD.worker_id);"
+         /* A run enters running only by a claim, whose worker is active
+          * (store_claim: a draining worker gets nothing, a lost one that
+          * claims is active again, in the same transaction). */
+         " UPDATE worker_counts SET busy = busy + 1 WHERE NEW.state = 3 AND shard = 0"
+         "  AND state = 0;"
+         " END;"
+         "CREATE TRIGGER runs_count_delete AFTER DELETE ON runs WHEN OLD.state < 4 BEGIN"
+         " UPDATE run_counts SET n = n - 1 WHERE shard = 0 AND queue = OLD.queue"
+         "  AND state = OLD.state;"
+         " UPDATE worker_counts SET busy = busy - 1 WHERE OLD.state = 3 AND shard = 0"
+         "  AND state = (SELECT w.state FROM workers w WHERE w.id = OLD.worker_id);"
+         " END;"
+         "CREATE TRIGGER workers_count_insert AFTER INSERT ON workers BEGIN"
+         " INSERT INTO worker_counts VALUES (0, NEW.state, 1, NEW.slots, 0)"
+         "  ON CONFLICT (shard, state) DO UPDATE SET workers = workers + 1,"
+         "  slots = slots + excluded.slots;"
+         " END;"
+         "CREATE TRIGGER workers_count_update AFTER UPDATE OF state, slots ON workers"
+         " WHEN OLD.state != NEW.state OR OLD.slots != NEW.slots BEGIN"
+         " INSERT INTO worker_counts SELECT 0, OLD.state, -1, -OLD.slots,"
+         "  -(SELECT count(*) FROM runs WHERE worker_id = OLD.id AND state = 3) WHERE TRUE"
+         "  ON CONFLICT (shard, state) DO UPDATE SET workers = workers + excluded.workers,"
+         "  slots = slots + excluded.slots, busy = busy + excluded.busy;"
+         " INSERT INTO worker_counts SELECT 0, NEW.state, 1, NEW.slots,"
+         "  (SELECT count(*) FROM runs WHERE worker_id = NEW.id AND state = 3) WHERE TRUE"
+         "  ON CONFLICT (shard, state) DO UPDATE SET workers = workers + excluded.workers,"
+         "  slots = slots + excluded.slots, busy = busy + excluded.busy;"
+         " END;"
+         "CREATE TRIGGER workers_count_delete AFTER DELETE ON workers BEGIN"
+         " INSERT INTO worker_counts SELECT 0, OLD.state, -1, -OLD.slots,"
+         "  -(SELECT count(*) FROM runs WHERE worker_id = OLD.id AND state = 3) WHERE TRUE"
+         "  ON CONFLICT (shard, state) DO UPDATE SET workers = workers + excluded.workers,"
+         "  slots = slots + excluded.slots, busy = busy + excluded.busy;"
+         " END;"
+         "INSERT INTO run_counts SELECT 0, queue, state, count(*) FROM runs GROUP BY queue, state;"
+         "INSERT INTO worker_counts SELECT 0, w.state, count(*), sum(w.slots),"
+         " sum((SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3))"
+         " FROM workers w GROUP BY w.state;",
+     .pg =
+         "CREATE TABLE run_counts ("
+         " shard integer NOT NULL, queue text NOT NULL, state integer NOT NULL,"
+         " n bigint NOT NULL, PRIMARY KEY (shard, queue, state));"
+         "CREATE TABLE worker_counts ("
+         " shard integer NOT NULL, state integer NOT NULL, workers bigint NOT NULL,"
+         " slots bigint NOT NULL, busy bigint NOT NULL, PRIMARY KEY (shard, state));"
+         /* The counters a run's change moves, in this backend's shard:
+          * rows in one order (queue, then state), so two transitions in
+          * one shard cannot each hold the row the other wants next. A run
+          * enters running only by a claim, whose worker is active and
+          * locked by it (store_claim); one leaving running charges its
+          * worker's state now, under the worker's shared lock. */
+         "CREATE FUNCTION sked_runs_count() RETURNS trigger LANGUAGE plpgsql AS $f$"
+         " DECLARE s integer := pg_backend_pid() % 16; leave boolean; enter boolean;"
+         " BEGIN"
+         "  IF TG_OP = 'INSERT' THEN"
+         "   INSERT INTO run_counts VALUES (s, NEW.queue, NEW.state, 1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n + 1;"
+         "   RETURN NULL;"
+         "  END IF;"
+         "  leave := OLD.state < 4;"
+         "  enter := TG_OP = 'UPDATE' AND (NEW.state < 4 OR OLD.state < 4);"
+         "  IF leave AND enter AND (NEW.queue, NEW.state) < (OLD.queue, OLD.state) THEN"
+         "   INSERT INTO run_counts VALUES (s, NEW.queue, NEW.state, 1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n + 1;"
+         "   enter := false;"
+         "  END IF;"
+         "  IF leave THEN"
+         "   INSERT INTO run_counts VALUES (s, OLD.queue, OLD.state, -1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n - 1;"
+         "  END IF;"
+         "  IF enter THEN"
+         "   INSERT INTO run_counts VALUES (s, NEW.queue, NEW.state, 1)"
+         "    ON CONFLICT (shard, queue, state) DO UPDATE SET n = run_counts.n + 1;"
+         "  END IF;"
+         "  IF OLD.state = 3 THEN"
+         "   PERFORM pg_advisory_xact_lock_shared(1936417911, hashtext(OLD.worker_id));"
+         "   INSERT INTO worker_counts SELECT s, w.state, 0, 0, -1 FROM workers w"
+         "    WHERE w.id = OLD.worker_id"
+         "    ON CONFLICT (shard, state) DO UPDATE SET busy = worker_counts.busy - 1;"
+         "  END IF;"
+         "  IF TG_OP = 'UPDATE' AND NEW.state = 3 THEN"
+         "   INSERT INTO worker_counts VALUES (s, 0, 0, 0, 1)"
+         "    ON CONFLICT (shard, state) DO UPDATE SET busy = worker_counts.busy + 1;"
+         "  END IF;"
+         "  RETURN NULL;"
+         " END $f$;"
+         "CREATE FUNCTION sked_workers_count() RETURNS trigger LANGUAGE plpgsql AS $f$"
+         " DECLARE s integer := pg_backend_pid() % 16; wid text; nbusy bigint;"
+         " BEGIN"
+         "  IF TG_OP = 'INSERT' THEN"
+         "   INSERT INTO worker_counts VALUES (s, NEW.state, 1, NEW.slots, 0)"
+         "    ON CONFLICT (shard, state) DO UPDATE SET workers = worker_counts.workers + 1,"
+         "    slots = worker_counts.slots + excluded.slots;"
+         "   RETURN NULL;"
+         "  END IF;"
+         "  wid := OLD.id;"
+         "  PERFORM pg_advisory_xact_lock(1936417911, hashtext(wid));"
+         "  SELECT count(*) INTO nbusy FROM runs WHERE worker_id = wid AND state = 3;"
+         "  INSERT INTO worker_counts VALUES (s, OLD.state, -1, -OLD.slots, -nbusy)"
+         "   ON CONFLICT (shard, state) DO UPDATE SET workers = worker_counts.workers - 1,"
+         "   slots = worker_counts.slots + excluded.slots,"
+         "   busy = worker_counts.busy + excluded.busy;"
+         "  IF TG_OP = 'UPDATE' THEN"
+         "   INSERT INTO worker_counts VALUES (s, NEW.state, 1, NEW.slots, nbusy)"
+         "    ON CONFLICT (shard, state) DO UPDATE SET workers = worker_counts.workers + 1,"
+         "    slots = worker_counts.slots + excluded.slots,"
+         "    busy = worker_counts.busy + excluded.busy;"
+         "  END IF;"
+         "  RETURN NULL;"
+         " END $f$;"
+         "CREATE TRIGGER runs_count_insert AFTER INSERT ON runs"
+         " FOR EACH ROW EXECUTE FUNCTION sked_runs_count();"
+         "CREATE TRIGGER runs_count_update AFTER UPDATE OF state, queue, worker_id ON runs"
+         " FOR EACH ROW WHEN (OLD.state <> NEW.state OR OLD.queue <> NEW.queue"
+         " OR OLD.worker_id <> NEW.worker_id) EXECUTE FUNCTION sked_runs_count();"
+         "CREATE TRIGGER runs_count_delete AFTER DELETE ON runs"
+         " FOR EACH ROW WHEN (OLD.state < 4) EXECUTE FUNCTION sked_runs_count();"
+         "CREATE TRIGGER workers_count_insert AFTER INSERT ON workers"
+         " FOR EACH ROW EXECUTE FUNCTION sked_workers_count();"
+         "CREATE TRIGGER workers_count_update AFTER UPDATE OF state, slots ON workers"
+         " FOR EACH ROW WHEN (OLD.state <> NEW.state OR OLD.slots <> NEW.slots)"
+         " EXECUTE FUNCTION sked_workers_count();"
+         "CREATE TRIGGER workers_count_delete AFTER DELETE ON workers"
+         " FOR EACH ROW EXECUTE FUNCTION sked_workers_count();"
+         "INSERT INTO run_counts SELECT 0, queue, state, count(*) FROM runs GROUP BY queue, state;"
+         "INSERT INTO worker_counts SELECT 0, w.state, count(*), sum(w.slots),"
+         " sum((SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3))"
+         " FROM workers w GROUP BY w.state;"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);

@@ -107,6 +107,12 @@ int store_ping(store_t *st)
     return v_ping(st);
 }
 
+int store_counts(store_t *st, store_counts_t *out)
+{
+    if (!out) return SKED_EINVAL;
+    return v_counts(st, out);
+}
+
 #define READY_PROBE_NS 1000000000LL /* at most one probe write a second */
 
 int store_ready(store_t *st)
@@ -146,7 +152,8 @@ void store_set_log_cap(store_t *st, int64_t bytes)
 
 static const char *const job_state_names[] = {"active", "paused", "done", "deleted"};
 static const char *const worker_state_names[] = {"active", "draining", "lost", "gone"};
-static const char *const role_names[] = {"admin", "operator", "user", "viewer", "worker"};
+static const char *const role_names[] = {"admin",  "operator", "user",
+                                         "viewer", "worker",   "metrics"};
 
 const char *job_state_name(job_state_t s)
 {

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/id.h"
+#include "common/prom.h"
 #include "core/backoff.h"
 #include "core/policy.h"
 #include "core/run.h"
@@ -559,10 +560,11 @@ typedef enum token_role {
     ROLE_OPERATOR,
     ROLE_USER,
     ROLE_VIEWER,
-    ROLE_WORKER
+    ROLE_WORKER,
+    ROLE_METRICS /* GET /metrics only: for a Prometheus server */
 } token_role_t;
 _Static_assert(ROLE_ADMIN == 0 && ROLE_OPERATOR == 1 && ROLE_USER == 2 && ROLE_VIEWER == 3 &&
-                   ROLE_WORKER == 4,
+                   ROLE_WORKER == 4 && ROLE_METRICS == 5,
                "tokens.role and users.role hold these numbers");
 const char *token_role_name(token_role_t r);
 int token_role_parse(const char *name, token_role_t *out);
@@ -723,6 +725,53 @@ typedef struct store_explain {
 int store_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
                   int64_t now_ms, store_explain_t *out);
 void store_explain_clear(store_explain_t *e);
+
+/* ---- figures for GET /metrics ------------------------------------------ */
+
+/* Runs of one queue in one state: for the states a run leaves (scheduled,
+ * waiting, pending, running) how many are in it now; for the terminal ones
+ * how many ever entered it (a counter: pruning does not lower it). */
+typedef struct store_run_count {
+    char *queue;
+    run_state_t state;
+    int64_t n;
+} store_run_count_t;
+
+/* The workers in one state, their slots and the runs they hold. */
+typedef struct store_worker_count {
+    int64_t workers, slots, busy;
+} store_worker_count_t;
+
+typedef struct store_counts {
+    store_run_count_t *runs; /* by queue (byte order), then state; every pair ever counted */
+    size_t nruns;
+    store_worker_count_t workers[WORKER_GONE + 1]; /* indexed by worker_state_t */
+} store_counts_t;
+
+void store_counts_clear(store_counts_t *c); /* frees members, zeroes */
+
+/* The cluster-wide counts, kept by the store as runs and workers change
+ * (in the same transaction as each change), so reading them costs a few
+ * rows whatever the number of runs: O(queues x states), not a scan. Every
+ * server of a cluster reads the same figures. *out is filled (clear it
+ * with store_counts_clear). */
+int store_counts(store_t *st, store_counts_t *out);
+
+/* What this process's store handles did, kept with atomics (recording
+ * costs no lock): the latency of each durable commit of a write and the
+ * writes each commit carried (SQLite's group commit: every write the
+ * writer thread found queued; PostgreSQL: 1 per COMMIT, its own WAL
+ * group commit being invisible to us), and the runs a claim skipped by
+ * their job's overlap policy ("forbid"). */
+typedef struct store_stats {
+    prom_hist_t commit_ns;        /* ns from COMMIT sent to COMMIT done */
+    prom_hist_t commit_writes;    /* writes per commit */
+    prom_counter_t overlap_skips; /* runs skipped at claim: overlap forbid */
+} store_stats_t;
+
+/* This process's figures; borrowed, valid for the life of the process.
+ * Thread-safe to read and to record into. */
+store_stats_t *store_stats(void);
 
 /* ---- settings ----------------------------------------------------------- */
 

@@ -485,8 +485,15 @@ static int tx(struct pg *p, enum tx_kind kind, txfn_t fn, void *arg, int64_t *no
             }
             if (open) {
                 if (rc >= 0) {
+                    int64_t t0 = clock_mono_ns();
                     int crc = commit(c);
                     if (crc < 0) rc = crc;
+                    /* GET /metrics: a write's COMMIT (one write each; the
+                     * server's own WAL group commit is not visible here). */
+                    if (crc == 0 && kind == TX_WRITE) {
+                        prom_observe(&store_stats()->commit_ns, clock_mono_ns() - t0);
+                        prom_observe(&store_stats()->commit_writes, 1);
+                    }
                 } else if (PQstatus(c->db) == CONNECTION_OK) {
                     PGresult *r = PQexec(c->db, "ROLLBACK");
                     PQclear(r);

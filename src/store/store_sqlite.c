@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -246,7 +247,16 @@ static void run_batch(struct sq *s, struct wop *batch)
         if (op->rc >= 0 && s->op_notify) notify = true;
     }
     if (lost) return;
+    int64_t t0 = clock_mono_ns();
     rc = exec_sql(&s->w, SQL_COMMIT);
+    if (rc == 0) {
+        /* GET /metrics: the commit's latency and the writes it carried. */
+        int64_t writes = 0;
+        for (struct wop *op = batch; op; op = op->next)
+            writes++;
+        prom_observe(&store_stats()->commit_ns, clock_mono_ns() - t0);
+        prom_observe(&store_stats()->commit_writes, writes);
+    }
     if (rc < 0) {
         exec_sql(&s->w, SQL_ROLLBACK);
         for (struct wop *op = batch; op; op = op->next)

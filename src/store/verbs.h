@@ -104,4 +104,7 @@ int v_next_fire_ms(store_t *st, int64_t *out_ms);
 int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
               int64_t now_ms, store_explain_t *out);
 
+/* counts.c: the maintained counts behind GET /metrics */
+int v_counts(store_t *st, store_counts_t *out);
+
 #endif

@@ -982,6 +982,36 @@ static void check_next(struct par *p)
         cmp_i(p, "store_next_fire_ms", "out_ms", v[SQ], v[PG]);
 }
 
+/* The maintained counts (store_counts): the same pairs, in the same
+ * order, with the same figures. */
+static void check_counts(struct par *p)
+{
+    store_counts_t c[NSIDE];
+    int rc[NSIDE];
+    for (int s = 0; s < NSIDE; s++)
+        rc[s] = store_counts(p->st[s], &c[s]);
+    if (cmp_rc(p, "store_counts", rc, 0)) {
+        cmp_i(p, "store_counts", "nruns", (int64_t)c[SQ].nruns, (int64_t)c[PG].nruns);
+        for (size_t i = 0; i < c[SQ].nruns && i < c[PG].nruns; i++) {
+            char what[128];
+            snprintf(what, sizeof what, "store_counts runs[%zu]", i);
+            cmp_s(p, what, "queue", c[SQ].runs[i].queue, c[PG].runs[i].queue);
+            cmp_i(p, what, "state", c[SQ].runs[i].state, c[PG].runs[i].state);
+            cmp_i(p, what, "n", c[SQ].runs[i].n, c[PG].runs[i].n);
+        }
+        for (int w = 0; w <= WORKER_GONE; w++) {
+            char what[128];
+            snprintf(what, sizeof what, "store_counts workers[%s]",
+                     worker_state_name((worker_state_t)w));
+            cmp_i(p, what, "workers", c[SQ].workers[w].workers, c[PG].workers[w].workers);
+            cmp_i(p, what, "slots", c[SQ].workers[w].slots, c[PG].workers[w].slots);
+            cmp_i(p, what, "busy", c[SQ].workers[w].busy, c[PG].workers[w].busy);
+        }
+    }
+    for (int s = 0; s < NSIDE; s++)
+        if (rc[s] == 0) store_counts_clear(&c[s]);
+}
+
 /* Reads back everything both stores hold, compares it, and ends the
  * checkpoint (failing on any difference). */
 static void check_all(struct par *p)
@@ -1026,6 +1056,7 @@ static void check_all(struct par *p)
     check_due(p, T0 + 400 * 24 * HOUR, 100);
     check_due(p, T0 + 400 * 24 * HOUR, 1);
     check_next(p);
+    check_counts(p);
 
     /* Everything either store ever named, also what lists no longer show
      * (deleted jobs, gone workers, pruned runs). */
@@ -2542,7 +2573,7 @@ static void sq_catalog(const char *path, struct facts *f)
     }
     sqlite3_finalize(q);
     q = sq_prep(db, "SELECT type, name FROM sqlite_schema WHERE type NOT IN ('table', 'index')");
-    while (sqlite3_step(q) == SQLITE_ROW) /* views, triggers: none expected */
+    while (sqlite3_step(q) == SQLITE_ROW) /* views (none expected) and triggers */
         fact(f, "%s %s", sq_text(q, 0), sq_text(q, 1));
     sqlite3_finalize(q);
     sqlite3_close(db);
@@ -2567,12 +2598,12 @@ static const char *const pg_only_sequences[] = {
     "events_id_seq",
 };
 
-/* Functions only PostgreSQL has, on purpose: the bodies of triggers, which
- * SQLite writes inline (the triggers themselves are in both catalogs). */
+/* Functions only PostgreSQL has, on purpose: the bodies of triggers (the
+ * event log's of migration 4, the counts' of migration 5). SQLite writes a
+ * trigger's body inline (its triggers have the same names as PostgreSQL's,
+ * and are compared). */
 static const char *const pg_only_functions[] = {
-    "sked_ev_job",
-    "sked_ev_run",
-    "sked_ev_worker",
+    "sked_ev_job", "sked_ev_run", "sked_ev_worker", "sked_runs_count", "sked_workers_count",
 };
 
 static void pg_catalog(PGconn *db, const char *schema, struct facts *f)

@@ -3371,6 +3371,316 @@ static void test_ready_probes_a_write(void **state)
     assert_int_equal(store_ping(ST), 0);
 }
 
+/* ---- the maintained counts (GET /metrics) ------------------------------------------ */
+
+/* What the counts must say, found the slow way: every run and every worker
+ * read through the public API. Terminal states are counters, so the runs
+ * pruned so far (pruned_terminal[state]) are added back; gone workers are
+ * not listed, so the test says how many there are. */
+struct truth {
+    char queue[8][32];
+    int64_t n[8][RUN_STATE_COUNT];
+    size_t nq;
+    store_worker_count_t workers[WORKER_GONE + 1];
+};
+
+static size_t truth_queue(struct truth *t, const char *q)
+{
+    for (size_t i = 0; i < t->nq; i++)
+        if (strcmp(t->queue[i], q) == 0) return i;
+    assert_true(t->nq < 8);
+    snprintf(t->queue[t->nq], sizeof t->queue[0], "%s", q);
+    return t->nq++;
+}
+
+static void truth_scan(store_t *st, struct truth *t, const int64_t *pruned_terminal,
+                       const char *pruned_queue, int64_t gone_workers, int64_t gone_slots)
+{
+    memset(t, 0, sizeof *t);
+    char *cursor = NULL;
+    do {
+        store_run_filter_t f = {NULL, NULL, INT64_MIN, INT64_MAX, cursor, 1000};
+        store_run_t *v;
+        size_t n;
+        char *next;
+        assert_int_equal(store_run_list(st, &f, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            t->n[truth_queue(t, v[i].queue)][v[i].state]++;
+            store_run_clear(&v[i]);
+        }
+        free(v);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    if (pruned_queue)
+        for (int s = RUN_SUCCEEDED; s < RUN_STATE_COUNT; s++)
+            t->n[truth_queue(t, pruned_queue)][s] += pruned_terminal[s];
+    store_worker_t *w;
+    size_t n;
+    char *next = NULL;
+    assert_int_equal(store_worker_list(st, NULL, 1000, &w, &n, &next), 0);
+    assert_null(next);
+    for (size_t i = 0; i < n; i++) {
+        t->workers[w[i].state].workers++;
+        t->workers[w[i].state].slots += w[i].slots;
+        t->workers[w[i].state].busy += w[i].running;
+        store_worker_clear(&w[i]);
+    }
+    free(w);
+    t->workers[WORKER_GONE].workers += gone_workers;
+    t->workers[WORKER_GONE].slots += gone_slots;
+}
+
+/* store_counts equals the scan, pair by pair (a pair the counts list with
+ * 0 and the scan lacks is fine: a queue once used keeps its rows). */
+static void counts_match(store_t *st, const char *step, const int64_t *pruned_terminal,
+                         const char *pruned_queue, int64_t gone_workers, int64_t gone_slots)
+{
+    struct truth t;
+    truth_scan(st, &t, pruned_terminal, pruned_queue, gone_workers, gone_slots);
+    store_counts_t c;
+    assert_int_equal(store_counts(st, &c), 0);
+    int64_t seen[8][RUN_STATE_COUNT] = {{0}};
+    for (size_t i = 0; i < c.nruns; i++) {
+        size_t q = truth_queue(&t, c.runs[i].queue);
+        if (i > 0) /* byte order of queues, then states */
+            assert_true(strcmp(c.runs[i - 1].queue, c.runs[i].queue) < 0 ||
+                        (strcmp(c.runs[i - 1].queue, c.runs[i].queue) == 0 &&
+                         c.runs[i - 1].state < c.runs[i].state));
+        seen[q][c.runs[i].state] = c.runs[i].n;
+    }
+    for (size_t q = 0; q < t.nq; q++)
+        for (int s = 0; s < RUN_STATE_COUNT; s++)
+            if (seen[q][s] != t.n[q][s])
+                fail_msg("%s: runs of queue %s in state %s: counted %lld, there are %lld", step,
+                         t.queue[q], run_state_name((run_state_t)s), (long long)seen[q][s],
+                         (long long)t.n[q][s]);
+    for (int s = 0; s <= WORKER_GONE; s++) {
+        const store_worker_count_t *a = &c.workers[s], *b = &t.workers[s];
+        if (a->workers != b->workers || a->slots != b->slots || a->busy != b->busy)
+            fail_msg("%s: %s workers: counted %lld workers, %lld slots, %lld busy; there are "
+                     "%lld, %lld, %lld",
+                     step, worker_state_name((worker_state_t)s), (long long)a->workers,
+                     (long long)a->slots, (long long)a->busy, (long long)b->workers,
+                     (long long)b->slots, (long long)b->busy);
+    }
+    store_counts_clear(&c);
+}
+
+/* The counts of one (queue, state), 0 when absent. */
+static int64_t counted(store_t *st, const char *queue, run_state_t state)
+{
+    store_counts_t c;
+    int64_t n = 0;
+    assert_int_equal(store_counts(st, &c), 0);
+    for (size_t i = 0; i < c.nruns; i++)
+        if (strcmp(c.runs[i].queue, queue) == 0 && c.runs[i].state == state) n = c.runs[i].n;
+    store_counts_clear(&c);
+    return n;
+}
+
+/* Every change of a run or a worker moves the counts in its own
+ * transaction: submit, fire (with a misfire), claim, overlap skip,
+ * complete, retry, cancel, a queue change, drain with a run held, the
+ * reaper (lost worker, expired lease), a lost worker coming back,
+ * deregistration, deletion of a job and pruning. */
+static void test_counts_follow_every_change(void **state)
+{
+    int64_t pruned[RUN_STATE_COUNT] = {0};
+    char w1[SKED_ID_LEN], w2[SKED_ID_LEN], a[SKED_ID_LEN], b[SKED_ID_LEN];
+    uint64_t overlap_before = prom_get(&store_stats()->overlap_skips);
+    counts_match(ST, "empty", pruned, NULL, 0, 0);
+
+    new_worker(ST, "w1", "default,q2", "", T0, w1); /* 4 slots each */
+    new_worker(ST, "w2", "q2", "", T0, w2);
+    new_job(ST, "a", 0, NULL, true, T0, a);
+    store_job_t f;
+    mkjob(&f, "b");
+    free(f.queue);
+    f.queue = xstrdup("q2");
+    f.retry = (retry_policy_t){3, 1000, 1000, 2.0, false};
+    assert_int_equal(store_job_create(ST, &f, NULL, 0, true, NULL, NULL, T0), 0);
+    memcpy(b, f.id, SKED_ID_LEN);
+    store_job_clear(&f);
+    mkjob(&f, "forbid");
+    f.overlap = OVERLAP_FORBID;
+    assert_int_equal(store_job_create(ST, &f, NULL, 0, true, NULL, NULL, T0), 0);
+    counts_match(ST, "submitted", pruned, NULL, 0, 0);
+    assert_int_equal(counted(ST, "default", RUN_PENDING), 2);
+    assert_int_equal(counted(ST, "q2", RUN_PENDING), 1);
+
+    /* A fire with one run and one misfire skipped. */
+    char sj[SKED_ID_LEN], sid[SKED_ID_LEN];
+    job_with_schedule(ST, "sched", T0, sj, sid);
+    store_fire_run_t runs[2] = {{T0 - 5000, T0 - 5000, RUN_SKIPPED, "misfire"},
+                                {T0, T0 + 60000, RUN_SCHEDULED, NULL}};
+    store_fire_t item = {sid, T0, T0 + 1000, runs, 2, {0}, 0};
+    assert_int_equal(store_fire(ST, &item, 1, T0), 0);
+    assert_int_equal(item.applied, 1);
+    counts_match(ST, "fired", pruned, NULL, 0, 0);
+    assert_int_equal(counted(ST, "default", RUN_SKIPPED), 1);
+    assert_int_equal(counted(ST, "default", RUN_SCHEDULED), 1);
+
+    /* Claims: w1 takes the two due runs of default and b's. */
+    size_t n1, n2;
+    store_claimed_t *c1 = claim(ST, w1, 4, T0 + 1, &n1);
+    assert_int_equal(n1, 3);
+    counts_match(ST, "claimed", pruned, NULL, 0, 0);
+    assert_int_equal(counted(ST, "default", RUN_RUNNING), 2);
+
+    /* Overlap forbid: a second run of f while one runs is skipped at claim. */
+    char f2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, f.id, NULL, T0 + 2, f2), 0);
+    store_claimed_t *none = claim(ST, w2, 4, T0 + 3, &n2);
+    free(none);
+    none = claim(ST, w1, 4, T0 + 3, &n2);
+    assert_int_equal(n2, 0);
+    free(none);
+    assert_int_equal(run_state(ST, f2), RUN_SKIPPED);
+    assert_int_equal(prom_get(&store_stats()->overlap_skips) - overlap_before, 1);
+    counts_match(ST, "overlap skip", pruned, NULL, 0, 0);
+
+    /* Complete: one succeeds, one fails into a retry, one is canceled. */
+    store_job_t aj;
+    assert_int_equal(store_job_get(ST, a, &aj, NULL, NULL), 0);
+    for (size_t i = 0; i < n1; i++) {
+        const store_claimed_t *c = &c1[i];
+        confirm(ST, w1, c, T0 + 4);
+        if (strcmp(c->run.job_id, a) == 0) {
+            assert_int_equal(store_complete(ST, c->run.id, 1, c->run.fence, NULL, &RES_OK, T0 + 5),
+                             0);
+        } else if (strcmp(c->run.job_id, b) == 0) {
+            assert_int_equal(
+                store_complete(ST, c->run.id, 1, c->run.fence, NULL, &RES_FAIL, T0 + 5), 0);
+            assert_int_equal(run_state(ST, c->run.id), RUN_SCHEDULED); /* a retry */
+        }
+    }
+    store_job_clear(&aj);
+    counts_match(ST, "completed", pruned, NULL, 0, 0);
+    assert_int_equal(counted(ST, "default", RUN_SUCCEEDED), 1);
+
+    /* A queue change moves b's waiting retry with it. */
+    store_job_t bj;
+    assert_int_equal(store_job_get(ST, b, &bj, NULL, NULL), 0);
+    free(bj.queue);
+    bj.queue = xstrdup("q3");
+    assert_int_equal(store_job_update(ST, &bj, 0, NULL, 0, NULL, T0 + 6), 0);
+    store_job_clear(&bj);
+    counts_match(ST, "queue changed", pruned, NULL, 0, 0);
+    assert_int_equal(counted(ST, "q3", RUN_SCHEDULED), 1);
+
+    /* Drain w1 while it holds f's run: its busy slot moves with it. */
+    assert_int_equal(store_worker_drain(ST, w1, NULL, NULL, T0 + 7), 0);
+    counts_match(ST, "drained", pruned, NULL, 0, 0);
+
+    /* The reaper: w2 went silent (lost); w1's lease runs out (f's run is
+     * retried or failed); w1 then speaks again and is active. */
+    assert_int_equal(store_heartbeat(ST, w1, NULL, NULL, 0, LEASE_MS, T0 + 50000, NULL), 0);
+    assert_true(store_reap(ST, 0, 60000, T0 + 61000) >= 1);
+    counts_match(ST, "reaped", pruned, NULL, 0, 0);
+    assert_int_equal(store_heartbeat(ST, w2, NULL, NULL, 0, LEASE_MS, T0 + 62000, NULL), 0);
+    counts_match(ST, "lost worker back", pruned, NULL, 0, 0);
+
+    /* A cancel and a job delete end the rest of default's runs. */
+    char extra[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, a, NULL, T0 + 63000, extra), 0);
+    assert_int_equal(store_run_cancel(ST, extra, NULL, NULL, T0 + 63001), 0);
+    assert_int_equal(store_job_set_state(ST, sj, JOB_DELETED, NULL, T0 + 63002), 0);
+    counts_match(ST, "canceled and deleted", pruned, NULL, 0, 0);
+
+    /* A worker going away for good. */
+    assert_int_equal(store_worker_deregister(ST, w1, NULL, NULL, T0 + 64000), 0);
+    counts_match(ST, "deregistered", pruned, NULL, 1, 4);
+
+    /* Pruning removes finished runs but not what they counted. */
+    struct truth before;
+    truth_scan(ST, &before, pruned, NULL, 1, 4);
+    size_t qd = truth_queue(&before, "default");
+    int64_t fin = 0;
+    for (int s = RUN_SUCCEEDED; s < RUN_STATE_COUNT; s++)
+        fin += before.n[qd][s];
+    assert_true(fin >= 4);
+    int removed = store_prune(ST, T0 + 10 * 60000);
+    assert_true(removed >= 4);
+    for (int s = RUN_SUCCEEDED; s < RUN_STATE_COUNT; s++)
+        pruned[s] = before.n[qd][s]; /* every default run had finished */
+    counts_match(ST, "pruned", pruned, "default", 1, 4);
+
+    free_claimed(c1, n1);
+    store_job_clear(&f);
+}
+
+struct churn {
+    store_t *st;
+    char wid[SKED_ID_LEN];
+    int done;
+};
+
+static void *churn_main(void *arg)
+{
+    struct churn *c = arg;
+    for (int i = 0; i < 200; i++) {
+        store_claimed_t *v = NULL;
+        size_t n = 0;
+        if (store_claim(c->st, c->wid, NULL, 3, LEASE_MS, T0 + 1000, &v, &n) != 0) break;
+        for (size_t k = 0; k < n; k++) {
+            const store_result_t *res = k % 2 ? &RES_FAIL : &RES_OK;
+            store_held_t h = {v[k].run.id, v[k].run.fence, true, false};
+            if (store_heartbeat(c->st, c->wid, NULL, &h, 1, LEASE_MS, T0 + 1001, NULL) == 0 &&
+                store_complete(c->st, v[k].run.id, v[k].run.attempt, v[k].run.fence, NULL, res,
+                               T0 + 1002) == 0)
+                c->done++;
+            store_claimed_clear(&v[k]);
+        }
+        free(v);
+        if (n == 0) break;
+    }
+    return NULL;
+}
+
+/* Concurrent claims and completions from two handles (on PostgreSQL, many
+ * backends, so many shards of each count) leave the counts exact. */
+static void test_counts_concurrent(void **state)
+{
+    enum { RUNS = 150, THREADS = 4 };
+    int64_t pruned[RUN_STATE_COUNT] = {0};
+    struct ctx *cx = *state;
+    store_t *other = open_ok(cx->url);
+    char jid[SKED_ID_LEN];
+    store_job_t j;
+    mkjob(&j, "churn");
+    j.retry = (retry_policy_t){1, 1000, 1000, 2.0, false}; /* a failure is final */
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, NULL, T0), 0);
+    memcpy(jid, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+    for (int i = 0; i < RUNS; i++) {
+        char rid[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + i, rid), 0);
+    }
+    struct churn c[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "c%d", i);
+        c[i].st = i % 2 ? other : ST;
+        c[i].done = 0;
+        new_worker(ST, name, "default", "", T0, c[i].wid);
+        assert_int_equal(pthread_create(&th[i], NULL, churn_main, &c[i]), 0);
+    }
+    int done = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        done += c[i].done;
+    }
+    assert_int_equal(done, RUNS);
+    counts_match(ST, "after the churn", pruned, NULL, 0, 0);
+    counts_match(other, "after the churn, the other handle", pruned, NULL, 0, 0);
+    assert_int_equal(counted(ST, "default", RUN_SUCCEEDED) + counted(ST, "default", RUN_FAILED),
+                     RUNS);
+    assert_int_equal(counted(ST, "default", RUN_RUNNING), 0);
+    store_close(other);
+}
+
 /* Fences are random: not a counter another worker could predict. */
 static void test_fences_unguessable(void **state)
 {
@@ -3592,6 +3902,8 @@ int main(int argc, char **argv)
         T(test_worker_namespace_claims),
         T(test_legacy_worker_adopted),
         T(test_fences_unguessable),
+        T(test_counts_follow_every_change),
+        T(test_counts_concurrent),
         T(test_ready_probes_a_write),
         T(test_miss_ledger),
         T(test_claimable_per_job_state),

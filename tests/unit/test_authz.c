@@ -40,12 +40,14 @@
 #include "server/server.h"
 #include "store/store.h"
 
-enum role_ix { R_ADMIN, R_OPERATOR, R_USER, R_VIEWER, R_WORKER, NROLES };
+enum role_ix { R_ADMIN, R_OPERATOR, R_USER, R_VIEWER, R_WORKER, R_METRICS, NROLES };
 enum scope { OWN, PEER, FOREIGN, NSCOPES };
-static const char *const role_user[NROLES] = {"r-admin", "r-operator", "r-user", "r-viewer",
-                                              "r-worker"};
-static const token_role_t role_of[NROLES] = {ROLE_ADMIN, ROLE_OPERATOR, ROLE_USER, ROLE_VIEWER,
-                                             ROLE_WORKER};
+static const char *const role_user[NROLES] = {"r-admin",  "r-operator", "r-user",
+                                              "r-viewer", "r-worker",   "r-metrics"};
+static const token_role_t role_of[NROLES] = {ROLE_ADMIN,  ROLE_OPERATOR, ROLE_USER,
+                                             ROLE_VIEWER, ROLE_WORKER,   ROLE_METRICS};
+/* Roles a standalone token carries (no user behind it, no namespace). */
+#define STANDALONE(r) ((r) == R_WORKER || (r) == R_METRICS)
 static const char *const scope_name[NSCOPES] = {"own", "peer", "foreign"};
 
 struct fixture {
@@ -198,6 +200,7 @@ struct row {
 static const struct row rows[] = {
     {"GET", "/healthz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
     {"GET", "/readyz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
+    {"GET", "/metrics", ACCESS_METRICS, K_PLAIN, 200, NULL},
     {"POST", "/v1/jobs", ACCESS_WRITE, K_JOB_CREATE, 201,
      "{\"name\":\"%s\",\"command\":[\"true\"],\"namespace\":\"%N\"}"},
     {"GET", "/v1/jobs", ACCESS_READ, K_PLAIN, 200, NULL},
@@ -254,13 +257,15 @@ static bool class_allows(enum role_ix r, enum http_access a)
     case ACCESS_PUBLIC:
         return true;
     case ACCESS_READ:
-        return r != R_WORKER;
+        return r != R_WORKER && r != R_METRICS;
     case ACCESS_WRITE:
         return r == R_ADMIN || r == R_OPERATOR || r == R_USER;
     case ACCESS_WORKER:
         return r == R_ADMIN || r == R_WORKER;
     case ACCESS_ADMIN:
         return r == R_ADMIN;
+    case ACCESS_METRICS:
+        return r == R_ADMIN || r == R_METRICS;
     }
     return false;
 }
@@ -359,7 +364,7 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
         } else if (!strncmp(w->pattern, "/v1/tokens/", 11)) {
             /* A second token of the caller's own, or another user's. */
             const char *u = s == OWN ? role_user[r] : "someone";
-            bool standalone = s == OWN && r == R_WORKER;
+            bool standalone = s == OWN && STANDALONE(r);
             mktoken(u, standalone ? NULL : u, s == OWN ? role_of[r] : ROLE_USER, "team-a", secret,
                     tok_id);
             buf_puts(path, tok_id);
@@ -722,11 +727,12 @@ static int group_setup(void **state)
     }
     /* One user per human role, all in team-a (the admin in every
      * namespace), each with a token acting for it; a standalone worker
-     * token, as `sked worker` uses. */
+     * token, as `sked worker` uses, and a standalone metrics token, as a
+     * Prometheus server uses. */
     mkuser("someone", ROLE_USER, "team-a");
     for (int r = 0; r < NROLES; r++) {
-        if (r == R_WORKER) {
-            mktoken(role_user[r], NULL, ROLE_WORKER, "", fx->tok[r], fx->tok_id[r]);
+        if (STANDALONE(r)) {
+            mktoken(role_user[r], NULL, role_of[r], "", fx->tok[r], fx->tok_id[r]);
             continue;
         }
         const char *ns = r == R_ADMIN ? "" : "team-a";
