@@ -25,6 +25,7 @@ Run one backend alone with `python3 -m unittest test_metrics.SqliteMetrics`
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -227,6 +228,29 @@ class SqliteMetrics(MetricsCase, SkedTestCase):
         st, ctype, text = scrape(self.srv.url + "/metrics", tok)
         self.assertEqual(st, 200)
         self.check_promtool(text)
+        self.check_dashboard(prom, text)
+
+    def check_dashboard(self, prom, text):
+        """docs/grafana-dashboard.json: every panel's query is PromQL this
+        Prometheus runs, over metric names this server exposes."""
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                            "grafana-dashboard.json")
+        with open(path) as f:
+            dash = json.load(f)
+        exposed = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+        exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+        self.assertGreater(len(exprs), 15)
+        answered = 0
+        for e in exprs:
+            q = e.replace("$job", "sked")
+            for name in re.findall(r"\b((?:sked|process)_[a-z_]+)", q):
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                self.assertTrue(name in exposed or base in exposed,
+                                "the dashboard queries %s, which /metrics does not have" % name)
+            if prom.query(q):
+                answered += 1
+        # Most panels have data already (some, like alert deliveries, may not).
+        self.assertGreater(answered, len(exprs) // 2)
 
     def test_who_may_scrape(self):
         self.start_server(extra=("--metrics-listen", "127.0.0.1:0"))
