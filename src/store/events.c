@@ -41,9 +41,10 @@ static db_sql_t Q_EV_SNAPSHOT = DB_SQL(
     "SELECT x, x + age((x % 4294967296)::text::xid), coalesce((SELECT max(id) FROM events), 0)"
     " FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) AS s");
 static db_sql_t Q_EV_READ =
-    DB_SAME("SELECT id, at_ms, type, ns, job_id, run_id, worker_id, attempt, detail, alert_id"
-            " FROM events"
-            " WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3");
+    DB_SAME("SELECT e.id, e.at_ms, e.type, CASE WHEN e.run_id = '' THEN e.ns ELSE j.ns END,"
+            " e.job_id, e.run_id, e.worker_id, e.attempt, e.detail, e.alert_id FROM events e"
+            " LEFT JOIN jobs j ON j.id = e.job_id WHERE e.id > ?1 AND e.id <= ?2"
+            " ORDER BY e.id LIMIT ?3");
 static db_sql_t Q_EV_BOUNDS =
     DB_SAME("SELECT pruned_through, (SELECT coalesce(max(id), 0) FROM events)"
             " FROM event_horizon WHERE id = 1");
