@@ -19,6 +19,7 @@
  */
 #include "core/jobspec.h"
 #include "core/alert.h"
+#include "core/alertspec.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"

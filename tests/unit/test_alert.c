@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/xalloc.h"
 #include "core/alert.h"
+#include "core/alertspec.h"
 #include "core/jobspec.h"
 
 static json_t *load(const char *text)
