@@ -6,6 +6,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev postgresql
       libcurl4-openssl-dev libsodium-dev libcmocka-dev tzdata
       python3 python3-yaml python3-jsonschema nodejs npm procps curl)
+# The alert tests' SMTP sink and its throwaway certificates (tests/e2e/sinks.py).
+pkgs+=(python3-aiosmtpd openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue
@@ -15,6 +17,8 @@ for p in "${pkgs[@]}"; do
     npm) command -v npm >/dev/null && continue ;;
     python3-jsonschema) python3 -c 'import jsonschema' 2>/dev/null && continue ;;
     python3-yaml) python3 -c 'import yaml' 2>/dev/null && continue ;;
+    # The SMTP sink of the alert tests runs it (tests/e2e/sinks.py).
+    python3-aiosmtpd) python3 -c 'import aiosmtpd' 2>/dev/null && continue ;;
   esac
   missing+=("$p")
 done

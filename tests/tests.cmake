@@ -63,6 +63,15 @@ if(TEST e2e.test_timezones)
                "SKED_TZ_HELPER=$<TARGET_FILE:sked-tz-helper>")
 endif()
 
+# The alert senders' window (tests/e2e/test_alert_send.py drives it against
+# the real receivers of tests/e2e/sinks.py).
+add_executable(sked-alert-send-helper ${CMAKE_SOURCE_DIR}/tests/unit/alert_send_helper.c)
+target_link_libraries(sked-alert-send-helper PRIVATE sked_server)
+if(TEST e2e.test_alert_send)
+  set_property(TEST e2e.test_alert_send APPEND PROPERTY ENVIRONMENT
+               "SKED_ALERT_SEND_HELPER=$<TARGET_FILE:sked-alert-send-helper>")
+endif()
+
 # The OpenAPI contract, linted by a pinned Redocly CLI (npm ci into the build dir on first run).
 add_test(NAME docs.openapi_lint COMMAND bash ${CMAKE_SOURCE_DIR}/tests/openapi/lint.sh
          ${CMAKE_BINARY_DIR}/openapi-lint)

@@ -51,6 +51,7 @@ static void dev_usage(FILE *f)
                "                       for calls without a valid token (default 100/s; 0 or\n"
                "                       off = no limit); the worker protocol is exempt. Over\n"
                "                       it: 429 with Retry-After\n" CMD_SERVER_HELP_LIMITS
+                   CMD_SERVER_HELP_ALERTS
                "  --ca FILE            with --tls-cert: the CA the local worker trusts\n"
                "                       (default: the --tls-cert certificate itself)\n"
                "  -h, --help           this help\n"

@@ -146,6 +146,22 @@ static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
         return r < 0 || parse_dur("--lease-grace", v, &cfg->lease_grace_ms) < 0 ? -1 : 1;
     if ((r = cmd_server_take(argc, argv, i, "--confirm-within", &v)) != 0)
         return r < 0 || parse_dur("--confirm-within", v, &cfg->confirm_ms) < 0 ? -1 : 1;
+    if ((r = cmd_server_take(argc, argv, i, "--smtp-url", &v)) != 0) {
+        if (r > 0) cfg->smtp_url = v;
+        return r;
+    }
+    if ((r = cmd_server_take(argc, argv, i, "--smtp-from", &v)) != 0) {
+        if (r > 0) cfg->smtp_from = v;
+        return r;
+    }
+    if ((r = cmd_server_take(argc, argv, i, "--smtp-credentials-file", &v)) != 0) {
+        if (r > 0) cfg->smtp_credentials_file = v;
+        return r;
+    }
+    if ((r = cmd_server_take(argc, argv, i, "--alert-ca", &v)) != 0) {
+        if (r > 0) cfg->alert_ca_file = v;
+        return r;
+    }
     if ((r = cmd_server_take(argc, argv, i, "--log-format", &v)) != 0) {
         enum log_format f;
         if (r < 0) return -1;
@@ -254,7 +270,7 @@ static void server_usage(FILE *f)
         "                       for calls without a valid token (default 100/s; 0 or\n"
         "                       off = no limit); admin tokens and the worker protocol\n"
         "                       are exempt. Over it: 429 with Retry-After\n" CMD_SERVER_HELP_LIMITS
-        "  -h, --help           this help\n"
+            CMD_SERVER_HELP_ALERTS "  -h, --help           this help\n"
         "\n"
         "Prints 'listening: URL', and on a new store 'admin-token: TOKEN', and\n"
         "'admin-token-file: PATH'. Stops cleanly on SIGINT or SIGTERM.\n");

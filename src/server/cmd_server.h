@@ -34,6 +34,16 @@
     "  --log-format F       text (default) or json: one JSON object per line, with\n"              \
     "                       time, level, component, msg, request_id, job_id, run_id\n"
 
+#define CMD_SERVER_HELP_ALERTS                                                                     \
+    "  --smtp-url URL       the SMTP relay of email alerts: smtp://HOST[:PORT] (STARTTLS\n"        \
+    "                       whenever offered) or smtps://HOST[:PORT] (default: no email)\n"        \
+    "  --smtp-from ADDR     the sender of email alerts, user@host or 'Name <user@host>'\n"         \
+    "  --smtp-credentials-file FILE\n"                                                             \
+    "                       one line user:password for SMTP AUTH; must be mode 0600\n"             \
+    "                       (or 0400). Sent only over TLS, or to a loopback relay\n"               \
+    "  --alert-ca FILE      PEM CA certificates that alert deliveries over TLS (relay,\n"          \
+    "                       webhooks, Slack) trust instead of the system's\n"
+
 /* Entry points; argv[0] is the subcommand name; return the exit status. */
 int cmd_server(int argc, char **argv);
 int cmd_routes(int argc, char **argv); /* prints "METHOD PATTERN" lines */
@@ -47,7 +57,8 @@ typedef int cmd_server_opt_fn(int argc, char **argv, int *i, void *arg);
 /* Parses the command line of a server command (argv[0] is its name) into
  * cfg, which is reset first (listen: 127.0.0.1:8080): -h/--help prints
  * usage to stdout; the options both servers take (--listen, --tls-*,
- * --rate-*, the connection limits, --idle-timeout, the lease options) go
+ * --rate-*, the connection limits, --idle-timeout, the lease options, the
+ * alert relay's --smtp-* and --alert-ca) go
  * into cfg, string values borrowed from argv; the rest goes to own(arg),
  * and what own does not know is an error. Returns 0 to go on, or -1 when
  * the command is done, with *status its exit status (0 after --help,

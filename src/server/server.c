@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "server/alert_send.h"
 #include "server/auth.h"
 #include "server/server_int.h"
 #include "server/http.h"
@@ -32,6 +33,7 @@ struct server {
     char *token_file;
     char *tls_cert_file;
     char *tls_key_file;
+    alert_smtp_t smtp; /* the relay and alert TLS trust (alert_send.h); owns its strings */
     store_t *st;
     sched_t *sched;
     http_daemon_t *http; /* set once, before any request can run */
@@ -113,6 +115,26 @@ static char *default_token_file(const char *url)
     return f;
 }
 
+/* The alert relay from the config, checked (the credentials file read,
+ * the CA file looked at) before the store opens. The config's strings
+ * then point at the relay's copies; the credentials file is not kept. */
+static int smtp_setup(server_t *srv, const server_config_t *cfg)
+{
+    char err[256];
+    int rc =
+        alert_smtp_init(&srv->smtp, cfg->smtp_url, cfg->smtp_from, cfg->smtp_credentials_file, err);
+    if (rc == 0) rc = alert_smtp_set_ca(&srv->smtp, cfg->alert_ca_file, err);
+    if (rc < 0) {
+        log_error("server", "%s", err);
+        return rc;
+    }
+    srv->cfg.smtp_url = srv->smtp.url;
+    srv->cfg.smtp_from = srv->smtp.from;
+    srv->cfg.smtp_credentials_file = NULL;
+    srv->cfg.alert_ca_file = srv->smtp.ca_file;
+    return 0;
+}
+
 static void on_store_notify(void *arg)
 {
     server_wake(arg);
@@ -158,6 +180,8 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
         goto out;
     }
     rc = check_tls(&srv->cfg);
+    if (rc < 0) goto out;
+    rc = smtp_setup(srv, cfg);
     if (rc < 0) goto out;
     rc = store_open(srv->store_url, &srv->st, &errmsg);
     if (rc < 0) {
@@ -221,6 +245,7 @@ void server_stop(server_t *srv)
     free(srv->token_file);
     free(srv->tls_cert_file);
     free(srv->tls_key_file);
+    alert_smtp_clear(&srv->smtp);
     free(srv);
 }
 
@@ -237,4 +262,9 @@ struct sched *server_sched(server_t *srv)
 const server_config_t *server_config(const server_t *srv)
 {
     return &srv->cfg;
+}
+
+const struct alert_smtp *server_smtp(const server_t *srv)
+{
+    return &srv->smtp;
 }

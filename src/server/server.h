@@ -52,6 +52,14 @@ typedef struct server_config {
     int max_connections_per_ip; /* per client address; 0 = default 512; < 0 = no cap */
     int64_t idle_timeout_ms;    /* a connection silent this long is closed (waiting claims and
                                    followers are not silent); 0 = default 30s */
+    /* Alert delivery (alert_send.h, docs/observability.md "Alert channels"). */
+    const char *smtp_url;  /* the relay of email channels, "smtp://HOST:PORT" (STARTTLS when
+                              offered) or "smtps://HOST:PORT"; NULL = no email */
+    const char *smtp_from; /* the sender, "a@x" or "Name <a@x>"; needed with smtp_url */
+    const char *smtp_credentials_file; /* one line "user:password", mode 0600; NULL = no
+                                          AUTH. Read at start, then NULL in server_config() */
+    const char *alert_ca_file;         /* PEM CAs that alert TLS (relay, webhooks, Slack) trusts
+                                          instead of the system's; NULL = the system's */
 } server_config_t;
 
 /* Opens the store, bootstraps the admin token on a fresh store, starts the
@@ -62,6 +70,10 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
 /* The actual "http://127.0.0.1:PORT" (https:// with TLS) the server listens on;
  * borrowed. */
 const char *server_url(const server_t *srv);
+/* The SMTP relay and the alert TLS trust made from the config, for
+ * alert_send (alert_send.h); borrowed, valid until server_stop. */
+struct alert_smtp;
+const struct alert_smtp *server_smtp(const server_t *srv);
 /* Stops listening, finishes in-flight requests, joins loops, closes the store. */
 void server_stop(server_t *srv);
 
