@@ -60,6 +60,8 @@ typedef struct server_config {
                                           AUTH. Read at start, then NULL in server_config() */
     const char *alert_ca_file;         /* PEM CAs that alert TLS (relay, webhooks, Slack) trusts
                                           instead of the system's; NULL = the system's */
+    int alert_tries;                   /* sends of one notice before it is failed; 0 = default 10 */
+    int64_t alert_retry_max_ms;        /* cap of the backoff between them; 0 = default 5m */
 } server_config_t;
 
 /* Opens the store, bootstraps the admin token on a fresh store, starts the
