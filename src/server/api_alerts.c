@@ -206,7 +206,7 @@ void api_alert_rules_put(http_req_t *req, http_resp_t *resp)
         json_object_del(body, ro[i]);
     }
     if (!rule_body(resp, body, &r)) goto out;
-    memcpy(r.id, id, sizeof r.id);
+    snprintf(r.id, sizeof r.id, "%s", id);
     if (want && want != cur.version) {
         rc = SKED_EPRECOND;
     } else {

@@ -26,7 +26,9 @@
  *               T (alert_watch holds since when).
  *   worker_lost opened by the reaper (lease.c); cleared here when the
  *               worker is active again or gone.
- * Open alerts of deleted jobs close here without a notice.
+ * Open alerts of deleted jobs close here without a notice, and a retry
+ * alert whose run ended without its attempt ending (canceled while it
+ * waited) resolves here.
  *
  * Level-based conditions are reconciled: what holds now is opened (a
  * no-op for what is open already: the unique index on open alerts makes
@@ -49,6 +51,8 @@
 /* ---- statements ------------------------------------------------------------- */
 
 static db_sql_t Q_CONDS_IN_USE = DB_SAME("SELECT DISTINCT conds FROM alert_rules");
+/* Whether any alert is open (the partial index on open alerts answers). */
+static db_sql_t Q_ANY_OPEN = DB_SAME("SELECT 1 FROM alerts WHERE state = 0 LIMIT 1");
 
 /* The rules of cond that apply to a job (as alerts.c's, with parameters). */
 #define RULE_SCOPE(instr_tag)                                                                      \
@@ -103,6 +107,10 @@ static db_sql_t Q_WORKER_LOST_CLEARED =
             " WHERE a.cond = 5 AND a.state = 0 AND (w.state IS NULL OR w.state != 2)");
 static db_sql_t Q_ORPHANS = DB_SAME("SELECT a.id FROM alerts a JOIN jobs j ON j.id = a.job_id"
                                     " WHERE a.state = 0 AND a.job_id != '' AND j.state = 3");
+/* Retry alerts of runs that ended without an attempt ending (a run canceled
+ * while it waited for its retry). */
+static db_sql_t Q_RETRIES_ENDED = DB_SAME("SELECT a.id FROM alerts a JOIN runs r ON r.id = a.run_id"
+                                          " WHERE a.cond = 1 AND a.state = 0 AND r.state >= 4");
 
 /* Missed fire times. A rule's scope with its values as parameters ?3..?7
  * (job id, namespace, queue, job name, tag; '' = any). */
@@ -841,29 +849,58 @@ static int sweep_clear_fn(db_t *db, void *arg)
         rc = store__alert_resolve(db, ids[i], "the job was deleted", true, s->now_ms, &done);
         if (done) s->changed++;
     }
+    FREE_NULL(ids);
+    if (rc < 0) return rc;
+
+    n = cap = 0;
+    if (!(q = db_q(db, &Q_RETRIES_ENDED))) return SKED_ESTORE;
+    while ((rc = db_step(q)) == 1) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            ids = xrealloc(ids, cap * sizeof *ids);
+        }
+        db_cid(q, 0, ids[n++]);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool done = false;
+        rc = store__alert_resolve(db, ids[i], "the run ended", false, s->now_ms, &done);
+        if (done) s->changed++;
+    }
     free(ids);
     return rc < 0 ? rc : 0;
 }
 
 /* ---- the pass ----------------------------------------------------------------------- */
 
-static int conds_fn(db_t *db, void *arg)
+/* What the pass has to do: the conditions rules use, and whether any
+ * alert is open. */
+struct todo {
+    unsigned used;
+    bool any_open;
+};
+
+static int todo_fn(db_t *db, void *arg)
 {
-    unsigned *used = arg;
+    struct todo *t = arg;
     db_q_t *q = db_q(db, &Q_CONDS_IN_USE);
     if (!q) return SKED_ESTORE;
     int rc;
-    *used = 0;
+    t->used = 0;
     while ((rc = db_step(q)) == 1)
-        *used |= (unsigned)db_ci(q, 0);
-    return rc < 0 ? rc : 0;
+        t->used |= (unsigned)db_ci(q, 0);
+    if (rc < 0) return rc;
+    if (!(q = db_q(db, &Q_ANY_OPEN))) return SKED_ESTORE;
+    if ((rc = db_step(q)) < 0) return rc;
+    t->any_open = rc == 1;
+    return 0;
 }
 
 int v_alert_sweep(store_t *st, int64_t now_ms, int *changed)
 {
-    unsigned used = 0;
+    struct todo t = {0, false};
     struct sweep s = {now_ms, 0, 0};
-    int rc = store__tx(st, DB_READ1, conds_fn, &used, NULL);
+    /* An idle store (no rule, no open alert) costs this one read a pass. */
+    int rc = store__tx(st, DB_READ, todo_fn, &t, NULL);
     /* Each condition in a unit of its own: a long pass holds no writer
      * (SQLite) or row locks (PostgreSQL) across conditions. */
     static const struct {
@@ -875,9 +912,10 @@ int v_alert_sweep(store_t *st, int64_t now_ms, int *changed)
         {ALERT_BACKLOG, sweep_backlog_fn},
     };
     for (size_t i = 0; rc == 0 && i < sizeof steps / sizeof *steps; i++) {
-        /* Clearing runs always: alerts outlive the rules that opened them
-         * only briefly, but a deleted job's must close all the same. */
-        if (steps[i].fn != sweep_clear_fn && !(used & ALERT_BIT(steps[i].cond))) continue;
+        /* Clearing looks at open alerts only: a deleted job's must close
+         * even when no rule names its condition any more. */
+        if (steps[i].fn == sweep_clear_fn ? !t.any_open : !(t.used & ALERT_BIT(steps[i].cond)))
+            continue;
         s.now_ms = now_ms;
         s.base = s.changed;
         rc = store__tx(st, DB_WRITE, steps[i].fn, &s, &s.now_ms);

@@ -19,7 +19,7 @@ import unittest
 
 from skedtest import SLOW, SkedTestCase, wait_until
 from sinks import SmtpSink, WebhookSink
-from pgcluster import free_port
+from pgcluster import ClusterTestCase, free_port
 
 SECRET = "wh-s3cret-7f3a"
 
@@ -396,6 +396,41 @@ class AlertsTest(SkedTestCase):
             st, _, v = self.api("POST", "/v1/jobs", body)
             self.assert_problem((st, _, v), 400, field)
         self.assertEqual(self.ok("GET", "/v1/jobs")["items"], [])
+
+
+class AlertsClusterTest(ClusterTestCase):
+    """Three servers on one PostgreSQL: every server evaluates and delivers,
+    yet each alert opens once and each notice is sent once."""
+
+    def test_three_servers_one_alert_one_notice_each(self):
+        with WebhookSink() as hook:
+            for i in range(3):
+                self.start_pg_server("srv%d" % i, heartbeat="500ms")
+            self.ok("POST", "/v1/alert-rules", {
+                "name": "everything", "on": ["failed", "sla_missed"],
+                "channels": [{"webhook": hook.url()}]}, expect=201)
+            # Late: no worker serves their queue; each server's evaluator sees it.
+            late = [self.create_job(self.sh_job("true", queue="nobody",
+                                                sla={"start_within": "1s"}))
+                    for _ in range(4)]
+            self.start_cluster_worker("w", self.server_list(), slots=4)
+            failing = [self.create_job(self.sh_job("exit 7")) for _ in range(6)]
+            want = {(j["id"], "sla_missed") for j in late} | {(j["id"], "failed")
+                                                               for j in failing}
+            def notices():
+                return {(r.json()["subject"]["id"], r.json()["condition"])
+                        for r in hook.delivered() if r.json()["event"] == "opened"}
+            wait_until(lambda: notices() >= want, 40,
+                       msg="an opened notice per alert (have %d of %d)" % (len(notices()),
+                                                                           len(want)))
+            time.sleep(3.0)  # evaluators and deliverers keep going on every server
+            opened = [(r.json()["subject"]["id"], r.json()["condition"])
+                      for r in hook.delivered() if r.json()["event"] == "opened"]
+            self.assertEqual(sorted(opened), sorted(want), "each alert told once")
+            ids = [r.headers.get("x-sked-delivery") for r in hook.delivered()]
+            self.assertEqual(len(ids), len(set(ids)), "no notice sent twice")
+            for j in late + failing:
+                self.assertEqual(len(self.list_all("/v1/alerts?job=%s" % j["id"])), 1)
 
 
 if __name__ == "__main__":

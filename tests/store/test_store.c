@@ -4038,6 +4038,30 @@ static void test_alert_list(void **state)
     assert_int_equal(store_alert_list(ST, &f, &v, &n, &next), SKED_EINVAL);
 }
 
+/* A run canceled while it waits for its retry: its retry alert resolves
+ * at the next pass (no attempt ends to do it). */
+static void test_alert_retry_canceled(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "canceled-retry");
+    j.retry = (retry_policy_t){3, 60000, 60000, 1.0, false};
+    own_rule(&j, ALERT_BIT(ALERT_RETRYING));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_RETRYING, aid);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_int_equal(sweep(ST, T0 + 100), 0); /* still waiting: still open */
+    assert_int_equal(store_run_cancel(ST, a.run_id, NULL, NULL, T0 + 200), 0);
+    store_alert_clear(&a);
+    assert_int_equal(sweep(ST, T0 + 300), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+    store_job_clear(&j);
+}
+
 /* Servers race to open the same alerts: one open alert, one notice per
  * channel, whoever wins. */
 struct sweep_thread {
@@ -4171,6 +4195,7 @@ int main(int argc, char **argv)
         T(test_alert_job_rules_follow_spec),
         T(test_alert_list),
         T(test_alert_one_open_under_race),
+        T(test_alert_retry_canceled),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);
