@@ -1089,3 +1089,9 @@ int store__alert_resolve(db_t *db, const char *id, const char *why, bool silent,
 {
     return resolve_alert(db, id, why, silent, now_ms, done);
 }
+
+int store__alert_resolve_all(db_t *db, db_q_t *q, const char *why, bool silent, int64_t now_ms,
+                             int *count)
+{
+    return resolve_all(db, q, why, silent, now_ms, count);
+}

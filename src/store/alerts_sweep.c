@@ -834,40 +834,14 @@ static int sweep_clear_fn(db_t *db, void *arg)
     free(v);
     if (rc < 0) return rc;
 
-    char(*ids)[SKED_ID_LEN] = NULL;
-    n = cap = 0;
+    /* A deleted job's alerts close silently; a retry alert whose run
+     * ended resolves with its notice. */
     if (!(q = db_q(db, &Q_ORPHANS))) return SKED_ESTORE;
-    while ((rc = db_step(q)) == 1) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4;
-            ids = xrealloc(ids, cap * sizeof *ids);
-        }
-        db_cid(q, 0, ids[n++]);
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        bool done = false;
-        rc = store__alert_resolve(db, ids[i], "the job was deleted", true, s->now_ms, &done);
-        if (done) s->changed++;
-    }
-    FREE_NULL(ids);
-    if (rc < 0) return rc;
-
-    n = cap = 0;
+    if ((rc = store__alert_resolve_all(db, q, "the job was deleted", true, s->now_ms,
+                                       &s->changed)) < 0)
+        return rc;
     if (!(q = db_q(db, &Q_RETRIES_ENDED))) return SKED_ESTORE;
-    while ((rc = db_step(q)) == 1) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4;
-            ids = xrealloc(ids, cap * sizeof *ids);
-        }
-        db_cid(q, 0, ids[n++]);
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        bool done = false;
-        rc = store__alert_resolve(db, ids[i], "the run ended", false, s->now_ms, &done);
-        if (done) s->changed++;
-    }
-    free(ids);
-    return rc < 0 ? rc : 0;
+    return store__alert_resolve_all(db, q, "the run ended", false, s->now_ms, &s->changed);
 }
 
 /* ---- the pass ----------------------------------------------------------------------- */

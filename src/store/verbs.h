@@ -155,6 +155,12 @@ int store__alert_open(db_t *db, const char *rule_id, alert_cond_t cond, const ch
 int store__alert_resolve(db_t *db, const char *id, const char *why, bool silent, int64_t now_ms,
                          bool *done);
 
+/* Resolves (as store__alert_resolve) every alert whose id q returns in
+ * column 0 (q bound, not yet stepped); *count (may be NULL) grows by the
+ * alerts it resolved. */
+int store__alert_resolve_all(db_t *db, db_q_t *q, const char *why, bool silent, int64_t now_ms,
+                             int *count);
+
 /* alerts_sweep.c: the evaluator of the time-based conditions */
 int v_alert_sweep(store_t *st, int64_t now_ms, int *changed);
 
