@@ -27,14 +27,15 @@
 
 /* The client subcommands, dispatched by cmd/main.c. Each parses its own
  * argv (argv[0] is the subcommand name) and returns an exit status below. */
-int cmd_submit(int argc, char **argv);      /* cmd_submit.c */
-int cmd_jobs(int argc, char **argv);        /* cmd_jobs.c */
-int cmd_runs(int argc, char **argv);        /* cmd_runs.c */
-int cmd_workers(int argc, char **argv);     /* cmd_workers.c */
-int cmd_login(int argc, char **argv);       /* cmd_auth.c */
-int cmd_users(int argc, char **argv);       /* cmd_auth.c */
-int cmd_tokens(int argc, char **argv);      /* cmd_auth.c */
-int cmd_audit(int argc, char **argv);       /* cmd_auth.c */
+int cmd_submit(int argc, char **argv);  /* cmd_submit.c */
+int cmd_jobs(int argc, char **argv);    /* cmd_jobs.c */
+int cmd_runs(int argc, char **argv);    /* cmd_runs.c */
+int cmd_workers(int argc, char **argv); /* cmd_workers.c */
+int cmd_login(int argc, char **argv);   /* cmd_auth.c */
+int cmd_users(int argc, char **argv);   /* cmd_auth.c */
+int cmd_tokens(int argc, char **argv);  /* cmd_auth.c */
+int cmd_audit(int argc, char **argv);   /* cmd_auth.c */
+int cmd_watch(int argc, char **argv);   /* cmd_watch.c */
 int cmd_alerts(int argc, char **argv);      /* cmd_alerts.c */
 int cmd_alert_rules(int argc, char **argv); /* cmd_alerts.c */
 
@@ -330,5 +331,10 @@ typedef struct cli_edit_req {
 } cli_edit_req_t;
 /* Parses `jobs edit` argv (argv[0] = "edit") into c and req; as above. */
 int cli_edit_parse(cli_t *c, int argc, char **argv, cli_edit_req_t *req);
+
+/* `jobs why` and `runs why` (cmd_why.c), called by cmd_jobs and cmd_runs
+ * with c initialised and argv[0] = "why". Return an exit status. */
+int cli_jobs_why(cli_t *c, int argc, char **argv);
+int cli_runs_why(cli_t *c, int argc, char **argv);
 
 #endif

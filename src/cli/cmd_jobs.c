@@ -44,6 +44,7 @@ static const char jobs_help[] =
     "  preview JOB [-n N]\n"
     "  preview --cron EXPR [--tz ZONE] [-n N]\n"
     "  misses JOB [--at TIME] [--all]   fire times the misfire policy passed over\n"
+    "  why JOB                 why it is or is not running, reason by reason\n"
     "\n"
     "Run 'sked jobs SUBCOMMAND --help' for its options.\n"
     "\n" CLI_COMMON_HELP "\n"
@@ -665,6 +666,9 @@ int cmd_jobs(int argc, char **argv)
     } else if (!strcmp(sub, "misses")) {
         cli_init(&c, "jobs misses");
         rc = jobs_misses(&c, argc, argv);
+    } else if (!strcmp(sub, "why") || !strcmp(sub, "explain")) {
+        cli_init(&c, "jobs why");
+        rc = cli_jobs_why(&c, argc, argv);
     } else {
         fprintf(stderr, "sked jobs: unknown subcommand '%s'\n\n", sub);
         fputs(jobs_help, stderr);

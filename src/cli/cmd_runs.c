@@ -31,6 +31,7 @@ static const char runs_help[] = "usage: sked runs SUBCOMMAND [OPTIONS]\n"
                                 "  get RUN_ID              the run and its attempts\n"
                                 "  logs RUN_ID [-f] [--attempt N]\n"
                                 "  cancel RUN_ID\n"
+                                "  why RUN_ID              why it is or is not running\n"
                                 "\n"
                                 "Run 'sked runs SUBCOMMAND --help' for its options.\n"
                                 "\n" CLI_COMMON_HELP "\n"
@@ -448,6 +449,9 @@ int cmd_runs(int argc, char **argv)
     } else if (!strcmp(sub, "cancel")) {
         cli_init(&c, "runs cancel");
         rc = runs_cancel(&c, argc, argv);
+    } else if (!strcmp(sub, "why") || !strcmp(sub, "explain")) {
+        cli_init(&c, "runs why");
+        rc = cli_runs_why(&c, argc, argv);
     } else {
         fprintf(stderr, "sked runs: unknown subcommand '%s'\n\n", sub);
         fputs(runs_help, stderr);

@@ -13,6 +13,9 @@
 #include "server/http.h"
 #include "store/store.h"
 
+/* api_events.c */
+void api_events(http_req_t *req, http_resp_t *resp);
+
 /* api_jobs.c */
 void api_jobs_create(http_req_t *req, http_resp_t *resp);
 void api_jobs_list(http_req_t *req, http_resp_t *resp);
@@ -25,6 +28,7 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp);
 void api_jobs_preview(http_req_t *req, http_resp_t *resp);
 void api_jobs_misses(http_req_t *req, http_resp_t *resp);
 void api_schedules_preview(http_req_t *req, http_resp_t *resp);
+void api_jobs_explain(http_req_t *req, http_resp_t *resp);
 
 /* The jobs API's access check, shared by resources that belong to a job
  * (alerts): whether the caller may see (write = false) or change (write =
@@ -51,6 +55,7 @@ void api_runs_list(http_req_t *req, http_resp_t *resp);
 void api_runs_get(http_req_t *req, http_resp_t *resp);
 void api_runs_cancel(http_req_t *req, http_resp_t *resp);
 void api_runs_log(http_req_t *req, http_resp_t *resp);
+void api_runs_explain(http_req_t *req, http_resp_t *resp);
 
 /* api_workers.c: the pool and the worker protocol */
 void api_workers_register(http_req_t *req, http_resp_t *resp);

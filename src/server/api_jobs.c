@@ -390,6 +390,13 @@ void api_jobs_get(http_req_t *req, http_resp_t *resp)
     if (id && job_access(req, resp, id, false, NULL)) answer_job(req, resp, id, 200, true);
 }
 
+/* Why it is or is not running (api_explain.c): seen by whoever may GET it. */
+void api_jobs_explain(http_req_t *req, http_resp_t *resp)
+{
+    const char *id = api__path_id(req, resp);
+    if (id && job_access(req, resp, id, false, NULL)) api__explain(req, resp, id, NULL);
+}
+
 /* If-Match: "3" or "\"3\"" (a weak W/ prefix is tolerated); "*" = any. */
 static int parse_if_match(const char *s, int64_t *out)
 {

@@ -165,6 +165,13 @@ void api_runs_get(http_req_t *req, http_resp_t *resp)
     if (id && run_access(req, resp, id, false, NULL)) answer_run(req, resp, id, 200);
 }
 
+/* Why it is or is not running (api_explain.c): seen by whoever may GET it. */
+void api_runs_explain(http_req_t *req, http_resp_t *resp)
+{
+    const char *id = api__path_id(req, resp);
+    if (id && run_access(req, resp, id, false, NULL)) api__explain(req, resp, NULL, id);
+}
+
 void api_runs_cancel(http_req_t *req, http_resp_t *resp)
 {
     char *reason = NULL, *ns = NULL;

@@ -146,6 +146,8 @@ static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
         return r < 0 || parse_dur("--lease-grace", v, &cfg->lease_grace_ms) < 0 ? -1 : 1;
     if ((r = cmd_server_take(argc, argv, i, "--confirm-within", &v)) != 0)
         return r < 0 || parse_dur("--confirm-within", v, &cfg->confirm_ms) < 0 ? -1 : 1;
+    if ((r = cmd_server_take(argc, argv, i, "--events-retention", &v)) != 0)
+        return r < 0 || parse_dur("--events-retention", v, &cfg->events_retention_ms) < 0 ? -1 : 1;
     if ((r = cmd_server_take(argc, argv, i, "--smtp-url", &v)) != 0) {
         if (r > 0) cfg->smtp_url = v;
         return r;

@@ -31,6 +31,9 @@
     "                       per client address (default 512; 0 = no cap, e.g.\n"                   \
     "                       behind a load balancer)\n"                                             \
     "  --idle-timeout DUR   close connections silent this long (default 30s)\n"                    \
+    "  --events-retention DUR\n"                                                                   \
+    "                       keep events this long for GET /v1/events to resume\n"                  \
+    "                       from (default 1h)\n"                                                   \
     "  --log-format F       text (default) or json: one JSON object per line, with\n"              \
     "                       time, level, component, msg, request_id, job_id, run_id\n"
 

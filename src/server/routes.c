@@ -24,15 +24,18 @@ const http_route_t http_routes[] = {
     {"POST", "/v1/jobs/{id}/trigger", ACCESS_WRITE, api_jobs_trigger},
     {"GET", "/v1/jobs/{id}/preview", ACCESS_READ, api_jobs_preview},
     {"GET", "/v1/jobs/{id}/misses", ACCESS_READ, api_jobs_misses},
+    {"GET", "/v1/jobs/{id}/explain", ACCESS_READ, api_jobs_explain},
     {"POST", "/v1/schedules/preview", ACCESS_READ, api_schedules_preview},
 
     {"GET", "/v1/runs", ACCESS_READ, api_runs_list},
     {"GET", "/v1/runs/{id}", ACCESS_READ, api_runs_get},
     {"POST", "/v1/runs/{id}/cancel", ACCESS_WRITE, api_runs_cancel},
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, api_runs_log},
+    {"GET", "/v1/runs/{id}/explain", ACCESS_READ, api_runs_explain},
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},
+    {"GET", "/v1/events", ACCESS_READ, api_events},
     {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, api_workers_drain},
     {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, api_workers_heartbeat},
     {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, api_workers_claim},

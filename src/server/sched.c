@@ -42,11 +42,12 @@
 #define PRUNE_EVERY_MS    (3600 * 1000)
 #define IDLE_MIN_SLEEP_MS 250 /* floor when nothing was done yet something looks due */
 
-#define DEF_LOOKAHEAD_MS     1000
-#define DEF_MISFIRE_GRACE_MS 5000
-#define DEF_LEASE_MS         SERVER_DEFAULT_LEASE_MS
-#define DEF_LEASE_GRACE_MS   SERVER_DEFAULT_LEASE_GRACE_MS
-#define DEF_RETENTION_MS     ((int64_t)30 * 86400 * 1000)
+#define DEF_LOOKAHEAD_MS        1000
+#define DEF_MISFIRE_GRACE_MS    5000
+#define DEF_LEASE_MS            SERVER_DEFAULT_LEASE_MS
+#define DEF_LEASE_GRACE_MS      SERVER_DEFAULT_LEASE_GRACE_MS
+#define DEF_RETENTION_MS        ((int64_t)30 * 86400 * 1000)
+#define DEF_EVENTS_RETENTION_MS ((int64_t)3600 * 1000)
 
 struct sched {
     store_t *st;
@@ -375,13 +376,25 @@ static void *prune_loop(void *arg)
 {
     sched_t *s = arg;
     const int64_t retention = or_default(s->cfg->retention_ms, DEF_RETENTION_MS);
+    const int64_t events_retention =
+        or_default(s->cfg->events_retention_ms, DEF_EVENTS_RETENTION_MS);
+    int64_t next_events = 0;
     while (!stopping(s)) {
-        int rc = store_prune(s->st, store_now_ms(s->st) - retention);
+        int64_t now = store_now_ms(s->st);
+        int rc = store_prune(s->st, now - retention);
         if (rc < 0)
             log_warn("retention", "pruning failed: %s", sked_strerror(rc));
         else if (rc > 0)
             log_info("retention", "pruned %d finished runs", rc);
-        nap(s, PRUNE_EVERY_MS, false);
+        /* Events are kept for a short while (hours, not days): checked
+         * at a tenth of their retention, so none outstays it by much. */
+        if (now >= next_events) {
+            rc = store_events_prune(s->st, now - events_retention);
+            if (rc < 0) log_warn("retention", "pruning events failed: %s", sked_strerror(rc));
+            next_events = now + events_retention / 10;
+        }
+        nap(s, events_retention / 10 < PRUNE_EVERY_MS ? events_retention / 10 : PRUNE_EVERY_MS,
+            false);
     }
     return NULL;
 }

@@ -59,6 +59,7 @@ static void fill_defaults(server_config_t *c)
     if (c->lookahead_ms <= 0) c->lookahead_ms = 1 * SEC;
     if (c->misfire_grace_ms <= 0) c->misfire_grace_ms = 5 * SEC;
     if (c->retention_ms <= 0) c->retention_ms = 30LL * 86400 * SEC;
+    if (c->events_retention_ms <= 0) c->events_retention_ms = 3600 * SEC;
     if (c->log_cap_bytes <= 0) c->log_cap_bytes = STORE_LOG_CAP_DEFAULT;
     if (c->rate_limit == 0) c->rate_limit = DEFAULT_RATE;
     if (c->rate_burst <= 0) c->rate_burst = c->rate_limit > 0 ? 2 * c->rate_limit : 0;

@@ -38,7 +38,8 @@ typedef struct server_config {
     int64_t lookahead_ms;      /* fire schedules this far ahead; default 1s */
     int64_t misfire_grace_ms;  /* a fire time later than this is a misfire; default 5s */
     int64_t retention_ms;      /* logs and finished runs kept; default 30d */
-    int64_t log_cap_bytes;     /* per run; default STORE_LOG_CAP_DEFAULT */
+    int64_t events_retention_ms; /* events kept for GET /v1/events to resume from; default 1h */
+    int64_t log_cap_bytes;       /* per run; default STORE_LOG_CAP_DEFAULT */
     /* HTTPS and limits (README "Configuration", docs/api.md "Conventions"). */
     const char *tls_cert_file; /* PEM certificate, leaf first, then intermediates; with tls_key_file
                                   the listener speaks HTTPS only; NULL = plain HTTP */

@@ -35,4 +35,11 @@ int api__int_param(const char *s, long min, long max, long *out);
  * a 404 problem (field "path.id") and returns NULL. Borrowed. */
 const char *api__path_id(http_req_t *req, http_resp_t *resp);
 
+/* ---- explain (api_explain.c) ---- */
+
+/* Answers why job_id, or run_id (job_id NULL), is or is not running: 200
+ * with the reasons, or a problem (404 naming path.id for an unknown one).
+ * The caller has checked access. */
+void api__explain(http_req_t *req, http_resp_t *resp, const char *job_id, const char *run_id);
+
 #endif

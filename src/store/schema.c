@@ -20,6 +20,53 @@
  */
 #include "store/store_int.h"
 
+/* ---- the event triggers' shared text (migration 4) ----
+ *
+ * Which changes make an event, and its type, spelled once for both
+ * dialects where the SQL is the same. A run's type is its new state
+ * ("run.succeeded"), except: claimed (running, lease not yet confirmed),
+ * started (the worker confirmed it), retrying (running -> scheduled with
+ * the attempt charged), requeued (the attempt never started and was
+ * undone) and cancel_requested (a running run asked to stop). */
+#define EV_RUN_STATE(x, t)                                                                         \
+    "CASE " x " WHEN 0 THEN 'scheduled' WHEN 1 THEN 'waiting' WHEN 2 THEN 'pending'"               \
+    " WHEN 3 THEN 'claimed' WHEN 4 THEN 'succeeded' WHEN 5 THEN 'failed' WHEN 6 THEN 'canceled'"   \
+    " WHEN 7 THEN 'skipped' ELSE 'state' || CAST(" x " AS " t ") END"
+#define EV_RUN_STATE_LITE(x) EV_RUN_STATE(x, "TEXT")
+#define EV_RUN_STATE_PG(x)   EV_RUN_STATE(x, "text")
+#define EV_RUN_TYPE_OF(state)                                                                      \
+    "CASE WHEN NEW.state = OLD.state AND NEW.cancel_requested AND NOT OLD.cancel_requested"        \
+    " THEN 'run.cancel_requested'"                                                                 \
+    " WHEN NEW.state = OLD.state THEN 'run.started'"                                               \
+    " WHEN OLD.state = 3 AND NEW.state IN (0, 2) AND NEW.attempt < OLD.attempt"                    \
+    " THEN 'run.requeued'"                                                                         \
+    " WHEN OLD.state = 3 AND NEW.state IN (0, 2) THEN 'run.retrying'"                              \
+    " ELSE 'run.' || " state " END"
+#define EV_RUN_TYPE    EV_RUN_TYPE_OF(EV_RUN_STATE_LITE("NEW.state"))
+#define EV_RUN_TYPE_PG EV_RUN_TYPE_OF(EV_RUN_STATE_PG("NEW.state"))
+/* A run's state changed, its cancel was asked for, or its claim confirmed. */
+#define EV_RUN_CHANGED                                                                             \
+    "(NEW.state != OLD.state OR (NEW.cancel_requested AND NOT OLD.cancel_requested)"               \
+    " OR (OLD.unconfirmed AND NOT NEW.unconfirmed AND NEW.state = 3))"
+#define EV_RUN_CHANGED_PG                                                                          \
+    "NEW.state <> OLD.state OR (NEW.cancel_requested AND NOT OLD.cancel_requested)"                \
+    " OR (OLD.unconfirmed AND NOT NEW.unconfirmed AND NEW.state = 3)"
+/* A job's state or version changed. */
+#define EV_JOB_CHANGED "NEW.state <> OLD.state OR NEW.version <> OLD.version"
+#define EV_JOB_TYPE                                                                                \
+    "CASE WHEN NEW.state = 0 AND OLD.state = 1 THEN 'job.resumed'"                                 \
+    " WHEN NEW.state = OLD.state OR NEW.state = 0 THEN 'job.updated' WHEN NEW.state = 1 THEN "     \
+    "'job.paused' WHEN NEW.state = 2 THEN 'job.done'"                                              \
+    " ELSE 'job.deleted' END"
+#define EV_WORKER_CHANGED "NEW.state <> OLD.state"
+#define EV_WORKER_TYPE                                                                             \
+    "CASE NEW.state WHEN 0 THEN 'worker.registered' WHEN 1 THEN 'worker.draining'"                 \
+    " WHEN 2 THEN 'worker.lost' ELSE 'worker.gone' END"
+/* The engine's clock in ms: SQLite's is the local clock (as store_now_ms);
+ * PostgreSQL's the database's. */
+#define EV_NOW_LITE_EXPR "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+#define EV_NOW_PG        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
 const struct store_migration store__migrations[] = {
     /* 1: the initial schema. */
     {.lite =
@@ -259,6 +306,100 @@ const struct store_migration store__migrations[] = {
            "CREATE INDEX misses_job ON misses (job_id, last_ms, id);"
            "CREATE INDEX misses_sched ON misses (schedule_id, last_ms);"},
 
+    /* 4: the event log behind GET /v1/events. Triggers write it, so every
+     * change of a job, run or worker has its event in the transaction that
+     * made it, whichever verb made it. Ids grow in commit order on SQLite
+     * (one writer); on PostgreSQL they come from a sequence, in allocation
+     * order, and a reader serves only ids that can no longer be filled in
+     * by a transaction still running (see events.c). Retention deletes the
+     * oldest rows but always keeps the newest, so SQLite's max(rowid) + 1
+     * never hands out an id twice. */
+    {.lite =
+         "CREATE TABLE events ("
+         " id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, type TEXT NOT NULL, ns TEXT NOT NULL,"
+         " job_id TEXT NOT NULL, run_id TEXT NOT NULL, worker_id TEXT NOT NULL,"
+         " attempt INTEGER NOT NULL, detail TEXT);"
+         /* What retention has deleted: resuming before it loses events. */
+         "CREATE TABLE event_horizon (id INTEGER PRIMARY KEY, pruned_through INTEGER NOT NULL);"
+         "INSERT INTO event_horizon VALUES (1, 0);"
+         "CREATE TRIGGER ev_runs_ins AFTER INSERT ON runs BEGIN"
+         " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail)"
+         " SELECT " EV_NOW_LITE_EXPR ", 'run.' || " EV_RUN_STATE_LITE(
+             "NEW.state") ", j.ns,"
+                          " NEW.job_id, NEW.id, NEW.worker_id, NEW.attempt, NEW.reason"
+                          " FROM jobs j WHERE j.id = NEW.job_id; END;"
+                          "CREATE TRIGGER ev_runs_upd AFTER UPDATE ON runs WHEN " EV_RUN_CHANGED
+                          " BEGIN"
+                          " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                          "attempt, detail)"
+                          " SELECT " EV_NOW_LITE_EXPR ", " EV_RUN_TYPE ", j.ns,"
+                          " NEW.job_id, NEW.id, CASE WHEN NEW.worker_id = '' THEN OLD.worker_id"
+                          " ELSE NEW.worker_id END, NEW.attempt, NEW.reason"
+                          " FROM jobs j WHERE j.id = NEW.job_id; END;"
+                          "CREATE TRIGGER ev_jobs_ins AFTER INSERT ON jobs BEGIN"
+                          " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                          "attempt, detail)"
+                          " VALUES (" EV_NOW_LITE_EXPR
+                          ", 'job.created', NEW.ns, NEW.id, '', '', 0, NULL); END;"
+                          "CREATE TRIGGER ev_jobs_upd AFTER UPDATE ON jobs WHEN " EV_JOB_CHANGED
+                          " BEGIN"
+                          " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                          "attempt, detail)"
+                          " VALUES (" EV_NOW_LITE_EXPR ", " EV_JOB_TYPE
+                          ", NEW.ns, NEW.id, '', '', 0, NULL); END;"
+                          "CREATE TRIGGER ev_workers_ins AFTER INSERT ON workers BEGIN"
+                          " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                          "attempt, detail)"
+                          " VALUES (" EV_NOW_LITE_EXPR
+                          ", 'worker.registered', NEW.ns, '', '', NEW.id, 0, NULL); END;"
+                          "CREATE TRIGGER ev_workers_upd AFTER UPDATE ON workers "
+                          "WHEN " EV_WORKER_CHANGED " BEGIN"
+                          " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                          "attempt, detail)"
+                          " VALUES (" EV_NOW_LITE_EXPR ", " EV_WORKER_TYPE
+                          ", NEW.ns, '', '', NEW.id, 0, NULL);"
+                          " END;",
+     .pg = "CREATE TABLE events ("
+           " id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, at_ms bigint NOT NULL,"
+           " type text NOT NULL, ns text NOT NULL, job_id text NOT NULL, run_id text NOT NULL,"
+           " worker_id text NOT NULL, attempt integer NOT NULL, detail text);"
+           "CREATE TABLE event_horizon (id integer PRIMARY KEY, pruned_through bigint NOT NULL);"
+           "INSERT INTO event_horizon VALUES (1, 0);"
+           "CREATE FUNCTION sked_ev_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+           " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail)"
+           " SELECT " EV_NOW_PG ", CASE WHEN TG_OP = 'INSERT' THEN 'run.' || " EV_RUN_STATE_PG(
+               "NEW.state") " ELSE " EV_RUN_TYPE_PG " END, j.ns,"
+                            " NEW.job_id, NEW.id, CASE WHEN NEW.worker_id = '' AND TG_OP = 'UPDATE'"
+                            " THEN OLD.worker_id ELSE NEW.worker_id END, NEW.attempt, NEW.reason"
+                            " FROM jobs j WHERE j.id = NEW.job_id; RETURN NULL; END $$;"
+                            "CREATE TRIGGER ev_runs_ins AFTER INSERT ON runs FOR EACH ROW EXECUTE "
+                            "FUNCTION sked_ev_run();"
+                            "CREATE TRIGGER ev_runs_upd AFTER UPDATE ON runs FOR EACH ROW WHEN "
+                            "(" EV_RUN_CHANGED_PG ")"
+                            " EXECUTE FUNCTION sked_ev_run();"
+                            "CREATE FUNCTION sked_ev_job() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                            "BEGIN"
+                            " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                            "attempt, detail)"
+                            " VALUES (" EV_NOW_PG
+                            ", CASE WHEN TG_OP = 'INSERT' THEN 'job.created' ELSE " EV_JOB_TYPE
+                            " END, NEW.ns, NEW.id, '', '', 0, NULL); RETURN NULL; END $$;"
+                            "CREATE TRIGGER ev_jobs_ins AFTER INSERT ON jobs FOR EACH ROW EXECUTE "
+                            "FUNCTION sked_ev_job();"
+                            "CREATE TRIGGER ev_jobs_upd AFTER UPDATE ON jobs FOR EACH ROW WHEN "
+                            "(" EV_JOB_CHANGED ")"
+                            " EXECUTE FUNCTION sked_ev_job();"
+                            "CREATE FUNCTION sked_ev_worker() RETURNS trigger LANGUAGE plpgsql AS "
+                            "$$ BEGIN"
+                            " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
+                            "attempt, detail)"
+                            " VALUES (" EV_NOW_PG ", CASE WHEN TG_OP = 'INSERT' THEN "
+                                                  "'worker.registered' ELSE " EV_WORKER_TYPE
+                            " END, NEW.ns, '', '', NEW.id, 0, NULL); RETURN NULL; END $$;"
+                            "CREATE TRIGGER ev_workers_ins AFTER INSERT ON workers FOR EACH ROW"
+                            " EXECUTE FUNCTION sked_ev_worker();"
+                            "CREATE TRIGGER ev_workers_upd AFTER UPDATE ON workers FOR EACH ROW"
+                            " WHEN (" EV_WORKER_CHANGED ") EXECUTE FUNCTION sked_ev_worker();"},
     /* 4: alerts. Rules (a job's own: job_id set, one per entry of its
      * "alerts", at pos >= 0; global: job_id '', pos -1, a unique name),
      * their channels, the alerts

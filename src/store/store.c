@@ -34,12 +34,16 @@ void store__init(store_t *st, const struct db_driver *db)
     pthread_mutex_init(&st->ready_mu, NULL);
     st->ready_at_ns = 0;
     atomic_init(&st->ready_rc, 0);
+    pthread_mutex_init(&st->ev_mu, NULL);
+    st->ev_final = 0;
+    st->ev_pend_id = st->ev_pend_xid = -1;
 }
 
 void store__fini(store_t *st)
 {
     pthread_mutex_destroy(&st->notify_mu);
     pthread_mutex_destroy(&st->ready_mu);
+    pthread_mutex_destroy(&st->ev_mu);
 }
 
 void store__notify(store_t *st)
@@ -660,6 +664,27 @@ int store_prune(store_t *st, int64_t older_than_ms)
     return v_prune(st, older_than_ms);
 }
 
+int store_events_read(store_t *st, int64_t after_id, int limit, store_event_t **out, size_t *n,
+                      bool *pending)
+{
+    *out = NULL;
+    *n = 0;
+    *pending = false;
+    if (after_id < 0 || limit < 1 || limit > 1000) return SKED_EINVAL;
+    return v_events_read(st, after_id, limit, out, n, pending);
+}
+
+int store_events_bounds(store_t *st, int64_t *pruned_through, int64_t *last_id)
+{
+    *pruned_through = *last_id = 0;
+    return v_events_bounds(st, pruned_through, last_id);
+}
+
+int store_events_prune(store_t *st, int64_t older_than_ms)
+{
+    return v_events_prune(st, older_than_ms);
+}
+
 int store_token_create(store_t *st, store_token_t *t, const char *hash_hex, int64_t now_ms)
 {
     return store_token_issue(st, t, hash_hex, NULL, now_ms);
@@ -945,4 +970,36 @@ int store_outbox_next_due_ms(store_t *st, int64_t *out_ms)
 int store_alert_sweep(store_t *st, int64_t now_ms, int *changed)
 {
     return v_alert_sweep(st, now_ms, changed);
+}
+
+int store_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
+                  int64_t now_ms, store_explain_t *out)
+{
+    if (!out) return SKED_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (!job_id && !run_id) return SKED_EINVAL;
+    return v_explain(st, job_id, run_id, live_since_ms, now_ms, out);
+}
+
+static void explain_run_clear(store_explain_run_t *r)
+{
+    store_run_clear(&r->run);
+    store_attempt_clear(&r->last);
+}
+
+void store_explain_clear(store_explain_t *e)
+{
+    if (!e) return;
+    store_job_clear(&e->job);
+    for (size_t i = 0; i < e->nscheds; i++)
+        store_schedule_clear(&e->scheds[i]);
+    free(e->scheds);
+    explain_run_clear(&e->target);
+    for (size_t i = 0; i < e->nruns; i++)
+        explain_run_clear(&e->runs[i]);
+    free(e->runs);
+    for (size_t i = 0; i < e->nworkers; i++)
+        store_worker_clear(&e->workers[i]);
+    free(e->workers);
+    memset(e, 0, sizeof *e);
 }

@@ -516,6 +516,49 @@ int store_log_read(store_t *st, const char *run_id, int attempt, int after_attem
  * bounded batches. Returns the number of runs removed or an error. */
 int store_prune(store_t *st, int64_t older_than_ms);
 
+/* ---- events ------------------------------------------------------------- */
+
+/* The event log: every change of a job, run or worker, written in the
+ * transaction that made it (by triggers in the schema, so no verb can
+ * forget one), numbered by a growing id. Types: job.created, job.updated,
+ * job.paused, job.resumed, job.done, job.deleted; run.scheduled,
+ * run.pending, run.waiting, run.skipped (as created), run.claimed (leased,
+ * not yet confirmed), run.started (the worker confirmed it), run.retrying
+ * (an attempt ended and the next is scheduled), run.requeued (a claim that
+ * never started was undone), run.cancel_requested, run.succeeded,
+ * run.failed, run.canceled; worker.registered, worker.draining,
+ * worker.lost, worker.gone. */
+typedef struct store_event {
+    int64_t id;
+    int64_t at_ms;
+    char *type;
+    char *ns;                    /* the job's namespace; a worker's ("" = all) */
+    char job_id[SKED_ID_LEN];    /* "" for worker events */
+    char run_id[SKED_ID_LEN];    /* "" unless a run event */
+    char worker_id[SKED_ID_LEN]; /* the worker concerned, if any */
+    int attempt;                 /* run events: the run's attempt count */
+    char *detail;                /* the run's reason, if any; NULL */
+} store_event_t;
+
+void store_event_clear(store_event_t *e);
+
+/* Reads up to limit (1..1000) events with id > after_id, in id order. Only
+ * final ids are served: ids that no transaction still running can fill
+ * in, so a reader that resumes after the last id it saw misses nothing
+ * (on PostgreSQL ids are drawn before commit, not in commit order).
+ * *pending OUT: newer events exist that are not final yet; read again in a
+ * few ms. *out is a new array (clear each, free the array). */
+int store_events_read(store_t *st, int64_t after_id, int limit, store_event_t **out, size_t *n,
+                      bool *pending);
+/* *pruned_through: the highest id retention has deleted (0 = none);
+ * *last_id: the newest id written (0 = none). A reader resuming after an
+ * id below pruned_through has lost events; one after an id above last_id
+ * resumes from another event log. */
+int store_events_bounds(store_t *st, int64_t *pruned_through, int64_t *last_id);
+/* Deletes events older than older_than_ms, oldest first in bounded
+ * batches, but never the newest. Returns the number deleted or an error. */
+int store_events_prune(store_t *st, int64_t older_than_ms);
+
 /* ---- tokens ------------------------------------------------------------- */
 
 typedef enum token_role {
@@ -646,6 +689,47 @@ int store_token_touch(store_t *st, const char *id, int64_t now_ms);
  * outlive their job's deletion and still need a namespace). New strings
  * (caller frees). SKED_ENOTFOUND. */
 int store_job_scope(store_t *st, const char *id, char **ns, char **owner);
+
+/* ---- explain (read only) ------------------------------------------------ */
+
+/* A run with what explains it: its current attempt (running) or its last. */
+typedef struct store_explain_run {
+    store_run_t run;
+    bool unconfirmed;     /* running, and its worker has not reported the start yet */
+    store_attempt_t last; /* last.n == 0: the run has no attempt */
+} store_explain_run_t;
+
+#define STORE_EXPLAIN_WINDOW  10000 /* the job's latest runs looked at for unfinished ones */
+#define STORE_EXPLAIN_RUNS    100   /* unfinished runs read in full */
+#define STORE_EXPLAIN_WORKERS 1000  /* workers of the job's queue read */
+
+/* What GET .../explain decides on, read in one snapshot. */
+typedef struct store_explain {
+    store_job_t job; /* in any state, deleted included */
+    store_schedule_t *scheds;
+    size_t nscheds;
+    store_explain_run_t target; /* the run asked about, in any state (zeroed when none was) */
+    /* The job's unfinished runs among its latest STORE_EXPLAIN_WINDOW: running
+     * ones first, then by not_before; at most STORE_EXPLAIN_RUNS. */
+    store_explain_run_t *runs;
+    size_t nruns;
+    int64_t nwaiting; /* unfinished runs of that window that are not running */
+    int64_t ndue;     /* of those, scheduled or pending with not_before <= now */
+    int64_t running;  /* the job's running runs, all of them */
+    /* Workers (not gone) whose queues include the job's queue, heard from
+     * last first, at most STORE_EXPLAIN_WORKERS, with ns filled in. */
+    store_worker_t *workers;
+    size_t nworkers;
+    int64_t live_workers; /* active or draining workers heard from since live_since_ms */
+} store_explain_t;
+
+/* Reads the facts that explain job_id, or run_id (then job_id may be NULL:
+ * the run's job is read), at now_ms. Read only. SKED_ENOTFOUND for an
+ * unknown job or run. *out is filled (clear it with store_explain_clear,
+ * also after a failure). */
+int store_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
+                  int64_t now_ms, store_explain_t *out);
+void store_explain_clear(store_explain_t *e);
 
 /* ---- settings ----------------------------------------------------------- */
 

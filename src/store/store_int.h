@@ -26,6 +26,10 @@ struct store {
     pthread_mutex_t ready_mu; /* guards the two below (store_ready) */
     int64_t ready_at_ns;      /* monotonic time of the last readiness probe; 0 = none */
     atomic_int ready_rc;      /* its answer (read without the lock while a probe runs) */
+    pthread_mutex_t ev_mu;    /* guards the event horizon below (events.c) */
+    int64_t ev_final;         /* every event id <= this is final */
+    int64_t ev_pend_id;       /* -1, or a max id seen while transactions were running ... */
+    int64_t ev_pend_xid;      /* ... and the next xid then: final once xmin reaches it */
 };
 
 /* Initialises / destroys the common head. Backends call these from their

@@ -84,6 +84,12 @@ int v_log_read(store_t *st, const char *run_id, int attempt, int after_attempt, 
                int limit, store_log_chunk_t **out, size_t *n);
 int v_prune(store_t *st, int64_t older_than_ms);
 
+/* events.c: the event log */
+int v_events_read(store_t *st, int64_t after_id, int limit, store_event_t **out, size_t *n,
+                  bool *pending);
+int v_events_bounds(store_t *st, int64_t *pruned_through, int64_t *last_id);
+int v_events_prune(store_t *st, int64_t older_than_ms);
+
 /* fire.c: due schedules, fire and the missed-fire ledger, trigger, when next */
 int v_due_schedules(store_t *st, int64_t until_ms, int limit, store_due_t **out, size_t *n);
 int v_fire(store_t *st, store_fire_t *items, size_t n, int64_t now_ms);
@@ -163,5 +169,8 @@ int store__alert_resolve_all(db_t *db, db_q_t *q, const char *why, bool silent, 
 
 /* alerts_sweep.c: the evaluator of the time-based conditions */
 int v_alert_sweep(store_t *st, int64_t now_ms, int *changed);
+/* explain.c: the facts that explain a job or a run (read only) */
+int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
+              int64_t now_ms, store_explain_t *out);
 
 #endif

@@ -128,8 +128,8 @@ void attempt_free(attempt_t *a)
     if (a->work_dir) {
         int rc = spawn_tree_remove(a->work_dir);
         if (rc < 0)
-            log_warn("worker", "run %s: removing its work directory %s: %s", a->run_id, a->work_dir,
-                     strerror(-rc));
+            attempt_log(log_warn, a, "run %s: removing its work directory %s: %s", a->run_id,
+                        a->work_dir, strerror(-rc));
         free(a->work_dir);
     }
     free(a->reason);
@@ -311,8 +311,8 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
     if (s->watcher) watch_check(s, spawn_watcher_remove(s->watcher, pid));
     int rc = spawn_wait(&p->sp, &p->exit_code, &p->signo);
     if (rc < 0) {
-        log_error("worker", "run %s: waiting for pid %d: %s", p->a->run_id, (int)pid,
-                  strerror(-rc));
+        attempt_log(log_error, p->a, "run %s: waiting for pid %d: %s", p->a->run_id, (int)pid,
+                    strerror(-rc));
         p->exit_code = -1;
         p->signo = SIGKILL;
     }
@@ -327,10 +327,10 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
         attempt_t *a = p->a;
         fence_attempt(a);
         p->cause = CAUSE_FENCE;
-        log_warn("worker",
-                 "run %s attempt %d: killed by the watcher when its lease ran out (the worker "
-                 "was stalled)",
-                 a->run_id, a->n);
+        attempt_log(log_warn, a,
+                    "run %s attempt %d: killed by the watcher when its lease ran out (the worker "
+                    "was stalled)",
+                    a->run_id, a->n);
     }
 }
 
@@ -356,8 +356,8 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
          * report it not started, which gives the run back at once and
          * uncharged if the server still holds it for us (else the report
          * is stale, and dropped). */
-        log_warn("worker", "run %s attempt %d: lease over before it started; not running it",
-                 a->run_id, a->n);
+        attempt_log(log_warn, a, "run %s attempt %d: lease over before it started; not running it",
+                    a->run_id, a->n);
         a->outcome = "not_started";
         a->reason = a->reason ? a->reason : xstrdup("not started: its lease was over on arrival");
         goto done;
@@ -455,9 +455,10 @@ static void enforce(sup_t *s, struct proc *p, int64_t now)
         (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns))) {
         fence_attempt(a);
         if (p->cause < CAUSE_FENCE)
-            log_warn("worker", "run %s attempt %d: %s", a->run_id, a->n,
-                     stalled ? "the worker stalled past the lease; its watcher fenced the attempt"
-                             : "lease not renewed in time, killing it");
+            attempt_log(log_warn, a, "run %s attempt %d: %s", a->run_id, a->n,
+                        stalled
+                            ? "the worker stalled past the lease; its watcher fenced the attempt"
+                            : "lease not renewed in time, killing it");
     }
     enum cause req = cause_of(atomic_load(&a->stop));
     if (req == CAUSE_NONE && !p->cause && p->deadline_ns && now >= p->deadline_ns)

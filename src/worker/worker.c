@@ -244,8 +244,8 @@ static void shard_push(struct shard *sh, struct item *it)
         /* The server has been away for long and the job is chatty: keep
          * the memory bounded; results (ITEM_DONE) are never dropped. */
         pthread_mutex_unlock(&sh->mu);
-        log_warn("worker", "run %s: output backlog full, %zu bytes of log dropped", it->a->run_id,
-                 it->len);
+        attempt_log(log_warn, it->a, "run %s: output backlog full, %zu bytes of log dropped",
+                    it->a->run_id, it->len);
         free(it->data);
         free(it);
         return;
@@ -294,20 +294,20 @@ static void ship_chunk(struct shard *sh, struct item *it)
         httpc_resp_clear(&r);
         if (rc == 0 && st >= 200 && st < 300) return;
         if (rc == 0 && st == 409) {
-            log_info("worker", "run %s attempt %d: lease lost (log answered 409); killing it",
-                     a->run_id, a->n);
+            attempt_log(log_info, a, "run %s attempt %d: lease lost (log answered 409); killing it",
+                        a->run_id, a->n);
             mark_lost(w, a);
             return;
         }
         if (rc == 0 && st >= 400 && st < 500 && st != 429) {
-            log_warn("worker", "run %s: log chunk %lld refused with HTTP %ld; dropped", a->run_id,
-                     (long long)it->seq, st);
+            attempt_log(log_warn, a, "run %s: log chunk %lld refused with HTTP %ld; dropped",
+                        a->run_id, (long long)it->seq, st);
             return;
         }
         delay = backoff_next(delay);
     }
-    log_warn("worker", "run %s: log chunk %lld (%zu bytes) dropped after %d tries", a->run_id,
-             (long long)it->seq, it->len, LOG_SHIP_TRIES);
+    attempt_log(log_warn, a, "run %s: log chunk %lld (%zu bytes) dropped after %d tries", a->run_id,
+                (long long)it->seq, it->len, LOG_SHIP_TRIES);
 }
 
 static void report_done(struct shard *sh, attempt_t *a)
@@ -328,25 +328,25 @@ static void report_done(struct shard *sh, attempt_t *a)
         int rc = post_json(sh->http, path, body, &r);
         long st = r.status;
         if (rc == 0 && st >= 200 && st < 300) {
-            if (warned) log_info("worker", "run %s: result delivered", a->run_id);
+            if (warned) attempt_log(log_info, a, "run %s: result delivered", a->run_id);
             httpc_resp_clear(&r);
             break;
         }
         if (rc == 0 && (st == 409 || st == 404)) {
-            log_info("worker", "run %s attempt %d: result is stale (HTTP %ld), dropped", a->run_id,
-                     a->n, st);
+            attempt_log(log_info, a, "run %s attempt %d: result is stale (HTTP %ld), dropped",
+                        a->run_id, a->n, st);
             httpc_resp_clear(&r);
             break;
         }
         if (rc == 0 && st >= 400 && st < 500 && st != 429) {
-            log_error("worker", "run %s: result refused with HTTP %ld: %s", a->run_id, st,
-                      r.body ? r.body : "");
+            attempt_log(log_error, a, "run %s: result refused with HTTP %ld: %s", a->run_id, st,
+                        r.body ? r.body : "");
             httpc_resp_clear(&r);
             break;
         }
         if (!warned++)
-            log_warn("worker", "run %s: reporting the result failed (%s); retrying", a->run_id,
-                     rc ? r.errbuf : "server error");
+            attempt_log(log_warn, a, "run %s: reporting the result failed (%s); retrying",
+                        a->run_id, rc ? r.errbuf : "server error");
         httpc_resp_clear(&r);
         delay = backoff_next(delay);
         nap(w, delay, NULL, NULL);
@@ -414,10 +414,13 @@ static void on_chunk(void *arg, attempt_t *a, int stream, int64_t seq, char *dat
 static void on_done(void *arg, attempt_t *a)
 {
     worker_t *w = arg;
-    if (a->outcome)
+    if (a->outcome) {
+        log_ctx_run(a->run_id);
         log_msg(strcmp(a->outcome, "succeeded") ? LOG_INFO : LOG_DEBUG, "worker",
                 "run %s attempt %d: %s (exit %d, signal %d)%s%s", a->run_id, a->n, a->outcome,
                 a->exit_code, a->signo, a->reason ? ": " : "", a->reason ? a->reason : "");
+        log_ctx_run(NULL);
+    }
     pthread_mutex_lock(&w->mu);
     w->free_slots++;
     pthread_cond_broadcast(&w->cv);
@@ -605,7 +608,7 @@ static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
             continue;
         }
         if (stop_lists(stop, a)) {
-            log_info("worker", "run %s was taken back before it started", a->run_id);
+            attempt_log(log_info, a, "run %s was taken back before it started", a->run_id);
             attempt_free(a);
             continue;
         }
@@ -616,8 +619,8 @@ static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
         w->held = a;
         w->free_slots--;
         pthread_mutex_unlock(&w->mu);
-        log_debug("worker", "claimed run %s attempt %d (fence %lld)", a->run_id, a->n,
-                  (long long)a->fence);
+        attempt_log(log_debug, a, "claimed run %s attempt %d (fence %lld)", a->run_id, a->n,
+                    (long long)a->fence);
         sup_submit(w->sup, a);
         started++;
     }
@@ -734,8 +737,8 @@ static void heartbeat_once(worker_t *w, int *failing)
                 if (atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_CANCEL)) {
                     /* Also the normal answer for a run whose result the
                      * server took since this heartbeat was sent. */
-                    log_debug("worker", "run %s attempt %d: the server asks to stop it", a->run_id,
-                              a->n);
+                    attempt_log(log_debug, a, "run %s attempt %d: the server asks to stop it",
+                                a->run_id, a->n);
                     poke = 1;
                 }
             } else if (atomic_load(&a->renewed_ns) < t0) {

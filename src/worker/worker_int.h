@@ -11,6 +11,7 @@
 
 #include "common/httpc.h"
 #include "common/id.h"
+#include "common/log.h"
 #include "worker/spawn.h"
 #include "worker/worker.h"
 
@@ -25,6 +26,15 @@ enum attempt_stop {
     ATTEMPT_STOP_FENCE,    /* lease not renewed in time: SIGKILL now; nothing to report */
     ATTEMPT_STOP_SHUTDOWN, /* the worker exits hard: SIGKILL now; nothing to report */
 };
+
+/* Logs one line about attempt a, with its run id in the line's run_id
+ * field (common/log.h): log_fn is log_info, log_warn, ... */
+#define attempt_log(log_fn, a, ...)                                                                \
+    do {                                                                                           \
+        log_ctx_run((a)->run_id);                                                                  \
+        log_fn("worker", __VA_ARGS__);                                                             \
+        log_ctx_run(NULL);                                                                         \
+    } while (0)
 
 typedef struct attempt {
     /* Set at creation, read-only afterwards: any thread may read. */

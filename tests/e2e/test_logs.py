@@ -4,6 +4,7 @@ request, job and run a line belongs to; every answer carries X-Request-Id,
 the client's own when well-formed, else one the server made up."""
 
 import json
+import os
 import unittest
 
 from skedtest import SkedTestCase, wait_until
@@ -50,6 +51,29 @@ class TestLogs(SkedTestCase):
                         cancel)
         # Lines outside any request carry none of it.
         self.assertTrue(any("request_id" not in e and e["component"] == "http" for e in lines))
+
+    def test_worker_lines_carry_the_run(self):
+        self.start_server()
+        args = ["worker", "--server", self.srv.url, "--token-file", self.srv.token_file,
+                "--slots", "1", "--name", "wj", "--log-format", "json"]
+        if os.geteuid() == 0:
+            args += ["--allow-root"]
+        proc = self.start("wj", args)
+        proc.wait_line("worker: registered as", 30)
+        job = self.create_job(self.sh_job("exit 4"))
+        run = self.wait_run_terminal(job["id"])
+
+        def lines():
+            return [json.loads(l) for l in proc.stderr_text().splitlines() if l.strip()]
+
+        def ended():
+            return [e for e in lines() if e.get("run_id") == run["id"] and "failed" in e["msg"]]
+        wait_until(ended, 10, msg="the worker's line about the failed attempt")
+        for e in lines():
+            for k in ("time", "level", "component", "msg"):
+                self.assertIn(k, e, e)
+        # Lines that are not about a run carry none.
+        self.assertTrue(any("run_id" not in e and "registered" in e["msg"] for e in lines()))
 
     def test_bad_log_format_is_refused(self):
         rc, out, err = self.cli("server", "--log-format", "xml", "--listen", "127.0.0.1:0",

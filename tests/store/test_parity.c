@@ -1175,7 +1175,8 @@ static void update_job(struct par *p, const struct job_def *d, int64_t expect, i
         }
         build_job(d, &j[s], sc[s], p, s);
         snprintf(j[s].id, SKED_ID_LEN, "%s", ID(p, d->label, s));
-        rc[s] = store_job_update(p->st[s], &j[s], ex, d->nscheds ? sc[s] : NULL, d->nscheds, NULL, now);
+        rc[s] =
+            store_job_update(p->st[s], &j[s], ex, d->nscheds ? sc[s] : NULL, d->nscheds, NULL, now);
     }
     if (cmp_rc(p, verb, rc, want) && want == 0) job_out(p, verb, d, j, sc);
     for (int s = 0; s < NSIDE; s++)
@@ -1700,7 +1701,8 @@ static void scenario_cancel(struct par *p)
     cancel(p, "run:cancelme", "not needed", t + 11 * SEC, 0);
     int rc[NSIDE];
     for (int s = 0; s < NSIDE; s++)
-        rc[s] = store_run_cancel(p->st[s], "run_01KDWHSG000000000000000000", "x", NULL, t + 12 * SEC);
+        rc[s] =
+            store_run_cancel(p->st[s], "run_01KDWHSG000000000000000000", "x", NULL, t + 12 * SEC);
     cmp_rc(p, "store_run_cancel(NULL, unknown run)", rc, SKED_ENOTFOUND);
     check_all(p);
 }
@@ -2561,6 +2563,16 @@ static const char *const pg_only_sequences[] = {
     /* The fence counter of the first schema, as SQLite's counters table:
      * unused since fences are random (migration 3). */
     "fence_seq",
+    /* The event log's ids (SQLite: the rowid). */
+    "events_id_seq",
+};
+
+/* Functions only PostgreSQL has, on purpose: the bodies of triggers, which
+ * SQLite writes inline (the triggers themselves are in both catalogs). */
+static const char *const pg_only_functions[] = {
+    "sked_ev_job",
+    "sked_ev_run",
+    "sked_ev_worker",
 };
 
 static void pg_catalog(PGconn *db, const char *schema, struct facts *f)
@@ -2673,6 +2685,9 @@ static void pg_catalog(PGconn *db, const char *schema, struct facts *f)
         for (size_t k = 0; k < sizeof pg_only_sequences / sizeof *pg_only_sequences; k++)
             known |= strcmp(PQgetvalue(r, i, 0), "sequence") == 0 &&
                      strcmp(PQgetvalue(r, i, 1), pg_only_sequences[k]) == 0;
+        for (size_t k = 0; k < sizeof pg_only_functions / sizeof *pg_only_functions; k++)
+            known |= strcmp(PQgetvalue(r, i, 0), "function") == 0 &&
+                     strcmp(PQgetvalue(r, i, 1), pg_only_functions[k]) == 0;
         if (!known) fact(f, "%s %s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     }
     PQclear(r);

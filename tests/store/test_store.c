@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/id.h"
 #include "common/xalloc.h"
@@ -1979,6 +1981,169 @@ static void test_prune(void **state)
     assert_int_equal(store_job_get(ST, jid, &g, NULL, NULL), 0); /* jobs are kept */
     store_job_clear(&g);
     assert_int_equal(store_prune(ST, T0 + 50000), 0);
+}
+
+/* ---- events ------------------------------------------------------------------------ */
+
+/* Every event after *after, as "type type ..." (and *after moves past
+ * them); each event's ids are checked against the ids given (NULL = any). */
+static char *events_since(store_t *st, int64_t *after)
+{
+    buf_t b = BUF_INIT;
+    for (int pages = 0; pages < 100; pages++) {
+        store_event_t *v = NULL;
+        size_t n = 0;
+        bool pending = true;
+        assert_int_equal(store_events_read(st, *after, 7, &v, &n, &pending), 0);
+        assert_false(pending); /* nothing is in flight in these tests */
+        for (size_t i = 0; i < n; i++) {
+            assert_true(v[i].id > *after);
+            *after = v[i].id;
+            if (b.len) buf_puts(&b, " ");
+            buf_puts(&b, v[i].type);
+            store_event_clear(&v[i]);
+        }
+        free(v);
+        if (n < 7) break;
+    }
+    char *out = xstrdup(b.data ? b.data : "");
+    buf_free(&b);
+    return out;
+}
+
+#define assert_events(st, after, want)                                                             \
+    do {                                                                                           \
+        char *got_ = events_since(st, after);                                                      \
+        assert_string_equal(got_, want);                                                           \
+        free(got_);                                                                                \
+    } while (0)
+
+/* Every change of a job, run and worker has its event, in the order the
+ * changes committed, whichever verb made it. */
+static void test_events_every_change(void **state)
+{
+    int64_t after = 0, pruned = -1, last = -1;
+    assert_int_equal(store_events_bounds(ST, &pruned, &last), 0);
+    assert_int_equal(pruned, 0);
+    assert_int_equal(last, 0);
+    assert_events(ST, &after, "");
+
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "evjob");
+    j.retry = (retry_policy_t){2, 1000, 1000, 2.0, false};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    assert_events(ST, &after, "worker.registered job.created run.pending");
+
+    /* Claimed, started, failed with a retry, claimed again, succeeded. */
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    char rid[SKED_ID_LEN];
+    memcpy(rid, cl[0].run.id, SKED_ID_LEN);
+    confirm(ST, wid, &cl[0], T0 + 1);
+    assert_int_equal(store_complete(ST, rid, 1, cl[0].run.fence, NULL, &RES_FAIL, T0 + 2), 0);
+    free_claimed(cl, n);
+    assert_events(ST, &after, "run.claimed run.started run.retrying");
+    cl = claim(ST, wid, 1, T0 + 5000, &n);
+    assert_int_equal(n, 1);
+    confirm(ST, wid, &cl[0], T0 + 5001);
+    /* A heartbeat that only renews the lease is not an event. */
+    confirm(ST, wid, &cl[0], T0 + 5002);
+    assert_int_equal(store_complete(ST, rid, 2, cl[0].run.fence, NULL, &RES_OK, T0 + 5003), 0);
+    free_claimed(cl, n);
+
+    store_event_t *v = NULL;
+    bool pending;
+    assert_int_equal(store_events_read(ST, after, 10, &v, &n, &pending), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[2].type, "run.succeeded");
+    assert_string_equal(v[2].job_id, j.id);
+    assert_string_equal(v[2].run_id, rid);
+    assert_string_equal(v[2].worker_id, wid);
+    assert_string_equal(v[2].ns, "default");
+    assert_int_equal(v[2].attempt, 2);
+    assert_true(v[2].at_ms > T0); /* the engine's clock, not the caller's */
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&v[i]);
+    free(v);
+    assert_events(ST, &after, "run.claimed run.started run.succeeded");
+
+    /* A claim never confirmed and reaped is requeued, uncharged. */
+    char r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 6000, r2), 0);
+    cl = claim(ST, wid, 1, T0 + 6000, &n);
+    assert_int_equal(n, 1);
+    free_claimed(cl, n);
+    assert_true(store_reap(ST, 0, 3600000, T0 + 6000 + LEASE_MS + 1) >= 1);
+    assert_events(ST, &after, "run.pending run.claimed run.requeued");
+    assert_int_equal(store_run_cancel(ST, r2, NULL, NULL, T0 + 7000), 0);
+    assert_events(ST, &after, "run.canceled");
+
+    /* The job's own changes. */
+    j.priority = 7;
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, NULL, T0 + 8000), 0);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_PAUSED, NULL, T0 + 8001), 0);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_ACTIVE, NULL, T0 + 8002), 0);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_DELETED, NULL, T0 + 8003), 0);
+    assert_events(ST, &after, "job.updated job.paused job.resumed job.deleted");
+
+    /* The worker's. */
+    assert_int_equal(store_worker_drain(ST, wid, NULL, NULL, T0 + 9000), 0);
+    assert_int_equal(store_worker_deregister(ST, wid, NULL, NULL, T0 + 9001), 0);
+    assert_events(ST, &after, "worker.draining worker.gone");
+
+    /* A change that fails leaves no event: the name is taken. */
+    store_job_t dup;
+    mkjob(&dup, "evjob2");
+    assert_int_equal(store_job_create(ST, &dup, NULL, 0, false, NULL, NULL, T0), 0);
+    store_job_clear(&dup);
+    mkjob(&dup, "evjob2");
+    assert_int_equal(store_job_create(ST, &dup, NULL, 0, false, NULL, NULL, T0), SKED_ECONFLICT);
+    store_job_clear(&dup);
+    assert_events(ST, &after, "job.created");
+
+    assert_int_equal(store_events_bounds(ST, &pruned, &last), 0);
+    assert_int_equal(last, after);
+    store_job_clear(&j);
+}
+
+/* Retention deletes the oldest events, in batches, never the newest, and
+ * says how far it went; ids keep growing after it. */
+static void test_events_prune(void **state)
+{
+    char jid[SKED_ID_LEN];
+    new_job(ST, "evprune", 0, NULL, false, T0, jid);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0), 0);
+        assert_int_equal(store_job_set_state(ST, jid, JOB_ACTIVE, NULL, T0), 0);
+    }
+    int64_t pruned, last;
+    assert_int_equal(store_events_bounds(ST, &pruned, &last), 0);
+    assert_int_equal(pruned, 0);
+    /* Nothing is older than an hour ago. */
+    assert_int_equal(store_events_prune(ST, clock_now_ms() - 3600000), 0);
+    /* Everything is older than a minute from now: all go but the newest. */
+    assert_int_equal(store_events_prune(ST, clock_now_ms() + 60000), 80);
+    int64_t p2, l2;
+    assert_int_equal(store_events_bounds(ST, &p2, &l2), 0);
+    assert_int_equal(l2, last);
+    assert_int_equal(p2, last - 1);
+    int64_t after = 0;
+    assert_events(ST, &after, "job.resumed");
+    assert_int_equal(after, last);
+    assert_int_equal(store_job_set_state(ST, jid, JOB_PAUSED, NULL, T0), 0);
+    assert_events(ST, &after, "job.paused");
+    assert_true(after > last);
+    assert_int_equal(store_events_prune(ST, clock_now_ms() + 60000), 1);
+    /* Bad arguments. */
+    store_event_t *v;
+    size_t n;
+    bool pending;
+    assert_int_equal(store_events_read(ST, -1, 10, &v, &n, &pending), SKED_EINVAL);
+    assert_int_equal(store_events_read(ST, 0, 0, &v, &n, &pending), SKED_EINVAL);
+    assert_int_equal(store_events_read(ST, 0, 1001, &v, &n, &pending), SKED_EINVAL);
 }
 
 /* ---- tokens ----------------------------------------------------------------------------- */
@@ -4112,6 +4277,139 @@ static void test_alert_one_open_under_race(void **state)
     }
 }
 
+/* ---- explain ------------------------------------------------------------------- */
+
+/* store_explain: everything GET .../explain decides on, in one read. */
+static void test_explain_facts(void **state)
+{
+    char wdef[SKED_ID_LEN], wgpu[SKED_ID_LEN], wmulti[SKED_ID_LEN];
+    new_worker(ST, "w-def", "default", "disk=ssd", T0, wdef);
+    new_worker(ST, "w-gpu", "gpu", "", T0, wgpu);
+    store_worker_t wm = {.name = xstrdup("w-multi"),
+                         .host = xstrdup("h"),
+                         .queues = xstrdup("batch,default"),
+                         .labels = xstrdup(""),
+                         .slots = 2,
+                         .owner = xstrdup("tok_m"),
+                         .ns = xstrdup("team-a")};
+    assert_int_equal(store_worker_register(ST, &wm, NULL, T0), 0);
+    memcpy(wmulti, wm.id, SKED_ID_LEN);
+    store_worker_clear(&wm);
+
+    store_job_t j;
+    mkjob(&j, "explained");
+    j.retry = (retry_policy_t){3, 10000, 60000, 2.0, false};
+    store_schedule_t sc[2];
+    memset(sc, 0, sizeof sc);
+    sc[0].kind = sc[1].kind = SCHEDULE_EVERY;
+    sc[0].expr = xstrdup("1m");
+    sc[1].expr = xstrdup("1h");
+    sc[0].next_fire_ms = T0 + MIN_MS;
+    sc[1].next_fire_ms = -1;
+    assert_int_equal(store_job_create(ST, &j, sc, 2, true, NULL, NULL, T0), 0);
+    char r2[SKED_ID_LEN], r3[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 1, r2), 0);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 2, r3), 0);
+    size_t n = 0;
+    store_claimed_t *cl = claim(ST, wdef, 1, T0 + 10, &n);
+    assert_int_equal(n, 1);
+    char ra[SKED_ID_LEN];
+    memcpy(ra, cl[0].run.id, SKED_ID_LEN);
+
+    store_explain_t e;
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 20, &e), 0);
+    assert_string_equal(e.job.id, j.id);
+    assert_string_equal(e.job.name, "explained");
+    assert_int_equal(e.job.retry.max_attempts, 3);
+    assert_int_equal(e.nscheds, 2);
+    assert_int_equal(e.scheds[0].next_fire_ms + e.scheds[1].next_fire_ms, T0 + MIN_MS - 1);
+    assert_string_equal(e.target.run.id, ""); /* no run asked about */
+    /* The running run first, unconfirmed, with its attempt; then the due
+     * ones by not_before. */
+    assert_int_equal(e.nruns, 3);
+    assert_string_equal(e.runs[0].run.id, ra);
+    assert_int_equal(e.runs[0].run.state, RUN_RUNNING);
+    assert_true(e.runs[0].unconfirmed);
+    assert_int_equal(e.runs[0].last.n, 1);
+    assert_string_equal(e.runs[0].last.worker_id, wdef);
+    assert_int_equal(e.runs[0].last.started_ms, T0 + 10);
+    assert_int_equal(e.runs[0].last.finished_ms, -1);
+    assert_true(e.runs[1].run.not_before_ms <= e.runs[2].run.not_before_ms);
+    assert_int_equal(e.runs[1].last.n, 0);
+    assert_int_equal(e.nwaiting, 2);
+    assert_int_equal(e.ndue, 2);
+    assert_int_equal(e.running, 1);
+    /* Workers of the job's queue only, heard from last first, namespace and
+     * running count filled in; every live worker counted. */
+    assert_int_equal(e.nworkers, 2);
+    assert_string_equal(e.workers[0].id, wdef); /* its claim refreshed its heartbeat */
+    assert_int_equal(e.workers[0].running, 1);
+    assert_string_equal(e.workers[0].labels, "disk=ssd");
+    assert_string_equal(e.workers[0].ns, "");
+    assert_string_equal(e.workers[1].id, wmulti);
+    assert_string_equal(e.workers[1].ns, "team-a");
+    assert_string_equal(e.workers[1].queues, "batch,default");
+    assert_int_equal(e.live_workers, 3);
+    store_explain_clear(&e);
+    store_explain_clear(&e); /* a cleared one clears again */
+
+    /* Confirmed, then failed: waiting out the backoff, its last attempt told. */
+    confirm(ST, wdef, &cl[0], T0 + 30);
+    assert_int_equal(store_explain(ST, NULL, ra, T0 - 1, T0 + 31, &e), 0);
+    assert_false(e.target.unconfirmed);
+    assert_string_equal(e.job.id, j.id); /* the run's job */
+    store_explain_clear(&e);
+    assert_int_equal(store_complete(ST, ra, 1, cl[0].run.fence, NULL, &RES_FAIL, T0 + 40), 0);
+    free_claimed(cl, n);
+    assert_int_equal(store_explain(ST, NULL, ra, T0 + 5, T0 + 50, &e), 0);
+    assert_int_equal(e.target.run.state, RUN_SCHEDULED);
+    assert_int_equal(e.target.run.not_before_ms, T0 + 40 + 10000);
+    assert_int_equal(e.target.last.n, 1);
+    assert_int_equal(e.target.last.outcome, ATTEMPT_FAILED);
+    assert_int_equal(e.target.last.exit_code, 3);
+    assert_int_equal(e.target.last.finished_ms, T0 + 40);
+    assert_string_equal(e.target.last.reason, "exit status 3");
+    assert_int_equal(e.nwaiting, 3);
+    assert_int_equal(e.ndue, 2); /* the retry is not due yet */
+    assert_int_equal(e.running, 0);
+    assert_int_equal(e.live_workers, 1); /* only w-def was heard from since T0 + 5 */
+    store_explain_clear(&e);
+
+    /* Drained workers are still listed; gone ones are not. */
+    assert_int_equal(store_worker_drain(ST, wmulti, NULL, NULL, T0 + 60), 0);
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 61, &e), 0);
+    assert_int_equal(e.nworkers, 2);
+    assert_int_equal(e.workers[1].state, WORKER_DRAINING);
+    store_explain_clear(&e);
+    assert_int_equal(store_worker_deregister(ST, wmulti, NULL, NULL, T0 + 62), 0);
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 63, &e), 0);
+    assert_int_equal(e.nworkers, 1);
+    assert_int_equal(e.live_workers, 2);
+    store_explain_clear(&e);
+
+    /* A deleted job is still explained; its canceled runs are over. */
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_DELETED, NULL, T0 + 70), 0);
+    assert_int_equal(store_explain(ST, j.id, NULL, T0 - 1, T0 + 71, &e), 0);
+    assert_int_equal(e.job.state, JOB_DELETED);
+    assert_int_equal(e.job.updated_ms, T0 + 70);
+    assert_int_equal(e.nruns, 0);
+    assert_int_equal(e.nwaiting, 0);
+    store_explain_clear(&e);
+    assert_int_equal(store_explain(ST, NULL, r2, T0 - 1, T0 + 72, &e), 0);
+    assert_int_equal(e.target.run.state, RUN_CANCELED);
+    store_explain_clear(&e);
+
+    /* Unknown ones, and nothing asked. */
+    assert_int_equal(store_explain(ST, "job_nope", NULL, 0, T0, &e), SKED_ENOTFOUND);
+    store_explain_clear(&e);
+    assert_int_equal(store_explain(ST, NULL, "run_nope", 0, T0, &e), SKED_ENOTFOUND);
+    store_explain_clear(&e);
+    assert_int_equal(store_explain(ST, NULL, NULL, 0, T0, &e), SKED_EINVAL);
+    store_schedule_clear(&sc[0]);
+    store_schedule_clear(&sc[1]);
+    store_job_clear(&j);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) g_backend = argv[1];
@@ -4196,6 +4494,9 @@ int main(int argc, char **argv)
         T(test_alert_list),
         T(test_alert_one_open_under_race),
         T(test_alert_retry_canceled),
+        T(test_events_every_change),
+        T(test_events_prune),
+        T(test_explain_facts),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);

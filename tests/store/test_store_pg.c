@@ -25,6 +25,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@
 #include "common/error.h"
 #include "common/xalloc.h"
 #include "store/store.h"
-#include "store/store_int.h"
+#include "store/store_int.h" /* store__schema_version */
 
 #define T0       INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
 #define LEASE_MS INT64_C(30000)
@@ -257,6 +258,200 @@ static void test_listener_reconnects(void **state)
     free(url);
 }
 
+/* ---- the event log's final horizon ------------------------------------------------ */
+
+/* Runs sql on db; fails the test unless it succeeds. */
+static void admin_ok(PGconn *db, const char *sql)
+{
+    PGresult *r = PQexec(db, sql);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+/* The types of the events after *after, space-separated; *after moves on
+ * and *pending says whether newer, not yet final, events exist. New. */
+static char *read_events(store_t *st, int64_t *after, bool *pending)
+{
+    store_event_t *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_events_read(st, *after, 100, &v, &n, pending), 0);
+    char *out = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        char *t = xasprintf("%s%s%s", out, *out ? " " : "", v[i].type);
+        free(out);
+        out = t;
+        *after = v[i].id;
+        store_event_clear(&v[i]);
+    }
+    free(v);
+    return out;
+}
+
+/* PostgreSQL draws event ids before commit, so id N+1 can commit while N's
+ * transaction still runs. A reader that resumes after the last id it saw
+ * would then never see N: it must be served nothing past N until N's
+ * transaction ends, then N and N+1 in order. A transaction that rolls back
+ * leaves a hole, which must not stall the reader. */
+static void test_events_never_skip_an_uncommitted_id(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    store_t *st = open_ok(url), *other = open_ok(url);
+    char wid[SKED_ID_LEN];
+    new_worker(st, "w", wid);
+    int64_t after = 0;
+    bool pending = true;
+    char *got = read_events(st, &after, &pending);
+    assert_string_equal(got, "worker.registered");
+    free(got);
+    assert_false(pending);
+
+    const char *schema = strstr(url, "sked_schema=") + strlen("sked_schema=");
+    PGconn *admin = admin_conn();
+    char *sql = xasprintf("SET search_path TO %s", schema);
+    admin_ok(admin, sql);
+    free(sql);
+    char *drain = xasprintf("UPDATE workers SET state = 1 WHERE id = '%s'", wid);
+    char *undrain = xasprintf("UPDATE workers SET state = 0 WHERE id = '%s'", wid);
+
+    for (int round = 0; round < 2; round++) {
+        bool commit = round == 0;
+        /* A transaction draws the next id (its worker changes) and stays open. */
+        admin_ok(admin, "BEGIN");
+        admin_ok(admin, commit ? drain : undrain);
+        /* Another server commits a change with a higher id meanwhile. */
+        store_job_t j;
+        mkjob(&j, commit ? "later" : "later2");
+        assert_int_equal(store_job_create(other, &j, NULL, 0, false, NULL, NULL, T0), 0);
+        store_job_clear(&j);
+        for (int i = 0; i < 3; i++) {
+            got = read_events(st, &after, &pending);
+            assert_string_equal(got, ""); /* not the later id: it would skip the open one */
+            free(got);
+            assert_true(pending);
+        }
+        admin_ok(admin, commit ? "COMMIT" : "ROLLBACK");
+        got = read_events(st, &after, &pending);
+        assert_string_equal(got, commit ? "worker.draining job.created" : "job.created");
+        free(got);
+        assert_false(pending);
+    }
+
+    free(drain);
+    free(undrain);
+    PQfinish(admin);
+    store_close(other);
+    store_close(st);
+    free(url);
+}
+
+/* Many readers share one handle (one horizon) while two other servers
+ * write: each reader's stream, resumed after the last id it saw, must be
+ * exactly the log as it ends up: no id skipped, none twice. (A horizon one
+ * reader's newer snapshot proved final must not serve another reader whose
+ * read looks through an older snapshot.) */
+enum { EV_READERS = 4, EV_WRITERS = 4, EV_JOBS = 150 };
+
+struct ev_writer {
+    store_t *st;
+    int id;
+};
+
+struct ev_reader {
+    store_t *st;
+    atomic_int *stop;
+    int64_t *ids;
+    size_t n, cap;
+};
+
+static void *ev_write_main(void *arg)
+{
+    struct ev_writer *w = arg;
+    for (int i = 0; i < EV_JOBS; i++) {
+        store_job_t j;
+        char name[32];
+        snprintf(name, sizeof name, "w%d-%d", w->id, i);
+        mkjob(&j, name);
+        assert_int_equal(store_job_create(w->st, &j, NULL, 0, true, NULL, NULL, T0), 0);
+        store_job_clear(&j);
+    }
+    return NULL;
+}
+
+static void ev_take(struct ev_reader *r, bool *pending)
+{
+    store_event_t *v = NULL;
+    size_t n = 0;
+    int64_t after = r->n ? r->ids[r->n - 1] : 0;
+    assert_int_equal(store_events_read(r->st, after, 50, &v, &n, pending), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (r->n == r->cap) r->ids = xrealloc(r->ids, (r->cap = r->cap * 2 + 64) * sizeof *r->ids);
+        r->ids[r->n++] = v[i].id;
+        store_event_clear(&v[i]);
+    }
+    free(v);
+}
+
+static void *ev_read_main(void *arg)
+{
+    struct ev_reader *r = arg;
+    bool pending = false;
+    while (!atomic_load(r->stop))
+        ev_take(r, &pending);
+    for (int i = 0; i < 1000; i++) { /* the tail, once the writers are done */
+        size_t before = r->n;
+        ev_take(r, &pending);
+        if (r->n == before && !pending) break;
+    }
+    return NULL;
+}
+
+static void test_events_concurrent_readers_miss_nothing(void **state)
+{
+    (void)state;
+    char *url = schema_url("");
+    store_t *rd = open_ok(url), *wr[2] = {open_ok(url), open_ok(url)};
+    atomic_int stop = 0;
+    struct ev_reader readers[EV_READERS];
+    struct ev_writer writers[EV_WRITERS];
+    pthread_t rt[EV_READERS], wt[EV_WRITERS];
+    for (int i = 0; i < EV_READERS; i++) {
+        readers[i] = (struct ev_reader){rd, &stop, NULL, 0, 0};
+        assert_int_equal(pthread_create(&rt[i], NULL, ev_read_main, &readers[i]), 0);
+    }
+    for (int i = 0; i < EV_WRITERS; i++) {
+        writers[i] = (struct ev_writer){wr[i % 2], i};
+        assert_int_equal(pthread_create(&wt[i], NULL, ev_write_main, &writers[i]), 0);
+    }
+    for (int i = 0; i < EV_WRITERS; i++)
+        pthread_join(wt[i], NULL);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < EV_READERS; i++)
+        pthread_join(rt[i], NULL);
+
+    /* The log as it ended up, read by a fresh handle. */
+    store_t *fresh = open_ok(url);
+    struct ev_reader all = {fresh, &stop, NULL, 0, 0};
+    ev_read_main(&all);
+    assert_int_equal(all.n, EV_WRITERS * EV_JOBS * 2); /* job.created, run.pending */
+    for (int i = 0; i < EV_READERS; i++) {
+        for (size_t k = 0; k < all.n && k < readers[i].n; k++)
+            if (readers[i].ids[k] != all.ids[k])
+                fail_msg("reader %d: event %zu is id %lld, the log has %lld there", i, k,
+                         (long long)readers[i].ids[k], (long long)all.ids[k]);
+        assert_int_equal(readers[i].n, all.n);
+        free(readers[i].ids);
+    }
+    free(all.ids);
+    store_close(fresh);
+    store_close(rd);
+    store_close(wr[0]);
+    store_close(wr[1]);
+    free(url);
+}
+
 /* ---- connection faults ----------------------------------------------------------- */
 
 static void test_pool_survives_killed_connections(void **state)
@@ -397,8 +592,8 @@ static void test_concurrent_open_migrates_once(void **state)
         assert_int_equal(o[i].rc, 0);
         assert_string_equal(store_backend(o[i].st), "postgres");
     }
-    /* One version row at the latest version (whatever this build's newest
-     * migration is), and every server can use the store at once. */
+    /* One version row at the latest version, and every server can use the
+     * store at once. */
     PGconn *admin = admin_conn();
     const char *schema = strstr(url, "sked_schema=") + strlen("sked_schema=");
     char *sql = xasprintf("SELECT count(*) * 1000 + max(version) FROM %s.schema_version", schema);
@@ -699,6 +894,8 @@ int main(void)
         cmocka_unit_test(test_reap_and_prune_on_every_server),
         cmocka_unit_test(test_db_clock),
         cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_events_never_skip_an_uncommitted_id),
+        cmocka_unit_test(test_events_concurrent_readers_miss_nothing),
     };
     return cmocka_run_group_tests_name("postgres-cluster", tests, NULL, NULL);
 }

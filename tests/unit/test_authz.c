@@ -280,15 +280,20 @@ static const struct row rows[] = {
     {"POST", "/v1/jobs/{id}/trigger", ACCESS_WRITE, K_JOB_WRITE, 201, NULL},
     {"GET", "/v1/jobs/{id}/preview", ACCESS_READ, K_JOB_READ, 200, NULL},
     {"GET", "/v1/jobs/{id}/misses", ACCESS_READ, K_JOB_READ, 200, NULL},
+    {"GET", "/v1/jobs/{id}/explain", ACCESS_READ, K_JOB_READ, 200, NULL},
     {"POST", "/v1/schedules/preview", ACCESS_READ, K_PLAIN, 200,
      "{\"schedules\":[{\"every\":\"1h\"}]}"},
     {"GET", "/v1/runs", ACCESS_READ, K_PLAIN, 200, NULL},
     {"GET", "/v1/runs/{id}", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"POST", "/v1/runs/{id}/cancel", ACCESS_WRITE, K_RUN_WRITE, 200, NULL},
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, K_RUN_READ, 200, NULL},
+    {"GET", "/v1/runs/{id}/explain", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"POST", "/v1/workers", ACCESS_WORKER, K_PLAIN, 201,
      "{\"name\":\"%s\",\"host\":\"h\",\"slots\":1}"},
     {"GET", "/v1/workers", ACCESS_READ, K_PLAIN, 200, NULL},
+    /* Asked to resume after an id the log never had, so an allowed call
+     * answers (410) instead of streaming for ever. */
+    {"GET", "/v1/events", ACCESS_READ, K_PLAIN, 410, NULL},
     {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, K_WORKER_OWN, 200, NULL},
     {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, K_WORKER_OWN, 200, "{\"runs\":[]}"},
     {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, K_WORKER_OWN, 200,
@@ -461,6 +466,7 @@ static void run_case(const struct row *w, enum role_ix r, enum scope s)
     make_path(&path, w, r, s);
     if (!strcmp(w->method, "POST") && strstr(w->pattern, "/attempts/{n}/log"))
         buf_puts(&path, "?fence=1&seq=0&stream=1");
+    if (!strcmp(w->pattern, "/v1/events")) buf_puts(&path, "?after=999999999");
     if (w->body) expand(&body, w->body, ns_of[s]);
     req(&res, w->method, path.data, fx->tok[r], w->body ? body.data : NULL);
     int want = expected(w, r, s);
