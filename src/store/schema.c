@@ -67,6 +67,21 @@
 #define EV_NOW_LITE_EXPR "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 #define EV_NOW_PG        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
+/* Alert events (GET /v1/events): "alert.opened" when an alert is
+ * inserted, "alert.resolved" / "alert.acked" when its state or
+ * acknowledgement changes; the detail is "<alert id> <condition>: <what
+ * happened>" (or why it cleared). A worker's alert names the worker. */
+#define EV_ALERT_COND                                                                              \
+    "CASE NEW.cond WHEN 0 THEN 'failed' WHEN 1 THEN 'retrying' WHEN 2 THEN 'sla_missed'"           \
+    " WHEN 3 THEN 'overrun' WHEN 4 THEN 'missed' WHEN 5 THEN 'worker_lost' ELSE 'backlog' END"
+#define EV_ALERT_VALUES(type)                                                                      \
+    type ", NEW.ns, NEW.job_id, NEW.run_id, CASE WHEN NEW.cond = 5 THEN NEW.subject ELSE '' END,"  \
+         " 0, NEW.id || ' ' || " EV_ALERT_COND " || ': ' || CASE WHEN NEW.state = 1"               \
+         " THEN coalesce(NEW.resolve_detail, '') ELSE NEW.detail END"
+#define EV_ALERT_TYPE                                                                              \
+    "CASE WHEN NEW.state <> OLD.state THEN 'alert.resolved' ELSE 'alert.acked' END"
+#define EV_ALERT_CHANGED "NEW.state <> OLD.state OR NEW.acked_ms <> OLD.acked_ms"
+
 const struct store_migration store__migrations[] = {
     /* 1: the initial schema. */
     {.lite =
@@ -394,7 +409,7 @@ const struct store_migration store__migrations[] = {
                             " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, "
                             "attempt, detail)"
                             " VALUES (" EV_NOW_PG ", CASE WHEN TG_OP = 'INSERT' THEN "
-                                                  "'worker.registered' ELSE " EV_WORKER_TYPE
+                            "'worker.registered' ELSE " EV_WORKER_TYPE
                             " END, NEW.ns, '', '', NEW.id, 0, NULL); RETURN NULL; END $$;"
                             "CREATE TRIGGER ev_workers_ins AFTER INSERT ON workers FOR EACH ROW"
                             " EXECUTE FUNCTION sked_ev_worker();"
@@ -453,7 +468,17 @@ const struct store_migration store__migrations[] = {
          "CREATE TABLE alert_watch ("
          " rule_id TEXT NOT NULL, subject TEXT NOT NULL, since_ms INTEGER NOT NULL,"
          " PRIMARY KEY (rule_id, subject)) WITHOUT ROWID;"
-         "CREATE INDEX misses_last ON misses(last_ms);",
+         "CREATE INDEX misses_last ON misses(last_ms);"
+         "CREATE TRIGGER ev_alerts_ins AFTER INSERT ON alerts BEGIN"
+         " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail)"
+         " VALUES (" EV_NOW_LITE_EXPR
+         ", " EV_ALERT_VALUES("'alert.opened'") "); END;"
+                                                "CREATE TRIGGER ev_alerts_upd AFTER UPDATE ON "
+                                                "alerts WHEN " EV_ALERT_CHANGED " BEGIN"
+                                                " INSERT INTO events (at_ms, type, ns, job_id, "
+                                                "run_id, worker_id, attempt, detail)"
+                                                " VALUES (" EV_NOW_LITE_EXPR
+                                                ", " EV_ALERT_VALUES(EV_ALERT_TYPE) "); END;",
      .pg = "ALTER TABLE jobs ADD COLUMN sla_start_ms bigint NOT NULL DEFAULT 0;"
            "ALTER TABLE jobs ADD COLUMN sla_finish_ms bigint NOT NULL DEFAULT 0;"
            "ALTER TABLE jobs ADD COLUMN alerts_open integer NOT NULL DEFAULT 0;"
@@ -497,7 +522,17 @@ const struct store_migration store__migrations[] = {
            "CREATE TABLE alert_watch ("
            " rule_id text NOT NULL, subject text NOT NULL, since_ms bigint NOT NULL,"
            " PRIMARY KEY (rule_id, subject));"
-           "CREATE INDEX misses_last ON misses (last_ms);"},
+           "CREATE INDEX misses_last ON misses (last_ms);"
+           "CREATE FUNCTION sked_ev_alert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+           " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail)"
+           " VALUES (" EV_NOW_PG ", " EV_ALERT_VALUES(
+               "CASE WHEN TG_OP = 'INSERT' THEN"
+               " 'alert.opened' ELSE " EV_ALERT_TYPE
+               " END") "); RETURN NULL; END $$;"
+                       "CREATE TRIGGER ev_alerts_ins AFTER INSERT ON alerts FOR EACH ROW"
+                       " EXECUTE FUNCTION sked_ev_alert();"
+                       "CREATE TRIGGER ev_alerts_upd AFTER UPDATE ON alerts FOR EACH ROW"
+                       " WHEN (" EV_ALERT_CHANGED ") EXECUTE FUNCTION sked_ev_alert();"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);

@@ -527,7 +527,8 @@ int store_prune(store_t *st, int64_t older_than_ms);
  * (an attempt ended and the next is scheduled), run.requeued (a claim that
  * never started was undone), run.cancel_requested, run.succeeded,
  * run.failed, run.canceled; worker.registered, worker.draining,
- * worker.lost, worker.gone. */
+ * worker.lost, worker.gone; alert.opened, alert.resolved, alert.acked
+ * (detail: "<alert id> <condition>: <what happened or why it cleared>"). */
 typedef struct store_event {
     int64_t id;
     int64_t at_ms;

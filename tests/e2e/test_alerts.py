@@ -20,6 +20,7 @@ import unittest
 from skedtest import SLOW, SkedTestCase, wait_until
 from sinks import SmtpSink, WebhookSink
 from pgcluster import ClusterTestCase, free_port
+from test_events import read_all
 
 SECRET = "wh-s3cret-7f3a"
 
@@ -138,6 +139,13 @@ class AlertsTest(SkedTestCase):
                        20)
             time.sleep(1.0)  # a notice, were one sent, would have been by now
             self.assertEqual(events(hook), [("opened", "failed", "open")])
+            # The event stream has the alert's life too.
+            evs = read_all(self, self.srv, self.token, query="?type=alert")
+            self.assertEqual([e["type"] for e in evs],
+                             ["alert.opened", "alert.acked", "alert.resolved"])
+            for e in evs:
+                self.assertEqual(e["data"]["job_id"], job["id"])
+                self.assertTrue(e["data"]["detail"].startswith(alert_id + " failed: "))
             st, _, _ = self.api("POST", "/v1/alerts/alr_01JD0000000000000000000000/ack")
             self.assertEqual(st, 404)
             rc, _, _ = self.cli("alerts", "ack")

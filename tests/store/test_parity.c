@@ -2573,6 +2573,7 @@ static const char *const pg_only_functions[] = {
     "sked_ev_job",
     "sked_ev_run",
     "sked_ev_worker",
+    "sked_ev_alert",
 };
 
 static void pg_catalog(PGconn *db, const char *schema, struct facts *f)

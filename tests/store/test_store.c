@@ -4227,6 +4227,44 @@ static void test_alert_retry_canceled(void **state)
     store_job_clear(&j);
 }
 
+/* Alerts have their events, written with them: opened, acknowledged,
+ * resolved, scoped to the job's namespace. */
+static void test_alert_events(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN], r2[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "evented");
+    own_rule(&j, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_FAILED, aid);
+    assert_int_equal(store_alert_ack(ST, aid, "alice", NULL, T0 + 100), 0);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 200, r2), 0);
+    run_once(ST, wid, &RES_OK, T0 + 200);
+    store_event_t *v = NULL;
+    size_t n = 0;
+    bool pending = false;
+    assert_int_equal(store_events_read(ST, 0, 1000, &v, &n, &pending), 0);
+    const char *want[] = {"alert.opened", "alert.acked", "alert.resolved"};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(v[i].type, "alert.", 6) != 0) continue;
+        assert_true(k < 3);
+        assert_string_equal(v[i].type, want[k]);
+        assert_string_equal(v[i].job_id, j.id);
+        assert_string_equal(v[i].ns, "default");
+        assert_true(!strncmp(v[i].detail, aid, strlen(aid)));
+        assert_non_null(strstr(v[i].detail, " failed: "));
+        k++;
+    }
+    assert_int_equal(k, 3);
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&v[i]);
+    free(v);
+    store_job_clear(&j);
+}
+
 /* Servers race to open the same alerts: one open alert, one notice per
  * channel, whoever wins. */
 struct sweep_thread {
@@ -4494,6 +4532,7 @@ int main(int argc, char **argv)
         T(test_alert_list),
         T(test_alert_one_open_under_race),
         T(test_alert_retry_canceled),
+        T(test_alert_events),
         T(test_events_every_change),
         T(test_events_prune),
         T(test_explain_facts),
