@@ -36,6 +36,8 @@ int cmd_users(int argc, char **argv);   /* cmd_auth.c */
 int cmd_tokens(int argc, char **argv);  /* cmd_auth.c */
 int cmd_audit(int argc, char **argv);   /* cmd_auth.c */
 int cmd_watch(int argc, char **argv);   /* cmd_watch.c */
+int cmd_alerts(int argc, char **argv);      /* cmd_alerts.c */
+int cmd_alert_rules(int argc, char **argv); /* cmd_alerts.c */
 
 /* Process exit statuses of the client commands. */
 #define CLI_EXIT_OK    0
@@ -226,6 +228,13 @@ int cli_list(cli_t *c, const char *path, int all, json_t **out);
  * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
 int cli_list_show(cli_t *c, const char *path, int all, void (*print)(const json_t *list),
                   const char *noun);
+/* Runs subcommand argv[1] of command cmd (one of subs, NULL-terminated;
+ * "list" is taken for "ls") as fn(c, sub, argc - 1, argv + 1) with a
+ * fresh cli_t named "cmd sub"; no subcommand, or an unknown one, prints
+ * help to stderr (CLI_EXIT_USAGE); -h/--help/help prints it to stdout.
+ * Returns the exit status. (cmd_auth.c) */
+int cli_dispatch(const char *cmd, const char *help, const char *const *subs, int argc, char **argv,
+                 int (*fn)(cli_t *, const char *, int, char **));
 /* Resolves what a person typed for a job, its id or its name, to the id
  * (OUT, id[SKED_ID_LEN]). Text starting "job_" is taken as an id as is; a
  * name must name exactly one job the caller can see (asked of the server);

@@ -566,9 +566,8 @@ out:
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
-/* Runs sub of a command whose subcommands are listed in subs. */
-static int dispatch(const char *cmd, const char *help, const char *const *subs, int argc,
-                    char **argv, int (*fn)(cli_t *, const char *, int, char **))
+int cli_dispatch(const char *cmd, const char *help, const char *const *subs, int argc, char **argv,
+                 int (*fn)(cli_t *, const char *, int, char **))
 {
     cli_t c;
     char name[64];
@@ -601,13 +600,13 @@ static int dispatch(const char *cmd, const char *help, const char *const *subs, 
 int cmd_users(int argc, char **argv)
 {
     static const char *const subs[] = {"ls", "create", "set", "rm", NULL};
-    return dispatch("users", users_help, subs, argc, argv, users_run);
+    return cli_dispatch("users", users_help, subs, argc, argv, users_run);
 }
 
 int cmd_tokens(int argc, char **argv)
 {
     static const char *const subs[] = {"ls", "create", "revoke", NULL};
-    return dispatch("tokens", tokens_help, subs, argc, argv, tokens_run);
+    return cli_dispatch("tokens", tokens_help, subs, argc, argv, tokens_run);
 }
 
 static int audit_run(cli_t *c, const char *sub, int argc, char **argv)
@@ -619,5 +618,5 @@ static int audit_run(cli_t *c, const char *sub, int argc, char **argv)
 int cmd_audit(int argc, char **argv)
 {
     static const char *const subs[] = {"ls", NULL};
-    return dispatch("audit", audit_help, subs, argc, argv, audit_run);
+    return cli_dispatch("audit", audit_help, subs, argc, argv, audit_run);
 }

@@ -24,6 +24,8 @@ static const struct {
     {"users", cmd_users, "manage users, roles and namespaces (admin)"},
     {"tokens", cmd_tokens, "create, list and revoke API tokens"},
     {"audit", cmd_audit, "read the audit log (admin)"},
+    {"alerts", cmd_alerts, "list and acknowledge alerts"},
+    {"alert-rules", cmd_alert_rules, "manage global alert rules (admin)"},
     {"routes", cmd_routes, "print the server's HTTP routes"},
 };
 
@@ -31,7 +33,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sked COMMAND [ARGS...]\n\nA distributed job scheduler.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].help);
+        fprintf(f, "  %-11s %s\n", cmds[i].name, cmds[i].help);
     fprintf(f, "\nRun 'sked COMMAND --help' for a command's options.\n"
                "Client commands read SKED_SERVER and SKED_TOKEN (or --server/--token).\n");
 }

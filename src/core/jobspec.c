@@ -18,6 +18,8 @@
  * jobspec_redact masks it for every other reader (see jobspec.h).
  */
 #include "core/jobspec.h"
+#include "core/alert.h"
+#include "core/alertspec.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -99,13 +101,22 @@ static void strf(char *dst, size_t n, const char *fmt, ...)
 static int fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+static int vfail(jobspec_error_t *err, const char *field, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static int fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
 {
-    char msg[sizeof err->detail];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = vfail(err, field, fmt, ap);
     va_end(ap);
+    return rc;
+}
+
+static int vfail(jobspec_error_t *err, const char *field, const char *fmt, va_list ap)
+{
+    char msg[sizeof err->detail];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     utf8_scrub(msg);
     strf(err->field, sizeof err->field, "%s", field);
     if (*field)
@@ -745,6 +756,31 @@ out:
     return rc;
 }
 
+/* sla: {"start_within": DUR, "finish_within": DUR}, at least one, each
+ * counted from the run's fire time. */
+static int parse_sla(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    static const char *const keys[] = {"start_within", "finish_within", NULL};
+    const json_t *f;
+    int rc;
+    if (!v) return 0;
+    if (!json_is_object(v))
+        return fail(err, "sla", "must be an object such as {\"start_within\": \"2m\"}");
+    if ((rc = check_keys(v, keys, NULL, "sla.", err))) return rc;
+    if ((f = opt(v, "start_within"))) {
+        if ((rc = get_duration(f, "sla.start_within", &out->sla_start_ms, err))) return rc;
+        if (out->sla_start_ms <= 0) return fail(err, "sla.start_within", "must be greater than 0");
+    }
+    if ((f = opt(v, "finish_within"))) {
+        if ((rc = get_duration(f, "sla.finish_within", &out->sla_finish_ms, err))) return rc;
+        if (out->sla_finish_ms <= 0)
+            return fail(err, "sla.finish_within", "must be greater than 0");
+    }
+    if (!out->sla_start_ms && !out->sla_finish_ms)
+        return fail(err, "sla", "must have \"start_within\", \"finish_within\" or both");
+    return 0;
+}
+
 static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
 {
     static const char *const keys[] = {"name",
@@ -763,6 +799,8 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
                                        "catch_up_window",
                                        "max_concurrency",
                                        "tags",
+                                       "sla",
+                                       "alerts",
                                        NULL};
     /* What the canonical document itself writes as null ("none"), so that
      * a document read back parses again. */
@@ -829,7 +867,10 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
         (rc = get_int(v, "max_concurrency", 0, MAX_CONCURRENCY_MAX, &out->max_concurrency, err)))
         return rc;
     if ((rc = parse_tags(opt(doc, "tags"), out, err))) return rc;
-    return 0;
+    if ((rc = parse_sla(opt(doc, "sla"), out, err))) return rc;
+    return alert_job_entries_parse(opt(doc, "alerts"),
+                                   out->sla_start_ms > 0 || out->sla_finish_ms > 0,
+                                   out->nschedules > 0, &out->alerts, &out->nalerts, err);
 }
 
 /* ---- public -------------------------------------------------------------- */
@@ -918,6 +959,8 @@ int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, j
     doc = json_is_object(current) ? json_deep_copy(current) : json_object();
     patch_copy = keep_masked_secrets(doc, patch);
     merge_patch(doc, patch_copy ? patch_copy : patch);
+    /* Alerts read back show their webhook secrets masked, as env does. */
+    alert_keep_secrets(json_object_get(doc, "alerts"), json_object_get(current, "alerts"));
     if ((rc = jobspec_parse(doc, out, err))) goto out;
     *merged = jobspec_to_json(out);
 out:
@@ -1078,6 +1121,18 @@ json_t *jobspec_to_json(const jobspec_t *spec)
         p += len;
     }
     json_object_set_new(o, "tags", a);
+    /* Written only when set, so the documents of jobs without them are
+     * what they were before jobs had them. */
+    if (spec->sla_start_ms > 0 || spec->sla_finish_ms > 0) {
+        json_t *sla = json_object();
+        if (spec->sla_start_ms > 0)
+            json_object_set_new(sla, "start_within", duration_json(spec->sla_start_ms));
+        if (spec->sla_finish_ms > 0)
+            json_object_set_new(sla, "finish_within", duration_json(spec->sla_finish_ms));
+        json_object_set_new(o, "sla", sla);
+    }
+    if (spec->nalerts)
+        json_object_set_new(o, "alerts", alert_job_entries_to_json(spec->alerts, spec->nalerts));
     return o;
 }
 
@@ -1102,6 +1157,7 @@ void jobspec_free(jobspec_t *spec)
     free(spec->queue);
     free(spec->constraints);
     free(spec->tags);
+    alert_rules_free(spec->alerts, spec->nalerts);
     memset(spec, 0, sizeof *spec);
 }
 
@@ -1111,6 +1167,7 @@ json_t *jobspec_redact(const json_t *doc)
     json_t *env = json_object_get(copy, "env");
     const char *key;
     json_t *v;
+    alert_redact(json_object_get(copy, "alerts"));
     if (!json_is_object(env)) return copy;
     json_object_foreach(env, key, v)
     {
@@ -1128,4 +1185,58 @@ const char *overlap_policy_name(overlap_policy_t p)
 const char *misfire_policy_name(misfire_policy_t p)
 {
     return (unsigned)p < sizeof misfire_names / sizeof misfire_names[0] ? misfire_names[p] : NULL;
+}
+
+/* ---- shared with core/alert.c (jobspec_int.h) ----------------------------- */
+
+int jobspec__fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(err, field, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void jobspec__strf(char *dst, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, n, fmt, ap);
+    va_end(ap);
+    utf8_scrub(dst);
+}
+
+json_t *jobspec__opt(const json_t *obj, const char *key)
+{
+    return opt(obj, key);
+}
+
+int jobspec__check_keys(const json_t *obj, const char *const *allowed, const char *const *nullable,
+                        const char *prefix, jobspec_error_t *err)
+{
+    return check_keys(obj, allowed, nullable, prefix, err);
+}
+
+int jobspec__get_string(const json_t *v, const char *field, size_t min, size_t max,
+                        const char **out, jobspec_error_t *err)
+{
+    return get_string(v, field, min, max, out, err);
+}
+
+int jobspec__get_label(const json_t *v, const char *field, const char *forbidden, const char **out,
+                       jobspec_error_t *err)
+{
+    return get_label(v, field, forbidden, out, err);
+}
+
+int jobspec__get_duration(const json_t *v, const char *field, int64_t *out, jobspec_error_t *err)
+{
+    return get_duration(v, field, out, err);
+}
+
+int jobspec__get_int(const json_t *v, const char *field, long long min, long long max, int *out,
+                     jobspec_error_t *err)
+{
+    return get_int(v, field, min, max, out, err);
 }

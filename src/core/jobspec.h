@@ -69,6 +69,10 @@ typedef struct jobspec {
     int64_t catch_up_window_ms; /* misfire catch_up: only fire times within this; default 1h */
     int max_concurrency;        /* 0 = unlimited */
     char *tags;                 /* canonical ",a,b," (sorted, for LIKE filters); "" = none */
+    int64_t sla_start_ms;  /* sla.start_within: start this long after the fire time; 0 = none */
+    int64_t sla_finish_ms; /* sla.finish_within: finish this long after it; 0 = none */
+    struct alert_rule_spec *alerts; /* the job's own alert rules (core/alert.h), one channel each */
+    size_t nalerts;
 } jobspec_t;
 
 /* Parses and validates a job document (POST /v1/jobs body). On success
@@ -107,7 +111,9 @@ int jobspec_schedule_read(const json_t *v, schedule_spec_t *out);
  * document read back and sent again does not destroy it.
  *
  * Returns a deep copy of doc (a canonical spec or a job resource: its
- * top-level "env") with every secret value replaced by "***". New
+ * top-level "env") with every secret value replaced by "***", and the
+ * "secret" of every entry of its "alerts" (a webhook's signing key, which
+ * not even workers need: api_workers.c leaves "alerts" out) too. New
  * reference; doc is not changed. */
 json_t *jobspec_redact(const json_t *doc);
 

@@ -58,24 +58,6 @@
 #define ANSWER_KEEP        120 /* bytes of a failed answer's body kept for err */
 #define ID_MAX             128
 
-static const char *const chan_names[] = {"webhook", "slack", "email"};
-
-const char *alert_chan_name(alert_chan_kind_t k)
-{
-    return (unsigned)k < sizeof chan_names / sizeof *chan_names ? chan_names[k] : "unknown";
-}
-
-int alert_chan_parse(const char *name, alert_chan_kind_t *out)
-{
-    for (size_t i = 0; name && i < sizeof chan_names / sizeof *chan_names; i++) {
-        if (!strcmp(name, chan_names[i])) {
-            *out = (alert_chan_kind_t)i;
-            return 0;
-        }
-    }
-    return SKED_EINVAL;
-}
-
 /* ---- one-time setup ----------------------------------------------------- */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -655,17 +637,17 @@ int alert_send(const alert_channel_t *ch, const alert_smtp_t *smtp, const alert_
     if (msg->id && !valid_id(msg->id))
         return fail(err, SKED_EINVAL, "the delivery id is not 1-%d of [A-Za-z0-9._-]", ID_MAX);
     switch (ch->kind) {
-    case ALERT_CHAN_WEBHOOK:
-    case ALERT_CHAN_SLACK:
+    case ALERT_CHANNEL_WEBHOOK:
+    case ALERT_CHANNEL_SLACK:
         if (!is_http_url(ch->url)) {
             rc = fail(err, SKED_EINVAL, "%s: the URL must be http:// or https://",
-                      alert_chan_name(ch->kind));
+                      alert_channel_kind_name(ch->kind));
             break;
         }
-        rc = ch->kind == ALERT_CHAN_WEBHOOK ? send_webhook(ch, smtp, msg, timeout_ms, err)
-                                            : send_slack(ch, smtp, msg, timeout_ms, err);
+        rc = ch->kind == ALERT_CHANNEL_WEBHOOK ? send_webhook(ch, smtp, msg, timeout_ms, err)
+                                               : send_slack(ch, smtp, msg, timeout_ms, err);
         break;
-    case ALERT_CHAN_EMAIL:
+    case ALERT_CHANNEL_EMAIL:
         rc = send_email(ch, smtp, msg, timeout_ms, err);
         break;
     default:

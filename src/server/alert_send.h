@@ -34,21 +34,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum alert_chan_kind {
-    ALERT_CHAN_WEBHOOK = 0,
-    ALERT_CHAN_SLACK,
-    ALERT_CHAN_EMAIL
-} alert_chan_kind_t;
-
-/* "webhook", "slack", "email"; and back (0 or SKED_EINVAL). */
-const char *alert_chan_name(alert_chan_kind_t k);
-int alert_chan_parse(const char *name, alert_chan_kind_t *out);
+#include "core/alert.h"
 
 typedef struct alert_channel {
-    alert_chan_kind_t kind;
-    const char *url;    /* webhook, slack: http(s):// URL */
-    const char *secret; /* webhook: HMAC key; NULL or "" = unsigned */
-    const char *to;     /* email: plain addresses, "a@x,b@y" (spaces around commas ok) */
+    alert_channel_kind_t kind; /* core/alert.h */
+    const char *url;           /* webhook, slack: http(s):// URL */
+    const char *secret;        /* webhook: HMAC key; NULL or "" = unsigned */
+    const char *to;            /* email: plain addresses, "a@x,b@y" (spaces around commas ok) */
 } alert_channel_t;
 
 /* The server's SMTP relay, for email channels, and the server's trust for

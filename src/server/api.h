@@ -30,6 +30,26 @@ void api_jobs_misses(http_req_t *req, http_resp_t *resp);
 void api_schedules_preview(http_req_t *req, http_resp_t *resp);
 void api_jobs_explain(http_req_t *req, http_resp_t *resp);
 
+/* The jobs API's access check, shared by resources that belong to a job
+ * (alerts): whether the caller may see (write = false) or change (write =
+ * true) job id; on false resp holds the answer (404 for a job out of the
+ * caller's namespaces, 403 for one it may see but not change). *ns_out
+ * (may be NULL): the job's namespace when it was read (new; caller frees). */
+bool api_job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out);
+/* An If-Match value ("3", "\"3\"", W/ tolerated, "*" = 0: any) as a
+ * version. 0 or SKED_EINVAL. */
+int api_if_match(const char *s, int64_t *out);
+
+/* api_alerts.c: global alert rules (admin) and alerts */
+void api_alert_rules_create(http_req_t *req, http_resp_t *resp);
+void api_alert_rules_list(http_req_t *req, http_resp_t *resp);
+void api_alert_rules_get(http_req_t *req, http_resp_t *resp);
+void api_alert_rules_put(http_req_t *req, http_resp_t *resp);
+void api_alert_rules_delete(http_req_t *req, http_resp_t *resp);
+void api_alerts_list(http_req_t *req, http_resp_t *resp);
+void api_alerts_get(http_req_t *req, http_resp_t *resp);
+void api_alerts_ack(http_req_t *req, http_resp_t *resp);
+
 /* api_runs.c */
 void api_runs_list(http_req_t *req, http_resp_t *resp);
 void api_runs_get(http_req_t *req, http_resp_t *resp);

@@ -60,9 +60,9 @@ static const char *const event_types[] = {
     "job.deleted",   "run.scheduled", "run.waiting",  "run.pending",       "run.skipped",
     "run.claimed",   "run.started",   "run.retrying", "run.requeued",      "run.cancel_requested",
     "run.succeeded", "run.failed",    "run.canceled", "worker.registered", "worker.draining",
-    "worker.lost",   "worker.gone",
+    "worker.lost",   "worker.gone",   "alert.opened", "alert.resolved",    "alert.acked",
 };
-static const char *const event_kinds[] = {"job", "run", "worker"};
+static const char *const event_kinds[] = {"job", "run", "worker", "alert"};
 
 struct stream {
     unsigned magic;
@@ -173,7 +173,7 @@ static struct stream *start(http_req_t *req, http_resp_t *resp)
             if (!known_type(t)) {
                 api_fail(resp, SKED_EINVAL, "query.type",
                          "unknown event type '%s': a type such as run.failed, or a kind: job, "
-                         "run or worker",
+                         "run, worker or alert",
                          t);
                 free(t);
                 goto fail;

@@ -768,3 +768,15 @@ out:
     free(v);
     free(next);
 }
+
+/* ---- shared with the alerts API (api.h) ---------------------------------- */
+
+bool api_job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out)
+{
+    return job_access(req, resp, id, write, ns_out);
+}
+
+int api_if_match(const char *s, int64_t *out)
+{
+    return parse_if_match(s, out);
+}

@@ -452,6 +452,9 @@ static json_t *claimed_json(const store_claimed_t *c)
         json_object_set_new(o, "timeout", json_null());
     }
     if (!spec) log_error("api", "run %s: stored job spec does not parse", c->run.id);
+    /* The job's alert rules (and their webhook secrets) are the server's
+     * business, not the worker's. */
+    if (spec) json_object_del(spec, "alerts");
     json_object_set_new(o, "spec", spec ? spec : json_null());
     return o;
 }

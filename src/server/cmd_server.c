@@ -165,6 +165,12 @@ static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
         if (r > 0) cfg->smtp_credentials_file = v;
         return r;
     }
+    if ((r = cmd_server_take(argc, argv, i, "--alert-tries", &v)) != 0)
+        return r < 0 || cmd_server_parse_count("--alert-tries", v, 1, 1000, &cfg->alert_tries) < 0
+                   ? -1
+                   : 1;
+    if ((r = cmd_server_take(argc, argv, i, "--alert-retry-max", &v)) != 0)
+        return r < 0 || parse_dur("--alert-retry-max", v, &cfg->alert_retry_max_ms) < 0 ? -1 : 1;
     if ((r = cmd_server_take(argc, argv, i, "--alert-ca", &v)) != 0) {
         if (r > 0) cfg->alert_ca_file = v;
         return r;

@@ -51,7 +51,10 @@
     "                       one line user:password for SMTP AUTH; must be mode 0600\n"             \
     "                       (or 0400). Sent only over TLS, or to a loopback relay\n"               \
     "  --alert-ca FILE      PEM CA certificates that alert deliveries over TLS (relay,\n"          \
-    "                       webhooks, Slack) trust instead of the system's\n"
+    "                       webhooks, Slack) trust instead of the system's\n"                      \
+    "  --alert-tries N      sends of one alert notice before it is marked failed\n"                \
+    "                       (default 10), with exponential backoff between them from\n"            \
+    "                       1s up to --alert-retry-max DUR (default 5m)\n"
 
 /* Entry points; argv[0] is the subcommand name; return the exit status. */
 int cmd_server(int argc, char **argv);

@@ -58,5 +58,17 @@ const http_route_t http_routes[] = {
     {"DELETE", "/v1/tokens/{id}", ACCESS_READ, api_tokens_revoke},
     {"GET", "/v1/audit", ACCESS_ADMIN, api_audit_list},
 
+    /* Alerts: global rules are the admin's; an alert of a job is seen and
+     * acknowledged as its job is (the handlers decide), others only by
+     * callers who see every namespace. */
+    {"POST", "/v1/alert-rules", ACCESS_ADMIN, api_alert_rules_create},
+    {"GET", "/v1/alert-rules", ACCESS_ADMIN, api_alert_rules_list},
+    {"GET", "/v1/alert-rules/{id}", ACCESS_ADMIN, api_alert_rules_get},
+    {"PUT", "/v1/alert-rules/{id}", ACCESS_ADMIN, api_alert_rules_put},
+    {"DELETE", "/v1/alert-rules/{id}", ACCESS_ADMIN, api_alert_rules_delete},
+    {"GET", "/v1/alerts", ACCESS_READ, api_alerts_list},
+    {"GET", "/v1/alerts/{id}", ACCESS_READ, api_alerts_get},
+    {"POST", "/v1/alerts/{id}/ack", ACCESS_WRITE, api_alerts_ack},
+
     {NULL, NULL, ACCESS_PUBLIC, NULL},
 };

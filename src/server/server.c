@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/alert_send.h"
+#include "server/alerter.h"
 #include "server/auth.h"
 #include "server/server_int.h"
 #include "server/http.h"
@@ -33,7 +34,8 @@ struct server {
     char *token_file;
     char *tls_cert_file;
     char *tls_key_file;
-    alert_smtp_t smtp; /* the relay and alert TLS trust (alert_send.h); owns its strings */
+    alert_smtp_t smtp;  /* the relay and alert TLS trust (alert_send.h); owns its strings */
+    alerter_t *alerter; /* alert evaluation and delivery; set before the notify hook */
     char *metrics_listen;
     store_t *st;
     sched_t *sched;
@@ -142,7 +144,10 @@ static int smtp_setup(server_t *srv, const server_config_t *cfg)
 
 static void on_store_notify(void *arg)
 {
-    server_wake(arg);
+    server_t *srv = arg;
+    server_wake(srv);
+    /* A commit that queued alert notices is one of these. */
+    alerter_kick(srv->alerter);
 }
 
 int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
@@ -205,6 +210,7 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     /* The daemon object exists before anything can call server_wake, so
      * srv->http never changes while other threads may read it. */
     srv->http = http__new(srv, srv->st);
+    srv->alerter = alerter_new(srv->st, &srv->cfg, &srv->smtp);
     store_set_notify(srv->st, on_store_notify, srv);
 
     rc = auth_bootstrap(srv->st, srv->token_file, store_now_ms(srv->st), &token);
@@ -217,6 +223,8 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
         log_error("server", "cannot start the scheduler: %s", sked_strerror(rc));
         goto out;
     }
+    rc = alerter_start(srv->alerter);
+    if (rc < 0) goto out;
     rc = http__listen(srv->http, srv->listen, srv->cfg.threads);
     if (rc < 0) goto out;
     if (srv->metrics_listen) {
@@ -258,6 +266,8 @@ void server_stop(server_t *srv)
     http__stop(srv->http);
     sched_stop(srv->sched);
     srv->sched = NULL;
+    alerter_stop(srv->alerter);
+    srv->alerter = NULL;
     store_close(srv->st);
     srv->st = NULL;
     /* Only now: a commit from the scheduler may have called server_wake

@@ -64,6 +64,8 @@ typedef struct server_config {
     const char *metrics_listen; /* "ADDR:PORT" of a second listener serving GET /metrics alone,
                                    without a token; NULL = none (the API's /metrics then
                                    needs a token of role metrics or admin) */
+    int alert_tries;            /* sends of one notice before it is failed; 0 = default 10 */
+    int64_t alert_retry_max_ms; /* cap of the backoff between them; 0 = default 5m */
 } server_config_t;
 
 /* Opens the store, bootstraps the admin token on a fresh store, starts the

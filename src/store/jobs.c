@@ -250,6 +250,7 @@ static int job_create_fn(db_t *db, void *arg)
         sc->last_fire_ms = -1;
         if ((rc = put_sched(db, &Q_SCHED_INSERT, sc, i, true, NULL)) < 0) return rc;
     }
+    if ((rc = store__alerts_put_job(db, j, false, a->now_ms)) < 0) return rc;
     if (a->run_now) {
         char rid[SKED_ID_LEN];
         rc = store__insert_run(db, rid, j->id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL,
@@ -434,6 +435,7 @@ static int job_update_fn(db_t *db, void *arg)
         }
     }
     if ((rc = exec_job(db, &Q_SCHED_DROP_UNMARKED, j->id, NULL)) < 0) return rc;
+    if ((rc = store__alerts_put_job(db, j, true, a->now_ms)) < 0) return rc;
     db_notify(db);
     return store__put_audit(db, a->audit, j->id);
 }

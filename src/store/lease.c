@@ -581,7 +581,7 @@ int v_heartbeat(store_t *st, const char *worker_id, const char *owner, store_hel
 #define RUN_FOR_FINISH                                                                             \
     "SELECT r.state, r.fence, r.attempt, r.cancel_requested, r.reason, j.retry_max_attempts,"      \
     " j.retry_initial_ms, j.retry_max_ms, j.retry_multiplier, j.retry_jitter, j.state,"            \
-    " r.unconfirmed, w.owner FROM runs r JOIN jobs j ON j.id = r.job_id"                           \
+    " r.unconfirmed, w.owner, r.job_id, j.alerts_open FROM runs r JOIN jobs j ON j.id = r.job_id"  \
     " LEFT JOIN workers w ON w.id = r.worker_id WHERE r.id = "
 static db_sql_t Q_RUN_FOR_FINISH =
     DB_SQL(RUN_FOR_FINISH "?1", RUN_FOR_FINISH "$1 FOR NO KEY UPDATE OF r");
@@ -619,6 +619,8 @@ struct finishing {
     bool held;
     bool unconfirmed;   /* the attempt was never reported started */
     char *worker_owner; /* new; the holding worker's owner, NULL if none */
+    char job_id[SKED_ID_LEN];
+    int64_t alerts_open; /* the job's open alerts: 0 = nothing an end could resolve */
 };
 
 /* Locks the run and reads its facts; SKED_ENOTFOUND. f->reason and
@@ -639,6 +641,8 @@ static int read_finishing(db_t *db, const char *run_id, struct finishing *f)
     f->held = db_ci(q, 10) == JOB_PAUSED;
     f->unconfirmed = db_cb(q, 11);
     f->worker_owner = db_ct(q, 12);
+    db_cid(q, 13, f->job_id);
+    f->alerts_open = db_ci(q, 14);
     return 0;
 }
 
@@ -708,7 +712,13 @@ static int finish_attempt(db_t *db, const char *run_id, const struct finishing *
     db_bb(q, e.next == RUN_SCHEDULED && f->held);
     if ((rc = db_exec(q, NULL)) < 0) return rc;
     db_notify(db);
-    return 0;
+    /* The alerts this end opens (failed, retrying) or resolves, in this
+     * unit: an acknowledged failure always has its alert queued. A
+     * success with no open alert on its job runs no statement here. */
+    store__attempt_end_t ae = {run_id,         f->job_id,  f->alerts_open,  res->outcome,
+                               e.next,         f->attempt, e.not_before_ms, e.attempt_reason,
+                               res->exit_code, res->signal};
+    return store__alerts_attempt_end(db, &ae, now_ms);
 }
 
 struct complete_args {
@@ -772,7 +782,39 @@ static db_sql_t Q_EXPIRED =
            "SELECT id FROM runs WHERE state = 3 AND lease_expires_ms < $1"
            " ORDER BY lease_expires_ms LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED");
 static db_sql_t Q_WORKERS_LOSE =
-    DB_SAME("UPDATE workers SET state = 2 WHERE state IN (0, 1) AND heartbeat_ms < ?1");
+    DB_SAME("UPDATE workers SET state = 2 WHERE state IN (0, 1) AND heartbeat_ms < ?1"
+            " RETURNING id, name, queues, ns");
+
+/* Workers silent since before `before` become lost, and their worker_lost
+ * alerts open in the same unit. */
+static int lose_workers(db_t *db, int64_t before, int64_t now_ms)
+{
+    store__lost_worker_t *w = NULL;
+    size_t n = 0, cap = 0;
+    db_q_t *q = db_q(db, &Q_WORKERS_LOSE);
+    if (!q) return SKED_ESTORE;
+    db_bi(q, before);
+    int rc;
+    while ((rc = db_step(q)) == 1) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4;
+            w = xrealloc(w, cap * sizeof *w);
+        }
+        db_cid(q, 0, w[n].id);
+        w[n].name = db_ct0(q, 1);
+        w[n].queues = db_ct0(q, 2);
+        w[n].ns = db_ct0(q, 3);
+        n++;
+    }
+    if (rc == 0 && n) rc = store__alerts_workers_lost(db, w, n, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        free(w[i].name);
+        free(w[i].queues);
+        free(w[i].ns);
+    }
+    free(w);
+    return rc;
+}
 
 struct reap_args {
     int64_t grace_ms, hb_timeout_ms, now_ms;
@@ -785,11 +827,9 @@ static int reap_fn(db_t *db, void *arg)
     char(*ids)[SKED_ID_LEN] = NULL;
     size_t n = 0;
     a->changed = 0;
-    db_q_t *q = db_q(db, &Q_WORKERS_LOSE);
-    if (!q) return SKED_ESTORE;
-    db_bi(q, a->now_ms - a->hb_timeout_ms);
-    int rc = db_exec(q, NULL);
+    int rc = lose_workers(db, a->now_ms - a->hb_timeout_ms, a->now_ms);
     if (rc < 0) return rc;
+    db_q_t *q;
 
     /* Collect (and lock) the batch first: the runs change under the walk. */
     if (!(q = db_q(db, &Q_EXPIRED))) return SKED_ESTORE;

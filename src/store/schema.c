@@ -67,6 +67,21 @@
 #define EV_NOW_LITE_EXPR "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 #define EV_NOW_PG        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
+/* Alert events (GET /v1/events): "alert.opened" when an alert is
+ * inserted, "alert.resolved" / "alert.acked" when its state or
+ * acknowledgement changes; the detail is "<alert id> <condition>: <what
+ * happened>" (or why it cleared). A worker's alert names the worker. */
+#define EV_ALERT_COND                                                                              \
+    "CASE NEW.cond WHEN 0 THEN 'failed' WHEN 1 THEN 'retrying' WHEN 2 THEN 'sla_missed'"           \
+    " WHEN 3 THEN 'overrun' WHEN 4 THEN 'missed' WHEN 5 THEN 'worker_lost' ELSE 'backlog' END"
+#define EV_ALERT_VALUES(type)                                                                      \
+    type ", NEW.ns, NEW.job_id, NEW.run_id, CASE WHEN NEW.cond = 5 THEN NEW.subject ELSE '' END,"  \
+         " 0, " EV_ALERT_COND " || ': ' || CASE WHEN NEW.state = 1"                                \
+         " THEN coalesce(NEW.resolve_detail, '') ELSE NEW.detail END, NEW.id"
+#define EV_ALERT_TYPE                                                                              \
+    "CASE WHEN NEW.state <> OLD.state THEN 'alert.resolved' ELSE 'alert.acked' END"
+#define EV_ALERT_CHANGED "NEW.state <> OLD.state OR NEW.acked_ms <> OLD.acked_ms"
+
 const struct store_migration store__migrations[] = {
     /* 1: the initial schema. */
     {.lite =
@@ -577,6 +592,127 @@ const struct store_migration store__migrations[] = {
          "INSERT INTO worker_counts SELECT 0, w.state, count(*), sum(w.slots),"
          " sum((SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3))"
          " FROM workers w GROUP BY w.state;"},
+
+    /* 6: alerts. Rules (a job's own: job_id set, one per entry of its
+     * "alerts", at pos >= 0; global: job_id '', pos -1, a unique name),
+     * their channels, the alerts
+     * they open (at most one open per rule, subject and condition: the
+     * partial unique index settles races between servers), the outbox of
+     * notices (claimed like runs: due_ms doubles as the claim's expiry),
+     * the backlog watch, and on jobs the SLA and a count of open alerts
+     * (read where a completion already reads the job, so a success pays
+     * nothing more while none is open). Ledger entries are judged by the
+     * missed-fire evaluator in last_ms order. */
+    {.lite =
+         "ALTER TABLE jobs ADD COLUMN sla_start_ms INTEGER NOT NULL DEFAULT 0;"
+         "ALTER TABLE jobs ADD COLUMN sla_finish_ms INTEGER NOT NULL DEFAULT 0;"
+         "ALTER TABLE jobs ADD COLUMN alerts_open INTEGER NOT NULL DEFAULT 0;"
+         "CREATE TABLE alert_rules ("
+         " id TEXT PRIMARY KEY, job_id TEXT NOT NULL, pos INTEGER NOT NULL, name TEXT NOT NULL,"
+         " conds INTEGER NOT NULL, scope_ns TEXT NOT NULL, scope_queue TEXT NOT NULL,"
+         " scope_job TEXT NOT NULL, scope_tag TEXT NOT NULL, overrun_factor REAL NOT NULL,"
+         " overrun_min_samples INTEGER NOT NULL, missed_window_ms INTEGER NOT NULL,"
+         " backlog_depth INTEGER NOT NULL, backlog_for_ms INTEGER NOT NULL,"
+         " scanned_ms INTEGER NOT NULL," /* missed: fire times up to this were judged */
+         " version INTEGER NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+         "CREATE INDEX alert_rules_job ON alert_rules(job_id, pos);"
+         "CREATE UNIQUE INDEX alert_rules_name ON alert_rules(name) WHERE pos < 0;"
+         "CREATE INDEX alert_rules_created ON alert_rules(created_ms, id);"
+         "CREATE TABLE alert_channels ("
+         " rule_id TEXT NOT NULL REFERENCES alert_rules(id) ON DELETE CASCADE,"
+         " n INTEGER NOT NULL, kind INTEGER NOT NULL, target TEXT NOT NULL,"
+         " secret TEXT NOT NULL," /* '' = none; never shown */
+         " PRIMARY KEY (rule_id, n)) WITHOUT ROWID;"
+         "CREATE TABLE alerts ("
+         " id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, cond INTEGER NOT NULL,"
+         " subject TEXT NOT NULL," /* the job's, worker's id or the queue's name */
+         " name TEXT NOT NULL, job_id TEXT NOT NULL, ns TEXT NOT NULL, run_id TEXT NOT NULL,"
+         " state INTEGER NOT NULL, detail TEXT NOT NULL, resolve_detail TEXT,"
+         " opened_ms INTEGER NOT NULL, resolved_ms INTEGER NOT NULL,"
+         " acked_by TEXT, acked_ms INTEGER NOT NULL);"
+         "CREATE UNIQUE INDEX alerts_one_open ON alerts(rule_id, subject, cond) WHERE state = 0;"
+         "CREATE INDEX alerts_open_job ON alerts(job_id) WHERE state = 0;"
+         "CREATE INDEX alerts_open_cond ON alerts(cond) WHERE state = 0;"
+         "CREATE INDEX alerts_opened ON alerts(opened_ms, id);"
+         "CREATE INDEX alerts_job ON alerts(job_id, opened_ms, id);"
+         "CREATE TABLE alert_outbox ("
+         " id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, event INTEGER NOT NULL,"
+         " kind INTEGER NOT NULL, target TEXT NOT NULL, secret TEXT NOT NULL,"
+         " state INTEGER NOT NULL, tries INTEGER NOT NULL, due_ms INTEGER NOT NULL,"
+         " owner TEXT NOT NULL, claim INTEGER NOT NULL, last_error TEXT,"
+         " created_ms INTEGER NOT NULL, sent_ms INTEGER NOT NULL);"
+         "CREATE INDEX alert_outbox_due ON alert_outbox(due_ms) WHERE state = 0;"
+         "CREATE INDEX alert_outbox_alert ON alert_outbox(alert_id);"
+         "CREATE TABLE alert_watch ("
+         " rule_id TEXT NOT NULL, subject TEXT NOT NULL, since_ms INTEGER NOT NULL,"
+         " PRIMARY KEY (rule_id, subject)) WITHOUT ROWID;"
+         "CREATE INDEX misses_last ON misses(last_ms);"
+         "CREATE TRIGGER ev_alerts_ins AFTER INSERT ON alerts BEGIN"
+         " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail,"
+         " alert_id)"
+         " VALUES (" EV_NOW_LITE_EXPR
+         ", " EV_ALERT_VALUES("'alert.opened'") "); END;"
+                                                "CREATE TRIGGER ev_alerts_upd AFTER UPDATE ON "
+                                                "alerts WHEN " EV_ALERT_CHANGED " BEGIN"
+                                                " INSERT INTO events (at_ms, type, ns, job_id, "
+                                                "run_id, worker_id, attempt, detail, alert_id)"
+                                                " VALUES (" EV_NOW_LITE_EXPR
+                                                ", " EV_ALERT_VALUES(EV_ALERT_TYPE) "); END;",
+     .pg = "ALTER TABLE jobs ADD COLUMN sla_start_ms bigint NOT NULL DEFAULT 0;"
+           "ALTER TABLE jobs ADD COLUMN sla_finish_ms bigint NOT NULL DEFAULT 0;"
+           "ALTER TABLE jobs ADD COLUMN alerts_open integer NOT NULL DEFAULT 0;"
+           "CREATE TABLE alert_rules ("
+           " id text PRIMARY KEY, job_id text NOT NULL, pos integer NOT NULL, name text NOT NULL,"
+           " conds integer NOT NULL, scope_ns text NOT NULL, scope_queue text NOT NULL,"
+           " scope_job text NOT NULL, scope_tag text NOT NULL,"
+           " overrun_factor double precision NOT NULL,"
+           " overrun_min_samples integer NOT NULL, missed_window_ms bigint NOT NULL,"
+           " backlog_depth integer NOT NULL, backlog_for_ms bigint NOT NULL,"
+           " scanned_ms bigint NOT NULL," /* missed: fire times up to this were judged */
+           " version bigint NOT NULL, created_ms bigint NOT NULL, updated_ms bigint NOT NULL);"
+           "CREATE INDEX alert_rules_job ON alert_rules (job_id, pos);"
+           "CREATE UNIQUE INDEX alert_rules_name ON alert_rules (name) WHERE pos < 0;"
+           "CREATE INDEX alert_rules_created ON alert_rules (created_ms, id);"
+           "CREATE TABLE alert_channels ("
+           " rule_id text NOT NULL REFERENCES alert_rules (id) ON DELETE CASCADE,"
+           " n integer NOT NULL, kind integer NOT NULL, target text NOT NULL,"
+           " secret text NOT NULL," /* '' = none; never shown */
+           " PRIMARY KEY (rule_id, n));"
+           "CREATE TABLE alerts ("
+           " id text PRIMARY KEY, rule_id text NOT NULL, cond integer NOT NULL,"
+           " subject text NOT NULL," /* the job's, worker's id or the queue's name */
+           " name text NOT NULL, job_id text NOT NULL, ns text NOT NULL, run_id text NOT NULL,"
+           " state integer NOT NULL, detail text NOT NULL, resolve_detail text,"
+           " opened_ms bigint NOT NULL, resolved_ms bigint NOT NULL,"
+           " acked_by text, acked_ms bigint NOT NULL);"
+           "CREATE UNIQUE INDEX alerts_one_open ON alerts (rule_id, subject, cond) WHERE state = 0;"
+           "CREATE INDEX alerts_open_job ON alerts (job_id) WHERE state = 0;"
+           "CREATE INDEX alerts_open_cond ON alerts (cond) WHERE state = 0;"
+           "CREATE INDEX alerts_opened ON alerts (opened_ms, id);"
+           "CREATE INDEX alerts_job ON alerts (job_id, opened_ms, id);"
+           "CREATE TABLE alert_outbox ("
+           " id text PRIMARY KEY, alert_id text NOT NULL, event integer NOT NULL,"
+           " kind integer NOT NULL, target text NOT NULL, secret text NOT NULL,"
+           " state integer NOT NULL, tries integer NOT NULL, due_ms bigint NOT NULL,"
+           " owner text NOT NULL, claim bigint NOT NULL, last_error text,"
+           " created_ms bigint NOT NULL, sent_ms bigint NOT NULL);"
+           "CREATE INDEX alert_outbox_due ON alert_outbox (due_ms) WHERE state = 0;"
+           "CREATE INDEX alert_outbox_alert ON alert_outbox (alert_id);"
+           "CREATE TABLE alert_watch ("
+           " rule_id text NOT NULL, subject text NOT NULL, since_ms bigint NOT NULL,"
+           " PRIMARY KEY (rule_id, subject));"
+           "CREATE INDEX misses_last ON misses (last_ms);"
+           "CREATE FUNCTION sked_ev_alert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+           " INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail,"
+           " alert_id)"
+           " VALUES (" EV_NOW_PG ", " EV_ALERT_VALUES(
+               "CASE WHEN TG_OP = 'INSERT' THEN"
+               " 'alert.opened' ELSE " EV_ALERT_TYPE
+               " END") "); RETURN NULL; END $$;"
+                       "CREATE TRIGGER ev_alerts_ins AFTER INSERT ON alerts FOR EACH ROW"
+                       " EXECUTE FUNCTION sked_ev_alert();"
+                       "CREATE TRIGGER ev_alerts_upd AFTER UPDATE ON alerts FOR EACH ROW"
+                       " WHEN (" EV_ALERT_CHANGED ") EXECUTE FUNCTION sked_ev_alert();"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);

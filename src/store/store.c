@@ -148,6 +148,14 @@ void store_set_log_cap(store_t *st, int64_t bytes)
     st->log_cap = bytes > 0 ? bytes : STORE_LOG_CAP_DEFAULT;
 }
 
+/* Clears each of the n rules of v and frees v. */
+static void alert_rules_clear(store_alert_rule_t *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        store_alert_rule_clear(&v[i]);
+    free(v);
+}
+
 /* ---- names ------------------------------------------------------------- */
 
 static const char *const job_state_names[] = {"active", "paused", "done", "deleted"};
@@ -214,6 +222,15 @@ void store_job_from_spec(store_job_t *job, const jobspec_t *spec)
     job->max_concurrency = spec->max_concurrency;
     job->timeout_ms = spec->timeout_ms;
     job->retry = spec->retry;
+    job->sla_start_ms = spec->sla_start_ms;
+    job->sla_finish_ms = spec->sla_finish_ms;
+    alert_rules_clear(job->alerts, job->nalerts);
+    job->alerts = spec->nalerts ? xcalloc(spec->nalerts, sizeof *job->alerts) : NULL;
+    job->nalerts = spec->nalerts;
+    for (size_t i = 0; i < spec->nalerts; i++) {
+        store_alert_rule_from_spec(&job->alerts[i], &spec->alerts[i]);
+        job->alerts[i].pos = (int)i;
+    }
 }
 
 void store_job_clear(store_job_t *job)
@@ -226,6 +243,7 @@ void store_job_clear(store_job_t *job)
     free(job->spec_json);
     free(job->constraints);
     free(job->tags);
+    alert_rules_clear(job->alerts, job->nalerts);
     memset(job, 0, sizeof *job);
 }
 
@@ -806,6 +824,159 @@ int store_token_count(store_t *st, int64_t *count)
 int store__set_schema_version(store_t *st, int version)
 {
     return v_set_schema_version(st, version);
+}
+
+/* ---- alerts ------------------------------------------------------------ */
+
+void store_alert_rule_from_spec(store_alert_rule_t *r, const alert_rule_spec_t *spec)
+{
+    alert_rule_spec_t *d = &r->def;
+    alert_rule_spec_clear(d);
+    d->name = xstrdup(spec->name ? spec->name : "");
+    d->conds = spec->conds;
+    d->scope_ns = xstrdup(spec->scope_ns ? spec->scope_ns : "");
+    d->scope_queue = xstrdup(spec->scope_queue ? spec->scope_queue : "");
+    d->scope_job = xstrdup(spec->scope_job ? spec->scope_job : "");
+    d->scope_tag = xstrdup(spec->scope_tag ? spec->scope_tag : "");
+    d->params = spec->params;
+    d->nchannels = spec->nchannels;
+    d->channels = spec->nchannels ? xcalloc(spec->nchannels, sizeof *d->channels) : NULL;
+    for (size_t i = 0; i < spec->nchannels; i++) {
+        d->channels[i].kind = spec->channels[i].kind;
+        d->channels[i].target = xstrdup(spec->channels[i].target ? spec->channels[i].target : "");
+        d->channels[i].secret = spec->channels[i].secret ? xstrdup(spec->channels[i].secret) : NULL;
+    }
+}
+
+void store_alert_rule_clear(store_alert_rule_t *r)
+{
+    if (!r) return;
+    alert_rule_spec_clear(&r->def);
+    memset(r, 0, sizeof *r);
+}
+
+void store_alert_clear(store_alert_t *a)
+{
+    if (!a) return;
+    free(a->subject);
+    free(a->name);
+    free(a->ns);
+    free(a->detail);
+    free(a->resolve_detail);
+    free(a->acked_by);
+    memset(a, 0, sizeof *a);
+}
+
+void store_alert_delivery_clear(store_alert_delivery_t *d)
+{
+    if (!d) return;
+    free(d->target);
+    free(d->last_error);
+    memset(d, 0, sizeof *d);
+}
+
+void store_outbox_item_clear(store_outbox_item_t *it)
+{
+    if (!it) return;
+    store_alert_delivery_clear(&it->d);
+    if (it->secret) memset(it->secret, 0, strlen(it->secret));
+    free(it->secret);
+    store_alert_clear(&it->alert);
+    memset(it, 0, sizeof *it);
+}
+
+static bool rule_ok(const store_alert_rule_t *r)
+{
+    const alert_rule_spec_t *d = r ? &r->def : NULL;
+    if (!d || !d->name || !*d->name || !d->conds || !d->nchannels || !d->channels) return false;
+    for (size_t i = 0; i < d->nchannels; i++)
+        if (!d->channels[i].target) return false;
+    return true;
+}
+
+int store_alert_rule_create(store_t *st, store_alert_rule_t *r, const store_audit_t *audit,
+                            int64_t now_ms)
+{
+    if (!rule_ok(r)) return SKED_EINVAL;
+    return v_alert_rule_create(st, r, audit, now_ms);
+}
+
+int store_alert_rule_get(store_t *st, const char *id, store_alert_rule_t *out)
+{
+    if (!id || !out) return SKED_EINVAL;
+    return v_alert_rule_get(st, id, out);
+}
+
+int store_alert_rule_update(store_t *st, store_alert_rule_t *r, int64_t expect_version,
+                            const store_audit_t *audit, int64_t now_ms)
+{
+    if (!rule_ok(r) || !*r->id) return SKED_EINVAL;
+    return v_alert_rule_update(st, r, expect_version, audit, now_ms);
+}
+
+int store_alert_rule_delete(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms)
+{
+    if (!id) return SKED_EINVAL;
+    return v_alert_rule_delete(st, id, audit, now_ms);
+}
+
+int store_alert_rule_list(store_t *st, const char *cursor, int limit, store_alert_rule_t **out,
+                          size_t *n, char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    if (!out || !n || !limit_ok(limit)) return SKED_EINVAL;
+    if (cursor && store__cursor_decode(cursor, &ms, id) != 0) return SKED_EINVAL;
+    return v_alert_rule_list(st, cursor, limit, out, n, next_cursor);
+}
+
+int store_alert_list(store_t *st, const store_alert_filter_t *f, store_alert_t **out, size_t *n,
+                     char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    if (!f || !out || !n || !limit_ok(f->limit)) return SKED_EINVAL;
+    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) != 0) return SKED_EINVAL;
+    return v_alert_list(st, f, out, n, next_cursor);
+}
+
+int store_alert_get(store_t *st, const char *id, store_alert_t *out,
+                    store_alert_delivery_t **deliveries, size_t *ndeliveries)
+{
+    if (!id || !out || (deliveries && !ndeliveries)) return SKED_EINVAL;
+    return v_alert_get(st, id, out, deliveries, ndeliveries);
+}
+
+int store_alert_ack(store_t *st, const char *id, const char *who, const store_audit_t *audit,
+                    int64_t now_ms)
+{
+    if (!id || !who) return SKED_EINVAL;
+    return v_alert_ack(st, id, who, audit, now_ms);
+}
+
+int store_outbox_claim(store_t *st, const char *owner, int max, int64_t lease_ms, int64_t now_ms,
+                       store_outbox_item_t **out, size_t *n)
+{
+    if (!owner || max < 1 || max > 1000 || lease_ms <= 0 || !out || !n) return SKED_EINVAL;
+    return v_outbox_claim(st, owner, max, lease_ms, now_ms, out, n);
+}
+
+int store_outbox_settle(store_t *st, const char *id, int64_t claim, bool sent, const char *error,
+                        int64_t retry_ms, int64_t now_ms)
+{
+    if (!id) return SKED_EINVAL;
+    return v_outbox_settle(st, id, claim, sent, error, retry_ms, now_ms);
+}
+
+int store_outbox_next_due_ms(store_t *st, int64_t *out_ms)
+{
+    if (!out_ms) return SKED_EINVAL;
+    return v_outbox_next_due_ms(st, out_ms);
+}
+
+int store_alert_sweep(store_t *st, int64_t now_ms, int *changed)
+{
+    return v_alert_sweep(st, now_ms, changed);
 }
 
 int store_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,

@@ -32,6 +32,7 @@
 
 #include "common/id.h"
 #include "common/prom.h"
+#include "core/alert.h"
 #include "core/backoff.h"
 #include "core/policy.h"
 #include "core/run.h"
@@ -104,6 +105,13 @@ typedef struct store_job {
     retry_policy_t retry;
     int64_t version; /* starts at 1; +1 on every change */
     int64_t created_ms, updated_ms;
+    /* The job's SLA and its own alert rules (its spec's "sla" and
+     * "alerts"): written by create and update, which replace the job's
+     * rules (rules keep their id by position, so an open alert stays
+     * theirs); not read back by get or list (the spec shows them). */
+    int64_t sla_start_ms, sla_finish_ms; /* 0 = none */
+    struct store_alert_rule *alerts;     /* owned; NULL = none */
+    size_t nalerts;
 } store_job_t;
 
 /* Fills the decision columns of *job from a parsed spec (name, queue,
@@ -520,7 +528,8 @@ int store_prune(store_t *st, int64_t older_than_ms);
  * (an attempt ended and the next is scheduled), run.requeued (a claim that
  * never started was undone), run.cancel_requested, run.succeeded,
  * run.failed, run.canceled; worker.registered, worker.draining,
- * worker.lost, worker.gone. */
+ * worker.lost, worker.gone; alert.opened, alert.resolved, alert.acked
+ * (detail: "<alert id> <condition>: <what happened or why it cleared>"). */
 typedef struct store_event {
     int64_t id;
     int64_t at_ms;
@@ -778,5 +787,141 @@ store_stats_t *store_stats(void);
 /* Sets the per-run log cap (bytes kept per run) for this store handle;
  * bytes <= 0 restores STORE_LOG_CAP_DEFAULT. Call before serving traffic. */
 void store_set_log_cap(store_t *st, int64_t bytes);
+
+/* ---- alerts ------------------------------------------------------------- */
+
+/* An alert rule: a global one (job_id "") or a job's own (its spec's
+ * alerts[pos], created and replaced with the job). Its definition is the
+ * parsed rule of core/alert.h; a channel's secret is NULL when it has none
+ * (the store returns it: never show it). */
+typedef struct store_alert_rule {
+    char id[SKED_ID_LEN];     /* "arl_..."; set by the store on create */
+    char job_id[SKED_ID_LEN]; /* "" = global */
+    int pos;                  /* a job's rule: its index in the job's "alerts"; global: -1 */
+    alert_rule_spec_t def;    /* name (global: unique), conditions, scope, parameters, channels */
+    int64_t version;          /* starts at 1; +1 on every change */
+    int64_t created_ms, updated_ms;
+} store_alert_rule_t;
+
+/* Fills r->def (replacing it) with a deep copy of spec. */
+void store_alert_rule_from_spec(store_alert_rule_t *r, const alert_rule_spec_t *spec);
+void store_alert_rule_clear(store_alert_rule_t *r); /* frees members, zeroes */
+
+/* Global rules. create: r->id, version and times OUT; SKED_ECONFLICT: the
+ * name is taken. update: replaces the rule's definition if its version is
+ * expect_version (0 = any; else SKED_EPRECOND), channels and secrets as
+ * given. Open alerts of conditions the rule no longer has are closed
+ * without a notice. delete: the rule goes, and
+ * its open alerts are closed without a notice. SKED_ENOTFOUND for an
+ * unknown id or a job's rule. */
+int store_alert_rule_create(store_t *st, store_alert_rule_t *r, const store_audit_t *audit,
+                            int64_t now_ms);
+int store_alert_rule_get(store_t *st, const char *id, store_alert_rule_t *out);
+int store_alert_rule_update(store_t *st, store_alert_rule_t *r, int64_t expect_version,
+                            const store_audit_t *audit, int64_t now_ms);
+int store_alert_rule_delete(store_t *st, const char *id, const store_audit_t *audit,
+                            int64_t now_ms);
+/* Lists global rules, oldest first, paged as store_worker_list. */
+int store_alert_rule_list(store_t *st, const char *cursor, int limit, store_alert_rule_t **out,
+                          size_t *n, char **next_cursor);
+
+/* An alert: one condition of one rule about one subject (a job, a worker,
+ * a queue), open until the condition clears. */
+typedef struct store_alert {
+    char id[SKED_ID_LEN]; /* "alr_..." */
+    char rule_id[SKED_ID_LEN];
+    alert_cond_t cond;
+    char *subject;            /* the job's or worker's id, or the queue's name */
+    char *name;               /* the job's, worker's or queue's name when opened */
+    char job_id[SKED_ID_LEN]; /* "" when not about a job */
+    char *ns;                 /* the job's (a worker's) namespace; "" = none */
+    char run_id[SKED_ID_LEN]; /* the run that caused it; "" = none */
+    alert_state_t state;
+    char *detail;                   /* what happened */
+    char *resolve_detail;           /* why it cleared; NULL while open */
+    int64_t opened_ms, resolved_ms; /* resolved -1 while open */
+    char *acked_by;                 /* NULL = not acknowledged */
+    int64_t acked_ms;               /* -1 = not acknowledged */
+} store_alert_t;
+
+void store_alert_clear(store_alert_t *a);
+
+typedef struct store_alert_filter {
+    int state;          /* -1 = any, else alert_state_t */
+    const char *job_id; /* NULL = any */
+    int cond;           /* -1 = any, else alert_cond_t */
+    const char *ns_in;  /* comma-separated namespaces the alert must be in; NULL = any */
+    const char *cursor; /* opaque, from a previous page; NULL = first page */
+    int limit;          /* 1..1000 */
+} store_alert_filter_t;
+
+/* Lists alerts newest first. Same paging and ownership as store_job_list. */
+int store_alert_list(store_t *st, const store_alert_filter_t *f, store_alert_t **out, size_t *n,
+                     char **next_cursor);
+
+/* One notice of an alert to one channel, as the outbox holds it. */
+typedef enum store_delivery_state {
+    DELIVERY_PENDING = 0,
+    DELIVERY_SENT,
+    DELIVERY_FAILED /* gave up after the last try; last_error says why */
+} store_delivery_state_t;
+
+typedef struct store_alert_delivery {
+    char id[SKED_ID_LEN]; /* "<alert id>:o<n>" / ":r<n>": opened / resolved notice, channel n */
+    alert_event_t event;
+    alert_channel_kind_t kind;
+    char *target;
+    store_delivery_state_t state;
+    int tries;               /* sends tried so far */
+    int64_t due_ms, sent_ms; /* sent -1 until sent */
+    char *last_error;        /* NULL = none; never holds a secret */
+} store_alert_delivery_t;
+
+void store_alert_delivery_clear(store_alert_delivery_t *d);
+
+/* Reads an alert and, if deliveries is non-NULL, its notices (new array,
+ * oldest first). SKED_ENOTFOUND. */
+int store_alert_get(store_t *st, const char *id, store_alert_t *out,
+                    store_alert_delivery_t **deliveries, size_t *ndeliveries);
+
+/* Acknowledges an alert: records who and when (a repeat keeps the first).
+ * An acknowledged alert still resolves when its condition clears, but no
+ * further notice goes out for it. SKED_ENOTFOUND. */
+int store_alert_ack(store_t *st, const char *id, const char *who, const store_audit_t *audit,
+                    int64_t now_ms);
+
+/* A claimed notice: what the deliverer needs to send it. */
+typedef struct store_outbox_item {
+    store_alert_delivery_t d;
+    char *secret;  /* the channel's; "" = none */
+    int64_t claim; /* pass back to store_outbox_settle */
+    store_alert_t alert;
+} store_outbox_item_t;
+
+void store_outbox_item_clear(store_outbox_item_t *it);
+
+/* Claims up to max due notices for owner (a server's name) until now_ms +
+ * lease_ms, oldest due first: a claimed notice is hidden from other
+ * claimers until then, and due again after (a deliverer that died holding
+ * it). Safe on every server at once (SKIP LOCKED). *out new array. */
+int store_outbox_claim(store_t *st, const char *owner, int max, int64_t lease_ms, int64_t now_ms,
+                       store_outbox_item_t **out, size_t *n);
+/* Settles a claimed notice: sent, or failed with error (no secret in it)
+ * and due again at retry_ms (-1 = no more tries: failed for good).
+ * SKED_ESTALE when the claim is no longer this one (it expired and
+ * another server took it). */
+int store_outbox_settle(store_t *st, const char *id, int64_t claim, bool sent, const char *error,
+                        int64_t retry_ms, int64_t now_ms);
+/* The earliest due_ms of a pending notice (*out_ms, -1 if none). */
+int store_outbox_next_due_ms(store_t *st, int64_t *out_ms);
+
+/* The evaluator of the time-based conditions (sla_missed, overrun,
+ * missed, backlog) and of what clears worker_lost, one pass at now_ms:
+ * opens the alerts whose condition holds and resolves those whose
+ * condition cleared, each with its notices in the same transaction.
+ * Safe on every server at once: at most one alert per (rule, subject,
+ * condition) is open whatever the race. *changed OUT (may be NULL): alerts
+ * opened plus resolved. */
+int store_alert_sweep(store_t *st, int64_t now_ms, int *changed);
 
 #endif

@@ -100,6 +100,75 @@ int v_run_trigger(store_t *st, const char *job_id, const store_audit_t *audit, i
 int v_next_claimable_ms(store_t *st, int64_t *out_ms);
 int v_next_fire_ms(store_t *st, int64_t *out_ms);
 
+/* alerts.c: rules, alerts, the outbox; the condition hooks of other verbs */
+int v_alert_rule_create(store_t *st, store_alert_rule_t *r, const store_audit_t *audit,
+                        int64_t now_ms);
+int v_alert_rule_get(store_t *st, const char *id, store_alert_rule_t *out);
+int v_alert_rule_update(store_t *st, store_alert_rule_t *r, int64_t expect_version,
+                        const store_audit_t *audit, int64_t now_ms);
+int v_alert_rule_delete(store_t *st, const char *id, const store_audit_t *audit, int64_t now_ms);
+int v_alert_rule_list(store_t *st, const char *cursor, int limit, store_alert_rule_t **out,
+                      size_t *n, char **next_cursor);
+int v_alert_list(store_t *st, const store_alert_filter_t *f, store_alert_t **out, size_t *n,
+                 char **next_cursor);
+int v_alert_get(store_t *st, const char *id, store_alert_t *out,
+                store_alert_delivery_t **deliveries, size_t *ndeliveries);
+int v_alert_ack(store_t *st, const char *id, const char *who, const store_audit_t *audit,
+                int64_t now_ms);
+int v_outbox_claim(store_t *st, const char *owner, int max, int64_t lease_ms, int64_t now_ms,
+                   store_outbox_item_t **out, size_t *n);
+int v_outbox_settle(store_t *st, const char *id, int64_t claim, bool sent, const char *error,
+                    int64_t retry_ms, int64_t now_ms);
+int v_outbox_next_due_ms(store_t *st, int64_t *out_ms);
+
+/* In the running unit of work of a job's create (update: true) or update:
+ * writes its SLA and replaces its own rules with job->alerts. A create of
+ * a job without either writes nothing. */
+int store__alerts_put_job(db_t *db, const store_job_t *job, bool update, int64_t now_ms);
+
+/* In the running unit of work of an attempt's end (lease.c): the alerts
+ * that end opens and resolves. alerts_open: the job's count of open alerts
+ * as the unit read it (0: nothing to resolve, no statement). */
+typedef struct store__attempt_end {
+    const char *run_id, *job_id;
+    int64_t alerts_open;
+    attempt_outcome_t outcome;
+    run_state_t next;      /* what the run became */
+    int attempt;           /* the attempt that ended */
+    int64_t retry_at_ms;   /* next == RUN_SCHEDULED: when the retry is due */
+    const char *reason;    /* the attempt's reason; NULL = none */
+    int exit_code, signal; /* -1 / 0 = none */
+} store__attempt_end_t;
+int store__alerts_attempt_end(db_t *db, const store__attempt_end_t *e, int64_t now_ms);
+
+/* A worker the reaper just marked lost. */
+typedef struct store__lost_worker {
+    char id[SKED_ID_LEN];
+    char *name, *queues, *ns;
+} store__lost_worker_t;
+/* In the reaper's unit of work: opens worker_lost alerts for them. */
+int store__alerts_workers_lost(db_t *db, const store__lost_worker_t *w, size_t n, int64_t now_ms);
+
+/* Opens an alert of rule_id about subject, unless one is open: then its
+ * notices are queued and, for a job's alert, the job's count goes up.
+ * *opened OUT (may be NULL). */
+int store__alert_open(db_t *db, const char *rule_id, alert_cond_t cond, const char *subject,
+                      const char *name, const char *job_id, const char *ns, const char *run_id,
+                      const char *detail, int64_t now_ms, bool *opened);
+/* Resolves open alert id (why it cleared); its resolved notice is queued
+ * unless silent or the alert was acknowledged. *done OUT (may be NULL):
+ * it was open. */
+int store__alert_resolve(db_t *db, const char *id, const char *why, bool silent, int64_t now_ms,
+                         bool *done);
+
+/* Resolves (as store__alert_resolve) every alert whose id q returns in
+ * column 0 (q bound, not yet stepped); *count (may be NULL) grows by the
+ * alerts it resolved. */
+int store__alert_resolve_all(db_t *db, db_q_t *q, const char *why, bool silent, int64_t now_ms,
+                             int *count);
+
+/* alerts_sweep.c: the evaluator of the time-based conditions */
+int v_alert_sweep(store_t *st, int64_t now_ms, int *changed);
 /* explain.c: the facts that explain a job or a run (read only) */
 int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
               int64_t now_ms, store_explain_t *out);

@@ -89,7 +89,7 @@ def check_event(tc, ev):
     tc.assertIn("time", d)
     tc.assertIn("namespace", d)
     kind = ev["type"].split(".")[0]
-    tc.assertIn(kind, ("job", "run", "worker"))
+    tc.assertIn(kind, ("job", "run", "worker", "alert"))
     if kind in ("job", "run"):
         tc.assertTrue(d["job_id"].startswith("job_"), d)
     if kind == "run":

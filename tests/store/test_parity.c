@@ -2603,7 +2603,8 @@ static const char *const pg_only_sequences[] = {
  * trigger's body inline (its triggers have the same names as PostgreSQL's,
  * and are compared). */
 static const char *const pg_only_functions[] = {
-    "sked_ev_job", "sked_ev_run", "sked_ev_worker", "sked_runs_count", "sked_workers_count",
+    "sked_ev_job",   "sked_ev_run",     "sked_ev_worker",
+    "sked_ev_alert", "sked_runs_count", "sked_workers_count",
 };
 
 static void pg_catalog(PGconn *db, const char *schema, struct facts *f)

@@ -25,6 +25,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/id.h"
 #include "common/xalloc.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -3704,6 +3705,926 @@ static void test_fences_unguessable(void **state)
     assert_int_equal(close, 0);
 }
 
+/* ---- alerts ---------------------------------------------------------------------- */
+
+/* A rule on conds with one webhook channel (secret may be NULL). */
+static void mkrule(store_alert_rule_t *r, const char *name, unsigned conds, const char *secret)
+{
+    memset(r, 0, sizeof *r);
+    r->def.name = xstrdup(name);
+    r->def.conds = conds;
+    r->def.scope_ns = xstrdup("");
+    r->def.scope_queue = xstrdup("");
+    r->def.scope_job = xstrdup("");
+    r->def.scope_tag = xstrdup("");
+    r->def.params = alert_params_default();
+    r->def.nchannels = 1;
+    r->def.channels = xcalloc(1, sizeof *r->def.channels);
+    r->def.channels[0].kind = ALERT_CHANNEL_WEBHOOK;
+    r->def.channels[0].target = xasprintf("https://hooks.test/%s", name);
+    r->def.channels[0].secret = secret ? xstrdup(secret) : NULL;
+}
+
+static void new_rule(store_t *st, const char *name, unsigned conds, int64_t now,
+                     char id[SKED_ID_LEN])
+{
+    store_alert_rule_t r;
+    mkrule(&r, name, conds, NULL);
+    assert_int_equal(store_alert_rule_create(st, &r, NULL, now), 0);
+    memcpy(id, r.id, SKED_ID_LEN);
+    store_alert_rule_clear(&r);
+}
+
+/* Gives job j its own rule on conds (a webhook), as its spec's alerts[0]. */
+static void own_rule(store_job_t *j, unsigned conds)
+{
+    j->nalerts = 1;
+    j->alerts = xcalloc(1, sizeof *j->alerts);
+    mkrule(&j->alerts[0], "", conds, "s3cret");
+}
+
+/* Alerts matching (state, job, cond; -1 / NULL = any), newest first; *out
+ * new (free with free_alerts). */
+static size_t list_alerts(store_t *st, int st_, const char *job, int cond, store_alert_t **out)
+{
+    store_alert_filter_t f = {st_, job, cond, NULL, NULL, 1000};
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_alert_list(st, &f, out, &n, &next), 0);
+    assert_null(next);
+    return n;
+}
+
+static void free_alerts(store_alert_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_alert_clear(&v[i]);
+    free(v);
+}
+
+static size_t count_alerts(store_t *st, int st_, const char *job, int cond)
+{
+    store_alert_t *v;
+    size_t n = list_alerts(st, st_, job, cond, &v);
+    free_alerts(v, n);
+    return n;
+}
+
+/* The notices of an alert for event (-1 = any). */
+static size_t notices(store_t *st, const char *alert_id, int event)
+{
+    store_alert_t a;
+    store_alert_delivery_t *d = NULL;
+    size_t n = 0, k = 0;
+    assert_int_equal(store_alert_get(st, alert_id, &a, &d, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (event < 0 || (int)d[i].event == event) k++;
+        store_alert_delivery_clear(&d[i]);
+    }
+    free(d);
+    store_alert_clear(&a);
+    return k;
+}
+
+/* The one alert of (job, cond) in state st_; its id into id. */
+static void one_alert(store_t *st, int st_, const char *job, int cond, char id[SKED_ID_LEN])
+{
+    store_alert_t *v;
+    size_t n = list_alerts(st, st_, job, cond, &v);
+    assert_int_equal(n, 1);
+    memcpy(id, v[0].id, SKED_ID_LEN);
+    free_alerts(v, n);
+}
+
+static int sweep(store_t *st, int64_t now)
+{
+    int changed = -1;
+    assert_int_equal(store_alert_sweep(st, now, &changed), 0);
+    return changed;
+}
+
+/* Claims and fails (or succeeds) one run of the job's queue at now. */
+static void run_once(store_t *st, const char *wid, const store_result_t *res, int64_t now)
+{
+    size_t n;
+    store_claimed_t *cl = claim(st, wid, 1, now, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(
+        store_complete(st, cl[0].run.id, cl[0].run.attempt, cl[0].run.fence, NULL, res, now + 10),
+        0);
+    free_claimed(cl, n);
+}
+
+static void test_alert_rules_crud(void **state)
+{
+    store_alert_rule_t r, g, h;
+    mkrule(&r, "ops", ALERT_BIT(ALERT_FAILED) | ALERT_BIT(ALERT_BACKLOG), "k1");
+    r.def.nchannels = 2;
+    r.def.channels = xrealloc(r.def.channels, 2 * sizeof *r.def.channels);
+    r.def.channels[1] =
+        (alert_channel_spec_t){ALERT_CHANNEL_EMAIL, xstrdup("a@x.org,b@y.org"), NULL};
+    free(r.def.scope_queue);
+    r.def.scope_queue = xstrdup("etl");
+    r.def.params.backlog_depth = 7;
+    assert_int_equal(store_alert_rule_create(ST, &r, NULL, T0), 0);
+    assert_true(id_valid(r.id));
+    assert_int_equal(r.version, 1);
+
+    assert_int_equal(store_alert_rule_get(ST, r.id, &g), 0);
+    assert_string_equal(g.def.name, "ops");
+    assert_int_equal(g.def.conds, r.def.conds);
+    assert_string_equal(g.def.scope_queue, "etl");
+    assert_string_equal(g.job_id, "");
+    assert_int_equal(g.def.params.backlog_depth, 7);
+    assert_int_equal(g.def.nchannels, 2);
+    assert_string_equal(g.def.channels[0].secret, "k1");
+    assert_int_equal(g.def.channels[1].kind, ALERT_CHANNEL_EMAIL);
+    assert_string_equal(g.def.channels[1].target, "a@x.org,b@y.org");
+    assert_null(g.def.channels[1].secret);
+    store_alert_rule_clear(&g);
+
+    /* Names are unique among global rules. */
+    mkrule(&h, "ops", ALERT_BIT(ALERT_FAILED), NULL);
+    assert_int_equal(store_alert_rule_create(ST, &h, NULL, T0 + 1), SKED_ECONFLICT);
+    store_alert_rule_clear(&h);
+
+    /* Update: a stale version is refused; the definition is replaced,
+     * channels and secrets as given. */
+    mkrule(&h, "ops-2", ALERT_BIT(ALERT_RETRYING), "k2");
+    memcpy(h.id, r.id, SKED_ID_LEN);
+    assert_int_equal(store_alert_rule_update(ST, &h, 7, NULL, T0 + 2), SKED_EPRECOND);
+    assert_int_equal(store_alert_rule_update(ST, &h, 1, NULL, T0 + 2), 0);
+    assert_int_equal(h.version, 2);
+    assert_int_equal(store_alert_rule_get(ST, r.id, &g), 0);
+    assert_string_equal(g.def.name, "ops-2");
+    assert_int_equal(g.def.conds, ALERT_BIT(ALERT_RETRYING));
+    assert_int_equal(g.def.nchannels, 1);
+    assert_string_equal(g.def.channels[0].secret, "k2");
+    assert_int_equal(g.updated_ms, T0 + 2);
+    assert_int_equal(g.created_ms, T0);
+    store_alert_rule_clear(&g);
+    store_alert_rule_clear(&h);
+
+    /* A job's own rules are not global rules. */
+    store_job_t j;
+    mkjob(&j, "with-rule");
+    own_rule(&j, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, NULL, T0), 0);
+    store_job_clear(&j);
+
+    /* List: global rules only, oldest first, paged. */
+    char more[SKED_ID_LEN];
+    new_rule(ST, "b", ALERT_BIT(ALERT_FAILED), T0 + 3, more);
+    new_rule(ST, "c", ALERT_BIT(ALERT_FAILED), T0 + 4, more);
+    store_alert_rule_t *v;
+    size_t n;
+    char *next = NULL;
+    assert_int_equal(store_alert_rule_list(ST, NULL, 2, &v, &n, &next), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].def.name, "ops-2");
+    assert_string_equal(v[1].def.name, "b");
+    assert_int_equal(v[0].def.nchannels, 1);
+    assert_non_null(next);
+    for (size_t i = 0; i < n; i++)
+        store_alert_rule_clear(&v[i]);
+    free(v);
+    char *cursor = next;
+    assert_int_equal(store_alert_rule_list(ST, cursor, 2, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].def.name, "c");
+    assert_null(next);
+    store_alert_rule_clear(&v[0]);
+    free(v);
+    free(cursor);
+    assert_int_equal(store_alert_rule_list(ST, "garbage", 2, &v, &n, &next), SKED_EINVAL);
+
+    assert_int_equal(store_alert_rule_delete(ST, r.id, NULL, T0 + 5), 0);
+    assert_int_equal(store_alert_rule_get(ST, r.id, &g), SKED_ENOTFOUND);
+    assert_int_equal(store_alert_rule_delete(ST, r.id, NULL, T0 + 6), SKED_ENOTFOUND);
+    store_alert_rule_clear(&r);
+}
+
+/* A failed attempt with a retry left opens "retrying"; the run failing
+ * for good resolves it and opens "failed", in the completion's own unit;
+ * more failures page nobody again; a later success resolves "failed". */
+static void test_alert_failed_and_retrying(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN], rid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "flaky");
+    j.retry = (retry_policy_t){2, 1000, 1000, 1.0, false};
+    own_rule(&j, ALERT_BIT(ALERT_FAILED) | ALERT_BIT(ALERT_RETRYING));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+
+    run_once(ST, wid, &RES_FAIL, T0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, ALERT_RETRYING), 1);
+    assert_int_equal(count_alerts(ST, -1, j.id, ALERT_FAILED), 0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_RETRYING, aid);
+    assert_int_equal(notices(ST, aid, ALERT_EV_OPENED), 1);
+    store_alert_t a;
+    store_alert_delivery_t *d;
+    size_t nd;
+    assert_int_equal(store_alert_get(ST, aid, &a, &d, &nd), 0);
+    assert_string_equal(a.subject, j.id);
+    assert_string_equal(a.name, "flaky");
+    assert_string_equal(a.ns, "default");
+    assert_true(strstr(a.detail, "attempt 1 failed (exit status 3)") != NULL);
+    assert_int_equal(a.opened_ms, T0 + 10);
+    assert_int_equal(d[0].kind, ALERT_CHANNEL_WEBHOOK);
+    assert_string_equal(d[0].target, "https://hooks.test/");
+    assert_int_equal(d[0].state, DELIVERY_PENDING);
+    assert_int_equal(d[0].due_ms, T0 + 10);
+    memcpy(rid, a.run_id, SKED_ID_LEN);
+    store_alert_delivery_clear(&d[0]);
+    free(d);
+    store_alert_clear(&a);
+
+    run_once(ST, wid, &RES_FAIL, T0 + 2000);
+    assert_int_equal(run_state(ST, rid), RUN_FAILED);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, ALERT_RETRYING), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_FAILED, aid);
+    assert_int_equal(notices(ST, aid, ALERT_EV_OPENED), 1);
+
+    /* Another run fails for good: the failure is still open, nothing new. */
+    char r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 3000, r2), 0);
+    run_once(ST, wid, &RES_FAIL, T0 + 3000);
+    run_once(ST, wid, &RES_FAIL, T0 + 5000);
+    assert_int_equal(count_alerts(ST, -1, j.id, ALERT_FAILED), 1);
+    assert_int_equal(notices(ST, aid, -1), 1);
+    /* ... and its retry alert came and went again. */
+    assert_int_equal(count_alerts(ST, ALERT_RESOLVED, j.id, ALERT_RETRYING), 2);
+
+    /* A success resolves the failure, with its notice. */
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 6000, r2), 0);
+    run_once(ST, wid, &RES_OK, T0 + 6000);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_int_equal(a.state, ALERT_RESOLVED);
+    assert_int_equal(a.resolved_ms, T0 + 6010);
+    assert_true(strstr(a.resolve_detail, "succeeded") != NULL);
+    store_alert_clear(&a);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+
+    /* The job's count went back to 0: a failure opens a new alert. */
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 7000, r2), 0);
+    run_once(ST, wid, &RES_FAIL, T0 + 7000);
+    run_once(ST, wid, &RES_FAIL, T0 + 9000);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, ALERT_FAILED), 1);
+    assert_int_equal(count_alerts(ST, -1, j.id, ALERT_FAILED), 2);
+    store_job_clear(&j);
+}
+
+/* Global rules apply by scope; a job outside it pages nobody. The reaper's
+ * failures (a lost lease) count as failures too. */
+static void test_alert_global_scope(void **state)
+{
+    char wid[SKED_ID_LEN], in_id[SKED_ID_LEN], out_id[SKED_ID_LEN];
+    new_worker(ST, "w", "etl,web", "", T0, wid);
+    store_alert_rule_t r;
+    mkrule(&r, "etl-failures", ALERT_BIT(ALERT_FAILED), NULL);
+    free(r.def.scope_queue);
+    r.def.scope_queue = xstrdup("etl");
+    free(r.def.scope_tag);
+    r.def.scope_tag = xstrdup("nightly");
+    assert_int_equal(store_alert_rule_create(ST, &r, NULL, T0), 0);
+
+    store_job_t j;
+    mkjob(&j, "in-scope");
+    free(j.queue);
+    j.queue = xstrdup("etl");
+    free(j.tags);
+    j.tags = xstrdup(",nightly,x,");
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    memcpy(in_id, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+    mkjob(&j, "wrong-tag");
+    free(j.queue);
+    j.queue = xstrdup("etl");
+    free(j.tags);
+    j.tags = xstrdup(",nightlyish,");
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    memcpy(out_id, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+
+    /* Both fail, one by its worker's report, one by a lost lease. */
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 2, T0, &n);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        confirm(ST, wid, &cl[i], T0 + 1);
+        if (!strcmp(cl[i].run.job_id, in_id)) continue;
+        assert_int_equal(
+            store_complete(ST, cl[i].run.id, 1, cl[i].run.fence, NULL, &RES_FAIL, T0 + 2), 0);
+    }
+    assert_int_equal(store_reap(ST, 0, INT64_C(1) << 50, T0 + 2 + LEASE_MS), 1);
+    free_claimed(cl, n);
+    char aid[SKED_ID_LEN];
+    one_alert(ST, ALERT_OPEN, in_id, ALERT_FAILED, aid);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_string_equal(a.rule_id, r.id);
+    assert_true(strstr(a.detail, "lease expired") != NULL);
+    store_alert_clear(&a);
+    assert_int_equal(count_alerts(ST, -1, out_id, -1), 0);
+
+    /* Deleting the rule closes its alert without a notice. */
+    assert_int_equal(store_alert_rule_delete(ST, r.id, NULL, T0 + LEASE_MS * 2), 0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 0);
+    store_alert_rule_clear(&r);
+}
+
+/* The outbox is claimed like runs: a claim hides a notice until its lease
+ * ends; then another claimer may take it, and the first one's settle is
+ * stale. Failures are retried when due, then fail for good. */
+static void test_alert_outbox(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "f");
+    own_rule(&j, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    int64_t due = -2;
+    assert_int_equal(store_outbox_next_due_ms(ST, &due), 0);
+    assert_int_equal(due, -1);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_FAILED, aid);
+    assert_int_equal(store_outbox_next_due_ms(ST, &due), 0);
+    assert_int_equal(due, T0 + 10);
+
+    store_outbox_item_t *it, *it2;
+    size_t n, n2;
+    assert_int_equal(store_outbox_claim(ST, "srv-a", 10, 60000, T0 + 5, &it, &n), 0);
+    assert_int_equal(n, 0); /* not due yet */
+    free(it);
+    assert_int_equal(store_outbox_claim(ST, "srv-a", 10, 60000, T0 + 20, &it, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(it[0].alert.id, aid);
+    assert_int_equal(it[0].alert.cond, ALERT_FAILED);
+    assert_string_equal(it[0].secret, "s3cret"); /* only the deliverer sees it */
+    assert_int_equal(it[0].d.event, ALERT_EV_OPENED);
+    assert_string_equal(it[0].d.target, "https://hooks.test/");
+
+    /* Hidden from a second server during the lease, back after it. */
+    assert_int_equal(store_outbox_claim(ST, "srv-b", 10, 60000, T0 + 30, &it2, &n2), 0);
+    assert_int_equal(n2, 0);
+    free(it2);
+    assert_int_equal(store_outbox_claim(ST, "srv-b", 10, 60000, T0 + 60021, &it2, &n2), 0);
+    assert_int_equal(n2, 1);
+    assert_true(it2[0].claim != it[0].claim);
+    /* The first claim is stale now. */
+    assert_int_equal(store_outbox_settle(ST, it[0].d.id, it[0].claim, true, NULL, -1, T0 + 60022),
+                     SKED_ESTALE);
+    /* A failure: due again at the retry time, with its error. */
+    assert_int_equal(store_outbox_settle(ST, it2[0].d.id, it2[0].claim, false, "HTTP 503",
+                                         T0 + 70000, T0 + 60023),
+                     0);
+    store_alert_t a;
+    store_alert_delivery_t *d;
+    size_t nd;
+    assert_int_equal(store_alert_get(ST, aid, &a, &d, &nd), 0);
+    assert_int_equal(nd, 1);
+    assert_int_equal(d[0].state, DELIVERY_PENDING);
+    assert_int_equal(d[0].tries, 1);
+    assert_int_equal(d[0].due_ms, T0 + 70000);
+    assert_string_equal(d[0].last_error, "HTTP 503");
+    store_alert_delivery_clear(&d[0]);
+    free(d);
+    store_alert_clear(&a);
+    for (size_t i = 0; i < n; i++)
+        store_outbox_item_clear(&it[i]);
+    free(it);
+    for (size_t i = 0; i < n2; i++)
+        store_outbox_item_clear(&it2[i]);
+    free(it2);
+
+    /* Retried: fails for good, then nothing is due. */
+    assert_int_equal(store_outbox_claim(ST, "srv-a", 10, 60000, T0 + 70000, &it, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(
+        store_outbox_settle(ST, it[0].d.id, it[0].claim, false, "connect: refused", -1, T0 + 70001),
+        0);
+    assert_int_equal(store_outbox_settle(ST, it[0].d.id, it[0].claim, true, NULL, -1, T0 + 70002),
+                     SKED_ESTALE);
+    store_outbox_item_clear(&it[0]);
+    free(it);
+    assert_int_equal(store_outbox_next_due_ms(ST, &due), 0);
+    assert_int_equal(due, -1);
+    assert_int_equal(store_alert_get(ST, aid, &a, &d, &nd), 0);
+    assert_int_equal(d[0].state, DELIVERY_FAILED);
+    assert_int_equal(d[0].tries, 2);
+    assert_string_equal(d[0].last_error, "connect: refused");
+    store_alert_delivery_clear(&d[0]);
+    free(d);
+    store_alert_clear(&a);
+
+    /* A resolved notice is sent: settled as sent. */
+    char r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 80000, r2), 0);
+    run_once(ST, wid, &RES_OK, T0 + 80000);
+    assert_int_equal(store_outbox_claim(ST, "srv-a", 10, 60000, T0 + 80020, &it, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(it[0].d.event, ALERT_EV_RESOLVED);
+    assert_int_equal(it[0].alert.state, ALERT_RESOLVED);
+    assert_int_equal(store_outbox_settle(ST, it[0].d.id, it[0].claim, true, NULL, -1, T0 + 80021),
+                     0);
+    store_outbox_item_clear(&it[0]);
+    free(it);
+    assert_int_equal(store_alert_get(ST, aid, &a, &d, &nd), 0);
+    assert_int_equal(nd, 2);
+    assert_int_equal(d[1].state, DELIVERY_SENT);
+    assert_int_equal(d[1].sent_ms, T0 + 80021);
+    assert_null(d[1].last_error);
+    for (size_t i = 0; i < nd; i++)
+        store_alert_delivery_clear(&d[i]);
+    free(d);
+    store_alert_clear(&a);
+    store_job_clear(&j);
+}
+
+/* Acknowledging records who and when (once); an acknowledged alert still
+ * resolves, but sends no resolved notice. */
+static void test_alert_ack(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN], r2[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "acked");
+    own_rule(&j, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_FAILED, aid);
+    assert_int_equal(store_alert_ack(ST, "alr_00000000000000000000000000", "bob", NULL, T0 + 1),
+                     SKED_ENOTFOUND);
+    assert_int_equal(store_alert_ack(ST, aid, "alice", NULL, T0 + 100), 0);
+    assert_int_equal(store_alert_ack(ST, aid, "bob", NULL, T0 + 200), 0);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_string_equal(a.acked_by, "alice");
+    assert_int_equal(a.acked_ms, T0 + 100);
+    assert_int_equal(a.state, ALERT_OPEN);
+    store_alert_clear(&a);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 300, r2), 0);
+    run_once(ST, wid, &RES_OK, T0 + 300);
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_int_equal(a.state, ALERT_RESOLVED);
+    store_alert_clear(&a);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 0);
+    store_job_clear(&j);
+}
+
+/* worker_lost opens in the reaper's unit and clears when the worker
+ * heartbeats again. */
+static void test_alert_worker_lost(void **state)
+{
+    char rule[SKED_ID_LEN], wid[SKED_ID_LEN], other[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_rule(ST, "lost", ALERT_BIT(ALERT_WORKER_LOST), T0, rule);
+    new_worker(ST, "w1", "default", "", T0, wid);
+    new_worker(ST, "w2", "default", "", T0 + 50000, other);
+    assert_int_equal(store_reap(ST, 0, 60000, T0 + 60001), 0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, ALERT_WORKER_LOST), 1);
+    one_alert(ST, ALERT_OPEN, NULL, ALERT_WORKER_LOST, aid);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_string_equal(a.subject, wid);
+    assert_string_equal(a.name, "w1");
+    assert_string_equal(a.job_id, "");
+    store_alert_clear(&a);
+    assert_int_equal(notices(ST, aid, ALERT_EV_OPENED), 1);
+    /* Reaped again: still the one alert. */
+    assert_int_equal(store_reap(ST, 0, 60000, T0 + 60002), 0);
+    assert_int_equal(sweep(ST, T0 + 60003), 0);
+    assert_int_equal(count_alerts(ST, -1, NULL, ALERT_WORKER_LOST), 1);
+    /* Back: the next pass resolves it. */
+    assert_int_equal(store_heartbeat(ST, wid, NULL, NULL, 0, LEASE_MS, T0 + 61000, NULL), 0);
+    assert_int_equal(sweep(ST, T0 + 61001), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+}
+
+/* sla_missed opens while the run is late (on time, not after it ends) and
+ * resolves when it started (start SLA) or finished (finish SLA). */
+static void test_alert_sla(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "sla");
+    j.sla_start_ms = MIN_MS;
+    j.sla_finish_ms = 5 * MIN_MS;
+    own_rule(&j, ALERT_BIT(ALERT_SLA_MISSED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+
+    assert_int_equal(sweep(ST, T0 + MIN_MS - 1), 0);
+    assert_int_equal(count_alerts(ST, -1, j.id, -1), 0);
+    assert_int_equal(sweep(ST, T0 + MIN_MS), 1);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_SLA_MISSED, aid);
+    assert_int_equal(sweep(ST, T0 + MIN_MS + 1000), 0); /* no second page */
+    assert_int_equal(notices(ST, aid, ALERT_EV_OPENED), 1);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_true(strstr(a.detail, "has not started") != NULL);
+    store_alert_clear(&a);
+
+    /* It starts: resolved. Then it runs past finish_within: open again,
+     * while it still runs. */
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0 + 2 * MIN_MS, &n);
+    assert_int_equal(n, 1);
+    confirm(ST, wid, &cl[0], T0 + 2 * MIN_MS);
+    assert_int_equal(sweep(ST, T0 + 2 * MIN_MS + 1), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, false};
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, 10 * MIN_MS, T0 + 4 * MIN_MS, NULL), 0);
+    assert_int_equal(sweep(ST, T0 + 5 * MIN_MS), 1);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_SLA_MISSED, aid);
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_true(strstr(a.detail, "has not finished") != NULL);
+    store_alert_clear(&a);
+    assert_int_equal(
+        store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 6 * MIN_MS), 0);
+    assert_int_equal(sweep(ST, T0 + 6 * MIN_MS + 1), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    free_claimed(cl, n);
+    store_job_clear(&j);
+}
+
+/* overrun: past k x p95 of the job's recent successful durations, with
+ * enough of them. */
+static void test_alert_overrun(void **state)
+{
+    char wid[SKED_ID_LEN], r2[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "slow");
+    own_rule(&j, ALERT_BIT(ALERT_OVERRUN));
+    j.alerts[0].def.params.overrun_factor = 2.0;
+    j.alerts[0].def.params.overrun_min_samples = 3;
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    int64_t t = T0;
+    for (int i = 0; i < 3; i++) { /* three successes of 10 s */
+        size_t n;
+        store_claimed_t *cl = claim(ST, wid, 1, t, &n);
+        assert_int_equal(n, 1);
+        if (i == 2) {
+            /* Too few samples yet: a long attempt is no overrun. */
+            assert_int_equal(sweep(ST, t + 10 * MIN_MS), 0);
+        }
+        assert_int_equal(
+            store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK, t + 10000), 0);
+        free_claimed(cl, n);
+        t += MIN_MS;
+        assert_int_equal(store_run_trigger(ST, j.id, NULL, t, r2), 0);
+    }
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, t, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(sweep(ST, t + 20000), 0); /* at 2 x 10 s: not over */
+    assert_int_equal(sweep(ST, t + 20001), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, ALERT_OVERRUN), 1);
+    assert_int_equal(sweep(ST, t + 30000), 0);
+    assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK, t + 40000),
+                     0);
+    assert_int_equal(sweep(ST, t + 40001), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    free_claimed(cl, n);
+    store_job_clear(&j);
+}
+
+/* missed: a fire time with no run started within the window, judged when
+ * it becomes window-old; a schedule nobody fires; the ledger's stretches
+ * after an outage; a later fire time kept resolves it. */
+static void test_alert_missed(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], sid[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "deadman");
+    own_rule(&j, ALERT_BIT(ALERT_MISSED));
+    j.alerts[0].def.params.missed_window_ms = 30000;
+    store_schedule_t sc = {0};
+    sc.kind = SCHEDULE_EVERY;
+    sc.expr = xstrdup("1m");
+    sc.next_fire_ms = T0 + MIN_MS;
+    assert_int_equal(store_job_create(ST, &j, &sc, 1, false, NULL, NULL, T0), 0);
+    memcpy(jid, j.id, SKED_ID_LEN);
+    memcpy(sid, sc.id, SKED_ID_LEN);
+    store_schedule_clear(&sc);
+
+    /* Fire T0+1m; claimed 10 s late: kept (window 30 s). */
+    store_fire_run_t fr = {T0 + MIN_MS, T0 + MIN_MS, RUN_SCHEDULED, NULL};
+    store_fire_t it = {sid, T0 + MIN_MS, T0 + 2 * MIN_MS, &fr, 1, {0}, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0 + MIN_MS), 0);
+    run_once(ST, wid, &RES_OK, T0 + MIN_MS + 10000);
+    assert_int_equal(sweep(ST, T0 + MIN_MS + 30000), 0);
+    /* Fire T0+2m; nobody claims it: missed once it is 30 s old. */
+    fr = (store_fire_run_t){T0 + 2 * MIN_MS, T0 + 2 * MIN_MS, RUN_SCHEDULED, NULL};
+    it = (store_fire_t){sid, T0 + 2 * MIN_MS, T0 + 3 * MIN_MS, &fr, 1, {0}, 0};
+    assert_int_equal(store_fire(ST, &it, 1, T0 + 2 * MIN_MS), 0);
+    assert_int_equal(sweep(ST, T0 + 2 * MIN_MS + 29999), 0);
+    assert_int_equal(sweep(ST, T0 + 2 * MIN_MS + 30000), 1);
+    one_alert(ST, ALERT_OPEN, jid, ALERT_MISSED, aid);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_true(strstr(a.detail, "has not started within 30 s") != NULL);
+    store_alert_clear(&a);
+    /* Now nobody fires T0+3m (the servers are down): overdue after 30 s. */
+    assert_int_equal(sweep(ST, T0 + 3 * MIN_MS + 40000), 0); /* open already */
+    run_once(ST, wid, &RES_OK, T0 + 3 * MIN_MS + 40000);     /* the late T0+2m */
+    /* Back after the outage at T0+10m: the scheduler records T0+3m..T0+9m
+     * in the ledger and runs T0+10m at once, on time. The pass judges the
+     * ledger stretch (missed) and T0+10m (kept, the latest): resolved. */
+    store_fire_run_t fr10 = {T0 + 10 * MIN_MS, T0 + 10 * MIN_MS, RUN_SCHEDULED, NULL};
+    store_fire_t back = {sid,
+                         T0 + 3 * MIN_MS,
+                         T0 + 11 * MIN_MS,
+                         &fr10,
+                         1,
+                         {T0 + 3 * MIN_MS, T0 + 9 * MIN_MS, 7, T0 + 2 * MIN_MS, "misfire: down"},
+                         0};
+    assert_int_equal(store_fire(ST, &back, 1, T0 + 10 * MIN_MS), 0);
+    run_once(ST, wid, &RES_OK, T0 + 10 * MIN_MS + 1000);
+    assert_int_equal(sweep(ST, T0 + 10 * MIN_MS + 30000), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, jid, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+
+    /* Down again at T0+11m; back at T0+15m, the stretch in the ledger and
+     * the run of T0+15m started late: missed, found on recovery. */
+    store_fire_run_t fr15 = {T0 + 15 * MIN_MS, T0 + 15 * MIN_MS, RUN_SCHEDULED, NULL};
+    store_fire_t back2 = {
+        sid,
+        T0 + 11 * MIN_MS,
+        T0 + 16 * MIN_MS,
+        &fr15,
+        1,
+        {T0 + 11 * MIN_MS, T0 + 14 * MIN_MS, 4, T0 + 10 * MIN_MS, "misfire: down"},
+        0};
+    assert_int_equal(sweep(ST, T0 + 15 * MIN_MS + 45000), 1); /* overdue, before the scheduler */
+    assert_int_equal(store_fire(ST, &back2, 1, T0 + 15 * MIN_MS + 45000), 0);
+    run_once(ST, wid, &RES_OK, T0 + 15 * MIN_MS + 46000);
+    assert_int_equal(sweep(ST, T0 + 15 * MIN_MS + 47000), 0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, jid, ALERT_MISSED), 1);
+    store_job_clear(&j);
+}
+
+/* backlog: a queue over N pending runs for T; resolves when it drops. */
+static void test_alert_backlog(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], r[SKED_ID_LEN], aid[SKED_ID_LEN];
+    store_alert_rule_t rule;
+    mkrule(&rule, "etl-backlog", ALERT_BIT(ALERT_BACKLOG), NULL);
+    free(rule.def.scope_queue);
+    rule.def.scope_queue = xstrdup("etl");
+    rule.def.params.backlog_depth = 2;
+    rule.def.params.backlog_for_ms = MIN_MS;
+    assert_int_equal(store_alert_rule_create(ST, &rule, NULL, T0), 0);
+    new_job(ST, "load", 0, "etl", true, T0, jid);
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0, r), 0);
+    assert_int_equal(sweep(ST, T0 + 1), 0); /* 2: not over */
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 2, r), 0);
+    assert_int_equal(sweep(ST, T0 + 3), 0); /* 3: over, since now */
+    assert_int_equal(sweep(ST, T0 + 3 + MIN_MS - 1), 0);
+    assert_int_equal(sweep(ST, T0 + 3 + MIN_MS), 1);
+    one_alert(ST, ALERT_OPEN, NULL, ALERT_BACKLOG, aid);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_string_equal(a.subject, "etl");
+    assert_true(strstr(a.detail, "more than 2 pending runs") != NULL);
+    store_alert_clear(&a);
+    new_worker(ST, "w", "etl", "", T0 + 2 * MIN_MS, wid);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0 + 2 * MIN_MS, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(sweep(ST, T0 + 2 * MIN_MS + 1), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    /* Over again: the clock starts anew. */
+    assert_int_equal(store_run_trigger(ST, jid, NULL, T0 + 3 * MIN_MS, r), 0);
+    assert_int_equal(sweep(ST, T0 + 3 * MIN_MS + 1), 0);
+    assert_int_equal(sweep(ST, T0 + 4 * MIN_MS), 0);
+    assert_int_equal(sweep(ST, T0 + 4 * MIN_MS + 1), 1);
+    free_claimed(cl, n);
+    store_alert_rule_clear(&rule);
+}
+
+/* A job's rules change with its spec: a condition dropped closes its
+ * alert silently; alerts of a deleted job close. */
+static void test_alert_job_rules_follow_spec(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "evolving");
+    own_rule(&j, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_FAILED, aid);
+
+    /* Same rule, another channel: the alert stays open and stays its. */
+    free(j.alerts[0].def.channels[0].target);
+    j.alerts[0].def.channels[0].target = xstrdup("https://elsewhere.test/");
+    assert_int_equal(store_job_update(ST, &j, j.version, NULL, 0, NULL, T0 + 1), 0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, -1), 1);
+    /* The condition dropped: closed, no notice. */
+    j.alerts[0].def.conds = ALERT_BIT(ALERT_RETRYING);
+    assert_int_equal(store_job_update(ST, &j, j.version, NULL, 0, NULL, T0 + 2), 0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 0);
+
+    /* Deleting the job closes its open alerts (at the next pass). */
+    j.alerts[0].def.conds = ALERT_BIT(ALERT_FAILED);
+    assert_int_equal(store_job_update(ST, &j, j.version, NULL, 0, NULL, T0 + 3), 0);
+    char r2[SKED_ID_LEN];
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 4, r2), 0);
+    run_once(ST, wid, &RES_FAIL, T0 + 4);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, -1), 1);
+    assert_int_equal(store_job_set_state(ST, j.id, JOB_DELETED, NULL, T0 + 5), 0);
+    assert_int_equal(sweep(ST, T0 + 6), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+
+    /* Removing a rule from a job closes its alerts too. */
+    store_job_t k;
+    mkjob(&k, "shrinking");
+    own_rule(&k, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &k, NULL, 0, true, NULL, NULL, T0 + 7), 0);
+    run_once(ST, wid, &RES_FAIL, T0 + 7);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, k.id, -1), 1);
+    store_alert_rule_clear(&k.alerts[0]);
+    free(k.alerts);
+    k.alerts = NULL;
+    k.nalerts = 0;
+    assert_int_equal(store_job_update(ST, &k, k.version, NULL, 0, NULL, T0 + 8), 0);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, k.id, -1), 0);
+    store_job_clear(&k);
+    store_job_clear(&j);
+}
+
+/* Alert lists filter by state, job, condition and namespace, and page. */
+static void test_alert_list(void **state)
+{
+    char wid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    char ids[5][SKED_ID_LEN];
+    for (int i = 0; i < 5; i++) {
+        store_job_t j;
+        char name[16];
+        snprintf(name, sizeof name, "j%d", i);
+        mkjob(&j, name);
+        j.ns = xstrdup(i < 3 ? "team-a" : "team-b");
+        own_rule(&j, ALERT_BIT(ALERT_FAILED));
+        assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0 + i), 0);
+        memcpy(ids[i], j.id, SKED_ID_LEN);
+        run_once(ST, wid, &RES_FAIL, T0 + 100 * i);
+        store_job_clear(&j);
+    }
+    store_alert_filter_t f = {-1, NULL, -1, "team-a", NULL, 2};
+    store_alert_t *v;
+    size_t n, total = 0;
+    char *next = NULL, *cursor = NULL;
+    int64_t last = INT64_MAX;
+    do {
+        f.cursor = cursor;
+        assert_int_equal(store_alert_list(ST, &f, &v, &n, &next), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(v[i].ns, "team-a");
+            assert_true(v[i].opened_ms <= last);
+            last = v[i].opened_ms;
+        }
+        total += n;
+        free_alerts(v, n);
+        free(cursor);
+        cursor = next;
+    } while (cursor);
+    assert_int_equal(total, 3);
+    f = (store_alert_filter_t){ALERT_OPEN, ids[4], ALERT_FAILED, NULL, NULL, 10};
+    assert_int_equal(store_alert_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].job_id, ids[4]);
+    free_alerts(v, n);
+    f = (store_alert_filter_t){ALERT_RESOLVED, NULL, -1, NULL, NULL, 10};
+    assert_int_equal(store_alert_list(ST, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    f.cursor = "nope";
+    assert_int_equal(store_alert_list(ST, &f, &v, &n, &next), SKED_EINVAL);
+}
+
+/* A run canceled while it waits for its retry: its retry alert resolves
+ * at the next pass (no attempt ends to do it). */
+static void test_alert_retry_canceled(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "canceled-retry");
+    j.retry = (retry_policy_t){3, 60000, 60000, 1.0, false};
+    own_rule(&j, ALERT_BIT(ALERT_RETRYING));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_RETRYING, aid);
+    store_alert_t a;
+    assert_int_equal(store_alert_get(ST, aid, &a, NULL, NULL), 0);
+    assert_int_equal(sweep(ST, T0 + 100), 0); /* still waiting: still open */
+    assert_int_equal(store_run_cancel(ST, a.run_id, NULL, NULL, T0 + 200), 0);
+    store_alert_clear(&a);
+    assert_int_equal(sweep(ST, T0 + 300), 1);
+    assert_int_equal(count_alerts(ST, ALERT_OPEN, NULL, -1), 0);
+    assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
+    store_job_clear(&j);
+}
+
+/* Alerts have their events, written with them: opened, acknowledged,
+ * resolved, scoped to the job's namespace. */
+static void test_alert_events(void **state)
+{
+    char wid[SKED_ID_LEN], aid[SKED_ID_LEN], r2[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    store_job_t j;
+    mkjob(&j, "evented");
+    own_rule(&j, ALERT_BIT(ALERT_FAILED));
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    run_once(ST, wid, &RES_FAIL, T0);
+    one_alert(ST, ALERT_OPEN, j.id, ALERT_FAILED, aid);
+    assert_int_equal(store_alert_ack(ST, aid, "alice", NULL, T0 + 100), 0);
+    assert_int_equal(store_run_trigger(ST, j.id, NULL, T0 + 200, r2), 0);
+    run_once(ST, wid, &RES_OK, T0 + 200);
+    store_event_t *v = NULL;
+    size_t n = 0;
+    bool pending = false;
+    assert_int_equal(store_events_read(ST, 0, 1000, &v, &n, &pending), 0);
+    const char *want[] = {"alert.opened", "alert.acked", "alert.resolved"};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(v[i].type, "alert.", 6) != 0) continue;
+        assert_true(k < 3);
+        assert_string_equal(v[i].type, want[k]);
+        assert_string_equal(v[i].job_id, j.id);
+        assert_string_equal(v[i].ns, "default");
+        assert_string_equal(v[i].alert_id, aid);
+        assert_true(!strncmp(v[i].detail, "failed: ", 8));
+        k++;
+    }
+    assert_int_equal(k, 3);
+    for (size_t i = 0; i < n; i++)
+        store_event_clear(&v[i]);
+    free(v);
+    store_job_clear(&j);
+}
+
+/* Servers race to open the same alerts: one open alert, one notice per
+ * channel, whoever wins. */
+struct sweep_thread {
+    store_t *st;
+    int64_t now;
+    int changed;
+};
+
+static void *sweep_main(void *arg)
+{
+    struct sweep_thread *t = arg;
+    for (int i = 0; i < 20; i++) {
+        int c = 0;
+        if (store_alert_sweep(t->st, t->now + i, &c) != 0) fail_msg("sweep failed");
+        t->changed += c;
+    }
+    return NULL;
+}
+
+static void test_alert_one_open_under_race(void **state)
+{
+    struct ctx *c = *state;
+    char jids[8][SKED_ID_LEN];
+    for (int i = 0; i < 8; i++) {
+        store_job_t j;
+        char name[16];
+        snprintf(name, sizeof name, "late%d", i);
+        mkjob(&j, name);
+        j.sla_start_ms = 1000;
+        own_rule(&j, ALERT_BIT(ALERT_SLA_MISSED));
+        assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+        memcpy(jids[i], j.id, SKED_ID_LEN);
+        store_job_clear(&j);
+    }
+    store_t *other = open_ok(c->url);
+    struct sweep_thread t[2] = {{ST, T0 + 5000, 0}, {other, T0 + 5000, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sweep_main, &t[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    store_close(other);
+    assert_int_equal(t[0].changed + t[1].changed, 8);
+    for (int i = 0; i < 8; i++) {
+        char aid[SKED_ID_LEN];
+        one_alert(ST, -1, jids[i], ALERT_SLA_MISSED, aid);
+        assert_int_equal(notices(ST, aid, -1), 1);
+    }
+}
+
 /* ---- explain ------------------------------------------------------------------- */
 
 /* store_explain: everything GET .../explain decides on, in one read. */
@@ -3909,6 +4830,21 @@ int main(int argc, char **argv)
         T(test_claimable_per_job_state),
         T(test_claim_past_unmatched_backlog),
         T(test_state_machine_enforced),
+        T(test_alert_rules_crud),
+        T(test_alert_failed_and_retrying),
+        T(test_alert_global_scope),
+        T(test_alert_outbox),
+        T(test_alert_ack),
+        T(test_alert_worker_lost),
+        T(test_alert_sla),
+        T(test_alert_overrun),
+        T(test_alert_missed),
+        T(test_alert_backlog),
+        T(test_alert_job_rules_follow_spec),
+        T(test_alert_list),
+        T(test_alert_one_open_under_race),
+        T(test_alert_retry_canceled),
+        T(test_alert_events),
         T(test_events_every_change),
         T(test_events_prune),
         T(test_explain_facts),

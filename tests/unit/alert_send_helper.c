@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     char err[256];
     int rc;
 
-    if (argc < 2 || alert_chan_parse(argv[1], &ch.kind) < 0) return usage();
+    if (argc < 2 || alert_channel_kind_parse(argv[1], &ch.kind) < 0) return usage();
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **slot = !strcmp(o, "--url")                     ? &ch.url

@@ -121,15 +121,18 @@ static void req(resp_t *r, const char *method, const char *path, const char *tok
 
 /* ---- fixtures, straight into the store ---------------------------------- */
 
-static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char run[SKED_ID_LEN])
+/* A job of ns and owner with a run; extra: more members of its document
+ * (",\"k\":v" or ""). */
+static void mkjob_with(const char *ns, const char *owner, const char *extra, char id[SKED_ID_LEN],
+                       char run[SKED_ID_LEN])
 {
-    char doc[256];
+    char doc[512];
     jobspec_t spec;
     jobspec_error_t jerr;
     store_job_t job;
     memset(&spec, 0, sizeof spec);
     memset(&job, 0, sizeof job);
-    snprintf(doc, sizeof doc, "{\"name\":\"j%u\",\"command\":[\"/bin/true\"]}", ++fx->seq);
+    snprintf(doc, sizeof doc, "{\"name\":\"j%u\",\"command\":[\"/bin/true\"]%s}", ++fx->seq, extra);
     json_t *j = json_loads(doc, 0, NULL);
     assert_int_equal(jobspec_parse(j, &spec, &jerr), 0);
     store_job_from_spec(&job, &spec);
@@ -145,6 +148,70 @@ static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char 
     json_decref(j);
     store_job_clear(&job);
     jobspec_free(&spec);
+}
+
+static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char run[SKED_ID_LEN])
+{
+    mkjob_with(ns, owner, "", id, run);
+}
+
+/* An open alert of a job of ns and owner: the job's own rule on failed,
+ * its run claimed (in a queue of its own) and failed. */
+static void mkalert(const char *ns, const char *owner, char alert[SKED_ID_LEN])
+{
+    char job[SKED_ID_LEN], run[SKED_ID_LEN], extra[256];
+    unsigned q = ++fx->seq;
+    snprintf(extra, sizeof extra,
+             ",\"queue\":\"aq%u\",\"alerts\":[{\"on\":[\"failed\"],"
+             "\"webhook\":\"http://127.0.0.1:9/x\"}]",
+             q);
+    mkjob_with(ns, owner, extra, job, run);
+    store_worker_t wk = {0};
+    wk.name = xasprintf("aw%u", q);
+    wk.host = xstrdup("h");
+    wk.queues = xasprintf("aq%u", q);
+    wk.labels = xstrdup("");
+    wk.slots = 1;
+    int64_t now = clock_now_ms();
+    assert_int_equal(store_worker_register(fx->st2, &wk, NULL, now), 0);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_claim(fx->st2, wk.id, NULL, 1, 60000, now, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    store_result_t fail = {ATTEMPT_FAILED, 1, 0, NULL};
+    assert_int_equal(
+        store_complete(fx->st2, cl[0].run.id, 1, cl[0].run.fence, NULL, &fail, now + 1), 0);
+    store_claimed_clear(&cl[0]);
+    free(cl);
+    store_worker_clear(&wk);
+    store_alert_filter_t f = {-1, job, -1, NULL, NULL, 10};
+    store_alert_t *v = NULL;
+    char *next = NULL;
+    assert_int_equal(store_alert_list(fx->st2, &f, &v, &n, &next), 0);
+    assert_int_equal(n, 1);
+    memcpy(alert, v[0].id, SKED_ID_LEN);
+    store_alert_clear(&v[0]);
+    free(v);
+}
+
+/* A global alert rule (its id into id). */
+static void mkrule(char id[SKED_ID_LEN])
+{
+    store_alert_rule_t r = {0};
+    r.def.name = xasprintf("rule%u", ++fx->seq);
+    /* A rule that never fires here: it must not add to mkalert's alerts. */
+    r.def.conds = ALERT_BIT(ALERT_WORKER_LOST);
+    r.def.scope_ns = xstrdup("");
+    r.def.scope_queue = xstrdup("no-such-queue");
+    r.def.scope_job = xstrdup("");
+    r.def.scope_tag = xstrdup("");
+    r.def.params = alert_params_default();
+    r.def.nchannels = 1;
+    r.def.channels = xcalloc(1, sizeof *r.def.channels);
+    r.def.channels[0].target = xstrdup("http://127.0.0.1:9/x");
+    assert_int_equal(store_alert_rule_create(fx->st2, &r, NULL, clock_now_ms()), 0);
+    memcpy(id, r.id, SKED_ID_LEN);
+    store_alert_rule_clear(&r);
 }
 
 /* A user whose stored hash no password matches (these tests never log in as them). */
@@ -197,6 +264,10 @@ struct row {
 
 /* %s in a body is replaced by a fresh name ("n<seq>"); %N by the namespace
  * of the case's scope. */
+/* Global rules of these cases never fire (mkalert counts on that). */
+#define RULE_BODY                                                                                  \
+    "{\"name\":\"%s\",\"on\":[\"worker_lost\"],\"scope\":{\"queue\":\"no-such-queue\"},"           \
+    "\"channels\":[{\"webhook\":\"http://127.0.0.1:9/x\"}]}"
 static const struct row rows[] = {
     {"GET", "/healthz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
     {"GET", "/readyz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
@@ -248,6 +319,15 @@ static const struct row rows[] = {
     {"GET", "/v1/tokens", ACCESS_READ, K_PLAIN, 200, NULL},
     {"DELETE", "/v1/tokens/{id}", ACCESS_READ, K_TOKEN_OWN, 204, NULL},
     {"GET", "/v1/audit", ACCESS_ADMIN, K_PLAIN, 200, NULL},
+    {"POST", "/v1/alert-rules", ACCESS_ADMIN, K_PLAIN, 201, RULE_BODY},
+    {"GET", "/v1/alert-rules", ACCESS_ADMIN, K_PLAIN, 200, NULL},
+    {"GET", "/v1/alert-rules/{id}", ACCESS_ADMIN, K_PLAIN, 200, NULL},
+    {"PUT", "/v1/alert-rules/{id}", ACCESS_ADMIN, K_PLAIN, 200, RULE_BODY},
+    {"DELETE", "/v1/alert-rules/{id}", ACCESS_ADMIN, K_PLAIN, 204, NULL},
+    {"GET", "/v1/alerts", ACCESS_READ, K_PLAIN, 200, NULL},
+    /* An alert of a job: seen and acknowledged as its job is. */
+    {"GET", "/v1/alerts/{id}", ACCESS_READ, K_JOB_READ, 200, NULL},
+    {"POST", "/v1/alerts/{id}/ack", ACCESS_WRITE, K_JOB_WRITE, 200, NULL},
 };
 #define NROWS (sizeof rows / sizeof *rows)
 
@@ -361,6 +441,14 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
             } else {
                 buf_puts(path, role_user[r]);
             }
+        } else if (!strncmp(w->pattern, "/v1/alert-rules/", 16)) {
+            char rule[SKED_ID_LEN];
+            mkrule(rule);
+            buf_puts(path, rule);
+        } else if (!strncmp(w->pattern, "/v1/alerts/", 11)) {
+            char alert[SKED_ID_LEN];
+            mkalert(ns_of[s], owner_of[s], alert);
+            buf_puts(path, alert);
         } else if (!strncmp(w->pattern, "/v1/tokens/", 11)) {
             /* A second token of the caller's own, or another user's. */
             const char *u = s == OWN ? role_user[r] : "someone";

@@ -276,7 +276,7 @@ static void test_bad_documents(void **state)
         {"[]", "", "object"},
         {"\"job\"", "", "object"},
         {"{" JOB ",\"bogus\":1}", "bogus", "unknown field"},
-        {"{" JOB ",\"sla\":{}}", "sla", "unknown field"},
+        {"{" JOB ",\"sla\":{}}", "sla", "must have"},
         /* name */
         {"{\"command\":[\"a\"]}", "name", "required"},
         {"{\"name\":null,\"command\":[\"a\"]}", "name", "required"},
