@@ -289,6 +289,19 @@ class TestHostile(SkedTestCase):
                                       lambda rs: rs and rs[0]["state"] == "pending",
                                       msg="the parked run to be pending")[0]
         self.wait_run_state(self.rid, "running")
+        # An alert rule, and an alert it opens about the parked queue; its
+        # one notice fails at once (no SMTP relay), so nothing moves after.
+        self.rule = self.ok("POST", "/v1/alert-rules", HOSTILE_RULE, expect=201)
+
+        def alerted():
+            items = self.ok("GET", "/v1/alerts")["items"]
+            if not items:
+                return None
+            a = self.ok("GET", "/v1/alerts/" + items[0]["id"])
+            done = a["deliveries"] and all(d["state"] == "failed" for d in a["deliveries"])
+            return a if done else None
+
+        self.alert = wait_until(alerted, 20, msg="the seeded alert and its failed notice")
 
     def snapshot(self):
         """The store as clients see it and as it sits on disk."""
@@ -436,6 +449,10 @@ class TestHostile(SkedTestCase):
             real["{id}"] = self.wid.encode()
         elif pattern.startswith("/v1/tokens/"):
             real["{id}"] = self.tok_id.encode()
+        elif pattern.startswith("/v1/alert-rules/"):
+            real["{id}"] = self.rule["id"].encode()
+        elif pattern.startswith("/v1/alerts/"):
+            real["{id}"] = self.alert["id"].encode()
         real["{name}"] = self.user_name.encode()
         real.update(params)
         target = (shape or pattern).encode()
@@ -568,7 +585,8 @@ class TestHostile(SkedTestCase):
     def hostile_params(self, method, pattern, param):
         owners = {"/v1/jobs/": self.full["id"], "/v1/runs/": self.rid,
                   "/v1/workers/": self.wid, "/v1/tokens/": self.tok_id,
-                  "/v1/users/": self.user_name}
+                  "/v1/users/": self.user_name, "/v1/alert-rules/": self.rule["id"],
+                  "/v1/alerts/": self.alert["id"]}
         if param == "{id}" and pattern == "/v1/runs/{id}/cancel":
             r = self.pending["id"]
             generic = HOSTILE_IDS
@@ -1019,6 +1037,11 @@ def complete_body(t):
             "reason": None}
 
 
+# A global rule that opens an alert about the parked queue (one pending run,
+# over a depth of 0) and has one channel that fails at once: no relay.
+HOSTILE_RULE = {"name": "hostile-rule", "on": ["backlog"], "scope": {"queue": "parked"},
+                "backlog_depth": 0, "backlog_for": "1s", "channels": [{"email": "x@example.com"}]}
+
 # A body each route accepts with the seeded ids; the hostile tests change one
 # thing at a time. (method, pattern) -> (body, content type).
 VALID_BODIES = {
@@ -1040,12 +1063,14 @@ VALID_BODIES = {
                             "application/json"),
     ("PATCH", "/v1/users/{name}"): ({"role": "operator"}, "application/json"),
     ("POST", "/v1/tokens"): ({"name": "hostile-t2", "role": "viewer"}, "application/json"),
+    ("POST", "/v1/alert-rules"): (dict(HOSTILE_RULE, name="hostile-rule2"), "application/json"),
+    ("PUT", "/v1/alert-rules/{id}"): (dict(HOSTILE_RULE, backlog_for="2s"), "application/json"),
 }
 
 # The write routes that take no body.
 BODYLESS_ROUTES = [("POST", "/v1/jobs/{id}/pause"), ("POST", "/v1/jobs/{id}/resume"),
                    ("POST", "/v1/jobs/{id}/trigger"), ("POST", "/v1/runs/{id}/cancel"),
-                   ("POST", "/v1/workers/{id}/drain")]
+                   ("POST", "/v1/workers/{id}/drain"), ("POST", "/v1/alerts/{id}/ack")]
 
 # The routes that read a JSON body (POST /v1/jobs first: it creates).
 JSON_ROUTES = [(m, p) for (m, p), (_, ct) in VALID_BODIES.items() if ct == "application/json"]
@@ -1061,6 +1086,9 @@ CONTROL_ORDER = [
     ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/workers/{id}/drain"),
     ("POST", "/v1/jobs/{id}/pause"), ("POST", "/v1/jobs/{id}/resume"),
     ("POST", "/v1/jobs/{id}/trigger"), ("PATCH", "/v1/users/{name}"),
+    ("GET", "/v1/jobs/{id}/explain"), ("GET", "/v1/runs/{id}/explain"),
+    ("GET", "/v1/alert-rules/{id}"), ("PUT", "/v1/alert-rules/{id}"), ("GET", "/v1/alerts/{id}"),
+    ("POST", "/v1/alerts/{id}/ack"), ("DELETE", "/v1/alert-rules/{id}"),
     ("DELETE", "/v1/tokens/{id}"), ("DELETE", "/v1/users/{name}"), ("DELETE", "/v1/jobs/{id}"),
 ]
 
