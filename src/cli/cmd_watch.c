@@ -51,24 +51,24 @@ struct watch {
     int gone;        /* stdout closed */
 };
 
-static int watch_opt(cli_t *c, void *arg, int opt, const char *optarg)
+static int watch_opt(cli_t *c, void *arg, int opt, const char *val)
 {
     struct watch *w = arg;
     long long v;
     switch (opt) {
     case OPT_JOB:
-        w->job = optarg;
+        w->job = val;
         return 1;
     case OPT_TYPE:
-        w->types = optarg;
+        w->types = val;
         return 1;
     case OPT_AFTER:
-        if (cli_parse_int(optarg, 0, INT64_MAX, &v) < 0)
+        if (cli_parse_int(val, 0, INT64_MAX, &v) < 0)
             return cli_usage_error(c, "--after must be an event id (a whole number >= 0)");
-        w->after = optarg;
+        w->after = val;
         return 1;
     case OPT_COUNT:
-        if (cli_parse_int(optarg, 1, INT64_MAX, &w->count) < 0)
+        if (cli_parse_int(val, 1, INT64_MAX, &w->count) < 0)
             return cli_usage_error(c, "--count must be a positive whole number");
         return 1;
     default:

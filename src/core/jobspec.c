@@ -20,6 +20,7 @@
 #include "core/jobspec.h"
 #include "core/alert.h"
 #include "core/alertspec.h"
+#include "core/jobspec_int.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
