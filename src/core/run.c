@@ -32,8 +32,11 @@ static const unsigned allowed[RUN_STATE_COUNT] = {
      * already due (running), misfire/overlap (skipped), cancel. */
     [RUN_SCHEDULED] = BIT(RUN_PENDING) | BIT(RUN_WAITING) | BIT(RUN_RUNNING) | BIT(RUN_SKIPPED) |
                       BIT(RUN_CANCELED),
-    /* Upstream done: ready, or upstream failed (skipped); cancel. */
-    [RUN_WAITING] = BIT(RUN_PENDING) | BIT(RUN_SKIPPED) | BIT(RUN_CANCELED),
+    /* Upstream done: ready, or upstream failed (skipped); cancel. A
+     * workflow run or a job array's run waits on its members and ends
+     * when the last of them does (succeeded or failed). */
+    [RUN_WAITING] = BIT(RUN_PENDING) | BIT(RUN_SUCCEEDED) | BIT(RUN_FAILED) | BIT(RUN_SKIPPED) |
+                    BIT(RUN_CANCELED),
     /* Pending never goes back to scheduled: once due it stays due. */
     [RUN_PENDING] = BIT(RUN_RUNNING) | BIT(RUN_SKIPPED) | BIT(RUN_CANCELED),
     /* Finish, or back to scheduled for a retry or after a lost lease. */

@@ -5,6 +5,8 @@
  *   scheduled/waiting/pending/running --cancel--> canceled
  *   running --(retry, lease lost)--> scheduled
  *   scheduled/pending --(misfire, overlap, ...)--> skipped
+ *   waiting --(upstreams ended)--> pending | skipped; a group run (workflow run,
+ *     job array) waits on its members --> succeeded | failed
  *
  * Terminal: succeeded, failed, canceled, skipped.
  */

@@ -57,7 +57,7 @@ static void test_terminal(void **state)
 static const int matrix[RUN_STATE_COUNT][RUN_STATE_COUNT] = {
     /*              sch wai pen run suc fai can ski */
     /* scheduled */ {0, 1, 1, 1, 0, 0, 1, 1},
-    /* waiting   */ {0, 0, 1, 0, 0, 0, 1, 1},
+    /* waiting   */ {0, 0, 1, 0, 1, 1, 1, 1},
     /* pending   */ {0, 0, 0, 1, 0, 0, 1, 1},
     /* running   */ {1, 0, 0, 0, 1, 1, 1, 0},
     /* succeeded */ {0, 0, 0, 0, 0, 0, 0, 0},
