@@ -29,7 +29,8 @@ static db_sql_t Q_IDEM_GET =
     DB_SAME("SELECT job_id FROM idempotency WHERE owner = ?1 AND key = ?2");
 static db_sql_t Q_JOB_INSERT =
     DB_SAME("INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-            " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)");
+            " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,"
+            " ?28, ?29, ?30)");
 /* A schedule's values in the order bind_sched gives them; a new schedule
  * has never fired. */
 static db_sql_t Q_SCHED_INSERT = DB_SAME(
@@ -72,7 +73,8 @@ static db_sql_t Q_JOB_UPDATE = DB_SAME(
     " priority = ?7, overlap = ?8, misfire = ?9, catch_up_window_ms = ?10,"
     " max_concurrency = ?11, timeout_ms = ?12, retry_max_attempts = ?13,"
     " retry_initial_ms = ?14, retry_max_ms = ?15, retry_multiplier = ?16, retry_jitter = ?17,"
-    " version = version + 1, updated_ms = ?19"
+    " version = version + 1, updated_ms = ?19, deps_rule = ?20, max_active = ?21,"
+    " array_count = ?22, array_parallel = ?23, graph = (graph & 8) | ?24"
     " WHERE id = ?1 AND state != 3 AND (?18 = 0 OR version = ?18)"
     " RETURNING version, state, ns, owner, created_ms");
 static db_sql_t Q_JOB_VERSION = DB_SAME("SELECT version FROM jobs WHERE id = ?1 AND state != 3");
@@ -87,17 +89,31 @@ static db_sql_t Q_SCHED_DROP_UNMARKED =
 static db_sql_t Q_JOB_STATE_LOCK =
     DB_SQL("SELECT state FROM jobs WHERE id = ?1 AND state != 3",
            "SELECT state FROM jobs WHERE id = $1 AND state <> 3 FOR NO KEY UPDATE");
+/* A workflow's tasks share its state (their runs are claimed by it). */
+#define JOB_AND_TASKS                                                                              \
+    "(SELECT id FROM jobs WHERE id = ?1 UNION ALL SELECT id FROM jobs WHERE parent_id = ?1)"
 static db_sql_t Q_JOB_SET_STATE =
-    DB_SAME("UPDATE jobs SET state = ?2, version = version + 1, updated_ms = ?3 WHERE id = ?1");
+    DB_SAME("UPDATE jobs SET state = ?2, version = version + 1, updated_ms = ?3"
+            " WHERE id IN " JOB_AND_TASKS " AND state != 3");
 static db_sql_t Q_SCHED_ACTIVE = DB_SAME("UPDATE schedules SET active = ?2 WHERE job_id = ?1");
 static db_sql_t Q_RUNS_HOLD =
-    DB_SAME("UPDATE runs SET held = ?2 WHERE job_id = ?1 AND state IN (0, 1, 2)");
+    DB_SAME("UPDATE runs SET held = ?2 WHERE job_id IN " JOB_AND_TASKS " AND state IN (0, 1, 2)");
+/* What the cancels end goes on through the graph (graph.c). */
 static db_sql_t Q_RUNS_CANCEL_WAITING =
     DB_SAME("UPDATE runs SET state = 6, held = FALSE, finished_ms = ?2, reason = ?3"
-            " WHERE job_id = ?1 AND state IN (0, 1, 2)");
+            " WHERE job_id IN " JOB_AND_TASKS " AND state IN (0, 1, 2)"
+            " RETURNING id, parent_id, n_down, graph, job_id");
 static db_sql_t Q_RUNS_CANCEL_RUNNING =
     DB_SAME("UPDATE runs SET cancel_requested = TRUE, reason = coalesce(reason, ?2)"
-            " WHERE job_id = ?1 AND state = 3");
+            " WHERE job_id IN " JOB_AND_TASKS " AND state = 3");
+/* A job's own dependencies. */
+static db_sql_t Q_DEPS_DROP = DB_SAME("DELETE FROM job_edges WHERE job_id = ?1");
+static db_sql_t Q_DEP_INSERT =
+    DB_SAME("INSERT INTO job_edges (job_id, up_job_id, cond, pos)"
+            " SELECT ?1, u.id, ?3, ?4 FROM jobs u WHERE u.id = ?2 AND u.state != 3"
+            " AND u.kind != 2 AND u.ns = ?5");
+static db_sql_t Q_DEPENDENTS_MARK = DB_SAME("UPDATE jobs SET graph = graph | 8 WHERE id = ?1");
+static db_sql_t Q_UPSTREAMS = DB_SAME("SELECT up_job_id FROM job_edges WHERE job_id = ?1");
 
 /* ---- binders and small helpers ---------------------------------------------- */
 
@@ -180,6 +196,90 @@ static void scheds_free(store_schedule_t **v, size_t *n)
     *n = 0;
 }
 
+/* The graph bits a job's spec gives it (the dependents bit is the store's). */
+static int job_graph(const store_job_t *j)
+{
+    return (j->kind == JOB_KIND_WORKFLOW ? STORE_GRAPH_WORKFLOW : 0) |
+           (j->array_count > 0 ? STORE_GRAPH_ARRAY : 0) |
+           (j->kind == JOB_KIND_JOB && j->ndeps > 0 ? STORE_GRAPH_DEPS : 0);
+}
+
+/* Whether job `target` is upstream of `from` (or is it), walking job
+ * dependencies: an edge from target to from would close a cycle. */
+static int reaches(db_t *db, const char *from, const char *target, bool *found)
+{
+    char(*todo)[SKED_ID_LEN] = NULL, (*seen)[SKED_ID_LEN] = NULL;
+    size_t ntodo = 0, nseen = 0, cap = 0, scap = 0;
+    int rc = 0;
+    *found = false;
+    todo = xrealloc(todo, (cap = 8) * sizeof *todo);
+    snprintf(todo[ntodo++], SKED_ID_LEN, "%s", from);
+    while (rc == 0 && ntodo > 0 && !*found) {
+        char cur[SKED_ID_LEN];
+        memcpy(cur, todo[--ntodo], SKED_ID_LEN);
+        if (strcmp(cur, target) == 0) {
+            *found = true;
+            break;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < nseen && !dup; i++)
+            dup = strcmp(seen[i], cur) == 0;
+        if (dup) continue;
+        if (nseen == scap) seen = xrealloc(seen, (scap = scap ? scap * 2 : 8) * sizeof *seen);
+        memcpy(seen[nseen++], cur, SKED_ID_LEN);
+        db_q_t *q = db_q(db, &Q_UPSTREAMS);
+        if (!q) {
+            rc = SKED_ESTORE;
+            break;
+        }
+        db_bt(q, cur);
+        while ((rc = db_step(q)) == 1) {
+            if (ntodo == cap) todo = xrealloc(todo, (cap *= 2) * sizeof *todo);
+            db_cid(q, 0, todo[ntodo++]);
+        }
+    }
+    free(todo);
+    free(seen);
+    return rc < 0 ? rc : 0;
+}
+
+/* Writes a job's own dependencies (replacing them on update): each
+ * upstream must be a job or workflow of the job's namespace, and on update
+ * must not depend on the job itself. */
+static int put_deps(db_t *db, store_job_t *j, bool replace)
+{
+    int rc;
+    j->bad_dep = -1;
+    if (j->kind != JOB_KIND_JOB) return 0;
+    if (replace && (rc = exec_job(db, &Q_DEPS_DROP, j->id, NULL)) < 0) return rc;
+    for (size_t i = 0; i < j->ndeps; i++) {
+        const store_dep_t *d = &j->deps[i];
+        if (replace) {
+            bool cycle = false;
+            if ((rc = reaches(db, d->job_id, j->id, &cycle)) < 0) return rc;
+            if (cycle) {
+                j->bad_dep = (int)i;
+                return SKED_ECONFLICT;
+            }
+        }
+        db_q_t *q = db_q(db, &Q_DEP_INSERT);
+        if (!q) return SKED_ESTORE;
+        db_bt(q, j->id);
+        db_bt(q, d->job_id);
+        db_bi(q, d->cond);
+        db_bi(q, (int64_t)i);
+        db_bt(q, j->ns);
+        int64_t added = 0;
+        if ((rc = db_exec(q, &added)) < 0) return rc;
+        if (added == 0) {
+            j->bad_dep = (int)i;
+            return SKED_ENOTFOUND;
+        }
+        if ((rc = exec_job(db, &Q_DEPENDENTS_MARK, d->job_id, NULL)) < 0) return rc;
+    }
+    return 0;
+}
+
 /* ---- create ---------------------------------------------------------------- */
 
 struct job_create_args {
@@ -241,7 +341,15 @@ static int job_create_fn(db_t *db, void *arg)
     db_bi(q, j->version);
     db_bi(q, j->created_ms);
     db_bi(q, j->updated_ms);
+    db_bi(q, j->kind);
+    db_bt(q, j->parent_id[0] ? j->parent_id : NULL);
+    db_bi(q, job_graph(j));
+    db_bi(q, j->deps_rule);
+    db_bi(q, j->max_active);
+    db_bi(q, j->array_count);
+    db_bi(q, j->array_parallel);
     if ((rc = db_exec(q, NULL)) < 0) return rc; /* ECONFLICT: the name is taken */
+    if ((rc = put_deps(db, j, false)) < 0) return rc;
 
     for (size_t i = 0; i < a->nscheds; i++) {
         store_schedule_t *sc = &a->scheds[i];
@@ -402,6 +510,11 @@ static int job_update_fn(db_t *db, void *arg)
     bind_job_policies(q, j);
     db_bi(q, a->expect);
     db_bi(q, a->now_ms);
+    db_bi(q, j->deps_rule);
+    db_bi(q, j->max_active);
+    db_bi(q, j->array_count);
+    db_bi(q, j->array_parallel);
+    db_bi(q, job_graph(j));
     if ((rc = db_one(q)) == SKED_ENOTFOUND) {
         /* No row changed: a stale version, or no such job. */
         if (!(q = db_q(db, &Q_JOB_VERSION))) return SKED_ESTORE;
@@ -412,6 +525,7 @@ static int job_update_fn(db_t *db, void *arg)
     if (rc < 0) return rc; /* ECONFLICT: the new name is taken */
     updated_job(q, j, a->now_ms);
     bool active = j->state == JOB_ACTIVE;
+    if (j->kind == JOB_KIND_JOB && (rc = put_deps(db, j, true)) < 0) return rc;
 
     if (!(q = db_q(db, &Q_RUNS_RETARGET))) return SKED_ESTORE;
     db_bt(q, j->id);
@@ -464,6 +578,34 @@ struct job_state_args {
     int64_t now_ms;
 };
 
+/* Steps q, whose rows are (id, parent_id, n_down, graph, job_id) of runs it
+ * just canceled, and lets the graph learn of each that matters. */
+static int ended_on(db_t *db, db_q_t *q, int64_t now_ms)
+{
+    struct gone {
+        char id[SKED_ID_LEN], parent[SKED_ID_LEN], job_id[SKED_ID_LEN];
+        int64_t n_down;
+        int graph;
+    } *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = db_step(q)) == 1) {
+        if (db_cnull(q, 1) && db_ci(q, 2) == 0 && db_ci(q, 3) == 0) continue;
+        if (n == cap) v = xrealloc(v, (cap = cap ? cap * 2 : 8) * sizeof *v);
+        db_cid(q, 0, v[n].id);
+        db_cid(q, 1, v[n].parent);
+        v[n].n_down = db_ci(q, 2);
+        v[n].graph = (int)db_ci(q, 3);
+        db_cid(q, 4, v[n].job_id);
+        n++;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = store__graph_ended(db, v[i].id, RUN_CANCELED, v[i].parent, v[i].n_down, v[i].graph,
+                                v[i].job_id, now_ms);
+    free(v);
+    return rc;
+}
+
 static int job_set_state_apply(db_t *db, struct job_state_args *a)
 {
     db_q_t *q = db_q(db, &Q_JOB_STATE_LOCK);
@@ -488,7 +630,7 @@ static int job_set_state_apply(db_t *db, struct job_state_args *a)
         db_bt(q, a->id);
         db_bi(q, a->now_ms);
         db_bt(q, "job deleted");
-        if ((rc = db_exec(q, NULL)) < 0) return rc;
+        if ((rc = ended_on(db, q, a->now_ms)) < 0) return rc;
         if ((rc = exec_job(db, &Q_RUNS_CANCEL_RUNNING, a->id, "job deleted")) < 0) return rc;
     } else {
         if (!(q = db_q(db, &Q_RUNS_HOLD))) return SKED_ESTORE;

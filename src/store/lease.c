@@ -112,12 +112,13 @@ static db_sql_t Q_CLAIM_LEVEL =
  * it. SKIP LOCKED: runs another server is claiming right now are left to
  * it, and only the rows returned are locked. */
 static db_sql_t Q_CLAIM_ROWS = DB_SQL(
-    "SELECT id, job_id, not_before_ms, fire_ms FROM runs INDEXED BY runs_claim"
+    "SELECT id, job_id, not_before_ms, fire_ms, parent_id IS NOT NULL FROM runs INDEXED BY "
+    "runs_claim"
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority = ?2"
     " AND not_before_ms <= ?3 AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.job_id"
     " AND j.state NOT IN (1, 3) AND (?5 = '' OR instr(',' || ?5 || ',', ',' || j.ns || ',') > 0)"
     " AND sked_labels_ok(?6, j.constraints)) ORDER BY not_before_ms LIMIT ?4",
-    "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms FROM runs r"
+    "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms, r.parent_id IS NOT NULL FROM runs r"
     " JOIN jobs j ON j.id = r.job_id"
     " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
     " AND r.not_before_ms <= $3 AND j.state NOT IN (1, 3)"
@@ -164,6 +165,7 @@ struct cand {
     char job_id[SKED_ID_LEN];
     int64_t eff; /* priority with aging */
     int64_t fire_ms;
+    bool member; /* of a group run (an array's index): the job's overlap policy is the group's */
 };
 
 static int cand_cmp(const void *pa, const void *pb)
@@ -262,6 +264,7 @@ static int gather(db_t *db, const char *queues, const char *ns, const char *labe
                 db_cid(q, 1, k->job_id);
                 k->eff = store__effective_priority((int)level, db_ci(q, 2), now_ms);
                 k->fire_ms = db_ci(q, 3);
+                k->member = db_cb(q, 4);
                 got++;
             }
             if (rc < 0) goto out;
@@ -304,6 +307,7 @@ static int job_room(db_t *db, struct claim_args *a, const struct cand *k, overla
 {
     int64_t running = 0, changed = 0;
     int rc;
+    if (k->member) overlap = OVERLAP_ALLOW;
     if (overlap == OVERLAP_ALLOW && max_conc <= 0) return 1;
     if ((rc = job_running(db, k->job_id, &running)) < 0) return rc;
     db_q_t *q = NULL;
@@ -314,7 +318,7 @@ static int job_room(db_t *db, struct claim_args *a, const struct cand *k, overla
         if ((rc = db_exec(q, &changed)) < 0) return rc;
         a->overlap_skips += (int)changed;
         db_notify(db);
-        return 0;
+        return changed ? store__graph_ended_id(db, k->id, a->now_ms) : 0;
     }
     if (running > 0 && overlap == OVERLAP_REPLACE) {
         /* The new run waits for the old one to die; its worker learns of
@@ -581,7 +585,8 @@ int v_heartbeat(store_t *st, const char *worker_id, const char *owner, store_hel
 #define RUN_FOR_FINISH                                                                             \
     "SELECT r.state, r.fence, r.attempt, r.cancel_requested, r.reason, j.retry_max_attempts,"      \
     " j.retry_initial_ms, j.retry_max_ms, j.retry_multiplier, j.retry_jitter, j.state,"            \
-    " r.unconfirmed, w.owner, r.job_id, j.alerts_open FROM runs r JOIN jobs j ON j.id = r.job_id"  \
+    " r.unconfirmed, w.owner, r.job_id, j.alerts_open, r.retry_base, r.parent_id, r.n_down,"       \
+    " r.graph FROM runs r JOIN jobs j ON j.id = r.job_id"                                          \
     " LEFT JOIN workers w ON w.id = r.worker_id WHERE r.id = "
 static db_sql_t Q_RUN_FOR_FINISH =
     DB_SQL(RUN_FOR_FINISH "?1", RUN_FOR_FINISH "$1 FOR NO KEY UPDATE OF r");
@@ -621,6 +626,10 @@ struct finishing {
     char *worker_owner; /* new; the holding worker's owner, NULL if none */
     char job_id[SKED_ID_LEN];
     int64_t alerts_open; /* the job's open alerts: 0 = nothing an end could resolve */
+    int retry_base;      /* attempts before the last manual retry: not charged to the budget */
+    char parent_id[SKED_ID_LEN]; /* its group run; "" = none */
+    int64_t n_down;              /* runs waiting on it */
+    int graph;
 };
 
 /* Locks the run and reads its facts; SKED_ENOTFOUND. f->reason and
@@ -643,6 +652,10 @@ static int read_finishing(db_t *db, const char *run_id, struct finishing *f)
     f->worker_owner = db_ct(q, 12);
     db_cid(q, 13, f->job_id);
     f->alerts_open = db_ci(q, 14);
+    f->retry_base = (int)db_ci(q, 15);
+    db_cid(q, 16, f->parent_id);
+    f->n_down = db_ci(q, 17);
+    f->graph = (int)db_ci(q, 18);
     return 0;
 }
 
@@ -656,7 +669,7 @@ static void finishing_clear(struct finishing *f)
 static int unclaim(db_t *db, const char *run_id, const struct finishing *f, const char *why,
                    int64_t now_ms)
 {
-    attempt_end_t e = attempt_end(&f->retry, f->attempt, ATTEMPT_NOT_STARTED, why,
+    attempt_end_t e = attempt_end(&f->retry, f->attempt - f->retry_base, ATTEMPT_NOT_STARTED, why,
                                   f->cancel_requested, f->reason, store__jitter_unit(), now_ms);
     db_q_t *q = db_q(db, &Q_RUN_UNCLAIM);
     if (!q) return SKED_ESTORE;
@@ -676,7 +689,8 @@ static int unclaim(db_t *db, const char *run_id, const struct finishing *f, cons
         if ((rc = db_exec(q, NULL)) < 0) return rc;
     }
     db_notify(db);
-    return 0;
+    return store__graph_ended(db, run_id, e.next, f->parent_id, f->n_down, f->graph, f->job_id,
+                              now_ms);
 }
 
 /* Ends the current attempt of a running run with res and moves the run on
@@ -686,7 +700,7 @@ static int finish_attempt(db_t *db, const char *run_id, const struct finishing *
                           const store_result_t *res, bool reported, int64_t now_ms)
 {
     if (res->outcome == ATTEMPT_NOT_STARTED) return unclaim(db, run_id, f, res->reason, now_ms);
-    attempt_end_t e = attempt_end(&f->retry, f->attempt, res->outcome, res->reason,
+    attempt_end_t e = attempt_end(&f->retry, f->attempt - f->retry_base, res->outcome, res->reason,
                                   f->cancel_requested, f->reason, store__jitter_unit(), now_ms);
     db_q_t *q = db_q(db, &Q_ATTEMPT_FINISH);
     if (!q) return SKED_ESTORE;
@@ -712,6 +726,11 @@ static int finish_attempt(db_t *db, const char *run_id, const struct finishing *
     db_bb(q, e.next == RUN_SCHEDULED && f->held);
     if ((rc = db_exec(q, NULL)) < 0) return rc;
     db_notify(db);
+    /* What waits on this run, or the group it belongs to, learns of its
+     * end in this unit (nothing to do for a plain run). */
+    if ((rc = store__graph_ended(db, run_id, e.next, f->parent_id, f->n_down, f->graph, f->job_id,
+                                 now_ms)) < 0)
+        return rc;
     /* The alerts this end opens (failed, retrying) or resolves, in this
      * unit: an acknowledged failure always has its alert queued. A
      * success with no open alert on its job runs no statement here. */

@@ -5,6 +5,7 @@
 #include "store/rows.h"
 
 #include "store/store.h"
+#include "store/verbs.h"
 
 #include "common/error.h"
 
@@ -29,6 +30,14 @@ void store__row_job(db_q_t *q, store_job_t *j)
     j->version = db_ci(q, 20);
     j->created_ms = db_ci(q, 21);
     j->updated_ms = db_ci(q, 22);
+    j->kind = (job_kind_t)db_ci(q, 23);
+    db_cid(q, 24, j->parent_id);
+    j->graph = (int)db_ci(q, 25);
+    j->deps_rule = (trigger_rule_t)db_ci(q, 26);
+    j->max_active = (int)db_ci(q, 27);
+    j->array_count = (int)db_ci(q, 28);
+    j->array_parallel = (int)db_ci(q, 29);
+    j->bad_dep = -1;
 }
 
 void store__row_retry(db_q_t *q, int o, retry_policy_t *p)
@@ -136,9 +145,11 @@ const db_rows_t store__run_rows = {sizeof(store_run_t), run_row, run_clear, run_
  * keeps SQLite from reading ON CONFLICT as a join's ON. */
 static db_sql_t Q_RUN_INSERT = DB_SAME(
     "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority, queue,"
-    " held, created_ms, finished_ms, reason)"
-    " SELECT ?1, j.id, ?3, ?4, ?5, ?6, j.priority, j.queue, j.state = 1, ?7, ?8, ?9"
-    " FROM jobs j WHERE j.id = ?2 ON CONFLICT (schedule_id, fire_ms) DO NOTHING");
+    " held, created_ms, finished_ms, reason, graph)"
+    " SELECT ?1, j.id, ?3, CASE WHEN (j.graph & 7) != 0 AND ?4 < 4 THEN 1 ELSE ?4 END, ?5, ?6,"
+    " j.priority, j.queue, j.state = 1, ?7, ?8, ?9, j.graph"
+    " FROM jobs j WHERE j.id = ?2 ON CONFLICT (schedule_id, fire_ms) DO NOTHING"
+    " RETURNING state, graph");
 
 int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const char *sched_id,
                       run_state_t state, int64_t fire_ms, int64_t not_before_ms, const char *reason,
@@ -156,8 +167,12 @@ int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const 
     db_bi(q, now_ms);
     db_bi(q, run_state_terminal(state) ? now_ms : -1);
     db_bt(q, reason);
-    int64_t n = 0;
-    int rc = db_exec(q, &n);
-    if (rc == 0 && inserted) *inserted = n > 0;
-    return rc;
+    int rc = db_step(q);
+    if (rc < 0) return rc;
+    if (inserted) *inserted = rc == 1;
+    if (rc == 0) return 0;
+    run_state_t rs = (run_state_t)db_ci(q, 0);
+    int graph = (int)db_ci(q, 1);
+    if ((rc = db_step(q)) < 0) return rc;
+    return graph ? store__graph_inserted(db, id, job_id, graph, rs, fire_ms, now_ms) : 0;
 }

@@ -16,7 +16,7 @@
     "id, ns, owner, name, queue, spec_json, constraints, tags, priority, state, overlap,"          \
     " misfire, catch_up_window_ms, max_concurrency, timeout_ms, retry_max_attempts,"               \
     " retry_initial_ms, retry_max_ms, retry_multiplier, retry_jitter, version, created_ms,"        \
-    " updated_ms"
+    " updated_ms, kind, parent_id, graph, deps_rule, max_active, array_count, array_parallel"
 #define SCHED_COLS                                                                                 \
     "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
     " last_fire_ms"
@@ -45,7 +45,9 @@ extern const db_rows_t store__job_rows, store__run_rows;
  * terminal state (RUN_SKIPPED) is finished at now_ms, with reason. id OUT:
  * the new run's id. *inserted OUT (may be NULL): false if (schedule, fire
  * time) already had a run (promise §5.2). Does not ask for a wake-up: the
- * caller decides (db_notify). */
+ * caller decides (db_notify). A run of a workflow, an array or a job with
+ * dependencies is made waiting and handed to the graph (graph.c), which
+ * may start it or release it at once (and then asks for the wake-up). */
 int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const char *sched_id,
                       run_state_t state, int64_t fire_ms, int64_t not_before_ms, const char *reason,
                       int64_t now_ms, bool *inserted);

@@ -201,6 +201,9 @@ static int cancel_fn(db_t *db, void *arg)
     }
     if ((rc = db_exec(q, NULL)) < 0) return rc;
     db_notify(db);
+    /* A run canceled before it ran: what waits on it, or its group, learns
+     * now (a workflow run's cancel stops its tasks). */
+    if (rs != RUN_RUNNING && (rc = store__graph_ended_id(db, a->id, a->now_ms)) < 0) return rc;
     return store__put_audit(db, a->audit, a->id);
 }
 

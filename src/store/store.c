@@ -244,6 +244,7 @@ void store_job_clear(store_job_t *job)
     free(job->constraints);
     free(job->tags);
     alert_rules_clear(job->alerts, job->nalerts);
+    free(job->deps);
     memset(job, 0, sizeof *job);
 }
 

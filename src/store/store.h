@@ -34,6 +34,7 @@
 #include "common/prom.h"
 #include "core/alert.h"
 #include "core/backoff.h"
+#include "core/deps.h"
 #include "core/policy.h"
 #include "core/run.h"
 #include "core/schedule.h"
@@ -84,6 +85,27 @@ _Static_assert(JOB_ACTIVE == 0 && JOB_PAUSED == 1 && JOB_DONE == 2 && JOB_DELETE
 const char *job_state_name(job_state_t s);
 int job_state_parse(const char *name, job_state_t *out);
 
+/* What a job is: a job, a workflow (its runs are workflow runs), or one
+ * task of a workflow (parent_id). Stored numbers (jobs.kind). */
+typedef enum job_kind { JOB_KIND_JOB = 0, JOB_KIND_WORKFLOW, JOB_KIND_TASK } job_kind_t;
+_Static_assert(JOB_KIND_JOB == 0 && JOB_KIND_WORKFLOW == 1 && JOB_KIND_TASK == 2,
+               "jobs.kind holds these numbers");
+
+/* What a job's new runs need beyond a plain run (jobs.graph, copied to
+ * runs.graph): the store keeps these bits. */
+#define STORE_GRAPH_WORKFLOW   1 /* its runs are workflow runs (groups of task runs) */
+#define STORE_GRAPH_ARRAY      2 /* its runs are arrays (groups of indexed runs) */
+#define STORE_GRAPH_DEPS       4 /* it depends on other jobs: its runs wait for theirs */
+#define STORE_GRAPH_DEPENDENTS 8 /* other jobs depend on it */
+
+/* One upstream of a job (a job dependency) or of a task (within its
+ * workflow). */
+typedef struct store_dep {
+    char job_id[SKED_ID_LEN]; /* the upstream job; for a task in store_workflow_put: "" */
+    size_t task;              /* for a task in store_workflow_put: the upstream's index */
+    dep_cond_t cond;          /* afterok, ... for jobs; DEP_TASK between tasks */
+} store_dep_t;
+
 /* A job as stored: identity and bookkeeping, the columns the store decides
  * on, and the canonical spec document. */
 typedef struct store_job {
@@ -112,6 +134,19 @@ typedef struct store_job {
     int64_t sla_start_ms, sla_finish_ms; /* 0 = none */
     struct store_alert_rule *alerts;     /* owned; NULL = none */
     size_t nalerts;
+    /* Workflows, tasks, arrays and dependencies (read back by get/list,
+     * except deps: see store_job_deps). */
+    job_kind_t kind;
+    char parent_id[SKED_ID_LEN]; /* a task's workflow; "" otherwise */
+    int graph;                   /* STORE_GRAPH_* bits; kept by the store */
+    trigger_rule_t deps_rule;    /* a task's trigger rule */
+    int max_active;              /* a workflow's max_active_runs; 0 = no limit */
+    int array_count;             /* runs per firing of an array job; 0 = not an array */
+    int array_parallel;          /* of those, at most this many going at once; 0 = all */
+    store_dep_t *deps;           /* owned; written by create/update (jobs and tasks) */
+    size_t ndeps;
+    int bad_dep; /* OUT of create/update: the index in deps of an upstream that does not
+                    exist (SKED_ENOTFOUND) or closes a cycle (SKED_ECONFLICT); else -1 */
 } store_job_t;
 
 /* Fills the decision columns of *job from a parsed spec (name, queue,

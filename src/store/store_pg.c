@@ -324,7 +324,7 @@ static void release(struct pg *p, struct pconn *c)
 
 /* ---- parameters and results ---------------------------------------------------- */
 
-#define MAXP 24
+#define MAXP 32
 
 /* Parameters of one statement, in text format except binary blobs. Values
  * are borrowed (strings) or formatted into num[]. */

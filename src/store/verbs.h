@@ -176,4 +176,24 @@ int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_
 /* counts.c: the maintained counts behind GET /metrics */
 int v_counts(store_t *st, store_counts_t *out);
 
+/* graph.c: workflow runs, job arrays, job dependencies, in the caller's
+ * unit of work. */
+/* A run was inserted with graph bits (runs.graph): binds its dependencies,
+ * starts its group, binds the dependents waiting for its job's next run. */
+int store__graph_inserted(db_t *db, const char *run_id, const char *job_id, int graph,
+                          run_state_t state, int64_t fire_ms, int64_t now_ms);
+/* A run just ended in state (terminal; else nothing): releases or skips
+ * its downstream, counts it in its group (parent_id; NULL or "" = none),
+ * and as a group (graph bits) stops what is left of it and makes room.
+ * Nothing runs when it has no downstream (n_down), no parent and is no
+ * group: a plain run's end costs no statement here. */
+int store__graph_ended(db_t *db, const char *run_id, run_state_t state, const char *parent_id,
+                       int64_t n_down, int graph, const char *job_id, int64_t now_ms);
+/* The same, reading the run's facts first (for the paths that do not). */
+int store__graph_ended_id(db_t *db, const char *run_id, int64_t now_ms);
+/* Adds the edge up_id -> run_id (cond) to waiting run run_id; when the
+ * upstream has already ended (up_state terminal) it counts at once. */
+int store__graph_bind(db_t *db, const char *up_id, run_state_t up_state, const char *run_id,
+                      dep_cond_t cond, int64_t now_ms);
+
 #endif
