@@ -67,18 +67,18 @@ static void row_xrun(db_q_t *q, void *elem)
 {
     store_explain_run_t *x = elem;
     store__row_run(q, &x->run);
-    x->unconfirmed = db_cb(q, 21);
-    if (db_cnull(q, 22)) return;
+    x->unconfirmed = db_cb(q, RUN_NCOLS + 0);
+    if (db_cnull(q, RUN_NCOLS + 1)) return;
     store_attempt_t *a = &x->last;
-    a->n = (int)db_ci(q, 22);
-    db_cid(q, 23, a->worker_id);
-    a->started_ms = db_ci(q, 24);
-    a->finished_ms = db_ci(q, 25);
-    int64_t o = db_ci(q, 26);
+    a->n = (int)db_ci(q, RUN_NCOLS + 1);
+    db_cid(q, RUN_NCOLS + 2, a->worker_id);
+    a->started_ms = db_ci(q, RUN_NCOLS + 3);
+    a->finished_ms = db_ci(q, RUN_NCOLS + 4);
+    int64_t o = db_ci(q, RUN_NCOLS + 5);
     a->outcome = o < 0 ? ATTEMPT_SUCCEEDED : (attempt_outcome_t)o; /* not finished: unset */
-    a->exit_code = (int)db_ci(q, 27);
-    a->signal = (int)db_ci(q, 28);
-    a->reason = db_ct(q, 29);
+    a->exit_code = (int)db_ci(q, RUN_NCOLS + 6);
+    a->signal = (int)db_ci(q, RUN_NCOLS + 7);
+    a->reason = db_ct(q, RUN_NCOLS + 8);
 }
 
 static void clear_xrun(void *elem)

@@ -51,22 +51,22 @@ static db_sql_t Q_SCHED_OF_JOB =
     " WHERE (?1 IS NULL OR ns = ?1) AND (CASE WHEN ?2 IS NULL THEN state != 3 ELSE state = ?2"     \
     " END) AND (?3 IS NULL OR queue = ?3) AND (?4 IS NULL OR instr(name, ?4) > 0)"                 \
     " AND (?5 IS NULL OR instr(tags, ',' || ?5 || ',') > 0)"                                       \
-    " AND (?7 IS NULL OR instr(',' || ?7 || ',', ',' || ns || ',') > 0)"
+    " AND (?7 IS NULL OR instr(',' || ?7 || ',', ',' || ns || ',') > 0) AND kind = ?8"
 #define JOB_LIST_WHERE_PG                                                                          \
     " WHERE ($1::text IS NULL OR ns = $1) AND (CASE WHEN $2::integer IS NULL THEN state <> 3"      \
     " ELSE state = $2 END) AND ($3::text IS NULL OR queue = $3)"                                   \
     " AND ($4::text IS NULL OR strpos(name, $4) > 0)"                                              \
     " AND ($5::text IS NULL OR strpos(tags, ',' || $5 || ',') > 0)"                                \
-    " AND ($7::text IS NULL OR ns = ANY (string_to_array($7, ',')))"
+    " AND ($7::text IS NULL OR ns = ANY (string_to_array($7, ','))) AND kind = $8::integer"
 #define JOB_LIST_ORDER " ORDER BY created_ms DESC, id DESC LIMIT "
 static db_sql_t Q_JOB_LIST =
     DB_SQL("SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE JOB_LIST_ORDER "?6",
            "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG JOB_LIST_ORDER "$6");
 static db_sql_t Q_JOB_LIST_AFTER =
     DB_SQL("SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE
-           " AND (created_ms, id) < (?8, ?9)" JOB_LIST_ORDER "?6",
+           " AND (created_ms, id) < (?9, ?10)" JOB_LIST_ORDER "?6",
            "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG
-           " AND (created_ms, id) < ($8::bigint, $9::text)" JOB_LIST_ORDER "$6");
+           " AND (created_ms, id) < ($9::bigint, $10::text)" JOB_LIST_ORDER "$6");
 
 static db_sql_t Q_JOB_UPDATE = DB_SAME(
     "UPDATE jobs SET name = ?2, queue = ?3, spec_json = ?4, constraints = ?5, tags = ?6,"
@@ -282,6 +282,45 @@ static int put_deps(db_t *db, store_job_t *j, bool replace)
 
 /* ---- create ---------------------------------------------------------------- */
 
+int store__job_insert(db_t *db, store_job_t *j, store_schedule_t *scheds, size_t nscheds,
+                      int64_t now_ms)
+{
+    db_q_t *q;
+    int rc;
+    if (!j->id[0]) id_new("job", now_ms, j->id);
+    j->version = 1;
+    j->created_ms = j->updated_ms = now_ms;
+    j->state = JOB_ACTIVE;
+    if (!(q = db_q(db, &Q_JOB_INSERT))) return SKED_ESTORE;
+    db_bt(q, j->id);
+    db_bt(q, j->ns);
+    db_bt(q, j->owner);
+    bind_job_head(q, j);
+    db_bi(q, j->state);
+    bind_job_policies(q, j);
+    db_bi(q, j->version);
+    db_bi(q, j->created_ms);
+    db_bi(q, j->updated_ms);
+    db_bi(q, j->kind);
+    db_bt(q, j->parent_id[0] ? j->parent_id : NULL);
+    db_bi(q, job_graph(j));
+    db_bi(q, j->deps_rule);
+    db_bi(q, j->max_active);
+    db_bi(q, j->array_count);
+    db_bi(q, j->array_parallel);
+    if ((rc = db_exec(q, NULL)) < 0) return rc; /* ECONFLICT: the name is taken */
+    if ((rc = put_deps(db, j, false)) < 0) return rc;
+
+    for (size_t i = 0; i < nscheds; i++) {
+        store_schedule_t *sc = &scheds[i];
+        id_new("sch", now_ms, sc->id);
+        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
+        sc->last_fire_ms = -1;
+        if ((rc = put_sched(db, &Q_SCHED_INSERT, sc, i, true, NULL)) < 0) return rc;
+    }
+    return store__alerts_put_job(db, j, false, now_ms);
+}
+
 struct job_create_args {
     store_job_t *job;
     store_schedule_t *scheds;
@@ -328,37 +367,7 @@ static int job_create_fn(db_t *db, void *arg)
         if (n == 0) return idem_earlier(db, j, a->idem_key);
     }
 
-    j->version = 1;
-    j->created_ms = j->updated_ms = a->now_ms;
-    j->state = JOB_ACTIVE;
-    if (!(q = db_q(db, &Q_JOB_INSERT))) return SKED_ESTORE;
-    db_bt(q, j->id);
-    db_bt(q, j->ns);
-    db_bt(q, j->owner);
-    bind_job_head(q, j);
-    db_bi(q, j->state);
-    bind_job_policies(q, j);
-    db_bi(q, j->version);
-    db_bi(q, j->created_ms);
-    db_bi(q, j->updated_ms);
-    db_bi(q, j->kind);
-    db_bt(q, j->parent_id[0] ? j->parent_id : NULL);
-    db_bi(q, job_graph(j));
-    db_bi(q, j->deps_rule);
-    db_bi(q, j->max_active);
-    db_bi(q, j->array_count);
-    db_bi(q, j->array_parallel);
-    if ((rc = db_exec(q, NULL)) < 0) return rc; /* ECONFLICT: the name is taken */
-    if ((rc = put_deps(db, j, false)) < 0) return rc;
-
-    for (size_t i = 0; i < a->nscheds; i++) {
-        store_schedule_t *sc = &a->scheds[i];
-        id_new("sch", a->now_ms, sc->id);
-        snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
-        sc->last_fire_ms = -1;
-        if ((rc = put_sched(db, &Q_SCHED_INSERT, sc, i, true, NULL)) < 0) return rc;
-    }
-    if ((rc = store__alerts_put_job(db, j, false, a->now_ms)) < 0) return rc;
+    if ((rc = store__job_insert(db, j, a->scheds, a->nscheds, a->now_ms)) < 0) return rc;
     if (a->run_now) {
         char rid[SKED_ID_LEN];
         rc = store__insert_run(db, rid, j->id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL,
@@ -452,6 +461,7 @@ static int job_list_fn(db_t *db, void *arg)
     db_bt(q, f->tag);
     db_bi(q, f->limit + 1); /* one more tells whether a next page exists */
     db_bt(q, f->ns_in);
+    db_bi(q, f->kind);
     if (f->cursor) {
         db_bi(q, cms);
         db_bt(q, cidv);
@@ -492,24 +502,17 @@ static void updated_job(db_q_t *q, store_job_t *j, int64_t now_ms)
     j->updated_ms = now_ms;
 }
 
-static int job_update_fn(db_t *db, void *arg)
+int store__job_rewrite(db_t *db, store_job_t *j, int64_t expect, store_schedule_t *scheds,
+                       size_t nscheds, int64_t now_ms)
 {
-    struct job_update_args *a = arg;
-    store_job_t *j = a->job;
     int rc;
-
-    /* A try that failed may have given schedules new ids: start over from
-     * the caller's. */
-    for (size_t i = 0; i < a->nscheds; i++)
-        memcpy(a->scheds[i].id, a->ids[i], SKED_ID_LEN);
-
     db_q_t *q = db_q(db, &Q_JOB_UPDATE);
     if (!q) return SKED_ESTORE;
     db_bt(q, j->id);
     bind_job_head(q, j);
     bind_job_policies(q, j);
-    db_bi(q, a->expect);
-    db_bi(q, a->now_ms);
+    db_bi(q, expect);
+    db_bi(q, now_ms);
     db_bi(q, j->deps_rule);
     db_bi(q, j->max_active);
     db_bi(q, j->array_count);
@@ -523,7 +526,7 @@ static int job_update_fn(db_t *db, void *arg)
         return rc == 0 ? SKED_EPRECOND : rc;
     }
     if (rc < 0) return rc; /* ECONFLICT: the new name is taken */
-    updated_job(q, j, a->now_ms);
+    updated_job(q, j, now_ms);
     bool active = j->state == JOB_ACTIVE;
     if (j->kind == JOB_KIND_JOB && (rc = put_deps(db, j, true)) < 0) return rc;
 
@@ -536,20 +539,35 @@ static int job_update_fn(db_t *db, void *arg)
     /* Replace the schedule set: keep rows whose id the caller passed back
      * (so their history stays attached), insert the rest, drop the others. */
     if ((rc = exec_job(db, &Q_SCHED_UNMARK, j->id, NULL)) < 0) return rc;
-    for (size_t i = 0; i < a->nscheds; i++) {
-        store_schedule_t *sc = &a->scheds[i];
+    for (size_t i = 0; i < nscheds; i++) {
+        store_schedule_t *sc = &scheds[i];
         snprintf(sc->job_id, sizeof sc->job_id, "%s", j->id);
         int64_t changed = 0;
         if (sc->id[0] && (rc = put_sched(db, &Q_SCHED_UPDATE, sc, i, active, &changed)) < 0)
             return rc;
         if (!changed) {
-            id_new("sch", a->now_ms, sc->id);
+            id_new("sch", now_ms, sc->id);
             sc->last_fire_ms = -1;
             if ((rc = put_sched(db, &Q_SCHED_INSERT, sc, i, active, NULL)) < 0) return rc;
         }
     }
     if ((rc = exec_job(db, &Q_SCHED_DROP_UNMARKED, j->id, NULL)) < 0) return rc;
-    if ((rc = store__alerts_put_job(db, j, true, a->now_ms)) < 0) return rc;
+    return store__alerts_put_job(db, j, true, now_ms);
+}
+
+static int job_update_fn(db_t *db, void *arg)
+{
+    struct job_update_args *a = arg;
+    store_job_t *j = a->job;
+    int rc;
+
+    /* A try that failed may have given schedules new ids: start over from
+     * the caller's. */
+    for (size_t i = 0; i < a->nscheds; i++)
+        memcpy(a->scheds[i].id, a->ids[i], SKED_ID_LEN);
+
+    if ((rc = store__job_rewrite(db, j, a->expect, a->scheds, a->nscheds, a->now_ms)) < 0)
+        return rc;
     db_notify(db);
     return store__put_audit(db, a->audit, j->id);
 }
@@ -606,8 +624,9 @@ static int ended_on(db_t *db, db_q_t *q, int64_t now_ms)
     return rc;
 }
 
-static int job_set_state_apply(db_t *db, struct job_state_args *a)
+int store__job_set_state(db_t *db, const char *id, job_state_t state, int64_t now_ms)
 {
+    struct job_state_args args = {id, state, NULL, now_ms}, *a = &args;
     db_q_t *q = db_q(db, &Q_JOB_STATE_LOCK);
     if (!q) return SKED_ESTORE;
     db_bt(q, a->id);
@@ -645,7 +664,7 @@ static int job_set_state_apply(db_t *db, struct job_state_args *a)
 static int job_set_state_fn(db_t *db, void *arg)
 {
     struct job_state_args *a = arg;
-    int rc = job_set_state_apply(db, a);
+    int rc = store__job_set_state(db, a->id, a->state, a->now_ms);
     return rc < 0 ? rc : store__put_audit(db, a->audit, a->id);
 }
 

@@ -87,6 +87,13 @@ void store__row_run(db_q_t *q, store_run_t *r)
     r->reason = db_ct(q, 18);
     r->log_bytes = db_ci(q, 19);
     r->log_truncated = db_cb(q, 20);
+    db_cid(q, 21, r->parent_id);
+    r->array_index = (int)db_ci(q, 22);
+    r->deps_rule = (trigger_rule_t)db_ci(q, 23);
+    r->deps_n = (int)db_ci(q, 24);
+    r->deps_ok = (int)db_ci(q, 25);
+    r->deps_fail = (int)db_ci(q, 26);
+    r->deps_skip = (int)db_ci(q, 27);
 }
 
 void store__row_worker(db_q_t *q, store_worker_t *w)

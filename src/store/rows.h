@@ -23,7 +23,9 @@
 #define RUN_COLS                                                                                   \
     "id, job_id, schedule_id, worker_id, state, fire_ms, not_before_ms, priority, queue,"          \
     " attempt, fence, lease_expires_ms, cancel_requested, created_ms, started_ms, finished_ms,"    \
-    " exit_code, signal, reason, log_bytes, log_truncated"
+    " exit_code, signal, reason, log_bytes, log_truncated, parent_id, array_index, deps_rule,"     \
+    " deps_n, deps_ok, deps_fail, deps_skip"
+#define RUN_NCOLS 28 /* columns in RUN_COLS: what a query selects after them starts here */
 #define WORKER_COLS                                                                                \
     "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
     " w.heartbeat_ms, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"

@@ -202,6 +202,7 @@ typedef struct store_job_filter {
     const char *cursor; /* opaque, from a previous page; NULL = first page */
     int limit;          /* 1..1000 */
     const char *ns_in;  /* comma-separated namespaces the job must be in; NULL = any */
+    job_kind_t kind;    /* jobs (the default) or workflows; tasks are listed by their workflow */
 } store_job_filter_t;
 
 /* Lists jobs newest first. *out is a new array of *n jobs (clear each, free
@@ -340,6 +341,10 @@ typedef struct store_run {
     char *reason;                                /* why skipped/failed/canceled; NULL if none */
     int64_t log_bytes;                           /* stored log bytes over all attempts */
     bool log_truncated;
+    char parent_id[SKED_ID_LEN];               /* its workflow run or array run; "" = none */
+    int array_index;                           /* its index in an array run; -1 = none */
+    trigger_rule_t deps_rule;                  /* with upstreams: how they combine, */
+    int deps_n, deps_ok, deps_fail, deps_skip; /* how many, and how many ended so */
 } store_run_t;
 
 void store_run_clear(store_run_t *r);

@@ -57,6 +57,16 @@ int v_probe_write(store_t *st, int64_t now_ms);
 int v_set_schema_version(store_t *st, int version);
 
 /* jobs.c: create, get, list, update, pause/resume/delete */
+/* In the caller's unit of work: inserts job j (a new id unless j->id is
+ * set) with its schedules, alert rules and dependencies; rewrites job j
+ * (version expect, 0 = any) with its schedules (ids kept where given),
+ * rules and dependencies (SKED_EPRECOND, SKED_ENOTFOUND); sets a job's
+ * state (and its tasks'), holding, releasing or canceling its runs. */
+int store__job_insert(db_t *db, store_job_t *j, store_schedule_t *scheds, size_t nscheds,
+                      int64_t now_ms);
+int store__job_rewrite(db_t *db, store_job_t *j, int64_t expect, store_schedule_t *scheds,
+                       size_t nscheds, int64_t now_ms);
+int store__job_set_state(db_t *db, const char *id, job_state_t state, int64_t now_ms);
 int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
                  bool run_now, const char *idem_key, const store_audit_t *audit, int64_t now_ms);
 int v_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
