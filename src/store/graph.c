@@ -160,6 +160,9 @@ static db_sql_t Q_WAITS_TAKE =
     DB_SAME("DELETE FROM dep_waits WHERE up_job_id = ?1 RETURNING run_id, cond");
 static db_sql_t Q_RUN_STATE = DB_SAME("SELECT state FROM runs WHERE id = ?1");
 
+/* count_edge's class that counts nothing: decide over the counts as they are. */
+#define DEP_CLASS_NONE ((dep_class_t)-1)
+
 /* ---- the worklist of ended runs ------------------------------------------------------ */
 
 typedef struct ended {
@@ -226,6 +229,7 @@ static int group_start(db_t *db, const char *run_id, const char *job_id, int64_t
                        worklist_t *wl);
 static int group_cancel(db_t *db, const char *run_id, const char *reason, int64_t now_ms,
                         worklist_t *wl);
+static int drain(db_t *db, worklist_t *wl, int64_t now_ms);
 
 /* A waiting run whose upstreams allow it: a plain run becomes pending, a
  * group run starts. */
@@ -288,6 +292,15 @@ static int count_edge(db_t *db, const char *down, dep_class_t cls, int64_t now_m
     default:
         return 0;
     }
+}
+
+int store__graph_recheck(db_t *db, const char *run_id, int64_t now_ms)
+{
+    worklist_t wl = {0};
+    int rc = count_edge(db, run_id, DEP_CLASS_NONE, now_ms, &wl);
+    if (rc == 0) return drain(db, &wl, now_ms);
+    free(wl.v);
+    return rc;
 }
 
 /* The downstream of e: each edge counted. */

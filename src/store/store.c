@@ -564,6 +564,63 @@ int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_i
     return v_run_list(st, f, ns_in, out, n, next_cursor);
 }
 
+int store_workflow_put(store_t *st, store_job_t *wf, store_schedule_t *scheds, size_t nscheds,
+                       store_job_t *tasks, size_t ntasks, int64_t expect_version,
+                       const char *idem_key, const store_audit_t *audit, int64_t now_ms)
+{
+    if (!wf || !wf->name || !*wf->name || (nscheds && !scheds) || (ntasks && !tasks))
+        return SKED_EINVAL;
+    if (expect_version >= 0 && !wf->id[0]) return SKED_EINVAL;
+    for (size_t i = 0; i < ntasks; i++) {
+        if (!tasks[i].name || !*tasks[i].name) return SKED_EINVAL;
+        for (size_t k = 0; k < tasks[i].ndeps; k++)
+            if (tasks[i].deps[k].task >= ntasks || tasks[i].deps[k].task == i) return SKED_EINVAL;
+    }
+    return v_workflow_put(st, wf, scheds, nscheds, tasks, ntasks, expect_version, idem_key, audit,
+                          now_ms);
+}
+
+int store_workflow_tasks(store_t *st, const char *workflow_id, store_job_t **out, size_t *n)
+{
+    if (!workflow_id || !out || !n) return SKED_EINVAL;
+    return v_workflow_tasks(st, workflow_id, out, n);
+}
+
+void store_member_clear(store_member_t *m)
+{
+    if (!m) return;
+    store_run_clear(&m->run);
+    free(m->name);
+    memset(m, 0, sizeof *m);
+}
+
+int store_group_get(store_t *st, const char *run_id, store_run_t *run, store_group_t *g,
+                    store_member_t **members, size_t *n)
+{
+    if (!run_id || !run || !g || !members || !n) return SKED_EINVAL;
+    return v_group_get(st, run_id, run, g, members, n);
+}
+
+int store_group_list(store_t *st, const char *job_id, const char *cursor, int limit,
+                     store_grouped_t **out, size_t *n, char **next_cursor)
+{
+    int64_t ms;
+    char id[SKED_ID_LEN];
+    *out = NULL;
+    *n = 0;
+    *next_cursor = NULL;
+    if (!job_id || !limit_ok(limit)) return SKED_EINVAL;
+    if (cursor && store__cursor_decode(cursor, &ms, id) < 0) return SKED_EINVAL;
+    return v_group_list(st, job_id, cursor, limit, out, n, next_cursor);
+}
+
+int store_group_retry(store_t *st, const char *group_id, const char *member_id, bool downstream,
+                      const store_audit_t *audit, int64_t now_ms)
+{
+    if (!group_id || !member_id) return SKED_EINVAL;
+    return v_group_retry(st, group_id, member_id, downstream, audit, now_ms);
+}
+
 int store_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
                      int64_t now_ms)
 {

@@ -384,6 +384,63 @@ int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, 
 int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_in,
                       store_run_t **out, size_t *n, char **next_cursor);
 
+/* ---- workflows and group runs --------------------------------------------- */
+
+/* Creates (expect_version < 0) or replaces (expect_version 0 = any, else
+ * If-Match: SKED_EPRECOND) workflow wf with its schedules and its tasks
+ * (each a job: name, spec, policies, deps_rule, and deps whose .task are
+ * indices into tasks). On create wf->id is set (and idem_key, if given,
+ * is claimed as a job create's is: SKED_EEXIST with the earlier id). On
+ * replace, tasks keep their ids by name and the ones no longer named are
+ * deleted (their waiting runs canceled); runs of the workflow already
+ * going keep the tasks and edges they started with. Each task's id is set.
+ * SKED_ECONFLICT: the workflow's name is taken. */
+int store_workflow_put(store_t *st, store_job_t *wf, store_schedule_t *scheds, size_t nscheds,
+                       store_job_t *tasks, size_t ntasks, int64_t expect_version,
+                       const char *idem_key, const store_audit_t *audit, int64_t now_ms);
+/* The workflow's tasks (not deleted), by name, with their deps (job ids
+ * and indices into *out). New array; clear each, free it. */
+int store_workflow_tasks(store_t *st, const char *workflow_id, store_job_t **out, size_t *n);
+
+/* A group run's counts (run_groups). A group waits for room (started
+ * false: max_active_runs, overlap) or for its upstreams before it has
+ * members. */
+typedef struct store_group {
+    bool is_group, started;
+    int n, open, ok, failed, canceled, skipped, parallel;
+} store_group_t;
+
+/* A member of a group run: the run and, for a task, its name. */
+typedef struct store_member {
+    store_run_t run;
+    char *name; /* the task's name; for an array's member, the array job's */
+} store_member_t;
+void store_member_clear(store_member_t *m);
+
+/* Reads group run run_id, its counts and its members (new array, by
+ * array index then id). SKED_ENOTFOUND; SKED_EINVAL when the run is no
+ * group run. */
+int store_group_get(store_t *st, const char *run_id, store_run_t *run, store_group_t *g,
+                    store_member_t **members, size_t *n);
+
+/* A job's top-level runs, newest first, with their group counts (is_group
+ * false for a plain run): a workflow's runs. Paged as store_run_list. */
+typedef struct store_grouped {
+    store_run_t run;
+    store_group_t group;
+} store_grouped_t;
+int store_group_list(store_t *st, const char *job_id, const char *cursor, int limit,
+                     store_grouped_t **out, size_t *n, char **next_cursor);
+
+/* Retries member member_id of workflow run group_id (failed, canceled or
+ * skipped; else SKED_ECONFLICT), alone or with every member downstream of
+ * it: each starts over with a fresh retry budget, the one named at once,
+ * the others when their upstreams allow; the workflow run goes on
+ * (running again if it had ended). SKED_ENOTFOUND: no such workflow run
+ * or member of it; SKED_ECONFLICT: the workflow run was canceled. */
+int store_group_retry(store_t *st, const char *group_id, const char *member_id, bool downstream,
+                      const store_audit_t *audit, int64_t now_ms);
+
 /* Cancels a run: a non-running, non-terminal run becomes canceled at once;
  * a running one gets cancel_requested (its worker learns it on its next
  * heartbeat, kills the attempt and completes it as canceled). Terminal:

@@ -186,6 +186,18 @@ int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_
 /* counts.c: the maintained counts behind GET /metrics */
 int v_counts(store_t *st, store_counts_t *out);
 
+/* workflows.c: workflows, group runs, retry of a member */
+int v_workflow_put(store_t *st, store_job_t *wf, store_schedule_t *scheds, size_t nscheds,
+                   store_job_t *tasks, size_t ntasks, int64_t expect_version, const char *idem_key,
+                   const store_audit_t *audit, int64_t now_ms);
+int v_workflow_tasks(store_t *st, const char *id, store_job_t **out, size_t *n);
+int v_group_get(store_t *st, const char *run_id, store_run_t *run, store_group_t *g,
+                store_member_t **members, size_t *n);
+int v_group_list(store_t *st, const char *job_id, const char *cursor, int limit,
+                 store_grouped_t **out, size_t *n, char **next_cursor);
+int v_group_retry(store_t *st, const char *group_id, const char *member_id, bool downstream,
+                  const store_audit_t *audit, int64_t now_ms);
+
 /* graph.c: workflow runs, job arrays, job dependencies, in the caller's
  * unit of work. */
 /* A run was inserted with graph bits (runs.graph): binds its dependencies,
@@ -201,6 +213,9 @@ int store__graph_ended(db_t *db, const char *run_id, run_state_t state, const ch
                        int64_t n_down, int graph, const char *job_id, int64_t now_ms);
 /* The same, reading the run's facts first (for the paths that do not). */
 int store__graph_ended_id(db_t *db, const char *run_id, int64_t now_ms);
+/* Decides waiting run run_id again over its counts as they are (after a
+ * retry reset them): releases or skips it when they allow. */
+int store__graph_recheck(db_t *db, const char *run_id, int64_t now_ms);
 /* Adds the edge up_id -> run_id (cond) to waiting run run_id; when the
  * upstream has already ended (up_state terminal) it counts at once. */
 int store__graph_bind(db_t *db, const char *up_id, run_state_t up_state, const char *run_id,
