@@ -9,6 +9,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
       prometheus)
 # The alert tests' SMTP sink and its throwaway certificates (tests/e2e/sinks.py).
 pkgs+=(python3-aiosmtpd openssl)
+# The CLI reads YAML workflow documents (libyaml; its runtime library is libyaml-0-2).
+pkgs+=(libyaml-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue

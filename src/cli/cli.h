@@ -27,17 +27,18 @@
 
 /* The client subcommands, dispatched by cmd/main.c. Each parses its own
  * argv (argv[0] is the subcommand name) and returns an exit status below. */
-int cmd_submit(int argc, char **argv);  /* cmd_submit.c */
-int cmd_jobs(int argc, char **argv);    /* cmd_jobs.c */
-int cmd_runs(int argc, char **argv);    /* cmd_runs.c */
-int cmd_workers(int argc, char **argv); /* cmd_workers.c */
-int cmd_login(int argc, char **argv);   /* cmd_auth.c */
-int cmd_users(int argc, char **argv);   /* cmd_auth.c */
-int cmd_tokens(int argc, char **argv);  /* cmd_auth.c */
-int cmd_audit(int argc, char **argv);   /* cmd_auth.c */
-int cmd_watch(int argc, char **argv);   /* cmd_watch.c */
+int cmd_submit(int argc, char **argv);      /* cmd_submit.c */
+int cmd_jobs(int argc, char **argv);        /* cmd_jobs.c */
+int cmd_runs(int argc, char **argv);        /* cmd_runs.c */
+int cmd_workers(int argc, char **argv);     /* cmd_workers.c */
+int cmd_login(int argc, char **argv);       /* cmd_auth.c */
+int cmd_users(int argc, char **argv);       /* cmd_auth.c */
+int cmd_tokens(int argc, char **argv);      /* cmd_auth.c */
+int cmd_audit(int argc, char **argv);       /* cmd_auth.c */
+int cmd_watch(int argc, char **argv);       /* cmd_watch.c */
 int cmd_alerts(int argc, char **argv);      /* cmd_alerts.c */
 int cmd_alert_rules(int argc, char **argv); /* cmd_alerts.c */
+int cmd_workflows(int argc, char **argv);   /* cmd_workflows.c */
 
 /* Process exit statuses of the client commands. */
 #define CLI_EXIT_OK    0
@@ -287,9 +288,22 @@ const char *cli_str(const json_t *obj, const char *key);
 /* One-line summary of a schedule object: "cron 0 2 * * * Europe/Berlin",
  * "every 15m", "at 2026-12-24T18:00:00Z". Into out; returns out. */
 const char *cli_fmt_schedule(const json_t *sch, char *out, size_t outlen);
+/* The first of an array of schedules as by cli_fmt_schedule, with
+ * " (+N)" for the N others; "-" when none. Into out; returns out. */
+const char *cli_fmt_schedules(const json_t *schs, char *out, size_t outlen);
 /* The earliest next_fire_at of a job's schedules, formatted as by
  * cli_fmt_time; "-" when none. Returns out. */
 const char *cli_job_next_fire(const json_t *job, char *out, size_t outlen);
+/* One bodiless call on the resource id under base ("/v1/jobs"):
+ * method base/id[/verb], then its answer: with -o json as sent; else
+ * "ID deleted" (verb NULL), the new run's id alone (verb "trigger", so
+ * $(sked ... trigger X) composes), or "ID STATE" (pause, resume).
+ * Returns CLI_EXIT_OK or CLI_EXIT_FAIL (printed). */
+int cli_resource_action(cli_t *c, const char *base, const char *id, const char *method,
+                        const char *verb);
+/* Appends a command array to b as a shell would need it typed (words with
+ * unsafe characters single-quoted). */
+void cli_fmt_argv(buf_t *b, const json_t *argv);
 /* Prints a job resource for people (key/value lines and its schedules). */
 void cli_print_job(const json_t *job);
 
@@ -336,5 +350,33 @@ int cli_edit_parse(cli_t *c, int argc, char **argv, cli_edit_req_t *req);
  * with c initialised and argv[0] = "why". Return an exit status. */
 int cli_jobs_why(cli_t *c, int argc, char **argv);
 int cli_runs_why(cli_t *c, int argc, char **argv);
+
+/* Documents read from files (cli_yaml.c): JSON, or YAML converted to the
+ * same JSON by the YAML 1.2 core schema (see cli_yaml.c for the rules). */
+#define CLI_DOC_MAX (16 * 1024 * 1024) /* bytes read from one document file */
+/* Converts one YAML document. 0 and *out (new), or SKED_EINVAL with
+ * "LINE:COLUMN: why" in err. */
+int cli_yaml_parse(const char *text, size_t len, json_t **out, char *err, size_t errlen);
+/* Parses a document named name (a file name; "" for stdin): JSON or YAML by
+ * its extension (.json, .yaml, .yml), else by its content (JSON when it
+ * opens with '{' or '[' and parses as JSON, else YAML). 0 and *out (new),
+ * or SKED_EINVAL with "LINE:COLUMN: why" in err. */
+int cli_doc_parse(const char *name, const char *text, size_t len, json_t **out, char *err,
+                  size_t errlen);
+/* Reads and parses file (- = stdin) as cli_doc_parse does. CLI_EXIT_OK and
+ * *out (new), or CLI_EXIT_USAGE after a message naming the file, line and
+ * column. */
+int cli_read_doc(const cli_t *c, const char *file, json_t **out);
+
+/* The tasks of a workflow or a workflow run (an array of {name,
+ * depends_on, trigger_rule, ...}) drawn as a tree by dependency, one line
+ * per task with box-drawing branches: roots first, each task under each of
+ * its upstreams, fully only the first time (later, with no subtree and
+ * marked "(repeat)"). With states (a run's tasks): columns TASK, STATE,
+ * ATTEMPT, EXIT, REASON; without: TASK, COMMAND. A trigger rule other than
+ * all_success is shown after the name. Terminates on any input (each task
+ * is expanded once; tasks no root reaches are drawn as roots). New; caller
+ * frees. (cmd_workflows.c) */
+char *cli_workflow_tree(const json_t *tasks);
 
 #endif

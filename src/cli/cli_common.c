@@ -578,6 +578,20 @@ const char *cli_fmt_schedule(const json_t *sch, char *out, size_t outlen)
     return out;
 }
 
+const char *cli_fmt_schedules(const json_t *schs, char *out, size_t outlen)
+{
+    size_t n = json_array_size(schs);
+    if (n)
+        cli_fmt_schedule(json_array_get(schs, 0), out, outlen);
+    else
+        snprintf(out, outlen, "-");
+    if (n > 1) {
+        size_t l = strlen(out);
+        snprintf(out + l, outlen - l, " (+%zu)", n - 1);
+    }
+    return out;
+}
+
 const char *cli_job_next_fire(const json_t *job, char *out, size_t outlen)
 {
     const json_t *best = NULL;
@@ -624,6 +638,43 @@ static void append_argv(buf_t *b, const json_t *argv)
         }
         buf_puts(b, "'");
     }
+}
+
+/* The answer res to an action on the resource id (see cli_resource_action). */
+static void print_action(const cli_t *c, const char *id, const char *verb, const json_t *res)
+{
+    if (c->json) {
+        if (res) cli_print_json(res);
+    } else if (!verb) {
+        printf("%s deleted\n", id);
+    } else if (!strcmp(verb, "trigger")) {
+        /* Just the run id, so $(sked jobs trigger ID) composes. */
+        printf("%s\n", cli_str(res, "id") ? cli_str(res, "id") : "");
+    } else {
+        printf("%s %s\n", id, cli_str(res, "state") ? cli_str(res, "state") : verb);
+    }
+}
+
+int cli_resource_action(cli_t *c, const char *base, const char *id, const char *method,
+                        const char *verb)
+{
+    char *esc = cli_url_escape(id);
+    char *path = verb ? xasprintf("%s/%s/%s", base, esc, verb) : xasprintf("%s/%s", base, esc);
+    json_t *res = NULL;
+    int rc = CLI_EXIT_OK;
+    if (cli_call(c, method, path, NULL, NULL, &res) < 0)
+        rc = CLI_EXIT_FAIL;
+    else
+        print_action(c, id, verb, res);
+    json_decref(res);
+    free(path);
+    free(esc);
+    return rc;
+}
+
+void cli_fmt_argv(buf_t *b, const json_t *argv)
+{
+    append_argv(b, argv);
 }
 
 /* "k=v, k2=v2" of a JSON object of scalars; "-" when empty. */

@@ -180,16 +180,7 @@ static void print_jobs(const json_t *list)
     json_t *job;
     json_array_foreach(json_object_get(list, "items"), i, job)
     {
-        const json_t *schs = json_object_get(job, "schedules");
-        size_t n = json_array_size(schs);
-        if (n)
-            cli_fmt_schedule(json_array_get(schs, 0), sch, sizeof sch);
-        else
-            snprintf(sch, sizeof sch, "-");
-        if (n > 1) {
-            size_t l = strlen(sch);
-            snprintf(sch + l, sizeof sch - l, " (+%zu)", n - 1);
-        }
+        cli_fmt_schedules(json_object_get(job, "schedules"), sch, sizeof sch);
         cli_table_add(t, cli_str(job, "id"), cli_str(job, "name"), cli_str(job, "state"),
                       cli_str(job, "queue"),
                       cli_fmt_scalar(json_object_get(job, "priority"), prio, sizeof prio), sch,
@@ -285,31 +276,9 @@ static int jobs_action(cli_t *c, int argc, char **argv, const char *help, const 
                        const char *verb)
 {
     char id[SKED_ID_LEN];
-    char *path = NULL, *esc = NULL;
-    json_t *res = NULL;
     int rc = parse_id(c, argc, argv, help, id);
-    if (rc != CLI_EXIT_OK || !id[0]) goto out;
-    esc = cli_url_escape(id);
-    path = verb ? xasprintf("/v1/jobs/%s/%s", esc, verb) : xasprintf("/v1/jobs/%s", esc);
-    if (cli_call(c, method, path, NULL, NULL, &res) < 0) {
-        rc = CLI_EXIT_FAIL;
-        goto out;
-    }
-    if (c->json) {
-        if (res) cli_print_json(res);
-    } else if (!verb) {
-        printf("%s deleted\n", id);
-    } else if (!strcmp(verb, "trigger")) {
-        /* Just the run id, so $(sked jobs trigger ID) composes. */
-        printf("%s\n", cli_str(res, "id") ? cli_str(res, "id") : "");
-    } else {
-        printf("%s %s\n", id, cli_str(res, "state") ? cli_str(res, "state") : verb);
-    }
-out:
-    json_decref(res);
-    free(esc);
-    free(path);
-    return rc;
+    if (rc != CLI_EXIT_OK || !id[0]) return rc;
+    return cli_resource_action(c, "/v1/jobs", id, method, verb);
 }
 
 /* --- edit ------------------------------------------------------------------ */

@@ -69,6 +69,14 @@ dep_class_t dep_classify(dep_cond_t c, run_state_t s)
     }
 }
 
+const char *dep_cond_skip_reason(dep_cond_t c, run_state_t s)
+{
+    if (c == DEP_TASK || (unsigned)c >= DEP_COND_COUNT || dep_classify(c, s) != DEP_FAIL)
+        return NULL;
+    if (c == DEP_AFTERNOTOK) return "upstream_succeeded";
+    return s == RUN_SKIPPED ? "upstream_skipped" : "upstream_failed";
+}
+
 static deps_verdict_t skip(const char **reason, const char *why)
 {
     if (reason) *reason = why;

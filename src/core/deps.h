@@ -73,6 +73,17 @@ int dep_cond_parse(const char *name, dep_cond_t *out);
  * is met and fail when it never can be (DEP_SKIP is not used). */
 dep_class_t dep_classify(dep_cond_t c, run_state_t s);
 
+/* Why a job dependency can never be met, for the run's skip reason: the
+ * edge with condition c whose upstream ended in state s classified
+ * DEP_FAIL. deps_decide() cannot tell (under all_success every unmet edge
+ * counts as a failure, so it would say "upstream_failed" for an afternotok
+ * whose upstream succeeded): the store takes the reason from here for job
+ * conditions, from deps_decide() for workflow edges. "upstream_succeeded"
+ * (afternotok over a success), "upstream_skipped" (afterok over a skipped
+ * run), "upstream_failed" (afterok over a failure or a cancel); NULL when
+ * the condition is met, for DEP_TASK and out of range. Static strings. */
+const char *dep_cond_skip_reason(dep_cond_t c, run_state_t s);
+
 /* The verdict of `rule` over n upstream edges of which ok, fail and skip
  * have ended that way (ok + fail + skip <= n). When DEPS_SKIP, *reason
  * (may be NULL) is "upstream_failed", "upstream_skipped" or

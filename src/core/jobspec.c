@@ -620,19 +620,60 @@ static int parse_schedule(const json_t *v, size_t idx, jobspec_schedule_t *out,
 #undef FIELD
 }
 
-static int parse_schedules(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+/* The "schedules" array of a job or a workflow (the same shape for both):
+ * *out (owned; free with jobspec__schedules_free, also after a failure,
+ * which leaves the entries parsed so far) and *n. Absent (v NULL): none. */
+int jobspec__parse_schedules(const json_t *v, jobspec_schedule_t **out, size_t *n,
+                             jobspec_error_t *err)
 {
+    *out = NULL;
+    *n = 0;
     if (!v) return 0;
     if (!json_is_array(v)) return fail(err, "schedules", "must be an array");
-    size_t n = json_array_size(v);
-    if (n > JOBSPEC_SCHEDULES_MAX)
+    size_t len = json_array_size(v);
+    if (len > JOBSPEC_SCHEDULES_MAX)
         return fail(err, "schedules", "must have at most %d entries", JOBSPEC_SCHEDULES_MAX);
-    out->schedules = xcalloc(n ? n : 1, sizeof *out->schedules);
-    for (size_t i = 0; i < n; i++) {
-        /* Counted before it is filled so jobspec_free releases a partial one. */
-        out->nschedules = i + 1;
-        int rc = parse_schedule(json_array_get(v, i), i, &out->schedules[i], err);
+    *out = xcalloc(len ? len : 1, sizeof **out);
+    for (size_t i = 0; i < len; i++) {
+        /* Counted before it is filled so a partial one is released too. */
+        *n = i + 1;
+        int rc = parse_schedule(json_array_get(v, i), i, &(*out)[i], err);
         if (rc) return rc;
+    }
+    return 0;
+}
+
+void jobspec__schedules_free(jobspec_schedule_t *s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++) {
+        free(s[i].expr);
+        free(s[i].timezone);
+    }
+    free(s);
+}
+
+/* "overlap", "misfire" and "catch_up_window" of a job or a workflow
+ * document: the defaults (allow, run_once, 1h), overridden by what doc
+ * gives. */
+int jobspec__parse_policies(const json_t *doc, overlap_policy_t *overlap, misfire_policy_t *misfire,
+                            int64_t *catch_up_ms, jobspec_error_t *err)
+{
+    const json_t *v;
+    int rc, e;
+    *overlap = OVERLAP_ALLOW;
+    *misfire = MISFIRE_RUN_ONCE;
+    *catch_up_ms = CATCH_UP_DEFAULT_MS;
+    if ((v = opt(doc, "overlap"))) {
+        if ((rc = get_enum(v, "overlap", overlap_names, 3, &e, err))) return rc;
+        *overlap = (overlap_policy_t)e;
+    }
+    if ((v = opt(doc, "misfire"))) {
+        if ((rc = get_enum(v, "misfire", misfire_names, 3, &e, err))) return rc;
+        *misfire = (misfire_policy_t)e;
+    }
+    if ((v = opt(doc, "catch_up_window"))) {
+        if ((rc = get_duration(v, "catch_up_window", catch_up_ms, err))) return rc;
+        if (*catch_up_ms <= 0) return fail(err, "catch_up_window", "must be greater than 0");
     }
     return 0;
 }
@@ -718,7 +759,7 @@ out:
 
 /* tags: ["b", "a", "a"] -> ",a,b," (sorted, duplicates folded) so a store
  * can filter with LIKE '%,tag,%'. */
-static int parse_tags(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+int jobspec__parse_tags(const json_t *v, char **out, jobspec_error_t *err)
 {
     const char **tags = NULL;
     size_t n = 0;
@@ -749,8 +790,8 @@ static int parse_tags(const json_t *v, jobspec_t *out, jobspec_error_t *err)
     if (n) buf_puts(&b, ",");
 out:
     if (rc == 0 && b.len) {
-        free(out->tags);
-        out->tags = buf_steal(&b);
+        free(*out);
+        *out = buf_steal(&b);
     }
     buf_free(&b);
     free(tags);
@@ -808,7 +849,7 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
     static const char *const nullable[] = {"cwd", "timeout", NULL};
     const json_t *v;
     const char *s;
-    int rc, e;
+    int rc;
 
     /* Defaults first, so that every path below only overrides. */
     out->type = xstrdup("shell");
@@ -816,9 +857,6 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
     out->constraints = xstrdup("");
     out->tags = xstrdup("");
     out->retry = retry_policy_default();
-    out->overlap = OVERLAP_ALLOW;
-    out->misfire = MISFIRE_RUN_ONCE;
-    out->catch_up_window_ms = CATCH_UP_DEFAULT_MS;
 
     if (!json_is_object(doc)) return fail(err, "", "the job document must be a JSON object");
     if ((rc = check_keys(doc, keys, nullable, "", err))) return rc;
@@ -835,7 +873,9 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
     if ((rc = parse_command(opt(doc, "command"), out, err))) return rc;
     if ((rc = parse_env(opt(doc, "env"), out, err))) return rc;
     if ((rc = parse_cwd(opt(doc, "cwd"), out, err))) return rc;
-    if ((rc = parse_schedules(opt(doc, "schedules"), out, err))) return rc;
+    if ((rc = jobspec__parse_schedules(opt(doc, "schedules"), &out->schedules, &out->nschedules,
+                                       err)))
+        return rc;
     if ((v = opt(doc, "priority")) && (rc = get_int(v, "priority", JOBSPEC_PRIORITY_MIN,
                                                     JOBSPEC_PRIORITY_MAX, &out->priority, err)))
         return rc;
@@ -851,23 +891,13 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
             return fail(err, "timeout", "must be greater than 0 (leave it out for no timeout)");
     }
     if ((rc = parse_retry(opt(doc, "retry"), &out->retry, err))) return rc;
-    if ((v = opt(doc, "overlap"))) {
-        if ((rc = get_enum(v, "overlap", overlap_names, 3, &e, err))) return rc;
-        out->overlap = (overlap_policy_t)e;
-    }
-    if ((v = opt(doc, "misfire"))) {
-        if ((rc = get_enum(v, "misfire", misfire_names, 3, &e, err))) return rc;
-        out->misfire = (misfire_policy_t)e;
-    }
-    if ((v = opt(doc, "catch_up_window"))) {
-        if ((rc = get_duration(v, "catch_up_window", &out->catch_up_window_ms, err))) return rc;
-        if (out->catch_up_window_ms <= 0)
-            return fail(err, "catch_up_window", "must be greater than 0");
-    }
+    if ((rc = jobspec__parse_policies(doc, &out->overlap, &out->misfire, &out->catch_up_window_ms,
+                                      err)))
+        return rc;
     if ((v = opt(doc, "max_concurrency")) &&
         (rc = get_int(v, "max_concurrency", 0, MAX_CONCURRENCY_MAX, &out->max_concurrency, err)))
         return rc;
-    if ((rc = parse_tags(opt(doc, "tags"), out, err))) return rc;
+    if ((rc = jobspec__parse_tags(opt(doc, "tags"), &out->tags, err))) return rc;
     if ((rc = parse_sla(opt(doc, "sla"), out, err))) return rc;
     return alert_job_entries_parse(opt(doc, "alerts"),
                                    out->sla_start_ms > 0 || out->sla_finish_ms > 0,
@@ -999,6 +1029,39 @@ static json_t *schedule_json(const jobspec_schedule_t *s)
     return o;
 }
 
+json_t *jobspec__schedules_json(const jobspec_schedule_t *s, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, schedule_json(&s[i]));
+    return a;
+}
+
+void jobspec__policies_json(json_t *o, overlap_policy_t overlap, misfire_policy_t misfire,
+                            int64_t catch_up_ms)
+{
+    json_object_set_new(o, "overlap", json_string(overlap_policy_name(overlap)));
+    json_object_set_new(o, "misfire", json_string(misfire_policy_name(misfire)));
+    json_object_set_new(o, "catch_up_window", duration_json(catch_up_ms));
+}
+
+json_t *jobspec__tags_json(const char *tags)
+{
+    json_t *a = json_array();
+    for (const char *p = tags; p && *p;) {
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, ",");
+        char *t = xstrndup(p, len);
+        json_array_append_new(a, json_string(t));
+        free(t);
+        p += len;
+    }
+    return a;
+}
+
 /* A canonical time member of a schedule object: absent leaves *ms. */
 static int read_time(const json_t *v, const char *key, int64_t *ms)
 {
@@ -1080,10 +1143,7 @@ json_t *jobspec_to_json(const jobspec_t *spec)
     json_object_set_new(o, "env", env);
     json_object_set_new(o, "cwd", spec->cwd ? json_string(spec->cwd) : json_null());
 
-    a = json_array();
-    for (size_t i = 0; i < spec->nschedules; i++)
-        json_array_append_new(a, schedule_json(&spec->schedules[i]));
-    json_object_set_new(o, "schedules", a);
+    json_object_set_new(o, "schedules", jobspec__schedules_json(spec->schedules, spec->nschedules));
 
     json_object_set_new(o, "priority", json_integer(spec->priority));
     json_object_set_new(o, "queue", json_string(spec->queue ? spec->queue : "default"));
@@ -1104,24 +1164,9 @@ json_t *jobspec_to_json(const jobspec_t *spec)
     json_object_set_new(r, "jitter", json_boolean(spec->retry.jitter));
     json_object_set_new(o, "retry", r);
 
-    json_object_set_new(o, "overlap", json_string(overlap_policy_name(spec->overlap)));
-    json_object_set_new(o, "misfire", json_string(misfire_policy_name(spec->misfire)));
-    json_object_set_new(o, "catch_up_window", duration_json(spec->catch_up_window_ms));
+    jobspec__policies_json(o, spec->overlap, spec->misfire, spec->catch_up_window_ms);
     json_object_set_new(o, "max_concurrency", json_integer(spec->max_concurrency));
-
-    a = json_array();
-    for (const char *p = spec->tags; p && *p;) {
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        size_t len = strcspn(p, ",");
-        char *t = xstrndup(p, len);
-        json_array_append_new(a, json_string(t));
-        free(t);
-        p += len;
-    }
-    json_object_set_new(o, "tags", a);
+    json_object_set_new(o, "tags", jobspec__tags_json(spec->tags));
     /* Written only when set, so the documents of jobs without them are
      * what they were before jobs had them. */
     if (spec->sla_start_ms > 0 || spec->sla_finish_ms > 0) {
@@ -1150,11 +1195,7 @@ void jobspec_free(jobspec_t *spec)
     free(spec->env);
     free(spec->env_secret);
     free(spec->cwd);
-    for (size_t i = 0; spec->schedules && i < spec->nschedules; i++) {
-        free(spec->schedules[i].expr);
-        free(spec->schedules[i].timezone);
-    }
-    free(spec->schedules);
+    jobspec__schedules_free(spec->schedules, spec->nschedules);
     free(spec->queue);
     free(spec->constraints);
     free(spec->tags);

@@ -31,4 +31,27 @@ int jobspec__get_duration(const json_t *v, const char *field, int64_t *out, jobs
 int jobspec__get_int(const json_t *v, const char *field, long long min, long long max, int *out,
                      jobspec_error_t *err);
 
+/* The document parts a job shares with a workflow (core/workflow.c), parsed
+ * and written by one copy each. Fields are named as at the top of a job
+ * document ("schedules[1].cron", "overlap", "tags[0]").
+ *
+ * "schedules" (v may be NULL: none): *out is new, *n its entries; free with
+ * jobspec__schedules_free, also after a failure. */
+int jobspec__parse_schedules(const json_t *v, jobspec_schedule_t **out, size_t *n,
+                             jobspec_error_t *err);
+void jobspec__schedules_free(jobspec_schedule_t *s, size_t n);
+/* The canonical "schedules" array. New reference. */
+json_t *jobspec__schedules_json(const jobspec_schedule_t *s, size_t n);
+/* "overlap", "misfire" and "catch_up_window" of doc, defaults filled in. */
+int jobspec__parse_policies(const json_t *doc, overlap_policy_t *overlap, misfire_policy_t *misfire,
+                            int64_t *catch_up_ms, jobspec_error_t *err);
+/* Sets those three members of o in their canonical form. */
+void jobspec__policies_json(json_t *o, overlap_policy_t overlap, misfire_policy_t misfire,
+                            int64_t catch_up_ms);
+/* "tags" (v may be NULL): *out becomes the canonical ",a,b," when there are
+ * any (the old value freed), else is left as it is. */
+int jobspec__parse_tags(const json_t *v, char **out, jobspec_error_t *err);
+/* The canonical "tags" array of a ",a,b," string. New reference. */
+json_t *jobspec__tags_json(const char *tags);
+
 #endif

@@ -1072,6 +1072,302 @@ static void test_cmd_usage_errors_exit_2(void **state)
     assert_int_equal(fake.nreqs, 0);
 }
 
+/* --- sked workflows ------------------------------------------------------------------------ */
+
+#define WF_ID "wf_01JD0000000000000000000001"
+
+/* A file in /tmp holding text, named with suffix (".yaml"); caller unlinks. */
+static char *temp_doc(const char *suffix, const char *text)
+{
+    char *path = xasprintf("/tmp/test_cli_wfXXXXXX%s", suffix);
+    int fd = mkstemps(path, (int)strlen(suffix));
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static const char wf_yaml[] = "name: etl\n"
+                              "schedules:\n"
+                              "  - cron: '0 2 * * *'\n"
+                              "    timezone: Europe/Berlin\n"
+                              "tasks:\n"
+                              "  - name: extract\n"
+                              "    command: [extract, --day, yesterday]\n"
+                              "    retry: {max_attempts: 3}\n"
+                              "  - name: load\n"
+                              "    command: [load]\n"
+                              "    depends_on: [extract]\n"
+                              "    trigger_rule: all_done\n"
+                              "    priority: -5\n";
+
+static const char wf_json[] =
+    "{\"name\":\"etl\",\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"Europe/Berlin\"}],"
+    "\"tasks\":[{\"name\":\"extract\",\"command\":[\"extract\",\"--day\",\"yesterday\"],"
+    "\"retry\":{\"max_attempts\":3}},{\"name\":\"load\",\"command\":[\"load\"],"
+    "\"depends_on\":[\"extract\"],\"trigger_rule\":\"all_done\",\"priority\":-5}]}";
+
+static void test_cmd_workflows_submit_yaml(void **state)
+{
+    (void)state;
+    script(201, "{\"id\":\"" WF_ID "\",\"name\":\"etl\",\"state\":\"active\",\"version\":1,"
+                "\"next_fire_at\":\"2026-01-02T01:00:00.000Z\",\"tasks\":[{},{}]}");
+    char *path = temp_doc(".yaml", wf_yaml);
+    const char *w[] = {"workflows", "submit", "-f", path, "--idempotency-key", "k1", NULL};
+    char *out, *err;
+    assert_int_equal(run_cmd(cmd_workflows, w, &out, &err), 0);
+    const fake_req_t *r = req_at(0);
+    assert_string_equal(r->method, "POST");
+    assert_string_equal(r->url, "/v1/workflows");
+    assert_string_equal(r->idem, "k1");
+    json_t *body = json_loads(r->body, 0, NULL);
+    assert_json_eq(body, wf_json);
+    json_decref(body);
+    assert_string_equal(out, "ID                             NAME  TASKS  NEXT FIRE\n" WF_ID
+                             "  etl   2      2026-01-02T01:00:00Z\n");
+    unlink(path);
+    free(path);
+    free(out);
+    free(err);
+}
+
+static void test_cmd_workflows_dry_run_sends_nothing(void **state)
+{
+    (void)state;
+    char *path = temp_doc(".yml", wf_yaml);
+    const char *w[] = {"workflows", "submit", "--dry-run", "-f", path, NULL};
+    char *out, *err;
+    assert_int_equal(run_cmd(cmd_workflows, w, &out, &err), 0);
+    json_t *printed = json_loads(out, 0, NULL);
+    assert_json_eq(printed, wf_json);
+    json_decref(printed);
+    assert_string_equal(err, "");
+    unlink(path);
+    free(path);
+    free(out);
+    free(err);
+    /* A document this sked would refuse still prints (exit 0), with a note
+     * naming the field. */
+    path = temp_doc(".yaml", "name: w\ntasks:\n  - name: a\n    command: [x]\n"
+                             "    depends_on: [b]\n");
+    const char *w2[] = {"workflows", "submit", "--dry-run", "-f", path, NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w2, &out, &err), 0);
+    assert_non_null(strstr(out, "\"depends_on\""));
+    assert_string_equal(err, "sked workflows submit: note: this document would be refused: "
+                             "tasks[0].depends_on[0]: unknown task \"b\"\n");
+    unlink(path);
+    free(path);
+    free(out);
+    free(err);
+    /* A YAML error names the file, line and column; exit 2. */
+    path = temp_doc(".yaml", "name: w\ntasks: [\n  {a: 1}, *x]\n");
+    const char *w3[] = {"workflows", "submit", "--dry-run", "-f", path, NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w3, &out, &err), CLI_EXIT_USAGE);
+    char *want = xasprintf("sked workflows submit: %s:3:11: aliases (*x) are not supported: "
+                           "write the value out\n",
+                           path);
+    if (!strstr(err, want)) fail_msg("stderr: %s", err);
+    free(want);
+    unlink(path);
+    free(path);
+    free(out);
+    free(err);
+    assert_int_equal(fake.nreqs, 0);
+}
+
+static const char run_answer[] =
+    "{\"id\":\"wfr_1\",\"workflow_id\":\"" WF_ID "\",\"state\":\"failed\","
+    "\"fire_time\":\"2026-01-02T01:00:00Z\",\"started_at\":\"2026-01-02T01:00:01Z\","
+    "\"finished_at\":\"2026-01-02T01:05:00Z\",\"counts\":{\"waiting\":0,\"pending\":0,"
+    "\"running\":0,\"succeeded\":1,\"failed\":1,\"canceled\":0,\"skipped\":0},"
+    "\"tasks\":[{\"name\":\"extract\",\"run_id\":\"run_1\",\"state\":\"failed\",\"attempt\":3,"
+    "\"exit_code\":1,\"depends_on\":[],\"trigger_rule\":\"all_success\"},"
+    "{\"name\":\"load\",\"run_id\":\"run_2\",\"state\":\"succeeded\",\"attempt\":1,"
+    "\"exit_code\":0,\"depends_on\":[\"extract\"],\"trigger_rule\":\"all_done\"}]}";
+
+static void test_cmd_workflows_get_by_name_draws_latest_run(void **state)
+{
+    (void)state;
+    script(200, "{\"items\":[{\"id\":\"wf_other\",\"name\":\"etl-2\"},{\"id\":\"" WF_ID
+                "\",\"name\":\"etl\"}],\"next_cursor\":null}");
+    script(200, "{\"id\":\"" WF_ID "\",\"name\":\"etl\",\"state\":\"active\",\"version\":4,"
+                "\"max_active_runs\":1,\"overlap\":\"allow\",\"misfire\":\"run_once\","
+                "\"schedules\":[{\"cron\":\"0 2 * * *\",\"timezone\":\"UTC\"}],"
+                "\"next_fire_at\":\"2026-01-03T02:00:00Z\",\"tags\":[\"etl\"],\"tasks\":[{},{}],"
+                "\"created_at\":\"2026-01-01T00:00:00Z\",\"updated_at\":\"2026-01-01T00:00:00Z\"}");
+    script(200, "{\"items\":[{\"id\":\"wfr_1\",\"state\":\"failed\"}],\"next_cursor\":\"c\"}");
+    script(200, run_answer);
+    const char *w[] = {"workflows", "get", "etl", NULL};
+    char *out, *err;
+    assert_int_equal(run_cmd(cmd_workflows, w, &out, &err), 0);
+    assert_string_equal(req_at(0)->url, "/v1/workflows?limit=1000");
+    assert_string_equal(req_at(1)->url, "/v1/workflows/" WF_ID);
+    assert_string_equal(req_at(2)->url, "/v1/workflows/" WF_ID "/runs?limit=1");
+    assert_string_equal(req_at(3)->url, "/v1/workflow-runs/wfr_1");
+    const char *tail =
+        "Run wfr_1: failed (fired 2026-01-02T01:00:00Z, started 2026-01-02T01:00:01Z, finished "
+        "2026-01-02T01:05:00Z): 1 succeeded, 1 failed\n"
+        "TASK                 STATE      ATTEMPT  EXIT  REASON\n"
+        "extract              failed     3        1     -\n"
+        "\u2514\u2500\u2500 load [all_done]  succeeded  1        0     -\n";
+    size_t lo = strlen(out), lt = strlen(tail);
+    if (lo < lt || strcmp(out + lo - lt, tail) != 0) fail_msg("out:\n%s", out);
+    assert_non_null(strstr(out, "Schedules:        cron 0 2 * * * UTC\n"));
+    assert_non_null(strstr(out, "Max active runs:  1 (overlap: allow)\n"));
+    free(out);
+    free(err);
+}
+
+static void test_cmd_workflows_run_actions(void **state)
+{
+    (void)state;
+    char *out, *err;
+    /* retry: the task's name arrives whole (escaped on the wire; the fake's
+     * server hands over the path decoded); --downstream goes in the body. */
+    script(200, run_answer);
+    const char *w1[] = {"workflows", "retry", "wfr_1", "load eu/1", "--downstream", NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w1, &out, &err), 0);
+    assert_string_equal(req_at(0)->method, "POST");
+    assert_string_equal(req_at(0)->url, "/v1/workflow-runs/wfr_1/tasks/load eu/1/retry");
+    json_t *body = json_loads(req_at(0)->body, 0, NULL);
+    assert_json_eq(body, "{\"downstream\":true}");
+    json_decref(body);
+    assert_non_null(strstr(out, "Run wfr_1: failed"));
+    free(out);
+    free(err);
+    script(200, run_answer);
+    const char *w2[] = {"workflows", "retry", "-o", "json", "wfr_1", "load", NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w2, &out, &err), 0);
+    body = json_loads(req_at(1)->body, 0, NULL);
+    assert_json_eq(body, "{\"downstream\":false}");
+    json_decref(body);
+    json_t *printed = json_loads(out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(printed, "id")), "wfr_1");
+    json_decref(printed);
+    free(out);
+    free(err);
+    /* cancel */
+    script(200, "{\"id\":\"wfr_1\",\"state\":\"canceled\"}");
+    const char *w3[] = {"workflows", "cancel", "wfr_1", NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w3, &out, &err), 0);
+    assert_string_equal(req_at(2)->url, "/v1/workflow-runs/wfr_1/cancel");
+    assert_string_equal(out, "wfr_1 canceled\n");
+    free(out);
+    free(err);
+    /* trigger prints the run id alone; pause the state; delete says so. */
+    script(201, "{\"id\":\"wfr_2\",\"state\":\"running\"}");
+    script(200, "{\"id\":\"" WF_ID "\",\"state\":\"paused\"}");
+    script(204, "");
+    const char *w4[] = {"workflows", "trigger", WF_ID, NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w4, &out, &err), 0);
+    assert_string_equal(out, "wfr_2\n");
+    assert_string_equal(req_at(3)->url, "/v1/workflows/" WF_ID "/trigger");
+    free(out);
+    free(err);
+    const char *w5[] = {"workflows", "pause", WF_ID, NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w5, &out, &err), 0);
+    assert_string_equal(out, WF_ID " paused\n");
+    assert_string_equal(req_at(4)->url, "/v1/workflows/" WF_ID "/pause");
+    free(out);
+    free(err);
+    const char *w6[] = {"workflows", "rm", WF_ID, NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w6, &out, &err), 0);
+    assert_string_equal(req_at(5)->method, "DELETE");
+    assert_string_equal(req_at(5)->url, "/v1/workflows/" WF_ID);
+    assert_string_equal(out, WF_ID " deleted\n");
+    free(out);
+    free(err);
+}
+
+static void test_cmd_workflows_update_sends_if_match(void **state)
+{
+    (void)state;
+    script(200, "{\"id\":\"" WF_ID "\",\"version\":7}");
+    script(200, "{\"id\":\"" WF_ID "\",\"version\":8}");
+    char *path = temp_doc(".json", wf_json);
+    const char *w[] = {"workflows", "update", WF_ID, "-f", path, NULL};
+    char *out, *err;
+    assert_int_equal(run_cmd(cmd_workflows, w, &out, &err), 0);
+    assert_string_equal(req_at(0)->method, "GET");
+    assert_string_equal(req_at(1)->method, "PUT");
+    assert_string_equal(req_at(1)->url, "/v1/workflows/" WF_ID);
+    assert_string_equal(req_at(1)->ifmatch, "7");
+    json_t *body = json_loads(req_at(1)->body, 0, NULL);
+    assert_json_eq(body, wf_json);
+    json_decref(body);
+    assert_string_equal(out, WF_ID " updated (version 8)\n");
+    unlink(path);
+    free(path);
+    free(out);
+    free(err);
+}
+
+static void test_cmd_workflows_lists(void **state)
+{
+    (void)state;
+    script(200, "{\"items\":[{\"id\":\"" WF_ID "\",\"name\":\"etl\",\"state\":\"active\","
+                "\"schedules\":[{\"every\":\"1h\"}],\"next_fire_at\":\"2026-01-01T01:00:00Z\","
+                "\"tasks\":[{},{},{}]}],\"next_cursor\":\"c1\"}");
+    script(200, "{\"items\":[],\"next_cursor\":null}");
+    const char *w[] = {"workflows", "ls", "--state", "active", "--all", NULL};
+    char *out, *err;
+    assert_int_equal(run_cmd(cmd_workflows, w, &out, &err), 0);
+    assert_string_equal(req_at(0)->url, "/v1/workflows?state=active");
+    assert_string_equal(req_at(1)->url, "/v1/workflows?state=active&cursor=c1");
+    assert_string_equal(out, "ID                             NAME  STATE   TASKS  SCHEDULE  "
+                             "NEXT FIRE\n" WF_ID "  etl   active  3      every 1h  "
+                             "2026-01-01T01:00:00Z\n");
+    free(out);
+    free(err);
+    script(200, "{\"items\":[{\"id\":\"wfr_1\",\"state\":\"running\","
+                "\"fire_time\":\"2026-01-01T01:00:00Z\",\"started_at\":\"2026-01-01T01:00:00Z\","
+                "\"counts\":{\"running\":2,\"succeeded\":1,\"waiting\":3}}],"
+                "\"next_cursor\":null}");
+    const char *w2[] = {"workflows", "runs", WF_ID, "--limit", "5", NULL};
+    assert_int_equal(run_cmd(cmd_workflows, w2, &out, &err), 0);
+    assert_string_equal(req_at(2)->url, "/v1/workflows/" WF_ID "/runs?limit=5");
+    assert_string_equal(out,
+                        "ID     STATE    FIRE TIME             STARTED               FINISHED  "
+                        "TASKS\n"
+                        "wfr_1  running  2026-01-01T01:00:00Z  2026-01-01T01:00:00Z  -         "
+                        "1 succeeded, 2 running, 3 waiting\n");
+    free(out);
+    free(err);
+}
+
+static void test_cmd_workflows_usage(void **state)
+{
+    (void)state;
+    char *out, *err;
+    const char *subs[] = {"submit", "update", "ls",    "get",    "runs",   "trigger",
+                          "cancel", "retry",  "pause", "resume", "delete", NULL};
+    for (int i = 0; subs[i]; i++) {
+        const char *w[] = {"workflows", subs[i], "--help", NULL};
+        assert_int_equal(run_cmd(cmd_workflows, w, &out, &err), 0);
+        char *want = xasprintf("usage: sked workflows %s", subs[i]);
+        if (strncmp(out, want, strlen(want)) != 0) fail_msg("%s --help: %s", subs[i], out);
+        assert_non_null(strstr(out, "example"));
+        free(want);
+        free(out);
+        free(err);
+    }
+    const char *bad[][6] = {
+        {"workflows", "retry", "wfr_1", NULL},                  /* no TASK */
+        {"workflows", "cancel", "wfr_1", "--downstream", NULL}, /* not its option */
+        {"workflows", "submit", NULL},                          /* no -f */
+        {"workflows", "get", WF_ID, "--dry-run", NULL},         /* not its option */
+        {"workflows", "submit", "-f", "/nonexistent/x.yaml", NULL},
+        {"workflows", "frobnicate", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(run_cmd(cmd_workflows, bad[i], &out, &err), CLI_EXIT_USAGE);
+        assert_string_equal(out, "");
+        free(out);
+        free(err);
+    }
+    assert_int_equal(fake.nreqs, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1111,6 +1407,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cmd_unreachable_server_is_named, fake_start,
                                         fake_stop),
         cmocka_unit_test_setup_teardown(test_cmd_usage_errors_exit_2, fake_start, fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_submit_yaml, fake_start, fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_dry_run_sends_nothing, fake_start,
+                                        fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_get_by_name_draws_latest_run, fake_start,
+                                        fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_run_actions, fake_start, fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_update_sends_if_match, fake_start,
+                                        fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_lists, fake_start, fake_stop),
+        cmocka_unit_test_setup_teardown(test_cmd_workflows_usage, fake_start, fake_stop),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     argv_free(&parsed_argv);
