@@ -424,7 +424,10 @@ int cli_doc_parse(const char *name, const char *text, size_t len, json_t **out, 
         *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (*out) return 0;
         if (!yaml || cli_yaml_parse(text, len, out, err, errlen) != 0) {
-            snprintf(err, errlen, "%d:%d: %s", jerr.line, jerr.column, jerr.text);
+            /* jansson counts the column from 0 at a line's start, and
+             * has no place (-1) for some errors: people count from 1. */
+            snprintf(err, errlen, "%d:%d: %s", jerr.line > 0 ? jerr.line : 1,
+                     jerr.column > 0 ? jerr.column : 1, jerr.text);
             return SKED_EINVAL;
         }
         return 0;

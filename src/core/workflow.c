@@ -156,7 +156,8 @@ static int parse_task(const json_t *v, size_t i, wf_task_t *t, jobspec_error_t *
                              "a task has no schedules of its own: the workflow's \"schedules\" "
                              "fire all of its tasks");
     }
-    if (json_object_get(v, "array")) {
+    /* (null: no array, as a canonical job document may one day write it.) */
+    if ((f = json_object_get(v, "array")) && !json_is_null(f)) {
         jobspec__strf(field, sizeof field, "tasks[%zu].array", i);
         return jobspec__fail(err, field, "a workflow task cannot be a job array");
     }

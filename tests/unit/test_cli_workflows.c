@@ -231,6 +231,8 @@ static void test_json_or_yaml(void **state)
     expect_doc("wf.txt", "a: [x]", "{\"a\":[\"x\"]}");
     /* Looks like JSON and is neither: JSON's complaint is the one shown. */
     expect_doc_error("", "{\"a\": 1,", "1:8: string or '}' expected near end of file");
+    /* At a line's start jansson's column is 0: shown as 1, never 0. */
+    expect_doc_error("", "\n{\n", "3:1: string or '}' expected near end of file");
 }
 
 /* ---- the tree ------------------------------------------------------------ */
