@@ -36,6 +36,21 @@ void api_jobs_explain(http_req_t *req, http_resp_t *resp);
  * caller's namespaces, 403 for one it may see but not change). *ns_out
  * (may be NULL): the job's namespace when it was read (new; caller frees). */
 bool api_job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out);
+/* Shared by the jobs and workflows APIs (api_jobs.c): a job service call
+ * for req; a refusal of a document or of the service answered with the
+ * field it names (else the part of the request rc is about); the ETag of
+ * a version; id, next_fire_at and last_fire_at added to each schedule of
+ * a document's "schedules" array from the stored ones. */
+struct jobsvc_call;
+struct jobspec_error;
+struct jobsvc_call api_jobsvc_call(http_req_t *req);
+void api_job_fail(http_resp_t *resp, int rc, const struct jobspec_error *err);
+void api_set_etag(http_resp_t *resp, int64_t version);
+void api_enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n);
+/* Whether the caller may see (write = false) or change run id (as its
+ * job); on false resp holds the answer. *ns_out as api_job_access. */
+bool api_run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out);
+
 /* An If-Match value ("3", "\"3\"", W/ tolerated, "*" = 0: any) as a
  * version. 0 or SKED_EINVAL. */
 int api_if_match(const char *s, int64_t *out);
@@ -49,6 +64,20 @@ void api_alert_rules_delete(http_req_t *req, http_resp_t *resp);
 void api_alerts_list(http_req_t *req, http_resp_t *resp);
 void api_alerts_get(http_req_t *req, http_resp_t *resp);
 void api_alerts_ack(http_req_t *req, http_resp_t *resp);
+
+/* api_workflows.c: workflows and their runs */
+void api_workflows_create(http_req_t *req, http_resp_t *resp);
+void api_workflows_list(http_req_t *req, http_resp_t *resp);
+void api_workflows_get(http_req_t *req, http_resp_t *resp);
+void api_workflows_put(http_req_t *req, http_resp_t *resp);
+void api_workflows_delete(http_req_t *req, http_resp_t *resp);
+void api_workflows_pause(http_req_t *req, http_resp_t *resp);
+void api_workflows_resume(http_req_t *req, http_resp_t *resp);
+void api_workflows_trigger(http_req_t *req, http_resp_t *resp);
+void api_workflows_runs(http_req_t *req, http_resp_t *resp);
+void api_workflow_runs_get(http_req_t *req, http_resp_t *resp);
+void api_workflow_runs_cancel(http_req_t *req, http_resp_t *resp);
+void api_workflow_runs_retry(http_req_t *req, http_resp_t *resp);
 
 /* api_runs.c */
 void api_runs_list(http_req_t *req, http_resp_t *resp);

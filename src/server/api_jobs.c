@@ -54,8 +54,7 @@ static const char *tz_or_utc(const char *tz)
     return tz && *tz ? tz : "UTC";
 }
 
-/* A job service call (jobsvc.h) for req. */
-static jobsvc_call_t svc_call(http_req_t *req)
+jobsvc_call_t api_jobsvc_call(http_req_t *req)
 {
     return (jobsvc_call_t){.st = req->st,
                            .sched = req->srv ? server_sched(req->srv) : NULL,
@@ -112,7 +111,7 @@ out:
 /* Answers a refusal of the job document (jobspec.h) or of the job service
  * (jobsvc.h): rc's status, and the field err names, or else the part of
  * the request rc is about (the path's job id, the If-Match version). */
-static void job_fail(http_resp_t *resp, int rc, const jobspec_error_t *err)
+void api_job_fail(http_resp_t *resp, int rc, const jobspec_error_t *err)
 {
     const char *field = err->field[0]          ? err->field
                         : rc == SKED_ENOTFOUND ? "path.id"
@@ -121,7 +120,7 @@ static void job_fail(http_resp_t *resp, int rc, const jobspec_error_t *err)
     api_fail(resp, rc, field, "%s", err->detail[0] ? err->detail : sked_strerror(rc));
 }
 
-static void set_etag(http_resp_t *resp, int64_t version)
+void api_set_etag(http_resp_t *resp, int64_t version)
 {
     char etag[32];
     snprintf(etag, sizeof etag, "\"%lld\"", (long long)version);
@@ -135,7 +134,7 @@ static void set_etag(http_resp_t *resp, int64_t version)
  * (schedule_match), since the store need not return them in document
  * order. One that matches none (a document in an older canonical form)
  * takes the stored schedule at its own position, if no other took it. */
-static void enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
+void api_enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
 {
     size_t nd = json_array_size(arr), nw = 0;
     schedule_spec_t *want = xcalloc(nd + 1, sizeof *want), *have = xcalloc(n + 1, sizeof *have);
@@ -203,7 +202,7 @@ static json_t *job_json(const store_job_t *job, const store_schedule_t *scheds, 
     json_object_set_new(o, "created_at", api_time_json(job->created_ms));
     json_object_set_new(o, "updated_at", api_time_json(job->updated_ms));
     json_t *arr = json_object_get(o, "schedules");
-    if (json_is_array(arr)) enrich_schedules(arr, scheds, n);
+    if (json_is_array(arr)) api_enrich_schedules(arr, scheds, n);
     return o;
 }
 
@@ -244,7 +243,7 @@ static void answer_job(http_req_t *req, http_resp_t *resp, const char *id, int s
     json_t *doc = job_json(&job, scheds, n);
     if (with_last_run)
         json_object_set_new(doc, "last_run", last_run_json(req->st, id, req->now_ms));
-    set_etag(resp, job.version);
+    api_set_etag(resp, job.version);
     http_json(resp, status, doc);
 out:
     for (size_t i = 0; i < n; i++)
@@ -260,7 +259,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     json_t *body = NULL;
     jobspec_t spec;
     jobspec_error_t jerr = {{0}, {0}};
-    jobsvc_call_t call = svc_call(req);
+    jobsvc_call_t call = api_jobsvc_call(req);
     store_job_t job = {0};
     store_schedule_t *scheds = NULL;
     size_t n = 0;
@@ -297,7 +296,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     }
     int rc = jobspec_parse(body, &spec, &jerr);
     if (rc != 0) {
-        job_fail(resp, rc, &jerr);
+        api_job_fail(resp, rc, &jerr);
         goto out;
     }
     store_audit_t audit;
@@ -311,11 +310,11 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     if (rc != 0) {
-        job_fail(resp, rc, &call.err);
+        api_job_fail(resp, rc, &call.err);
         goto out;
     }
     http_set_header(resp, "Location", loc);
-    set_etag(resp, job.version);
+    api_set_etag(resp, job.version);
     http_json(resp, 201, job_json(&job, scheds, n));
 out:
     sched_array_free(scheds, n);
@@ -448,13 +447,13 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
         json_object_del(body, "namespace");
     }
 
-    jobsvc_call_t call = svc_call(req);
+    jobsvc_call_t call = api_jobsvc_call(req);
     store_audit_t audit;
     auth_audit_entry(req, id, jns, 200, &audit);
     call.audit = &audit;
     int rc = jobsvc_update(&call, id, body, want);
     if (rc != 0) {
-        job_fail(resp, rc, &call.err);
+        api_job_fail(resp, rc, &call.err);
         goto out;
     }
     answer_job(req, resp, id, 200, false);
@@ -466,7 +465,7 @@ out:
 static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
 {
     char *ns = NULL;
-    jobsvc_call_t call = svc_call(req);
+    jobsvc_call_t call = api_jobsvc_call(req);
     const char *id = api__path_id(req, resp);
     if (!id || !job_access(req, resp, id, true, &ns)) return;
     store_audit_t audit;
@@ -474,7 +473,7 @@ static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
     call.audit = &audit;
     int rc = jobsvc_set_state(&call, id, state);
     if (rc != 0) {
-        job_fail(resp, rc, &call.err);
+        api_job_fail(resp, rc, &call.err);
         goto out;
     }
     if (state == JOB_DELETED)
@@ -506,7 +505,7 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     char loc[64];
     store_run_t run = {0};
     char *ns = NULL;
-    jobsvc_call_t call = svc_call(req);
+    jobsvc_call_t call = api_jobsvc_call(req);
     const char *id = api__path_id(req, resp);
     if (!id || !job_access(req, resp, id, true, &ns)) return;
 
@@ -515,7 +514,7 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     call.audit = &audit;
     int rc = jobsvc_trigger(&call, id, run_id);
     if (rc != 0) {
-        job_fail(resp, rc, &call.err);
+        api_job_fail(resp, rc, &call.err);
         goto out;
     }
     rc = store_run_get(req->st, run_id, &run, NULL, NULL);
@@ -704,7 +703,7 @@ void api_schedules_preview(http_req_t *req, http_resp_t *resp)
     if (jobspec_parse(wrap, &spec, &jerr) != 0) {
         if (strncmp(jerr.field, "schedules", 9) != 0)
             snprintf(jerr.field, sizeof jerr.field, "schedules");
-        job_fail(resp, SKED_EINVAL, &jerr);
+        api_job_fail(resp, SKED_EINVAL, &jerr);
         goto out;
     }
     json_t *doc = preview_json(&spec, (size_t)n, from_ms, resp);

@@ -81,6 +81,19 @@ json_t *api_run_json(const store_run_t *run, const store_attempt_t *attempts, si
     json_object_set_new(o, "reason", str_or_null(run->reason));
     json_object_set_new(o, "log_bytes", json_integer(run->log_bytes));
     json_object_set_new(o, "log_truncated", json_boolean(run->log_truncated));
+    json_object_set_new(o, "parent_id", str_or_null(run->parent_id));
+    json_object_set_new(o, "array_index",
+                        run->array_index >= 0 ? json_integer(run->array_index) : json_null());
+    json_t *deps = json_null();
+    if (run->deps_n > 0) {
+        deps = json_object();
+        json_object_set_new(deps, "trigger_rule", json_string(trigger_rule_name(run->deps_rule)));
+        json_object_set_new(deps, "upstreams", json_integer(run->deps_n));
+        json_object_set_new(deps, "succeeded", json_integer(run->deps_ok));
+        json_object_set_new(deps, "failed", json_integer(run->deps_fail));
+        json_object_set_new(deps, "skipped", json_integer(run->deps_skip));
+    }
+    json_object_set_new(o, "deps", deps);
     if (attempts || nattempts) {
         json_t *arr = json_array();
         for (size_t i = 0; i < nattempts; i++)

@@ -38,8 +38,7 @@
  * id; on false resp holds the answer (404 outside the caller's namespaces,
  * 403 for a visible run of a job it may not change). *ns_out (may be NULL)
  * gets the namespace (new; caller frees) when it was read. */
-static bool run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write,
-                       char **ns_out)
+bool api_run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out)
 {
     log_ctx_run(id);
     store_run_t run = {0};
@@ -162,14 +161,14 @@ out:
 void api_runs_get(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
-    if (id && run_access(req, resp, id, false, NULL)) answer_run(req, resp, id, 200);
+    if (id && api_run_access(req, resp, id, false, NULL)) answer_run(req, resp, id, 200);
 }
 
 /* Why it is or is not running (api_explain.c): seen by whoever may GET it. */
 void api_runs_explain(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
-    if (id && run_access(req, resp, id, false, NULL)) api__explain(req, resp, NULL, id);
+    if (id && api_run_access(req, resp, id, false, NULL)) api__explain(req, resp, NULL, id);
 }
 
 void api_runs_cancel(http_req_t *req, http_resp_t *resp)
@@ -177,7 +176,7 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp)
     char *reason = NULL, *ns = NULL;
     store_run_t run = {0};
     const char *id = api__path_id(req, resp);
-    if (!id || !run_access(req, resp, id, true, &ns)) return;
+    if (!id || !api_run_access(req, resp, id, true, &ns)) return;
 
     reason = xasprintf("canceled by %s", req->who && req->who->name ? req->who->name : "api");
     store_audit_t audit;
@@ -274,7 +273,7 @@ static struct follow *start_log(http_req_t *req, http_resp_t *resp, bool *follow
     long attempt = 0;
 
     const char *id = api__path_id(req, resp);
-    if (!id || !run_access(req, resp, id, false, NULL)) goto out;
+    if (!id || !api_run_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "attempt");
     if (q && api__int_param(q, 1, 1000000, &attempt) != 0) {
         api_fail(resp, SKED_EINVAL, "query.attempt", "attempt must be a positive integer");

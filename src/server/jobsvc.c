@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/plan.h"
+#include "core/workflow.h"
 
 #define UPDATE_TRIES 3 /* read-merge-write rounds when no version is pinned */
 
@@ -56,10 +57,9 @@ static int name_taken(jobsvc_call_t *c, const char *name, const char *ns)
  * so an edit neither fires a fire time again nor forgets one; the others
  * get their first fire at now. On success *out is a new array of *n (free
  * with sched_array_free); on failure nothing is left to free. */
-static int build_scheds(jobsvc_call_t *c, const jobspec_t *spec, const store_schedule_t *old,
-                        size_t nold, store_schedule_t **out, size_t *n)
+static int build_scheds(jobsvc_call_t *c, const jobspec_schedule_t *defs, size_t ns,
+                        const store_schedule_t *old, size_t nold, store_schedule_t **out, size_t *n)
 {
-    const size_t ns = spec->nschedules;
     store_schedule_t *s = ns ? xcalloc(ns, sizeof *s) : NULL;
     schedule_spec_t *want = xcalloc(ns + 1, sizeof *want);
     schedule_spec_t *have = xcalloc(nold + 1, sizeof *have);
@@ -67,7 +67,7 @@ static int build_scheds(jobsvc_call_t *c, const jobspec_t *spec, const store_sch
     int rc = 0;
 
     for (size_t i = 0; i < ns; i++)
-        want[i] = spec->schedules[i].spec;
+        want[i] = defs[i].spec;
     for (size_t j = 0; j < nold; j++)
         have[j] = sched_spec(&old[j]);
     schedule_match(want, ns, have, nold, match);
@@ -123,7 +123,7 @@ static char *canonical_text(const jobspec_t *spec)
 int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
                   store_job_t *job, store_schedule_t **scheds, size_t *n)
 {
-    int rc = build_scheds(c, spec, NULL, 0, scheds, n);
+    int rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, scheds, n);
     if (rc != 0) return rc;
     store_job_from_spec(job, spec);
     job->ns = xstrdup(ns);
@@ -167,7 +167,8 @@ static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, i
         goto out;
     }
     if ((rc = jobspec_patch(current, patch, &merged, &spec, &c->err)) != 0) goto out;
-    if ((rc = build_scheds(c, &spec, old, nold, &scheds, &n)) != 0) goto out;
+    if ((rc = build_scheds(c, spec.schedules, spec.nschedules, old, nold, &scheds, &n)) != 0)
+        goto out;
 
     /* A job keeps its identity, namespace, owner, state and history. */
     store_job_from_spec(&upd, &spec);
@@ -234,4 +235,125 @@ int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN])
     if (rc == SKED_ECONFLICT) return refuse(c, rc, NULL, "the job is deleted");
     if (rc != 0) return store_failed(c, rc, "triggering the job");
     return 0;
+}
+
+/* ---- workflows ------------------------------------------------------------ */
+
+/* The stored records of a workflow document: the workflow's own job and
+ * one job per task, its upstreams by index. */
+static void workflow_records(const wfspec_t *spec, store_job_t *wf, store_job_t *tasks)
+{
+    free(wf->name);
+    wf->name = xstrdup(spec->name);
+    free(wf->queue);
+    wf->queue = xstrdup("default");
+    free(wf->constraints);
+    wf->constraints = xstrdup("");
+    free(wf->tags);
+    wf->tags = xstrdup(spec->tags ? spec->tags : "");
+    wf->overlap = spec->overlap;
+    wf->misfire = spec->misfire;
+    wf->catch_up_window_ms = spec->catch_up_window_ms;
+    wf->max_active = spec->max_active_runs;
+    wf->kind = JOB_KIND_WORKFLOW;
+    wf->retry =
+        (retry_policy_t){.max_attempts = 1, .initial_ms = 1000, .max_ms = 1000, .multiplier = 1.0};
+    json_t *canon = wfspec_to_json(spec);
+    free(wf->spec_json);
+    wf->spec_json = json_dumps(canon, JSON_COMPACT);
+    json_decref(canon);
+    for (size_t i = 0; i < spec->ntasks; i++) {
+        const wf_task_t *t = &spec->tasks[i];
+        store_job_t *j = &tasks[i];
+        store_job_from_spec(j, &t->job);
+        j->kind = JOB_KIND_TASK;
+        j->deps_rule = t->rule;
+        j->spec_json = canonical_text(&t->job);
+        j->ndeps = t->ndeps;
+        j->deps = t->ndeps ? xcalloc(t->ndeps, sizeof *j->deps) : NULL;
+        for (size_t k = 0; k < t->ndeps; k++) {
+            j->deps[k].task = t->up[k];
+            j->deps[k].cond = DEP_TASK;
+        }
+    }
+}
+
+static int workflow_name_taken(jobsvc_call_t *c, const char *name, const char *ns)
+{
+    return refuse(c, SKED_ECONFLICT, "name",
+                  "a job or workflow named '%s' already exists in namespace '%s'", nz(name),
+                  nz(ns));
+}
+
+int jobsvc_workflow_create(jobsvc_call_t *c, const char *ns, const wfspec_t *spec,
+                           const char *idem_key, store_job_t *wf)
+{
+    store_schedule_t *scheds = NULL;
+    size_t n = 0;
+    store_job_t *tasks = xcalloc(spec->ntasks + 1, sizeof *tasks);
+    int rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, &scheds, &n);
+    if (rc != 0) goto out;
+    workflow_records(spec, wf, tasks);
+    wf->ns = xstrdup(ns);
+    wf->owner = xstrdup(who_name(c));
+    rc = store_workflow_put(c->st, wf, scheds, n, tasks, spec->ntasks, -1, idem_key, c->audit,
+                            c->now_ms);
+    if (rc == SKED_EEXIST) goto out;
+    if (rc == SKED_ECONFLICT)
+        rc = workflow_name_taken(c, spec->name, ns);
+    else if (rc != 0)
+        rc = store_failed(c, rc, "creating the workflow");
+    else {
+        log_debug("workflows", "workflow %s '%s' created by %s", wf->id, spec->name, wf->owner);
+        sched_kick(c->sched);
+    }
+out:
+    for (size_t i = 0; i < spec->ntasks; i++)
+        store_job_clear(&tasks[i]);
+    free(tasks);
+    sched_array_free(scheds, n);
+    return rc;
+}
+
+int jobsvc_workflow_replace(jobsvc_call_t *c, const char *id, const wfspec_t *spec,
+                            int64_t expect_version)
+{
+    store_job_t cur = {0}, wf = {0};
+    store_schedule_t *old = NULL, *scheds = NULL;
+    size_t nold = 0, n = 0;
+    store_job_t *tasks = xcalloc(spec->ntasks + 1, sizeof *tasks);
+    int rc = store_job_get(c->st, id, &cur, &old, &nold);
+    if (rc == 0 && cur.kind != JOB_KIND_WORKFLOW) rc = SKED_ENOTFOUND;
+    if (rc != 0) {
+        rc = rc == SKED_ENOTFOUND ? refuse(c, rc, NULL, "no such workflow")
+                                  : store_failed(c, rc, "reading the workflow");
+        goto out;
+    }
+    if ((rc = build_scheds(c, spec->schedules, spec->nschedules, old, nold, &scheds, &n)) != 0)
+        goto out;
+    workflow_records(spec, &wf, tasks);
+    memcpy(wf.id, cur.id, sizeof wf.id);
+    wf.ns = xstrdup(nz(cur.ns));
+    wf.owner = xstrdup(nz(cur.owner));
+    wf.state = cur.state;
+    rc = store_workflow_put(c->st, &wf, scheds, n, tasks, spec->ntasks, expect_version, NULL,
+                            c->audit, c->now_ms);
+    if (rc == SKED_EPRECOND)
+        rc = refuse(c, rc, NULL, "the workflow changed; its version is not %lld",
+                    (long long)expect_version);
+    else if (rc == SKED_ECONFLICT)
+        rc = workflow_name_taken(c, spec->name, cur.ns);
+    else if (rc != 0)
+        rc = store_failed(c, rc, "updating the workflow");
+    else
+        sched_kick(c->sched);
+out:
+    for (size_t i = 0; i < spec->ntasks; i++)
+        store_job_clear(&tasks[i]);
+    free(tasks);
+    sched_array_free(scheds, n);
+    sched_array_free(old, nold);
+    store_job_clear(&cur);
+    store_job_clear(&wf);
+    return rc;
 }

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/jobspec.h"
+#include "core/workflow.h"
 #include "server/http.h"
 #include "server/sched.h"
 #include "store/store.h"
@@ -77,5 +78,19 @@ int jobsvc_set_state(jobsvc_call_t *c, const char *id, job_state_t state);
 /* Runs job id once, now. OUT: the new run's id. SKED_ENOTFOUND;
  * SKED_ECONFLICT: the job is deleted; or a store error. */
 int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN]);
+
+/* Creates workflow spec in namespace ns: the workflow's own job (kind
+ * workflow, its schedules) and one job per task, with their edges. No
+ * schedule = fired only by hand (trigger). On 0 *wf is the stored workflow
+ * (the caller clears it). SKED_EEXIST: an idempotent repeat (wf->id is the
+ * first one); SKED_ECONFLICT: the name is taken; or a store error. */
+int jobsvc_workflow_create(jobsvc_call_t *c, const char *ns, const wfspec_t *spec,
+                           const char *idem_key, store_job_t *wf);
+/* Replaces workflow id with spec (a whole document: PUT). expect_version:
+ * If-Match, 0 = any. Schedules whose definition is unchanged keep their
+ * firing state; tasks keep their ids by name. SKED_ENOTFOUND;
+ * SKED_EPRECOND; SKED_ECONFLICT: the name is taken; or a store error. */
+int jobsvc_workflow_replace(jobsvc_call_t *c, const char *id, const wfspec_t *spec,
+                            int64_t expect_version);
 
 #endif

@@ -360,7 +360,7 @@ static int member_ended(db_t *db, const ended_t *e, int64_t now_ms, worklist_t *
     run_state_t to = RUN_SUCCEEDED;
     if (failed + canceled > 0) {
         to = RUN_FAILED;
-        snprintf(why, sizeof why, "%lld of %lld members failed or were canceled",
+        snprintf(why, sizeof why, "%lld of %lld failed or were canceled",
                  (long long)(failed + canceled), (long long)n);
     }
     if (!(q = db_q(db, &Q_GROUP_END))) return SKED_ESTORE;

@@ -760,7 +760,8 @@ const struct store_migration store__migrations[] = {
          " run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,"
          " n INTEGER NOT NULL, open INTEGER NOT NULL, ok INTEGER NOT NULL DEFAULT 0,"
          " failed INTEGER NOT NULL DEFAULT 0, canceled INTEGER NOT NULL DEFAULT 0,"
-         " skipped INTEGER NOT NULL DEFAULT 0, started INTEGER NOT NULL) WITHOUT ROWID;"
+         " skipped INTEGER NOT NULL DEFAULT 0, started INTEGER NOT NULL,"
+         " parallel INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
          "CREATE TABLE dep_waits ("
          " up_job_id TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
          " cond INTEGER NOT NULL, PRIMARY KEY (up_job_id, run_id)) WITHOUT ROWID;",
@@ -798,7 +799,8 @@ const struct store_migration store__migrations[] = {
            " run_id text PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,"
            " n integer NOT NULL, open integer NOT NULL, ok integer NOT NULL DEFAULT 0,"
            " failed integer NOT NULL DEFAULT 0, canceled integer NOT NULL DEFAULT 0,"
-           " skipped integer NOT NULL DEFAULT 0, started boolean NOT NULL);"
+           " skipped integer NOT NULL DEFAULT 0, started boolean NOT NULL,"
+           " parallel integer NOT NULL DEFAULT 0);"
            "CREATE TABLE dep_waits ("
            " up_job_id text NOT NULL, run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
            " cond integer NOT NULL, PRIMARY KEY (up_job_id, run_id));"},

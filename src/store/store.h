@@ -406,7 +406,8 @@ int store_workflow_tasks(store_t *st, const char *workflow_id, store_job_t **out
  * false: max_active_runs, overlap) or for its upstreams before it has
  * members. */
 typedef struct store_group {
-    bool is_group, started;
+    bool is_group; /* it has its counts: it started, or waits for room (else: for upstreams) */
+    bool started;
     int n, open, ok, failed, canceled, skipped, parallel;
 } store_group_t;
 

@@ -347,12 +347,11 @@ static int group_get_fn(db_t *db, void *arg)
     store__row_run(q, a->run);
     int graph = (int)db_ci(q, RUN_NCOLS);
     if (!(graph & (STORE_GRAPH_WORKFLOW | STORE_GRAPH_ARRAY))) return SKED_EINVAL;
-    a->g->is_group = true;
+    /* No row: the group waits on its upstreams (is_group stays false). */
     if (!(q = db_q(db, &Q_GROUP_ROW))) return SKED_ESTORE;
     db_bt(q, a->id);
     rc = db_one(q);
     if (rc == 0) group_row(q, 0, a->g);
-    a->g->is_group = true;
     if (rc < 0 && rc != SKED_ENOTFOUND) return rc; /* not started, or waiting on upstreams */
     if (!(q = db_q(db, &Q_MEMBERS))) return SKED_ESTORE;
     db_bt(q, a->id);
