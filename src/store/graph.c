@@ -162,6 +162,7 @@ static db_sql_t Q_RUN_STATE = DB_SAME("SELECT state FROM runs WHERE id = ?1");
 
 /* count_edge's class that counts nothing: decide over the counts as they are. */
 #define DEP_CLASS_NONE ((dep_class_t)-1)
+#define DEP_COND_NONE  ((dep_cond_t)-1)
 
 /* ---- the worklist of ended runs ------------------------------------------------------ */
 
@@ -264,10 +265,13 @@ static int skip(db_t *db, const char *run_id, const char *reason, int64_t now_ms
     return rc < 0 ? rc : 0;
 }
 
-/* Counts one ended upstream of class cls on waiting run `down` and acts on
- * the verdict. */
-static int count_edge(db_t *db, const char *down, dep_class_t cls, int64_t now_ms, worklist_t *wl)
+/* Counts one ended upstream (state up_state, over an edge with condition
+ * cond) on waiting run `down` and acts on the verdict. DEP_CLASS_NONE as
+ * cond counts nothing: the counts as they are decide. */
+static int count_edge(db_t *db, const char *down, dep_cond_t cond, run_state_t up_state,
+                      int64_t now_ms, worklist_t *wl)
 {
+    dep_class_t cls = cond == DEP_COND_NONE ? DEP_CLASS_NONE : dep_classify(cond, up_state);
     db_q_t *q = db_q(db, &Q_COUNT_ANY);
     if (!q) return SKED_ESTORE;
     db_bt(q, down);
@@ -287,6 +291,9 @@ static int count_edge(db_t *db, const char *down, dep_class_t cls, int64_t now_m
     case DEPS_READY:
         return release(db, down, graph, job_id, now_ms, wl);
     case DEPS_SKIP:
+        /* A job's condition says best why it can never hold. */
+        if (cls == DEP_FAIL && cond != DEP_TASK && dep_cond_skip_reason(cond, up_state))
+            why = dep_cond_skip_reason(cond, up_state);
         return skip(db, down, why, now_ms, wl);
     case DEPS_WAIT:
     default:
@@ -297,7 +304,7 @@ static int count_edge(db_t *db, const char *down, dep_class_t cls, int64_t now_m
 int store__graph_recheck(db_t *db, const char *run_id, int64_t now_ms)
 {
     worklist_t wl = {0};
-    int rc = count_edge(db, run_id, DEP_CLASS_NONE, now_ms, &wl);
+    int rc = count_edge(db, run_id, DEP_COND_NONE, RUN_SCHEDULED, now_ms, &wl);
     if (rc == 0) return drain(db, &wl, now_ms);
     free(wl.v);
     return rc;
@@ -324,7 +331,7 @@ static int release_down(db_t *db, const ended_t *e, int64_t now_ms, worklist_t *
         v[n++].cond = (dep_cond_t)db_ci(q, 1);
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = count_edge(db, v[i].run_id, dep_classify(v[i].cond, e->state), now_ms, wl);
+        rc = count_edge(db, v[i].run_id, v[i].cond, e->state, now_ms, wl);
     free(v);
     return rc;
 }
@@ -752,7 +759,7 @@ int store__graph_bind(db_t *db, const char *up_id, run_state_t up_state, const c
         return db_exec(q, NULL);
     }
     worklist_t wl = {0};
-    rc = count_edge(db, run_id, dep_classify(cond, up_state), now_ms, &wl);
+    rc = count_edge(db, run_id, cond, up_state, now_ms, &wl);
     if (rc == 0) return drain(db, &wl, now_ms);
     free(wl.v);
     return rc;
