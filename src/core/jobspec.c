@@ -24,6 +24,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/id.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
 
@@ -823,6 +824,73 @@ static int parse_sla(const json_t *v, jobspec_t *out, jobspec_error_t *err)
     return 0;
 }
 
+/* depends_on: [{"job": ID, "condition": "afterok" | "afterany" |
+ * "afternotok"}], each job once; condition defaults to afterok. */
+static int parse_deps(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    static const char *const keys[] = {"job", "condition", NULL};
+    char field[64], prefix[48];
+    size_t i;
+    const json_t *d;
+    int rc;
+    if (!v) return 0;
+    if (!json_is_array(v))
+        return fail(
+            err, "depends_on",
+            "must be an array such as [{\"job\": \"job_...\", \"condition\": \"afterok\"}]");
+    if (json_array_size(v) > JOBSPEC_DEPS_MAX)
+        return fail(err, "depends_on", "must have at most %d entries", JOBSPEC_DEPS_MAX);
+    out->deps = json_array_size(v) ? xcalloc(json_array_size(v), sizeof *out->deps) : NULL;
+    json_array_foreach(v, i, d)
+    {
+        snprintf(prefix, sizeof prefix, "depends_on[%zu].", i);
+        if (!json_is_object(d)) {
+            snprintf(field, sizeof field, "depends_on[%zu]", i);
+            return fail(err, field, "must be an object with \"job\" and \"condition\"");
+        }
+        if ((rc = check_keys(d, keys, NULL, prefix, err))) return rc;
+        snprintf(field, sizeof field, "depends_on[%zu].job", i);
+        const json_t *j = json_object_get(d, "job");
+        if (!j) return fail(err, field, "is required: the id of the job to wait for");
+        const char *s;
+        if ((rc = get_string(j, field, 1, 64, &s, err))) return rc;
+        if (!id_valid(s)) return fail(err, field, "'%s' is not a job id", s);
+        for (size_t k = 0; k < out->ndeps; k++)
+            if (!strcmp(out->deps[k].job, s))
+                return fail(err, field, "job %s is already in depends_on[%zu]", s, k);
+        out->deps[out->ndeps].job = xstrdup(s);
+        out->deps[out->ndeps].cond = DEP_AFTEROK;
+        out->ndeps++;
+        const json_t *c = json_object_get(d, "condition");
+        if (c) {
+            snprintf(field, sizeof field, "depends_on[%zu].condition", i);
+            if (!json_is_string(c) ||
+                dep_cond_parse(json_string_value(c), &out->deps[out->ndeps - 1].cond) != 0)
+                return fail(err, field, "must be one of afterok, afterany, afternotok");
+        }
+    }
+    return 0;
+}
+
+/* array: {"count": N, "parallel": K}: N runs per firing, at most K going
+ * at once (0 or left out: all). */
+static int parse_array(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    static const char *const keys[] = {"count", "parallel", NULL};
+    const json_t *f;
+    int rc;
+    if (!v) return 0;
+    if (!json_is_object(v))
+        return fail(err, "array", "must be an object such as {\"count\": 100, \"parallel\": 10}");
+    if ((rc = check_keys(v, keys, NULL, "array.", err))) return rc;
+    if (!(f = json_object_get(v, "count"))) return fail(err, "array.count", "is required");
+    if ((rc = get_int(f, "array.count", 1, JOBSPEC_ARRAY_MAX, &out->array_count, err))) return rc;
+    if ((f = json_object_get(v, "parallel")) &&
+        (rc = get_int(f, "array.parallel", 0, out->array_count, &out->array_parallel, err)))
+        return rc;
+    return 0;
+}
+
 static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
 {
     static const char *const keys[] = {"name",
@@ -843,6 +911,8 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
                                        "tags",
                                        "sla",
                                        "alerts",
+                                       "depends_on",
+                                       "array",
                                        NULL};
     /* What the canonical document itself writes as null ("none"), so that
      * a document read back parses again. */
@@ -899,6 +969,8 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
         return rc;
     if ((rc = jobspec__parse_tags(opt(doc, "tags"), &out->tags, err))) return rc;
     if ((rc = parse_sla(opt(doc, "sla"), out, err))) return rc;
+    if ((rc = parse_deps(opt(doc, "depends_on"), out, err))) return rc;
+    if ((rc = parse_array(opt(doc, "array"), out, err))) return rc;
     return alert_job_entries_parse(opt(doc, "alerts"),
                                    out->sla_start_ms > 0 || out->sla_finish_ms > 0,
                                    out->nschedules > 0, &out->alerts, &out->nalerts, err);
@@ -1179,6 +1251,22 @@ json_t *jobspec_to_json(const jobspec_t *spec)
     }
     if (spec->nalerts)
         json_object_set_new(o, "alerts", alert_job_entries_to_json(spec->alerts, spec->nalerts));
+    if (spec->ndeps) {
+        json_t *lst = json_array();
+        for (size_t i = 0; i < spec->ndeps; i++) {
+            json_t *d = json_object();
+            json_object_set_new(d, "job", json_string(spec->deps[i].job));
+            json_object_set_new(d, "condition", json_string(dep_cond_name(spec->deps[i].cond)));
+            json_array_append_new(lst, d);
+        }
+        json_object_set_new(o, "depends_on", lst);
+    }
+    if (spec->array_count > 0) {
+        json_t *lst = json_object();
+        json_object_set_new(lst, "count", json_integer(spec->array_count));
+        json_object_set_new(lst, "parallel", json_integer(spec->array_parallel));
+        json_object_set_new(o, "array", lst);
+    }
     return o;
 }
 
@@ -1200,6 +1288,9 @@ void jobspec_free(jobspec_t *spec)
     free(spec->constraints);
     free(spec->tags);
     alert_rules_free(spec->alerts, spec->nalerts);
+    for (size_t i = 0; spec->deps && i < spec->ndeps; i++)
+        free(spec->deps[i].job);
+    free(spec->deps);
     memset(spec, 0, sizeof *spec);
 }
 

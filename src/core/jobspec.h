@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "core/backoff.h"
+#include "core/deps.h"
 #include "core/policy.h"
 #include "core/schedule.h"
 
@@ -33,6 +34,8 @@
 #define JOBSPEC_SECRET_MASK   "***" /* how a secret env value is shown */
 #define JOBSPEC_PRIORITY_MIN  -1000
 #define JOBSPEC_PRIORITY_MAX  1000
+#define JOBSPEC_DEPS_MAX      64    /* depends_on entries of a job */
+#define JOBSPEC_ARRAY_MAX     10000 /* array.count */
 
 /* A validation failure: which field and why. */
 typedef struct jobspec_error {
@@ -46,6 +49,12 @@ typedef struct jobspec_schedule {
     char *expr;
     char *timezone;
 } jobspec_schedule_t;
+
+/* One of a job's dependencies on another job (Slurm's --dependency). */
+typedef struct jobspec_dep {
+    char *job;       /* the upstream job's id */
+    dep_cond_t cond; /* afterok (default), afterany, afternotok */
+} jobspec_dep_t;
 
 /* A parsed, validated job. All strings owned; free with jobspec_free. */
 typedef struct jobspec {
@@ -73,6 +82,10 @@ typedef struct jobspec {
     int64_t sla_finish_ms; /* sla.finish_within: finish this long after it; 0 = none */
     struct alert_rule_spec *alerts; /* the job's own alert rules (core/alert.h), one channel each */
     size_t nalerts;
+    jobspec_dep_t *deps; /* depends_on: each run waits for the latest run of each */
+    size_t ndeps;
+    int array_count;    /* array.count: runs per firing, $SKED_ARRAY_INDEX 0..count-1; 0 = none */
+    int array_parallel; /* array.parallel: at most this many going at once; 0 = all */
 } jobspec_t;
 
 /* Parses and validates a job document (POST /v1/jobs body). On success

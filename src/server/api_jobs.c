@@ -228,6 +228,37 @@ static json_t *last_run_json(store_t *st, const char *job_id, int64_t now_ms)
     return out;
 }
 
+/* An array job's latest run with its members' counts ("array": total,
+ * and by state), or null. */
+static json_t *last_group_json(store_t *st, const char *job_id)
+{
+    store_grouped_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    json_t *out = json_null();
+    int rc = store_group_list(st, job_id, NULL, 1, &v, &n, &next);
+    if (rc == 0 && n > 0) {
+        const store_group_t *g = &v[0].group;
+        out = api_run_json(&v[0].run, NULL, 0);
+        json_t *c = json_object();
+        json_object_set_new(c, "count", json_integer(g->n));
+        json_object_set_new(c, "parallel", json_integer(g->parallel));
+        json_object_set_new(c, "open", json_integer(g->open));
+        json_object_set_new(c, "succeeded", json_integer(g->ok));
+        json_object_set_new(c, "failed", json_integer(g->failed));
+        json_object_set_new(c, "canceled", json_integer(g->canceled));
+        json_object_set_new(c, "skipped", json_integer(g->skipped));
+        json_object_set_new(out, "array", c);
+    } else if (rc != 0 && !api_logged_below(rc)) {
+        log_warn("api", "last run of array job %s: %s", job_id, sked_strerror(rc));
+    }
+    for (size_t i = 0; i < n; i++)
+        store_run_clear(&v[i].run);
+    free(v);
+    free(next);
+    return out;
+}
+
 /* Reads job id and answers it with status (and last_run if asked). */
 static void answer_job(http_req_t *req, http_resp_t *resp, const char *id, int status,
                        bool with_last_run)
@@ -241,7 +272,9 @@ static void answer_job(http_req_t *req, http_resp_t *resp, const char *id, int s
         goto out;
     }
     json_t *doc = job_json(&job, scheds, n);
-    if (with_last_run)
+    if (with_last_run && job.array_count > 0)
+        json_object_set_new(doc, "last_run", last_group_json(req->st, id));
+    else if (with_last_run)
         json_object_set_new(doc, "last_run", last_run_json(req->st, id, req->now_ms));
     api_set_etag(resp, job.version);
     http_json(resp, status, doc);

@@ -445,6 +445,9 @@ static json_t *claimed_json(const store_claimed_t *c)
     json_object_set_new(o, "fence", json_integer(c->run.fence));
     json_object_set_new(o, "fire_time", api_time_json(c->run.fire_ms));
     json_object_set_new(o, "lease_expires_at", api_time_json(c->run.lease_expires_ms));
+    if (c->run.array_index >= 0)
+        json_object_set_new(o, "array_index", json_integer(c->run.array_index));
+    if (c->run.parent_id[0]) json_object_set_new(o, "parent_id", json_string(c->run.parent_id));
     if (c->timeout_ms > 0) {
         duration_format(c->timeout_ms, tmo, sizeof tmo);
         json_object_set_new(o, "timeout", json_string(tmo));

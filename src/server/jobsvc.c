@@ -46,6 +46,28 @@ static int store_failed(jobsvc_call_t *c, int rc, const char *what)
     return refuse(c, rc, NULL, "%s: %s", what, sked_strerror(rc));
 }
 
+/* A refusal of the job's depends_on by the store (job->bad_dep names the
+ * entry): rc SKED_ENOTFOUND, no such upstream; SKED_ECONFLICT, a cycle.
+ * Returns 0 when rc is not about depends_on. */
+static int bad_dep(jobsvc_call_t *c, int rc, const store_job_t *job)
+{
+    if (job->bad_dep < 0 || (size_t)job->bad_dep >= job->ndeps) return 0;
+    char field[48];
+    snprintf(field, sizeof field, "depends_on[%d].job", job->bad_dep);
+    const char *up = job->deps[job->bad_dep].job_id;
+    if (rc == SKED_ENOTFOUND)
+        return refuse(c, SKED_EINVAL, field,
+                      "no job or workflow %s in namespace '%s' (a job depends only on jobs of "
+                      "its own namespace)",
+                      up, nz(job->ns));
+    if (rc == SKED_ECONFLICT)
+        return refuse(c, SKED_EINVAL, field,
+                      "job %s already waits, directly or not, for this job: the dependency "
+                      "would close a cycle",
+                      up);
+    return 0;
+}
+
 static int name_taken(jobsvc_call_t *c, const char *name, const char *ns)
 {
     return refuse(c, SKED_ECONFLICT, "name", "a job named '%s' already exists in namespace '%s'",
@@ -132,6 +154,7 @@ int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const
 
     rc = store_job_create(c->st, job, *scheds, *n, *n == 0, idem_key, c->audit, c->now_ms);
     if (rc == SKED_EEXIST) return rc; /* an idempotent repeat: job->id is the first job */
+    if (rc < 0 && bad_dep(c, rc, job)) return SKED_EINVAL;
     if (rc == SKED_ECONFLICT) return name_taken(c, spec->name, job->ns);
     if (rc != 0) return store_failed(c, rc, "creating the job");
     log_debug("jobs", "job %s '%s' created by %s", job->id, nz(job->name), job->owner);
@@ -154,6 +177,12 @@ static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, i
     int rc = store_job_get(c->st, id, &cur, &old, &nold);
     if (rc != 0) {
         rc = store_failed(c, rc, "reading the job");
+        goto out;
+    }
+    if (cur.kind != JOB_KIND_JOB) {
+        rc = refuse(c, SKED_ECONFLICT, NULL,
+                    "this is a %s: it changes through PUT /v1/workflows/{id}",
+                    cur.kind == JOB_KIND_WORKFLOW ? "workflow" : "workflow's task");
         goto out;
     }
     if (want && cur.version != want) {
@@ -181,7 +210,9 @@ static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, i
     upd.created_ms = cur.created_ms;
 
     rc = store_job_update(c->st, &upd, want ? want : cur.version, scheds, n, c->audit, c->now_ms);
-    if (rc == SKED_EPRECOND && !want)
+    if (rc < 0 && bad_dep(c, rc, &upd))
+        rc = SKED_EINVAL;
+    else if (rc == SKED_EPRECOND && !want)
         rc = 1;
     else if (rc == SKED_EPRECOND)
         rc = refuse(c, rc, NULL, "the job changed; its version is not %lld", (long long)want);

@@ -231,6 +231,16 @@ void store_job_from_spec(store_job_t *job, const jobspec_t *spec)
         store_alert_rule_from_spec(&job->alerts[i], &spec->alerts[i]);
         job->alerts[i].pos = (int)i;
     }
+    free(job->deps);
+    job->ndeps = spec->ndeps;
+    job->deps = spec->ndeps ? xcalloc(spec->ndeps, sizeof *job->deps) : NULL;
+    for (size_t i = 0; i < spec->ndeps; i++) {
+        snprintf(job->deps[i].job_id, sizeof job->deps[i].job_id, "%s", spec->deps[i].job);
+        job->deps[i].cond = spec->deps[i].cond;
+    }
+    job->array_count = spec->array_count;
+    job->array_parallel = spec->array_parallel;
+    job->bad_dep = -1;
 }
 
 void store_job_clear(store_job_t *job)

@@ -483,7 +483,7 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
     /* The job's env, then the SKED_* that let a job deduplicate (DESIGN §5). */
     json_t *env = json_object_get(spec, "env");
     size_t nenv = json_is_object(env) ? json_object_size(env) : 0;
-    char **extra = xcalloc(nenv + 6, sizeof *extra);
+    char **extra = xcalloc(nenv + 8, sizeof *extra);
     size_t k = 0;
     const char *key;
     json_t *val;
@@ -504,6 +504,12 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
     extra[k++] = xasprintf("SKED_FIRE_TIME=%s", fire ? fire : "");
     extra[k++] = xasprintf("SKED_JOB_ID=%s", job_id ? job_id : "");
     extra[k++] = xasprintf("SKED_JOB_NAME=%s", job_name ? job_name : "");
+    /* A member of a job array learns its index; of a workflow run, its run. */
+    json_t *ai = json_object_get(run, "array_index");
+    if (json_is_integer(ai))
+        extra[k++] = xasprintf("SKED_ARRAY_INDEX=%lld", (long long)json_integer_value(ai));
+    const char *parent = json_string_value(json_object_get(run, "parent_id"));
+    if (parent) extra[k++] = xasprintf("SKED_PARENT_RUN_ID=%s", parent);
     extra[k] = NULL;
     a->envp = spawn_env_new((const char *const *)w->env_base, (const char *const *)extra);
     for (size_t i = 0; i < k; i++)
