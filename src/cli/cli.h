@@ -73,6 +73,8 @@ enum cli_opt {
     CLI_OPT_MISFIRE,
     CLI_OPT_MAX_CONC,
     CLI_OPT_TAG,
+    CLI_OPT_ARRAY,
+    CLI_OPT_DEPENDENCY,
     CLI_OPT_CA, /* common: trusted CA file for https servers */
     /* command-specific options start here */
     CLI_OPT_CMD_BASE = 0x200,
@@ -109,6 +111,8 @@ enum cli_opt {
         {"overlap", required_argument, NULL, CLI_OPT_OVERLAP},                                     \
         {"misfire", required_argument, NULL, CLI_OPT_MISFIRE},                                     \
         {"max-concurrency", required_argument, NULL, CLI_OPT_MAX_CONC},                            \
+        {"array", required_argument, NULL, CLI_OPT_ARRAY},                                         \
+        {"dependency", required_argument, NULL, CLI_OPT_DEPENDENCY},                               \
     {                                                                                              \
         "tag", required_argument, NULL, CLI_OPT_TAG                                                \
     }
@@ -142,6 +146,11 @@ enum cli_opt {
     "  --overlap POLICY       allow | forbid | replace\n"                                          \
     "  --misfire POLICY       run_once | catch_up | skip\n"                                        \
     "  --max-concurrency N    runs of this job at once (0 = unlimited)\n"                          \
+    "  --array 0-N[%K]        a job array: N+1 runs per firing, $SKED_ARRAY_INDEX 0..N,\n"         \
+    "                         at most K going at once (also: --array COUNT[%K])\n"                 \
+    "  --dependency C:JOB[:JOB...][,C:JOB...]\n"                                                   \
+    "                         wait for the latest run of each JOB (id): C is afterok\n"            \
+    "                         (the default), afterany or afternotok; repeatable\n"                 \
     "  --tag T                tag (repeatable)\n"
 
 /* One invocation's common state. Strings are borrowed from argv/environ. */

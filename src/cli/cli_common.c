@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -842,6 +843,85 @@ static json_t *child_object(json_t *doc, const char *key)
     return o;
 }
 
+/* --array: "0-N" or "COUNT", each with an optional "%K" (Slurm's form;
+ * indices always start at 0). */
+static int set_array(json_t *doc, const char *arg, char *err, size_t errlen)
+{
+    char spec[64];
+    long long count = 0, par = 0, hi = 0;
+    snprintf(spec, sizeof spec, "%s", arg);
+    char *pct = strchr(spec, '%');
+    if (pct) {
+        *pct = '\0';
+        if (cli_parse_int(pct + 1, 1, INT32_MAX, &par) < 0) {
+            snprintf(err, errlen, "--array: '%s' after %% is not a count of 1 or more", pct + 1);
+            return SKED_EINVAL;
+        }
+    }
+    char *dash = strchr(spec, '-');
+    if (dash) {
+        *dash = '\0';
+        if (strcmp(spec, "0") != 0 || cli_parse_int(dash + 1, 0, INT32_MAX - 1, &hi) < 0) {
+            snprintf(err, errlen,
+                     "--array: '%s' is not 0-N[%%K]: indices run from 0 (e.g. 0-99%%10)", arg);
+            return SKED_EINVAL;
+        }
+        count = hi + 1;
+    } else if (cli_parse_int(spec, 1, INT32_MAX, &count) < 0) {
+        snprintf(err, errlen, "--array: '%s' is not 0-N[%%K] or a count", arg);
+        return SKED_EINVAL;
+    }
+    json_t *a = json_object();
+    json_object_set_new(a, "count", json_integer(count));
+    json_object_set_new(a, "parallel", json_integer(par));
+    json_object_set_new(doc, "array", a);
+    return 1;
+}
+
+/* --dependency: "afterok:JOB[:JOB...][,afterany:JOB...]" or just "JOB"
+ * (afterok), appended to depends_on. */
+static int add_dependencies(json_t *doc, const char *arg, char *err, size_t errlen)
+{
+    json_t *deps = json_object_get(doc, "depends_on");
+    if (!json_is_array(deps)) {
+        deps = json_array();
+        json_object_set_new(doc, "depends_on", deps);
+    }
+    char *copy = xstrdup(arg), *save = NULL;
+    int rc = 1;
+    for (char *part = strtok_r(copy, ",", &save); part && rc == 1;
+         part = strtok_r(NULL, ",", &save)) {
+        const char *cond = "afterok";
+        char *jobs = part, *colon = strchr(part, ':');
+        if (colon && (!strncmp(part, "after", 5))) {
+            *colon = '\0';
+            cond = part;
+            jobs = colon + 1;
+            if (strcmp(cond, "afterok") && strcmp(cond, "afterany") && strcmp(cond, "afternotok")) {
+                snprintf(err, errlen, "--dependency: '%s' is not afterok, afterany or afternotok",
+                         cond);
+                rc = SKED_EINVAL;
+                break;
+            }
+        }
+        char *save2 = NULL;
+        bool any = false;
+        for (char *j = strtok_r(jobs, ":", &save2); j; j = strtok_r(NULL, ":", &save2)) {
+            json_t *d = json_object();
+            json_object_set_new(d, "job", json_string(j));
+            json_object_set_new(d, "condition", json_string(cond));
+            json_array_append_new(deps, d);
+            any = true;
+        }
+        if (!any) {
+            snprintf(err, errlen, "--dependency: '%s' names no job", arg);
+            rc = SKED_EINVAL;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
 /* Splits "K=V" into obj[K] = "V". */
 static int set_pair(json_t *obj, const char *opt, const char *arg, char *err, size_t errlen)
 {
@@ -906,6 +986,10 @@ int cli_job_opt(json_t *doc, int opt, const char *arg, char *err, size_t errlen)
         return set_pair(child_object(doc, "env"), "--env", arg, err, errlen);
     case CLI_OPT_CONSTRAINT:
         return set_pair(child_object(doc, "constraints"), "--constraint", arg, err, errlen);
+    case CLI_OPT_ARRAY:
+        return set_array(doc, arg, err, errlen);
+    case CLI_OPT_DEPENDENCY:
+        return add_dependencies(doc, arg, err, errlen);
     case CLI_OPT_TAG: {
         json_t *tags = json_object_get(doc, "tags");
         if (!json_is_array(tags)) {
