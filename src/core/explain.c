@@ -41,6 +41,9 @@ static const char *const code_names[] = {
     "workers_full",
     "awaiting_claim",
     "finished",
+    "waiting_on_upstream",
+    "waiting_on_members",
+    "waiting_for_slot",
 };
 _Static_assert(sizeof code_names / sizeof *code_names == EXPLAIN_CODE_COUNT,
                "a name for every explain code");
@@ -714,6 +717,42 @@ void explain_job(const explain_facts_t *f, int64_t now_ms, explain_t *out)
     if (f->ndue == 0 && (retries > 0 || next >= 0)) pool(f, now_ms, false, NULL, out);
 }
 
+/* A waiting run: on its upstreams, its members, or a slot of its array. */
+static void waiting(const explain_run_t *run, int64_t now_ms, explain_t *out)
+{
+    buf_t b = BUF_INIT;
+    explain_reason_t *r;
+    (void)now_ms;
+    if (run->deps_n > 0) {
+        int ended = run->deps_ok + run->deps_fail + run->deps_skip;
+        r = add(out, EXPLAIN_WAITING_UPSTREAM, run->id);
+        r->count = ended;
+        r->limit = run->deps_n;
+        buf_printf(&b,
+                   "Run %s waits for its upstreams (trigger rule %s): %d of %d ended (%d "
+                   "succeeded, %d failed, %d skipped).",
+                   run->id, run->rule ? run->rule : "all_success", ended, run->deps_n, run->deps_ok,
+                   run->deps_fail, run->deps_skip);
+    } else if (run->group) {
+        r = add(out, EXPLAIN_WAITING_MEMBERS, run->id);
+        r->count = run->members - run->members_open;
+        r->limit = run->members;
+        if (run->members == 0)
+            buf_printf(&b, "Run %s waits for room: its job's max_active_runs are going.", run->id);
+        else
+            buf_printf(&b, "Run %s goes on while its members run: %d of %d ended.", run->id,
+                       run->members - run->members_open, run->members);
+    } else if (run->array_index >= 0) {
+        r = add(out, EXPLAIN_WAITING_SLOT, run->id);
+        r->limit = run->parallel;
+        buf_printf(&b, "Run %s (index %d) waits for a slot: its array runs at most %d at once.",
+                   run->id, run->array_index, run->parallel);
+    } else {
+        return;
+    }
+    say(r, &b);
+}
+
 void explain_run(const explain_facts_t *f, const explain_run_t *run, int64_t now_ms, explain_t *out)
 {
     buf_t b = BUF_INIT;
@@ -744,7 +783,10 @@ void explain_run(const explain_facts_t *f, const explain_run_t *run, int64_t now
         paused(f, f->nwaiting, run->id, out);
         return;
     }
-    if (run->state == RUN_WAITING) return; /* dependencies: not a mechanism of sked yet */
+    if (run->state == RUN_WAITING) {
+        waiting(run, now_ms, out);
+        return;
+    }
     if (!due_run(run, now_ms)) {
         if (run->attempt > 0) {
             retrying(f, run, now_ms, out);

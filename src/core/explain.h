@@ -17,9 +17,9 @@
  * back. A worker is live while it is active or draining and was heard from
  * within the server's worker timeout; the reaper marks it lost later.
  *
- * Two reasons sked cannot produce yet have no code here: "waiting on
- * dependencies" (DAG workflows) and "rate limited" (per-job or per-queue
- * dispatch limits); the issues that add those mechanisms add their codes.
+ * A reason sked cannot produce yet has no code here: "rate limited"
+ * (per-job or per-queue dispatch limits); the issue that adds it adds its
+ * code.
  */
 #ifndef SKED_CORE_EXPLAIN_H
 #define SKED_CORE_EXPLAIN_H
@@ -56,6 +56,9 @@ typedef enum explain_code {
     EXPLAIN_WORKERS_FULL,        /* every matching worker's slots are busy */
     EXPLAIN_AWAITING_CLAIM,      /* due and a worker could take it: the next claim will */
     EXPLAIN_FINISHED,            /* the run is over (state, reason) */
+    EXPLAIN_WAITING_UPSTREAM,    /* waits for its upstreams: count of limit ended */
+    EXPLAIN_WAITING_MEMBERS,     /* a workflow or array run: count of limit members ended */
+    EXPLAIN_WAITING_SLOT,        /* an array's index waits for a slot (limit at once) */
     EXPLAIN_CODE_COUNT
 } explain_code_t;
 
@@ -101,6 +104,14 @@ typedef struct explain_run {
     bool cancel_requested; /* running, and asked to cancel */
     const char *reason;    /* the run's own reason; NULL if none */
     explain_attempt_t last;
+    /* Waiting runs: upstreams (a workflow task, a job with dependencies),
+     * a group's members (a workflow or array run), an array index. */
+    const char *rule; /* the upstreams' trigger rule name; NULL = none */
+    int deps_n, deps_ok, deps_fail, deps_skip;
+    bool group;                /* a workflow or array run */
+    int members, members_open; /* a group's members, and how many have not ended */
+    int array_index;           /* -1 = none */
+    int parallel;              /* an array index's limit of its array's members at once */
 } explain_run_t;
 
 /* A worker whose queues include the job's queue. Strings borrowed. */

@@ -68,7 +68,40 @@ static explain_run_t run_of(const store_explain_run_t *x)
                  .exit_code = a->exit_code,
                  .signal = a->signal,
                  .reason = a->reason},
+        .rule = r->deps_n > 0 ? trigger_rule_name(r->deps_rule) : NULL,
+        .deps_n = r->deps_n,
+        .deps_ok = r->deps_ok,
+        .deps_fail = r->deps_fail,
+        .deps_skip = r->deps_skip,
+        .array_index = r->array_index,
     };
+}
+
+/* A waiting run's group facts: its members' counts if it is a group run,
+ * its array's limit if it is an array's index. */
+static void group_facts(store_t *st, const store_run_t *r, explain_run_t *x)
+{
+    store_run_t run = {0};
+    store_group_t g = {0};
+    store_member_t *m = NULL;
+    size_t n = 0;
+    if (r->state != RUN_WAITING || r->deps_n > 0) return;
+    const char *gid = r->parent_id[0] ? r->parent_id : r->id;
+    if (store_group_get(st, gid, &run, &g, &m, &n) == 0) {
+        if (!r->parent_id[0]) {
+            x->group = true;
+            x->members = (int)n;
+            x->members_open = 0;
+            for (size_t i = 0; i < n; i++)
+                x->members_open += !run_state_terminal(m[i].run.state);
+        } else {
+            x->parallel = g.parallel;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        store_member_clear(&m[i]);
+    free(m);
+    store_run_clear(&run);
 }
 
 /* "k=v,k2=v2" -> ["k=v", "k2=v2"] */
@@ -173,6 +206,7 @@ void api__explain(http_req_t *req, http_resp_t *resp, const char *job_id, const 
 
     if (run_id) {
         target = run_of(&e.target);
+        group_facts(req->st, &e.target.run, &target);
         explain_run(&f, &target, req->now_ms, &why);
     } else {
         explain_job(&f, req->now_ms, &why);

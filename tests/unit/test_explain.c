@@ -182,7 +182,10 @@ static void test_code_names(void **state)
                                        "workers_draining",
                                        "workers_full",
                                        "awaiting_claim",
-                                       "finished"};
+                                       "finished",
+                                       "waiting_on_upstream",
+                                       "waiting_on_members",
+                                       "waiting_for_slot"};
     assert_int_equal(sizeof want / sizeof *want, EXPLAIN_CODE_COUNT);
     for (int c = 0; c < EXPLAIN_CODE_COUNT; c++)
         assert_string_equal(explain_code_name((explain_code_t)c), want[c]);
@@ -785,17 +788,59 @@ static void test_finished_run(void **state)
     explain_clear(&e);
 }
 
-/* Dependencies are not a mechanism of sked yet: a waiting run gets no
- * reason made up for it. */
-static void test_waiting_run_has_no_invented_reason(void **state)
+/* A waiting run says what it waits for: its upstreams (with their counts),
+ * its members (a workflow or array run), or a slot of its array; a waiting
+ * run with none of those facts gets no reason made up for it. */
+static void test_waiting_runs(void **state)
 {
     explain_facts_t f = job();
     explain_run_t r = run("run_a", RUN_WAITING);
+    r.array_index = -1;
     explain_t e = EXPLAIN_INIT;
     explain_run(&f, &r, NOW, &e);
     assert_int_equal(e.n, 0);
     explain_clear(&e);
     explain_clear(&e); /* idempotent */
+
+    r.rule = "one_failed";
+    r.deps_n = 3;
+    r.deps_ok = 1;
+    r.deps_skip = 1;
+    explain_run(&f, &r, NOW, &e);
+    expect_codes(&e, "waiting_on_upstream");
+    assert_int_equal(e.v[0].count, 2);
+    assert_int_equal(e.v[0].limit, 3);
+    says(&e.v[0], "one_failed");
+    says(&e.v[0], "2 of 3 ended");
+    explain_clear(&e);
+
+    r.rule = NULL;
+    r.deps_n = r.deps_ok = r.deps_skip = 0;
+    r.group = true;
+    r.members = 5;
+    r.members_open = 2;
+    explain_run(&f, &r, NOW, &e);
+    expect_codes(&e, "waiting_on_members");
+    assert_int_equal(e.v[0].count, 3);
+    assert_int_equal(e.v[0].limit, 5);
+    says(&e.v[0], "3 of 5 ended");
+    explain_clear(&e);
+
+    r.members = r.members_open = 0; /* queued behind max_active_runs */
+    explain_run(&f, &r, NOW, &e);
+    expect_codes(&e, "waiting_on_members");
+    says(&e.v[0], "max_active_runs");
+    explain_clear(&e);
+
+    r.group = false;
+    r.array_index = 7;
+    r.parallel = 3;
+    explain_run(&f, &r, NOW, &e);
+    expect_codes(&e, "waiting_for_slot");
+    assert_int_equal(e.v[0].limit, 3);
+    says(&e.v[0], "index 7");
+    says(&e.v[0], "at most 3");
+    explain_clear(&e);
 }
 
 int main(void)
@@ -819,7 +864,7 @@ int main(void)
         cmocka_unit_test(test_workers_draining_and_full),
         cmocka_unit_test(test_order_with_due_runs),
         cmocka_unit_test(test_finished_run),
-        cmocka_unit_test(test_waiting_run_has_no_invented_reason),
+        cmocka_unit_test(test_waiting_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
