@@ -74,6 +74,7 @@ static db_sql_t Q_GROUP_END =
     DB_SAME("UPDATE runs SET state = ?2, finished_ms = ?3, reason = ?4, held = FALSE"
             " WHERE id = ?1 AND state = 1 RETURNING " GROUP_END_SELECT);
 /* An array's next index waiting for a slot. */
+static db_sql_t Q_ALERTS_OPEN = DB_SAME("SELECT alerts_open FROM jobs WHERE id = ?1");
 static db_sql_t Q_NEXT_SLOT =
     DB_SAME("SELECT id FROM runs WHERE parent_id = ?1 AND job_id = ?2 AND state = 1"
             " ORDER BY array_index LIMIT 1");
@@ -375,13 +376,23 @@ static int member_ended(db_t *db, const ended_t *e, int64_t now_ms, worklist_t *
     db_bi(q, to);
     db_bi(q, now_ms);
     db_bt(q, *why ? why : NULL);
+    ended_t g = {0};
     if ((rc = db_step(q)) == 1) {
-        ended_t g;
         ended_row(q, &g);
         wl_push(wl, &g);
         rc = db_step(q);
     }
-    return rc < 0 ? rc : 0;
+    if (rc < 0 || !g.id[0]) return rc < 0 ? rc : 0;
+    /* Its job's alerts learn of the end as of a run's: a failed workflow
+     * or array run opens the job's "failed" alert, a success resolves it. */
+    if (!(q = db_q(db, &Q_ALERTS_OPEN))) return SKED_ESTORE;
+    db_bt(q, g.job_id);
+    if ((rc = db_one(q)) < 0) return rc == SKED_ENOTFOUND ? 0 : rc;
+    store__attempt_end_t ae = {
+        g.id, g.job_id, db_ci(q, 0), to == RUN_SUCCEEDED ? ATTEMPT_SUCCEEDED : ATTEMPT_FAILED,
+        to,   1,        -1,          *why ? why : NULL,
+        -1,   0};
+    return store__alerts_attempt_end(db, &ae, now_ms);
 }
 
 /* A group run ended: whatever of it still goes stops (it ended other than
