@@ -120,8 +120,10 @@ static db_sql_t Q_GROUP_QUEUED =
 /* A workflow's tasks: their rule, how many upstreams and downstreams. */
 static db_sql_t Q_TASKS =
     DB_SAME("SELECT t.id, t.deps_rule,"
-            " (SELECT count(*) FROM job_edges e WHERE e.job_id = t.id),"
-            " (SELECT count(*) FROM job_edges e WHERE e.up_job_id = t.id)"
+            " (SELECT count(*) FROM job_edges e JOIN jobs u ON u.id = e.up_job_id"
+            " WHERE e.job_id = t.id AND u.state != 3),"
+            " (SELECT count(*) FROM job_edges e JOIN jobs d ON d.id = e.job_id"
+            " WHERE e.up_job_id = t.id AND d.state != 3)"
             " FROM jobs t WHERE t.parent_id = ?1 AND t.kind = 2 AND t.state != 3"
             " ORDER BY t.id");
 static db_sql_t Q_MEMBER_INSERT =
