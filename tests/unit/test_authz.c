@@ -178,7 +178,7 @@ static void mkalert(const char *ns, const char *owner, char alert[SKED_ID_LEN])
     size_t n = 0;
     assert_int_equal(store_claim(fx->st2, wk.id, NULL, 1, 60000, now, &cl, &n), 0);
     assert_int_equal(n, 1);
-    store_result_t fail = {ATTEMPT_FAILED, 1, 0, NULL};
+    store_result_t fail = {ATTEMPT_FAILED, 1, 0, NULL, NULL, NULL};
     assert_int_equal(
         store_complete(fx->st2, cl[0].run.id, 1, cl[0].run.fence, NULL, &fail, now + 1), 0);
     store_claimed_clear(&cl[0]);
