@@ -81,8 +81,8 @@ static void *dispatch_main(void *arg)
         store_worker_clear(&w);
         return NULL;
     }
-    const store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
-    const store_result_t bad = {ATTEMPT_FAILED, 1, 0, "exit status 1"};
+    const store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL, NULL, NULL};
+    const store_result_t bad = {ATTEMPT_FAILED, 1, 0, "exit status 1", NULL, NULL};
     for (;;) {
         store_claimed_t *v = NULL;
         size_t n = 0;
@@ -97,7 +97,7 @@ static void *dispatch_main(void *arg)
         }
         store_held_t *h = xcalloc(n, sizeof *h);
         for (size_t i = 0; i < n; i++)
-            h[i] = (store_held_t){v[i].run.id, v[i].run.fence, true, false};
+            h[i] = (store_held_t){v[i].run.id, v[i].run.fence, true, false, NULL};
         if (store_heartbeat(st, w.id, NULL, h, n, 30000, now, NULL) != 0) t->errors++;
         for (size_t i = 0; i < n; i++) {
             const store_result_t *res = (t->done + (int)i) % 3 == 2 ? &bad : &ok;

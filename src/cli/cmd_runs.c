@@ -1,9 +1,9 @@
 /*
- * `sked runs`: list runs, show one with its attempts, print or follow its
- * log, and cancel it, over the REST API (docs/api.md, "Runs"). `runs logs
- * -f` streams GET /v1/runs/{id}/log?follow=1 through httpc_stream and writes
- * each piece to stdout as it arrives, so it behaves like `tail -f` that ends
- * when the run does.
+ * `sked runs`: list runs, show one with its attempts, result and
+ * checkpoint, print its result, print or follow its log, and cancel it, over the REST API
+ * (docs/api.md, "Runs"). `runs logs -f` streams GET /v1/runs/{id}/log?follow=1 through httpc_stream
+ * and writes each piece to stdout as it arrives, so it behaves like `tail -f` that ends when the
+ * run does.
  */
 #include "cli/cli.h"
 
@@ -22,22 +22,24 @@ enum {
     OPT_ATTEMPT,
 };
 
-static const char runs_help[] = "usage: sked runs SUBCOMMAND [OPTIONS]\n"
-                                "\n"
-                                "List runs, show their attempts and logs, cancel them.\n"
-                                "\n"
-                                "subcommands:\n"
-                                "  ls [--job JOB] [--state S] [--limit N] [--all]\n"
-                                "  get RUN_ID              the run and its attempts\n"
-                                "  logs RUN_ID [-f] [--attempt N]\n"
-                                "  cancel RUN_ID\n"
-                                "  why RUN_ID              why it is or is not running\n"
-                                "\n"
-                                "Run 'sked runs SUBCOMMAND --help' for its options.\n"
-                                "\n" CLI_COMMON_HELP "\n"
-                                "examples:\n"
-                                "  sked runs ls --job job_01JD... --state failed\n"
-                                "  sked runs logs -f run_01JD...\n";
+static const char runs_help[] =
+    "usage: sked runs SUBCOMMAND [OPTIONS]\n"
+    "\n"
+    "List runs, show their attempts and logs, cancel them.\n"
+    "\n"
+    "subcommands:\n"
+    "  ls [--job JOB] [--state S] [--limit N] [--all]\n"
+    "  get RUN_ID              the run, its attempts, result and checkpoint\n"
+    "  result RUN_ID           the JSON result the run's job wrote\n"
+    "  logs RUN_ID [-f] [--attempt N]\n"
+    "  cancel RUN_ID\n"
+    "  why RUN_ID              why it is or is not running\n"
+    "\n"
+    "Run 'sked runs SUBCOMMAND --help' for its options.\n"
+    "\n" CLI_COMMON_HELP "\n"
+    "examples:\n"
+    "  sked runs ls --job job_01JD... --state failed\n"
+    "  sked runs logs -f run_01JD...\n";
 
 static const char ls_help[] =
     "usage: sked runs ls [OPTIONS]\n"
@@ -55,10 +57,21 @@ static const char ls_help[] =
 
 static const char get_help[] = "usage: sked runs get RUN_ID\n"
                                "\n"
-                               "Show a run and the table of its attempts.\n"
+                               "Show a run, its result and checkpoint (docs/results.md) and the\n"
+                               "table of its attempts.\n"
                                "\n" CLI_COMMON_HELP "\n"
                                "example:\n"
                                "  sked runs get run_01JD...\n";
+
+static const char result_help[] =
+    "usage: sked runs result RUN_ID\n"
+    "\n"
+    "Print the result of a run: the JSON its latest attempt wrote to\n"
+    "$SKED_RESULT_FILE, as it was written (docs/results.md). Exits 1 with a\n"
+    "message on stderr when the run has no result.\n"
+    "\n" CLI_COMMON_HELP "\n"
+    "example:\n"
+    "  sked runs result run_01JD... | jq .rows\n";
 
 static const char logs_help[] =
     "usage: sked runs logs RUN_ID [-f] [--attempt N]\n"
@@ -239,10 +252,18 @@ static int parse_one(cli_t *c, int argc, char **argv, int logs, const char *help
     return rc;
 }
 
+/* s (new, may be NULL) cut to a line's worth, with "..." when cut. */
+static char *clip(char *s)
+{
+    enum { MAX = 200 };
+    if (s && strlen(s) > MAX) strcpy(s + MAX - 3, "...");
+    return s;
+}
+
 static void print_run(const json_t *run)
 {
     cli_table_t *kv = cli_table_new(2, NULL, NULL);
-    char s[512], t[SKED_RFC3339_LEN];
+    char s[512], t[SKED_RFC3339_LEN], size[32];
     size_t i;
     json_t *a;
 
@@ -268,8 +289,25 @@ static void print_run(const json_t *run)
     if (json_is_true(json_object_get(run, "log_truncated")))
         strncat(s, " (truncated)", sizeof s - strlen(s) - 1);
     cli_table_add(kv, "Log bytes:", s);
+    char *res = NULL, *cp = NULL;
+    const json_t *v = json_object_get(run, "result");
+    if (v) res = clip(json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY));
+    cli_table_add(kv, "Result JSON:", res ? res : "-");
+    v = json_object_get(run, "checkpoint");
+    if (json_is_object(v)) {
+        char *data = clip(json_dumps(json_object_get(v, "data"), JSON_ENCODE_ANY));
+        cp = xasprintf("attempt %s at %s, %s bytes: %s",
+                       cli_fmt_scalar(json_object_get(v, "attempt"), s, sizeof s),
+                       cli_fmt_time(json_object_get(v, "at"), t, sizeof t),
+                       cli_fmt_scalar(json_object_get(v, "size"), size, sizeof size),
+                       data ? data : "");
+        free(data);
+    }
+    cli_table_add(kv, "Checkpoint:", cp ? cp : "-");
     cli_table_print(kv, stdout);
     cli_table_free(kv);
+    free(res);
+    free(cp);
 
     const json_t *attempts = json_object_get(run, "attempts");
     if (!json_array_size(attempts)) return;
@@ -309,6 +347,32 @@ static int runs_get(cli_t *c, int argc, char **argv)
         print_run(run);
 out:
     json_decref(run);
+    free(esc);
+    free(path);
+    return rc;
+}
+
+/* Prints the result as the server keeps it: the job's own text, so that
+ * `sked runs result RUN | jq` sees exactly what the job wrote. */
+static int runs_result(cli_t *c, int argc, char **argv)
+{
+    one_opts_t o = {0};
+    const char *id;
+    char *path = NULL, *esc = NULL;
+    httpc_resp_t resp = {0};
+    int rc = parse_one(c, argc, argv, 0, result_help, &o, &id);
+    if (rc != CLI_EXIT_OK || !id) goto out;
+    esc = cli_url_escape(id);
+    path = xasprintf("/v1/runs/%s/result", esc);
+    if (cli_do(c, "GET", path, NULL, NULL, &resp) < 0) {
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    if (resp.len) fwrite(resp.body, 1, resp.len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+out:
+    httpc_resp_clear(&resp);
     free(esc);
     free(path);
     return rc;
@@ -446,6 +510,9 @@ int cmd_runs(int argc, char **argv)
     } else if (!strcmp(sub, "logs") || !strcmp(sub, "log")) {
         cli_init(&c, "runs logs");
         rc = runs_logs(&c, argc, argv);
+    } else if (!strcmp(sub, "result")) {
+        cli_init(&c, "runs result");
+        rc = runs_result(&c, argc, argv);
     } else if (!strcmp(sub, "cancel")) {
         cli_init(&c, "runs cancel");
         rc = runs_cancel(&c, argc, argv);

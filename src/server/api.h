@@ -85,6 +85,7 @@ void api_runs_get(http_req_t *req, http_resp_t *resp);
 void api_runs_cancel(http_req_t *req, http_resp_t *resp);
 void api_runs_log(http_req_t *req, http_resp_t *resp);
 void api_runs_explain(http_req_t *req, http_resp_t *resp);
+void api_runs_result(http_req_t *req, http_resp_t *resp);
 
 /* api_workers.c: the pool and the worker protocol */
 void api_workers_register(http_req_t *req, http_resp_t *resp);
@@ -152,6 +153,14 @@ bool api_logged_below(int err);
 
 /* Renderers (api_render.c). New references. */
 json_t *api_run_json(const store_run_t *run, const store_attempt_t *attempts, size_t nattempts);
+/* A run as GET /v1/runs/{id} shows it: api_run_json with its attempts and
+ * their results, the run's result (its latest attempt's) and checkpoint
+ * (cp->data NULL: null). */
+json_t *api_run_detail_json(const store_run_t *run, const store_attempt_t *attempts,
+                            size_t nattempts, const store_checkpoint_t *cp);
+/* A stored result (JSON text) as a value; NULL, logged, if it does not
+ * parse (the store holds only what was checked, so that is a bug). */
+json_t *api_result_json(const char *run_id, const char *text);
 json_t *api_worker_json(const store_worker_t *w);
 /* An RFC 3339 string, or JSON null for ms < 0. */
 json_t *api_time_json(int64_t ms);

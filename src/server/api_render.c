@@ -36,7 +36,27 @@ static json_t *str_or_null(const char *s)
     return s && *s ? json_string(s) : json_null();
 }
 
-static json_t *attempt_json(const store_attempt_t *a)
+json_t *api_result_json(const char *run_id, const char *text)
+{
+    json_error_t e;
+    json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
+    /* An integer beyond 64 bits is valid JSON that jansson reads only as a
+     * double (and then every number of the value as one): shown so here;
+     * GET .../result gives the text as written. */
+    if (!v) v = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &e);
+    if (!v) log_error("api", "run %s: stored result is not JSON: %s", run_id, e.text);
+    return v;
+}
+
+/* A result member: present only when there is a result, so a job's own
+ * JSON null stays distinguishable from none. */
+static void set_result(json_t *o, const char *run_id, const char *text)
+{
+    json_t *v = text ? api_result_json(run_id, text) : NULL;
+    if (v) json_object_set_new(o, "result", v);
+}
+
+static json_t *attempt_json(const char *run_id, const store_attempt_t *a)
 {
     bool done = a->finished_ms >= 0;
     json_t *o = json_object();
@@ -50,6 +70,7 @@ static json_t *attempt_json(const store_attempt_t *a)
                         a->exit_code >= 0 ? json_integer(a->exit_code) : json_null());
     json_object_set_new(o, "signal", a->signal > 0 ? json_integer(a->signal) : json_null());
     json_object_set_new(o, "reason", str_or_null(a->reason));
+    set_result(o, run_id, a->result);
     return o;
 }
 
@@ -96,10 +117,31 @@ json_t *api_run_json(const store_run_t *run, const store_attempt_t *attempts, si
     json_object_set_new(o, "deps", deps);
     if (attempts || nattempts) {
         json_t *arr = json_array();
-        for (size_t i = 0; i < nattempts; i++)
-            json_array_append_new(arr, attempt_json(&attempts[i]));
+        for (size_t i = 0; i < nattempts; i++) {
+            json_array_append_new(arr, attempt_json(run->id, &attempts[i]));
+            /* The run's result is its latest attempt's. */
+            if (attempts[i].n == run->attempt) set_result(o, run->id, attempts[i].result);
+        }
         json_object_set_new(o, "attempts", arr);
     }
+    return o;
+}
+
+json_t *api_run_detail_json(const store_run_t *run, const store_attempt_t *attempts,
+                            size_t nattempts, const store_checkpoint_t *cp)
+{
+    static const store_attempt_t none; /* makes an empty "attempts" list render */
+    json_t *o = api_run_json(run, attempts ? attempts : &none, nattempts);
+    json_t *c = json_null();
+    if (cp && cp->data) {
+        c = json_object();
+        json_object_set_new(c, "attempt", json_integer(cp->attempt));
+        json_object_set_new(c, "at", api_time_json(cp->at_ms));
+        json_object_set_new(c, "size", json_integer((json_int_t)cp->len));
+        json_t *d = json_stringn(cp->data, cp->len); /* NULL: not UTF-8, which was refused */
+        json_object_set_new(c, "data", d ? d : json_string(""));
+    }
+    json_object_set_new(o, "checkpoint", c);
     return o;
 }
 

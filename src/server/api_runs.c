@@ -1,6 +1,7 @@
 /*
- * The runs API (docs/api.md, "Runs"): list, show with attempts, cancel, and
- * the log, either as one text/plain answer or, with ?follow=1, as a stream
+ * The runs API (docs/api.md, "Runs"): list, show with attempts (their
+ * results and the run's checkpoint, docs/results.md), the result alone,
+ * cancel, and the log, either as one text/plain answer or, with ?follow=1, as a stream
  * that lasts until the run is terminal.
  *
  * A follower holds no thread while it waits: when it has written all
@@ -137,24 +138,25 @@ out:
     free(next);
 }
 
-/* Answers run id with its attempts. */
+/* Answers run id with its attempts, result and checkpoint. */
 static void answer_run(http_req_t *req, http_resp_t *resp, const char *id, int status)
 {
-    static const store_attempt_t none; /* makes an empty "attempts" list render */
     store_run_t run = {0};
     store_attempt_t *att = NULL;
+    store_checkpoint_t cp = {0};
     size_t na = 0;
 
-    int rc = store_run_get(req->st, id, &run, &att, &na);
+    int rc = store_run_get_detail(req->st, id, &run, &att, &na, &cp);
     if (rc != 0) {
         api_fail_store(resp, rc, "run", "reading the run");
         goto out;
     }
-    http_json(resp, status, api_run_json(&run, att ? att : &none, na));
+    http_json(resp, status, api_run_detail_json(&run, att, na, &cp));
 out:
     for (size_t i = 0; i < na; i++)
         store_attempt_clear(&att[i]);
     free(att);
+    store_checkpoint_clear(&cp);
     store_run_clear(&run);
 }
 
@@ -162,6 +164,28 @@ void api_runs_get(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
     if (id && api_run_access(req, resp, id, false, NULL)) answer_run(req, resp, id, 200);
+}
+
+/* The run's result, the JSON its latest attempt wrote, as it was stored:
+ * seen by whoever may GET the run; 404 naming path.id when there is none
+ * (yet: a running or retrying run's latest attempt may still write one). */
+void api_runs_result(http_req_t *req, http_resp_t *resp)
+{
+    char *json = NULL;
+    const char *id = api__path_id(req, resp);
+    if (!id || !api_run_access(req, resp, id, false, NULL)) return;
+    int rc = store_run_result(req->st, id, &json);
+    if (rc != 0) {
+        api_fail_store(resp, rc, "run", "reading the result");
+        return;
+    }
+    if (!json) {
+        api_fail(resp, SKED_ENOTFOUND, "path.id",
+                 "run %s has no result: its latest attempt wrote none", id);
+        return;
+    }
+    http_text(resp, 200, "application/json", json, strlen(json));
+    free(json);
 }
 
 /* Why it is or is not running (api_explain.c): seen by whoever may GET it. */

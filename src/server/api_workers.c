@@ -11,6 +11,11 @@
  * resumed claim first asks the store cheaply whether anything is due at
  * all before it spends a write on a claim.
  *
+ * Results and checkpoints (docs/results.md) ride on these routes: a
+ * heartbeat's held run may carry its new checkpoint, a completion the
+ * attempt's result (the JSON text the job wrote, checked again here) and
+ * last checkpoint, and a claimed retry carries the run's checkpoint.
+ *
  * Every input is validated and rejected with problem+json naming the
  * field; a rejected request changes nothing. Registrations and drains go
  * to the audit log; the per-run traffic (heartbeats, claims, logs,
@@ -34,6 +39,7 @@
 #include "common/xalloc.h"
 #include "core/duration.h"
 #include "core/jobspec.h"
+#include "core/results.h"
 #include "server/auth.h"
 #include "server/metrics.h"
 
@@ -126,6 +132,22 @@ static void forbid(http_resp_t *resp, const char *field, const char *what, const
 {
     api_fail(resp, SKED_EFORBID, field, "%s %s belongs to a worker registered with another token",
              what, id);
+}
+
+/* An optional string member v of at most RESULTS_MAX_BYTES (a checkpoint,
+ * a result's text): absent or null leaves *out NULL. */
+static bool opt_handoff(json_t *v, const char *field, const char *what, const char **out,
+                        http_resp_t *resp)
+{
+    *out = NULL;
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_string(v) || json_string_length(v) > RESULTS_MAX_BYTES) {
+        api_fail(resp, SKED_EINVAL, field, "%s must be a string of at most %d bytes", what,
+                 RESULTS_MAX_BYTES);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -349,7 +371,7 @@ void api_workers_drain(http_req_t *req, http_resp_t *resp)
 void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
 {
     static const char *const fields[] = {"runs", NULL};
-    static const char *const run_fields[] = {"run_id", "fence", "started", NULL};
+    static const char *const run_fields[] = {"run_id", "fence", "started", "checkpoint", NULL};
     const server_config_t *cfg = server_config(req->srv);
     json_t *body = NULL, *runs, *item;
     store_held_t *held = NULL;
@@ -397,6 +419,10 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp)
                 api_fail(resp, SKED_EINVAL, field, "started must be true or false");
                 goto out;
             }
+            snprintf(field, sizeof field, "runs[%zu].checkpoint", i);
+            if (!opt_handoff(json_object_get(item, "checkpoint"), field, "a checkpoint",
+                             &held[i].checkpoint, resp))
+                goto out;
             held[i].run_id = json_string_value(rid);
             held[i].fence = json_integer_value(fence);
             /* Absent = started: what a worker that predates confirmation
@@ -459,6 +485,15 @@ static json_t *claimed_json(const store_claimed_t *c)
      * business, not the worker's. */
     if (spec) json_object_del(spec, "alerts");
     json_object_set_new(o, "spec", spec ? spec : json_null());
+    /* A retry's starting point ($SKED_CHECKPOINT_IN), from an earlier attempt. */
+    json_t *cp = json_null();
+    if (c->checkpoint.data) {
+        json_t *d = json_stringn(c->checkpoint.data, c->checkpoint.len);
+        cp = d ? json_pack("{s:i, s:o, s:o}", "attempt", c->checkpoint.attempt, "at",
+                           api_time_json(c->checkpoint.at_ms), "data", d)
+               : json_null();
+    }
+    json_object_set_new(o, "checkpoint", cp);
     return o;
 }
 
@@ -655,7 +690,8 @@ void api_attempts_log(http_req_t *req, http_resp_t *resp)
 
 void api_attempts_complete(http_req_t *req, http_resp_t *resp)
 {
-    static const char *const fields[] = {"fence", "outcome", "exit_code", "signal", "reason", NULL};
+    static const char *const fields[] = {"fence",  "outcome",     "exit_code",  "signal",
+                                         "reason", "result_json", "checkpoint", NULL};
     json_t *body = NULL, *v;
     store_result_t res = {.exit_code = -1, .signal = 0, .reason = NULL};
     store_run_t run;
@@ -696,6 +732,23 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
         }
         res.reason = json_string_value(v);
     }
+    /* The result travels as the text the job wrote, so it is stored as
+     * written (numbers keep their spelling); it must be one JSON value. */
+    v = json_object_get(body, "result_json");
+    if (!opt_handoff(v, "result_json", "result_json", &res.result, resp)) goto out;
+    if (res.result) {
+        json_error_t e;
+        json_t *parsed = json_loads(res.result, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &e);
+        if (!parsed) {
+            api_fail(resp, SKED_EINVAL, "result_json",
+                     "result_json must hold one JSON value: %s at line %d", e.text, e.line);
+            goto out;
+        }
+        json_decref(parsed);
+    }
+    if (!opt_handoff(json_object_get(body, "checkpoint"), "checkpoint", "checkpoint",
+                     &res.checkpoint, resp))
+        goto out;
 
     int rc = store_complete(req->st, id, n, fence, caller_owner(req), &res, req->now_ms);
     if (rc == SKED_EFORBID) {

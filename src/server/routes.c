@@ -47,6 +47,7 @@ const http_route_t http_routes[] = {
     {"POST", "/v1/runs/{id}/cancel", ACCESS_WRITE, api_runs_cancel},
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, api_runs_log},
     {"GET", "/v1/runs/{id}/explain", ACCESS_READ, api_runs_explain},
+    {"GET", "/v1/runs/{id}/result", ACCESS_READ, api_runs_result},
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},

@@ -394,9 +394,18 @@ static int claim_one(db_t *db, struct claim_args *a, const char *labels, const s
     snprintf(job_name, sizeof job_name, "%s", db_cs(q, 6));
 
     store_run_t run = {0};
+    store_checkpoint_t cp = {0};
     if ((rc = job_room(db, a, k, overlap, max_conc)) <= 0) goto out;
     if ((rc = lease(db, a, k, &run)) <= 0) goto out;
+    /* Only a run leased before can have a checkpoint: a first attempt's
+     * claim runs no statement for it (the hot path). */
+    if (run.attempt > 1 && (rc = store__checkpoint_read(db, k->id, &cp)) < 0) {
+        store_run_clear(&run);
+        goto out;
+    }
+    rc = 1;
     cl->run = run;
+    cl->checkpoint = cp;
     cl->spec_json = spec;
     spec = NULL;
     cl->timeout_ms = timeout_ms;
@@ -564,6 +573,16 @@ static int heartbeat_fn(db_t *db, void *arg)
         if ((rc = db_exec(q, &changed)) < 0) return rc;
         if (changed) h->keep = true;
     }
+    /* Checkpoints ride on the renewal: a run kept is this worker's, on
+     * this fence, running and not asked to cancel (on PostgreSQL its row
+     * stays locked by the renewal until the commit). */
+    for (size_t i = 0; i < a->nheld; i++) {
+        store_held_t *h = &a->held[i];
+        if (h->keep && h->checkpoint &&
+            (rc = store__checkpoint_put(db, h->run_id, h->fence, h->checkpoint, a->now_ms, NULL)) <
+                0)
+            return rc;
+    }
     return 0;
 }
 
@@ -608,7 +627,7 @@ static db_sql_t Q_ATTEMPT_REPORTED =
     DB_SAME("SELECT reported FROM attempts WHERE run_id = ?1 AND n = ?2 AND fence = ?3");
 static db_sql_t Q_ATTEMPT_FINISH =
     DB_SAME("UPDATE attempts SET finished_ms = ?3, outcome = ?4, exit_code = ?5, signal = ?6,"
-            " reason = ?7, reported = ?8 WHERE run_id = ?1 AND n = ?2");
+            " reason = ?7, reported = ?8, result = ?9 WHERE run_id = ?1 AND n = ?2");
 static db_sql_t Q_RUN_FINISH = DB_SAME(
     "UPDATE runs SET state = ?2, not_before_ms = CASE WHEN ?2 = 0 THEN ?3 ELSE not_before_ms END,"
     " lease_expires_ms = -1, finished_ms = ?4, exit_code = ?5, signal = ?6, reason = ?7,"
@@ -702,6 +721,12 @@ static int finish_attempt(db_t *db, const char *run_id, const struct finishing *
     if (res->outcome == ATTEMPT_NOT_STARTED) return unclaim(db, run_id, f, res->reason, now_ms);
     attempt_end_t e = attempt_end(&f->retry, f->attempt - f->retry_base, res->outcome, res->reason,
                                   f->cancel_requested, f->reason, store__jitter_unit(), now_ms);
+    int rc;
+    /* The attempt's last checkpoint, while the run is still running on its
+     * lease: the retry that may follow starts from it. */
+    if (res->checkpoint &&
+        (rc = store__checkpoint_put(db, run_id, f->fence, res->checkpoint, now_ms, NULL)) < 0)
+        return rc;
     db_q_t *q = db_q(db, &Q_ATTEMPT_FINISH);
     if (!q) return SKED_ESTORE;
     db_bt(q, run_id);
@@ -712,8 +737,8 @@ static int finish_attempt(db_t *db, const char *run_id, const struct finishing *
     db_bi(q, res->signal);
     db_bt(q, e.attempt_reason);
     db_bb(q, reported);
-    int rc = db_exec(q, NULL);
-    if (rc < 0) return rc;
+    db_bt(q, res->result);
+    if ((rc = db_exec(q, NULL)) < 0) return rc;
 
     if (!(q = db_q(db, &Q_RUN_FINISH))) return SKED_ESTORE;
     db_bt(q, run_id);
@@ -862,9 +887,10 @@ static int reap_fn(db_t *db, void *arg)
     for (size_t i = 0; i < n; i++) {
         struct finishing f = {0};
         if ((rc = read_finishing(db, ids[i], &f)) < 0) goto out;
-        store_result_t res = {ATTEMPT_LOST, -1, 0, "lease expired"};
+        store_result_t res = {ATTEMPT_LOST, -1, 0, "lease expired", NULL, NULL};
         if (f.unconfirmed)
-            res = (store_result_t){ATTEMPT_NOT_STARTED, -1, 0, store__not_started_reason(false)};
+            res = (store_result_t){
+                ATTEMPT_NOT_STARTED, -1, 0, store__not_started_reason(false), NULL, NULL};
         rc = finish_attempt(db, ids[i], &f, &res, false, a->now_ms);
         finishing_clear(&f);
         if (rc < 0) goto out;

@@ -17,7 +17,7 @@
 static db_sql_t Q_RUN_GET = DB_SAME("SELECT " RUN_COLS " FROM runs WHERE id = ?1");
 static db_sql_t Q_ATTEMPTS =
     DB_SAME("SELECT n, worker_id, fence, started_ms, finished_ms, outcome, exit_code, signal,"
-            " reason FROM attempts WHERE run_id = ?1 ORDER BY n");
+            " reason, result FROM attempts WHERE run_id = ?1 ORDER BY n");
 
 int store__read_run(db_t *db, const char *id, store_run_t *out)
 {
@@ -42,6 +42,7 @@ static void row_attempt(db_q_t *q, void *elem)
     t->exit_code = (int)db_ci(q, 6);
     t->signal = (int)db_ci(q, 7);
     t->reason = db_ct(q, 8);
+    t->result = db_ct(q, 9);
 }
 
 static void clear_attempt(void *elem)
@@ -56,12 +57,12 @@ struct run_get_args {
     store_run_t *out;
     store_attempt_t **att;
     size_t *natt;
+    store_checkpoint_t *cp; /* NULL = not wanted */
 };
 
-static int run_get_fn(db_t *db, void *arg)
+/* Drops what a run_get unit has read. */
+static void run_get_reset(struct run_get_args *a)
 {
-    struct run_get_args *a = arg;
-    /* A read whose commit failed runs again: drop what the last try read. */
     store_run_clear(a->out);
     if (a->att) {
         for (size_t i = 0; i < *a->natt; i++)
@@ -69,28 +70,40 @@ static int run_get_fn(db_t *db, void *arg)
         FREE_NULL(*a->att);
         *a->natt = 0;
     }
+    store_checkpoint_clear(a->cp);
+}
+
+static int run_get_fn(db_t *db, void *arg)
+{
+    struct run_get_args *a = arg;
+    /* A read whose commit failed runs again: drop what the last try read. */
+    run_get_reset(a);
     int rc = store__read_run(db, a->id, a->out);
-    if (rc < 0 || !a->att) return rc;
-    db_q_t *q = db_q(db, &Q_ATTEMPTS);
-    rc = q ? 0 : SKED_ESTORE;
-    if (q) {
-        db_bt(q, a->id);
-        rc = db_page(q, &attempt_rows, -1, (void **)a->att, a->natt, NULL);
+    if (rc < 0 || (!a->att && !a->cp)) return rc;
+    if (a->att) {
+        db_q_t *q = db_q(db, &Q_ATTEMPTS);
+        rc = q ? 0 : SKED_ESTORE;
+        if (q) {
+            db_bt(q, a->id);
+            rc = db_page(q, &attempt_rows, -1, (void **)a->att, a->natt, NULL);
+        }
     }
-    if (rc < 0) store_run_clear(a->out);
+    if (rc == 0 && a->cp) rc = store__checkpoint_read(db, a->id, a->cp);
+    if (rc < 0) run_get_reset(a);
     return rc;
 }
 
 int v_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
-              size_t *nattempts)
+              size_t *nattempts, store_checkpoint_t *cp)
 {
     memset(out, 0, sizeof *out);
     if (attempts) {
         *attempts = NULL;
         *nattempts = 0;
     }
-    struct run_get_args a = {id, out, attempts, nattempts};
-    return store__tx(st, attempts ? DB_READ : DB_READ1, run_get_fn, &a, NULL);
+    if (cp) memset(cp, 0, sizeof *cp);
+    struct run_get_args a = {id, out, attempts, nattempts, cp};
+    return store__tx(st, attempts || cp ? DB_READ : DB_READ1, run_get_fn, &a, NULL);
 }
 
 /* Newest first, in (fire_ms, id) order, over runs_job(job_id, fire_ms, id)

@@ -804,6 +804,21 @@ const struct store_migration store__migrations[] = {
            "CREATE TABLE dep_waits ("
            " up_job_id text NOT NULL, run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
            " cond integer NOT NULL, PRIMARY KEY (up_job_id, run_id));"},
+
+    /* 8: results and checkpoints (docs/results.md). An attempt's result is the
+     * JSON text its worker reported (NULL = none), written by the statement
+     * that finishes the attempt. A run's checkpoint is the latest progress
+     * text any of its attempts shipped, one row per run (a rowid table:
+     * rows can be large), kept across attempts and deleted with the run,
+     * as the attempts are. */
+    {.lite = "ALTER TABLE attempts ADD COLUMN result TEXT;"
+             "CREATE TABLE checkpoints ("
+             " run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,"
+             " attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL, data TEXT NOT NULL);",
+     .pg = "ALTER TABLE attempts ADD COLUMN result text;"
+           "CREATE TABLE checkpoints ("
+           " run_id text PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,"
+           " attempt integer NOT NULL, at_ms bigint NOT NULL, data text NOT NULL);"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);

@@ -10,6 +10,7 @@
 #include "store/store_int.h"
 #include "store/verbs.h"
 #include "core/jobspec.h"
+#include "core/results.h"
 #include "common/clock.h"
 
 #include <inttypes.h>
@@ -285,7 +286,15 @@ void store_attempt_clear(store_attempt_t *a)
 {
     if (!a) return;
     free(a->reason);
+    free(a->result);
     memset(a, 0, sizeof *a);
+}
+
+void store_checkpoint_clear(store_checkpoint_t *c)
+{
+    if (!c) return;
+    free(c->data);
+    memset(c, 0, sizeof *c);
 }
 
 void store_worker_clear(store_worker_t *w)
@@ -305,6 +314,7 @@ void store_claimed_clear(store_claimed_t *c)
     if (!c) return;
     store_run_clear(&c->run);
     free(c->spec_json);
+    store_checkpoint_clear(&c->checkpoint);
     memset(c, 0, sizeof *c);
 }
 
@@ -550,7 +560,27 @@ int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t
                   size_t *nattempts)
 {
     if (!id || !out || (attempts && !nattempts)) return SKED_EINVAL;
-    return v_run_get(st, id, out, attempts, nattempts);
+    return v_run_get(st, id, out, attempts, nattempts, NULL);
+}
+
+int store_run_get_detail(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+                         size_t *nattempts, store_checkpoint_t *cp)
+{
+    if (!id || !out || (attempts && !nattempts)) return SKED_EINVAL;
+    return v_run_get(st, id, out, attempts, nattempts, cp);
+}
+
+int store_run_result(store_t *st, const char *id, char **json)
+{
+    if (json) *json = NULL;
+    if (!id || !json) return SKED_EINVAL;
+    return v_run_result(st, id, json);
+}
+
+/* A result or checkpoint the store takes: at most RESULTS_MAX_BYTES. */
+static bool handoff_ok(const char *s)
+{
+    return !s || strlen(s) <= RESULTS_MAX_BYTES;
 }
 
 int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
@@ -694,7 +724,7 @@ int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store
     bool dummy;
     if (!worker_id || (nheld && !held) || lease_ms <= 0) return SKED_EINVAL;
     for (size_t i = 0; i < nheld; i++) {
-        if (!held[i].run_id) return SKED_EINVAL;
+        if (!held[i].run_id || !handoff_ok(held[i].checkpoint)) return SKED_EINVAL;
         held[i].keep = false;
     }
     return v_heartbeat(st, worker_id, owner, held, nheld, lease_ms, now_ms,
@@ -705,7 +735,7 @@ int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, 
                    const store_result_t *res, int64_t now_ms)
 {
     if (!run_id || !res || attempt < 1 || (unsigned)res->outcome >= ATTEMPT_OUTCOME_COUNT ||
-        res->outcome == ATTEMPT_LOST)
+        res->outcome == ATTEMPT_LOST || !handoff_ok(res->result) || !handoff_ok(res->checkpoint))
         return SKED_EINVAL;
     return v_complete(st, run_id, attempt, fence, owner, res, now_ms);
 }

@@ -358,6 +358,7 @@ typedef struct store_attempt {
     int exit_code;                   /* -1 if none */
     int signal;                      /* 0 if none */
     char *reason;                    /* NULL if none */
+    char *result; /* the JSON text the attempt reported (store_result_t); NULL = none */
 } store_attempt_t;
 
 void store_attempt_clear(store_attempt_t *a);
@@ -365,6 +366,28 @@ void store_attempt_clear(store_attempt_t *a);
 /* Reads a run and, if attempts is non-NULL, all its attempts (new array). */
 int store_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
                   size_t *nattempts);
+
+/* A run's progress checkpoint (docs/results.md): the latest text one of
+ * its attempts shipped, kept across attempts so a retry resumes from it,
+ * and deleted with the run. */
+typedef struct store_checkpoint {
+    int attempt;   /* the attempt that shipped it; 0 = no checkpoint (data NULL) */
+    int64_t at_ms; /* when it was stored */
+    char *data;    /* UTF-8 text without NUL; NULL = none */
+    size_t len;    /* bytes of data */
+} store_checkpoint_t;
+
+void store_checkpoint_clear(store_checkpoint_t *c); /* frees data, zeroes */
+
+/* store_run_get in one snapshot with the run's checkpoint: *cp (may be
+ * NULL = not wanted) is filled, cp->data NULL when the run has none. */
+int store_run_get_detail(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
+                         size_t *nattempts, store_checkpoint_t *cp);
+
+/* The result of a run: the JSON text its latest attempt (runs.attempt, the
+ * attempt that ended a finished run) reported, new in *json (caller frees),
+ * or NULL when that attempt reported none. SKED_ENOTFOUND: no such run. */
+int store_run_result(store_t *st, const char *id, char **json);
 
 typedef struct store_run_filter {
     const char *job_id; /* NULL = any */
@@ -513,6 +536,11 @@ typedef struct store_claimed {
     char *spec_json; /* the job's canonical spec */
     int64_t timeout_ms;
     char job_name[256];
+    /* The run's checkpoint (a retry's: what an earlier attempt shipped),
+     * which the worker hands the new attempt at $SKED_CHECKPOINT_IN; data
+     * NULL = none. Read only for a run leased before (attempt > 1), so the
+     * claim of a first attempt runs no statement for it. */
+    store_checkpoint_t checkpoint;
 } store_claimed_t;
 
 void store_claimed_clear(store_claimed_t *c);
@@ -540,14 +568,22 @@ typedef struct store_held {
     int64_t fence;
     bool started; /* the attempt's process is running: confirms an unconfirmed lease */
     bool keep;    /* OUT: false = stop it now (canceled, or the lease was lost) */
+    /* The attempt's new checkpoint (UTF-8 text without NUL, at most
+     * RESULTS_MAX_BYTES of core/results.h), NULL = unchanged. */
+    const char *checkpoint;
 } store_held_t;
 
 /* Heartbeat: refreshes the worker, renews the lease of every held run whose
  * (worker, fence) still matches to now + lease_ms, and tells which to kill.
  * A run whose lease is still unconfirmed is confirmed (and renewed) only
  * when reported started; otherwise its short lease is left as it is.
+ * A held run's checkpoint replaces the run's in the same unit, only when
+ * its lease was renewed (keep): a stale fence, another worker's run or a
+ * run asked to cancel stores nothing. A heartbeat that carries no
+ * checkpoint runs no statement for them.
  * *draining OUT: the worker should claim no more. SKED_ENOTFOUND for an
- * unknown worker (it should re-register). */
+ * unknown worker (it should re-register); SKED_EINVAL for a checkpoint
+ * over the cap. */
 int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
                     size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining);
 
@@ -557,6 +593,13 @@ typedef struct store_result {
     int exit_code;      /* -1 if none */
     int signal;         /* 0 if none */
     const char *reason; /* NULL or a short text, e.g. "exec: No such file or directory" */
+    /* The JSON text the attempt wrote to $SKED_RESULT_FILE (one JSON value,
+     * checked by the caller), stored with the attempt; NULL = none. */
+    const char *result;
+    /* The attempt's last checkpoint when it changed since the last
+     * heartbeat (as store_held_t), stored before the attempt ends so a
+     * retry resumes from it; NULL = unchanged. */
+    const char *checkpoint;
 } store_result_t;
 
 /* Completes attempt `attempt` of run_id held with `fence`. Succeeded ->
@@ -567,7 +610,10 @@ typedef struct store_result {
  * row and log removed and the attempt count not charged. A repeat of an already-applied completion
  * with the same fence returns 0 and changes nothing (retries after a lost answer are safe). A fence
  * that is not the run's current one: SKED_ESTALE; a run held by a worker of another owner:
- * SKED_EFORBID. */
+ * SKED_EFORBID. The result is written by the statement that finishes the
+ * attempt and the checkpoint by one more, only when there is one; a stale
+ * or repeated completion stores neither. An attempt not started stores
+ * neither (it is undone). SKED_EINVAL: either over RESULTS_MAX_BYTES. */
 int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                    const store_result_t *res, int64_t now_ms);
 

@@ -37,7 +37,7 @@ int v_job_scope(store_t *st, const char *id, char **ns, char **owner);
 /* runs.c: reading, listing and canceling runs */
 int store__read_run(db_t *db, const char *id, store_run_t *out); /* SKED_ENOTFOUND */
 int v_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **attempts,
-              size_t *nattempts);
+              size_t *nattempts, store_checkpoint_t *cp);
 int v_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in, store_run_t **out,
                size_t *n, char **next_cursor);
 int v_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
@@ -182,6 +182,22 @@ int v_alert_sweep(store_t *st, int64_t now_ms, int *changed);
 /* explain.c: the facts that explain a job or a run (read only) */
 int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_since_ms,
               int64_t now_ms, store_explain_t *out);
+
+/* results.c: results and checkpoints (docs/results.md). The store__ helpers
+ * run inside the caller's unit of work. */
+/* The result of run_id's latest attempt (runs.attempt: for a finished run,
+ * the attempt that ended it): new JSON text in *json_out (caller frees), or
+ * NULL when that attempt reported none or the run has no attempt yet.
+ * SKED_ENOTFOUND: no such run. What a workflow reads of its upstreams. */
+int store__run_result(db_t *db, const char *run_id, char **json_out);
+/* The run's checkpoint into *out (out->data new, NULL when it has none);
+ * store_checkpoint_clear frees it. */
+int store__checkpoint_read(db_t *db, const char *run_id, store_checkpoint_t *out);
+/* Replaces the run's checkpoint with data, only while the run is running
+ * on the lease `fence` names; *stored OUT (may be NULL): it was written. */
+int store__checkpoint_put(db_t *db, const char *run_id, int64_t fence, const char *data,
+                          int64_t now_ms, bool *stored);
+int v_run_result(store_t *st, const char *id, char **json);
 
 /* counts.c: the maintained counts behind GET /metrics */
 int v_counts(store_t *st, store_counts_t *out);

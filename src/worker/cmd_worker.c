@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
+#include "core/results.h"
 #include "worker/worker_int.h"
 
 #include <errno.h>
@@ -50,6 +51,11 @@ static void usage(FILE *f)
             "  --labels k=v,...       labels that job constraints match against\n"
             "  --name NAME            worker name (default host-pid)\n"
             "  --kill-grace DUR       SIGTERM->SIGKILL grace on timeout/cancel (default 5s)\n"
+            "  --result-max SIZE      the most a job's $SKED_RESULT_FILE may hold, e.g. 128K\n"
+            "                         (default 64K, at most 256K); a bigger or invalid\n"
+            "                         result fails an attempt that exited 0\n"
+            "  --checkpoint-max SIZE  the most a job's $SKED_CHECKPOINT_FILE may hold\n"
+            "                         (default 64K, at most 256K); a bigger one is not shipped\n"
             /* job isolation */
             "\n"
             "job isolation (jobs never see the worker's environment or token):\n"
@@ -153,7 +159,9 @@ int cmd_worker(int argc, char **argv)
         O_NAME,
         O_GRACE,
         O_CA,
-        O_LOG_FORMAT
+        O_LOG_FORMAT,
+        O_RESULT_MAX,
+        O_CHECKPOINT_MAX
     };
     /* job isolation */
     enum {
@@ -174,6 +182,8 @@ int cmd_worker(int argc, char **argv)
         {"labels", required_argument, NULL, O_LABELS},
         {"name", required_argument, NULL, O_NAME},
         {"kill-grace", required_argument, NULL, O_GRACE},
+        {"result-max", required_argument, NULL, O_RESULT_MAX},
+        {"checkpoint-max", required_argument, NULL, O_CHECKPOINT_MAX},
         /* job isolation */
         {"run-as", required_argument, NULL, O_RUN_AS},
         {"allow-root", no_argument, NULL, O_ALLOW_ROOT},
@@ -251,6 +261,19 @@ int cmd_worker(int argc, char **argv)
             }
             if (cfg.kill_grace_ms == 0) cfg.kill_grace_ms = 1; /* 0 would mean the default */
             break;
+        case O_RESULT_MAX:
+        case O_CHECKPOINT_MAX: {
+            int64_t *dst = c == O_RESULT_MAX ? &cfg.result_max_bytes : &cfg.checkpoint_max_bytes;
+            if (parse_limit(optarg, 1, 0, dst) < 0 || *dst == WORKER_LIMIT_OFF ||
+                *dst > RESULTS_MAX_BYTES) {
+                fprintf(stderr,
+                        "sked worker: %s: expected a size from 1 to 256K (K/M suffixes), "
+                        "not '%s'\n",
+                        c == O_RESULT_MAX ? "--result-max" : "--checkpoint-max", optarg);
+                return 2;
+            }
+            break;
+        }
         /* job isolation */
         case O_RUN_AS:
             cfg.run_as = optarg;

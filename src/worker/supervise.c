@@ -125,14 +125,19 @@ void attempt_free(attempt_t *a)
     strv_free(a->argv);
     spawn_env_free(a->envp);
     free(a->cwd);
-    if (a->work_dir) {
-        int rc = spawn_tree_remove(a->work_dir);
+    char *dirs[2] = {a->work_dir, a->io_dir};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i]) continue;
+        int rc = spawn_tree_remove(dirs[i]);
         if (rc < 0)
-            attempt_log(log_warn, a, "run %s: removing its work directory %s: %s", a->run_id,
-                        a->work_dir, strerror(-rc));
-        free(a->work_dir);
+            attempt_log(log_warn, a, "run %s: removing its %s directory %s: %s", a->run_id,
+                        i ? "results" : "work", dirs[i], strerror(-rc));
+        free(dirs[i]);
     }
     free(a->reason);
+    free(a->checkpoint_in);
+    free(a->result);
+    free(a->last_checkpoint);
     free(a);
 }
 
@@ -516,6 +521,7 @@ static int maybe_finish(sup_t *s, struct proc *p, int64_t now)
     spawn_close(&p->sp);
     result(p);
     attempt_t *a = p->a;
+    a->nchunks = p->seq; /* a note of the report thread's goes after the output */
     buf_free(&p->pend[1]);
     buf_free(&p->pend[2]);
     free(p);

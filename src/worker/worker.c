@@ -4,12 +4,15 @@
  *
  *   claim      long-polls POST /v1/workers/{id}/claim while slots are free
  *              and hands each claimed run to the supervisor;
- *   heartbeat  every heartbeat_interval renews the leases of every held run
- *              and learns which to stop; re-registers after a 404;
+ *   heartbeat  every heartbeat_interval renews the leases of every held run,
+ *              ships each one's checkpoint when it changed (results.c), and
+ *              learns which to stop; re-registers after a 404;
  *   report[k]  ships output chunks and completions, in order per attempt
- *              (an attempt always goes to the same report thread); a
- *              completion is retried until some server answers, because a
- *              result must never be lost while the server is briefly away;
+ *              (an attempt always goes to the same report thread), each
+ *              completion with the attempt's checked result and last
+ *              checkpoint; a completion is retried until some server
+ *              answers, because a result must never be lost while the
+ *              server is briefly away;
  *   supervisor (supervise.c) forks and watches the processes.
  *
  * An attempt is "held" from its claim until its completion was answered
@@ -30,11 +33,13 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
+#include "core/results.h"
 #include "worker/worker_int.h"
 
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -43,15 +48,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLAIM_WAIT           "30s"
-#define CLAIM_MAX            100   /* runs per claim the API accepts */
-#define CLAIM_TIMEOUT_MS     45000 /* above the long-poll wait, so the server ends it */
-#define REPORT_TIMEOUT_MS    30000
-#define REGISTER_PATIENCE_MS 30000 /* worker_start keeps trying to reach a server this long */
-#define LOG_SHIP_TRIES       7     /* backoff 0.2 s doubling to 5 s: rides out ~15 s of outage */
-#define SHARD_QUEUE_MAX      (64 << 20) /* bytes of output queued per report thread before dropping */
-#define MAX_SHARDS           4
-#define BACKOFF_MAX_MS       5000
+#define CLAIM_WAIT              "30s"
+#define CLAIM_MAX               100   /* runs per claim the API accepts */
+#define CLAIM_TIMEOUT_MS        45000 /* above the long-poll wait, so the server ends it */
+#define REPORT_TIMEOUT_MS       30000
+#define REGISTER_PATIENCE_MS    30000 /* worker_start keeps trying to reach a server this long */
+#define LOG_SHIP_TRIES          7     /* backoff 0.2 s doubling to 5 s: rides out ~15 s of outage */
+#define SHARD_QUEUE_MAX         (64 << 20) /* bytes of output queued per report thread before dropping */
+#define MAX_SHARDS              4
+#define BACKOFF_MAX_MS          5000
+#define HB_CHECKPOINT_BUDGET    (512 * 1024) /* encoded checkpoint bytes one heartbeat carries */
+#define COMPLETE_HANDOFF_BUDGET (960 * 1024) /* encoded result + checkpoint in a completion */
 
 enum item_kind { ITEM_CHUNK, ITEM_DONE };
 
@@ -85,6 +92,8 @@ struct worker {
     spawn_user_t user;     /* who jobs run as */
     spawn_limits_t limits; /* per-attempt resource limits */
     char *work_dir;        /* parent of per-attempt directories */
+    size_t result_max;     /* bytes of a result file taken (--result-max) */
+    size_t checkpoint_max; /* bytes of a checkpoint file taken (--checkpoint-max) */
     char **env_base;       /* every job's base environment */
     sup_isolation_t iso;   /* points into the four above */
 
@@ -320,6 +329,9 @@ static void report_done(struct shard *sh, attempt_t *a)
                         a->exit_code >= 0 ? json_integer(a->exit_code) : json_null());
     json_object_set_new(body, "signal", a->signo > 0 ? json_integer(a->signo) : json_null());
     json_object_set_new(body, "reason", a->reason ? json_string(a->reason) : json_null());
+    if (a->result) json_object_set_new(body, "result_json", json_string(a->result));
+    if (a->last_checkpoint)
+        json_object_set_new(body, "checkpoint", json_string(a->last_checkpoint));
     int64_t delay = 0;
     int warned = 0;
     /* Until some server gives a real answer: never lose a result. */
@@ -352,6 +364,91 @@ static void report_done(struct shard *sh, attempt_t *a)
         nap(w, delay, NULL, NULL);
     }
     json_decref(body);
+}
+
+/* Ships a line of the worker's own into the attempt's log, after all of
+ * its output (stderr, marked "[sked]"), waiting for the answer. */
+static void note(struct shard *sh, attempt_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void note(struct shard *sh, attempt_t *a, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (len < 0) return;
+    if ((size_t)len > sizeof line - 2) len = (int)sizeof line - 2;
+    line[len++] = '\n';
+    line[len] = '\0';
+    char *text = xasprintf("[sked] %s", line);
+    struct item it = {.kind = ITEM_CHUNK, .a = a, .stream = 2, .seq = a->nchunks++};
+    it.data = text;
+    it.len = strlen(text);
+    ship_chunk(sh, &it);
+    free(text);
+}
+
+/* Takes what the ended attempt left in its handoff files (docs/results.md):
+ * its result, checked and capped, and its last checkpoint unless the
+ * heartbeats shipped it already. A result that is not one JSON value, or
+ * too big, or not a regular file of the job's user, is never reported: an
+ * attempt that succeeded then fails with it as reason, so no downstream
+ * reader ever sees it; any other outcome stands and the result is dropped.
+ * Either way a note says so in the run's log. On a report thread: it may
+ * block. */
+static void collect(struct shard *sh, attempt_t *a)
+{
+    worker_t *w = sh->w;
+    char *data = NULL, err[256] = "";
+    size_t len = 0;
+    if (!a->io_dir || !strcmp(a->outcome, "not_started")) return;
+    int rc = results_read(a->io_dir, RESULTS_RESULT, w->user.cred.uid, w->result_max, NULL, NULL,
+                          &data, &len, err, sizeof err);
+    if (rc == 0 && results_check_json(data, &len, err, sizeof err) < 0) rc = SKED_EINVAL;
+    if (rc == 0) {
+        a->result = data;
+        data = NULL;
+    } else if (rc < 0) {
+        bool fails = !strcmp(a->outcome, "succeeded");
+        attempt_log(log_info, a, "run %s attempt %d: result %s: %s", a->run_id, a->n,
+                    fails ? "refused" : "dropped", err);
+        note(sh, a, "result %s: %s", fails ? "refused, the attempt fails" : "dropped", err);
+        if (fails) {
+            a->outcome = "failed";
+            free(a->reason);
+            a->reason = xasprintf("result: %s", err);
+        }
+    }
+    free(data);
+    data = NULL;
+
+    pthread_mutex_lock(&w->mu);
+    uint64_t sent_hash = a->cp_sent_hash;
+    int sent = a->cp_sent;
+    pthread_mutex_unlock(&w->mu);
+    rc = results_read(a->io_dir, RESULTS_CHECKPOINT, w->user.cred.uid, w->checkpoint_max, NULL,
+                      NULL, &data, &len, err, sizeof err);
+    if (rc == 0 && results_check_text(data, len, err, sizeof err) < 0) rc = SKED_EINVAL;
+    /* With the result, it must fit one body (as in a heartbeat, only text
+     * made mostly of control characters grows that much encoded). */
+    size_t enc = rc == 0 ? results_json_len(data, len) : 0;
+    if (rc == 0 && a->result) enc += results_json_len(a->result, strlen(a->result));
+    if (rc == 0 && enc > COMPLETE_HANDOFF_BUDGET) {
+        snprintf(err, sizeof err,
+                 "%zu bytes once encoded with the result, over the %d a "
+                 "completion carries",
+                 enc, COMPLETE_HANDOFF_BUDGET);
+        rc = SKED_ETOOBIG;
+    }
+    if (rc < 0) {
+        note(sh, a, "checkpoint not shipped: %s", err);
+    } else if (rc == 0 && !(sent && results_hash(data, len) == sent_hash)) {
+        a->last_checkpoint = data;
+        data = NULL;
+    }
+    free(data);
 }
 
 static void release(worker_t *w, attempt_t *a)
@@ -387,7 +484,10 @@ static void *shard_main(void *arg)
             ship_chunk(sh, it);
         } else {
             attempt_t *a = it->a;
-            if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a)) report_done(sh, a);
+            if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a)) {
+                collect(sh, a);
+                report_done(sh, a);
+            }
             release(sh->w, a);
         }
         free(it->data);
@@ -472,9 +572,23 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
         a->reason = xasprintf("unsupported job type '%s'", type);
         return a;
     }
+    /* The handoff files: made now, so the environment can name them; a
+     * retry starts from the run's checkpoint, written there. */
+    const char *cp = json_string_value(json_object_get(json_object_get(run, "checkpoint"), "data"));
+    if (cp) a->checkpoint_in = xstrdup(cp);
+    char **io_env = NULL;
+    char *prefix = xasprintf("%s.%d.io", a->run_id, a->n);
+    int rc = results_dir_new(w->work_dir, prefix, w->iso.cred, a->checkpoint_in,
+                             cp ? strlen(cp) : 0, &a->io_dir, &io_env);
+    free(prefix);
+    if (rc < 0) {
+        a->reason = xasprintf("results directory under %s: %s", w->work_dir, strerror(-rc));
+        return a;
+    }
     a->argv = json_argv(json_object_get(spec, "command"));
     if (!a->argv) {
         a->reason = xstrdup("spec: command must be a non-empty array of strings");
+        spawn_env_free(io_env);
         return a;
     }
     const char *cwd = json_string_value(json_object_get(spec, "cwd"));
@@ -483,7 +597,8 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
     /* The job's env, then the SKED_* that let a job deduplicate (DESIGN §5). */
     json_t *env = json_object_get(spec, "env");
     size_t nenv = json_is_object(env) ? json_object_size(env) : 0;
-    char **extra = xcalloc(nenv + 8, sizeof *extra);
+    /* 5 SKED_* below, 2 of a group's member, the handoff files (results.c), NULL */
+    char **extra = xcalloc(nenv + 5 + 2 + RESULTS_ENV_MAX + 1, sizeof *extra);
     size_t k = 0;
     const char *key;
     json_t *val;
@@ -510,6 +625,9 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
         extra[k++] = xasprintf("SKED_ARRAY_INDEX=%lld", (long long)json_integer_value(ai));
     const char *parent = json_string_value(json_object_get(run, "parent_id"));
     if (parent) extra[k++] = xasprintf("SKED_PARENT_RUN_ID=%s", parent);
+    for (char **e = io_env; e && *e; e++) /* SKED_RESULT_FILE, SKED_CHECKPOINT_FILE, ... */
+        extra[k++] = xstrdup(*e);
+    spawn_env_free(io_env);
     extra[k] = NULL;
     a->envp = spawn_env_new((const char *const *)w->env_base, (const char *const *)extra);
     for (size_t i = 0; i < k; i++)
@@ -688,16 +806,72 @@ static void *claim_main(void *arg)
 
 /* ---- heartbeats --------------------------------------------------------- */
 
+/* A held attempt as a heartbeat snapshots it (under the lock), and what
+ * the heartbeat did with its checkpoint file (outside it). */
 struct held_ref {
     attempt_t *a;
     char run_id[SKED_ID_LEN];
     int64_t fence;
+    char *io_dir;       /* a copy: the attempt may be freed while the file is read */
+    results_sig_t seen; /* the file as last seen; OUT: as seen now (when looked) */
+    uint64_t sent_hash; /* the content last shipped (when sent) */
+    int sent, looked;   /* looked: seen is new, to keep once the server answered */
+    int shipped;        /* this heartbeat carries the checkpoint whose hash is ship_hash */
+    uint64_t ship_hash;
 };
+
+/* Logs why a checkpoint is not shipped: once per version of the file (the
+ * heartbeat does not look at that version again). */
+static void checkpoint_refused(struct held_ref *h, const char *why)
+{
+    log_ctx_run(h->run_id);
+    log_warn("worker", "run %s: checkpoint not shipped: %s", h->run_id, why);
+    log_ctx_run(NULL);
+}
+
+/* The attempt's checkpoint as a JSON string to ship, or NULL: no file,
+ * unchanged since last seen, its content shipped already, refused (logged),
+ * or over what is left of *budget (encoded bytes this heartbeat may still
+ * carry; it is then read again next time). Blocking. */
+static json_t *poll_checkpoint(worker_t *w, struct held_ref *h, size_t *budget)
+{
+    char *data = NULL, err[256] = "";
+    size_t len = 0;
+    results_sig_t sig;
+    if (!h->io_dir) return NULL;
+    int rc = results_read(h->io_dir, RESULTS_CHECKPOINT, w->user.cred.uid, w->checkpoint_max,
+                          &h->seen, &sig, &data, &len, err, sizeof err);
+    if (rc == RESULTS_SAME) return NULL;
+    json_t *v = NULL;
+    if (rc == 0 && results_check_text(data, len, err, sizeof err) < 0) rc = SKED_EINVAL;
+    if (rc < 0) {
+        checkpoint_refused(h, err);
+    } else if (rc == 0 && !(h->sent && results_hash(data, len) == h->sent_hash)) {
+        size_t enc = results_json_len(data, len);
+        if (enc > HB_CHECKPOINT_BUDGET) {
+            snprintf(err, sizeof err, "%zu bytes once encoded, over the %d a heartbeat carries",
+                     enc, HB_CHECKPOINT_BUDGET);
+            checkpoint_refused(h, err);
+        } else if (enc > *budget) {
+            free(data);
+            return NULL; /* the next heartbeat takes it */
+        } else {
+            *budget -= enc;
+            v = json_stringn(data, len);
+            h->shipped = 1;
+            h->ship_hash = results_hash(data, len);
+        }
+    }
+    free(data);
+    h->seen = sig;
+    h->looked = 1;
+    return v;
+}
 
 static void heartbeat_once(worker_t *w, int *failing)
 {
     struct held_ref *refs = NULL;
-    size_t n = 0;
+    size_t n = 0, budget = HB_CHECKPOINT_BUDGET;
     json_t *runs = json_array(), *ans = NULL;
     pthread_mutex_lock(&w->mu);
     for (attempt_t *a = w->held; a; a = a->next)
@@ -708,15 +882,26 @@ static void heartbeat_once(worker_t *w, int *failing)
         refs[n].a = a;
         memcpy(refs[n].run_id, a->run_id, SKED_ID_LEN);
         refs[n].fence = a->fence;
-        /* Every held attempt was confirmed started before it was held. */
-        json_array_append_new(runs, json_pack("{s:s, s:I, s:b}", "run_id", a->run_id, "fence",
-                                              (json_int_t)a->fence, "started", 1));
+        refs[n].io_dir = a->io_dir ? xstrdup(a->io_dir) : NULL;
+        refs[n].seen = a->cp_seen;
+        refs[n].sent_hash = a->cp_sent_hash;
+        refs[n].sent = a->cp_sent;
         n++;
     }
     int gen = w->gen;
     char path[128];
     snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", w->id);
     pthread_mutex_unlock(&w->mu);
+
+    /* Checkpoint files are read outside the lock: claims and reports go on. */
+    for (size_t k = 0; k < n; k++) {
+        json_t *cp = poll_checkpoint(w, &refs[k], &budget);
+        /* Every held attempt was confirmed started before it was held. */
+        json_t *o = json_pack("{s:s, s:I, s:b}", "run_id", refs[k].run_id, "fence",
+                              (json_int_t)refs[k].fence, "started", 1);
+        if (cp) json_object_set_new(o, "checkpoint", cp);
+        json_array_append_new(runs, o);
+    }
 
     json_t *body = json_pack("{s:o}", "runs", runs);
     httpc_resp_t r;
@@ -738,6 +923,11 @@ static void heartbeat_once(worker_t *w, int *failing)
                     !strcmp(refs[k].run_id, a->run_id))
                     break;
             if (k == n) continue; /* claimed after the snapshot */
+            if (refs[k].looked) a->cp_seen = refs[k].seen;
+            if (refs[k].shipped) {
+                a->cp_sent_hash = refs[k].ship_hash;
+                a->cp_sent = 1;
+            }
             if (stop_lists(stop, a)) {
                 int expected = ATTEMPT_RUN;
                 if (atomic_compare_exchange_strong(&a->stop, &expected, ATTEMPT_STOP_CANCEL)) {
@@ -766,6 +956,8 @@ static void heartbeat_once(worker_t *w, int *failing)
     }
     httpc_resp_clear(&r);
     json_decref(ans);
+    for (size_t k = 0; k < n; k++)
+        free(refs[k].io_dir);
     free(refs);
 }
 
@@ -974,6 +1166,16 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
     }
     w->lease_ms = 30000;
     w->hb_ms = 5000;
+    if (cfg->result_max_bytes < 0 || cfg->result_max_bytes > RESULTS_MAX_BYTES ||
+        cfg->checkpoint_max_bytes < 0 || cfg->checkpoint_max_bytes > RESULTS_MAX_BYTES) {
+        log_error("worker", "the result and checkpoint caps are at most %d bytes",
+                  RESULTS_MAX_BYTES);
+        rc = SKED_EINVAL;
+        goto out;
+    }
+    w->result_max = cfg->result_max_bytes ? (size_t)cfg->result_max_bytes : RESULTS_DEFAULT_BYTES;
+    w->checkpoint_max =
+        cfg->checkpoint_max_bytes ? (size_t)cfg->checkpoint_max_bytes : RESULTS_DEFAULT_BYTES;
     if ((rc = isolation_init(w, cfg)) < 0) goto out;
 
     /* A write to a dead watcher (or a closed socket) must be an error

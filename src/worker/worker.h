@@ -23,6 +23,10 @@ typedef struct worker_config {
     const char *queues;    /* "a,b"; default "default" */
     const char *labels;    /* "k=v,k2=v2"; default "" */
     int64_t kill_grace_ms; /* SIGTERM -> SIGKILL grace on timeout/cancel; default 5s */
+    /* The most an attempt's result and checkpoint files may hold
+     * (docs/results.md); 0 = RESULTS_DEFAULT_BYTES, at most
+     * RESULTS_MAX_BYTES (core/results.h). */
+    int64_t result_max_bytes, checkpoint_max_bytes;
 
     /* ---- job isolation (DESIGN §8); zero values give the defaults ---- */
     /* Jobs run as this "USER[:GROUP]" (supplementary groups as initgroups

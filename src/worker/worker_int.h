@@ -17,6 +17,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Why an attempt is being stopped; the first request wins. */
 enum attempt_stop {
@@ -64,7 +65,29 @@ typedef struct attempt {
     struct attempt *next;
     struct attempt *qnext;
     int shard; /* worker.c: which report thread ships this attempt */
+
+    /* The handoff (docs/results.md, results.c). */
+    char *io_dir;          /* owned; the attempt's private directory holding the result and
+                              checkpoint files; NULL = none. attempt_free removes it */
+    char *checkpoint_in;   /* owned; the run's checkpoint as the claim handed it; NULL = none */
+    int64_t nchunks;       /* output chunks passed to sup_ops.chunk: the next free seq, set when
+                              the attempt is done (a report thread's note takes it) */
+    char *result;          /* owned; the JSON text to report, checked; NULL = none */
+    char *last_checkpoint; /* owned; a checkpoint written since the last one shipped, to go
+                              with the completion; NULL = none */
+    /* worker.c's checkpoint watch, under the worker's lock: the file as the
+     * heartbeat last looked at it, and the content last shipped. */
+    struct results_sig {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        int64_t mtime_ns, ctime_ns;
+    } cp_seen;
+    uint64_t cp_sent_hash; /* results_hash of the content last shipped */
+    int cp_sent;           /* 1 once a checkpoint was shipped (cp_sent_hash is valid) */
 } attempt_t;
+
+typedef struct results_sig results_sig_t; /* a file as fstat saw it; changes when it does */
 
 /* New, zeroed attempt (exit_code -1); free with attempt_free. */
 attempt_t *attempt_new(void);
@@ -117,6 +140,51 @@ int sup_active(sup_t *s);
 /* Stops the thread: attempts still running are SIGKILLed and passed to
  * done first (outcome NULL). NULL is a no-op. */
 void sup_free(sup_t *s);
+
+/* ---- the handoff files (results.c) ---- */
+
+/* Their names in an attempt's io_dir. */
+#define RESULTS_RESULT        "result.json"
+#define RESULTS_CHECKPOINT    "checkpoint"
+#define RESULTS_CHECKPOINT_IN "checkpoint.in"
+#define RESULTS_UPSTREAM      "upstream.json"
+#define RESULTS_ENV_MAX       4 /* variables results_dir_new sets, at most */
+
+/* results_read's answers besides 0 and errors. */
+#define RESULTS_NONE 1 /* no such file (or an empty one) */
+#define RESULTS_SAME 2 /* the file is as `unless` saw it: not read */
+
+/* Makes an attempt's private directory base/<prefix>-XXXXXX (mode 0700,
+ * owned by cred's user when given, spawn_workdir_new) and, when
+ * checkpoint_in is given, writes it there as RESULTS_CHECKPOINT_IN (mode
+ * 0600, the same owner). *dir_out (new) is the directory; *env_out (new,
+ * NULL-terminated, spawn_env_free) the job's SKED_RESULT_FILE,
+ * SKED_CHECKPOINT_FILE and (with checkpoint_in) SKED_CHECKPOINT_IN.
+ * Returns 0 or -errno (nothing is left behind). Blocking. */
+int results_dir_new(const char *base, const char *prefix, const spawn_cred_t *cred,
+                    const char *checkpoint_in, size_t in_len, char **dir_out, char ***env_out);
+
+/* Reads dir/name, a file the job wrote: only a regular file owned by uid,
+ * opened without following a link or blocking, of at most max bytes.
+ * Returns 0 with *data (new, NUL-terminated) and *len; RESULTS_NONE when
+ * there is no such file or it is empty; RESULTS_SAME (nothing read) when
+ * unless (may be NULL) equals the file's *sig; else a negative code with
+ * the reason in err ("it is a symbolic link, ...", "70000 bytes, over the
+ * 65536-byte cap"). *sig (may be NULL) OUT: the file as it was opened
+ * (zeroed when it was not). Blocking. */
+int results_read(const char *dir, const char *name, uid_t uid, size_t max,
+                 const results_sig_t *unless, results_sig_t *sig, char **data, size_t *len,
+                 char *err, size_t errlen);
+/* A result must be one JSON value (and no NUL). On success data is cut to
+ * the value's text, without the whitespace around it (*len updated);
+ * otherwise SKED_EINVAL with "not valid JSON at line 3: ..." in err. */
+int results_check_json(char *data, size_t *len, char *err, size_t errlen);
+/* A checkpoint must be UTF-8 text without NUL; SKED_EINVAL with why in err. */
+int results_check_text(const char *data, size_t len, char *err, size_t errlen);
+/* A 64-bit hash of a checkpoint's bytes (which one was shipped). */
+uint64_t results_hash(const char *data, size_t len);
+/* The length of s (len bytes) encoded as a JSON string, quotes included. */
+size_t results_json_len(const char *s, size_t len);
 
 /* Worker internals for cmd_worker.c. */
 /* Copies the current worker id (it changes on re-registration). */

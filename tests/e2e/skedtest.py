@@ -554,11 +554,12 @@ class SkedTestCase(unittest.TestCase):
         self.use(srv)
         return srv
 
-    def start_worker(self, srv=None, slots=1, name="worker", queues=None, labels=None):
-        """Starts `sked worker` against srv; returns (proc, worker_id)."""
+    def start_worker(self, srv=None, slots=1, name="worker", queues=None, labels=None, extra=()):
+        """Starts `sked worker` against srv (extra: more flags); returns
+        (proc, worker_id)."""
         srv = srv or self.srv
         args = ["worker", "--server", srv.url, "--token-file", srv.token_file,
-                "--slots", str(slots), "--name", name]
+                "--slots", str(slots), "--name", name] + list(extra)
         if queues:
             args += ["--queues", queues]
         if labels:

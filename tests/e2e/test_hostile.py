@@ -1033,8 +1033,10 @@ GOOD_JOB = {"name": "hostile-good", "command": ["/bin/true"],
 
 
 def complete_body(t):
+    # With a result and a last checkpoint, so GET /v1/runs/{id}/result has
+    # one to answer once the control completes the run.
     return {"fence": t.fence, "outcome": "succeeded", "exit_code": 0, "signal": None,
-            "reason": None}
+            "reason": None, "result_json": '{"hostile": "done"}', "checkpoint": "hostile cp"}
 
 
 # A global rule that opens an alert about the parked queue (one pending run,
@@ -1083,7 +1085,7 @@ CONTROL_ORDER = [
     ("GET", "/v1/runs/{id}"), ("GET", "/v1/runs/{id}/log"),
     ("POST", "/v1/workers/{id}/heartbeat"), ("POST", "/v1/workers/{id}/claim"),
     ("POST", "/v1/runs/{id}/attempts/{n}/log"), ("POST", "/v1/runs/{id}/attempts/{n}/complete"),
-    ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/workers/{id}/drain"),
+    ("GET", "/v1/runs/{id}/result"), ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/workers/{id}/drain"),
     ("POST", "/v1/jobs/{id}/pause"), ("POST", "/v1/jobs/{id}/resume"),
     ("POST", "/v1/jobs/{id}/trigger"), ("PATCH", "/v1/users/{name}"),
     ("GET", "/v1/jobs/{id}/explain"), ("GET", "/v1/runs/{id}/explain"),
@@ -1179,6 +1181,8 @@ STRING_DOCS = {
     ("POST", "/v1/schedules/preview"): lambda t: {"schedules": [{"cron": "0 2 * * *"}], "n": 2},
     ("POST", "/v1/workers"): lambda t: dict(VALID_BODIES[("POST", "/v1/workers")][0]),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete"): complete_body,
+    ("POST", "/v1/workers/{id}/heartbeat"): lambda t: {"runs": [{"run_id": t.rid,
+                                                               "fence": t.fence}]},
 }
 
 
@@ -1195,6 +1199,9 @@ STRING_SITES = [
     ("POST", "/v1/schedules/preview", "schedules[0].cron"),
     ("POST", "/v1/workers", "name"), ("POST", "/v1/workers", "labels.k"),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete", "reason"),
+    ("POST", "/v1/runs/{id}/attempts/{n}/complete", "result_json"),
+    ("POST", "/v1/runs/{id}/attempts/{n}/complete", "checkpoint"),
+    ("POST", "/v1/workers/{id}/heartbeat", "runs[0].checkpoint"),
 ]
 
 
@@ -1228,8 +1235,10 @@ def _string_doc(base, where):
         d["@S@"] = 1
     elif where == "labels.k":
         d["labels"] = {"k": "@S@"}
-    elif where == "reason":
-        d["reason"] = "@S@"
+    elif where in ("reason", "result_json", "checkpoint"):
+        d[where] = "@S@"
+    elif where == "runs[0].checkpoint":
+        d["runs"][0]["checkpoint"] = "@S@"
     else:
         raise KeyError(where)
     return d

@@ -496,6 +496,16 @@ static void cmp_attempt(struct par *p, const char *what, const store_attempt_t *
     CI(exit_code);
     CI(signal);
     CS(reason);
+    CS(result);
+}
+
+static void cmp_checkpoint(struct par *p, const char *what, const store_checkpoint_t *a,
+                           const store_checkpoint_t *b)
+{
+    CI(attempt);
+    CI(at_ms);
+    CS(data);
+    CI(len);
 }
 
 static void cmp_worker(struct par *p, const char *what, const store_worker_t *a,
@@ -522,6 +532,7 @@ static void cmp_claimed(struct par *p, const char *what, const store_claimed_t *
     CS(spec_json);
     CI(timeout_ms);
     CS(job_name);
+    cmp_checkpoint(p, what, &a->checkpoint, &b->checkpoint);
 }
 
 static void cmp_chunk(struct par *p, const char *what, const store_log_chunk_t *a,
@@ -906,16 +917,26 @@ static void check_run(struct par *p, const struct pair *x)
 {
     store_run_t r[NSIDE];
     store_attempt_t *at[NSIDE] = {NULL, NULL};
+    store_checkpoint_t cp[NSIDE];
     size_t n[NSIDE] = {0, 0};
     int rc[NSIDE];
     char what[512];
-    snprintf(what, sizeof what, "store_run_get(%s)", x->label);
+    snprintf(what, sizeof what, "store_run_get_detail(%s)", x->label);
     for (int s = 0; s < NSIDE; s++) {
         memset(&r[s], 0, sizeof r[s]);
-        rc[s] = store_run_get(p->st[s], x->id[s], &r[s], &at[s], &n[s]);
+        rc[s] = store_run_get_detail(p->st[s], x->id[s], &r[s], &at[s], &n[s], &cp[s]);
     }
     if (same_rc(p, what, rc)) {
         cmp_run(p, what, &r[SQ], &r[PG]);
+        cmp_checkpoint(p, what, &cp[SQ], &cp[PG]);
+        /* The run's result, through the other door too. */
+        char *res[NSIDE] = {NULL, NULL};
+        int rrc[NSIDE];
+        for (int s = 0; s < NSIDE; s++)
+            rrc[s] = store_run_result(p->st[s], x->id[s], &res[s]);
+        if (same_rc(p, "store_run_result", rrc)) cmp_s(p, what, "run result", res[SQ], res[PG]);
+        free(res[SQ]);
+        free(res[PG]);
         cmp_array(p, what, "attempt", at[SQ], n[SQ], at[PG], n[PG], sizeof **at, cmp_attempt_v,
                   NULL);
         /* Within each store: a running run's fence is its current attempt's. */
@@ -927,6 +948,7 @@ static void check_run(struct par *p, const struct pair *x)
     }
     for (int s = 0; s < NSIDE; s++) {
         if (rc[s] == 0) store_run_clear(&r[s]);
+        if (rc[s] == 0) store_checkpoint_clear(&cp[s]);
         for (size_t i = 0; i < n[s]; i++)
             store_attempt_clear(&at[s][i]);
         free(at[s]);
@@ -1361,8 +1383,13 @@ static size_t claim(struct par *p, const char *worker, const char *owner, int ma
     return n[SQ];
 }
 
+/* What the next heartbeat's held runs and the next completion carry
+ * (docs/results.md); NULL = nothing. */
+static const char *g_checkpoint, *g_result;
+
 /* A heartbeat holding runs (labels), all reported started or not; stale:
- * with fences that are not the runs' (their current ones + 1). */
+ * with fences that are not the runs' (their current ones + 1). Each held
+ * run carries g_checkpoint. */
 static void heartbeat(struct par *p, const char *worker, const char *owner, const char *const *runs,
                       const bool *want_keep, size_t nruns, bool started, bool stale, int64_t now,
                       int want_rc, bool want_draining)
@@ -1377,7 +1404,8 @@ static void heartbeat(struct par *p, const char *worker, const char *owner, cons
         for (size_t i = 0; i < nruns; i++) {
             const struct pair *x = find_label(p, runs[i]);
             assert_non_null(x);
-            h[s][i] = (store_held_t){x->id[s], x->fence[s] + (stale ? 1 : 0), started, false};
+            h[s][i] = (store_held_t){x->id[s], x->fence[s] + (stale ? 1 : 0), started, false,
+                                     g_checkpoint};
         }
         rc[s] = store_heartbeat(p->st[s], ID(p, worker, s), owner, h[s], nruns, LEASE_MS, now,
                                 &draining[s]);
@@ -1407,7 +1435,7 @@ static void complete(struct par *p, const char *run, const char *owner, attempt_
                      int exit_code, int sig, const char *reason, bool stale, int64_t now, int want)
 {
     const struct pair *x = find_label(p, run);
-    store_result_t res = {outcome, exit_code, sig, reason};
+    store_result_t res = {outcome, exit_code, sig, reason, g_result, g_checkpoint};
     int rc[NSIDE];
     char verb[512];
     assert_non_null(x);
@@ -1574,11 +1602,24 @@ static void scenario_logs_and_success(struct par *p)
     check_logs(p, x, 2, 0, -1, 1000);
     check_all(p);
 
+    step(p, "checkpoints with heartbeats");
+    const char *held = "run:now";
+    const bool keep = true, lost = false;
+    g_checkpoint = "{\"step\": 1, \"note\": \"h\u00e9\"}";
+    heartbeat(p, "wrk:2", NULL, &held, &keep, 1, true, false, T0 + 28 * SEC, 0, false);
+    g_checkpoint = "stale: never stored";
+    heartbeat(p, "wrk:2", NULL, &held, &lost, 1, true, true, T0 + 29 * SEC, 0, false);
+    g_checkpoint = NULL;
+    check_all(p);
+
     step(p, "complete with success");
+    g_result = "{\"rows\": 3, \"ratio\": 0.1, \"big\": 12345678901234567}";
     complete(p, "run:now", NULL, ATTEMPT_SUCCEEDED, 0, 0, NULL, false, T0 + 30 * SEC, 0);
+    g_result = "[\"a repeat never overwrites\"]";
     complete(p, "run:now", NULL, ATTEMPT_SUCCEEDED, 0, 0, NULL, false, T0 + 31 * SEC,
              0); /* repeat */
     complete(p, "run:now", NULL, ATTEMPT_SUCCEEDED, 0, 0, NULL, true, T0 + 32 * SEC, SKED_ESTALE);
+    g_result = NULL;
     /* Late chunks of a finished attempt still count (here: past the cap). */
     append_log(p, "run:now", NULL, 5, 1, "late", 4, false, T0 + 33 * SEC, 0);
     check_all(p);
@@ -1687,12 +1728,16 @@ static void scenario_retry(struct par *p)
     trigger(p, "job:retry", "run:retry", t, 0);
     claim(p, "wrk:3", NULL, 1, t + SEC, 0, 1);
     confirm(p, "wrk:3", "run:retry", t + 2 * SEC);
+    /* A failure's last checkpoint and result, which the retry's claim hands on. */
+    g_checkpoint = "42";
+    g_result = "{\"error\": \"disk full\"}";
     complete(p, "run:retry", NULL, ATTEMPT_FAILED, 3, 0, "exit status 3", false, t + 3 * SEC, 0);
+    g_checkpoint = g_result = NULL;
     check_all(p);
 
     step(p, "retry: backoff, then a timeout");
-    claim(p, "wrk:3", NULL, 1, t + 3500, 0, 0); /* not before t + 4s */
-    claim(p, "wrk:3", NULL, 1, t + 5 * SEC, 0, 1);
+    claim(p, "wrk:3", NULL, 1, t + 3500, 0, 0);    /* not before t + 4s */
+    claim(p, "wrk:3", NULL, 1, t + 5 * SEC, 0, 1); /* with the checkpoint */
     confirm(p, "wrk:3", "run:retry", t + 6 * SEC);
     complete(p, "run:retry", NULL, ATTEMPT_TIMEOUT, -1, 9, "timeout after 1s", false, t + 7 * SEC,
              0);

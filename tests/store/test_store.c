@@ -27,6 +27,7 @@
 #include "common/error.h"
 #include "common/id.h"
 #include "common/xalloc.h"
+#include "core/results.h"
 #include "store/store.h"
 #include "store/store_int.h"
 
@@ -167,7 +168,7 @@ static store_claimed_t *claim(store_t *st, const char *wid, int max, int64_t now
  * short unconfirmed lease into a full one: now + LEASE_MS. */
 static void confirm(store_t *st, const char *wid, const store_claimed_t *c, int64_t now)
 {
-    store_held_t h = {c->run.id, c->run.fence, true, false};
+    store_held_t h = {c->run.id, c->run.fence, true, false, NULL};
     assert_int_equal(store_heartbeat(st, wid, NULL, &h, 1, LEASE_MS, now, NULL), 0);
     assert_true(h.keep);
 }
@@ -230,8 +231,8 @@ static void only_run(store_t *st, const char *job_id, char id[SKED_ID_LEN])
     free(next);
 }
 
-static const store_result_t RES_OK = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
-static const store_result_t RES_FAIL = {ATTEMPT_FAILED, 3, 0, "exit status 3"};
+static const store_result_t RES_OK = {ATTEMPT_SUCCEEDED, 0, 0, NULL, NULL, NULL};
+static const store_result_t RES_FAIL = {ATTEMPT_FAILED, 3, 0, "exit status 3", NULL, NULL};
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
@@ -1157,12 +1158,12 @@ static void test_claim_overlap(void **state)
     run = get_run(ST, old->run.id);
     assert_true(run.cancel_requested);
     store_run_clear(&run);
-    store_held_t h = {old->run.id, old->run.fence, true, true};
+    store_held_t h = {old->run.id, old->run.fence, true, true, NULL};
     bool draining = true;
     assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 3, &draining), 0);
     assert_false(h.keep);
     assert_false(draining);
-    store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL};
+    store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL, NULL, NULL};
     assert_int_equal(store_complete(ST, old->run.id, 1, old->run.fence, NULL, &canceled, T0 + 4),
                      0);
     assert_int_equal(run_state(ST, old->run.id), RUN_CANCELED);
@@ -1288,10 +1289,11 @@ static void test_heartbeat(void **state)
     store_claimed_t *cl = claim(ST, wid, 2, T0, &n);
     assert_int_equal(n, 2);
 
-    store_held_t h[4] = {{cl[0].run.id, cl[0].run.fence, true, false},
-                         {cl[1].run.id, cl[1].run.fence + 1000, true, true}, /* foreign fence */
-                         {"run_00000000000000000000000000", 1, true, true},  /* unknown run */
-                         {cl[1].run.id, cl[1].run.fence, true, false}};
+    store_held_t h[4] = {
+        {cl[0].run.id, cl[0].run.fence, true, false, NULL},
+        {cl[1].run.id, cl[1].run.fence + 1000, true, true, NULL}, /* foreign fence */
+        {"run_00000000000000000000000000", 1, true, true, NULL},  /* unknown run */
+        {cl[1].run.id, cl[1].run.fence, true, false, NULL}};
     bool draining = true;
     assert_int_equal(store_heartbeat(ST, wid, NULL, h, 4, LEASE_MS, T0 + 10000, &draining), 0);
     assert_true(h[0].keep);
@@ -1308,7 +1310,7 @@ static void test_heartbeat(void **state)
     store_worker_clear(&w);
 
     /* Another worker cannot keep (or renew) runs it does not hold. */
-    store_held_t theirs = {cl[0].run.id, cl[0].run.fence, true, true};
+    store_held_t theirs = {cl[0].run.id, cl[0].run.fence, true, true, NULL};
     assert_int_equal(store_heartbeat(ST, other, NULL, &theirs, 1, LEASE_MS, T0 + 20000, NULL), 0);
     assert_false(theirs.keep);
     r = get_run(ST, cl[0].run.id);
@@ -1445,7 +1447,7 @@ static void test_complete_exact_backoff_and_timeout(void **state)
     assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
     size_t n;
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
-    store_result_t to = {ATTEMPT_TIMEOUT, -1, 9, NULL};
+    store_result_t to = {ATTEMPT_TIMEOUT, -1, 9, NULL, NULL, NULL};
     assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &to, T0 + 1), 0);
     store_run_t r = get_run(ST, cl[0].run.id);
     assert_int_equal(r.state, RUN_SCHEDULED);
@@ -1481,7 +1483,7 @@ static void test_complete_cancel_requested(void **state)
     store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
     assert_int_equal(store_run_cancel(ST, cl[0].run.id, "user asked", NULL, T0 + 1), 0);
     /* Even a failure with retries left ends canceled once cancel was asked. */
-    store_result_t killed = {ATTEMPT_FAILED, -1, 15, "signal 15"};
+    store_result_t killed = {ATTEMPT_FAILED, -1, 15, "signal 15", NULL, NULL};
     assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &killed, T0 + 2),
                      0);
     store_run_t r = get_run(ST, cl[0].run.id);
@@ -1528,7 +1530,7 @@ static void test_job_delete_cancels_runs(void **state)
     assert_int_equal(r.state, RUN_RUNNING);
     assert_true(r.cancel_requested);
     store_run_clear(&r);
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, true};
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, true, NULL};
     assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 3, NULL), 0);
     assert_false(h.keep);
     assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &RES_OK, T0 + 4),
@@ -1608,7 +1610,7 @@ static void test_reap_lease_expiry(void **state)
     assert_int_equal(store_reap(ST, grace, hb, expires + grace + 2), 0);
 
     /* The cut-off worker can neither keep nor complete its attempt. */
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, true};
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, true, NULL};
     assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, expires + grace + 3, NULL), 0);
     assert_false(h.keep);
     assert_int_equal(
@@ -2817,7 +2819,7 @@ static void test_unconfirmed_claim_returns_uncharged(void **state)
 
     /* Heartbeats that do not report it started keep it held, but do not
      * extend the short lease. */
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, false, false};
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, false, false, NULL};
     assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 1000, NULL), 0);
     assert_true(h.keep);
     store_run_t r = get_run(ST, cl[0].run.id);
@@ -2882,7 +2884,7 @@ static void test_complete_not_started(void **state)
     assert_true(t.log_truncated);
     store_run_clear(&t);
     store_set_log_cap(ST, 0);
-    store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "lease over on arrival"};
+    store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "lease over on arrival", NULL, NULL};
     assert_int_equal(store_complete(ST, cl[0].run.id, 1, cl[0].run.fence, NULL, &refused, T0 + 2),
                      0);
     /* Repeating the report (its answer was lost) is harmless. */
@@ -2952,7 +2954,7 @@ static void test_worker_bound_to_owner(void **state)
     const char *rid = cl[0].run.id;
     int64_t fence = cl[0].run.fence;
 
-    store_held_t h = {rid, fence, true, false};
+    store_held_t h = {rid, fence, true, false, NULL};
     assert_int_equal(store_heartbeat(ST, wa, "tok_b", &h, 1, LEASE_MS, T0 + 1, NULL), SKED_EFORBID);
     store_run_t r = get_run(ST, rid);
     assert_int_equal(r.lease_expires_ms, T0 + CONFIRM_MS); /* nothing renewed */
@@ -3032,7 +3034,7 @@ static void test_legacy_worker_adopted(void **state)
     size_t n = 0;
     assert_int_equal(store_claim(ST, wid, "tok_first", 1, CONFIRM_MS, T0 + 1, &cl, &n), 0);
     assert_int_equal(n, 1);
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, false};
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, false, NULL};
     assert_int_equal(store_heartbeat(ST, wid, "tok_other", &h, 1, LEASE_MS, T0 + 2, NULL),
                      SKED_EFORBID);
     assert_int_equal(store_heartbeat(ST, wid, "tok_first", &h, 1, LEASE_MS, T0 + 3, NULL), 0);
@@ -3303,7 +3305,7 @@ static void test_state_machine_enforced(void **state)
     cl = claim(ST, wid, 1, T0 + 5003 + LEASE_MS + 2, &n);
     assert_int_equal(n, 1);
     sn = check_moves(ST, sn, "claim", &moves);
-    store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "refused"};
+    store_result_t refused = {ATTEMPT_NOT_STARTED, -1, 0, "refused", NULL, NULL};
     assert_int_equal(store_complete(ST, cl[0].run.id, cl[0].run.attempt, cl[0].run.fence, NULL,
                                     &refused, T0 + LEASE_MS + 6000),
                      0);
@@ -3337,7 +3339,7 @@ static void test_state_machine_enforced(void **state)
     sn = check_moves(ST, sn, "claim", &moves);
     assert_int_equal(store_job_set_state(ST, jid, JOB_DELETED, NULL, t + 3 * LEASE_MS + 2), 0);
     sn = check_moves(ST, sn, "delete", &moves);
-    store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL};
+    store_result_t canceled = {ATTEMPT_CANCELED, -1, 15, NULL, NULL, NULL};
     assert_int_equal(store_complete(ST, cl[0].run.id, cl[0].run.attempt, cl[0].run.fence, NULL,
                                     &canceled, t + 3 * LEASE_MS + 3),
                      0);
@@ -3626,7 +3628,7 @@ static void *churn_main(void *arg)
         if (store_claim(c->st, c->wid, NULL, 3, LEASE_MS, T0 + 1000, &v, &n) != 0) break;
         for (size_t k = 0; k < n; k++) {
             const store_result_t *res = k % 2 ? &RES_FAIL : &RES_OK;
-            store_held_t h = {v[k].run.id, v[k].run.fence, true, false};
+            store_held_t h = {v[k].run.id, v[k].run.fence, true, false, NULL};
             if (store_heartbeat(c->st, c->wid, NULL, &h, 1, LEASE_MS, T0 + 1001, NULL) == 0 &&
                 store_complete(c->st, v[k].run.id, v[k].run.attempt, v[k].run.fence, NULL, res,
                                T0 + 1002) == 0)
@@ -4239,7 +4241,7 @@ static void test_alert_sla(void **state)
     assert_int_equal(sweep(ST, T0 + 2 * MIN_MS + 1), 1);
     assert_int_equal(count_alerts(ST, ALERT_OPEN, j.id, -1), 0);
     assert_int_equal(notices(ST, aid, ALERT_EV_RESOLVED), 1);
-    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, false};
+    store_held_t h = {cl[0].run.id, cl[0].run.fence, true, false, NULL};
     assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, 10 * MIN_MS, T0 + 4 * MIN_MS, NULL), 0);
     assert_int_equal(sweep(ST, T0 + 5 * MIN_MS), 1);
     one_alert(ST, ALERT_OPEN, j.id, ALERT_SLA_MISSED, aid);
@@ -4758,6 +4760,250 @@ static void test_explain_facts(void **state)
     store_job_clear(&j);
 }
 
+/* ---- results and checkpoints (docs/results.md) ----------------------------------------- */
+
+/* The run's checkpoint as the detail read shows it (data NULL: none). */
+static store_checkpoint_t run_checkpoint(store_t *st, const char *rid)
+{
+    store_run_t r;
+    store_checkpoint_t cp;
+    assert_int_equal(store_run_get_detail(st, rid, &r, NULL, NULL, &cp), 0);
+    store_run_clear(&r);
+    return cp;
+}
+
+static void assert_checkpoint(store_t *st, const char *rid, int attempt, int64_t at_ms,
+                              const char *data)
+{
+    store_checkpoint_t cp = run_checkpoint(st, rid);
+    if (!data) {
+        assert_null(cp.data);
+        assert_int_equal(cp.attempt, 0);
+        return;
+    }
+    assert_non_null(cp.data);
+    assert_string_equal(cp.data, data);
+    assert_int_equal(cp.len, strlen(data));
+    assert_int_equal(cp.attempt, attempt);
+    assert_int_equal(cp.at_ms, at_ms);
+    store_checkpoint_clear(&cp);
+}
+
+static char *run_result(store_t *st, const char *rid)
+{
+    char *json = (char *)"unset";
+    assert_int_equal(store_run_result(st, rid, &json), 0);
+    return json;
+}
+
+/* A checkpoint rides on a heartbeat and is stored only when the lease it
+ * names is renewed: never from another worker, a stale fence or a run
+ * asked to cancel; a heartbeat without one leaves it as it is. */
+static void test_checkpoint_heartbeat_fenced(void **state)
+{
+    char wid[SKED_ID_LEN], other[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_worker(ST, "other", "default", "", T0, other);
+    new_job(ST, "cp", 0, NULL, true, T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    assert_null(cl[0].checkpoint.data); /* a first attempt starts from nothing */
+    const char *rid = cl[0].run.id;
+    int64_t fence = cl[0].run.fence;
+    assert_checkpoint(ST, rid, 0, 0, NULL);
+
+    /* The confirming heartbeat may carry one already. */
+    store_held_t h = {rid, fence, true, false, "step 1"};
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 1000, NULL), 0);
+    assert_true(h.keep);
+    assert_checkpoint(ST, rid, 1, T0 + 1000, "step 1");
+
+    /* Another worker naming the run and its fence: not kept, not stored. */
+    store_held_t forged = {rid, fence, true, false, "forged"};
+    assert_int_equal(store_heartbeat(ST, other, NULL, &forged, 1, LEASE_MS, T0 + 2000, NULL), 0);
+    assert_false(forged.keep);
+    /* The holder with a stale fence: likewise. */
+    store_held_t stale = {rid, fence + 1, true, false, "stale"};
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &stale, 1, LEASE_MS, T0 + 3000, NULL), 0);
+    assert_false(stale.keep);
+    assert_checkpoint(ST, rid, 1, T0 + 1000, "step 1");
+
+    /* A newer one replaces it (any UTF-8 text); none leaves it. */
+    h.checkpoint = "{\"step\": 2, \"où\": \"ici\"}\n";
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 4000, NULL), 0);
+    assert_true(h.keep);
+    h.checkpoint = NULL;
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 5000, NULL), 0);
+    assert_checkpoint(ST, rid, 1, T0 + 4000, "{\"step\": 2, \"où\": \"ici\"}\n");
+
+    /* Over the cap: refused whole, nothing renewed or stored. */
+    char *big = xmalloc(RESULTS_MAX_BYTES + 2);
+    memset(big, 'x', RESULTS_MAX_BYTES + 1);
+    big[RESULTS_MAX_BYTES + 1] = '\0';
+    h.checkpoint = big;
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 6000, NULL), SKED_EINVAL);
+    big[RESULTS_MAX_BYTES] = '\0'; /* exactly the cap is taken */
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 7000, NULL), 0);
+    store_checkpoint_t cp = run_checkpoint(ST, rid);
+    assert_int_equal(cp.len, RESULTS_MAX_BYTES);
+    store_checkpoint_clear(&cp);
+    free(big);
+
+    /* A run asked to cancel takes none. */
+    assert_int_equal(store_run_cancel(ST, rid, "asked", NULL, T0 + 8000), 0);
+    h.checkpoint = "after cancel";
+    assert_int_equal(store_heartbeat(ST, wid, NULL, &h, 1, LEASE_MS, T0 + 9000, NULL), 0);
+    assert_false(h.keep);
+    cp = run_checkpoint(ST, rid);
+    assert_int_equal(cp.at_ms, T0 + 7000);
+    store_checkpoint_clear(&cp);
+    free_claimed(cl, n);
+}
+
+/* THE promise of checkpoints: a run whose attempt is lost (or fails) is
+ * retried from the last checkpoint shipped, which the next claim hands
+ * out; the completion carries the last one and the result, fenced. */
+static void test_checkpoint_survives_retries(void **state)
+{
+    char wa[SKED_ID_LEN], wb[SKED_ID_LEN];
+    new_worker_owned(ST, "wa", "tok_a", "", T0, wa);
+    new_worker_owned(ST, "wb", "tok_b", "", T0, wb);
+    store_job_t j;
+    mkjob(&j, "resumable");
+    j.retry = (retry_policy_t){3, 1000, 1000, 2.0, false};
+    assert_int_equal(store_job_create(ST, &j, NULL, 0, true, NULL, NULL, T0), 0);
+    store_job_clear(&j);
+    store_claimed_t *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_claim(ST, wa, "tok_a", 1, CONFIRM_MS, T0, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    char rid[SKED_ID_LEN];
+    memcpy(rid, cl[0].run.id, SKED_ID_LEN);
+    store_held_t h = {rid, cl[0].run.fence, true, false, "40"};
+    assert_int_equal(store_heartbeat(ST, wa, "tok_a", &h, 1, LEASE_MS, T0 + 1, NULL), 0);
+    free_claimed(cl, n);
+
+    /* Worker a dies: its lease runs out, the attempt is lost, the
+     * checkpoint stays and the retry's claim (another worker) gets it. */
+    int64_t t = T0 + 1 + LEASE_MS + 5001;
+    assert_int_equal(store_reap(ST, 5000, 60000, t), 1);
+    assert_int_equal(run_state(ST, rid), RUN_SCHEDULED);
+    assert_checkpoint(ST, rid, 1, T0 + 1, "40");
+    assert_int_equal(store_claim(ST, wb, "tok_b", 1, CONFIRM_MS, t + 1000, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl[0].run.attempt, 2);
+    assert_non_null(cl[0].checkpoint.data);
+    assert_string_equal(cl[0].checkpoint.data, "40");
+    assert_int_equal(cl[0].checkpoint.len, 2);
+    assert_int_equal(cl[0].checkpoint.attempt, 1);
+    assert_int_equal(cl[0].checkpoint.at_ms, T0 + 1);
+    int64_t fence = cl[0].run.fence;
+    free_claimed(cl, n);
+    h = (store_held_t){rid, fence, true, false, NULL};
+    assert_int_equal(store_heartbeat(ST, wb, "tok_b", &h, 1, LEASE_MS, t + 1001, NULL), 0);
+
+    /* Attempt 2 fails; its completion carries its last checkpoint and a
+     * result. A stale one, or one from another worker's token, stores
+     * neither and changes nothing. */
+    store_result_t fail = {
+        ATTEMPT_FAILED, 1, 0, "exit status 1", "{\"error\": \"disk full\"}", "57"};
+    assert_int_equal(store_complete(ST, rid, 2, fence + 1, "tok_b", &fail, t + 2000), SKED_ESTALE);
+    assert_int_equal(store_complete(ST, rid, 2, fence, "tok_a", &fail, t + 2000), SKED_EFORBID);
+    assert_checkpoint(ST, rid, 1, T0 + 1, "40");
+    assert_null(run_result(ST, rid));
+    assert_int_equal(store_complete(ST, rid, 2, fence, "tok_b", &fail, t + 2000), 0);
+    assert_checkpoint(ST, rid, 2, t + 2000, "57");
+    char *res = run_result(ST, rid); /* the latest attempt's, while it is retried */
+    assert_string_equal(res, "{\"error\": \"disk full\"}");
+    free(res);
+
+    /* Attempt 3 starts from 57 and succeeds with its own result. */
+    assert_int_equal(store_claim(ST, wb, "tok_b", 1, CONFIRM_MS, t + 4000, &cl, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl[0].run.attempt, 3);
+    assert_string_equal(cl[0].checkpoint.data, "57");
+    assert_int_equal(cl[0].checkpoint.attempt, 2);
+    fence = cl[0].run.fence;
+    free_claimed(cl, n);
+    h = (store_held_t){rid, fence, true, false, NULL};
+    assert_int_equal(store_heartbeat(ST, wb, "tok_b", &h, 1, LEASE_MS, t + 4001, NULL), 0);
+    store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL, "[1, 2.50, 12345678901234567890]", NULL};
+    assert_int_equal(store_complete(ST, rid, 3, fence, "tok_b", &ok, t + 5000), 0);
+    /* A repeat whose answer was lost changes nothing, whatever it says. */
+    store_result_t again = {ATTEMPT_SUCCEEDED, 0, 0, NULL, "\"other\"", "99"};
+    assert_int_equal(store_complete(ST, rid, 3, fence, "tok_b", &again, t + 6000), 0);
+    assert_int_equal(run_state(ST, rid), RUN_SUCCEEDED);
+    res = run_result(ST, rid); /* stored as written: numbers keep their spelling */
+    assert_string_equal(res, "[1, 2.50, 12345678901234567890]");
+    free(res);
+    assert_checkpoint(ST, rid, 2, t + 2000, "57");
+    store_run_t r;
+    store_attempt_t *att;
+    size_t na;
+    assert_int_equal(store_run_get(ST, rid, &r, &att, &na), 0);
+    assert_int_equal(na, 3);
+    assert_null(att[0].result); /* lost: nothing reported */
+    assert_string_equal(att[1].result, "{\"error\": \"disk full\"}");
+    assert_string_equal(att[2].result, "[1, 2.50, 12345678901234567890]");
+    for (size_t i = 0; i < na; i++)
+        store_attempt_clear(&att[i]);
+    free(att);
+    store_run_clear(&r);
+
+    /* Retention takes them with the run (the foreign keys would refuse a
+     * run deleted from under its checkpoint). */
+    assert_int_equal(store_prune(ST, t + 7000), 1);
+    char *gone = NULL;
+    assert_int_equal(store_run_result(ST, rid, &gone), SKED_ENOTFOUND);
+    assert_null(gone);
+    store_checkpoint_t cp;
+    assert_int_equal(store_run_get_detail(ST, rid, &r, NULL, NULL, &cp), SKED_ENOTFOUND);
+}
+
+/* A run without a result; what a completion may not store. */
+static void test_result_edges(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    new_job(ST, "edges", 0, NULL, true, T0, jid);
+    char *res = NULL;
+    assert_int_equal(store_run_result(ST, "run_00000000000000000000000000", &res), SKED_ENOTFOUND);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 1, T0, &n);
+    assert_int_equal(n, 1);
+    char rid[SKED_ID_LEN];
+    memcpy(rid, cl[0].run.id, SKED_ID_LEN);
+    int64_t fence = cl[0].run.fence;
+    assert_null(run_result(ST, rid)); /* running: none yet */
+
+    /* An attempt given back unstarted stores neither (it is undone). */
+    store_result_t back = {ATTEMPT_NOT_STARTED, -1, 0, "refused", "1", "cp"};
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &back, T0 + 1), 0);
+    assert_int_equal(run_state(ST, rid), RUN_SCHEDULED);
+    assert_checkpoint(ST, rid, 0, 0, NULL);
+    free_claimed(cl, n);
+
+    cl = claim(ST, wid, 1, T0 + 2, &n);
+    assert_int_equal(n, 1);
+    fence = cl[0].run.fence;
+    assert_null(cl[0].checkpoint.data);
+    confirm(ST, wid, &cl[0], T0 + 3);
+    char *big = xmalloc(RESULTS_MAX_BYTES + 2);
+    memset(big, '7', RESULTS_MAX_BYTES + 1);
+    big[RESULTS_MAX_BYTES + 1] = '\0';
+    store_result_t huge = {ATTEMPT_SUCCEEDED, 0, 0, NULL, big, NULL};
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &huge, T0 + 4), SKED_EINVAL);
+    huge = (store_result_t){ATTEMPT_SUCCEEDED, 0, 0, NULL, NULL, big};
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &huge, T0 + 4), SKED_EINVAL);
+    free(big);
+    assert_int_equal(run_state(ST, rid), RUN_RUNNING);
+    /* Succeeded without a result: none. */
+    assert_int_equal(store_complete(ST, rid, 1, fence, NULL, &RES_OK, T0 + 5), 0);
+    assert_null(run_result(ST, rid));
+    free_claimed(cl, n);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) g_backend = argv[1];
@@ -4848,6 +5094,9 @@ int main(int argc, char **argv)
         T(test_events_every_change),
         T(test_events_prune),
         T(test_explain_facts),
+        T(test_checkpoint_heartbeat_fenced),
+        T(test_checkpoint_survives_retries),
+        T(test_result_edges),
     };
 #undef T
     return cmocka_run_group_tests_name(g_backend, tests, NULL, NULL);

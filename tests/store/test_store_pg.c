@@ -207,7 +207,7 @@ static void test_wakeup_across_servers(void **state)
     assert_string_equal(cl[0].run.id, rid);
     int seen_a = wakes_get(&wa);
     /* The other way round: B completes, A hears it (log followers). */
-    store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
+    store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL, NULL, NULL};
     assert_int_equal(store_complete(b, rid, 1, cl[0].run.fence, NULL, &ok, T0 + 1), 0);
     assert_true(wakes_wait(&wa, seen_a));
     store_claimed_clear(&cl[0]);
@@ -686,7 +686,7 @@ static void test_max_concurrency_across_servers(void **state)
         char *next;
         assert_int_equal(store_run_list(st[0], &f, &v, &n, &next), 0);
         assert_int_equal(n, 1);
-        store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL};
+        store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL, NULL, NULL};
         assert_int_equal(store_complete(st[0], v[0].id, 1, v[0].fence, NULL, &ok, T0 + 2000), 0);
         store_run_clear(&v[0]);
         free(v);
@@ -763,7 +763,7 @@ static void test_reap_and_prune_on_every_server(void **state)
         /* Reported started, so each lease that runs out is a lost attempt. */
         store_held_t *h = xcalloc(n, sizeof *h);
         for (size_t i = 0; i < n; i++)
-            h[i] = (store_held_t){v[i].run.id, v[i].run.fence, true, false};
+            h[i] = (store_held_t){v[i].run.id, v[i].run.fence, true, false, NULL};
         assert_int_equal(store_heartbeat(st[0], wid, NULL, h, n, LEASE_MS, T0, NULL), 0);
         for (size_t i = 0; i < n; i++) {
             assert_true(h[i].keep);

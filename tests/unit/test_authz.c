@@ -155,17 +155,16 @@ static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char 
     mkjob_with(ns, owner, "", id, run);
 }
 
-/* An open alert of a job of ns and owner: the job's own rule on failed,
- * its run claimed (in a queue of its own) and failed. */
-static void mkalert(const char *ns, const char *owner, char alert[SKED_ID_LEN])
+/* A run of a job of ns and owner (extra: more of its document), in a
+ * queue of its own, claimed by a worker of that queue and completed with
+ * res. */
+static void mkfinished(const char *ns, const char *owner, const char *extra,
+                       const store_result_t *res, char job[SKED_ID_LEN], char run[SKED_ID_LEN])
 {
-    char job[SKED_ID_LEN], run[SKED_ID_LEN], extra[256];
+    char doc[512];
     unsigned q = ++fx->seq;
-    snprintf(extra, sizeof extra,
-             ",\"queue\":\"aq%u\",\"alerts\":[{\"on\":[\"failed\"],"
-             "\"webhook\":\"http://127.0.0.1:9/x\"}]",
-             q);
-    mkjob_with(ns, owner, extra, job, run);
+    snprintf(doc, sizeof doc, ",\"queue\":\"aq%u\"%s", q, extra);
+    mkjob_with(ns, owner, doc, job, run);
     store_worker_t wk = {0};
     wk.name = xasprintf("aw%u", q);
     wk.host = xstrdup("h");
@@ -178,12 +177,23 @@ static void mkalert(const char *ns, const char *owner, char alert[SKED_ID_LEN])
     size_t n = 0;
     assert_int_equal(store_claim(fx->st2, wk.id, NULL, 1, 60000, now, &cl, &n), 0);
     assert_int_equal(n, 1);
-    store_result_t fail = {ATTEMPT_FAILED, 1, 0, NULL};
-    assert_int_equal(
-        store_complete(fx->st2, cl[0].run.id, 1, cl[0].run.fence, NULL, &fail, now + 1), 0);
+    assert_int_equal(store_complete(fx->st2, cl[0].run.id, 1, cl[0].run.fence, NULL, res, now + 1),
+                     0);
     store_claimed_clear(&cl[0]);
     free(cl);
     store_worker_clear(&wk);
+}
+
+/* An open alert of a job of ns and owner: the job's own rule on failed,
+ * its run failed. */
+static void mkalert(const char *ns, const char *owner, char alert[SKED_ID_LEN])
+{
+    char job[SKED_ID_LEN], run[SKED_ID_LEN];
+    size_t n = 0;
+    store_result_t fail = {ATTEMPT_FAILED, 1, 0, NULL, NULL, NULL};
+    mkfinished(ns, owner,
+               ",\"alerts\":[{\"on\":[\"failed\"],\"webhook\":\"http://127.0.0.1:9/x\"}]", &fail,
+               job, run);
     store_alert_filter_t f = {-1, job, -1, NULL, NULL, 10};
     store_alert_t *v = NULL;
     char *next = NULL;
@@ -291,6 +301,7 @@ static const struct row rows[] = {
     {"POST", "/v1/runs/{id}/cancel", ACCESS_WRITE, K_RUN_WRITE, 200, NULL},
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"GET", "/v1/runs/{id}/explain", ACCESS_READ, K_RUN_READ, 200, NULL},
+    {"GET", "/v1/runs/{id}/result", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"POST", "/v1/workers", ACCESS_WORKER, K_PLAIN, 201,
      "{\"name\":\"%s\",\"host\":\"h\",\"slots\":1}"},
     {"GET", "/v1/workers", ACCESS_READ, K_PLAIN, 200, NULL},
@@ -405,8 +416,13 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
     static const char *const owner_of[NSCOPES] = {"r-user", "someone", "someone"};
     const char *p = w->pattern;
 
-    if (strstr(p, "/v1/jobs/{id}") || strstr(p, "/v1/runs/{id}"))
+    if (!strcmp(p, "/v1/runs/{id}/result")) {
+        /* A run with a result, so an allowed read answers 200. */
+        store_result_t ok = {ATTEMPT_SUCCEEDED, 0, 0, NULL, "{\"rows\":3}", NULL};
+        mkfinished(ns_of[s], owner_of[s], "", &ok, job, run);
+    } else if (strstr(p, "/v1/jobs/{id}") || strstr(p, "/v1/runs/{id}")) {
         mkjob(ns_of[s], owner_of[s], job, run);
+    }
     for (; *p; p++) {
         if (*p != '{') {
             buf_append(path, p, 1);
