@@ -494,6 +494,11 @@ static json_t *claimed_json(const store_claimed_t *c)
                : json_null();
     }
     json_object_set_new(o, "checkpoint", cp);
+    /* Its upstreams' results, as the JSON text the job will read at
+     * $SKED_UPSTREAM_RESULTS (kept as text: the results are written as the
+     * jobs wrote them). */
+    if (c->upstream_results)
+        json_object_set_new(o, "upstream_results_json", json_string(c->upstream_results));
     return o;
 }
 

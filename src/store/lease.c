@@ -403,9 +403,16 @@ static int claim_one(db_t *db, struct claim_args *a, const char *labels, const s
         store_run_clear(&run);
         goto out;
     }
+    char *ups = NULL;
+    if (run.deps_n > 0 && (rc = store__upstream_results(db, k->id, &ups)) < 0) {
+        store_run_clear(&run);
+        store_checkpoint_clear(&cp);
+        goto out;
+    }
     rc = 1;
     cl->run = run;
     cl->checkpoint = cp;
+    cl->upstream_results = ups;
     cl->spec_json = spec;
     spec = NULL;
     cl->timeout_ms = timeout_ms;

@@ -8,8 +8,8 @@
  * CASCADE, so retention needs nothing more).
  *
  * The helpers here run inside the caller's unit of work: lease.c's claim,
- * heartbeat and completion, runs.c's detail read, and (later) whatever
- * gathers upstream results for a workflow's task.
+ * heartbeat and completion, runs.c's detail read, and the claim of a run
+ * with upstreams, which hands it their results.
  */
 #include "store/db.h"
 #include "store/store_int.h"
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/error.h"
 #include "common/xalloc.h"
 
@@ -26,6 +27,12 @@
 static db_sql_t Q_RUN_RESULT =
     DB_SAME("SELECT a.result FROM runs r LEFT JOIN attempts a ON a.run_id = r.id"
             " AND a.n = r.attempt WHERE r.id = ?1");
+/* A run's upstreams, by name (a task's, or an upstream job's), with the
+ * result of each one's latest attempt (NULL: none). */
+static db_sql_t Q_UPSTREAM_RESULTS =
+    DB_SAME("SELECT j.name, a.result FROM run_edges e JOIN runs u ON u.id = e.up_id"
+            " JOIN jobs j ON j.id = u.job_id LEFT JOIN attempts a ON a.run_id = u.id"
+            " AND a.n = u.attempt WHERE e.run_id = ?1 ORDER BY j.name");
 static db_sql_t Q_CHECKPOINT_GET =
     DB_SAME("SELECT attempt, at_ms, data FROM checkpoints WHERE run_id = ?1");
 /* Fenced like every report of an attempt: written only while the run is
@@ -102,4 +109,45 @@ int v_run_result(store_t *st, const char *id, char **json)
     int rc = store__tx(st, DB_READ1, run_result_fn, &a, NULL);
     if (rc < 0) FREE_NULL(*json);
     return rc;
+}
+
+/* Appends s as a JSON string. */
+static void put_json_string(buf_t *b, const char *s)
+{
+    buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            buf_printf(b, "\\u%04x", *p);
+        else
+            buf_append(b, (const char *)p, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+int store__upstream_results(db_t *db, const char *run_id, char **json_out)
+{
+    *json_out = NULL;
+    db_q_t *q = db_q(db, &Q_UPSTREAM_RESULTS);
+    if (!q) return SKED_ESTORE;
+    db_bt(q, run_id);
+    buf_t b = BUF_INIT;
+    int rc, n = 0;
+    buf_puts(&b, "{");
+    while ((rc = db_step(q)) == 1) {
+        const char *result = db_cnull(q, 1) ? NULL : db_cs(q, 1);
+        if (n++) buf_puts(&b, ",");
+        put_json_string(&b, db_cs(q, 0));
+        buf_puts(&b, ":");
+        /* Stored as checked JSON text (one value): spliced as it is. */
+        buf_puts(&b, result && *result ? result : "null");
+    }
+    buf_puts(&b, "}");
+    if (rc < 0 || n == 0) {
+        buf_free(&b);
+        return rc < 0 ? rc : 0;
+    }
+    *json_out = buf_steal(&b);
+    return 0;
 }

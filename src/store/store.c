@@ -315,6 +315,7 @@ void store_claimed_clear(store_claimed_t *c)
     store_run_clear(&c->run);
     free(c->spec_json);
     store_checkpoint_clear(&c->checkpoint);
+    free(c->upstream_results);
     memset(c, 0, sizeof *c);
 }
 

@@ -541,6 +541,11 @@ typedef struct store_claimed {
      * NULL = none. Read only for a run leased before (attempt > 1), so the
      * claim of a first attempt runs no statement for it. */
     store_checkpoint_t checkpoint;
+    /* A run with upstreams (a workflow task, a job with depends_on): their
+     * results as one JSON object {name: result}, which the worker hands the
+     * attempt at $SKED_UPSTREAM_RESULTS; NULL = none (and no statement for
+     * a run without upstreams). */
+    char *upstream_results;
 } store_claimed_t;
 
 void store_claimed_clear(store_claimed_t *c);

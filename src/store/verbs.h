@@ -190,6 +190,10 @@ int v_explain(store_t *st, const char *job_id, const char *run_id, int64_t live_
  * NULL when that attempt reported none or the run has no attempt yet.
  * SKED_ENOTFOUND: no such run. What a workflow reads of its upstreams. */
 int store__run_result(db_t *db, const char *run_id, char **json_out);
+/* The results of the run's upstreams as one JSON object {name: result}
+ * (a task's name, or an upstream job's; null for an upstream that left
+ * none), new in *json_out; NULL when the run has no upstreams. */
+int store__upstream_results(db_t *db, const char *run_id, char **json_out);
 /* The run's checkpoint into *out (out->data new, NULL when it has none);
  * store_checkpoint_clear frees it. */
 int store__checkpoint_read(db_t *db, const char *run_id, store_checkpoint_t *out);

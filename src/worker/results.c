@@ -53,7 +53,8 @@ static int write_new(int dirfd, const char *name, const char *data, size_t len,
 }
 
 int results_dir_new(const char *base, const char *prefix, const spawn_cred_t *cred,
-                    const char *checkpoint_in, size_t in_len, char **dir_out, char ***env_out)
+                    const char *checkpoint_in, size_t in_len, const char *upstream, char **dir_out,
+                    char ***env_out)
 {
     char *dir = NULL;
     int dfd = -1;
@@ -61,11 +62,15 @@ int results_dir_new(const char *base, const char *prefix, const spawn_cred_t *cr
     *env_out = NULL;
     int rc = spawn_workdir_new(base, prefix, cred, &dir);
     if (rc < 0) return rc;
-    if (checkpoint_in) {
+    if (checkpoint_in || upstream) {
         /* Freshly made, 0700 and not yet known to the job: nothing can be
          * planted here yet, and O_EXCL|O_NOFOLLOW would refuse it anyway. */
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        rc = dfd < 0 ? -errno : write_new(dfd, RESULTS_CHECKPOINT_IN, checkpoint_in, in_len, cred);
+        rc = dfd < 0 ? -errno : 0;
+        if (rc == 0 && checkpoint_in)
+            rc = write_new(dfd, RESULTS_CHECKPOINT_IN, checkpoint_in, in_len, cred);
+        if (rc == 0 && upstream)
+            rc = write_new(dfd, RESULTS_UPSTREAM, upstream, strlen(upstream), cred);
         if (dfd >= 0) close(dfd);
         if (rc < 0) {
             spawn_tree_remove(dir);
@@ -73,11 +78,12 @@ int results_dir_new(const char *base, const char *prefix, const spawn_cred_t *cr
             return rc;
         }
     }
-    char **env = xcalloc(4, sizeof *env);
+    char **env = xcalloc(RESULTS_ENV_MAX + 1, sizeof *env);
     int n = 0;
     env[n++] = xasprintf("SKED_RESULT_FILE=%s/" RESULTS_RESULT, dir);
     env[n++] = xasprintf("SKED_CHECKPOINT_FILE=%s/" RESULTS_CHECKPOINT, dir);
     if (checkpoint_in) env[n++] = xasprintf("SKED_CHECKPOINT_IN=%s/" RESULTS_CHECKPOINT_IN, dir);
+    if (upstream) env[n++] = xasprintf("SKED_UPSTREAM_RESULTS=%s/" RESULTS_UPSTREAM, dir);
     *dir_out = dir;
     *env_out = env;
     return 0;

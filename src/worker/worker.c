@@ -578,8 +578,9 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
     if (cp) a->checkpoint_in = xstrdup(cp);
     char **io_env = NULL;
     char *prefix = xasprintf("%s.%d.io", a->run_id, a->n);
+    const char *ups = json_string_value(json_object_get(run, "upstream_results_json"));
     int rc = results_dir_new(w->work_dir, prefix, w->iso.cred, a->checkpoint_in,
-                             cp ? strlen(cp) : 0, &a->io_dir, &io_env);
+                             cp ? strlen(cp) : 0, ups, &a->io_dir, &io_env);
     free(prefix);
     if (rc < 0) {
         a->reason = xasprintf("results directory under %s: %s", w->work_dir, strerror(-rc));

@@ -159,10 +159,13 @@ void sup_free(sup_t *s);
  * checkpoint_in is given, writes it there as RESULTS_CHECKPOINT_IN (mode
  * 0600, the same owner). *dir_out (new) is the directory; *env_out (new,
  * NULL-terminated, spawn_env_free) the job's SKED_RESULT_FILE,
- * SKED_CHECKPOINT_FILE and (with checkpoint_in) SKED_CHECKPOINT_IN.
+ * SKED_CHECKPOINT_FILE, (with checkpoint_in) SKED_CHECKPOINT_IN and (with
+ * upstream, its upstreams' results as one JSON text, written as
+ * RESULTS_UPSTREAM the same way) SKED_UPSTREAM_RESULTS.
  * Returns 0 or -errno (nothing is left behind). Blocking. */
 int results_dir_new(const char *base, const char *prefix, const spawn_cred_t *cred,
-                    const char *checkpoint_in, size_t in_len, char **dir_out, char ***env_out);
+                    const char *checkpoint_in, size_t in_len, const char *upstream, char **dir_out,
+                    char ***env_out);
 
 /* Reads dir/name, a file the job wrote: only a regular file owned by uid,
  * opened without following a link or blocking, of at most max bytes.

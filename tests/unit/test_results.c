@@ -266,7 +266,8 @@ static void test_check_text_and_encoding(void **state)
 static void test_dir_new(void **state)
 {
     char *dir = NULL, **env = NULL;
-    assert_int_equal(results_dir_new(DIR_, "run_x.2.io", NULL, "41\n", 3, &dir, &env), 0);
+    assert_int_equal(results_dir_new(DIR_, "run_x.2.io", NULL, "41\n", 3, "{\"a\":1}", &dir, &env),
+                     0);
     struct stat st;
     assert_int_equal(lstat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -280,11 +281,17 @@ static void test_dir_new(void **state)
     want = xasprintf("SKED_CHECKPOINT_IN=%s/checkpoint.in", dir);
     assert_string_equal(env[2], want);
     free(want);
-    assert_null(env[3]);
+    want = xasprintf("SKED_UPSTREAM_RESULTS=%s/upstream.json", dir);
+    assert_string_equal(env[3], want);
+    free(want);
+    assert_null(env[4]);
     char *data = NULL, err[256];
     size_t len;
     assert_int_equal(rd(dir, "checkpoint.in", 100, &data, &len, err), 0);
     assert_string_equal(data, "41\n");
+    free(data);
+    assert_int_equal(rd(dir, "upstream.json", 100, &data, &len, err), 0);
+    assert_string_equal(data, "{\"a\":1}");
     free(data);
     spawn_env_free(env);
     assert_int_equal(spawn_tree_remove(dir), 0);
@@ -296,8 +303,8 @@ static void test_dir_new(void **state)
     assert_non_null(pw);
     spawn_cred_t cred = {pw->pw_uid, pw->pw_gid, 0, NULL};
     bool root = geteuid() == 0;
-    assert_int_equal(results_dir_new(DIR_, "run_y.1.io", root ? &cred : NULL, NULL, 0, &dir, &env),
-                     0);
+    assert_int_equal(
+        results_dir_new(DIR_, "run_y.1.io", root ? &cred : NULL, NULL, 0, NULL, &dir, &env), 0);
     assert_non_null(env[1]);
     assert_null(env[2]);
     assert_int_equal(lstat(dir, &st), 0);
@@ -305,7 +312,7 @@ static void test_dir_new(void **state)
     spawn_env_free(env);
     free(dir);
     if (root) {
-        assert_int_equal(results_dir_new(DIR_, "run_z.3.io", &cred, "cp", 2, &dir, &env), 0);
+        assert_int_equal(results_dir_new(DIR_, "run_z.3.io", &cred, "cp", 2, NULL, &dir, &env), 0);
         char *in = xasprintf("%s/checkpoint.in", dir);
         assert_int_equal(lstat(in, &st), 0);
         assert_int_equal(st.st_uid, pw->pw_uid);
