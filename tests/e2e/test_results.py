@@ -17,6 +17,7 @@ at $SKED_CHECKPOINT_IN and resumes from it: the kill -9 test runs on SQLite
 and on PostgreSQL.
 """
 
+import json
 import os
 import pwd
 import unittest
@@ -156,6 +157,49 @@ class TestResults(SkedTestCase, ResumeScenario):
         self.assertIn("result", run)
         self.assertIsNone(run["result"])
         self.assertEqual(self.cli_ok("runs", "result", run["id"]), "null\n")
+
+    def test_upstream_results(self):
+        """A workflow task reads its upstreams' results, by task name, from
+        $SKED_UPSTREAM_RESULTS: the results as their jobs wrote them, null
+        for an upstream that wrote none; a job with depends_on gets its
+        upstream job's by that job's name; a task without upstreams gets no
+        such variable."""
+        self.start_server(heartbeat="500ms")
+        self.start_worker(slots=2)
+        out = os.path.join(self.tmp, "upstream.out")
+        wf = {"name": "etl", "tasks": [
+            {"name": "extract", "command": ["sh", "-c",
+                                            'echo "${SKED_UPSTREAM_RESULTS-none}" > %s.root; '
+                                            "printf '%%s' '{\"rows\": 42, \"r\": 0.10}' "
+                                            '> "$SKED_RESULT_FILE"' % out]},
+            {"name": "quiet", "command": ["true"]},
+            {"name": "load", "depends_on": ["extract", "quiet"],
+             "command": ["sh", "-c", 'cat "$SKED_UPSTREAM_RESULTS" > %s' % out]},
+        ]}
+        st, _, doc = self.api("POST", "/v1/workflows", wf)
+        self.assertEqual(st, 201, doc)
+        st, _, wrun = self.api("POST", "/v1/workflows/%s/trigger" % doc["id"])
+        self.assertEqual(st, 201, wrun)
+        wait_until(lambda: self.api("GET", "/v1/workflow-runs/%s" % wrun["id"])[2]["state"]
+                   in ("succeeded", "failed"), 15, "the workflow run ends")
+        self.assertEqual(self.api("GET", "/v1/workflow-runs/%s" % wrun["id"])[2]["state"],
+                         "succeeded")
+        with open(out) as f:
+            text = f.read()
+        # The text as written (0.10 stays 0.10), keyed by task name.
+        self.assertIn('"extract":{"rows": 42, "r": 0.10}', text)
+        self.assertEqual(json.loads(text), {"extract": {"rows": 42, "r": 0.1}, "quiet": None})
+        with open(out + ".root") as f:
+            self.assertEqual(f.read().strip(), "none")
+
+        # A job's dependency hands over its upstream job's result too.
+        up = self.create_job(self.sh_job('echo \'"up"\' > "$SKED_RESULT_FILE"'))
+        self.assertEqual(self.wait_run_terminal(up["id"])["state"], "succeeded")
+        down = self.create_job(dict(self.sh_job('cat "$SKED_UPSTREAM_RESULTS" > %s.job' % out),
+                                    depends_on=[{"job": up["id"]}]))
+        self.assertEqual(self.wait_run_terminal(down["id"])["state"], "succeeded")
+        with open(out + ".job") as f:
+            self.assertEqual(json.loads(f.read()), {up["name"]: "up"})
 
     def test_invalid_results(self):
         self.start_server(heartbeat="500ms")
