@@ -77,6 +77,13 @@ const char *dep_cond_skip_reason(dep_cond_t c, run_state_t s)
     return s == RUN_SKIPPED ? "upstream_skipped" : "upstream_failed";
 }
 
+dep_class_t dep_classify_ended(dep_cond_t c, run_state_t s, const char *reason)
+{
+    if (c == DEP_TASK && s == RUN_SKIPPED && reason && strcmp(reason, "upstream_failed") == 0)
+        return DEP_FAIL;
+    return dep_classify(c, s);
+}
+
 static deps_verdict_t skip(const char **reason, const char *why)
 {
     if (reason) *reason = why;

@@ -72,6 +72,11 @@ int dep_cond_parse(const char *name, dep_cond_t *out);
  * canceled = fail. For a job condition the edge is ok when the condition
  * is met and fail when it never can be (DEP_SKIP is not used). */
 dep_class_t dep_classify(dep_cond_t c, run_state_t s);
+/* dep_classify for an upstream that ended in state s with `reason` (may be
+ * NULL): on a workflow edge, a task skipped "upstream_failed" counts as
+ * failed, so a failure carries down a chain as upstream_failed (as
+ * Airflow's does) instead of turning into upstream_skipped one step down. */
+dep_class_t dep_classify_ended(dep_cond_t c, run_state_t s, const char *reason);
 
 /* Why a job dependency can never be met, for the run's skip reason: the
  * edge with condition c whose upstream ended in state s classified

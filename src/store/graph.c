@@ -176,6 +176,7 @@ typedef struct ended {
     int64_t n_down;
     int graph;
     char job_id[SKED_ID_LEN];
+    bool up_failed; /* skipped upstream_failed: counts as failed downstream */
 } ended_t;
 
 typedef struct worklist {
@@ -201,6 +202,7 @@ static void ended_row(db_q_t *q, ended_t *e)
     e->n_down = db_ci(q, 3);
     e->graph = (int)db_ci(q, 4);
     db_cid(q, 5, e->job_id);
+    e->up_failed = false;
 }
 
 static int lock_job(db_t *db, const char *job_id)
@@ -262,19 +264,22 @@ static int skip(db_t *db, const char *run_id, const char *reason, int64_t now_ms
     if (rc == 1) {
         ended_t e;
         ended_row(q, &e);
+        e.up_failed = strcmp(reason, "upstream_failed") == 0;
         wl_push(wl, &e);
         rc = db_step(q);
     }
     return rc < 0 ? rc : 0;
 }
 
-/* Counts one ended upstream (state up_state, over an edge with condition
- * cond) on waiting run `down` and acts on the verdict. DEP_CLASS_NONE as
- * cond counts nothing: the counts as they are decide. */
+/* Counts one ended upstream (state up_state, its reason up_reason or NULL,
+ * over an edge with condition cond) on waiting run `down` and acts on the
+ * verdict. DEP_CLASS_NONE as cond counts nothing: the counts as they are
+ * decide. */
 static int count_edge(db_t *db, const char *down, dep_cond_t cond, run_state_t up_state,
-                      int64_t now_ms, worklist_t *wl)
+                      const char *up_reason, int64_t now_ms, worklist_t *wl)
 {
-    dep_class_t cls = cond == DEP_COND_NONE ? DEP_CLASS_NONE : dep_classify(cond, up_state);
+    dep_class_t cls =
+        cond == DEP_COND_NONE ? DEP_CLASS_NONE : dep_classify_ended(cond, up_state, up_reason);
     db_q_t *q = db_q(db, &Q_COUNT_ANY);
     if (!q) return SKED_ESTORE;
     db_bt(q, down);
@@ -307,7 +312,7 @@ static int count_edge(db_t *db, const char *down, dep_cond_t cond, run_state_t u
 int store__graph_recheck(db_t *db, const char *run_id, int64_t now_ms)
 {
     worklist_t wl = {0};
-    int rc = count_edge(db, run_id, DEP_COND_NONE, RUN_SCHEDULED, now_ms, &wl);
+    int rc = count_edge(db, run_id, DEP_COND_NONE, RUN_SCHEDULED, NULL, now_ms, &wl);
     if (rc == 0) return drain(db, &wl, now_ms);
     free(wl.v);
     return rc;
@@ -334,7 +339,8 @@ static int release_down(db_t *db, const ended_t *e, int64_t now_ms, worklist_t *
         v[n++].cond = (dep_cond_t)db_ci(q, 1);
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = count_edge(db, v[i].run_id, v[i].cond, e->state, now_ms, wl);
+        rc = count_edge(db, v[i].run_id, v[i].cond, e->state,
+                        e->up_failed ? "upstream_failed" : NULL, now_ms, wl);
     free(v);
     return rc;
 }
@@ -772,7 +778,7 @@ int store__graph_bind(db_t *db, const char *up_id, run_state_t up_state, const c
         return db_exec(q, NULL);
     }
     worklist_t wl = {0};
-    rc = count_edge(db, run_id, cond, up_state, now_ms, &wl);
+    rc = count_edge(db, run_id, cond, up_state, NULL, now_ms, &wl);
     if (rc == 0) return drain(db, &wl, now_ms);
     free(wl.v);
     return rc;

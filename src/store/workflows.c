@@ -65,9 +65,9 @@ static db_sql_t Q_RUN_LOCK =
     DB_SQL("SELECT state, parent_id, graph FROM runs WHERE id = ?1",
            "SELECT state, parent_id, graph FROM runs WHERE id = $1 FOR NO KEY UPDATE");
 static db_sql_t Q_DOWN_OF = DB_SAME("SELECT run_id FROM run_edges WHERE up_id = ?1");
-static db_sql_t Q_UPS_OF =
-    DB_SAME("SELECT e.up_id, e.cond, u.state FROM run_edges e JOIN runs u ON u.id = e.up_id"
-            " WHERE e.run_id = ?1");
+static db_sql_t Q_UPS_OF = DB_SAME("SELECT e.up_id, e.cond, u.state, u.reason FROM run_edges e"
+                                   " JOIN runs u ON u.id = e.up_id"
+                                   " WHERE e.run_id = ?1");
 /* A member made new: its next attempt is charged from a fresh budget. */
 static db_sql_t Q_MEMBER_RESET =
     DB_SAME("UPDATE runs SET state = ?2, not_before_ms = ?3, finished_ms = -1, reason = NULL,"
@@ -462,7 +462,7 @@ static int reset_member(db_t *db, const char *id, bool first, idbuf_t *set, size
         n++;
         run_state_t us = (run_state_t)db_ci(q, 2);
         if (listed(set, nset, db_cs(q, 0)) || !run_state_terminal(us)) continue;
-        switch (dep_classify((dep_cond_t)db_ci(q, 1), us)) {
+        switch (dep_classify_ended((dep_cond_t)db_ci(q, 1), us, db_cs(q, 3))) {
         case DEP_OK:
             ok++;
             break;
