@@ -449,8 +449,9 @@ static bool listed(idbuf_t *v, size_t n, const char *id)
 }
 
 /* Starts member id over: its upstreams counted again from their states
- * now (those being retried with it count as not ended), and pending at
- * once when it is the one retried or its upstreams allow, else waiting. */
+ * now (those being retried with it count as not ended), pending at once
+ * when it is the one retried, else waiting (retry_fn decides it over the
+ * new counts once the group is recounted). */
 static int reset_member(db_t *db, const char *id, bool first, idbuf_t *set, size_t nset,
                         int64_t now_ms)
 {
@@ -483,9 +484,8 @@ static int reset_member(db_t *db, const char *id, bool first, idbuf_t *set, size
     db_bi(q, ok);
     db_bi(q, fail);
     db_bi(q, sk);
-    if ((rc = db_exec(q, NULL)) < 0) return rc;
     (void)n;
-    return first ? 0 : store__graph_recheck(db, id, now_ms);
+    return db_exec(q, NULL);
 }
 
 static int retry_fn(db_t *db, void *arg)
@@ -527,15 +527,25 @@ static int retry_fn(db_t *db, void *arg)
      * running) keep going; the ended ones start over. */
     for (size_t i = 0; rc >= 0 && i < nset; i++)
         rc = reset_member(db, set[i], i == 0, set, nset, a->now_ms);
+    /* The workflow run is going again, its counts those of its members,
+     * before the reset ones are decided: one skipped again at once (an
+     * upstream outside the set failed) counts as an end in a group that
+     * is open and counted right, so the run cannot end on the way (a
+     * spurious end would also start the next queued run). */
+    if (rc >= 0 && !(q = db_q(db, &Q_GROUP_REOPEN))) rc = SKED_ESTORE;
+    if (rc >= 0) {
+        db_bt(q, a->group_id);
+        rc = db_exec(q, NULL);
+    }
+    if (rc >= 0 && !(q = db_q(db, &Q_GROUP_RECOUNT))) rc = SKED_ESTORE;
+    if (rc >= 0) {
+        db_bt(q, a->group_id);
+        rc = db_exec(q, NULL);
+    }
+    for (size_t i = 1; rc >= 0 && i < nset; i++)
+        rc = store__graph_recheck(db, set[i], a->now_ms);
     free(set);
     if (rc < 0) return rc;
-    /* The workflow run is going again, its counts those of its members. */
-    if (!(q = db_q(db, &Q_GROUP_REOPEN))) return SKED_ESTORE;
-    db_bt(q, a->group_id);
-    if ((rc = db_exec(q, NULL)) < 0) return rc;
-    if (!(q = db_q(db, &Q_GROUP_RECOUNT))) return SKED_ESTORE;
-    db_bt(q, a->group_id);
-    if ((rc = db_exec(q, NULL)) < 0) return rc;
     db_notify(db);
     return store__put_audit(db, a->audit, a->member_id);
 }
