@@ -82,6 +82,9 @@ static db_sql_t Q_NEXT_SLOT =
 static db_sql_t Q_MEMBERS_CANCEL =
     DB_SAME("UPDATE runs SET state = 6, finished_ms = ?2, reason = ?3, held = FALSE"
             " WHERE parent_id = ?1 AND state IN (0, 1, 2)");
+/* ... and counted as canceled in their group. */
+static db_sql_t Q_GROUP_CANCELED =
+    DB_SAME("UPDATE run_groups SET open = open - ?2, canceled = canceled + ?2 WHERE run_id = ?1");
 static db_sql_t Q_MEMBERS_STOP =
     DB_SAME("UPDATE runs SET cancel_requested = TRUE, reason = coalesce(reason, ?2)"
             " WHERE parent_id = ?1 AND state = 3 AND NOT cancel_requested");
@@ -438,8 +441,15 @@ static int group_cancel(db_t *db, const char *run_id, const char *reason, int64_
     db_bt(q, run_id);
     db_bi(q, now_ms);
     db_bt(q, reason);
-    int rc = db_exec(q, NULL);
+    int64_t canceled = 0;
+    int rc = db_exec(q, &canceled);
     if (rc < 0) return rc;
+    if (canceled > 0) { /* the group's counts say what its members are */
+        if (!(q = db_q(db, &Q_GROUP_CANCELED))) return SKED_ESTORE;
+        db_bt(q, run_id);
+        db_bi(q, canceled);
+        if ((rc = db_exec(q, NULL)) < 0) return rc;
+    }
     if (!(q = db_q(db, &Q_MEMBERS_STOP))) return SKED_ESTORE;
     db_bt(q, run_id);
     db_bt(q, reason);
