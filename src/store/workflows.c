@@ -516,7 +516,10 @@ static int retry_fn(db_t *db, void *arg)
             rc = SKED_ESTORE;
             break;
         }
-        db_bt(q, set[i]);
+        /* bound by reference: the set may move (xrealloc) while q steps */
+        idbuf_t up;
+        memcpy(up, set[i], sizeof up);
+        db_bt(q, up);
         while ((rc = db_step(q)) == 1) {
             if (listed(set, nset, db_cs(q, 0))) continue;
             if (nset == cap) set = xrealloc(set, (cap *= 2) * sizeof *set);
