@@ -794,28 +794,43 @@ int store__graph_bind(db_t *db, const char *up_id, run_state_t up_state, const c
     return rc;
 }
 
-/* The new run run_id of job_id is the next run of every dependent waiting
- * for one. */
-static int bind_waiters(db_t *db, const char *run_id, const char *job_id, int64_t now_ms)
+/* A run waiting for job_id's next run, over an edge with condition cond. */
+typedef struct dep_wait {
+    char run_id[SKED_ID_LEN];
+    dep_cond_t cond;
+} dep_wait_t;
+
+/* Locks job_id and takes the runs waiting for its next run (dep_waits):
+ * a new array in *out (caller frees, also after an error). */
+static int take_waits(db_t *db, const char *job_id, dep_wait_t **out, size_t *n)
 {
-    struct wait {
-        char run_id[SKED_ID_LEN];
-        dep_cond_t cond;
-    } *w = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
     int rc = lock_job(db, job_id);
     if (rc < 0) return rc;
     db_q_t *q = db_q(db, &Q_WAITS_TAKE);
     if (!q) return SKED_ESTORE;
     db_bt(q, job_id);
     while ((rc = db_step(q)) == 1) {
-        if (n == cap) {
+        if (*n == cap) {
             cap = cap ? cap * 2 : 4;
-            w = xrealloc(w, cap * sizeof *w);
+            *out = xrealloc(*out, cap * sizeof **out);
         }
-        db_cid(q, 0, w[n].run_id);
-        w[n++].cond = (dep_cond_t)db_ci(q, 1);
+        db_cid(q, 0, (*out)[*n].run_id);
+        (*out)[(*n)++].cond = (dep_cond_t)db_ci(q, 1);
     }
+    return rc;
+}
+
+/* The new run run_id of job_id is the next run of every dependent waiting
+ * for one. */
+static int bind_waiters(db_t *db, const char *run_id, const char *job_id, int64_t now_ms)
+{
+    dep_wait_t *w = NULL;
+    size_t n = 0;
+    db_q_t *q;
+    int rc = take_waits(db, job_id, &w, &n);
     run_state_t st = RUN_SCHEDULED;
     if (rc == 0 && n > 0) {
         if (!(q = db_q(db, &Q_RUN_STATE))) {
@@ -828,6 +843,21 @@ static int bind_waiters(db_t *db, const char *run_id, const char *job_id, int64_
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = store__graph_bind(db, run_id, st, w[i].run_id, w[i].cond, now_ms);
     free(w);
+    return rc;
+}
+
+int store__graph_job_deleted(db_t *db, const char *job_id, int64_t now_ms)
+{
+    dep_wait_t *w = NULL;
+    size_t n = 0;
+    int rc = take_waits(db, job_id, &w, &n);
+    /* The next run they wait for never comes: as if it came canceled. */
+    worklist_t wl = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = count_edge(db, w[i].run_id, w[i].cond, RUN_CANCELED, NULL, now_ms, &wl);
+    free(w);
+    if (rc == 0) return drain(db, &wl, now_ms);
+    free(wl.v);
     return rc;
 }
 

@@ -651,6 +651,7 @@ int store__job_set_state(db_t *db, const char *id, job_state_t state, int64_t no
         db_bt(q, "job deleted");
         if ((rc = ended_on(db, q, a->now_ms)) < 0) return rc;
         if ((rc = exec_job(db, &Q_RUNS_CANCEL_RUNNING, a->id, "job deleted")) < 0) return rc;
+        if ((rc = store__graph_job_deleted(db, a->id, a->now_ms)) < 0) return rc;
     } else {
         if (!(q = db_q(db, &Q_RUNS_HOLD))) return SKED_ESTORE;
         db_bt(q, a->id);

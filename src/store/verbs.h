@@ -236,6 +236,9 @@ int store__graph_ended_id(db_t *db, const char *run_id, int64_t now_ms);
 /* Decides waiting run run_id again over its counts as they are (after a
  * retry reset them): releases or skips it when they allow. */
 int store__graph_recheck(db_t *db, const char *run_id, int64_t now_ms);
+/* Job job_id was deleted: the runs waiting for its next run (which will
+ * not come) are decided as if it had come and been canceled. */
+int store__graph_job_deleted(db_t *db, const char *job_id, int64_t now_ms);
 /* Adds the edge up_id -> run_id (cond) to waiting run run_id; when the
  * upstream has already ended (up_state terminal) it counts at once. */
 int store__graph_bind(db_t *db, const char *up_id, run_state_t up_state, const char *run_id,
