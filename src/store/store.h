@@ -461,7 +461,8 @@ int store_group_list(store_t *st, const char *job_id, const char *cursor, int li
  * it: each starts over with a fresh retry budget, the one named at once,
  * the others when their upstreams allow; the workflow run goes on
  * (running again if it had ended). SKED_ENOTFOUND: no such workflow run
- * or member of it; SKED_ECONFLICT: the workflow run was canceled. */
+ * or member of it; SKED_ECONFLICT: the workflow run was canceled, or the
+ * workflow (or that task, replaced away) was deleted. */
 int store_group_retry(store_t *st, const char *group_id, const char *member_id, bool downstream,
                       const store_audit_t *audit, int64_t now_ms);
 

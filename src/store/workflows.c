@@ -61,9 +61,13 @@ static db_sql_t Q_GROUPS_OF_JOB =
            " ORDER BY fire_ms DESC, runs.id DESC LIMIT $4");
 
 /* Retry. */
+/* A run and the state of its job (a deleted workflow's or task's runs can
+ * never be claimed again). */
 static db_sql_t Q_RUN_LOCK =
-    DB_SQL("SELECT state, parent_id, graph FROM runs WHERE id = ?1",
-           "SELECT state, parent_id, graph FROM runs WHERE id = $1 FOR NO KEY UPDATE");
+    DB_SQL("SELECT r.state, r.parent_id, r.graph, j.state FROM runs r JOIN jobs j"
+           " ON j.id = r.job_id WHERE r.id = ?1",
+           "SELECT r.state, r.parent_id, r.graph, j.state FROM runs r JOIN jobs j"
+           " ON j.id = r.job_id WHERE r.id = $1 FOR NO KEY UPDATE OF r");
 static db_sql_t Q_DOWN_OF = DB_SAME("SELECT run_id FROM run_edges WHERE up_id = ?1");
 static db_sql_t Q_UPS_OF = DB_SAME("SELECT e.up_id, e.cond, u.state, u.reason FROM run_edges e"
                                    " JOIN runs u ON u.id = e.up_id"
@@ -499,10 +503,12 @@ static int retry_fn(db_t *db, void *arg)
     if (!(db_ci(q, 2) & STORE_GRAPH_WORKFLOW)) return SKED_ENOTFOUND;
     run_state_t gs = (run_state_t)db_ci(q, 0);
     if (gs == RUN_CANCELED || gs == RUN_SKIPPED) return SKED_ECONFLICT;
+    if (db_ci(q, 3) == JOB_DELETED) return SKED_ECONFLICT; /* nothing of it can run again */
     if (!(q = db_q(db, &Q_RUN_LOCK))) return SKED_ESTORE;
     db_bt(q, a->member_id);
     if ((rc = db_one(q)) < 0) return rc;
     if (strcmp(db_cs(q, 1), a->group_id) != 0) return SKED_ENOTFOUND;
+    if (db_ci(q, 3) == JOB_DELETED) return SKED_ECONFLICT; /* a task replaced away */
     if (!run_state_terminal((run_state_t)db_ci(q, 0)) || (run_state_t)db_ci(q, 0) == RUN_SUCCEEDED)
         return SKED_ECONFLICT; /* going, or nothing to retry */
 
