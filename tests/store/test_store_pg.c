@@ -10,6 +10,10 @@
  *   - per-job max_concurrency holds when several servers claim at once;
  *   - reapers and pruners on several servers share the work exactly;
  *   - sked_clock=db takes times from the database, not the caller;
+ *   - the run graph decides once across servers: a join whose two
+ *     upstreams end at the same moment on two servers is released (or
+ *     skipped) exactly once, and a group run whose two last members end
+ *     at once ends exactly once;
  *   - bad URLs are refused with a clear message that never shows a password.
  *
  * Run it under tests/store/pg_harness.sh, which provides a throwaway server
@@ -35,6 +39,8 @@
 #include "common/error.h"
 #include "common/xalloc.h"
 #include "store/store.h"
+
+#include "run_events.h"
 #include "store/store_int.h" /* store__schema_version */
 
 #define T0       INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
@@ -878,6 +884,249 @@ static void test_bad_urls(void **state)
     free(u);
 }
 
+/* ---- the run graph across servers ---------------------------------------------------- */
+
+/* One claimed run to end on one server (handle) at the barrier. */
+struct ender {
+    store_t *st;
+    pthread_barrier_t *go;
+    char run_id[SKED_ID_LEN];
+    int attempt;
+    int64_t fence;
+    attempt_outcome_t outcome;
+    int64_t now_ms;
+    int rc;
+};
+
+static void *end_main(void *arg)
+{
+    struct ender *e = arg;
+    store_result_t res = {.outcome = e->outcome,
+                          .exit_code = e->outcome == ATTEMPT_SUCCEEDED ? 0 : 1};
+    pthread_barrier_wait(e->go);
+    e->rc = store_complete(e->st, e->run_id, e->attempt, e->fence, NULL, &res, e->now_ms);
+    return NULL;
+}
+
+/* Ends the two claimed runs at the same moment, one on each server. */
+static void end_two_at_once(store_t *a, store_t *b, const store_claimed_t *x, attempt_outcome_t ox,
+                            const store_claimed_t *y, attempt_outcome_t oy, int64_t now_ms)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    struct ender e[2] = {
+        {a, &go, "", x->run.attempt, x->run.fence, ox, now_ms, -1},
+        {b, &go, "", y->run.attempt, y->run.fence, oy, now_ms, -1},
+    };
+    memcpy(e[0].run_id, x->run.id, SKED_ID_LEN);
+    memcpy(e[1].run_id, y->run.id, SKED_ID_LEN);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, end_main, &e[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(e[i].rc, 0);
+    }
+    pthread_barrier_destroy(&go);
+}
+
+/* A workflow of two roots b, c and a join d over them, with d's rule. */
+static void join_workflow(store_t *st, const char *name, trigger_rule_t rule, char id[SKED_ID_LEN])
+{
+    store_job_t wf, t[3];
+    mkjob(&wf, name);
+    static const char *const names[] = {"b", "c", "d"};
+    for (int i = 0; i < 3; i++)
+        mkjob(&t[i], names[i]);
+    t[2].deps_rule = rule;
+    t[2].deps = xcalloc(2, sizeof *t[2].deps);
+    t[2].ndeps = 2;
+    t[2].deps[0].task = 0;
+    t[2].deps[1].task = 1;
+    assert_int_equal(store_workflow_put(st, &wf, NULL, 0, t, 3, -1, NULL, NULL, T0), 0);
+    memcpy(id, wf.id, SKED_ID_LEN);
+    for (int i = 0; i < 3; i++)
+        store_job_clear(&t[i]);
+    store_job_clear(&wf);
+}
+
+/* The member of group run g named `name`. */
+static store_run_t member(store_t *st, const char *g, const char *name)
+{
+    store_run_t run, out;
+    store_group_t grp;
+    store_member_t *m = NULL;
+    size_t n = 0;
+    memset(&out, 0, sizeof out);
+    assert_int_equal(store_group_get(st, g, &run, &grp, &m, &n), 0);
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!found && strcmp(m[i].name, name) == 0) {
+            out = m[i].run;
+            memset(&m[i].run, 0, sizeof m[i].run);
+            found = true;
+        }
+        store_member_clear(&m[i]);
+    }
+    free(m);
+    store_run_clear(&run);
+    assert_true(found);
+    return out;
+}
+
+/* The two upstreams of a join end at the same moment on two servers,
+ * ~50 times, under rules where the join goes (all_success, all_done over
+ * a failure, one_success) or is skipped (all_success over a failure):
+ * each time it is decided exactly once (one run.pending or one
+ * run.skipped event, never both), its counts hold each end once, and the
+ * workflow run's counts add up. */
+static void test_join_released_once_across_servers(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 48 };
+    char *url = schema_url("");
+    store_t *a = open_ok(url), *b = open_ok(url);
+    char wid[SKED_ID_LEN];
+    new_worker(a, "w", wid);
+    struct variant {
+        trigger_rule_t rule;
+        attempt_outcome_t ob, oc;
+        run_state_t d; /* the join's state after both ended */
+        int ok, fail;  /* its counts */
+    } const variants[] = {
+        {RULE_ALL_SUCCESS, ATTEMPT_SUCCEEDED, ATTEMPT_SUCCEEDED, RUN_PENDING, 2, 0},
+        {RULE_ALL_DONE, ATTEMPT_SUCCEEDED, ATTEMPT_FAILED, RUN_PENDING, 1, 1},
+        {RULE_ONE_SUCCESS, ATTEMPT_SUCCEEDED, ATTEMPT_SUCCEEDED, RUN_PENDING, 1, 0},
+        {RULE_ALL_SUCCESS, ATTEMPT_FAILED, ATTEMPT_FAILED, RUN_SKIPPED, 0, 1},
+    };
+    char wf[4][SKED_ID_LEN];
+    for (int v = 0; v < 4; v++) {
+        char name[32];
+        snprintf(name, sizeof name, "join%d", v);
+        join_workflow(a, name, variants[v].rule, wf[v]);
+    }
+    for (int round = 0; round < ROUNDS; round++) {
+        const struct variant *v = &variants[round % 4];
+        int64_t t = T0 + (int64_t)round * 1000;
+        char g[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(a, wf[round % 4], NULL, t, g), 0);
+        store_claimed_t *cl = NULL;
+        size_t n = 0;
+        assert_int_equal(store_claim(a, wid, NULL, 10, LEASE_MS, t + 1, &cl, &n), 0);
+        assert_int_equal(n, 2);
+        bool b_first = strcmp(cl[0].job_name, "b") == 0;
+        const store_claimed_t *cb = b_first ? &cl[0] : &cl[1], *cc = b_first ? &cl[1] : &cl[0];
+        /* alternate which server ends which */
+        if (round % 2)
+            end_two_at_once(a, b, cb, v->ob, cc, v->oc, t + 2);
+        else
+            end_two_at_once(b, a, cb, v->ob, cc, v->oc, t + 2);
+        for (size_t i = 0; i < n; i++)
+            store_claimed_clear(&cl[i]);
+        free(cl);
+
+        store_run_t d = member(a, g, "d");
+        assert_int_equal(d.state, v->d);
+        assert_int_equal(d.deps_ok, v->ok);
+        /* a skip is decided at the first failure: the second is not counted */
+        assert_int_equal(d.deps_fail, v->fail);
+        assert_int_equal(d.deps_skip, 0);
+        assert_int_equal(run_events(a, d.id, "run.pending"), v->d == RUN_PENDING);
+        assert_int_equal(run_events(a, d.id, "run.skipped"), v->d == RUN_SKIPPED);
+        store_run_t gr;
+        store_group_t grp;
+        store_member_t *m = NULL;
+        size_t nm = 0;
+        assert_int_equal(store_group_get(a, g, &gr, &grp, &m, &nm), 0);
+        int ok = (v->ob == ATTEMPT_SUCCEEDED) + (v->oc == ATTEMPT_SUCCEEDED);
+        assert_int_equal(grp.ok, ok);
+        assert_int_equal(grp.failed, 2 - ok);
+        assert_int_equal(grp.skipped, v->d == RUN_SKIPPED);
+        assert_int_equal(grp.open, v->d == RUN_PENDING);
+        assert_int_equal(gr.state, v->d == RUN_PENDING ? RUN_WAITING : RUN_FAILED);
+        for (size_t i = 0; i < nm; i++)
+            store_member_clear(&m[i]);
+        free(m);
+        store_run_clear(&gr);
+        if (v->d == RUN_PENDING) { /* the join runs, once */
+            assert_int_equal(store_claim(b, wid, NULL, 10, LEASE_MS, t + 3, &cl, &n), 0);
+            assert_int_equal(n, 1);
+            assert_string_equal(cl[0].run.id, d.id);
+            store_result_t res = {.outcome = ATTEMPT_SUCCEEDED};
+            assert_int_equal(store_complete(b, cl[0].run.id, 1, cl[0].run.fence, NULL, &res, t + 4),
+                             0);
+            store_claimed_clear(&cl[0]);
+            free(cl);
+        }
+        assert_int_equal(run_events(a, g, ok == 2 ? "run.succeeded" : "run.failed"), 1);
+        store_run_clear(&d);
+    }
+    store_close(a);
+    store_close(b);
+    free(url);
+}
+
+/* The two last members of a group run end at the same moment on two
+ * servers (an array of 2; a workflow of two independent tasks): the
+ * group ends exactly once, with both counted. */
+static void test_group_ends_once_across_servers(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 50 };
+    char *url = schema_url("");
+    store_t *a = open_ok(url), *b = open_ok(url);
+    char wid[SKED_ID_LEN];
+    new_worker(a, "w", wid);
+    store_job_t arr;
+    mkjob(&arr, "pair");
+    arr.array_count = 2;
+    assert_int_equal(store_job_create(a, &arr, NULL, 0, false, NULL, NULL, T0), 0);
+    store_job_t wf, t[2];
+    mkjob(&wf, "two");
+    mkjob(&t[0], "x");
+    mkjob(&t[1], "y");
+    assert_int_equal(store_workflow_put(a, &wf, NULL, 0, t, 2, -1, NULL, NULL, T0), 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        int64_t tm = T0 + (int64_t)round * 1000;
+        bool failing = round % 3 == 2;
+        char g[SKED_ID_LEN];
+        assert_int_equal(store_run_trigger(a, round % 2 ? arr.id : wf.id, NULL, tm, g), 0);
+        store_claimed_t *cl = NULL;
+        size_t n = 0;
+        assert_int_equal(store_claim(b, wid, NULL, 10, LEASE_MS, tm + 1, &cl, &n), 0);
+        assert_int_equal(n, 2);
+        end_two_at_once(a, b, &cl[0], ATTEMPT_SUCCEEDED, &cl[1],
+                        failing ? ATTEMPT_FAILED : ATTEMPT_SUCCEEDED, tm + 2);
+        for (size_t i = 0; i < n; i++)
+            store_claimed_clear(&cl[i]);
+        free(cl);
+        store_run_t gr;
+        store_group_t grp;
+        store_member_t *m = NULL;
+        size_t nm = 0;
+        assert_int_equal(store_group_get(b, g, &gr, &grp, &m, &nm), 0);
+        assert_int_equal(gr.state, failing ? RUN_FAILED : RUN_SUCCEEDED);
+        assert_int_equal(gr.finished_ms, tm + 2);
+        assert_int_equal(grp.n, 2);
+        assert_int_equal(grp.open, 0);
+        assert_int_equal(grp.ok, failing ? 1 : 2);
+        assert_int_equal(grp.failed, failing ? 1 : 0);
+        for (size_t i = 0; i < nm; i++)
+            store_member_clear(&m[i]);
+        free(m);
+        store_run_clear(&gr);
+        assert_int_equal(run_events(a, g, "run.succeeded"), !failing);
+        assert_int_equal(run_events(a, g, "run.failed"), failing);
+    }
+    for (int i = 0; i < 2; i++)
+        store_job_clear(&t[i]);
+    store_job_clear(&wf);
+    store_job_clear(&arr);
+    store_close(a);
+    store_close(b);
+    free(url);
+}
+
 int main(void)
 {
     g_base = getenv("SKED_TEST_PG_URL");
@@ -897,6 +1146,8 @@ int main(void)
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_events_never_skip_an_uncommitted_id),
         cmocka_unit_test(test_events_concurrent_readers_miss_nothing),
+        cmocka_unit_test(test_join_released_once_across_servers),
+        cmocka_unit_test(test_group_ends_once_across_servers),
     };
     return cmocka_run_group_tests_name("postgres-cluster", tests, NULL, NULL);
 }
