@@ -18,3 +18,21 @@ target_link_options(sked-bench-stamp PRIVATE -Wl,--as-needed)
 # complete, on a sqlite: or postgres:// URL (bench/store_load.c).
 add_executable(sked-store-load ${CMAKE_SOURCE_DIR}/bench/store_load.c)
 target_link_libraries(sked-store-load PRIVATE sked_store)
+
+# A workflow of N no-op tasks through the store alone (issue 10, point 7):
+# how long the document takes to validate and how fast the store releases
+# its tasks, wide (1 -> N-2 -> 1), deep (a chain) and a lattice of joins
+# (bench/graph_load.c).
+add_executable(sked-graph-load ${CMAKE_SOURCE_DIR}/bench/graph_load.c)
+target_link_libraries(sked-graph-load PRIVATE sked_store)
+# The same program small, as a test of the store's release: on each engine
+# every task of each shape is claimed once, only after its upstreams
+# completed, and the workflow run ends succeeded.
+add_test(NAME store.graph_load.sqlite
+         COMMAND sh -c "rm -f \"$0\" \"$0-wal\" \"$0-shm\" && exec \"$1\" \"sqlite:$0\" --tasks 60 --batch 8"
+                 ${CMAKE_CURRENT_BINARY_DIR}/graph_load_test.db $<TARGET_FILE:sked-graph-load>)
+set_tests_properties(store.graph_load.sqlite PROPERTIES LABELS "store;sqlite" TIMEOUT 120)
+add_test(NAME store.graph_load.postgres
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/store/pg_harness.sh sh -c
+                 "exec \"$0\" \"$SKED_TEST_PG_URL\" --tasks 60 --batch 8" $<TARGET_FILE:sked-graph-load>)
+set_tests_properties(store.graph_load.postgres PROPERTIES LABELS "store;postgres" TIMEOUT 300)
