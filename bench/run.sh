@@ -5,13 +5,16 @@
 # table (1, 2 and 3 servers on one PostgreSQL) inside
 # tests/store/pg_harness.sh, which starts a throwaway PostgreSQL on a unix
 # socket and removes it afterwards. Options are passed to both runs (e.g.
-# --seconds 2 for a quick look). Both tables are always attempted; the exit
-# status is non-zero when either run reported a failure. BUILD names the
-# build directory (default: build).
+# --seconds 2 for a quick look). Then the workflows table of each engine
+# (sked-graph-load: 1,000 no-op tasks, wide and deep, through the store
+# alone; GRAPH_TASKS changes the size). Every table is always attempted;
+# the exit status is non-zero when any run reported a failure. BUILD names
+# the build directory (default: build).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 bench="$here/${BUILD:-build}/sked-bench"
 case ${BUILD:-build} in /*) bench="$BUILD/sked-bench" ;; esac
+graph="$(dirname "$bench")/sked-graph-load"
 
 if [ ! -x "$bench" ]; then
     echo "bench/run.sh: $bench not found; build first (make build)" >&2
@@ -21,4 +24,14 @@ fi
 status=0
 "$bench" "$@" || status=1
 "$here/tests/store/pg_harness.sh" "$bench" --pg "$@" || status=1
+
+# Workflows: a fresh SQLite file on disk (durable commits, as the server's),
+# then a throwaway PostgreSQL.
+echo
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sked-graph.XXXXXX") || exit 1
+"$graph" "sqlite:$tmp/graph.db" --tasks "${GRAPH_TASKS:-1000}" --shape wide,deep || status=1
+rm -rf "$tmp"
+echo
+"$here/tests/store/pg_harness.sh" sh -c 'exec "$0" "$SKED_TEST_PG_URL" --tasks "$1" --shape wide,deep' \
+    "$graph" "${GRAPH_TASKS:-1000}" || status=1
 exit $status
