@@ -96,41 +96,19 @@ static char *make_doc(shape_t s, int n)
 }
 
 /* The stored records of a parsed workflow, as the service makes them
- * (server/jobsvc.c, workflow_records): the workflow's own job and one job
- * per task, upstreams by index. */
+ * (server/jobsvc.c): store_workflow_from_spec, the canonical documents. */
 static void records(const wfspec_t *spec, store_job_t *wf, store_job_t *tasks)
 {
-    wf->name = xstrdup(spec->name);
-    wf->queue = xstrdup("default");
-    wf->constraints = xstrdup("");
-    wf->tags = xstrdup(spec->tags ? spec->tags : "");
+    store_workflow_from_spec(wf, tasks, spec);
     wf->ns = xstrdup("default");
     wf->owner = xstrdup("bench");
-    wf->overlap = spec->overlap;
-    wf->misfire = spec->misfire;
-    wf->catch_up_window_ms = spec->catch_up_window_ms;
-    wf->max_active = spec->max_active_runs;
-    wf->kind = JOB_KIND_WORKFLOW;
-    wf->retry =
-        (retry_policy_t){.max_attempts = 1, .initial_ms = 1000, .max_ms = 1000, .multiplier = 1.0};
     json_t *canon = wfspec_to_json(spec);
     wf->spec_json = json_dumps(canon, JSON_COMPACT);
     json_decref(canon);
     for (size_t i = 0; i < spec->ntasks; i++) {
-        const wf_task_t *t = &spec->tasks[i];
-        store_job_t *j = &tasks[i];
-        store_job_from_spec(j, &t->job);
-        j->kind = JOB_KIND_TASK;
-        j->deps_rule = t->rule;
-        canon = jobspec_to_json(&t->job);
-        j->spec_json = json_dumps(canon, JSON_COMPACT);
+        canon = jobspec_to_json(&spec->tasks[i].job);
+        tasks[i].spec_json = json_dumps(canon, JSON_COMPACT);
         json_decref(canon);
-        j->ndeps = t->ndeps;
-        j->deps = t->ndeps ? xcalloc(t->ndeps, sizeof *j->deps) : NULL;
-        for (size_t k = 0; k < t->ndeps; k++) {
-            j->deps[k].task = t->up[k];
-            j->deps[k].cond = DEP_TASK;
-        }
     }
 }
 

@@ -281,41 +281,17 @@ int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN])
 /* ---- workflows ------------------------------------------------------------ */
 
 /* The stored records of a workflow document: the workflow's own job and
- * one job per task, its upstreams by index. */
+ * one job per task, each with its canonical document. */
 static void workflow_records(const wfspec_t *spec, store_job_t *wf, store_job_t *tasks)
 {
-    free(wf->name);
-    wf->name = xstrdup(spec->name);
-    free(wf->queue);
-    wf->queue = xstrdup("default");
-    free(wf->constraints);
-    wf->constraints = xstrdup("");
-    free(wf->tags);
-    wf->tags = xstrdup(spec->tags ? spec->tags : "");
-    wf->overlap = spec->overlap;
-    wf->misfire = spec->misfire;
-    wf->catch_up_window_ms = spec->catch_up_window_ms;
-    wf->max_active = spec->max_active_runs;
-    wf->kind = JOB_KIND_WORKFLOW;
-    wf->retry =
-        (retry_policy_t){.max_attempts = 1, .initial_ms = 1000, .max_ms = 1000, .multiplier = 1.0};
+    store_workflow_from_spec(wf, tasks, spec);
     json_t *canon = wfspec_to_json(spec);
     free(wf->spec_json);
     wf->spec_json = json_dumps(canon, JSON_COMPACT);
     json_decref(canon);
     for (size_t i = 0; i < spec->ntasks; i++) {
-        const wf_task_t *t = &spec->tasks[i];
-        store_job_t *j = &tasks[i];
-        store_job_from_spec(j, &t->job);
-        j->kind = JOB_KIND_TASK;
-        j->deps_rule = t->rule;
-        j->spec_json = canonical_text(&t->job);
-        j->ndeps = t->ndeps;
-        j->deps = t->ndeps ? xcalloc(t->ndeps, sizeof *j->deps) : NULL;
-        for (size_t k = 0; k < t->ndeps; k++) {
-            j->deps[k].task = t->up[k];
-            j->deps[k].cond = DEP_TASK;
-        }
+        free(tasks[i].spec_json);
+        tasks[i].spec_json = canonical_text(&spec->tasks[i].job);
     }
 }
 

@@ -10,6 +10,7 @@
 #include "store/store_int.h"
 #include "store/verbs.h"
 #include "core/jobspec.h"
+#include "core/workflow.h"
 #include "core/results.h"
 #include "common/clock.h"
 
@@ -242,6 +243,40 @@ void store_job_from_spec(store_job_t *job, const jobspec_t *spec)
     job->array_count = spec->array_count;
     job->array_parallel = spec->array_parallel;
     job->bad_dep = -1;
+}
+
+void store_workflow_from_spec(store_job_t *wf, store_job_t *tasks, const struct wfspec *spec)
+{
+    free(wf->name);
+    free(wf->queue);
+    free(wf->constraints);
+    free(wf->tags);
+    wf->name = xstrdup(spec->name);
+    wf->queue = xstrdup("default");
+    wf->constraints = xstrdup("");
+    wf->tags = xstrdup(spec->tags ? spec->tags : "");
+    wf->overlap = spec->overlap;
+    wf->misfire = spec->misfire;
+    wf->catch_up_window_ms = spec->catch_up_window_ms;
+    wf->max_active = spec->max_active_runs;
+    wf->kind = JOB_KIND_WORKFLOW;
+    /* A workflow's own run is never claimed: its retry policy is moot. */
+    wf->retry =
+        (retry_policy_t){.max_attempts = 1, .initial_ms = 1000, .max_ms = 1000, .multiplier = 1.0};
+    for (size_t i = 0; i < spec->ntasks; i++) {
+        const wf_task_t *t = &spec->tasks[i];
+        store_job_t *j = &tasks[i];
+        store_job_from_spec(j, &t->job);
+        j->kind = JOB_KIND_TASK;
+        j->deps_rule = t->rule;
+        free(j->deps);
+        j->ndeps = t->ndeps;
+        j->deps = t->ndeps ? xcalloc(t->ndeps, sizeof *j->deps) : NULL;
+        for (size_t k = 0; k < t->ndeps; k++) {
+            j->deps[k].task = t->up[k];
+            j->deps[k].cond = DEP_TASK;
+        }
+    }
 }
 
 void store_job_clear(store_job_t *job)

@@ -152,6 +152,12 @@ typedef struct store_job {
 /* Fills the decision columns of *job from a parsed spec (name, queue,
  * priority, policies, ...); spec_json is set separately. */
 void store_job_from_spec(store_job_t *job, const struct jobspec *spec);
+/* The same for a parsed workflow (core/workflow.h): its own job (kind
+ * workflow) and one job per task (kind task, its rule, its upstreams by
+ * index), for store_workflow_put; tasks has spec->ntasks zeroed entries.
+ * spec_json of each is set separately (the canonical documents). */
+struct wfspec;
+void store_workflow_from_spec(store_job_t *wf, store_job_t *tasks, const struct wfspec *spec);
 void store_job_clear(store_job_t *job); /* frees members, zeroes */
 
 typedef struct store_schedule {
