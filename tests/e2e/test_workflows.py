@@ -35,7 +35,8 @@ What each test proves, through the API (and the CLI where named):
   document (tasks keep their job by name, a removed task's job is gone),
   a stale If-Match is 412, a GET answer sent back is refused; a secret env
   value is shown masked and reaches the task; Idempotency-Key; a taken
-  name is 409.
+  name is 409; /v1/jobs/{id} does not serve a workflow (404) and reads but
+  does not change a task's job (409).
 - test_validation_errors: a cycle (its path in the detail), an unknown
   task, a duplicate, a self-dependency, a bad trigger rule: each a 400
   problem naming the field, and nothing created.
@@ -500,6 +501,20 @@ tasks:
         self.assert_problem(self.api("PUT", "/v1/workflows/" + wf["id"], doc,
                                      headers={"If-Match": "soon"}), 400, "header.If-Match")
         self.assertEqual(self.ok("GET", "/v1/workflows/" + wf["id"])["version"], 2)
+        # The jobs routes serve jobs: a workflow is none there, and its
+        # tasks' jobs are read there but changed only through the workflow.
+        self.assert_problem(self.api("GET", "/v1/jobs/" + wf["id"]), 404, "path.id")
+        self.assert_problem(self.api("DELETE", "/v1/jobs/" + wf["id"]), 404, "path.id")
+        task_job = self.ok("GET", "/v1/jobs/" + now["a"])
+        self.assertEqual((task_job["name"], task_job["env"]["PW"]), ("a", {"secret": "***"}))
+        for method, path, body in (("PATCH", "", {"priority": 5}), ("DELETE", "", None),
+                                   ("POST", "/pause", None), ("POST", "/trigger", None)):
+            with self.subTest(method=method, path=path):
+                p = self.assert_problem(self.api(method, "/v1/jobs/" + now["a"] + path, body),
+                                        409, "path.id")
+                self.assertIn("PUT /v1/workflows/" + wf["id"], p["detail"])
+        self.assertEqual(self.ok("GET", "/v1/jobs/" + now["a"])["priority"], 0)
+        self.assertEqual(self.runs_of(now["a"]), [])
         # The new document runs.
         run = self.wait_ended(self.trigger(wf["id"])["id"])
         self.assertEqual([(t["name"], t["state"]) for t in run["tasks"]],
