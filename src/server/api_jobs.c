@@ -371,6 +371,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     rc = jobsvc_create(&call, nsbuf, &spec, idem, &job, &scheds, &n);
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     if (rc == SKED_EEXIST) { /* an idempotent repeat: the job first created */
+        if (!api_idem_repeat_ok(req, resp, job.id, JOB_KIND_JOB)) goto out;
         http_set_header(resp, "Location", loc);
         answer_job(req, resp, job.id, 200, false);
         goto out;
@@ -839,6 +840,21 @@ out:
 bool api_job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out)
 {
     return job_access(req, resp, id, write, ns_out);
+}
+
+bool api_idem_repeat_ok(http_req_t *req, http_resp_t *resp, const char *id, job_kind_t kind)
+{
+    store_job_t j = {0};
+    int rc = store_job_get(req->st, id, &j, NULL, NULL);
+    job_kind_t had = j.kind;
+    store_job_clear(&j);
+    /* (Unreadable: the answer that reads it says why.) */
+    if (rc != 0 || had == kind) return true;
+    api_fail(resp, SKED_ECONFLICT, "header.Idempotency-Key",
+             "this Idempotency-Key was used to create %s %s, not a %s", id,
+             had == JOB_KIND_WORKFLOW ? "(a workflow)" : "(a job)",
+             kind == JOB_KIND_WORKFLOW ? "workflow" : "job");
+    return false;
 }
 
 int api_if_match(const char *s, int64_t *out)

@@ -34,7 +34,8 @@ What each test proves, through the API (and the CLI where named):
 - test_put_if_match_and_create_rules: PUT with If-Match replaces the
   document (tasks keep their job by name, a removed task's job is gone),
   a stale If-Match is 412, a GET answer sent back is refused; a secret env
-  value is shown masked and reaches the task; Idempotency-Key; a taken
+  value is shown masked and reaches the task; Idempotency-Key (a key once
+  used for a job is refused for a workflow, and the other way); a taken
   name is 409; /v1/jobs/{id} does not serve a workflow (404) and reads but
   does not change a task's job (409).
 - test_validation_errors: a cycle (its path in the detail), an unknown
@@ -473,6 +474,14 @@ tasks:
         self.assertEqual((st, again["id"]), (200, wf["id"]))
         # The name is taken (by it).
         self.assert_problem(self.api("POST", "/v1/workflows", doc), 409, "name")
+        # A key is a workflow's or a job's: the other kind's create is refused.
+        job = dict(self.task("j", "true"), schedules=[{"every": "1h"}])
+        self.assert_problem(self.api("POST", "/v1/jobs", job, headers={"Idempotency-Key": "k-1"}),
+                            409, "header.Idempotency-Key")
+        self.create_job(job, headers={"Idempotency-Key": "k-2"})
+        self.assert_problem(self.api("POST", "/v1/workflows", dict(doc, name="other"),
+                                     headers={"Idempotency-Key": "k-2"}),
+                            409, "header.Idempotency-Key")
         self.assertEqual(len(self.ok("GET", "/v1/workflows")["items"]), 1)
 
         st, h, got = self.api("GET", "/v1/workflows/" + wf["id"])
