@@ -300,6 +300,7 @@ tasks:
         path = "/v1/workflow-runs/%s/tasks/%s/retry"
         self.assert_problem(self.api("POST", path % (run_id, "a"), {"downstream": True}), 409,
                             "path.task")
+        self.assert_problem(self.api("POST", path % (run_id, "a")), 409, "path.task")  # no body
         self.assert_problem(self.api("POST", path % (run_id, "zzz"), {}), 404, "path.task")
         self.assert_problem(self.api("POST", path % (run_id, "c"), {"downstream": 1}), 400,
                             "downstream")
