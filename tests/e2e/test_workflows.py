@@ -14,8 +14,9 @@ What each test proves, through the API (and the CLI where named):
   in GET /v1/runs/{id}; b and c ran at the same time (their attempts and
   the processes' own stamps overlap); GET /v1/events carries the run.*
   events of the task runs and of the workflow run. Beside them, a run whose
-  only other outcome is a task skipped by its rule succeeds; and c retried
-  alone fails again while d keeps its outcome.
+  only other outcome is a task skipped by its rule succeeds, and a failure
+  at the head of a chain skips the whole chain upstream_failed; and c
+  retried alone fails again while d keeps its outcome.
 - test_retry_downstream_and_cli: submitted as YAML with `sked workflows
   submit`, listed (`ls`), triggered (`trigger`), drawn as a tree with states
   (`get`); c fails on its first attempt only, d is skipped; `sked workflows
@@ -147,6 +148,11 @@ class WorkflowCase:
             self.task("a", "true"), self.task("b", "true", depends_on=["a"],
                                               trigger_rule="all_failed")]})
         lone_run = self.trigger(lone["id"])
+        # And a chain whose head fails: the failure travels down it.
+        chain = self.submit({"name": "chain", "tasks": [
+            self.task("a", "exit 3"), self.task("b", "true", depends_on=["a"]),
+            self.task("c", "true", depends_on=["b"]), self.task("d", "true", depends_on=["c"])]})
+        chain_run = self.trigger(chain["id"])
         runs = {rule: self.trigger(wf["id"]) for rule, wf in wfs.items()}
         for rule, r in runs.items():
             self.assertEqual(r["state"], "running", r)
@@ -217,6 +223,12 @@ class WorkflowCase:
         self.assertEqual([(t["state"], t["reason"]) for t in lone_run["tasks"]],
                          [("succeeded", None), ("skipped", "upstream_succeeded")])
         self.assertEqual((lone_run["counts"]["succeeded"], lone_run["counts"]["skipped"]), (1, 1))
+
+        chain_run = self.wait_ended(chain_run["id"])
+        self.assertEqual([(t["name"], t["state"], t["reason"]) for t in chain_run["tasks"]],
+                         [("a", "failed", "failed"), ("b", "skipped", "upstream_failed"),
+                          ("c", "skipped", "upstream_failed"), ("d", "skipped", "upstream_failed")])
+        self.assertEqual((chain_run["state"], chain_run["counts"]["skipped"]), ("failed", 3))
 
         # c retried alone (it fails again): d keeps its outcome.
         run = ended["all_success"]
