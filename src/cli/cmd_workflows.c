@@ -60,7 +60,7 @@ static const char wf_help[] =
     "examples:\n"
     "  sked workflows submit -f etl.yaml\n"
     "  sked workflows get nightly-etl\n"
-    "  sked workflows retry wfr_01JD... transform-eu --downstream\n";
+    "  sked workflows retry run_01JD... transform-eu --downstream\n";
 
 static const char submit_help[] =
     "usage: sked workflows submit -f FILE [--dry-run] [--idempotency-key K] [-q]\n"
@@ -149,7 +149,7 @@ static const char cancel_help[] =
     "after a grace period) and its tasks that did not start end canceled.\n"
     "\n" CLI_COMMON_HELP "\n"
     "example:\n"
-    "  sked workflows cancel wfr_01JD...\n";
+    "  sked workflows cancel run_01JD...\n";
 
 static const char retry_help[] =
     "usage: sked workflows retry RUN TASK [--downstream]\n"
@@ -162,7 +162,7 @@ static const char retry_help[] =
     "                         run again once TASK ends (by their trigger rules)\n"
     "\n" CLI_COMMON_HELP "\n"
     "example:\n"
-    "  sked workflows retry wfr_01JD... load --downstream\n";
+    "  sked workflows retry run_01JD... load --downstream\n";
 
 static const char pause_help[] = "usage: sked workflows pause WF\n"
                                  "\n"

@@ -47,6 +47,11 @@ struct jobsvc_call api_jobsvc_call(http_req_t *req);
 void api_job_fail(http_resp_t *resp, int rc, const struct jobspec_error *err);
 void api_set_etag(http_resp_t *resp, int64_t version);
 void api_enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n);
+/* An idempotent repeat of a create (the store's SKED_EEXIST) names id, the
+ * job first created with that key: true when it is of kind (a job for
+ * POST /v1/jobs, a workflow for POST /v1/workflows); else the key was
+ * used for the other kind, and resp holds a 409 naming the header. */
+bool api_idem_repeat_ok(http_req_t *req, http_resp_t *resp, const char *id, job_kind_t kind);
 /* Whether the caller may see (write = false) or change run id (as its
  * job); on false resp holds the answer. *ns_out as api_job_access. */
 bool api_run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out);

@@ -108,6 +108,39 @@ out:
     return ok;
 }
 
+/* job_access for the /v1/jobs/{id} routes, which serve jobs. A workflow
+ * (stored as a job of kind workflow) is none there: 404, as its document
+ * is no job's (it is at /v1/workflows/{id}). A workflow's task is read
+ * there (its runs name it as their job) but changed only through its
+ * workflow's document (409), so that the two never disagree. A job that
+ * cannot be read here (deleted) is left to the handler, as before. */
+static bool plain_job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write,
+                             char **ns_out)
+{
+    if (!job_access(req, resp, id, write, ns_out)) return false;
+    store_job_t j = {0};
+    int rc = store_job_get(req->st, id, &j, NULL, NULL);
+    bool ok = rc == SKED_ENOTFOUND || (rc == 0 && j.kind == JOB_KIND_JOB) ||
+              (rc == 0 && j.kind == JOB_KIND_TASK && !write);
+    if (ok) {
+        store_job_clear(&j);
+        return true;
+    }
+    if (rc != 0)
+        api_fail_store(resp, rc, "job", "reading the job");
+    else if (j.kind == JOB_KIND_WORKFLOW)
+        api_fail(resp, SKED_ENOTFOUND, "path.id",
+                 "no such job: %s is a workflow (/v1/workflows/%s)", id, id);
+    else
+        api_fail(resp, SKED_ECONFLICT, "path.id",
+                 "job %s is the task '%s' of workflow %s: change it through the workflow "
+                 "(PUT /v1/workflows/%s)",
+                 id, nz(j.name), j.parent_id, j.parent_id);
+    store_job_clear(&j);
+    if (ns_out) FREE_NULL(*ns_out);
+    return false;
+}
+
 /* Answers a refusal of the job document (jobspec.h) or of the job service
  * (jobsvc.h): rc's status, and the field err names, or else the part of
  * the request rc is about (the path's job id, the If-Match version). */
@@ -338,6 +371,7 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     rc = jobsvc_create(&call, nsbuf, &spec, idem, &job, &scheds, &n);
     snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
     if (rc == SKED_EEXIST) { /* an idempotent repeat: the job first created */
+        if (!api_idem_repeat_ok(req, resp, job.id, JOB_KIND_JOB)) goto out;
         http_set_header(resp, "Location", loc);
         answer_job(req, resp, job.id, 200, false);
         goto out;
@@ -419,14 +453,14 @@ out:
 void api_jobs_get(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
-    if (id && job_access(req, resp, id, false, NULL)) answer_job(req, resp, id, 200, true);
+    if (id && plain_job_access(req, resp, id, false, NULL)) answer_job(req, resp, id, 200, true);
 }
 
 /* Why it is or is not running (api_explain.c): seen by whoever may GET it. */
 void api_jobs_explain(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);
-    if (id && job_access(req, resp, id, false, NULL)) api__explain(req, resp, id, NULL);
+    if (id && plain_job_access(req, resp, id, false, NULL)) api__explain(req, resp, id, NULL);
 }
 
 /* If-Match: "3" or "\"3\"" (a weak W/ prefix is tolerated); "*" = any. */
@@ -459,7 +493,7 @@ void api_jobs_patch(http_req_t *req, http_resp_t *resp)
     char *jns = NULL;
     const char *id = api__path_id(req, resp);
     if (!id) return;
-    if (!job_access(req, resp, id, true, &jns)) return;
+    if (!plain_job_access(req, resp, id, true, &jns)) return;
 
     const char *ifm = http_header(req, "If-Match");
     if (ifm && parse_if_match(ifm, &want) != 0) {
@@ -500,7 +534,7 @@ static void set_state(http_req_t *req, http_resp_t *resp, job_state_t state)
     char *ns = NULL;
     jobsvc_call_t call = api_jobsvc_call(req);
     const char *id = api__path_id(req, resp);
-    if (!id || !job_access(req, resp, id, true, &ns)) return;
+    if (!id || !plain_job_access(req, resp, id, true, &ns)) return;
     store_audit_t audit;
     auth_audit_entry(req, id, ns, state == JOB_DELETED ? 204 : 200, &audit);
     call.audit = &audit;
@@ -540,7 +574,7 @@ void api_jobs_trigger(http_req_t *req, http_resp_t *resp)
     char *ns = NULL;
     jobsvc_call_t call = api_jobsvc_call(req);
     const char *id = api__path_id(req, resp);
-    if (!id || !job_access(req, resp, id, true, &ns)) return;
+    if (!id || !plain_job_access(req, resp, id, true, &ns)) return;
 
     store_audit_t audit;
     auth_audit_entry(req, id, ns, 201, &audit);
@@ -644,7 +678,7 @@ void api_jobs_preview(http_req_t *req, http_resp_t *resp)
 
     memset(&spec, 0, sizeof spec);
     const char *id = api__path_id(req, resp);
-    if (!id || !job_access(req, resp, id, false, NULL)) goto out;
+    if (!id || !plain_job_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "n");
     if (q && api__int_param(q, 1, PREVIEW_MAX, &n) != 0) {
         api_fail(resp, SKED_EINVAL, "query.n", "n must be an integer from 1 to %d", PREVIEW_MAX);
@@ -762,7 +796,7 @@ void api_jobs_misses(http_req_t *req, http_resp_t *resp)
     long limit = 100;
 
     const char *id = api__path_id(req, resp);
-    if (!id || !job_access(req, resp, id, false, NULL)) goto out;
+    if (!id || !plain_job_access(req, resp, id, false, NULL)) goto out;
     const char *q = http_query(req, "limit");
     if (q && api__int_param(q, 1, 1000, &limit) != 0) {
         api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
@@ -806,6 +840,21 @@ out:
 bool api_job_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out)
 {
     return job_access(req, resp, id, write, ns_out);
+}
+
+bool api_idem_repeat_ok(http_req_t *req, http_resp_t *resp, const char *id, job_kind_t kind)
+{
+    store_job_t j = {0};
+    int rc = store_job_get(req->st, id, &j, NULL, NULL);
+    job_kind_t had = j.kind;
+    store_job_clear(&j);
+    /* (Unreadable: the answer that reads it says why.) */
+    if (rc != 0 || had == kind) return true;
+    api_fail(resp, SKED_ECONFLICT, "header.Idempotency-Key",
+             "this Idempotency-Key was used to create %s %s, not a %s", id,
+             had == JOB_KIND_WORKFLOW ? "(a workflow)" : "(a job)",
+             kind == JOB_KIND_WORKFLOW ? "workflow" : "job");
+    return false;
 }
 
 int api_if_match(const char *s, int64_t *out)

@@ -302,6 +302,7 @@ void api_workflows_create(http_req_t *req, http_resp_t *resp)
     int rc = jobsvc_workflow_create(&call, nsbuf, &spec, idem, &wf);
     snprintf(loc, sizeof loc, "/v1/workflows/%s", wf.id);
     if (rc == SKED_EEXIST) {
+        if (!api_idem_repeat_ok(req, resp, wf.id, JOB_KIND_WORKFLOW)) goto out;
         http_set_header(resp, "Location", loc);
         answer_workflow(req, resp, wf.id, 200);
         goto out;

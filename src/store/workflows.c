@@ -226,15 +226,15 @@ int v_workflow_put(store_t *st, store_job_t *wf, store_schedule_t *scheds, size_
     char(*ids)[SKED_ID_LEN] = nscheds ? xcalloc(nscheds, sizeof *ids) : NULL;
     for (size_t i = 0; i < nscheds; i++)
         memcpy(ids[i], scheds[i].id, SKED_ID_LEN);
-    char wf_id[SKED_ID_LEN];
-    memcpy(wf_id, wf->id, SKED_ID_LEN);
+    char wf_id[SKED_ID_LEN] = "";
+    if (expect_version >= 0) memcpy(wf_id, wf->id, SKED_ID_LEN);
     struct put_args a = {wf,     scheds,         nscheds,  ids,   tasks,
                          ntasks, expect_version, idem_key, audit, now_ms};
     int rc = store__tx(st, DB_WRITE, put_fn, &a, &a.now_ms);
     if (rc < 0) {
         for (size_t i = 0; i < nscheds; i++)
             memcpy(scheds[i].id, ids[i], SKED_ID_LEN);
-        if (rc != SKED_EEXIST) memcpy(wf->id, expect_version < 0 ? "" : wf_id, SKED_ID_LEN);
+        if (rc != SKED_EEXIST) memcpy(wf->id, wf_id, SKED_ID_LEN); /* "" on create */
     }
     free(ids);
     return rc;

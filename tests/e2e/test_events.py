@@ -91,7 +91,7 @@ def check_event(tc, ev):
     kind = ev["type"].split(".")[0]
     tc.assertIn(kind, ("job", "run", "worker", "alert"))
     if kind in ("job", "run"):
-        tc.assertTrue(d["job_id"].startswith("job_"), d)
+        tc.assertRegex(d["job_id"], r"^(job|wfl)_", d)  # a job's, or a workflow's
     if kind == "run":
         tc.assertTrue(d["run_id"].startswith("run_"), d)
         tc.assertIn("attempt", d)

@@ -18,7 +18,7 @@ What each test asserts:
   injected response header.
 - The server stays up: /healthz answers after every group.
 - Nothing changed: `GET /v1/jobs?limit=1000`, `GET /v1/runs?limit=1000`,
-  `GET /v1/workers` and a full dump of the SQLite file (read through
+  `GET /v1/workers`, `GET /v1/workflows?limit=1000` and a full dump of the SQLite file (read through
   Python's sqlite3 in read-only mode, excluding nothing) are identical
   before and after each test.
 
@@ -302,11 +302,23 @@ class TestHostile(SkedTestCase):
             return a if done else None
 
         self.alert = wait_until(alerted, 20, msg="the seeded alert and its failed notice")
+        # A workflow (its tasks in a queue no worker serves) with two runs:
+        # one ended (failed: its first task canceled, so the second was
+        # skipped), whose skipped task a retry may start over; one going,
+        # which a cancel may end.
+        self.wf = self.ok("POST", "/v1/workflows", HOSTILE_WF, expect=201)
+        runs = [self.ok("POST", "/v1/workflows/%s/trigger" % self.wf["id"], expect=201)
+                for _ in range(2)]
+        self.wfrun_done, self.wfrun_going = runs[0]["id"], runs[1]["id"]
+        self.ok("POST", "/v1/runs/%s/cancel" % runs[0]["tasks"][0]["run_id"], expect=200)
+        done = self.ok("GET", "/v1/workflow-runs/" + self.wfrun_done)
+        self.assertEqual((done["state"], [t["state"] for t in done["tasks"]]),
+                         ("failed", ["canceled", "skipped"]), done)
 
     def snapshot(self):
         """The store as clients see it and as it sits on disk."""
         snap = {}
-        for path in ("/v1/jobs?limit=1000", "/v1/runs?limit=1000", "/v1/workers"):
+        for path in SNAPSHOT_LISTS:
             st, _, v = self.api("GET", path)
             self.assertEqual(st, 200, "%s -> %d %r" % (path, st, v))
             snap[path] = v
@@ -325,7 +337,7 @@ class TestHostile(SkedTestCase):
 
     def assert_unchanged(self):
         after = self.snapshot()
-        for key in ("/v1/jobs?limit=1000", "/v1/runs?limit=1000", "/v1/workers"):
+        for key in SNAPSHOT_LISTS:
             if after[key] != self.before[key]:
                 self.fail("GET %s changed: %s" % (key, changes(self.before[key], after[key])))
         if after["dump"] != self.before["dump"]:
@@ -453,7 +465,14 @@ class TestHostile(SkedTestCase):
             real["{id}"] = self.rule["id"].encode()
         elif pattern.startswith("/v1/alerts/"):
             real["{id}"] = self.alert["id"].encode()
+        elif pattern.startswith("/v1/workflows/"):
+            real["{id}"] = self.wf["id"].encode()
+        elif pattern == "/v1/workflow-runs/{id}/cancel":
+            real["{id}"] = self.wfrun_going.encode()
+        elif pattern.startswith("/v1/workflow-runs/"):
+            real["{id}"] = self.wfrun_done.encode()
         real["{name}"] = self.user_name.encode()
+        real["{task}"] = b"b"  # the skipped task of the ended workflow run
         real.update(params)
         target = (shape or pattern).encode()
         for k, v in real.items():
@@ -559,7 +578,7 @@ class TestHostile(SkedTestCase):
         routes.sort(key=CONTROL_ORDER.index)
         sent = 0
         for method, pattern in routes:
-            for param in ("{id}", "{n}", "{name}"):
+            for param in ("{id}", "{n}", "{name}", "{task}"):
                 if param not in pattern:
                     continue
                 for label, value in self.hostile_params(method, pattern, param):
@@ -586,9 +605,16 @@ class TestHostile(SkedTestCase):
         owners = {"/v1/jobs/": self.full["id"], "/v1/runs/": self.rid,
                   "/v1/workers/": self.wid, "/v1/tokens/": self.tok_id,
                   "/v1/users/": self.user_name, "/v1/alert-rules/": self.rule["id"],
-                  "/v1/alerts/": self.alert["id"]}
+                  "/v1/alerts/": self.alert["id"], "/v1/workflows/": self.wf["id"],
+                  "/v1/workflow-runs/": self.wfrun_done}
         if param == "{id}" and pattern == "/v1/runs/{id}/cancel":
             r = self.pending["id"]
+            generic = HOSTILE_IDS
+        elif param == "{id}" and pattern == "/v1/workflow-runs/{id}/cancel":
+            r = self.wfrun_going
+            generic = HOSTILE_IDS
+        elif param == "{task}":
+            r = "b"
             generic = HOSTILE_IDS
         elif param in ("{id}", "{name}"):
             r = next(v for k, v in owners.items() if pattern.startswith(k))
@@ -1044,6 +1070,16 @@ def complete_body(t):
 HOSTILE_RULE = {"name": "hostile-rule", "on": ["backlog"], "scope": {"queue": "parked"},
                 "backlog_depth": 0, "backlog_for": "1s", "channels": [{"email": "x@example.com"}]}
 
+# The seeded workflow: its tasks wait in a queue no worker serves.
+HOSTILE_WF = {"name": "hostile-wf", "max_active_runs": 5,
+              "tasks": [{"name": "a", "command": ["/bin/true"], "queue": "wfq"},
+                        {"name": "b", "command": ["/bin/true"], "queue": "wfq",
+                         "depends_on": ["a"]}]}
+
+# What a test must leave as it found it (besides the database file).
+SNAPSHOT_LISTS = ("/v1/jobs?limit=1000", "/v1/runs?limit=1000", "/v1/workers",
+                  "/v1/workflows?limit=1000")
+
 # A body each route accepts with the seeded ids; the hostile tests change one
 # thing at a time. (method, pattern) -> (body, content type).
 VALID_BODIES = {
@@ -1067,12 +1103,20 @@ VALID_BODIES = {
     ("POST", "/v1/tokens"): ({"name": "hostile-t2", "role": "viewer"}, "application/json"),
     ("POST", "/v1/alert-rules"): (dict(HOSTILE_RULE, name="hostile-rule2"), "application/json"),
     ("PUT", "/v1/alert-rules/{id}"): (dict(HOSTILE_RULE, backlog_for="2s"), "application/json"),
+    ("POST", "/v1/workflows"): ({"name": "hostile-wf2", "tasks": [
+        {"name": "t", "command": ["/bin/true"], "queue": "wfq"}]}, "application/json"),
+    ("PUT", "/v1/workflows/{id}"): (dict(HOSTILE_WF, description="replaced"), "application/json"),
+    ("POST", "/v1/workflow-runs/{id}/tasks/{task}/retry"): ({"downstream": True},
+                                                            "application/json"),
 }
 
 # The write routes that take no body.
 BODYLESS_ROUTES = [("POST", "/v1/jobs/{id}/pause"), ("POST", "/v1/jobs/{id}/resume"),
                    ("POST", "/v1/jobs/{id}/trigger"), ("POST", "/v1/runs/{id}/cancel"),
-                   ("POST", "/v1/workers/{id}/drain"), ("POST", "/v1/alerts/{id}/ack")]
+                   ("POST", "/v1/workers/{id}/drain"), ("POST", "/v1/alerts/{id}/ack"),
+                   ("POST", "/v1/workflows/{id}/pause"), ("POST", "/v1/workflows/{id}/resume"),
+                   ("POST", "/v1/workflows/{id}/trigger"),
+                   ("POST", "/v1/workflow-runs/{id}/cancel")]
 
 # The routes that read a JSON body (POST /v1/jobs first: it creates).
 JSON_ROUTES = [(m, p) for (m, p), (_, ct) in VALID_BODIES.items() if ct == "application/json"]
@@ -1090,7 +1134,14 @@ CONTROL_ORDER = [
     ("POST", "/v1/jobs/{id}/trigger"), ("PATCH", "/v1/users/{name}"),
     ("GET", "/v1/jobs/{id}/explain"), ("GET", "/v1/runs/{id}/explain"),
     ("GET", "/v1/alert-rules/{id}"), ("PUT", "/v1/alert-rules/{id}"), ("GET", "/v1/alerts/{id}"),
-    ("POST", "/v1/alerts/{id}/ack"), ("DELETE", "/v1/alert-rules/{id}"),
+    ("POST", "/v1/alerts/{id}/ack"),
+    ("GET", "/v1/workflows/{id}"), ("GET", "/v1/workflows/{id}/runs"),
+    ("GET", "/v1/workflow-runs/{id}"), ("PUT", "/v1/workflows/{id}"),
+    ("POST", "/v1/workflow-runs/{id}/tasks/{task}/retry"),
+    ("POST", "/v1/workflow-runs/{id}/cancel"),
+    ("POST", "/v1/workflows/{id}/pause"), ("POST", "/v1/workflows/{id}/resume"),
+    ("POST", "/v1/workflows/{id}/trigger"), ("DELETE", "/v1/workflows/{id}"),
+    ("DELETE", "/v1/alert-rules/{id}"),
     ("DELETE", "/v1/tokens/{id}"), ("DELETE", "/v1/users/{name}"), ("DELETE", "/v1/jobs/{id}"),
 ]
 

@@ -35,6 +35,7 @@
 #include "common/id.h"
 #include "common/xalloc.h"
 #include "core/jobspec.h"
+#include "core/workflow.h"
 #include "server/auth.h"
 #include "server/http.h"
 #include "server/server.h"
@@ -153,6 +154,49 @@ static void mkjob_with(const char *ns, const char *owner, const char *extra, cha
 static void mkjob(const char *ns, const char *owner, char id[SKED_ID_LEN], char run[SKED_ID_LEN])
 {
     mkjob_with(ns, owner, "", id, run);
+}
+
+/* A workflow of ns and owner with one task "t", and a run of it (the task
+ * run pending: no worker here claims it). */
+static void mkworkflow(const char *ns, const char *owner, char id[SKED_ID_LEN],
+                       char run[SKED_ID_LEN])
+{
+    char doc[256];
+    wfspec_t spec;
+    jobspec_error_t jerr;
+    store_job_t wf, task;
+    memset(&wf, 0, sizeof wf);
+    memset(&task, 0, sizeof task);
+    snprintf(doc, sizeof doc,
+             "{\"name\":\"wf%u\",\"tasks\":[{\"name\":\"t\",\"command\":[\"true\"]}]}", ++fx->seq);
+    json_t *j = json_loads(doc, 0, NULL);
+    assert_int_equal(wfspec_parse(j, &spec, &jerr), 0);
+    json_t *canon = wfspec_to_json(&spec);
+    wf.name = xstrdup(spec.name);
+    wf.ns = xstrdup(ns);
+    wf.owner = xstrdup(owner);
+    wf.queue = xstrdup("default");
+    wf.constraints = xstrdup("");
+    wf.tags = xstrdup("");
+    wf.kind = JOB_KIND_WORKFLOW;
+    wf.max_active = spec.max_active_runs;
+    wf.retry =
+        (retry_policy_t){.max_attempts = 1, .initial_ms = 1000, .max_ms = 1000, .multiplier = 1.0};
+    wf.spec_json = json_dumps(canon, JSON_COMPACT);
+    store_job_from_spec(&task, &spec.tasks[0].job);
+    task.kind = JOB_KIND_TASK;
+    json_t *tcanon = jobspec_to_json(&spec.tasks[0].job);
+    task.spec_json = json_dumps(tcanon, JSON_COMPACT);
+    int64_t now = clock_now_ms();
+    assert_int_equal(store_workflow_put(fx->st2, &wf, NULL, 0, &task, 1, -1, NULL, NULL, now), 0);
+    memcpy(id, wf.id, SKED_ID_LEN);
+    assert_int_equal(store_run_trigger(fx->st2, id, NULL, now, run), 0);
+    json_decref(tcanon);
+    json_decref(canon);
+    json_decref(j);
+    store_job_clear(&task);
+    store_job_clear(&wf);
+    wfspec_free(&spec);
 }
 
 /* A run of a job of ns and owner (extra: more of its document), in a
@@ -278,6 +322,8 @@ struct row {
 #define RULE_BODY                                                                                  \
     "{\"name\":\"%s\",\"on\":[\"worker_lost\"],\"scope\":{\"queue\":\"no-such-queue\"},"           \
     "\"channels\":[{\"webhook\":\"http://127.0.0.1:9/x\"}]}"
+/* A workflow document of one task; pre: more members first ("\"k\":v," or ""). */
+#define WF_BODY(pre) "{" pre "\"name\":\"%s\",\"tasks\":[{\"name\":\"t\",\"command\":[\"true\"]}]}"
 static const struct row rows[] = {
     {"GET", "/healthz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
     {"GET", "/readyz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
@@ -296,6 +342,21 @@ static const struct row rows[] = {
     {"GET", "/v1/jobs/{id}/explain", ACCESS_READ, K_JOB_READ, 200, NULL},
     {"POST", "/v1/schedules/preview", ACCESS_READ, K_PLAIN, 200,
      "{\"schedules\":[{\"every\":\"1h\"}]}"},
+    {"POST", "/v1/workflows", ACCESS_WRITE, K_JOB_CREATE, 201, WF_BODY("\"namespace\":\"%N\",")},
+    {"GET", "/v1/workflows", ACCESS_READ, K_PLAIN, 200, NULL},
+    {"GET", "/v1/workflows/{id}", ACCESS_READ, K_JOB_READ, 200, NULL},
+    {"PUT", "/v1/workflows/{id}", ACCESS_WRITE, K_JOB_WRITE, 200, WF_BODY("")},
+    {"DELETE", "/v1/workflows/{id}", ACCESS_WRITE, K_JOB_WRITE, 204, NULL},
+    {"POST", "/v1/workflows/{id}/pause", ACCESS_WRITE, K_JOB_WRITE, 200, NULL},
+    {"POST", "/v1/workflows/{id}/resume", ACCESS_WRITE, K_JOB_WRITE, 200, NULL},
+    {"POST", "/v1/workflows/{id}/trigger", ACCESS_WRITE, K_JOB_WRITE, 201, NULL},
+    {"GET", "/v1/workflows/{id}/runs", ACCESS_READ, K_JOB_READ, 200, NULL},
+    {"GET", "/v1/workflow-runs/{id}", ACCESS_READ, K_RUN_READ, 200, NULL},
+    {"POST", "/v1/workflow-runs/{id}/cancel", ACCESS_WRITE, K_RUN_WRITE, 200, NULL},
+    /* The fixture's task run is pending (nobody claims it): an allowed
+     * caller is told it cannot be retried yet. */
+    {"POST", "/v1/workflow-runs/{id}/tasks/{task}/retry", ACCESS_WRITE, K_RUN_WRITE, 409,
+     "{\"downstream\":true}"},
     {"GET", "/v1/runs", ACCESS_READ, K_PLAIN, 200, NULL},
     {"GET", "/v1/runs/{id}", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"POST", "/v1/runs/{id}/cancel", ACCESS_WRITE, K_RUN_WRITE, 200, NULL},
@@ -422,6 +483,8 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
         mkfinished(ns_of[s], owner_of[s], "", &ok, job, run);
     } else if (strstr(p, "/v1/jobs/{id}") || strstr(p, "/v1/runs/{id}")) {
         mkjob(ns_of[s], owner_of[s], job, run);
+    } else if (strstr(p, "/v1/workflows/{id}") || strstr(p, "/v1/workflow-runs/{id}")) {
+        mkworkflow(ns_of[s], owner_of[s], job, run);
     }
     for (; *p; p++) {
         if (*p != '{') {
@@ -431,9 +494,13 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
         const char *end = strchr(p, '}');
         if (!strncmp(p, "{n}", 3)) {
             buf_puts(path, "1");
-        } else if (!strncmp(w->pattern, "/v1/jobs/", 9)) {
+        } else if (!strncmp(p, "{task}", 6)) {
+            buf_puts(path, "t");
+        } else if (!strncmp(w->pattern, "/v1/jobs/", 9) ||
+                   !strncmp(w->pattern, "/v1/workflows/", 14)) {
             buf_puts(path, job);
-        } else if (!strncmp(w->pattern, "/v1/runs/", 9)) {
+        } else if (!strncmp(w->pattern, "/v1/runs/", 9) ||
+                   !strncmp(w->pattern, "/v1/workflow-runs/", 18)) {
             buf_puts(path, run);
         } else if (!strncmp(w->pattern, "/v1/workers/", 12)) {
             store_worker_t wk = {0};
