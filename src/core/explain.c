@@ -723,7 +723,18 @@ static void waiting(const explain_run_t *run, int64_t now_ms, explain_t *out)
     buf_t b = BUF_INIT;
     explain_reason_t *r;
     (void)now_ms;
-    if (run->deps_n > 0) {
+    /* A group run with counts is past its upstreams (they released it):
+     * its members are what it waits for now. */
+    if (run->group) {
+        r = add(out, EXPLAIN_WAITING_MEMBERS, run->id);
+        r->count = run->members - run->members_open;
+        r->limit = run->members;
+        if (run->members == 0)
+            buf_printf(&b, "Run %s waits for room: its job's max_active_runs are going.", run->id);
+        else
+            buf_printf(&b, "Run %s goes on while its members run: %d of %d ended.", run->id,
+                       run->members - run->members_open, run->members);
+    } else if (run->deps_n > 0) {
         int ended = run->deps_ok + run->deps_fail + run->deps_skip;
         r = add(out, EXPLAIN_WAITING_UPSTREAM, run->id);
         r->count = ended;
@@ -733,15 +744,6 @@ static void waiting(const explain_run_t *run, int64_t now_ms, explain_t *out)
                    "succeeded, %d failed, %d skipped).",
                    run->id, run->rule ? run->rule : "all_success", ended, run->deps_n, run->deps_ok,
                    run->deps_fail, run->deps_skip);
-    } else if (run->group) {
-        r = add(out, EXPLAIN_WAITING_MEMBERS, run->id);
-        r->count = run->members - run->members_open;
-        r->limit = run->members;
-        if (run->members == 0)
-            buf_printf(&b, "Run %s waits for room: its job's max_active_runs are going.", run->id);
-        else
-            buf_printf(&b, "Run %s goes on while its members run: %d of %d ended.", run->id,
-                       run->members - run->members_open, run->members);
     } else if (run->array_index >= 0) {
         r = add(out, EXPLAIN_WAITING_SLOT, run->id);
         r->limit = run->parallel;

@@ -85,11 +85,14 @@ static void group_facts(store_t *st, const store_run_t *r, explain_run_t *x)
     store_group_t g = {0};
     store_member_t *m = NULL;
     size_t n = 0;
-    if (r->state != RUN_WAITING || r->deps_n > 0) return;
+    /* A member with upstreams (a workflow's task) waits on them; a group
+     * run with upstreams (an array job's, with depends_on) has its counts
+     * only once they released it. */
+    if (r->state != RUN_WAITING || (r->parent_id[0] && r->deps_n > 0)) return;
     const char *gid = r->parent_id[0] ? r->parent_id : r->id;
     if (store_group_get(st, gid, &run, &g, &m, &n) == 0) {
         if (!r->parent_id[0]) {
-            x->group = true;
+            x->group = g.is_group;
             x->members = (int)n;
             x->members_open = 0;
             for (size_t i = 0; i < n; i++)

@@ -826,6 +826,15 @@ static void test_waiting_runs(void **state)
     says(&e.v[0], "3 of 5 ended");
     explain_clear(&e);
 
+    /* An array job's run with depends_on, released by its upstream: its
+     * members are what it waits for now. */
+    r.deps_n = r.deps_ok = 1;
+    explain_run(&f, &r, NOW, &e);
+    expect_codes(&e, "waiting_on_members");
+    says(&e.v[0], "3 of 5 ended");
+    explain_clear(&e);
+    r.deps_n = r.deps_ok = 0;
+
     r.members = r.members_open = 0; /* queued behind max_active_runs */
     explain_run(&f, &r, NOW, &e);
     expect_codes(&e, "waiting_on_members");
