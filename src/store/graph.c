@@ -19,8 +19,10 @@
  *  - A job's dependencies bind, when its run is created, to the most
  *    recent run of each upstream job with a fire time at or before its
  *    own, or (no such run yet, or the upstream still has a fire due by
- *    then) to the upstream's next run (dep_waits): the run insert of a job
- *    with dependents binds what waits for it.
+ *    then) to the upstream's next run: at once when that run is made
+ *    already (runs are made a little ahead of their fire time), else
+ *    through dep_waits, as the run insert of a job with dependents binds
+ *    what waits for it.
  *
  * Every ending — the worker's complete, the reaper, a cancel, an overlap
  * skip, a delete, a skip here — comes through store__graph_ended(), which
@@ -158,6 +160,13 @@ static db_sql_t Q_LATEST_RUN =
            " AND parent_id IS NULL ORDER BY fire_ms DESC, id DESC LIMIT 1",
            "SELECT id, state FROM runs WHERE job_id = $1 AND fire_ms <= $2"
            " AND parent_id IS NULL ORDER BY fire_ms DESC, id DESC LIMIT 1");
+/* Its next run, when one is made already: runs are made a little ahead of
+ * their fire time. */
+static db_sql_t Q_NEXT_RUN =
+    DB_SQL("SELECT id, state FROM runs INDEXED BY runs_job WHERE job_id = ?1 AND fire_ms > ?2"
+           " AND parent_id IS NULL ORDER BY fire_ms, id LIMIT 1",
+           "SELECT id, state FROM runs WHERE job_id = $1 AND fire_ms > $2"
+           " AND parent_id IS NULL ORDER BY fire_ms, id LIMIT 1");
 static db_sql_t Q_FIRE_DUE_BY =
     DB_SQL("SELECT 1 FROM schedules WHERE job_id = ?1 AND active = 1 AND next_fire_ms <= ?2"
            " LIMIT 1",
@@ -744,8 +753,10 @@ static int bind_deps(db_t *db, const char *run_id, const char *job_id, int graph
         rc = 0;
         char up[SKED_ID_LEN] = "";
         run_state_t ust = RUN_SCHEDULED;
-        if (!later) {
-            if (!(q = db_q(db, &Q_LATEST_RUN))) {
+        /* Its latest run by this one's fire time, else its next run if
+         * that is made already (ahead of its fire time). */
+        for (int k = 0; !later && !up[0] && k < 2; k++) {
+            if (!(q = db_q(db, k == 0 ? &Q_LATEST_RUN : &Q_NEXT_RUN))) {
                 rc = SKED_ESTORE;
                 break;
             }
@@ -761,6 +772,7 @@ static int bind_deps(db_t *db, const char *run_id, const char *job_id, int graph
                 break;
             }
         }
+        if (rc < 0) break;
         if (!up[0]) { /* its next run */
             if (!(q = db_q(db, &Q_WAIT_INSERT))) {
                 rc = SKED_ESTORE;
