@@ -439,26 +439,42 @@ class ArrDepsCase:
         c = self.create_job(self.sh_job(self.script(c_out, "true"), name="c", depends_on=[
             {"job": a1["id"], "condition": "afterok"},
             {"job": a2["id"], "condition": "afterok"}]))
-        self.open_gate(g1)
-        self.wait_run_terminal(a1["id"], 20)
-        # One of two ended: both still wait, and say so.
-        for j in (b, c):
-            run = self.wait_runs(j["id"], lambda rs: rs[0]["deps"]["succeeded"] == 1, 10)[0]
-            self.assertEqual(run["state"], "waiting", run)
-            r = self.reason(self.explain_run(run["id"]), "waiting_on_upstream")
-            self.assertEqual((r["count"], r["limit"]), (1, 2), r)
+        # a2 fails first, while a1 still runs: c can never go and is skipped
+        # at once; b's afternotok holds, and b waits on for a1.
         self.open_gate(g2)
         a2_run = self.wait_run_terminal(a2["id"], 20)
         self.assertEqual(a2_run["state"], "failed")
+        rc = self.wait_run_terminal(c["id"], 20)
+        self.assertEqual((rc["state"], rc["reason"]), ("skipped", "upstream_failed"), rc)
+        self.assertNotIn(self.only_run(a1["id"])["state"], TERMINAL, "decided without a1")
+        self.assertEqual(stamps(c_out), [])
+        run = self.wait_runs(b["id"], lambda rs: rs[0]["deps"]["succeeded"] == 1, 10)[0]
+        self.assertEqual(run["state"], "waiting", run)
+        r = self.reason(self.explain_run(run["id"]), "waiting_on_upstream")
+        self.assertEqual((r["count"], r["limit"]), (1, 2), r)
+        self.open_gate(g1)
+        self.wait_run_terminal(a1["id"], 20)
         rb = self.wait_run_terminal(b["id"], 20)
         self.assertEqual(rb["state"], "succeeded", rb)
         # Conditions are counted: a2's failure holds for afternotok.
         self.assertEqual(rb["deps"], {"trigger_rule": "all_success", "upstreams": 2,
                                       "succeeded": 2, "failed": 0, "skipped": 0})
-        self.assertGreater(stamps(b_out)[0]["t"], stamps(self.path("a2"))[-1]["t"])
-        rc = self.wait_run_terminal(c["id"], 20)
-        self.assertEqual((rc["state"], rc["reason"]), ("skipped", "upstream_failed"), rc)
-        self.assertEqual(stamps(c_out), [])
+        self.assertGreater(stamps(b_out)[0]["t"], stamps(self.path("a1"))[-1]["t"])
+
+    def test_deleting_the_upstream_decides_what_waits(self):
+        self.boot()
+        self.add_worker("w1", slots=2)
+        a = self.create_job(self.sh_job(self.gated(self.path("a"), self.path("gate"), 0),
+                                        name="a"))
+        wait_until(lambda: stamps(self.path("a")), 20, msg="a to start")
+        ok = self.create_job(self.sh_job("true", name="ok", depends_on=[{"job": a["id"]}]))
+        notok = self.create_job(self.sh_job("true", name="notok", depends_on=[
+            {"job": a["id"], "condition": "afternotok"}]))
+        self.ok("DELETE", "/v1/jobs/" + a["id"], expect=204)
+        run = self.wait_run_terminal(ok["id"], 20)
+        self.assertEqual((run["state"], run["reason"]), ("skipped", "upstream_failed"), run)
+        run = self.wait_run_terminal(notok["id"], 20)
+        self.assertEqual(run["state"], "succeeded", run)
 
     def test_sked_submit_dependency(self):
         self.boot()
@@ -476,6 +492,11 @@ class ArrDepsCase:
         run = self.wait_run_terminal(bid, 20)
         self.assertEqual(run["state"], "succeeded", run)
         self.assertGreater(stamps(b_out)[0]["t"], stamps(a_out)[-1]["t"])
+        # A bare job id means afterok.
+        bare = self.cli_ok("submit", "-q", "--name", "bare", "--dependency", x["id"],
+                           "--at", "2099-01-01T00:00:00Z", "--", "true").strip()
+        self.assertEqual(self.ok("GET", "/v1/jobs/" + bare, expect=200)["depends_on"],
+                         [{"job": x["id"], "condition": "afterok"}])
         # Several conditions and jobs in one flag, Slurm's form.
         cid = self.cli_ok("submit", "-q", "--name", "c", "--dependency",
                           "afternotok:%s:%s,afterany:%s" % (a["id"], bid, x["id"]),
@@ -656,6 +677,12 @@ class ArrDepsCase:
         self.assertEqual(j["array"], {"count": 10000, "parallel": 10000})
         j = self.create_job(self.sh_job("true", schedules=far, array={"count": 1}))
         self.assertEqual(j["array"]["count"], 1)
+        # The CLI's forms: 0-N[%K] and COUNT[%K].
+        for arg, want in (("6", {"count": 6, "parallel": 0}), ("0-0%1", {"count": 1, "parallel": 1}),
+                          ("12%4", {"count": 12, "parallel": 4})):
+            jid = self.cli_ok("submit", "-q", "--array", arg, "--at", "2099-01-01T00:00:00Z",
+                              "--", "true").strip()
+            self.assertEqual(self.ok("GET", "/v1/jobs/" + jid, expect=200)["array"], want)
         # The CLI refuses what is not 0-N[%K] before asking the server.
         before = len(self.list_all("/v1/jobs"))
         for arg in ("1-5", "0-x", "5%0", "", "0-4%a"):
