@@ -1304,6 +1304,26 @@ static void test_job_deps_binding(void **state)
     EXPECT_RUN(ST, rnow, "pending");
 }
 
+/* Runs are made a little ahead of their fire time: a run of B made while
+ * A has no run by B's fire time, but its next run is made already, binds
+ * that run (it waited for the run after it, for ever for a one-off A). */
+static void test_job_deps_next_run_made_ahead(void **state)
+{
+    char a[SKED_ID_LEN], b[SKED_ID_LEN], ra[SKED_ID_LEN], rb[SKED_ID_LEN];
+    got_t got[16];
+    dep_cond_t ok = DEP_AFTEROK;
+    plain_job(ST, "A-ahead", a);
+    const char *ups[] = {a};
+    assert_int_equal(dep_job(ST, "B-ahead", ups, &ok, 1, b, NULL), 0);
+    trigger(ST, a, T0 + 50, ra); /* fires after B's run below */
+    trigger(ST, b, T0 + 40, rb);
+    EXPECT_RUN(ST, rb, "waiting");
+    assert_int_equal(take(ST, WID, 16, T0 + 51, got), 1);
+    assert_string_equal(got[0].id, ra);
+    finish(ST, &got[0], ATTEMPT_SUCCEEDED, T0 + 52);
+    EXPECT_RUN(ST, rb, "pending");
+}
+
 /* Two upstreams with mixed conditions: the run goes when both are met,
  * and is skipped as soon as one can no longer be (the other's end then
  * changes nothing). */
@@ -2067,6 +2087,7 @@ int main(int argc, char **argv)
         T(test_array_overlap),
         T(test_job_deps_conditions),
         T(test_job_deps_binding),
+        T(test_job_deps_next_run_made_ahead),
         T(test_job_deps_mixed),
         T(test_job_deps_refused),
         T(test_job_deps_on_groups),
