@@ -558,6 +558,34 @@ class ArrDepsCase:
         self.assertEqual(len([s for s in stamps(bad_out) if s["kind"] != "start"]), 4)
         self.assertGreater(stamps(outs["bad-any"])[0]["t"], last_member)
 
+    def test_dependency_on_a_workflow(self):
+        """A job may wait for a workflow: for its latest workflow run, whole."""
+        self.boot()
+        self.add_worker("w1", slots=3)
+        gate, t_out, b_out = self.path("gate"), self.path("t"), self.path("b")
+        task = lambda name, script: {"name": name, "command": ["/bin/sh", "-c", script],
+                                     "env": {"E2E_SKED_TMP": self.tmp}}
+        wf = self.ok("POST", "/v1/workflows", {"name": "wf", "tasks": [
+            task("t1", self.gated(t_out, gate, 0)),
+            dict(task("t2", self.script(t_out, "true")), depends_on=["t1"])]}, expect=201)
+        # A task's job reads as a job (its depends_on names tasks, not jobs).
+        t2 = self.ok("GET", "/v1/workflows/" + wf["id"], expect=200)["tasks"][1]
+        self.ok("GET", "/v1/jobs/" + t2["job_id"], expect=200)
+        wr = self.ok("POST", "/v1/workflows/%s/trigger" % wf["id"], expect=201)
+        b = self.create_job(self.sh_job(self.script(b_out, "true"), name="b",
+                                        depends_on=[{"job": wf["id"]}]))
+        run = self.only_run(b["id"])
+        self.assertEqual(run["state"], "waiting")
+        self.reason(self.explain_run(run["id"]), "waiting_on_upstream")
+        self.open_gate(gate)
+        done = self.wait_run_terminal(b["id"], 30)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(self.ok("GET", "/v1/workflow-runs/" + wr["id"], expect=200)["state"],
+                         "succeeded")
+        self.assertEqual(len([s for s in stamps(t_out) if s["kind"] == "end"]), 2)
+        self.assertGreater(stamps(b_out)[0]["t"], max(s["t"] for s in stamps(t_out)),
+                           "after the last task")
+
     def test_array_job_that_depends_on_another(self):
         self.boot()
         self.add_worker("w1", slots=4)
