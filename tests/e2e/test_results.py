@@ -181,7 +181,7 @@ class TestResults(SkedTestCase, ResumeScenario):
         st, _, wrun = self.api("POST", "/v1/workflows/%s/trigger" % doc["id"])
         self.assertEqual(st, 201, wrun)
         wait_until(lambda: self.api("GET", "/v1/workflow-runs/%s" % wrun["id"])[2]["state"]
-                   in ("succeeded", "failed"), 15, "the workflow run ends")
+                   in ("succeeded", "failed"), 15, msg="the workflow run ends")
         self.assertEqual(self.api("GET", "/v1/workflow-runs/%s" % wrun["id"])[2]["state"],
                          "succeeded")
         with open(out) as f:
