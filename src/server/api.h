@@ -52,6 +52,14 @@ void api_enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
  * POST /v1/jobs, a workflow for POST /v1/workflows); else the key was
  * used for the other kind, and resp holds a 409 naming the header. */
 bool api_idem_repeat_ok(http_req_t *req, http_resp_t *resp, const char *id, job_kind_t kind);
+/* Shared by the create and list handlers of jobs and workflows
+ * (api_jobs.c): the start of a create, and a list of one kind of job,
+ * each item rendered (with its schedules) by render. */
+json_t *api__create_body(http_req_t *req, http_resp_t *resp, const char **idem, char *nsbuf,
+                         size_t nslen);
+typedef json_t *(*api_job_render_fn)(const store_job_t *job, const store_schedule_t *scheds,
+                                     size_t n);
+void api__job_list(http_req_t *req, http_resp_t *resp, job_kind_t kind, api_job_render_fn render);
 /* Whether the caller may see (write = false) or change run id (as its
  * job); on false resp holds the answer. *ns_out as api_job_access. */
 bool api_run_access(http_req_t *req, http_resp_t *resp, const char *id, bool write, char **ns_out);

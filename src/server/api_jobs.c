@@ -320,6 +320,44 @@ out:
 
 /* ---- handlers ----------------------------------------------------------- */
 
+/* The start of a create (a job's, a workflow's): the Idempotency-Key
+ * (*idem; NULL = none), the body, and the namespace it names ("namespace",
+ * taken out of the body: it is the resource's address, not part of its
+ * document; else the caller's default), granted to the caller. On failure
+ * answers resp and returns NULL; else the body (new reference). */
+json_t *api__create_body(http_req_t *req, http_resp_t *resp, const char **idem, char *nsbuf,
+                         size_t nslen)
+{
+    *idem = http_header(req, "Idempotency-Key");
+    if (*idem && (!**idem || strlen(*idem) > IDEM_KEY_MAX)) {
+        api_fail(resp, SKED_EINVAL, "header.Idempotency-Key",
+                 "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
+        return NULL;
+    }
+    json_t *body = http_body_json(req, resp);
+    if (!body) return NULL;
+    json_t *nsv = json_object_get(body, "namespace");
+    if (nsv && !json_is_null(nsv)) {
+        if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) {
+            api_fail(resp, SKED_EINVAL, "namespace",
+                     "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
+            json_decref(body);
+            return NULL;
+        }
+        snprintf(nsbuf, nslen, "%s", json_string_value(nsv));
+    } else {
+        auth_default_ns(req->who, nsbuf, nslen);
+    }
+    json_object_del(body, "namespace");
+    if (req->who && !auth_ns_visible(req->who, nsbuf)) {
+        api_fail(resp, SKED_EFORBID, "namespace", "you have no grant for namespace '%s'", nsbuf);
+        auth_audit(req, NULL, nsbuf, 403);
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
 void api_jobs_create(http_req_t *req, http_resp_t *resp)
 {
     json_t *body = NULL;
@@ -332,34 +370,9 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     char loc[64];
 
     memset(&spec, 0, sizeof spec);
-    const char *idem = http_header(req, "Idempotency-Key");
-    if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
-        api_fail(resp, SKED_EINVAL, "header.Idempotency-Key",
-                 "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
-        goto out;
-    }
-    body = http_body_json(req, resp);
-    if (!body) goto out;
-    /* The namespace is the job's address, not part of its spec: taken out
-     * of the body before the spec is parsed. */
+    const char *idem = NULL;
     char nsbuf[64];
-    json_t *nsv = json_object_get(body, "namespace");
-    if (nsv && !json_is_null(nsv)) {
-        if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) {
-            api_fail(resp, SKED_EINVAL, "namespace",
-                     "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
-            goto out;
-        }
-        snprintf(nsbuf, sizeof nsbuf, "%s", json_string_value(nsv));
-    } else {
-        auth_default_ns(req->who, nsbuf, sizeof nsbuf);
-    }
-    json_object_del(body, "namespace");
-    if (req->who && !auth_ns_visible(req->who, nsbuf)) {
-        api_fail(resp, SKED_EFORBID, "namespace", "you have no grant for namespace '%s'", nsbuf);
-        auth_audit(req, NULL, nsbuf, 403);
-        goto out;
-    }
+    if (!(body = api__create_body(req, resp, &idem, nsbuf, sizeof nsbuf))) goto out;
     int rc = jobspec_parse(body, &spec, &jerr);
     if (rc != 0) {
         api_job_fail(resp, rc, &jerr);
@@ -390,7 +403,7 @@ out:
     json_decref(body);
 }
 
-void api_jobs_list(http_req_t *req, http_resp_t *resp)
+void api__job_list(http_req_t *req, http_resp_t *resp, job_kind_t kind, api_job_render_fn render)
 {
     store_job_filter_t f = {0};
     store_job_t *jobs = NULL;
@@ -417,6 +430,7 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
     f.tag = http_query(req, "tag");
     f.cursor = http_query(req, "cursor");
     f.limit = (int)limit;
+    f.kind = kind;
 
     int rc = store_job_list(req->st, &f, &jobs, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
@@ -424,7 +438,7 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     if (rc != 0) {
-        api_fail_store(resp, rc, "job", "listing jobs");
+        api_fail_store(resp, rc, kind == JOB_KIND_WORKFLOW ? "workflow" : "job", "listing");
         goto out;
     }
     json_t *items = json_array();
@@ -435,7 +449,7 @@ void api_jobs_list(http_req_t *req, http_resp_t *resp)
         store_schedule_t *sc = NULL;
         size_t nsc = 0;
         if (store_job_get(req->st, jobs[i].id, &tmp, &sc, &nsc) != 0) nsc = 0;
-        json_array_append_new(items, job_json(&jobs[i], sc, nsc));
+        json_array_append_new(items, render(&jobs[i], sc, nsc));
         sched_array_free(sc, nsc);
         store_job_clear(&tmp);
     }
@@ -448,6 +462,11 @@ out:
         store_job_clear(&jobs[i]);
     free(jobs);
     free(next);
+}
+
+void api_jobs_list(http_req_t *req, http_resp_t *resp)
+{
+    api__job_list(req, resp, JOB_KIND_JOB, job_json);
 }
 
 void api_jobs_get(http_req_t *req, http_resp_t *resp)

@@ -30,7 +30,6 @@
 #include "server/auth.h"
 #include "server/jobsvc.h"
 
-#define IDEM_KEY_MAX 200
 
 static const char *nz(const char *s)
 {
@@ -271,30 +270,8 @@ void api_workflows_create(http_req_t *req, http_resp_t *resp)
     char nsbuf[64], loc[64];
     json_t *body = NULL;
 
-    const char *idem = http_header(req, "Idempotency-Key");
-    if (idem && (!*idem || strlen(idem) > IDEM_KEY_MAX)) {
-        api_fail(resp, SKED_EINVAL, "header.Idempotency-Key",
-                 "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
-        goto out;
-    }
-    if (!(body = http_body_json(req, resp))) goto out;
-    json_t *nsv = json_object_get(body, "namespace");
-    if (nsv && !json_is_null(nsv)) {
-        if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) {
-            api_fail(resp, SKED_EINVAL, "namespace",
-                     "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
-            goto out;
-        }
-        snprintf(nsbuf, sizeof nsbuf, "%s", json_string_value(nsv));
-    } else {
-        auth_default_ns(req->who, nsbuf, sizeof nsbuf);
-    }
-    json_object_del(body, "namespace");
-    if (req->who && !auth_ns_visible(req->who, nsbuf)) {
-        api_fail(resp, SKED_EFORBID, "namespace", "you have no grant for namespace '%s'", nsbuf);
-        auth_audit(req, NULL, nsbuf, 403);
-        goto out;
-    }
+    const char *idem = NULL;
+    if (!(body = api__create_body(req, resp, &idem, nsbuf, sizeof nsbuf))) goto out;
     if (!parse_body(resp, body, &spec)) goto out;
     store_audit_t audit;
     auth_audit_entry(req, NULL, nsbuf, 201, &audit);
@@ -319,60 +296,15 @@ out:
     json_decref(body);
 }
 
+/* A list item: the workflow without its tasks' job ids. */
+static json_t *workflow_item(const store_job_t *wf, const store_schedule_t *scheds, size_t n)
+{
+    return workflow_json(wf, scheds, n, NULL, 0);
+}
+
 void api_workflows_list(http_req_t *req, http_resp_t *resp)
 {
-    store_job_filter_t f = {0};
-    store_job_t *wfs = NULL;
-    size_t n = 0;
-    char *next = NULL;
-    long limit = 100;
-    job_state_t st;
-
-    const char *q = http_query(req, "limit");
-    if (q && api__int_param(q, 1, 1000, &limit) != 0) {
-        api_fail(resp, SKED_EINVAL, "query.limit", "limit must be an integer from 1 to 1000");
-        goto out;
-    }
-    f.state = http_query(req, "state");
-    if (f.state && (job_state_parse(f.state, &st) != 0 || st == JOB_DONE)) {
-        api_fail(resp, SKED_EINVAL, "query.state", "state must be one of active, paused, deleted");
-        goto out;
-    }
-    f.ns = http_query(req, "namespace");
-    f.ns_in = auth_ns_filter(req->who);
-    f.name = http_query(req, "name");
-    f.tag = http_query(req, "tag");
-    f.cursor = http_query(req, "cursor");
-    f.limit = (int)limit;
-    f.kind = JOB_KIND_WORKFLOW;
-    int rc = store_job_list(req->st, &f, &wfs, &n, &next);
-    if (rc == SKED_EINVAL && f.cursor) {
-        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
-        goto out;
-    }
-    if (rc != 0) {
-        api_fail_store(resp, rc, "workflow", "listing workflows");
-        goto out;
-    }
-    json_t *items = json_array();
-    for (size_t i = 0; i < n; i++) {
-        store_job_t tmp = {0};
-        store_schedule_t *sc = NULL;
-        size_t nsc = 0;
-        if (store_job_get(req->st, wfs[i].id, &tmp, &sc, &nsc) != 0) nsc = 0;
-        json_array_append_new(items, workflow_json(&wfs[i], sc, nsc, NULL, 0));
-        sched_array_free(sc, nsc);
-        store_job_clear(&tmp);
-    }
-    json_t *doc = json_object();
-    json_object_set_new(doc, "items", items);
-    json_object_set_new(doc, "next_cursor", next ? json_string(next) : json_null());
-    http_json(resp, 200, doc);
-out:
-    for (size_t i = 0; i < n; i++)
-        store_job_clear(&wfs[i]);
-    free(wfs);
-    free(next);
+    api__job_list(req, resp, JOB_KIND_WORKFLOW, workflow_item);
 }
 
 void api_workflows_get(http_req_t *req, http_resp_t *resp)
