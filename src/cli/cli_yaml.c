@@ -204,6 +204,13 @@ static json_t *scalar_value(conv_t *cv, const yaml_event_t *ev)
             return NULL;
         }
     }
+    /* A JSON text sked reads cannot hold U+0000 (jansson refuses "\u0000"
+     * unless told otherwise, and so does the server): said here, where the
+     * line is known. */
+    if (nul_inside) {
+        conv_fail(cv, &ev->start_mark, "a string must not contain NUL characters (\\0)");
+        return NULL;
+    }
     json_t *v = json_stringn(s, len);
     if (!v) conv_fail(cv, &ev->start_mark, "a string that is not valid UTF-8");
     return v;
