@@ -180,8 +180,8 @@ typedef struct sked_host {
 /* The descriptor a plugin exports as the symbol `sked_plugin_v1`. The host reads
  * only the first `size` bytes; members are only ever appended. */
 typedef struct sked_plugin {
-    uint32_t abi;  /* SKED_PLUGIN_ABI the plugin was built with (must match its manifest) */
-    uint32_t size; /* sizeof(sked_plugin) as the plugin was built */
+    uint32_t abi;     /* SKED_PLUGIN_ABI the plugin was built with (must match its manifest) */
+    uint32_t size;    /* sizeof(sked_plugin) as the plugin was built */
     const char *type; /* "jobtype/<name>", <name> as in the manifest */
     const char *version;
 
@@ -214,10 +214,10 @@ typedef struct sked_plugin {
  * readable from the file without loading it. */
 #define SKED_PLUGIN_MAGIC "SKEDPLG" /* 8 bytes with its NUL */
 
-#define SKED_PLUGIN_MANIFEST_HEAD                                                                 \
+#define SKED_PLUGIN_MANIFEST_HEAD                                                                  \
     char magic[8];                                                                                 \
     uint32_t abi;                                                                                  \
-    uint32_t schema_len; /* bytes of schema, NUL included */                                      \
+    uint32_t schema_len; /* bytes of schema, NUL included */                                       \
     char type[SKED_PLUGIN_TYPE_MAX];                                                               \
     char version[SKED_PLUGIN_VERSION_MAX]
 
@@ -234,15 +234,14 @@ typedef struct sked_plugin_manifest_head {
     __attribute__((section(".sked_plugin"), used, aligned(8))) SKED_EXTERN const struct {          \
         SKED_PLUGIN_MANIFEST_HEAD;                                                                 \
         char schema[sizeof(SCHEMA)];                                                               \
-    } sked_plugin_manifest = {SKED_PLUGIN_MAGIC, SKED_PLUGIN_ABI, sizeof(SCHEMA), TYPE, VERSION,   \
-                              SCHEMA}
+    } sked_plugin_manifest = {SKED_PLUGIN_MAGIC, SKED_PLUGIN_ABI, sizeof(SCHEMA), TYPE,            \
+                              VERSION,           SCHEMA}
 
 /* Defines the descriptor sked_plugin_v1. INIT, FINI, VALIDATE may be
  * NULL; RUN may not. Use once, at file scope. */
-#define SKED_PLUGIN_DESCRIPTOR(TYPE, VERSION, INIT, FINI, VALIDATE, RUN)                          \
-    SKED_EXTERN const sked_plugin sked_plugin_v1 = {                                            \
-        SKED_PLUGIN_ABI, sizeof(sked_plugin), "jobtype/" TYPE, VERSION, INIT, FINI, VALIDATE,   \
-        RUN}
+#define SKED_PLUGIN_DESCRIPTOR(TYPE, VERSION, INIT, FINI, VALIDATE, RUN)                           \
+    SKED_EXTERN const sked_plugin sked_plugin_v1 = {                                               \
+        SKED_PLUGIN_ABI, sizeof(sked_plugin), "jobtype/" TYPE, VERSION, INIT, FINI, VALIDATE, RUN}
 
 #ifdef __cplusplus
 }
