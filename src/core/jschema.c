@@ -178,14 +178,36 @@ static void canon(buf_t *b, const json_t *v)
     }
 }
 
-/* Whether x's canonical encoding is want's. */
-static bool canon_is(const buf_t *want, const json_t *x)
+/* Whether a and b are equal in JSON Schema: the very equality of canon
+ * (the unit tests hold enum, const and uniqueItems to agreeing), without
+ * allocating, because enum compares every element of a long array with
+ * every allowed value. */
+static bool equal(const json_t *a, const json_t *b)
 {
-    buf_t b = BUF_INIT;
-    canon(&b, x);
-    bool eq = b.len == want->len && !memcmp(b.data, want->data, b.len);
-    buf_free(&b);
-    return eq;
+    if (json_is_number(a) && json_is_number(b)) return numcmp(a, b) == 0;
+    if (json_typeof(a) != json_typeof(b)) return false;
+    size_t i, len;
+    const char *key;
+    json_t *m;
+    switch (json_typeof(a)) {
+    case JSON_STRING:
+        return json_string_length(a) == json_string_length(b) &&
+               !memcmp(json_string_value(a), json_string_value(b), json_string_length(a));
+    case JSON_ARRAY:
+        if (json_array_size(a) != json_array_size(b)) return false;
+        json_array_foreach(a, i, m) if (!equal(m, json_array_get(b, i))) return false;
+        return true;
+    case JSON_OBJECT:
+        if (json_object_size(a) != json_object_size(b)) return false;
+        json_object_keylen_foreach((json_t *)a, key, len, m)
+        {
+            const json_t *o = json_object_getn(b, key, len);
+            if (!o || !equal(m, o)) return false;
+        }
+        return true;
+    default: /* null, true, false */
+        return true;
+    }
 }
 
 /* v as a message shows it, into out (n >= 32 bytes): strings as they are,
@@ -288,16 +310,25 @@ static double digits(const char **p)
     return n;
 }
 
-/* An estimate of the nodes glibc's regcomp builds for the alternation at
- * *pp, which it leaves at the ')' that ends it (or the end): a bounded
- * repetition copies its operand once per bound, and '+' once, so nested
- * ones multiply. Brackets, escapes and other atoms count one. */
+/* An upper bound on the nodes glibc's regcomp builds for the alternation
+ * at *pp, which it leaves at the ')' that ends a group (or the end): a
+ * bounded repetition copies its operand once per bound ({,n} too, a GNU
+ * extension), and '+' once, so nested ones multiply. Brackets, escapes and
+ * other atoms count one; so does a quantifier with nothing before it, or a
+ * ')' closing no group, which glibc may take as a literal and repeat. */
 static double rx_alt(const char **pp, int depth)
 {
     const char *p = *pp;
     double total = 0, seq = 0, atom = 0;
-    while (*p && *p != ')') {
+    while (*p && !(*p == ')' && depth > 0)) {
         double mult = 1;
+        bool quantifier = *p == '*' || *p == '?' || *p == '+' ||
+                          (*p == '{' && (isdigit((unsigned char)p[1]) ||
+                                         (p[1] == ',' && isdigit((unsigned char)p[2]))));
+        if (quantifier && atom == 0) {
+            atom = 1;
+            seq += 1;
+        }
         if (*p == '|') {
             total += seq;
             seq = atom = 0;
@@ -309,7 +340,7 @@ static double rx_alt(const char **pp, int depth)
         } else if (*p == '+') {
             mult = 2;
             p++;
-        } else if (*p == '{' && isdigit((unsigned char)p[1])) { /* {m}, {m,}, {m,n} */
+        } else if (quantifier) { /* {m}, {m,}, {m,n}, {,n} */
             p++;
             double lo = digits(&p), hi = lo;
             if (*p == ',') {
@@ -356,11 +387,7 @@ static double rx_alt(const char **pp, int depth)
 
 static double rx_cost(const char *pattern)
 {
-    double cost = 0;
-    while (*pattern) {
-        cost += rx_alt(&pattern, 0);
-        if (*pattern == ')') pattern++; /* unmatched: regcomp decides */
-    }
+    double cost = rx_alt(&pattern, 0);
     return cost > 1 ? cost : 1;
 }
 
@@ -946,19 +973,12 @@ static int validate(vctx_t *c, const json_t *s, const json_t *v)
     int rc = 0;
     if ((k = json_object_get(s, "type")) && !type_ok(k, v))
         return fail(c, "must be %s", types_text(k, text, sizeof text));
-    buf_t want = BUF_INIT;
-    if ((k = json_object_get(s, "const"))) {
-        canon(&want, k);
-        bool ok = canon_is(&want, v);
-        buf_free(&want);
-        if (!ok) return fail(c, "must be %s", show(k, text, sizeof text));
-    }
+    if ((k = json_object_get(s, "const")) && !equal(k, v))
+        return fail(c, "must be %s", show(k, text, sizeof text));
     if ((k = json_object_get(s, "enum"))) {
         size_t i;
         bool ok = false;
-        canon(&want, v);
-        json_array_foreach(k, i, m) if ((ok = canon_is(&want, m))) break;
-        buf_free(&want);
+        json_array_foreach(k, i, m) if ((ok = equal(m, v))) break;
         if (!ok) {
             *text = '\0';
             json_array_foreach(k, i, m)

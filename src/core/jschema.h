@@ -12,7 +12,9 @@
  * multipleOf; allOf, anyOf, oneOf, not; the boolean schemas true and false;
  * and the annotations listed at jschema_check. Numbers compare by value
  * (1 and 1.0 are equal in enum, const and uniqueItems); "integer" is a JSON
- * integer or a real with no fraction.
+ * integer or a real with no fraction. Patterns match bytes (sked runs in
+ * the C locale): "." is one byte of UTF-8, so count characters with
+ * minLength/maxLength, not with a pattern.
  *
  * Strict on the schema, so that a plugin author learns at load time what
  * sked would not enforce: any other keyword is refused (no $ref: every
@@ -36,10 +38,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define JSCHEMA_DEPTH_MAX        64       /* levels of subschemas; of arrays/objects in values */
-#define JSCHEMA_PATTERN_MAX      1024     /* bytes in a pattern */
-#define JSCHEMA_PATTERN_COST_MAX 1000     /* regcomp's nodes for a pattern, as estimated */
-#define JSCHEMA_MATCH_BUDGET     20000000 /* sum of (string bytes + 1) x pattern nodes matched */
+#define JSCHEMA_DEPTH_MAX        64      /* levels of subschemas; of arrays/objects in values */
+#define JSCHEMA_PATTERN_MAX      1024    /* bytes in a pattern */
+#define JSCHEMA_PATTERN_COST_MAX 1000    /* regcomp's nodes for a pattern, as estimated */
+#define JSCHEMA_MATCH_BUDGET     4000000 /* sum of (string bytes + 1) x pattern nodes matched */
 
 /* Checks that schema is one jschema can apply: an object (or true/false)
  * using only the supported keywords, each well-formed (e.g. "minimum" a
