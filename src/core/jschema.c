@@ -107,10 +107,7 @@ static int numcmp(const json_t *a, const json_t *b)
     return sign * c;
 }
 
-/* Appends a canonical encoding of v to b: equal exactly when the values are
- * equal in JSON Schema (numbers by value, object members in any order). It
- * is prefix-free (lengths and counts before contents), so the encodings of
- * members can simply follow each other. */
+/* An object member, for sorting by name. */
 typedef struct member {
     const char *key;
     size_t len;
@@ -124,6 +121,10 @@ static int member_cmp(const void *pa, const void *pb)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
+/* Appends a canonical encoding of v to b: equal exactly when the values are
+ * equal in JSON Schema (numbers by value, object members in any order). It
+ * is prefix-free (lengths and counts before contents), so the encodings of
+ * members can simply follow each other. */
 static void canon(buf_t *b, const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -939,8 +940,8 @@ static int v_branches(vctx_t *c, const json_t *list, const json_t *v, bool one)
                 field = xmalloc(c->fieldlen);
                 detail = xmalloc(c->detaillen);
             }
-            memcpy(field, c->field, c->fieldlen);
-            memcpy(detail, c->detail, c->detaillen);
+            memcpy(field, c->field, strlen(c->field) + 1);
+            memcpy(detail, c->detail, strlen(c->detail) + 1);
         }
     }
     int rc = 0;
@@ -952,8 +953,8 @@ static int v_branches(vctx_t *c, const json_t *list, const json_t *v, bool one)
                   "oneOf[%zu]",
                   first, i);
     } else if (field) {
-        memcpy(c->field, field, c->fieldlen);
-        memcpy(c->detail, detail, c->detaillen);
+        memcpy(c->field, field, strlen(field) + 1);
+        memcpy(c->detail, detail, strlen(detail) + 1);
         c->fail_len = best;
         rc = SKED_EINVAL;
     } else {

@@ -76,7 +76,12 @@ int jschema_check(const json_t *schema, char *err, size_t errlen);
  * (additionalProperties is false)", "must be one of: GET, POST"). When no
  * branch of an anyOf or oneOf matches, the fault of the branch that got
  * deepest into the value is reported, if one got deeper than the value
- * itself. */
+ * itself. A detail quotes only the schema (bounds, patterns, allowed
+ * values), never the instance, so a config validated with its secrets
+ * resolved does not echo them; field names the instance's keys, as every
+ * field path does.
+ *
+ * Thread-safe; allocates only scratch memory, freed before it returns. */
 int jschema_validate(const json_t *schema, const json_t *instance, const char *base, char *field,
                      size_t fieldlen, char *detail, size_t detaillen);
 

@@ -707,6 +707,40 @@ static void test_http_like_schema(void **state)
     RUN(cases);
 }
 
+/* A detail never quotes the instance: configs are validated with their
+ * secrets resolved, and the answer must not echo one. */
+static void test_no_echo(void **state)
+{
+    (void)state;
+    static const char *const schemas[] = {
+        "{'maxLength':3}",
+        "{'pattern':'^x'}",
+        "{'enum':['a','b']}",
+        "{'const':'a'}",
+        "{'type':'integer'}",
+        "{'not':{'type':'string'}}",
+        "{'anyOf':[{'maxLength':1},{'pattern':'^x'}]}",
+        "{'oneOf':[{'type':'string'},{'minLength':1}]}",
+    };
+    char field[128], detail[256];
+    for (size_t i = 0; i < sizeof schemas / sizeof schemas[0]; i++) {
+        json_t *s = load(schemas[i]), *v = json_string("hunter2-s3cret");
+        assert_int_equal(
+            jschema_validate(s, v, "config", field, sizeof field, detail, sizeof detail),
+            SKED_EINVAL);
+        if (strstr(detail, "s3cret") || strstr(field, "s3cret"))
+            fail_msg("%s echoes the value: %s: %s", schemas[i], field, detail);
+        json_decref(s);
+        json_decref(v);
+    }
+    json_t *s = load("{'uniqueItems':true}"), *v = load("['hunter2-s3cret','hunter2-s3cret']");
+    assert_int_equal(jschema_validate(s, v, "config", field, sizeof field, detail, sizeof detail),
+                     SKED_EINVAL);
+    assert_null(strstr(detail, "s3cret"));
+    json_decref(s);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_match_budget),
         cmocka_unit_test(test_unique_large),
         cmocka_unit_test(test_http_like_schema),
+        cmocka_unit_test(test_no_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
