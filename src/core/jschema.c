@@ -314,9 +314,12 @@ static double digits(const char **p)
 /* An upper bound on the nodes glibc's regcomp builds for the alternation
  * at *pp, which it leaves at the ')' that ends a group (or the end): a
  * bounded repetition copies its operand once per bound ({,n} too, a GNU
- * extension), and '+' once, so nested ones multiply. Brackets, escapes and
- * other atoms count one; so does a quantifier with nothing before it, or a
- * ')' closing no group, which glibc may take as a literal and repeat. */
+ * extension), and '+' once, so nested ones multiply. Every operator is a
+ * node of its own, and so counts: the epsilon closures regcomp computes
+ * grow with the square of the nodes when they can all be skipped
+ * ("0??????????{1000}" takes 460 MB). Brackets, escapes and other atoms
+ * count one; so does a quantifier with nothing before it, or a ')' closing
+ * no group, which glibc may take as a literal and repeat. */
 static double rx_alt(const char **pp, int depth)
 {
     const char *p = *pp;
@@ -331,14 +334,18 @@ static double rx_alt(const char **pp, int depth)
             seq += 1;
         }
         if (*p == '|') {
-            total += seq;
+            total += seq + 1;
             seq = atom = 0;
             p++;
             continue;
         } else if (*p == '*' || *p == '?') {
+            seq += 1;
+            atom += 1;
             p++;
             continue;
         } else if (*p == '+') {
+            seq += 1;
+            atom += 1;
             mult = 2;
             p++;
         } else if (quantifier) { /* {m}, {m,}, {m,n}, {,n} */
