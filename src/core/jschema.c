@@ -32,8 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RX_CACHE 8    /* compiled patterns kept during one validation */
-#define RX_DEEP  1e30 /* the cost of groups nested past JSCHEMA_DEPTH_MAX */
+#define RX_DEEP 1e30 /* the cost of groups nested past JSCHEMA_DEPTH_MAX */
 
 /* ---- paths --------------------------------------------------------------- */
 
@@ -399,9 +398,9 @@ static double rx_cost(const char *pattern)
     return cost > 1 ? cost : 1;
 }
 
-/* One compiled pattern of a validation's cache. */
+/* One compiled pattern of a validation. */
 typedef struct rx {
-    const char *pattern; /* borrowed from the schema; NULL = free slot */
+    const char *pattern; /* borrowed from the schema */
     regex_t re;
     double cost; /* rx_cost(pattern) */
 } rx_t;
@@ -681,9 +680,9 @@ typedef struct vctx {
     size_t fail_len; /* path.len at the last fault: how deep it was */
     char *field, *detail;
     size_t fieldlen, detaillen;
-    rx_t rx[RX_CACHE];
-    size_t rx_next; /* the slot to evict next */
-    double budget;  /* left of JSCHEMA_MATCH_BUDGET */
+    rx_t **rx; /* every pattern compiled so far, each once; owned */
+    size_t nrx;
+    double budget; /* left of JSCHEMA_MATCH_BUDGET */
 } vctx_t;
 
 static int fail(vctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -703,21 +702,24 @@ static int fail(vctx_t *c, const char *fmt, ...)
 
 /* Whether s (len bytes) matches pattern: 1 or 0; -1 when matching it would
  * overrun the validation's budget (or regcomp runs out of memory: the
- * pattern itself passed jschema_check). The cache keeps a validation from
- * compiling the pattern of "items" once per element. */
+ * pattern itself passed jschema_check). Each pattern of the schema is
+ * compiled once per validation, not once per element of an array: a
+ * cache that evicted could be made to recompile for every element. */
 static int rx_match(vctx_t *c, const char *pattern, const char *s, size_t len)
 {
     rx_t *r = NULL;
-    for (size_t i = 0; i < RX_CACHE && !r; i++)
-        if (c->rx[i].pattern == pattern) r = &c->rx[i];
+    for (size_t i = 0; i < c->nrx && !r; i++)
+        if (c->rx[i]->pattern == pattern) r = c->rx[i];
     if (!r) {
-        r = &c->rx[c->rx_next];
-        c->rx_next = (c->rx_next + 1) % RX_CACHE;
-        if (r->pattern) regfree(&r->re);
-        r->pattern = NULL;
-        if (regcomp(&r->re, pattern, REG_EXTENDED | REG_NOSUB) != 0) return -1;
+        r = xmalloc(sizeof *r); /* not in an array: a regex_t must not move */
+        if (regcomp(&r->re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+            free(r);
+            return -1;
+        }
         r->pattern = pattern;
         r->cost = rx_cost(pattern);
+        c->rx = xrealloc(c->rx, (c->nrx + 1) * sizeof *c->rx);
+        c->rx[c->nrx++] = r;
     }
     double cost = ((double)len + 1) * r->cost;
     if (cost > c->budget) return -1;
@@ -1033,8 +1035,11 @@ int jschema_validate(const json_t *schema, const json_t *instance, const char *b
     int rc = shallow(instance, JSCHEMA_DEPTH_MAX)
                  ? validate(&c, schema, instance)
                  : fail(&c, "nests deeper than %d levels of arrays and objects", JSCHEMA_DEPTH_MAX);
-    for (size_t i = 0; i < RX_CACHE; i++)
-        if (c.rx[i].pattern) regfree(&c.rx[i].re);
+    for (size_t i = 0; i < c.nrx; i++) {
+        regfree(&c.rx[i]->re);
+        free(c.rx[i]);
+    }
+    free(c.rx);
     if (rc == 0) *field = *detail = '\0';
     return rc;
 }

@@ -636,6 +636,39 @@ static void test_match_budget(void **state)
     json_decref(s);
 }
 
+/* Many patterns over many elements: each element is matched against its
+ * own field's pattern (each compiled once per validation, not per element). */
+static void test_many_patterns(void **state)
+{
+    (void)state;
+    json_t *props = json_object(), *v = json_array();
+    for (int k = 0; k < 12; k++) {
+        char key[8], pat[16];
+        snprintf(key, sizeof key, "k%d", k);
+        snprintf(pat, sizeof pat, "^a%d$", k);
+        json_object_set_new(props, key, json_pack("{s:s}", "pattern", pat));
+    }
+    json_t *s = json_pack("{s:{s:o}}", "items", "properties", props);
+    char err[256], field[128], detail[256];
+    assert_int_equal(jschema_check(s, err, sizeof err), 0);
+    for (int i = 0; i < 5000; i++) {
+        json_t *o = json_object();
+        for (int k = 0; k < 12; k++) {
+            char key[8], val[8];
+            snprintf(key, sizeof key, "k%d", k);
+            snprintf(val, sizeof val, "a%d", i == 4321 && k == 7 ? 8 : k);
+            json_object_set_new(o, key, json_string(val));
+        }
+        json_array_append_new(v, o);
+    }
+    assert_int_equal(jschema_validate(s, v, "config", field, sizeof field, detail, sizeof detail),
+                     SKED_EINVAL);
+    assert_string_equal(field, "config[4321].k7");
+    assert_string_equal(detail, "must match the pattern ^a7$");
+    json_decref(v);
+    json_decref(s);
+}
+
 /* uniqueItems on a long array sorts, rather than comparing every pair. */
 static void test_unique_large(void **state)
 {
@@ -749,21 +782,14 @@ static void test_no_echo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_type),
-        cmocka_unit_test(test_enum_const),
-        cmocka_unit_test(test_equality),
-        cmocka_unit_test(test_object),
-        cmocka_unit_test(test_array),
-        cmocka_unit_test(test_string),
-        cmocka_unit_test(test_number),
-        cmocka_unit_test(test_combinators),
-        cmocka_unit_test(test_paths),
-        cmocka_unit_test(test_clipping),
-        cmocka_unit_test(test_check_refusals),
-        cmocka_unit_test(test_depth),
-        cmocka_unit_test(test_match_budget),
-        cmocka_unit_test(test_unique_large),
-        cmocka_unit_test(test_http_like_schema),
+        cmocka_unit_test(test_type),           cmocka_unit_test(test_enum_const),
+        cmocka_unit_test(test_equality),       cmocka_unit_test(test_object),
+        cmocka_unit_test(test_array),          cmocka_unit_test(test_string),
+        cmocka_unit_test(test_number),         cmocka_unit_test(test_combinators),
+        cmocka_unit_test(test_paths),          cmocka_unit_test(test_clipping),
+        cmocka_unit_test(test_check_refusals), cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_match_budget),   cmocka_unit_test(test_many_patterns),
+        cmocka_unit_test(test_unique_large),   cmocka_unit_test(test_http_like_schema),
         cmocka_unit_test(test_no_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
