@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/id.h"
+#include "common/plugin_manifest.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
 
@@ -1355,16 +1356,18 @@ json_t *jobspec_redact(const json_t *doc)
     return copy;
 }
 
+_Static_assert(JOBSPEC_TYPE_MAX == SKED_PLUGIN_TYPE_MAX - 1, "a type name is a plugin type name");
+
+/* The rule of a type name is the plugin ABI's (include/sked/plugin.h),
+ * kept once, in common/plugin_manifest.c. */
 bool jobspec_type_builtin(const char *s)
 {
-    return s && (!strcmp(s, "shell") || !strcmp(s, "http"));
+    return s && plugin_type_builtin(s);
 }
 
 bool jobspec_type_ok(const char *s)
 {
-    if (!s || !(*s >= 'a' && *s <= 'z')) return false;
-    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-    return s[n] == '\0' && n <= JOBSPEC_TYPE_MAX;
+    return s && (plugin_type_builtin(s) || plugin_type_name_ok(s));
 }
 
 const char *overlap_policy_name(overlap_policy_t p)

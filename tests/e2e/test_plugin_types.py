@@ -11,6 +11,9 @@ plugin to register, and what the server does with the advertisement is
 what is under test."""
 
 import json
+import os
+import shutil
+import subprocess
 import unittest
 
 from skedtest import SkedTestCase
@@ -27,6 +30,21 @@ SQL_SCHEMA = {
 }
 SQL_PLUGIN = {"type": "sql", "version": "1.2.0", "abi": 1, "schema": SQL_SCHEMA}
 SECRET = "s3cr3t-dsn-pw"
+INCLUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include")
+# A plugin as small as the ABI allows: its manifest (what a server reads)
+# and a descriptor whose run is never called here.
+PLUGIN_C = r"""
+#include <sked/plugin.h>
+SKED_PLUGIN_MANIFEST("kv", "3.1.0",
+    "{\"type\":\"object\",\"required\":[\"key\"],"
+    "\"properties\":{\"key\":{\"type\":\"string\"}}}");
+static int run(void *state, sked_attempt *att, const sked_host *host)
+{
+    (void)state; (void)att; (void)host;
+    return SKED_PLUGIN_OK;
+}
+SKED_PLUGIN_DESCRIPTOR("kv", "3.1.0", NULL, NULL, NULL, run);
+"""
 
 
 class TestPluginTypes(SkedTestCase):
@@ -192,6 +210,44 @@ class TestPluginTypes(SkedTestCase):
             self.assertEqual([p["type"] for p in got["items"]], ["shell", "http", "noop", "sql"])
         self.assertIn("usage: sked plugins ls", self.cli_ok("plugins", "ls", "--help"))
         self.assertIn("plugins", self.cli_ok("--help"))
+
+    @unittest.skipUnless(shutil.which("cc"), "needs a C compiler to build a plugin")
+    def test_server_plugin_dir_registers_types_at_start(self):
+        """sked server --plugin-dir reads the manifests (never loading the
+        plugins) and registers their types: jobs of them are validated
+        before any worker has the type, and GET /v1/plugins lists it with
+        no worker yet."""
+        pdir = self.path("plugins")
+        os.makedirs(pdir)
+        src = os.path.join(pdir, "kv.c")
+        with open(src, "w") as f:
+            f.write(PLUGIN_C)
+        subprocess.run(["cc", "-shared", "-fPIC", "-I", INCLUDE, "-o",
+                        os.path.join(pdir, "kv.so"), src], check=True)
+        # Not a plugin at all: left out with a warning, the start goes on.
+        with open(os.path.join(pdir, "junk.so"), "wb") as f:
+            f.write(b"not an ELF file")
+        self.start_server(extra=("--plugin-dir", pdir))
+        by = {p["type"]: p for p in self.ok("GET", "/v1/plugins")["items"]}
+        self.assertEqual(sorted(by), ["http", "kv", "shell"])
+        self.assertEqual(by["kv"]["version"], "3.1.0")
+        self.assertEqual(by["kv"]["workers"], [])
+        self.assertEqual(by["kv"]["schema"]["required"], ["key"])
+        self.assert_problem(self.api("POST", "/v1/jobs", {"name": "k", "type": "kv"}), 400,
+                            "config.key")
+        job = self.create_job({"name": "k", "type": "kv", "config": {"key": "a"}})
+        why = self.ok("GET", "/v1/jobs/%s/explain" % job["id"])
+        self.assertEqual(why["reasons"][0]["code"], "no_worker_for_queue", why)
+        self.register("plain")
+        why = self.ok("GET", "/v1/jobs/%s/explain" % job["id"])
+        self.assertEqual(why["reasons"][0]["code"], "no_worker_with_type", why)
+        # A dir that cannot be read stops the start.
+        self.srv.proc.stop()
+        rc, out, err = self.cli("server", "--listen", "127.0.0.1:0", "--store",
+                                "sqlite:%s/other.db" % self.tmp, "--plugin-dir",
+                                self.path("nosuchdir"))
+        self.assertNotEqual(rc, 0)
+        self.assertIn("nosuchdir", err)
 
     def test_config_secrets_masked_everywhere_but_the_claim(self):
         self.start_server()
