@@ -41,10 +41,10 @@ static const char ls_help[] =
 
 enum { OPT_JSON = 1000 };
 
-static int ls_opt(cli_t *c, void *arg, int opt, const char *optarg)
+static int ls_opt(cli_t *c, void *arg, int opt, const char *val)
 {
     (void)arg;
-    (void)optarg;
+    (void)val;
     if (opt != OPT_JSON) return 0;
     c->json = 1;
     return 1;
