@@ -32,7 +32,7 @@ SQL_PLUGIN = {"type": "sql", "version": "1.2.0", "abi": 1, "schema": SQL_SCHEMA}
 SECRET = "s3cr3t-dsn-pw"
 INCLUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "include")
 # A plugin as small as the ABI allows: its manifest (what a server reads)
-# and a descriptor whose run is never called here.
+# and a descriptor whose run prints the config it was given.
 PLUGIN_C = r"""
 #include <sked/plugin.h>
 SKED_PLUGIN_MANIFEST("kv", "3.1.0",
@@ -40,7 +40,8 @@ SKED_PLUGIN_MANIFEST("kv", "3.1.0",
     "\"properties\":{\"key\":{\"type\":\"string\"}}}");
 static int run(void *state, sked_attempt *att, const sked_host *host)
 {
-    (void)state; (void)att; (void)host;
+    (void)state;
+    host->outputf(att, SKED_STDOUT, "config %s\n", host->config(att, NULL));
     return SKED_PLUGIN_OK;
 }
 SKED_PLUGIN_DESCRIPTOR("kv", "3.1.0", NULL, NULL, NULL, run);
@@ -211,19 +212,46 @@ class TestPluginTypes(SkedTestCase):
         self.assertIn("usage: sked plugins ls", self.cli_ok("plugins", "ls", "--help"))
         self.assertIn("plugins", self.cli_ok("--help"))
 
+    def build_plugin(self):
+        """Builds the kv plugin into <tmp>/plugins; returns the dir."""
+        pdir = self.path("plugins")
+        os.makedirs(pdir, exist_ok=True)
+        src = os.path.join(pdir, "kv.c")
+        with open(src, "w") as f:
+            f.write(PLUGIN_C)
+        subprocess.run(["cc", "-shared", "-fPIC", "-I", INCLUDE, "-o",
+                        os.path.join(pdir, "kv.so"), src], check=True)
+        return pdir
+
+    @unittest.skipUnless(shutil.which("cc"), "needs a C compiler to build a plugin")
+    def test_dev_runs_a_plugin_job_with_its_secrets_resolved(self):
+        """sked dev --plugin-dir: the server registers the type, the local
+        worker advertises it, claims the run and its plugin host runs it
+        with the config's secrets resolved to plain strings."""
+        pdir = self.build_plugin()
+        proc = self.start("dev", ["dev", "--listen", "127.0.0.1:0", "--data",
+                                  self.path("data"), "--slots", "2", "--plugin-dir", pdir])
+        self.use(self._server_from(proc))
+        job = self.create_job({"name": "k", "type": "kv",
+                               "config": {"key": {"secret": SECRET}, "n": [1, {"secret": "b"}]}})
+        run = self.wait_run_terminal(job["id"], timeout=20)
+        self.assertEqual(run["state"], "succeeded", run)
+        st, _, log = self.api("GET", "/v1/runs/%s/log" % run["id"])
+        self.assertEqual(st, 200)
+        line = [l for l in log.splitlines() if l.startswith("config ")]
+        self.assertEqual(len(line), 1, log)
+        self.assertEqual(json.loads(line[0][len("config "):]),
+                         {"key": SECRET, "n": [1, "b"]})
+        worker = self.ok("GET", "/v1/workers")["items"][0]
+        self.assertEqual(worker["types"], ["kv"])
+
     @unittest.skipUnless(shutil.which("cc"), "needs a C compiler to build a plugin")
     def test_server_plugin_dir_registers_types_at_start(self):
         """sked server --plugin-dir reads the manifests (never loading the
         plugins) and registers their types: jobs of them are validated
         before any worker has the type, and GET /v1/plugins lists it with
         no worker yet."""
-        pdir = self.path("plugins")
-        os.makedirs(pdir)
-        src = os.path.join(pdir, "kv.c")
-        with open(src, "w") as f:
-            f.write(PLUGIN_C)
-        subprocess.run(["cc", "-shared", "-fPIC", "-I", INCLUDE, "-o",
-                        os.path.join(pdir, "kv.so"), src], check=True)
+        pdir = self.build_plugin()
         # Not a plugin at all: left out with a warning, the start goes on.
         with open(os.path.join(pdir, "junk.so"), "wb") as f:
             f.write(b"not an ELF file")
