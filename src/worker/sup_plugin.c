@@ -99,7 +99,9 @@ static void flush_out(sup_t *s, struct phost *h)
         /* The host is going: its death comes through the pidfd. */
         off = h->out.len;
     }
-    memmove(h->out.data, h->out.data + off, h->out.len - off);
+    /* Nothing buffered yet: out.data may still be NULL, which memmove
+     * must not get even for 0 bytes (UBSan). */
+    if (off) memmove(h->out.data, h->out.data + off, h->out.len - off);
     h->out.len -= off;
     want_out(s, h, h->out.len > 0);
 }
@@ -249,7 +251,7 @@ static void diag(sup_t *s, struct phost *h, int stream, int eof)
         off += n + (nl && b->data + off + n == nl ? 1 : 0);
         if (off >= b->len) break;
     }
-    memmove(b->data, b->data + off, b->len - off);
+    if (off) memmove(b->data, b->data + off, b->len - off);
     b->len -= off;
 }
 
@@ -333,7 +335,7 @@ static void on_channel(sup_t *s, struct phost *h, int64_t now)
         }
     }
     if (k < 0) goto bad;
-    memmove(h->in.data, h->in.data + off, h->in.len - off);
+    if (off) memmove(h->in.data, h->in.data + off, h->in.len - off);
     h->in.len -= off;
     return;
 bad:
