@@ -291,6 +291,11 @@ class TestPluginTypes(SkedTestCase):
             self.assertNotIn(SECRET, json.dumps(a))
         self.assertEqual(answers[-2]["config"], {"dsn": {"secret": "***"}, "query": "select 2"})
         self.assertNotIn(SECRET, self.cli_ok("jobs", "get", job["id"], "-o", "json"))
+        shown = self.cli_ok("jobs", "get", job["id"])
+        self.assertIn('Config:', shown)
+        self.assertIn('"dsn":{"secret":"***"}', shown)
+        self.assertNotIn("Command:", shown)
+        self.assertNotIn(SECRET, shown)
         got = self.claim(wid)
         self.assertEqual(got[0]["spec"]["config"], {"dsn": {"secret": SECRET},
                                                     "query": "select 2"})
