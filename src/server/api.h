@@ -108,6 +108,7 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp);
 void api_workers_claim(http_req_t *req, http_resp_t *resp);
 void api_attempts_log(http_req_t *req, http_resp_t *resp);
 void api_attempts_complete(http_req_t *req, http_resp_t *resp);
+void api_workers_complete(http_req_t *req, http_resp_t *resp);
 
 /* api_plugins.c: the job types the cluster runs */
 void api_plugins_list(http_req_t *req, http_resp_t *resp);
