@@ -3381,6 +3381,14 @@ static void test_plugin_registry(void **state)
     assert_int_equal(store_worker_get(ST, w1, &w), 0);
     assert_string_equal(w.types, ",noop,sql,");
     store_worker_clear(&w);
+    /* Restarted (its row reused): the types are what it advertises now. */
+    char again[SKED_ID_LEN];
+    assert_int_equal(store_worker_drain(ST, w1, NULL, NULL, T0 + 40), 0);
+    new_typed_worker(ST, "w1", ",sql,", &p[1], 1, T0 + 41, again);
+    assert_string_equal(again, w1);
+    assert_int_equal(store_worker_get(ST, w1, &w), 0);
+    assert_string_equal(w.types, ",sql,");
+    store_worker_clear(&w);
     char plain[SKED_ID_LEN];
     new_worker(ST, "plain", "default", "", T0, plain);
     assert_int_equal(store_worker_get(ST, plain, &w), 0);
