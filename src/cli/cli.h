@@ -31,6 +31,7 @@ int cmd_submit(int argc, char **argv);      /* cmd_submit.c */
 int cmd_jobs(int argc, char **argv);        /* cmd_jobs.c */
 int cmd_runs(int argc, char **argv);        /* cmd_runs.c */
 int cmd_workers(int argc, char **argv);     /* cmd_workers.c */
+int cmd_plugins(int argc, char **argv);     /* cmd_plugins.c */
 int cmd_login(int argc, char **argv);       /* cmd_auth.c */
 int cmd_users(int argc, char **argv);       /* cmd_auth.c */
 int cmd_tokens(int argc, char **argv);      /* cmd_auth.c */

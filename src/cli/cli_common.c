@@ -706,10 +706,19 @@ void cli_print_job(const json_t *job)
     cli_table_add(kv, "State:", cli_str(job, "state"));
     cli_table_add(kv, "Version:", cli_fmt_scalar(json_object_get(job, "version"), s1, sizeof s1));
     cli_table_add(kv, "Type:", cli_str(job, "type"));
-    buf_reset(&b);
-    append_argv(&b, json_object_get(job, "command"));
-    cli_table_add(kv, "Command:", b.data);
-    cli_table_add(kv, "Cwd:", cli_str(job, "cwd"));
+    const json_t *config = json_object_get(job, "config");
+    if (json_is_object(config)) {
+        /* A non-shell job: its config (secrets come masked) instead of a
+         * command. */
+        char *text = json_dumps(config, JSON_COMPACT);
+        cli_table_add(kv, "Config:", text);
+        free(text);
+    } else {
+        buf_reset(&b);
+        append_argv(&b, json_object_get(job, "command"));
+        cli_table_add(kv, "Command:", b.data);
+        cli_table_add(kv, "Cwd:", cli_str(job, "cwd"));
+    }
     buf_reset(&b);
     append_pairs(&b, json_object_get(job, "env"));
     cli_table_add(kv, "Env:", b.data);

@@ -30,34 +30,35 @@
 
 static void dev_usage(FILE *f)
 {
-    fprintf(f, "usage: sked dev [options]\n"
-               "\n"
-               "Runs everything on this machine: the API, the scheduler and a local worker, with\n"
-               "an embedded SQLite store in a data directory. Zero configuration.\n"
-               "\n"
-               "options:\n"
-               "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 = any free\n"
-               "                       port)\n" CMD_SERVER_HELP_METRICS
-               "  --data DIR           data directory, created if needed (default ./sked-data);\n"
-               "                       holds sked.db and admin.token\n"
-               "  --slots N            runs the local worker executes at once (default 4;\n"
-               "                       0 = no local worker)\n"
-               "  --lease DUR          run lease between heartbeats (default 10s)\n"
-               "  --heartbeat DUR      heartbeat interval told to workers (default lease/5)\n"
-               "  --lease-grace DUR    wait after a lease ends before the run moves on (2s)\n"
-               "  --confirm-within DUR claimed runs must be reported started within this\n"
-               "                       (default lease/2)\n" CMD_SERVER_HELP_TLS
-               "  --rate-limit N/s     requests per second per token, and per client address\n"
-               "                       for calls without a valid token (default 100/s; 0 or\n"
-               "                       off = no limit); the worker protocol is exempt. Over\n"
-               "                       it: 429 with Retry-After\n" CMD_SERVER_HELP_LIMITS
-                   CMD_SERVER_HELP_ALERTS
-               "  --ca FILE            with --tls-cert: the CA the local worker trusts\n"
-               "                       (default: the --tls-cert certificate itself)\n"
-               "  -h, --help           this help\n"
-               "\n"
-               "Prints 'listening: URL', 'admin-token: TOKEN' and 'admin-token-file: PATH'.\n"
-               "Ctrl-C lets running jobs finish, then stops; press it again to force.\n");
+    fprintf(f,
+            "usage: sked dev [options]\n"
+            "\n"
+            "Runs everything on this machine: the API, the scheduler and a local worker, with\n"
+            "an embedded SQLite store in a data directory. Zero configuration.\n"
+            "\n"
+            "options:\n"
+            "  --listen ADDR:PORT   where to listen (default 127.0.0.1:8080; port 0 = any free\n"
+            "                       port)\n" CMD_SERVER_HELP_METRICS
+            "  --data DIR           data directory, created if needed (default ./sked-data);\n"
+            "                       holds sked.db and admin.token\n"
+            "  --slots N            runs the local worker executes at once (default 4;\n"
+            "                       0 = no local worker)\n"
+            "  --lease DUR          run lease between heartbeats (default 10s)\n"
+            "  --heartbeat DUR      heartbeat interval told to workers (default lease/5)\n"
+            "  --lease-grace DUR    wait after a lease ends before the run moves on (2s)\n"
+            "  --confirm-within DUR claimed runs must be reported started within this\n"
+            "                       (default lease/2)\n" CMD_SERVER_HELP_TLS CMD_SERVER_HELP_PLUGINS
+            "  --rate-limit N/s     requests per second per token, and per client address\n"
+            "                       for calls without a valid token (default 100/s; 0 or\n"
+            "                       off = no limit); the worker protocol is exempt. Over\n"
+            "                       it: 429 with Retry-After\n" CMD_SERVER_HELP_LIMITS
+                CMD_SERVER_HELP_ALERTS
+            "  --ca FILE            with --tls-cert: the CA the local worker trusts\n"
+            "                       (default: the --tls-cert certificate itself)\n"
+            "  -h, --help           this help\n"
+            "\n"
+            "Prints 'listening: URL', 'admin-token: TOKEN' and 'admin-token-file: PATH'.\n"
+            "Ctrl-C lets running jobs finish, then stops; press it again to force.\n");
 }
 
 /* mkdir -p, private to its owner when created. */
@@ -161,6 +162,8 @@ int cmd_dev(int argc, char **argv)
         wc.token = token;
         wc.name = "local";
         wc.slots = o.slots;
+        /* The local worker runs the plugins the server registered. */
+        wc.plugin_dir = cfg.plugin_dir;
         rc = worker_start(&wc, &w);
         if (rc < 0) {
             fprintf(stderr, "sked dev: cannot start the local worker: %s\n", sked_strerror(rc));

@@ -20,6 +20,7 @@ static const struct {
     {"jobs", cmd_jobs, "list and manage jobs"},
     {"runs", cmd_runs, "list runs, show logs, cancel"},
     {"workers", cmd_workers, "list and drain workers"},
+    {"plugins", cmd_plugins, "list the job types (built-in and plugins) and who runs them"},
     {"workflows", cmd_workflows, "submit, run and inspect workflows (DAGs of tasks)"},
     {"watch", cmd_watch, "print job, run and worker events as they happen"},
     {"login", cmd_login, "log in as a user and print a token"},

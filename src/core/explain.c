@@ -44,6 +44,7 @@ static const char *const code_names[] = {
     "waiting_on_upstream",
     "waiting_on_members",
     "waiting_for_slot",
+    "no_worker_with_type",
 };
 _Static_assert(sizeof code_names / sizeof *code_names == EXPLAIN_CODE_COUNT,
                "a name for every explain code");
@@ -198,7 +199,15 @@ static bool ns_ok(const explain_facts_t *f, const explain_worker_t *w)
 }
 
 /* The steps of a claim, each narrowing the pool further. */
-enum step { STEP_QUEUE, STEP_NS, STEP_LABELS, STEP_ACTIVE };
+enum step { STEP_QUEUE, STEP_NS, STEP_LABELS, STEP_TYPE, STEP_ACTIVE };
+
+/* Whether w runs jobs of f's type: shell and http every worker does, a
+ * plugin type only a worker that advertised it (as the claim's scan). */
+static bool type_ok(const explain_facts_t *f, const explain_worker_t *w)
+{
+    const char *t = f->type;
+    return !t || !strcmp(t, "shell") || !strcmp(t, "http") || listed(w->types, t);
+}
 
 /* Whether w passes every step up to and including `upto`. */
 static bool passes(const explain_facts_t *f, const explain_worker_t *w, enum step upto,
@@ -207,6 +216,7 @@ static bool passes(const explain_facts_t *f, const explain_worker_t *w, enum ste
     if (!live(f, w, now_ms) || !listed(w->queues, f->queue)) return false;
     if (upto >= STEP_NS && !ns_ok(f, w)) return false;
     if (upto >= STEP_LABELS && missing_labels(w->labels, f->constraints, NULL) > 0) return false;
+    if (upto >= STEP_TYPE && !type_ok(f, w)) return false;
     if (upto >= STEP_ACTIVE && w->state != EXPLAIN_WORKER_ACTIVE) return false;
     return true;
 }
@@ -363,8 +373,16 @@ static bool pool(const explain_facts_t *f, int64_t now_ms, bool need_slot, const
     } else if (count_passing(f, STEP_LABELS, now_ms) == 0) {
         no_labels(f, now_ms, run_id, out);
         return false;
+    } else if (count_passing(f, STEP_TYPE, now_ms) == 0) {
+        r = about(f, EXPLAIN_NO_WORKER_TYPE, STEP_LABELS, run_id, now_ms, &names, out);
+        r->type = f->type;
+        buf_printf(&b,
+                   "No live worker serving queue '%s' runs plugin type '%s': the workers that "
+                   "could otherwise take it (%s) did not advertise it. Start a worker with "
+                   "--plugin-dir holding the plugin.",
+                   f->queue, f->type, text(&names));
     } else if (count_passing(f, STEP_ACTIVE, now_ms) == 0) {
-        r = about(f, EXPLAIN_WORKERS_DRAINING, STEP_LABELS, run_id, now_ms, &names, out);
+        r = about(f, EXPLAIN_WORKERS_DRAINING, STEP_TYPE, run_id, now_ms, &names, out);
         buf_printf(&b,
                    "Every live worker that could run it is draining (%s): a draining worker "
                    "takes no new runs.",

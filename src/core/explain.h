@@ -12,8 +12,9 @@
  * and nothing is logged. The rules follow what the claim does
  * (store/lease.c): a due run is handed to a live worker whose queues hold
  * the run's queue, whose namespace (if it has one) holds the job's, whose
- * labels meet every constraint, that is active (not draining) and has a
- * free slot, unless the job's overlap policy or max_concurrency holds it
+ * labels meet every constraint, that runs the job's type (shell and http:
+ * every worker; a plugin type: one that advertised it), that is active
+ * (not draining) and has a free slot, unless the job's overlap policy or max_concurrency holds it
  * back. A worker is live while it is active or draining and was heard from
  * within the server's worker timeout; the reaper marks it lost later.
  *
@@ -59,6 +60,7 @@ typedef enum explain_code {
     EXPLAIN_WAITING_UPSTREAM,    /* waits for its upstreams: count of limit ended */
     EXPLAIN_WAITING_MEMBERS,     /* a workflow or array run: count of limit members ended */
     EXPLAIN_WAITING_SLOT,        /* an array's index waits for a slot (limit at once) */
+    EXPLAIN_NO_WORKER_TYPE,      /* no such worker runs the job's plugin type */
     EXPLAIN_CODE_COUNT
 } explain_code_t;
 
@@ -123,6 +125,7 @@ typedef struct explain_worker {
     explain_worker_state_t state;
     int slots, running;
     int64_t heartbeat_ms;
+    const char *types; /* the plugin types it runs, ",a,b,"; NULL or "" = none */
 } explain_worker_t;
 
 /* Everything explain decides on. Strings and arrays borrowed; job_id, ns,
@@ -132,6 +135,7 @@ typedef struct explain_facts {
     const char *ns;          /* the job's namespace */
     const char *queue;       /* the job's queue */
     const char *constraints; /* "k=v,..." sorted; "" = none */
+    const char *type;        /* the job's type; NULL = shell */
     explain_job_state_t job_state;
     int64_t job_updated_ms; /* when the job last changed (paused, deleted) */
     overlap_policy_t overlap;
@@ -166,6 +170,7 @@ typedef struct explain_reason {
     const char *schedule_id; /* borrowed */
     const char *queue;       /* borrowed */
     const char *ns;          /* borrowed: the job's namespace (worker_other_namespace) */
+    const char *type;        /* borrowed: the job's plugin type (no_worker_with_type) */
     const char *state;       /* static: a finished run's state */
     char *labels;            /* new: missing labels "k=v,k2=v2" (no_worker_labels) */
     int64_t at_ms;           /* the instant the reason names; -1 = none */

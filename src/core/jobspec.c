@@ -13,9 +13,17 @@
  * jobspec_parse(jobspec_to_json(x)) yields x again and two equivalent
  * submissions store the same bytes.
  *
- * An env value may be marked secret ({"secret": "value"}): the canonical
+ * An env value, or any value inside a non-shell job's "config", may be
+ * marked secret ({"secret": "value"}, core/secret.h): the canonical
  * document keeps value and marking (the worker needs the value), and
  * jobspec_redact masks it for every other reader (see jobspec.h).
+ *
+ * A job's type decides what describes its work: a shell job has "command"
+ * (and "cwd"); any other type (http, a plugin's) has "config", a JSON
+ * object its type validates (the server does: core/httpspec.h for http,
+ * the plugin's JSON Schema for a plugin type, since only the server knows
+ * which plugins exist). Writing the fields of the other kind is refused
+ * rather than ignored, so a job does exactly what its document says.
  */
 #include "core/jobspec.h"
 #include "core/alert.h"
@@ -25,6 +33,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/id.h"
+#include "common/plugin_manifest.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
 
@@ -891,29 +900,65 @@ static int parse_array(const json_t *v, jobspec_t *out, jobspec_error_t *err)
     return 0;
 }
 
+/* The depth of v's nesting (a scalar: 0), counted no further than limit. */
+static int depth(const json_t *v, int limit)
+{
+    int d = 0;
+    if (limit <= 0) return 1;
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *m;
+        json_object_foreach((json_t *)v, key, m)
+        {
+            int k = depth(m, limit - 1);
+            if (k > d) d = k;
+        }
+        return d + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m)
+        {
+            int k = depth(m, limit - 1);
+            if (k > d) d = k;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+/* config of a non-shell type: a JSON object (default {}), kept as it is,
+ * secrets included. What is in it is the type's business (the server
+ * validates it); here only what holds for every type: its depth, and that
+ * no secret is the mask itself. */
+static int parse_config(const json_t *v, jobspec_t *out, jobspec_error_t *err)
+{
+    char path[sizeof err->field];
+    if (v && !json_is_object(v))
+        return fail(err, "config", "must be a JSON object (the settings of a \"%s\" job)",
+                    out->type);
+    if (v && depth(v, JOBSPEC_CONFIG_DEPTH + 1) > JOBSPEC_CONFIG_DEPTH)
+        return fail(err, "config", "must not nest objects and arrays more than %d deep",
+                    JOBSPEC_CONFIG_DEPTH);
+    if (v && secret_find_masked(v, "config", path, sizeof path))
+        return fail(err, path,
+                    "\"%s\" is how sked shows a secret; send the real value (or, in a PATCH, "
+                    "send back the document as read to keep it)",
+                    SECRET_MASK);
+    out->config = v ? json_deep_copy(v) : json_object();
+    return 0;
+}
+
 static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
 {
-    static const char *const keys[] = {"name",
-                                       "type",
-                                       "command",
-                                       "env",
-                                       "cwd",
-                                       "schedules",
-                                       "priority",
-                                       "queue",
-                                       "constraints",
-                                       "timeout",
-                                       "retry",
-                                       "overlap",
-                                       "misfire",
-                                       "catch_up_window",
-                                       "max_concurrency",
-                                       "tags",
-                                       "sla",
-                                       "alerts",
-                                       "depends_on",
-                                       "array",
-                                       NULL};
+    static const char *const keys[] = {
+        "name",    "type",        "config",          "command",
+        "env",     "cwd",         "schedules",       "priority",
+        "queue",   "constraints", "timeout",         "retry",
+        "overlap", "misfire",     "catch_up_window", "max_concurrency",
+        "tags",    "sla",         "alerts",          "depends_on",
+        "array",   NULL};
     /* What the canonical document itself writes as null ("none"), so that
      * a document read back parses again. */
     static const char *const nullable[] = {"cwd", "timeout", NULL};
@@ -937,12 +982,34 @@ static int parse_doc(const json_t *doc, jobspec_t *out, jobspec_error_t *err)
 
     if ((v = opt(doc, "type"))) {
         if ((rc = get_string(v, "type", 1, JOBSPEC_NAME_MAX, &s, err))) return rc;
-        /* Other types (http, plugins) arrive with their executors. */
-        if (strcmp(s, "shell") != 0) return fail(err, "type", "must be \"shell\"");
+        if (!jobspec_type_ok(s))
+            return fail(err, "type",
+                        "must be \"shell\", \"http\" or a plugin's type name ([a-z][a-z0-9_-], "
+                        "at most %d bytes)",
+                        JOBSPEC_TYPE_MAX);
+        free(out->type);
+        out->type = xstrdup(s);
     }
-    if ((rc = parse_command(opt(doc, "command"), out, err))) return rc;
+    if (!strcmp(out->type, "shell")) {
+        if ((rc = parse_command(opt(doc, "command"), out, err))) return rc;
+        if ((rc = parse_cwd(opt(doc, "cwd"), out, err))) return rc;
+        if ((v = opt(doc, "config")) && !(json_is_object(v) && json_object_size(v) == 0))
+            return fail(err, "config",
+                        "is only for types other than \"shell\" (a shell job is described by "
+                        "\"command\" and \"env\"): leave it out or send {}");
+    } else {
+        if (opt(doc, "command"))
+            return fail(err, "command",
+                        "is only for type shell: a job of type \"%s\" is described by "
+                        "\"config\"",
+                        out->type);
+        if (opt(doc, "cwd"))
+            return fail(err, "cwd", "is only for type shell (a \"%s\" job runs no process)",
+                        out->type);
+        out->argv = xcalloc(1, sizeof *out->argv);
+        if ((rc = parse_config(opt(doc, "config"), out, err))) return rc;
+    }
     if ((rc = parse_env(opt(doc, "env"), out, err))) return rc;
-    if ((rc = parse_cwd(opt(doc, "cwd"), out, err))) return rc;
     if ((rc = jobspec__parse_schedules(opt(doc, "schedules"), &out->schedules, &out->nschedules,
                                        err)))
         return rc;
@@ -1014,36 +1081,6 @@ static void merge_patch(json_t *target, const json_t *patch)
     }
 }
 
-static bool is_masked_secret(const json_t *v)
-{
-    const json_t *s = json_object_get(v, "secret");
-    return json_is_object(v) && json_object_size(v) == 1 && json_is_string(s) &&
-           !strcmp(json_string_value(s), JOBSPEC_SECRET_MASK);
-}
-
-/* A client that PATCHes back the env it read gets its secrets as
- * {"secret": "***"}: such an entry means "unchanged" when the current
- * document has a secret by that name. Returns a copy of patch without
- * those entries, or NULL when there are none (use patch as it is). */
-static json_t *keep_masked_secrets(const json_t *current, const json_t *patch)
-{
-    const json_t *penv = json_object_get(patch, "env");
-    const json_t *cenv = json_object_get(current, "env");
-    json_t *copy = NULL;
-    const char *key;
-    json_t *v;
-    if (!json_is_object(penv) || !json_is_object(cenv)) return NULL;
-    json_object_foreach((json_t *)penv, key, v)
-    {
-        const json_t *cur = json_object_get(cenv, key);
-        if (!is_masked_secret(v) || !json_is_object(cur) || !json_object_get(cur, "secret"))
-            continue;
-        if (!copy) copy = json_deep_copy(patch);
-        json_object_del(json_object_get(copy, "env"), key);
-    }
-    return copy;
-}
-
 int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, jobspec_t *out,
                   jobspec_error_t *err)
 {
@@ -1060,7 +1097,9 @@ int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, j
         goto out;
     }
     doc = json_is_object(current) ? json_deep_copy(current) : json_object();
-    patch_copy = keep_masked_secrets(doc, patch);
+    /* A client that PATCHes back what it read sends its secrets (env, config)
+     * as {"secret": "***"}: over a stored secret that means "unchanged". */
+    patch_copy = secret_keep(doc, patch);
     merge_patch(doc, patch_copy ? patch_copy : patch);
     /* Alerts read back show their webhook secrets masked, as env does. */
     alert_keep_secrets(json_object_get(doc, "alerts"), json_object_get(current, "alerts"));
@@ -1196,10 +1235,18 @@ json_t *jobspec_to_json(const jobspec_t *spec)
 
     json_object_set_new(o, "name", json_string(spec->name ? spec->name : ""));
     json_object_set_new(o, "type", json_string(spec->type ? spec->type : "shell"));
-    a = json_array();
-    for (size_t i = 0; i < spec->argc; i++)
-        json_array_append_new(a, json_string(spec->argv[i]));
-    json_object_set_new(o, "command", a);
+    /* A shell job's document is what it was before jobs had types; any
+     * other type's has its config and no command or cwd. */
+    bool shell = !spec->type || !strcmp(spec->type, "shell");
+    if (shell) {
+        a = json_array();
+        for (size_t i = 0; i < spec->argc; i++)
+            json_array_append_new(a, json_string(spec->argv[i]));
+        json_object_set_new(o, "command", a);
+    } else {
+        json_object_set_new(o, "config",
+                            spec->config ? json_deep_copy(spec->config) : json_object());
+    }
 
     json_t *env = json_object();
     for (size_t i = 0; i < spec->envc; i++) {
@@ -1213,7 +1260,7 @@ json_t *jobspec_to_json(const jobspec_t *spec)
         free(k);
     }
     json_object_set_new(o, "env", env);
-    json_object_set_new(o, "cwd", spec->cwd ? json_string(spec->cwd) : json_null());
+    if (shell) json_object_set_new(o, "cwd", spec->cwd ? json_string(spec->cwd) : json_null());
 
     json_object_set_new(o, "schedules", jobspec__schedules_json(spec->schedules, spec->nschedules));
 
@@ -1275,6 +1322,7 @@ void jobspec_free(jobspec_t *spec)
     if (!spec) return;
     free(spec->name);
     free(spec->type);
+    json_decref(spec->config);
     for (size_t i = 0; spec->argv && i < spec->argc; i++)
         free(spec->argv[i]);
     free(spec->argv);
@@ -1297,17 +1345,29 @@ void jobspec_free(jobspec_t *spec)
 json_t *jobspec_redact(const json_t *doc)
 {
     json_t *copy = json_deep_copy(doc);
-    json_t *env = json_object_get(copy, "env");
-    const char *key;
-    json_t *v;
     alert_redact(json_object_get(copy, "alerts"));
-    if (!json_is_object(env)) return copy;
-    json_object_foreach(env, key, v)
-    {
-        if (json_is_object(v) && json_object_get(v, "secret"))
-            json_object_set_new(v, "secret", json_string(JOBSPEC_SECRET_MASK));
+    /* env values are strings or secrets, config anything: the one rule
+     * of core/secret.h masks both. */
+    static const char *const marked[] = {"env", "config"};
+    for (size_t i = 0; i < sizeof marked / sizeof *marked; i++) {
+        json_t *v = json_object_get(copy, marked[i]);
+        if (v) json_object_set_new(copy, marked[i], secret_redact(v));
     }
     return copy;
+}
+
+_Static_assert(JOBSPEC_TYPE_MAX == SKED_PLUGIN_TYPE_MAX - 1, "a type name is a plugin type name");
+
+/* The rule of a type name is the plugin ABI's (include/sked/plugin.h),
+ * kept once, in common/plugin_manifest.c. */
+bool jobspec_type_builtin(const char *s)
+{
+    return s && plugin_type_builtin(s);
+}
+
+bool jobspec_type_ok(const char *s)
+{
+    return s && (plugin_type_builtin(s) || plugin_type_name_ok(s));
 }
 
 const char *overlap_policy_name(overlap_policy_t p)

@@ -24,6 +24,7 @@
 #include "core/deps.h"
 #include "core/policy.h"
 #include "core/schedule.h"
+#include "core/secret.h"
 
 #define JOBSPEC_NAME_MAX      200   /* bytes in name, queue, tag, label key/value */
 #define JOBSPEC_ARGV_MAX      1024  /* argv entries */
@@ -31,7 +32,9 @@
 #define JOBSPEC_ENV_MAX       256   /* env entries */
 #define JOBSPEC_SCHEDULES_MAX 64    /* schedules per job */
 #define JOBSPEC_TAGS_MAX      64
-#define JOBSPEC_SECRET_MASK   "***" /* how a secret env value is shown */
+#define JOBSPEC_SECRET_MASK   SECRET_MASK /* how a secret value is shown (core/secret.h) */
+#define JOBSPEC_TYPE_MAX      63          /* bytes in a plugin type name */
+#define JOBSPEC_CONFIG_DEPTH  32          /* nesting of objects and arrays in "config" */
 #define JOBSPEC_PRIORITY_MIN  -1000
 #define JOBSPEC_PRIORITY_MAX  1000
 #define JOBSPEC_DEPS_MAX      64    /* depends_on entries of a job */
@@ -59,8 +62,9 @@ typedef struct jobspec_dep {
 /* A parsed, validated job. All strings owned; free with jobspec_free. */
 typedef struct jobspec {
     char *name;
-    char *type;  /* "shell" */
-    char **argv; /* NULL-terminated */
+    char *type;     /* "shell" (default), "http" or a plugin's type name */
+    json_t *config; /* a non-shell type's "config" object, secrets kept (owned; NULL for shell) */
+    char **argv;    /* NULL-terminated; empty for a non-shell type */
     size_t argc;
     char **env;       /* "K=V" strings, NULL-terminated */
     bool *env_secret; /* envc flags parallel to env: true = the value is secret */
@@ -110,8 +114,9 @@ json_t *jobspec_to_json(const jobspec_t *spec);
  * SKED_EINVAL only if v is not shaped like such an object. */
 int jobspec_schedule_read(const json_t *v, schedule_spec_t *out);
 
-/* Secret env values. In a job document an env value is a string or
- * {"secret": "value"}. The canonical document (and so the store, and the
+/* Secret values (core/secret.h). In a job document an env value is a
+ * string or {"secret": "value"}, and any value inside a non-shell job's
+ * "config" may be {"secret": "value"}. The canonical document (and so the store, and the
  * claim answer a worker gets) keeps the value, because the job needs it;
  * everything else must show {"secret": "***"} instead:
  *   - api_jobs.c renders every job resource (GET, list, POST/PATCH answers,
@@ -119,16 +124,25 @@ int jobspec_schedule_read(const json_t *v, schedule_spec_t *out);
  *   - any log line, event or audit entry that prints a spec does too;
  *   - api_workers.c (the claim answer) must NOT redact: workers need the
  *     values (and never log them).
- * A secret whose value is exactly "***" is refused, and in a PATCH an env
- * entry {"secret": "***"} over an existing secret keeps that secret, so a
- * document read back and sent again does not destroy it.
+ * A secret whose value is exactly "***" is refused, and in a PATCH a
+ * {"secret": "***"} (in env or config) over an existing secret keeps that
+ * secret, so a document read back and sent again does not destroy it.
  *
  * Returns a deep copy of doc (a canonical spec or a job resource: its
- * top-level "env") with every secret value replaced by "***", and the
+ * top-level "env" and "config") with every secret value replaced by
+ * "***", and the
  * "secret" of every entry of its "alerts" (a webhook's signing key, which
  * not even workers need: api_workers.c leaves "alerts" out) too. New
  * reference; doc is not changed. */
 json_t *jobspec_redact(const json_t *doc);
+
+/* Job types. A type is "shell", "http" (both built into every worker) or
+ * a plugin's type name: 1 to JOBSPEC_TYPE_MAX bytes of [a-z0-9_-],
+ * starting with a letter (the rule of include/sked/plugin.h).
+ * jobspec_type_ok: s is one of these; jobspec_type_builtin: s is "shell"
+ * or "http". */
+bool jobspec_type_ok(const char *s);
+bool jobspec_type_builtin(const char *s);
 
 void jobspec_free(jobspec_t *spec); /* frees members; the struct itself is the caller's */
 

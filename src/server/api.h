@@ -110,6 +110,9 @@ void api_attempts_log(http_req_t *req, http_resp_t *resp);
 void api_attempts_complete(http_req_t *req, http_resp_t *resp);
 void api_workers_complete(http_req_t *req, http_resp_t *resp);
 
+/* api_plugins.c: the job types the cluster runs */
+void api_plugins_list(http_req_t *req, http_resp_t *resp);
+
 /* api_auth.c: users, login, tokens, the audit log */
 void api_users_create(http_req_t *req, http_resp_t *resp);
 void api_users_list(http_req_t *req, http_resp_t *resp);

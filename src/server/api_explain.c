@@ -133,6 +133,7 @@ static json_t *reason_json(const explain_reason_t *r)
     set_str(o, "schedule_id", r->schedule_id);
     set_str(o, "queue", r->queue);
     set_str(o, "namespace", r->ns);
+    set_str(o, "type", r->type);
     set_str(o, "state", r->state);
     if (r->labels && *r->labels) {
         json_t *labels = items_json(r->labels);
@@ -169,6 +170,7 @@ void api__explain(http_req_t *req, http_resp_t *resp, const char *job_id, const 
         .ns = e.job.ns ? e.job.ns : "default",
         .queue = e.job.queue ? e.job.queue : "default",
         .constraints = e.job.constraints ? e.job.constraints : "",
+        .type = e.job.type,
         .job_state = job_state_of(e.job.state),
         .job_updated_ms = e.job.updated_ms,
         .overlap = e.job.overlap,
@@ -201,9 +203,9 @@ void api__explain(http_req_t *req, http_resp_t *resp, const char *job_id, const 
     workers = xcalloc(e.nworkers + 1, sizeof *workers);
     for (size_t i = 0; i < e.nworkers; i++) {
         const store_worker_t *w = &e.workers[i];
-        workers[i] = (explain_worker_t){w->id,     w->name,    w->queues,
-                                        w->labels, w->ns,      worker_state_of(w->state),
-                                        w->slots,  w->running, w->heartbeat_ms};
+        workers[i] = (explain_worker_t){
+            w->id,    w->name,    w->queues,       w->labels, w->ns, worker_state_of(w->state),
+            w->slots, w->running, w->heartbeat_ms, w->types};
     }
     f.workers = workers;
 

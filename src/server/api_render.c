@@ -180,6 +180,7 @@ json_t *api_worker_json(const store_worker_t *w)
     json_object_set_new(o, "host", json_string(w->host ? w->host : ""));
     json_object_set_new(o, "labels", labels_json(w->labels));
     json_object_set_new(o, "queues", list_json(w->queues));
+    json_object_set_new(o, "types", list_json(w->types)); /* ",a,b," -> ["a","b"] */
     json_object_set_new(o, "slots", json_integer(w->slots));
     json_object_set_new(o, "running", json_integer(w->running));
     json_object_set_new(o, "state", str_or_null(worker_state_name(w->state)));

@@ -39,9 +39,11 @@
 #include "common/xalloc.h"
 #include "core/duration.h"
 #include "core/jobspec.h"
+#include "core/jschema.h"
 #include "core/results.h"
 #include "server/auth.h"
 #include "server/metrics.h"
+#include "sked/plugin.h"
 
 #define CLAIM_MAX         100         /* runs per claim */
 #define CLAIM_WAIT_MAX_MS (30 * 1000) /* longest long-poll */
@@ -51,6 +53,8 @@
 #define HOST_MAX          255
 #define REASON_MAX        1000
 #define SLOTS_MAX         4096
+#define PLUGINS_MAX       64 /* plugin types one worker advertises */
+#define PLUGIN_ABI_MAX    1000
 #define CLAIM_MAGIC       0x434c4149u /* "CLAI" */
 
 /* What a waiting claim keeps across its handler calls. */
@@ -234,9 +238,108 @@ out:
     return ok;
 }
 
+/* plugins: [{"type", "version", "abi", "schema"}] -> w->plugins and the
+ * ",a,b," list of their types in w->types. A type is a plugin type name
+ * (not shell or http, which every worker runs), listed once; its schema a
+ * JSON Schema that jschema can apply, so that the server can validate
+ * jobs of the type against it. */
+static bool parse_plugins(json_t *v, store_worker_t *w, http_resp_t *resp)
+{
+    static const char *const fields[] = {"type", "version", "abi", "schema", NULL};
+    char field[64], prefix[32];
+    size_t i;
+    json_t *p;
+    buf_t types = BUF_INIT;
+    bool ok = false;
+
+    if (!json_is_array(v) || json_array_size(v) > PLUGINS_MAX) {
+        api_fail(resp, SKED_EINVAL, "plugins",
+                 "plugins must be an array of at most %d {\"type\", \"version\", \"abi\", "
+                 "\"schema\"} objects",
+                 PLUGINS_MAX);
+        return false;
+    }
+    w->plugins = xcalloc(json_array_size(v) + 1, sizeof *w->plugins);
+    json_array_foreach(v, i, p)
+    {
+        snprintf(prefix, sizeof prefix, "plugins[%zu].", i);
+        if (!json_is_object(p)) {
+            snprintf(field, sizeof field, "plugins[%zu]", i);
+            api_fail(resp, SKED_EINVAL, field,
+                     "a plugin is an object with type, version, abi and "
+                     "schema");
+            goto out;
+        }
+        if (!known_fields(p, fields, prefix, resp)) goto out;
+        store_plugin_type_t *t = &w->plugins[i];
+        w->nplugins = i + 1;
+        json_t *m = json_object_get(p, "type");
+        snprintf(field, sizeof field, "%stype", prefix);
+        const char *type = json_string_value(m);
+        if (type && jobspec_type_builtin(type)) {
+            api_fail(resp, SKED_EINVAL, field,
+                     "\"%s\" is built into every worker and cannot be advertised", type);
+            goto out;
+        }
+        if (!type || !jobspec_type_ok(type)) {
+            api_fail(resp, SKED_EINVAL, field,
+                     "a plugin type is 1 to %d bytes of [a-z0-9_-], starting with a letter",
+                     JOBSPEC_TYPE_MAX);
+            goto out;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(w->plugins[k].type, type)) {
+                api_fail(resp, SKED_EINVAL, field, "type \"%s\" is already in plugins[%zu]", type,
+                         k);
+                goto out;
+            }
+        snprintf(t->type, sizeof t->type, "%s", type);
+        m = json_object_get(p, "version");
+        snprintf(field, sizeof field, "%sversion", prefix);
+        if (!json_is_string(m) || !token_ok(json_string_value(m), SKED_PLUGIN_VERSION_MAX - 1)) {
+            api_fail(resp, SKED_EINVAL, field,
+                     "version is required: 1 to %d bytes without control characters, ',' or '='",
+                     SKED_PLUGIN_VERSION_MAX - 1);
+            goto out;
+        }
+        t->version = xstrdup(json_string_value(m));
+        m = json_object_get(p, "abi");
+        snprintf(field, sizeof field, "%sabi", prefix);
+        if (!json_is_integer(m) || json_integer_value(m) < 1 ||
+            json_integer_value(m) > PLUGIN_ABI_MAX) {
+            api_fail(resp, SKED_EINVAL, field,
+                     "abi is required: the plugin ABI it was built against, an integer from 1 "
+                     "to %d",
+                     PLUGIN_ABI_MAX);
+            goto out;
+        }
+        t->abi = (int)json_integer_value(m);
+        m = json_object_get(p, "schema");
+        snprintf(field, sizeof field, "%sschema", prefix);
+        char why[256];
+        if (!m) {
+            api_fail(resp, SKED_EINVAL, field,
+                     "schema is required: the JSON Schema of the type's config (true for any)");
+            goto out;
+        }
+        if (jschema_check(m, why, sizeof why) != 0) {
+            api_fail(resp, SKED_EINVAL, field, "the plugin's config schema: %s", why);
+            goto out;
+        }
+        t->schema_json = json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
+        buf_printf(&types, "%s%s,", i ? "" : ",", type);
+    }
+    w->types = types.len ? buf_steal(&types) : xstrdup("");
+    ok = true;
+out:
+    buf_free(&types);
+    return ok;
+}
+
 void api_workers_register(http_req_t *req, http_resp_t *resp)
 {
-    static const char *const fields[] = {"name", "host", "slots", "queues", "labels", NULL};
+    static const char *const fields[] = {"name",   "host",    "slots", "queues",
+                                         "labels", "plugins", NULL};
     const server_config_t *cfg = server_config(req->srv);
     store_worker_t w;
     json_t *body = NULL, *v;
@@ -280,6 +383,12 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
     } else {
         w.labels = xstrdup("");
     }
+    v = json_object_get(body, "plugins");
+    if (v && !json_is_null(v)) {
+        if (!parse_plugins(v, &w, resp)) goto out;
+    } else {
+        w.types = xstrdup("");
+    }
     w.state = WORKER_ACTIVE;
     w.registered_ms = w.heartbeat_ms = req->now_ms;
     /* Bound to the registering token, and to its namespace. */
@@ -293,8 +402,8 @@ void api_workers_register(http_req_t *req, http_resp_t *resp)
         api_fail_store(resp, rc, "worker", "register worker");
         goto out;
     }
-    log_info("api", "worker %s registered as %s (%d slots, queues %s)", w.name, w.id, w.slots,
-             w.queues);
+    log_info("api", "worker %s registered as %s (%d slots, queues %s%s%s)", w.name, w.id, w.slots,
+             w.queues, *w.types ? ", plugin types " : "", w.types);
     duration_format(cfg->lease_ms, lease, sizeof lease);
     duration_format(cfg->heartbeat_ms, hb, sizeof hb);
     char *loc = xasprintf("/v1/workers/%s", w.id);

@@ -30,7 +30,6 @@
 #include "server/auth.h"
 #include "server/jobsvc.h"
 
-
 static const char *nz(const char *s)
 {
     return s ? s : "";

@@ -115,6 +115,10 @@ static int common_opt(int argc, char **argv, int *i, server_config_t *cfg)
         if (r > 0) cfg->metrics_listen = v;
         return r;
     }
+    if ((r = cmd_server_take(argc, argv, i, "--plugin-dir", &v)) != 0) {
+        if (r > 0) cfg->plugin_dir = v;
+        return r;
+    }
     if ((r = cmd_server_take(argc, argv, i, "--tls-cert", &v)) != 0) {
         if (r > 0) cfg->tls_cert_file = v;
         return r;
@@ -285,6 +289,7 @@ static void server_usage(FILE *f)
         "                       (default 2s)\n"
         "  --confirm-within DUR a claimed run not reported started within this goes\n"
         "                       back to pending, uncharged (default lease/2)\n" CMD_SERVER_HELP_TLS
+            CMD_SERVER_HELP_PLUGINS
         "  --rate-limit N/s     requests per second per token, and per client address\n"
         "                       for calls without a valid token (default 100/s; 0 or\n"
         "                       off = no limit); admin tokens and the worker protocol\n"

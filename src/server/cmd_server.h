@@ -23,6 +23,10 @@
     "  --tls-cert FILE      serve HTTPS only, with this PEM certificate (chain);\n"                \
     "                       needs --tls-key. Plain HTTP is then not served at all\n"               \
     "  --tls-key FILE       the PEM private key of --tls-cert\n"
+#define CMD_SERVER_HELP_PLUGINS                                                                    \
+    "  --plugin-dir DIR     register the plugin types of every *.so in DIR at start\n"             \
+    "                       (their manifests are read, the plugins never loaded), so\n"            \
+    "                       jobs of them are validated before a worker has them\n"
 #define CMD_SERVER_HELP_METRICS                                                                    \
     "  --metrics-listen ADDR:PORT\n"                                                               \
     "                       also serve GET /metrics, and nothing else, on this\n"                  \

@@ -9,7 +9,9 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "core/jschema.h"
 #include "core/plan.h"
+#include "core/secret.h"
 #include "core/workflow.h"
 
 #define UPDATE_TRIES 3 /* read-merge-write rounds when no version is pinned */
@@ -133,6 +135,61 @@ out:
     return rc;
 }
 
+/* Checks the config of spec against its type, which the document's own
+ * validation cannot: only the server knows the plugin types that exist
+ * (the registry of what workers advertised) and their schemas. prefix
+ * names where the job sits in the request ("" for a job, "tasks[2]." for
+ * a workflow's task). Shell needs nothing more; a plugin type must be in
+ * the registry, and its config (secrets resolved to the strings the
+ * plugin will get) must conform to the type's JSON Schema. */
+static int check_type(jobsvc_call_t *c, const jobspec_t *spec, const char *prefix)
+{
+    char field[sizeof c->err.field], detail[sizeof c->err.detail], f2[sizeof c->err.field];
+    if (!spec->type || !strcmp(spec->type, "shell")) return 0;
+    if (!strcmp(spec->type, "http")) {
+        /* TODO(lead): httpspec_check at merge */
+        return 0;
+    }
+    store_plugin_type_t pt;
+    int rc = store_plugin_get(c->st, spec->type, &pt);
+    if (rc == SKED_ENOTFOUND) {
+        snprintf(field, sizeof field, "%stype", prefix);
+        return refuse(c, SKED_EINVAL, field,
+                      "%s: no worker has plugin type \"%s\"; start a worker with --plugin-dir "
+                      "holding it",
+                      field, spec->type);
+    }
+    if (rc != 0)
+        return refuse(c, rc, NULL, "reading plugin type %s: %s", spec->type, sked_strerror(rc));
+    json_error_t jerr;
+    json_t *schema = json_loads(pt.schema_json, JSON_DECODE_ANY, &jerr);
+    json_t *config = secret_resolve(spec->config);
+    snprintf(f2, sizeof f2, "%sconfig", prefix);
+    if (!schema) {
+        rc = refuse(c, SKED_EINTERNAL, NULL, "the stored schema of plugin type %s is unreadable",
+                    spec->type);
+    } else if (jschema_validate(schema, config, f2, field, sizeof field, detail, sizeof detail)) {
+        rc = refuse(c, SKED_EINVAL, field, "%s: %s (the %s plugin's config schema)", field, detail,
+                    spec->type);
+    }
+    json_decref(config);
+    json_decref(schema);
+    store_plugin_type_clear(&pt);
+    return rc;
+}
+
+/* check_type of every task of a workflow. */
+static int check_task_types(jobsvc_call_t *c, const wfspec_t *spec)
+{
+    for (size_t i = 0; i < spec->ntasks; i++) {
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "tasks[%zu].", i);
+        int rc = check_type(c, &spec->tasks[i].job, prefix);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 /* The canonical document of spec as the store keeps it (new; caller frees). */
 static char *canonical_text(const jobspec_t *spec)
 {
@@ -145,7 +202,9 @@ static char *canonical_text(const jobspec_t *spec)
 int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
                   store_job_t *job, store_schedule_t **scheds, size_t *n)
 {
-    int rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, scheds, n);
+    int rc = check_type(c, spec, "");
+    if (rc != 0) return rc;
+    rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, scheds, n);
     if (rc != 0) return rc;
     store_job_from_spec(job, spec);
     job->ns = xstrdup(ns);
@@ -190,6 +249,7 @@ static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, i
         goto out;
     }
     if ((rc = jobspec_patch(current, patch, &merged, &spec, &c->err)) != 0) goto out;
+    if ((rc = check_type(c, &spec, "")) != 0) goto out;
     if ((rc = build_scheds(c, spec.schedules, spec.nschedules, old, nold, &scheds, &n)) != 0)
         goto out;
 
@@ -293,7 +353,8 @@ int jobsvc_workflow_create(jobsvc_call_t *c, const char *ns, const wfspec_t *spe
     store_schedule_t *scheds = NULL;
     size_t n = 0;
     store_job_t *tasks = xcalloc(spec->ntasks + 1, sizeof *tasks);
-    int rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, &scheds, &n);
+    int rc = check_task_types(c, spec);
+    if (rc == 0) rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, &scheds, &n);
     if (rc != 0) goto out;
     workflow_records(spec, wf, tasks);
     wf->ns = xstrdup(ns);
@@ -331,6 +392,7 @@ int jobsvc_workflow_replace(jobsvc_call_t *c, const char *id, const wfspec_t *sp
                                   : store_failed(c, rc, "reading the workflow");
         goto out;
     }
+    if ((rc = check_task_types(c, spec)) != 0) goto out;
     if ((rc = build_scheds(c, spec->schedules, spec->nschedules, old, nold, &scheds, &n)) != 0)
         goto out;
     workflow_records(spec, &wf, tasks);

@@ -51,6 +51,7 @@ const http_route_t http_routes[] = {
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},
+    {"GET", "/v1/plugins", ACCESS_READ, api_plugins_list},
     {"GET", "/v1/events", ACCESS_READ, api_events},
     {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, api_workers_drain},
     {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, api_workers_heartbeat},

@@ -19,7 +19,9 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/plugin_manifest.h"
 #include "common/xalloc.h"
+#include "core/jschema.h"
 #include "server/alert_send.h"
 #include "server/alerter.h"
 #include "server/auth.h"
@@ -150,6 +152,53 @@ static void on_store_notify(void *arg)
     alerter_kick(srv->alerter);
 }
 
+/* Upserts the manifests of the plugins in dir into the plugin type
+ * registry, as a worker's registration does with what it advertises: a
+ * server that reads the same plugin dir as its workers validates jobs of
+ * those types before any such worker has registered. The files are read,
+ * never loaded (common/plugin_manifest.h). A plugin whose schema jschema
+ * cannot apply is left out with a warning, as the registration refuses
+ * it; a dir that cannot be read stops the start. */
+static int load_plugin_dir(store_t *st, const char *dir)
+{
+    plugin_manifest_t *v = NULL;
+    size_t n = 0, k = 0;
+    int rc = plugin_manifest_scan(dir, "server", &v, &n);
+    if (rc < 0) {
+        log_error("server", "--plugin-dir %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    store_plugin_type_t *types = xcalloc(n + 1, sizeof *types);
+    for (size_t i = 0; i < n; i++) {
+        json_error_t jerr;
+        char why[256];
+        json_t *schema = json_loads(v[i].schema, JSON_DECODE_ANY, &jerr);
+        if (!schema || jschema_check(schema, why, sizeof why) != 0) {
+            log_warn("server", "plugin %s (%s) left out: its config schema %s%s", v[i].path,
+                     v[i].type,
+                     schema ? "is refused: " : "is not JSON: ", schema ? why : jerr.text);
+            json_decref(schema);
+            continue;
+        }
+        store_plugin_type_t *t = &types[k++];
+        snprintf(t->type, sizeof t->type, "%s", v[i].type);
+        t->version = xstrdup(v[i].version);
+        t->abi = (int)v[i].abi;
+        t->schema_json = json_dumps(schema, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(schema);
+        log_info("server", "plugin type %s %s (ABI %u) from %s", v[i].type, v[i].version, v[i].abi,
+                 v[i].path);
+    }
+    rc = store_plugin_upsert(st, types, k, store_now_ms(st));
+    if (rc < 0)
+        log_error("server", "cannot register the plugins of %s: %s", dir, sked_strerror(rc));
+    for (size_t i = 0; i < k; i++)
+        store_plugin_type_clear(&types[i]);
+    free(types);
+    plugin_manifests_free(v, n);
+    return rc;
+}
+
 int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
 {
     int rc = 0;
@@ -213,6 +262,7 @@ int server_start(const server_config_t *cfg, server_t **out, char **admin_token)
     srv->alerter = alerter_new(srv->st, &srv->cfg, &srv->smtp);
     store_set_notify(srv->st, on_store_notify, srv);
 
+    if (cfg->plugin_dir && (rc = load_plugin_dir(srv->st, cfg->plugin_dir)) < 0) goto out;
     rc = auth_bootstrap(srv->st, srv->token_file, store_now_ms(srv->st), &token);
     if (rc < 0) {
         log_error("server", "cannot bootstrap the admin token: %s", sked_strerror(rc));

@@ -64,6 +64,9 @@ typedef struct server_config {
     const char *metrics_listen; /* "ADDR:PORT" of a second listener serving GET /metrics alone,
                                    without a token; NULL = none (the API's /metrics then
                                    needs a token of role metrics or admin) */
+    const char *plugin_dir;     /* the manifests of every *.so here are upserted into the plugin
+                                   type registry at start (read, never loaded), so jobs of those
+                                   types are validated before any worker has them; NULL = none */
     int alert_tries;            /* sends of one notice before it is failed; 0 = default 10 */
     int64_t alert_retry_max_ms; /* cap of the backoff between them; 0 = default 5m */
 } server_config_t;

@@ -94,7 +94,7 @@ static void row_xworker(db_q_t *q, void *elem)
 {
     store_worker_t *w = elem;
     store__row_worker(q, w);
-    w->ns = db_ct0(q, 10);
+    w->ns = db_ct0(q, WORKER_NCOLS);
 }
 
 static void clear_xworker(void *elem)

@@ -30,7 +30,7 @@ static db_sql_t Q_IDEM_GET =
 static db_sql_t Q_JOB_INSERT =
     DB_SAME("INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
             " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,"
-            " ?28, ?29, ?30)");
+            " ?28, ?29, ?30, ?31)");
 /* A schedule's values in the order bind_sched gives them; a new schedule
  * has never fired. */
 static db_sql_t Q_SCHED_INSERT = DB_SAME(
@@ -74,7 +74,7 @@ static db_sql_t Q_JOB_UPDATE = DB_SAME(
     " max_concurrency = ?11, timeout_ms = ?12, retry_max_attempts = ?13,"
     " retry_initial_ms = ?14, retry_max_ms = ?15, retry_multiplier = ?16, retry_jitter = ?17,"
     " version = version + 1, updated_ms = ?19, deps_rule = ?20, max_active = ?21,"
-    " array_count = ?22, array_parallel = ?23, graph = (graph & 8) | ?24"
+    " array_count = ?22, array_parallel = ?23, graph = (graph & 8) | ?24, type = ?25"
     " WHERE id = ?1 AND state != 3 AND (?18 = 0 OR version = ?18)"
     " RETURNING version, state, ns, owner, created_ms");
 static db_sql_t Q_JOB_VERSION = DB_SAME("SELECT version FROM jobs WHERE id = ?1 AND state != 3");
@@ -308,6 +308,7 @@ int store__job_insert(db_t *db, store_job_t *j, store_schedule_t *scheds, size_t
     db_bi(q, j->max_active);
     db_bi(q, j->array_count);
     db_bi(q, j->array_parallel);
+    db_bt(q, j->type ? j->type : "shell");
     if ((rc = db_exec(q, NULL)) < 0) return rc; /* ECONFLICT: the name is taken */
     if ((rc = put_deps(db, j, false)) < 0) return rc;
 
@@ -518,6 +519,7 @@ int store__job_rewrite(db_t *db, store_job_t *j, int64_t expect, store_schedule_
     db_bi(q, j->array_count);
     db_bi(q, j->array_parallel);
     db_bi(q, job_graph(j));
+    db_bt(q, j->type ? j->type : "shell");
     if ((rc = db_one(q)) == SKED_ENOTFOUND) {
         /* No row changed: a stale version, or no such job. */
         if (!(q = db_q(db, &Q_JOB_VERSION))) return SKED_ESTORE;

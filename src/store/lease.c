@@ -45,12 +45,12 @@
 static db_sql_t Q_WORKER_TOUCH = DB_SAME(
     "UPDATE workers SET heartbeat_ms = ?2, state = CASE WHEN state = 2 THEN 0 ELSE state END,"
     " owner = CASE WHEN owner = '' AND ?3 IS NOT NULL THEN ?3 ELSE owner END"
-    " WHERE id = ?1 AND state != 3 RETURNING state, queues, labels, owner, ns");
+    " WHERE id = ?1 AND state != 3 RETURNING state, queues, labels, owner, ns, types");
 
 /* What a claim or a heartbeat needs of the worker it touched. */
 struct touched {
     worker_state_t state;
-    char *queues, *labels, *ns; /* new; NULL unless asked for */
+    char *queues, *labels, *ns, *types; /* new; NULL unless asked for */
 };
 
 static void touched_clear(struct touched *w)
@@ -58,6 +58,7 @@ static void touched_clear(struct touched *w)
     FREE_NULL(w->queues);
     FREE_NULL(w->labels);
     FREE_NULL(w->ns);
+    FREE_NULL(w->types);
 }
 
 /* Steps a statement whose one row was read to its end. On SQLite that
@@ -90,6 +91,7 @@ static int worker_touch(db_t *db, const char *worker_id, const char *owner, int6
         w->queues = db_ct0(q, 1);
         w->labels = db_ct0(q, 2);
         w->ns = db_ct0(q, 4);
+        w->types = db_ct0(q, 5);
     }
     if ((rc = finish(q)) < 0) touched_clear(w);
     return rc < 0 ? rc : owner_ok ? 0 : SKED_EFORBID;
@@ -107,27 +109,32 @@ static db_sql_t Q_CLAIM_LEVEL =
            " AND queue = $1 AND priority < $2::bigint");
 /* The oldest due runs of one level that this worker may take: of a job
  * neither paused nor deleted, in the worker's namespaces (?5; '' = all),
- * whose constraints its labels (?6) satisfy. Filtered here, so a backlog
- * the worker cannot take never fills the window and hides the runs behind
- * it. SKIP LOCKED: runs another server is claiming right now are left to
- * it, and only the rows returned are locked. */
+ * whose constraints its labels (?6) satisfy, of a type it runs (shell and
+ * http: every worker; a plugin type: listed in its types, ?7, ",a,b,").
+ * Filtered here, so a backlog the worker cannot take (another queue's
+ * labels, a plugin type it lacks) never fills the window and hides the
+ * runs behind it. SKIP LOCKED: runs another server is claiming right now
+ * are left to it, and only the rows returned are locked. */
+#define CLAIM_TYPE_OK(types, has)                                                                  \
+    " AND (j.type IN ('shell', 'http') OR " has "(" types ", ',' || j.type || ',') > 0)"
 static db_sql_t Q_CLAIM_ROWS = DB_SQL(
     "SELECT id, job_id, not_before_ms, fire_ms, parent_id IS NOT NULL FROM runs INDEXED BY "
     "runs_claim"
     " WHERE state IN (0, 2) AND held = 0 AND queue = ?1 AND priority = ?2"
     " AND not_before_ms <= ?3 AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = runs.job_id"
     " AND j.state NOT IN (1, 3) AND (?5 = '' OR instr(',' || ?5 || ',', ',' || j.ns || ',') > 0)"
-    " AND sked_labels_ok(?6, j.constraints)) ORDER BY not_before_ms LIMIT ?4",
+    " AND sked_labels_ok(?6, j.constraints)" CLAIM_TYPE_OK(
+        "?7", "instr") ") ORDER BY not_before_ms LIMIT ?4",
     "SELECT r.id, r.job_id, r.not_before_ms, r.fire_ms, r.parent_id IS NOT NULL FROM runs r"
     " JOIN jobs j ON j.id = r.job_id"
     " WHERE r.state IN (0, 2) AND NOT r.held AND r.queue = $1 AND r.priority = $2"
     " AND r.not_before_ms <= $3 AND j.state NOT IN (1, 3)"
     " AND ($5 = '' OR j.ns = ANY (string_to_array($5, ',')))"
-    " AND string_to_array(j.constraints, ',') <@ string_to_array($6, ',')"
-    " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED");
+    " AND string_to_array(j.constraints, ',') <@ string_to_array($6, ',')" CLAIM_TYPE_OK(
+        "$7", "strpos") " ORDER BY r.not_before_ms LIMIT $4 FOR NO KEY UPDATE OF r SKIP LOCKED");
 static db_sql_t Q_CLAIM_JOB =
-    DB_SAME("SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name, ns"
-            " FROM jobs WHERE id = ?1");
+    DB_SAME("SELECT state, constraints, max_concurrency, overlap, spec_json, timeout_ms, name, ns,"
+            " type FROM jobs WHERE id = ?1");
 /* Per-job decisions (concurrency, overlap) of concurrent claims on several
  * servers are serialised by a transaction-scoped advisory lock on the job,
  * which blocks nothing else that touches it. */
@@ -218,14 +225,14 @@ static int next_level(db_t *db, const char *queue, int64_t *level, bool *found)
  * ranges of O(window) rows each, whatever the backlog. Within a level the
  * oldest due run has aged most, so index order is effective-priority
  * order. *more OUT: candidates beyond the window may exist. */
-static int gather(db_t *db, const char *queues, const char *ns, const char *labels, int window,
-                  int64_t now_ms, struct cand **out, size_t *nout, bool *more)
+static int gather(db_t *db, const struct touched *w, const char *ns, int window, int64_t now_ms,
+                  struct cand **out, size_t *nout, bool *more)
 {
     struct cand *v = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
     *more = false;
-    char *qs = xstrdup(queues), *save = NULL;
+    char *qs = xstrdup(w->queues), *save = NULL;
     for (char *queue = strtok_r(qs, ",", &save); queue; queue = strtok_r(NULL, ",", &save)) {
         int64_t level = (int64_t)INT_MAX + 1;
         for (;;) {
@@ -252,7 +259,8 @@ static int gather(db_t *db, const char *queues, const char *ns, const char *labe
             db_bi(q, now_ms);
             db_bi(q, window);
             db_bt(q, ns);
-            db_bt(q, labels);
+            db_bt(q, w->labels);
+            db_bt(q, w->types);
             int got = 0;
             while ((rc = db_step(q)) == 1) {
                 if (n == cap) {
@@ -369,7 +377,7 @@ out:
 
 /* Tries to claim one candidate. Returns 1 if claimed (into *cl), 0 if it
  * was passed over, or an error. */
-static int claim_one(db_t *db, struct claim_args *a, const char *labels, const struct cand *k,
+static int claim_one(db_t *db, struct claim_args *a, const struct touched *w, const struct cand *k,
                      store_claimed_t *cl)
 {
     char *spec = NULL;
@@ -384,8 +392,8 @@ static int claim_one(db_t *db, struct claim_args *a, const char *labels, const s
     /* The scan's filters again, on the job as it is now (PostgreSQL reads
      * each statement's own snapshot). A done job's runs still run; a
      * paused or deleted job's do not. */
-    if (js == JOB_PAUSED || js == JOB_DELETED || !store__labels_satisfy(labels, db_cs(q, 1)) ||
-        (*a->ns && !store__listed(a->ns, db_cs(q, 7))))
+    if (js == JOB_PAUSED || js == JOB_DELETED || !store__labels_satisfy(w->labels, db_cs(q, 1)) ||
+        (*a->ns && !store__listed(a->ns, db_cs(q, 7))) || !store__type_runs(w->types, db_cs(q, 8)))
         return 0;
     /* Keep what a claim hands out before the job statement is reused. */
     spec = db_ct0(q, 4);
@@ -435,7 +443,7 @@ static int claim_fn(db_t *db, void *arg)
     if (w.state == WORKER_DRAINING || a->max == 0) goto out;
 
     a->out = xcalloc((size_t)a->max, sizeof *a->out);
-    /* Queue, labels, namespace and job state are filtered in the scan, so
+    /* Queue, labels, namespace, type and job state are filtered in the scan, so
      * only concurrency and overlap pass a candidate over: take just `max`
      * rows first (on PostgreSQL concurrent claimers then lock disjoint
      * sets) and widen only when runs were passed over and more may lie
@@ -444,10 +452,9 @@ static int claim_fn(db_t *db, void *arg)
         size_t n = 0;
         bool more = false;
         FREE_NULL(cands);
-        if ((rc = gather(db, w.queues, a->ns, w.labels, window, a->now_ms, &cands, &n, &more)) < 0)
-            goto out;
+        if ((rc = gather(db, &w, a->ns, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
         for (size_t i = 0; i < n && a->n < (size_t)a->max; i++) {
-            if ((rc = claim_one(db, a, w.labels, &cands[i], &a->out[a->n])) < 0) goto out;
+            if ((rc = claim_one(db, a, &w, &cands[i], &a->out[a->n])) < 0) goto out;
             if (rc == 1) a->n++;
         }
         rc = 0;

@@ -37,6 +37,7 @@ void store__row_job(db_q_t *q, store_job_t *j)
     j->max_active = (int)db_ci(q, 27);
     j->array_count = (int)db_ci(q, 28);
     j->array_parallel = (int)db_ci(q, 29);
+    j->type = db_ct0(q, 30);
     j->bad_dep = -1;
 }
 
@@ -108,6 +109,7 @@ void store__row_worker(db_q_t *q, store_worker_t *w)
     w->registered_ms = db_ci(q, 7);
     w->heartbeat_ms = db_ci(q, 8);
     w->running = (int)db_ci(q, 9);
+    w->types = db_ct0(q, 10);
 }
 
 static void job_row(db_q_t *q, void *e)

@@ -16,7 +16,8 @@
     "id, ns, owner, name, queue, spec_json, constraints, tags, priority, state, overlap,"          \
     " misfire, catch_up_window_ms, max_concurrency, timeout_ms, retry_max_attempts,"               \
     " retry_initial_ms, retry_max_ms, retry_multiplier, retry_jitter, version, created_ms,"        \
-    " updated_ms, kind, parent_id, graph, deps_rule, max_active, array_count, array_parallel"
+    " updated_ms, kind, parent_id, graph, deps_rule, max_active, array_count, array_parallel,"     \
+    " type"
 #define SCHED_COLS                                                                                 \
     "id, job_id, kind, expr, timezone, start_ms, end_ms, jitter_ms, anchor_ms, next_fire_ms,"      \
     " last_fire_ms"
@@ -28,7 +29,9 @@
 #define RUN_NCOLS 28 /* columns in RUN_COLS: what a query selects after them starts here */
 #define WORKER_COLS                                                                                \
     "w.id, w.name, w.host, w.labels, w.queues, w.slots, w.state, w.registered_ms,"                 \
-    " w.heartbeat_ms, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3)"
+    " w.heartbeat_ms, (SELECT count(*) FROM runs r WHERE r.worker_id = w.id AND r.state = 3),"     \
+    " w.types"
+#define WORKER_NCOLS 11 /* columns in WORKER_COLS */
 
 void store__row_job(db_q_t *q, store_job_t *j);
 /* A job's five retry columns (retry_max_attempts to retry_jitter, in the

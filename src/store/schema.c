@@ -819,6 +819,27 @@ const struct store_migration store__migrations[] = {
            "CREATE TABLE checkpoints ("
            " run_id text PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,"
            " attempt integer NOT NULL, at_ms bigint NOT NULL, data text NOT NULL);"},
+
+    /* 9: job types (issue 11). A job's type ('shell', 'http' or a plugin's
+     * type name; existing jobs are shell) is read by the claim scan, which
+     * hands a run of a plugin type only to a worker whose `types` (the
+     * plugin types it advertised, ",noop,sql,"; '' = none) lists it. The
+     * registry of plugin types, one row per type as workers (and servers
+     * loading a plugin dir) advertised it last: the highest version seen
+     * wins, with its ABI and the JSON Schema of its config, which servers
+     * validate jobs of that type against. */
+    {.lite = "ALTER TABLE jobs ADD COLUMN type TEXT NOT NULL DEFAULT 'shell';"
+             "ALTER TABLE workers ADD COLUMN types TEXT NOT NULL DEFAULT '';"
+             "CREATE TABLE plugin_types ("
+             " type TEXT PRIMARY KEY, version TEXT NOT NULL, abi INTEGER NOT NULL,"
+             " schema_json TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,"
+             " seen_ms INTEGER NOT NULL) WITHOUT ROWID;",
+     .pg = "ALTER TABLE jobs ADD COLUMN type text NOT NULL DEFAULT 'shell';"
+           "ALTER TABLE workers ADD COLUMN types text NOT NULL DEFAULT '';"
+           "CREATE TABLE plugin_types ("
+           " type text PRIMARY KEY, version text NOT NULL, abi integer NOT NULL,"
+           " schema_json text NOT NULL, first_seen_ms bigint NOT NULL,"
+           " seen_ms bigint NOT NULL);"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);

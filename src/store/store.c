@@ -213,7 +213,9 @@ void store_job_from_spec(store_job_t *job, const jobspec_t *spec)
     free(job->queue);
     free(job->constraints);
     free(job->tags);
+    free(job->type);
     job->name = xstrdup(spec->name ? spec->name : "");
+    job->type = xstrdup(spec->type ? spec->type : "shell");
     job->queue = xstrdup(spec->queue ? spec->queue : "default");
     job->constraints = xstrdup(spec->constraints ? spec->constraints : "");
     job->tags = xstrdup(spec->tags ? spec->tags : "");
@@ -289,6 +291,7 @@ void store_job_clear(store_job_t *job)
     free(job->spec_json);
     free(job->constraints);
     free(job->tags);
+    free(job->type);
     alert_rules_clear(job->alerts, job->nalerts);
     free(job->deps);
     memset(job, 0, sizeof *job);
@@ -341,6 +344,10 @@ void store_worker_clear(store_worker_t *w)
     free(w->queues);
     free(w->owner);
     free(w->ns);
+    free(w->types);
+    for (size_t i = 0; w->plugins && i < w->nplugins; i++)
+        store_plugin_type_clear(&w->plugins[i]);
+    free(w->plugins);
     memset(w, 0, sizeof *w);
 }
 
@@ -427,6 +434,15 @@ static bool list_has(const char *list, const char *item, size_t ilen)
         if (len == ilen && memcmp(p, item, ilen) == 0) return true;
         p = comma ? comma + 1 : NULL;
     }
+    return false;
+}
+
+bool store__type_runs(const char *types, const char *type)
+{
+    if (!strcmp(type, "shell") || !strcmp(type, "http")) return true;
+    size_t n = strlen(type);
+    for (const char *p = types ? strstr(types, type) : NULL; p; p = strstr(p + 1, type))
+        if (p > types && p[-1] == ',' && p[n] == ',') return true;
     return false;
 }
 
@@ -709,6 +725,36 @@ int store_worker_register(store_t *st, store_worker_t *w, const store_audit_t *a
 {
     if (!w || !w->name || !*w->name) return SKED_EINVAL;
     return v_worker_register(st, w, audit, now_ms);
+}
+
+void store_plugin_type_clear(store_plugin_type_t *p)
+{
+    if (!p) return;
+    free(p->version);
+    free(p->schema_json);
+    memset(p, 0, sizeof *p);
+}
+
+int store_plugin_upsert(store_t *st, const store_plugin_type_t *p, size_t n, int64_t now_ms)
+{
+    if (n && !p) return SKED_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!p[i].type[0]) return SKED_EINVAL;
+    if (n == 0) return 0;
+    return v_plugin_upsert(st, p, n, now_ms);
+}
+
+int store_plugin_get(store_t *st, const char *type, store_plugin_type_t *out)
+{
+    if (!type || !out) return SKED_EINVAL;
+    return v_plugin_get(st, type, out);
+}
+
+int store_plugin_list(store_t *st, store_plugin_type_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return v_plugin_list(st, out, n);
 }
 
 int store_worker_get(store_t *st, const char *id, store_worker_t *out)

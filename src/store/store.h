@@ -117,6 +117,7 @@ typedef struct store_job {
     char *spec_json;   /* canonical spec (jobspec_to_json), the job as the API shows it */
     char *constraints; /* "k=v,k2=v2" sorted; "" = none */
     char *tags;        /* ",a,b,"; "" = none */
+    char *type;        /* "shell", "http" or a plugin's type name (NULL on write: shell) */
     int priority;
     job_state_t state;
     overlap_policy_t overlap;
@@ -505,14 +506,46 @@ typedef struct store_worker {
                     protocol verbs then act for it only when called with that owner */
     char *ns;    /* register: the namespace its token is scoped to ("" = all, IN); it
                     claims runs of that namespace's jobs only */
+    char *types; /* the plugin types it runs, ",noop,sql," ("" or NULL = none; shell and
+                    http are every worker's and never listed) */
+    struct store_plugin_type *plugins; /* register (IN, owned): what it advertised of each
+                                          of its types, upserted into the registry */
+    size_t nplugins;
 } store_worker_t;
 
 void store_worker_clear(store_worker_t *w);
 
+/* A plugin type as the registry keeps it: the latest of what workers (and
+ * servers loading a plugin dir) advertised. */
+typedef struct store_plugin_type {
+    char type[64];     /* [a-z][a-z0-9_-]{0,62} */
+    char *version;     /* the plugin's version, "1.2.0" */
+    int abi;           /* the plugin ABI it was built against */
+    char *schema_json; /* the JSON Schema of its config (compact JSON text) */
+    int64_t first_seen_ms, seen_ms;
+} store_plugin_type_t;
+
+void store_plugin_type_clear(store_plugin_type_t *p);
+
+/* Upserts n plugin types into the registry (also done by
+ * store_worker_register for what the worker advertised). A type new to
+ * the registry is inserted; a known one takes the advertised version, ABI
+ * and schema when that version is not older than the stored one (versions
+ * compare by their dot-separated numbers, then as text), and its seen_ms
+ * becomes now in any case. */
+int store_plugin_upsert(store_t *st, const store_plugin_type_t *p, size_t n, int64_t now_ms);
+/* The registry's entry of type. SKED_ENOTFOUND when no worker or server
+ * ever advertised it. *out is filled (clear it). */
+int store_plugin_get(store_t *st, const char *type, store_plugin_type_t *out);
+/* Every registered type, by name. *out is a new array of *n (clear each,
+ * free the array). */
+int store_plugin_list(store_t *st, store_plugin_type_t **out, size_t *n);
+
 /* Registers a worker (new id in w->id, OUT), bound to w->owner and
- * w->ns. A worker with the same name and owner that is not active is
- * replaced (its id is reused) so restarts keep history tidy; a worker of
- * another owner is never taken over. */
+ * w->ns, running w->types, and upserts w->plugins into the plugin type
+ * registry (store_plugin_upsert) in the same unit. A worker with the same name and owner that is
+ * not active is replaced (its id is reused) so restarts keep history tidy; a worker of another
+ * owner is never taken over. */
 int store_worker_register(store_t *st, store_worker_t *w, const store_audit_t *audit,
                           int64_t now_ms);
 int store_worker_get(store_t *st, const char *id, store_worker_t *out);

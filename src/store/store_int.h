@@ -63,6 +63,9 @@ int store__cursor_decode(const char *cursor, int64_t *ms, char id[SKED_ID_LEN]);
 
 /* 1 if every "k=v" of constraints (comma-separated) appears in labels. */
 bool store__labels_satisfy(const char *labels, const char *constraints);
+/* Whether a worker with plugin types `types` (",a,b,"; "" = none) runs jobs
+ * of type: shell and http every worker does. */
+bool store__type_runs(const char *types, const char *type);
 
 /* 1 if item is one of the comma-separated list (queues, namespaces). */
 bool store__listed(const char *list, const char *item);

@@ -51,6 +51,13 @@ int v_worker_list(store_t *st, const char *cursor, int limit, store_worker_t **o
 int v_worker_set_state(store_t *st, const char *id, const char *owner, worker_state_t state,
                        const store_audit_t *audit, int64_t now_ms);
 
+/* plugins.c: the plugin type registry */
+/* In the caller's unit of work: store_plugin_upsert. */
+int store__plugin_upsert(db_t *db, const store_plugin_type_t *p, size_t n, int64_t now_ms);
+int v_plugin_upsert(store_t *st, const store_plugin_type_t *p, size_t n, int64_t now_ms);
+int v_plugin_get(store_t *st, const char *type, store_plugin_type_t *out);
+int v_plugin_list(store_t *st, store_plugin_type_t **out, size_t *n);
+
 /* meta.c: the store itself */
 int v_ping(store_t *st);
 int v_probe_write(store_t *st, int64_t now_ms);

@@ -1,7 +1,8 @@
 /*
  * Store verbs of the worker registry, written once over the SQL driver
  * (db.h): register (reusing the row of a worker of the same name and owner
- * that is no longer active), read, list, drain and deregister.
+ * that is no longer active, and upserting the plugin types it advertises
+ * into the registry, plugins.c), read, list, drain and deregister.
  */
 #include "store/db.h"
 #include "store/rows.h"
@@ -20,10 +21,11 @@ static db_sql_t Q_WORKER_REUSE =
            " ORDER BY heartbeat_ms DESC LIMIT 1 FOR NO KEY UPDATE");
 static db_sql_t Q_WORKER_INSERT =
     DB_SAME("INSERT INTO workers (id, name, host, labels, queues, slots, state, registered_ms,"
-            " heartbeat_ms, owner, ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?9)");
+            " heartbeat_ms, owner, ns, types)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?9, ?10)");
 static db_sql_t Q_WORKER_REPLACE =
     DB_SAME("UPDATE workers SET name = ?2, host = ?3, labels = ?4, queues = ?5, slots = ?6,"
-            " state = 0, registered_ms = ?7, heartbeat_ms = ?7, owner = ?8, ns = ?9"
+            " state = 0, registered_ms = ?7, heartbeat_ms = ?7, owner = ?8, ns = ?9, types = ?10"
             " WHERE id = ?1");
 static db_sql_t Q_WORKER_GET = DB_SAME("SELECT " WORKER_COLS " FROM workers w WHERE w.id = ?1");
 /* Pages in (name, id) order after the cursor worker's (name, id). Names
@@ -74,7 +76,11 @@ static int worker_register_fn(db_t *db, void *arg)
     db_bi(q, a->now_ms);
     db_bt(q, w->owner ? w->owner : "");
     db_bt(q, w->ns ? w->ns : "");
+    db_bt(q, w->types ? w->types : "");
     if ((rc = db_exec(q, NULL)) < 0) return rc;
+    /* The registry learns of its types in the same unit: a job of a type
+     * is accepted only once a worker that runs it is known. */
+    if ((rc = store__plugin_upsert(db, w->plugins, w->nplugins, a->now_ms)) < 0) return rc;
     w->state = WORKER_ACTIVE;
     w->registered_ms = w->heartbeat_ms = a->now_ms;
     w->running = 0;

@@ -34,6 +34,7 @@
 #include "common/xalloc.h"
 #include "core/duration.h"
 #include "core/results.h"
+#include "core/secret.h"
 #include "worker/worker_int.h"
 
 #include <jansson.h>
@@ -765,8 +766,10 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
         json_t *env_list = json_array(), *cfg = json_object_get(spec, "config");
         for (size_t i = 0; i < k; i++)
             json_array_append_new(env_list, json_string(extra[i]));
+        /* Secrets resolved: a plugin never sees the {"secret": ...} wrapper
+         * (include/sked/plugin.h). */
         json_t *start = json_pack("{s:o, s:o, s:s, s:I}", "config",
-                                  json_is_object(cfg) ? json_incref(cfg) : json_object(), "env",
+                                  json_is_object(cfg) ? secret_resolve(cfg) : json_object(), "env",
                                   env_list, "io_dir", a->io_dir, "deadline_ms",
                                   (json_int_t)(a->timeout_ms > 0 ? a->timeout_ms : -1));
         a->start_json = json_dumps(start, JSON_COMPACT);

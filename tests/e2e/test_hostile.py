@@ -1078,7 +1078,7 @@ HOSTILE_WF = {"name": "hostile-wf", "max_active_runs": 5,
 
 # What a test must leave as it found it (besides the database file).
 SNAPSHOT_LISTS = ("/v1/jobs?limit=1000", "/v1/runs?limit=1000", "/v1/workers",
-                  "/v1/workflows?limit=1000")
+                  "/v1/workflows?limit=1000", "/v1/plugins")
 
 # A body each route accepts with the seeded ids; the hostile tests change one
 # thing at a time. (method, pattern) -> (body, content type).
@@ -1088,7 +1088,10 @@ VALID_BODIES = {
     ("POST", "/v1/schedules/preview"): ({"schedules": [{"cron": "0 2 * * *"}], "n": 2},
                                         "application/json"),
     ("POST", "/v1/workers"): ({"name": "hostile-w2", "host": "h", "slots": 1,
-                               "queues": ["default"], "labels": {}}, "application/json"),
+                               "queues": ["default"], "labels": {},
+                               "plugins": [{"type": "hostile", "version": "1.0.0", "abi": 1,
+                                            "schema": {"type": "object"}}]},
+                              "application/json"),
     ("POST", "/v1/workers/{id}/heartbeat"): (
         lambda t: {"runs": [{"run_id": t.rid, "fence": t.fence}]}, "application/json"),
     ("POST", "/v1/workers/{id}/claim"): ({"max": 1, "wait": "0s"}, "application/json"),
@@ -1259,6 +1262,8 @@ STRING_SITES = [
     ("PATCH", "/v1/jobs/{id}", "name"), ("PATCH", "/v1/jobs/{id}", "env.A"),
     ("POST", "/v1/schedules/preview", "schedules[0].cron"),
     ("POST", "/v1/workers", "name"), ("POST", "/v1/workers", "labels.k"),
+    ("POST", "/v1/workers", "plugins[0].type"), ("POST", "/v1/workers", "plugins[0].version"),
+    ("POST", "/v1/jobs", "config.k"),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete", "reason"),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete", "result_json"),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete", "checkpoint"),
@@ -1296,6 +1301,12 @@ def _string_doc(base, where):
         d["@S@"] = 1
     elif where == "labels.k":
         d["labels"] = {"k": "@S@"}
+    elif where in ("plugins[0].type", "plugins[0].version"):
+        d["plugins"][0][where.split(".")[1]] = "@S@"
+    elif where == "config.k":
+        d.pop("command", None)
+        d["type"] = "hostile"
+        d["config"] = {"k": "@S@"}
     elif where in ("reason", "result_json", "checkpoint"):
         d[where] = "@S@"
     elif where == "runs[0].checkpoint":

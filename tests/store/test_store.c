@@ -3276,6 +3276,186 @@ static void test_claim_past_unmatched_backlog(void **state)
     store_job_clear(&j);
 }
 
+/* ---- plugin types: the registry and claim routing (issue 11) ------------- */
+
+/* A plugin type as a worker advertises it (the caller clears it). */
+static store_plugin_type_t mkplugin(const char *type, const char *version, const char *schema)
+{
+    store_plugin_type_t p = {0};
+    snprintf(p.type, sizeof p.type, "%s", type);
+    p.version = xstrdup(version);
+    p.abi = 1;
+    p.schema_json = xstrdup(schema);
+    return p;
+}
+
+/* Registers a worker of the default queue running the plugin types of
+ * `types` (",a,b,") and advertising plugins. */
+static void new_typed_worker(store_t *st, const char *name, const char *types,
+                             store_plugin_type_t *plugins, size_t n, int64_t now,
+                             char id[SKED_ID_LEN])
+{
+    store_worker_t w = {0};
+    w.name = xstrdup(name);
+    w.host = xstrdup("localhost");
+    w.queues = xstrdup("default");
+    w.labels = xstrdup("");
+    w.types = xstrdup(types);
+    w.slots = 4;
+    w.plugins = n ? xcalloc(n, sizeof *w.plugins) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        w.plugins[i] = plugins[i];
+        w.plugins[i].version = xstrdup(plugins[i].version);
+        w.plugins[i].schema_json = xstrdup(plugins[i].schema_json);
+    }
+    w.nplugins = n;
+    assert_int_equal(store_worker_register(st, &w, NULL, now), 0);
+    memcpy(id, w.id, SKED_ID_LEN);
+    store_worker_clear(&w);
+}
+
+/* A job of type `type` with a run now. */
+static void new_typed_job(store_t *st, const char *name, const char *type, int64_t now,
+                          char id[SKED_ID_LEN])
+{
+    store_job_t j;
+    mkjob(&j, name);
+    j.type = xstrdup(type);
+    assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, NULL, now), 0);
+    memcpy(id, j.id, SKED_ID_LEN);
+    store_job_clear(&j);
+}
+
+/* Registration upserts the types a worker advertises: a new type is
+ * inserted, a newer version replaces (numbers compare as numbers), an
+ * older one only refreshes seen_ms; store_plugin_upsert does the same for
+ * a server's own plugin dir. The worker's types are read back. */
+static void test_plugin_registry(void **state)
+{
+    char w1[SKED_ID_LEN], w2[SKED_ID_LEN], w3[SKED_ID_LEN];
+    store_plugin_type_t p[2] = {mkplugin("noop", "1.9.0", "{\"type\":\"object\"}"),
+                                mkplugin("sql", "0.1.0", "true")};
+    new_typed_worker(ST, "w1", ",noop,sql,", p, 2, T0, w1);
+    store_plugin_type_t got;
+    assert_int_equal(store_plugin_get(ST, "noop", &got), 0);
+    assert_string_equal(got.type, "noop");
+    assert_string_equal(got.version, "1.9.0");
+    assert_int_equal(got.abi, 1);
+    assert_string_equal(got.schema_json, "{\"type\":\"object\"}");
+    assert_int_equal(got.first_seen_ms, T0);
+    assert_int_equal(got.seen_ms, T0);
+    store_plugin_type_clear(&got);
+    assert_int_equal(store_plugin_get(ST, "nope", &got), SKED_ENOTFOUND);
+    store_plugin_type_clear(&got);
+
+    /* 1.10.0 is newer than 1.9.0: it wins, with its schema. */
+    store_plugin_type_t newer =
+        mkplugin("noop", "1.10.0", "{\"type\":\"object\",\"required\":[\"x\"]}");
+    new_typed_worker(ST, "w2", ",noop,", &newer, 1, T0 + 10, w2);
+    /* An older one seen later refreshes seen_ms only. */
+    store_plugin_type_t older = mkplugin("noop", "1.2.0", "false");
+    new_typed_worker(ST, "w3", ",noop,", &older, 1, T0 + 20, w3);
+    assert_int_equal(store_plugin_get(ST, "noop", &got), 0);
+    assert_string_equal(got.version, "1.10.0");
+    assert_string_equal(got.schema_json, "{\"type\":\"object\",\"required\":[\"x\"]}");
+    assert_int_equal(got.first_seen_ms, T0);
+    assert_int_equal(got.seen_ms, T0 + 20);
+    store_plugin_type_clear(&got);
+
+    /* A server's plugin dir: the same upsert. */
+    store_plugin_type_t mine = mkplugin("checksum", "2.0.0", "true");
+    assert_int_equal(store_plugin_upsert(ST, &mine, 1, T0 + 30), 0);
+    store_plugin_type_t *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_plugin_list(ST, &v, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].type, "checksum");
+    assert_string_equal(v[1].type, "noop");
+    assert_string_equal(v[2].type, "sql");
+    assert_string_equal(v[2].version, "0.1.0");
+    for (size_t i = 0; i < n; i++)
+        store_plugin_type_clear(&v[i]);
+    free(v);
+
+    store_worker_t w;
+    assert_int_equal(store_worker_get(ST, w1, &w), 0);
+    assert_string_equal(w.types, ",noop,sql,");
+    store_worker_clear(&w);
+    /* Restarted (its row reused): the types are what it advertises now. */
+    char again[SKED_ID_LEN];
+    assert_int_equal(store_worker_drain(ST, w1, NULL, NULL, T0 + 40), 0);
+    new_typed_worker(ST, "w1", ",sql,", &p[1], 1, T0 + 41, again);
+    assert_string_equal(again, w1);
+    assert_int_equal(store_worker_get(ST, w1, &w), 0);
+    assert_string_equal(w.types, ",sql,");
+    store_worker_clear(&w);
+    char plain[SKED_ID_LEN];
+    new_worker(ST, "plain", "default", "", T0, plain);
+    assert_int_equal(store_worker_get(ST, plain, &w), 0);
+    assert_string_equal(w.types, "");
+    store_worker_clear(&w);
+
+    store_plugin_type_clear(&p[0]);
+    store_plugin_type_clear(&p[1]);
+    store_plugin_type_clear(&newer);
+    store_plugin_type_clear(&older);
+    store_plugin_type_clear(&mine);
+}
+
+/* A run of a plugin type goes only to a worker that advertised the type;
+ * shell and http runs go to any worker; a backlog of a type no worker has
+ * does not stand in the way of the runs behind it. A job whose type
+ * changes is routed by its new type. */
+static void test_claim_routing_by_type(void **state)
+{
+    char plain[SKED_ID_LEN], typed[SKED_ID_LEN], noop[SKED_ID_LEN], sh[SKED_ID_LEN];
+    char http[SKED_ID_LEN], other[SKED_ID_LEN], rid[SKED_ID_LEN];
+    store_plugin_type_t p = mkplugin("noop", "1.0.0", "true");
+    new_worker(ST, "plain", "default", "", T0, plain);
+    /* "noo" must not match "noop" (types are matched whole). */
+    new_typed_worker(ST, "typed", ",sql,noop,", &p, 1, T0, typed);
+    new_typed_job(ST, "noop-job", "noop", T0, noop);
+    new_typed_job(ST, "noo-job", "noo", T0, other);
+
+    size_t n;
+    store_claimed_t *cl = claim(ST, plain, 10, T0 + 1, &n);
+    assert_int_equal(n, 0); /* the plain worker has neither type */
+    free_claimed(cl, n);
+    new_typed_job(ST, "shell-job", "shell", T0 + 2, sh);
+    new_typed_job(ST, "http-job", "http", T0 + 2, http);
+    cl = claim(ST, plain, 10, T0 + 3, &n);
+    assert_int_equal(n, 2); /* past the noop backlog: shell and http */
+    for (size_t i = 0; i < n; i++)
+        assert_true(!strcmp(cl[i].run.job_id, sh) || !strcmp(cl[i].run.job_id, http));
+    free_claimed(cl, n);
+
+    cl = claim(ST, typed, 10, T0 + 4, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.job_id, noop);
+    free_claimed(cl, n);
+    only_run(ST, other, rid);
+    assert_int_equal(run_state(ST, rid), RUN_PENDING); /* nobody has "noo" */
+
+    /* The job becomes a shell job: now anyone may run it. */
+    store_job_t j;
+    store_schedule_t *sc = NULL;
+    size_t nsc = 0;
+    assert_int_equal(store_job_get(ST, other, &j, &sc, &nsc), 0);
+    assert_string_equal(j.type, "noo");
+    free(j.type);
+    j.type = xstrdup("shell");
+    assert_int_equal(store_job_update(ST, &j, 0, NULL, 0, NULL, T0 + 5), 0);
+    store_job_clear(&j);
+    for (size_t i = 0; i < nsc; i++)
+        store_schedule_clear(&sc[i]);
+    free(sc);
+    cl = claim(ST, plain, 10, T0 + 6, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(cl[0].run.job_id, other);
+    free_claimed(cl, n);
+    store_plugin_type_clear(&p);
+}
+
 /* ---- the run state machine is enforced ---------------------------------- */
 
 struct snap {
@@ -5150,6 +5330,8 @@ int main(int argc, char **argv)
         T(test_miss_ledger),
         T(test_claimable_per_job_state),
         T(test_claim_past_unmatched_backlog),
+        T(test_plugin_registry),
+        T(test_claim_routing_by_type),
         T(test_state_machine_enforced),
         T(test_alert_rules_crud),
         T(test_alert_failed_and_retrying),

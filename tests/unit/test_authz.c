@@ -366,6 +366,7 @@ static const struct row rows[] = {
     {"POST", "/v1/workers", ACCESS_WORKER, K_PLAIN, 201,
      "{\"name\":\"%s\",\"host\":\"h\",\"slots\":1}"},
     {"GET", "/v1/workers", ACCESS_READ, K_PLAIN, 200, NULL},
+    {"GET", "/v1/plugins", ACCESS_READ, K_PLAIN, 200, NULL},
     /* Asked to resume after an id the log never had, so an allowed call
      * answers (410) instead of streaming for ever. */
     {"GET", "/v1/events", ACCESS_READ, K_PLAIN, 410, NULL},

@@ -185,7 +185,8 @@ static void test_code_names(void **state)
                                        "finished",
                                        "waiting_on_upstream",
                                        "waiting_on_members",
-                                       "waiting_for_slot"};
+                                       "waiting_for_slot",
+                                       "no_worker_with_type"};
     assert_int_equal(sizeof want / sizeof *want, EXPLAIN_CODE_COUNT);
     for (int c = 0; c < EXPLAIN_CODE_COUNT; c++)
         assert_string_equal(explain_code_name((explain_code_t)c), want[c]);
@@ -693,6 +694,63 @@ static void test_no_worker_labels(void **state)
     explain_clear(&e);
 }
 
+/* A job of a plugin type: only workers that advertised the type count;
+ * shell and http jobs run anywhere. The type comes after queue, namespace
+ * and labels, as in the claim; draining and full count only workers with
+ * the type. */
+static void test_no_worker_with_type(void **state)
+{
+    explain_facts_t f = job();
+    f.type = "sql";
+    explain_run_t runs[] = {run("run_a", RUN_PENDING)};
+    with_runs(&f, runs, 1, 1);
+    explain_worker_t w[] = {worker("wrk_1", "w1"), worker("wrk_2", "w2")};
+    w[0].types = ",noop,";
+    w[1].types = ",sqlite,";
+    with_workers(&f, w, 2);
+    explain_t e = EXPLAIN_INIT;
+    explain_job(&f, NOW, &e);
+    expect_codes(&e, "no_worker_with_type");
+    assert_string_equal(e.v[0].type, "sql");
+    assert_string_equal(e.v[0].queue, "default");
+    assert_int_equal(e.v[0].count, 2);
+    says(&e.v[0], "plugin type 'sql'");
+    says(&e.v[0], "w1, w2");
+    says(&e.v[0], "--plugin-dir");
+    explain_clear(&e);
+
+    /* Labels are judged first: a worker that lacks them is not named. */
+    f.constraints = "gpu=1";
+    w[1].labels = "gpu=1";
+    explain_job(&f, NOW, &e);
+    expect_codes(&e, "no_worker_with_type");
+    assert_string_equal(e.v[0].worker_id, "wrk_2");
+    assert_int_equal(e.v[0].count, 1);
+    explain_clear(&e);
+
+    /* The worker with the type is draining: that is the reason then. */
+    w[1].types = ",noop,sql,";
+    w[1].state = EXPLAIN_WORKER_DRAINING;
+    explain_job(&f, NOW, &e);
+    expect_codes(&e, "workers_draining");
+    explain_clear(&e);
+    w[1].state = EXPLAIN_WORKER_ACTIVE;
+    explain_job(&f, NOW, &e);
+    expect_codes(&e, "awaiting_claim");
+    explain_clear(&e);
+
+    /* Built-in types need no advertising. */
+    f.constraints = "";
+    w[0].types = w[1].types = NULL;
+    static const char *const builtin[] = {"shell", "http", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        f.type = builtin[i];
+        explain_job(&f, NOW, &e);
+        expect_codes(&e, "awaiting_claim");
+        explain_clear(&e);
+    }
+}
+
 static void test_workers_draining_and_full(void **state)
 {
     explain_facts_t f = job();
@@ -870,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_no_worker_for_queue),
         cmocka_unit_test(test_worker_other_namespace),
         cmocka_unit_test(test_no_worker_labels),
+        cmocka_unit_test(test_no_worker_with_type),
         cmocka_unit_test(test_workers_draining_and_full),
         cmocka_unit_test(test_order_with_due_runs),
         cmocka_unit_test(test_finished_run),

@@ -285,7 +285,17 @@ static void test_bad_documents(void **state)
         {"{\"name\":\"a\\u0000b\",\"command\":[\"a\"]}", "name", "NUL"},
         {"{\"name\":\"a\\nb\",\"command\":[\"a\"]}", "name", "control"},
         /* type */
-        {"{" JOB ",\"type\":\"http\"}", "type", "shell"},
+        {"{" JOB ",\"type\":\"Shell\"}", "type", "plugin's type name"},
+        {"{" JOB ",\"type\":\"9lives\"}", "type", "plugin's type name"},
+        {"{" JOB ",\"type\":\"a.b\"}", "type", "plugin's type name"},
+        {"{" JOB ",\"type\":\"http\"}", "command", "only for type shell"},
+        {"{" JOB ",\"config\":{\"a\":1}}", "config", "only for types other than"},
+        {"{" JOB ",\"config\":[]}", "config", "only for types other than"},
+        {"{\"name\":\"n\",\"type\":\"noop\",\"cwd\":\"/tmp\"}", "cwd", "only for type shell"},
+        {"{\"name\":\"n\",\"type\":\"noop\",\"config\":[1]}", "config", "JSON object"},
+        {"{\"name\":\"n\",\"type\":\"noop\",\"config\":null}", "config", "must not be null"},
+        {"{\"name\":\"n\",\"type\":\"noop\",\"config\":{\"a\":[{\"b\":{\"secret\":\"***\"}}]}}",
+         "config.a[0].b.secret", "how sked shows a secret"},
         {"{" JOB ",\"type\":1}", "type", "string"},
         /* command */
         {"{\"name\":\"n\"}", "command", "required"},
@@ -686,6 +696,173 @@ static void test_patch(void **state)
     json_decref(cur);
 }
 
+/* Job types: shell keeps its document of old; any other type has a config
+ * object (default {}) and neither command nor cwd; the type name's rule. */
+static void test_types(void **state)
+{
+    (void)state;
+    jobspec_t s;
+    parse_ok("{\"name\":\"n\",\"type\":\"noop\"}", &s);
+    assert_string_equal(s.type, "noop");
+    assert_int_equal(s.argc, 0);
+    assert_non_null(s.argv);
+    assert_null(s.argv[0]);
+    assert_true(json_is_object(s.config) && json_object_size(s.config) == 0);
+    jobspec_free(&s);
+
+    /* The longest name; a shell job may say config {} (and only that). */
+    char doc[256];
+    snprintf(doc, sizeof doc, "{\"name\":\"n\",\"type\":\"a%s\"}",
+             "123456789_123456789-123456789012345678901234567890123456789012");
+    parse_ok(doc, &s);
+    assert_int_equal(strlen(s.type), JOBSPEC_TYPE_MAX);
+    jobspec_free(&s);
+    snprintf(doc, sizeof doc, "{\"name\":\"n\",\"type\":\"a%s\"}",
+             "123456789_123456789-1234567890123456789012345678901234567890123");
+    expect_bad(doc, "type", "at most 63 bytes");
+    parse_ok("{\"name\":\"n\",\"command\":[\"a\"],\"config\":{}}", &s);
+    assert_null(s.config);
+    jobspec_free(&s);
+
+    /* Canonical: a non-shell job has config, no command and no cwd; a
+     * shell job's document has no config (it is what it was). */
+    expect_canonical("{\"name\":\"n\",\"type\":\"http\",\"config\":{\"url\":\"http://x/\","
+                     "\"token\":{\"secret\":\"t0p\"}},\"env\":{\"K\":\"v\"}}",
+                     "{\"name\":\"n\",\"type\":\"http\",\"config\":{\"url\":\"http://x/\","
+                     "\"token\":{\"secret\":\"t0p\"}},\"env\":{\"K\":\"v\"},"
+                     "\"schedules\":[]," DEFAULTS_TAIL "}");
+    expect_canonical("{\"name\":\"n\",\"command\":[\"true\"],\"config\":{}}",
+                     "{\"name\":\"n\",\"type\":\"shell\",\"command\":[\"true\"],\"env\":{},"
+                     "\"cwd\":null,\"schedules\":[]," DEFAULTS_TAIL "}");
+    /* A canonical non-shell document parses again to itself. */
+    json_t *c1 =
+        canonical_of("{\"name\":\"n\",\"type\":\"sql\",\"config\":{\"q\":[1,{\"x\":null}]}}");
+    jobspec_t again;
+    jobspec_error_t err;
+    assert_int_equal(jobspec_parse(c1, &again, &err), 0);
+    json_t *c2 = jobspec_to_json(&again);
+    assert_true(json_equal(c1, c2));
+    json_decref(c2);
+    json_decref(c1);
+    jobspec_free(&again);
+
+    /* Depth: JOBSPEC_CONFIG_DEPTH levels are fine, one more is not. */
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "{\"name\":\"n\",\"type\":\"noop\",\"config\":");
+    for (int i = 0; i < JOBSPEC_CONFIG_DEPTH - 1; i++)
+        buf_puts(&b, "{\"a\":");
+    buf_puts(&b, "{}");
+    for (int i = 0; i < JOBSPEC_CONFIG_DEPTH - 1; i++)
+        buf_puts(&b, "}");
+    buf_puts(&b, "}");
+    parse_ok(b.data, &s);
+    jobspec_free(&s);
+    buf_free(&b);
+    buf_puts(&b, "{\"name\":\"n\",\"type\":\"noop\",\"config\":{\"a\":");
+    for (int i = 0; i < JOBSPEC_CONFIG_DEPTH; i++)
+        buf_puts(&b, "[");
+    buf_puts(&b, "1");
+    for (int i = 0; i < JOBSPEC_CONFIG_DEPTH; i++)
+        buf_puts(&b, "]");
+    buf_puts(&b, "}}");
+    expect_bad(b.data, "config", "more than 32 deep");
+    buf_free(&b);
+
+    assert_true(jobspec_type_ok("shell") && jobspec_type_ok("http") && jobspec_type_ok("a-b_9"));
+    assert_false(jobspec_type_ok("") || jobspec_type_ok("_a") || jobspec_type_ok("a b") ||
+                 jobspec_type_ok("\xc3\xa9"));
+    assert_true(jobspec_type_builtin("shell") && jobspec_type_builtin("http"));
+    assert_false(jobspec_type_builtin("noop") || jobspec_type_builtin(NULL));
+}
+
+/* Secrets in config (anywhere inside it) are kept in the canonical
+ * document, masked by jobspec_redact (with env's), resolved by
+ * secret_resolve, and kept by a PATCH that sends back the mask. */
+static void test_config_secrets(void **state)
+{
+    (void)state;
+    json_t *cur =
+        canonical_of("{\"name\":\"n\",\"type\":\"sql\",\"env\":{\"E\":{\"secret\":\"envpw\"}},"
+                     "\"config\":{\"dsn\":\"db\",\"auth\":{\"password\":{\"secret\":\"pw1\"}},"
+                     "\"keys\":[{\"secret\":\"k0\"},\"plain\"],\"not\":{\"secret\":5}}}");
+
+    json_t *shown = jobspec_redact(cur);
+    char *text = json_dumps(shown, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_null(strstr(text, "pw1"));
+    assert_null(strstr(text, "k0"));
+    assert_null(strstr(text, "envpw"));
+    json_t *want = load("{\"dsn\":\"db\",\"auth\":{\"password\":{\"secret\":\"***\"}},"
+                        "\"keys\":[{\"secret\":\"***\"},\"plain\"],\"not\":{\"secret\":5}}");
+    assert_true(json_equal(json_object_get(shown, "config"), want));
+    json_decref(want);
+    free(text);
+    /* The stored document still has them. */
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(cur, "config"), "auth"), "password"),
+            "secret")),
+        "pw1");
+
+    json_t *plain = secret_resolve(json_object_get(cur, "config"));
+    want = load("{\"dsn\":\"db\",\"auth\":{\"password\":\"pw1\"},\"keys\":[\"k0\",\"plain\"],"
+                "\"not\":{\"secret\":5}}");
+    assert_true(json_equal(plain, want));
+    json_decref(want);
+    json_decref(plain);
+
+    /* The document as read, sent back with one change: the secrets stay. */
+    json_t *patch = json_deep_copy(shown);
+    json_object_set_new(json_object_get(patch, "config"), "dsn", json_string("db2"));
+    json_t *merged = NULL;
+    jobspec_t s;
+    jobspec_error_t err;
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), 0);
+    json_t *cfg = json_object_get(merged, "config");
+    assert_string_equal(json_string_value(json_object_get(cfg, "dsn")), "db2");
+    assert_true(json_equal(json_object_get(cfg, "auth"),
+                           json_object_get(json_object_get(cur, "config"), "auth")));
+    assert_true(json_equal(json_object_get(cfg, "keys"),
+                           json_object_get(json_object_get(cur, "config"), "keys")));
+    assert_true(json_equal(json_object_get(merged, "env"), json_object_get(cur, "env")));
+    json_decref(merged);
+    jobspec_free(&s);
+    json_decref(patch);
+
+    /* A new secret value replaces; the mask where no secret was stored is
+     * refused, naming where. */
+    patch = load("{\"config\":{\"auth\":{\"password\":{\"secret\":\"pw2\"}},"
+                 "\"other\":{\"secret\":\"***\"}}}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "config.other.secret");
+    json_decref(patch);
+    patch = load("{\"config\":{\"auth\":{\"password\":{\"secret\":\"pw2\"}}}}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), 0);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(merged, "config"), "auth"), "password"),
+            "secret")),
+        "pw2");
+    json_decref(merged);
+    jobspec_free(&s);
+    json_decref(patch);
+
+    /* Changing the type: the fields of the old kind must go with it. */
+    patch = load("{\"type\":\"shell\",\"command\":[\"true\"]}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), SKED_EINVAL);
+    assert_string_equal(err.field, "config");
+    json_decref(patch);
+    patch = load("{\"type\":\"shell\",\"command\":[\"true\"],\"config\":null}");
+    assert_int_equal(jobspec_patch(cur, patch, &merged, &s, &err), 0);
+    assert_string_equal(s.type, "shell");
+    assert_null(json_object_get(merged, "config"));
+    json_decref(merged);
+    jobspec_free(&s);
+    json_decref(patch);
+
+    json_decref(shown);
+    json_decref(cur);
+}
+
 static void test_patch_errors(void **state)
 {
     (void)state;
@@ -853,6 +1030,8 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_patch),
         cmocka_unit_test(test_patch_errors),
+        cmocka_unit_test(test_types),
+        cmocka_unit_test(test_config_secrets),
         cmocka_unit_test(test_patch_nulls),
         cmocka_unit_test(test_cron_not_ascii),
         cmocka_unit_test(test_error_text_is_utf8),
