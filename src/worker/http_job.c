@@ -39,9 +39,13 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#define XFER_MAGIC     0x48545450u /* "HTTP" */
-#define POLL_MAX_MS    1000        /* the longest wait between looks at host->cancelled */
-#define CONNECT_MAX_MS 10000       /* a blackholed address must not eat a long timeout alone */
+#define XFER_MAGIC  0x48545450u /* "HTTP" */
+#define POLL_MAX_MS 1000        /* the longest wait between looks at host->cancelled */
+/* How config text is read: any JSON value (so that a non-object config is
+ * told "must be an object" by httpspec, as the server tells it) and NULs
+ * let through to httpspec's own, clearer, refusal. */
+#define JSON_LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL)
+#define CONNECT_MAX_MS  10000 /* a blackholed address must not eat a long timeout alone */
 
 /* ---- addresses ----------------------------------------------------------- */
 
@@ -623,7 +627,7 @@ static int run(void *state, sked_attempt *att, const sked_host *host)
     size_t len = 0;
     const char *text = host->config(att, &len);
     json_error_t jerr;
-    json_t *config = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *config = json_loadb(text ? text : "", len, JSON_LOAD_FLAGS, &jerr);
     httpspec_t spec;
     jobspec_error_t err;
     memset(&spec, 0, sizeof spec);
@@ -733,7 +737,7 @@ static int validate(void *state, const char *config, size_t len, char *field, si
                     char *detail, size_t detaillen)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(config, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = json_loadb(config, len, JSON_LOAD_FLAGS, &jerr);
     if (!doc) {
         snprintf(field, fieldlen, "config");
         snprintf(detail, detaillen, "config: not JSON (%s)", jerr.text);
