@@ -316,6 +316,7 @@ struct xfer {
     buf_t body;        /* its first spec->max_response bytes */
     bool truncated;    /* more body arrived than was kept */
     int64_t req_ns;    /* when the current request started (monotonic) */
+    bool logged;       /* the current response's log line is written */
 };
 
 static struct xfer *xfer_of(void *p)
@@ -376,10 +377,14 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
         json_object_clear(x->headers);
         buf_reset(&x->body);
         x->truncated = false;
+        x->logged = false;
         return n;
     }
     if ((n == 2 && data[0] == '\r') || (n == 1 && data[0] == '\n')) {
-        if (x->status >= 200) {
+        /* Once per response: trailers after a chunked body end with an
+         * empty line too. */
+        if (x->status >= 200 && !x->logged) {
+            x->logged = true;
             char *url = NULL, *method = NULL;
             curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &url);
             curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_METHOD, &method);
@@ -671,7 +676,9 @@ static int run(void *state, sked_attempt *att, const sked_host *host)
      * was not read. */
     if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && x.truncated)) {
         char *shown = shown_url(spec.url);
-        if (x.refused[0])
+        /* A refused address is what made the connect fail; when another
+         * address of the host was taken, the failure is something else. */
+        if (x.refused[0] && cc == CURLE_COULDNT_CONNECT)
             host->fail(att, "%s", x.refused);
         else if (cc == CURLE_OPERATION_TIMEDOUT)
             host->fail(att, "timeout");

@@ -17,6 +17,7 @@
  * so those files are the job user's.
  */
 #include "worker/plugin_host.h"
+#include "worker/http_job.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -47,6 +48,7 @@
 #define REASON_MAX    1024
 
 const plugin_builtin_t plugin_builtins[] = {
+    {"http", &http_job_plugin},
     {NULL, NULL},
 };
 
@@ -654,7 +656,6 @@ int plugin_host_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    (void)allow;
     /* The channel is our stdin; stdin itself becomes /dev/null, so a
      * plugin that reads it cannot eat the worker's frames. */
     H.ch = fcntl(0, F_DUPFD_CLOEXEC, 3);
@@ -671,6 +672,9 @@ int plugin_host_main(int argc, char **argv)
         for (const plugin_builtin_t *b = plugin_builtins; b->type; b++)
             if (!strcmp(b->type, type)) H.plugin = b->plugin;
         if (!H.plugin) snprintf(err, sizeof err, "no built-in job type \"%s\"", type);
+        /* The http type's SSRF allow list, set before its init (http_job.h). */
+        if (H.plugin == &http_job_plugin && http_job_allow(allow, err, sizeof err) < 0)
+            H.plugin = NULL;
     } else {
         load(path, type, err, sizeof err);
     }
