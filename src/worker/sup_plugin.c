@@ -99,8 +99,12 @@ static void flush_out(sup_t *s, struct phost *h)
         /* The host is going: its death comes through the pidfd. */
         off = h->out.len;
     }
-    memmove(h->out.data, h->out.data + off, h->out.len - off);
-    h->out.len -= off;
+    /* Nothing sent, nothing to move: out.data may still be NULL (memmove
+     * must not be given NULL, even for 0 bytes). */
+    if (off) {
+        memmove(h->out.data, h->out.data + off, h->out.len - off);
+        h->out.len -= off;
+    }
     want_out(s, h, h->out.len > 0);
 }
 
@@ -249,8 +253,10 @@ static void diag(sup_t *s, struct phost *h, int stream, int eof)
         off += n + (nl && b->data + off + n == nl ? 1 : 0);
         if (off >= b->len) break;
     }
-    memmove(b->data, b->data + off, b->len - off);
-    b->len -= off;
+    if (off) { /* b->data may be NULL when nothing came */
+        memmove(b->data, b->data + off, b->len - off);
+        b->len -= off;
+    }
 }
 
 static struct proc *by_key(struct phost *h, uint64_t key)
@@ -333,8 +339,10 @@ static void on_channel(sup_t *s, struct phost *h, int64_t now)
         }
     }
     if (k < 0) goto bad;
-    memmove(h->in.data, h->in.data + off, h->in.len - off);
-    h->in.len -= off;
+    if (off) { /* h->in.data may be NULL when nothing came */
+        memmove(h->in.data, h->in.data + off, h->in.len - off);
+        h->in.len -= off;
+    }
     return;
 bad:
     h->in.len = 0;
