@@ -18,6 +18,8 @@ What each test asserts:
   allowed 127.0.0.2 to 127.0.0.1, and a job to 169.254.169.254.
 - An unexpected status fails the attempt with "HTTP 503 (expected 2xx)"
   and keeps the answer as the result; a listed one succeeds.
+- config.timeout and the job's own timeout end a request that gets no
+  answer ("timeout"), and a cancel ends one in flight at once.
 - A bad config is refused at submit with a 400 naming the member.
 - A bad --http-allow stops the worker at start, naming the entry.
 """
@@ -29,7 +31,7 @@ import socketserver
 import threading
 import unittest
 
-from skedtest import SkedTestCase, wait_until
+from skedtest import SkedTestCase, parse_time, wait_until
 
 SECRET = "Bearer e2e-s3cret-9f2c"
 
@@ -42,6 +44,7 @@ class Target:
     def __init__(self, ip="127.0.0.1"):
         self.requests = []
         self.lock = threading.Lock()
+        self.release = threading.Event()  # ends the requests waiting in /slow
         target = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -56,7 +59,11 @@ class Target:
                 with target.lock:
                     target.requests.append({"method": self.command, "path": self.path,
                                             "headers": dict(self.headers), "body": body})
-                if self.path.startswith("/status/"):
+                if self.path == "/slow":
+                    # Answers when the test is done (bounded: 30 s at most).
+                    target.release.wait(30)
+                    self.reply(200, "late")
+                elif self.path.startswith("/status/"):
                     code = int(self.path[8:])
                     self.reply(code, "status %d" % code)
                 elif self.path.startswith("/redirect?to="):
@@ -93,6 +100,7 @@ class Target:
             return len(self.requests)
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(10)
@@ -211,6 +219,32 @@ class HttpJobsTest(SkedTestCase):
         run = self.wait_run_terminal(job["id"], timeout=30)
         self.assertEqual(run["state"], "succeeded", run)
         self.assertEqual(t.requests[-1]["method"], "DELETE")
+
+    def test_timeout_and_cancel(self):
+        self.start_server()
+        self.start_worker(slots=2, extra=["--http-allow", "127.0.0.1"])
+        t = self.target()
+        # config.timeout
+        job = self.http_job({"url": t.url + "/slow", "timeout": "500ms"})
+        run = self.wait_run_terminal(job["id"], timeout=30)
+        self.assertEqual(run["state"], "failed", run)
+        self.assertEqual(run["reason"], "timeout")
+        self.assertIn("no complete answer within 500 ms", self.log_of(run["id"]))
+        # The job's own timeout, shorter than config.timeout (30s).
+        job = self.http_job({"url": t.url + "/slow"}, timeout="1s")
+        run = self.wait_run_terminal(job["id"], timeout=30)
+        self.assertEqual(run["state"], "failed", run)
+        self.assertIn("timeout", (run["reason"], run["attempts"][0]["outcome"]), run)
+        took = parse_time(run["finished_at"]) - parse_time(run["started_at"])
+        self.assertLess(took, 10, run)
+        # Cancel: the request in flight ends at once.
+        job = self.http_job({"url": t.url + "/slow"})
+        before = t.count()
+        rid = self.wait_runs(job["id"], lambda rs: rs and rs[0]["state"] == "running")[0]["id"]
+        wait_until(lambda: t.count() > before, 20, msg="the request to reach the target")
+        self.ok("POST", "/v1/runs/%s/cancel" % rid, expect=200)
+        run = self.wait_run_state(rid, "canceled", timeout=10)
+        self.assertFalse(t.release.is_set())  # ended by sked, not by the target
 
     def test_bad_config_refused_at_submit(self):
         self.start_server()
