@@ -28,6 +28,7 @@ import http.server
 import json
 import os
 import socketserver
+import sys
 import threading
 import unittest
 
@@ -89,6 +90,12 @@ class Target:
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                # A client that went away (a canceled or timed-out job)
+                # is what some tests do; anything else is reported.
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)
 
         self.httpd = Server((ip, 0), Handler)
         self.url = "http://%s:%d" % (ip, self.httpd.server_address[1])
@@ -234,9 +241,9 @@ class HttpJobsTest(SkedTestCase):
         job = self.http_job({"url": t.url + "/slow"}, timeout="1s")
         run = self.wait_run_terminal(job["id"], timeout=30)
         self.assertEqual(run["state"], "failed", run)
-        self.assertIn("timeout", (run["reason"], run["attempts"][0]["outcome"]), run)
+        self.assertEqual(run["reason"], "timeout")
         took = parse_time(run["finished_at"]) - parse_time(run["started_at"])
-        self.assertLess(took, 10, run)
+        self.assertLess(took, 5, run)
         # Cancel: the request in flight ends at once.
         job = self.http_job({"url": t.url + "/slow"})
         before = t.count()
