@@ -44,8 +44,9 @@
 /* How config text is read: any JSON value (so that a non-object config is
  * told "must be an object" by httpspec, as the server tells it) and NULs
  * let through to httpspec's own, clearer, refusal. */
-#define JSON_LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL)
-#define CONNECT_MAX_MS  10000 /* a blackholed address must not eat a long timeout alone */
+#define JSON_LOAD_FLAGS   (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL)
+#define DEADLINE_SLACK_MS 1000  /* past the job's deadline before a request gives up itself */
+#define CONNECT_MAX_MS    10000 /* a blackholed address must not eat a long timeout alone */
 
 /* ---- addresses ----------------------------------------------------------- */
 
@@ -649,9 +650,13 @@ static int run(void *state, sked_attempt *att, const sked_host *host)
         goto out;
     }
     int64_t timeout_ms = spec.timeout_ms;
+    /* The job's own timeout is the worker's to enforce (it stops the
+     * attempt through cancel_fd and reports the outcome "timeout", as for
+     * a shell job); ours, a little later, is only a backstop. */
     int64_t left_ms = host->deadline_ms(att);
-    if (left_ms >= 0 && left_ms < timeout_ms) timeout_ms = left_ms;
-    if (timeout_ms <= 0) {
+    if (left_ms >= 0 && left_ms + DEADLINE_SLACK_MS < timeout_ms)
+        timeout_ms = left_ms + DEADLINE_SLACK_MS;
+    if (left_ms == 0) {
         host->fail(att, "timeout");
         goto out;
     }

@@ -241,7 +241,9 @@ class HttpJobsTest(SkedTestCase):
         job = self.http_job({"url": t.url + "/slow"}, timeout="1s")
         run = self.wait_run_terminal(job["id"], timeout=30)
         self.assertEqual(run["state"], "failed", run)
+        # The worker stopped it, as it stops a shell job: outcome timeout.
         self.assertEqual(run["reason"], "timeout")
+        self.assertEqual(run["attempts"][0]["outcome"], "timeout", run)
         took = parse_time(run["finished_at"]) - parse_time(run["started_at"])
         self.assertLess(took, 5, run)
         # Cancel: the request in flight ends at once.

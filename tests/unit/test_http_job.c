@@ -869,7 +869,9 @@ static void test_timeouts(void **state)
     free(cfg);
     att_clear(&a);
 
-    /* The job's own deadline bounds the request when it comes first. */
+    /* The job's own deadline bounds the request when it comes first: the
+     * worker stops the attempt then; the request itself gives up a second
+     * later (here, where nobody stops it). */
     cfg = xasprintf("{\"url\":\"http://127.0.0.1:%d/slow\"}", S1.port);
     att_init(&a, cfg);
     a.deadline_ms = 200;
@@ -877,7 +879,7 @@ static void test_timeouts(void **state)
     assert_int_equal(http_job_plugin.run(NULL, &a, &host), SKED_PLUGIN_FAILED);
     ms = (clock_mono_ns() - t0) / 1000000;
     assert_string_equal(a.reason, "timeout");
-    assert_true(ms >= 190 && ms < 2000);
+    assert_true(ms >= 1190 && ms < 3000);
     att_clear(&a);
 
     /* No time left: no request at all. */
