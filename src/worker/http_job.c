@@ -109,7 +109,7 @@ static bool embedded_v4(const struct addr *a, uint8_t v4[4])
         return true;
     }
     /* :: and ::1 are IPv6's own unspecified and loopback, not ::0.0.0.x. */
-    if (!memcmp(a->b, zero, 12) && (a->b[12] | a->b[13] | a->b[14])) {
+    if (!memcmp(a->b, zero, 12) && (a->b[12] | a->b[13] | a->b[14] || a->b[15] > 1)) {
         memcpy(v4, a->b + 12, 4);
         return true;
     }

@@ -463,6 +463,7 @@ static void test_classifier(void **state)
         {"::127.0.0.1", "loopback"},
         {"::169.254.169.254", "cloud metadata"},
         {"::8.8.8.8", NULL},
+        {"::5", "this network"}, /* ::0.0.0.5; only :: and ::1 are IPv6's own */
         {"64:ff9b::10.0.0.1", "private"},
         {"64:ff9b::169.254.169.254", "cloud metadata"},
         {"64:ff9b::8.8.8.8", NULL},
