@@ -21,9 +21,11 @@
  * never written anywhere.
  *
  * An attempt fails with "HTTP 503 (expected 2xx)" when the final status is
- * not one of config.expect, "timeout" when config.timeout or the job's own
- * timeout passes first, "canceled" when it is stopped, or "http: ..." with
- * libcurl's reason otherwise.
+ * not one of config.expect, "timeout" when config.timeout passes first,
+ * "canceled" when the host stops it (the job's own timeout, a cancel: the
+ * worker then reports its own cause; the request gives up by itself only a
+ * second after the job's deadline), or "http: ..." with libcurl's reason
+ * otherwise.
  *
  * SSRF guard: every address the request connects to, redirects included,
  * is checked after name resolution, just before the connect. Loopback,
