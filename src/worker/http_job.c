@@ -436,8 +436,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
          * (libcurl then ends with CURLE_WRITE_ERROR, which run takes for
          * success). libcurl does not hand over the bodies of redirects it
          * follows; were one to come, stopping would also stop the
-         * redirect, so a 3xx body is only drained. */
-        if (x->status < 300 || x->status > 399) return 0;
+         * redirect, so a 3xx body that may be followed is only drained. */
+        if (x->spec->max_redirects == 0 || x->status < 300 || x->status > 399) return 0;
         return n;
     }
     buf_append(&x->body, data, n);
@@ -487,27 +487,33 @@ static char *result_text(struct xfer *x, const char *final_url, long redirects, 
     return text;
 }
 
-/* Sets the result; when it is too large for the worker (host->result
- * refuses it), again with the body cut to fit the default --result-max. */
+/* Sets the result. When the worker refuses it (too large for its
+ * --result-max), again with the body cut to fit the default --result-max,
+ * and at last with no body at all ("truncated" says so each time). */
 static void set_result(struct xfer *x, const char *final_url, long redirects, int64_t time_ms)
 {
-    char *text = result_text(x, final_url, redirects, time_ms, x->body.len);
-    if (x->host->result(x->att, text, strlen(text)) == 0) {
-        free(text);
-        return;
-    }
     size_t cap = x->body.len;
+    char *text = result_text(x, final_url, redirects, time_ms, cap);
     size_t len = strlen(text);
+    if (x->host->result(x->att, text, len) == 0) goto out;
+    /* Escaping and base64 make the text longer than the body: shrink the
+     * body by the text's overshoot, and a tenth more, until it fits. */
     while (len > RESULTS_DEFAULT_BYTES && cap > 0) {
-        /* Escaping and base64 make the text longer than the body: shrink
-         * by the ratio of the overshoot, and a little more. */
-        size_t over = len - RESULTS_DEFAULT_BYTES;
-        cap = over + 64 >= cap ? 0 : cap - over - 64 - cap / 16;
+        cap = (size_t)((double)cap * RESULTS_DEFAULT_BYTES / (double)len * 0.9);
         free(text);
         text = result_text(x, final_url, redirects, time_ms, cap);
         len = strlen(text);
     }
-    x->host->result(x->att, text, len);
+    if (cap < x->body.len) {
+        if (x->host->result(x->att, text, len) == 0) goto out;
+        if (cap == 0) goto out; /* that was the body-less one */
+    }
+    if (x->body.len > 0) {
+        free(text);
+        text = result_text(x, final_url, redirects, time_ms, 0);
+        x->host->result(x->att, text, strlen(text));
+    }
+out:
     free(text);
 }
 

@@ -49,6 +49,7 @@ struct sked_attempt {
     char *result;
     char reason[512];
     int failed_calls;
+    size_t result_max; /* the worker's --result-max */
 };
 
 static const char *h_config(sked_attempt *a, size_t *len)
@@ -99,10 +100,10 @@ static const char *h_none(sked_attempt *a, size_t *len)
     return NULL;
 }
 
-/* As the worker: one JSON value, at most its default --result-max. */
+/* As the worker: one JSON value, at most its --result-max. */
 static int h_result(sked_attempt *a, const char *json, size_t len)
 {
-    if (len > RESULTS_DEFAULT_BYTES) {
+    if (len > a->result_max) {
         h_outputf(a, SKED_STDERR, "result: too large (%zu bytes)\n", len);
         return -1;
     }
@@ -158,6 +159,7 @@ static void att_init(sked_attempt *a, const char *config)
     memset(a, 0, sizeof *a);
     a->config = config;
     a->deadline_ms = -1;
+    a->result_max = RESULTS_DEFAULT_BYTES;
     pthread_mutex_init(&a->mu, NULL);
     assert_int_equal(pipe(a->pipe), 0);
 }
@@ -798,6 +800,21 @@ static void test_response_cap(void **state)
     assert_true(strlen(a.result) > RESULTS_DEFAULT_BYTES / 2);
     assert_true(json_is_true(json_object_get(r, "truncated")));
     assert_memory_equal(json_string_value(json_object_get(r, "body")), "row 00000\n", 10);
+    json_decref(r);
+    free(cfg);
+    att_clear(&a);
+
+    /* A worker whose --result-max holds no body at all: the rest of the
+     * result is kept, without the body. */
+    cfg = xasprintf("{\"url\":\"http://127.0.0.1:%d/big\",\"max_response\":1000}", S1.port);
+    att_init(&a, cfg);
+    a.result_max = 300;
+    assert_int_equal(http_job_plugin.run(NULL, &a, &host), SKED_PLUGIN_OK);
+    r = result_of(&a);
+    assert_int_equal(json_integer_value(json_object_get(r, "status")), 200);
+    assert_string_equal(json_string_value(json_object_get(r, "body")), "");
+    assert_true(json_is_true(json_object_get(r, "truncated")));
+    assert_non_null(strstr(logged(&a), "row 00099\n")); /* the log has the 1000 bytes */
     json_decref(r);
     free(cfg);
     att_clear(&a);
