@@ -881,7 +881,7 @@ static void test_timeouts(void **state)
     assert_int_equal(run_config(&a, cfg), SKED_PLUGIN_FAILED);
     int64_t ms = (clock_mono_ns() - t0) / 1000000;
     assert_string_equal(a.reason, "timeout");
-    assert_true(ms >= 290 && ms < 2000);
+    assert_true(ms >= 290 && ms < 3000);
     assert_non_null(strstr(logged(&a), "no complete answer within 300 ms"));
     assert_null(a.result);
     free(cfg);
@@ -897,7 +897,7 @@ static void test_timeouts(void **state)
     assert_int_equal(http_job_plugin.run(NULL, &a, &host), SKED_PLUGIN_FAILED);
     ms = (clock_mono_ns() - t0) / 1000000;
     assert_string_equal(a.reason, "timeout");
-    assert_true(ms >= 1190 && ms < 3000);
+    assert_true(ms >= 1190 && ms < 5000);
     att_clear(&a);
 
     /* No time left: no request at all. */
@@ -943,8 +943,9 @@ static void test_cancel(void **state)
         int64_t ms = (clock_mono_ns() - t0) / 1000000;
         assert_int_equal(r.rc, SKED_PLUGIN_FAILED);
         assert_string_equal(a.reason, "canceled");
-        /* By the fd: at once. By the flag alone: within the poll interval. */
-        if (ms >= (by_fd ? 200 : 1500))
+        /* By the fd: at once (bounds loose for a loaded machine; the server
+         * holds the request 5 s). By the flag alone: within the 1 s poll. */
+        if (ms >= (by_fd ? 800 : 2500))
             fail_msg("cancel took %lld ms (fd %d)", (long long)ms, by_fd);
         free(cfg);
         att_clear(&a);
