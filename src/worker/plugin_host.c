@@ -173,6 +173,8 @@ static int h_voutputf(sked_attempt *a, int stream, const char *fmt, va_list ap)
 }
 
 static int h_outputf(sked_attempt *a, int stream, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int h_outputf(sked_attempt *a, int stream, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -298,6 +300,7 @@ static const char *h_upstream(sked_attempt *a, size_t *len)
     return load_in(a, RESULTS_UPSTREAM, &a->loaded_up, &a->upstream, &a->upstream_len, len);
 }
 
+static void h_fail(sked_attempt *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void h_fail(sked_attempt *a, const char *fmt, ...)
 {
     att_ok(a);
