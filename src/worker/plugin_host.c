@@ -17,6 +17,7 @@
  * so those files are the job user's.
  */
 #include "worker/plugin_host.h"
+#include "worker/http_job.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -47,6 +48,7 @@
 #define REASON_MAX    1024
 
 const plugin_builtin_t plugin_builtins[] = {
+    {"http", &http_job_plugin},
     {NULL, NULL},
 };
 
@@ -170,6 +172,8 @@ static int h_voutputf(sked_attempt *a, int stream, const char *fmt, va_list ap)
     return rc;
 }
 
+static int h_outputf(sked_attempt *a, int stream, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int h_outputf(sked_attempt *a, int stream, const char *fmt, ...)
 {
     va_list ap;
@@ -296,6 +300,7 @@ static const char *h_upstream(sked_attempt *a, size_t *len)
     return load_in(a, RESULTS_UPSTREAM, &a->loaded_up, &a->upstream, &a->upstream_len, len);
 }
 
+static void h_fail(sked_attempt *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void h_fail(sked_attempt *a, const char *fmt, ...)
 {
     att_ok(a);
@@ -654,7 +659,6 @@ int plugin_host_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    (void)allow;
     /* The channel is our stdin; stdin itself becomes /dev/null, so a
      * plugin that reads it cannot eat the worker's frames. */
     H.ch = fcntl(0, F_DUPFD_CLOEXEC, 3);
@@ -671,6 +675,9 @@ int plugin_host_main(int argc, char **argv)
         for (const plugin_builtin_t *b = plugin_builtins; b->type; b++)
             if (!strcmp(b->type, type)) H.plugin = b->plugin;
         if (!H.plugin) snprintf(err, sizeof err, "no built-in job type \"%s\"", type);
+        /* The http type's SSRF allow list, set before its init (http_job.h). */
+        if (H.plugin == &http_job_plugin && http_job_allow(allow, err, sizeof err) < 0)
+            H.plugin = NULL;
     } else {
         load(path, type, err, sizeof err);
     }

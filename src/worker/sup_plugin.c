@@ -267,7 +267,11 @@ static void on_done(struct phost *h, struct proc *p, const char *data, size_t le
     p->exited_ns = now;
     p->exit_code = ok ? 0 : 1;
     p->signo = 0;
-    if (!ok) set_str(&p->a->reason, xstrdup(reason ? reason : "failed"));
+    /* An attempt the worker stopped (its timeout, a cancel) failed for
+     * that cause, whatever the plugin says on its way out ("canceled"
+     * when it was the timeout): result() in supervise.c names it. */
+    if (!ok && (p->cause == CAUSE_NONE || p->cause > CAUSE_CANCEL))
+        set_str(&p->a->reason, xstrdup(reason ? reason : "failed"));
     json_decref(v);
     (void)h;
 }

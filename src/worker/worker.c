@@ -36,6 +36,7 @@
 #include "core/results.h"
 #include "core/secret.h"
 #include "worker/worker_int.h"
+#include "worker/http_job.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -1326,6 +1327,15 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
     w->checkpoint_max =
         cfg->checkpoint_max_bytes ? (size_t)cfg->checkpoint_max_bytes : RESULTS_DEFAULT_BYTES;
     if ((rc = isolation_init(w, cfg)) < 0) goto out;
+    /* A bad --http-allow would fail every http host at start: say so now.
+     * (The list checked here is the worker's own copy; the hosts get the
+     * text and set theirs.) */
+    char allow_err[256];
+    if (http_job_allow(cfg->http_allow, allow_err, sizeof allow_err) < 0) {
+        log_error("worker", "%s", allow_err);
+        rc = SKED_EINVAL;
+        goto out;
+    }
     plugin_set_config_t pc = {.dir = cfg->plugin_dir,
                               .http_allow = cfg->http_allow,
                               .result_max = w->result_max,

@@ -15,7 +15,7 @@ foreach(lib sked_common sked_core sked_store sked_server sked_worker sked_cli)
 endforeach()
 
 add_custom_target(fuzz)
-foreach(name cron duration jobspec http workflow yaml jschema)
+foreach(name cron duration jobspec http httpspec workflow yaml jschema)
   add_executable(fuzz_${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${name}.c)
   target_include_directories(fuzz_${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)
   target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)

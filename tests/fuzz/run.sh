@@ -24,11 +24,11 @@ else
     secs=10
 fi
 jobs=${FUZZ_JOBS:-$(nproc)}
-if [ $# -gt 0 ]; then targets=("$@"); else targets=(cron duration jobspec http workflow yaml jschema); fi
+if [ $# -gt 0 ]; then targets=("$@"); else targets=(cron duration jobspec http httpspec workflow yaml jschema); fi
 
 for t in "${targets[@]}"; do
     if [ ! -f "$root/tests/fuzz/fuzz_$t.c" ]; then
-        echo "run.sh: no fuzz target '$t' (have: cron duration jobspec http workflow yaml jschema)" >&2
+        echo "run.sh: no fuzz target '$t' (have: cron duration jobspec http httpspec workflow yaml jschema)" >&2
         exit 2
     fi
 done
