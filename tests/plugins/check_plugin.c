@@ -185,6 +185,9 @@ static void check_exports(const elf *e, size_t manifest_shndx)
         const char *name = string_at(e, strtab, sym[i].st_name);
         if (!name) {
             bad("dynamic symbol %zu has no name", i);
+        } else if (!strncmp(name, "__odr_asan", 10)) {
+            /* AddressSanitizer's one-definition-rule indicator of an
+             * exported global (sanitizer builds only): not the plugin's. */
         } else if (!strcmp(name, "sked_plugin_manifest")) {
             manifest++;
             if (sym[i].st_shndx != manifest_shndx)
