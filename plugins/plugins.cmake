@@ -37,3 +37,9 @@ sked_plugin(checksum ${CMAKE_SOURCE_DIR}/plugins/checksum/checksum.c ${SKED_PLUG
             PkgConfig::JANSSON PkgConfig::SODIUM)
 sked_plugin(template ${CMAKE_SOURCE_DIR}/plugins/template/template.c ${SKED_PLUGIN_DIR}
             PkgConfig::JANSSON)
+
+# `cmake --install build --prefix P`: the ABI header in P/include/sked/ (what a plugin built
+# outside this tree includes, plugins/template/README.md) and the example plugins in
+# P/lib/sked/plugins/ (a worker's --plugin-dir). The template is for copying, not deploying.
+install(FILES ${CMAKE_SOURCE_DIR}/include/sked/plugin.h DESTINATION include/sked)
+install(TARGETS plugin_noop plugin_sleep plugin_checksum LIBRARY DESTINATION lib/sked/plugins)

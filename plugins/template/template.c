@@ -128,9 +128,15 @@ out:
  * nothing. Optional (NULL in the descriptor). */
 static int init(const sked_host *host, void **state, char *err, size_t errlen)
 {
-    /* Every member of ABI 1 exists in every host. A plugin that uses a
-     * member added by a later ABI checks first, and does without it on an
-     * older host:  if (SKED_HOST_HAS(host, some_later_member)) ...  */
+    /* host->abi is the host's ABI, never older than the plugin's (sked
+     * refuses to load a plugin newer than itself). Every member of ABI 1
+     * exists in every host; a plugin that uses a member added by a later
+     * ABI checks first and does without it on an older host:
+     *     if (SKED_HOST_HAS(host, some_later_member)) ...  */
+    if (host->abi < 1) {
+        snprintf(err, errlen, "host ABI %u is too old", (unsigned)host->abi);
+        return SKED_PLUGIN_FAILED;
+    }
     tpl_state *st = calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
@@ -159,6 +165,7 @@ static void fini(void *state)
 static int validate(void *state, const char *config, size_t len, char *field, size_t fieldlen,
                     char *detail, size_t detaillen)
 {
+    (void)state; /* what init set up; this check needs none of it */
     cfg c;
     return parse(config, len, &c, field, fieldlen, detail, detaillen) ? SKED_PLUGIN_FAILED
                                                                       : SKED_PLUGIN_OK;
