@@ -44,9 +44,10 @@
  * "reject": true makes validate refuse the config (field "config.reject"),
  * so run is never called.
  *
- * The host process's environment (read with getenv in init, never per
- * attempt) steers init and fini: SKED_MISBEHAVE_INIT=fail|abort|exit makes
- * init fail (with a sentence), abort or exit(4); SKED_MISBEHAVE_FINI=PATH
+ * Files beside the .so steer init and fini (not the environment, which a
+ * worker scrubs; copy misbehave.so into a test's own plugin directory to
+ * use them): "misbehave.init" holding fail, abort or exit makes init fail
+ * (with a sentence), abort or exit(4); "misbehave.fini" holding a PATH
  * makes fini create PATH, to show it ran.
  *
  * Every wait is bounded ("seconds"), so a host that fails to kill a deaf
@@ -54,6 +55,7 @@
  */
 #include <sked/plugin.h>
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -254,20 +256,45 @@ static int do_bad(json_t *cfg, sked_attempt *att, const sked_host *host)
     return SKED_PLUGIN_OK;
 }
 
+/* The path of FILE beside this .so in out (empty when not found). */
+static void beside_me(const char *file, char *out, size_t outlen)
+{
+    Dl_info info;
+    out[0] = '\0';
+    if (!dladdr((void *)beside_me, &info) || !info.dli_fname) return;
+    const char *slash = strrchr(info.dli_fname, '/');
+    int dirlen = slash ? (int)(slash - info.dli_fname) : 1;
+    snprintf(out, outlen, "%.*s/%s", dirlen, slash ? info.dli_fname : ".", file);
+}
+
+/* The first line of FILE beside this .so, in out (empty when none). */
+static void read_beside_me(const char *file, char *out, size_t outlen)
+{
+    char path[4096];
+    beside_me(file, path, sizeof path);
+    out[0] = '\0';
+    FILE *f = path[0] ? fopen(path, "re") : NULL;
+    if (!f) return;
+    if (fgets(out, (int)outlen, f)) out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
 static int init(const sked_host *host, void **state, char *err, size_t errlen)
 {
-    const char *how = getenv("SKED_MISBEHAVE_INIT");
-    if (!how) return SKED_PLUGIN_OK;
+    char how[64];
+    read_beside_me("misbehave.init", how, sizeof how);
+    if (!how[0]) return SKED_PLUGIN_OK;
     if (!strcmp(how, "abort")) abort();
     if (!strcmp(how, "exit")) exit(4);
-    snprintf(err, errlen, "misbehave: asked to fail init (SKED_MISBEHAVE_INIT=%s)", how);
+    snprintf(err, errlen, "misbehave: asked to fail init (misbehave.init says \"%s\")", how);
     return SKED_PLUGIN_FAILED;
 }
 
 static void fini(void *state)
 {
-    const char *path = getenv("SKED_MISBEHAVE_FINI");
-    if (path) {
+    char path[4096];
+    read_beside_me("misbehave.fini", path, sizeof path);
+    if (path[0]) {
         int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd >= 0) close(fd);
     }
