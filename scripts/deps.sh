@@ -11,6 +11,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 pkgs+=(python3-aiosmtpd openssl)
 # The CLI reads YAML workflow documents (libyaml; its runtime library is libyaml-0-2).
 pkgs+=(libyaml-dev)
+# Plugin manifests are read from the ELF file without loading it (elfutils' libelf).
+pkgs+=(libelf-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue

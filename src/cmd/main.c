@@ -3,6 +3,7 @@
  * layer: it may call every role; nothing calls it.
  */
 #include "cmd/cmd.h"
+#include "worker/plugin_host.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,7 @@ static const struct {
     {"alerts", cmd_alerts, "list and acknowledge alerts"},
     {"alert-rules", cmd_alert_rules, "manage global alert rules (admin)"},
     {"routes", cmd_routes, "print the server's HTTP routes"},
+    {"plugin-host", plugin_host_main, "run one plugin's attempts for a worker (workers start it)"},
 };
 
 static void usage(FILE *f)

@@ -56,6 +56,15 @@ static void usage(FILE *f)
             "                         result fails an attempt that exited 0\n"
             "  --checkpoint-max SIZE  the most a job's $SKED_CHECKPOINT_FILE may hold\n"
             "                         (default 64K, at most 256K); a bigger one is not shipped\n"
+            "\n"
+            "job types beyond shell (docs/plugins.md):\n"
+            "  --plugin-dir DIR       run the plugins (*.so) in DIR: each in a long-lived host\n"
+            "                         process; their types are advertised to the server\n"
+            "  --http-allow CIDR,...  private, loopback or link-local addresses http jobs may\n"
+            "                         reach (refused by default), e.g. 10.0.0.0/8\n"
+            "  --plugin-hang-timeout DUR\n"
+            "                         a plugin host that answers no ping this long is killed\n"
+            "                         and restarted; its attempts fail (default 10s)\n"
             /* job isolation */
             "\n"
             "job isolation (jobs never see the worker's environment or token):\n"
@@ -161,7 +170,10 @@ int cmd_worker(int argc, char **argv)
         O_CA,
         O_LOG_FORMAT,
         O_RESULT_MAX,
-        O_CHECKPOINT_MAX
+        O_CHECKPOINT_MAX,
+        O_PLUGIN_DIR,
+        O_HTTP_ALLOW,
+        O_PLUGIN_HANG,
     };
     /* job isolation */
     enum {
@@ -184,6 +196,9 @@ int cmd_worker(int argc, char **argv)
         {"kill-grace", required_argument, NULL, O_GRACE},
         {"result-max", required_argument, NULL, O_RESULT_MAX},
         {"checkpoint-max", required_argument, NULL, O_CHECKPOINT_MAX},
+        {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
+        {"http-allow", required_argument, NULL, O_HTTP_ALLOW},
+        {"plugin-hang-timeout", required_argument, NULL, O_PLUGIN_HANG},
         /* job isolation */
         {"run-as", required_argument, NULL, O_RUN_AS},
         {"allow-root", no_argument, NULL, O_ALLOW_ROOT},
@@ -232,6 +247,21 @@ int cmd_worker(int argc, char **argv)
             break;
         case O_CA:
             ca = optarg;
+            break;
+        case O_PLUGIN_DIR:
+            cfg.plugin_dir = optarg;
+            break;
+        case O_HTTP_ALLOW:
+            cfg.http_allow = optarg;
+            break;
+        case O_PLUGIN_HANG:
+            if (duration_parse(optarg, &cfg.plugin_hang_ms) < 0 || cfg.plugin_hang_ms < 100) {
+                fprintf(stderr,
+                        "sked worker: --plugin-hang-timeout: expected a duration of at least "
+                        "100ms (e.g. 10s), not '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case O_LOG_FORMAT: {
             enum log_format f;

@@ -279,7 +279,7 @@ int spawn_start(const spawn_opts_t *o, spawn_proc_t *p, const char **failed_op)
         .o = o,
         .path = env_path(o->envp),
         .envp = o->envp ? o->envp : no_env,
-        .fds = {devnull_fd, outp[1], errp[1]},
+        .fds = {o->stdin_fd > 0 ? o->stdin_fd : devnull_fd, outp[1], errp[1]},
         .report_fd = rep[1],
         .parent = getpid(),
     };

@@ -64,6 +64,8 @@ typedef struct spawn_opts {
     const char *cwd;          /* borrowed; NULL = the worker's cwd */
     const spawn_cred_t *cred; /* borrowed; NULL = keep the worker's identity */
     const spawn_limits_t *limits; /* borrowed; NULL = inherit the worker's limits */
+    int stdin_fd; /* > 0: borrowed, becomes the child's stdin (a plugin host's channel);
+                     0 = /dev/null */
 } spawn_opts_t;
 
 typedef struct spawn_proc {

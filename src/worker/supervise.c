@@ -27,6 +27,7 @@
  * worker.
  */
 #include "worker/worker_int.h"
+#include "worker/sup_int.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -46,62 +47,13 @@
 #define DRAIN_NS    (2000 * 1000000LL) /* after exit, wait this long for pipe EOF */
 #define READ_BUDGET (4 * 64 * 1024)    /* bytes read per event: fairness between jobs */
 #define MAX_WAIT_NS (1000 * 1000000LL) /* the loop wakes at least this often */
-#define RBUF_SIZE   (64 * 1024)
+#define RBUF_SIZE   SUP_RBUF_SIZE
 /* The watcher's deadline follows renewals in steps of at least this much
  * (each renewal moves it by a heartbeat, so in practice one message per
  * heartbeat per attempt); a smaller move goes out only when the deadline
  * it replaces falls due. At most a quarter of lease - margin (watch_step). */
 #define WATCH_STEP_NS  (100 * 1000000LL)
 #define WATCH_SLACK_NS (500 * 1000000LL) /* at most; see watch_slack */
-
-/* What the supervisor acted on, in rising strength: a stronger request
- * replaces a weaker one (a fence beats a cancel in progress). */
-enum cause { CAUSE_NONE = 0, CAUSE_TIMEOUT, CAUSE_CANCEL, CAUSE_LOST, CAUSE_FENCE, CAUSE_SHUTDOWN };
-
-struct proc;
-
-struct watch {
-    struct proc *p;
-    int kind; /* 0 pidfd, 1 stdout, 2 stderr */
-};
-
-struct proc {
-    attempt_t *a;
-    spawn_proc_t sp;
-    struct watch w[3];
-    buf_t pend[3];         /* [1] stdout, [2] stderr: bytes not yet passed to chunk */
-    int64_t pend_since[3]; /* monotonic ns of the oldest pending byte */
-    int64_t seq;           /* next chunk's sequence number */
-    int64_t deadline_ns;   /* timeout instant; 0 = none */
-    int64_t term_ns;       /* when SIGTERM went out; 0 = not yet */
-    int killed;            /* SIGKILL sent */
-    enum cause cause;
-    int exited; /* reaped */
-    int64_t exited_ns;
-    int exit_code, signo;
-    int64_t watch_fence_ns; /* our fence time behind the watcher's deadline; 0 = none set */
-    int64_t watch_ns;       /* the kill deadline the watcher holds; 0 = none */
-    struct proc *next;
-};
-
-struct sup {
-    const sup_ops_t *ops;
-    void *arg;
-    int64_t grace_ns;
-    spawn_watcher_t *watcher;
-    sup_isolation_t iso; /* borrowed pointers */
-    pthread_t thread;
-    int ep, evfd;
-    pthread_mutex_t mu;
-    attempt_t *qhead, *qtail; /* submitted, not yet started; under mu */
-    atomic_int quit;
-    atomic_int kill_all;
-    _Atomic int64_t lease_ns, margin_ns;
-    atomic_int active;
-    struct proc *procs; /* supervisor thread only */
-    char *rbuf;
-    int watch_err; /* the last error the watcher gave (logged once per kind) */
-};
 
 attempt_t *attempt_new(void)
 {
@@ -125,6 +77,8 @@ void attempt_free(attempt_t *a)
     strv_free(a->argv);
     spawn_env_free(a->envp);
     free(a->cwd);
+    free(a->plugin);
+    free(a->start_json);
     char *dirs[2] = {a->work_dir, a->io_dir};
     for (int i = 0; i < 2; i++) {
         if (!dirs[i]) continue;
@@ -205,12 +159,26 @@ static void flush(sup_t *s, struct proc *p, int stream)
     s->ops->chunk(s->arg, p->a, stream, p->seq++, data, len);
 }
 
-static void unwatch(sup_t *s, int *fd)
+void sup__watch_fd(sup_t *s, int fd, struct watch *w, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        log_error("worker", "epoll_ctl: %s", strerror(errno)); /* cannot happen with valid fds */
+}
+
+void sup__unwatch(sup_t *s, int *fd)
 {
     if (*fd < 0) return;
     epoll_ctl(s->ep, EPOLL_CTL_DEL, *fd, NULL);
     close(*fd);
     *fd = -1;
+}
+
+void sup__output(sup_t *s, struct proc *p, int stream, const char *data, size_t len, int64_t now)
+{
+    if (!p->pend[stream].len) p->pend_since[stream] = now;
+    buf_append(&p->pend[stream], data, len);
+    if (p->pend[stream].len >= FLUSH_BYTES) flush(s, p, stream);
 }
 
 static void on_output(sup_t *s, struct proc *p, int stream, int64_t now)
@@ -220,16 +188,14 @@ static void on_output(sup_t *s, struct proc *p, int stream, int64_t now)
     while (*fd >= 0) {
         ssize_t r = read(*fd, s->rbuf, RBUF_SIZE);
         if (r > 0) {
-            if (!p->pend[stream].len) p->pend_since[stream] = now;
-            buf_append(&p->pend[stream], s->rbuf, (size_t)r);
-            if (p->pend[stream].len >= FLUSH_BYTES) flush(s, p, stream);
+            sup__output(s, p, stream, s->rbuf, (size_t)r, now);
             if ((size_t)r >= budget) break; /* the rest next round: others get a turn */
             budget -= (size_t)r;
             continue;
         }
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        unwatch(s, fd); /* EOF, or an error that will not get better */
+        sup__unwatch(s, fd); /* EOF, or an error that will not get better */
     }
 }
 
@@ -245,7 +211,7 @@ static void fence_attempt(attempt_t *a)
 
 /* Logs a failed message to the watcher, once per kind of failure: the
  * worker goes on without that fence (the supervisor's own still holds). */
-static void watch_check(sup_t *s, int rc)
+void sup__watch_check(sup_t *s, int rc)
 {
     if (rc >= 0 || rc == s->watch_err) return;
     s->watch_err = rc;
@@ -279,27 +245,35 @@ static int64_t watch_step(int64_t lease_ns, int64_t margin_ns, int64_t most)
     return q > 0 && q < most ? q : most;
 }
 
-/* Keeps the watcher's kill deadline for p in step with our fence time:
- * renewed + lease - margin (+ the slack), or none with fencing off. */
-static void watch_update(sup_t *s, struct proc *p, int64_t now)
+/* Keeps the watcher's kill deadline for fw's group in step with our fence
+ * time: renewed + lease - margin (+ the slack), or none with fencing off
+ * (or renewed_ns 0). */
+void sup__watch_move(sup_t *s, struct fence_watch *fw, int64_t renewed_ns, int64_t now)
 {
-    if (!s->watcher || p->killed || p->exited) return;
+    if (!s->watcher || !fw->pid) return;
     int64_t lease = atomic_load(&s->lease_ns), margin = atomic_load(&s->margin_ns);
-    int64_t fence = lease > 0 ? atomic_load(&p->a->renewed_ns) + lease - margin : 0;
-    if (fence == p->watch_fence_ns) return;
-    int64_t was = p->watch_fence_ns;
+    int64_t fence = lease > 0 && renewed_ns ? renewed_ns + lease - margin : 0;
+    if (fence == fw->fence_ns) return;
+    int64_t was = fw->fence_ns;
     /* Forward by small steps only when the old deadline falls due; back
      * (a shorter lease) or off, at once. */
     if (fence && was && fence > was && fence - was < watch_step(lease, margin, WATCH_STEP_NS) &&
         now < was)
         return;
     int64_t deadline = fence ? fence + watch_slack(margin) : 0;
-    int rc = spawn_watcher_deadline(s->watcher, p->sp.pid, deadline);
-    watch_check(s, rc);
+    int rc = spawn_watcher_deadline(s->watcher, fw->pid, deadline);
+    sup__watch_check(s, rc);
     /* Taken as done even when it failed: a watcher that is gone (or that
      * refuses more) gets no retries, and the loop no reason to spin. */
-    p->watch_fence_ns = fence;
-    if (rc == 0) p->watch_ns = deadline;
+    fw->fence_ns = fence;
+    if (rc == 0) fw->watch_ns = deadline;
+}
+
+/* Keeps the watcher's kill deadline for process p in step with its lease. */
+static void watch_update(sup_t *s, struct proc *p, int64_t now)
+{
+    if (p->host || p->killed || p->exited) return;
+    sup__watch_move(s, &p->fw, atomic_load(&p->a->renewed_ns), now);
 }
 
 static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
@@ -313,7 +287,7 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
     /* Before the reap, while the zombie leader still holds the group id:
      * the watcher can never be left holding an id that names someone
      * else. */
-    if (s->watcher) watch_check(s, spawn_watcher_remove(s->watcher, pid));
+    if (s->watcher) sup__watch_check(s, spawn_watcher_remove(s->watcher, pid));
     int rc = spawn_wait(&p->sp, &p->exit_code, &p->signo);
     if (rc < 0) {
         attempt_log(log_error, p->a, "run %s: waiting for pid %d: %s", p->a->run_id, (int)pid,
@@ -321,10 +295,10 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
         p->exit_code = -1;
         p->signo = SIGKILL;
     }
-    unwatch(s, &p->sp.pidfd);
+    sup__unwatch(s, &p->sp.pidfd);
     p->exited = 1;
     p->exited_ns = now;
-    if (p->signo == SIGKILL && p->cause < CAUSE_FENCE && p->watch_ns && now >= p->watch_ns) {
+    if (p->signo == SIGKILL && p->cause < CAUSE_FENCE && p->fw.watch_ns && now >= p->fw.watch_ns) {
         /* Killed when the watcher's deadline had passed: this thread was
          * not running (the worker was stopped or stalled) when the lease
          * ran out, so the watcher fenced it. The lease is gone: report
@@ -349,7 +323,7 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
         a->outcome = st == ATTEMPT_STOP_CANCEL ? "canceled" : NULL;
         goto done;
     }
-    if (!a->argv) {
+    if (!a->argv && !a->plugin) {
         a->outcome = "failed";
         goto done;
     }
@@ -366,6 +340,20 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
         a->outcome = "not_started";
         a->reason = a->reason ? a->reason : xstrdup("not started: its lease was over on arrival");
         goto done;
+    }
+    if (a->plugin) {
+        p = xcalloc(1, sizeof *p);
+        p->a = a;
+        p->sp.pid = -1;
+        p->sp.pidfd = p->sp.out_fd = p->sp.err_fd = -1;
+        if (a->timeout_ms > 0) p->deadline_ns = now + a->timeout_ms * 1000000;
+        if (sup__plugin_start(s, p, now) < 0) {
+            free(p);
+            goto done;
+        }
+        p->next = s->procs;
+        s->procs = p;
+        return;
     }
     if (!a->cwd && s->iso.work_dir && !a->work_dir) {
         /* A fresh directory per attempt, owned by the job's user: nothing
@@ -396,20 +384,18 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
     p = xcalloc(1, sizeof *p);
     p->a = a;
     p->sp = sp;
+    p->fw.pid = sp.pid;
     a->pid = sp.pid;
     if (s->watcher) {
         /* The group and, at once, its deadline: fenced from the start. */
-        watch_check(s, spawn_watcher_add(s->watcher, sp.pid));
+        sup__watch_check(s, spawn_watcher_add(s->watcher, sp.pid));
         watch_update(s, p, now);
     }
     int fds[3] = {sp.pidfd, sp.out_fd, sp.err_fd};
     for (int k = 0; k < 3; k++) {
         p->w[k].p = p;
         p->w[k].kind = k;
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &p->w[k]};
-        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fds[k], &ev) < 0)
-            log_error("worker", "epoll_ctl: %s",
-                      strerror(errno)); /* cannot happen with valid fds */
+        sup__watch_fd(s, fds[k], &p->w[k], EPOLLIN);
     }
     if (a->timeout_ms > 0) p->deadline_ns = now + a->timeout_ms * 1000000;
     p->next = s->procs;
@@ -419,8 +405,12 @@ done:
     finish_attempt(s, a);
 }
 
-static void signal_group(struct proc *p, int sig)
+static void signal_group(sup_t *s, struct proc *p, int sig, int64_t now)
 {
+    if (p->host) {
+        sup__plugin_stop(s, p, sig == SIGKILL, now);
+        return;
+    }
     if (kill(-p->sp.pid, sig) < 0 && errno != ESRCH)
         log_warn("worker", "kill(-%d, %d): %s", (int)p->sp.pid, sig, strerror(errno));
 }
@@ -455,7 +445,7 @@ static void enforce(sup_t *s, struct proc *p, int64_t now)
     /* The watcher's deadline passed while this thread was not running
      * (the worker stalled): the watcher has killed the group or is about
      * to, and the lease counts as lost even if a renewal came meanwhile. */
-    int stalled = p->watch_ns && now >= p->watch_ns;
+    int stalled = p->fw.watch_ns && now >= p->fw.watch_ns;
     if (stalled ||
         (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns))) {
         fence_attempt(a);
@@ -473,15 +463,15 @@ static void enforce(sup_t *s, struct proc *p, int64_t now)
         /* A lost lease (a 409: the run may already be another worker's)
          * gets no grace: a polite SIGTERM would let the two overlap. */
         if (req >= CAUSE_LOST) {
-            if (!p->killed) signal_group(p, SIGKILL);
+            if (!p->killed) signal_group(s, p, SIGKILL, now);
             p->killed = 1;
         } else if (!p->term_ns) {
-            signal_group(p, SIGTERM);
+            signal_group(s, p, SIGTERM, now);
             p->term_ns = now;
         }
     }
     if (p->term_ns && !p->killed && now >= p->term_ns + s->grace_ns) {
-        signal_group(p, SIGKILL);
+        signal_group(s, p, SIGKILL, now);
         p->killed = 1;
     }
 }
@@ -514,14 +504,15 @@ static int maybe_finish(sup_t *s, struct proc *p, int64_t now)
     /* Whatever is still readable now is the last of it. */
     if (p->sp.out_fd >= 0) on_output(s, p, 1, now);
     if (p->sp.err_fd >= 0) on_output(s, p, 2, now);
-    unwatch(s, &p->sp.out_fd);
-    unwatch(s, &p->sp.err_fd);
+    sup__unwatch(s, &p->sp.out_fd);
+    sup__unwatch(s, &p->sp.err_fd);
     flush(s, p, 1);
     flush(s, p, 2);
     spawn_close(&p->sp);
     result(p);
     attempt_t *a = p->a;
     a->nchunks = p->seq; /* a note of the report thread's goes after the output */
+    if (p->host) sup__plugin_detach(s, p);
     buf_free(&p->pend[1]);
     buf_free(&p->pend[2]);
     free(p);
@@ -552,12 +543,13 @@ static int next_timeout_ms(sup_t *s, int64_t now)
             t = min_pos(t, atomic_load(&p->a->renewed_ns) + lease - margin + 1);
         /* Pass renewals on to the watcher in good time, and any left at
          * the last moment: when the deadline it holds falls due. */
-        if (p->watch_fence_ns && !p->killed) {
+        if (p->fw.fence_ns && !p->killed) {
             t = min_pos(t, now + watch_step(lease, margin, MAX_WAIT_NS));
-            t = min_pos(t, p->watch_fence_ns);
+            t = min_pos(t, p->fw.fence_ns);
         }
     }
     if (s->watcher && s->watcher->qlen) t = min_pos(t, now + FLUSH_NS);
+    t = sup__plugin_next(s, now, t);
     if (t <= now) return 0;
     return (int)((t - now + 999999) / 1000000);
 }
@@ -582,7 +574,9 @@ static void *sup_main(void *arg)
                 (void)r;
                 continue;
             }
-            if (w->kind == 0) {
+            if (w->h) {
+                sup__plugin_event(s, w, now);
+            } else if (w->kind == 0) {
                 if (w->p->sp.pidfd >= 0) on_exit_ready(s, w->p, now);
             } else {
                 on_output(s, w->p, w->kind, now);
@@ -597,6 +591,7 @@ static void *sup_main(void *arg)
             start(s, q, now);
             q = next;
         }
+        sup__plugin_tick(s, now);
         for (struct proc **pp = &s->procs; *pp;) {
             struct proc *p = *pp;
             if (!p->exited) {
@@ -611,7 +606,7 @@ static void *sup_main(void *arg)
             else
                 pp = &p->next;
         }
-        if (s->watcher && s->watcher->qlen) watch_check(s, spawn_watcher_flush(s->watcher));
+        if (s->watcher && s->watcher->qlen) sup__watch_check(s, spawn_watcher_flush(s->watcher));
         if (atomic_load(&s->quit) && !s->procs) {
             pthread_mutex_lock(&s->mu);
             int empty = s->qhead == NULL;
@@ -619,6 +614,7 @@ static void *sup_main(void *arg)
             if (empty) break;
         }
     }
+    sup__plugin_free(s);
     return NULL;
 }
 
@@ -646,6 +642,7 @@ int sup_new(const sup_ops_t *ops, void *arg, int64_t kill_grace_ms, spawn_watche
         rc = -errno;
         goto out;
     }
+    sup__plugin_init(s);
     int err = pthread_create(&s->thread, NULL, sup_main, s);
     if (err) rc = -err;
 out:

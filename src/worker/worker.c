@@ -95,7 +95,8 @@ struct worker {
     size_t result_max;     /* bytes of a result file taken (--result-max) */
     size_t checkpoint_max; /* bytes of a checkpoint file taken (--checkpoint-max) */
     char **env_base;       /* every job's base environment */
-    sup_isolation_t iso;   /* points into the four above */
+    plugin_set_t plugins;  /* job types run in plugin hosts */
+    sup_isolation_t iso;   /* points into the five above */
 
     pthread_mutex_t reg_mu; /* serialises (re-)registration */
     pthread_mutex_t mu;     /* everything below */
@@ -198,6 +199,9 @@ static int do_register(worker_t *w, httpc_t *h, int seen_gen, long *status)
     if (gen != seen_gen) goto out;
     body = json_pack("{s:s, s:s, s:i, s:O, s:O}", "name", w->name, "host", w->host, "slots",
                      w->slots, "queues", w->queues, "labels", w->labels);
+    /* The plugin types it runs, with their schemas (the built-in ones every
+     * worker runs go unsaid). */
+    if (json_array_size(w->plugins.advert)) json_object_set(body, "plugins", w->plugins.advert);
     rc = post_json(h, "/v1/workers", body, &r);
     if (rc < 0) goto out;
     *status = r.status;
@@ -568,8 +572,9 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
     a->timeout_ms = json_duration_ms(t, 0);
 
     const char *type = json_string_value(json_object_get(spec, "type"));
-    if (type && strcmp(type, "shell")) {
-        a->reason = xasprintf("unsupported job type '%s'", type);
+    bool plugin = type && strcmp(type, "shell");
+    if (plugin && !plugin_set_has(&w->plugins, type)) {
+        a->reason = xasprintf("this worker does not run job type \"%s\"", type);
         return a;
     }
     /* The handoff files: made now, so the environment can name them; a
@@ -586,14 +591,16 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
         a->reason = xasprintf("results directory under %s: %s", w->work_dir, strerror(-rc));
         return a;
     }
-    a->argv = json_argv(json_object_get(spec, "command"));
-    if (!a->argv) {
-        a->reason = xstrdup("spec: command must be a non-empty array of strings");
-        spawn_env_free(io_env);
-        return a;
+    if (!plugin) {
+        a->argv = json_argv(json_object_get(spec, "command"));
+        if (!a->argv) {
+            a->reason = xstrdup("spec: command must be a non-empty array of strings");
+            spawn_env_free(io_env);
+            return a;
+        }
+        const char *cwd = json_string_value(json_object_get(spec, "cwd"));
+        a->cwd = cwd ? xstrdup(cwd) : NULL;
     }
-    const char *cwd = json_string_value(json_object_get(spec, "cwd"));
-    a->cwd = cwd ? xstrdup(cwd) : NULL;
 
     /* The job's env, then the SKED_* that let a job deduplicate (DESIGN §5). */
     json_t *env = json_object_get(spec, "env");
@@ -630,7 +637,23 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
         extra[k++] = xstrdup(*e);
     spawn_env_free(io_env);
     extra[k] = NULL;
-    a->envp = spawn_env_new((const char *const *)w->env_base, (const char *const *)extra);
+    if (plugin) {
+        /* Its host gets the config, the job's env and SKED_* (never the
+         * base environment: a plugin's getenv is the job's), and where the
+         * handoff files are. */
+        json_t *env_list = json_array(), *cfg = json_object_get(spec, "config");
+        for (size_t i = 0; i < k; i++)
+            json_array_append_new(env_list, json_string(extra[i]));
+        json_t *start = json_pack("{s:o, s:o, s:s, s:I}", "config",
+                                  json_is_object(cfg) ? json_incref(cfg) : json_object(), "env",
+                                  env_list, "io_dir", a->io_dir, "deadline_ms",
+                                  (json_int_t)(a->timeout_ms > 0 ? a->timeout_ms : -1));
+        a->start_json = json_dumps(start, JSON_COMPACT);
+        json_decref(start);
+        a->plugin = xstrdup(type);
+    } else {
+        a->envp = spawn_env_new((const char *const *)w->env_base, (const char *const *)extra);
+    }
     for (size_t i = 0; i < k; i++)
         free(extra[i]);
     free(extra);
@@ -1045,6 +1068,7 @@ static void worker_free(worker_t *w)
     json_decref(w->queues);
     json_decref(w->labels);
     spawn_user_clear(&w->user);
+    plugin_set_clear(&w->plugins);
     spawn_env_free(w->env_base);
     free(w->work_dir);
     free(w->servers);
@@ -1178,6 +1202,14 @@ int worker_start(const worker_config_t *cfg, worker_t **out)
     w->checkpoint_max =
         cfg->checkpoint_max_bytes ? (size_t)cfg->checkpoint_max_bytes : RESULTS_DEFAULT_BYTES;
     if ((rc = isolation_init(w, cfg)) < 0) goto out;
+    plugin_set_config_t pc = {.dir = cfg->plugin_dir,
+                              .http_allow = cfg->http_allow,
+                              .result_max = w->result_max,
+                              .checkpoint_max = w->checkpoint_max,
+                              .envp = w->env_base,
+                              .hang_ms = cfg->plugin_hang_ms};
+    if ((rc = plugin_set_load(&w->plugins, &pc)) < 0) goto out;
+    w->iso.plugins = &w->plugins.sup;
 
     /* A write to a dead watcher (or a closed socket) must be an error
      * return, not the end of the worker. */

@@ -50,6 +50,12 @@ typedef struct worker_config {
                                counts it per real uid over the whole machine (every attempt of
                                the run-as user and anything else that user runs): a fork-bomb
                                guard for the user, not a per-job count. Root ignores it. */
+
+    /* ---- job types run in plugin hosts (docs/plugins.md) ---- */
+    const char *plugin_dir; /* load every *.so plugin there; NULL = built-in types only */
+    const char *http_allow; /* "CIDR,CIDR": private addresses http jobs may reach; NULL = none */
+    int64_t plugin_hang_ms; /* a plugin host leaving a ping unanswered this long is killed and
+                               its attempts fail ("plugin hung"); 0 = 10 s */
 } worker_config_t;
 
 /* Starts the worker's threads. Returns 0 and *out, or an error. */

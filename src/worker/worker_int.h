@@ -15,7 +15,9 @@
 #include "worker/spawn.h"
 #include "worker/worker.h"
 
+#include <jansson.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -48,6 +50,8 @@ typedef struct attempt {
     char *work_dir; /* owned; the attempt's own directory, made by the supervisor when
                        cwd is NULL; attempt_free removes it with everything in it */
     int64_t timeout_ms; /* 0 = none */
+    char *plugin;       /* owned; the job type when it runs in a plugin host; NULL = a process */
+    char *start_json;   /* owned; a plugin attempt's START (plugin_proto.h): config, env, io_dir */
 
     /* Written by other threads, read by the supervisor. */
     atomic_int stop;            /* enum attempt_stop */
@@ -98,12 +102,29 @@ void attempt_free(attempt_t *a);
 /* How the supervisor isolates every attempt (DESIGN §8). All borrowed;
  * must outlive the supervisor. */
 typedef struct sup_isolation {
-    const spawn_cred_t *cred;     /* identity jobs run as; NULL = the worker's */
-    const spawn_limits_t *limits; /* per-attempt resource limits; NULL = inherited */
-    const char *work_dir;         /* parent of per-attempt directories (prepared with
-                                     spawn_workdir_init); NULL = none: jobs without a cwd run
-                                     in the worker's cwd */
+    const spawn_cred_t *cred;          /* identity jobs run as; NULL = the worker's */
+    const spawn_limits_t *limits;      /* per-attempt resource limits; NULL = inherited */
+    const char *work_dir;              /* parent of per-attempt directories (prepared with
+                                          spawn_workdir_init); NULL = none: jobs without a cwd run
+                                          in the worker's cwd */
+    const struct sup_plugins *plugins; /* the plugin hosts; NULL = none */
 } sup_isolation_t;
+
+/* A job type run in a plugin host (sup_plugin.c). */
+typedef struct sup_plugin_def {
+    const char *type; /* "noop", "http" */
+    const char *path; /* the plugin's file; NULL = built into sked */
+} sup_plugin_def_t;
+
+/* How the supervisor starts plugin hosts. All borrowed. */
+typedef struct sup_plugins {
+    const sup_plugin_def_t *defs;
+    size_t n;
+    const char *exe;        /* sked's own executable (it runs `sked plugin-host`) */
+    char *const *host_args; /* more arguments for every host (--result-max N ...); may be NULL */
+    char *const *envp;      /* the hosts' environment (the jobs' base) */
+    int64_t hang_ms;        /* a host that leaves a ping unanswered this long is killed */
+} sup_plugins_t;
 
 typedef struct sup sup_t;
 
@@ -188,6 +209,36 @@ int results_check_text(const char *data, size_t len, char *err, size_t errlen);
 uint64_t results_hash(const char *data, size_t len);
 /* The length of s (len bytes) encoded as a JSON string, quotes included. */
 size_t results_json_len(const char *s, size_t len);
+
+/* ---- the job types run in plugin hosts (plugin_set.c) ---- */
+
+typedef struct plugin_set_config {
+    const char *dir;        /* --plugin-dir; NULL = built-in types only */
+    const char *http_allow; /* --http-allow, passed to the http type's hosts; may be NULL */
+    size_t result_max, checkpoint_max;
+    char *const *envp; /* borrowed: the hosts' environment (the jobs' base) */
+    int64_t hang_ms;   /* 0 = 10 s */
+} plugin_set_config_t;
+
+typedef struct plugin_set {
+    struct plugin_manifest *m; /* the plugins loaded (n) */
+    size_t n;
+    sup_plugin_def_t *defs; /* built-in types, then the plugins (ndefs) */
+    size_t ndefs;
+    char *exe;
+    char **host_args;
+    sup_plugins_t sup; /* for sup_isolation_t.plugins; points into the above */
+    json_t *advert;    /* the registration's "plugins": [{type, version, abi, schema}] */
+} plugin_set_t;
+
+/* Reads the manifests of cfg->dir (refusing, with a log line each, those
+ * of another ABI or machine, with a bad schema, or a type taken twice) and
+ * prepares the hosts' definitions. Returns 0, or a negative error (logged)
+ * when the directory cannot be read. Free with plugin_set_clear. */
+int plugin_set_load(plugin_set_t *ps, const plugin_set_config_t *cfg);
+/* Whether ps runs type in a plugin host. */
+bool plugin_set_has(const plugin_set_t *ps, const char *type);
+void plugin_set_clear(plugin_set_t *ps);
 
 /* Worker internals for cmd_worker.c. */
 /* Copies the current worker id (it changes on re-registration). */
