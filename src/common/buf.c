@@ -54,6 +54,16 @@ char *buf_steal(buf_t *b)
     return p;
 }
 
+void buf_consume(buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n + 1); /* with the NUL */
+    b->len -= n;
+}
+
 void buf_reset(buf_t *b)
 {
     b->len = 0;

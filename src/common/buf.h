@@ -24,6 +24,8 @@ void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Steals the buffer's data (caller frees; "" if empty) and resets b. */
 char *buf_steal(buf_t *b);
 void buf_reset(buf_t *b); /* len = 0, keeps memory */
-void buf_free(buf_t *b);  /* frees data; b is reusable */
+/* Drops the first n bytes (at most len): what a reader has consumed. */
+void buf_consume(buf_t *b, size_t n);
+void buf_free(buf_t *b); /* frees data; b is reusable */
 
 #endif

@@ -108,6 +108,7 @@ void api_workers_heartbeat(http_req_t *req, http_resp_t *resp);
 void api_workers_claim(http_req_t *req, http_resp_t *resp);
 void api_attempts_log(http_req_t *req, http_resp_t *resp);
 void api_attempts_complete(http_req_t *req, http_resp_t *resp);
+void api_workers_complete(http_req_t *req, http_resp_t *resp);
 
 /* api_auth.c: users, login, tokens, the audit log */
 void api_users_create(http_req_t *req, http_resp_t *resp);

@@ -693,67 +693,99 @@ void api_attempts_log(http_req_t *req, http_resp_t *resp)
     http_empty(resp, 204);
 }
 
-void api_attempts_complete(http_req_t *req, http_resp_t *resp)
+/* Reads one completion report (docs/api.md "Completing an attempt") into
+ * *res and *fence. Field names in errors get prefix ("runs[3]." in a
+ * batch). Strings in *res are borrowed from body. */
+static bool parse_completion(json_t *body, const char *prefix, store_result_t *res,
+                             long long *fence, http_resp_t *resp)
 {
     static const char *const fields[] = {"fence",  "outcome",     "exit_code",  "signal",
                                          "reason", "result_json", "checkpoint", NULL};
-    json_t *body = NULL, *v;
+    static const char *const batch_fields[] = {"run_id",     "attempt", "fence",  "outcome",
+                                               "exit_code",  "signal",  "reason", "result_json",
+                                               "checkpoint", NULL};
+    char field[64];
+#define FIELD(name) (snprintf(field, sizeof field, "%s%s", prefix, name), field)
+    json_t *v;
+    if (!known_fields(body, *prefix ? batch_fields : fields, prefix, resp)) return false;
+    v = json_object_get(body, "fence");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        api_fail(resp, SKED_EINVAL, FIELD("fence"),
+                 "fence is required: the non-negative integer the "
+                 "claim handed out");
+        return false;
+    }
+    *fence = json_integer_value(v);
+    v = json_object_get(body, "outcome");
+    if (!json_is_string(v) || attempt_outcome_parse(json_string_value(v), &res->outcome) != 0 ||
+        res->outcome == ATTEMPT_LOST) {
+        /* "lost" is the server's verdict on a silent worker, never a report. */
+        api_fail(resp, SKED_EINVAL, FIELD("outcome"),
+                 "outcome is required: succeeded, failed, timeout, canceled or not_started");
+        return false;
+    }
+    static const struct {
+        const char *key;
+        long long min, max;
+    } ints[] = {{"exit_code", 0, 255}, {"signal", 1, 127}};
+    long long iv[2] = {-1, 0};
+    for (int i = 0; i < 2; i++) {
+        v = json_object_get(body, ints[i].key);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_integer(v) || json_integer_value(v) < ints[i].min ||
+            json_integer_value(v) > ints[i].max) {
+            api_fail(resp, SKED_EINVAL, FIELD(ints[i].key),
+                     "%s must be an integer from %lld to %lld", ints[i].key, ints[i].min,
+                     ints[i].max);
+            return false;
+        }
+        iv[i] = json_integer_value(v);
+    }
+    res->exit_code = (int)iv[0];
+    res->signal = (int)iv[1];
+    v = json_object_get(body, "reason");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || strlen(json_string_value(v)) > REASON_MAX) {
+            api_fail(resp, SKED_EINVAL, FIELD("reason"),
+                     "reason must be a string of at most %d bytes", REASON_MAX);
+            return false;
+        }
+        res->reason = json_string_value(v);
+    }
+    /* The result travels as the text the job wrote, so it is stored as
+     * written (numbers keep their spelling); it must be one JSON value. */
+    v = json_object_get(body, "result_json");
+    if (!opt_handoff(v, FIELD("result_json"), "result_json", &res->result, resp)) return false;
+    if (res->result) {
+        json_error_t e;
+        json_t *parsed = json_loads(res->result, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &e);
+        if (!parsed) {
+            api_fail(resp, SKED_EINVAL, FIELD("result_json"),
+                     "result_json must hold one JSON value: %s at line %d", e.text, e.line);
+            return false;
+        }
+        json_decref(parsed);
+    }
+    if (!opt_handoff(json_object_get(body, "checkpoint"), FIELD("checkpoint"), "checkpoint",
+                     &res->checkpoint, resp))
+        return false;
+#undef FIELD
+    return true;
+}
+
+void api_attempts_complete(http_req_t *req, http_resp_t *resp)
+{
+    json_t *body = NULL;
     store_result_t res = {.exit_code = -1, .signal = 0, .reason = NULL};
     store_run_t run;
-    long long fence = -1, exit_code = -1, sig = 0;
+    long long fence = -1;
     int n;
     memset(&run, 0, sizeof run);
 
     const char *id = api__path_id(req, resp);
     if (!id || !attempt_param(req, resp, &n)) goto out;
     if (!(body = http_body_json(req, resp))) goto out;
-    if (!known_fields(body, fields, "", resp)) goto out;
-    v = json_object_get(body, "fence");
-    if (!json_is_integer(v) || json_integer_value(v) < 0) {
-        api_fail(resp, SKED_EINVAL, "fence",
-                 "fence is required: the non-negative integer the "
-                 "claim handed out");
-        goto out;
-    }
-    fence = json_integer_value(v);
-    v = json_object_get(body, "outcome");
-    if (!json_is_string(v) || attempt_outcome_parse(json_string_value(v), &res.outcome) != 0 ||
-        res.outcome == ATTEMPT_LOST) {
-        /* "lost" is the server's verdict on a silent worker, never a report. */
-        api_fail(resp, SKED_EINVAL, "outcome",
-                 "outcome is required: succeeded, failed, timeout, canceled or not_started");
-        goto out;
-    }
-    if (!opt_int(body, "exit_code", 0, 255, &exit_code, resp)) goto out;
-    if (!opt_int(body, "signal", 1, 127, &sig, resp)) goto out;
-    res.exit_code = (int)exit_code;
-    res.signal = (int)sig;
-    v = json_object_get(body, "reason");
-    if (v && !json_is_null(v)) {
-        if (!json_is_string(v) || strlen(json_string_value(v)) > REASON_MAX) {
-            api_fail(resp, SKED_EINVAL, "reason", "reason must be a string of at most %d bytes",
-                     REASON_MAX);
-            goto out;
-        }
-        res.reason = json_string_value(v);
-    }
-    /* The result travels as the text the job wrote, so it is stored as
-     * written (numbers keep their spelling); it must be one JSON value. */
-    v = json_object_get(body, "result_json");
-    if (!opt_handoff(v, "result_json", "result_json", &res.result, resp)) goto out;
-    if (res.result) {
-        json_error_t e;
-        json_t *parsed = json_loads(res.result, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &e);
-        if (!parsed) {
-            api_fail(resp, SKED_EINVAL, "result_json",
-                     "result_json must hold one JSON value: %s at line %d", e.text, e.line);
-            goto out;
-        }
-        json_decref(parsed);
-    }
-    if (!opt_handoff(json_object_get(body, "checkpoint"), "checkpoint", "checkpoint",
-                     &res.checkpoint, resp))
-        goto out;
+    if (!parse_completion(body, "", &res, &fence, resp)) goto out;
 
     int rc = store_complete(req->st, id, n, fence, caller_owner(req), &res, req->now_ms);
     if (rc == SKED_EFORBID) {
@@ -774,5 +806,98 @@ void api_attempts_complete(http_req_t *req, http_resp_t *resp)
     http_json(resp, 200, json_pack("{s:s}", "state", run_state_name(run.state)));
 out:
     store_run_clear(&run);
+    json_decref(body);
+}
+
+/* POST /v1/workers/{id}/complete: many completions in one request and one
+ * durable commit (docs/api.md). Every entry is checked first, so a bad one
+ * refuses the whole body and changes nothing; then each is applied as the
+ * single-run route would, with its own answer. */
+void api_workers_complete(http_req_t *req, http_resp_t *resp)
+{
+    static const char *const fields[] = {"runs", NULL};
+    json_t *body = NULL, *runs, *item, *out = NULL;
+    store_completion_t *items = NULL;
+    size_t n = 0, i;
+    char field[64], prefix[48];
+
+    const char *wid = api__path_id(req, resp);
+    if (!wid) goto out;
+    if (!(body = http_body_json(req, resp))) goto out;
+    if (!known_fields(body, fields, "", resp)) goto out;
+    runs = json_object_get(body, "runs");
+    if (!json_is_array(runs) || json_array_size(runs) == 0 ||
+        json_array_size(runs) > STORE_COMPLETE_BATCH_MAX) {
+        api_fail(resp, SKED_EINVAL, "runs", "runs must be an array of 1 to %d completions",
+                 STORE_COMPLETE_BATCH_MAX);
+        goto out;
+    }
+    n = json_array_size(runs);
+    items = xcalloc(n, sizeof *items);
+    json_array_foreach(runs, i, item)
+    {
+        snprintf(prefix, sizeof prefix, "runs[%zu].", i);
+        if (!json_is_object(item)) {
+            snprintf(field, sizeof field, "runs[%zu]", i);
+            api_fail(resp, SKED_EINVAL, field,
+                     "each entry is {\"run_id\", \"attempt\", \"fence\", \"outcome\", ...}");
+            goto out;
+        }
+        const char *rid = json_string_value(json_object_get(item, "run_id"));
+        if (!rid || !id_valid(rid)) {
+            snprintf(field, sizeof field, "%srun_id", prefix);
+            api_fail(resp, SKED_EINVAL, field, "run_id is required: a run id");
+            goto out;
+        }
+        json_t *at = json_object_get(item, "attempt");
+        if (!json_is_integer(at) || json_integer_value(at) < 1 ||
+            json_integer_value(at) > INT_MAX) {
+            snprintf(field, sizeof field, "%sattempt", prefix);
+            api_fail(resp, SKED_EINVAL, field, "attempt is required: a positive integer");
+            goto out;
+        }
+        long long fence = -1;
+        items[i].res = (store_result_t){.exit_code = -1};
+        if (!parse_completion(item, prefix, &items[i].res, &fence, resp)) goto out;
+        items[i].run_id = rid;
+        items[i].attempt = (int)json_integer_value(at);
+        items[i].fence = fence;
+    }
+    int rc = store_complete_batch(req->st, wid, caller_owner(req), items, n, req->now_ms);
+    if (rc == SKED_EFORBID) {
+        forbid(resp, "path.id", "worker", wid);
+        goto out;
+    }
+    if (rc < 0) {
+        api_fail_store(resp, rc, "path.id", "worker");
+        goto out;
+    }
+    out = json_array();
+    for (i = 0; i < n; i++) {
+        int st = items[i].rc == 0                ? 200
+                 : items[i].rc == SKED_ESTALE    ? 409
+                 : items[i].rc == SKED_EFORBID   ? 403
+                 : items[i].rc == SKED_ENOTFOUND ? 404
+                                                 : 400;
+        json_t *r = json_pack("{s:s, s:i}", "run_id", items[i].run_id, "status", st);
+        if (st == 409)
+            json_object_set_new(r, "detail",
+                                json_sprintf("stale fencing token: attempt %d of run %s is no "
+                                             "longer held with fence %lld",
+                                             items[i].attempt, items[i].run_id,
+                                             (long long)items[i].fence));
+        else if (st == 403)
+            json_object_set_new(r, "detail",
+                                json_string("the run belongs to a worker registered with another "
+                                            "token"));
+        else if (st == 404)
+            json_object_set_new(r, "detail", json_string("no such run"));
+        else if (st == 400)
+            json_object_set_new(r, "detail", json_string(sked_strerror(items[i].rc)));
+        json_array_append_new(out, r);
+    }
+    http_json(resp, 200, json_pack("{s:o}", "results", out));
+out:
+    free(items);
     json_decref(body);
 }

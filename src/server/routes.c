@@ -55,6 +55,7 @@ const http_route_t http_routes[] = {
     {"POST", "/v1/workers/{id}/drain", ACCESS_WORKER, api_workers_drain},
     {"POST", "/v1/workers/{id}/heartbeat", ACCESS_WORKER, api_workers_heartbeat},
     {"POST", "/v1/workers/{id}/claim", ACCESS_WORKER, api_workers_claim},
+    {"POST", "/v1/workers/{id}/complete", ACCESS_WORKER, api_workers_complete},
     {"POST", "/v1/runs/{id}/attempts/{n}/log", ACCESS_WORKER, api_attempts_log},
     {"POST", "/v1/runs/{id}/attempts/{n}/complete", ACCESS_WORKER, api_attempts_complete},
 

@@ -826,6 +826,44 @@ int v_complete(store_t *st, const char *run_id, int attempt, int64_t fence, cons
     return store__tx(st, DB_WRITE, complete_fn, &a, &a.now_ms);
 }
 
+struct complete_batch_args {
+    const char *worker_id;
+    const char *owner;
+    store_completion_t *items;
+    size_t n;
+    int64_t now_ms;
+};
+
+/* Each item as complete_fn would take it alone. A stale, foreign or
+ * vanished item is found by reads before it writes anything, so it is an
+ * answer for that item and the unit goes on; anything else fails the
+ * whole unit. */
+static int complete_batch_fn(db_t *db, void *arg)
+{
+    struct complete_batch_args *b = arg;
+    struct touched w = {0};
+    int trc = worker_touch(db, b->worker_id, b->owner, b->now_ms, false, &w);
+    touched_clear(&w);
+    if (trc < 0) return trc;
+    for (size_t i = 0; i < b->n; i++) {
+        store_completion_t *it = &b->items[i];
+        if (it->rc == SKED_EINVAL) continue;
+        struct complete_args a = {it->run_id, it->attempt, it->fence,
+                                  b->owner,   &it->res,    b->now_ms};
+        int rc = complete_fn(db, &a);
+        if (rc < 0 && rc != SKED_ESTALE && rc != SKED_EFORBID && rc != SKED_ENOTFOUND) return rc;
+        it->rc = rc;
+    }
+    return 0;
+}
+
+int v_complete_batch(store_t *st, const char *worker_id, const char *owner,
+                     store_completion_t *items, size_t n, int64_t now_ms)
+{
+    struct complete_batch_args b = {worker_id, owner, items, n, now_ms};
+    return store__tx(st, DB_WRITE, complete_batch_fn, &b, &b.now_ms);
+}
+
 /* SKIP LOCKED: reapers on several servers share the expired runs. */
 static db_sql_t Q_EXPIRED =
     DB_SQL("SELECT id FROM runs INDEXED BY runs_lease WHERE state = 3 AND lease_expires_ms < ?1"

@@ -776,6 +776,21 @@ int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, 
     return v_complete(st, run_id, attempt, fence, owner, res, now_ms);
 }
 
+int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
+                         store_completion_t *items, size_t n, int64_t now_ms)
+{
+    if (!worker_id || (n && !items) || n > STORE_COMPLETE_BATCH_MAX) return SKED_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const store_result_t *res = &items[i].res;
+        items[i].rc = 0;
+        if (!items[i].run_id || items[i].attempt < 1 ||
+            (unsigned)res->outcome >= ATTEMPT_OUTCOME_COUNT || res->outcome == ATTEMPT_LOST ||
+            !handoff_ok(res->result) || !handoff_ok(res->checkpoint))
+            items[i].rc = SKED_EINVAL;
+    }
+    return v_complete_batch(st, worker_id, owner, items, n, now_ms);
+}
+
 int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)
 {
     if (grace_ms < 0 || heartbeat_timeout_ms < 0) return SKED_EINVAL;

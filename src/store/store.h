@@ -629,6 +629,28 @@ typedef struct store_result {
 int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                    const store_result_t *res, int64_t now_ms);
 
+/* One completion of a batch (store_complete_batch). */
+typedef struct store_completion {
+    const char *run_id;
+    int attempt;
+    int64_t fence;
+    store_result_t res;
+    int rc; /* OUT: what store_complete would have returned for it alone */
+} store_completion_t;
+
+/* Worker worker_id (of owner: SKED_EFORBID otherwise, SKED_ENOTFOUND for
+ * an unknown or gone worker; its heartbeat is refreshed) completes n
+ * attempts (at most STORE_COMPLETE_BATCH_MAX) in one unit of work — one
+ * durable commit — each exactly as store_complete would, with
+ * its own answer in items[i].rc (0, SKED_ESTALE, SKED_EFORBID,
+ * SKED_ENOTFOUND, SKED_EINVAL): a stale or foreign item changes nothing and
+ * the others go on. Returns 0, or an error when the unit failed as a whole:
+ * then none of it applied (a retry of the whole batch is safe, repeats
+ * being no-ops). */
+#define STORE_COMPLETE_BATCH_MAX 1000
+int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
+                         store_completion_t *items, size_t n, int64_t now_ms);
+
 /* Reaper: running runs whose lease_expires_ms + grace_ms < now become the
  * next attempt (scheduled, with backoff, attempt outcome "lost") or failed
  * or canceled (if cancel was requested); an unconfirmed lease that ran out

@@ -719,8 +719,7 @@ int plugin_host_main(int argc, char **argv)
             break;
         }
         /* Keep the partial frame at the start of the buffer. */
-        memmove(in.data, in.data + off, in.len - off);
-        in.len -= off;
+        buf_consume(&in, off);
     }
     buf_free(&in);
     int clean = stop_all();

@@ -99,8 +99,7 @@ static void flush_out(sup_t *s, struct phost *h)
         /* The host is going: its death comes through the pidfd. */
         off = h->out.len;
     }
-    memmove(h->out.data, h->out.data + off, h->out.len - off);
-    h->out.len -= off;
+    buf_consume(&h->out, off);
     want_out(s, h, h->out.len > 0);
 }
 
@@ -249,8 +248,7 @@ static void diag(sup_t *s, struct phost *h, int stream, int eof)
         off += n + (nl && b->data + off + n == nl ? 1 : 0);
         if (off >= b->len) break;
     }
-    memmove(b->data, b->data + off, b->len - off);
-    b->len -= off;
+    buf_consume(b, off);
 }
 
 static struct proc *by_key(struct phost *h, uint64_t key)
@@ -333,11 +331,10 @@ static void on_channel(sup_t *s, struct phost *h, int64_t now)
         }
     }
     if (k < 0) goto bad;
-    memmove(h->in.data, h->in.data + off, h->in.len - off);
-    h->in.len -= off;
+    buf_consume(&h->in, off);
     return;
 bad:
-    h->in.len = 0;
+    buf_reset(&h->in);
     host_kill(h, xstrdup("plugin crashed: its host sent the worker a malformed message"));
 }
 
@@ -403,8 +400,10 @@ static void on_exit_ready(sup_t *s, struct phost *h, int64_t now)
     h->state = H_BACKOFF;
     h->killing = 0;
     FREE_NULL(h->why);
-    h->in.len = h->out.len = 0;
-    h->diag[1].len = h->diag[2].len = 0;
+    buf_reset(&h->in);
+    buf_reset(&h->out);
+    buf_reset(&h->diag[1]);
+    buf_reset(&h->diag[2]);
     h->fw = (struct fence_watch){0};
     h->ping_ns = 0;
 }
@@ -472,8 +471,14 @@ void sup__plugin_stop(sup_t *s, struct proc *p, int kill_now, int64_t now)
         host_kill(h, xasprintf("plugin hung: run %s attempt %d did not stop within %lld ms of "
                                "being told to",
                                p->a->run_id, p->a->n, (long long)(s->grace_ns / 1000000)));
-    else if (!p->hkill_ns)
-        p->hkill_ns = now + (s->grace_ns < HKILL_WAIT_NS ? s->grace_ns : HKILL_WAIT_NS);
+    else if (!p->hkill_ns) {
+        /* At most half the fencing margin: a fenced plugin is dead well
+         * before its lease ends, as a process would be. */
+        int64_t wait = s->grace_ns < HKILL_WAIT_NS ? s->grace_ns : HKILL_WAIT_NS;
+        int64_t half = atomic_load(&s->margin_ns) / 2;
+        if (half > 0 && half < wait) wait = half;
+        p->hkill_ns = now + wait;
+    }
 }
 
 void sup__plugin_event(sup_t *s, struct watch *w, int64_t now)

@@ -59,6 +59,7 @@
 #define BACKOFF_MAX_MS          5000
 #define HB_CHECKPOINT_BUDGET    (512 * 1024) /* encoded checkpoint bytes one heartbeat carries */
 #define COMPLETE_HANDOFF_BUDGET (960 * 1024) /* encoded result + checkpoint in a completion */
+#define REPORT_BATCH_MAX        256          /* completions per request, at most */
 
 enum item_kind { ITEM_CHUNK, ITEM_DONE };
 
@@ -112,6 +113,7 @@ struct worker {
     atomic_int draining;    /* claim no more */
     atomic_int claim_abort; /* abort the claim in flight (httpc_set_abort) */
     atomic_int aborting;    /* hard stop: kill attempts, send nothing more */
+    atomic_int no_batch;    /* the server has no batch completion route: one by one */
 
     httpc_t *claim_http, *hb_http;
     pthread_t claim_thread, hb_thread;
@@ -323,11 +325,9 @@ static void ship_chunk(struct shard *sh, struct item *it)
                 (long long)it->seq, it->len, LOG_SHIP_TRIES);
 }
 
-static void report_done(struct shard *sh, attempt_t *a)
+/* The completion report of a (docs/api.md "Completing an attempt"). */
+static json_t *completion(const attempt_t *a)
 {
-    worker_t *w = sh->w;
-    char path[160];
-    snprintf(path, sizeof path, "/v1/runs/%s/attempts/%d/complete", a->run_id, a->n);
     json_t *body = json_pack("{s:I, s:s}", "fence", (json_int_t)a->fence, "outcome", a->outcome);
     json_object_set_new(body, "exit_code",
                         a->exit_code >= 0 ? json_integer(a->exit_code) : json_null());
@@ -336,6 +336,15 @@ static void report_done(struct shard *sh, attempt_t *a)
     if (a->result) json_object_set_new(body, "result_json", json_string(a->result));
     if (a->last_checkpoint)
         json_object_set_new(body, "checkpoint", json_string(a->last_checkpoint));
+    return body;
+}
+
+static void report_done(struct shard *sh, attempt_t *a)
+{
+    worker_t *w = sh->w;
+    char path[160];
+    snprintf(path, sizeof path, "/v1/runs/%s/attempts/%d/complete", a->run_id, a->n);
+    json_t *body = completion(a);
     int64_t delay = 0;
     int warned = 0;
     /* Until some server gives a real answer: never lose a result. */
@@ -368,6 +377,96 @@ static void report_done(struct shard *sh, attempt_t *a)
         nap(w, delay, NULL, NULL);
     }
     json_decref(body);
+}
+
+/* Reports the completions of v[0..n) in one request (POST
+ * /v1/workers/{id}/complete, one durable commit for all), retried like
+ * report_done until some server answers. A server without the route
+ * (older), or one refusing the body as a whole, gets them one by one. */
+static void report_batch(struct shard *sh, attempt_t **v, size_t n)
+{
+    worker_t *w = sh->w;
+    if (n == 1 || atomic_load(&w->no_batch)) {
+        for (size_t i = 0; i < n; i++)
+            report_done(sh, v[i]);
+        return;
+    }
+    /* A request body holds at most 1 MiB: results and checkpoints that
+     * would not fit together go in the next request. */
+    size_t m = 0, bytes = 0;
+    for (; m < n; m++) {
+        size_t b = 256 + (v[m]->result ? results_json_len(v[m]->result, strlen(v[m]->result)) : 0) +
+                   (v[m]->last_checkpoint
+                        ? results_json_len(v[m]->last_checkpoint, strlen(v[m]->last_checkpoint))
+                        : 0);
+        if (m && bytes + b > COMPLETE_HANDOFF_BUDGET) break;
+        bytes += b;
+    }
+    if (m < n) {
+        report_batch(sh, v, m);
+        report_batch(sh, v + m, n - m);
+        return;
+    }
+    json_t *runs = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = completion(v[i]);
+        json_object_set_new(c, "run_id", json_string(v[i]->run_id));
+        json_object_set_new(c, "attempt", json_integer(v[i]->n));
+        json_array_append_new(runs, c);
+    }
+    json_t *body = json_pack("{s:o}", "runs", runs), *ans = NULL;
+    int64_t delay = 0;
+    int warned = 0, one_by_one = 0;
+    while (!atomic_load(&w->aborting)) {
+        char id[SKED_ID_LEN], path[128];
+        worker__get_id(w, id);
+        snprintf(path, sizeof path, "/v1/workers/%s/complete", id);
+        httpc_resp_t r;
+        int rc = post_json(sh->http, path, body, &r);
+        long st = r.status;
+        if (rc == 0 && st == 200 && (ans = parse_body(&r))) {
+            if (warned) log_info("worker", "%zu results delivered", n);
+            httpc_resp_clear(&r);
+            break;
+        }
+        if (rc == 0 && st >= 400 && st < 500 && st != 429) {
+            if (st == 404 || st == 405)
+                atomic_store(&w->no_batch, 1); /* an older server */
+            else
+                log_error("worker",
+                          "a batch of %zu results was refused with HTTP %ld (%s); "
+                          "reporting them one by one",
+                          n, st, r.body ? r.body : "");
+            httpc_resp_clear(&r);
+            one_by_one = 1;
+            break;
+        }
+        if (!warned++)
+            log_warn("worker", "reporting %zu results failed (%s); retrying", n,
+                     rc ? r.errbuf : "server error");
+        httpc_resp_clear(&r);
+        delay = backoff_next(delay);
+        nap(w, delay, NULL, NULL);
+    }
+    json_decref(body);
+    if (one_by_one) {
+        for (size_t i = 0; i < n; i++)
+            report_done(sh, v[i]);
+        return;
+    }
+    json_t *res = json_object_get(ans, "results");
+    for (size_t i = 0; i < n && ans; i++) {
+        json_t *e = json_array_get(res, i);
+        long st = (long)json_integer_value(json_object_get(e, "status"));
+        attempt_t *a = v[i];
+        if (st == 409 || st == 404)
+            attempt_log(log_info, a, "run %s attempt %d: result is stale (HTTP %ld), dropped",
+                        a->run_id, a->n, st);
+        else if (st != 200)
+            attempt_log(log_error, a, "run %s: result refused with HTTP %ld: %s", a->run_id, st,
+                        json_string_value(json_object_get(e, "detail")) ?: "");
+    }
+    json_decref(ans);
 }
 
 /* Ships a line of the worker's own into the attempt's log, after all of
@@ -486,16 +585,38 @@ static void *shard_main(void *arg)
         if (!it) break;
         if (it->kind == ITEM_CHUNK) {
             ship_chunk(sh, it);
-        } else {
-            attempt_t *a = it->a;
+            free(it->data);
+            free(it);
+            continue;
+        }
+        /* This completion and those queued right behind it go in one
+         * request: what ended together is reported together. Only the
+         * completions at the head are taken, so each attempt's output
+         * still goes before its end. */
+        attempt_t *batch[REPORT_BATCH_MAX];
+        size_t n = 0, k = 0;
+        batch[n++] = it->a;
+        free(it);
+        pthread_mutex_lock(&sh->mu);
+        while (n < REPORT_BATCH_MAX && sh->head && sh->head->kind == ITEM_DONE) {
+            it = sh->head;
+            sh->head = it->next;
+            if (!sh->head) sh->tail = NULL;
+            batch[n++] = it->a;
+            free(it);
+        }
+        pthread_mutex_unlock(&sh->mu);
+        attempt_t *report[REPORT_BATCH_MAX];
+        for (size_t i = 0; i < n; i++) {
+            attempt_t *a = batch[i];
             if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a)) {
                 collect(sh, a);
-                report_done(sh, a);
+                report[k++] = a;
             }
-            release(sh->w, a);
         }
-        free(it->data);
-        free(it);
+        if (k) report_batch(sh, report, k);
+        for (size_t i = 0; i < n; i++)
+            release(sh->w, batch[i]);
     }
     return NULL;
 }

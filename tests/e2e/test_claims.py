@@ -209,6 +209,50 @@ class TestWorkerIdentity(SkedTestCase):
                     {"fence": r["fence"], "outcome": "succeeded"}, token=ta)
         self.assertEqual(v["state"], "succeeded")
 
+    def test_batch_completion(self):
+        """Completions sent together (POST /v1/workers/{id}/complete): each is
+        answered on its own -- applied, stale, another token's -- and a
+        malformed entry refuses the whole batch, changing nothing. The one
+        thing a forged batch must never do is finish someone else's run."""
+        self.start_server(lease="30s")
+        ta, tb = self.worker_token("wa"), self.worker_token("wb")
+        wa = self.ok("POST", "/v1/workers", {"name": "wa"}, token=ta, expect=201)["id"]
+        wb = self.ok("POST", "/v1/workers", {"name": "wb"}, token=tb, expect=201)["id"]
+        for i in range(3):
+            self.create_job(self.sh_job("true", name="b%d" % i))
+        mine = self.ok("POST", "/v1/workers/%s/claim" % wa, {"max": 2}, token=ta)["runs"]
+        theirs = self.ok("POST", "/v1/workers/%s/claim" % wb, {"max": 1}, token=tb)["runs"]
+        self.assertEqual((len(mine), len(theirs)), (2, 1))
+
+        def entry(r, **kw):
+            d = {"run_id": r["run_id"], "attempt": r["attempt"], "fence": r["fence"],
+                 "outcome": "succeeded", "exit_code": 0}
+            d.update(kw)
+            return d
+        # A bad entry: nothing of the batch is applied.
+        self.assert_problem(self.api("POST", "/v1/workers/%s/complete" % wa,
+                                     {"runs": [entry(mine[0]), entry(mine[1], outcome="lost")]},
+                                     token=ta), 400, "runs[1].outcome")
+        self.assertEqual(self.run_get(mine[0]["run_id"])["state"], "running")
+        # b's token cannot send for a's worker at all.
+        self.assert_problem(self.api("POST", "/v1/workers/%s/complete" % wa,
+                                     {"runs": [entry(mine[0])]}, token=tb), 403, "path.id")
+        res = self.ok("POST", "/v1/workers/%s/complete" % wa,
+                      {"runs": [entry(mine[0], result_json='{"n": 1}'),
+                                entry(mine[1], fence=mine[1]["fence"] + 1),
+                                entry(theirs[0]),
+                                entry(mine[0], outcome="failed", exit_code=3)]},
+                      token=ta)["results"]
+        self.assertEqual([r["status"] for r in res], [200, 409, 403, 200], res)
+        self.assertEqual([r["run_id"] for r in res],
+                         [mine[0]["run_id"], mine[1]["run_id"], theirs[0]["run_id"],
+                          mine[0]["run_id"]])
+        done = self.run_get(mine[0]["run_id"])
+        self.assertEqual(done["state"], "succeeded")  # the repeat changed nothing
+        self.assertEqual(self.ok("GET", "/v1/runs/%s/result" % mine[0]["run_id"]), {"n": 1})
+        self.assertEqual(self.run_get(mine[1]["run_id"])["state"], "running")
+        self.assertEqual(self.run_get(theirs[0]["run_id"])["state"], "running")
+
     def test_namespace_worker_token_claims_only_its_namespace(self):
         self.start_server()
         tb = self.worker_token("wb", namespaces=["team-b"])

@@ -1093,6 +1093,9 @@ VALID_BODIES = {
         lambda t: {"runs": [{"run_id": t.rid, "fence": t.fence}]}, "application/json"),
     ("POST", "/v1/workers/{id}/claim"): ({"max": 1, "wait": "0s"}, "application/json"),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete"): (complete_body, "application/json"),
+    ("POST", "/v1/workers/{id}/complete"): (
+        lambda t: {"runs": [dict(complete_body(t), run_id=t.rid, attempt=1)]},
+        "application/json"),
     ("POST", "/v1/runs/{id}/attempts/{n}/log"): (b"hostile log line\n",
                                                  "application/octet-stream"),
     ("POST", "/v1/login"): ({"user": "hostile-u", "password": "hostile-pw-1"},
@@ -1129,6 +1132,7 @@ CONTROL_ORDER = [
     ("GET", "/v1/runs/{id}"), ("GET", "/v1/runs/{id}/log"),
     ("POST", "/v1/workers/{id}/heartbeat"), ("POST", "/v1/workers/{id}/claim"),
     ("POST", "/v1/runs/{id}/attempts/{n}/log"), ("POST", "/v1/runs/{id}/attempts/{n}/complete"),
+    ("POST", "/v1/workers/{id}/complete"),
     ("GET", "/v1/runs/{id}/result"), ("POST", "/v1/runs/{id}/cancel"), ("POST", "/v1/workers/{id}/drain"),
     ("POST", "/v1/jobs/{id}/pause"), ("POST", "/v1/jobs/{id}/resume"),
     ("POST", "/v1/jobs/{id}/trigger"), ("PATCH", "/v1/users/{name}"),
@@ -1210,6 +1214,12 @@ NUMBER_SITES = [
      lambda t: dict(complete_body(t), exit_code="@NUM@"), "exit_code"),
     ("POST", "/v1/runs/{id}/attempts/{n}/complete",
      lambda t: dict(complete_body(t), signal="@NUM@"), "signal"),
+    ("POST", "/v1/workers/{id}/complete",
+     lambda t: {"runs": [dict(complete_body(t), run_id=t.rid, attempt=1, fence="@NUM@")]},
+     "runs[0].fence"),
+    ("POST", "/v1/workers/{id}/complete",
+     lambda t: {"runs": [dict(complete_body(t), run_id=t.rid, attempt="@NUM@")]},
+     "runs[0].attempt"),
 ]
 
 # Bytes put (raw, inside the quotes) where a body has "@S@".

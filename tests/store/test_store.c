@@ -2936,6 +2936,80 @@ static void new_worker_owned(store_t *st, const char *name, const char *owner, c
     store_worker_clear(&w);
 }
 
+/* Many completions in one unit: each answered as store_complete would
+ * answer it alone — applied, stale, another owner's, unknown, a repeat —
+ * and the others applied whatever their neighbours' answers. */
+static void test_complete_batch(void **state)
+{
+    char wa[SKED_ID_LEN], wb[SKED_ID_LEN], jid[SKED_ID_LEN];
+    new_worker_owned(ST, "wa", "tok_a", "", T0, wa);
+    new_worker_owned(ST, "wb", "tok_b", "", T0, wb);
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "b%d", i);
+        new_job(ST, name, 0, NULL, true, T0, jid);
+    }
+    size_t na, nb;
+    store_claimed_t *ca = claim(ST, wa, 3, T0, &na);
+    store_claimed_t *cb = claim(ST, wb, 1, T0, &nb);
+    assert_int_equal(na, 3);
+    assert_int_equal(nb, 1);
+    store_result_t with_result = RES_OK;
+    with_result.result = "{\"rows\": 3}";
+    store_completion_t it[7] = {
+        {ca[0].run.id, 1, ca[0].run.fence, with_result, 99},
+        {ca[1].run.id, 1, ca[1].run.fence + 1, RES_OK, 99}, /* stale */
+        {ca[2].run.id, 1, ca[2].run.fence, RES_FAIL, 99},
+        {cb[0].run.id, 1, cb[0].run.fence, RES_OK, 99}, /* wb's: another token */
+        {"run_00000000000000000000000000", 1, 1, RES_OK, 99},
+        {ca[0].run.id, 1, ca[0].run.fence, RES_FAIL, 99}, /* a repeat: no change */
+        {ca[1].run.id, 0, ca[1].run.fence, RES_OK, 99},   /* no attempt 0 */
+    };
+    assert_int_equal(store_complete_batch(ST, wa, "tok_a", it, 7, T0 + 5), 0);
+    assert_int_equal(it[0].rc, 0);
+    assert_int_equal(it[1].rc, SKED_ESTALE);
+    assert_int_equal(it[2].rc, 0);
+    assert_int_equal(it[3].rc, SKED_EFORBID);
+    assert_int_equal(it[4].rc, SKED_ENOTFOUND);
+    assert_int_equal(it[5].rc, 0);
+    assert_int_equal(it[6].rc, SKED_EINVAL);
+    store_run_t r = get_run(ST, ca[0].run.id);
+    assert_int_equal(r.state, RUN_SUCCEEDED);
+    store_run_clear(&r);
+    store_attempt_t *att;
+    size_t nat;
+    assert_int_equal(store_run_get(ST, ca[0].run.id, &r, &att, &nat), 0);
+    assert_int_equal(nat, 1);
+    assert_non_null(att[0].result);
+    assert_string_equal(att[0].result, "{\"rows\": 3}");
+    store_attempt_clear(&att[0]);
+    free(att);
+    store_run_clear(&r);
+    r = get_run(ST, ca[1].run.id); /* the stale report changed nothing */
+    assert_int_equal(r.state, RUN_RUNNING);
+    store_run_clear(&r);
+    r = get_run(ST, ca[2].run.id); /* failed once, no retries: failed */
+    assert_int_equal(r.state, RUN_FAILED);
+    store_run_clear(&r);
+    r = get_run(ST, cb[0].run.id); /* not tok_a's to complete */
+    assert_int_equal(r.state, RUN_RUNNING);
+    store_run_clear(&r);
+    /* The owner's own batch completes it; an empty batch is nothing. */
+    store_completion_t mine = {cb[0].run.id, 1, cb[0].run.fence, RES_OK, 99};
+    assert_int_equal(store_complete_batch(ST, wb, "tok_b", &mine, 1, T0 + 6), 0);
+    assert_int_equal(mine.rc, 0);
+    assert_int_equal(store_complete_batch(ST, wb, "tok_b", NULL, 0, T0 + 6), 0);
+    /* Only a worker's own token speaks for it. */
+    assert_int_equal(store_complete_batch(ST, wb, "tok_a", &mine, 1, T0 + 6), SKED_EFORBID);
+    assert_int_equal(
+        store_complete_batch(ST, "wrk_00000000000000000000000000", NULL, &mine, 1, T0 + 6),
+        SKED_ENOTFOUND);
+    assert_int_equal(store_complete_batch(ST, wb, "tok_b", it, STORE_COMPLETE_BATCH_MAX + 1, T0),
+                     SKED_EINVAL);
+    free_claimed(ca, na);
+    free_claimed(cb, nb);
+}
+
 /* A worker acts only for its own token: another token can neither
  * heartbeat, claim for nor drain it, nor log to or complete its runs. */
 static void test_worker_bound_to_owner(void **state)
@@ -5040,6 +5114,7 @@ int main(int argc, char **argv)
         T(test_claim_concurrent),
         T(test_heartbeat),
         T(test_complete_success_idempotent_stale),
+        T(test_complete_batch),
         T(test_complete_retry_backoff),
         T(test_complete_exact_backoff_and_timeout),
         T(test_complete_cancel_requested),

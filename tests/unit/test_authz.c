@@ -377,6 +377,10 @@ static const struct row rows[] = {
     {"POST", "/v1/runs/{id}/attempts/{n}/log", ACCESS_WORKER, K_PLAIN, 409, "x"},
     {"POST", "/v1/runs/{id}/attempts/{n}/complete", ACCESS_WORKER, K_PLAIN, 409,
      "{\"fence\":1,\"outcome\":\"succeeded\",\"exit_code\":0}"},
+    /* A batch about a run that does not exist: answered per entry (404). */
+    {"POST", "/v1/workers/{id}/complete", ACCESS_WORKER, K_WORKER_OWN, 200,
+     "{\"runs\":[{\"run_id\":\"run_00000000000000000000000000\",\"attempt\":1,"
+     "\"fence\":1,\"outcome\":\"succeeded\"}]}"},
     /* No such user: the same 401 for every caller. */
     {"POST", "/v1/login", ACCESS_PUBLIC, K_PLAIN, 401,
      "{\"user\":\"%s\",\"password\":\"not-a-password\"}"},
