@@ -21,6 +21,7 @@ server.
 
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 import time
@@ -191,6 +192,40 @@ class TestExamplePlugins(PluginTestCase):
                       self.log_of(rid))
         self.host_of(worker, "sleep", other_than=host)
         self.shell_still_runs()
+
+    def test_the_host_is_isolated_like_a_shell_job(self):
+        """A root worker with --run-as nobody and limits: its plugin hosts
+        run as nobody, with the limits and the scrubbed environment a shell
+        job gets, so a plugin reads only what nobody may."""
+        if os.geteuid() != 0:
+            self.skipTest("only root can run jobs as another user")
+        self.start_server(heartbeat="500ms")
+        os.chmod(self.tmp, 0o711)  # nobody passes through to the files below
+        worker, _ = self.start_worker(extra=(
+            "--plugin-dir", PLUGINS, "--run-as", "nobody", "--work-dir", self.path("work"),
+            "--limit-nofile", "100"))
+        host = self.host_of(worker, "checksum")
+        with open("/proc/%d/status" % host) as f:
+            uids = next(l for l in f if l.startswith("Uid:")).split()[1:]
+        self.assertEqual(set(uids), {str(pwd.getpwnam("nobody").pw_uid)}, uids)
+        with open("/proc/%d/limits" % host) as f:
+            nofile = next(l for l in f if l.startswith("Max open files")).split()[3:5]
+        self.assertEqual(nofile, ["100", "100"])
+        with open("/proc/%d/environ" % host, "rb") as f:
+            names = {e.split(b"=", 1)[0].decode() for e in f.read().split(b"\0") if e}
+        self.assertLessEqual(names, {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"}, names)
+
+        public, private = self.path("public"), self.path("private")
+        for path, mode in ((public, 0o644), (private, 0o600)):
+            with open(path, "wb") as f:
+                f.write(b"sked")
+            os.chmod(path, mode)
+        run = self.run_of(self.job("checksum", {"path": public}))
+        self.assertEqual(run["state"], "succeeded", run)
+        self.assertEqual(run["result"]["hex"], hashlib.sha256(b"sked").hexdigest())
+        run = self.run_of(self.job("checksum", {"path": private}))
+        self.assertEqual(run["state"], "failed", run)
+        self.assertEqual(run["reason"], "config.path: %s: Permission denied" % private, run)
 
 
 class TestMisbehavingPlugins(PluginTestCase):
