@@ -14,7 +14,8 @@
  *   fail         fail with "reason" (default "misbehave: asked to fail";
  *                "" reports no reason, so the host's default shows)
  *   abort        abort(): SIGABRT kills the host
- *   segv         write to a page mapped PROT_NONE: a real SIGSEGV
+ *   segv         write to a page mapped PROT_NONE: a real SIGSEGV, by the
+ *                default disposition even in a sanitizer build
  *   exit         exit("code", default 3) from the plugin
  *   hang         block, deaf to cancel, for "seconds" (default 3600)
  *   ignore_cancel  keep working (a line of output a second) for "seconds"
@@ -58,6 +59,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +124,14 @@ static int64_t seconds_ms(json_t *cfg)
     return json_is_number(v) ? (int64_t)(json_number_value(v) * 1000.0) : 3600 * 1000;
 }
 
+/* A real SIGSEGV that kills the process. The default disposition first:
+ * a sanitizer build's host has AddressSanitizer's handler installed, which
+ * would turn the fault into a report and exit(1), and the host must be
+ * seen to die of the signal in every build. */
 static void segv(void)
 {
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigaction(SIGSEGV, &sa, NULL);
     volatile int *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) abort();
     *page = 1;
