@@ -143,7 +143,9 @@ static void check_manifest(const elf *e, uint32_t want_abi, const char *want_typ
     }
 
     /* The schema: schema_len bytes, the last one its NUL, and nothing but
-     * alignment padding (at most 7 NULs) after it in the section. */
+     * NUL padding after it in the section (alignment; clang's
+     * AddressSanitizer also pads the object with a redzone): one manifest,
+     * not a second object behind it. */
     uint64_t room = s->sh_size - sizeof *out;
     const char *schema = (const char *)p + sizeof *out;
     if (out->schema_len < 1 || out->schema_len > room) {
@@ -151,8 +153,12 @@ static void check_manifest(const elf *e, uint32_t want_abi, const char *want_typ
             (unsigned long long)room);
         return;
     }
-    if (room - out->schema_len > 7)
-        bad("manifest: %llu bytes after the schema", (unsigned long long)(room - out->schema_len));
+    for (uint64_t i = out->schema_len; i < room; i++)
+        if (schema[i]) {
+            bad("manifest: a byte other than NUL at %llu after the schema",
+                (unsigned long long)(i - out->schema_len));
+            break;
+        }
     if (schema[out->schema_len - 1] != '\0' || strlen(schema) != out->schema_len - 1) {
         bad("manifest: the schema is not one NUL-terminated text of schema_len bytes");
         return;
