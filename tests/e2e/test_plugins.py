@@ -16,6 +16,8 @@ server.
 - future_abi (ABI 999) is refused before it loads: the worker's log says
   why, its constructor's marker file never appears, its type is not
   advertised and a job of its type is refused.
+- A root worker's hosts run as its --run-as user, with its limits and the
+  scrubbed environment of a shell job.
 - Throughout, the worker keeps running shell jobs.
 """
 
@@ -59,8 +61,8 @@ def plugin_hosts(worker):
 
 class PluginTestCase(SkedTestCase):
     def plugin_worker(self, plugin_dir, slots=4, grace="1s", name="worker"):
-        """A worker with plugin_dir, and the pids of its plugin hosts once
-        every type in the directory (and http) has one."""
+        """A worker running the plugins of plugin_dir, with a --kill-grace
+        of grace: (proc, worker id)."""
         proc, wid = self.start_worker(slots=slots, name=name,
                                       extra=["--plugin-dir", plugin_dir, "--kill-grace", grace])
         return proc, wid
