@@ -94,3 +94,41 @@ add_test(NAME build.layers
                  -DSRC=${CMAKE_SOURCE_DIR}/src -DOUT=${CMAKE_BINARY_DIR}/layer-probes
                  -P ${CMAKE_SOURCE_DIR}/tests/build/layers.cmake)
 set_tests_properties(build.layers PROPERTIES LABELS "build" TIMEOUT 60)
+
+# Plugins (plugins/plugins.cmake) and the test plugins of tests/plugins/, which land in
+# build/test-plugins/: misbehave (what a plugin host must survive) and future_abi (a manifest
+# of ABI 999 whose constructor leaves MARKER behind, so a test proves it was never loaded).
+set(SKED_TEST_PLUGIN_DIR ${CMAKE_BINARY_DIR}/test-plugins)
+sked_plugin(misbehave ${CMAKE_SOURCE_DIR}/tests/plugins/misbehave/misbehave.c
+            ${SKED_TEST_PLUGIN_DIR} PkgConfig::JANSSON)
+sked_plugin(future_abi ${CMAKE_SOURCE_DIR}/tests/plugins/future_abi/future_abi.c
+            ${SKED_TEST_PLUGIN_DIR})
+target_compile_definitions(plugin_future_abi PRIVATE MARKER="${CMAKE_BINARY_DIR}/future_abi.ran")
+
+# plugins.so.<name>: each .so carries a well-formed manifest, exports exactly its two sked
+# symbols, and (loaded) has a descriptor that agrees with the manifest. future_abi is read,
+# never loaded: its manifest must say 999.
+add_executable(check_plugin ${CMAKE_SOURCE_DIR}/tests/plugins/check_plugin.c)
+target_include_directories(check_plugin PRIVATE ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(check_plugin PRIVATE PkgConfig::JANSSON ${CMAKE_DL_LIBS})
+get_property(plugins GLOBAL PROPERTY SKED_PLUGINS)
+foreach(target ${plugins})
+  string(REGEX REPLACE "^plugin_" "" name ${target})
+  if(name STREQUAL "future_abi")
+    add_test(NAME plugins.so.${name} COMMAND check_plugin $<TARGET_FILE:${target}> 999 --no-load)
+  else()
+    add_test(NAME plugins.so.${name} COMMAND check_plugin $<TARGET_FILE:${target}> 1)
+  endif()
+  set_tests_properties(plugins.so.${name} PROPERTIES LABELS "plugins" TIMEOUT 60)
+endforeach()
+# ... and a plugin built wrong on purpose, out of every plugin directory, that it must refuse.
+add_library(plugin_bad MODULE ${CMAKE_SOURCE_DIR}/tests/plugins/bad/bad.c)
+target_include_directories(plugin_bad PRIVATE ${CMAKE_SOURCE_DIR}/include)
+set_target_properties(plugin_bad PROPERTIES OUTPUT_NAME bad PREFIX "" SUFFIX ".so"
+                      LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/test-plugins-bad
+                      C_VISIBILITY_PRESET hidden)
+add_test(NAME plugins.so.bad_is_refused
+         COMMAND ${CMAKE_COMMAND} -DCHECK=$<TARGET_FILE:check_plugin>
+                 -DPLUGIN=$<TARGET_FILE:plugin_bad>
+                 -P ${CMAKE_SOURCE_DIR}/tests/plugins/expect_refusals.cmake)
+set_tests_properties(plugins.so.bad_is_refused PROPERTIES LABELS "plugins" TIMEOUT 60)
