@@ -9,6 +9,13 @@ foreach(src ${UNIT_TESTS})
                        ENVIRONMENT "CMOCKA_MESSAGE_OUTPUT=stdout")
 endforeach()
 
+# Plugin hosts run the test plugins (tests/plugins, built into test-plugins/) in real
+# `sked plugin-host` processes.
+target_compile_definitions(test_plugin_host PRIVATE SKED_EXE="$<TARGET_FILE:sked>"
+  TEST_PLUGIN_DIR="${CMAKE_BINARY_DIR}/test-plugins"
+  FUTURE_ABI_MARKER="${CMAKE_BINARY_DIR}/future_abi.ran")
+add_dependencies(test_plugin_host sked plugin_misbehave plugin_future_abi)
+
 # The time-zone test's window onto core/schedule (tests/e2e/test_timezones.py).
 add_executable(sked-tz-helper ${CMAKE_SOURCE_DIR}/tests/unit/tz_helper.c)
 target_link_libraries(sked-tz-helper PRIVATE sked_core)

@@ -9,6 +9,7 @@
  * A worker counts while it is active or draining; a lost one does not (it
  * claims nothing), nor a gone one (the store does not list those).
  */
+#include "core/httpspec.h"
 #include "server/api.h"
 #include "server/server_int.h"
 
@@ -105,11 +106,12 @@ void api_plugins_list(http_req_t *req, http_resp_t *resp)
     }
     json_t *items = json_array();
     /* The built-in types are sked's own: its version and ABI. The schema
-     * of http is core/httpspec.h's once that lands; shell has none (its
-     * job document is the schema). */
+     * of http is core/httpspec.h's; shell has none (its job document is
+     * the schema). */
     json_array_append_new(items, type_json("shell", SKED_VERSION, SKED_PLUGIN_ABI, NULL, true,
                                            workers_of(ws, nw, "shell", true)));
-    json_array_append_new(items, type_json("http", SKED_VERSION, SKED_PLUGIN_ABI, NULL, true,
+    json_array_append_new(items, type_json("http", SKED_VERSION, SKED_PLUGIN_ABI,
+                                           json_loads(httpspec_schema, 0, NULL), true,
                                            workers_of(ws, nw, "http", true)));
     for (size_t i = 0; i < np; i++) {
         json_error_t jerr;

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "core/httpspec.h"
 #include "core/jschema.h"
 #include "core/plan.h"
 #include "core/secret.h"
@@ -147,8 +148,10 @@ static int check_type(jobsvc_call_t *c, const jobspec_t *spec, const char *prefi
     char field[sizeof c->err.field], detail[sizeof c->err.detail], f2[sizeof c->err.field];
     if (!spec->type || !strcmp(spec->type, "shell")) return 0;
     if (!strcmp(spec->type, "http")) {
-        /* TODO(lead): httpspec_check at merge */
-        return 0;
+        jobspec_error_t e;
+        if (httpspec_check(spec->config, &e) == 0) return 0;
+        snprintf(field, sizeof field, "%s%s", prefix, e.field);
+        return refuse(c, SKED_EINVAL, field, "%s", e.detail);
     }
     store_plugin_type_t pt;
     int rc = store_plugin_get(c->st, spec->type, &pt);

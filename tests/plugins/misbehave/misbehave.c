@@ -43,7 +43,8 @@
  * abort, segv, exit, hang: so a test can crash a host right after a
  * checkpoint was shipped.
  * "reject": true makes validate refuse the config (field "config.reject"),
- * so run is never called.
+ * so run is never called. "retry_do": WHAT is what attempts after the
+ * first do instead of "do" (a run that hangs once, then succeeds).
  *
  * Files beside the .so steer init and fini (not the environment, which a
  * worker scrubs; copy misbehave.so into a test's own plugin directory to
@@ -74,6 +75,7 @@ SKED_PLUGIN_MANIFEST(
     "\"do\":{\"enum\":[\"ok\",\"fail\",\"abort\",\"segv\",\"exit\",\"hang\",\"ignore_cancel\","
     "\"spin\",\"output\",\"result\",\"checkpoint\",\"bad_result\",\"bad_return\"]},"
     "\"then\":{\"enum\":[\"ok\",\"fail\",\"abort\",\"segv\",\"exit\",\"hang\"]},"
+    "\"retry_do\":{\"enum\":[\"ok\",\"fail\",\"abort\",\"segv\",\"exit\",\"hang\"]},"
     "\"seconds\":{\"type\":\"number\",\"minimum\":0,\"maximum\":3600},"
     "\"wait_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":3600000},"
     "\"code\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":255},"
@@ -327,6 +329,8 @@ static int run(void *state, sked_attempt *att, const sked_host *host)
     json_t *cfg = json_loadb(text, len, 0, NULL);
     const char *what = str(cfg, "do", "");
     int rc = SKED_PLUGIN_OK, then = 0;
+    const char *attempt = host->getenv(att, "SKED_ATTEMPT");
+    if (attempt && atoi(attempt) > 1 && *str(cfg, "retry_do", "")) what = str(cfg, "retry_do", "");
 
     if (!strcmp(what, "ok")) {
         rc = do_ok(cfg, text, len, att, host);
