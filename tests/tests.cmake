@@ -111,6 +111,10 @@ sked_plugin(misbehave ${CMAKE_SOURCE_DIR}/tests/plugins/misbehave/misbehave.c
 sked_plugin(future_abi ${CMAKE_SOURCE_DIR}/tests/plugins/future_abi/future_abi.c
             ${SKED_TEST_PLUGIN_DIR})
 target_compile_definitions(plugin_future_abi PRIVATE MARKER="${CMAKE_BINARY_DIR}/future_abi.ran")
+# A schema sked cannot apply ($ref): kept out of test-plugins, where every worker of the e2e
+# tests would log its refusal.
+sked_plugin(refschema ${CMAKE_SOURCE_DIR}/tests/plugins/refschema/refschema.c
+            ${CMAKE_BINARY_DIR}/test-plugins-bad)
 
 # plugins.so.<name>: each .so carries a well-formed manifest, exports exactly its two sked
 # symbols, and (loaded) has a descriptor that agrees with the manifest. future_abi is read,

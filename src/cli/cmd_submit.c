@@ -13,18 +13,28 @@
 #include "common/xalloc.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-enum { OPT_IDEM = CLI_OPT_CMD_BASE, OPT_WAIT };
+enum { OPT_IDEM = CLI_OPT_CMD_BASE, OPT_WAIT, OPT_TYPE, OPT_CONFIG };
 
 static const char help_text[] =
     "usage: sked submit [OPTIONS] [--] CMD [ARGS...]\n"
+    "       sked submit --type TYPE [--config JSON|@FILE] [OPTIONS]\n"
     "\n"
     "Submit a job that runs CMD with ARGS (no shell) on a worker. Without a\n"
     "schedule it runs once, now. Prints the new job (id, name, next fire).\n"
     "Options end at CMD; put -- before CMD when it starts with '-'.\n"
+    "With --type, the job is of another type than shell: http, or a plugin's\n"
+    "(sked plugins ls), given its config instead of a command\n"
+    "(docs/plugins.md, docs/http-jobs.md).\n"
+    "\n"
+    "type:\n"
+    "  --type TYPE            the job type: shell (default), http, or a plugin's\n"
+    "  --config JSON|@FILE    the type's config: a JSON object, or @ and a JSON or\n"
+    "                         YAML file holding one\n"
     "\n"
     "schedule (at most one):\n" CLI_SCHED_HELP "\n"
     "job:\n" CLI_JOB_HELP
@@ -39,11 +49,14 @@ static const char help_text[] =
     "  sked submit -- /usr/bin/backup --full\n"
     "  sked submit --cron '0 2 * * *' --tz Europe/Berlin --name nightly -- ./report.sh\n"
     "  sked submit --every 15m --retries 3 --timeout 5m -- curl -fsS https://example.com\n"
-    "  sked submit --wait -q -- make test\n";
+    "  sked submit --wait -q -- make test\n"
+    "  sked submit --type http --config '{\"url\": \"https://example.com/ping\"}' --every 1m\n"
+    "  sked submit --type checksum --config @verify.yaml --cron '30 3 * * *'\n";
 
 typedef struct parse_ctx {
     cli_submit_req_t *req;
     cli_sched_t sched;
+    const char *type, *config; /* --type, --config as given */
 } parse_ctx_t;
 
 static int on_opt(cli_t *c, void *arg, int opt, const char *val)
@@ -65,6 +78,12 @@ static int on_opt(cli_t *c, void *arg, int opt, const char *val)
         return 1;
     case OPT_WAIT:
         p->req->wait = 1;
+        return 1;
+    case OPT_TYPE:
+        p->type = val;
+        return 1;
+    case OPT_CONFIG:
+        p->config = val;
         return 1;
     case 'q':
         p->req->quiet = 1;
@@ -99,6 +118,8 @@ int cli_submit_parse(cli_t *c, int argc, char **argv, cli_submit_req_t *req)
         {"idempotency-key", required_argument, NULL, OPT_IDEM},
         {"wait", no_argument, NULL, OPT_WAIT},
         {"quiet", no_argument, NULL, 'q'},
+        {"type", required_argument, NULL, OPT_TYPE},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {0},
     };
     parse_ctx_t p = {.req = req};
@@ -110,6 +131,34 @@ int cli_submit_parse(cli_t *c, int argc, char **argv, cli_submit_req_t *req)
     req->doc = json_object();
     rc = cli_parse(c, argc, argv, longopts, "q", 1, on_opt, &p, &first);
     if (rc != CLI_EXIT_OK || c->help) goto out;
+    bool shell = !p.type || !strcmp(p.type, "shell");
+    if (p.type) json_object_set_new(req->doc, "type", json_string(p.type));
+    if (p.config) {
+        json_t *cfg = NULL;
+        if (p.config[0] == '@') {
+            if ((rc = cli_read_doc(c, p.config + 1, &cfg)) != CLI_EXIT_OK) goto out;
+        } else {
+            json_error_t je;
+            if (!(cfg = json_loads(p.config, 0, &je))) {
+                rc = cli_usage_error(c, "--config: not JSON: %s (line %d, column %d)", je.text,
+                                     je.line, je.column);
+                goto out;
+            }
+        }
+        if (!json_is_object(cfg)) {
+            json_decref(cfg);
+            rc = cli_usage_error(c, "--config must be a JSON object");
+            goto out;
+        }
+        json_object_set_new(req->doc, "config", cfg);
+    }
+    if (!shell) {
+        if (first < argc) {
+            rc = cli_usage_error(c, "a job of type %s takes --config, not a command", p.type);
+            goto out;
+        }
+        goto schedule;
+    }
     if (first >= argc) {
         rc = cli_usage_error(c, "no command given (sked submit [OPTIONS] -- CMD [ARGS...])");
         goto out;
@@ -125,13 +174,14 @@ int cli_submit_parse(cli_t *c, int argc, char **argv, cli_submit_req_t *req)
     }
     json_object_set_new(req->doc, "command", cmd);
     cmd = NULL;
+schedule:
     if (cli_sched_build(&p.sched, clock_now_ms(), &schedules, err, sizeof err) < 0) {
         rc = cli_usage_error(c, "%s", err);
         goto out;
     }
     if (schedules) json_object_set_new(req->doc, "schedules", schedules);
     if (!json_object_get(req->doc, "name")) {
-        char *name = default_name(argv[first]);
+        char *name = default_name(shell ? argv[first] : p.type);
         json_object_set_new(req->doc, "name", json_string(name));
         free(name);
     }

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/plugin_manifest.h"
 #include "common/xalloc.h"
+#include "core/jschema.h"
 #include "worker/plugin_host.h"
 #include "worker/worker_int.h"
 
@@ -34,10 +35,20 @@ int plugin_set_load(plugin_set_t *ps, const plugin_set_config_t *cfg)
         ps->m = v;
         for (size_t i = 0; i < n; i++) {
             json_error_t je;
+            char err[512];
             json_t *schema = json_loads(v[i].schema, 0, &je);
             if (!schema) {
                 log_warn("worker", "plugin %s refused: its schema is not JSON (line %d: %s)",
                          v[i].path, je.line, je.text);
+                plugin_manifest_clear(&v[i]);
+                continue;
+            }
+            /* What servers would refuse at registration is refused here,
+             * alone: the worker still runs everything else. */
+            if (jschema_check(schema, err, sizeof err) < 0) {
+                log_warn("worker", "plugin %s refused: its schema is one sked cannot apply: %s",
+                         v[i].path, err);
+                json_decref(schema);
                 plugin_manifest_clear(&v[i]);
                 continue;
             }

@@ -79,8 +79,10 @@ struct sup {
     atomic_int active;
     struct proc *procs; /* supervisor thread only */
     char *rbuf;
-    int watch_err;       /* the last error the watcher gave (logged once per kind) */
-    struct phost *hosts; /* plugin hosts, one per plugin type (sup_plugin.c) */
+    int watch_err;              /* the last error the watcher gave (logged once per kind) */
+    struct phost *hosts;        /* plugin hosts, one per plugin type (sup_plugin.c) */
+    spawn_limits_t host_limits; /* the jobs' limits but RLIMIT_CPU, which would count a host's
+                                   whole life rather than an attempt's */
     uint64_t next_key;
 };
 

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -181,7 +182,7 @@ static void host_spawn(sup_t *s, struct phost *h, int64_t now)
                           .envp = pl->envp,
                           .cwd = "/",
                           .cred = s->iso.cred,
-                          .limits = s->iso.limits,
+                          .limits = s->host_limits.n ? &s->host_limits : NULL,
                           .stdin_fd = sv[1]};
         op = NULL;
         rc = spawn_start(&o, &h->sp, &op);
@@ -417,6 +418,11 @@ static void on_exit_ready(sup_t *s, struct phost *h, int64_t now)
 void sup__plugin_init(sup_t *s)
 {
     const sup_plugins_t *pl = s->iso.plugins;
+    for (int i = 0; s->iso.limits && i < s->iso.limits->n; i++) {
+        if (s->iso.limits->resource[i] == RLIMIT_CPU) continue;
+        s->host_limits.resource[s->host_limits.n] = s->iso.limits->resource[i];
+        s->host_limits.value[s->host_limits.n++] = s->iso.limits->value[i];
+    }
     for (size_t i = 0; pl && i < pl->n; i++) {
         struct phost *h = xcalloc(1, sizeof *h);
         h->type = pl->defs[i].type;
@@ -512,7 +518,11 @@ void sup__plugin_tick(sup_t *s, int64_t now)
             continue;
         }
         if (h->state == H_BACKOFF) {
-            if (now >= h->restart_ns && has_waiting(h) && !stopping) host_spawn(s, h, now);
+            /* After a crash the host comes back when its backoff is over,
+             * ready for the next attempt; one that could not start comes
+             * back only when an attempt needs it (no restart loop). */
+            if (now >= h->restart_ns && (!h->fatal || has_waiting(h)) && !stopping)
+                host_spawn(s, h, now);
             continue;
         }
         if (h->killing) continue;
@@ -563,7 +573,7 @@ int64_t sup__plugin_next(sup_t *s, int64_t now, int64_t t)
 {
     int64_t hang = s->iso.plugins ? s->iso.plugins->hang_ms * 1000000 : 0;
     for (struct phost *h = s->hosts; h; h = h->next) {
-        if (h->state == H_BACKOFF && has_waiting(h)) t = min_pos(t, h->restart_ns);
+        if (h->state == H_BACKOFF && (!h->fatal || has_waiting(h))) t = min_pos(t, h->restart_ns);
         if (h->state == H_STARTING) t = min_pos(t, h->started_ns + hang + 1);
         if (h->state != H_READY || h->killing) continue;
         int active = 0;

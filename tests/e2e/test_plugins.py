@@ -319,6 +319,29 @@ class TestPluginABI(PluginTestCase):
             "name": "future", "type": "future_abi", "config": {}}), 400, "type")
         self.shell_still_runs()
 
+    def test_a_plugin_whose_schema_sked_cannot_apply_is_refused_alone(self):
+        """A plugin with a schema sked's subset does not cover ($ref) is
+        refused by the worker that loads it, with why; the worker starts
+        and runs its other plugins and shell jobs."""
+        d = self.path("plugins")
+        os.makedirs(d)
+        for so in (os.path.join(TEST_PLUGINS, "misbehave.so"),
+                   os.path.join(BUILD, "test-plugins-bad", "refschema.so")):
+            shutil.copy(so, d)
+        self.start_server(heartbeat="500ms")
+        worker, wid = self.plugin_worker(d)
+        line = wait_until(
+            lambda: next((l for l in worker.stderr_text().splitlines()
+                          if "refschema.so refused" in l), None),
+            10, msg="the worker's log line refusing refschema.so")
+        self.assertIn("$ref", line)
+        w = next(w for w in self.list_all("/v1/workers") if w["id"] == wid)
+        self.assertIn("misbehave", w["types"])
+        self.assertNotIn("refschema", w["types"])
+        run = self.run_of(self.job("misbehave", {"do": "ok"}))
+        self.assertEqual(run["state"], "succeeded", run)
+        self.shell_still_runs()
+
 
 if __name__ == "__main__":
     unittest.main()

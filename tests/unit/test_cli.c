@@ -538,6 +538,43 @@ static void test_submit_at_is_utc(void **state)
     cli_fini(&c);
 }
 
+/* --type and --config: a job of another type, given its config (inline or
+ * from a file) instead of a command, named after its type. */
+static void test_submit_type_and_config(void **state)
+{
+    (void)state;
+    const char *w[] = {"submit",
+                       "--type",
+                       "http",
+                       "--config",
+                       "{\"url\": \"https://example.com/ping\", \"expect\": [200]}",
+                       "--every",
+                       "1m",
+                       NULL};
+    cli_submit_req_t req;
+    cli_t c;
+    int rc;
+    json_t *doc = parse_submit(w, &req, &c, &rc);
+    assert_int_equal(rc, CLI_EXIT_OK);
+    assert_string_equal(json_string_value(json_object_get(doc, "type")), "http");
+    assert_json_eq(json_object_get(doc, "config"),
+                   "{\"url\": \"https://example.com/ping\", \"expect\": [200]}");
+    assert_null(json_object_get(doc, "command"));
+    assert_int_equal(json_array_size(json_object_get(doc, "schedules")), 1);
+    assert_int_equal(strncmp(json_string_value(json_object_get(doc, "name")), "http-", 5), 0);
+    json_decref(req.doc);
+    cli_fini(&c);
+
+    write_file("cfg.yaml", "path: /srv/backup/db.dump\nalgorithm: sha256\n");
+    const char *w2[] = {"submit", "--type", "checksum", "--config", "@cfg.yaml", NULL};
+    doc = parse_submit(w2, &req, &c, &rc);
+    assert_int_equal(rc, CLI_EXIT_OK);
+    assert_json_eq(json_object_get(doc, "config"),
+                   "{\"path\": \"/srv/backup/db.dump\", \"algorithm\": \"sha256\"}");
+    json_decref(req.doc);
+    cli_fini(&c);
+}
+
 static void test_submit_rejects_bad_arguments(void **state)
 {
     (void)state;
@@ -552,6 +589,11 @@ static void test_submit_rejects_bad_arguments(void **state)
         {"submit", "--bogus", "--", "true", NULL},
         {"submit", "--name", NULL}, /* missing value */
         {"submit", "-o", "yaml", "--", "true", NULL},
+        {"submit", "--type", "http", "--", "true", NULL},      /* a command for a non-shell type */
+        {"submit", "--type", "http", "--config", "[1]", NULL}, /* not an object */
+        {"submit", "--type", "http", "--config", "{\"url\"", NULL}, /* not JSON */
+        {"submit", "--type", "http", "--config", "@/no/such/file.json", NULL},
+        {"submit", "--type", "shell", NULL}, /* shell still needs its command */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cli_submit_req_t req;
@@ -1387,6 +1429,7 @@ int main(void)
         cmocka_unit_test_setup(test_submit_command_options_stay_with_command, setup_env),
         cmocka_unit_test_setup(test_submit_default_name_uses_basename, setup_env),
         cmocka_unit_test_setup(test_submit_at_is_utc, setup_env),
+        cmocka_unit_test_setup(test_submit_type_and_config, setup_env),
         cmocka_unit_test_setup(test_submit_rejects_bad_arguments, setup_env),
         cmocka_unit_test_setup(test_edit_builds_patch, setup_env),
         cmocka_unit_test_setup(test_edit_merges_raw_json_under_options, setup_env),
