@@ -11,7 +11,11 @@
  *     started);
  *   - end-to-end /bin/true runs per second, next to this machine's own
  *     ceiling for spawning /bin/true (a bare posix_spawn + waitpid loop, one
- *     spawner per core), and the ratio of the two.
+ *     spawner per core), and the ratio of the two;
+ *   - end-to-end runs per second of the `noop` plugin (plugins/noop, run in
+ *     a plugin host: no process per run), submitted as jobs by the submit
+ *     phase's clients and as one job array, each from the first submit to
+ *     the last run the server counts succeeded.
  *
  * With --pg it measures a cluster: 1, 2 and 3 (--servers) servers on one
  * PostgreSQL database, each configuration in a fresh schema so runs never
@@ -103,7 +107,10 @@ static struct {
     int pg_runs;        /* end-to-end runs per cluster configuration */
     int configs[MAX_SERVERS];
     int nconfigs;
-} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3};
+    const char *plugin_dir; /* where noop.so is; default: plugins/ beside the sked binary */
+    int noop_runs;          /* noop jobs submitted; also the array's count (at most 10,000) */
+    int noop_slots;         /* the noop worker's slots */
+} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3, NULL, 10000, 256};
 
 static char self[4096];
 static char stamp_bin[4200]; /* the job of the dispatch phases */
@@ -333,12 +340,12 @@ static pid_t start_server(const char *store, int want_token, const char *errlog,
 
 /* Starts `sked worker --server servers`; waits until it has registered. */
 static pid_t start_worker(const char *servers, int slots, const char *name, const char *errlog,
-                          int *out)
+                          int *out, const char *plugin_dir)
 {
     char slots_arg[16], wid[128], work_dir[300];
     snprintf(slots_arg, sizeof slots_arg, "%d", slots);
     snprintf(work_dir, sizeof work_dir, "%s/work", tmpdir);
-    char *argv[16];
+    char *argv[20];
     int n = 0;
     argv[n++] = (char *)opt.sked;
     argv[n++] = "worker";
@@ -356,6 +363,10 @@ static pid_t start_worker(const char *servers, int slots, const char *name, cons
      * here are /bin/true and our own stamp, which writes under tmpdir (mode
      * 0700, so a --run-as user could not). */
     if (geteuid() == 0) argv[n++] = "--allow-root";
+    if (plugin_dir) {
+        argv[n++] = "--plugin-dir";
+        argv[n++] = (char *)plugin_dir;
+    }
     argv[n] = NULL;
     pid_t pid = start_proc(argv, out, errlog);
     if (pid < 0 || read_field(*out, "worker: registered as", wid, sizeof wid, START_TIMEOUT_S)) {
@@ -426,6 +437,9 @@ static void *submit_loop(void *arg)
                      "{\"name\":\"bench-%d-%d-%ld\",\"command\":[\"/bin/true\"],"
                      "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
                      s->id, i, (long)getpid());
+        else if (!strcmp(s->kind, "noop"))
+            snprintf(body, sizeof body, "{\"name\":\"noop-%d-%d-%ld\",\"type\":\"noop\"}", s->id, i,
+                     (long)getpid());
         else
             snprintf(body, sizeof body, "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}",
                      s->id, i, (long)getpid());
@@ -671,15 +685,16 @@ struct e2e_result {
     int failed;  /* some run failed (or the check did not answer) */
 };
 
-/* Submits `runs` run-now /bin/true jobs over 8 clients round-robin on the
- * servers and waits (at most `limit_s`) until none is left unfinished. */
-static struct e2e_result e2e_phase(int runs, double limit_s)
+/* Submits `runs` run-now jobs of kind ("now": /bin/true; "noop": the noop
+ * plugin) over `clients` clients round-robin on the servers and waits (at
+ * most `limit_s`) until none is left unfinished. */
+static struct e2e_result e2e_phase(const char *kind, int clients, int runs, double limit_s)
 {
     struct e2e_result r = {0};
     struct client cl;
     client_init(&cl, urls[0]);
     double t0 = now_s();
-    struct submit_result sub = submit_phase("now", 8, limit_s, runs);
+    struct submit_result sub = submit_phase(kind, clients, limit_s, runs);
     double deadline = t0 + limit_s;
     while ((r.left = remaining(&cl)) != 0 && now_s() < deadline)
         sleep_ms(20);
@@ -692,6 +707,45 @@ static struct e2e_result e2e_phase(int runs, double limit_s)
     r.ok = sub.ok;
     r.errors = sub.errors;
     r.rate = (double)sub.ok / elapsed;
+    return r;
+}
+
+/* One job array of `count` noop runs: the time from its submit until the
+ * server counts the array run succeeded (at most limit_s). */
+static struct e2e_result array_phase(int count, double limit_s)
+{
+    struct e2e_result r = {0};
+    struct client cl;
+    struct sink sk;
+    char body[256], id[64] = "", path[128];
+    client_init(&cl, urls[0]);
+    snprintf(body, sizeof body,
+             "{\"name\":\"noop-array-%ld\",\"type\":\"noop\",\"array\":{\"count\":%d}}",
+             (long)getpid(), count);
+    double t0 = now_s();
+    if (request(&cl, "POST", "/v1/jobs", body, &sk) != 201 ||
+        json_str(sk.buf, "id", id, sizeof id)) {
+        fprintf(stderr, "bench: the noop array was refused: %s\n", sk.buf);
+        r.errors = 1;
+        client_fini(&cl);
+        return r;
+    }
+    snprintf(path, sizeof path, "/v1/runs?job_id=%s&limit=1", id);
+    double deadline = t0 + limit_s;
+    r.left = 1;
+    while (now_s() < deadline) {
+        /* The array's own run (its members are listed under it, not here). */
+        if (request(&cl, "GET", path, NULL, &sk) == 200 &&
+            (strstr(sk.buf, "\"state\":\"succeeded\"") || strstr(sk.buf, "\"state\":\"failed\""))) {
+            r.left = 0;
+            r.failed = strstr(sk.buf, "\"state\":\"failed\"") != NULL;
+            break;
+        }
+        sleep_ms(5);
+    }
+    r.ok = (size_t)count;
+    r.rate = (double)count / (now_s() - t0);
+    client_fini(&cl);
     return r;
 }
 
@@ -716,7 +770,7 @@ static int bench_sqlite(long ncpu)
     fprintf(stderr, "bench: submit (%d clients, %.0f s)...\n", opt.clients, opt.seconds);
     struct submit_result sub = submit_phase("future", opt.clients, opt.seconds, 0);
 
-    worker = start_worker(urls[0], opt.slots, "bench", wlog, &wout);
+    worker = start_worker(urls[0], opt.slots, "bench", wlog, &wout, NULL);
     if (worker < 0) {
         stop_proc(server);
         if (sout >= 0) close(sout);
@@ -727,9 +781,25 @@ static int bench_sqlite(long ncpu)
     struct dispatch_result d = dispatch_phase(tmpdir, 0, 0);
 
     fprintf(stderr, "bench: end to end (%d runs of /bin/true)...\n", opt.e2e_runs);
-    struct e2e_result e2e = e2e_phase(opt.e2e_runs, 120.0);
-
+    struct e2e_result e2e = e2e_phase("now", 8, opt.e2e_runs, 120.0);
     stop_proc(worker);
+    if (wout >= 0) close(wout);
+    wout = -1;
+
+    /* The noop plugin, on a worker of its own with the slots a plugin can
+     * afford (no process per slot). */
+    struct e2e_result nj = {0}, na = {0};
+    snprintf(wlog, sizeof wlog, "%s/worker-noop.log", tmpdir);
+    worker = start_worker(urls[0], opt.noop_slots, "bench-noop", wlog, &wout, opt.plugin_dir);
+    if (worker < 0) {
+        nj.failed = na.failed = 1;
+    } else {
+        fprintf(stderr, "bench: end to end (%d noop plugin jobs)...\n", opt.noop_runs);
+        nj = e2e_phase("noop", opt.clients, opt.noop_runs, 120.0);
+        fprintf(stderr, "bench: end to end (a noop job array of %d)...\n", opt.noop_runs);
+        na = array_phase(opt.noop_runs, 120.0);
+        stop_proc(worker);
+    }
     stop_proc(server);
     if (wout >= 0) close(wout);
     if (sout >= 0) close(sout);
@@ -753,9 +823,24 @@ static int bench_sqlite(long ncpu)
            : e2e.failed ? ", FAILED runs"
                         : "",
            e2e.rate, ceiling > 0 ? 100.0 * e2e.rate / ceiling : 0.0);
+    printf("| end-to-end noop plugin runs, jobs from %d clients (%zu runs, %d slots%s) | %.0f /s = "
+           "%.1fx the spawn ceiling | >= 5000 /s |\n",
+           opt.clients, nj.ok, opt.noop_slots,
+           nj.left     ? ", TIMED OUT"
+           : nj.failed ? ", FAILED runs"
+                       : "",
+           nj.rate, ceiling > 0 ? nj.rate / ceiling : 0.0);
+    printf("| end-to-end noop plugin runs, one job array (%zu runs, %d slots%s) | %.0f /s = %.1fx "
+           "the spawn ceiling | >= 5000 /s |\n",
+           na.ok, opt.noop_slots,
+           na.left     ? ", TIMED OUT"
+           : na.failed ? ", FAILED runs"
+                       : "",
+           na.rate, ceiling > 0 ? na.rate / ceiling : 0.0);
     printf("\n(logs and store in %s)\n", tmpdir);
     fflush(stdout);
-    return e2e.left || e2e.failed || e2e.errors || sub.errors || d.got < (size_t)opt.samples;
+    return e2e.left || e2e.failed || e2e.errors || sub.errors || d.got < (size_t)opt.samples ||
+           nj.left || nj.failed || nj.errors || na.left || na.failed || na.errors;
 }
 
 /* ---- the PostgreSQL cluster table ---------------------------------------- */
@@ -811,7 +896,7 @@ static void cluster_config(int idx, int n, struct cluster_row *row)
      * B = server 1 (with one server, A = B). */
     int b = n > 1 ? 1 : 0;
     snprintf(log, sizeof log, "%s/worker-dispatch.log", dir);
-    workers[0] = start_worker(urls[b], opt.slots, "bench-dispatch", log, &wouts[0]);
+    workers[0] = start_worker(urls[b], opt.slots, "bench-dispatch", log, &wouts[0], NULL);
     if (workers[0] < 0) goto out;
     nworkers = 1;
     fprintf(stderr, "bench: [%d server%s] dispatch, submit on %s, worker on %s (%d samples)...\n",
@@ -835,13 +920,13 @@ static void cluster_config(int idx, int n, struct cluster_row *row)
                                     urls[(i + j) % n]);
         snprintf(name, sizeof name, "bench-%d", i);
         snprintf(log, sizeof log, "%s/worker-%d.log", dir, i);
-        workers[i] = start_worker(list, slots, name, log, &wouts[i]);
+        workers[i] = start_worker(list, slots, name, log, &wouts[i], NULL);
         if (workers[i] < 0) goto out;
         nworkers = i + 1;
     }
     fprintf(stderr, "bench: [%d server%s] end to end (%d runs of /bin/true, %d worker%s)...\n", n,
             n > 1 ? "s" : "", opt.pg_runs, n, n > 1 ? "s" : "");
-    row->e2e = e2e_phase(opt.pg_runs, 60.0);
+    row->e2e = e2e_phase("now", 8, opt.pg_runs, 60.0);
     row->started = 1;
 out:
     /* Workers first, so their drained attempts still reach a server. */
@@ -913,7 +998,8 @@ static void usage(FILE *f)
             "       sked-bench --pg [--pg-url URL] [--servers LIST] [--pg-runs N] [options]\n\n"
             "Starts sked server + worker on 127.0.0.1 and prints submit throughput and\n"
             "latency, dispatch latency and end-to-end /bin/true runs/s against the\n"
-            "machine's bare spawn ceiling (SQLite store).\n\n"
+            "machine's bare spawn ceiling, then end-to-end runs/s of the noop plugin\n"
+            "(no process per run), as jobs and as one job array (SQLite store).\n\n"
             "With --pg, prints the cluster table instead: for 1, 2 and 3 servers on one\n"
             "PostgreSQL database, submit throughput and p50/p99 latency (clients spread\n"
             "round-robin over the servers), end-to-end /bin/true runs/s (one worker per\n"
@@ -934,6 +1020,10 @@ static void usage(FILE *f)
             "                  pg_harness.sh sets), e.g. 'postgres:///DB?host=SOCKDIR'\n"
             "  --servers LIST  server counts to measure, e.g. 1,3 (default 1,2,3; each 1..%d)\n"
             "  --pg-runs N     end-to-end runs per cluster configuration (default 1000)\n"
+            "  --plugin-dir D  where the noop plugin is (default: plugins/ beside sked)\n"
+            "  --noop-runs N   noop plugin jobs, and the size of the noop array (default\n"
+            "                  10000, at most 10000)\n"
+            "  --noop-slots N  slots of the worker running them (default 256)\n"
             "  -h, --help      this help\n\n"
             "Exits 0 when every phase completed without errors, 1 otherwise.\n",
             MAX_SERVERS);
@@ -970,6 +1060,9 @@ int main(int argc, char **argv)
                                              {"pg-url", required_argument, NULL, 'u'},
                                              {"servers", required_argument, NULL, 'S'},
                                              {"pg-runs", required_argument, NULL, 'R'},
+                                             {"plugin-dir", required_argument, NULL, 'P'},
+                                             {"noop-runs", required_argument, NULL, 'N'},
+                                             {"noop-slots", required_argument, NULL, 'W'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -1009,6 +1102,15 @@ int main(int argc, char **argv)
         case 'R':
             opt.pg_runs = atoi(optarg);
             break;
+        case 'P':
+            opt.plugin_dir = optarg;
+            break;
+        case 'N':
+            opt.noop_runs = atoi(optarg);
+            break;
+        case 'W':
+            opt.noop_slots = atoi(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1020,7 +1122,8 @@ int main(int argc, char **argv)
     if (optind < argc || opt.clients < 1 || opt.clients > 256 || opt.seconds <= 0 ||
         opt.seconds > 60 || opt.e2e_runs < 1 || opt.e2e_runs > 100000 || opt.samples < 1 ||
         opt.samples > 4000 || opt.slots < 0 || opt.slots > 1024 || opt.pg_runs < 1 ||
-        opt.pg_runs > 100000) {
+        opt.pg_runs > 100000 || opt.noop_runs < 1 || opt.noop_runs > 10000 || opt.noop_slots < 1 ||
+        opt.noop_slots > 4096) {
         usage(stderr);
         return 2;
     }
@@ -1039,6 +1142,14 @@ int main(int argc, char **argv)
         char *slash = strrchr(skedpath, '/');
         snprintf(slash + 1, sizeof skedpath - (size_t)(slash + 1 - skedpath), "sked");
         opt.sked = skedpath;
+    }
+    char plugin_dir[4200];
+    if (!opt.plugin_dir) {
+        snprintf(plugin_dir, sizeof plugin_dir, "%s", opt.sked);
+        char *end = strrchr(plugin_dir, '/');
+        snprintf(end ? end + 1 : plugin_dir,
+                 sizeof plugin_dir - (size_t)(end ? end + 1 - plugin_dir : 0), "plugins");
+        opt.plugin_dir = plugin_dir;
     }
     /* sked-bench-stamp beside us when built; else this binary's --stamp. */
     snprintf(stamp_bin, sizeof stamp_bin, "%s", self);
