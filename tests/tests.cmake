@@ -75,6 +75,12 @@ foreach(src ${E2E_TESTS})
   set_tests_properties(e2e.${name} PROPERTIES LABELS "e2e" TIMEOUT 600
                        ENVIRONMENT "SKED_BIN=$<TARGET_FILE:sked>;PYTHONDONTWRITEBYTECODE=1")
 endforeach()
+# The cluster chaos test (minutes of restarts and kills over PostgreSQL) runs in the plain
+# build only: its C paths run under the sanitizers in store.postgres_cluster and the other
+# PostgreSQL suites, and under ASan it alone took a sixth of the CI budget.
+if(TEST e2e.test_cluster)
+  set_property(TEST e2e.test_cluster APPEND PROPERTY LABELS "chaos")
+endif()
 if(TEST e2e.test_timezones)
   set_property(TEST e2e.test_timezones APPEND PROPERTY ENVIRONMENT
                "SKED_TZ_HELPER=$<TARGET_FILE:sked-tz-helper>")
