@@ -53,6 +53,9 @@ static void dev_usage(FILE *f)
             "                       off = no limit); the worker protocol is exempt. Over\n"
             "                       it: 429 with Retry-After\n" CMD_SERVER_HELP_LIMITS
                 CMD_SERVER_HELP_ALERTS
+            "  --http-allow CIDR,...  private or loopback addresses the local worker's\n"
+            "                       http jobs may reach (refused by default; e.g.\n"
+            "                       127.0.0.0/8 to call services on this machine)\n"
             "  --ca FILE            with --tls-cert: the CA the local worker trusts\n"
             "                       (default: the --tls-cert certificate itself)\n"
             "  -h, --help           this help\n"
@@ -83,9 +86,10 @@ static int make_dirs(const char *path)
 
 /* What `sked dev` takes besides the options of `sked server`. */
 struct dev_opts {
-    const char *data; /* --data: the data directory */
-    const char *ca;   /* --ca, or NULL */
-    int slots;        /* --slots: 0 = no local worker */
+    const char *data;       /* --data: the data directory */
+    const char *ca;         /* --ca, or NULL */
+    int slots;              /* --slots: 0 = no local worker */
+    const char *http_allow; /* --http-allow: for the local worker's http jobs, or NULL */
 };
 
 static int dev_opt(int argc, char **argv, int *i, void *arg)
@@ -101,6 +105,10 @@ static int dev_opt(int argc, char **argv, int *i, void *arg)
         return r < 0 || cmd_server_parse_count("--slots", v, 0, 1024, &o->slots) < 0 ? -1 : 1;
     if ((r = cmd_server_take(argc, argv, i, "--ca", &v)) != 0) {
         if (r > 0) o->ca = v;
+        return r;
+    }
+    if ((r = cmd_server_take(argc, argv, i, "--http-allow", &v)) != 0) {
+        if (r > 0) o->http_allow = v;
         return r;
     }
     return 0;
@@ -164,6 +172,7 @@ int cmd_dev(int argc, char **argv)
         wc.slots = o.slots;
         /* The local worker runs the plugins the server registered. */
         wc.plugin_dir = cfg.plugin_dir;
+        wc.http_allow = o.http_allow;
         rc = worker_start(&wc, &w);
         if (rc < 0) {
             fprintf(stderr, "sked dev: cannot start the local worker: %s\n", sked_strerror(rc));

@@ -542,13 +542,15 @@ class SkedTestCase(unittest.TestCase):
         self.use(srv)
         return srv
 
-    def start_dev(self, data_dir=None, slots=2, lease=None, heartbeat=None, name="dev"):
+    def start_dev(self, data_dir=None, slots=2, lease=None, heartbeat=None, name="dev",
+                  extra=()):
         data_dir = data_dir or self.path("data")
         args = ["dev", "--listen", "127.0.0.1:0", "--data", data_dir, "--slots", str(slots)]
         if lease:
             args += ["--lease", lease]
         if heartbeat:
             args += ["--heartbeat", heartbeat]
+        args += list(extra)
         proc = self.start(name, args)
         srv = self._server_from(proc)
         self.use(srv)

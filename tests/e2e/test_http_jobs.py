@@ -174,6 +174,20 @@ class HttpJobsTest(SkedTestCase):
         for where, text in (("log", log), ("run", json.dumps(run))):
             self.assertNotIn("e2e-s3cret", text, where)
 
+    def test_dev_allow_list(self):
+        """`sked dev --http-allow` hands the list to its local worker: a job
+        to a service on this machine runs there, and only there."""
+        self.start_dev(extra=["--http-allow", "127.0.0.1/32"])
+        t = self.target()
+        run = self.wait_run_terminal(self.http_job({"url": t.url + "/echo"})["id"], timeout=30)
+        self.assertEqual(run["state"], "succeeded", run)
+        other = self.target("127.0.0.2")  # not in the list
+        run = self.wait_run_terminal(self.http_job({"url": other.url + "/echo"})["id"],
+                                     timeout=30)
+        self.assertEqual(run["state"], "failed", run)
+        self.assertIn("refused to connect to 127.0.0.2", run["reason"])
+        self.assertEqual((t.count(), other.count()), (1, 0))
+
     def test_guard_without_allow(self):
         self.start_server()
         self.start_worker()
