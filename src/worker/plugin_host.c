@@ -81,7 +81,9 @@ static struct host {
     pthread_cond_t cv;
     sked_attempt *queue, *queue_tail;
     sked_attempt *running;
-    int threads, idle, max_threads, live;
+    int idle;    /* pool threads waiting for an attempt */
+    int nqueued; /* attempts in the queue */
+    int live;    /* pool threads */
     int quit;
 } H = {.ch = -1,
        .wmu = PTHREAD_MUTEX_INITIALIZER,
@@ -429,6 +431,7 @@ static void *pool_main(void *arg)
         sked_attempt *a = H.queue;
         H.queue = a->next;
         if (!H.queue) H.queue_tail = NULL;
+        H.nqueued--;
         a->next = H.running;
         H.running = a;
         pthread_mutex_unlock(&H.mu);
@@ -489,16 +492,16 @@ static int start(uint64_t key, const char *data, size_t len)
     else
         H.queue = a;
     H.queue_tail = a;
-    int spawn = H.idle == 0;
-    if (spawn) {
+    /* Every queued attempt needs a thread of its own now: an idle thread
+     * signalled but not yet awake counts as idle until it takes one, so
+     * compare with the queue, not with zero (else a second attempt sent
+     * before the first was taken would wait for a run to end). */
+    if (H.idle < ++H.nqueued) {
         pthread_t t;
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, pool_main, NULL) == 0) {
-            H.threads++;
-            H.live++;
-        }
+        if (pthread_create(&t, &at, pool_main, NULL) == 0) H.live++;
         pthread_attr_destroy(&at);
     }
     pthread_cond_signal(&H.cv);

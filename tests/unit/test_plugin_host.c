@@ -247,6 +247,27 @@ static void test_runs_many_without_forking(void **state)
     fixture_free(f);
 }
 
+/* Attempts sent together run together: none waits for another to end. */
+static void test_concurrent_attempts(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(200, 5000);
+    /* A host up and idle first (its pool has a thread waiting), then four
+     * attempts of 1.5 s each at once. */
+    submit(f, NULL, "{\"do\":\"ok\"}", 0);
+    wait_n(f, 1);
+    int64_t t0 = clock_mono_ns();
+    for (int i = 0; i < 4; i++)
+        submit(f, NULL, "{\"do\":\"result\",\"wait_ms\":1500}", 0);
+    wait_n(f, 5);
+    int64_t took = clock_mono_ns() - t0;
+    for (int i = 1; i < 5; i++)
+        assert_string_equal(f->c.done[i]->outcome, "succeeded");
+    /* One after another would be 6 s. */
+    assert_true(took < 4000 * 1000000LL);
+    fixture_free(f);
+}
+
 static void test_failure_reason(void **state)
 {
     (void)state;
@@ -421,6 +442,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_many_without_forking),
+        cmocka_unit_test(test_concurrent_attempts),
         cmocka_unit_test(test_failure_reason),
         cmocka_unit_test(test_crash_contained),
         cmocka_unit_test(test_timeout_hung),
