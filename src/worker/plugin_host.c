@@ -116,10 +116,18 @@ static int send_frame(int type, int stream, uint64_t key, const void *data, size
 
 static void send_json(int type, uint64_t key, json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT);
-    send_frame(type, 0, key, s, strlen(s));
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    if (s) send_frame(type, 0, key, s, strlen(s));
     free(s);
     json_decref(v);
+}
+
+/* Sends attempt key's DONE as failed with reason (valid UTF-8 or not). */
+static void send_failed(uint64_t key, const char *reason)
+{
+    json_t *r = json_string(reason);
+    if (!r) r = json_string("failed (its reason was not UTF-8 text)");
+    send_json(PROTO_DONE, key, json_pack("{s:b, s:o}", "ok", 0, "reason", r));
 }
 
 /* ---- host services (include/sked/plugin.h) -------------------------------- */
@@ -239,7 +247,9 @@ static int h_checkpoint(sked_attempt *a, const char *data, size_t len)
         h_outputf(a, SKED_STDERR, "sked: checkpoint refused: %s\n", err);
         return -1;
     }
+    pthread_mutex_lock(&a->mu); /* one writer of the file at a time */
     int rc = put_file(a, RESULTS_CHECKPOINT, data, len);
+    pthread_mutex_unlock(&a->mu);
     if (rc < 0) h_outputf(a, SKED_STDERR, "sked: checkpoint not saved: %s\n", strerror(-rc));
     return rc < 0 ? -1 : 0;
 }
@@ -262,7 +272,9 @@ static int h_result(sked_attempt *a, const char *json, size_t len)
         free(copy);
         return -1;
     }
+    pthread_mutex_lock(&a->mu); /* one writer of the file at a time */
     rc = put_file(a, RESULTS_RESULT, copy, n);
+    pthread_mutex_unlock(&a->mu);
     free(copy);
     if (rc < 0) h_outputf(a, SKED_STDERR, "sked: result not saved: %s\n", strerror(-rc));
     return rc < 0 ? -1 : 0;
@@ -312,7 +324,13 @@ static void h_fail(sked_attempt *a, const char *fmt, ...)
     int n = vasprintf(&s, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    if (n > REASON_MAX) s[REASON_MAX] = '\0';
+    if (n > REASON_MAX) {
+        /* Cut at a character boundary, not inside one. */
+        int k = REASON_MAX;
+        while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+            k--;
+        s[k] = '\0';
+    }
     pthread_mutex_lock(&a->mu);
     free(a->reason);
     a->reason = s;
@@ -409,12 +427,15 @@ static void run_one(sked_attempt *a)
     } else {
         rc = pl->run(H.state, a, &host_services);
     }
-    json_t *done = json_pack("{s:b}", "ok", rc == SKED_PLUGIN_OK);
+    if (rc == SKED_PLUGIN_OK) {
+        send_json(PROTO_DONE, a->key, json_pack("{s:b}", "ok", 1));
+        return;
+    }
     pthread_mutex_lock(&a->mu);
-    if (rc != SKED_PLUGIN_OK)
-        json_object_set_new(done, "reason", json_string(a->reason ? a->reason : "failed"));
+    char *reason = xstrdup(a->reason ? a->reason : "failed");
     pthread_mutex_unlock(&a->mu);
-    send_json(PROTO_DONE, a->key, done);
+    send_failed(a->key, reason);
+    free(reason);
 }
 
 static void *pool_main(void *arg)
@@ -450,6 +471,22 @@ static void *pool_main(void *arg)
     return NULL;
 }
 
+/* Takes a from the queue (under H.mu). */
+static void unqueue(sked_attempt *a)
+{
+    sked_attempt *prev = NULL;
+    for (sked_attempt *q = H.queue; q; prev = q, q = q->next) {
+        if (q != a) continue;
+        if (prev)
+            prev->next = a->next;
+        else
+            H.queue = a->next;
+        if (H.queue_tail == a) H.queue_tail = prev;
+        H.nqueued--;
+        return;
+    }
+}
+
 /* Takes a START frame. Returns 0, or -1 for a malformed one. */
 static int start(uint64_t key, const char *data, size_t len)
 {
@@ -482,7 +519,7 @@ static int start(uint64_t key, const char *data, size_t len)
     a->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (a->cancel_fd < 0) {
         h_fail(a, "eventfd: %s", strerror(errno));
-        send_json(PROTO_DONE, key, json_pack("{s:b, s:s}", "ok", 0, "reason", a->reason));
+        send_failed(key, a->reason ? a->reason : "eventfd failed");
         attempt_destroy(a);
         return 0;
     }
@@ -501,8 +538,22 @@ static int start(uint64_t key, const char *data, size_t len)
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, pool_main, NULL) == 0) H.live++;
+        int err = pthread_create(&t, &at, pool_main, NULL);
         pthread_attr_destroy(&at);
+        if (err) {
+            /* No thread for it (a thread limit: RLIMIT_NPROC counts
+             * threads; RLIMIT_AS their stacks): it fails now, with why,
+             * rather than wait unseen for a thread to come free. */
+            unqueue(a);
+            pthread_mutex_unlock(&H.mu);
+            char *why =
+                xasprintf("the plugin host could not start a thread for it: %s", strerror(err));
+            send_failed(key, why);
+            free(why);
+            attempt_destroy(a);
+            return 0;
+        }
+        H.live++;
     }
     pthread_cond_signal(&H.cv);
     pthread_mutex_unlock(&H.mu);
@@ -511,12 +562,19 @@ static int start(uint64_t key, const char *data, size_t len)
 
 static void cancel_key(uint64_t key)
 {
+    sked_attempt *gone = NULL;
     pthread_mutex_lock(&H.mu);
     for (sked_attempt *a = H.running; a; a = a->next)
         if (a->key == key) cancel(a);
-    for (sked_attempt *a = H.queue; a; a = a->next)
-        if (a->key == key) cancel(a);
+    /* One still waiting for a thread never begins: it ends now. */
+    for (sked_attempt *a = H.queue; a && !gone; a = a->next)
+        if (a->key == key) gone = a;
+    if (gone) unqueue(gone);
     pthread_mutex_unlock(&H.mu);
+    if (gone) {
+        send_failed(key, "canceled before it began");
+        attempt_destroy(gone);
+    }
 }
 
 /* The worker is gone (or said stop): every attempt is told, the pool gets

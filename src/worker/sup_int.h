@@ -60,7 +60,9 @@ struct proc {
     uint64_t key;       /* the host's name for it */
     int sent;           /* START went out */
     int64_t hkill_ns;   /* kill the host at this time if the attempt has not ended; 0 = no */
-    struct proc *hnext; /* the host's list */
+    int preset;         /* it ended without running: preset_outcome is its outcome */
+    const char *preset_outcome; /* static: "not_started", "canceled", or NULL (report nothing) */
+    struct proc *hnext;         /* the host's list */
 };
 
 struct sup {

@@ -47,6 +47,7 @@
 #define WATCH_MOVE_NS  (250 * 1000000LL)   /* the watcher's deadline follows at least this often */
 #define DIAG_LINE_MAX  4096
 #define READ_BUDGET    (1 << 20)
+#define REASON_MAX     1024 /* bytes of a plugin's failure reason kept */
 
 enum hstate { H_DOWN = 0, H_STARTING, H_READY, H_BACKOFF };
 
@@ -112,9 +113,36 @@ static void host_send(sup_t *s, struct phost *h, int type, uint64_t key, const c
     flush_out(s, h);
 }
 
-static void send_start(sup_t *s, struct phost *h, struct proc *p)
+/* Whether h takes attempts now: up, and not being killed. */
+static int host_ready(const struct phost *h)
 {
-    const char *js = p->a->start_json ? p->a->start_json : "{\"config\":{}}";
+    return h->state == H_READY && !h->killing && h->ch >= 0;
+}
+
+/* Sends p's START, unless it must not begin any more (as start() checks
+ * for a process): told to stop while it waited for its host, or its lease
+ * (nearly) over — the server may have given the run away. Then it ends
+ * without having run. */
+static void send_start(sup_t *s, struct phost *h, struct proc *p, int64_t now)
+{
+    attempt_t *a = p->a;
+    int st = atomic_load(&a->stop);
+    int64_t lease = atomic_load(&s->lease_ns);
+    if (st != ATTEMPT_RUN ||
+        (lease > 0 && now > atomic_load(&a->renewed_ns) + lease - atomic_load(&s->margin_ns))) {
+        p->exited = 1;
+        p->exited_ns = now;
+        p->exit_code = -1;
+        p->preset = 1;
+        p->preset_outcome = st == ATTEMPT_STOP_CANCEL ? "canceled"
+                            : st == ATTEMPT_RUN       ? "not_started"
+                                                      : NULL;
+        if (st == ATTEMPT_RUN)
+            set_str(&a->reason, xstrdup("not started: its lease was over before its plugin host "
+                                        "was ready"));
+        return;
+    }
+    const char *js = a->start_json ? a->start_json : "{\"config\":{}}";
     host_send(s, h, PROTO_START, p->key, js, strlen(js));
     p->sent = 1;
 }
@@ -259,6 +287,18 @@ static struct proc *by_key(struct phost *h, uint64_t key)
     return NULL;
 }
 
+/* The bytes of reason that fit REASON_MAX, cut at a character boundary
+ * (jansson gave us valid UTF-8). */
+static size_t reason_cut(const char *reason)
+{
+    size_t n = strlen(reason);
+    if (n <= REASON_MAX) return n;
+    n = REASON_MAX;
+    while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 static void on_done(struct phost *h, struct proc *p, const char *data, size_t len, int64_t now)
 {
     json_t *v = json_loadb(data, len, 0, NULL);
@@ -272,7 +312,7 @@ static void on_done(struct phost *h, struct proc *p, const char *data, size_t le
      * that cause, whatever the plugin says on its way out ("canceled"
      * when it was the timeout): result() in supervise.c names it. */
     if (!ok && (p->cause == CAUSE_NONE || p->cause > CAUSE_CANCEL))
-        set_str(&p->a->reason, xstrdup(reason ? reason : "failed"));
+        set_str(&p->a->reason, reason ? xstrndup(reason, reason_cut(reason)) : xstrdup("failed"));
     json_decref(v);
     (void)h;
 }
@@ -308,15 +348,17 @@ static void on_channel(sup_t *s, struct phost *h, int64_t now)
             FREE_NULL(h->fatal);
             log_info("worker", "plugin %s: host ready (pid %d): %.*s", h->type, (int)h->sp.pid,
                      (int)(f.len < 512 ? f.len : 512), f.data);
-            for (p = h->procs; p; p = p->hnext)
-                if (!p->sent && !p->exited) send_start(s, h, p);
+            for (p = h->procs; p && host_ready(h); p = p->hnext)
+                if (!p->sent && !p->exited) send_start(s, h, p, now);
             break;
         case PROTO_FATAL:
+            if (h->state != H_STARTING) goto bad; /* only a host that could not start */
             set_str(&h->fatal, xasprintf("it could not be loaded: %.*s",
                                          (int)(f.len < 1024 ? f.len : 1024), f.data));
             log_error("worker", "plugin %s: %s", h->type, h->fatal);
             break;
         case PROTO_OUTPUT_T:
+            if (f.len > PROTO_OUTPUT) goto bad; /* the host cuts output at this */
             p = by_key(h, f.key);
             if (p && p->sent && !p->exited && (f.stream == 1 || f.stream == 2))
                 sup__output(s, p, f.stream, f.data, f.len, now);
@@ -351,16 +393,20 @@ static void on_exit_ready(sup_t *s, struct phost *h, int64_t now)
     if (s->watcher) sup__watch_check(s, spawn_watcher_remove(s->watcher, pid));
     int code = -1, signo = 0;
     if (spawn_wait(&h->sp, &code, &signo) < 0) signo = SIGKILL;
+    int fenced = signo == SIGKILL && !h->killing && h->fw.watch_ns && now >= h->fw.watch_ns;
+    /* Reaped: its id may be anyone's now. Nothing below may signal it
+     * (host_kill does nothing for a host being killed). */
+    h->killing = 1;
     /* What it said before it died still counts: a DONE, its last words. */
     if (h->ch >= 0) on_channel(s, h, now);
     diag(s, h, 1, 1);
     diag(s, h, 2, 1);
+    h->sp.pid = -1;
     sup__unwatch(s, &h->sp.pidfd);
     sup__unwatch(s, &h->sp.out_fd);
     sup__unwatch(s, &h->sp.err_fd);
     sup__unwatch(s, &h->ch);
     spawn_close(&h->sp);
-    int fenced = signo == SIGKILL && !h->killing && h->fw.watch_ns && now >= h->fw.watch_ns;
     int was_ready = h->state == H_READY;
     char *reason;
     if (h->why)
@@ -455,8 +501,8 @@ int sup__plugin_start(sup_t *s, struct proc *p, int64_t now)
     p->key = ++s->next_key;
     p->hnext = h->procs;
     h->procs = p;
-    if (h->state == H_READY)
-        send_start(s, h, p);
+    if (host_ready(h))
+        send_start(s, h, p, now);
     else if (h->state == H_DOWN || (h->state == H_BACKOFF && now >= h->restart_ns))
         host_spawn(s, h, now);
     return 0;
@@ -542,8 +588,11 @@ void sup__plugin_tick(sup_t *s, int64_t now)
                                        p->a->run_id, p->a->n));
                 break;
             }
+            /* Every attempt still running counts, fenced ones too: a fenced
+             * plugin runs on until its host is killed, and the watcher
+             * must still hold the deadline should this thread stall. */
             int64_t r = atomic_load(&p->a->renewed_ns);
-            if (!p->killed && (!renewed || r < renewed)) renewed = r;
+            if (!renewed || r < renewed) renewed = r;
         }
         if (h->killing) continue;
         if (h->state == H_READY && active) {
@@ -605,7 +654,7 @@ void sup__plugin_free(sup_t *s)
     while (s->hosts) {
         struct phost *h = s->hosts;
         s->hosts = h->next;
-        if (h->sp.pid > 0) {
+        if (h->sp.pid > 0 && h->sp.pidfd >= 0) {
             /* Its channel closing tells it to stop; it gets a moment. */
             sup__unwatch(s, &h->ch);
             int code, signo;

@@ -482,7 +482,9 @@ static void result(struct proc *p)
     int st = atomic_load(&a->stop);
     a->exit_code = p->exit_code;
     a->signo = p->signo;
-    if (st == ATTEMPT_STOP_LOST || st == ATTEMPT_STOP_FENCE || p->cause == CAUSE_SHUTDOWN) {
+    if (p->preset) {
+        a->outcome = p->preset_outcome; /* a plugin attempt that never began */
+    } else if (st == ATTEMPT_STOP_LOST || st == ATTEMPT_STOP_FENCE || p->cause == CAUSE_SHUTDOWN) {
         a->outcome = NULL; /* the lease is gone (or we are): the server decides */
     } else if (p->cause == CAUSE_CANCEL) {
         a->outcome = "canceled";
