@@ -142,8 +142,15 @@ static void send_start(sup_t *s, struct phost *h, struct proc *p, int64_t now)
                                         "was ready"));
         return;
     }
+    /* The time left before its timeout, as of now: the attempt may have
+     * waited for its host to start. start_json is an object's text
+     * ("{...}"), so the member goes in front of the others. */
     const char *js = a->start_json ? a->start_json : "{\"config\":{}}";
-    host_send(s, h, PROTO_START, p->key, js, strlen(js));
+    long long left = p->deadline_ns ? (p->deadline_ns - now) / 1000000 : -1;
+    if (p->deadline_ns && left < 1) left = 1; /* due now: the timeout comes next */
+    char *msg = xasprintf("{\"deadline_ms\":%lld%s%s", left, js[1] == '}' ? "" : ",", js + 1);
+    host_send(s, h, PROTO_START, p->key, msg, strlen(msg));
+    free(msg);
     p->sent = 1;
 }
 

@@ -768,11 +768,11 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
         for (size_t i = 0; i < k; i++)
             json_array_append_new(env_list, json_string(extra[i]));
         /* Secrets resolved: a plugin never sees the {"secret": ...} wrapper
-         * (include/sked/plugin.h). */
-        json_t *start = json_pack("{s:o, s:o, s:s, s:I}", "config",
+         * (include/sked/plugin.h). The time left before its timeout is
+         * added when the START goes out (sup_plugin.c). */
+        json_t *start = json_pack("{s:o, s:o, s:s}", "config",
                                   json_is_object(cfg) ? secret_resolve(cfg) : json_object(), "env",
-                                  env_list, "io_dir", a->io_dir, "deadline_ms",
-                                  (json_int_t)(a->timeout_ms > 0 ? a->timeout_ms : -1));
+                                  env_list, "io_dir", a->io_dir);
         a->start_json = json_dumps(start, JSON_COMPACT);
         json_decref(start);
         a->plugin = xstrdup(type);

@@ -120,10 +120,9 @@ static attempt_t *submit(struct fixture *f, const char *type, const char *config
     snprintf(prefix, sizeof prefix, "%s.io", a->run_id);
     assert_int_equal(results_dir_new(f->base, prefix, NULL, NULL, 0, NULL, &a->io_dir, &env), 0);
     spawn_env_free(env);
-    a->start_json =
-        xasprintf("{\"config\":%s,\"env\":[\"SKED_RUN_ID=%s\"],\"io_dir\":\"%s\","
-                  "\"deadline_ms\":%lld}",
-                  config, a->run_id, a->io_dir, (long long)(timeout_ms > 0 ? timeout_ms : -1));
+    /* As the worker writes it (the supervisor adds deadline_ms). */
+    a->start_json = xasprintf("{\"config\":%s,\"env\":[\"SKED_RUN_ID=%s\"],\"io_dir\":\"%s\"}",
+                              config, a->run_id, a->io_dir);
     atomic_store(&a->renewed_ns, clock_mono_ns());
     sup_submit(f->sup, a);
     return a;
