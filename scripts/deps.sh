@@ -13,6 +13,9 @@ pkgs+=(python3-aiosmtpd openssl)
 pkgs+=(libyaml-dev)
 # Plugin manifests are read from the ELF file without loading it (elfutils' libelf).
 pkgs+=(libelf-dev)
+# The dashboard's browser test (tests/browser) drives Debian's chromium, headless, with a
+# pinned Playwright (npm); a font so its screenshots show text.
+pkgs+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" && continue

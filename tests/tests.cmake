@@ -100,6 +100,19 @@ add_test(NAME docs.openapi_lint COMMAND bash ${CMAKE_SOURCE_DIR}/tests/openapi/l
          ${CMAKE_BINARY_DIR}/openapi-lint)
 set_tests_properties(docs.openapi_lint PROPERTIES LABELS "docs;openapi" TIMEOUT 600)
 
+# The dashboard in a real browser: Debian's chromium driven by a pinned Playwright (npm ci into
+# the build dir on first run), against a real `sked dev`; screenshots in build/screenshots/.
+# The Jobs page is timed with 100,000 jobs in the store, made through the API; under the
+# sanitizers (several times slower) with 10,000.
+add_test(NAME e2e.browser COMMAND bash ${CMAKE_SOURCE_DIR}/tests/browser/run.sh ${CMAKE_BINARY_DIR})
+if(SKED_SANITIZE)
+  set(SKED_BROWSER_JOBS 10000)
+else()
+  set(SKED_BROWSER_JOBS 100000)
+endif()
+set_tests_properties(e2e.browser PROPERTIES LABELS "e2e;browser" TIMEOUT 600
+                     ENVIRONMENT "SKED_BIN=$<TARGET_FILE:sked>;SKED_BROWSER_JOBS=${SKED_BROWSER_JOBS}")
+
 # The layer fences of CMakeLists.txt: a probe per layer, compiled with the
 # layer's real compile command, must reach the layers below and no others.
 add_test(NAME build.layers
