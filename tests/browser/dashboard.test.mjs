@@ -196,9 +196,23 @@ async function expectH1(text, timeout = 15) {
 const markNoReload = () => page.evaluate(() => { window.__skedNoReload = true; });
 const notReloaded = () => page.evaluate(() => window.__skedNoReload === true);
 
-// A step that needs the tab logged in; skipped (not failed again) when the login step failed.
-let loggedIn = false;
-const step = (name, fn) => it(name, t => loggedIn ? fn(t) : t.skip('not logged in'));
+// One step of the scenario: a failing one leaves a screenshot of the tab
+// (failed-<n>.png). A step of the logged-in dashboard is skipped, not failed
+// again, when the login step failed.
+let loggedIn = false, failed = false, nStep = 0;
+function check(name, fn, needsLogin = true) {
+  const n = ++nStep;
+  it(name, async t => {
+    if (needsLogin && !loggedIn) return t.skip('not logged in');
+    try {
+      await fn(t);
+    } catch (e) {
+      failed = true;
+      await page?.screenshot({path: path.join(SHOTS, `failed-${n}.png`)}).catch(() => {});
+      throw e;
+    }
+  });
+}
 
 const jobsTable = () => page.getByRole('table', {name: 'Jobs', exact: true});
 const jobLink = name => jobsTable().getByRole('link', {name, exact: true});
@@ -207,6 +221,8 @@ before(async () => {
   const t0 = Date.now();
   tmp = fs.mkdtempSync(path.join(tmpBase(), 'sked-browser-'));
   fs.mkdirSync(SHOTS, {recursive: true});
+  for (const f of fs.readdirSync(SHOTS))
+    if (/^failed-\d+\.png$|^sked-dev\.stderr\.log$/.test(f)) fs.rmSync(path.join(SHOTS, f));
   sked = startSked();
   base = await line(sked, 'listening:');
   const tokenFile = await line(sked, 'admin-token-file:');
@@ -244,7 +260,7 @@ after(async () => {
     console.log(err.slice(-8000));
     assert.fail(`sked dev's stderr has sanitizer reports (${marks.join(', ')})`);
   }
-  if (process.exitCode) {
+  if (failed) {
     fs.writeFileSync(path.join(SHOTS, 'sked-dev.stderr.log'), err);
     console.log(`sked dev's stderr (all of it in ${SHOTS}/sked-dev.stderr.log):\n${err.slice(-4000)}`);
   }
@@ -252,7 +268,7 @@ after(async () => {
 });
 
 describe('the dashboard in a browser', {concurrency: 1}, () => {
-  it('is served at / and loads its files', async () => {
+  check('is served at / and loads its files', async () => {
     const r = await fetch(`${base}/`);
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type'), /^text\/html/);
@@ -264,9 +280,9 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
       assert.equal(f.status, 200, a);
       await f.arrayBuffer();
     }
-  });
+  }, false);
 
-  it('logs in with the admin token', async () => {
+  check('logs in with the admin token', async () => {
     await page.goto(`${base}/#/login`);
     const tokenBox = page.getByLabel('Token', {exact: true});
     await tokenBox.waitFor();
@@ -293,9 +309,9 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     // The token is not kept in the URL.
     assert.ok(!page.url().includes(token), page.url());
     await shot('overview');
-  });
+  }, false);
 
-  step('shows a job submitted through the API in the Jobs list without a reload', async () => {
+  check('shows a job submitted through the API in the Jobs list without a reload', async () => {
     await page.getByRole('navigation', {name: 'Main'}).getByRole('link', {name: 'Jobs', exact: true})
       .click();
     await expectH1('Jobs');
@@ -312,7 +328,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await shot('jobs');
   });
 
-  step('pauses a job from the list and resumes it from its page', async () => {
+  check('pauses a job from the list and resumes it from its page', async () => {
     const name = `live-${tag}`;
     const job = liveJob ?? await createJob(name);
     await go('#/jobs');
@@ -338,7 +354,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await shot('job');
   });
 
-  step('follows a running job\'s log live on the run page', async () => {
+  check('follows a running job\'s log live on the run page', async () => {
     const name = `slow-${tag}`;
     const job = await createJob(name,
       ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 1; done']);
@@ -371,7 +387,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await shot('run');
   });
 
-  step('draws a workflow run\'s DAG and follows its tasks\' states', async () => {
+  check('draws a workflow run\'s DAG and follows its tasks\' states', async () => {
     const wfName = `wf-${tag}`;
     const wf = await ok('POST', '/v1/workflows', {name: wfName, tasks: [
       {name: 'a', command: ['sh', '-c', 'sleep 3']},
@@ -404,7 +420,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     assert.deepEqual(run.tasks.map(t => [t.name, t.state]), [['a', 'succeeded'], ['b', 'succeeded']]);
   });
 
-  step('shows hostile job names as text, never as markup', async () => {
+  check('shows hostile job names as text, never as markup', async () => {
     const names = ['<img src=x onerror=alert(1)>', '<svg onload="window.__xss=1">'];
     await go('#/jobs');
     await expectH1('Jobs');
@@ -438,7 +454,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     }
   });
 
-  step('renders the other pages, the phone size and the dark theme', async () => {
+  check('renders the other pages, the phone size and the dark theme', async () => {
     for (const [route, title, file] of [['#/workers', 'Workers', 'workers'],
       ['#/alerts', 'Alerts', 'alerts'], ['#/audit', 'Audit log', 'audit']]) {
       await go(route);
@@ -460,7 +476,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await until(async () => await dark.getAttribute('aria-pressed') === 'false', 'aria-pressed false');
   });
 
-  step(`opens the Jobs page's first page with ${N_JOBS} jobs in the store`, async () => {
+  check(`opens the Jobs page's first page with ${N_JOBS} jobs in the store`, async () => {
     // Made through the API, as a user would, 32 requests in flight on
     // keep-alive connections; the tab stays open on the overview meanwhile
     // (the live feed gets every job.created). First, that there is a Jobs page to time.
@@ -503,8 +519,8 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await shot('jobs-many');
   });
 
-  it('raised no JavaScript error and opened no dialog', () => {
+  check('raised no JavaScript error and opened no dialog', () => {
     assert.deepEqual(pageErrors, []);
     assert.deepEqual(dialogs, []);
-  });
+  }, false);
 });
