@@ -119,10 +119,15 @@ void api_users_list(http_req_t *req, http_resp_t *resp);
 void api_users_patch(http_req_t *req, http_resp_t *resp);
 void api_users_delete(http_req_t *req, http_resp_t *resp);
 void api_login(http_req_t *req, http_resp_t *resp);
+void api_whoami(http_req_t *req, http_resp_t *resp);
 void api_tokens_create(http_req_t *req, http_resp_t *resp);
 void api_tokens_list(http_req_t *req, http_resp_t *resp);
 void api_tokens_revoke(http_req_t *req, http_resp_t *resp);
 void api_audit_list(http_req_t *req, http_resp_t *resp);
+
+/* api_ui.c: the dashboard's files */
+void api_ui_index(http_req_t *req, http_resp_t *resp);
+void api_ui_asset(http_req_t *req, http_resp_t *resp);
 
 /* api_health.c */
 void api_healthz(http_req_t *req, http_resp_t *resp);

@@ -11,6 +11,10 @@
 #include "server/api.h"
 
 const http_route_t http_routes[] = {
+    /* The dashboard (api_ui.c): files only; it calls the routes below. */
+    {"GET", "/", ACCESS_PUBLIC, api_ui_index},
+    {"GET", "/assets/{version}/{file}", ACCESS_PUBLIC, api_ui_asset},
+
     {"GET", "/healthz", ACCESS_PUBLIC, api_healthz},
     {"GET", "/readyz", ACCESS_PUBLIC, api_readyz},
     /* Also served, open, on the --metrics-listen address (http.c). */
@@ -65,6 +69,7 @@ const http_route_t http_routes[] = {
      * because each acts only on the caller's own (an admin's on anyone's),
      * which the handlers decide. */
     {"POST", "/v1/login", ACCESS_PUBLIC, api_login},
+    {"GET", "/v1/whoami", ACCESS_READ, api_whoami},
     {"POST", "/v1/users", ACCESS_ADMIN, api_users_create},
     {"GET", "/v1/users", ACCESS_ADMIN, api_users_list},
     {"PATCH", "/v1/users/{name}", ACCESS_READ, api_users_patch},

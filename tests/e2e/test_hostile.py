@@ -445,6 +445,18 @@ class TestHostile(SkedTestCase):
         self.assertGreater(len(rs), 10, out)
         return rs
 
+    def ui_version(self):
+        """The version under which this server serves the dashboard's files
+        (the path index.html names them by), asked once: GET / is public,
+        so it counts against this address's rate limit."""
+        if getattr(self, "_ui_version", None):
+            return self._ui_version
+        r = self.send("GET", "/", auth=False)
+        m = re.search(rb'/assets/([0-9a-f]+)/app\.js', r.body)
+        self.assertTrue(m, "GET / names no /assets/<version>/app.js: " + r.summary())
+        self._ui_version = m.group(1).decode()
+        return self._ui_version
+
     def route_request(self, method, pattern, params, shape=None):
         """(target, body, ctype) of a request to the route that would
         succeed with the seeded ids; params overrides path parameters with
@@ -473,6 +485,8 @@ class TestHostile(SkedTestCase):
             real["{id}"] = self.wfrun_done.encode()
         real["{name}"] = self.user_name.encode()
         real["{task}"] = b"b"  # the skipped task of the ended workflow run
+        real["{version}"] = self.ui_version().encode()
+        real["{file}"] = b"app.js"
         real.update(params)
         target = (shape or pattern).encode()
         for k, v in real.items():
@@ -578,7 +592,7 @@ class TestHostile(SkedTestCase):
         routes.sort(key=CONTROL_ORDER.index)
         sent = 0
         for method, pattern in routes:
-            for param in ("{id}", "{n}", "{name}", "{task}"):
+            for param in ("{id}", "{n}", "{name}", "{task}", "{version}", "{file}"):
                 if param not in pattern:
                     continue
                 for label, value in self.hostile_params(method, pattern, param):
@@ -615,6 +629,12 @@ class TestHostile(SkedTestCase):
             generic = HOSTILE_IDS
         elif param == "{task}":
             r = "b"
+            generic = HOSTILE_IDS
+        elif param == "{version}":
+            r = self.ui_version()
+            generic = HOSTILE_IDS
+        elif param == "{file}":
+            r = "app.js"
             generic = HOSTILE_IDS
         elif param in ("{id}", "{name}"):
             r = next(v for k, v in owners.items() if pattern.startswith(k))
@@ -1130,6 +1150,7 @@ JSON_ROUTES = [(m, p) for (m, p), (_, ct) in VALID_BODIES.items() if ct == "appl
 # The order in which the control requests of test_hostile_ids_in_every_route
 # run, so each finds the state it needs (complete after log, delete last).
 CONTROL_ORDER = [
+    ("GET", "/assets/{version}/{file}"),
     ("GET", "/v1/jobs/{id}"), ("GET", "/v1/jobs/{id}/preview"), ("GET", "/v1/jobs/{id}/misses"),
     ("PATCH", "/v1/jobs/{id}"),
     ("GET", "/v1/runs/{id}"), ("GET", "/v1/runs/{id}/log"),
