@@ -99,6 +99,7 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp);
 void api_runs_log(http_req_t *req, http_resp_t *resp);
 void api_runs_explain(http_req_t *req, http_resp_t *resp);
 void api_runs_result(http_req_t *req, http_resp_t *resp);
+void api_stats_runs(http_req_t *req, http_resp_t *resp);
 
 /* api_workers.c: the pool and the worker protocol */
 void api_workers_register(http_req_t *req, http_resp_t *resp);

@@ -52,6 +52,7 @@ const http_route_t http_routes[] = {
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, api_runs_log},
     {"GET", "/v1/runs/{id}/explain", ACCESS_READ, api_runs_explain},
     {"GET", "/v1/runs/{id}/result", ACCESS_READ, api_runs_result},
+    {"GET", "/v1/stats/runs", ACCESS_READ, api_stats_runs},
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},

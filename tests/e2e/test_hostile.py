@@ -532,7 +532,8 @@ class TestHostile(SkedTestCase):
         j, run = self.full["id"], self.rid
         queries = [("/v1/jobs?limit=%s", "query.limit"), ("/v1/runs?limit=%s", "query.limit"),
                    ("/v1/jobs/" + j + "/preview?n=%s", "query.n"),
-                   ("/v1/runs/" + run + "/log?attempt=%s", "query.attempt")]
+                   ("/v1/runs/" + run + "/log?attempt=%s", "query.attempt"),
+                   ("/v1/stats/runs?minutes=%s", "query.minutes")]
         values = ["1e400", "18446744073709551616", "9223372036854775808",
                   "-9223372036854775809", "-0", "0", "NaN", "Infinity", "0x10", "1.5", "1e3",
                   "", "%20", "5%00", "5%00junk", "%27%20OR%201%3D1%20--"]
@@ -569,6 +570,8 @@ class TestHostile(SkedTestCase):
                             ("/v1/jobs?queue=%c0%af", "query.queue"),
                             ("/v1/jobs?tag=%ed%a0%80", "query.tag"),
                             ("/v1/jobs?cursor=%ff", "query.cursor"),
+                            ("/v1/jobs?sort=%ff", "query.sort"),
+                            ("/v1/jobs?sort=name&cursor=name.%ff.x", "query.cursor"),
                             ("/v1/runs?job_id=%ff", "query.job_id"),
                             ("/v1/runs?state=%ff", "query.state"),
                             ("/v1/jobs?name=a%00b", "query.name")):

@@ -363,6 +363,7 @@ static const struct row rows[] = {
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"GET", "/v1/runs/{id}/explain", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"GET", "/v1/runs/{id}/result", ACCESS_READ, K_RUN_READ, 200, NULL},
+    {"GET", "/v1/stats/runs", ACCESS_READ, K_PLAIN, 200, NULL},
     {"POST", "/v1/workers", ACCESS_WORKER, K_PLAIN, 201,
      "{\"name\":\"%s\",\"host\":\"h\",\"slots\":1}"},
     {"GET", "/v1/workers", ACCESS_READ, K_PLAIN, 200, NULL},
