@@ -133,3 +133,25 @@ export function throttle(fn, ms) {
     }
   };
 }
+
+// Previous/next paging over a list's cursors: onPage() loads the page at
+// cursor(); it calls done(next_cursor) with the answer.
+export function pager(onPage) {
+  let cursors = [null];
+  let nextCursor = null;
+  const status = h('p', {class: 'muted', role: 'status'});
+  const prev = button('Previous page', () => { cursors.pop(); onPage(); }, {disabled: true});
+  const next = button('Next page', () => { cursors.push(nextCursor); onPage(); }, {disabled: true});
+  return {
+    el: h('div', {class: 'pager'}, prev, status, next),
+    status,
+    cursor: () => cursors[cursors.length - 1],
+    page: () => cursors.length,
+    reset() { cursors = [null]; },
+    done(nc) {
+      nextCursor = nc;
+      prev.disabled = cursors.length <= 1;
+      next.disabled = !nc;
+    },
+  };
+}

@@ -4,7 +4,7 @@
 
 import {api, get, post, can, ApiError} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, field, button, empty, debounce, throttle} from './dom.js';
+import {h, mount, time, badge, field, button, empty, debounce, throttle, pager} from './dom.js';
 
 const PAGE = 50;
 const SORTS = [['-created', 'Newest first'], ['created', 'Oldest first'], ['name', 'Name A–Z'],
@@ -35,15 +35,12 @@ export async function jobsPage(root) {
   const search = h('input', {type: 'search', name: 'name', value: q.get('name') || '', spellcheck: 'false'});
   const sort = h('select', {name: 'sort'}, SORTS.map(([v, l]) => h('option', {value: v,
     selected: (q.get('sort') || '-created') === v}, l)));
-  const status = h('p', {class: 'muted', role: 'status'});
+  const pg = pager(() => load());
+  const status = pg.status;
   const tbody = h('tbody');
   const selectAll = h('input', {type: 'checkbox', 'aria-label': 'Select every job on this page'});
-  const prev = button('Previous page', () => { cursors.pop(); load(); }, {disabled: true});
-  const next = button('Next page', () => { cursors.push(nextCursor); load(); }, {disabled: true});
   const pause = button('Pause selected', () => bulk('pause'), {disabled: true});
   const resume = button('Resume selected', () => bulk('resume'), {disabled: true});
-  let cursors = [null]; // the cursor of each page shown so far
-  let nextCursor = null;
   let rows = [];
   let seq = 0;
 
@@ -84,15 +81,14 @@ export async function jobsPage(root) {
     const t0 = performance.now();
     let page;
     try {
-      page = await get('/v1/jobs', {...f, limit: PAGE, cursor: cursors[cursors.length - 1]});
+      page = await get('/v1/jobs', {...f, limit: PAGE, cursor: pg.cursor()});
     } catch (e) {
       if (my !== seq) return;
       status.textContent = e.field ? `${e.field}: ${e.message}` : e.message;
-      if (e.field === 'query.cursor') cursors = [null];
+      if (e.field === 'query.cursor') pg.reset();
       return;
     }
     if (my !== seq) return; // a newer load started
-    nextCursor = page.next_cursor;
     rows = page.items.map(job => {
       const box = h('input', {type: 'checkbox', 'aria-label': `Select ${job.name}`,
         checked: keepIds.has(job.id), onchange: updateBulk});
@@ -112,9 +108,8 @@ export async function jobsPage(root) {
     });
     mount(tbody, rows.map(r => r.tr));
     if (!rows.length) mount(tbody, h('tr', {}, h('td', {colspan: 10}, empty('No jobs match.'))));
-    prev.disabled = cursors.length <= 1;
-    next.disabled = !nextCursor;
-    const shown = `Page ${cursors.length}: ${rows.length} job${rows.length === 1 ? '' : 's'}`;
+    pg.done(page.next_cursor);
+    const shown = `Page ${pg.page()}: ${rows.length} job${rows.length === 1 ? '' : 's'}`;
     status.textContent = `${shown} (${Math.round(performance.now() - t0)} ms).`;
     root.dataset.loadedMs = String(Math.round(performance.now() - t0));
     updateBulk();
@@ -122,7 +117,7 @@ export async function jobsPage(root) {
     history.replaceState(null, '', `#/jobs${qs ? `?${qs}` : ''}`);
   }
 
-  const reset = () => { cursors = [null]; load(); };
+  const reset = () => { pg.reset(); load(); };
   for (const el of [state, sort]) el.addEventListener('change', reset);
   const typed = debounce(reset, 250);
   for (const el of [queue, tag, search]) el.addEventListener('input', typed);
@@ -141,7 +136,7 @@ export async function jobsPage(root) {
         ['Name', 'State', 'Type', 'Queue', 'Schedules', 'Next fire', 'Priority', 'Tags', 'Created']
           .map(c => h('th', {scope: 'col'}, c)))),
       tbody)),
-    h('div', {class: 'pager'}, prev, status, next));
+    pg.el);
 
   // Live: a job created, changed or deleted refreshes the page shown (at
   // most twice a second), keeping the selection.

@@ -3,14 +3,12 @@
 
 import {get, post, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, relative, badge, button, empty, throttle} from './dom.js';
+import {h, mount, time, relative, badge, button, empty, throttle, pager} from './dom.js';
 
 export async function workersPage(root) {
   const tbody = h('tbody');
-  const status = h('p', {class: 'muted', role: 'status'});
-  let cursors = [null], nextCursor = null;
-  const prev = button('Previous page', () => { cursors.pop(); load(); }, {disabled: true});
-  const next = button('Next page', () => { cursors.push(nextCursor); load(); }, {disabled: true});
+  const pg = pager(() => load());
+  const status = pg.status;
 
   async function drain(w) {
     try {
@@ -21,8 +19,7 @@ export async function workersPage(root) {
   }
 
   async function load() {
-    const page = await get('/v1/workers', {limit: 100, cursor: cursors[cursors.length - 1]});
-    nextCursor = page.next_cursor;
+    const page = await get('/v1/workers', {limit: 100, cursor: pg.cursor()});
     mount(tbody, page.items.length ? page.items.map(w => h('tr', {},
       h('td', {}, h('strong', {}, w.name), h('br'), h('code', {class: 'muted'}, w.id)),
       h('td', {}, badge(w.state)),
@@ -35,8 +32,7 @@ export async function workersPage(root) {
       h('td', {}, time(w.heartbeat_at), h('br'), h('small', {class: 'muted'}, relative(w.heartbeat_at))),
       h('td', {}, can.admin() && w.state === 'active' ? button(`Drain ${w.name}`, () => drain(w)) : null)))
       : h('tr', {}, h('td', {colspan: 9}, empty('No workers. Start one with sked worker, or sked dev --slots N.'))));
-    prev.disabled = cursors.length <= 1;
-    next.disabled = !nextCursor;
+    pg.done(page.next_cursor);
     const active = page.items.filter(w => w.state === 'active');
     const slots = active.reduce((s, w) => s + w.slots, 0), busy = active.reduce((s, w) => s + w.running, 0);
     status.textContent = `${active.length} active on this page, ${busy} of ${slots} slots busy.`;
@@ -46,7 +42,7 @@ export async function workersPage(root) {
     h('div', {class: 'table-wrap'}, h('table', {'aria-label': 'Workers'},
       h('thead', {}, h('tr', {}, ['Worker', 'State', 'Host', 'Slots', 'Queues', 'Labels', 'Types', 'Heartbeat', '']
         .map(c => h('th', {scope: 'col'}, c)))), tbody)),
-    h('div', {class: 'pager'}, prev, status, next));
+    pg.el);
   await load();
   const refresh = throttle(load, 1000);
   return events.subscribe(ev => {

@@ -4,7 +4,7 @@
 
 import {get, post, del, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, facts, card, button, empty, throttle} from './dom.js';
+import {h, mount, time, badge, facts, card, button, empty, throttle, pager} from './dom.js';
 import {dag} from './dag.js';
 import {scheduleText} from './jobs.js';
 
@@ -12,13 +12,10 @@ const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped']);
 
 export async function workflowsPage(root) {
   const tbody = h('tbody');
-  const status = h('p', {class: 'muted', role: 'status'});
-  let cursors = [null], nextCursor = null;
-  const prev = button('Previous page', () => { cursors.pop(); load(); }, {disabled: true});
-  const next = button('Next page', () => { cursors.push(nextCursor); load(); }, {disabled: true});
+  const pg = pager(() => load());
+  const status = pg.status;
   async function load() {
-    const page = await get('/v1/workflows', {limit: 50, cursor: cursors[cursors.length - 1]});
-    nextCursor = page.next_cursor;
+    const page = await get('/v1/workflows', {limit: 50, cursor: pg.cursor()});
     mount(tbody, page.items.length ? page.items.map(w => h('tr', {},
       h('td', {}, h('a', {href: `#/workflows/${w.id}`}, w.name)),
       h('td', {}, badge(w.state)),
@@ -27,15 +24,14 @@ export async function workflowsPage(root) {
       h('td', {}, time(w.next_fire_at)),
       h('td', {}, time(w.created_at))))
       : h('tr', {}, h('td', {colspan: 6}, empty('No workflows yet. Submit one with sked workflows apply or POST /v1/workflows.'))));
-    prev.disabled = cursors.length <= 1;
-    next.disabled = !nextCursor;
-    status.textContent = `Page ${cursors.length}: ${page.items.length} workflow${page.items.length === 1 ? '' : 's'}.`;
+    pg.done(page.next_cursor);
+    status.textContent = `Page ${pg.page()}: ${page.items.length} workflow${page.items.length === 1 ? '' : 's'}.`;
   }
   mount(root, h('h1', {}, 'Workflows'),
     h('div', {class: 'table-wrap'}, h('table', {'aria-label': 'Workflows'},
       h('thead', {}, h('tr', {}, ['Name', 'State', 'Tasks', 'Schedules', 'Next fire', 'Created']
         .map(c => h('th', {scope: 'col'}, c)))), tbody)),
-    h('div', {class: 'pager'}, prev, status, next));
+    pg.el);
   await load();
   const refresh = throttle(load, 1000);
   return events.subscribe(() => refresh(), {kinds: ['job']});
