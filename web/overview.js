@@ -55,6 +55,12 @@ function histogram(samples, name) {
     .map(s => ({le: s.labels.le === '+Inf' ? Infinity : Number(s.labels.le), count: s.value}));
 }
 
+// The time of day of an instant, with the UTC instant on hover.
+function clock(iso) {
+  const d = new Date(iso);
+  return h('time', {datetime: iso, title: `${d.toISOString()} (UTC)`}, d.toLocaleTimeString());
+}
+
 // What an alert is about, linked when it is a job.
 export function subject(a) {
   const s = a.subject || {};
@@ -75,7 +81,8 @@ export async function overviewPage(root) {
   const queueBox = h('div');
   const workersBox = h('div');
   const alertsBox = h('div');
-  const feed = h('ol', {class: 'feed', 'aria-label': 'Latest events', 'aria-live': 'off'});
+  const feed = h('ol', {class: 'feed', 'aria-label': 'Latest events', 'aria-live': 'off'},
+    h('li', {class: 'muted'}, 'Changes appear here as they happen.'));
   mount(root,
     h('h1', {}, 'Overview'),
     h('div', {class: 'grid'},
@@ -145,10 +152,10 @@ export async function overviewPage(root) {
     const row = (label, b) => h('tr', {}, h('th', {scope: 'row'}, label),
       [0.5, 0.95, 0.99].map(q => h('td', {class: 'num'}, ms(quantile(q, b)))));
     mount(lagBox,
-      h('table', {class: 'compact', 'aria-label': 'Lag percentiles'},
+      h('div', {class: 'table-wrap'}, h('table', {class: 'compact', 'aria-label': 'Lag percentiles'},
         h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'p50'), h('th', {}, 'p95'),
           h('th', {}, 'p99'))),
-        h('tbody', {}, row('fire → start', fire), row('due → claim', disp))),
+        h('tbody', {}, row('fire → start', fire), row('due → claim', disp)))),
       h('small', {class: 'muted'}, 'This server, since it started.'));
     const depth = {};
     for (const s of samples.filter(x => x.name === 'sked_queue_depth')) {
@@ -156,11 +163,13 @@ export async function overviewPage(root) {
       q[s.labels.state] = s.value;
     }
     const states = ['scheduled', 'waiting', 'pending', 'running'];
+    const abbr = {scheduled: 'sched.', waiting: 'wait.', pending: 'pend.', running: 'run.'};
     const queues = Object.keys(depth).sort();
-    mount(queueBox, queues.length ? h('table', {class: 'compact', 'aria-label': 'Queue depths'},
-      h('thead', {}, h('tr', {}, h('th', {}, 'queue'), states.map(s => h('th', {class: 'num'}, s)))),
+    mount(queueBox, queues.length ? h('div', {class: 'table-wrap'}, h('table', {class: 'compact', 'aria-label': 'Queue depths'},
+      h('thead', {}, h('tr', {}, h('th', {}, 'queue'), states.map(s => h('th', {class: 'num'},
+        h('abbr', {title: s}, abbr[s]))))),
       h('tbody', {}, queues.map(q => h('tr', {}, h('th', {scope: 'row'}, q),
-        states.map(s => h('td', {class: 'num'}, String(depth[q][s] || 0)))))))
+        states.map(s => h('td', {class: 'num'}, String(depth[q][s] || 0))))))))
       : empty('No runs are queued.'));
   }
 
@@ -201,9 +210,10 @@ export async function overviewPage(root) {
     const link = ev.run_id ? h('a', {href: `#/runs/${ev.run_id}`}, ev.run_id)
       : ev.job_id ? h('a', {href: `#/jobs/${ev.job_id}`}, ev.job_id)
         : ev.worker_id || ev.alert_id || '';
-    feed.prepend(h('li', {}, time(ev.time), ' ', h('span', {class: 'etype'}, ev.type), ' ', link,
+    feed.prepend(h('li', {}, clock(ev.time), ' ', h('span', {class: 'etype'}, ev.type), ' ', link,
       ev.detail ? h('span', {class: 'muted'}, ` ${ev.detail}`) : null));
-    while (feed.children.length > 20) feed.lastChild.remove();
+    feed.querySelector('li.muted')?.remove();
+    while (feed.children.length > 15) feed.lastChild.remove();
   }
 
   const refresh = throttle(() => { loadMetrics(); loadWorkers(); }, 2000);
