@@ -36,3 +36,8 @@ add_test(NAME store.graph_load.postgres
          COMMAND ${CMAKE_SOURCE_DIR}/tests/store/pg_harness.sh sh -c
                  "exec \"$0\" \"$SKED_TEST_PG_URL\" --tasks 60 --batch 8" $<TARGET_FILE:sked-graph-load>)
 set_tests_properties(store.graph_load.postgres PROPERTIES LABELS "store;postgres" TIMEOUT 300)
+
+# The dashboard's lists at 100,000 jobs through the store alone: the first
+# page of the job list in every sort and with every filter (bench/list_load.c).
+add_executable(sked-list-load ${CMAKE_SOURCE_DIR}/bench/list_load.c)
+target_link_libraries(sked-list-load PRIVATE sked_store)

@@ -60,7 +60,8 @@ static void dev_usage(FILE *f)
             "                       (default: the --tls-cert certificate itself)\n"
             "  -h, --help           this help\n"
             "\n"
-            "Prints 'listening: URL', 'admin-token: TOKEN' and 'admin-token-file: PATH'.\n"
+            "Prints 'listening: URL', 'admin-token: TOKEN' and 'admin-token-file: PATH',\n"
+            "then where the dashboard is. The dashboard is at the API's address, '/'.\n"
             "Ctrl-C lets running jobs finish, then stops; press it again to force.\n");
 }
 
@@ -184,6 +185,7 @@ int cmd_dev(int argc, char **argv)
     cmd_server_print_ready(server_url(srv), token, token_file);
     printf("sked dev is up: API at %s, %s, data in %s.\n", server_url(srv),
            o.slots > 0 ? "a local worker is running jobs" : "no local worker (--slots 0)", o.data);
+    printf("Dashboard: open %s/ and log in with the admin token %s\n", server_url(srv), token);
     if (cfg.tls_cert_file)
         printf("Try: export SKED_SERVER=%s SKED_TOKEN=$(cat %s) SKED_CA=%s; sked submit --help\n",
                server_url(srv), token_file, o.ca ? o.ca : cfg.tls_cert_file);

@@ -310,42 +310,75 @@ static double digits(const char **p)
     return n;
 }
 
-/* An upper bound on the nodes glibc's regcomp builds for the alternation
- * at *pp, which it leaves at the ')' that ends a group (or the end): a
- * bounded repetition copies its operand once per bound ({,n} too, a GNU
- * extension), and '+' once, so nested ones multiply. Every operator is a
- * node of its own, and so counts: the epsilon closures regcomp computes
- * grow with the square of the nodes when they can all be skipped
- * ("0??????????{1000}" takes 460 MB). Brackets, escapes and other atoms
- * count one; so does a quantifier with nothing before it, or a ')' closing
- * no group, which glibc may take as a literal and repeat. */
-static double rx_alt(const char **pp, int depth)
+/* What regcomp will spend on part of a pattern, estimated. */
+typedef struct rxcost {
+    double nodes;  /* the nodes it builds */
+    double skip;   /* nodes of parts that can match "" (epsilon chains) */
+    double loops;  /* nodes of loops whose body can match "" (epsilon cycles) */
+    bool nullable; /* whether the part can match the empty string */
+} rxcost_t;
+
+/* The cost of the operand *a repeated by op ('*', '+', '?', or '{' with
+ * lo and hi): glibc copies the operand once per bound ({,n} too, a GNU
+ * extension), and '+' once, so nested ones multiply; '*', '?' and '+' are
+ * nodes of their own. Parts that can match "" make chains of epsilon
+ * transitions, and loops of them when such a part is repeated without
+ * bound ("()*", "(a*)*"): regcomp computes their closures in time growing
+ * with the square of their nodes, slowly for chains ("a?{499}" takes
+ * 1.3 ms, where "a{999}" takes 0.15) and fast for loops ("()*{400}" takes
+ * 200 ms). Those nodes are counted again, apart, in skip and loops. */
+static void rx_repeat(rxcost_t *a, char op, double lo, double hi)
+{
+    double copies = op == '+' ? 2 : op == '{' && hi > 1 ? hi : 1;
+    bool unbounded = op == '*' || op == '+' || (op == '{' && hi == lo + 1 && hi > 1);
+    double body = a->nodes + 1;
+    a->nodes = op == '{' ? a->nodes * copies : body * copies;
+    a->skip *= copies;
+    a->loops = a->loops * copies + (unbounded && a->nullable ? copies * body : 0);
+    a->nullable = a->nullable || op == '*' || op == '?' || (op == '{' && lo == 0);
+    if (a->nullable) a->skip = a->nodes;
+}
+
+/* Adds the atom *a to the sequence *seq. */
+static void rx_then(rxcost_t *seq, const rxcost_t *a)
+{
+    seq->nodes += a->nodes;
+    seq->skip += a->skip;
+    seq->loops += a->loops;
+    seq->nullable = seq->nullable && a->nullable;
+}
+
+/* The cost of the alternation at *pp, which it leaves at the ')' that ends
+ * a group (or the end). Brackets, escapes and other atoms count one node;
+ * so does a quantifier with nothing before it, or a ')' closing no group,
+ * which glibc may take as a literal and repeat. Anchors and GNU's
+ * zero-width escapes match "". */
+static rxcost_t rx_alt(const char **pp, int depth)
 {
     const char *p = *pp;
-    double total = 0, seq = 0, atom = 0;
+    rxcost_t total = {0, 0, 0, false};
+    rxcost_t seq = {0, 0, 0, true};  /* the branch so far, but its last atom */
+    rxcost_t atom = {0, 0, 0, true}; /* the last atom, with its quantifiers */
+    bool have_atom = false;
     while (*p && !(*p == ')' && depth > 0)) {
-        double mult = 1;
         bool quantifier = *p == '*' || *p == '?' || *p == '+' ||
                           (*p == '{' && (isdigit((unsigned char)p[1]) ||
                                          (p[1] == ',' && isdigit((unsigned char)p[2]))));
-        if (quantifier && atom == 0) {
-            atom = 1;
-            seq += 1;
+        if (quantifier && !have_atom) {
+            atom = (rxcost_t){1, 0, 0, false};
+            have_atom = true;
         }
         if (*p == '|') {
-            total += seq + 1;
-            seq = atom = 0;
+            if (have_atom) rx_then(&seq, &atom);
+            total.nodes += seq.nodes + 1;
+            total.skip += seq.skip;
+            total.loops += seq.loops;
+            total.nullable = total.nullable || seq.nullable;
+            seq = (rxcost_t){0, 0, 0, true};
+            have_atom = false;
             p++;
-            continue;
-        } else if (*p == '*' || *p == '?') {
-            seq += 1;
-            atom += 1;
-            p++;
-            continue;
-        } else if (*p == '+') {
-            seq += 1;
-            atom += 1;
-            mult = 2;
+        } else if (*p == '*' || *p == '?' || *p == '+') {
+            rx_repeat(&atom, *p, 0, 0);
             p++;
         } else if (quantifier) { /* {m}, {m,}, {m,n}, {,n} */
             p++;
@@ -354,12 +387,20 @@ static double rx_alt(const char **pp, int depth)
                 p++;
                 hi = isdigit((unsigned char)*p) ? digits(&p) : lo + 1;
             }
-            mult = hi > 1 ? hi : 1;
             if (*p == '}') p++;
+            rx_repeat(&atom, '{', lo, hi);
         } else {
+            if (have_atom) rx_then(&seq, &atom);
+            have_atom = true;
+            atom = (rxcost_t){1, 0, 0, false};
             if (*p == '(') {
                 p++;
-                atom = depth >= JSCHEMA_DEPTH_MAX ? RX_DEEP : rx_alt(&p, depth + 1) + 1;
+                if (depth >= JSCHEMA_DEPTH_MAX) {
+                    atom.nodes = RX_DEEP;
+                } else {
+                    atom = rx_alt(&p, depth + 1);
+                    atom.nodes += 1;
+                }
                 if (*p == ')') p++;
             } else if (*p == '[') { /* a bracket expression: "[]a]", "[^]]", "[[:alpha:]]" */
                 p += p[1] == '^' ? 2 : 1;
@@ -375,27 +416,35 @@ static double rx_alt(const char **pp, int depth)
                     }
                 }
                 if (*p) p++;
-                atom = 1;
+            } else if (*p == '\\' && p[1]) {
+                atom.nullable = strchr("bB<>`'", p[1]) != NULL;
+                atom.skip = atom.nullable;
+                p += 2;
             } else {
-                p += *p == '\\' && p[1] ? 2 : 1;
-                atom = 1;
+                atom.nullable = *p == '^' || *p == '$';
+                atom.skip = atom.nullable;
+                p++;
             }
-            seq += atom;
-            continue;
-        }
-        if (mult > 1) {
-            seq += atom * (mult - 1);
-            atom *= mult;
         }
     }
+    if (have_atom) rx_then(&seq, &atom);
+    total.nodes += seq.nodes;
+    total.skip += seq.skip;
+    total.loops += seq.loops;
+    total.nullable = total.nullable || seq.nullable;
     *pp = p;
-    return total + seq;
+    return total;
 }
 
-static double rx_cost(const char *pattern)
+/* A pattern's nodes (at least 1), and the work regcomp does on them, in
+ * about the time it takes per node (0.15-0.3 us here): the nodes, plus the
+ * squares of its epsilon chains and loops, weighed as measured. */
+static rxcost_t rx_cost(const char *pattern, double *work)
 {
-    double cost = rx_alt(&pattern, 0);
-    return cost > 1 ? cost : 1;
+    rxcost_t c = rx_alt(&pattern, 0);
+    if (c.nodes < 1) c.nodes = 1;
+    if (work) *work = c.nodes + c.skip * c.skip / 50 + c.loops * c.loops;
+    return c;
 }
 
 /* One compiled pattern of a validation. */
@@ -411,6 +460,7 @@ typedef struct cctx {
     path_t path; /* of the keyword being checked */
     char *err;
     size_t errlen;
+    double rx_work; /* of the patterns checked so far */
 } cctx_t;
 
 static int cfail(cctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -443,12 +493,25 @@ static int check_pattern(cctx_t *c, const char *pat, size_t len)
                          p[1]);
         p++;
     }
-    double cost = rx_cost(pat);
+    double work;
+    double cost = rx_cost(pat, &work).nodes;
     if (!(cost <= JSCHEMA_PATTERN_COST_MAX))
         return cfail(c,
                      "is too costly to match: regcomp would build about %.3g nodes from it (at "
                      "most %d); prefer * and + to large {m,n} bounds, and nest fewer of them",
                      cost, JSCHEMA_PATTERN_COST_MAX);
+    if (!(work <= JSCHEMA_PATTERN_WORK_MAX))
+        return cfail(c,
+                     "is too costly to compile: regcomp would do about %.3g units of work on it "
+                     "(at most %d), for its parts that can match the empty string, repeated; "
+                     "write such a loop once (a* for (a*)*), and prefer * to large {m,n} bounds",
+                     work, JSCHEMA_PATTERN_WORK_MAX);
+    c->rx_work += work;
+    if (!(c->rx_work <= JSCHEMA_SCHEMA_WORK_MAX))
+        return cfail(c,
+                     "makes the schema's patterns together too costly to compile (about %.3g "
+                     "units of work, at most %d); use fewer or simpler patterns",
+                     c->rx_work, JSCHEMA_SCHEMA_WORK_MAX);
     regex_t re;
     int rc = regcomp(&re, pat, REG_EXTENDED | REG_NOSUB);
     if (rc) {
@@ -717,7 +780,7 @@ static int rx_match(vctx_t *c, const char *pattern, const char *s, size_t len)
             return -1;
         }
         r->pattern = pattern;
-        r->cost = rx_cost(pattern);
+        r->cost = rx_cost(pattern, NULL).nodes;
         c->rx = xrealloc(c->rx, (c->nrx + 1) * sizeof *c->rx);
         c->rx[c->nrx++] = r;
     }

@@ -23,7 +23,9 @@
  * Bounded on hostile input: schemas and instances nest at most
  * JSCHEMA_DEPTH_MAX levels; a pattern is at most JSCHEMA_PATTERN_MAX bytes,
  * has no back-references and no nested bounded repetitions that regcomp
- * would expand past JSCHEMA_PATTERN_COST_MAX nodes; and one validation
+ * would expand past JSCHEMA_PATTERN_COST_MAX nodes, nor repeated parts
+ * matching "" that would make it work past JSCHEMA_PATTERN_WORK_MAX (all of
+ * a schema's patterns together: JSCHEMA_SCHEMA_WORK_MAX); one validation
  * spends at most JSCHEMA_MATCH_BUDGET (string bytes x pattern nodes) in
  * regexec, beyond which a string is refused as too long for its pattern
  * rather than matched for seconds. uniqueItems sorts, so it costs
@@ -41,6 +43,8 @@
 #define JSCHEMA_DEPTH_MAX        64      /* levels of subschemas; of arrays/objects in values */
 #define JSCHEMA_PATTERN_MAX      1024    /* bytes in a pattern */
 #define JSCHEMA_PATTERN_COST_MAX 1000    /* regcomp's nodes for a pattern, as estimated */
+#define JSCHEMA_PATTERN_WORK_MAX 25000   /* regcomp's work for a pattern, as estimated */
+#define JSCHEMA_SCHEMA_WORK_MAX  50000   /* regcomp's work for all of a schema's patterns */
 #define JSCHEMA_MATCH_BUDGET     4000000 /* sum of (string bytes + 1) x pattern nodes matched */
 
 /* Checks that schema is one jschema can apply: an object (or true/false)

@@ -99,6 +99,7 @@ void api_runs_cancel(http_req_t *req, http_resp_t *resp);
 void api_runs_log(http_req_t *req, http_resp_t *resp);
 void api_runs_explain(http_req_t *req, http_resp_t *resp);
 void api_runs_result(http_req_t *req, http_resp_t *resp);
+void api_stats_runs(http_req_t *req, http_resp_t *resp);
 
 /* api_workers.c: the pool and the worker protocol */
 void api_workers_register(http_req_t *req, http_resp_t *resp);
@@ -119,10 +120,15 @@ void api_users_list(http_req_t *req, http_resp_t *resp);
 void api_users_patch(http_req_t *req, http_resp_t *resp);
 void api_users_delete(http_req_t *req, http_resp_t *resp);
 void api_login(http_req_t *req, http_resp_t *resp);
+void api_whoami(http_req_t *req, http_resp_t *resp);
 void api_tokens_create(http_req_t *req, http_resp_t *resp);
 void api_tokens_list(http_req_t *req, http_resp_t *resp);
 void api_tokens_revoke(http_req_t *req, http_resp_t *resp);
 void api_audit_list(http_req_t *req, http_resp_t *resp);
+
+/* api_ui.c: the dashboard's files */
+void api_ui_index(http_req_t *req, http_resp_t *resp);
+void api_ui_asset(http_req_t *req, http_resp_t *resp);
 
 /* api_health.c */
 void api_healthz(http_req_t *req, http_resp_t *resp);

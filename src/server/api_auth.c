@@ -577,6 +577,16 @@ out:
     json_decref(body);
 }
 
+/* GET /v1/whoami: the caller's own token (never its secret), so a client
+ * such as the dashboard knows whose it is, its role and namespaces, and
+ * when it expires. */
+void api_whoami(http_req_t *req, http_resp_t *resp)
+{
+    store_token_t me = {0};
+    if (caller_token(req, resp, &me) == 0) http_json(resp, 200, token_json(&me));
+    store_token_clear(&me);
+}
+
 void api_tokens_list(http_req_t *req, http_resp_t *resp)
 {
     store_token_filter_t f = {0};

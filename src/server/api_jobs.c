@@ -428,13 +428,20 @@ void api__job_list(http_req_t *req, http_resp_t *resp, job_kind_t kind, api_job_
     f.queue = http_query(req, "queue");
     f.name = http_query(req, "name");
     f.tag = http_query(req, "tag");
+    q = http_query(req, "sort");
+    if (q && job_sort_parse(q, &f.sort) != 0) {
+        api_fail(resp, SKED_EINVAL, "query.sort",
+                 "sort must be one of -created, created, name, -name, priority, -priority");
+        goto out;
+    }
     f.cursor = http_query(req, "cursor");
     f.limit = (int)limit;
     f.kind = kind;
 
     int rc = store_job_list(req->st, &f, &jobs, &n, &next);
     if (rc == SKED_EINVAL && f.cursor) {
-        api_fail(resp, SKED_EINVAL, "query.cursor", "cursor is not one this server handed out");
+        api_fail(resp, SKED_EINVAL, "query.cursor",
+                 "cursor is not one this server handed out for sort=%s", job_sort_name(f.sort));
         goto out;
     }
     if (rc != 0) {

@@ -160,6 +160,42 @@ out:
     store_run_clear(&run);
 }
 
+/* GET /v1/stats/runs: finished runs per minute by outcome, oldest minute
+ * first, the current (partial) minute last, every minute listed even with
+ * nothing in it, counted only over the namespaces the caller may see. */
+void api_stats_runs(http_req_t *req, http_resp_t *resp)
+{
+    long minutes = 60;
+    const char *q = http_query(req, "minutes");
+    if (q && api__int_param(q, 1, 1440, &minutes) != 0) {
+        api_fail(resp, SKED_EINVAL, "query.minutes", "minutes must be an integer from 1 to 1440");
+        return;
+    }
+    int64_t from_ms = (req->now_ms / 60000 - minutes + 1) * 60000;
+    store_run_minute_t *v = xcalloc((size_t)minutes, sizeof *v);
+    int rc = store_run_minutes(req->st, from_ms, (int)minutes, auth_ns_filter(req->who), v);
+    if (rc != 0) {
+        api_fail_store(resp, rc, "run", "counting runs");
+        free(v);
+        return;
+    }
+    static const char *const outcomes[] = {"succeeded", "failed", "canceled", "skipped"};
+    json_t *list = json_array();
+    for (long i = 0; i < minutes; i++) {
+        char at[40];
+        clock_format_rfc3339(from_ms + i * 60000, at, sizeof at);
+        json_t *o = json_object();
+        json_object_set_new(o, "at", json_string(at));
+        for (int k = 0; k < 4; k++)
+            json_object_set_new(o, outcomes[k], json_integer(v[i].n[k]));
+        json_array_append_new(list, o);
+    }
+    free(v);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "minutes", list);
+    http_json(resp, 200, doc);
+}
+
 void api_runs_get(http_req_t *req, http_resp_t *resp)
 {
     const char *id = api__path_id(req, resp);

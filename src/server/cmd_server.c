@@ -297,7 +297,8 @@ static void server_usage(FILE *f)
             CMD_SERVER_HELP_ALERTS "  -h, --help           this help\n"
         "\n"
         "Prints 'listening: URL', and on a new store 'admin-token: TOKEN', and\n"
-        "'admin-token-file: PATH'. Stops cleanly on SIGINT or SIGTERM.\n");
+        "'admin-token-file: PATH'. Stops cleanly on SIGINT or SIGTERM. The web dashboard\n"
+        "is served at '/' of the --listen address (log in with a token, or a user).\n");
 }
 
 /* The options of `sked server` besides the common ones, into arg (a

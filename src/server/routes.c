@@ -11,6 +11,10 @@
 #include "server/api.h"
 
 const http_route_t http_routes[] = {
+    /* The dashboard (api_ui.c): files only; it calls the routes below. */
+    {"GET", "/", ACCESS_PUBLIC, api_ui_index},
+    {"GET", "/assets/{version}/{file}", ACCESS_PUBLIC, api_ui_asset},
+
     {"GET", "/healthz", ACCESS_PUBLIC, api_healthz},
     {"GET", "/readyz", ACCESS_PUBLIC, api_readyz},
     /* Also served, open, on the --metrics-listen address (http.c). */
@@ -48,6 +52,7 @@ const http_route_t http_routes[] = {
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, api_runs_log},
     {"GET", "/v1/runs/{id}/explain", ACCESS_READ, api_runs_explain},
     {"GET", "/v1/runs/{id}/result", ACCESS_READ, api_runs_result},
+    {"GET", "/v1/stats/runs", ACCESS_READ, api_stats_runs},
 
     {"POST", "/v1/workers", ACCESS_WORKER, api_workers_register},
     {"GET", "/v1/workers", ACCESS_READ, api_workers_list},
@@ -65,6 +70,7 @@ const http_route_t http_routes[] = {
      * because each acts only on the caller's own (an admin's on anyone's),
      * which the handlers decide. */
     {"POST", "/v1/login", ACCESS_PUBLIC, api_login},
+    {"GET", "/v1/whoami", ACCESS_READ, api_whoami},
     {"POST", "/v1/users", ACCESS_ADMIN, api_users_create},
     {"GET", "/v1/users", ACCESS_ADMIN, api_users_list},
     {"PATCH", "/v1/users/{name}", ACCESS_READ, api_users_patch},

@@ -11,6 +11,8 @@
  */
 #include "store/verbs.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,15 +60,32 @@ static db_sql_t Q_SCHED_OF_JOB =
     " AND ($4::text IS NULL OR strpos(name, $4) > 0)"                                              \
     " AND ($5::text IS NULL OR strpos(tags, ',' || $5 || ',') > 0)"                                \
     " AND ($7::text IS NULL OR ns = ANY (string_to_array($7, ','))) AND kind = $8::integer"
-#define JOB_LIST_ORDER " ORDER BY created_ms DESC, id DESC LIMIT "
-static db_sql_t Q_JOB_LIST =
-    DB_SQL("SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE JOB_LIST_ORDER "?6",
-           "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG JOB_LIST_ORDER "$6");
-static db_sql_t Q_JOB_LIST_AFTER =
-    DB_SQL("SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE
-           " AND (created_ms, id) < (?9, ?10)" JOB_LIST_ORDER "?6",
-           "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG
-           " AND (created_ms, id) < ($9::bigint, $10::text)" JOB_LIST_ORDER "$6");
+/* One pair of statements per sort (job_sort_t): the first page, and a page
+ * after the cursor's (key, id), each spelling its ORDER BY so that the
+ * database walks an index in that order (jobs_kind, jobs_kind_name,
+ * jobs_kind_priority) and stops after LIMIT rows instead of sorting every
+ * job. Names compare byte by byte on both engines (SQLite's BINARY,
+ * PostgreSQL's "C", which jobs_kind_name is built with), so both list in
+ * one order whatever the database's locale. */
+#define JOB_LIST_LITE(after, order)                                                                \
+    "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_LITE after " ORDER BY " order " LIMIT ?6"
+#define JOB_LIST_PG(after, order)                                                                  \
+    "SELECT " JOB_COLS " FROM jobs" JOB_LIST_WHERE_PG after " ORDER BY " order " LIMIT $6"
+#define JOB_LIST_BY(lite, pg, pgtype, cmp, dir)                                                    \
+    {                                                                                              \
+        DB_SQL(JOB_LIST_LITE("", lite dir ", id" dir), JOB_LIST_PG("", pg dir ", id" dir)),        \
+            DB_SQL(JOB_LIST_LITE(" AND (" lite ", id) " cmp " (?9, ?10)", lite dir ", id" dir),    \
+                   JOB_LIST_PG(" AND (" pg ", id) " cmp " ($9::" pgtype ", $10::text)",            \
+                               pg dir ", id" dir))                                                 \
+    }
+static db_sql_t Q_JOB_LIST[JOB_SORT_COUNT][2] = {
+    [JOB_SORT_CREATED_DESC] = JOB_LIST_BY("created_ms", "created_ms", "bigint", "<", " DESC"),
+    [JOB_SORT_CREATED] = JOB_LIST_BY("created_ms", "created_ms", "bigint", ">", ""),
+    [JOB_SORT_NAME] = JOB_LIST_BY("name", "name COLLATE \"C\"", "text", ">", ""),
+    [JOB_SORT_NAME_DESC] = JOB_LIST_BY("name", "name COLLATE \"C\"", "text", "<", " DESC"),
+    [JOB_SORT_PRIORITY] = JOB_LIST_BY("priority", "priority", "integer", ">", ""),
+    [JOB_SORT_PRIORITY_DESC] = JOB_LIST_BY("priority", "priority", "integer", "<", " DESC"),
+};
 
 static db_sql_t Q_JOB_UPDATE = DB_SAME(
     "UPDATE jobs SET name = ?2, queue = ?3, spec_json = ?4, constraints = ?5, tags = ?6,"
@@ -437,8 +456,80 @@ int v_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **
     return store__tx(st, scheds ? DB_READ : DB_READ1, job_get_fn, &a, NULL);
 }
 
+/* Where a page after the first starts: the last row's sort key and id. */
+struct job_key {
+    int64_t num;    /* created_ms or priority */
+    char text[256]; /* the name, for the name sorts (a name has at most 200 bytes) */
+    char id[SKED_ID_LEN];
+};
+
+static bool sort_by_name(job_sort_t s)
+{
+    return s == JOB_SORT_NAME || s == JOB_SORT_NAME_DESC;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A job list's cursor. Newest first keeps the "<ms>.<id>" of every other
+ * list (store__cursor_encode); the other sorts name themselves,
+ * "<sort>.<key>.<id>" with the name in hex (a name may hold any byte but a
+ * control character) or the number in decimal, so a cursor given with
+ * another sort than the one that made it is refused, never read as a key
+ * of the wrong kind. New; caller frees. */
+static char *job_cursor(job_sort_t s, const store_job_t *j)
+{
+    if (s == JOB_SORT_CREATED_DESC) return store__cursor_encode(j->created_ms, j->id);
+    if (!sort_by_name(s)) {
+        int64_t v = s == JOB_SORT_CREATED ? j->created_ms : j->priority;
+        return xasprintf("%s.%" PRId64 ".%s", job_sort_name(s), v, j->id);
+    }
+    const char *name = j->name ? j->name : "";
+    size_t len = strlen(name);
+    char *hex = xmalloc(2 * len + 1);
+    for (size_t i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned)(unsigned char)name[i]);
+    hex[2 * len] = '\0';
+    char *c = xasprintf("%s.%s.%s", job_sort_name(s), hex, j->id);
+    free(hex);
+    return c;
+}
+
+static int job_cursor_decode(job_sort_t s, const char *c, struct job_key *k)
+{
+    memset(k, 0, sizeof *k);
+    if (s == JOB_SORT_CREATED_DESC) return store__cursor_decode(c, &k->num, k->id);
+    const char *sname = job_sort_name(s);
+    size_t slen = strlen(sname);
+    if (strncmp(c, sname, slen) != 0 || c[slen] != '.') return SKED_EINVAL;
+    const char *key = c + slen + 1, *dot = strchr(key, '.');
+    if (!dot || dot == key) return SKED_EINVAL;
+    size_t klen = (size_t)(dot - key);
+    if (sort_by_name(s)) {
+        if (klen % 2 || klen / 2 >= sizeof k->text) return SKED_EINVAL;
+        for (size_t i = 0; i < klen / 2; i++) {
+            int hi = hex_digit(key[2 * i]), lo = hex_digit(key[2 * i + 1]);
+            if (hi < 0 || lo < 0 || (hi | lo) == 0) return SKED_EINVAL; /* no NUL inside */
+            k->text[i] = (char)(hi << 4 | lo);
+        }
+    } else {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(key, &end, 10);
+        if (end != dot || errno) return SKED_EINVAL;
+        k->num = (int64_t)v;
+    }
+    const char *id = dot + 1;
+    if (strlen(id) >= SKED_ID_LEN || !id_valid(id)) return SKED_EINVAL;
+    snprintf(k->id, sizeof k->id, "%s", id);
+    return 0;
+}
+
 struct job_list_args {
     const store_job_filter_t *f;
+    const struct job_key *after; /* NULL on a first page */
     store_job_t **out;
     size_t *n;
     char **next;
@@ -448,12 +539,11 @@ static int job_list_fn(db_t *db, void *arg)
 {
     struct job_list_args *a = arg;
     const store_job_filter_t *f = a->f;
-    int64_t cms = 0;
-    char cidv[SKED_ID_LEN] = "";
     job_state_t js = JOB_ACTIVE;
-    if (f->cursor) store__cursor_decode(f->cursor, &cms, cidv); /* checked by store.c */
     if (f->state) job_state_parse(f->state, &js);
-    db_q_t *q = db_q(db, f->cursor ? &Q_JOB_LIST_AFTER : &Q_JOB_LIST);
+    free(*a->next); /* from a try before this one */
+    *a->next = NULL;
+    db_q_t *q = db_q(db, &Q_JOB_LIST[f->sort][a->after != NULL]);
     if (!q) return SKED_ESTORE;
     db_bt(q, f->ns);
     db_bin(q, f->state ? (int64_t)js : -1);
@@ -463,17 +553,27 @@ static int job_list_fn(db_t *db, void *arg)
     db_bi(q, f->limit + 1); /* one more tells whether a next page exists */
     db_bt(q, f->ns_in);
     db_bi(q, f->kind);
-    if (f->cursor) {
-        db_bi(q, cms);
-        db_bt(q, cidv);
+    if (a->after) {
+        if (sort_by_name(f->sort))
+            db_bt(q, a->after->text);
+        else
+            db_bi(q, a->after->num);
+        db_bt(q, a->after->id);
     }
-    return db_page(q, &store__job_rows, f->limit, (void **)a->out, a->n, a->next);
+    /* db_page's cursor is the newest-first one; the sort's own replaces it. */
+    char *more = NULL;
+    int rc = db_page(q, &store__job_rows, f->limit, (void **)a->out, a->n, &more);
+    if (rc == 0 && more) *a->next = job_cursor(f->sort, &(*a->out)[*a->n - 1]);
+    free(more);
+    return rc;
 }
 
 int v_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
                char **next_cursor)
 {
-    struct job_list_args a = {f, out, n, next_cursor};
+    struct job_key after;
+    if (f->cursor && job_cursor_decode(f->sort, f->cursor, &after) < 0) return SKED_EINVAL;
+    struct job_list_args a = {f, f->cursor ? &after : NULL, out, n, next_cursor};
     return store__tx(st, DB_READ1, job_list_fn, &a, NULL);
 }
 

@@ -181,6 +181,24 @@ int job_state_parse(const char *name, job_state_t *out)
     return SKED_EINVAL;
 }
 
+static const char *const job_sort_names[JOB_SORT_COUNT] = {"-created", "created",  "name",
+                                                           "-name",    "priority", "-priority"};
+
+const char *job_sort_name(job_sort_t s)
+{
+    return (unsigned)s < JOB_SORT_COUNT ? job_sort_names[s] : NULL;
+}
+
+int job_sort_parse(const char *name, job_sort_t *out)
+{
+    for (int i = 0; name && i < JOB_SORT_COUNT; i++)
+        if (strcmp(name, job_sort_names[i]) == 0) {
+            *out = (job_sort_t)i;
+            return 0;
+        }
+    return SKED_EINVAL;
+}
+
 const char *worker_state_name(worker_state_t s)
 {
     if ((unsigned)s >= sizeof worker_state_names / sizeof *worker_state_names) return NULL;
@@ -520,16 +538,13 @@ int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_
 int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
                    char **next_cursor)
 {
-    int64_t ms;
-    char id[SKED_ID_LEN];
     job_state_t js;
     *out = NULL;
     *n = 0;
     *next_cursor = NULL;
-    if (!f || !limit_ok(f->limit)) return SKED_EINVAL;
-    if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
+    if (!f || !limit_ok(f->limit) || !job_sort_name(f->sort)) return SKED_EINVAL;
     if (f->state && job_state_parse(f->state, &js) < 0) return SKED_EINVAL;
-    return v_job_list(st, f, out, n, next_cursor);
+    return v_job_list(st, f, out, n, next_cursor); /* checks the cursor against the sort */
 }
 
 int store_job_update(store_t *st, store_job_t *job, int64_t expect_version,
@@ -654,6 +669,13 @@ int store_run_list_in(store_t *st, const store_run_filter_t *f, const char *ns_i
     if (f->cursor && store__cursor_decode(f->cursor, &ms, id) < 0) return SKED_EINVAL;
     if (f->state && run_state_parse(f->state, &rs) < 0) return SKED_EINVAL;
     return v_run_list(st, f, ns_in, out, n, next_cursor);
+}
+
+int store_run_minutes(store_t *st, int64_t from_ms, int minutes, const char *ns_in,
+                      store_run_minute_t *out)
+{
+    if (!out || minutes < 1 || minutes > 1440 || from_ms % 60000 != 0) return SKED_EINVAL;
+    return v_run_minutes(st, from_ms, minutes, ns_in, out);
 }
 
 int store_workflow_put(store_t *st, store_job_t *wf, store_schedule_t *scheds, size_t nscheds,

@@ -200,6 +200,23 @@ int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, si
 int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
                   size_t *nscheds);
 
+/* The order of a job list. Ties are broken by id, in the key's direction.
+ * JOB_SORT_CREATED_DESC, newest first, is the default (zero). */
+typedef enum job_sort {
+    JOB_SORT_CREATED_DESC = 0, /* "-created" */
+    JOB_SORT_CREATED,          /* "created" */
+    JOB_SORT_NAME,             /* "name": byte order on both engines */
+    JOB_SORT_NAME_DESC,        /* "-name" */
+    JOB_SORT_PRIORITY,         /* "priority": lowest first */
+    JOB_SORT_PRIORITY_DESC,    /* "-priority" */
+    JOB_SORT_COUNT
+} job_sort_t;
+
+/* The sort's name as the API spells it ("-created", "name", ...); parse
+ * returns 0 and sets *out, or SKED_EINVAL for a name not in the list. */
+const char *job_sort_name(job_sort_t s);
+int job_sort_parse(const char *s, job_sort_t *out);
+
 typedef struct store_job_filter {
     const char *ns;     /* NULL = any */
     const char *state;  /* NULL = any but deleted */
@@ -210,10 +227,13 @@ typedef struct store_job_filter {
     int limit;          /* 1..1000 */
     const char *ns_in;  /* comma-separated namespaces the job must be in; NULL = any */
     job_kind_t kind;    /* jobs (the default) or workflows; tasks are listed by their workflow */
+    job_sort_t sort;    /* the order; a cursor pages only the sort that made it */
 } store_job_filter_t;
 
-/* Lists jobs newest first. *out is a new array of *n jobs (clear each, free
- * the array). *next_cursor is new (caller frees) or NULL on the last page. */
+/* Lists jobs in f->sort order (newest first by default). *out is a new
+ * array of *n jobs (clear each, free the array). *next_cursor is new
+ * (caller frees) or NULL on the last page. A cursor carries its sort's key:
+ * one made under another sort is SKED_EINVAL. */
 int store_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,
                    char **next_cursor);
 
@@ -408,6 +428,20 @@ typedef struct store_run_filter {
 /* Lists runs newest fire time first (ties by id). Same paging as jobs. */
 int store_run_list(store_t *st, const store_run_filter_t *f, store_run_t **out, size_t *n,
                    char **next_cursor);
+/* Finished runs of one minute by outcome: n[state - RUN_SUCCEEDED] counts
+ * succeeded, failed, canceled and skipped runs. */
+typedef struct store_run_minute {
+    int64_t n[4];
+} store_run_minute_t;
+
+/* Counts the runs that finished (finished_ms, any terminal state) in each of
+ * `minutes` minutes from from_ms (a whole minute, ms since the epoch):
+ * out[i] (caller's array of `minutes`, 1..1440; zeroed here) is minute
+ * from_ms + i * 60000. ns_in: only runs of jobs in one of these
+ * comma-separated namespaces (NULL = any). One query over runs_finished. */
+int store_run_minutes(store_t *st, int64_t from_ms, int minutes, const char *ns_in,
+                      store_run_minute_t *out);
+
 /* store_run_list limited to runs whose job is in one of ns_in (comma-separated
  * namespaces; NULL = any). A separate verb rather than a filter field, so
  * the filter's positional initialisers elsewhere stay complete. */

@@ -40,6 +40,8 @@ int v_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **a
               size_t *nattempts, store_checkpoint_t *cp);
 int v_run_list(store_t *st, const store_run_filter_t *f, const char *ns_in, store_run_t **out,
                size_t *n, char **next_cursor);
+int v_run_minutes(store_t *st, int64_t from_ms, int minutes, const char *ns_in,
+                  store_run_minute_t *out);
 int v_run_cancel(store_t *st, const char *id, const char *reason, const store_audit_t *audit,
                  int64_t now_ms);
 

@@ -445,6 +445,18 @@ class TestHostile(SkedTestCase):
         self.assertGreater(len(rs), 10, out)
         return rs
 
+    def ui_version(self):
+        """The version under which this server serves the dashboard's files
+        (the path index.html names them by), asked once: GET / is public,
+        so it counts against this address's rate limit."""
+        if getattr(self, "_ui_version", None):
+            return self._ui_version
+        r = self.send("GET", "/", auth=False)
+        m = re.search(rb'/assets/([0-9a-f]+)/app\.js', r.body)
+        self.assertTrue(m, "GET / names no /assets/<version>/app.js: " + r.summary())
+        self._ui_version = m.group(1).decode()
+        return self._ui_version
+
     def route_request(self, method, pattern, params, shape=None):
         """(target, body, ctype) of a request to the route that would
         succeed with the seeded ids; params overrides path parameters with
@@ -473,6 +485,8 @@ class TestHostile(SkedTestCase):
             real["{id}"] = self.wfrun_done.encode()
         real["{name}"] = self.user_name.encode()
         real["{task}"] = b"b"  # the skipped task of the ended workflow run
+        real["{version}"] = self.ui_version().encode()
+        real["{file}"] = b"app.js"
         real.update(params)
         target = (shape or pattern).encode()
         for k, v in real.items():
@@ -518,7 +532,8 @@ class TestHostile(SkedTestCase):
         j, run = self.full["id"], self.rid
         queries = [("/v1/jobs?limit=%s", "query.limit"), ("/v1/runs?limit=%s", "query.limit"),
                    ("/v1/jobs/" + j + "/preview?n=%s", "query.n"),
-                   ("/v1/runs/" + run + "/log?attempt=%s", "query.attempt")]
+                   ("/v1/runs/" + run + "/log?attempt=%s", "query.attempt"),
+                   ("/v1/stats/runs?minutes=%s", "query.minutes")]
         values = ["1e400", "18446744073709551616", "9223372036854775808",
                   "-9223372036854775809", "-0", "0", "NaN", "Infinity", "0x10", "1.5", "1e3",
                   "", "%20", "5%00", "5%00junk", "%27%20OR%201%3D1%20--"]
@@ -555,6 +570,8 @@ class TestHostile(SkedTestCase):
                             ("/v1/jobs?queue=%c0%af", "query.queue"),
                             ("/v1/jobs?tag=%ed%a0%80", "query.tag"),
                             ("/v1/jobs?cursor=%ff", "query.cursor"),
+                            ("/v1/jobs?sort=%ff", "query.sort"),
+                            ("/v1/jobs?sort=name&cursor=name.%ff.x", "query.cursor"),
                             ("/v1/runs?job_id=%ff", "query.job_id"),
                             ("/v1/runs?state=%ff", "query.state"),
                             ("/v1/jobs?name=a%00b", "query.name")):
@@ -578,7 +595,7 @@ class TestHostile(SkedTestCase):
         routes.sort(key=CONTROL_ORDER.index)
         sent = 0
         for method, pattern in routes:
-            for param in ("{id}", "{n}", "{name}", "{task}"):
+            for param in ("{id}", "{n}", "{name}", "{task}", "{version}", "{file}"):
                 if param not in pattern:
                     continue
                 for label, value in self.hostile_params(method, pattern, param):
@@ -615,6 +632,12 @@ class TestHostile(SkedTestCase):
             generic = HOSTILE_IDS
         elif param == "{task}":
             r = "b"
+            generic = HOSTILE_IDS
+        elif param == "{version}":
+            r = self.ui_version()
+            generic = HOSTILE_IDS
+        elif param == "{file}":
+            r = "app.js"
             generic = HOSTILE_IDS
         elif param in ("{id}", "{name}"):
             r = next(v for k, v in owners.items() if pattern.startswith(k))
@@ -1130,6 +1153,7 @@ JSON_ROUTES = [(m, p) for (m, p), (_, ct) in VALID_BODIES.items() if ct == "appl
 # The order in which the control requests of test_hostile_ids_in_every_route
 # run, so each finds the state it needs (complete after log, delete last).
 CONTROL_ORDER = [
+    ("GET", "/assets/{version}/{file}"),
     ("GET", "/v1/jobs/{id}"), ("GET", "/v1/jobs/{id}/preview"), ("GET", "/v1/jobs/{id}/misses"),
     ("PATCH", "/v1/jobs/{id}"),
     ("GET", "/v1/runs/{id}"), ("GET", "/v1/runs/{id}/log"),

@@ -1041,9 +1041,19 @@ static void check_all(struct par *p)
     static const char *const run_states[] = {"scheduled", "waiting", "pending",  "running",
                                              "succeeded", "failed",  "canceled", "skipped"};
     store_job_filter_t jf[] = {
-        {.state = NULL},    {.state = "deleted"},        {.state = "paused"},
-        {.ns = "team-a"},   {.queue = "default"},        {.name = "re"},
-        {.tag = "nightly"}, {.ns_in = "default,team-a"}, {.ns_in = "nowhere"},
+        {.state = NULL},
+        {.state = "deleted"},
+        {.state = "paused"},
+        {.ns = "team-a"},
+        {.queue = "default"},
+        {.name = "re"},
+        {.tag = "nightly"},
+        {.ns_in = "default,team-a"},
+        {.ns_in = "nowhere"},
+        {.sort = JOB_SORT_NAME},
+        {.sort = JOB_SORT_NAME_DESC},
+        {.sort = JOB_SORT_PRIORITY_DESC},
+        {.sort = JOB_SORT_CREATED},
     };
     static const char *const jf_title[] = {
         "jobs",
@@ -1055,6 +1065,10 @@ static void check_all(struct par *p)
         "jobs tag=nightly",
         "jobs ns_in=default,team-a",
         "jobs ns_in=nowhere",
+        "jobs sort=name",
+        "jobs sort=-name",
+        "jobs sort=-priority",
+        "jobs sort=created",
     };
     for (size_t i = 0; i < sizeof jf / sizeof *jf; i++)
         walk1(p, &jobs_lister, jf_title[i], &jf[i], 3);

@@ -515,6 +515,138 @@ static void test_job_list_paging(void **state)
         assert_int_equal(seen[i], 1);
 }
 
+/* The sorts of the job list, paged two by two: every job exactly once, in
+ * the order the test computes itself (key, then id, in the key's
+ * direction; names byte by byte), with ties on every key. */
+struct sorted_job {
+    char id[SKED_ID_LEN];
+    const char *name;
+    int priority;
+    int64_t created_ms;
+};
+
+static job_sort_t g_sort;
+
+static int cmp_sorted(const void *pa, const void *pb)
+{
+    const struct sorted_job *a = pa, *b = pb;
+    int c = 0, desc = g_sort == JOB_SORT_CREATED_DESC || g_sort == JOB_SORT_NAME_DESC ||
+                      g_sort == JOB_SORT_PRIORITY_DESC;
+    if (g_sort == JOB_SORT_NAME || g_sort == JOB_SORT_NAME_DESC)
+        c = strcmp(a->name, b->name);
+    else if (g_sort == JOB_SORT_PRIORITY || g_sort == JOB_SORT_PRIORITY_DESC)
+        c = (a->priority > b->priority) - (a->priority < b->priority);
+    else
+        c = (a->created_ms > b->created_ms) - (a->created_ms < b->created_ms);
+    if (c == 0) c = strcmp(a->id, b->id);
+    return desc ? -c : c;
+}
+
+static void test_job_list_sorts(void **state)
+{
+    /* Names in byte order: upper case, then "a b" < "a.b" < "alpha", then
+     * UTF-8 above ASCII; "twin" twice (two namespaces). */
+    static const char *const names[] = {"alpha",        "Zeta",   "a.b",  "a b",
+                                        "\xc3\xa9mile", "twin",   "twin", "mid-1",
+                                        "mid-2",        "mid-1x", "b",    "c"};
+    enum { N = sizeof names / sizeof *names };
+    struct sorted_job jobs[N];
+    for (int i = 0; i < N; i++) {
+        store_job_t j;
+        mkjob(&j, names[i]);
+        j.ns = xstrdup(i == 6 ? "other" : "default");
+        j.priority = (i * 7) % 3; /* three levels, four jobs each */
+        int64_t at = T0 + i / 3;  /* three jobs per millisecond */
+        assert_int_equal(store_job_create(ST, &j, NULL, 0, false, NULL, NULL, at), 0);
+        jobs[i] = (struct sorted_job){.name = names[i], .priority = j.priority, .created_ms = at};
+        memcpy(jobs[i].id, j.id, SKED_ID_LEN);
+        store_job_clear(&j);
+    }
+    char *cursors[JOB_SORT_COUNT] = {0}; /* each sort's first cursor */
+    for (int s = 0; s < JOB_SORT_COUNT; s++) {
+        g_sort = (job_sort_t)s;
+        qsort(jobs, N, sizeof *jobs, cmp_sorted);
+        char *cursor = NULL;
+        size_t k = 0, pages = 0;
+        do {
+            store_job_filter_t f = {.cursor = cursor, .limit = 2, .sort = (job_sort_t)s};
+            store_job_t *v;
+            size_t n;
+            char *next;
+            assert_int_equal(store_job_list(ST, &f, &v, &n, &next), 0);
+            for (size_t i = 0; i < n; i++, k++) {
+                if (k >= N || strcmp(v[i].id, jobs[k].id) != 0)
+                    fail_msg("sort %s: item %zu is %s (%s), want %s (%s)", job_sort_name(s), k,
+                             v[i].id, v[i].name, k < N ? jobs[k].id : "none",
+                             k < N ? jobs[k].name : "");
+                store_job_clear(&v[i]);
+            }
+            free(v);
+            if (pages++ == 0 && next) cursors[s] = xstrdup(next);
+            free(cursor);
+            cursor = next;
+        } while (cursor && pages <= N);
+        assert_int_equal(k, N);
+        assert_int_equal(pages, (N + 1) / 2);
+    }
+    /* A cursor pages only the sort that made it; garbage is refused too. */
+    for (int s = 0; s < JOB_SORT_COUNT; s++) {
+        assert_non_null(cursors[s]);
+        for (int t = 0; t < JOB_SORT_COUNT; t++) {
+            store_job_filter_t f = {.cursor = cursors[s], .limit = 2, .sort = (job_sort_t)t};
+            store_job_t *v;
+            size_t n;
+            char *next;
+            int rc = store_job_list(ST, &f, &v, &n, &next);
+            if (s == t) {
+                assert_int_equal(rc, 0);
+                for (size_t i = 0; i < n; i++)
+                    store_job_clear(&v[i]);
+                free(v);
+                free(next);
+            } else if (rc != SKED_EINVAL) {
+                fail_msg("a %s cursor was taken for sort %s", job_sort_name(s), job_sort_name(t));
+            }
+        }
+        free(cursors[s]);
+    }
+    static const struct {
+        job_sort_t sort;
+        const char *cursor;
+    } bad[] = {
+        {JOB_SORT_NAME, "name..job_00000000000000000000000000"},     /* no key */
+        {JOB_SORT_NAME, "name.6.job_00000000000000000000000000"},    /* odd hex */
+        {JOB_SORT_NAME, "name.zz.job_00000000000000000000000000"},   /* not hex */
+        {JOB_SORT_NAME, "name.0061.job_00000000000000000000000000"}, /* a NUL byte */
+        {JOB_SORT_NAME, "name.61.nope"},                             /* not an id */
+        {JOB_SORT_PRIORITY, "priority.x.job_00000000000000000000000000"},
+        {JOB_SORT_PRIORITY, "priority.99999999999999999999.job_00000000000000000000000000"},
+        {JOB_SORT_CREATED, "created.5"},
+        {JOB_SORT_PRIORITY_DESC, "-priority.5.job_00000000000000000000000000.x"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        store_job_filter_t f = {.cursor = bad[i].cursor, .limit = 2, .sort = bad[i].sort};
+        store_job_t *v;
+        size_t n;
+        char *next;
+        if (store_job_list(ST, &f, &v, &n, &next) != SKED_EINVAL)
+            fail_msg("cursor %s was taken", bad[i].cursor);
+    }
+    store_job_filter_t f = {.limit = 2, .sort = JOB_SORT_COUNT};
+    store_job_t *v;
+    size_t n;
+    char *next;
+    assert_int_equal(store_job_list(ST, &f, &v, &n, &next), SKED_EINVAL);
+    /* The names of the sorts, as the API spells them. */
+    job_sort_t js;
+    assert_int_equal(job_sort_parse("-priority", &js), 0);
+    assert_int_equal(js, JOB_SORT_PRIORITY_DESC);
+    assert_int_equal(job_sort_parse("-created", &js), 0);
+    assert_int_equal(js, JOB_SORT_CREATED_DESC);
+    assert_int_equal(job_sort_parse("next_fire", &js), SKED_EINVAL);
+    assert_int_equal(job_sort_parse("+name", &js), SKED_EINVAL);
+}
+
 struct create_thread {
     store_t *st;
     int t;
@@ -2549,6 +2681,66 @@ static void new_job_ns(store_t *st, const char *name, const char *ns, int64_t no
     assert_int_equal(store_job_create(st, &j, NULL, 0, true, NULL, NULL, now), 0);
     memcpy(id, j.id, SKED_ID_LEN);
     store_job_clear(&j);
+}
+
+/* Finished runs per minute: each run in the minute it finished, by
+ * outcome, only of the namespaces asked for, nothing outside the window. */
+static void test_run_minutes(void **state)
+{
+    const int64_t m0 = T0 - T0 % 60000 + 600000; /* a whole minute */
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], rid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    /* Two runs claimed: one succeeds in minute 0, one fails in minute 2. */
+    new_job_ns(ST, "ok", "team-a", T0, jid);
+    new_job_ns(ST, "bad", "team-a", T0, jid);
+    size_t n;
+    store_claimed_t *cl = claim(ST, wid, 2, T0, &n);
+    assert_int_equal(n, 2);
+    bool ok_first = strcmp(cl[0].run.job_id, jid) != 0;
+    const store_claimed_t *ok = ok_first ? &cl[0] : &cl[1], *bad = ok_first ? &cl[1] : &cl[0];
+    assert_int_equal(store_complete(ST, ok->run.id, 1, ok->run.fence, NULL, &RES_OK, m0 + 59999),
+                     0);
+    assert_int_equal(
+        store_complete(ST, bad->run.id, 1, bad->run.fence, NULL, &RES_FAIL, m0 + 120000), 0);
+    assert_int_equal(run_state(ST, bad->run.id), RUN_FAILED);
+    free_claimed(cl, n);
+    /* Canceled in minute 2 (team-b), canceled just before the window. */
+    new_job_ns(ST, "other", "team-b", T0, jid);
+    only_run(ST, jid, rid);
+    assert_int_equal(store_run_cancel(ST, rid, "test", NULL, m0 + 120001), 0);
+    new_job_ns(ST, "early", "team-a", T0, jid);
+    only_run(ST, jid, rid);
+    assert_int_equal(store_run_cancel(ST, rid, "test", NULL, m0 - 1), 0);
+    /* One still pending: not finished, not counted. */
+    new_job_ns(ST, "waiting", "team-a", T0, jid);
+
+    store_run_minute_t m[4];
+    memset(m, 0xff, sizeof m); /* the store zeroes what it does not count */
+    assert_int_equal(store_run_minutes(ST, m0, 4, NULL, m), 0);
+    static const int64_t all[4][4] = {{1, 0, 0, 0}, {0, 0, 0, 0}, {0, 1, 1, 0}, {0, 0, 0, 0}};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++)
+            if (m[i].n[k] != all[i][k])
+                fail_msg("minute %d outcome %d: %lld, want %lld", i, k, (long long)m[i].n[k],
+                         (long long)all[i][k]);
+    assert_int_equal(store_run_minutes(ST, m0, 4, "team-a", m), 0);
+    assert_int_equal(m[2].n[RUN_CANCELED - RUN_SUCCEEDED], 0); /* team-b's */
+    assert_int_equal(m[2].n[RUN_FAILED - RUN_SUCCEEDED], 1);
+    assert_int_equal(m[0].n[0], 1);
+    assert_int_equal(store_run_minutes(ST, m0, 4, "team-b,nowhere", m), 0);
+    assert_int_equal(m[0].n[0], 0);
+    assert_int_equal(m[2].n[RUN_CANCELED - RUN_SUCCEEDED], 1);
+    assert_int_equal(store_run_minutes(ST, m0, 4, "nowhere", m), 0);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(m[i].n[k], 0);
+    /* One minute: only what ended in it; the minute before the window. */
+    assert_int_equal(store_run_minutes(ST, m0 - 60000, 1, NULL, m), 0);
+    assert_int_equal(m[0].n[RUN_CANCELED - RUN_SUCCEEDED], 1);
+    assert_int_equal(m[0].n[0], 0);
+    assert_int_equal(store_run_minutes(ST, m0 + 1, 4, NULL, m), SKED_EINVAL);
+    assert_int_equal(store_run_minutes(ST, m0, 0, NULL, m), SKED_EINVAL);
+    assert_int_equal(store_run_minutes(ST, m0, 1441, NULL, m), SKED_EINVAL);
 }
 
 static void test_namespace_filters(void **state)
@@ -5278,6 +5470,7 @@ int main(int argc, char **argv)
         T(test_job_delete_reuses_name),
         T(test_job_list_filters),
         T(test_job_list_paging),
+        T(test_job_list_sorts),
         T(test_job_create_concurrent),
         T(test_job_update),
         T(test_fire_cas),
@@ -5315,6 +5508,7 @@ int main(int argc, char **argv)
         T(test_audit_list),
         T(test_audit_commits_with_the_change),
         T(test_namespace_filters),
+        T(test_run_minutes),
         T(test_run_list_paging),
         T(test_notify),
         T(test_durability),

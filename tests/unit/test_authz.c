@@ -37,6 +37,7 @@
 #include "core/jobspec.h"
 #include "core/workflow.h"
 #include "server/auth.h"
+#include "server/web_assets.h"
 #include "server/http.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -325,6 +326,8 @@ struct row {
 /* A workflow document of one task; pre: more members first ("\"k\":v," or ""). */
 #define WF_BODY(pre) "{" pre "\"name\":\"%s\",\"tasks\":[{\"name\":\"t\",\"command\":[\"true\"]}]}"
 static const struct row rows[] = {
+    {"GET", "/", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
+    {"GET", "/assets/{version}/{file}", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
     {"GET", "/healthz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
     {"GET", "/readyz", ACCESS_PUBLIC, K_PLAIN, 200, NULL},
     {"GET", "/metrics", ACCESS_METRICS, K_PLAIN, 200, NULL},
@@ -363,10 +366,12 @@ static const struct row rows[] = {
     {"GET", "/v1/runs/{id}/log", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"GET", "/v1/runs/{id}/explain", ACCESS_READ, K_RUN_READ, 200, NULL},
     {"GET", "/v1/runs/{id}/result", ACCESS_READ, K_RUN_READ, 200, NULL},
+    {"GET", "/v1/stats/runs", ACCESS_READ, K_PLAIN, 200, NULL},
     {"POST", "/v1/workers", ACCESS_WORKER, K_PLAIN, 201,
      "{\"name\":\"%s\",\"host\":\"h\",\"slots\":1}"},
     {"GET", "/v1/workers", ACCESS_READ, K_PLAIN, 200, NULL},
     {"GET", "/v1/plugins", ACCESS_READ, K_PLAIN, 200, NULL},
+    {"GET", "/v1/whoami", ACCESS_READ, K_PLAIN, 200, NULL},
     /* Asked to resume after an id the log never had, so an allowed call
      * answers (410) instead of streaming for ever. */
     {"GET", "/v1/events", ACCESS_READ, K_PLAIN, 410, NULL},
@@ -501,6 +506,10 @@ static void make_path(buf_t *path, const struct row *w, enum role_ix r, enum sco
             buf_puts(path, "1");
         } else if (!strncmp(p, "{task}", 6)) {
             buf_puts(path, "t");
+        } else if (!strncmp(p, "{version}", 9)) {
+            buf_puts(path, web_assets_version);
+        } else if (!strncmp(p, "{file}", 6)) {
+            buf_puts(path, "app.js");
         } else if (!strncmp(w->pattern, "/v1/jobs/", 9) ||
                    !strncmp(w->pattern, "/v1/workflows/", 14)) {
             buf_puts(path, job);

@@ -499,6 +499,24 @@ static void test_check_refusals(void **state)
         {"{'pattern':'((a{,10}){,10}){,11}'}",
          "pattern: is too costly to match: regcomp would build about 1.22e+03 nodes from it (at "
          "most 1000); prefer * and + to large {m,n} bounds, and nest fewer of them"},
+        /* loops of parts matching "": regcomp took 190 ms (2 s under ASan) for
+         * '()*{400}' and the check had passed it */
+        {"{'pattern':'()*{100}'}",
+         "pattern: is too costly to compile: regcomp would do about 4.1e+04 units of work on it "
+         "(at most 25000), for its parts that can match the empty string, repeated; write such "
+         "a loop once (a* for (a*)*), and prefer * to large {m,n} bounds"},
+        {"{'pattern':'(a*b*)*{100}'}",
+         "pattern: is too costly to compile: regcomp would do about 3.68e+05 units of work on it "
+         "(at most 25000), for its parts that can match the empty string, repeated; write such "
+         "a loop once (a* for (a*)*), and prefer * to large {m,n} bounds"},
+        {"{'pattern':'(a?)?{400}'}",
+         "pattern: is too costly to match: regcomp would build about 1.6e+03 nodes from it (at "
+         "most 1000); prefer * and + to large {m,n} bounds, and nest fewer of them"},
+        /* each pattern is cheap enough; all of them together are not */
+        {"{'properties':{'a':{'pattern':'a?{499}'},'b':{'pattern':'a?{499}'},"
+         "'c':{'pattern':'a?{499}'}}}",
+         "properties.c.pattern: makes the schema's patterns together too costly to compile "
+         "(about 6.28e+04 units of work, at most 50000); use fewer or simpler patterns"},
         {"{'allOf':{}}", "allOf: must be a non-empty array of schemas"},
         {"{'anyOf':[]}", "anyOf: must be a non-empty array of schemas"},
         {"{'oneOf':[{},{'not':{'if':{}}}]}",
@@ -525,6 +543,10 @@ static void test_check_refusals(void **state)
         "{'pattern':'^[[:alpha:]]+[]a-]{2}\\\\{5\\\\}$'}",
         "{'pattern':'a{1000}'}",
         "{'pattern':'0??????????{90}'}",
+        "{'pattern':'^([a-z0-9]+(-[a-z0-9]+)*)?$'}",
+        "{'pattern':'^[^@]{1,64}@[^@]{1,255}$'}",
+        "{'pattern':'()*{50}'}",
+        "{'properties':{'a':{'pattern':'a?{499}'},'b':{'pattern':'a?{499}'}}}",
         "{'type':['object','null'],'minItems':0,'maxLength':3.0,'minimum':-0.5}",
         "true",
         "false",

@@ -1,0 +1,157 @@
+// DOM helpers. Every text the API returns reaches the page through
+// textContent or an attribute, never through innerHTML: a job named
+// "<img src=x onerror=...>" is shown as those characters.
+
+// h('a', {href: '#/jobs', class: 'x', onclick: fn}, 'text', child, [children])
+export function h(tag, attrs, ...children) {
+  const svg = tag.startsWith('svg:');
+  const el = svg
+    ? document.createElementNS('http://www.w3.org/2000/svg', tag.slice(4))
+    : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.setAttribute('class', v);
+    else if (k === 'value' && !svg) el.value = v;
+    else if (k === 'checked' || k === 'disabled' || k === 'selected') el[k] = !!v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else if (c instanceof Node) el.appendChild(c);
+    else el.appendChild(document.createTextNode(String(c)));
+  }
+}
+
+// Replaces the children of el.
+export function mount(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// ---- time ----------------------------------------------------------------
+
+const fmtLocal = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: '2-digit',
+  hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
+
+// A <time> in the browser's zone, with the UTC instant on hover.
+export function time(iso) {
+  if (!iso) return h('span', {class: 'muted'}, '—');
+  const d = new Date(iso);
+  if (isNaN(d)) return h('span', {}, iso);
+  return h('time', {datetime: iso, title: d.toISOString().replace('.000Z', 'Z') + ' (UTC)'},
+    fmtLocal.format(d));
+}
+
+// "3 s ago", "in 2 min"
+export function relative(iso, now = Date.now()) {
+  if (!iso) return '';
+  const s = Math.round((new Date(iso) - now) / 1000);
+  const a = Math.abs(s);
+  const v = a < 60 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min`
+    : a < 86400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
+  return s < 0 ? `${v} ago` : `in ${v}`;
+}
+
+export function duration(ms) {
+  if (ms === null || ms === undefined || isNaN(ms)) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+export function between(a, b) {
+  if (!a) return null;
+  return (b ? new Date(b) : new Date()) - new Date(a);
+}
+
+// ---- small widgets -------------------------------------------------------
+
+export function badge(state) {
+  return h('span', {class: `badge s-${state || 'none'}`}, state || '—');
+}
+
+export function field(label, control, hint) {
+  const id = control.id || (control.id = 'f' + Math.random().toString(36).slice(2, 9));
+  return h('div', {class: 'field'},
+    h('label', {for: id}, label), control, hint ? h('small', {class: 'muted'}, hint) : null);
+}
+
+export function button(label, onclick, attrs = {}) {
+  return h('button', {type: 'button', ...attrs, onclick}, label);
+}
+
+// A definition list of [term, value] pairs.
+export function facts(pairs) {
+  return h('dl', {class: 'facts'}, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+export function card(title, ...body) {
+  return h('section', {class: 'card', 'aria-label': title}, h('h2', {}, title), ...body);
+}
+
+export function empty(text) {
+  return h('p', {class: 'muted empty'}, text);
+}
+
+// Debounces fn by ms: the last call wins.
+export function debounce(fn, ms) {
+  let t = null;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
+}
+
+// Runs fn at most once per ms, trailing call kept: for refreshing a view
+// on a burst of events without polling.
+export function throttle(fn, ms) {
+  let last = 0, timer = null;
+  return () => {
+    const wait = last + ms - Date.now();
+    if (wait <= 0 && !timer) {
+      last = Date.now();
+      fn();
+    } else if (!timer) {
+      timer = setTimeout(() => {
+        timer = null;
+        last = Date.now();
+        fn();
+      }, Math.max(wait, 0));
+    }
+  };
+}
+
+// Previous/next paging over a list's cursors: onPage() loads the page at
+// cursor(); it calls done(next_cursor) with the answer.
+export function pager(onPage) {
+  let cursors = [null];
+  let nextCursor = null;
+  const status = h('p', {class: 'muted', role: 'status'});
+  const prev = button('Previous page', () => { cursors.pop(); onPage(); }, {disabled: true});
+  const next = button('Next page', () => { cursors.push(nextCursor); onPage(); }, {disabled: true});
+  return {
+    el: h('div', {class: 'pager'}, prev, status, next),
+    status,
+    cursor: () => cursors[cursors.length - 1],
+    page: () => cursors.length,
+    reset() { cursors = [null]; },
+    done(nc) {
+      nextCursor = nc;
+      prev.disabled = cursors.length <= 1;
+      next.disabled = !nc;
+    },
+  };
+}
