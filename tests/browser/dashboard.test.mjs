@@ -272,6 +272,12 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     const r = await fetch(`${base}/`);
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type'), /^text\/html/);
+    // docs/dashboard.md: scripts from its own origin only (no inline, no eval), no sniffing.
+    const csp = r.headers.get('content-security-policy') || '';
+    const scriptSrc = (csp.match(/script-src([^;]*)/) || csp.match(/default-src([^;]*)/) || [])[1];
+    assert.ok(scriptSrc && /'self'/.test(scriptSrc) && !/unsafe|\*/.test(scriptSrc),
+      `Content-Security-Policy: ${csp}`);
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
     const html = await r.text();
     const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map(m => m[1]);
     assert.ok(assets.length >= 2, `index.html names its scripts and styles: ${html.slice(0, 500)}`);
@@ -463,6 +469,12 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     }
     await go('#/overview');
     await expectH1('Overview');
+    // The first Tab of a fresh load offers the skip link (docs/dashboard.md, Keyboard).
+    await page.reload();
+    await expectH1('Overview');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()),
+      'Skip to content');
     await page.setViewportSize({width: 390, height: 844});
     await page.getByRole('button', {name: 'Log out'}).waitFor();
     await shot('overview-phone');
