@@ -376,6 +376,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await expectH1(`Run ${runId}`);
     await markNoReload();
     const log = page.getByTestId('run-log');
+    await log.waitFor();
     const first = await until(async () => {
       const t = await log.textContent().catch(() => '');
       return t.includes('line 1') && t;
@@ -501,7 +502,12 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await Promise.all(Array.from({length: 32}, async () => {
       while (next < N_JOBS) {
         const i = next++;
-        await createJob(`bulk-${tag}-${String(i).padStart(6, '0')}`, ['true']);
+        try {
+          await createJob(`bulk-${tag}-${String(i).padStart(6, '0')}`, ['true']);
+        } catch (e) {
+          next = N_JOBS; // the first failure stops every sender
+          throw e;
+        }
       }
     }));
     const made = Date.now() - t0;
