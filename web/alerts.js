@@ -2,7 +2,7 @@
 
 import {get, post, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, button, field, empty, debounce, throttle, pager} from './dom.js';
+import {h, mount, time, badge, button, field, empty, debounce, throttle, pager, sequencer} from './dom.js';
 import {subject} from './overview.js';
 
 export async function alertsPage(root) {
@@ -20,14 +20,18 @@ export async function alertsPage(root) {
     load();
   }
 
+  const fresh = sequencer();
   async function load() {
+    const current = fresh();
     const page = await get('/v1/alerts', {state: state.value, limit: 50, cursor: pg.cursor()});
+    if (!current()) return;
     mount(tbody, page.items.length ? page.items.map(a => h('tr', {},
       h('td', {}, badge(a.condition)), h('td', {}, subject(a)), h('td', {}, badge(a.state)),
       h('td', {class: 'reason'}, a.detail, a.resolve_detail ? h('div', {class: 'muted'}, a.resolve_detail) : null),
       h('td', {}, time(a.opened_at)), h('td', {}, time(a.resolved_at)),
       h('td', {}, a.acked_by ? h('span', {}, a.acked_by, ' ', time(a.acked_at))
-        : can.write() ? button('Acknowledge', () => ack(a)) : '—')))
+        : can.write() ? button('Acknowledge', () => ack(a), {'aria-label':
+          `Acknowledge ${a.condition} alert about ${a.subject?.name || a.subject?.id || ''}`}) : '—')))
       : h('tr', {}, h('td', {colspan: 7}, empty(state.value === 'open' ? 'No open alerts.' : 'No alerts.'))));
     pg.done(page.next_cursor);
     status.textContent = `Page ${pg.page()}: ${page.items.length} alert${page.items.length === 1 ? '' : 's'}.`;
@@ -54,14 +58,17 @@ export async function auditPage(root) {
   const tbody = h('tbody');
   const pg = pager(() => load());
   const status = pg.status;
+  const fresh = sequencer();
   async function load() {
+    const current = fresh();
     let page;
     try {
       page = await get('/v1/audit', {actor: actor.value.trim(), limit: 100, cursor: pg.cursor()});
     } catch (e) {
-      status.textContent = e.message;
+      if (current()) status.textContent = e.message;
       return;
     }
+    if (!current()) return;
     mount(tbody, page.items.length ? page.items.map(a => h('tr', {},
       h('td', {}, time(a.at)), h('td', {}, a.actor), h('td', {}, a.role),
       h('td', {}, h('code', {}, `${a.method} ${a.route}`)), h('td', {}, a.target ? h('code', {}, a.target) : '—'),

@@ -4,6 +4,7 @@
 // field. A 401 logs out.
 
 const KEY = 'sked.token';
+const HOW = 'sked.token.how'; // 'password' when this page made the token
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -16,8 +17,15 @@ export class ApiError extends Error {
 
 export const session = {
   token: () => sessionStorage.getItem(KEY),
-  set(token) { sessionStorage.setItem(KEY, token); },
-  clear() { sessionStorage.removeItem(KEY); },
+  set(token, how) {
+    sessionStorage.setItem(KEY, token);
+    sessionStorage.setItem(HOW, how || 'token');
+  },
+  madeHere: () => sessionStorage.getItem(HOW) === 'password',
+  clear() {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(HOW);
+  },
   me: null, // GET /v1/whoami, after login
   onLogout: () => {},
 };

@@ -59,12 +59,11 @@ function loginPage() {
   const pass = h('input', {type: 'password', name: 'password', autocomplete: 'current-password',
     required: true});
 
-  async function useToken(t) {
+  async function useToken(t, how) {
     const me = await api('GET', '/v1/whoami', {token: t});
-    session.set(t);
+    session.set(t, how);
     session.me = me;
-    location.hash = '#/overview';
-    route();
+    go('#/overview');
   }
 
   const withToken = h('form', {class: 'card',
@@ -72,7 +71,7 @@ function loginPage() {
       e.preventDefault();
       alert.textContent = '';
       try {
-        await useToken(token.value.trim());
+        await useToken(token.value.trim(), 'token');
       } catch (err) {
         alert.textContent = err.status === 401
           ? 'That token is invalid, revoked or expired.'
@@ -93,7 +92,7 @@ function loginPage() {
         const t = await api('POST', '/v1/login', {body: {user: user.value, password: pass.value},
           noAuth: true});
         pass.value = '';
-        await useToken(t.token);
+        await useToken(t.token, 'password');
       } catch (err) {
         alert.textContent = err.status === 401 ? 'Wrong user or password.'
           : err.status === 429 ? 'Too many failed logins for this user; wait a few minutes.'
@@ -161,32 +160,46 @@ function markNav(path) {
   }
 }
 
+// Logging out ends the token too when this page made it (from a password):
+// one that was pasted in belongs to whoever made it, who may use it
+// elsewhere.
 async function logout() {
   events.stop();
+  if (session.madeHere() && session.me) {
+    try { await api('DELETE', `/v1/tokens/${session.me.id}`); } catch { /* ended anyway */ }
+  }
   session.clear();
   session.me = null;
-  location.hash = '#/login';
-  route();
+  go('#/login');
 }
 
 session.onLogout = msg => {
   events.stop();
   session.me = null;
   loginMessage = msg;
-  location.hash = '#/login';
-  route();
+  go('#/login');
 };
+
+// Goes to hash: through hashchange when it changes, else at once.
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
 
 // ---- routing -------------------------------------------------------------
 
 let main = null;
+let routeSeq = 0;
+let firstRoute = true; // a fresh load: the focus starts at the top, where the skip link is
 
 async function route() {
+  const my = ++routeSeq;
   if (cleanup) {
     try { cleanup(); } catch (e) { console.error(e); }
     cleanup = null;
   }
-  const path = location.hash.replace(/^#/, '') || '/overview';
+  // A page keeps its filters in the query of the hash: #/jobs?state=paused
+  const path = (location.hash.replace(/^#/, '') || '/overview').split('?')[0];
   if (!session.token()) {
     main = null;
     return loginPage();
@@ -201,9 +214,10 @@ async function route() {
       }
       return loginPage();
     }
+    if (my !== routeSeq) return;
   }
   if (path === '/login') {
-    location.hash = '#/overview';
+    go('#/overview');
     return;
   }
   if (!main || !main.isConnected) main = layout();
@@ -214,15 +228,36 @@ async function route() {
     if (!m) continue;
     const root = h('div', {class: 'page'});
     mount(main, root);
+    let done = null;
     try {
-      cleanup = await page(root, ...m.slice(1).map(decodeURIComponent)) || null;
+      done = await page(root, ...m.slice(1).map(decodeURIComponent)) || null;
     } catch (e) {
       mount(root, h('h1', {}, 'Something went wrong'), h('p', {role: 'alert', class: 'error'},
         e.message));
     }
+    if (my !== routeSeq) {
+      // Another route began while this page loaded: it is gone already.
+      try { done?.(); } catch (e) { console.error(e); }
+      return;
+    }
+    cleanup = done;
+    announce(root, !firstRoute);
+    firstRoute = false;
     return;
   }
   mount(main, h('h1', {}, 'Not found'), h('p', {}, 'No page at ', h('code', {}, path), '.'));
+}
+
+// Tells keyboard and screen-reader users where they are: the title names
+// the page, and after a move from another page the focus goes to its
+// heading (unless the page put it in a field already).
+function announce(root, moveFocus) {
+  const h1 = root.querySelector('h1');
+  document.title = h1 ? `${h1.textContent} · sked` : 'sked';
+  if (moveFocus && h1 && !root.contains(document.activeElement)) {
+    h1.tabIndex = -1;
+    h1.focus({preventScroll: true});
+  }
 }
 
 addEventListener('hashchange', route);

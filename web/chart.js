@@ -24,7 +24,7 @@ function axis(max, H, fmt) {
 }
 
 // rows: [{label, title, values: {series: n}}], series: [[key, className]]
-export function stackedBars(rows, series, {height = 160, label, fmt = v => String(Math.round(v))} = {}) {
+export function stackedBars(rows, series, {height = 160, label, fmt = v => String(Math.round(v * 10) / 10)} = {}) {
   const H = height;
   const totals = rows.map(r => series.reduce((s, [k]) => s + (r.values[k] || 0), 0));
   const max = scaleMax(Math.max(0, ...totals));

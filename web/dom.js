@@ -140,8 +140,14 @@ export function pager(onPage) {
   let cursors = [null];
   let nextCursor = null;
   const status = h('p', {class: 'muted', role: 'status'});
-  const prev = button('Previous page', () => { cursors.pop(); onPage(); }, {disabled: true});
-  const next = button('Next page', () => { cursors.push(nextCursor); onPage(); }, {disabled: true});
+  // Both wait for the page asked for: a double click moves one page.
+  const go = move => {
+    prev.disabled = next.disabled = true;
+    move();
+    onPage();
+  };
+  const prev = button('Previous page', () => go(() => cursors.pop()), {disabled: true});
+  const next = button('Next page', () => go(() => cursors.push(nextCursor)), {disabled: true});
   return {
     el: h('div', {class: 'pager'}, prev, status, next),
     status,
@@ -154,4 +160,29 @@ export function pager(onPage) {
       next.disabled = !nc;
     },
   };
+}
+
+// Orders the answers of a view's loads: const fresh = sequencer(); in a
+// load, const current = fresh(); ...await...; if (!current()) return; so
+// an older, slower answer never replaces a newer one.
+export function sequencer() {
+  let n = 0;
+  return () => {
+    const my = ++n;
+    return () => my === n;
+  };
+}
+
+// A button that asks before it acts: label, then question with
+// confirmLabel (the action) and "Keep it".
+export function confirmButton(label, question, confirmLabel, action) {
+  const box = h('span', {class: 'confirm', hidden: true, role: 'group', 'aria-label': question});
+  const open = button(label, () => {
+    box.hidden = false;
+    yes.focus();
+  }, {class: 'danger'});
+  const yes = button(confirmLabel, () => { box.hidden = true; action(); }, {class: 'danger'});
+  const no = button('Keep it', () => { box.hidden = true; open.focus(); });
+  box.append(question, ' ', yes, ' ', no);
+  return h('span', {}, open, ' ', box);
 }

@@ -1,16 +1,14 @@
 # cmake -DOUT=web_assets.c -DFILES="a;b;c" -P embed.cmake
 # Writes the table of src/server/web_assets.h: every file's bytes, its name
 # and content type, and the version (the first 16 hex digits of a SHA-256
-# over the names and contents of every file but index.html), which replaces
-# @ASSETS@ in index.html.
+# over the names and contents of every file, index.html as written), which
+# replaces @ASSETS@ in index.html and is its ETag: any change makes a new one.
 list(SORT FILES)
 set(all "")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
-  if(NOT name STREQUAL "index.html")
-    file(SHA256 ${f} h)
-    string(APPEND all "${name}:${h};")
-  endif()
+  file(SHA256 ${f} h)
+  string(APPEND all "${name}:${h};")
 endforeach()
 string(SHA256 version "${all}")
 string(SUBSTRING ${version} 0 16 version)

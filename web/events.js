@@ -79,16 +79,25 @@ function parser() {
   };
 }
 
-async function run() {
-  while (ctrl && !ctrl.signal.aborted) {
-    const signal = ctrl.signal;
+// One reader per start(): it ends when its controller is aborted, even
+// while it sleeps between tries, so a stop() and start() in that sleep
+// never leave two readers.
+async function run(mine) {
+  let lost = false; // events were lost: tell the views once connected again
+  while (ctrl === mine && !mine.signal.aborted) {
+    const signal = mine.signal;
     try {
       const headers = {Accept: 'text/event-stream', Authorization: `Bearer ${session.token()}`};
       if (lastId) headers['Last-Event-ID'] = lastId;
       const res = await fetch('/v1/events', {headers, signal, cache: 'no-store', credentials: 'omit'});
       if (res.status === 410) {
-        lastId = null;
-        dispatch(null);
+        // The resume point was pruned: go on after the id the server
+        // names (the views reload what they show once the stream is back).
+        let detail = '';
+        try { detail = (await res.json()).detail || ''; } catch { /* none */ }
+        const m = detail.match(/resume after (\d+)/);
+        lastId = m ? m[1] : null;
+        lost = true;
         continue;
       }
       if (res.status === 401) {
@@ -99,6 +108,10 @@ async function run() {
       if (!res.ok || !res.body) throw new Error(`events: HTTP ${res.status}`);
       setConnected(true);
       retryMs = 500;
+      if (lost) {
+        lost = false;
+        dispatch(null);
+      }
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       const feed = parser();
       for (;;) {
@@ -109,19 +122,20 @@ async function run() {
     } catch (e) {
       if (signal.aborted) break;
     }
+    if (ctrl !== mine || mine.signal.aborted) break;
     setConnected(false);
-    if (ctrl?.signal.aborted) break;
     await new Promise(r => setTimeout(r, retryMs));
     retryMs = Math.min(retryMs * 2, 10000);
   }
-  setConnected(false);
+  if (ctrl === mine) setConnected(false);
 }
 
 export function start() {
   if (ctrl) return;
   ctrl = new AbortController();
   lastId = null;
-  run();
+  retryMs = 500;
+  run(ctrl);
 }
 
 export function stop() {

@@ -5,7 +5,8 @@
 
 import {get, post, del, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, facts, card, button, empty, duration, between, throttle} from './dom.js';
+import {h, mount, time, badge, facts, card, button, empty, duration, between, throttle, sequencer,
+  confirmButton} from './dom.js';
 import {bars} from './chart.js';
 import {scheduleText} from './jobs.js';
 
@@ -68,25 +69,28 @@ export async function jobPage(root, id) {
 
   function drawActions() {
     if (!can.write() || !job || job.state === 'deleted') return mount(actions);
-    const confirmBox = h('span', {class: 'confirm', hidden: true}, 'Delete this job and cancel its runs? ',
-      button('Delete job', () => act('Deleted.', async () => {
-        await del(path);
-        location.hash = '#/jobs';
-      }), {class: 'danger'}), ' ',
-      button('Keep it', () => { confirmBox.hidden = true; }));
     mount(actions,
       button('Trigger now', () => act('Triggered: a run was made.', () => post(`${path}/trigger`))),
       button('Pause', () => act('Paused.', () => post(`${path}/pause`)), {disabled: job.state !== 'active'}),
       button('Resume', () => act('Resumed.', () => post(`${path}/resume`)), {disabled: job.state !== 'paused'}),
       h('a', {href: `#/jobs/${encodeURIComponent(id)}/edit`, class: 'button'}, 'Edit'),
-      button('Delete', () => { confirmBox.hidden = false; }, {class: 'danger'}),
-      confirmBox);
+      confirmButton('Delete', 'Delete this job and cancel its runs?', 'Delete job',
+        () => act('Deleted.', async () => {
+          await del(path);
+          location.hash = '#/jobs';
+        })));
   }
 
+  const freshJob = sequencer(), freshRuns = sequencer(), freshExplain = sequencer();
+
   async function loadJob() {
+    const current = freshJob();
     try {
-      job = await get(path);
+      const j = await get(path);
+      if (!current()) return;
+      job = j;
     } catch (e) {
+      if (!current()) return;
       if (e.status === 404) {
         mount(root, h('h1', {}, 'Job not found'), h('p', {}, `No job ${id} that you can see.`));
         job = null;
@@ -111,6 +115,7 @@ export async function jobPage(root, id) {
     }
     let preview = null;
     try { preview = await get(`${path}/preview`, {n: 5}); } catch { /* shown without */ }
+    if (!current()) return;
     mount(schedBox, h('ul', {class: 'plain'}, job.schedules.map((s, i) => h('li', {},
       h('code', {}, scheduleText(s)), ' — next ', time(s.next_fire_at), s.last_fire_at ? h('span', {class: 'muted'},
         ' (last ', time(s.last_fire_at), ')') : null,
@@ -120,11 +125,16 @@ export async function jobPage(root, id) {
   }
 
   async function loadExplain() {
-    try { mount(explainBox, reasons(await get(`${path}/explain`))); } catch (e) { mount(explainBox, empty(e.message)); }
+    const current = freshExplain();
+    let view;
+    try { view = reasons(await get(`${path}/explain`)); } catch (e) { view = empty(e.message); }
+    if (current()) mount(explainBox, view);
   }
 
   async function loadRuns() {
+    const current = freshRuns();
     const page = await get('/v1/runs', {job_id: id, limit: 50});
+    if (!current()) return;
     mount(runsBox, runsTable(page.items));
     const done = page.items.filter(r => r.started_at).reverse();
     mount(chartBox, done.length ? bars(done.map(r => ({value: between(r.started_at, r.finished_at),

@@ -43,6 +43,7 @@ export async function jobsPage(root) {
   const resume = button('Resume selected', () => bulk('resume'), {disabled: true});
   let rows = [];
   let seq = 0;
+  let gone = false; // the page was left: a late answer touches nothing
 
   const selected = () => rows.filter(r => r.box.checked);
   function updateBulk() {
@@ -83,12 +84,12 @@ export async function jobsPage(root) {
     try {
       page = await get('/v1/jobs', {...f, limit: PAGE, cursor: pg.cursor()});
     } catch (e) {
-      if (my !== seq) return;
+      if (my !== seq || gone) return;
       status.textContent = e.field ? `${e.field}: ${e.message}` : e.message;
       if (e.field === 'query.cursor') pg.reset();
       return;
     }
-    if (my !== seq) return; // a newer load started
+    if (my !== seq || gone) return; // a newer load started, or the page is gone
     rows = page.items.map(job => {
       const box = h('input', {type: 'checkbox', 'aria-label': `Select ${job.name}`,
         checked: keepIds.has(job.id), onchange: updateBulk});
@@ -143,7 +144,10 @@ export async function jobsPage(root) {
   const refresh = throttle(() => load(true), 500);
   const unsub = events.subscribe(() => refresh(), {kinds: ['job']});
   await load();
-  return unsub;
+  return () => {
+    gone = true;
+    unsub();
+  };
 }
 
 // ---- the form -------------------------------------------------------------------
@@ -152,6 +156,26 @@ const ZONES = (() => {
   try { return Intl.supportedValuesOf('timeZone'); } catch { return ['UTC']; }
 })();
 const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+
+// A JSON merge patch (RFC 7386) from a to b: the keys of a that b lacks
+// are null; objects on both sides are patched member by member.
+function mergePatch(a, b) {
+  const obj = v => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!obj(a) || !obj(b)) return b;
+  const p = {};
+  for (const k of Object.keys(a)) if (!(k in b)) p[k] = null;
+  for (const [k, v] of Object.entries(b)) {
+    if (k in a && JSON.stringify(a[k]) === JSON.stringify(v)) continue;
+    p[k] = obj(a[k]) && obj(v) ? mergePatch(a[k], v) : v;
+  }
+  return p;
+}
+
+// An Idempotency-Key: crypto.randomUUID exists only on https and localhost.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map(x => x.toString(16).padStart(2, '0')).join('');
+}
 
 function lines(text) {
   return text.split('\n').map(s => s.trim()).filter(Boolean);
@@ -188,34 +212,52 @@ function scheduleFields(initial) {
   };
   kind.addEventListener('change', show);
   show();
+  // What the form does not show of the schedule (start, end, jitter) is
+  // kept; an every's anchor too while it stays an every.
+  const base = {};
+  for (const [k, v] of Object.entries(s || {}))
+    if (!['id', 'next_fire_at', 'last_fire_at', 'cron', 'timezone', 'every', 'anchor', 'at'].includes(k))
+      base[k] = v;
   const value = () => {
     switch (kind.value) {
-    case 'cron': return [{cron: cron.value.trim(), timezone: tz.value.trim() || 'UTC'}];
-    case 'every': return [{every: every.value.trim()}];
-    case 'at': return at.value ? [{at: new Date(at.value).toISOString()}] : [{at: ''}];
+    case 'cron': return [{...base, cron: cron.value.trim(), timezone: tz.value.trim() || 'UTC'}];
+    case 'every': return [{...base, every: every.value.trim(), ...(s?.every && s.anchor ? {anchor: s.anchor} : {})}];
+    case 'at': return [{...base, at: at.value ? new Date(at.value).toISOString() : ''}];
     default: return null;
     }
   };
   const inputs = {cron, timezone: tz, every, at};
-  return {el: h('div', {}, field('Schedule', kind), box), value, kind, inputs, watch: [kind, cron, tz, every, at]};
+  const watch = [kind, cron, tz, every, at];
+  const state = {dirty: false};
+  for (const el of watch) el.addEventListener(el.tagName === 'SELECT' ? 'change' : 'input', () => { state.dirty = true; });
+  return {el: h('div', {}, field('Schedule', kind), box), value, kind, inputs, watch, state};
 }
 
 // The next fire times of schedules, as the server computes them.
 function previewBox() {
-  const box = h('section', {class: 'card preview', 'aria-label': 'Next fire times', 'aria-live': 'polite'},
-    h('h2', {}, 'Next fire times'), empty('A schedule shows its next fire times here.'));
+  // Only the one-line summary is live: a screen reader says it as the
+  // schedule is typed, not the whole table.
+  const summary = h('p', {'aria-live': 'polite', class: 'muted'}, 'A schedule shows its next fire times here.');
+  const body = h('div');
+  const box = h('section', {class: 'card preview', 'aria-label': 'Next fire times'},
+    h('h2', {}, 'Next fire times'), summary, body);
   let seq = 0;
   const update = debounce(async schedules => {
     const my = ++seq;
     if (!schedules) {
-      mount(box, h('h2', {}, 'Next fire times'), empty('Runs once, as soon as it is created.'));
+      summary.textContent = 'Runs once, as soon as it is created.';
+      mount(body);
       return;
     }
     try {
       const p = await post('/v1/schedules/preview', {schedules, n: 10});
       if (my !== seq) return;
-      mount(box, h('h2', {}, 'Next fire times'),
-        p.fire_times.length ? h('table', {class: 'compact', 'aria-label': 'Next fire times'},
+      const shifts = p.fire_times.filter(f => f.dst_shifted).length;
+      summary.textContent = p.fire_times.length
+        ? `Next: ${new Date(p.fire_times[0].at).toLocaleString()}${shifts ? `; ${shifts} of these in a daylight-saving shift` : ''}.`
+        : 'This schedule has no more fire times.';
+      mount(body,
+        p.fire_times.length ? h('div', {class: 'table-wrap'}, h('table', {class: 'compact', 'aria-label': 'Next fire times'},
           h('thead', {}, h('tr', {}, h('th', {}, 'UTC'), h('th', {}, 'In the job\'s zone'),
             h('th', {}, 'Your time'), h('th', {}, ''))),
           h('tbody', {}, p.fire_times.map(f => h('tr', {},
@@ -224,12 +266,12 @@ function previewBox() {
             h('td', {}, time(f.at)),
             h('td', {}, f.dst_shifted ? h('span', {class: 'badge s-warn', title:
               'This fire time falls in a daylight-saving shift: the wall-clock time does not exist or repeats, and sked moved it as its docs say.'},
-            'DST shift') : null)))))
-          : empty('This schedule has no more fire times.'));
+            'DST shift') : null))))))
+          : null);
     } catch (e) {
       if (my !== seq) return;
-      mount(box, h('h2', {}, 'Next fire times'), h('p', {class: 'error', role: 'alert'},
-        e.field ? `${e.field}: ${e.message}` : e.message));
+      summary.textContent = '';
+      mount(body, h('p', {class: 'error', role: 'alert'}, e.field ? `${e.field}: ${e.message}` : e.message));
     }
   }, 200);
   return {box, update};
@@ -276,8 +318,8 @@ export async function jobFormPage(root, id) {
   const controls = {name, type, command, config, queue, priority, timeout, 'retry.max_attempts': attempts,
     tags, env, ...Object.fromEntries(Object.entries(sched.inputs).map(([k, v]) => [`schedules[0].${k}`, v]))};
 
-  const shellOnly = h('div', {}, field('Command', command, 'One argument per line, no shell: the first line is the program.'),
-    field('Environment', env, 'KEY=value, one per line'));
+  const shellOnly = field('Command', command, 'One argument per line, no shell: the first line is the program.');
+  const envField = field('Environment', env, 'KEY=value, one per line. A secret shows as ***: leave it to keep it, or type a new value, which stays secret.');
   const configOnly = field('Config (JSON)', config, 'Checked against the type\'s schema when you save.');
   const showType = () => {
     shellOnly.hidden = type.value !== 'shell';
@@ -290,29 +332,47 @@ export async function jobFormPage(root, id) {
   const updatePreview = () => preview.update(sched.value());
   for (const el of sched.watch) el.addEventListener(el.tagName === 'SELECT' ? 'change' : 'input', updatePreview);
 
+  // The environment as the form says it: a secret (stored as {"secret":
+  // ...}, shown as ***) is sent back masked to keep it, or with its new
+  // value still as a secret.
+  function envDoc() {
+    const e = {};
+    for (const l of lines(env.value)) {
+      const i = l.indexOf('=');
+      const k = i < 0 ? l : l.slice(0, i), v = i < 0 ? '' : l.slice(i + 1);
+      const was = job?.env?.[k];
+      const secret = was !== undefined && typeof was !== 'string';
+      e[k] = secret ? (v === '***' ? was : {secret: v}) : v;
+    }
+    return e;
+  }
+
+  // The job document of the form: the whole of it for a new job; for an
+  // edit, a JSON merge patch (RFC 7386) of what changed, in which a key
+  // that is gone is null, and the fields of the old type are cleared.
   function doc() {
     const d = {name: name.value.trim(), type: type.value, queue: queue.value.trim() || 'default',
       priority: Number(priority.value || 0), timeout: timeout.value.trim() || null,
       retry: {...(job?.retry || {}), max_attempts: Number(attempts.value || 1)},
-      tags: tags.value.split(',').map(s => s.trim()).filter(Boolean)};
+      tags: tags.value.split(',').map(s => s.trim()).filter(Boolean), env: envDoc()};
     if (type.value === 'shell') {
       d.command = lines(command.value);
-      const e = {};
-      for (const l of lines(env.value)) {
-        const i = l.indexOf('=');
-        const k = i < 0 ? l : l.slice(0, i), v = i < 0 ? '' : l.slice(i + 1);
-        e[k] = v === '***' && job?.env?.[k] ? job.env[k] : v;
-      }
-      d.env = e;
     } else {
       try { d.config = JSON.parse(config.value || '{}'); } catch (e) {
         throw new ApiError(400, {field: 'config', detail: `config is not JSON: ${e.message}`});
       }
     }
-    if (!multi) {
+    if (!multi && (!job || sched.state.dirty)) {
       const s = sched.value();
       if (s) d.schedules = s;
       else if (job) d.schedules = [];
+    }
+    if (!job) return d;
+    d.env = mergePatch(job.env || {}, d.env);
+    if (d.config) d.config = mergePatch(job.type === 'shell' ? {} : job.config || {}, d.config);
+    if (job.type !== d.type) {
+      if (d.type === 'shell') d.config = null;
+      else Object.assign(d, {command: null, cwd: null});
     }
     return d;
   }
@@ -328,13 +388,17 @@ export async function jobFormPage(root, id) {
     mount(alert, e.field ? h('strong', {}, `${e.field}: `) : null, e.message);
   }
 
+  // One key for this form: a retried create (a lost answer, a double
+  // click) makes one job.
+  const idem = newKey();
   async function save(force) {
     mount(alert);
     let body;
     try { body = doc(); } catch (e) { showError(e); return; }
+    submit.disabled = true;
     try {
       if (!job) {
-        const made = await post('/v1/jobs', body, {headers: {'Idempotency-Key': crypto.randomUUID()}});
+        const made = await post('/v1/jobs', body, {headers: {'Idempotency-Key': idem}});
         location.hash = `#/jobs/${made.id}`;
         return;
       }
@@ -351,9 +415,12 @@ export async function jobFormPage(root, id) {
         return;
       }
       showError(e);
+    } finally {
+      submit.disabled = false;
     }
   }
   const route = () => { window.dispatchEvent(new HashChangeEvent('hashchange')); };
+  const submit = h('button', {type: 'submit', class: 'primary'}, job ? 'Save' : 'Create job');
 
   mount(root,
     h('h1', {}, job ? `Edit ${job.name}` : 'New job'),
@@ -361,14 +428,14 @@ export async function jobFormPage(root, id) {
       h('form', {class: 'card', 'aria-label': job ? 'Edit job' : 'New job',
         onsubmit: e => { e.preventDefault(); save(false); }},
       alert,
-      field('Name', name), field('Type', type), shellOnly, configOnly,
+      field('Name', name), field('Type', type), shellOnly, configOnly, envField,
       multi ? h('p', {class: 'muted'}, `This job has ${job.schedules.length} schedules; edit them with the API or CLI.`) : sched.el,
       h('div', {class: 'row'}, field('Queue', queue), field('Priority', priority)),
       h('div', {class: 'row'}, field('Timeout', timeout, 'e.g. 30m; empty: none'),
         field('Attempts', attempts, 'retries back off exponentially')),
       field('Tags', tags, 'comma-separated'),
       h('div', {class: 'actions'},
-        h('button', {type: 'submit', class: 'primary'}, job ? 'Save' : 'Create job'),
+        submit,
         h('a', {href: job ? `#/jobs/${job.id}` : '#/jobs', class: 'button'}, 'Cancel'))),
       preview.box));
   updatePreview();

@@ -5,7 +5,7 @@
 
 import {get, post, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, facts, card, button, empty, duration, between, throttle} from './dom.js';
+import {h, mount, time, badge, facts, card, button, empty, duration, between, throttle, sequencer} from './dom.js';
 import {reasons} from './job.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped']);
@@ -53,8 +53,13 @@ export async function runPage(root, id) {
   const log = h('pre', {'data-testid': 'run-log', class: 'log', tabindex: '0', 'aria-label': 'Log'});
   const logState = h('span', {class: 'muted', role: 'status'});
   let run = null;
-  let following = null; // AbortController of the log stream
+  let following = null; // AbortController of the log stream; kept once the log is whole
+  let gone = false;
+  const fresh = sequencer();
 
+  // The log: read whole once the run has ended, else followed. A follow
+  // that ends while the run still goes (a server restart, a proxy's
+  // timeout, a task retried) is started again from the top.
   async function loadLog() {
     if (following) return;
     const terminal = TERMINAL.has(run.state);
@@ -73,17 +78,26 @@ export async function runPage(root, id) {
         log.append(text);
         if (atEnd) log.scrollTop = log.scrollHeight;
       }, following.signal);
-      logState.textContent = terminal ? '' : 'The run ended; the log is complete.';
+      logState.textContent = '';
     } catch (e) {
-      if (!following?.signal.aborted) logState.textContent = `The log could not be read: ${e.message}`;
+      if (following?.signal.aborted) return;
+      logState.textContent = `The log could not be read: ${e.message}`;
     }
-    if (!log.textContent) logState.textContent = 'The run wrote no output.';
+    if (following?.signal.aborted) return;
+    if (!log.textContent && terminal) logState.textContent = 'The run wrote no output.';
+    if (terminal) return; // kept: the log is complete
+    following = null;
+    setTimeout(() => { if (!gone) load(); }, 1000);
   }
 
   async function load() {
+    const current = fresh();
     try {
-      run = await get(path);
+      const r = await get(path);
+      if (!current() || gone) return;
+      run = r;
     } catch (e) {
+      if (!current() || gone) return;
       if (e.status === 404) {
         mount(root, h('h1', {}, 'Run not found'), h('p', {}, `No run ${id} that you can see.`));
         run = null;
@@ -139,6 +153,7 @@ export async function runPage(root, id) {
     if (ev === null || ev.run_id === id) refresh();
   }, {kinds: ['run']});
   return () => {
+    gone = true;
     unsub();
     following?.abort();
   };

@@ -3,7 +3,7 @@
 
 import {get, post, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, relative, badge, button, empty, throttle, pager} from './dom.js';
+import {h, mount, time, relative, badge, button, empty, throttle, pager, sequencer} from './dom.js';
 
 export async function workersPage(root) {
   const tbody = h('tbody');
@@ -18,8 +18,11 @@ export async function workersPage(root) {
     load();
   }
 
+  const fresh = sequencer();
   async function load() {
+    const current = fresh();
     const page = await get('/v1/workers', {limit: 100, cursor: pg.cursor()});
+    if (!current()) return;
     mount(tbody, page.items.length ? page.items.map(w => h('tr', {},
       h('td', {}, h('strong', {}, w.name), h('br'), h('code', {class: 'muted'}, w.id)),
       h('td', {}, badge(w.state)),

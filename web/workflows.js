@@ -4,7 +4,8 @@
 
 import {get, post, del, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, facts, card, button, empty, throttle, pager} from './dom.js';
+import {h, mount, time, badge, facts, card, button, empty, throttle, pager, sequencer,
+  confirmButton} from './dom.js';
 import {dag} from './dag.js';
 import {scheduleText} from './jobs.js';
 
@@ -14,8 +15,11 @@ export async function workflowsPage(root) {
   const tbody = h('tbody');
   const pg = pager(() => load());
   const status = pg.status;
+  const fresh = sequencer();
   async function load() {
+    const current = fresh();
     const page = await get('/v1/workflows', {limit: 50, cursor: pg.cursor()});
+    if (!current()) return;
     mount(tbody, page.items.length ? page.items.map(w => h('tr', {},
       h('td', {}, h('a', {href: `#/workflows/${w.id}`}, w.name)),
       h('td', {}, badge(w.state)),
@@ -56,8 +60,13 @@ export async function workflowPage(root, id) {
     } catch (e) { msg.textContent = `${e.field ? `${e.field}: ` : ''}${e.message}`; }
   }
 
+  const fresh = sequencer();
   async function load() {
-    wf = await get(path);
+    const current = fresh();
+    const w = await get(path);
+    const runs = await get(`${path}/runs`, {limit: 25});
+    if (!current()) return;
+    wf = w;
     title.textContent = wf.name;
     mount(graphBox, dag(wf.tasks, {label: `The tasks of ${wf.name} and their dependencies`}));
     mount(factsBox, facts([
@@ -70,12 +79,12 @@ export async function workflowPage(root, id) {
       button('Trigger now', () => act('Triggered.', () => post(`${path}/trigger`))),
       button('Pause', () => act('Paused.', () => post(`${path}/pause`)), {disabled: wf.state !== 'active'}),
       button('Resume', () => act('Resumed.', () => post(`${path}/resume`)), {disabled: wf.state !== 'paused'}),
-      button('Delete', () => act('Deleted.', async () => {
-        await del(path);
-        location.hash = '#/workflows';
-      }), {class: 'danger'}),
+      confirmButton('Delete', 'Delete this workflow and cancel its runs?', 'Delete workflow',
+        () => act('Deleted.', async () => {
+          await del(path);
+          location.hash = '#/workflows';
+        })),
     ] : null);
-    const runs = await get(`${path}/runs`, {limit: 25});
     mount(runsBox, runs.items.length ? h('div', {class: 'table-wrap'}, h('table', {'aria-label': 'Workflow runs'},
       h('thead', {}, h('tr', {}, ['Run', 'State', 'Fire time', 'Tasks', 'Succeeded', 'Failed', 'Skipped', 'Finished']
         .map(c => h('th', {scope: 'col'}, c)))),
@@ -115,8 +124,12 @@ export async function workflowRunPage(root, id) {
     load();
   }
 
+  const fresh = sequencer();
   async function load() {
-    wr = await get(path);
+    const current = fresh();
+    const r = await get(path);
+    if (!current()) return;
+    wr = r;
     mount(graphBox, dag(wr.tasks, {label: `Workflow run ${wr.id}: ${wr.tasks.map(t => `${t.name} ${t.state}`).join(', ')}`}));
     const c = wr.counts;
     mount(factsBox, facts([

@@ -17,6 +17,6 @@ typedef struct web_asset {
 extern const web_asset_t web_assets[];
 #define WEB_ASSETS_VERSION_LEN 16
 extern const char
-    web_assets_version[WEB_ASSETS_VERSION_LEN + 1]; /* hex, of every file but index.html */
+    web_assets_version[WEB_ASSETS_VERSION_LEN + 1]; /* hex, of every file */
 
 #endif

@@ -314,7 +314,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
       'the live indicator to say Live');
     // The token is not kept in the URL.
     assert.ok(!page.url().includes(token), page.url());
-    await shot('overview');
+    await shot('overview-first');
   }, false);
 
   check('shows a job submitted through the API in the Jobs list without a reload', async () => {
@@ -358,6 +358,67 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
       'the API to show the job active again');
     await until(async () => (await state.textContent())?.trim() === 'active', 'job-state active');
     await shot('job');
+  });
+
+  check('creates a job from the form, previewing its fire times as the cron is typed', async () => {
+    const name = `form-${tag}`;
+    await go('#/jobs/new');
+    await expectH1('New job');
+    await page.getByLabel('Name', {exact: true}).fill(name);
+    await page.getByLabel('Command', {exact: true}).fill('echo\nhello');
+    await page.getByLabel('Schedule', {exact: true}).selectOption('cron');
+    await page.getByLabel('Time zone', {exact: true}).fill('Europe/Berlin');
+    const preview = page.getByRole('table', {name: 'Next fire times', exact: true});
+    // As typed: each keystroke asks the server; the table follows the last.
+    await page.getByLabel('Cron expression', {exact: true}).pressSequentially('30 2 * * 1', {delay: 30});
+    await until(async () => {
+      const cells = await preview.locator('tbody tr td:nth-child(2)').allTextContents();
+      return cells.length === 10 && cells.every(c => /T02:30:00\+0[12]:00 Europe\/Berlin$/.test(c.trim()));
+    }, '10 fire times at 02:30 Berlin time in the preview');
+    // A bad expression is named, and nothing is created.
+    await page.getByLabel('Cron expression', {exact: true}).fill('61 * * * *');
+    await until(async () => /schedules\[0\]\.cron/.test((await page.getByRole('alert').allTextContents()).join(' ')),
+      'the preview to name schedules[0].cron');
+    await page.getByLabel('Cron expression', {exact: true}).fill('30 2 * * 1');
+    await page.getByRole('button', {name: 'Create job', exact: true}).click();
+    await expectH1(name);
+    const id = page.url().split('#/jobs/')[1];
+    const job = await ok('GET', `/v1/jobs/${id}`);
+    assert.deepEqual(job.command, ['echo', 'hello']);
+    assert.equal(job.schedules[0].cron, '30 2 * * 1');
+    assert.equal(job.schedules[0].timezone, 'Europe/Berlin');
+  });
+
+  check('edits a job with If-Match: a conflict is shown, secrets and unseen fields are kept', async () => {
+    const name = `edit-${tag}`;
+    const job = await ok('POST', '/v1/jobs', {name, command: ['true'],
+      env: {PLAIN: 'a', DROP: 'b', TOKEN: {secret: 's3cret'}},
+      schedules: [{cron: '0 3 * * *', timezone: 'UTC', jitter: '5m'}]}, [201]);
+    await go(`#/jobs/${job.id}/edit`);
+    await expectH1(`Edit ${name}`);
+    const env = page.getByLabel('Environment', {exact: true});
+    assert.equal((await env.inputValue()).split('\n').sort().join(' '), 'DROP=b PLAIN=a TOKEN=***');
+    await env.fill('PLAIN=a2\nTOKEN=***');
+    await page.getByLabel('Priority', {exact: true}).fill('7');
+    // Someone else changes the job meanwhile.
+    await ok('PATCH', `/v1/jobs/${job.id}`, {tags: ['theirs']});
+    await page.getByRole('button', {name: 'Save', exact: true}).click();
+    await page.getByText('Someone changed this job since you opened it.').waitFor();
+    assert.equal((await ok('GET', `/v1/jobs/${job.id}`)).priority, 0, 'saved despite the conflict');
+    await page.getByRole('button', {name: 'Save mine anyway', exact: true}).click();
+    await expectH1(name);
+    const after = await ok('GET', `/v1/jobs/${job.id}`);
+    assert.equal(after.priority, 7);
+    assert.deepEqual(after.env, {PLAIN: 'a2', TOKEN: {secret: '***'}}, 'DROP removed, the secret kept masked');
+    assert.equal(after.schedules[0].jitter, '5m', 'a field the form does not show is kept');
+    assert.equal(after.schedules[0].id, job.schedules[0].id, 'an untouched schedule is not replaced');
+    // The secret is still the secret: a new value stays one, never shown.
+    await go(`#/jobs/${job.id}/edit`);
+    await expectH1(`Edit ${name}`);
+    await env.fill('PLAIN=a2\nTOKEN=n3w');
+    await page.getByRole('button', {name: 'Save', exact: true}).click();
+    await expectH1(name);
+    assert.deepEqual((await ok('GET', `/v1/jobs/${job.id}`)).env.TOKEN, {secret: '***'});
   });
 
   check('follows a running job\'s log live on the run page', async () => {
@@ -470,6 +531,12 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     }
     await go('#/overview');
     await expectH1('Overview');
+    // By now runs have ended: the overview of the README.
+    await until(async () => {
+      const t = await page.getByRole('region', {name: 'Runs per minute'}).textContent();
+      return /[1-9]\d* runs ended in the last hour/.test(t || '');
+    }, 'the overview to count the runs that ended');
+    await shot('overview');
     // The first Tab of a fresh load offers the skip link (docs/dashboard.md, Keyboard).
     await page.reload();
     await expectH1('Overview');
