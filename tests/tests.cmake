@@ -112,6 +112,12 @@ else()
 endif()
 set_tests_properties(e2e.browser PROPERTIES LABELS "e2e;browser" TIMEOUT 600
                      ENVIRONMENT "SKED_BIN=$<TARGET_FILE:sked>;SKED_BROWSER_JOBS=${SKED_BROWSER_JOBS}")
+# The same pages on PostgreSQL: `sked server` on a throwaway database (pg_harness.sh) and a
+# `sked worker`, the Jobs page timed with 10,000 jobs; screenshots in build/screenshots-postgres/.
+add_test(NAME e2e.browser.postgres COMMAND ${CMAKE_SOURCE_DIR}/tests/store/pg_harness.sh
+         bash ${CMAKE_SOURCE_DIR}/tests/browser/run.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(e2e.browser.postgres PROPERTIES LABELS "e2e;browser;postgres" TIMEOUT 600
+                     ENVIRONMENT "SKED_BIN=$<TARGET_FILE:sked>;SKED_BROWSER_JOBS=10000;SKED_SCREENSHOTS=${CMAKE_BINARY_DIR}/screenshots-postgres")
 
 # The layer fences of CMakeLists.txt: a probe per layer, compiled with the
 # layer's real compile command, must reach the layers below and no others.

@@ -59,35 +59,48 @@ export async function runPage(root, id) {
 
   // The log: read whole once the run has ended, else followed. A follow
   // that ends while the run still goes (a server restart, a proxy's
-  // timeout, a task retried) is started again from the top.
+  // timeout, a task retried) is started again. What is shown is replaced
+  // only when the new text arrives, so the log never blinks empty.
   async function loadLog() {
     if (following) return;
     const terminal = TERMINAL.has(run.state);
-    if (!terminal && !['running'].includes(run.state)) {
+    if (!terminal && run.state !== 'running') {
       logState.textContent = 'The log starts when the run does.';
       return;
     }
-    following = new AbortController();
-    log.textContent = '';
+    const mine = following = new AbortController();
     logState.textContent = terminal ? '' : 'Following…';
     const stick = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    let first = true;
     try {
       const url = `${path}/log${terminal ? '' : '?follow=1'}`;
       await events.follow(url, text => {
         const atEnd = stick();
+        if (first) log.textContent = '';
+        first = false;
         log.append(text);
         if (atEnd) log.scrollTop = log.scrollHeight;
-      }, following.signal);
-      logState.textContent = '';
+      }, mine.signal);
     } catch (e) {
-      if (following?.signal.aborted) return;
+      if (mine.signal.aborted) return;
       logState.textContent = `The log could not be read: ${e.message}`;
+      following = null;
+      return;
     }
-    if (following?.signal.aborted) return;
-    if (!log.textContent && terminal) logState.textContent = 'The run wrote no output.';
-    if (terminal) return; // kept: the log is complete
+    if (mine.signal.aborted) return;
+    if (first) log.textContent = '';
+    let now = run;
+    if (!terminal) {
+      try { now = await get(path); } catch { /* as it was */ }
+      if (mine.signal.aborted || gone) return;
+    }
+    if (TERMINAL.has(now.state)) {
+      // Whole: kept (following stays set, so it is not read again).
+      logState.textContent = log.textContent ? '' : 'The run wrote no output.';
+      return;
+    }
     following = null;
-    setTimeout(() => { if (!gone) load(); }, 1000);
+    setTimeout(() => { if (!gone) loadLog(); }, 1000);
   }
 
   async function load() {

@@ -76,17 +76,40 @@ function tmpBase() {
 let tmp, sked, base, token;
 const procOut = [];
 
-function startSked() {
+// With SKED_TEST_PG_URL (tests/store/pg_harness.sh starts a throwaway
+// PostgreSQL and sets it), the dashboard runs on `sked server --store` that
+// database and a `sked worker` beside it; else on `sked dev` (SQLite).
+const PG_URL = process.env.SKED_TEST_PG_URL || '';
+let worker = null;
+
+function spawnSked(args, name) {
   const err = fs.openSync(path.join(tmp, 'sked.stderr.log'), 'a');
   const env = {...process.env};
   for (const k of ['SKED_SERVER', 'SKED_TOKEN', 'SKED_TOKEN_FILE']) delete env[k];
   // Its own process group (detached), so the end can reach whatever it started.
-  const p = spawn(SKED_BIN, ['dev', '--listen', '127.0.0.1:0', '--data', path.join(tmp, 'data'),
-    '--slots', '4'], {cwd: tmp, env, detached: true, stdio: ['ignore', 'pipe', err]});
+  const p = spawn(SKED_BIN, args, {cwd: tmp, env, detached: true, stdio: ['ignore', 'pipe', err]});
   fs.closeSync(err);
+  p.name = name;
   p.exited = new Promise(r => p.on('exit', (code, sig) => r({code, sig})));
   readline.createInterface({input: p.stdout}).on('line', l => procOut.push(l));
   return p;
+}
+
+function startSked() {
+  if (!PG_URL)
+    return spawnSked(['dev', '--listen', '127.0.0.1:0', '--data', path.join(tmp, 'data'),
+      '--slots', '4'], 'sked dev');
+  return spawnSked(['server', '--listen', '127.0.0.1:0', '--store', PG_URL, '--token-file',
+    path.join(tmp, 'admin.token')], 'sked server');
+}
+
+// The worker of a PostgreSQL run (sked dev has its own).
+function startWorker() {
+  if (!PG_URL) return null;
+  return spawnSked(['worker', '--server', base, '--token-file', path.join(tmp, 'admin.token'),
+    '--slots', '4', '--name', 'browser-worker',
+    // A root worker refuses to run jobs as root unless told to (CI runs as root).
+    ...(process.getuid?.() === 0 ? ['--allow-root'] : [])], 'sked worker');
 }
 
 function stderrText() {
@@ -99,24 +122,30 @@ async function line(p, prefix) {
   return until(() => {
     const l = procOut.find(x => x.startsWith(prefix));
     if (l) return l.slice(prefix.length).trim();
-    if (gone) throw new Error(`sked dev exited before printing ${prefix}\n${stderrText().slice(-4000)}`);
+    if (gone) throw new Error(`${p.name} exited before printing ${prefix}\n${stderrText().slice(-4000)}`);
     return null;
-  }, `sked dev to print ${prefix}`, 30);
+  }, `${p.name} to print ${prefix}`, 30);
 }
 
 // SIGTERM, a bounded wait, then SIGKILL to its whole process group (ours).
-async function stopSked() {
-  if (!sked || sked.exitCode !== null || sked.signalCode !== null) return;
-  try { process.kill(sked.pid, 'SIGTERM'); } catch { /* gone */ }
+async function stop(p) {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  try { process.kill(p.pid, 'SIGTERM'); } catch { /* gone */ }
   let timer;
   const t = new Promise(r => { timer = setTimeout(r, secs(15), 'timeout'); });
-  const how = await Promise.race([sked.exited, t]);
+  const how = await Promise.race([p.exited, t]);
   clearTimeout(timer);
-  try { process.kill(-sked.pid, 'SIGKILL'); } catch { /* gone */ }
-  if (how === 'timeout') await sked.exited;
+  try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ }
+  if (how === 'timeout') await p.exited;
+}
+
+async function stopSked() {
+  await stop(worker);
+  await stop(sked);
 }
 process.on('exit', () => {
-  if (sked) try { process.kill(-sked.pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const p of [worker, sked])
+    if (p) try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ }
 });
 
 // ---- the API, from node --------------------------------------------------------
@@ -227,7 +256,13 @@ before(async () => {
   base = await line(sked, 'listening:');
   const tokenFile = await line(sked, 'admin-token-file:');
   token = fs.readFileSync(tokenFile, 'utf8').trim();
-  console.log(`sked dev at ${base}, data in ${tmp}, SLOW=${SLOW}, jobs for the timing: ${N_JOBS}`);
+  worker = startWorker();
+  if (worker) {
+    await until(async () => (await ok('GET', '/v1/workers')).items.some(w => w.state === 'active'),
+      'the worker to register', 30);
+  }
+  console.log(`${sked.name} at ${base} on ${PG_URL ? 'PostgreSQL' : 'SQLite'}, data in ${tmp}, ` +
+    `SLOW=${SLOW}, jobs for the timing: ${N_JOBS}`);
   browser = await chromium.launch({executablePath: CHROMIUM, headless: true,
     timeout: secs(60)});
   context = await browser.newContext({viewport: {width: 1280, height: 800},
@@ -581,7 +616,7 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     console.log(`created ${N_JOBS} jobs through POST /v1/jobs in ${made} ms ` +
       `(${Math.round(N_JOBS / (made / 1000))}/s)`);
     const du = dir => fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
-    console.log(`store: ${Math.round(du(path.join(tmp, 'data')) / 2 ** 20)} MiB in ${tmp}`);
+    if (!PG_URL) console.log(`store: ${Math.round(du(path.join(tmp, 'data')) / 2 ** 20)} MiB in ${tmp}`);
     const firstRow = () => jobsTable().getByRole('row').filter({has: page.getByRole('link')}).first();
     // In the app: from the overview, a click on Jobs until the first row shows.
     let t = Date.now();
