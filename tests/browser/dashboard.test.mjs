@@ -415,6 +415,8 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await until(async () => /schedules\[0\]\.cron/.test((await page.getByRole('alert').allTextContents()).join(' ')),
       'the preview to name schedules[0].cron');
     await page.getByLabel('Cron expression', {exact: true}).fill('30 2 * * 1');
+    await until(async () => (await preview.locator('tbody tr').count()) === 10, 'the preview back');
+    await shot('job-form');
     await page.getByRole('button', {name: 'Create job', exact: true}).click();
     await expectH1(name);
     const id = page.url().split('#/jobs/')[1];
@@ -554,6 +556,42 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
       await noMarkup(`the page of ${n}`);
       await page.goBack();
       await expectH1('Jobs');
+    }
+  });
+
+  check('offers a viewer nothing it may not do, and the server agrees', async () => {
+    const viewer = await ok('POST', '/v1/tokens', {name: `viewer-${tag}`, role: 'viewer',
+      namespaces: ['*']}, [201]);
+    const job = liveJob ?? await createJob(`live-${tag}`);
+    // A tab of its own: sessionStorage is per tab, so the admin's stays logged in.
+    const ctx = await browser.newContext({viewport: {width: 1280, height: 800}, locale: 'en-GB',
+      timezoneId: 'UTC'});
+    try {
+      const v = await ctx.newPage();
+      v.on('dialog', d => { dialogs.push(`viewer ${d.type()}: ${d.message()}`); d.dismiss().catch(() => {}); });
+      v.on('pageerror', e => pageErrors.push(String(e.stack || e)));
+      await v.goto(`${base}/#/login`);
+      await v.getByLabel('Token', {exact: true}).fill(viewer.token);
+      await v.getByRole('button', {name: 'Log in with token'}).click();
+      const nav = v.getByRole('navigation', {name: 'Main'});
+      await nav.getByRole('link', {name: 'Jobs', exact: true}).click();
+      await v.getByRole('table', {name: 'Jobs', exact: true}).getByRole('link').first().waitFor();
+      assert.equal(await nav.getByRole('link', {name: 'Audit', exact: true}).count(), 0, 'Audit offered');
+      for (const b of ['Pause selected', 'Resume selected'])
+        assert.equal(await v.getByRole('button', {name: b}).count(), 0, `${b} offered to a viewer`);
+      assert.equal(await v.getByRole('link', {name: 'New job'}).count(), 0, 'New job offered');
+      assert.equal(await v.getByRole('checkbox').count(), 0, 'rows selectable');
+      await v.evaluate(id => { location.hash = `#/jobs/${id}`; }, job.id);
+      await v.getByTestId('job-state').getByText(/active|paused/).waitFor();
+      for (const b of ['Trigger now', 'Pause', 'Resume', 'Delete'])
+        assert.equal(await v.getByRole('button', {name: b, exact: true}).count(), 0, `${b} offered`);
+      // Asked anyway, from the page with its token, the server refuses.
+      const st = await v.evaluate(async id => (await fetch(`/v1/jobs/${id}/pause`, {method: 'POST',
+        headers: {Authorization: `Bearer ${sessionStorage.getItem('sked.token')}`}})).status, job.id);
+      assert.equal(st, 403);
+      await v.screenshot({path: path.join(SHOTS, 'job-viewer.png')});
+    } finally {
+      await ctx.close();
     }
   });
 
