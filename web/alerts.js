@@ -44,9 +44,8 @@ export async function alertsPage(root) {
     h('thead', {}, h('tr', {}, ['Condition', 'About', 'State', 'Detail', 'Opened', 'Resolved', 'Acknowledged']
       .map(c => h('th', {scope: 'col'}, c)))), tbody)),
   pg.el);
-  await load();
   const refresh = throttle(load, 1000);
-  return events.subscribe(() => refresh(), {kinds: ['alert']});
+  return events.liveLoad(load, () => refresh(), {kinds: ['alert']});
 }
 
 export async function auditPage(root) {

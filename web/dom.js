@@ -57,10 +57,20 @@ export function relative(iso, now = Date.now()) {
   if (!iso) return '';
   const s = Math.round((new Date(iso) - now) / 1000);
   const a = Math.abs(s);
+  if (a < 2) return 'just now';
   const v = a < 60 ? `${a} s` : a < 3600 ? `${Math.round(a / 60)} min`
     : a < 86400 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
   return s < 0 ? `${v} ago` : `in ${v}`;
 }
+
+// relative(iso) that stays true: every span of these is rewritten every
+// few seconds (a clock on the page, not a poll of the server).
+export function ago(iso) {
+  return h('span', {class: 'muted', 'data-rel': iso}, relative(iso));
+}
+setInterval(() => {
+  for (const el of document.querySelectorAll('[data-rel]')) el.textContent = relative(el.dataset.rel);
+}, 5000);
 
 export function duration(ms) {
   if (ms === null || ms === undefined || isNaN(ms)) return '—';

@@ -130,6 +130,21 @@ async function run(mine) {
   if (ctrl === mine) setConnected(false);
 }
 
+// A page's first load, subscribed first: a change that commits while the
+// page loads refreshes it, instead of being missed between its read and its
+// subscription. Returns the unsubscribe; a failed load unsubscribes and
+// throws.
+export async function liveLoad(load, fn, filter) {
+  const unsub = subscribe(fn, filter);
+  try {
+    await load();
+  } catch (e) {
+    unsub();
+    throw e;
+  }
+  return unsub;
+}
+
 export function start() {
   if (ctrl) return;
   ctrl = new AbortController();

@@ -154,12 +154,12 @@ export async function jobPage(root, id) {
     card('Runs', runsBox),
     card('Spec', specBox));
 
-  await loadJob();
-  if (!job) return null;
-  await Promise.all([loadRuns(), loadExplain()]);
   const refreshJob = throttle(() => { loadJob(); loadExplain(); }, 500);
   const refreshRuns = throttle(() => { loadRuns(); loadExplain(); }, 500);
-  return events.subscribe(ev => {
+  return events.liveLoad(async () => {
+    await loadJob();
+    if (job) await Promise.all([loadRuns(), loadExplain()]);
+  }, ev => {
     if (ev === null || ev.type.startsWith('job.')) refreshJob();
     if (ev === null || ev.type.startsWith('run.')) refreshRuns();
   }, {job: id});

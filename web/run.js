@@ -159,10 +159,8 @@ export async function runPage(root, id) {
     h('div', {class: 'grid'}, card('Run', factsBox), card('Why', explainBox), card('Result and checkpoint', resultBox)),
     card('Attempts', attemptsBox),
     card('Log', logState, log));
-  await load();
-  if (!run) return null;
   const refresh = throttle(load, 300);
-  const unsub = events.subscribe(ev => {
+  const unsub = await events.liveLoad(load, ev => {
     if (ev === null || ev.run_id === id) refresh();
   }, {kinds: ['run']});
   return () => {

@@ -3,7 +3,7 @@
 
 import {get, post, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, relative, badge, button, empty, throttle, pager, sequencer} from './dom.js';
+import {h, mount, time, ago, badge, button, empty, throttle, pager, sequencer} from './dom.js';
 
 export async function workersPage(root) {
   const tbody = h('tbody');
@@ -32,7 +32,7 @@ export async function workersPage(root) {
       h('td', {}, (w.queues || []).map(q => h('span', {class: 'tag'}, q))),
       h('td', {}, Object.entries(w.labels || {}).map(([k, v]) => h('span', {class: 'tag'}, `${k}=${v}`))),
       h('td', {}, ['shell', 'http', ...(w.types || [])].map(t => h('span', {class: 'tag'}, t))),
-      h('td', {}, time(w.heartbeat_at), h('br'), h('small', {class: 'muted'}, relative(w.heartbeat_at))),
+      h('td', {}, time(w.heartbeat_at), h('br'), h('small', {}, ago(w.heartbeat_at))),
       h('td', {}, can.admin() && w.state === 'active' ? button(`Drain ${w.name}`, () => drain(w)) : null)))
       : h('tr', {}, h('td', {colspan: 9}, empty('No workers. Start one with sked worker, or sked dev --slots N.'))));
     pg.done(page.next_cursor);
@@ -46,9 +46,8 @@ export async function workersPage(root) {
       h('thead', {}, h('tr', {}, ['Worker', 'State', 'Host', 'Slots', 'Queues', 'Labels', 'Types', 'Heartbeat', '']
         .map(c => h('th', {scope: 'col'}, c)))), tbody)),
     pg.el);
-  await load();
   const refresh = throttle(load, 1000);
-  return events.subscribe(ev => {
+  return events.liveLoad(load, ev => {
     if (ev === null || ev.type.startsWith('worker.') || ['run.started', 'run.succeeded', 'run.failed',
       'run.canceled', 'run.retrying', 'run.requeued'].includes(ev.type)) refresh();
   });

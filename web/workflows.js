@@ -36,9 +36,8 @@ export async function workflowsPage(root) {
       h('thead', {}, h('tr', {}, ['Name', 'State', 'Tasks', 'Schedules', 'Next fire', 'Created']
         .map(c => h('th', {scope: 'col'}, c)))), tbody)),
     pg.el);
-  await load();
   const refresh = throttle(load, 1000);
-  return events.subscribe(() => refresh(), {kinds: ['job']});
+  return events.liveLoad(load, () => refresh(), {kinds: ['job']});
 }
 
 export async function workflowPage(root, id) {
@@ -99,10 +98,9 @@ export async function workflowPage(root, id) {
   mount(root, h('div', {class: 'title'}, title, h('a', {href: '#/workflows', class: 'muted'}, '← Workflows')),
     actions, msg, card('Graph', graphBox), h('div', {class: 'grid'}, card('Workflow', factsBox)),
     card('Runs', runsBox));
-  await load();
   const refresh = throttle(load, 1000);
   const jobIds = () => new Set([wf?.id, ...(wf?.tasks || []).map(t => t.job_id)]);
-  return events.subscribe(ev => {
+  return events.liveLoad(load, ev => {
     if (ev === null || jobIds().has(ev.job_id)) refresh();
   });
 }
@@ -164,10 +162,10 @@ export async function workflowRunPage(root, id) {
 
   mount(root, h('div', {class: 'title'}, h('h1', {}, `Workflow run ${id}`)), actions, msg,
     card('Graph', graphBox), h('div', {class: 'grid'}, card('Run', factsBox)), card('Tasks', tasksBox));
-  await load();
   const refresh = throttle(load, 250);
+  // Before the first answer the ids are unknown: any run event refreshes.
   const ids = () => new Set([wr?.id, ...(wr?.tasks || []).flatMap(t => [t.run_id, t.job_id])]);
-  return events.subscribe(ev => {
-    if (ev === null || ids().has(ev.run_id) || ids().has(ev.job_id)) refresh();
+  return events.liveLoad(load, ev => {
+    if (ev === null || !wr || ids().has(ev.run_id) || ids().has(ev.job_id)) refresh();
   }, {kinds: ['run']});
 }

@@ -525,6 +525,28 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     assert.deepEqual(run.tasks.map(t => [t.name, t.state]), [['a', 'succeeded'], ['b', 'succeeded']]);
   });
 
+  check('retries a failed task with its downstream from the workflow run page', async () => {
+    // c fails on its first attempt only (a marker file), so d is skipped; a
+    // retry of c with its downstream runs both to success.
+    const marker = path.join(tmp, `retry-${tag}`);
+    const wf = await ok('POST', '/v1/workflows', {name: `wf-retry-${tag}`, tasks: [
+      {name: 'c', command: ['sh', '-c', `test -e ${marker} || { touch ${marker}; exit 3; }`]},
+      {name: 'd', command: ['true'], depends_on: ['c']},
+    ]}, [201]);
+    const wr = await ok('POST', `/v1/workflows/${wf.id}/trigger`, undefined, [201]);
+    await go(`#/workflow-runs/${wr.id}`);
+    await expectH1(`Workflow run ${wr.id}`);
+    const node = t => page.locator(`svg[data-testid="dag"] g[data-task="${t}"]`);
+    await until(async () => await node('c').getAttribute('data-state') === 'failed', 'c failed');
+    await until(async () => await node('d').getAttribute('data-state') === 'skipped', 'd skipped');
+    await page.getByRole('button', {name: 'Retry c and downstream', exact: true}).click();
+    await until(async () => await node('d').getAttribute('data-state') === 'succeeded',
+      'd to succeed after the retry', 30);
+    const run = await ok('GET', `/v1/workflow-runs/${wr.id}`);
+    assert.deepEqual(run.tasks.map(t => [t.name, t.state]), [['c', 'succeeded'], ['d', 'succeeded']]);
+    assert.equal(run.state, 'succeeded');
+  });
+
   check('shows hostile job names as text, never as markup', async () => {
     const names = ['<img src=x onerror=alert(1)>', '<svg onload="window.__xss=1">'];
     await go('#/jobs');
