@@ -14,6 +14,10 @@ set -euo pipefail
 src=$1 dest=$2 check=$3
 command -v npm >/dev/null || { echo "npm_ci.sh: npm is missing (make deps installs it)" >&2; exit 1; }
 mkdir -p "$dest"
+# Tests that share DEST (e2e.browser and e2e.browser.postgres) may start at
+# once under ctest -j: the first installs, the other waits for it.
+exec 9>"$dest/.lock"
+flock 9
 if ! cmp -s "$src/package-lock.json" "$dest/.installed-lock" || [ ! -e "$dest/$check" ]; then
   rm -f "$dest/.installed-lock"
   cp "$src/package.json" "$src/package-lock.json" "$dest/"
