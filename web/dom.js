@@ -196,3 +196,42 @@ export function confirmButton(label, question, confirmLabel, action) {
   box.append(question, ' ', yes, ' ', no);
   return h('span', {}, open, ' ', box);
 }
+
+// A server-paged table: label names it, columns head it, fetch(cursor)
+// answers a page ({items, next_cursor}), row(item) draws one. Older answers
+// never replace newer ones; a failed load says why in the status line.
+// what names the items in the status ("job", or ["entry", "entries"]), or
+// say(items) writes it. Returns {el, load, reset (to the first page, then load),
+// status}.
+export function listView({label, columns, fetch, row, emptyText, what = 'item', say}) {
+  const tbody = h('tbody');
+  const pg = pager(() => load());
+  const fresh = sequencer();
+  async function load() {
+    const current = fresh();
+    let page;
+    try {
+      page = await fetch(pg.cursor());
+    } catch (e) {
+      if (!current()) return;
+      pg.status.textContent = e.field ? `${e.field}: ${e.message}` : e.message;
+      pg.done(null);
+      return;
+    }
+    if (!current()) return;
+    pg.done(page.next_cursor);
+    const n = page.items.length;
+    mount(tbody, n ? page.items.map(row)
+      : h('tr', {}, h('td', {colspan: columns.length}, empty(typeof emptyText === 'function' ? emptyText() : emptyText))));
+    const [one, many] = Array.isArray(what) ? what : [what, `${what}s`];
+    pg.status.textContent = say ? say(page.items) : `Page ${pg.page()}: ${n} ${n === 1 ? one : many}.`;
+  }
+  const el = h('div', {},
+    h('div', {class: 'table-wrap'}, h('table', {'aria-label': label},
+      h('thead', {}, h('tr', {}, columns.map(c => h('th', {scope: 'col'}, c)))), tbody)),
+    pg.el);
+  return {el, load, status: pg.status, reset() {
+    pg.reset();
+    return load();
+  }};
+}

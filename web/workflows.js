@@ -4,40 +4,30 @@
 
 import {get, post, del, can} from './api.js';
 import * as events from './events.js';
-import {h, mount, time, badge, facts, card, button, empty, throttle, pager, sequencer,
-  confirmButton} from './dom.js';
+import {h, mount, time, badge, facts, card, button, empty, throttle, sequencer, confirmButton,
+  listView} from './dom.js';
 import {dag} from './dag.js';
 import {scheduleText} from './jobs.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'skipped']);
 
 export async function workflowsPage(root) {
-  const tbody = h('tbody');
-  const pg = pager(() => load());
-  const status = pg.status;
-  const fresh = sequencer();
-  async function load() {
-    const current = fresh();
-    const page = await get('/v1/workflows', {limit: 50, cursor: pg.cursor()});
-    if (!current()) return;
-    mount(tbody, page.items.length ? page.items.map(w => h('tr', {},
+  const list = listView({
+    label: 'Workflows', what: 'workflow',
+    columns: ['Name', 'State', 'Tasks', 'Schedules', 'Next fire', 'Created'],
+    fetch: cursor => get('/v1/workflows', {limit: 50, cursor}),
+    emptyText: 'No workflows yet. Submit one with sked workflows apply or POST /v1/workflows.',
+    row: w => h('tr', {},
       h('td', {}, h('a', {href: `#/workflows/${w.id}`}, w.name)),
       h('td', {}, badge(w.state)),
       h('td', {class: 'num'}, String(w.tasks.length)),
       h('td', {}, (w.schedules || []).map(scheduleText).join('; ') || h('span', {class: 'muted'}, 'on trigger')),
       h('td', {}, time(w.next_fire_at)),
-      h('td', {}, time(w.created_at))))
-      : h('tr', {}, h('td', {colspan: 6}, empty('No workflows yet. Submit one with sked workflows apply or POST /v1/workflows.'))));
-    pg.done(page.next_cursor);
-    status.textContent = `Page ${pg.page()}: ${page.items.length} workflow${page.items.length === 1 ? '' : 's'}.`;
-  }
-  mount(root, h('h1', {}, 'Workflows'),
-    h('div', {class: 'table-wrap'}, h('table', {'aria-label': 'Workflows'},
-      h('thead', {}, h('tr', {}, ['Name', 'State', 'Tasks', 'Schedules', 'Next fire', 'Created']
-        .map(c => h('th', {scope: 'col'}, c)))), tbody)),
-    pg.el);
-  const refresh = throttle(load, 1000);
-  return events.liveLoad(load, () => refresh(), {kinds: ['job']});
+      h('td', {}, time(w.created_at))),
+  });
+  mount(root, h('h1', {}, 'Workflows'), list.el);
+  const refresh = throttle(list.load, 1000);
+  return events.liveLoad(list.load, () => refresh(), {kinds: ['job']});
 }
 
 export async function workflowPage(root, id) {
