@@ -312,29 +312,32 @@ static double digits(const char **p)
 
 /* What regcomp will spend on part of a pattern, estimated. */
 typedef struct rxcost {
-    double nodes;  /* the nodes it builds */
-    double skip;   /* nodes of parts that can match "" (epsilon chains) */
-    double loops;  /* nodes of loops whose body can match "" (epsilon cycles) */
-    bool nullable; /* whether the part can match the empty string */
+    double nodes;    /* the nodes it builds */
+    double skip;     /* nodes of parts that can match "" (epsilon chains) */
+    double nullreps; /* repetitions of parts that can match "" (refused) */
+    bool nullable;   /* whether the part can match the empty string */
 } rxcost_t;
 
 /* The cost of the operand *a repeated by op ('*', '+', '?', or '{' with
  * lo and hi): glibc copies the operand once per bound ({,n} too, a GNU
  * extension), and '+' once, so nested ones multiply; '*', '?' and '+' are
  * nodes of their own. Parts that can match "" make chains of epsilon
- * transitions, and loops of them when such a part is repeated without
- * bound ("()*", "(a*)*"): regcomp computes their closures in time growing
- * with the square of their nodes, slowly for chains ("a?{499}" takes
- * 1.3 ms, where "a{999}" takes 0.15) and fast for loops ("()*{400}" takes
- * 200 ms). Those nodes are counted again, apart, in skip and loops. */
+ * transitions whose closures regcomp computes in time growing with the
+ * square of their nodes ("a?{499}" takes 1.3 ms, where "a{999}" takes
+ * 0.15): those nodes are counted again, apart, in skip. Such a part
+ * repeated ("()*", "(a*b*)*", "(a?)+", "(b|){3}") makes loops of them,
+ * which cost more than any count of nodes foretells ("()*{400}" took
+ * 190 ms; one of 190 nodes, 70 ms): those are counted in nullreps, and
+ * refused. */
 static void rx_repeat(rxcost_t *a, char op, double lo, double hi)
 {
     double copies = op == '+' ? 2 : op == '{' && hi > 1 ? hi : 1;
-    bool unbounded = op == '*' || op == '+' || (op == '{' && hi == lo + 1 && hi > 1);
+    bool repeats = op == '*' || op == '+' || (op == '{' && hi > 1);
     double body = a->nodes + 1;
+    if (repeats && a->nullable) a->nullreps += 1;
+    a->nullreps *= copies;
     a->nodes = op == '{' ? a->nodes * copies : body * copies;
     a->skip *= copies;
-    a->loops = a->loops * copies + (unbounded && a->nullable ? copies * body : 0);
     a->nullable = a->nullable || op == '*' || op == '?' || (op == '{' && lo == 0);
     if (a->nullable) a->skip = a->nodes;
 }
@@ -344,7 +347,7 @@ static void rx_then(rxcost_t *seq, const rxcost_t *a)
 {
     seq->nodes += a->nodes;
     seq->skip += a->skip;
-    seq->loops += a->loops;
+    seq->nullreps += a->nullreps;
     seq->nullable = seq->nullable && a->nullable;
 }
 
@@ -372,7 +375,7 @@ static rxcost_t rx_alt(const char **pp, int depth)
             if (have_atom) rx_then(&seq, &atom);
             total.nodes += seq.nodes + 1;
             total.skip += seq.skip;
-            total.loops += seq.loops;
+            total.nullreps += seq.nullreps;
             total.nullable = total.nullable || seq.nullable;
             seq = (rxcost_t){0, 0, 0, true};
             have_atom = false;
@@ -430,20 +433,20 @@ static rxcost_t rx_alt(const char **pp, int depth)
     if (have_atom) rx_then(&seq, &atom);
     total.nodes += seq.nodes;
     total.skip += seq.skip;
-    total.loops += seq.loops;
+    total.nullreps += seq.nullreps;
     total.nullable = total.nullable || seq.nullable;
     *pp = p;
     return total;
 }
 
-/* A pattern's nodes (at least 1), and the work regcomp does on them, in
- * about the time it takes per node (0.15-0.3 us here): the nodes, plus the
- * squares of its epsilon chains and loops, weighed as measured. */
+/* A pattern's cost (nodes at least 1), and the work regcomp does on it,
+ * in about the time it takes per node (0.15-0.3 us here): the nodes, plus
+ * the square of its epsilon chains, weighed as measured. */
 static rxcost_t rx_cost(const char *pattern, double *work)
 {
     rxcost_t c = rx_alt(&pattern, 0);
     if (c.nodes < 1) c.nodes = 1;
-    if (work) *work = c.nodes + c.skip * c.skip / 50 + c.loops * c.loops;
+    if (work) *work = c.nodes + c.skip * c.skip / 50;
     return c;
 }
 
@@ -494,17 +497,21 @@ static int check_pattern(cctx_t *c, const char *pat, size_t len)
         p++;
     }
     double work;
-    double cost = rx_cost(pat, &work).nodes;
-    if (!(cost <= JSCHEMA_PATTERN_COST_MAX))
+    rxcost_t est = rx_cost(pat, &work);
+    if (!(est.nodes <= JSCHEMA_PATTERN_COST_MAX))
         return cfail(c,
                      "is too costly to match: regcomp would build about %.3g nodes from it (at "
                      "most %d); prefer * and + to large {m,n} bounds, and nest fewer of them",
-                     cost, JSCHEMA_PATTERN_COST_MAX);
+                     est.nodes, JSCHEMA_PATTERN_COST_MAX);
+    if (est.nullreps > 0)
+        return cfail(c, "repeats a part that can match the empty string (such as ()*, (a*b*)*, "
+                        "(a?)+ or (b|){3}), which regcomp takes long to compile; make the "
+                        "repeated part match at least one character: (a|b)* for (a|b?)*");
     if (!(work <= JSCHEMA_PATTERN_WORK_MAX))
         return cfail(c,
                      "is too costly to compile: regcomp would do about %.3g units of work on it "
-                     "(at most %d), for its parts that can match the empty string, repeated; "
-                     "write such a loop once (a* for (a*)*), and prefer * to large {m,n} bounds",
+                     "(at most %d), for its parts that can match the empty string; prefer * "
+                     "to large {m,n} bounds on them",
                      work, JSCHEMA_PATTERN_WORK_MAX);
     c->rx_work += work;
     if (!(c->rx_work <= JSCHEMA_SCHEMA_WORK_MAX))

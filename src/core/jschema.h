@@ -23,9 +23,10 @@
  * Bounded on hostile input: schemas and instances nest at most
  * JSCHEMA_DEPTH_MAX levels; a pattern is at most JSCHEMA_PATTERN_MAX bytes,
  * has no back-references and no nested bounded repetitions that regcomp
- * would expand past JSCHEMA_PATTERN_COST_MAX nodes, nor repeated parts
- * matching "" that would make it work past JSCHEMA_PATTERN_WORK_MAX (all of
- * a schema's patterns together: JSCHEMA_SCHEMA_WORK_MAX); one validation
+ * would expand past JSCHEMA_PATTERN_COST_MAX nodes, no repeated part that
+ * can match "" ("(a*)*", "(b|){3}"), and no chains of optional parts that
+ * would make regcomp work past JSCHEMA_PATTERN_WORK_MAX (all of a schema's
+ * patterns together: JSCHEMA_SCHEMA_WORK_MAX); one validation
  * spends at most JSCHEMA_MATCH_BUDGET (string bytes x pattern nodes) in
  * regexec, beyond which a string is refused as too long for its pattern
  * rather than matched for seconds. uniqueItems sorts, so it costs
