@@ -98,10 +98,16 @@ void metrics_http_answered(const http_route_t *route, const char *method, int st
     if (status / 100 == 2 && is_submit(route)) prom_observe(&submit_ns, elapsed_ns);
 }
 
+/* Fire lag is the scheduler's own delay: a run that waited on other runs
+ * (one with upstreams, such as a workflow task after the first; a job
+ * array's member, held by the array's concurrency) carries its workflow's
+ * or array's fire time, so its wait for them is not lag and is left out
+ * (its due-to-claim delay still counts in dispatch lag). */
 void metrics_run_claimed(const store_run_t *run, int64_t claimed_ms)
 {
     prom_observe(&dispatch_lag_ms, claimed_ms - run->not_before_ms);
-    if (run->attempt == 1) prom_observe(&fire_lag_ms, claimed_ms - run->fire_ms);
+    if (run->attempt == 1 && run->deps_n == 0 && run->array_index < 0)
+        prom_observe(&fire_lag_ms, claimed_ms - run->fire_ms);
 }
 
 void metrics_fire_skipped(metrics_skip_t reason, uint64_t n)

@@ -261,10 +261,17 @@ static void test_render(void **state)
     metrics_alert_sent("email", false);
     metrics_alert_sent("carrier-pigeon", true); /* not a channel: ignored */
     metrics_fire_skipped(METRICS_SKIP_MISFIRE_SKIP, 3);
-    store_run_t run = {.fire_ms = 1000, .not_before_ms = 1500, .attempt = 1};
+    store_run_t run = {.fire_ms = 1000, .not_before_ms = 1500, .attempt = 1, .array_index = -1};
     metrics_run_claimed(&run, 1520); /* fire lag 0.52 s, dispatch lag 0.02 s */
     run.attempt = 2;
     metrics_run_claimed(&run, 1600); /* a retry: dispatch lag only */
+    /* Runs that waited on others (upstreams; an array's concurrency) carry
+     * their workflow's or array's fire time: no fire lag, dispatch lag 0. */
+    store_run_t task = {
+        .fire_ms = 0, .not_before_ms = 9000, .attempt = 1, .array_index = -1, .deps_n = 1};
+    metrics_run_claimed(&task, 9000);
+    store_run_t member = {.fire_ms = 0, .not_before_ms = 9000, .attempt = 1, .array_index = 3};
+    metrics_run_claimed(&member, 9000);
 
     /* Cluster-wide: a queue with a pending run and a worker. */
     store_job_t j = {0};
@@ -316,7 +323,7 @@ static void test_render(void **state)
     assert_true(sample(t, "sked_submit_duration_seconds_bucket{le=\"0.005\"}") == 1);
     assert_true(sample(t, "sked_fire_lag_seconds_count") == 1);
     assert_true(sample(t, "sked_fire_lag_seconds_sum") == 0.52);
-    assert_true(sample(t, "sked_dispatch_lag_seconds_count") == 2);
+    assert_true(sample(t, "sked_dispatch_lag_seconds_count") == 4);
     assert_true(sample(t, "sked_dispatch_lag_seconds_sum") == 0.12);
     assert_true(sample(t, "sked_fire_times_skipped_total{reason=\"misfire_skip\"}") == 3);
     assert_non_null(strstr(t, "sked_fire_times_skipped_total{reason=\"overlap\"} "));
