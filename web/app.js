@@ -202,6 +202,7 @@ async function route() {
   const path = (location.hash.replace(/^#/, '') || '/overview').split('?')[0];
   if (!session.token()) {
     main = null;
+    firstRoute = false; // the page after logging in takes the focus
     return loginPage();
   }
   if (!session.me) {

@@ -389,15 +389,22 @@ json_t *http_body_json(http_req_t *req, http_resp_t *resp)
 
 /* ---- waiting: the heap of parked connections ---------------------------- */
 
-/* Resumes every parked connection with state ws. Caller holds d->mu. */
+/* Resumes every parked connection with state ws. Each leaves the heap
+ * before it is resumed, and is not touched after: once resumed, its
+ * microhttpd thread may run it at once and free it (a client that hung up
+ * is dropped), while this loop still runs. Clearing the heap after the
+ * loop wrote into such freed connections (ASan saw it). Caller holds
+ * d->mu. */
 static void resume_all(http_daemon_t *d, enum wstate ws)
 {
-    for (size_t i = 0; i < heap_len(&d->parked); i++) {
-        conn_t *c = HEAP_ENTRY(heap_at(&d->parked, i), conn_t, park);
+    size_t n;
+    while ((n = heap_len(&d->parked)) > 0) {
+        heap_node_t *last = heap_at(&d->parked, n - 1);
+        heap_remove(&d->parked, last); /* the last node: nothing moves */
+        conn_t *c = HEAP_ENTRY(last, conn_t, park);
         c->wstate = ws;
         MHD_resume_connection(c->mc);
     }
-    heap_clear(&d->parked);
 }
 
 /* Suspends c until a wake or its deadline, unless it need not wait: a wake
