@@ -20,8 +20,6 @@ function setConnected(v) {
   for (const f of statusSubs) f(v);
 }
 
-export function isLive() { return connected; }
-
 // Calls f(bool) whenever the stream connects or drops; returns unsubscribe.
 export function onStatus(f) {
   statusSubs.add(f);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -430,8 +431,11 @@ void api__job_list(http_req_t *req, http_resp_t *resp, job_kind_t kind, api_job_
     f.tag = http_query(req, "tag");
     q = http_query(req, "sort");
     if (q && job_sort_parse(q, &f.sort) != 0) {
-        api_fail(resp, SKED_EINVAL, "query.sort",
-                 "sort must be one of -created, created, name, -name, priority, -priority");
+        buf_t all = BUF_INIT;
+        for (int i = 0; i < JOB_SORT_COUNT; i++)
+            buf_printf(&all, "%s%s", i ? ", " : "", job_sort_name((job_sort_t)i));
+        api_fail(resp, SKED_EINVAL, "query.sort", "sort must be one of %s", all.data);
+        buf_free(&all);
         goto out;
     }
     f.cursor = http_query(req, "cursor");

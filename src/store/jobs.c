@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,11 +469,6 @@ static bool sort_by_name(job_sort_t s)
     return s == JOB_SORT_NAME || s == JOB_SORT_NAME_DESC;
 }
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* A job list's cursor. Newest first keeps the "<ms>.<id>" of every other
  * list (store__cursor_encode); the other sorts name themselves,
  * "<sort>.<key>.<id>" with the name in hex (a name may hold any byte but a
@@ -489,9 +485,7 @@ static char *job_cursor(job_sort_t s, const store_job_t *j)
     const char *name = j->name ? j->name : "";
     size_t len = strlen(name);
     char *hex = xmalloc(2 * len + 1);
-    for (size_t i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned)(unsigned char)name[i]);
-    hex[2 * len] = '\0';
+    sodium_bin2hex(hex, 2 * len + 1, (const unsigned char *)name, len);
     char *c = xasprintf("%s.%s.%s", job_sort_name(s), hex, j->id);
     free(hex);
     return c;
@@ -508,12 +502,13 @@ static int job_cursor_decode(job_sort_t s, const char *c, struct job_key *k)
     if (!dot || dot == key) return SKED_EINVAL;
     size_t klen = (size_t)(dot - key);
     if (sort_by_name(s)) {
-        if (klen % 2 || klen / 2 >= sizeof k->text) return SKED_EINVAL;
-        for (size_t i = 0; i < klen / 2; i++) {
-            int hi = hex_digit(key[2 * i]), lo = hex_digit(key[2 * i + 1]);
-            if (hi < 0 || lo < 0 || (hi | lo) == 0) return SKED_EINVAL; /* no NUL inside */
-            k->text[i] = (char)(hi << 4 | lo);
-        }
+        size_t bin = 0;
+        const char *end = NULL;
+        if (sodium_hex2bin((unsigned char *)k->text, sizeof k->text - 1, key, klen, NULL, &bin,
+                           &end) != 0 ||
+            end != dot || memchr(k->text, 0, bin))
+            return SKED_EINVAL; /* not all hex, too long, or a NUL inside */
+        k->text[bin] = '\0';
     } else {
         char *end = NULL;
         errno = 0;

@@ -115,10 +115,11 @@ int v_run_get(store_t *st, const char *id, store_run_t *out, store_attempt_t **a
     " AND (?2 IS NULL OR state = ?2) AND fire_ms >= ?3 AND (fire_ms, id) < (?4, ?5)"               \
     " AND (?7 IS NULL OR job_id IN (SELECT id FROM jobs WHERE " ns_in "))"                         \
     " ORDER BY fire_ms DESC, id DESC LIMIT ?6"
-#define LITE_NS_IN  "instr(',' || ?7 || ',', ',' || ns || ',') > 0"
-#define PG_NS_IN    "ns = ANY (string_to_array($7, ','))"
-#define LITE_NS_IN3 "instr(',' || ?3 || ',', ',' || ns || ',') > 0"
-#define PG_NS_IN3   "ns = ANY (string_to_array($3, ','))"
+/* A job's namespace is one of the comma-separated list in parameter n. */
+#define LITE_NS_IN_AT(n) "instr(',' || ?" n " || ',', ',' || ns || ',') > 0"
+#define PG_NS_IN_AT(n)   "ns = ANY (string_to_array($" n ", ','))"
+#define LITE_NS_IN       LITE_NS_IN_AT("7")
+#define PG_NS_IN         PG_NS_IN_AT("7")
 
 static db_sql_t Q_RUN_LIST_JOB =
     DB_SQL("SELECT " RUN_COLS " FROM runs WHERE job_id = ?1" RUN_LIST_TAIL(LITE_NS_IN),
@@ -188,11 +189,11 @@ static db_sql_t Q_RUN_MINUTES =
     DB_SQL("SELECT (finished_ms - ?1) / 60000, state, count(*) FROM runs r"
            " WHERE state >= 4 AND finished_ms >= ?1 AND finished_ms < ?2"
            " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM jobs WHERE id = r.job_id"
-           " AND " LITE_NS_IN3 ")) GROUP BY 1, 2",
+           " AND " LITE_NS_IN_AT("3") ")) GROUP BY 1, 2",
            "SELECT (finished_ms - $1::bigint) / 60000, state, count(*) FROM runs r"
            " WHERE state >= 4 AND finished_ms >= $1::bigint AND finished_ms < $2::bigint"
            " AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM jobs WHERE id = r.job_id"
-           " AND " PG_NS_IN3 ")) GROUP BY 1, 2");
+           " AND " PG_NS_IN_AT("3") ")) GROUP BY 1, 2");
 
 struct run_minutes_args {
     int64_t from_ms;
