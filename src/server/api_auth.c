@@ -381,6 +381,7 @@ void api_users_patch(http_req_t *req, http_resp_t *resp)
         api_fail_store(resp, rc, NULL, "updating the user");
         goto out;
     }
+    auth_cache_forget(); /* the user's tokens take the new role here at once */
     u.updated_ms = req->now_ms;
     http_json(resp, 200, user_json(&u));
 out:
@@ -403,6 +404,7 @@ void api_users_delete(http_req_t *req, http_resp_t *resp)
         api_fail_store(resp, rc, NULL, "deleting the user");
         return;
     }
+    auth_cache_forget();
     log_info("api", "user %s deleted by %s; its tokens are revoked", name, req->who->name);
     http_empty(resp, 204);
 }
@@ -676,6 +678,7 @@ void api_tokens_revoke(http_req_t *req, http_resp_t *resp)
         api_fail_store(resp, rc, NULL, "revoking the token");
         goto out;
     }
+    auth_cache_forget();
     log_info("api", "token %s revoked by %s", id, req->who->name);
     http_empty(resp, 204);
 out:

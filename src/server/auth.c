@@ -62,7 +62,7 @@ void auth_token_generate(char out[AUTH_TOKEN_BUFLEN])
 void auth_token_hash(const char *token, char out[AUTH_HASH_HEX_LEN])
 {
     unsigned char h[32];
-    ensure_sodium();
+    ensure_sodium(); /* auth_verify hashes the same way, keeping the raw bytes */
     crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), NULL, 0);
     sodium_bin2hex(out, AUTH_HASH_HEX_LEN, h, sizeof h);
 }
@@ -98,29 +98,133 @@ static int well_formed(const char *token)
     return n == B64_LEN;
 }
 
+/* ---- the token cache -----------------------------------------------------
+ *
+ * Every request presents a token; looking it up in the store costs a read
+ * transaction, a tenth of what an ordinary write costs the whole server.
+ * Verified tokens are kept here by the BLAKE2b hash of their secret for
+ * AUTH_CACHE_TTL_MS, so a token revoked, expired or re-roled on any server
+ * of a cluster stops working here within that time (the promise, in
+ * docs/security.md: within a second). Changes made through this server
+ * take effect at once: auth_cache_forget() empties the cache.
+ *
+ * Direct-mapped: a slot per hash prefix, a newer token evicting an older
+ * one in the same slot. Only tokens the store accepted are kept: a
+ * guessed secret always reaches the store (and the per-address limit), so
+ * guessing cannot fill memory or evict the tokens in use. The hash, not
+ * the secret, is compared, with sodium_memcmp. */
+
+#define TC_SLOTS 1024 /* a power of two */
+
+struct tc_entry {
+    unsigned char key[32];
+    bool used;
+    uint64_t gen;       /* tc_gen when fetched: older ones are forgotten */
+    int64_t fetched_ns; /* monotonic */
+    store_token_t tok;  /* its strings owned here */
+};
+
+static struct tc_entry tcache[TC_SLOTS];
+static pthread_mutex_t tc_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t tc_gen = 1; /* under tc_mu */
+static void tok_copy(store_token_t *dst, const store_token_t *src)
+{
+    *dst = *src;
+    dst->name = src->name ? xstrdup(src->name) : NULL;
+    dst->ns = src->ns ? xstrdup(src->ns) : NULL;
+    dst->user = src->user ? xstrdup(src->user) : NULL;
+}
+
+static struct tc_entry *tc_slot(const unsigned char key[32])
+{
+    uint32_t h;
+    memcpy(&h, key, sizeof h);
+    return &tcache[h & (TC_SLOTS - 1)];
+}
+
+void auth_cache_forget(void)
+{
+    pthread_mutex_lock(&tc_mu);
+    tc_gen++;
+    pthread_mutex_unlock(&tc_mu);
+}
+
+/* A fresh cached copy of the token hashed to key into *out: true. Else
+ * *gen is the generation a lookup starting now must be kept under (one
+ * that auth_cache_forget overtakes is stale as soon as it is kept). */
+static bool tc_get(const unsigned char key[32], int64_t now_ns, store_token_t *out, uint64_t *gen)
+{
+    bool hit = false;
+    pthread_mutex_lock(&tc_mu);
+    *gen = tc_gen;
+    struct tc_entry *e = tc_slot(key);
+    if (e->used && e->gen == tc_gen &&
+        now_ns - e->fetched_ns < (int64_t)AUTH_CACHE_TTL_MS * 1000000 &&
+        sodium_memcmp(e->key, key, sizeof e->key) == 0) {
+        tok_copy(out, &e->tok);
+        hit = true;
+    }
+    pthread_mutex_unlock(&tc_mu);
+    return hit;
+}
+
+static void tc_put(const unsigned char key[32], int64_t now_ns, const store_token_t *tok,
+                   uint64_t gen)
+{
+    pthread_mutex_lock(&tc_mu);
+    struct tc_entry *e = tc_slot(key);
+    if (e->used) store_token_clear(&e->tok);
+    memcpy(e->key, key, sizeof e->key);
+    e->used = true;
+    e->gen = gen;
+    e->fetched_ns = now_ns;
+    tok_copy(&e->tok, tok);
+    pthread_mutex_unlock(&tc_mu);
+}
+
+/* Records a use written to the store in the cached copy, so the next
+ * requests within the cache's life do not write it again. */
+static void tc_touched(const unsigned char key[32], int64_t now_ms)
+{
+    pthread_mutex_lock(&tc_mu);
+    struct tc_entry *e = tc_slot(key);
+    if (e->used && sodium_memcmp(e->key, key, sizeof e->key) == 0) e->tok.last_used_ms = now_ms;
+    pthread_mutex_unlock(&tc_mu);
+}
+
 int auth_verify(store_t *st, const char *token, int64_t now_ms, store_token_t *out)
 {
+    unsigned char key[32];
     char hash[AUTH_HASH_HEX_LEN];
     memset(out, 0, sizeof *out);
     if (!token || !well_formed(token)) return SKED_EUNAUTH;
-    auth_token_hash(token, hash);
-    /* Timing: the store finds the token by the hash of the presented
-     * secret, so how long a lookup takes depends only on a hash an attacker
-     * cannot steer towards a stored one (BLAKE2b is preimage-resistant);
-     * there is no byte-by-byte comparison of secrets to leak through
-     * timing. */
-    int rc = store_token_lookup(st, hash, now_ms, out);
-    if (rc == SKED_ENOTFOUND) return SKED_EUNAUTH;
-    if (rc < 0) {
-        store_token_clear(out);
-        return rc;
+    ensure_sodium();
+    crypto_generichash(key, sizeof key, (const unsigned char *)token, strlen(token), NULL, 0);
+    int64_t now_ns = clock_mono_ns();
+    uint64_t gen;
+    bool cached = tc_get(key, now_ns, out, &gen);
+    if (!cached) {
+        sodium_bin2hex(hash, sizeof hash, key, sizeof key);
+        /* Timing: the store finds the token by the hash of the presented
+         * secret, so how long a lookup takes depends only on a hash an
+         * attacker cannot steer towards a stored one (BLAKE2b is
+         * preimage-resistant); there is no byte-by-byte comparison of
+         * secrets to leak through timing. */
+        int rc = store_token_lookup(st, hash, now_ms, out);
+        if (rc == SKED_ENOTFOUND) return SKED_EUNAUTH;
+        if (rc < 0) {
+            store_token_clear(out);
+            return rc;
+        }
     }
     if (out->revoked || (out->expires_ms >= 0 && out->expires_ms <= now_ms)) {
         /* The store already filters these; checked again so a backend bug
-         * cannot let a revoked token in. */
+         * cannot let a revoked token in, and so a cached token expires on
+         * time. */
         store_token_clear(out);
         return SKED_EUNAUTH;
     }
+    if (!cached) tc_put(key, now_ns, out, gen);
     /* last_used_ms costs a write only when the stored value is a minute
      * old: at most one write per token per minute, whatever the request
      * rate. A failure costs only the precision of that field. */
@@ -128,6 +232,8 @@ int auth_verify(store_t *st, const char *token, int64_t now_ms, store_token_t *o
         int trc = store_token_touch(st, out->id, now_ms);
         if (trc < 0)
             log_debug("auth", "token %s: last use not recorded: %s", out->id, sked_strerror(trc));
+        else
+            tc_touched(key, now_ms);
     }
     return 0;
 }

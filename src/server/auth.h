@@ -51,6 +51,13 @@ const char *auth_bearer(const char *header);
  * SKED_ESTORE) otherwise, in which case *out is left cleared. */
 int auth_verify(store_t *st, const char *token, int64_t now_ms, store_token_t *out);
 
+/* auth_verify keeps tokens it verified for this long (docs/security.md:
+ * a token revoked on any server stops working everywhere within 1 s). */
+#define AUTH_CACHE_TTL_MS 500
+/* Forgets every cached token: called after this server revokes a token or
+ * changes or removes a user, so the change takes effect here at once. */
+void auth_cache_forget(void);
+
 /* Mints a token for `name` with `role` (ns: namespace scope, "" = all;
  * expires_ms -1 = never) and stores its hash. OUT: the secret in
  * out_token (shown once; sked cannot recover it), the token id in out_id

@@ -708,6 +708,27 @@ class ClusterTests(ClusterTestCase):
               "p99 %.1f ms, max %.1f ms" % (p50, p99, max(lat_ms)))
         self.assertLessEqual(p99, 200 * SLOW, "latencies (ms): %r" % [round(x) for x in lat_ms])
 
+    def test_revoked_token_stops_working_on_every_server_within_a_second(self):
+        """Servers keep tokens they verified in memory for half a second
+        (docs/security.md). A token revoked through server A is refused by
+        A at once and by B, which had just verified it, within a second."""
+        a, b = self.pg_servers(2)
+        tok = self.ok("POST", "/v1/tokens", {"name": "svc-1", "role": "operator"}, expect=201,
+                      srv=a)
+        secret = tok["token"]
+        for srv in (a, b, a, b):
+            self.ok("GET", "/v1/jobs", token=secret, srv=srv, expect=200)
+        self.ok("DELETE", "/v1/tokens/" + tok["id"], expect=204, srv=a)
+        t0 = time.monotonic()
+        self.assertEqual(self.api("GET", "/v1/jobs", token=secret, srv=a)[0], 401)
+        wait_until(lambda: self.api("GET", "/v1/jobs", token=secret, srv=b)[0] == 401, 5,
+                   interval=0.02, msg="server B to refuse the revoked token")
+        took = time.monotonic() - t0
+        self.assertLessEqual(took, 1.0 * SLOW, "B accepted the revoked token for %.2fs" % took)
+        # Not refused for anything else: a live token still works on both.
+        for srv in (a, b):
+            self.ok("GET", "/v1/jobs", srv=srv, expect=200)
+
     # ---- 5. failover -------------------------------------------------------
 
     def test_claim_failed_over_mid_poll_starts_the_run(self):
