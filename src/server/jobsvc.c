@@ -202,6 +202,16 @@ static char *canonical_text(const jobspec_t *spec)
     return text;
 }
 
+/* The earliest next fire of n schedules; INT64_MAX: none (a job that runs
+ * now has its run already, the scheduler has nothing to do for it). */
+static int64_t first_fire(const store_schedule_t *s, size_t n)
+{
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (s[i].next_fire_ms >= 0 && s[i].next_fire_ms < first) first = s[i].next_fire_ms;
+    return first;
+}
+
 int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
                   store_job_t *job, store_schedule_t **scheds, size_t *n)
 {
@@ -220,7 +230,7 @@ int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const
     if (rc == SKED_ECONFLICT) return name_taken(c, spec->name, job->ns);
     if (rc != 0) return store_failed(c, rc, "creating the job");
     log_debug("jobs", "job %s '%s' created by %s", job->id, nz(job->name), job->owner);
-    sched_kick(c->sched);
+    sched_kick_at(c->sched, first_fire(*scheds, *n));
     return 0;
 }
 

@@ -57,6 +57,12 @@ struct sched {
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
     bool stop;
     bool kicked;
+    /* When the fire loop will look next (store time, ms): a new schedule
+     * due earlier needs a kick, a later one does not. INT64_MIN while a
+     * pass runs: the pass may have read the schedules before the new one
+     * committed, so every kick then counts. */
+    int64_t next_look_ms;
+    int64_t lookahead_ms;
     pthread_t thr[3];
     int nthr;
 };
@@ -315,16 +321,21 @@ int sched_tick(store_t *st, const server_config_t *cfg, int64_t now_ms)
 
 /* ---- loops -------------------------------------------------------------- */
 
-/* Sleeps up to delay_ms or until stop (or a kick, when take_kick). */
-static void nap(sched_t *s, int64_t delay_ms, bool take_kick)
+/* Sleeps up to delay_ms or until stop (or a kick, when take_kick: the fire
+ * loop, which is looking again at store time now_ms + delay_ms). */
+static void nap(sched_t *s, int64_t delay_ms, bool take_kick, int64_t now_ms)
 {
     if (delay_ms < 0) delay_ms = 0;
     int64_t deadline_ns = clock_mono_ns() + delay_ms * 1000000;
     struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
     pthread_mutex_lock(&s->mu);
+    if (take_kick) s->next_look_ms = now_ms + delay_ms;
     while (!s->stop && !(take_kick && s->kicked))
         if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT) break;
-    if (take_kick) s->kicked = false;
+    if (take_kick) {
+        s->kicked = false;
+        s->next_look_ms = INT64_MIN; /* a pass starts */
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -367,7 +378,7 @@ static void *fire_loop(void *arg)
              * holds it, or a paused job's schedule is counted): don't spin. */
             if (delay_ms <= 0 && rc == 0) delay_ms = IDLE_MIN_SLEEP_MS;
         }
-        nap(s, delay_ms, true);
+        nap(s, delay_ms, true, store_now_ms(s->st));
     }
     return NULL;
 }
@@ -386,7 +397,7 @@ static void *reap_loop(void *arg)
         else if (rc > 0)
             log_info("reaper", "%d runs with expired leases re-queued or failed", rc);
         last_rc = rc < 0 ? rc : 0;
-        nap(s, REAP_EVERY_MS, false);
+        nap(s, REAP_EVERY_MS, false, 0);
     }
     return NULL;
 }
@@ -413,7 +424,7 @@ static void *prune_loop(void *arg)
             next_events = now + events_retention / 10;
         }
         nap(s, events_retention / 10 < PRUNE_EVERY_MS ? events_retention / 10 : PRUNE_EVERY_MS,
-            false);
+            false, 0);
     }
     return NULL;
 }
@@ -428,6 +439,8 @@ int sched_start(store_t *st, const server_config_t *cfg, sched_t **out)
     *out = NULL;
     s->st = st;
     s->cfg = cfg ? cfg : &defaults;
+    s->next_look_ms = INT64_MIN;
+    s->lookahead_ms = or_default(s->cfg->lookahead_ms, DEF_LOOKAHEAD_MS);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -452,10 +465,18 @@ out:
 
 void sched_kick(sched_t *s)
 {
-    if (!s) return;
+    sched_kick_at(s, INT64_MIN);
+}
+
+void sched_kick_at(sched_t *s, int64_t fire_ms)
+{
+    if (!s || fire_ms == INT64_MAX) return;
     pthread_mutex_lock(&s->mu);
-    s->kicked = true;
-    pthread_cond_broadcast(&s->cond);
+    if (s->next_look_ms == INT64_MIN || fire_ms == INT64_MIN ||
+        fire_ms - s->lookahead_ms < s->next_look_ms) {
+        s->kicked = true;
+        pthread_cond_broadcast(&s->cond);
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -20,6 +20,10 @@ typedef struct sched sched_t;
 int sched_start(store_t *st, const server_config_t *cfg, sched_t **out);
 /* Wakes the scheduler now (a job was created/updated/resumed). Thread-safe. */
 void sched_kick(sched_t *s);
+/* Wakes the scheduler if a schedule first due at fire_ms (store time)
+ * needs it sooner than it would look anyway; INT64_MAX: nothing to fire. A
+ * submit of jobs due next week costs the scheduler nothing. Thread-safe. */
+void sched_kick_at(sched_t *s, int64_t fire_ms);
 /* Stops and joins the loops. NULL is a no-op. */
 void sched_stop(sched_t *s);
 
