@@ -32,6 +32,7 @@
 #include "store/store_int.h"
 #include "store/db.h"
 
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,12 +74,14 @@ struct wop;
 struct sq;
 typedef int (*wfn_t)(struct sq *s, void *arg);
 
-/* A queued write: the closure, and where its result goes. */
+/* A queued write: the closure, and where its result goes. Its caller
+ * sleeps on its own semaphore, so a commit wakes exactly the callers of
+ * its batch, not every thread waiting on the store. */
 struct wop {
     wfn_t fn;
     void *arg;
     int rc;
-    bool done;
+    sem_t done;
     struct wop *next;
 };
 
@@ -91,7 +94,6 @@ struct sq {
     bool writer_started;
     pthread_mutex_t wmu;
     pthread_cond_t work_cv; /* ops queued, or stop */
-    pthread_cond_t done_cv; /* a batch finished */
     struct wop *head, *tail;
     bool stop;
     bool op_notify; /* writer thread only: the running op asked for a notify */
@@ -281,12 +283,11 @@ static void *writer_main(void *arg)
 
         run_batch(s, batch);
 
-        pthread_mutex_lock(&s->wmu);
         for (struct wop *op = batch, *next; op; op = next) {
             next = op->next; /* op lives on its caller's stack: read next first */
-            op->done = true;
+            sem_post(&op->done);
         }
-        pthread_cond_broadcast(&s->done_cv);
+        pthread_mutex_lock(&s->wmu);
     }
     pthread_mutex_unlock(&s->wmu);
     return NULL;
@@ -296,7 +297,8 @@ static void *writer_main(void *arg)
  * Returns fn's result, or a store error if the commit failed. */
 static int wsubmit(struct sq *s, wfn_t fn, void *arg)
 {
-    struct wop op = {fn, arg, 0, false, NULL};
+    struct wop op = {.fn = fn, .arg = arg};
+    sem_init(&op.done, 0, 0);
     pthread_mutex_lock(&s->wmu);
     if (s->tail)
         s->tail->next = &op;
@@ -304,9 +306,10 @@ static int wsubmit(struct sq *s, wfn_t fn, void *arg)
         s->head = &op;
     s->tail = &op;
     pthread_cond_signal(&s->work_cv);
-    while (!op.done)
-        pthread_cond_wait(&s->done_cv, &s->wmu);
     pthread_mutex_unlock(&s->wmu);
+    while (sem_wait(&op.done) != 0) /* EINTR: a signal handler ran */
+        ;
+    sem_destroy(&op.done);
     return op.rc;
 }
 
@@ -526,7 +529,6 @@ static void sq_close(store_t *st)
     conn_close(&s->w);
     pthread_mutex_destroy(&s->wmu);
     pthread_cond_destroy(&s->work_cv);
-    pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rcv);
     store__fini(&s->base);
@@ -656,7 +658,6 @@ int store__sqlite_open(const char *path, store_t **out, char **errmsg)
     s->path = xstrdup(path);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->rcv, NULL);
 
