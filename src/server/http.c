@@ -404,6 +404,7 @@ static void resume_all(http_daemon_t *d, enum wstate ws)
         conn_t *c = HEAP_ENTRY(last, conn_t, park);
         c->wstate = ws;
         MHD_resume_connection(c->mc);
+        metrics_wait_resumed(ws == W_WOKEN ? METRICS_RESUME_WAKE : METRICS_RESUME_DEADLINE, 1);
     }
 }
 
@@ -431,6 +432,7 @@ static enum park_result park(conn_t *c, int64_t deadline_ns)
          * MHD_suspend_connection returned, and resuming a connection that is
          * not suspended is undefined in microhttpd. */
         MHD_suspend_connection(c->mc);
+        metrics_wait_parked();
         if (heap_min(&d->parked) == &c->park) pthread_cond_signal(&d->timer_cv);
         r = PARK_OK;
     }
@@ -449,6 +451,7 @@ static void *timer_main(void *arg)
             conn_t *c = HEAP_ENTRY(heap_pop(&d->parked), conn_t, park);
             c->wstate = W_EXPIRED;
             MHD_resume_connection(c->mc);
+            metrics_wait_resumed(METRICS_RESUME_DEADLINE, 1);
         }
         if ((top = heap_min(&d->parked))) {
             int64_t t = top->key;
