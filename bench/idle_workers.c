@@ -24,7 +24,7 @@
  *   - the herd: parked claims answered with a run per new run (1 is
  *     right), and waiting requests the server resumed per new run
  *     (GET /metrics, sked_http_waits_resumed_total by wake or pass; the
- *     run's completion is a store change too, so about 2 is right, the
+ *     run's confirmation and completion are store changes too, so a few is right, the
  *     number of parked claims is a thundering herd). Each new run is
  *     measured once every claim is parked again (sked_http_waiting).
  *
