@@ -41,3 +41,10 @@ set_tests_properties(store.graph_load.postgres PROPERTIES LABELS "store;postgres
 # page of the job list in every sort and with every filter (bench/list_load.c).
 add_executable(sked-list-load ${CMAKE_SOURCE_DIR}/bench/list_load.c)
 target_link_libraries(sked-list-load PRIVATE sked_store)
+
+# Many idle workers on one server (issue 13, point 7): 5,000 parked claims
+# cost descriptors, not threads, and a new run wakes one of them
+# (bench/idle_workers.c; it starts its own sked server).
+add_executable(sked-idle-workers ${CMAKE_SOURCE_DIR}/bench/idle_workers.c)
+target_link_libraries(sked-idle-workers PRIVATE PkgConfig::JANSSON)
+add_dependencies(sked-idle-workers sked)

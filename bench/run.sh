@@ -7,7 +7,9 @@
 # socket and removes it afterwards. Options are passed to both runs (e.g.
 # --seconds 2 for a quick look). Then the workflows table of each engine
 # (sked-graph-load: 1,000 no-op tasks, wide and deep, through the store
-# alone; GRAPH_TASKS changes the size). Every table is always attempted;
+# alone; GRAPH_TASKS changes the size). After the SQLite table,
+# sked-idle-workers: IDLE_WORKERS (default 5,000) parked claims on one
+# server, their threads, memory and wake-ups. Every table is always attempted;
 # the exit status is non-zero when any run reported a failure. BUILD names
 # the build directory (default: build).
 set -u
@@ -15,6 +17,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bench="$here/${BUILD:-build}/sked-bench"
 case ${BUILD:-build} in /*) bench="$BUILD/sked-bench" ;; esac
 graph="$(dirname "$bench")/sked-graph-load"
+idle="$(dirname "$bench")/sked-idle-workers"
 
 if [ ! -x "$bench" ]; then
     echo "bench/run.sh: $bench not found; build first (make build)" >&2
@@ -23,6 +26,7 @@ fi
 
 status=0
 "$bench" "$@" || status=1
+"$idle" --workers "${IDLE_WORKERS:-5000}" || status=1
 "$here/tests/store/pg_harness.sh" "$bench" --pg "$@" || status=1
 
 # Workflows: a fresh SQLite file on disk (durable commits, as the server's),

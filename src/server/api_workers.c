@@ -4,12 +4,17 @@
  * completions, plus the pool listing and drain for people.
  *
  * Claims long-poll without holding a thread: with nothing claimable the
- * handler http_wait()s until the earliest of the client's wait deadline
- * and the moment the next materialised run becomes due
- * (store_next_claimable_ms), and is woken at once by any commit that may
- * have made work claimable. A wake-up resumes every idle worker, so a
- * resumed claim first asks the store cheaply whether anything is due at
- * all before it spends a write on a claim.
+ * handler http_wait_one()s until the client's wait deadline, in the line
+ * of parked claims. A commit that may have made work claimable wakes the
+ * first claim in line, not all of them (thousands of idle workers must
+ * not stampede for one run); the moment the next materialised run becomes
+ * due (store_next_claimable_ms) is asked of the server as a timed wake-up
+ * (http_wake_at). A woken claim first asks the store cheaply whether
+ * anything is due at all before it spends a write on a claim, and passes
+ * the wake-up on (http_pass_wake) when work is due that it did not get
+ * (its labels, queues or plugin types did not match, or another claim was
+ * first) or when work is left after it took its share, so a run is never
+ * left pending while a worker that matches it waits.
  *
  * Results and checkpoints (docs/results.md) ride on these routes: a
  * heartbeat's held run may carry its new checkpoint, a completion the
@@ -63,7 +68,6 @@ struct claim_ctx {
     int max;
     int64_t deadline_ns; /* monotonic: when to give up and answer no runs */
     int64_t arrived_ns;  /* monotonic: when the claim was first handled */
-    bool parked_for_due; /* the last park ends when a materialised run is due */
 };
 
 /* ---- validation helpers ------------------------------------------------- */
@@ -668,6 +672,25 @@ static void answer_none(http_resp_t *resp)
     http_json(resp, 200, json_pack("{s:[]}", "runs"));
 }
 
+/* After a claim got runs or found none it could take: when more work is
+ * due now, hands the wake-up on to the next claim in line (a no-op for a
+ * claim that was not woken); when the earliest run is due later, asks to
+ * be woken then. *next is store_next_claimable_ms's answer when already
+ * asked (-2: ask). */
+static void after_claim(http_req_t *req, int64_t *next)
+{
+    if (*next == -2 && store_next_claimable_ms(req->st, next) != 0) *next = -1;
+    if (*next < 0) return;
+    if (*next <= req->now_ms) {
+        http_pass_wake(req);
+        return;
+    }
+    /* Runs are materialised ahead with a future not_before: be back the
+     * moment the earliest becomes due, though nothing will wake us (a
+     * millisecond late rather than early, as the wall clock then says). */
+    http_wake_at(req, clock_mono_ns() + (*next - req->now_ms + 1) * 1000000);
+}
+
 void api_workers_claim(http_req_t *req, http_resp_t *resp)
 {
     static const char *const fields[] = {"max", "wait", NULL};
@@ -703,41 +726,30 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
         got = try_claim(req, resp, id, cc->max, cc->arrived_ns);
     } else {
         assert(cc->magic == CLAIM_MAGIC);
-        /* A wake-up resumes every idle worker at once; only those that can
-         * possibly get something spend a write on a claim. When the store
-         * cannot say, the claim itself asks it (and answers its error). */
+        /* Woken (or looking again after a wake-up that came while it ran):
+         * only a claim that can possibly get something spends a write on
+         * it. When the store cannot say, the claim itself asks it (and
+         * answers its error). */
         bool maybe =
             store_next_claimable_ms(req->st, &next) != 0 || (next >= 0 && next <= req->now_ms);
         got = maybe ? try_claim(req, resp, id, cc->max, cc->arrived_ns) : 0;
+        if (got == 1) next = -2; /* it took some: ask again what is left */
     }
-    if (got != 0) goto out;
+    /* A claim that got runs at once was woken by nobody and leaves the
+     * timed wake-ups to those that wait: no further read on the hot path. */
+    if (got < 0 || (got > 0 && !req->resumed)) goto out;
+    /* Passing a wake-up on also covers the one a claim that gets nothing
+     * was handed: whatever is due, this worker cannot take it. */
+    after_claim(req, &next);
+    if (got > 0) goto out;
 
     /* The wait is over (or the server is stopping): answer no runs; the
-     * worker simply asks again. A park that ended because a materialised
-     * run became due, which another worker then got, is not the end of the
-     * wait: park again until the claim's own deadline — answering early
-     * would send the worker away just as more work comes due. */
-    int64_t now_ns = clock_mono_ns();
-    bool due_woke = req->timed_out && cc->parked_for_due;
-    cc->parked_for_due = false;
-    if ((req->timed_out && !due_woke) || now_ns >= cc->deadline_ns) {
+     * worker simply asks again. */
+    if (req->timed_out || clock_mono_ns() >= cc->deadline_ns) {
         answer_none(resp);
         goto out;
     }
-    int64_t until = cc->deadline_ns;
-    if (next == -2 && store_next_claimable_ms(req->st, &next) != 0)
-        next = -1; /* unknown: park until the claim's deadline or a wake-up */
-    /* Runs are materialised ahead with a future not_before: be back the
-     * moment the earliest becomes due, without anyone waking us (a
-     * millisecond late rather than early, as the wall clock then says). */
-    if (next > req->now_ms) {
-        int64_t due_ns = now_ns + (next - req->now_ms + 1) * 1000000;
-        if (due_ns < until) {
-            until = due_ns;
-            cc->parked_for_due = true;
-        }
-    }
-    http_wait(resp, until);
+    http_wait_one(resp, cc->deadline_ns);
 out:
     json_decref(body);
 }

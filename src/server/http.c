@@ -11,10 +11,24 @@
  *
  * Waiting holds no thread: a handler that calls http_wait() has its
  * connection suspended (MHD_suspend_connection) and parked in a min-heap
- * ordered by deadline. server_wake() resumes every parked connection; a
- * timer thread resumes those whose deadline passes. microhttpd then calls
- * back into us for the resumed connection (the access handler for a plain
- * response, the content reader for a stream) and the handler runs again.
+ * ordered by deadline; a timer thread resumes those whose deadline passes.
+ * microhttpd then calls back into us for the resumed connection (the
+ * access handler for a plain response, the content reader for a stream)
+ * and the handler runs again.
+ *
+ * Two kinds of waiters, two ways to wake them. Streams (log follows, the
+ * event stream) wait with http_wait() and server_wake() resumes every one
+ * of them: each has its own reader to feed. Claims wait with
+ * http_wait_one() in a FIFO, and server_wake() resumes only the first (the
+ * longest parked): one new run needs one worker, and waking thousands of
+ * idle workers for it is a thundering herd. A woken claim that could not
+ * use its wake-up (its labels, queues or plugin types did not match, or
+ * another claim got there first while more work is left) hands it on with
+ * http_pass_wake() to the next in line, at most once per waiter parked when
+ * the wake-up came, so a run is never left unclaimed while a matching
+ * worker waits, and a wake-up nobody can use ends. A claim that wants to
+ * be back when a materialised run comes due asks http_wake_at(), and the
+ * timer thread then wakes one claim as a store change would.
  *
  * Limits (docs/api.md, "Conventions"): the daemon caps connections in total and
  * per client address, closes connections silent for the idle timeout, and
@@ -86,6 +100,14 @@ enum wstate {
 
 enum park_result { PARK_OK, PARK_WOKEN, PARK_EXPIRED, PARK_REFUSED };
 
+struct conn;
+
+/* A FIFO of parked connections, linked through conn_t.qprev/qnext. */
+typedef struct waitq {
+    struct conn *head, *tail;
+    size_t n;
+} waitq_t;
+
 struct hdr {
     char *name;
     char *value;
@@ -99,6 +121,7 @@ struct http_resp {
     struct hdr *hdrs; /* owned, nhdrs entries */
     size_t nhdrs;
     bool wait;           /* the handler asked to wait */
+    bool one;            /* ... woken one at a time (http_wait_one) */
     int64_t deadline_ns; /* monotonic */
     bool stream;         /* body produced by repeated handler calls */
     bool stream_end;
@@ -127,9 +150,12 @@ typedef struct conn {
     int64_t t0_ns;     /* monotonic time the request's headers arrived */
     store_token_t tok; /* the caller's token record (who points into it) */
     http_principal_t who;
-    enum wstate wstate; /* guarded by d->mu */
-    heap_node_t park;   /* in d->parked while W_PARKED; key: the deadline, monotonic ns */
-    uint64_t gen;       /* d->gen when the handler last started */
+    enum wstate wstate;         /* guarded by d->mu */
+    heap_node_t park;           /* in d->parked while W_PARKED; key: the deadline, monotonic ns */
+    uint64_t gen;               /* d->gen when the handler last started */
+    bool one;                   /* parked with http_wait_one: in d->ones, else in d->alls */
+    struct conn *qprev, *qnext; /* in d->ones or d->alls while W_PARKED */
+    size_t hops; /* passes its wake-up may still make (http_pass_wake); guarded by d->mu */
 } conn_t;
 
 struct http_daemon {
@@ -142,6 +168,9 @@ struct http_daemon {
     pthread_cond_t timer_cv; /* CLOCK_MONOTONIC */
     pthread_cond_t idle_cv;  /* signalled when active drops to 0 */
     heap_t parked;           /* parked connections (conn_t.park), by deadline */
+    waitq_t alls;            /* parked with http_wait: every wake resumes them all */
+    waitq_t ones;            /* parked with http_wait_one: a wake resumes the first */
+    int64_t due_ns;          /* http_wake_at: when the timer wakes one (INT64_MAX: never) */
     _Atomic uint64_t gen;    /* bumped (under mu) by every wake */
     bool stopping;
     bool timer_quit;
@@ -320,7 +349,14 @@ void http_set_header(http_resp_t *resp, const char *name, const char *value)
 void http_wait(http_resp_t *resp, int64_t deadline_mono_ns)
 {
     resp->wait = true;
+    resp->one = false;
     resp->deadline_ns = deadline_mono_ns;
+}
+
+void http_wait_one(http_resp_t *resp, int64_t deadline_mono_ns)
+{
+    http_wait(resp, deadline_mono_ns);
+    resp->one = true;
 }
 
 void http_stream_begin(http_resp_t *resp, int status, const char *content_type)
@@ -389,34 +425,93 @@ json_t *http_body_json(http_req_t *req, http_resp_t *resp)
 
 /* ---- waiting: the heap of parked connections ---------------------------- */
 
-/* Resumes every parked connection with state ws. Each leaves the heap
- * before it is resumed, and is not touched after: once resumed, its
- * microhttpd thread may run it at once and free it (a client that hung up
- * is dropped), while this loop still runs. Clearing the heap after the
- * loop wrote into such freed connections (ASan saw it). Caller holds
+static void q_push(waitq_t *q, conn_t *c)
+{
+    c->qnext = NULL;
+    c->qprev = q->tail;
+    if (q->tail)
+        q->tail->qnext = c;
+    else
+        q->head = c;
+    q->tail = c;
+    q->n++;
+}
+
+static void q_remove(waitq_t *q, conn_t *c)
+{
+    if (c->qprev)
+        c->qprev->qnext = c->qnext;
+    else
+        q->head = c->qnext;
+    if (c->qnext)
+        c->qnext->qprev = c->qprev;
+    else
+        q->tail = c->qprev;
+    c->qprev = c->qnext = NULL;
+    q->n--;
+}
+
+/* Resumes parked c with state ws, counted as reason. It leaves the heap
+ * and its queue before it is resumed, and is not touched after: once
+ * resumed, its microhttpd thread may run it at once and free it (a client
+ * that hung up is dropped). Caller holds d->mu. */
+static void resume(http_daemon_t *d, conn_t *c, enum wstate ws, metrics_resume_t reason)
+{
+    heap_remove(&d->parked, &c->park);
+    q_remove(c->one ? &d->ones : &d->alls, c);
+    c->wstate = ws;
+    MHD_resume_connection(c->mc);
+    metrics_wait_resumed(reason, 1);
+}
+
+/* Resumes every parked connection with state ws (shutdown). Caller holds
  * d->mu. */
 static void resume_all(http_daemon_t *d, enum wstate ws)
 {
     size_t n;
     while ((n = heap_len(&d->parked)) > 0) {
-        heap_node_t *last = heap_at(&d->parked, n - 1);
-        heap_remove(&d->parked, last); /* the last node: nothing moves */
-        conn_t *c = HEAP_ENTRY(last, conn_t, park);
-        c->wstate = ws;
-        MHD_resume_connection(c->mc);
+        conn_t *c = HEAP_ENTRY(heap_at(&d->parked, n - 1), conn_t, park);
+        c->hops = 0;
+        resume(d, c, ws, ws == W_WOKEN ? METRICS_RESUME_WAKE : METRICS_RESUME_DEADLINE);
     }
+}
+
+/* Wakes the first claim in line, if any, allowing its wake-up to be passed
+ * on hops more times, but never more often than there are claims left
+ * parked behind it. Caller holds d->mu. */
+static void wake_first(http_daemon_t *d, size_t hops, metrics_resume_t reason)
+{
+    conn_t *c = d->ones.head;
+    if (!c) return;
+    c->hops = hops < d->ones.n - 1 ? hops : d->ones.n - 1;
+    resume(d, c, W_WOKEN, reason);
+}
+
+/* A wake-up: every stream, and the first claim in line, whose wake-up may
+ * travel once through every claim parked now. The generation tells the
+ * handlers running now (not parked) to look again before they park (see
+ * park). Caller holds d->mu. */
+static void wake(http_daemon_t *d)
+{
+    atomic_fetch_add(&d->gen, 1);
+    conn_t *c;
+    while ((c = d->alls.head))
+        resume(d, c, W_WOKEN, METRICS_RESUME_WAKE);
+    wake_first(d, d->ones.n, METRICS_RESUME_WAKE);
 }
 
 /* Suspends c until a wake or its deadline, unless it need not wait: a wake
  * since the handler started (the handler checked its condition before that
  * wake and would otherwise sleep through the very event it waits for), a
- * deadline already past, or a server stopping. Called from a microhttpd
- * callback of c. */
-static enum park_result park(conn_t *c, int64_t deadline_ns)
+ * deadline already past, or a server stopping. A claim joins the end of
+ * the line: the others parked before it are woken first. Called from a
+ * microhttpd callback of c. */
+static enum park_result park(conn_t *c, int64_t deadline_ns, bool one)
 {
     http_daemon_t *d = c->d;
     enum park_result r;
     pthread_mutex_lock(&d->mu);
+    c->hops = 0; /* a wake-up it did not pass on ends here */
     if (d->stopping) {
         r = c->stop_seen ? PARK_REFUSED : PARK_EXPIRED;
         c->stop_seen = true;
@@ -426,11 +521,14 @@ static enum park_result park(conn_t *c, int64_t deadline_ns)
         r = PARK_WOKEN;
     } else {
         c->wstate = W_PARKED;
+        c->one = one;
         heap_push(&d->parked, &c->park, deadline_ns);
+        q_push(one ? &d->ones : &d->alls, c);
         /* Suspend while holding mu: a wake can only find c in the heap after
          * MHD_suspend_connection returned, and resuming a connection that is
          * not suspended is undefined in microhttpd. */
         MHD_suspend_connection(c->mc);
+        metrics_wait_parked();
         if (heap_min(&d->parked) == &c->park) pthread_cond_signal(&d->timer_cv);
         r = PARK_OK;
     }
@@ -446,12 +544,18 @@ static void *timer_main(void *arg)
         int64_t now = clock_mono_ns();
         heap_node_t *top;
         while ((top = heap_min(&d->parked)) && top->key <= now) {
-            conn_t *c = HEAP_ENTRY(heap_pop(&d->parked), conn_t, park);
-            c->wstate = W_EXPIRED;
-            MHD_resume_connection(c->mc);
+            conn_t *c = HEAP_ENTRY(top, conn_t, park);
+            c->hops = 0;
+            resume(d, c, W_EXPIRED, METRICS_RESUME_DEADLINE);
         }
-        if ((top = heap_min(&d->parked))) {
-            int64_t t = top->key;
+        if (d->due_ns <= now) {
+            d->due_ns = INT64_MAX;
+            wake_first(d, d->ones.n, METRICS_RESUME_WAKE);
+            atomic_fetch_add(&d->gen, 1);
+        }
+        int64_t t = d->due_ns;
+        if ((top = heap_min(&d->parked)) && top->key < t) t = top->key;
+        if (t < INT64_MAX) {
             struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
             pthread_cond_timedwait(&d->timer_cv, &d->mu, &ts);
         } else {
@@ -466,8 +570,33 @@ void http__wake(http_daemon_t *d)
 {
     if (!d) return;
     pthread_mutex_lock(&d->mu);
-    atomic_fetch_add(&d->gen, 1);
-    resume_all(d, W_WOKEN);
+    wake(d);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Passes c's wake-up, if it has one left, to the next claim in line. */
+static void pass_wake(conn_t *c)
+{
+    http_daemon_t *d = c->d;
+    pthread_mutex_lock(&d->mu);
+    if (c->hops > 0) wake_first(d, c->hops - 1, METRICS_RESUME_PASS);
+    c->hops = 0;
+    pthread_mutex_unlock(&d->mu);
+}
+
+void http_pass_wake(http_req_t *req)
+{
+    pass_wake(req->conn);
+}
+
+void http_wake_at(http_req_t *req, int64_t when_mono_ns)
+{
+    http_daemon_t *d = ((conn_t *)req->conn)->d;
+    pthread_mutex_lock(&d->mu);
+    if (when_mono_ns < d->due_ns) {
+        d->due_ns = when_mono_ns;
+        pthread_cond_signal(&d->timer_cv);
+    }
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -801,6 +930,7 @@ static enum MHD_Result drop_gone(conn_t *c)
 {
     log_info("http", "%s %s from %s: the client hung up while waiting; dropped", c->req.method,
              c->req.path, c->req.peer);
+    pass_wake(c); /* a wake-up it was given goes to the next in line */
     return MHD_NO;
 }
 
@@ -829,7 +959,7 @@ static enum MHD_Result run(conn_t *c)
         call_handler(c);
         if (c->resp.stream) return queue_stream(c);
         if (!c->resp.wait) return queue_plain(c);
-        enum park_result pr = park(c, c->resp.deadline_ns);
+        enum park_result pr = park(c, c->resp.deadline_ns, c->resp.one);
         if (pr == PARK_OK) return MHD_YES;
         if (pr == PARK_REFUSED) {
             http_problem(&c->resp, 503, NULL, "the server is shutting down");
@@ -868,7 +998,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         if (take_resume(c)) {
             /* flags set */
         } else if (r->wait) {
-            enum park_result pr = park(c, r->deadline_ns);
+            enum park_result pr = park(c, r->deadline_ns, r->one);
             if (pr == PARK_OK) return 0;
             if (pr == PARK_REFUSED) return MHD_CONTENT_READER_END_OF_STREAM;
             set_resume_flags(c, pr);
@@ -1178,6 +1308,7 @@ http_daemon_t *http__new(server_t *srv, store_t *st)
     d->srv = srv;
     d->st = st;
     d->listen_fd = MHD_INVALID_SOCKET;
+    d->due_ns = INT64_MAX;
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

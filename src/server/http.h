@@ -10,6 +10,8 @@
  * req->resumed set when the server is woken (server_wake(), wired to the
  * store's notify hook) or the deadline passes (req->timed_out). A handler
  * keeps its state across calls in req->ctx (freed with req->ctx_free).
+ * Claims wait with http_wait_one() instead: a wake-up resumes one of them,
+ * the longest waiting, which passes it on when it cannot use it.
  */
 #ifndef SKED_SERVER_HTTP_H
 #define SKED_SERVER_HTTP_H
@@ -91,6 +93,27 @@ void http_set_header(http_resp_t *resp, const char *name, const char *value);
 /* Suspends the request until server_wake() or deadline (monotonic ns);
  * the handler runs again with req->resumed. */
 void http_wait(http_resp_t *resp, int64_t deadline_mono_ns);
+
+/* As http_wait, but in the line of requests woken one at a time (claims):
+ * server_wake() resumes the first in line (the longest waiting) only; it
+ * runs again with req->resumed and not req->timed_out, and should call
+ * http_pass_wake() when it could not use the wake-up or sees more work
+ * left, or else the rest of the line sleeps until woken again or until
+ * their deadlines. Rejoins the end of the line when it waits again. */
+void http_wait_one(http_resp_t *resp, int64_t deadline_mono_ns);
+
+/* Hands the wake-up that resumed this request on to the next request in
+ * the http_wait_one line. A wake-up travels at most once through the
+ * requests that were waiting when it came; calling this without a
+ * wake-up left (resumed by a deadline, or already passed) does nothing.
+ * Thread-safe. */
+void http_pass_wake(http_req_t *req);
+
+/* Asks that the first request in the http_wait_one line be woken at
+ * when_mono_ns (monotonic ns), as server_wake() would, e.g. when a run
+ * comes due without any store change to announce it. One time is kept per
+ * server, the earliest asked for; it is forgotten once it has woken. */
+void http_wake_at(http_req_t *req, int64_t when_mono_ns);
 
 /* Streaming: the response body is produced by repeated calls of the
  * handler. The first call sets http_stream_begin(resp, status, ctype); each

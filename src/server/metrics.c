@@ -58,6 +58,14 @@ static const char *const skip_reason[METRICS_SKIP_COUNT] = {
     [METRICS_SKIP_SCHEDULE_INVALID] = "schedule_invalid",
 };
 
+static prom_counter_t resumed[METRICS_RESUME_COUNT];
+static prom_counter_t parked; /* requests that began to wait; waiting = parked - resumed */
+static const char *const resume_reason[METRICS_RESUME_COUNT] = {
+    [METRICS_RESUME_WAKE] = "wake",
+    [METRICS_RESUME_PASS] = "pass",
+    [METRICS_RESUME_DEADLINE] = "deadline",
+};
+
 static const char *const alert_channels[] = {"webhook", "slack", "email"};
 #define NCHANNELS (sizeof alert_channels / sizeof *alert_channels)
 static prom_counter_t alerts_sent[NCHANNELS], alerts_failed[NCHANNELS];
@@ -113,6 +121,16 @@ void metrics_run_claimed(const store_run_t *run, int64_t claimed_ms)
 void metrics_fire_skipped(metrics_skip_t reason, uint64_t n)
 {
     if ((unsigned)reason < METRICS_SKIP_COUNT && n) prom_add(&skipped[reason], n);
+}
+
+void metrics_wait_resumed(metrics_resume_t reason, uint64_t n)
+{
+    if ((unsigned)reason < METRICS_RESUME_COUNT && n) prom_add(&resumed[reason], n);
+}
+
+void metrics_wait_parked(void)
+{
+    prom_inc(&parked);
 }
 
 void metrics_alert_sent(const char *channel, bool ok)
@@ -202,6 +220,24 @@ static void render_own(buf_t *b, const store_t *st)
                 "Writes carried by each durable commit: the group-commit batch size (always 1 "
                 "on PostgreSQL, whose own WAL group commit is not visible to sked).");
     prom_hist_write(b, "sked_store_commit_writes", NULL, &store_stats()->commit_writes);
+
+    prom_family(b, "sked_http_waits_resumed_total", "counter",
+                "Waiting requests (parked claims, log follows, event streams) resumed, by "
+                "reason: a wake-up from a store change, a wake-up passed on by a claim that "
+                "could not use it, or the wait's deadline.");
+    uint64_t left = 0;
+    for (int i = 0; i < METRICS_RESUME_COUNT; i++) {
+        const char *labels[] = {"by", resume_reason[i], NULL};
+        uint64_t v = prom_get(&resumed[i]);
+        prom_sample_u64(b, "sked_http_waits_resumed_total", labels, v);
+        left += v;
+    }
+    /* Read after the resumes: a wait is counted parked before it can be
+     * resumed, so this is never below zero, only briefly high. */
+    uint64_t in = prom_get(&parked);
+    prom_family(b, "sked_http_waiting", "gauge",
+                "Requests waiting now: parked claims, log follows and event streams.");
+    prom_sample_u64(b, "sked_http_waiting", NULL, in > left ? in - left : 0);
 
     alert_family(b, "sked_alerts_sent_total", "Alert deliveries a receiver took, by channel.",
                  alerts_sent);

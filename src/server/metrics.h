@@ -59,6 +59,23 @@ void metrics_fire_skipped(metrics_skip_t reason, uint64_t n);
  * lock-free; both families are exported (at 0) before any alert is sent. */
 void metrics_alert_sent(const char *channel, bool ok);
 
+/* Why a waiting request (a parked claim, a log follow, an event stream)
+ * was resumed: by a wake-up (a store change, or a claim passing on a
+ * wake-up it could not use) or by its deadline. */
+typedef enum metrics_resume {
+    METRICS_RESUME_WAKE = 0,
+    METRICS_RESUME_PASS,
+    METRICS_RESUME_DEADLINE,
+    METRICS_RESUME_COUNT
+} metrics_resume_t;
+
+/* n waiting requests were resumed for reason (sked_http_waits_resumed_total);
+ * each also leaves the sked_http_waiting gauge. */
+void metrics_wait_resumed(metrics_resume_t reason, uint64_t n);
+
+/* A request began to wait (parked): sked_http_waiting goes up by one. */
+void metrics_wait_parked(void);
+
 /* Appends the whole exposition to out: this process's figures, the
  * store's cluster-wide counts (left out, with sked_store_up 0, when the
  * store cannot be read) and the standard process_* figures. */
