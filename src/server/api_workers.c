@@ -624,6 +624,26 @@ static json_t *claimed_json(const store_claimed_t *c)
  * monotonic clock, so a worker that reads the answer late (stalled, paused,
  * a slow network) never counts a lease from the late read and never starts
  * an attempt whose lease is already gone. */
+/* A claim's answer (a claim's, or a completion's that carried one): the
+ * runs claimed (cl[0..n), cleared and freed here). */
+static json_t *claim_answer(http_req_t *req, store_claimed_t *cl, size_t n, int64_t waited_ms)
+{
+    json_t *runs = json_array();
+    for (size_t i = 0; i < n; i++) {
+        metrics_run_claimed(&cl[i].run, req->now_ms);
+        json_array_append_new(runs, claimed_json(&cl[i]));
+        store_claimed_clear(&cl[i]);
+    }
+    free(cl);
+    /* The leases handed out are unconfirmed: they last confirm_within, and
+     * the worker must report each attempt started (a heartbeat listing it
+     * with "started": true) before then. */
+    char confirm[32];
+    duration_format(server_config(req->srv)->confirm_ms, confirm, sizeof confirm);
+    return json_pack("{s:o, s:I, s:s}", "runs", runs, "waited_ms", (json_int_t)waited_ms,
+                     "confirm_within", confirm);
+}
+
 static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max,
                      int64_t arrived_ns)
 {
@@ -649,21 +669,7 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max
         free(cl);
         return 0;
     }
-    json_t *runs = json_array();
-    for (size_t i = 0; i < n; i++) {
-        metrics_run_claimed(&cl[i].run, req->now_ms);
-        json_array_append_new(runs, claimed_json(&cl[i]));
-        store_claimed_clear(&cl[i]);
-    }
-    free(cl);
-    /* The leases handed out are unconfirmed: they last confirm_within, and
-     * the worker must report each attempt started (a heartbeat listing it
-     * with "started": true) before then. */
-    char confirm[32];
-    duration_format(cfg->confirm_ms, confirm, sizeof confirm);
-    http_json(resp, 200,
-              json_pack("{s:o, s:I, s:s}", "runs", runs, "waited_ms", (json_int_t)waited_ms,
-                        "confirm_within", confirm));
+    http_json(resp, 200, claim_answer(req, cl, n, waited_ms));
     return 1;
 }
 
@@ -936,7 +942,8 @@ out:
  * single-run route would, with its own answer. */
 void api_workers_complete(http_req_t *req, http_resp_t *resp)
 {
-    static const char *const fields[] = {"runs", NULL};
+    static const char *const fields[] = {"runs", "claim", NULL};
+    static const char *const claim_fields[] = {"max", NULL};
     json_t *body = NULL, *runs, *item, *out = NULL;
     store_completion_t *items = NULL;
     size_t n = 0, i;
@@ -952,6 +959,24 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
         api_fail(resp, SKED_EINVAL, "runs", "runs must be an array of 1 to %d completions",
                  STORE_COMPLETE_BATCH_MAX);
         goto out;
+    }
+    /* "claim": {"max": n}: the next runs for the slots these free, in the
+     * same commit (answered in "claimed", as a claim that does not wait). */
+    long long claim_max = 0;
+    json_t *claim = json_object_get(body, "claim");
+    if (claim && !json_is_null(claim)) {
+        if (!json_is_object(claim)) {
+            api_fail(resp, SKED_EINVAL, "claim", "claim must be an object: {\"max\": n}");
+            goto out;
+        }
+        if (!known_fields(claim, claim_fields, "claim.", resp)) goto out;
+        json_t *mx = json_object_get(claim, "max");
+        claim_max = json_is_integer(mx) ? json_integer_value(mx) : -1;
+        if (claim_max < 1 || claim_max > CLAIM_MAX) {
+            api_fail(resp, SKED_EINVAL, "claim.max", "claim.max must be an integer from 1 to %d",
+                     CLAIM_MAX);
+            goto out;
+        }
     }
     n = json_array_size(runs);
     items = xcalloc(n, sizeof *items);
@@ -984,7 +1009,10 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
         items[i].attempt = (int)json_integer_value(at);
         items[i].fence = fence;
     }
-    int rc = store_complete_batch(req->st, wid, caller_owner(req), items, n, req->now_ms);
+    store_claimed_t *cl = NULL;
+    size_t ncl = 0;
+    int rc = store_complete_claim(req->st, wid, caller_owner(req), items, n, (int)claim_max,
+                                  server_config(req->srv)->confirm_ms, req->now_ms, &cl, &ncl);
     if (rc == SKED_EFORBID) {
         forbid(resp, "path.id", "worker", wid);
         goto out;
@@ -1017,7 +1045,9 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
             json_object_set_new(r, "detail", json_string(sked_strerror(items[i].rc)));
         json_array_append_new(out, r);
     }
-    http_json(resp, 200, json_pack("{s:o}", "results", out));
+    json_t *ans = json_pack("{s:o}", "results", out);
+    if (claim_max > 0) json_object_set_new(ans, "claimed", claim_answer(req, cl, ncl, 0));
+    http_json(resp, 200, ans);
 out:
     free(items);
     json_decref(body);

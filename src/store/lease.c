@@ -839,6 +839,7 @@ struct complete_batch_args {
     store_completion_t *items;
     size_t n;
     int64_t now_ms;
+    struct claim_args *claim; /* the claim the completions carry; NULL: none */
 };
 
 /* Each item as complete_fn would take it alone. A stale, foreign or
@@ -861,14 +862,31 @@ static int complete_batch_fn(db_t *db, void *arg)
         if (rc < 0 && rc != SKED_ESTALE && rc != SKED_EFORBID && rc != SKED_ENOTFOUND) return rc;
         it->rc = rc;
     }
-    return 0;
+    if (!b->claim) return 0;
+    /* The next runs for the slots these completions freed, in the same
+     * unit: one round trip and one commit per run for a busy worker. */
+    b->claim->now_ms = b->now_ms;
+    return claim_fn(db, b->claim);
 }
 
 int v_complete_batch(store_t *st, const char *worker_id, const char *owner,
-                     store_completion_t *items, size_t n, int64_t now_ms)
+                     store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
+                     int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed)
 {
-    struct complete_batch_args b = {worker_id, owner, items, n, now_ms};
-    return store__tx(st, DB_WRITE, complete_batch_fn, &b, &b.now_ms);
+    struct claim_args a = {worker_id, owner, claim_max, confirm_ms, now_ms, NULL, NULL, 0, 0};
+    struct complete_batch_args b = {worker_id, owner, items, n, now_ms, claim_max > 0 ? &a : NULL};
+    int rc = store__tx(st, DB_WRITE, complete_batch_fn, &b, &b.now_ms);
+    FREE_NULL(a.ns);
+    if (rc >= 0 && a.overlap_skips)
+        prom_add(&store_stats()->overlap_skips, (uint64_t)a.overlap_skips);
+    if (rc < 0) claim_reset(&a); /* the commit failed after the unit succeeded */
+    if (claimed) {
+        *claimed = a.out;
+        *nclaimed = a.n;
+    } else {
+        claim_reset(&a);
+    }
+    return rc;
 }
 
 /* SKIP LOCKED: reapers on several servers share the expired runs. */

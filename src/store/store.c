@@ -847,7 +847,21 @@ int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, 
 int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
                          store_completion_t *items, size_t n, int64_t now_ms)
 {
-    if (!worker_id || (n && !items) || n > STORE_COMPLETE_BATCH_MAX) return SKED_EINVAL;
+    return store_complete_claim(st, worker_id, owner, items, n, 0, 1, now_ms, NULL, NULL);
+}
+
+int store_complete_claim(store_t *st, const char *worker_id, const char *owner,
+                         store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
+                         int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed)
+{
+    if (claimed) {
+        *claimed = NULL;
+        *nclaimed = 0;
+    }
+    if (!worker_id || (n && !items) || n > STORE_COMPLETE_BATCH_MAX || claim_max < 0 ||
+        (claim_max > 0 && (!claimed || !nclaimed || confirm_ms <= 0)))
+        return SKED_EINVAL;
+    if (claim_max > 1000) claim_max = 1000;
     for (size_t i = 0; i < n; i++) {
         const store_result_t *res = &items[i].res;
         items[i].rc = 0;
@@ -856,7 +870,8 @@ int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
             !handoff_ok(res->result) || !handoff_ok(res->checkpoint))
             items[i].rc = SKED_EINVAL;
     }
-    return v_complete_batch(st, worker_id, owner, items, n, now_ms);
+    return v_complete_batch(st, worker_id, owner, items, n, claim_max, confirm_ms, now_ms, claimed,
+                            nclaimed);
 }
 
 int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)

@@ -717,6 +717,13 @@ typedef struct store_completion {
 #define STORE_COMPLETE_BATCH_MAX 1000
 int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
                          store_completion_t *items, size_t n, int64_t now_ms);
+/* store_complete_batch, then, in the same unit of work, store_claim of up
+ * to claim_max runs (0: none) for the slots those completions freed: a busy
+ * worker's one round trip and one commit per run. *claimed and *nclaimed as
+ * store_claim's out/n (left empty when the unit failed). */
+int store_complete_claim(store_t *st, const char *worker_id, const char *owner,
+                         store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
+                         int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed);
 
 /* Reaper: running runs whose lease_expires_ms + grace_ms < now become the
  * next attempt (scheduled, with backoff, attempt outcome "lost") or failed

@@ -95,7 +95,8 @@ int v_heartbeat(store_t *st, const char *worker_id, const char *owner, store_hel
 int v_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                const store_result_t *res, int64_t now_ms);
 int v_complete_batch(store_t *st, const char *worker_id, const char *owner,
-                     store_completion_t *items, size_t n, int64_t now_ms);
+                     store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
+                     int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed);
 int v_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
 
 /* logs.c: log chunks and retention */

@@ -68,6 +68,7 @@ enum item_kind { ITEM_CHUNK, ITEM_DONE };
 struct item {
     enum item_kind kind;
     attempt_t *a;
+    int slot; /* ITEM_DONE: the attempt's slot is free again (a credit, see on_done) */
     int stream;
     int64_t seq;
     char *data; /* owned */
@@ -116,6 +117,7 @@ struct worker {
     atomic_int claim_abort; /* abort the claim in flight (httpc_set_abort) */
     atomic_int aborting;    /* hard stop: kill attempts, send nothing more */
     atomic_int no_batch;    /* the server has no batch completion route: one by one */
+    atomic_int hb_kick;     /* heartbeat now: claimed runs wait for their confirmation */
 
     httpc_t *claim_http, *hb_http;
     pthread_t claim_thread, hb_thread;
@@ -384,14 +386,19 @@ static void report_done(struct shard *sh, attempt_t *a)
 /* Reports the completions of v[0..n) in one request (POST
  * /v1/workers/{id}/complete, one durable commit for all), retried like
  * report_done until some server answers. A server without the route
- * (older), or one refusing the body as a whole, gets them one by one. */
-static void report_batch(struct shard *sh, attempt_t **v, size_t n)
+ * (older), or one refusing the body as a whole, gets them one by one.
+ * claim_max > 0: the request also claims up to that many runs (for the
+ * slots these completions freed); returns the answer's "claimed" (new
+ * reference; NULL when none came) and the send time of the request that
+ * was answered in *sent_ns. */
+static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim_max,
+                            int64_t *sent_ns)
 {
     worker_t *w = sh->w;
-    if (n == 1 || atomic_load(&w->no_batch)) {
+    if ((n == 1 && claim_max <= 0) || atomic_load(&w->no_batch)) {
         for (size_t i = 0; i < n; i++)
             report_done(sh, v[i]);
-        return;
+        return NULL;
     }
     /* A request body holds at most 1 MiB: results and checkpoints that
      * would not fit together go in the next request. */
@@ -405,9 +412,8 @@ static void report_batch(struct shard *sh, attempt_t **v, size_t n)
         bytes += b;
     }
     if (m < n) {
-        report_batch(sh, v, m);
-        report_batch(sh, v + m, n - m);
-        return;
+        report_batch(sh, v, m, 0, sent_ns);
+        return report_batch(sh, v + m, n - m, claim_max, sent_ns);
     }
     json_t *runs = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -416,7 +422,11 @@ static void report_batch(struct shard *sh, attempt_t **v, size_t n)
         json_object_set_new(c, "attempt", json_integer(v[i]->n));
         json_array_append_new(runs, c);
     }
-    json_t *body = json_pack("{s:o}", "runs", runs), *ans = NULL;
+    json_t *body = json_pack("{s:o}", "runs", runs), *ans = NULL, *claimed = NULL;
+    if (claim_max > 0)
+        json_object_set_new(
+            body, "claim",
+            json_pack("{s:i}", "max", claim_max < CLAIM_MAX ? claim_max : CLAIM_MAX));
     int64_t delay = 0;
     int warned = 0, one_by_one = 0;
     while (!atomic_load(&w->aborting)) {
@@ -428,6 +438,7 @@ static void report_batch(struct shard *sh, attempt_t **v, size_t n)
         long st = r.status;
         if (rc == 0 && st == 200 && (ans = parse_body(&r))) {
             if (warned) log_info("worker", "%zu results delivered", n);
+            *sent_ns = r.sent_ns;
             httpc_resp_clear(&r);
             break;
         }
@@ -454,8 +465,9 @@ static void report_batch(struct shard *sh, attempt_t **v, size_t n)
     if (one_by_one) {
         for (size_t i = 0; i < n; i++)
             report_done(sh, v[i]);
-        return;
+        return NULL;
     }
+    claimed = json_incref(json_object_get(ans, "claimed"));
     json_t *res = json_object_get(ans, "results");
     for (size_t i = 0; i < n && ans; i++) {
         json_t *e = json_array_get(res, i);
@@ -469,6 +481,7 @@ static void report_batch(struct shard *sh, attempt_t **v, size_t n)
                         json_string_value(json_object_get(e, "detail")) ?: "");
     }
     json_decref(ans);
+    return claimed;
 }
 
 /* Ships a line of the worker's own into the attempt's log, after all of
@@ -570,6 +583,8 @@ static void release(worker_t *w, attempt_t *a)
     attempt_free(a);
 }
 
+static int start_claimed(worker_t *w, json_t *ans, int64_t sent_ns, int credits);
+
 static void *shard_main(void *arg)
 {
     struct shard *sh = arg;
@@ -597,6 +612,7 @@ static void *shard_main(void *arg)
          * still goes before its end. */
         attempt_t *batch[REPORT_BATCH_MAX];
         size_t n = 0, k = 0;
+        int credits = it->slot;
         batch[n++] = it->a;
         free(it);
         pthread_mutex_lock(&sh->mu);
@@ -604,21 +620,32 @@ static void *shard_main(void *arg)
             it = sh->head;
             sh->head = it->next;
             if (!sh->head) sh->tail = NULL;
+            credits += it->slot;
             batch[n++] = it->a;
             free(it);
         }
         pthread_mutex_unlock(&sh->mu);
+        worker_t *w = sh->w;
         attempt_t *report[REPORT_BATCH_MAX];
         for (size_t i = 0; i < n; i++) {
             attempt_t *a = batch[i];
-            if (a->outcome && !atomic_load(&sh->w->aborting) && !lease_gone(a)) {
+            if (a->outcome && !atomic_load(&w->aborting) && !lease_gone(a)) {
                 collect(sh, a);
                 report[k++] = a;
             }
         }
-        if (k) report_batch(sh, report, k);
+        /* The freed slots ride on the report as a claim (one round trip
+         * per run for a busy worker), unless this worker claims no more. */
+        pthread_mutex_lock(&w->mu);
+        int claim = credits > 0 && !w->server_draining && !atomic_load(&w->draining);
+        pthread_mutex_unlock(&w->mu);
+        json_t *claimed = NULL;
+        int64_t sent_ns = 0;
+        if (k) claimed = report_batch(sh, report, k, claim ? credits : 0, &sent_ns);
         for (size_t i = 0; i < n; i++)
-            release(sh->w, batch[i]);
+            release(w, batch[i]);
+        start_claimed(w, claimed, sent_ns, credits);
+        json_decref(claimed);
     }
     return NULL;
 }
@@ -648,13 +675,13 @@ static void on_done(void *arg, attempt_t *a)
                 a->exit_code, a->signo, a->reason ? ": " : "", a->reason ? a->reason : "");
         log_ctx_run(NULL);
     }
-    pthread_mutex_lock(&w->mu);
-    w->free_slots++;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    /* The slot goes with the completion, which claims the next run for it
+     * in the same request (shard_main); what that claim does not fill goes
+     * back to the claim thread. */
     struct item *it = xcalloc(1, sizeof *it);
     it->kind = ITEM_DONE;
     it->a = a;
+    it->slot = 1;
     shard_push(&w->shards[a->shard], it);
 }
 
@@ -823,27 +850,32 @@ static void give_back(worker_t *w, attempt_t *a, const char *why)
     shard_push(&w->shards[a->shard], it);
 }
 
-/* Confirms the runs of a claim answer and starts the confirmed ones.
+/* Starts the runs of a claim answer: a claim's, or a completion's that
+ * carried one (docs/api.md, "Claims are confirmed").
  *
- * A claim hands out short, unconfirmed leases. Before anything is started,
- * one heartbeat lists the claimed runs as started; the server turns each
- * lease it still holds for us into a full one and names the rest in
- * "stop" (re-queued meanwhile, or canceled). So no process ever runs on a
- * lease that the server may already have given away: an answer read late
- * (a stalled worker, a slow network), a claim whose first server died and
- * was retried on another, or a claim committed whose answer never came
- * all end the same way, with the run back in the queue, uncharged. When
- * the confirmation itself gets no answer nothing starts and each run is
- * reported not started (give_back). The leases count from the send of the
- * confirming request that was answered (httpc's sent_ns), never from the
- * claim. Returns the number started. */
-static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
+ * A claim hands out short, unconfirmed leases that last confirm_within from
+ * its commit; the server undoes one that is not confirmed by then,
+ * uncharged. Each run is started at once under that short lease, counted
+ * from the moment the worker *sent* the request that was answered
+ * (httpc's sent_ns, on its own monotonic clock: before the commit), so the
+ * attempt is fenced before the server could give the run away; and the
+ * heartbeat thread is asked to confirm them now (a heartbeat lists every
+ * held attempt as started, which turns each short lease into a full one).
+ * So a claim costs no round trip before its runs start, and a run that
+ * ends before the confirmation is settled by its completion alone. An
+ * answer read too late to leave the confirmation time (a stalled worker, a
+ * slow network) gives its runs back unstarted, and a claim whose answer
+ * never came (lost, or retried on another server) leaves its leases to be
+ * undone after confirm_within, both uncharged.
+ *
+ * credits: free slots the caller brings (the slots of the completions
+ * that carried the claim), added in the same locked step that takes a slot
+ * for each run started. Returns the number started. */
+static int start_claimed(worker_t *w, json_t *ans, int64_t sent_ns, int credits)
 {
-    json_t *runs = json_object_get(ans, "runs"), *run, *cans = NULL;
+    json_t *runs = json_object_get(ans, "runs"), *run;
     size_t nruns = json_array_size(runs), i, n = 0;
-    if (nruns == 0) return 0;
-    attempt_t **v = xcalloc(nruns, sizeof *v);
-    json_t *list = json_array();
+    attempt_t **v = xcalloc(nruns ? nruns : 1, sizeof *v);
     json_array_foreach(runs, i, run)
     {
         attempt_t *a = attempt_from_claim(w, run);
@@ -852,53 +884,59 @@ static int take_claimed(worker_t *w, json_t *ans, const char *id, int gen)
             continue;
         }
         v[n++] = a;
-        json_array_append_new(list, json_pack("{s:s, s:I, s:b}", "run_id", a->run_id, "fence",
-                                              (json_int_t)a->fence, "started", 1));
     }
-    char path[128];
-    snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", id);
-    json_t *body = json_pack("{s:o}", "runs", list);
-    httpc_resp_t r;
-    int rc = post_json(w->claim_http, path, body, &r);
-    json_decref(body);
-    bool ok = rc == 0 && r.status == 200 && (cans = parse_body(&r)) != NULL;
-    if (!ok) {
-        log_warn("worker",
-                 "could not confirm %zu claimed run(s) (%s); not starting them: they go back "
-                 "to the queue, uncharged",
-                 n,
-                 rc       ? r.errbuf
-                 : r.body ? r.body
-                          : "?");
-        if (rc == 0 && r.status == 404) reregister(w, w->claim_http, gen);
-    }
-    json_t *stop = ok ? json_object_get(cans, "stop") : NULL;
+    /* Fenced at sent + confirm - m: well inside the server's lease, and
+     * leaving the confirmation at least half of what is left after m. */
+    pthread_mutex_lock(&w->mu);
+    int64_t lease_ns = w->lease_ms * 1000000;
+    pthread_mutex_unlock(&w->mu);
+    int64_t confirm_ns =
+        json_duration_ms(json_object_get(ans, "confirm_within"), lease_ns / 1000000) * 1000000;
+    if (confirm_ns > lease_ns) confirm_ns = lease_ns;
+    int64_t margin = sup_margin_ns(w->sup), m = margin < confirm_ns / 2 ? margin : confirm_ns / 2;
+    int64_t fence_at = sent_ns + confirm_ns - m;
+    bool late = clock_mono_ns() > fence_at - (confirm_ns - m) / 2;
+    /* The supervisor fences at renewed + lease - margin: the renewal that
+     * makes that fence_at. The confirmation moves it to a full lease. */
+    int64_t renewed = fence_at - lease_ns + margin;
+
     int started = 0;
+    attempt_t **go = xcalloc(n ? n : 1, sizeof *go);
+    pthread_mutex_lock(&w->mu);
+    w->free_slots += credits;
     for (i = 0; i < n; i++) {
         attempt_t *a = v[i];
-        if (!ok) {
-            give_back(w, a, "not started: its confirmation got no answer");
-            continue;
-        }
-        if (stop_lists(stop, a)) {
-            attempt_log(log_info, a, "run %s was taken back before it started", a->run_id);
-            attempt_free(a);
-            continue;
-        }
-        atomic_store(&a->renewed_ns, r.sent_ns);
-        pthread_mutex_lock(&w->mu);
+        if (late) continue;
+        atomic_store(&a->renewed_ns, renewed);
         a->shard = w->next_shard++ % w->nshards;
         a->next = w->held;
         w->held = a;
         w->free_slots--;
-        pthread_mutex_unlock(&w->mu);
-        attempt_log(log_debug, a, "claimed run %s attempt %d (fence %lld)", a->run_id, a->n,
-                    (long long)a->fence);
-        sup_submit(w->sup, a);
-        started++;
+        go[started++] = a;
+        v[i] = NULL;
     }
-    httpc_resp_clear(&r);
-    json_decref(cans);
+    if (credits) pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (late && n)
+        log_warn("worker",
+                 "a claim's answer came %lld ms after it was sent, too late to start its %zu "
+                 "run(s) safely: they go back to the queue, uncharged",
+                 (long long)((clock_mono_ns() - sent_ns) / 1000000), n);
+    for (i = 0; i < n; i++)
+        if (v[i]) give_back(w, v[i], "not started: the claim's answer came too late");
+    if (started) {
+        /* A confirmation now: the short leases give it confirm - m. */
+        atomic_store(&w->hb_kick, 1);
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    for (int k = 0; k < started; k++) {
+        attempt_log(log_debug, go[k], "claimed run %s attempt %d (fence %lld)", go[k]->run_id,
+                    go[k]->n, (long long)go[k]->fence);
+        sup_submit(w->sup, go[k]);
+    }
+    free(go);
     free(v);
     return started;
 }
@@ -935,7 +973,7 @@ static void *claim_main(void *arg)
             failing = 0;
             delay = 0;
             json_t *ans = parse_body(&r);
-            int n = ans ? take_claimed(w, ans, id, gen) : 0;
+            int n = ans ? start_claimed(w, ans, r.sent_ns, 0) : 0;
             json_decref(ans);
             /* A server that answers an empty claim at once (not long-polling)
              * must not be hammered. */
@@ -1120,11 +1158,13 @@ static void *hb_main(void *arg)
         int stop = w->stopping;
         pthread_mutex_unlock(&w->mu);
         if (stop) break;
-        nap(w, hb, NULL, &w->stopping);
+        if (!atomic_load(&w->hb_kick)) nap(w, hb, &w->hb_kick, &w->stopping);
         pthread_mutex_lock(&w->mu);
         stop = w->stopping;
         pthread_mutex_unlock(&w->mu);
         if (stop || atomic_load(&w->aborting)) break;
+        /* Kicks that come while this one is out are answered by the next. */
+        atomic_store(&w->hb_kick, 0);
         heartbeat_once(w, &failing);
     }
     return NULL;

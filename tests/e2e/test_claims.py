@@ -75,10 +75,11 @@ class TestClaims(SkedTestCase):
             self.assertEqual([a["worker_id"] for a in done["attempts"]], [live_id], done)
         finally:
             frozen.signal(signal.SIGCONT)
-        # The thawed worker confirms, is told the run is no longer its, and
-        # starts nothing.
-        wait_until(lambda: "run %s was taken back before it started" % run["id"]
-                   in frozen.stderr_text(), 10, msg="the thawed worker to drop the run")
+        # The thawed worker reads the answer, sees that its short lease
+        # (counted from when it sent the claim) leaves no time to confirm,
+        # and starts nothing.
+        wait_until(lambda: "too late to start its 1 run(s) safely" in frozen.stderr_text(), 10,
+                   msg="the thawed worker to drop the run")
         time.sleep(0.5)
         self.assertEqual(lines_of(marker), ["1 %s" % lines_of(marker)[0].split()[1]])
         print("\nunconfirmed run back in %.1fs (confirm 2s + grace 1s)" % back_s)
