@@ -1,6 +1,7 @@
 /*
- * The jobs API (docs/api.md, "Jobs"): create, list, show, patch, delete,
- * pause, resume, trigger, and the schedule previews.
+ * The jobs API (docs/api.md, "Jobs"): create (one job, or a batch of up
+ * to 1,000 at once), list, show, patch, delete, pause, resume, trigger,
+ * and the schedule previews.
  *
  * A job is stored with its canonical spec document (jobspec_to_json) and
  * its schedules as separate rows that carry the firing state (next and last
@@ -337,11 +338,6 @@ out:
 
 /* ---- handlers ----------------------------------------------------------- */
 
-/* The start of a create (a job's, a workflow's): the Idempotency-Key
- * (*idem; NULL = none), the body, and the namespace it names ("namespace",
- * taken out of the body: it is the resource's address, not part of its
- * document; else the caller's default), granted to the caller. On failure
- * answers resp and returns NULL; else the body (new reference). */
 /* The Idempotency-Key of req into *idem (NULL = none); false, resp
  * answered, when it is malformed. */
 static bool idem_header(http_req_t *req, http_resp_t *resp, const char **idem)
@@ -373,6 +369,11 @@ static int body_ns(http_req_t *req, json_t *obj, char *nsbuf, size_t nslen)
     return req->who && !auth_ns_visible(req->who, nsbuf) ? SKED_EFORBID : 0;
 }
 
+/* The start of a create (a job's, a workflow's): the Idempotency-Key
+ * (*idem; NULL = none), the body, and the namespace it names ("namespace",
+ * taken out of the body: it is the resource's address, not part of its
+ * document; else the caller's default), granted to the caller. On failure
+ * answers resp and returns NULL; else the body (new reference). */
 json_t *api__create_body(http_req_t *req, http_resp_t *resp, const char **idem, char *nsbuf,
                          size_t nslen)
 {
@@ -609,7 +610,8 @@ void api_jobs_batch(http_req_t *req, http_resp_t *resp)
     ns = xcalloc(n, sizeof *ns);
 
     /* Access first: a namespace the caller may not create in is refused
-     * (403, the first such item named) before any document is judged. */
+     * (403, the first such item named) before any document is judged.
+     * items[i].rc holds body_ns's verdict until the service judges. */
     for (size_t i = 0; i < n; i++) {
         json_t *item = json_array_get(arr, i);
         if (!json_is_object(item)) continue;
