@@ -323,7 +323,12 @@ int jobsvc_create_batch(jobsvc_call_t *c, jobsvc_item_t *items, size_t n, const 
     }
     if (rc != 0) return store_failed(c, rc, "creating the jobs");
     log_debug("jobs", "%zu jobs created by %s, first %s", n, who_name(c), items[0].job.id);
-    sched_kick(c->sched);
+    int64_t first = INT64_MAX; /* one kick for the batch, at its earliest fire */
+    for (size_t i = 0; i < n; i++) {
+        int64_t f = first_fire(items[i].scheds, items[i].nscheds);
+        if (f < first) first = f;
+    }
+    sched_kick_at(c->sched, first);
     return 0;
 }
 
