@@ -110,7 +110,9 @@ static struct {
     const char *plugin_dir; /* where noop.so is; default: plugins/ beside the sked binary */
     int noop_runs;          /* noop jobs submitted; also the array's count (at most 10,000) */
     int noop_slots;         /* the noop worker's slots */
-} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3, NULL, 10000, 256};
+    int batch_clients;      /* clients of the batch submit phase */
+    int batch_size;         /* jobs per POST /v1/jobs:batch */
+} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3, NULL, 10000, 256, 4, 1000};
 
 static char self[4096];
 static char stamp_bin[4200]; /* the job of the dispatch phases */
@@ -277,6 +279,9 @@ static void client_init(struct client *cl, const char *base)
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     cl->hdrs = curl_slist_append(NULL, auth);
     cl->hdrs = curl_slist_append(cl->hdrs, "Content-Type: application/json");
+    /* No "Expect: 100-continue" before a large body (a batch): one round
+     * trip less, and no wait on curl's expect timeout. */
+    cl->hdrs = curl_slist_append(cl->hdrs, "Expect:");
     curl_easy_setopt(cl->c, CURLOPT_HTTPHEADER, cl->hdrs);
     curl_easy_setopt(cl->c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(cl->c, CURLOPT_TIMEOUT, 30L);
@@ -416,7 +421,8 @@ static double spawn_ceiling(int spawners)
 struct submitter {
     int id;
     double deadline;
-    int max; /* stop after this many (0 = until deadline) */
+    int max;   /* stop after this many (0 = until deadline) */
+    int batch; /* jobs per call: POST /v1/jobs:batch; 0 = one job per POST /v1/jobs */
     const char *kind;
     const char *base; /* the server this client talks to */
     double *lat;      /* ms */
@@ -424,27 +430,44 @@ struct submitter {
     long errors;
 };
 
+/* {"jobs": [...]} of s->batch far-future jobs, the i-th call's, into
+ * body (room for them). */
+static void batch_body(const struct submitter *s, int i, char *body, size_t room)
+{
+    size_t off = (size_t)snprintf(body, room, "{\"jobs\":[");
+    for (int k = 0; k < s->batch && off < room; k++)
+        off += (size_t)snprintf(body + off, room - off,
+                                "%s{\"name\":\"batch-%d-%d-%d-%ld\",\"command\":[\"/bin/true\"],"
+                                "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
+                                k ? "," : "", s->id, i, k, (long)getpid());
+    if (off < room) snprintf(body + off, room - off, "]}");
+}
+
 static void *submit_loop(void *arg)
 {
     struct submitter *s = arg;
     struct client cl;
     struct sink sk;
-    char body[512];
+    size_t room = s->batch ? (size_t)s->batch * 160 + 64 : 512;
+    char *body = malloc(room);
+    if (!body) abort();
     client_init(&cl, s->base);
     for (int i = 0; (!s->max || i < s->max) && now_s() < s->deadline; i++) {
-        if (!strcmp(s->kind, "future"))
-            snprintf(body, sizeof body,
+        if (s->batch)
+            batch_body(s, i, body, room);
+        else if (!strcmp(s->kind, "future"))
+            snprintf(body, room,
                      "{\"name\":\"bench-%d-%d-%ld\",\"command\":[\"/bin/true\"],"
                      "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
                      s->id, i, (long)getpid());
         else if (!strcmp(s->kind, "noop"))
-            snprintf(body, sizeof body, "{\"name\":\"noop-%d-%d-%ld\",\"type\":\"noop\"}", s->id, i,
+            snprintf(body, room, "{\"name\":\"noop-%d-%d-%ld\",\"type\":\"noop\"}", s->id, i,
                      (long)getpid());
         else
-            snprintf(body, sizeof body, "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}",
-                     s->id, i, (long)getpid());
+            snprintf(body, room, "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}", s->id,
+                     i, (long)getpid());
         double t0 = now_s();
-        long st = request(&cl, "POST", "/v1/jobs", body, &sk);
+        long st = request(&cl, "POST", s->batch ? "/v1/jobs:batch" : "/v1/jobs", body, &sk);
         double ms = (now_s() - t0) * 1000.0;
         if (st != 201) {
             s->errors++;
@@ -460,18 +483,36 @@ static void *submit_loop(void *arg)
         s->lat[s->nlat++] = ms;
     }
     client_fini(&cl);
+    free(body);
     return NULL;
 }
 
 struct submit_result {
-    double rate, p50, p99, elapsed;
-    size_t ok;
+    double rate, p50, p99, elapsed; /* rate: jobs/s; p50, p99: per call */
+    size_t ok;                      /* calls answered 201 */
     long errors;
 };
+
+static struct submit_result submit_calls(const char *kind, int clients, double seconds, int total,
+                                         int batch);
 
 /* Runs `clients` submitters, client i on server i mod nurls, for `seconds`
  * or until `total` jobs (0 = no count limit) have been submitted. */
 static struct submit_result submit_phase(const char *kind, int clients, double seconds, int total)
+{
+    return submit_calls(kind, clients, seconds, total, 0);
+}
+
+/* The batch submit phase: `clients` submitters each posting batches of
+ * opt.batch_size far-future jobs to POST /v1/jobs:batch for `seconds`. */
+static struct submit_result batch_phase(int clients, double seconds)
+{
+    return submit_calls("future", clients, seconds, 0, opt.batch_size);
+}
+
+/* submit_phase with `batch` jobs per call (0: POST /v1/jobs). */
+static struct submit_result submit_calls(const char *kind, int clients, double seconds, int total,
+                                         int batch)
 {
     struct submitter *s = calloc((size_t)clients, sizeof *s);
     pthread_t *th = calloc((size_t)clients, sizeof *th);
@@ -480,6 +521,7 @@ static struct submit_result submit_phase(const char *kind, int clients, double s
     for (int i = 0; i < clients; i++) {
         s[i].id = i;
         s[i].kind = kind;
+        s[i].batch = batch;
         s[i].base = urls[i % nurls];
         s[i].deadline = t0 + seconds;
         /* Exactly `total` in all: the first total % clients take one more. */
@@ -503,7 +545,7 @@ static struct submit_result submit_phase(const char *kind, int clients, double s
     }
     r.elapsed = now_s() - t0;
     r.ok = n;
-    r.rate = (double)n / r.elapsed;
+    r.rate = (double)n * (batch ? batch : 1) / r.elapsed;
     r.p50 = percentile(all, n, 0.50);
     r.p99 = percentile(all, n, 0.99);
     free(all);
@@ -769,6 +811,9 @@ static int bench_sqlite(long ncpu)
 
     fprintf(stderr, "bench: submit (%d clients, %.0f s)...\n", opt.clients, opt.seconds);
     struct submit_result sub = submit_phase("future", opt.clients, opt.seconds, 0);
+    fprintf(stderr, "bench: batch submit (%d clients, batches of %d, %.0f s)...\n",
+            opt.batch_clients, opt.batch_size, opt.seconds);
+    struct submit_result bat = batch_phase(opt.batch_clients, opt.seconds);
 
     worker = start_worker(urls[0], opt.slots, "bench", wlog, &wout, NULL);
     if (worker < 0) {
@@ -810,6 +855,10 @@ static int bench_sqlite(long ncpu)
            "| >= 5000 /s |\n",
            opt.clients, sub.rate, sub.ok, sub.errors);
     printf("| submit latency p50 / p99 | %.2f / %.2f ms | |\n", sub.p50, sub.p99);
+    printf("| batch submit, durable (%d clients, POST /v1/jobs:batch of %d jobs) | %.0f jobs/s "
+           "(%zu calls ok, %ld errors) | >= 50000 /s |\n",
+           opt.batch_clients, opt.batch_size, bat.rate, bat.ok, bat.errors);
+    printf("| batch submit latency per call p50 / p99 | %.2f / %.2f ms | |\n", bat.p50, bat.p99);
     printf("| dispatch latency p50 / p99, fire time -> process start (%zu samples) "
            "| %.2f / %.2f ms | p99 <= 20 ms |\n",
            d.got, d.p50, d.p99);
@@ -839,8 +888,9 @@ static int bench_sqlite(long ncpu)
            na.rate, ceiling > 0 ? na.rate / ceiling : 0.0);
     printf("\n(logs and store in %s)\n", tmpdir);
     fflush(stdout);
-    return e2e.left || e2e.failed || e2e.errors || sub.errors || d.got < (size_t)opt.samples ||
-           nj.left || nj.failed || nj.errors || na.left || na.failed || na.errors;
+    return e2e.left || e2e.failed || e2e.errors || sub.errors || bat.errors ||
+           d.got < (size_t)opt.samples || nj.left || nj.failed || nj.errors || na.left ||
+           na.failed || na.errors;
 }
 
 /* ---- the PostgreSQL cluster table ---------------------------------------- */
@@ -848,7 +898,7 @@ static int bench_sqlite(long ncpu)
 struct cluster_row {
     int servers;
     int started; /* every process came up */
-    struct submit_result sub;
+    struct submit_result sub, batch;
     struct e2e_result e2e;
     struct dispatch_result d;
 };
@@ -891,6 +941,9 @@ static void cluster_config(int idx, int n, struct cluster_row *row)
     fprintf(stderr, "bench: [%d server%s] submit (%d clients, %.0f s)...\n", n, n > 1 ? "s" : "",
             opt.clients, opt.seconds);
     row->sub = submit_phase("future", opt.clients, opt.seconds, 0);
+    fprintf(stderr, "bench: [%d server%s] batch submit (%d clients, batches of %d, %.0f s)...\n", n,
+            n > 1 ? "s" : "", opt.batch_clients, opt.batch_size, opt.seconds);
+    row->batch = batch_phase(opt.batch_clients, opt.seconds);
 
     /* Cross-server dispatch: submit on A = server 0; the only worker polls
      * B = server 1 (with one server, A = B). */
@@ -945,31 +998,33 @@ static int bench_pg(long ncpu)
     for (int i = 0; i < opt.nconfigs; i++) {
         cluster_config(i, opt.configs[i], &rows[i]);
         struct cluster_row *r = &rows[i];
-        if (!r->started || r->sub.errors || r->e2e.errors || r->e2e.left || r->e2e.failed ||
-            r->d.got < (size_t)opt.samples)
+        if (!r->started || r->sub.errors || r->batch.errors || r->e2e.errors || r->e2e.left ||
+            r->e2e.failed || r->d.got < (size_t)opt.samples)
             failed = 1;
     }
 
     printf("\nsked bench — %ld cores, cluster: N servers on one PostgreSQL (synchronous_commit=on, "
            "fsync=on), fresh schema per row\n",
            ncpu);
-    printf("submit: %d keep-alive clients round-robin over the servers, %.0f s; e2e: %d /bin/true "
+    printf("submit: %d keep-alive clients round-robin over the servers, %.0f s; batch submit: %d "
+           "clients posting batches of %d; e2e: %d /bin/true "
            "runs, one worker per server, %d slots in all;\n"
            "cross-server dispatch: submitted on server A with `at` 300-500 ms ahead, the only "
            "worker long-polling on server B, fire time -> process start\n\n",
-           opt.clients, opt.seconds, opt.pg_runs, opt.slots);
-    printf("| servers | submit/s | submit p50 / p99 ms | e2e runs/s | cross-server dispatch "
-           "p50 / p99 ms | of which fire -> claim p50 / p99 ms | notes "
-           "|\n|---|---|---|---|---|---|---|\n");
+           opt.clients, opt.seconds, opt.batch_clients, opt.batch_size, opt.pg_runs, opt.slots);
+    printf(
+        "| servers | submit/s | submit p50 / p99 ms | batch submit jobs/s | batch call p50 / p99 "
+        "ms | e2e runs/s | cross-server dispatch p50 / p99 ms | of which fire -> claim p50 / "
+        "p99 ms | notes |\n|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < opt.nconfigs; i++) {
         struct cluster_row *r = &rows[i];
         char notes[200] = "";
         size_t off = 0;
         if (!r->started)
             off += (size_t)snprintf(notes + off, sizeof notes - off, "DID NOT START; ");
-        if (r->sub.errors || r->e2e.errors)
+        if (r->sub.errors || r->batch.errors || r->e2e.errors)
             off += (size_t)snprintf(notes + off, sizeof notes - off, "%ld submit errors; ",
-                                    r->sub.errors + r->e2e.errors);
+                                    r->sub.errors + r->batch.errors + r->e2e.errors);
         if (r->e2e.left)
             off += (size_t)snprintf(notes + off, sizeof notes - off, "e2e TIMED OUT; ");
         if (r->e2e.failed)
@@ -978,10 +1033,11 @@ static int bench_pg(long ncpu)
             off += (size_t)snprintf(notes + off, sizeof notes - off, "%zu of %d stamps; ", r->d.got,
                                     opt.samples);
         if (r->servers == 1) snprintf(notes + off, sizeof notes - off, "dispatch: A = B");
-        printf("| %d | %.0f (%zu ok) | %.2f / %.2f | %.0f (%zu runs) | %.2f / %.2f (%zu samples) | "
-               "%.2f / %.2f | %s |\n",
-               r->servers, r->sub.rate, r->sub.ok, r->sub.p50, r->sub.p99, r->e2e.rate, r->e2e.ok,
-               r->d.p50, r->d.p99, r->d.got, r->d.claim_p50, r->d.claim_p99, notes);
+        printf("| %d | %.0f (%zu ok) | %.2f / %.2f | %.0f (%zu calls) | %.2f / %.2f | %.0f (%zu "
+               "runs) | %.2f / %.2f (%zu samples) | %.2f / %.2f | %s |\n",
+               r->servers, r->sub.rate, r->sub.ok, r->sub.p50, r->sub.p99, r->batch.rate,
+               r->batch.ok, r->batch.p50, r->batch.p99, r->e2e.rate, r->e2e.ok, r->d.p50, r->d.p99,
+               r->d.got, r->d.claim_p50, r->d.claim_p99, notes);
     }
     printf("\n(logs in %s)\n", tmpdir);
     fflush(stdout);
@@ -997,7 +1053,8 @@ static void usage(FILE *f)
             "[--samples N] [--slots N]\n"
             "       sked-bench --pg [--pg-url URL] [--servers LIST] [--pg-runs N] [options]\n\n"
             "Starts sked server + worker on 127.0.0.1 and prints submit throughput and\n"
-            "latency, dispatch latency and end-to-end /bin/true runs/s against the\n"
+            "latency (one job per call, then batches of jobs per call), dispatch\n"
+            "latency and end-to-end /bin/true runs/s against the\n"
             "machine's bare spawn ceiling, then end-to-end runs/s of the noop plugin\n"
             "(no process per run), as jobs and as one job array (SQLite store).\n\n"
             "With --pg, prints the cluster table instead: for 1, 2 and 3 servers on one\n"
@@ -1024,6 +1081,9 @@ static void usage(FILE *f)
             "  --noop-runs N   noop plugin jobs, and the size of the noop array (default\n"
             "                  10000, at most 10000)\n"
             "  --noop-slots N  slots of the worker running them (default 256)\n"
+            "  --batch-clients N  clients of the batch submit phase, each posting\n"
+            "                  POST /v1/jobs:batch of far-future jobs (default 4)\n"
+            "  --batch-size N  jobs per batch (default 1000, at most 1000)\n"
             "  -h, --help      this help\n\n"
             "Exits 0 when every phase completed without errors, 1 otherwise.\n",
             MAX_SERVERS);
@@ -1063,6 +1123,8 @@ int main(int argc, char **argv)
                                              {"plugin-dir", required_argument, NULL, 'P'},
                                              {"noop-runs", required_argument, NULL, 'N'},
                                              {"noop-slots", required_argument, NULL, 'W'},
+                                             {"batch-clients", required_argument, NULL, 'b'},
+                                             {"batch-size", required_argument, NULL, 'B'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -1111,6 +1173,12 @@ int main(int argc, char **argv)
         case 'W':
             opt.noop_slots = atoi(optarg);
             break;
+        case 'b':
+            opt.batch_clients = atoi(optarg);
+            break;
+        case 'B':
+            opt.batch_size = atoi(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1119,7 +1187,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc || opt.clients < 1 || opt.clients > 256 || opt.seconds <= 0 ||
+    if (optind < argc || opt.clients < 1 || opt.clients > 256 || opt.batch_clients < 1 ||
+        opt.batch_clients > 64 || opt.batch_size < 1 || opt.batch_size > 1000 || opt.seconds <= 0 ||
         opt.seconds > 60 || opt.e2e_runs < 1 || opt.e2e_runs > 100000 || opt.samples < 1 ||
         opt.samples > 4000 || opt.slots < 0 || opt.slots > 1024 || opt.pg_runs < 1 ||
         opt.pg_runs > 100000 || opt.noop_runs < 1 || opt.noop_runs > 10000 || opt.noop_slots < 1 ||

@@ -18,6 +18,7 @@ void api_events(http_req_t *req, http_resp_t *resp);
 
 /* api_jobs.c */
 void api_jobs_create(http_req_t *req, http_resp_t *resp);
+void api_jobs_batch(http_req_t *req, http_resp_t *resp);
 void api_jobs_list(http_req_t *req, http_resp_t *resp);
 void api_jobs_get(http_req_t *req, http_resp_t *resp);
 void api_jobs_patch(http_req_t *req, http_resp_t *resp);

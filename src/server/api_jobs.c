@@ -1,6 +1,7 @@
 /*
- * The jobs API (docs/api.md, "Jobs"): create, list, show, patch, delete,
- * pause, resume, trigger, and the schedule previews.
+ * The jobs API (docs/api.md, "Jobs"): create (one job, or a batch of up
+ * to 1,000 at once), list, show, patch, delete, pause, resume, trigger,
+ * and the schedule previews.
  *
  * A job is stored with its canonical spec document (jobspec_to_json) and
  * its schedules as separate rows that carry the firing state (next and last
@@ -211,6 +212,36 @@ void api_enrich_schedules(json_t *arr, const store_schedule_t *scheds, size_t n)
     free(used);
 }
 
+/* Adds a job's bookkeeping to o, its redacted stored document, making it
+ * the job resource. Returns o. */
+static json_t *job_fill(json_t *o, const store_job_t *job, const store_schedule_t *scheds, size_t n)
+{
+    json_object_set_new(o, "namespace", json_string(job->ns ? job->ns : "default"));
+    json_object_set_new(o, "owner", json_string(nz(job->owner)));
+    json_object_set_new(o, "state", json_string(nz(job_state_name(job->state))));
+    json_object_set_new(o, "version", json_integer(job->version));
+    json_object_set_new(o, "created_at", api_time_json(job->created_ms));
+    json_object_set_new(o, "updated_at", api_time_json(job->updated_ms));
+    json_t *arr = json_object_get(o, "schedules");
+    if (json_is_array(arr)) api_enrich_schedules(arr, scheds, n);
+    return o;
+}
+
+/* The job resource from its stored document spec (borrowed). New
+ * reference. */
+static json_t *job_doc(const store_job_t *job, const json_t *spec, const store_schedule_t *scheds,
+                       size_t n)
+{
+    /* Every job answer goes through here: secret env values never leave
+     * the server except to the worker that runs the job (api_workers.c). */
+    json_t *shown = jobspec_redact(spec);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(job->id));
+    json_object_update(o, shown);
+    json_decref(shown);
+    return job_fill(o, job, scheds, n);
+}
+
 /* The job resource. New reference. */
 static json_t *job_json(const store_job_t *job, const store_schedule_t *scheds, size_t n)
 {
@@ -221,22 +252,8 @@ static json_t *job_json(const store_job_t *job, const store_schedule_t *scheds, 
         json_decref(spec);
         spec = json_object();
     }
-    /* Every job answer goes through here: secret env values never leave
-     * the server except to the worker that runs the job (api_workers.c). */
-    json_t *shown = jobspec_redact(spec);
+    json_t *o = job_doc(job, spec, scheds, n);
     json_decref(spec);
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(job->id));
-    json_object_update(o, shown);
-    json_decref(shown);
-    json_object_set_new(o, "namespace", json_string(job->ns ? job->ns : "default"));
-    json_object_set_new(o, "owner", json_string(nz(job->owner)));
-    json_object_set_new(o, "state", json_string(nz(job_state_name(job->state))));
-    json_object_set_new(o, "version", json_integer(job->version));
-    json_object_set_new(o, "created_at", api_time_json(job->created_ms));
-    json_object_set_new(o, "updated_at", api_time_json(job->updated_ms));
-    json_t *arr = json_object_get(o, "schedules");
-    if (json_is_array(arr)) api_enrich_schedules(arr, scheds, n);
     return o;
 }
 
@@ -321,6 +338,37 @@ out:
 
 /* ---- handlers ----------------------------------------------------------- */
 
+/* The Idempotency-Key of req into *idem (NULL = none); false, resp
+ * answered, when it is malformed. */
+static bool idem_header(http_req_t *req, http_resp_t *resp, const char **idem)
+{
+    *idem = http_header(req, "Idempotency-Key");
+    if (*idem && (!**idem || strlen(*idem) > IDEM_KEY_MAX)) {
+        api_fail(resp, SKED_EINVAL, "header.Idempotency-Key",
+                 "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
+        return false;
+    }
+    return true;
+}
+
+#define NS_HELP "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'"
+
+/* The namespace a created resource's document obj names ("namespace",
+ * taken out of obj), else the caller's default, into nsbuf. SKED_EINVAL:
+ * not a namespace's name; SKED_EFORBID: the caller has no grant for it. */
+static int body_ns(http_req_t *req, json_t *obj, char *nsbuf, size_t nslen)
+{
+    json_t *nsv = json_object_get(obj, "namespace");
+    if (nsv && !json_is_null(nsv)) {
+        if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) return SKED_EINVAL;
+        snprintf(nsbuf, nslen, "%s", json_string_value(nsv));
+    } else {
+        auth_default_ns(req->who, nsbuf, nslen);
+    }
+    json_object_del(obj, "namespace");
+    return req->who && !auth_ns_visible(req->who, nsbuf) ? SKED_EFORBID : 0;
+}
+
 /* The start of a create (a job's, a workflow's): the Idempotency-Key
  * (*idem; NULL = none), the body, and the namespace it names ("namespace",
  * taken out of the body: it is the resource's address, not part of its
@@ -329,34 +377,18 @@ out:
 json_t *api__create_body(http_req_t *req, http_resp_t *resp, const char **idem, char *nsbuf,
                          size_t nslen)
 {
-    *idem = http_header(req, "Idempotency-Key");
-    if (*idem && (!**idem || strlen(*idem) > IDEM_KEY_MAX)) {
-        api_fail(resp, SKED_EINVAL, "header.Idempotency-Key",
-                 "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
-        return NULL;
-    }
+    if (!idem_header(req, resp, idem)) return NULL;
     json_t *body = http_body_json(req, resp);
     if (!body) return NULL;
-    json_t *nsv = json_object_get(body, "namespace");
-    if (nsv && !json_is_null(nsv)) {
-        if (!json_is_string(nsv) || !auth_ns_name_ok(json_string_value(nsv))) {
-            api_fail(resp, SKED_EINVAL, "namespace",
-                     "a namespace is 1-63 of a-z, 0-9, '-', '_', '.'");
-            json_decref(body);
-            return NULL;
-        }
-        snprintf(nsbuf, nslen, "%s", json_string_value(nsv));
-    } else {
-        auth_default_ns(req->who, nsbuf, nslen);
-    }
-    json_object_del(body, "namespace");
-    if (req->who && !auth_ns_visible(req->who, nsbuf)) {
+    int rc = body_ns(req, body, nsbuf, nslen);
+    if (rc == SKED_EINVAL) api_fail(resp, SKED_EINVAL, "namespace", NS_HELP);
+    if (rc == SKED_EFORBID) {
         api_fail(resp, SKED_EFORBID, "namespace", "you have no grant for namespace '%s'", nsbuf);
         auth_audit(req, NULL, nsbuf, 403);
-        json_decref(body);
-        return NULL;
     }
-    return body;
+    if (rc == 0) return body;
+    json_decref(body);
+    return NULL;
 }
 
 void api_jobs_create(http_req_t *req, http_resp_t *resp)
@@ -401,6 +433,268 @@ out:
     sched_array_free(scheds, n);
     store_job_clear(&job);
     jobspec_free(&spec);
+    json_decref(body);
+}
+
+/* ---- POST /v1/jobs:batch -------------------------------------------------- */
+
+#define BATCH_ERRORS_MAX 100 /* refused items listed in one answer */
+
+/* Adds the refusal of item i (field: the part of its document to blame,
+ * "" = the item) to errors, up to BATCH_ERRORS_MAX of them. */
+static void batch_error(json_t *errors, size_t i, const char *field, const char *detail)
+{
+    if (json_array_size(errors) >= BATCH_ERRORS_MAX) return;
+    char f[sizeof((jobspec_error_t *)0)->field + 32];
+    snprintf(f, sizeof f, "jobs[%zu]%s%s", i, *field ? "." : "", field);
+    json_t *e = json_object(), *d = json_string(detail);
+    json_object_set_new(e, "field", json_string(f));
+    json_object_set_new(e, "detail", d ? d : json_string("invalid"));
+    json_array_append_new(errors, e);
+}
+
+/* Answers the refusal of nbad of n items, listed in errors (stolen), with
+ * err's status: field names the first, the detail tells the first and how
+ * many more there are. */
+static void batch_refused(http_resp_t *resp, int err, json_t *errors, size_t nbad, size_t n)
+{
+    json_t *first = json_array_get(errors, 0);
+    const char *field = json_string_value(json_object_get(first, "field"));
+    const char *detail = json_string_value(json_object_get(first, "detail"));
+    if (sked_http_status(err) >= 500) { /* api_fail logs what it must */
+        api_fail(resp, err, field, "%s", detail ? detail : sked_strerror(err));
+        json_decref(errors);
+        return;
+    }
+    char more[64] = "";
+    if (nbad > 1) snprintf(more, sizeof more, " (and %zu more jobs refused; see errors)", nbad - 1);
+    http_problem_list(resp, err, field, errors, "%s: %s%s; none of the %zu jobs was created",
+                      field ? field : "jobs", detail ? detail : sked_strerror(err), more, n);
+}
+
+/* The namespaces of a batch's audit entry: the one they share, or each
+ * once, comma-separated. New; caller frees. */
+static char *batch_namespaces(char (*ns)[64], size_t n)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s", ns[0]);
+    for (size_t i = 1; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen && strcmp(ns[i], ns[0]); j++)
+            seen = !strcmp(ns[i], ns[j]);
+        if (!seen && strcmp(ns[i], ns[0])) buf_printf(&b, ",%s", ns[i]);
+    }
+    char *s = xstrdup(b.data);
+    buf_free(&b);
+    return s;
+}
+
+/* An idempotent repeat of a batch: the jobs first created (ids, as the
+ * store keeps them), those not deleted since, 200. */
+static void batch_repeat(http_req_t *req, http_resp_t *resp, const char *ids)
+{
+    json_t *arr = json_array();
+    for (const char *p = ids; *p;) {
+        size_t len = strcspn(p, ",");
+        char id[SKED_ID_LEN];
+        snprintf(id, sizeof id, "%.*s", (int)(len < sizeof id ? len : sizeof id - 1), p);
+        p += len + (p[len] == ',');
+        store_job_t job = {0};
+        store_schedule_t *scheds = NULL;
+        size_t n = 0;
+        int rc = store_job_get(req->st, id, &job, &scheds, &n);
+        if (rc == 0) json_array_append_new(arr, job_json(&job, scheds, n));
+        sched_array_free(scheds, n);
+        store_job_clear(&job);
+        if (rc != 0 && rc != SKED_ENOTFOUND) {
+            api_fail_store(resp, rc, NULL, "reading the jobs of the batch");
+            json_decref(arr);
+            return;
+        }
+    }
+    http_json(resp, 200, json_pack("{s:o}", "jobs", arr));
+}
+
+/* Appends v as JSON text to b. */
+static void put_json(buf_t *b, const json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+    buf_puts(b, t ? t : "null");
+    free(t);
+}
+
+static void put_str(buf_t *b, const char *key, const char *s)
+{
+    json_t *v = json_string(s);
+    buf_printf(b, ",\"%s\":", key);
+    put_json(b, v);
+    json_decref(v);
+}
+
+/* Whether the job document canon holds anything jobspec_redact hides: an
+ * env value that is not a plain string, a config, alert rules. */
+static bool has_secrets(const json_t *canon)
+{
+    const json_t *env = json_object_get(canon, "env"), *cfg = json_object_get(canon, "config"), *v;
+    const char *k;
+    bool found =
+        json_array_size(json_object_get(canon, "alerts")) > 0 || (cfg && !json_is_null(cfg));
+    json_object_foreach((json_t *)env, k, v) found = found || !json_is_string(v);
+    return found;
+}
+
+/* Appends to b the job resource of it, just created: what job_json makes
+ * of it, written as text around it->rest (the text of its canonical
+ * document the store got too) instead of building and writing every
+ * document again, which cost as much as storing the batch. A document
+ * with anything to redact takes job_json's way. */
+static void batch_item_text(buf_t *b, jobsvc_item_t *it)
+{
+    const store_job_t *j = &it->job;
+    if (has_secrets(it->canon)) {
+        json_t *doc = job_doc(j, it->canon, it->scheds, it->nscheds);
+        put_json(b, doc);
+        json_decref(doc);
+        return;
+    }
+    size_t len = strlen(it->rest);
+    buf_printf(b, "{\"id\":\"%s\"%s", j->id, len > 2 ? "," : "");
+    buf_append(b, it->rest + 1, len - 2); /* its members, without the braces */
+    json_t *arr = json_object_get(it->canon, "schedules");
+    if (arr) {
+        api_enrich_schedules(arr, it->scheds, it->nscheds);
+        buf_puts(b, ",\"schedules\":");
+        put_json(b, arr);
+    }
+    put_str(b, "namespace", j->ns ? j->ns : "default");
+    put_str(b, "owner", nz(j->owner));
+    put_str(b, "state", nz(job_state_name(j->state)));
+    char at[SKED_RFC3339_LEN], up[SKED_RFC3339_LEN];
+    clock_format_rfc3339(j->created_ms, at, sizeof at);
+    clock_format_rfc3339(j->updated_ms, up, sizeof up);
+    buf_printf(b, ",\"version\":%lld,\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
+               (long long)j->version, at, up);
+}
+
+void api_jobs_batch(http_req_t *req, http_resp_t *resp)
+{
+    const char *idem = NULL;
+    json_t *body = NULL, *errors = NULL, *arr;
+    jobspec_t *specs = NULL;
+    jobsvc_item_t *items = NULL;
+    char(*ns)[64] = NULL;
+    char *earlier = NULL, *audit_ns = NULL;
+    size_t n = 0, nbad = 0;
+    jobsvc_call_t call = api_jobsvc_call(req);
+    const char *key;
+    json_t *v;
+    int rc;
+
+    if (!idem_header(req, resp, &idem) || !(body = http_body_json(req, resp))) goto out;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "jobs") != 0) {
+            api_fail(resp, SKED_EINVAL, key, "unknown field (a batch is {\"jobs\": [...]})");
+            goto out;
+        }
+    }
+    arr = json_object_get(body, "jobs");
+    n = json_array_size(arr);
+    if (!json_is_array(arr) || n == 0 || n > STORE_BATCH_MAX) {
+        api_fail(resp, SKED_EINVAL, "jobs", "jobs must be an array of 1 to %d jobs",
+                 STORE_BATCH_MAX);
+        goto out;
+    }
+    specs = xcalloc(n, sizeof *specs);
+    items = xcalloc(n, sizeof *items);
+    ns = xcalloc(n, sizeof *ns);
+
+    /* Access first: a namespace the caller may not create in is refused
+     * (403, the first such item named) before any document is judged.
+     * items[i].rc holds body_ns's verdict until the service judges. */
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        if (!json_is_object(item)) continue;
+        if ((items[i].rc = body_ns(req, item, ns[i], sizeof ns[i])) == SKED_EFORBID) {
+            char field[48];
+            snprintf(field, sizeof field, "jobs[%zu].namespace", i);
+            api_fail(resp, SKED_EFORBID, field, "you have no grant for namespace '%s'", ns[i]);
+            auth_audit(req, NULL, ns[i], 403);
+            goto out;
+        }
+    }
+    errors = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(arr, i);
+        jobspec_error_t jerr = {{0}, {0}};
+        if (!json_is_object(item)) {
+            batch_error(errors, i, "", "a job must be a JSON object");
+        } else if (items[i].rc == SKED_EINVAL) {
+            batch_error(errors, i, "namespace", NS_HELP);
+        } else if (jobspec_parse(item, &specs[i], &jerr) != 0) {
+            batch_error(errors, i, jerr.field, jerr.detail);
+        } else {
+            items[i].ns = ns[i];
+            items[i].spec = &specs[i];
+            continue;
+        }
+        nbad++;
+    }
+    if (nbad) {
+        batch_refused(resp, SKED_EINVAL, errors, nbad, n);
+        errors = NULL;
+        goto out;
+    }
+
+    /* One audit entry records the request; the store names the first job. */
+    store_audit_t audit;
+    audit_ns = batch_namespaces(ns, n);
+    auth_audit_entry(req, NULL, audit_ns, 201, &audit);
+    call.audit = &audit;
+    rc = jobsvc_create_batch(&call, items, n, idem, &earlier);
+    if (rc == SKED_EEXIST && !earlier) {
+        api_fail(resp, SKED_ECONFLICT, "header.Idempotency-Key",
+                 "this Idempotency-Key was used to create job %s, not a batch", items[0].job.id);
+        goto out;
+    }
+    if (rc == SKED_EEXIST) {
+        batch_repeat(req, resp, earlier);
+        goto out;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (!items[i].rc) continue;
+            batch_error(errors, i, items[i].err.field, items[i].err.detail);
+            nbad++;
+        }
+        if (nbad) {
+            batch_refused(resp, rc, errors, nbad, n);
+            errors = NULL;
+        } else {
+            api_job_fail(resp, rc, &call.err);
+        }
+        goto out;
+    }
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "{\"jobs\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) buf_puts(&b, ",");
+        batch_item_text(&b, &items[i]);
+    }
+    buf_puts(&b, "]}\n");
+    http_text(resp, 201, "application/json", b.data, b.len);
+    buf_free(&b);
+out:
+    for (size_t i = 0; items && i < n; i++) {
+        jobsvc_item_clear(&items[i]);
+        jobspec_free(&specs[i]);
+    }
+    free(items);
+    free(specs);
+    free(ns);
+    free(earlier);
+    free(audit_ns);
+    json_decref(errors);
     json_decref(body);
 }
 

@@ -290,8 +290,9 @@ void http_empty(http_resp_t *resp, int status)
     resp->stream = false;
 }
 
-__attribute__((format(printf, 4, 0))) static void
-vproblem(http_resp_t *resp, int status, const char *field, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void vproblem(http_resp_t *resp, int status,
+                                                           const char *field, json_t *errors,
+                                                           const char *fmt, va_list ap)
 {
     char detail[1024];
     vsnprintf(detail, sizeof detail, fmt, ap);
@@ -307,6 +308,7 @@ vproblem(http_resp_t *resp, int status, const char *field, const char *fmt, va_l
         json_t *f = json_string(field);
         if (f) json_object_set_new(doc, "field", f);
     }
+    if (errors) json_object_set_new(doc, "errors", errors);
     char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(doc);
     if (!s) s = xstrdup("{\"type\":\"about:blank\",\"status\":500}");
@@ -319,7 +321,7 @@ void http_problem(http_resp_t *resp, int status, const char *field, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    vproblem(resp, status, field, fmt, ap);
+    vproblem(resp, status, field, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -327,7 +329,16 @@ void http_problem_err(http_resp_t *resp, int err, const char *field, const char 
 {
     va_list ap;
     va_start(ap, fmt);
-    vproblem(resp, sked_http_status(err), field, fmt, ap);
+    vproblem(resp, sked_http_status(err), field, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void http_problem_list(http_resp_t *resp, int err, const char *field, json_t *errors,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vproblem(resp, sked_http_status(err), field, errors, fmt, ap);
     va_end(ap);
 }
 

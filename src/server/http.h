@@ -88,6 +88,11 @@ void http_problem(http_resp_t *resp, int status, const char *field, const char *
 /* problem+json for a SKED_E* code (status from the error table). */
 void http_problem_err(http_resp_t *resp, int err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* http_problem_err with "errors" (stolen; may be NULL): an array of
+ * {"field", "detail"} objects, one per part of the request to blame, when
+ * more than one is (a batch's bad items). field names the first of them. */
+void http_problem_list(http_resp_t *resp, int err, const char *field, json_t *errors,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void http_set_header(http_resp_t *resp, const char *name, const char *value);
 
 /* Suspends the request until server_wake() or deadline (monotonic ns);

@@ -234,6 +234,104 @@ int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const
     return 0;
 }
 
+void jobsvc_item_clear(jobsvc_item_t *it)
+{
+    sched_array_free(it->scheds, it->nscheds);
+    it->scheds = NULL;
+    it->nscheds = 0;
+    store_job_clear(&it->job);
+    json_decref(it->canon);
+    it->canon = NULL;
+    FREE_NULL(it->rest);
+}
+
+/* The canonical document of it's spec into it->canon (its "schedules"
+ * moved last), it->rest and the job's spec_json: the document is written
+ * as text once, without its schedules, and the stored text is that with
+ * the schedules put in front, so that an answer can reuse the same text
+ * (the schedules it shows differ: they get their ids and fire times). */
+static void batch_canon(jobsvc_item_t *it)
+{
+    it->canon = jobspec_to_json(it->spec);
+    json_t *sc = json_object_get(it->canon, "schedules");
+    json_incref(sc);
+    json_object_del(it->canon, "schedules");
+    it->rest = json_dumps(it->canon, JSON_COMPACT);
+    if (!sc) {
+        it->job.spec_json = xstrdup(it->rest);
+        return;
+    }
+    char *st = json_dumps(sc, JSON_COMPACT);
+    it->job.spec_json =
+        xasprintf("{\"schedules\":%s%s%s", st, it->rest[1] == '}' ? "" : ",", it->rest + 1);
+    free(st);
+    json_object_set_new(it->canon, "schedules", sc);
+}
+
+/* The error of item it (SKED_EINVAL with c->err as it stood) into it. */
+static int item_refused(jobsvc_call_t *c, jobsvc_item_t *it, int rc)
+{
+    it->rc = rc;
+    it->err = c->err;
+    memset(&c->err, 0, sizeof c->err);
+    return rc;
+}
+
+int jobsvc_create_batch(jobsvc_call_t *c, jobsvc_item_t *items, size_t n, const char *idem_key,
+                        char **earlier)
+{
+    int rc = 0;
+    *earlier = NULL;
+    /* Check every item before writing any, and tell of all that fail. */
+    for (size_t i = 0; i < n; i++) {
+        jobsvc_item_t *it = &items[i];
+        int irc = check_type(c, it->spec, "");
+        if (irc == 0)
+            irc = build_scheds(c, it->spec->schedules, it->spec->nschedules, NULL, 0, &it->scheds,
+                               &it->nscheds);
+        if (irc != 0) {
+            item_refused(c, it, irc);
+            if (rc == 0 || rc == SKED_EINVAL) rc = irc;
+        }
+    }
+    if (rc != 0) return rc;
+
+    store_job_new_t *rows = xcalloc(n, sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        jobsvc_item_t *it = &items[i];
+        store_job_from_spec(&it->job, it->spec);
+        it->job.ns = xstrdup(it->ns);
+        it->job.owner = xstrdup(who_name(c));
+        batch_canon(it);
+        rows[i] = (store_job_new_t){&it->job, it->scheds, it->nscheds, it->nscheds == 0};
+    }
+    size_t bad = 0;
+    rc = store_job_create_batch(c->st, rows, n, idem_key, c->audit, c->now_ms, &bad, earlier);
+    free(rows);
+    if (rc == SKED_EEXIST) return rc;
+    if (rc < 0 && bad < n) {
+        jobsvc_item_t *it = &items[bad];
+        if (bad_dep(c, rc, &it->job)) return item_refused(c, it, SKED_EINVAL);
+        if (rc == SKED_ECONFLICT) {
+            name_taken(c, it->spec->name, it->ns);
+            if (bad > 0) /* perhaps by an item before it */
+                snprintf(c->err.detail + strlen(c->err.detail),
+                         sizeof c->err.detail - strlen(c->err.detail),
+                         ", or is given to an earlier job of the batch");
+            return item_refused(c, it, rc);
+        }
+    }
+    if (rc != 0) return store_failed(c, rc, "creating the jobs");
+    log_debug("jobs", "%zu jobs created by %s, first %s", n, who_name(c), items[0].job.id);
+    int64_t first = INT64_MAX; /* one kick for the batch, at its earliest fire */
+    for (size_t i = 0; i < n; i++) {
+        int64_t f = first_fire(items[i].scheds, items[i].nscheds);
+        if (f < first) first = f;
+    }
+    sched_kick_at(c->sched, first);
+    return 0;
+}
+
 /* One read-merge-write round of jobsvc_update. 1: another update overtook
  * this one and no version was pinned, so the caller goes again. */
 static int update_round(jobsvc_call_t *c, const char *id, const json_t *patch, int64_t want)

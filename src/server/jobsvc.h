@@ -59,6 +59,36 @@ typedef struct jobsvc_call {
 int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
                   store_job_t *job, store_schedule_t **scheds, size_t *n);
 
+/* One job of a batch create (jobsvc_create_batch). */
+typedef struct jobsvc_item {
+    const char *ns;           /* resolved and granted by the caller; borrowed */
+    const jobspec_t *spec;    /* borrowed */
+    store_job_t job;          /* OUT: the stored job */
+    store_schedule_t *scheds; /* OUT: its schedules (nscheds) */
+    size_t nscheds;
+    json_t *canon; /* OUT: its canonical document (the stored spec_json's), "schedules" last */
+    char *rest;    /* OUT: the text of canon without "schedules", which spec_json is made of
+                    * too: an answer reuses it instead of writing the document again */
+    int rc;        /* OUT: 0, or why this item was refused (err says more) */
+    jobspec_error_t err; /* OUT: the field of the item to blame ("" = the item) */
+} jobsvc_item_t;
+
+/* Creates the n jobs of items (1..STORE_BATCH_MAX, all with the caller as
+ * owner) all or none, in one transaction, each as jobsvc_create creates
+ * one. Every item is checked first (its type and config, its schedules);
+ * if any is refused, nothing is written: each refused item has its rc and
+ * err, and SKED_EINVAL (or a store error met reading a plugin type) is
+ * returned. SKED_ECONFLICT (a name taken, by a job or by an earlier item)
+ * and a depends_on naming no job (SKED_EINVAL) are told by the item they
+ * concern, nothing written. SKED_EEXIST: an idempotent repeat, nothing
+ * created: *earlier (new; caller frees) the first batch's job ids,
+ * comma-separated, or NULL when the key made a single job (whose id is in
+ * items[0].job.id). Whatever the outcome the caller frees each item with
+ * jobsvc_item_clear; items start zeroed but for ns and spec. */
+int jobsvc_create_batch(jobsvc_call_t *c, jobsvc_item_t *items, size_t n, const char *idem_key,
+                        char **earlier);
+void jobsvc_item_clear(jobsvc_item_t *it);
+
 /* Applies patch (a JSON merge patch over the job's canonical document,
  * RFC 7386; borrowed) to job id. expect_version: the version the caller
  * saw (If-Match), 0 = any, in which case an update that another overtakes

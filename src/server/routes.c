@@ -21,6 +21,7 @@ const http_route_t http_routes[] = {
     {"GET", "/metrics", ACCESS_METRICS, api_metrics},
 
     {"POST", "/v1/jobs", ACCESS_WRITE, api_jobs_create},
+    {"POST", "/v1/jobs:batch", ACCESS_WRITE, api_jobs_batch},
     {"GET", "/v1/jobs", ACCESS_READ, api_jobs_list},
     {"GET", "/v1/jobs/{id}", ACCESS_READ, api_jobs_get},
     {"PATCH", "/v1/jobs/{id}", ACCESS_WRITE, api_jobs_patch},

@@ -1,6 +1,7 @@
 /*
  * Store verbs of jobs, written once over the SQL driver (db.h): create (with
- * its idempotency key, schedules and an optional run now), get, list,
+ * its idempotency key, schedules and an optional run now; one job or a
+ * batch of them in one transaction), get, list,
  * update (the schedule set replaced in place, waiting runs retargeted) and
  * the state changes — pause and resume hold and release the job's waiting
  * runs, delete cancels them and asks its running ones to stop.
@@ -25,11 +26,12 @@
 
 /* ---- statements ---------------------------------------------------------- */
 
+/* jobs: a batch's ids (store_job_create_batch), NULL for one job. */
 static db_sql_t Q_IDEM_CLAIM =
-    DB_SAME("INSERT INTO idempotency (owner, key, job_id, created_ms)"
-            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (owner, key) DO NOTHING");
+    DB_SAME("INSERT INTO idempotency (owner, key, job_id, created_ms, jobs)"
+            " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO NOTHING");
 static db_sql_t Q_IDEM_GET =
-    DB_SAME("SELECT job_id FROM idempotency WHERE owner = ?1 AND key = ?2");
+    DB_SAME("SELECT job_id, jobs FROM idempotency WHERE owner = ?1 AND key = ?2");
 static db_sql_t Q_JOB_INSERT =
     DB_SAME("INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
             " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,"
@@ -342,74 +344,140 @@ int store__job_insert(db_t *db, store_job_t *j, store_schedule_t *scheds, size_t
     return store__alerts_put_job(db, j, false, now_ms);
 }
 
+/* A create of one job (store_job_create) or of a batch
+ * (store_job_create_batch): both go through job_create_fn. */
 struct job_create_args {
-    store_job_t *job;
-    store_schedule_t *scheds;
-    size_t nscheds;
-    bool run_now;
+    store_job_new_t *items;
+    size_t n;
+    bool batch; /* the key names a batch: its ids go in idempotency.jobs */
     const char *idem_key;
     const store_audit_t *audit;
     int64_t now_ms;
+    size_t bad;    /* OUT: the item being written when a write failed */
+    char *earlier; /* OUT (new): a repeated batch key's ids; NULL for a key of one job */
 };
 
-/* The earlier job of an idempotency key already used (into j->id). */
-static int idem_earlier(db_t *db, store_job_t *j, const char *key)
+/* The jobs of a key already used: the first into items[0]'s id, all of
+ * them (a batch's) into a->earlier. */
+static int idem_earlier(db_t *db, struct job_create_args *a)
 {
+    store_job_t *j = a->items[0].job;
     db_q_t *q = db_q(db, &Q_IDEM_GET);
     if (!q) return SKED_ESTORE;
     db_bt(q, j->owner);
-    db_bt(q, key);
+    db_bt(q, a->idem_key);
     int rc = db_one(q);
-    if (rc == 0) db_cid(q, 0, j->id);
+    if (rc == 0) {
+        db_cid(q, 0, j->id);
+        a->earlier = db_ct(q, 1);
+    }
     /* Not found: the key's entry was pruned since it stopped our claim;
      * the key was used all the same. */
     return rc == 0 || rc == SKED_ENOTFOUND ? SKED_EEXIST : rc;
 }
 
+/* Claims the idempotency key for the jobs of a (their ids minted), or
+ * answers SKED_EEXIST with the jobs it was first used for. */
+static int idem_claim(db_t *db, struct job_create_args *a)
+{
+    const store_job_t *first = a->items[0].job;
+    char *ids = NULL;
+    if (a->batch) {
+        ids = xmalloc(a->n * SKED_ID_LEN + 1);
+        size_t len = 0;
+        for (size_t i = 0; i < a->n; i++) {
+            size_t l = strlen(a->items[i].job->id);
+            if (i) ids[len++] = ',';
+            memcpy(ids + len, a->items[i].job->id, l);
+            len += l;
+        }
+        ids[len] = '\0';
+    }
+    int64_t n = 0;
+    int rc = SKED_ESTORE;
+    db_q_t *q = db_q(db, &Q_IDEM_CLAIM);
+    if (q) {
+        db_bt(q, first->owner);
+        db_bt(q, a->idem_key);
+        db_bt(q, first->id);
+        db_bi(q, a->now_ms);
+        db_bt(q, ids);
+        rc = db_exec(q, &n);
+    }
+    free(ids);
+    if (rc < 0) return rc;
+    return n == 0 ? idem_earlier(db, a) : 0;
+}
+
+/* One job of a create, as the single and the batch create both write it:
+ * the job with its schedules, alert rules and dependencies, and, if it
+ * runs now, its pending run. */
+static int create_one(db_t *db, store_job_new_t *it, int64_t now_ms)
+{
+    int rc = store__job_insert(db, it->job, it->scheds, it->nscheds, now_ms);
+    if (rc < 0 || !it->run_now) return rc;
+    char rid[SKED_ID_LEN];
+    return store__insert_run(db, rid, it->job->id, NULL, RUN_PENDING, now_ms, now_ms, NULL, now_ms,
+                             NULL);
+}
+
 static int job_create_fn(db_t *db, void *arg)
 {
     struct job_create_args *a = arg;
-    store_job_t *j = a->job;
-    db_q_t *q;
+    bool wake = false;
     int rc;
 
-    id_new("job", a->now_ms, j->id);
-    if (a->idem_key) {
-        /* Claim the key first: a concurrent create with the same key waits
-         * here for ours to commit, then finds it (and answers EEXIST)
-         * instead of tripping over our job's name. */
-        int64_t n = 0;
-        if (!(q = db_q(db, &Q_IDEM_CLAIM))) return SKED_ESTORE;
-        db_bt(q, j->owner);
-        db_bt(q, a->idem_key);
-        db_bt(q, j->id);
-        db_bi(q, a->now_ms);
-        if ((rc = db_exec(q, &n)) < 0) return rc;
-        if (n == 0) return idem_earlier(db, j, a->idem_key);
+    FREE_NULL(a->earlier); /* from a try before this one */
+    for (size_t i = 0; i < a->n; i++)
+        id_new("job", a->now_ms, a->items[i].job->id);
+    /* Claim the key first: a concurrent create with the same key waits
+     * here for ours to commit, then finds it (and answers EEXIST) instead
+     * of tripping over our jobs' names. */
+    if (a->idem_key && (rc = idem_claim(db, a)) != 0) return rc;
+    for (size_t i = 0; i < a->n; i++) {
+        a->bad = i;
+        if ((rc = create_one(db, &a->items[i], a->now_ms)) < 0) return rc;
+        wake = wake || a->items[i].run_now;
     }
+    if (wake) db_notify(db); /* once, however many runs the batch made */
+    return store__put_audit(db, a->audit, a->items[0].job->id);
+}
 
-    if ((rc = store__job_insert(db, j, a->scheds, a->nscheds, a->now_ms)) < 0) return rc;
-    if (a->run_now) {
-        char rid[SKED_ID_LEN];
-        rc = store__insert_run(db, rid, j->id, NULL, RUN_PENDING, a->now_ms, a->now_ms, NULL,
-                               a->now_ms, NULL);
-        if (rc < 0) return rc;
-        db_notify(db);
+static int create_jobs(store_t *st, store_job_new_t *items, size_t n, bool batch,
+                       const char *idem_key, const store_audit_t *audit, int64_t now_ms,
+                       size_t *bad, char **earlier)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* Defaults live with the job so the caller sees what was stored. */
+        store_job_t *job = items[i].job;
+        if (!job->ns) job->ns = xstrdup("default");
+        if (!job->owner) job->owner = xstrdup("");
+        if (!job->queue) job->queue = xstrdup("default");
     }
-    return store__put_audit(db, a->audit, j->id);
+    struct job_create_args a = {items, n, batch, idem_key, audit, now_ms, 0, NULL};
+    int rc = store__tx(st, DB_WRITE, job_create_fn, &a, &a.now_ms);
+    /* Nothing stored: no id but, on a repeat, the first job's. */
+    for (size_t i = rc == SKED_EEXIST ? 1 : 0; rc < 0 && i < n; i++)
+        items[i].job->id[0] = '\0';
+    if (bad) *bad = a.bad;
+    if (earlier)
+        *earlier = a.earlier;
+    else
+        free(a.earlier);
+    return rc;
 }
 
 int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
                  bool run_now, const char *idem_key, const store_audit_t *audit, int64_t now_ms)
 {
-    /* Defaults live with the job so the caller sees what was stored. */
-    if (!job->ns) job->ns = xstrdup("default");
-    if (!job->owner) job->owner = xstrdup("");
-    if (!job->queue) job->queue = xstrdup("default");
-    struct job_create_args a = {job, scheds, nscheds, run_now, idem_key, audit, now_ms};
-    int rc = store__tx(st, DB_WRITE, job_create_fn, &a, &a.now_ms);
-    if (rc < 0 && rc != SKED_EEXIST) job->id[0] = '\0';
-    return rc;
+    store_job_new_t one = {job, scheds, nscheds, run_now};
+    return create_jobs(st, &one, 1, false, idem_key, audit, now_ms, NULL, NULL);
+}
+
+int v_job_create_batch(store_t *st, store_job_new_t *items, size_t n, const char *idem_key,
+                       const store_audit_t *audit, int64_t now_ms, size_t *bad, char **earlier)
+{
+    return create_jobs(st, items, n, true, idem_key, audit, now_ms, bad, earlier);
 }
 
 /* ---- get and list ------------------------------------------------------------- */

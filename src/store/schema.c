@@ -849,6 +849,13 @@ const struct store_migration store__migrations[] = {
              "CREATE INDEX jobs_kind_priority ON jobs(kind, priority, id);",
      .pg = "CREATE INDEX jobs_kind_name ON jobs (kind, name COLLATE \"C\", id);"
            "CREATE INDEX jobs_kind_priority ON jobs (kind, priority, id);"},
+
+    /* 11: an Idempotency-Key may name a batch of jobs (POST /v1/jobs:batch):
+     * job_id keeps the first job's id, jobs the ids of all of them in
+     * request order, comma-separated (NULL: the key made one job). One
+     * row per key, as before, so the key's pruning is unchanged. */
+    {.lite = "ALTER TABLE idempotency ADD COLUMN jobs TEXT;",
+     .pg = "ALTER TABLE idempotency ADD COLUMN jobs text;"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);

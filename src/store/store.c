@@ -528,6 +528,22 @@ int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, si
     return v_job_create(st, job, scheds, nscheds, run_now, idem_key, audit, now_ms);
 }
 
+int store_job_create_batch(store_t *st, store_job_new_t *items, size_t n, const char *idem_key,
+                           const store_audit_t *audit, int64_t now_ms, size_t *bad, char **earlier)
+{
+    if (earlier) *earlier = NULL;
+    if (bad) *bad = 0;
+    if (!items || n == 0 || n > STORE_BATCH_MAX) return SKED_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const store_job_new_t *it = &items[i];
+        if (!it->job || !it->job->name || !*it->job->name || (it->nscheds && !it->scheds)) {
+            if (bad) *bad = i;
+            return SKED_EINVAL;
+        }
+    }
+    return v_job_create_batch(st, items, n, idem_key, audit, now_ms, bad, earlier);
+}
+
 int store_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
                   size_t *nscheds)
 {

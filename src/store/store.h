@@ -194,6 +194,31 @@ int store_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, si
                      bool run_now, const char *idem_key, const store_audit_t *audit,
                      int64_t now_ms);
 
+/* One job of a batch (store_job_create_batch): the job, its schedules and
+ * whether it runs now, as store_job_create takes them. All borrowed. */
+typedef struct store_job_new {
+    store_job_t *job;
+    store_schedule_t *scheds;
+    size_t nscheds;
+    bool run_now;
+} store_job_new_t;
+
+#define STORE_BATCH_MAX 1000 /* jobs in one store_job_create_batch */
+
+/* Creates the n jobs of items (1..STORE_BATCH_MAX) as store_job_create
+ * creates one, all in one transaction: all of them or none. One audit
+ * entry (NULL: none) for the batch, its empty target filled with the first
+ * job's id. idem_key (NULL = none) names the whole batch; if the same
+ * owner (items[0].job->owner) used it already, nothing is created,
+ * items[0].job->id is the first job then created, *earlier (may be NULL)
+ * the ids of all of them in their request's order, comma-separated (new;
+ * caller frees), or NULL when the key made a single job (store_job_create),
+ * and SKED_EEXIST is returned. SKED_ECONFLICT: the name of item *bad is
+ * taken in its namespace (by a job, or by an earlier item);
+ * SKED_ENOTFOUND: a dependency of item *bad names no job (its bad_dep). */
+int store_job_create_batch(store_t *st, store_job_new_t *items, size_t n, const char *idem_key,
+                           const store_audit_t *audit, int64_t now_ms, size_t *bad, char **earlier);
+
 /* Reads a job (any state but deleted) and, if scheds is non-NULL, its
  * schedules (new array in *scheds, count in *nscheds; caller frees each
  * with store_schedule_clear and the array with free). SKED_ENOTFOUND. */

@@ -78,6 +78,8 @@ int store__job_rewrite(db_t *db, store_job_t *j, int64_t expect, store_schedule_
 int store__job_set_state(db_t *db, const char *id, job_state_t state, int64_t now_ms);
 int v_job_create(store_t *st, store_job_t *job, store_schedule_t *scheds, size_t nscheds,
                  bool run_now, const char *idem_key, const store_audit_t *audit, int64_t now_ms);
+int v_job_create_batch(store_t *st, store_job_new_t *items, size_t n, const char *idem_key,
+                       const store_audit_t *audit, int64_t now_ms, size_t *bad, char **earlier);
 int v_job_get(store_t *st, const char *id, store_job_t *out, store_schedule_t **scheds,
               size_t *nscheds);
 int v_job_list(store_t *st, const store_job_filter_t *f, store_job_t **out, size_t *n,

@@ -1107,6 +1107,8 @@ SNAPSHOT_LISTS = ("/v1/jobs?limit=1000", "/v1/runs?limit=1000", "/v1/workers",
 # thing at a time. (method, pattern) -> (body, content type).
 VALID_BODIES = {
     ("POST", "/v1/jobs"): (dict(GOOD_JOB, name="hostile-new"), "application/json"),
+    ("POST", "/v1/jobs:batch"): ({"jobs": [dict(GOOD_JOB, name="hostile-batch")]},
+                                 "application/json"),
     ("PATCH", "/v1/jobs/{id}"): ({"priority": 7}, "application/json"),
     ("POST", "/v1/schedules/preview"): ({"schedules": [{"cron": "0 2 * * *"}], "n": 2},
                                         "application/json"),

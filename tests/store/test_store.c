@@ -393,6 +393,160 @@ static void test_job_idempotency(void **state)
     store_job_clear(&d);
 }
 
+static store_audit_t mkaudit(const char *actor, const char *method, const char *route,
+                             const char *target, int64_t at);
+static size_t audit_count(store_t *st, const char *actor);
+static void last_audit(store_t *st, const char *actor, store_audit_t *out);
+
+/* A batch of jobs: N of them, item i named "<prefix>-<i>", every third
+ * with a schedule, the others running now. */
+#define BATCH_N 12
+struct batch {
+    store_job_t jobs[BATCH_N];
+    store_schedule_t scheds[BATCH_N];
+    store_job_new_t items[BATCH_N];
+};
+
+static void mkbatch(struct batch *b, const char *prefix)
+{
+    memset(b, 0, sizeof *b);
+    for (size_t i = 0; i < BATCH_N; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-%zu", prefix, i);
+        mkjob(&b->jobs[i], name);
+        b->items[i].job = &b->jobs[i];
+        if (i % 3 == 0) {
+            b->scheds[i].kind = SCHEDULE_AT;
+            b->scheds[i].expr = xstrdup("2099-01-01T00:00:00Z");
+            b->scheds[i].timezone = xstrdup("");
+            b->scheds[i].next_fire_ms = T0 + 3600000;
+            b->items[i].scheds = &b->scheds[i];
+            b->items[i].nscheds = 1;
+        } else {
+            b->items[i].run_now = true;
+        }
+    }
+}
+
+static void freebatch(struct batch *b)
+{
+    for (size_t i = 0; i < BATCH_N; i++) {
+        store_job_clear(&b->jobs[i]);
+        store_schedule_clear(&b->scheds[i]);
+    }
+}
+
+static size_t count_jobs(store_t *st, const char *name)
+{
+    store_job_filter_t f = {.name = name, .limit = 1000};
+    store_job_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_job_list(st, &f, &v, &n, &next), 0);
+    for (size_t i = 0; i < n; i++)
+        store_job_clear(&v[i]);
+    free(v);
+    free(next);
+    return n;
+}
+
+static void test_job_create_batch(void **state)
+{
+    struct batch b;
+    size_t bad = 99;
+    char *earlier = NULL;
+    store_audit_t au = mkaudit("batcher", "POST", "/v1/jobs:batch", "", T0);
+
+    /* All of it commits: every job, its schedule or its run now, one audit
+     * entry naming the first job. */
+    mkbatch(&b, "bat");
+    assert_int_equal(store_job_create_batch(ST, b.items, BATCH_N, "bkey", &au, T0, &bad, &earlier),
+                     0);
+    assert_null(earlier);
+    for (size_t i = 0; i < BATCH_N; i++) {
+        store_job_t g;
+        store_schedule_t *sc = NULL;
+        size_t nsc = 0;
+        assert_int_equal(store_job_get(ST, b.jobs[i].id, &g, &sc, &nsc), 0);
+        assert_string_equal(g.name, b.jobs[i].name);
+        assert_int_equal(nsc, i % 3 == 0 ? 1 : 0);
+        assert_int_equal(count_runs(ST, g.id, "pending"), i % 3 == 0 ? 0 : 1);
+        for (size_t k = 0; k < nsc; k++)
+            store_schedule_clear(&sc[k]);
+        free(sc);
+        store_job_clear(&g);
+    }
+    assert_int_equal(count_jobs(ST, "bat-"), BATCH_N);
+    assert_int_equal(audit_count(ST, "batcher"), 1);
+    store_audit_t last;
+    last_audit(ST, "batcher", &last);
+    assert_string_equal(last.target, b.jobs[0].id);
+    store_audit_clear(&last);
+
+    /* The key again: nothing created, the first batch's ids in order. */
+    struct batch again;
+    mkbatch(&again, "again");
+    assert_int_equal(
+        store_job_create_batch(ST, again.items, BATCH_N, "bkey", &au, T0 + 1, &bad, &earlier),
+        SKED_EEXIST);
+    assert_string_equal(again.jobs[0].id, b.jobs[0].id);
+    assert_non_null(earlier);
+    char want[BATCH_N * SKED_ID_LEN + 1] = "";
+    for (size_t i = 0; i < BATCH_N; i++) {
+        if (i) strcat(want, ",");
+        strcat(want, b.jobs[i].id);
+    }
+    assert_string_equal(earlier, want);
+    FREE_NULL(earlier);
+    assert_int_equal(count_jobs(ST, "again-"), 0);
+    assert_int_equal(audit_count(ST, "batcher"), 1);
+    freebatch(&again);
+
+    /* A single create's key asked of a batch: the job it made, no list. */
+    store_job_t one;
+    mkjob(&one, "single");
+    assert_int_equal(store_job_create(ST, &one, NULL, 0, false, "skey", NULL, T0), 0);
+    mkbatch(&again, "again");
+    assert_int_equal(
+        store_job_create_batch(ST, again.items, BATCH_N, "skey", NULL, T0 + 1, &bad, &earlier),
+        SKED_EEXIST);
+    assert_string_equal(again.jobs[0].id, one.id);
+    assert_null(earlier);
+    freebatch(&again);
+    store_job_clear(&one);
+
+    /* A name taken in the middle: none of the batch is written, the item
+     * is named, and the key is not burnt. */
+    struct batch c;
+    mkbatch(&c, "mid");
+    free(c.jobs[7].name);
+    c.jobs[7].name = xstrdup("bat-3"); /* taken by the first batch */
+    assert_int_equal(store_job_create_batch(ST, c.items, BATCH_N, "ckey", &au, T0 + 2, &bad, NULL),
+                     SKED_ECONFLICT);
+    assert_int_equal(bad, 7);
+    assert_int_equal(count_jobs(ST, "mid-"), 0);
+    assert_int_equal(audit_count(ST, "batcher"), 1);
+    for (size_t i = 0; i < BATCH_N; i++)
+        assert_string_equal(c.jobs[i].id, "");
+    /* ... and two items of one name conflict with each other. */
+    free(c.jobs[7].name);
+    c.jobs[7].name = xstrdup("mid-2");
+    assert_int_equal(store_job_create_batch(ST, c.items, BATCH_N, "ckey", &au, T0 + 2, &bad, NULL),
+                     SKED_ECONFLICT);
+    assert_int_equal(bad, 7);
+    assert_int_equal(count_jobs(ST, "mid-"), 0);
+    free(c.jobs[7].name);
+    c.jobs[7].name = xstrdup("mid-7");
+    assert_int_equal(store_job_create_batch(ST, c.items, BATCH_N, "ckey", &au, T0 + 2, &bad, NULL),
+                     0);
+    assert_int_equal(count_jobs(ST, "mid-"), BATCH_N);
+    freebatch(&c);
+    freebatch(&b);
+
+    /* Argument checks. */
+    assert_int_equal(store_job_create_batch(ST, NULL, 0, NULL, NULL, T0, &bad, NULL), SKED_EINVAL);
+}
+
 static void test_job_delete_reuses_name(void **state)
 {
     char id[SKED_ID_LEN], id2[SKED_ID_LEN];
@@ -5467,6 +5621,7 @@ int main(int argc, char **argv)
         T(test_schema_version_refused),
         T(test_job_create_get),
         T(test_job_idempotency),
+        T(test_job_create_batch),
         T(test_job_delete_reuses_name),
         T(test_job_list_filters),
         T(test_job_list_paging),

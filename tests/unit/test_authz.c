@@ -333,6 +333,8 @@ static const struct row rows[] = {
     {"GET", "/metrics", ACCESS_METRICS, K_PLAIN, 200, NULL},
     {"POST", "/v1/jobs", ACCESS_WRITE, K_JOB_CREATE, 201,
      "{\"name\":\"%s\",\"command\":[\"true\"],\"namespace\":\"%N\"}"},
+    {"POST", "/v1/jobs:batch", ACCESS_WRITE, K_JOB_CREATE, 201,
+     "{\"jobs\":[{\"name\":\"%s\",\"command\":[\"true\"],\"namespace\":\"%N\"}]}"},
     {"GET", "/v1/jobs", ACCESS_READ, K_PLAIN, 200, NULL},
     {"GET", "/v1/jobs/{id}", ACCESS_READ, K_JOB_READ, 200, NULL},
     {"PATCH", "/v1/jobs/{id}", ACCESS_WRITE, K_JOB_WRITE, 200, "{\"priority\":5}"},
