@@ -1175,6 +1175,14 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (!c) return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("http", "%s %s ended early (%d)", c->req.method, c->req.path, (int)toe);
+    /* Woken, then closed by microhttpd before its handler ran (the client
+     * hung up while parked, and microhttpd saw it first): the wake-up it
+     * carried goes on to the next claim in line, or a pending run would
+     * wait for some claim's deadline. */
+    pthread_mutex_lock(&d->mu);
+    bool unused = c->wstate == W_WOKEN && c->one;
+    pthread_mutex_unlock(&d->mu);
+    if (unused) pass_wake(c);
     conn_free(c);
     *con_cls = NULL;
     pthread_mutex_lock(&d->mu);

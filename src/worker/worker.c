@@ -894,6 +894,9 @@ static int start_claimed(worker_t *w, json_t *ans, int64_t sent_ns, int credits)
         json_duration_ms(json_object_get(ans, "confirm_within"), lease_ns / 1000000) * 1000000;
     if (confirm_ns > lease_ns) confirm_ns = lease_ns;
     int64_t margin = sup_margin_ns(w->sup), m = margin < confirm_ns / 2 ? margin : confirm_ns / 2;
+    /* A claim that waited, parked, leased its runs only when it was
+     * answered: "waited_ms" later than it was sent (rounded down). */
+    sent_ns += json_integer_value(json_object_get(ans, "waited_ms")) * 1000000;
     int64_t fence_at = sent_ns + confirm_ns - m;
     bool late = clock_mono_ns() > fence_at - (confirm_ns - m) / 2;
     /* The supervisor fences at renewed + lease - margin: the renewal that

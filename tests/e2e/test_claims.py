@@ -6,16 +6,83 @@ promise that now holds: a run that never started comes back soon and
 uncharged, attempts never overlap, and a worker token acts only for its
 own workers and namespace."""
 
+import copy
 import os
 import signal
+import socket
+import threading
 import time
 import unittest
+import urllib.parse
 
 from skedtest import SkedTestCase, parse_time, pid_alive, read_lines, wait_until
 
 
 def lines_of(path):
     return read_lines(path) if os.path.exists(path) else []
+
+
+class HoldingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a server that passes every byte
+    both ways, except that while `hold` is set a connection whose next
+    request is a worker heartbeat stalls there (a stalled path: the
+    confirmation never lands) until `hold` is cleared. Bounded: every
+    socket has a timeout and close() ends it all."""
+
+    def __init__(self, upstream_url):
+        u = urllib.parse.urlparse(upstream_url)
+        self.up = (u.hostname, u.port)
+        self.hold = threading.Event()
+        self.held = threading.Event()  # some heartbeat is being held now
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.ls.settimeout(0.2)
+        self.url = "http://127.0.0.1:%d" % self.ls.getsockname()[1]
+        self.closed = False
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            u = socket.create_connection(self.up, timeout=60)
+            c.settimeout(60)
+            self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, requests):
+        tail = b""
+        try:
+            while not self.closed:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if requests and b"/heartbeat HTTP/" in tail + data:
+                    while self.hold.is_set() and not self.closed:
+                        self.held.set()
+                        time.sleep(0.01)
+                tail = data[-64:]
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        for x in self.socks + [self.ls]:
+            try:
+                x.close()
+            except OSError:
+                pass
 
 
 class TestClaims(SkedTestCase):
@@ -83,6 +150,48 @@ class TestClaims(SkedTestCase):
         time.sleep(0.5)
         self.assertEqual(lines_of(marker), ["1 %s" % lines_of(marker)[0].split()[1]])
         print("\nunconfirmed run back in %.1fs (confirm 2s + grace 1s)" % back_s)
+
+    def test_run_started_before_its_confirmation_is_fenced_in_time(self):
+        """A claimed run starts at once, before its confirmation lands (the
+        heartbeat that confirms it goes out right after). When that
+        heartbeat is stalled on the way, the worker must kill the process
+        before the server gives the run back: attempts never overlap. Then,
+        with the path clear, the run is started again and succeeds."""
+        self.start_server(lease="6s", extra=("--confirm-within", "3s", "--lease-grace", "1s"))
+        proxy = HoldingProxy(self.srv.url)
+        self.addCleanup(proxy.close)
+        via = copy.copy(self.srv)
+        via.url = proxy.url
+        proxy.hold.set()
+        worker, wid = self.start_worker(via, name="w-held")
+        marker = self.path("marker")
+        # Stamps its attempt and pid, then works for far longer than the lease.
+        job = self.create_job(self.sh_job('echo "$SKED_ATTEMPT $$" >> %s; exec sleep 60' % marker,
+                                          retry={"max_attempts": 3, "initial": "1s"}))
+        first = wait_until(lambda: lines_of(marker), 10, interval=0.01, msg="the first start")
+        pid = int(first[0].split()[1])
+        run = self.runs_of(job["id"])[0]
+        self.assertTrue(proxy.held.is_set(), "the confirming heartbeat was not held")
+        # The server gives the run back only after confirm_within + grace;
+        # the worker's process must be dead before that.
+        dead_at = wait_until(lambda: None if pid_alive(pid) else time.time(), 15, interval=0.01,
+                             msg="the worker to kill the unconfirmed attempt")
+        reap = wait_until(lambda: [l for l in self.srv.proc.stderr_text().splitlines()
+                                   if "reaper: 1 runs with expired leases" in l], 15,
+                          interval=0.05, msg="the server to take the run back")
+        reaped_at = parse_time(reap[0].split()[0])
+        self.assertLess(dead_at, reaped_at, "the attempt was alive when the run was given back")
+        self.assertIn("lease not renewed in time", worker.stderr_text())
+        proxy.hold.clear()
+        # The path is clear: the run is started again, confirmed, and it
+        # runs on (killed by the cancel below, not by a lost lease).
+        wait_until(lambda: len(lines_of(marker)) >= 2, 20, interval=0.05, msg="a second start")
+        time.sleep(4.0)  # past the short lease: confirmed runs outlive it
+        second = self.run_get(run["id"])
+        self.assertEqual(second["state"], "running", second)
+        self.assertTrue(pid_alive(int(lines_of(marker)[-1].split()[1])))
+        self.assertEqual(second["attempt"], 1, "the unconfirmed attempt was charged")
+        self.ok("POST", "/v1/runs/%s/cancel" % run["id"])
 
     def test_claim_answer_lost_is_uncharged(self):
         """The claim committed but its answer never reached the worker (a
@@ -253,6 +362,56 @@ class TestWorkerIdentity(SkedTestCase):
         self.assertEqual(self.ok("GET", "/v1/runs/%s/result" % mine[0]["run_id"]), {"n": 1})
         self.assertEqual(self.run_get(mine[1]["run_id"])["state"], "running")
         self.assertEqual(self.run_get(theirs[0]["run_id"])["state"], "running")
+
+    def test_completion_carries_the_next_claim(self):
+        """A completion that carries a claim gets the next runs in the same
+        answer, with unconfirmed leases like any claim; the claim respects
+        the worker's own scope (a drained worker gets none), a bad claim
+        refuses the whole body and changes nothing, and a run that ends
+        before it was confirmed is settled by its completion alone."""
+        self.start_server(lease="30s")
+        tok = self.worker_token("wc")
+        wid = self.ok("POST", "/v1/workers", {"name": "wc"}, token=tok, expect=201)["id"]
+        for i in range(4):
+            self.create_job(self.sh_job("true", name="c%d" % i))
+        first = self.ok("POST", "/v1/workers/%s/claim" % wid, {"max": 1}, token=tok)["runs"]
+        self.assertEqual(len(first), 1)
+
+        def entry(r):
+            return {"run_id": r["run_id"], "attempt": r["attempt"], "fence": r["fence"],
+                    "outcome": "succeeded", "exit_code": 0}
+        self.assert_problem(self.api("POST", "/v1/workers/%s/complete" % wid,
+                                     {"runs": [entry(first[0])], "claim": {"max": 0}},
+                                     token=tok), 400, "claim.max")
+        self.assert_problem(self.api("POST", "/v1/workers/%s/complete" % wid,
+                                     {"runs": [entry(first[0])], "claim": {"max": 1, "x": 1}},
+                                     token=tok), 400, "claim.x")
+        self.assertEqual(self.run_get(first[0]["run_id"])["state"], "running")
+
+        ans = self.ok("POST", "/v1/workers/%s/complete" % wid,
+                      {"runs": [entry(first[0])], "claim": {"max": 2}}, token=tok)
+        self.assertEqual([r["status"] for r in ans["results"]], [200])
+        nxt = ans["claimed"]["runs"]
+        self.assertEqual(len(nxt), 2)
+        self.assertIn("confirm_within", ans["claimed"])
+        self.assertEqual(self.run_get(first[0]["run_id"])["state"], "succeeded")
+        for r in nxt:
+            got = self.run_get(r["run_id"])
+            self.assertEqual((got["state"], got["worker_id"]), ("running", wid))
+        # Never confirmed: the completion alone settles each.
+        ans = self.ok("POST", "/v1/workers/%s/complete" % wid,
+                      {"runs": [entry(r) for r in nxt]}, token=tok)
+        self.assertNotIn("claimed", ans)
+        for r in nxt:
+            self.assertEqual(self.run_get(r["run_id"])["state"], "succeeded")
+        # A drained worker's completion claims nothing; the last run waits.
+        self.ok("POST", "/v1/workers/%s/drain" % wid, token=tok)
+        last = [r for r in self.list_all("/v1/runs") if r["state"] == "pending"]
+        self.assertEqual(len(last), 1, last)
+        ans = self.ok("POST", "/v1/workers/%s/complete" % wid,
+                      {"runs": [entry(first[0])], "claim": {"max": 1}}, token=tok)
+        self.assertEqual(ans["claimed"]["runs"], [])
+        self.assertEqual(self.run_get(last[0]["id"])["state"], "pending")
 
     def test_namespace_worker_token_claims_only_its_namespace(self):
         self.start_server()
