@@ -28,9 +28,10 @@
     "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}"
 
 static const char usage[] =
-    "usage: sked-load URL [options]\n"
+    "usage: sked-load URL [URL...] [options]\n"
     "\n"
-    "Sends HTTP/1.1 requests to URL (http://HOST:PORT, plain http only) over\n"
+    "Sends HTTP/1.1 requests to URL (http://HOST:PORT, plain http only; with\n"
+    "several URLs, connection i goes to the i-th modulo their number) over\n"
     "keep-alive connections from one thread, and prints a markdown table of\n"
     "the answers: counts by status class, errors, throughput, latency\n"
     "percentiles, and the client's own CPU time per request.\n"
@@ -210,11 +211,13 @@ static void print_json(const loadgen_result_t *r, int conns, double seconds, dou
     printf("}\n");
 }
 
-static void print_table(const loadgen_result_t *r, const char *url, int conns, double seconds,
-                        double rate)
+static void print_table(const loadgen_result_t *r, const char *url, int nurls, int conns,
+                        double seconds, double rate)
 {
     uint64_t errors = r->err_connect + r->err_closed + r->err_timeout + r->err_protocol + r->unsent;
-    printf("| sked-load %s %s | |\n|---|---:|\n", req.method, url);
+    printf("| sked-load: %s %s on %s", req.method, req.path, url);
+    if (nurls > 1) printf(" and %d more", nurls - 1);
+    printf(" | |\n|---|---:|\n");
     if (rate > 0)
         printf("| mode | open loop, %.0f requests/s, up to %d connections, %.1f s |\n", rate, conns,
                seconds);
@@ -353,17 +356,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "sked-load: bad value for --%s: %s\n", longopts[c - O_TOKEN].name, optarg);
         return 2;
     }
-    if (optind != argc - 1) {
+    if (optind >= argc) {
         fputs(usage, stderr);
         return 2;
     }
-    const char *url = argv[optind];
-    char host[256];
-    int port;
-    const char *url_path;
-    if (parse_url(url, host, sizeof host, &port, &url_path)) {
-        fprintf(stderr, "sked-load: not an http://HOST:PORT URL: %s\n", url);
-        return 2;
+    int nt = argc - optind;
+    const char *url = argv[optind], *url_path = "";
+    loadgen_target_t *targets = xcalloc((size_t)nt, sizeof *targets);
+    char(*hosts)[256] = xcalloc((size_t)nt, sizeof *hosts);
+    for (int i = 0; i < nt; i++) {
+        const char *p;
+        if (parse_url(argv[optind + i], hosts[i], sizeof hosts[i], &targets[i].port, &p)) {
+            fprintf(stderr, "sked-load: not an http://HOST:PORT URL: %s\n", argv[optind + i]);
+            return 2;
+        }
+        targets[i].host = hosts[i];
+        if (!i) url_path = p;
     }
     if (!path) path = *url_path && strcmp(url_path, "/") ? url_path : "/v1/jobs";
     if (!body && (!method || strcmp(method, "GET"))) body = DEFAULT_BODY;
@@ -379,8 +387,8 @@ int main(int argc, char **argv)
     compile_template(body ? body : "");
 
     loadgen_opts_t o = {
-        .host = host,
-        .port = port,
+        .targets = targets,
+        .ntargets = nt,
         .connections = conns,
         .seconds = seconds,
         .requests = requests,
@@ -397,11 +405,13 @@ int main(int argc, char **argv)
     if (json)
         print_json(&r, conns, seconds, rate);
     else
-        print_table(&r, url, conns, seconds, rate);
+        print_table(&r, url, nt, conns, seconds, rate);
     free(token);
     free(extra);
     free(req.headers);
     free(req.body);
     free(req.segs);
+    free(targets);
+    free(hosts);
     return r.status[2] == r.issued ? 0 : 1;
 }

@@ -100,12 +100,18 @@ struct conn {
     size_t end; /* where the complete answer ends */
 };
 
-struct lg {
-    const loadgen_opts_t *o;
-    loadgen_result_t *r;
+/* A server, resolved once. */
+struct target {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char host_hdr[300]; /* "Host: h:p\r\n" */
+};
+
+struct lg {
+    const loadgen_opts_t *o;
+    loadgen_result_t *r;
+    struct target *t; /* nt of them; slot i connects to t[i % nt] */
+    int nt;
     int ep, tfd;
     struct conn *c; /* o->connections slots */
     int n;
@@ -211,7 +217,7 @@ static int build(struct lg *g, struct conn *c, uint64_t n)
     put(c, " ", 1);
     puts_(c, q.path);
     puts_(c, " HTTP/1.1\r\n");
-    puts_(c, g->host_hdr);
+    puts_(c, g->t[(c - g->c) % g->nt].host_hdr);
     if (q.headers) puts_(c, q.headers);
     int bodyless = !strcmp(q.method, "GET") || !strcmp(q.method, "HEAD");
     if (q.body_len || !bodyless) {
@@ -275,14 +281,15 @@ static struct conn *open_conn(struct lg *g, int64_t now)
 {
     if (!g->nfree || now < g->connect_block_ns) return NULL;
     struct conn *c = &g->c[g->free_[g->nfree - 1]];
-    int fd = socket(g->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const struct target *t = &g->t[(c - g->c) % g->nt];
+    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         g->connect_block_ns = now + CONNECT_BACKOFF;
         return NULL;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&g->addr, g->addrlen) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) < 0 && errno != EINPROGRESS) {
         close(fd);
         g->connect_block_ns = now + CONNECT_BACKOFF;
         g->r->connect_failed++;
@@ -682,18 +689,17 @@ static void arm_timer(struct lg *g, int64_t at)
     g->timer_at = at;
 }
 
-static int resolve(struct lg *g)
+static int resolve(struct target *t, const char *host, int port)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", g->o->port);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(g->o->host, port, &hints, &ai) || !ai) return -EINVAL;
-    memcpy(&g->addr, ai->ai_addr, ai->ai_addrlen);
-    g->addrlen = ai->ai_addrlen;
+    if (!host || getaddrinfo(host, ps, &hints, &ai) || !ai) return -EINVAL;
+    memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
+    t->addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
-    const char *h = g->o->host;
-    snprintf(g->host_hdr, sizeof g->host_hdr,
-             strchr(h, ':') ? "Host: [%s]:%d\r\n" : "Host: %s:%d\r\n", h, g->o->port);
+    snprintf(t->host_hdr, sizeof t->host_hdr,
+             strchr(host, ':') ? "Host: [%s]:%d\r\n" : "Host: %s:%d\r\n", host, port);
     return 0;
 }
 
@@ -710,8 +716,13 @@ int loadgen_run(const loadgen_opts_t *opts, loadgen_result_t *out)
     if (o.timeout_s <= 0) o.timeout_s = 10.0;
     if (!o.build || o.seconds < 0 || o.rate < 0) return -EINVAL;
     struct lg g = {.o = &o, .r = out, .ep = -1, .tfd = -1, .n = o.connections};
-    int rc = resolve(&g);
-    if (rc) return rc;
+    g.nt = o.ntargets > 0 ? o.ntargets : 1;
+    g.t = xcalloc((size_t)g.nt, sizeof *g.t);
+    int rc = 0;
+    for (int i = 0; i < g.nt && !rc; i++)
+        rc = o.ntargets > 0 ? resolve(&g.t[i], o.targets[i].host, o.targets[i].port)
+                            : resolve(&g.t[i], o.host, o.port);
+    if (rc) goto done;
     g.ep = epoll_create1(EPOLL_CLOEXEC);
     g.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (g.ep < 0 || g.tfd < 0) {
@@ -836,6 +847,7 @@ done:
     free(g.idle);
     free(g.free_);
     free(g.hist);
+    free(g.t);
     if (g.tfd >= 0) close(g.tfd);
     if (g.ep >= 0) close(g.ep);
     return rc;

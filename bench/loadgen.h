@@ -51,11 +51,19 @@ typedef struct loadgen_req {
  * or non-zero to stop issuing requests (the run then drains and ends). */
 typedef int (*loadgen_build_fn)(void *arg, uint64_t n, loadgen_req_t *out);
 
+/* A server; a load may spread over several. */
+typedef struct loadgen_target {
+    const char *host; /* "127.0.0.1" (resolved once, at the start) */
+    int port;         /* TCP port */
+} loadgen_target_t;
+
 typedef struct loadgen_opts {
-    const char *host;       /* "127.0.0.1" (resolved once) */
-    int port;               /* TCP port */
-    int connections;        /* at most this many open at once (>= 1) */
-    double seconds;         /* the sending window, s */
+    const char *host; /* the server, when ntargets == 0 */
+    int port;
+    const loadgen_target_t *targets; /* else these (borrowed): connection i talks to */
+    int ntargets;                    /* targets[i % ntargets], reconnects included */
+    int connections;                 /* at most this many open at once (>= 1) */
+    double seconds;                  /* the sending window, s */
     uint64_t requests;      /* closed loop: stop issuing after this many (0: the window only) */
     double rate;            /* > 0: open loop at this many requests/s; 0: closed loop */
     double timeout_s;       /* per request, and the drain after the window; 0 means 10 s */

@@ -31,9 +31,9 @@ def job_body(prefix):
 
 
 class LoadTest(SkedTestCase):
-    def load(self, url, *args, timeout=60.0):
-        """Runs sked-load --json; returns (exit status, figures)."""
-        p = subprocess.run([LOAD_BIN, url, "--json", *args], capture_output=True, text=True,
+    def load(self, *args, timeout=60.0):
+        """Runs sked-load --json ARGS (URLs first); returns (exit status, figures)."""
+        p = subprocess.run([LOAD_BIN, "--json", *args], capture_output=True, text=True,
                            timeout=timeout * SLOW)
         self.assertIn(p.returncode, (0, 1), "sked-load failed to run: %s" % p.stderr)
         r = json.loads(p.stdout)
@@ -123,13 +123,7 @@ class LoadTest(SkedTestCase):
         Connection: close, an HTTP/1.0 body ending at EOF, a close without
         an answer, nonsense, and one request never answered: each request
         lands in its own count, and the stall costs --timeout, not a hang."""
-        srv = Awkward(("127.0.0.1", 0), AwkwardHandler)
-        srv.count = 0
-        srv.lock = threading.Lock()
-        th = threading.Thread(target=srv.serve_forever, daemon=True)
-        th.start()
-        self.addCleanup(srv.server_close)
-        self.addCleanup(srv.shutdown)
+        srv = self.awkward()
         url = "http://127.0.0.1:%d" % srv.server_address[1]
         rc, r = self.load(url, "--connections", "2", "--requests", "60", "--seconds", "60",
                           "--timeout", "1", "--path", "/anything")
@@ -142,6 +136,28 @@ class LoadTest(SkedTestCase):
         self.assertEqual(rc, 1)
         self.assertGreater(r["connects"], 40, "every closed connection was reopened")
         self.assertEqual(srv.count, 60)
+
+    def test_several_servers_share_the_connections(self):
+        a, b = self.awkward(plain=True), self.awkward(plain=True)
+        urls = ["http://127.0.0.1:%d" % s.server_address[1] for s in (a, b)]
+        rc, r = self.load(*urls, "--connections", "4", "--requests", "40")
+        self.assert_accounted(r)
+        self.assertEqual((rc, r["status_2xx"], r["connects"]), (0, 40, 4), r)
+        self.assertEqual(a.count + b.count, 40)
+        self.assertGreater(a.count, 0)
+        self.assertGreater(b.count, 0)
+
+    def awkward(self, plain=False):
+        """An AwkwardHandler server in a thread, ended by cleanup; plain:
+        every answer is a 201."""
+        srv = Awkward(("127.0.0.1", 0), AwkwardHandler)
+        srv.count = 0
+        srv.plain = plain
+        srv.lock = threading.Lock()
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        return srv
 
 
 class Awkward(socketserver.ThreadingTCPServer):
@@ -170,7 +186,9 @@ class AwkwardHandler(socketserver.BaseRequestHandler):
                 n = self.server.count
                 self.server.count += 1
             s = self.request
-            if n == 13:
+            if self.server.plain:
+                n = 0
+            elif n == 13:
                 s.recv(1)  # never answered: held until the client gives up
                 return
             kind = n % 6
