@@ -40,7 +40,8 @@ static const char usage[] =
     "  --token-file F     ... with T read from the first line of F\n"
     "  --connections N    keep-alive connections, at most (default 32)\n"
     "  --seconds S        the sending window (default 5)\n"
-    "  --requests K       stop after K requests (default: the window only)\n"
+    "  --requests K       stop after K requests, or at the end of the window if\n"
+    "                     that comes first (default: the window only)\n"
     "  --rate R           open loop: R requests/s, evenly spaced; latency counts\n"
     "                     from each request's scheduled time, so a stall of the\n"
     "                     server is not hidden (default: closed loop, each\n"
@@ -55,8 +56,8 @@ static const char usage[] =
     "  --json             one JSON object instead of the table\n"
     "  --help             this text\n"
     "\n"
-    "Exit status: 0 when every request got a 2xx answer, 1 otherwise, 2 when\n"
-    "the run could not start.\n";
+    "Exit status: 0 when requests were issued and every one got a 2xx answer,\n"
+    "1 otherwise, 2 when the run could not start.\n";
 
 /* The body template, cut at its placeholders. */
 struct seg {
@@ -374,7 +375,7 @@ int main(int argc, char **argv)
         if (!i) url_path = p;
     }
     if (!path) path = *url_path && strcmp(url_path, "/") ? url_path : "/v1/jobs";
-    if (!body && (!method || strcmp(method, "GET"))) body = DEFAULT_BODY;
+    if (!body && (!method || !strcmp(method, "POST"))) body = DEFAULT_BODY;
     if (body && !*body) body = NULL;
     if (!method) method = body ? "POST" : "GET";
 
@@ -413,5 +414,5 @@ int main(int argc, char **argv)
     free(req.segs);
     free(targets);
     free(hosts);
-    return r.status[2] == r.issued ? 0 : 1;
+    return r.issued && r.status[2] == r.issued ? 0 : 1;
 }

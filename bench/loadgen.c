@@ -283,8 +283,9 @@ static struct conn *open_conn(struct lg *g, int64_t now)
     struct conn *c = &g->c[g->free_[g->nfree - 1]];
     const struct target *t = &g->t[(c - g->c) % g->nt];
     int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    if (fd < 0) { /* EMFILE, most likely: more connections than the fd limit */
         g->connect_block_ns = now + CONNECT_BACKOFF;
+        g->r->connect_failed++;
         return NULL;
     }
     int one = 1;
@@ -300,6 +301,7 @@ static struct conn *open_conn(struct lg *g, int64_t now)
     if (epoll_ctl(g->ep, EPOLL_CTL_ADD, fd, &ev)) {
         close(fd);
         g->connect_block_ns = now + CONNECT_BACKOFF;
+        g->r->connect_failed++;
         return NULL;
     }
     g->nfree--;
@@ -564,6 +566,9 @@ static void answered(struct lg *g, struct conn *c, int64_t now)
         return;
     }
     reset_parse(c);
+    /* An answer before the whole request was written (a server refusing
+     * it early) leaves EPOLLOUT on, which an idle connection must not. */
+    if (c->want_out) set_out(g, c, 0);
     feed(g, c, now);
 }
 

@@ -116,6 +116,12 @@ class LoadTest(SkedTestCase):
         self.assert_accounted(r)
         self.assertEqual((rc, r["issued"], r["answered"]), (1, 10, 0), r)
         self.assertGreater(r["connect_failed"], 0, r)
+        # Closed loop: nothing may be issued at all (a refused connect takes
+        # no request), and that is a failure too.
+        rc, r = self.load(url, "--seconds", "0.5", "--timeout", "1")
+        self.assert_accounted(r)
+        self.assertEqual((rc, r["answered"]), (1, 0), r)
+        self.assertGreater(r["connect_failed"], 0, r)
         self.assertLess(time.monotonic() - t0, 30 * SLOW)
 
     def test_awkward_server(self):
