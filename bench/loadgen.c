@@ -43,6 +43,7 @@ const double loadgen_pct[LOADGEN_NPCT] = {0.50, 0.90, 0.95, 0.99, 0.999, 1.0};
 #define TIMER_TAG       UINT32_MAX
 #define SCAN_NS         INT64_C(50000000)  /* request timeouts are checked every 50 ms */
 #define CONNECT_BACKOFF INT64_C(100000000) /* no new connection for 100 ms after one failed */
+#define RAMP_NS         INT64_C(5000000)   /* closed loop: at most this between first connects */
 
 /* ---- the latency histogram ------------------------------------------------ */
 
@@ -87,6 +88,7 @@ struct conn {
     int head;          /* ... and it is a HEAD: its answer has no body */
     int64_t origin_ns; /* ... its latency counts from here (send or scheduled time) */
     int64_t sent_ns;   /* ... its timeout counts from here */
+    int warming;       /* opened, and no answer came on it yet */
     /* The answer's parse. */
     size_t scanned;  /* bytes already searched for the end of the headers */
     size_t hdr_len;  /* 0 until the headers are complete */
@@ -115,9 +117,11 @@ struct lg {
     int ep, tfd;
     struct conn *c; /* o->connections slots */
     int n;
-    int *idle, nidle;  /* a stack of C_IDLE slots */
-    int *free_, nfree; /* a stack of C_FREE slots */
-    int inflight;      /* requests assigned to a connection and not finished */
+    int *idle, nidle;     /* a stack of C_IDLE slots */
+    int *free_, nfree;    /* a stack of C_FREE slots */
+    int inflight;         /* requests assigned to a connection and not finished */
+    int warming;          /* connections without an answer yet */
+    int64_t last_open_ns; /* when the last connection was opened */
     int64_t t0, t_end, t_hard, last_answer_ns, connect_block_ns, next_scan_ns;
     int issuing; /* closed loop: requests may still be issued */
     /* Open loop: request k is due at t0 + k * interval_ns; total in the window. */
@@ -166,6 +170,8 @@ static void conn_close(struct lg *g, struct conn *c)
     if (c->st == C_FREE) return;
     if (c->st == C_IDLE) idle_remove(g, (int)(c - g->c));
     if (c->has_req) g->inflight--;
+    if (c->warming) g->warming--;
+    c->warming = 0;
     close(c->fd); /* also leaves the epoll set */
     c->fd = -1;
     c->st = C_FREE;
@@ -306,6 +312,9 @@ static struct conn *open_conn(struct lg *g, int64_t now)
     }
     g->nfree--;
     g->r->connects++;
+    g->warming++;
+    g->last_open_ns = now;
+    c->warming = 1;
     c->fd = fd;
     c->st = C_CONNECTING;
     c->want_out = 1;
@@ -559,6 +568,8 @@ static void answered(struct lg *g, struct conn *c, int64_t now)
         return;
     }
     record(g, c, now);
+    if (c->warming) g->warming--;
+    c->warming = 0;
     c->has_req = 0;
     g->inflight--;
     if (c->close_after) {
@@ -637,6 +648,18 @@ static void on_writable(struct lg *g, struct conn *c, int64_t now)
     }
 }
 
+/* The first `connections` connections are opened one at a
+ * time, each once the one before has had its first answer or RAMP_NS
+ * after it was opened. A burst of connects lands on few of the server's
+ * threads: libmicrohttpd's thread pool accepts up to 10 pending
+ * connections in a row in whichever worker wakes first, so 32 connects
+ * within microseconds end up on 4 of its 16 workers, which independent
+ * clients would not do. Reconnects later are not paced. */
+static int ramping(struct lg *g, int64_t now)
+{
+    return g->r->connects < (uint64_t)g->n && g->warming && now < g->last_open_ns + RAMP_NS;
+}
+
 /* Opens connections and hands out requests as the mode allows. */
 static void dispatch(struct lg *g, int64_t now)
 {
@@ -646,7 +669,7 @@ static void dispatch(struct lg *g, int64_t now)
             struct conn *c = NULL;
             if (g->nidle)
                 c = &g->c[g->idle[g->nidle - 1]];
-            else if (!(c = open_conn(g, now)))
+            else if (ramping(g, now) || !(c = open_conn(g, now)))
                 break;
             uint64_t k = g->next_send;
             if (assign(g, c, k, due_at(g, k), now)) {
@@ -659,7 +682,7 @@ static void dispatch(struct lg *g, int64_t now)
         uint64_t q = d - g->next_send;
         if (q > g->r->max_queue) g->r->max_queue = q;
     } else {
-        while (can_issue(g, now) && g->nfree) {
+        while (can_issue(g, now) && g->nfree && !ramping(g, now)) {
             struct conn *c = open_conn(g, now);
             if (!c) break;
             if (assign(g, c, g->r->issued, now, now)) {
@@ -779,6 +802,7 @@ int loadgen_run(const loadgen_opts_t *opts, loadgen_result_t *out)
         int64_t wake = g.next_scan_ns < g.t_hard ? g.next_scan_ns : g.t_hard;
         if (g.issuing && o.rate == 0 && g.t_end > now && g.t_end < wake) wake = g.t_end;
         if (g.connect_block_ns > now && g.connect_block_ns < wake) wake = g.connect_block_ns;
+        if (ramping(&g, now) && g.last_open_ns + RAMP_NS < wake) wake = g.last_open_ns + RAMP_NS;
         if (o.rate > 0 && g.next_send < g.total) {
             int64_t at = due_at(&g, g.next_send);
             if (at > now) arm_timer(&g, at);

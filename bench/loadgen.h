@@ -16,6 +16,11 @@
  *     from its scheduled time, so a stall of the server is not hidden by the
  *     generator waiting for it (coordinated omission corrected, as wrk2).
  *
+ * In both, the first `connections` connections are opened one after the
+ * other (the next once the last had an answer, or 5 ms later), as
+ * independent clients would: a burst of connects lands on few of
+ * libmicrohttpd's pool threads. Reconnects are not paced.
+ *
  * Everything is bounded: a request without a complete answer after
  * `timeout_s` is an error (its connection is closed), and the run ends at
  * most `timeout_s` after the sending window, whatever is still pending

@@ -146,10 +146,11 @@ class LoadTest(SkedTestCase):
     def test_several_servers_share_the_connections(self):
         a, b = self.awkward(plain=True), self.awkward(plain=True)
         urls = ["http://127.0.0.1:%d" % s.server_address[1] for s in (a, b)]
-        rc, r = self.load(*urls, "--connections", "4", "--requests", "40")
+        rc, r = self.load(*urls, "--connections", "4", "--requests", "400")
         self.assert_accounted(r)
-        self.assertEqual((rc, r["status_2xx"], r["connects"]), (0, 40, 4), r)
-        self.assertEqual(a.count + b.count, 40)
+        self.assertEqual((rc, r["status_2xx"]), (0, 400), r)
+        self.assertLessEqual(r["connects"], 4, r)
+        self.assertEqual(a.count + b.count, 400)
         self.assertGreater(a.count, 0)
         self.assertGreater(b.count, 0)
 
