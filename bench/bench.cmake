@@ -48,3 +48,17 @@ target_link_libraries(sked-list-load PRIVATE sked_store)
 add_executable(sked-idle-workers ${CMAKE_SOURCE_DIR}/bench/idle_workers.c)
 target_link_libraries(sked-idle-workers PRIVATE PkgConfig::JANSSON)
 add_dependencies(sked-idle-workers sked)
+
+# The HTTP load generator (issue 13): one thread, epoll, keep-alive
+# connections, closed or open loop (bench/loadgen.c), as a library for the
+# bench and as the CLI `sked-load URL --token T [--rate R] ...`
+# (bench/load_main.c). tests/e2e/test_load.py runs it against a real server.
+add_library(sked_loadgen STATIC ${CMAKE_SOURCE_DIR}/bench/loadgen.c)
+target_include_directories(sked_loadgen PUBLIC ${CMAKE_SOURCE_DIR}/bench)
+target_link_libraries(sked_loadgen PUBLIC sked_common m)
+add_executable(sked-load ${CMAKE_SOURCE_DIR}/bench/load_main.c)
+target_link_libraries(sked-load PRIVATE sked_loadgen)
+if(TEST e2e.test_load)
+  set_property(TEST e2e.test_load APPEND PROPERTY ENVIRONMENT
+               "SKED_LOAD_BIN=$<TARGET_FILE:sked-load>")
+endif()
