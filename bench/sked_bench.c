@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "loadgen.h"
 
 /* ---- the stamping job ---------------------------------------------------- */
 
@@ -112,7 +113,8 @@ static struct {
     int noop_slots;         /* the noop worker's slots */
     int batch_clients;      /* clients of the batch submit phase */
     int batch_size;         /* jobs per POST /v1/jobs:batch */
-} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3, NULL, 10000, 256, 4, 1000};
+    double open_rate;       /* submits/s of the open-loop phase */
+} opt = {NULL, 5.0, 32, 2000, 60, 0, 0, NULL, 1000, {1, 2, 3}, 3, NULL, 10000, 256, 4, 1000, 5000};
 
 static char self[4096];
 static char stamp_bin[4200]; /* the job of the dispatch phases */
@@ -418,140 +420,126 @@ static double spawn_ceiling(int spawners)
 
 /* ---- phase 2: submit throughput ------------------------------------------- */
 
-struct submitter {
-    int id;
-    double deadline;
-    int max;   /* stop after this many (0 = until deadline) */
-    int batch; /* jobs per call: POST /v1/jobs:batch; 0 = one job per POST /v1/jobs */
-    const char *kind;
-    const char *base; /* the server this client talks to */
-    double *lat;      /* ms */
-    size_t nlat, cap;
-    long errors;
+/* Submits go through loadgen (bench/loadgen.h): one thread, one epoll, N
+ * keep-alive connections, a few microseconds of client CPU per request, so
+ * the client does not take the server's cores. */
+
+struct submit_build {
+    const char *kind; /* "future", "noop", "e2e" */
+    int phase;        /* names differ from phase to phase: no 409 for a name taken */
+    int batch;        /* jobs per call: POST /v1/jobs:batch; 0 = one job per POST /v1/jobs */
+    char headers[256];
+    char *body;
+    size_t room;
 };
 
-/* {"jobs": [...]} of s->batch far-future jobs, the i-th call's, into
- * body (room for them). */
-static void batch_body(const struct submitter *s, int i, char *body, size_t room)
+/* Request n: one job (or a batch of them) of the phase's kind. */
+static int submit_build(void *arg, uint64_t n, loadgen_req_t *out)
 {
-    size_t off = (size_t)snprintf(body, room, "{\"jobs\":[");
-    for (int k = 0; k < s->batch && off < room; k++)
-        off += (size_t)snprintf(body + off, room - off,
-                                "%s{\"name\":\"batch-%d-%d-%d-%ld\",\"command\":[\"/bin/true\"],"
-                                "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
-                                k ? "," : "", s->id, i, k, (long)getpid());
-    if (off < room) snprintf(body + off, room - off, "]}");
-}
-
-static void *submit_loop(void *arg)
-{
-    struct submitter *s = arg;
-    struct client cl;
-    struct sink sk;
-    size_t room = s->batch ? (size_t)s->batch * 160 + 64 : 512;
-    char *body = malloc(room);
-    if (!body) abort();
-    client_init(&cl, s->base);
-    for (int i = 0; (!s->max || i < s->max) && now_s() < s->deadline; i++) {
-        if (s->batch)
-            batch_body(s, i, body, room);
-        else if (!strcmp(s->kind, "future"))
-            snprintf(body, room,
-                     "{\"name\":\"bench-%d-%d-%ld\",\"command\":[\"/bin/true\"],"
-                     "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
-                     s->id, i, (long)getpid());
-        else if (!strcmp(s->kind, "noop"))
-            snprintf(body, room, "{\"name\":\"noop-%d-%d-%ld\",\"type\":\"noop\"}", s->id, i,
-                     (long)getpid());
-        else
-            snprintf(body, room, "{\"name\":\"e2e-%d-%d-%ld\",\"command\":[\"/bin/true\"]}", s->id,
-                     i, (long)getpid());
-        double t0 = now_s();
-        long st = request(&cl, "POST", s->batch ? "/v1/jobs:batch" : "/v1/jobs", body, &sk);
-        double ms = (now_s() - t0) * 1000.0;
-        if (st != 201) {
-            s->errors++;
-            if (s->errors < 3)
-                fprintf(stderr, "bench: submit to %s answered %ld: %s\n", s->base, st, sk.buf);
-            continue;
-        }
-        if (s->nlat == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 4096;
-            s->lat = realloc(s->lat, s->cap * sizeof *s->lat);
-            if (!s->lat) abort();
-        }
-        s->lat[s->nlat++] = ms;
+    struct submit_build *b = arg;
+    size_t off = 0;
+    long pid = (long)getpid() * 1000 + b->phase;
+    unsigned long long i = (unsigned long long)n;
+    if (b->batch) {
+        off = (size_t)snprintf(b->body, b->room, "{\"jobs\":[");
+        for (int k = 0; k < b->batch && off < b->room; k++)
+            off += (size_t)snprintf(b->body + off, b->room - off,
+                                    "%s{\"name\":\"batch-%llu-%d-%ld\",\"command\":[\"/bin/true\"],"
+                                    "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
+                                    k ? "," : "", i, k, pid);
+        if (off < b->room) off += (size_t)snprintf(b->body + off, b->room - off, "]}");
+    } else if (!strcmp(b->kind, "future")) {
+        off = (size_t)snprintf(b->body, b->room,
+                               "{\"name\":\"bench-%llu-%ld\",\"command\":[\"/bin/true\"],"
+                               "\"schedules\":[{\"at\":\"2099-01-01T00:00:00Z\"}]}",
+                               i, pid);
+    } else if (!strcmp(b->kind, "noop")) {
+        off = (size_t)snprintf(b->body, b->room, "{\"name\":\"noop-%llu-%ld\",\"type\":\"noop\"}",
+                               i, pid);
+    } else {
+        off = (size_t)snprintf(b->body, b->room,
+                               "{\"name\":\"e2e-%llu-%ld\",\"command\":[\"/bin/true\"]}", i, pid);
     }
-    client_fini(&cl);
-    free(body);
-    return NULL;
+    out->method = "POST";
+    out->path = b->batch ? "/v1/jobs:batch" : "/v1/jobs";
+    out->headers = b->headers;
+    out->body = b->body;
+    out->body_len = off < b->room ? off : b->room;
+    return 0;
 }
 
 struct submit_result {
-    double rate, p50, p99, elapsed; /* rate: jobs/s; p50, p99: per call */
-    size_t ok;                      /* calls answered 201 */
+    double rate, p50, p95, p99, elapsed; /* rate: jobs/s; p50, p95, p99: per call */
+    size_t ok;                           /* calls answered 2xx */
     long errors;
+    double client_us; /* the client's CPU per call, us */
 };
 
+/* Submits through `clients` connections (connection i to server i mod
+ * nurls) for `seconds`, or until `total` calls (0 = no count limit), of
+ * `batch` jobs each (0: POST /v1/jobs); rate > 0: an open loop at that
+ * many calls/s, latency counted from each call's scheduled time. */
 static struct submit_result submit_calls(const char *kind, int clients, double seconds, int total,
-                                         int batch);
+                                         int batch, double rate)
+{
+    static int phases;
+    struct submit_build b = {kind, ++phases, batch, "", NULL, 0};
+    snprintf(b.headers, sizeof b.headers,
+             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n", token);
+    b.room = batch ? (size_t)batch * 160 + 64 : 512;
+    b.body = malloc(b.room);
+    loadgen_target_t tg[MAX_SERVERS];
+    char hosts[MAX_SERVERS][64];
+    for (int i = 0; i < nurls; i++) {
+        int port = 0;
+        if (sscanf(urls[i], "http://%63[^:]:%d", hosts[i], &port) != 2) abort();
+        tg[i] = (loadgen_target_t){hosts[i], port};
+    }
+    loadgen_opts_t o = {.targets = tg,
+                        .ntargets = nurls,
+                        .connections = clients,
+                        .seconds = total ? 3600 : seconds,
+                        .requests = (uint64_t)total,
+                        .rate = rate,
+                        .timeout_s = 60,
+                        .build = submit_build,
+                        .arg = &b};
+    loadgen_result_t lr;
+    struct submit_result r = {0};
+    if (!b.body || loadgen_run(&o, &lr) != 0) abort();
+    r.elapsed = lr.elapsed_s;
+    r.ok = lr.status[2];
+    r.errors = (long)(lr.issued - lr.status[2]);
+    r.rate = (double)r.ok * (batch ? batch : 1) / (r.elapsed > 0 ? r.elapsed : 1);
+    r.p50 = lr.lat_ms[0];
+    r.p95 = lr.lat_ms[2];
+    r.p99 = lr.lat_ms[3];
+    r.client_us = lr.cpu_us_per_req;
+    if (lr.first_bad_status)
+        fprintf(stderr, "bench: a submit answered %d: %s\n", lr.first_bad_status,
+                lr.first_bad_body);
+    free(b.body);
+    return r;
+}
 
-/* Runs `clients` submitters, client i on server i mod nurls, for `seconds`
- * or until `total` jobs (0 = no count limit) have been submitted. */
+/* Runs `clients` submitters for `seconds` or until `total` jobs (0 = no
+ * count limit) have been submitted. */
 static struct submit_result submit_phase(const char *kind, int clients, double seconds, int total)
 {
-    return submit_calls(kind, clients, seconds, total, 0);
+    return submit_calls(kind, clients, seconds, total, 0, 0);
 }
 
 /* The batch submit phase: `clients` submitters each posting batches of
  * opt.batch_size far-future jobs to POST /v1/jobs:batch for `seconds`. */
 static struct submit_result batch_phase(int clients, double seconds)
 {
-    return submit_calls("future", clients, seconds, 0, opt.batch_size);
+    return submit_calls("future", clients, seconds, 0, opt.batch_size, 0);
 }
 
-/* submit_phase with `batch` jobs per call (0: POST /v1/jobs). */
-static struct submit_result submit_calls(const char *kind, int clients, double seconds, int total,
-                                         int batch)
+/* The open-loop submit phase: `rate` far-future jobs/s, evenly spaced. */
+static struct submit_result open_phase(int clients, double seconds, double rate)
 {
-    struct submitter *s = calloc((size_t)clients, sizeof *s);
-    pthread_t *th = calloc((size_t)clients, sizeof *th);
-    if (!s || !th) abort();
-    double t0 = now_s();
-    for (int i = 0; i < clients; i++) {
-        s[i].id = i;
-        s[i].kind = kind;
-        s[i].batch = batch;
-        s[i].base = urls[i % nurls];
-        s[i].deadline = t0 + seconds;
-        /* Exactly `total` in all: the first total % clients take one more. */
-        s[i].max = total ? total / clients + (i < total % clients) : 0;
-        if (total && !s[i].max) s[i].max = -1;
-        if (s[i].max < 0) continue;
-        pthread_create(&th[i], NULL, submit_loop, &s[i]);
-    }
-    struct submit_result r = {0};
-    double *all = NULL;
-    size_t n = 0;
-    for (int i = 0; i < clients; i++) {
-        if (s[i].max < 0) continue;
-        pthread_join(th[i], NULL);
-        all = realloc(all, (n + s[i].nlat + 1) * sizeof *all);
-        if (!all) abort();
-        memcpy(all + n, s[i].lat, s[i].nlat * sizeof *all);
-        n += s[i].nlat;
-        r.errors += s[i].errors;
-        free(s[i].lat);
-    }
-    r.elapsed = now_s() - t0;
-    r.ok = n;
-    r.rate = (double)n * (batch ? batch : 1) / r.elapsed;
-    r.p50 = percentile(all, n, 0.50);
-    r.p99 = percentile(all, n, 0.99);
-    free(all);
-    free(s);
-    free(th);
-    return r;
+    return submit_calls("future", clients, seconds, 0, 0, rate);
 }
 
 /* ---- phase 3: dispatch latency -------------------------------------------- */
@@ -814,6 +802,9 @@ static int bench_sqlite(long ncpu)
     fprintf(stderr, "bench: batch submit (%d clients, batches of %d, %.0f s)...\n",
             opt.batch_clients, opt.batch_size, opt.seconds);
     struct submit_result bat = batch_phase(opt.batch_clients, opt.seconds);
+    fprintf(stderr, "bench: open-loop submit (%.0f/s over up to %d connections, %.0f s)...\n",
+            opt.open_rate, opt.clients, opt.seconds);
+    struct submit_result opn = open_phase(opt.clients, opt.seconds, opt.open_rate);
 
     worker = start_worker(urls[0], opt.slots, "bench", wlog, &wout, NULL);
     if (worker < 0) {
@@ -855,6 +846,9 @@ static int bench_sqlite(long ncpu)
            "| >= 5000 /s |\n",
            opt.clients, sub.rate, sub.ok, sub.errors);
     printf("| submit latency p50 / p99 | %.2f / %.2f ms | |\n", sub.p50, sub.p99);
+    printf("| open-loop submit at %.0f/s: achieved, latency from the scheduled send p50 / p95 / "
+           "p99 | %.0f /s, %.2f / %.2f / %.2f ms (%ld errors) | p95 <= 10, p99 <= 25 ms |\n",
+           opt.open_rate, opn.rate, opn.p50, opn.p95, opn.p99, opn.errors);
     printf("| batch submit, durable (%d clients, POST /v1/jobs:batch of %d jobs) | %.0f jobs/s "
            "(%zu calls ok, %ld errors) | >= 50000 /s |\n",
            opt.batch_clients, opt.batch_size, bat.rate, bat.ok, bat.errors);
@@ -888,7 +882,7 @@ static int bench_sqlite(long ncpu)
            na.rate, ceiling > 0 ? na.rate / ceiling : 0.0);
     printf("\n(logs and store in %s)\n", tmpdir);
     fflush(stdout);
-    return e2e.left || e2e.failed || e2e.errors || sub.errors || bat.errors ||
+    return e2e.left || e2e.failed || e2e.errors || sub.errors || bat.errors || opn.errors ||
            d.got < (size_t)opt.samples || nj.left || nj.failed || nj.errors || na.left ||
            na.failed || na.errors;
 }
@@ -1084,6 +1078,8 @@ static void usage(FILE *f)
             "  --batch-clients N  clients of the batch submit phase, each posting\n"
             "                  POST /v1/jobs:batch of far-future jobs (default 4)\n"
             "  --batch-size N  jobs per batch (default 1000, at most 1000)\n"
+            "  --open-rate R   submits/s of the open-loop phase (default 5000): latency\n"
+            "                  counted from each submit's scheduled time\n"
             "  -h, --help      this help\n\n"
             "Exits 0 when every phase completed without errors, 1 otherwise.\n",
             MAX_SERVERS);
@@ -1125,6 +1121,7 @@ int main(int argc, char **argv)
                                              {"noop-slots", required_argument, NULL, 'W'},
                                              {"batch-clients", required_argument, NULL, 'b'},
                                              {"batch-size", required_argument, NULL, 'B'},
+                                             {"open-rate", required_argument, NULL, 'O'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int ch;
@@ -1179,6 +1176,9 @@ int main(int argc, char **argv)
         case 'B':
             opt.batch_size = atoi(optarg);
             break;
+        case 'O':
+            opt.open_rate = atof(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1188,11 +1188,11 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc || opt.clients < 1 || opt.clients > 256 || opt.batch_clients < 1 ||
-        opt.batch_clients > 64 || opt.batch_size < 1 || opt.batch_size > 1000 || opt.seconds <= 0 ||
-        opt.seconds > 60 || opt.e2e_runs < 1 || opt.e2e_runs > 100000 || opt.samples < 1 ||
-        opt.samples > 4000 || opt.slots < 0 || opt.slots > 1024 || opt.pg_runs < 1 ||
-        opt.pg_runs > 100000 || opt.noop_runs < 1 || opt.noop_runs > 10000 || opt.noop_slots < 1 ||
-        opt.noop_slots > 4096) {
+        opt.batch_clients > 64 || opt.batch_size < 1 || opt.batch_size > 1000 ||
+        opt.open_rate < 1 || opt.open_rate > 100000 || opt.seconds <= 0 || opt.seconds > 60 ||
+        opt.e2e_runs < 1 || opt.e2e_runs > 100000 || opt.samples < 1 || opt.samples > 4000 ||
+        opt.slots < 0 || opt.slots > 1024 || opt.pg_runs < 1 || opt.pg_runs > 100000 ||
+        opt.noop_runs < 1 || opt.noop_runs > 10000 || opt.noop_slots < 1 || opt.noop_slots > 4096) {
         usage(stderr);
         return 2;
     }
