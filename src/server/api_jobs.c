@@ -391,20 +391,80 @@ json_t *api__create_body(http_req_t *req, http_resp_t *resp, const char **idem, 
     return NULL;
 }
 
+/* Appends v as JSON text to b. */
+static void put_json(buf_t *b, const json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+    buf_puts(b, t ? t : "null");
+    free(t);
+}
+
+static void put_str(buf_t *b, const char *key, const char *s)
+{
+    json_t *v = json_string(s);
+    buf_printf(b, ",\"%s\":", key);
+    put_json(b, v);
+    json_decref(v);
+}
+
+/* Whether the job document canon holds anything jobspec_redact hides: an
+ * env value that is not a plain string, a config, alert rules. */
+static bool has_secrets(const json_t *canon)
+{
+    const json_t *env = json_object_get(canon, "env"), *cfg = json_object_get(canon, "config"), *v;
+    const char *k;
+    bool found =
+        json_array_size(json_object_get(canon, "alerts")) > 0 || (cfg && !json_is_null(cfg));
+    json_object_foreach((json_t *)env, k, v) found = found || !json_is_string(v);
+    return found;
+}
+
+/* Appends to b the job resource of it, just created: what job_json makes
+ * of it, written as text around it->rest (the text of its canonical
+ * document the store got too) instead of building and writing every
+ * document again, which cost as much as storing the batch (and a fifth of
+ * a single create's CPU). A document with anything to redact takes
+ * job_json's way. */
+static void job_text(buf_t *b, jobsvc_item_t *it)
+{
+    const store_job_t *j = &it->job;
+    if (has_secrets(it->canon)) {
+        json_t *doc = job_doc(j, it->canon, it->scheds, it->nscheds);
+        put_json(b, doc);
+        json_decref(doc);
+        return;
+    }
+    size_t len = strlen(it->rest);
+    buf_printf(b, "{\"id\":\"%s\"%s", j->id, len > 2 ? "," : "");
+    buf_append(b, it->rest + 1, len - 2); /* its members, without the braces */
+    json_t *arr = json_object_get(it->canon, "schedules");
+    if (arr) {
+        api_enrich_schedules(arr, it->scheds, it->nscheds);
+        buf_puts(b, ",\"schedules\":");
+        put_json(b, arr);
+    }
+    put_str(b, "namespace", j->ns ? j->ns : "default");
+    put_str(b, "owner", nz(j->owner));
+    put_str(b, "state", nz(job_state_name(j->state)));
+    char at[SKED_RFC3339_LEN], up[SKED_RFC3339_LEN];
+    clock_format_rfc3339(j->created_ms, at, sizeof at);
+    clock_format_rfc3339(j->updated_ms, up, sizeof up);
+    buf_printf(b, ",\"version\":%lld,\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
+               (long long)j->version, at, up);
+}
+
 void api_jobs_create(http_req_t *req, http_resp_t *resp)
 {
     json_t *body = NULL;
     jobspec_t spec;
     jobspec_error_t jerr = {{0}, {0}};
     jobsvc_call_t call = api_jobsvc_call(req);
-    store_job_t job = {0};
-    store_schedule_t *scheds = NULL;
-    size_t n = 0;
+    char nsbuf[64];
+    jobsvc_item_t it = {.ns = nsbuf, .spec = &spec};
     char loc[64];
 
     memset(&spec, 0, sizeof spec);
     const char *idem = NULL;
-    char nsbuf[64];
     if (!(body = api__create_body(req, resp, &idem, nsbuf, sizeof nsbuf))) goto out;
     int rc = jobspec_parse(body, &spec, &jerr);
     if (rc != 0) {
@@ -414,12 +474,12 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
     store_audit_t audit;
     auth_audit_entry(req, NULL, nsbuf, 201, &audit); /* the store names the new job */
     call.audit = &audit;
-    rc = jobsvc_create(&call, nsbuf, &spec, idem, &job, &scheds, &n);
-    snprintf(loc, sizeof loc, "/v1/jobs/%s", job.id);
+    rc = jobsvc_create_item(&call, &it, idem);
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", it.job.id);
     if (rc == SKED_EEXIST) { /* an idempotent repeat: the job first created */
-        if (!api_idem_repeat_ok(req, resp, job.id, JOB_KIND_JOB)) goto out;
+        if (!api_idem_repeat_ok(req, resp, it.job.id, JOB_KIND_JOB)) goto out;
         http_set_header(resp, "Location", loc);
-        answer_job(req, resp, job.id, 200, false);
+        answer_job(req, resp, it.job.id, 200, false);
         goto out;
     }
     if (rc != 0) {
@@ -427,11 +487,13 @@ void api_jobs_create(http_req_t *req, http_resp_t *resp)
         goto out;
     }
     http_set_header(resp, "Location", loc);
-    api_set_etag(resp, job.version);
-    http_json(resp, 201, job_json(&job, scheds, n));
+    api_set_etag(resp, it.job.version);
+    buf_t b = BUF_INIT;
+    job_text(&b, &it);
+    http_text(resp, 201, "application/json", b.data, b.len);
+    buf_free(&b);
 out:
-    sched_array_free(scheds, n);
-    store_job_clear(&job);
+    jobsvc_item_clear(&it);
     jobspec_free(&spec);
     json_decref(body);
 }
@@ -513,67 +575,6 @@ static void batch_repeat(http_req_t *req, http_resp_t *resp, const char *ids)
         }
     }
     http_json(resp, 200, json_pack("{s:o}", "jobs", arr));
-}
-
-/* Appends v as JSON text to b. */
-static void put_json(buf_t *b, const json_t *v)
-{
-    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
-    buf_puts(b, t ? t : "null");
-    free(t);
-}
-
-static void put_str(buf_t *b, const char *key, const char *s)
-{
-    json_t *v = json_string(s);
-    buf_printf(b, ",\"%s\":", key);
-    put_json(b, v);
-    json_decref(v);
-}
-
-/* Whether the job document canon holds anything jobspec_redact hides: an
- * env value that is not a plain string, a config, alert rules. */
-static bool has_secrets(const json_t *canon)
-{
-    const json_t *env = json_object_get(canon, "env"), *cfg = json_object_get(canon, "config"), *v;
-    const char *k;
-    bool found =
-        json_array_size(json_object_get(canon, "alerts")) > 0 || (cfg && !json_is_null(cfg));
-    json_object_foreach((json_t *)env, k, v) found = found || !json_is_string(v);
-    return found;
-}
-
-/* Appends to b the job resource of it, just created: what job_json makes
- * of it, written as text around it->rest (the text of its canonical
- * document the store got too) instead of building and writing every
- * document again, which cost as much as storing the batch. A document
- * with anything to redact takes job_json's way. */
-static void batch_item_text(buf_t *b, jobsvc_item_t *it)
-{
-    const store_job_t *j = &it->job;
-    if (has_secrets(it->canon)) {
-        json_t *doc = job_doc(j, it->canon, it->scheds, it->nscheds);
-        put_json(b, doc);
-        json_decref(doc);
-        return;
-    }
-    size_t len = strlen(it->rest);
-    buf_printf(b, "{\"id\":\"%s\"%s", j->id, len > 2 ? "," : "");
-    buf_append(b, it->rest + 1, len - 2); /* its members, without the braces */
-    json_t *arr = json_object_get(it->canon, "schedules");
-    if (arr) {
-        api_enrich_schedules(arr, it->scheds, it->nscheds);
-        buf_puts(b, ",\"schedules\":");
-        put_json(b, arr);
-    }
-    put_str(b, "namespace", j->ns ? j->ns : "default");
-    put_str(b, "owner", nz(j->owner));
-    put_str(b, "state", nz(job_state_name(j->state)));
-    char at[SKED_RFC3339_LEN], up[SKED_RFC3339_LEN];
-    clock_format_rfc3339(j->created_ms, at, sizeof at);
-    clock_format_rfc3339(j->updated_ms, up, sizeof up);
-    buf_printf(b, ",\"version\":%lld,\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
-               (long long)j->version, at, up);
 }
 
 void api_jobs_batch(http_req_t *req, http_resp_t *resp)
@@ -679,7 +680,7 @@ void api_jobs_batch(http_req_t *req, http_resp_t *resp)
     buf_puts(&b, "{\"jobs\":[");
     for (size_t i = 0; i < n; i++) {
         if (i) buf_puts(&b, ",");
-        batch_item_text(&b, &items[i]);
+        job_text(&b, &items[i]);
     }
     buf_puts(&b, "]}\n");
     http_text(resp, 201, "application/json", b.data, b.len);

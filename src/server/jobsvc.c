@@ -193,58 +193,6 @@ static int check_task_types(jobsvc_call_t *c, const wfspec_t *spec)
     return 0;
 }
 
-/* The canonical document of spec as the store keeps it (new; caller frees). */
-static char *canonical_text(const jobspec_t *spec)
-{
-    json_t *canon = jobspec_to_json(spec);
-    char *text = json_dumps(canon, JSON_COMPACT);
-    json_decref(canon);
-    return text;
-}
-
-/* The earliest next fire of n schedules; INT64_MAX: none (a job that runs
- * now has its run already, the scheduler has nothing to do for it). */
-static int64_t first_fire(const store_schedule_t *s, size_t n)
-{
-    int64_t first = INT64_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (s[i].next_fire_ms >= 0 && s[i].next_fire_ms < first) first = s[i].next_fire_ms;
-    return first;
-}
-
-int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
-                  store_job_t *job, store_schedule_t **scheds, size_t *n)
-{
-    int rc = check_type(c, spec, "");
-    if (rc != 0) return rc;
-    rc = build_scheds(c, spec->schedules, spec->nschedules, NULL, 0, scheds, n);
-    if (rc != 0) return rc;
-    store_job_from_spec(job, spec);
-    job->ns = xstrdup(ns);
-    job->owner = xstrdup(who_name(c));
-    job->spec_json = canonical_text(spec);
-
-    rc = store_job_create(c->st, job, *scheds, *n, *n == 0, idem_key, c->audit, c->now_ms);
-    if (rc == SKED_EEXIST) return rc; /* an idempotent repeat: job->id is the first job */
-    if (rc < 0 && bad_dep(c, rc, job)) return SKED_EINVAL;
-    if (rc == SKED_ECONFLICT) return name_taken(c, spec->name, job->ns);
-    if (rc != 0) return store_failed(c, rc, "creating the job");
-    log_debug("jobs", "job %s '%s' created by %s", job->id, nz(job->name), job->owner);
-    sched_kick_at(c->sched, first_fire(*scheds, *n));
-    return 0;
-}
-
-void jobsvc_item_clear(jobsvc_item_t *it)
-{
-    sched_array_free(it->scheds, it->nscheds);
-    it->scheds = NULL;
-    it->nscheds = 0;
-    store_job_clear(&it->job);
-    json_decref(it->canon);
-    it->canon = NULL;
-    FREE_NULL(it->rest);
-}
-
 /* The canonical document of it's spec into it->canon (its "schedules"
  * moved last), it->rest and the job's spec_json: the document is written
  * as text once, without its schedules, and the stored text is that with
@@ -266,6 +214,66 @@ static void batch_canon(jobsvc_item_t *it)
         xasprintf("{\"schedules\":%s%s%s", st, it->rest[1] == '}' ? "" : ",", it->rest + 1);
     free(st);
     json_object_set_new(it->canon, "schedules", sc);
+}
+
+/* The earliest next fire of n schedules; INT64_MAX: none (a job that runs
+ * now has its run already, the scheduler has nothing to do for it). */
+static int64_t first_fire(const store_schedule_t *s, size_t n)
+{
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (s[i].next_fire_ms >= 0 && s[i].next_fire_ms < first) first = s[i].next_fire_ms;
+    return first;
+}
+
+int jobsvc_create_item(jobsvc_call_t *c, jobsvc_item_t *it, const char *idem_key)
+{
+    store_job_t *job = &it->job;
+    int rc = check_type(c, it->spec, "");
+    if (rc != 0) return rc;
+    rc = build_scheds(c, it->spec->schedules, it->spec->nschedules, NULL, 0, &it->scheds,
+                      &it->nscheds);
+    if (rc != 0) return rc;
+    store_job_from_spec(job, it->spec);
+    job->ns = xstrdup(it->ns);
+    job->owner = xstrdup(who_name(c));
+    batch_canon(it);
+
+    rc = store_job_create(c->st, job, it->scheds, it->nscheds, it->nscheds == 0, idem_key, c->audit,
+                          c->now_ms);
+    if (rc == SKED_EEXIST) return rc; /* an idempotent repeat: job->id is the first job */
+    if (rc < 0 && bad_dep(c, rc, job)) return SKED_EINVAL;
+    if (rc == SKED_ECONFLICT) return name_taken(c, it->spec->name, job->ns);
+    if (rc != 0) return store_failed(c, rc, "creating the job");
+    log_debug("jobs", "job %s '%s' created by %s", job->id, nz(job->name), job->owner);
+    sched_kick_at(c->sched, first_fire(it->scheds, it->nscheds));
+    return 0;
+}
+
+int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
+                  store_job_t *job, store_schedule_t **scheds, size_t *n)
+{
+    jobsvc_item_t it = {.ns = ns, .spec = spec};
+    int rc = jobsvc_create_item(c, &it, idem_key);
+    *job = it.job;
+    *scheds = it.scheds;
+    *n = it.nscheds;
+    memset(&it.job, 0, sizeof it.job);
+    it.scheds = NULL;
+    it.nscheds = 0;
+    jobsvc_item_clear(&it);
+    return rc;
+}
+
+void jobsvc_item_clear(jobsvc_item_t *it)
+{
+    sched_array_free(it->scheds, it->nscheds);
+    it->scheds = NULL;
+    it->nscheds = 0;
+    store_job_clear(&it->job);
+    json_decref(it->canon);
+    it->canon = NULL;
+    FREE_NULL(it->rest);
 }
 
 /* The error of item it (SKED_EINVAL with c->err as it stood) into it. */
@@ -435,6 +443,15 @@ int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN])
 }
 
 /* ---- workflows ------------------------------------------------------------ */
+
+/* The canonical document of spec as the store keeps it (new; caller frees). */
+static char *canonical_text(const jobspec_t *spec)
+{
+    json_t *canon = jobspec_to_json(spec);
+    char *text = json_dumps(canon, JSON_COMPACT);
+    json_decref(canon);
+    return text;
+}
 
 /* The stored records of a workflow document: the workflow's own job and
  * one job per task, each with its canonical document. */

@@ -47,19 +47,7 @@ typedef struct jobsvc_call {
     jobspec_error_t err; /* OUT: on failure, the field to blame ("" = none) and why */
 } jobsvc_call_t;
 
-/* Creates a job from spec in namespace ns (resolved and granted by the
- * caller) with its schedules, or, with no schedule, a run now. idem_key:
- * the Idempotency-Key, NULL = none. On 0, *job is the stored job (id,
- * version and times set) and *scheds its *n schedules. SKED_EEXIST: an
- * idempotent repeat, nothing created; job->id names the job first created.
- * SKED_EINVAL: a schedule does not compile (now); SKED_ECONFLICT: the name
- * is taken in the namespace; or a store error. Whatever the outcome the
- * caller clears *job (store_job_clear) and frees *scheds
- * (sched_array_free); both start zeroed. */
-int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
-                  store_job_t *job, store_schedule_t **scheds, size_t *n);
-
-/* One job of a batch create (jobsvc_create_batch). */
+/* One job to create (jobsvc_create_item, jobsvc_create_batch). */
 typedef struct jobsvc_item {
     const char *ns;           /* resolved and granted by the caller; borrowed */
     const jobspec_t *spec;    /* borrowed */
@@ -72,6 +60,23 @@ typedef struct jobsvc_item {
     int rc;        /* OUT: 0, or why this item was refused (err says more) */
     jobspec_error_t err; /* OUT: the field of the item to blame ("" = the item) */
 } jobsvc_item_t;
+
+/* jobsvc_create of it->spec in it->ns, its outputs in it (job, scheds,
+ * canon and rest, which an answer can reuse: api_jobs.c). The caller
+ * clears it (jobsvc_item_clear) whatever the outcome. */
+int jobsvc_create_item(jobsvc_call_t *c, jobsvc_item_t *it, const char *idem_key);
+
+/* Creates a job from spec in namespace ns (resolved and granted by the
+ * caller) with its schedules, or, with no schedule, a run now. idem_key:
+ * the Idempotency-Key, NULL = none. On 0, *job is the stored job (id,
+ * version and times set) and *scheds its *n schedules. SKED_EEXIST: an
+ * idempotent repeat, nothing created; job->id names the job first created.
+ * SKED_EINVAL: a schedule does not compile (now); SKED_ECONFLICT: the name
+ * is taken in the namespace; or a store error. Whatever the outcome the
+ * caller clears *job (store_job_clear) and frees *scheds
+ * (sched_array_free); both start zeroed. */
+int jobsvc_create(jobsvc_call_t *c, const char *ns, const jobspec_t *spec, const char *idem_key,
+                  store_job_t *job, store_schedule_t **scheds, size_t *n);
 
 /* Creates the n jobs of items (1..STORE_BATCH_MAX, all with the caller as
  * owner) all or none, in one transaction, each as jobsvc_create creates
