@@ -133,11 +133,6 @@ void sup_set_lease(sup_t *s, int64_t lease_ms, int64_t heartbeat_ms)
     wake(s);
 }
 
-int64_t sup_margin_ns(sup_t *s)
-{
-    return atomic_load(&s->margin_ns);
-}
-
 void sup_kill_all(sup_t *s)
 {
     atomic_store(&s->kill_all, 1);

@@ -117,7 +117,6 @@ struct worker {
     atomic_int claim_abort; /* abort the claim in flight (httpc_set_abort) */
     atomic_int aborting;    /* hard stop: kill attempts, send nothing more */
     atomic_int no_batch;    /* the server has no batch completion route: one by one */
-    atomic_int hb_kick;     /* heartbeat now: claimed runs wait for their confirmation */
 
     httpc_t *claim_http, *hb_http;
     pthread_t claim_thread, hb_thread;
@@ -389,10 +388,8 @@ static void report_done(struct shard *sh, attempt_t *a)
  * (older), or one refusing the body as a whole, gets them one by one.
  * claim_max > 0: the request also claims up to that many runs (for the
  * slots these completions freed); returns the answer's "claimed" (new
- * reference; NULL when none came) and the send time of the request that
- * was answered in *sent_ns. */
-static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim_max,
-                            int64_t *sent_ns)
+ * reference; NULL when none came). */
+static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim_max)
 {
     worker_t *w = sh->w;
     if ((n == 1 && claim_max <= 0) || atomic_load(&w->no_batch)) {
@@ -412,8 +409,8 @@ static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim
         bytes += b;
     }
     if (m < n) {
-        report_batch(sh, v, m, 0, sent_ns);
-        return report_batch(sh, v + m, n - m, claim_max, sent_ns);
+        report_batch(sh, v, m, 0);
+        return report_batch(sh, v + m, n - m, claim_max);
     }
     json_t *runs = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -438,7 +435,6 @@ static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim
         long st = r.status;
         if (rc == 0 && st == 200 && (ans = parse_body(&r))) {
             if (warned) log_info("worker", "%zu results delivered", n);
-            *sent_ns = r.sent_ns;
             httpc_resp_clear(&r);
             break;
         }
@@ -583,7 +579,7 @@ static void release(worker_t *w, attempt_t *a)
     attempt_free(a);
 }
 
-static int start_claimed(worker_t *w, json_t *ans, int64_t sent_ns, int credits);
+static int start_claimed(worker_t *w, httpc_t *h, json_t *ans, int credits);
 
 static void *shard_main(void *arg)
 {
@@ -640,11 +636,10 @@ static void *shard_main(void *arg)
         int claim = credits > 0 && !w->server_draining && !atomic_load(&w->draining);
         pthread_mutex_unlock(&w->mu);
         json_t *claimed = NULL;
-        int64_t sent_ns = 0;
-        if (k) claimed = report_batch(sh, report, k, claim ? credits : 0, &sent_ns);
+        if (k) claimed = report_batch(sh, report, k, claim ? credits : 0);
         for (size_t i = 0; i < n; i++)
             release(w, batch[i]);
-        start_claimed(w, claimed, sent_ns, credits);
+        start_claimed(w, sh->http, claimed, credits);
         json_decref(claimed);
     }
     return NULL;
@@ -850,32 +845,31 @@ static void give_back(worker_t *w, attempt_t *a, const char *why)
     shard_push(&w->shards[a->shard], it);
 }
 
-/* Starts the runs of a claim answer: a claim's, or a completion's that
- * carried one (docs/api.md, "Claims are confirmed").
+/* Confirms the runs of a claim answer (a claim's, or a completion's that
+ * carried one) and starts the confirmed ones.
  *
- * A claim hands out short, unconfirmed leases that last confirm_within from
- * its commit; the server undoes one that is not confirmed by then,
- * uncharged. Each run is started at once under that short lease, counted
- * from the moment the worker *sent* the request that was answered
- * (httpc's sent_ns, on its own monotonic clock: before the commit), so the
- * attempt is fenced before the server could give the run away; and the
- * heartbeat thread is asked to confirm them now (a heartbeat lists every
- * held attempt as started, which turns each short lease into a full one).
- * So a claim costs no round trip before its runs start, and a run that
- * ends before the confirmation is settled by its completion alone. An
- * answer read too late to leave the confirmation time (a stalled worker, a
- * slow network) gives its runs back unstarted, and a claim whose answer
- * never came (lost, or retried on another server) leaves its leases to be
- * undone after confirm_within, both uncharged.
- *
- * credits: free slots the caller brings (the slots of the completions
- * that carried the claim), added in the same locked step that takes a slot
- * for each run started. Returns the number started. */
-static int start_claimed(worker_t *w, json_t *ans, int64_t sent_ns, int credits)
+ * A claim hands out short, unconfirmed leases. Before anything is started,
+ * one heartbeat lists the claimed runs as started; the server turns each
+ * lease it still holds for us into a full one and names the rest in
+ * "stop" (re-queued meanwhile, or canceled). So no process ever runs on a
+ * lease that the server may already have given away, and every attempt
+ * that began is confirmed (charged if its worker dies): an answer read
+ * late (a stalled worker, a slow network), a claim whose first server died
+ * and was retried on another, or a claim committed whose answer never
+ * came all end the same way, with the run back in the queue, uncharged.
+ * When the confirmation itself gets no answer nothing starts and each run
+ * is reported not started (give_back). The leases count from the send of
+ * the confirming request that was answered (httpc's sent_ns), never from
+ * the claim. h: the caller's connection (the claim thread's, a report
+ * thread's). credits: free slots the caller brings (the slots of the
+ * completions that carried the claim), added in the same locked step that
+ * takes a slot for each run started. Returns the number started. */
+static int start_claimed(worker_t *w, httpc_t *h, json_t *ans, int credits)
 {
-    json_t *runs = json_object_get(ans, "runs"), *run;
+    json_t *runs = json_object_get(ans, "runs"), *run, *cans = NULL;
     size_t nruns = json_array_size(runs), i, n = 0;
     attempt_t **v = xcalloc(nruns ? nruns : 1, sizeof *v);
+    json_t *list = json_array();
     json_array_foreach(runs, i, run)
     {
         attempt_t *a = attempt_from_claim(w, run);
@@ -884,61 +878,66 @@ static int start_claimed(worker_t *w, json_t *ans, int64_t sent_ns, int credits)
             continue;
         }
         v[n++] = a;
+        json_array_append_new(list, json_pack("{s:s, s:I, s:b}", "run_id", a->run_id, "fence",
+                                              (json_int_t)a->fence, "started", 1));
     }
-    /* Fenced at sent + confirm - m: well inside the server's lease, and
-     * leaving the confirmation at least half of what is left after m. */
-    pthread_mutex_lock(&w->mu);
-    int64_t lease_ns = w->lease_ms * 1000000;
-    pthread_mutex_unlock(&w->mu);
-    int64_t confirm_ns =
-        json_duration_ms(json_object_get(ans, "confirm_within"), lease_ns / 1000000) * 1000000;
-    if (confirm_ns > lease_ns) confirm_ns = lease_ns;
-    int64_t margin = sup_margin_ns(w->sup), m = margin < confirm_ns / 2 ? margin : confirm_ns / 2;
-    /* A claim that waited, parked, leased its runs only when it was
-     * answered: "waited_ms" later than it was sent (rounded down). */
-    sent_ns += json_integer_value(json_object_get(ans, "waited_ms")) * 1000000;
-    int64_t fence_at = sent_ns + confirm_ns - m;
-    bool late = clock_mono_ns() > fence_at - (confirm_ns - m) / 2;
-    /* The supervisor fences at renewed + lease - margin: the renewal that
-     * makes that fence_at. The confirmation moves it to a full lease. */
-    int64_t renewed = fence_at - lease_ns + margin;
-
+    httpc_resp_t r = {0};
+    bool ok = false;
+    if (n) {
+        char id[SKED_ID_LEN], path[128];
+        pthread_mutex_lock(&w->mu);
+        int gen = w->gen;
+        memcpy(id, w->id, sizeof id);
+        pthread_mutex_unlock(&w->mu);
+        snprintf(path, sizeof path, "/v1/workers/%s/heartbeat", id);
+        json_t *body = json_pack("{s:O}", "runs", list);
+        int rc = post_json(h, path, body, &r);
+        json_decref(body);
+        ok = rc == 0 && r.status == 200 && (cans = parse_body(&r)) != NULL;
+        if (!ok) {
+            log_warn("worker",
+                     "could not confirm %zu claimed run(s) (%s); not starting them: they go back "
+                     "to the queue, uncharged",
+                     n,
+                     rc       ? r.errbuf
+                     : r.body ? r.body
+                              : "?");
+            if (rc == 0 && r.status == 404) reregister(w, h, gen);
+        }
+    }
+    json_decref(list);
+    json_t *stop = ok ? json_object_get(cans, "stop") : NULL;
     int started = 0;
     attempt_t **go = xcalloc(n ? n : 1, sizeof *go);
-    pthread_mutex_lock(&w->mu);
-    w->free_slots += credits;
     for (i = 0; i < n; i++) {
         attempt_t *a = v[i];
-        if (late) continue;
-        atomic_store(&a->renewed_ns, renewed);
-        a->shard = w->next_shard++ % w->nshards;
-        a->next = w->held;
-        w->held = a;
+        if (!ok) {
+            give_back(w, a, "not started: its confirmation got no answer");
+        } else if (stop_lists(stop, a)) {
+            attempt_log(log_info, a, "run %s was taken back before it started", a->run_id);
+            attempt_free(a);
+        } else {
+            atomic_store(&a->renewed_ns, r.sent_ns);
+            go[started++] = a;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    w->free_slots += credits;
+    for (int k = 0; k < started; k++) {
+        go[k]->shard = w->next_shard++ % w->nshards;
+        go[k]->next = w->held;
+        w->held = go[k];
         w->free_slots--;
-        go[started++] = a;
-        v[i] = NULL;
     }
     if (credits) pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    if (late && n)
-        log_warn("worker",
-                 "a claim's answer came %lld ms after it was sent, too late to start its %zu "
-                 "run(s) safely: they go back to the queue, uncharged",
-                 (long long)((clock_mono_ns() - sent_ns) / 1000000), n);
-    for (i = 0; i < n; i++)
-        if (v[i]) give_back(w, v[i], "not started: the claim's answer came too late");
-    if (started) {
-        /* A confirmation now: the short leases give it confirm - m. */
-        atomic_store(&w->hb_kick, 1);
-        pthread_mutex_lock(&w->mu);
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-    }
     for (int k = 0; k < started; k++) {
         attempt_log(log_debug, go[k], "claimed run %s attempt %d (fence %lld)", go[k]->run_id,
                     go[k]->n, (long long)go[k]->fence);
         sup_submit(w->sup, go[k]);
     }
+    httpc_resp_clear(&r);
+    json_decref(cans);
     free(go);
     free(v);
     return started;
@@ -976,7 +975,7 @@ static void *claim_main(void *arg)
             failing = 0;
             delay = 0;
             json_t *ans = parse_body(&r);
-            int n = ans ? start_claimed(w, ans, r.sent_ns, 0) : 0;
+            int n = ans ? start_claimed(w, w->claim_http, ans, 0) : 0;
             json_decref(ans);
             /* A server that answers an empty claim at once (not long-polling)
              * must not be hammered. */
@@ -1161,13 +1160,11 @@ static void *hb_main(void *arg)
         int stop = w->stopping;
         pthread_mutex_unlock(&w->mu);
         if (stop) break;
-        if (!atomic_load(&w->hb_kick)) nap(w, hb, &w->hb_kick, &w->stopping);
+        nap(w, hb, NULL, &w->stopping);
         pthread_mutex_lock(&w->mu);
         stop = w->stopping;
         pthread_mutex_unlock(&w->mu);
         if (stop || atomic_load(&w->aborting)) break;
-        /* Kicks that come while this one is out are answered by the next. */
-        atomic_store(&w->hb_kick, 0);
         heartbeat_once(w, &failing);
     }
     return NULL;

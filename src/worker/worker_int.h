@@ -154,9 +154,6 @@ void sup_poke(sup_t *s);
  * lease - max(2 heartbeats, 20% of lease) is SIGKILLed. lease_ms 0 = off.
  * Thread-safe. */
 void sup_set_lease(sup_t *s, int64_t lease_ms, int64_t heartbeat_ms);
-/* That margin: an attempt is killed this long before its lease ends (0
- * before sup_set_lease). Thread-safe. */
-int64_t sup_margin_ns(sup_t *s);
 /* Stops every running attempt with ATTEMPT_STOP_SHUTDOWN. Thread-safe. */
 void sup_kill_all(sup_t *s);
 /* Number of attempts submitted and not yet done. Thread-safe. */

@@ -142,22 +142,22 @@ class TestClaims(SkedTestCase):
             self.assertEqual([a["worker_id"] for a in done["attempts"]], [live_id], done)
         finally:
             frozen.signal(signal.SIGCONT)
-        # The thawed worker reads the answer, sees that its short lease
-        # (counted from when it sent the claim) leaves no time to confirm,
-        # and starts nothing.
-        wait_until(lambda: "too late to start its 1 run(s) safely" in frozen.stderr_text(), 10,
-                   msg="the thawed worker to drop the run")
+        # The thawed worker confirms, is told the run is no longer its, and
+        # starts nothing.
+        wait_until(lambda: "run %s was taken back before it started" % run["id"]
+                   in frozen.stderr_text(), 10, msg="the thawed worker to drop the run")
         time.sleep(0.5)
         self.assertEqual(lines_of(marker), ["1 %s" % lines_of(marker)[0].split()[1]])
         print("\nunconfirmed run back in %.1fs (confirm 2s + grace 1s)" % back_s)
 
-    def test_run_started_before_its_confirmation_is_fenced_in_time(self):
-        """A claimed run starts at once, before its confirmation lands (the
-        heartbeat that confirms it goes out right after). When that
-        heartbeat is stalled on the way, the worker must kill the process
-        before the server gives the run back: attempts never overlap. Then,
-        with the path clear, the run is started again and succeeds."""
-        self.start_server(lease="6s", extra=("--confirm-within", "3s", "--lease-grace", "1s"))
+    def test_claimed_run_waits_for_its_confirmation(self):
+        """Nothing starts before its confirmation is answered: with the
+        confirming heartbeat stalled on the way, the claimed run is not
+        started, the server takes it back (uncharged) after the confirm
+        window, and when the stalled confirmation finally lands the worker
+        is told so and starts nothing; then it claims the run again and
+        runs it once, as attempt 1."""
+        self.start_server(lease="6s", extra=("--confirm-within", "2s", "--lease-grace", "1s"))
         proxy = HoldingProxy(self.srv.url)
         self.addCleanup(proxy.close)
         via = copy.copy(self.srv)
@@ -165,33 +165,19 @@ class TestClaims(SkedTestCase):
         proxy.hold.set()
         worker, wid = self.start_worker(via, name="w-held")
         marker = self.path("marker")
-        # Stamps its attempt and pid, then works for far longer than the lease.
-        job = self.create_job(self.sh_job('echo "$SKED_ATTEMPT $$" >> %s; exec sleep 60' % marker,
-                                          retry={"max_attempts": 3, "initial": "1s"}))
-        first = wait_until(lambda: lines_of(marker), 10, interval=0.01, msg="the first start")
-        pid = int(first[0].split()[1])
+        job = self.marker_job(marker)  # default max_attempts: 1
+        wait_until(proxy.held.is_set, 10, interval=0.01, msg="the confirmation to be held")
         run = self.runs_of(job["id"])[0]
-        self.assertTrue(proxy.held.is_set(), "the confirming heartbeat was not held")
-        # The server gives the run back only after confirm_within + grace;
-        # the worker's process must be dead before that.
-        dead_at = wait_until(lambda: None if pid_alive(pid) else time.time(), 15, interval=0.01,
-                             msg="the worker to kill the unconfirmed attempt")
-        reap = wait_until(lambda: [l for l in self.srv.proc.stderr_text().splitlines()
-                                   if "reaper: 1 runs with expired leases" in l], 15,
-                          interval=0.05, msg="the server to take the run back")
-        reaped_at = parse_time(reap[0].split()[0])
-        self.assertLess(dead_at, reaped_at, "the attempt was alive when the run was given back")
-        self.assertIn("lease not renewed in time", worker.stderr_text())
+        back = self.wait_run_state(run["id"], ("scheduled", "pending"), timeout=10)
+        self.assertIn("not started", back["reason"] or "", back)
+        self.assertEqual(lines_of(marker), [], "started before its confirmation")
         proxy.hold.clear()
-        # The path is clear: the run is started again, confirmed, and it
-        # runs on (killed by the cancel below, not by a lost lease).
-        wait_until(lambda: len(lines_of(marker)) >= 2, 20, interval=0.05, msg="a second start")
-        time.sleep(4.0)  # past the short lease: confirmed runs outlive it
-        second = self.run_get(run["id"])
-        self.assertEqual(second["state"], "running", second)
-        self.assertTrue(pid_alive(int(lines_of(marker)[-1].split()[1])))
-        self.assertEqual(second["attempt"], 1, "the unconfirmed attempt was charged")
-        self.ok("POST", "/v1/runs/%s/cancel" % run["id"])
+        wait_until(lambda: "run %s was taken back before it started" % run["id"]
+                   in worker.stderr_text(), 10, msg="the late confirmation to be refused")
+        done = self.wait_run_terminal(job["id"], timeout=15)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual([(a["n"], a["worker_id"]) for a in done["attempts"]], [(1, wid)], done)
+        self.assertEqual([l.split()[0] for l in lines_of(marker)], ["1"])
 
     def test_claim_answer_lost_is_uncharged(self):
         """The claim committed but its answer never reached the worker (a
