@@ -62,3 +62,8 @@ if(TEST e2e.test_load)
   set_property(TEST e2e.test_load APPEND PROPERTY ENVIRONMENT
                "SKED_LOAD_BIN=$<TARGET_FILE:sked-load>")
 endif()
+
+# What the benches that start their own sked processes share: processes,
+# /proc, a small HTTP client (bench/benchlib.c).
+add_library(sked_benchlib STATIC ${CMAKE_SOURCE_DIR}/bench/benchlib.c)
+target_link_libraries(sked-idle-workers PRIVATE sked_benchlib)
