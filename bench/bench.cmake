@@ -80,3 +80,8 @@ add_executable(sked-overhead ${CMAKE_SOURCE_DIR}/bench/overhead.c)
 target_link_libraries(sked-overhead PRIVATE sked_benchlib PkgConfig::JANSSON)
 add_dependencies(sked-overhead sked sked-bench-burn)
 
+# A burst (issue 13, point 8): 100,000 noop plugin runs due in the same
+# second, all claimed within how long (bench/burst.c).
+add_executable(sked-burst ${CMAKE_SOURCE_DIR}/bench/burst.c)
+target_link_libraries(sked-burst PRIVATE sked_benchlib PkgConfig::JANSSON)
+add_dependencies(sked-burst sked plugin_noop)
