@@ -378,8 +378,12 @@ int main(int argc, char **argv)
 report:;
     size_t n = 0;
     for (int i = 0; i < opt.arrays; i++)
-        if (read_runs(&h, ids[i], due, claims, ends, &n, (size_t)opt.runs))
-            fprintf(stderr, WHO ": could not read back the runs of %s\n", ids[i]);
+        if (read_runs(&h, ids[i], due, claims, ends, &n, (size_t)opt.runs)) {
+            /* A server that does not answer one page would not answer the
+             * next ones either: no more 30 s waits. */
+            fprintf(stderr, WHO ": could not read back the runs of %s; stopped reading\n", ids[i]);
+            break;
+        }
     size_t nc = 0, ne = 0;
     double last_claim = -1, last_end = -1;
     for (size_t i = 0; i < n; i++) {
@@ -408,9 +412,11 @@ report:;
            bl_percentile(claims, nc, 0.50) / 1000.0, bl_percentile(claims, nc, 0.99) / 1000.0,
            first_claim / 1000.0);
     printf("| due second -> last run succeeded (finished_at) | %.2f s | |\n", last_end / 1000.0);
-    printf("| seen by /metrics every %d ms: all claimed / all ended | %.1f / %.1f s after due "
-           "| |\n",
-           opt.poll_ms, claimed_at / 1000.0, done_at / 1000.0);
+    char seen[2][32];
+    snprintf(seen[0], sizeof seen[0], claimed_at < 0 ? "not seen" : "%.1f s", claimed_at / 1000.0);
+    snprintf(seen[1], sizeof seen[1], done_at < 0 ? "not seen" : "%.1f s", done_at / 1000.0);
+    printf("| seen by /metrics every %d ms: all claimed / all ended | %s / %s after due | |\n",
+           opt.poll_ms, seen[0], seen[1]);
     printf("| CPU per run, server / worker (its tree: plugin host too) | %.0f / %.0f µs | |\n",
            1e6 * s_cpu / opt.runs, 1e6 * w_cpu / opt.runs);
     printf("| runs failed, canceled or skipped | %.0f | 0 |\n", c.failed - base.failed);
