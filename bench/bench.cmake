@@ -62,3 +62,26 @@ if(TEST e2e.test_load)
   set_property(TEST e2e.test_load APPEND PROPERTY ENVIRONMENT
                "SKED_LOAD_BIN=$<TARGET_FILE:sked-load>")
 endif()
+
+# What the benches that start their own sked processes share: processes,
+# /proc, a small HTTP client (bench/benchlib.c).
+add_library(sked_benchlib STATIC ${CMAKE_SOURCE_DIR}/bench/benchlib.c)
+target_link_libraries(sked-idle-workers PRIVATE sked_benchlib)
+
+# Overhead and utilisation (issue 13, point 5): sked's own CPU per run of a
+# job that burns 1 s of CPU, and how busy the worker's slots are with a
+# backlog (bench/overhead.c). The job is sked-bench-burn, static so that no
+# dynamic loader is counted as the job's or sked's.
+add_executable(sked-bench-burn ${CMAKE_SOURCE_DIR}/bench/burn.c)
+if(NOT SKED_SANITIZE)
+  target_link_options(sked-bench-burn PRIVATE -static)
+endif()
+add_executable(sked-overhead ${CMAKE_SOURCE_DIR}/bench/overhead.c)
+target_link_libraries(sked-overhead PRIVATE sked_benchlib PkgConfig::JANSSON)
+add_dependencies(sked-overhead sked sked-bench-burn)
+
+# A burst (issue 13, point 8): 100,000 noop plugin runs due in the same
+# second, all claimed within how long (bench/burst.c).
+add_executable(sked-burst ${CMAKE_SOURCE_DIR}/bench/burst.c)
+target_link_libraries(sked-burst PRIVATE sked_benchlib PkgConfig::JANSSON)
+add_dependencies(sked-burst sked plugin_noop)

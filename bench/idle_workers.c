@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
+
 #define START_TIMEOUT_S   30.0
 #define REGISTER_INFLIGHT 64 /* registrations in flight at once */
 #define IN_MAX            (1 << 20)
@@ -105,122 +107,6 @@ static long answered_runs, empty_answers, completed;
 static double last_answer_at; /* monotonic s of the latest claim answered with a run */
 static int admin_status;      /* of the admin request just answered; 0 = in flight */
 static char *admin_body;      /* its body (owned) */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double percentile(double *v, size_t n, double p)
-{
-    if (!n) return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-/* ---- the server process -------------------------------------------------- */
-
-/* Starts argv with stdout on a pipe (*out) and stderr appended to errlog,
- * in its own process group, with SIGTERM should the bench die first. */
-static pid_t start_proc(char *const argv[], int *out, const char *errlog)
-{
-    int p[2];
-    *out = -1;
-    if (pipe2(p, O_CLOEXEC)) return -1;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) _exit(1);
-        dup2(p[1], 1);
-        int e = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (e >= 0) dup2(e, 2);
-        setpgid(0, 0);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    if (pid < 0) {
-        close(p[0]);
-        return -1;
-    }
-    *out = p[0];
-    return pid;
-}
-
-/* Reads lines from fd until one starts with prefix; copies the rest into
- * dst. -1 on EOF or after timeout_s. */
-static int read_field(int fd, const char *prefix, char *dst, size_t dstlen, double timeout_s)
-{
-    char line[512];
-    size_t n = 0, pl = strlen(prefix);
-    double deadline = now_s() + timeout_s;
-    for (;;) {
-        int ms = (int)((deadline - now_s()) * 1000.0);
-        if (ms <= 0) return -1;
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int r = poll(&pfd, 1, ms);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        char ch;
-        ssize_t got = read(fd, &ch, 1);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) return -1;
-        if (ch != '\n') {
-            if (n < sizeof line - 1) line[n++] = ch;
-            continue;
-        }
-        line[n] = '\0';
-        n = 0;
-        if (strncmp(line, prefix, pl) != 0) continue;
-        char *v = line + pl;
-        while (*v == ' ')
-            v++;
-        snprintf(dst, dstlen, "%s", v);
-        return 0;
-    }
-}
-
-static void stop_proc(pid_t pid)
-{
-    if (pid <= 0) return;
-    kill(pid, SIGTERM);
-    double deadline = now_s() + 5.0;
-    while (waitpid(pid, NULL, WNOHANG) == 0) {
-        if (now_s() >= deadline) {
-            fprintf(stderr, "idle-workers: server %ld did not stop in 5 s; killing it\n",
-                    (long)pid);
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            return;
-        }
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* Threads and resident KiB of pid, from /proc/PID/status. */
-static void proc_stats(pid_t pid, long *threads, long *rss_kb)
-{
-    char path[64], line[256];
-    *threads = *rss_kb = -1;
-    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "Threads:", 8)) *threads = strtol(line + 8, NULL, 10);
-        if (!strncmp(line, "VmRSS:", 6)) *rss_kb = strtol(line + 6, NULL, 10);
-    }
-    fclose(f);
-}
 
 /* ---- connections ----------------------------------------------------------- */
 
@@ -333,7 +219,7 @@ static void on_claim(struct conn *c, const char *body)
         return;
     }
     answered_runs++;
-    last_answer_at = now_s();
+    last_answer_at = bl_now_s();
     snprintf(c->run_id, sizeof c->run_id, "%s", json_string_value(json_object_get(run, "run_id")));
     c->fence = json_integer_value(json_object_get(run, "fence"));
     c->attempt = (int)json_integer_value(json_object_get(run, "attempt"));
@@ -455,7 +341,7 @@ static bool pump(bool (*done)(void), double deadline)
 {
     struct epoll_event evs[256];
     while (!done()) {
-        int ms = (int)((deadline - now_s()) * 1000.0);
+        int ms = (int)((deadline - bl_now_s()) * 1000.0);
         if (ms <= 0) return false;
         int n = epoll_wait(ep, evs, 256, ms > 50 ? 50 : ms);
         if (n < 0 && errno != EINTR) return false;
@@ -481,18 +367,15 @@ static int admin_req(const char *method, const char *path, const char *body, dou
 {
     admin_status = 0;
     send_req(admin, C_ADMIN, method, path, body);
-    if (!pump(admin_done, now_s() + timeout_s)) return 0;
+    if (!pump(admin_done, bl_now_s() + timeout_s)) return 0;
     return admin_status > 0 ? admin_status : 0;
 }
 
-/* The value of the sample that starts with `name ` (labels included) in
- * admin_body, a /metrics exposition; -1 when absent. */
+/* The value of the sample `name` (labels included) in admin_body, a
+ * /metrics exposition; -1 when absent. */
 static double metric(const char *name)
 {
-    size_t n = strlen(name);
-    for (const char *p = admin_body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (!strncmp(p, name, n) && p[n] == ' ') return strtod(p + n + 1, NULL);
-    return -1;
+    return bl_metric(admin_body, name);
 }
 
 struct figures {
@@ -512,7 +395,7 @@ static int read_metrics(struct figures *f)
 /* Waits until every live worker's claim is parked on the server. */
 static int wait_parked(int live, double deadline, struct figures *f)
 {
-    while (now_s() < deadline) {
+    while (bl_now_s() < deadline) {
         if (read_metrics(f) < 0) return -1;
         if (f->waiting >= live) return 0;
         struct timespec ts = {0, 5 * 1000000};
@@ -637,9 +520,9 @@ int main(int argc, char **argv)
                      "0",
                      NULL};
     int out = -1, rc = 1;
-    pid_t pid = start_proc(sargv, &out, errlog);
-    if (pid < 0 || read_field(out, "listening:", url, sizeof url, START_TIMEOUT_S) ||
-        read_field(out, "admin-token:", token, sizeof token, START_TIMEOUT_S)) {
+    pid_t pid = bl_start_proc(sargv, &out, errlog);
+    if (pid < 0 || bl_read_field(out, "listening:", url, sizeof url, START_TIMEOUT_S) ||
+        bl_read_field(out, "admin-token:", token, sizeof token, START_TIMEOUT_S)) {
         fprintf(stderr, "idle-workers: the server did not start (see %s)\n", errlog);
         goto done;
     }
@@ -657,9 +540,9 @@ int main(int argc, char **argv)
 
     /* Register, REGISTER_INFLIGHT at a time (each is a durable write). */
     fprintf(stderr, "idle-workers: registering %d workers...\n", opt.workers);
-    double t0 = now_s(), deadline = t0 + 120.0;
+    double t0 = bl_now_s(), deadline = t0 + 120.0;
     int next = 0;
-    while (next < opt.workers && now_s() < deadline) {
+    while (next < opt.workers && bl_now_s() < deadline) {
         while (next < opt.workers && reg_inflight < REGISTER_INFLIGHT) {
             start_register(&conns[next], next);
             next++;
@@ -675,7 +558,7 @@ int main(int argc, char **argv)
         }
     }
     pump(regs_done, deadline);
-    double reg_s = now_s() - t0;
+    double reg_s = bl_now_s() - t0;
     if (registered < opt.workers) {
         fprintf(stderr, "idle-workers: %d of %d workers registered\n", registered, opt.workers);
         goto done;
@@ -686,20 +569,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "idle-workers: GET /metrics failed\n");
         goto done;
     }
-    proc_stats(pid, &th0, &rss0);
+    bl_proc_stats(pid, &th0, &rss0);
 
     /* Park one claim per worker. */
     fprintf(stderr, "idle-workers: parking %d claims...\n", opt.workers);
-    t0 = now_s();
+    t0 = bl_now_s();
     for (int i = 0; i < opt.workers; i++)
         send_claim(&conns[i]);
-    if (wait_parked(count_live(), now_s() + 60.0, &f1) < 0) {
+    if (wait_parked(count_live(), bl_now_s() + 60.0, &f1) < 0) {
         fprintf(stderr, "idle-workers: the claims did not all park in 60 s (%d failed)\n",
                 failures);
         goto done;
     }
-    double park_s = now_s() - t0;
-    proc_stats(pid, &th1, &rss1);
+    double park_s = bl_now_s() - t0;
+    bl_proc_stats(pid, &th1, &rss1);
 
     /* K new runs, one at a time, each once every claim is parked. */
     fprintf(stderr, "idle-workers: %d new runs...\n", opt.runs);
@@ -709,16 +592,16 @@ int main(int argc, char **argv)
     double *resumed = calloc((size_t)opt.runs, sizeof *resumed);
     if (!lat || !submit_ms || !answers || !resumed) abort();
     int done_runs = 0;
-    deadline = now_s() + opt.seconds;
-    for (int i = 0; i < opt.runs && now_s() < deadline; i++) {
+    deadline = bl_now_s() + opt.seconds;
+    for (int i = 0; i < opt.runs && bl_now_s() < deadline; i++) {
         struct figures before, after;
         char body[160];
         long a0 = answered_runs, c0 = completed;
         if (wait_parked(count_live(), deadline, &before) < 0) break;
         snprintf(body, sizeof body, "{\"name\":\"idle-run-%d\",\"command\":[\"/bin/true\"]}", i);
-        double ts = now_s();
+        double ts = bl_now_s();
         int st = admin_req("POST", "/v1/jobs", body, 10.0);
-        submit_ms[i] = (now_s() - ts) * 1000.0;
+        submit_ms[i] = (bl_now_s() - ts) * 1000.0;
         if (st != 201) {
             fprintf(stderr, "idle-workers: submit answered %d: %.200s\n", st,
                     admin_body ? admin_body : "");
@@ -745,12 +628,12 @@ int main(int argc, char **argv)
         rsum += resumed[i];
     }
     memcpy(sorted, lat, (size_t)done_runs * sizeof *sorted);
-    qsort(sorted, (size_t)done_runs, sizeof *sorted, cmp_double);
-    double lp50 = percentile(sorted, (size_t)done_runs, 0.50);
-    double lp99 = percentile(sorted, (size_t)done_runs, 0.99);
+    qsort(sorted, (size_t)done_runs, sizeof *sorted, bl_cmp_double);
+    double lp50 = bl_percentile(sorted, (size_t)done_runs, 0.50);
+    double lp99 = bl_percentile(sorted, (size_t)done_runs, 0.99);
     memcpy(sorted, submit_ms, (size_t)done_runs * sizeof *sorted);
-    qsort(sorted, (size_t)done_runs, sizeof *sorted, cmp_double);
-    double sp50 = percentile(sorted, (size_t)done_runs, 0.50);
+    qsort(sorted, (size_t)done_runs, sizeof *sorted, bl_cmp_double);
+    double sp50 = bl_percentile(sorted, (size_t)done_runs, 0.50);
     double nr = done_runs ? (double)done_runs : 1;
 
     printf("\n### Many idle workers (SQLite, one server, %d parked claims)\n\n", opt.workers);
@@ -792,7 +675,7 @@ done:
     free(admin_body);
     if (ep >= 0) close(ep);
     if (out >= 0) close(out);
-    stop_proc(pid);
+    bl_stop_proc(pid, "idle-workers");
     if (rc == 0) {
         char cmd[700];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

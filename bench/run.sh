@@ -9,7 +9,10 @@
 # (sked-graph-load: 1,000 no-op tasks, wide and deep, through the store
 # alone; GRAPH_TASKS changes the size). After the SQLite table,
 # sked-idle-workers: IDLE_WORKERS (default 5,000) parked claims on one
-# server, their threads, memory and wake-ups. Every table is always attempted;
+# server, their threads, memory and wake-ups; sked-overhead: sked's own CPU
+# per run of a 1 s CPU job and slot utilisation with a backlog; sked-burst:
+# BURST_RUNS (default 100,000) noop runs due in the same second, how soon
+# all are claimed. Every table is always attempted;
 # the exit status is non-zero when any run reported a failure. BUILD names
 # the build directory (default: build).
 set -u
@@ -18,6 +21,8 @@ bench="$here/${BUILD:-build}/sked-bench"
 case ${BUILD:-build} in /*) bench="$BUILD/sked-bench" ;; esac
 graph="$(dirname "$bench")/sked-graph-load"
 idle="$(dirname "$bench")/sked-idle-workers"
+overhead="$(dirname "$bench")/sked-overhead"
+burst="$(dirname "$bench")/sked-burst"
 
 if [ ! -x "$bench" ]; then
     echo "bench/run.sh: $bench not found; build first (make build)" >&2
@@ -27,6 +32,8 @@ fi
 status=0
 "$bench" "$@" || status=1
 "$idle" --workers "${IDLE_WORKERS:-5000}" || status=1
+"$overhead" || status=1
+"$burst" --runs "${BURST_RUNS:-100000}" || status=1
 "$here/tests/store/pg_harness.sh" "$bench" --pg "$@" || status=1
 
 # Workflows: a fresh SQLite file on disk (durable commits, as the server's),

@@ -776,12 +776,15 @@ static int conn_open(struct conn *c, const char *path, bool writer, char **errms
                             sql_labels_ok, NULL, NULL);
     if (!writer) return 0;
     /* WAL: readers never block the writer; synchronous=FULL: a commit is on
-     * disk before it returns (promise §5.1). temp_store=MEMORY keeps each
-     * operation's savepoint journal (the group commit's, above) in memory:
-     * otherwise one past 64 KiB (a batch of jobs) is written to a temporary
-     * file, page by page, and that write cost more than the inserts. */
+     * disk before it returns (promise §5.1). Not temp_store=MEMORY, though
+     * it kept a batch's savepoint journal (the group commit's, above) out
+     * of a temporary file: SQLite's in-memory journal is a list of 1 KiB
+     * chunks that the end of every statement walks from the start to
+     * truncate it, quadratic in the size of an operation. Firing 10 arrays
+     * of 10,000 in one pass kept the writer busy for over 100 s, answering
+     * nothing (bench/burst.c); with the file, 5 s. */
     static const char *const pragmas[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                                          "PRAGMA foreign_keys=ON", "PRAGMA temp_store=MEMORY"};
+                                          "PRAGMA foreign_keys=ON"};
     for (size_t i = 0; i < sizeof pragmas / sizeof *pragmas; i++) {
         char *err = NULL;
         if (sqlite3_exec(c->db, pragmas[i], NULL, NULL, &err) != SQLITE_OK) {
