@@ -448,6 +448,9 @@ int sched_start(store_t *st, const server_config_t *cfg, sched_t **out)
     pthread_condattr_destroy(&ca);
 
     void *(*fns[3])(void *) = {fire_loop, reap_loop, prune_loop};
+    /* Named, so top -H and /proc/PID/task/TID/comm tell them apart (the
+     * schedules bench reads the fire loop's CPU this way). */
+    static const char *const names[3] = {"sked-fire", "sked-reap", "sked-prune"};
     for (int i = 0; i < 3; i++) {
         int e = pthread_create(&s->thr[i], NULL, fns[i], s);
         if (e != 0) {
@@ -455,6 +458,7 @@ int sched_start(store_t *st, const server_config_t *cfg, sched_t **out)
             rc = -e;
             goto out;
         }
+        pthread_setname_np(s->thr[i], names[i]);
         s->nthr++;
     }
     *out = s;
