@@ -85,3 +85,13 @@ add_dependencies(sked-overhead sked sked-bench-burn)
 add_executable(sked-burst ${CMAKE_SOURCE_DIR}/bench/burst.c)
 target_link_libraries(sked-burst PRIVATE sked_benchlib PkgConfig::JANSSON)
 add_dependencies(sked-burst sked plugin_noop)
+
+# Many cron schedules on one server (issue 13, point 6): 10,000 and
+# 1,000,000 schedules with ~1,000 due each second; runs made, how far
+# ahead, the fire loop's CPU per run (O(due)), RSS and database size
+# (bench/schedules.c; it starts its own sked server, and with --worker a
+# noop plugin worker).
+add_executable(sked-schedules ${CMAKE_SOURCE_DIR}/bench/schedules.c)
+target_link_libraries(sked-schedules PRIVATE sked_benchlib sked_common PkgConfig::JANSSON
+                      Threads::Threads)
+add_dependencies(sked-schedules sked plugin_noop)

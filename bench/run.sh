@@ -12,7 +12,10 @@
 # server, their threads, memory and wake-ups; sked-overhead: sked's own CPU
 # per run of a 1 s CPU job and slot utilisation with a backlog; sked-burst:
 # BURST_RUNS (default 100,000) noop runs due in the same second, how soon
-# all are claimed. Every table is always attempted;
+# all are claimed; sked-schedules: one server per size in SCHEDULES (default
+# 10000,1000000; the million takes a few minutes to create) with ~1,000 cron
+# fire times due each second, the fire loop's CPU per run, RSS and database
+# size. Every table is always attempted;
 # the exit status is non-zero when any run reported a failure. BUILD names
 # the build directory (default: build).
 set -u
@@ -23,6 +26,7 @@ graph="$(dirname "$bench")/sked-graph-load"
 idle="$(dirname "$bench")/sked-idle-workers"
 overhead="$(dirname "$bench")/sked-overhead"
 burst="$(dirname "$bench")/sked-burst"
+schedules="$(dirname "$bench")/sked-schedules"
 
 if [ ! -x "$bench" ]; then
     echo "bench/run.sh: $bench not found; build first (make build)" >&2
@@ -34,6 +38,7 @@ status=0
 "$idle" --workers "${IDLE_WORKERS:-5000}" || status=1
 "$overhead" || status=1
 "$burst" --runs "${BURST_RUNS:-100000}" || status=1
+"$schedules" --sizes "${SCHEDULES:-10000,1000000}" || status=1
 "$here/tests/store/pg_harness.sh" "$bench" --pg "$@" || status=1
 
 # Workflows: a fresh SQLite file on disk (durable commits, as the server's),
