@@ -57,7 +57,8 @@
 
 #define NREADERS          4
 #define BUSY_TIMEOUT_MS   15000
-#define CHECKPOINT_FRAMES 1000 /* SQLite's own autocheckpoint threshold */
+#define CHECKPOINT_FRAMES 1000  /* SQLite's own autocheckpoint threshold */
+#define WAL_MAX_FRAMES    16000 /* ~64 MiB: the writer checkpoints itself past this */
 
 /* ---- connections and statements ---------------------------------------- */
 
@@ -417,6 +418,20 @@ static void *writer_main(void *arg)
             batch_committed(s, batch, t0, notify);
         else
             wake_batch(batch);
+        /* The syncer's checkpoints run beside the writer's appends, so under
+         * a steady stream of writes they never reach the end of the WAL,
+         * which then only grows. Past WAL_MAX_FRAMES the writer checkpoints
+         * itself, between two batches, where nothing is appended: the WAL
+         * is then reset by the next write (unless a reader still uses it),
+         * and journal_size_limit gives its file back. */
+        if (s->wal && atomic_load(&s->wal_frames) >= WAL_MAX_FRAMES) {
+            int logged = 0, done = 0;
+            int rc =
+                sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
+            if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                log_warn("store", "WAL checkpoint failed: %s", sqlite3_errmsg(s->w.db));
+            atomic_store(&s->wal_frames, logged > done ? logged - done : 0);
+        }
         pthread_mutex_lock(&s->wmu);
     }
     pthread_mutex_unlock(&s->wmu);
@@ -809,7 +824,8 @@ static int syncer_setup(struct sq *s, const char *path, char **errmsg)
     int rc = conn_open(&s->ck, path, true, errmsg);
     if (rc < 0) return rc;
     static const char *const pragmas[] = {"PRAGMA wal_autocheckpoint=0",
-                                          "PRAGMA synchronous=NORMAL"};
+                                          "PRAGMA synchronous=NORMAL",
+                                          "PRAGMA journal_size_limit=67108864"};
     for (size_t i = 0; i < sizeof pragmas / sizeof *pragmas; i++)
         if ((rc = exec_sql(&s->w, pragmas[i])) < 0) {
             if (errmsg) *errmsg = xasprintf("%s: %s", pragmas[i], sqlite3_errmsg(s->w.db));
