@@ -25,8 +25,11 @@
  * list rotated so that it prefers a different server; and cross-server
  * dispatch latency, jobs submitted on server A while the only worker
  * long-polls on server B, so the wake-up has to travel through the
- * database's LISTEN/NOTIFY. `make bench` runs the PostgreSQL table inside
- * tests/store/pg_harness.sh, which provides a throwaway database.
+ * database's LISTEN/NOTIFY. Around the end-to-end phase, the database's
+ * cost per job: transactions (pg_stat_database) and write transactions
+ * per job, and the CPU of the PostgreSQL server next to the servers' and
+ * the workers' (issue 13, point 9). `make bench` runs the PostgreSQL table
+ * inside tests/store/pg_harness.sh, which provides a throwaway database.
  *
  * Every phase is bounded in time and count, everything listens on
  * 127.0.0.1 (PostgreSQL on a unix socket), and the bench ends the processes
@@ -1320,10 +1323,10 @@ static int bench_pg(long ncpu)
 
     printf("\nPostgreSQL cost per job, end-to-end phase (submit -> claim -> complete of %d "
            "/bin/true jobs): transactions from pg_stat_database over the phase + %.0f s for "
-           "its counts to settle, with the background (heartbeats, scheduler, reaper, the "
-           "bench's completion polls) and less an idle window of the same shape; write "
-           "transactions from the transaction ids used; CPU over the phase (%% of wall x %ld "
-           "cores), and per job less the idle window's\n\n",
+           "its counts to settle, less the bench's own GETs (one read transaction each), with "
+           "the background (heartbeats, scheduler, reaper, alerter) and net of an idle "
+           "window of the same shape; write transactions (ids handed out), net; CPU over the "
+           "phase (%% of wall x %ld cores), and per job net of the idle window's\n\n",
            opt.pg_runs, SETTLE_S, ncpu);
     printf("| servers | commits / job (with background) | commits / job (net) | rollbacks / job "
            "(with / net) | write transactions / job (net) | CPU share DB / servers / workers "
@@ -1366,7 +1369,10 @@ static void usage(FILE *f)
             "PostgreSQL database, submit throughput and p50/p99 latency (clients spread\n"
             "round-robin over the servers), end-to-end /bin/true runs/s (one worker per\n"
             "server, given the whole --server list), and cross-server dispatch latency\n"
-            "(submitted on one server, the only worker long-polling on another). Each\n"
+            "(submitted on one server, the only worker long-polling on another); then\n"
+            "what the end-to-end phase cost the database per job: commits and rollbacks\n"
+            "(pg_stat_database), write transactions, and the CPU of PostgreSQL (when it\n"
+            "runs on this host), the servers and the workers. Each\n"
             "configuration runs in a fresh schema sked_bench_PID_I of the database, which\n"
             "is left behind: use a throwaway database, e.g.\n"
             "    tests/store/pg_harness.sh build/sked-bench --pg\n\n"
