@@ -1044,7 +1044,7 @@ static PGconn *pg_watch_open(long *postmaster)
 }
 
 /* Reads the counters; the reading is itself one write transaction
- * (txid_current assigns an id), which pg_mark_diff takes out again. */
+ * (txid_current assigns an id), which pg_cost_of takes out again. */
 static void pg_mark(PGconn *c, long postmaster, const pid_t *srv, int nsrv, const pid_t *wrk,
                     int nwrk, struct pg_mark *m)
 {
