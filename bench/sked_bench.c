@@ -25,8 +25,11 @@
  * list rotated so that it prefers a different server; and cross-server
  * dispatch latency, jobs submitted on server A while the only worker
  * long-polls on server B, so the wake-up has to travel through the
- * database's LISTEN/NOTIFY. `make bench` runs the PostgreSQL table inside
- * tests/store/pg_harness.sh, which provides a throwaway database.
+ * database's LISTEN/NOTIFY. Around the end-to-end phase, the database's
+ * cost per job: transactions (pg_stat_database) and write transactions
+ * per job, and the CPU of the PostgreSQL server next to the servers' and
+ * the workers' (issue 13, point 9). `make bench` runs the PostgreSQL table
+ * inside tests/store/pg_harness.sh, which provides a throwaway database.
  *
  * Every phase is bounded in time and count, everything listens on
  * 127.0.0.1 (PostgreSQL on a unix socket), and the bench ends the processes
@@ -88,6 +91,8 @@ int main(int argc, char **argv)
 #else /* the bench */
 
 #include <curl/curl.h>
+#include <dirent.h>
+#include <libpq-fe.h>
 
 extern char **environ;
 
@@ -299,6 +304,11 @@ static void client_fini(struct client *cl)
     cl->hdrs = NULL;
 }
 
+/* Requests sent by request(): each GET is one read transaction of the
+ * store, which the --pg cost table takes out of the database's counts. */
+static long requests_sent;
+static long polls_done; /* remaining() calls, for the --pg idle window */
+
 /* Returns the HTTP status, or 0 when no answer came. */
 static long request(struct client *cl, const char *method, const char *path, const char *body,
                     struct sink *s)
@@ -315,6 +325,7 @@ static long request(struct client *cl, const char *method, const char *path, con
         curl_easy_setopt(cl->c, CURLOPT_HTTPGET, 1L);
     }
     curl_easy_setopt(cl->c, CURLOPT_CUSTOMREQUEST, method);
+    requests_sent++;
     long status = 0;
     if (curl_easy_perform(cl->c) == CURLE_OK)
         curl_easy_getinfo(cl->c, CURLINFO_RESPONSE_CODE, &status);
@@ -726,6 +737,7 @@ static int remaining(struct client *cl)
     static const char *states[] = {"scheduled", "pending", "running"};
     struct sink sk;
     int n = 0;
+    polls_done++;
     for (size_t i = 0; i < 3; i++) {
         char path[128];
         snprintf(path, sizeof path, "/v1/runs?state=%s&limit=1", states[i]);
@@ -920,6 +932,207 @@ static int bench_sqlite(long ncpu)
            na.failed || na.errors;
 }
 
+/* ---- the database's cost per job (the --pg table) ------------------------ */
+
+/* What one job's lifecycle (submit -> claim -> complete) costs the
+ * database, around the end-to-end phase: transactions from
+ * pg_stat_database, write transactions from the transaction ids handed out,
+ * and the CPU time of every PostgreSQL process next to the servers'. The
+ * bench reads the database server's own counters on a connection of its
+ * own; it never touches sked's tables (that SQL lives in src/store/).
+ *
+ * pg_stat_database lags: a backend publishes its counts at most once a
+ * second while busy, and one that went idle within that second only after
+ * PGSTAT_IDLE_INTERVAL (10 s). So each reading that ends a window is taken
+ * SETTLE_S after the window's work, and an idle window of the same shape
+ * (the same completion polls for as long, then the same settle) is
+ * measured right after and subtracted: what is left is the jobs' own. */
+#define SETTLE_S        11.0
+
+/* One reading of the counters. */
+struct pg_mark {
+    double t;                        /* now_s() */
+    long long commits, rollbacks;    /* pg_stat_database, this database */
+    long long xid;                   /* txid_current(): write transactions so far */
+    long gets;                       /* requests_sent: the bench's own read transactions */
+    double db_cpu, srv_cpu, wrk_cpu; /* CPU seconds; db_cpu < 0: not on this host */
+    int ok;
+};
+
+/* Per job, from the marks of one configuration (see cluster_config). */
+struct pg_cost {
+    int measured;
+    double commits, rollbacks;             /* per job, the window including background */
+    double commits_net, rollbacks_net;     /* per job, less the idle window */
+    double writes_net;                     /* write transactions per job, less idle */
+    double db_share, srv_share, wrk_share; /* CPU over the phase / (wall x cores) */
+    double db_ms, srv_ms;                  /* CPU per job, ms, less idle; db_ms < 0: unknown */
+    double window_s;                       /* the counted window (phase + settle) */
+};
+
+/* utime+stime (+ reaped children's when children) of pid in seconds; the
+ * parent pid in *ppid; -1 when pid is gone. */
+static double proc_cpu(long pid, int children, long *ppid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces and parentheses: fields follow the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    char state;
+    long pp;
+    unsigned long ut, st;
+    long cut, cst;
+    if (sscanf(p + 1, " %c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &state, &pp,
+               &ut, &st, &cut, &cst) != 6)
+        return -1;
+    if (ppid) *ppid = pp;
+    double ticks = (double)ut + (double)st + (children ? (double)cut + (double)cst : 0);
+    return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The PostgreSQL server's CPU: the postmaster with the children it reaped,
+ * plus every live child (backends, checkpointer, WAL writer, autovacuum). */
+static double pg_cpu(long postmaster)
+{
+    if (postmaster <= 0) return -1;
+    double sum = proc_cpu(postmaster, 1, NULL);
+    if (sum < 0) return -1;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        long pp = 0;
+        if (*end || pid <= 0 || pid == postmaster) continue;
+        double c = proc_cpu(pid, 1, &pp);
+        if (c > 0 && pp == postmaster) sum += c;
+    }
+    if (d) closedir(d);
+    return sum;
+}
+
+static double procs_cpu(const pid_t *pids, int n, int children)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        double c = pids[i] > 0 ? proc_cpu(pids[i], children, NULL) : -1;
+        if (c > 0) sum += c;
+    }
+    return sum;
+}
+
+/* The bench's watching connection; postmaster pid when the server runs on
+ * this host (the parent of our backend), else 0. */
+static PGconn *pg_watch_open(long *postmaster)
+{
+    *postmaster = 0;
+    PGconn *c = PQconnectdb(opt.pg_url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "bench: cannot watch the database: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    long pp = 0;
+    if (proc_cpu(PQbackendPID(c), 0, &pp) >= 0) *postmaster = pp;
+    return c;
+}
+
+/* Reads the counters; the reading is itself one write transaction
+ * (txid_current assigns an id), which pg_cost_of takes out again. */
+static void pg_mark(PGconn *c, long postmaster, const pid_t *srv, int nsrv, const pid_t *wrk,
+                    int nwrk, struct pg_mark *m)
+{
+    memset(m, 0, sizeof *m);
+    m->t = now_s();
+    m->gets = requests_sent;
+    m->db_cpu = pg_cpu(postmaster);
+    m->srv_cpu = procs_cpu(srv, nsrv, 0);
+    /* A worker's jobs are its children: reaped, their CPU is the worker's. */
+    m->wrk_cpu = procs_cpu(wrk, nwrk, 1);
+    if (!c) return;
+    /* PG 15+: publish our own backend's counts now, not within the second. */
+    const char *sql = PQserverVersion(c) >= 150000
+                          ? "SELECT xact_commit, xact_rollback, txid_current(), "
+                            "pg_stat_force_next_flush() FROM pg_stat_database "
+                            "WHERE datname = current_database()"
+                          : "SELECT xact_commit, xact_rollback, txid_current() "
+                            "FROM pg_stat_database WHERE datname = current_database()";
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        m->commits = atoll(PQgetvalue(r, 0, 0));
+        m->rollbacks = atoll(PQgetvalue(r, 0, 1));
+        m->xid = atoll(PQgetvalue(r, 0, 2));
+        m->ok = 1;
+    } else {
+        fprintf(stderr, "bench: reading pg_stat_database: %s", PQerrorMessage(c));
+    }
+    PQclear(r);
+}
+
+/* The idle window: as many completion polls as the end-to-end phase made
+ * (nothing to wait for now), spread evenly over as long, so the window
+ * carries the same bench traffic. */
+static void idle_polls(long polls, double seconds)
+{
+    struct client cl;
+    client_init(&cl, urls[0]);
+    double t0 = now_s();
+    for (long i = 0; i < polls; i++) {
+        double wait_s = t0 + seconds * (double)i / (double)polls - now_s();
+        if (wait_s > 0) sleep_ms((int)(wait_s * 1000.0));
+        remaining(&cl);
+    }
+    double rest = t0 + seconds - now_s();
+    if (rest > 0) sleep_ms((int)(rest * 1000.0));
+    client_fini(&cl);
+}
+
+/* Per job from the marks: the counted window m0..m1 (phase + settle) less
+ * the idle window m1..m2; CPU over the phase m0..me less the idle polls
+ * m1..mi, scaled to the phase's length. */
+static void pg_cost_of(const struct pg_mark *m0, const struct pg_mark *me, const struct pg_mark *m1,
+                       const struct pg_mark *mi, const struct pg_mark *m2, size_t jobs,
+                       struct pg_cost *c)
+{
+    memset(c, 0, sizeof *c);
+    if (!jobs || !m0->ok || !m1->ok || !m2->ok) return;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double nj = (double)jobs, phase = me->t - m0->t, idle = mi->t - m1->t;
+    double scale = idle > 0 ? phase / idle : 0;
+    /* Each window holds one reading of ours (its commit and its xid) and
+     * the bench's GETs (a read transaction each). */
+    double com = (double)(m1->commits - m0->commits - 1 - (m1->gets - m0->gets));
+    double com_idle = (double)(m2->commits - m1->commits - 1 - (m2->gets - m1->gets));
+    double rb = (double)(m1->rollbacks - m0->rollbacks);
+    double rb_idle = (double)(m2->rollbacks - m1->rollbacks);
+    double wr = (double)(m1->xid - m0->xid - 1), wr_idle = (double)(m2->xid - m1->xid - 1);
+    /* The idle window may run a little longer than the counted one. */
+    double wscale = m2->t - m1->t > 0 ? (m1->t - m0->t) / (m2->t - m1->t) : 1;
+    c->measured = 1;
+    c->window_s = m1->t - m0->t;
+    c->commits = com / nj;
+    c->rollbacks = rb / nj;
+    c->commits_net = (com - com_idle * wscale) / nj;
+    c->rollbacks_net = (rb - rb_idle * wscale) / nj;
+    c->writes_net = (wr - wr_idle * wscale) / nj;
+    double cores = phase * (double)(ncpu > 0 ? ncpu : 1);
+    c->srv_share = (me->srv_cpu - m0->srv_cpu) / cores;
+    c->wrk_share = (me->wrk_cpu - m0->wrk_cpu) / cores;
+    c->srv_ms = ((me->srv_cpu - m0->srv_cpu) - (mi->srv_cpu - m1->srv_cpu) * scale) * 1000.0 / nj;
+    if (m0->db_cpu >= 0 && me->db_cpu >= 0 && m1->db_cpu >= 0 && mi->db_cpu >= 0) {
+        c->db_share = (me->db_cpu - m0->db_cpu) / cores;
+        c->db_ms = ((me->db_cpu - m0->db_cpu) - (mi->db_cpu - m1->db_cpu) * scale) * 1000.0 / nj;
+    } else {
+        c->db_share = c->db_ms = -1;
+    }
+}
+
 /* ---- the PostgreSQL cluster table ---------------------------------------- */
 
 struct cluster_row {
@@ -928,6 +1141,7 @@ struct cluster_row {
     struct submit_result sub, batch;
     struct e2e_result e2e;
     struct dispatch_result d;
+    struct pg_cost cost;
 };
 
 /* "URL" + sked_schema=NAME, with ? or & as the URL needs. */
@@ -1006,8 +1220,31 @@ static void cluster_config(int idx, int n, struct cluster_row *row)
     }
     fprintf(stderr, "bench: [%d server%s] end to end (%d runs of /bin/true, %d worker%s)...\n", n,
             n > 1 ? "s" : "", opt.pg_runs, n, n > 1 ? "s" : "");
+    /* The database's cost per job: settle | m0 | phase | me, settle | m1 |
+     * the phase's polls as long as it | mi, settle | m2, where m1..m2 is as
+     * long as m0..m1 (pg_cost's comment). */
+    long postmaster = 0;
+    PGconn *watch = pg_watch_open(&postmaster);
+    struct pg_mark m0, me, m1, mi, m2;
+    /* The earlier phases' counts settle first, so m0's lag is background. */
+    sleep_ms((int)(SETTLE_S * 1000.0));
+    pg_mark(watch, postmaster, servers, n, workers, nworkers, &m0);
+    long polls0 = polls_done;
     row->e2e = e2e_phase("now", 8, opt.pg_runs, 60.0);
     row->started = 1;
+    pg_mark(watch, postmaster, servers, n, workers, nworkers, &me);
+    long polls = polls_done - polls0;
+    fprintf(stderr, "bench: [%d server%s] database counters: settle, then an idle window...\n", n,
+            n > 1 ? "s" : "");
+    sleep_ms((int)(SETTLE_S * 1000.0));
+    pg_mark(watch, postmaster, servers, n, workers, nworkers, &m1);
+    idle_polls(polls, me.t - m0.t);
+    pg_mark(watch, postmaster, servers, n, workers, nworkers, &mi);
+    double rest = m1.t + (m1.t - m0.t) - now_s();
+    if (rest > 0) sleep_ms((int)(rest * 1000.0));
+    pg_mark(watch, postmaster, servers, n, workers, nworkers, &m2);
+    PQfinish(watch);
+    pg_cost_of(&m0, &me, &m1, &mi, &m2, row->e2e.ok, &row->cost);
 out:
     /* Workers first, so their drained attempts still reach a server. */
     stop_procs(workers, nworkers);
@@ -1015,6 +1252,20 @@ out:
     for (int i = 0; i < MAX_SERVERS; i++) {
         if (wouts[i] >= 0) close(wouts[i]);
         if (souts[i] >= 0) close(souts[i]);
+    }
+}
+
+/* "DB % / servers % / workers %" of the end-to-end phase. */
+static void share_text(const struct pg_cost *c, char *dst, size_t len)
+{
+    if (!c->measured) {
+        snprintf(dst, len, "n/a");
+    } else if (c->db_share < 0) {
+        snprintf(dst, len, "n/a (remote DB) / %.0f %% / %.0f %%", 100.0 * c->srv_share,
+                 100.0 * c->wrk_share);
+    } else {
+        snprintf(dst, len, "%.0f %% / %.0f %% / %.0f %%", 100.0 * c->db_share, 100.0 * c->srv_share,
+                 100.0 * c->wrk_share);
     }
 }
 
@@ -1041,8 +1292,9 @@ static int bench_pg(long ncpu)
            opt.clients, opt.seconds, opt.batch_clients, opt.batch_size, opt.pg_runs, opt.slots);
     printf(
         "| servers | submit/s | submit p50 / p99 ms | batch submit jobs/s | batch call p50 / p99 "
-        "ms | e2e runs/s | cross-server dispatch p50 / p99 ms | of which fire -> claim p50 / "
-        "p99 ms | notes |\n|---|---|---|---|---|---|---|---|---|\n");
+        "ms | e2e runs/s | e2e CPU share: DB / servers / workers | cross-server dispatch p50 / "
+        "p99 ms | of which fire -> claim p50 / p99 ms | notes |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < opt.nconfigs; i++) {
         struct cluster_row *r = &rows[i];
         char notes[200] = "";
@@ -1060,11 +1312,40 @@ static int bench_pg(long ncpu)
             off += (size_t)snprintf(notes + off, sizeof notes - off, "%zu of %d stamps; ", r->d.got,
                                     opt.samples);
         if (r->servers == 1) snprintf(notes + off, sizeof notes - off, "dispatch: A = B");
+        char share[80];
+        share_text(&r->cost, share, sizeof share);
         printf("| %d | %.0f (%zu ok) | %.2f / %.2f | %.0f (%zu calls) | %.2f / %.2f | %.0f (%zu "
-               "runs) | %.2f / %.2f (%zu samples) | %.2f / %.2f | %s |\n",
+               "runs) | %s | %.2f / %.2f (%zu samples) | %.2f / %.2f | %s |\n",
                r->servers, r->sub.rate, r->sub.ok, r->sub.p50, r->sub.p99, r->batch.rate,
-               r->batch.ok, r->batch.p50, r->batch.p99, r->e2e.rate, r->e2e.ok, r->d.p50, r->d.p99,
-               r->d.got, r->d.claim_p50, r->d.claim_p99, notes);
+               r->batch.ok, r->batch.p50, r->batch.p99, r->e2e.rate, r->e2e.ok, share, r->d.p50,
+               r->d.p99, r->d.got, r->d.claim_p50, r->d.claim_p99, notes);
+    }
+
+    printf("\nPostgreSQL cost per job, end-to-end phase (submit -> claim -> complete of %d "
+           "/bin/true jobs): transactions from pg_stat_database over the phase + %.0f s for "
+           "its counts to settle, less the bench's own GETs (one read transaction each), with "
+           "the background (heartbeats, scheduler, reaper, alerter) and net of an idle "
+           "window of the same shape; write transactions (ids handed out), net; CPU over the "
+           "phase (%% of wall x %ld cores), and per job net of the idle window's\n\n",
+           opt.pg_runs, SETTLE_S, ncpu);
+    printf("| servers | commits / job (with background) | commits / job (net) | rollbacks / job "
+           "(with / net) | write transactions / job (net) | CPU share DB / servers / workers "
+           "| server CPU / job (net) | DB CPU / job (net) |\n|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < opt.nconfigs; i++) {
+        struct pg_cost *c = &rows[i].cost;
+        char share[80], dbms[32];
+        if (!c->measured) {
+            printf("| %d | not measured | | | | | | |\n", rows[i].servers);
+            continue;
+        }
+        share_text(c, share, sizeof share);
+        if (c->db_ms >= 0)
+            snprintf(dbms, sizeof dbms, "%.2f ms", c->db_ms);
+        else
+            snprintf(dbms, sizeof dbms, "n/a (remote)");
+        printf("| %d | %.2f | %.2f | %.3f / %.3f | %.2f | %s | %.2f ms | %s |\n", rows[i].servers,
+               c->commits, c->commits_net, c->rollbacks, c->rollbacks_net, c->writes_net, share,
+               c->srv_ms, dbms);
     }
     printf("\n(logs in %s)\n", tmpdir);
     fflush(stdout);
@@ -1088,7 +1369,10 @@ static void usage(FILE *f)
             "PostgreSQL database, submit throughput and p50/p99 latency (clients spread\n"
             "round-robin over the servers), end-to-end /bin/true runs/s (one worker per\n"
             "server, given the whole --server list), and cross-server dispatch latency\n"
-            "(submitted on one server, the only worker long-polling on another). Each\n"
+            "(submitted on one server, the only worker long-polling on another); then\n"
+            "what the end-to-end phase cost the database per job: commits and rollbacks\n"
+            "(pg_stat_database), write transactions, and the CPU of PostgreSQL (when it\n"
+            "runs on this host), the servers and the workers. Each\n"
             "configuration runs in a fresh schema sked_bench_PID_I of the database, which\n"
             "is left behind: use a throwaway database, e.g.\n"
             "    tests/store/pg_harness.sh build/sked-bench --pg\n\n"

@@ -28,6 +28,13 @@
 #define CLAIM_LEASE_MS (CLAIM_MAX * SEND_TIMEOUT_MS + 30000)
 #define SWEEP_EVERY_MS 1000
 #define NAP_MAX_MS     5000 /* deliverers look again at least this often */
+/* ... and, between them, at most once per this: every commit that changes
+ * a run (on any server) kicks the alerter, since the store's notify hook
+ * cannot tell the ones that queued a notice, and a look is two
+ * transactions. Looking at every kick was two thirds of the database's
+ * transactions per job (bench/README.md, "PostgreSQL cost per job"). A
+ * notice waits this much longer at worst. */
+#define KICK_GAP_MS    250
 #define RETRY_FIRST_MS 1000
 
 struct alerter {
@@ -36,9 +43,11 @@ struct alerter {
     const alert_smtp_t *smtp;
     char owner[64]; /* this server's name on the outbox claims */
     pthread_mutex_t mu;
-    pthread_cond_t cond; /* on CLOCK_MONOTONIC */
+    pthread_cond_t cond;   /* on CLOCK_MONOTONIC: stop */
+    pthread_cond_t kicked; /* on CLOCK_MONOTONIC: stop, or a kick for one deliverer */
     bool stop;
-    unsigned kicks; /* bumped by alerter_kick */
+    unsigned kicks;       /* bumped by alerter_kick */
+    int64_t last_look_ns; /* a deliverer's last look at the outbox (mono) */
     pthread_t thr[DELIVERERS + 1];
     int nthr;
 };
@@ -194,7 +203,7 @@ static bool stopping(alerter_t *a)
 }
 
 /* Sleeps delay_ms, or until stopped, or (seen != NULL) until a kick after
- * *seen. */
+ * *seen; a kick wakes one deliverer waiting for one. */
 static void nap(alerter_t *a, int64_t delay_ms, unsigned *seen)
 {
     if (delay_ms < 0) delay_ms = 0;
@@ -202,9 +211,25 @@ static void nap(alerter_t *a, int64_t delay_ms, unsigned *seen)
     struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
     pthread_mutex_lock(&a->mu);
     while (!a->stop && !(seen && a->kicks != *seen))
-        if (pthread_cond_timedwait(&a->cond, &a->mu, &ts) == ETIMEDOUT) break;
+        if (pthread_cond_timedwait(seen ? &a->kicked : &a->cond, &a->mu, &ts) == ETIMEDOUT) break;
     if (seen) *seen = a->kicks;
     pthread_mutex_unlock(&a->mu);
+}
+
+/* 0 when a deliverer may look at the outbox now (and the look is
+ * recorded), else the ms to wait: the deliverers look at most once per
+ * KICK_GAP_MS between them, unless the last look found a full batch. */
+static int64_t look_wait_ms(alerter_t *a, bool more)
+{
+    int64_t now = clock_mono_ns(), wait = 0;
+    pthread_mutex_lock(&a->mu);
+    int64_t since_ms = (now - a->last_look_ns) / 1000000;
+    if (!more && a->last_look_ns && since_ms < KICK_GAP_MS)
+        wait = KICK_GAP_MS - since_ms;
+    else
+        a->last_look_ns = now;
+    pthread_mutex_unlock(&a->mu);
+    return wait;
 }
 
 static void *deliver_loop(void *arg)
@@ -212,12 +237,20 @@ static void *deliver_loop(void *arg)
     alerter_t *a = arg;
     unsigned seen = 0;
     int last_rc = 0;
+    bool more = false;
     while (!stopping(a)) {
+        int64_t wait = look_wait_ms(a, more);
+        if (wait > 0) {
+            nap(a, wait, NULL);
+            continue;
+        }
+        nap(a, 0, &seen); /* this look answers every kick so far */
         int rc = alerter_deliver(a->st, a->cfg, a->smtp, a->owner, CLAIM_MAX, store_now_ms(a->st));
         if (rc < 0 && rc != last_rc)
             log_warn("alerts", "delivering alerts failed: %s; retrying", sked_strerror(rc));
         last_rc = rc < 0 ? rc : 0;
-        if (rc == CLAIM_MAX) continue; /* more may be due */
+        more = rc == CLAIM_MAX;
+        if (more) continue; /* more may be due */
         int64_t delay = NAP_MAX_MS, next = -1;
         if (rc >= 0 && store_outbox_next_due_ms(a->st, &next) == 0 && next >= 0) {
             int64_t d = next - store_now_ms(a->st);
@@ -260,6 +293,7 @@ alerter_t *alerter_new(store_t *st, const server_config_t *cfg, const alert_smtp
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&a->cond, &ca);
+    pthread_cond_init(&a->kicked, &ca);
     pthread_condattr_destroy(&ca);
     return a;
 }
@@ -282,7 +316,8 @@ void alerter_kick(alerter_t *a)
     if (!a) return;
     pthread_mutex_lock(&a->mu);
     a->kicks++;
-    pthread_cond_broadcast(&a->cond);
+    /* One deliverer looks; it answers every kick before its look. */
+    pthread_cond_signal(&a->kicked);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -292,10 +327,12 @@ void alerter_stop(alerter_t *a)
     pthread_mutex_lock(&a->mu);
     a->stop = true;
     pthread_cond_broadcast(&a->cond);
+    pthread_cond_broadcast(&a->kicked);
     pthread_mutex_unlock(&a->mu);
     for (int i = 0; i < a->nthr; i++)
         pthread_join(a->thr[i], NULL);
     pthread_cond_destroy(&a->cond);
+    pthread_cond_destroy(&a->kicked);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }

@@ -12,6 +12,9 @@
 # PostgreSQL refuses to run as root; when run as root the cluster belongs to
 # the "postgres" user (override with SKED_PG_USER) while CMD still runs as
 # the caller. Binaries come from PGBIN (default: Debian's PostgreSQL 15).
+# SKED_PG_OPTS adds server options (e.g. "-c log_statement=all" to see what
+# a bench sends); the server's log is $SKED_TEST_PG_HOST/server.log, which CMD
+# can copy before it ends.
 set -u
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -67,7 +70,7 @@ as_pg "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C
 }
 
 as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$START_TIMEOUT" \
-    -o "-k $dir -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=200" \
+    -o "-k $dir -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c max_connections=200 ${SKED_PG_OPTS:-}" \
     start >/dev/null || fail "server did not start within ${START_TIMEOUT}s"
 started=1
 
