@@ -114,8 +114,12 @@ export async function jobsPage(root) {
     status.textContent = `${shown} (${Math.round(performance.now() - t0)} ms).`;
     root.dataset.loadedMs = String(Math.round(performance.now() - t0));
     updateBulk();
+    // The filters into the address, unless the user has moved on: a list
+    // that loads after the hash changed (its hashchange still queued) must
+    // not write #/jobs back over the page asked for.
     const qs = new URLSearchParams(Object.entries(f).filter(([, v]) => v)).toString();
-    history.replaceState(null, '', `#/jobs${qs ? `?${qs}` : ''}`);
+    if (root.isConnected && location.hash.split('?')[0] === '#/jobs')
+      history.replaceState(null, '', `#/jobs${qs ? `?${qs}` : ''}`);
   }
 
   const reset = () => { pg.reset(); load(); };

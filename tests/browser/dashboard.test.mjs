@@ -651,6 +651,23 @@ describe('the dashboard in a browser', {concurrency: 1}, () => {
     await until(async () => await dark.getAttribute('aria-pressed') === 'false', 'aria-pressed false');
   });
 
+  check('a list left before it loaded does not take the address back', async () => {
+    // The Jobs list writes its filters into the address once it has
+    // loaded; left before that, it must not write #/jobs over the page the
+    // user went to (it did: the hashchange was still queued, and the Jobs
+    // page came back). Ten tries, each waiting for the list's answer.
+    for (let i = 0; i < 10; i++) {
+      const listed = page.waitForResponse(r => new URL(r.url()).pathname === '/v1/jobs' &&
+        r.request().method() === 'GET');
+      await go('#/jobs');
+      await go('#/overview');
+      await listed;
+      await page.evaluate(() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0))));
+      await expectH1('Overview');
+      assert.equal(await page.evaluate(() => location.hash), '#/overview');
+    }
+  });
+
   check(`opens the Jobs page's first page with ${N_JOBS} jobs in the store`, async () => {
     // Made through the API, as a user would, 32 requests in flight on
     // keep-alive connections; the tab stays open on the overview meanwhile
