@@ -743,6 +743,7 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
     }
     /* A claim that got runs at once was woken by nobody and leaves the
      * timed wake-ups to those that wait: no further read on the hot path. */
+    if (got < 0 && req->resumed) http_pass_wake(req); /* it cannot use it: the next may */
     if (got < 0 || (got > 0 && !req->resumed)) goto out;
     /* Passing a wake-up on also covers the one a claim that gets nothing
      * was handed: whatever is due, this worker cannot take it. */

@@ -357,7 +357,12 @@ static void *syncer_main(void *arg)
         pthread_mutex_unlock(&s->smu);
 
         /* Every batch taken was committed before this sync starts, so this
-         * one fdatasync makes them all durable. It cannot be undone or
+         * one fdatasync makes them all durable. (The writer's connection
+         * is NOMUTEX and its file object is synced from this thread while
+         * the writer appends: with the unix VFS that is an fdatasync on a
+         * shared descriptor, and the one flag it may update (whether the
+         * directory still needs its one sync after the WAL was created) is
+         * only ever cleared, whoever does it.) It cannot be undone or
          * retried: after a failed fsync the kernel may have dropped the
          * pages it could not write, so the WAL no longer holds what the
          * store already showed (PostgreSQL panics for the same reason).
@@ -815,10 +820,19 @@ static int conn_open(struct conn *c, const char *path, bool writer, char **errms
  * writer then commits with synchronous=NORMAL and leaves the WAL's sync,
  * and checkpoints, to it. Without a WAL file to sync, the writer keeps
  * synchronous=FULL. */
+static const char SQL_JOURNAL_MODE[] = "PRAGMA journal_mode";
+
 static int syncer_setup(struct sq *s, const char *path, char **errmsg)
 {
+    /* Only a WAL is synced this way: in any other journal mode the pointer
+     * below names a rollback journal that comes and goes. */
+    sqlite3_stmt *st = prep(&s->w, SQL_JOURNAL_MODE);
+    bool wal_mode = st && sqlite3_step(st) == SQLITE_ROW &&
+                    !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+    if (st) sqlite3_reset(st);
     sqlite3_file *wal = NULL;
-    if (sqlite3_file_control(s->w.db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+    if (!wal_mode ||
+        sqlite3_file_control(s->w.db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
         !wal || !wal->pMethods)
         return 0;
     int rc = conn_open(&s->ck, path, true, errmsg);

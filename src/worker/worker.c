@@ -439,8 +439,17 @@ static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim
             break;
         }
         if (rc == 0 && st >= 400 && st < 500 && st != 429) {
-            if (st == 404 || st == 405)
+            /* 404 naming this worker: the server lost it (the heartbeat
+             * thread registers again); another 404 or a 405: an older
+             * server, without the route. */
+            bool gone = st == 404 && r.body && strstr(r.body, "register again");
+            if ((st == 404 && !gone) || st == 405)
                 atomic_store(&w->no_batch, 1); /* an older server */
+            else if (gone)
+                log_info("worker",
+                         "the server does not know this worker; %zu results go one "
+                         "by one",
+                         n);
             else
                 log_error("worker",
                           "a batch of %zu results was refused with HTTP %ld (%s); "
@@ -637,10 +646,13 @@ static void *shard_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         json_t *claimed = NULL;
         if (k) claimed = report_batch(sh, report, k, claim ? credits : 0);
-        for (size_t i = 0; i < n; i++)
-            release(w, batch[i]);
+        /* Held before the reported ones are let go: a worker stopping
+         * waits until nothing is held, and must not find the list empty
+         * while runs it claimed are about to start. */
         start_claimed(w, sh->http, claimed, credits);
         json_decref(claimed);
+        for (size_t i = 0; i < n; i++)
+            release(w, batch[i]);
     }
     return NULL;
 }
@@ -883,6 +895,11 @@ static int start_claimed(worker_t *w, httpc_t *h, json_t *ans, int credits)
     }
     httpc_resp_t r = {0};
     bool ok = false;
+    if (n && atomic_load(&w->aborting)) { /* sending nothing more: they come back uncharged */
+        for (i = 0; i < n; i++)
+            attempt_free(v[i]);
+        n = 0;
+    }
     if (n) {
         char id[SKED_ID_LEN], path[128];
         pthread_mutex_lock(&w->mu);
