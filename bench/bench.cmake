@@ -2,7 +2,7 @@
 # prints the SQLite table, then, under tests/store/pg_harness.sh, the
 # PostgreSQL cluster table (sked-bench --pg).
 add_executable(sked-bench ${CMAKE_SOURCE_DIR}/bench/sked_bench.c)
-target_link_libraries(sked-bench PRIVATE sked_common sked_loadgen PkgConfig::PQ)
+target_link_libraries(sked-bench PRIVATE sked_common sked_loadgen sked_benchlib PkgConfig::PQ)
 add_dependencies(sked-bench sked sked-bench-stamp)
 
 # The dispatch-latency job: the same file reduced to its --stamp mode and
