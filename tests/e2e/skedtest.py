@@ -706,6 +706,23 @@ class SkedTestCase(unittest.TestCase):
     def run_get(self, run_id):
         return self.ok("GET", "/v1/runs/" + run_id, expect=200)
 
+    def started_run(self, job_id, lease_s, timeout=15.0):
+        """Waits until the job's first run is running with its start
+        confirmed, and returns it. A claim leases a run for half the lease,
+        unconfirmed; the worker confirms before it starts anything, which
+        renews it to a whole lease. A worker killed or frozen before that
+        never started the run: it comes back uncharged, and its retry is
+        attempt 1 again. So a test that kills a worker "while it runs"
+        waits for this, not for state "running" alone."""
+        def confirmed():
+            runs = self.runs_of(job_id)
+            r = runs[0] if runs else None
+            if not r or r["state"] != "running" or not r.get("lease_expires_at"):
+                return None
+            return r if parse_time(r["lease_expires_at"]) - time.time() > 0.6 * lease_s else None
+        return wait_until(confirmed, timeout, interval=0.02,
+                          msg="the run of %s to start (confirmed)" % job_id)
+
     def wait_runs(self, job_id, pred, timeout=15.0, msg=None):
         """Waits until pred(runs of job_id) is truthy; returns the runs."""
         box = {}

@@ -242,7 +242,7 @@ class TestRetries(ExplainCase):
         w, wid = self.start_worker(name="doomed")
         job = self.create_job(self.sh_job(
             LONG, retry={"max_attempts": 2, "initial": "1h", "max": "1h", "jitter": False}))
-        run = self.running_run(job["id"])
+        run = self.started_run(job["id"], 2)
         w.kill9()
         back = self.wait_run_state(run["id"], "scheduled", timeout=15)
         doc = self.explain_run(run["id"])

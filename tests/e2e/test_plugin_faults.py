@@ -57,17 +57,12 @@ class TestPluginFaults(SkedTestCase):
                                 "retry": {"max_attempts": 3, "initial": "100ms",
                                           "jitter": False}})
 
-    def running(self, job_id):
-        runs = self.runs_of(job_id)
-        return runs[0] if runs and runs[0]["state"] == "running" else None
-
     def test_worker_kill9_takes_its_plugin_host(self):
         self.start_server(lease="3s", heartbeat="500ms")
         ws = dict((wid, proc) for proc, wid in (self.start_plugin_worker("w1"),
                                                 self.start_plugin_worker("w2")))
         job = self.hang_job()
-        wait_until(lambda: self.running(job["id"]), 15, msg="attempt 1 to start")
-        run = self.running(job["id"])
+        run = self.started_run(job["id"], 3)
         victim = run["worker_id"]
         survivor = [w for w in ws if w != victim][0]
         hosts = host_pids(ws[victim].pid, "misbehave")
@@ -90,8 +85,7 @@ class TestPluginFaults(SkedTestCase):
         ws = dict((wid, proc) for proc, wid in (self.start_plugin_worker("w1"),
                                                 self.start_plugin_worker("w2")))
         job = self.hang_job()
-        wait_until(lambda: self.running(job["id"]), 15, msg="attempt 1 to start")
-        run = self.running(job["id"])
+        run = self.started_run(job["id"], lease)
         victim = run["worker_id"]
         host = host_pids(ws[victim].pid, "misbehave")[0]
         os.kill(ws[victim].pid, signal.SIGSTOP)
