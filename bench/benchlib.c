@@ -126,6 +126,54 @@ void bl_stop_proc(pid_t pid, const char *who)
     }
 }
 
+#define BL_START_TIMEOUT_S 30.0 /* a server migrating a schema, a worker registering */
+
+pid_t bl_start_server(const char *who, const char *sked, const char *store, const char *token_file,
+                      char *const extra[], const char *errlog, int *out, char *url, size_t urllen,
+                      char *token, size_t toklen)
+{
+    char *argv[32] = {(char *)sked,  "server",       "--listen",         "127.0.0.1:0",  "--store",
+                      (char *)store, "--token-file", (char *)token_file, "--rate-limit", "off"};
+    int n = 10;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = bl_start_proc(argv, out, errlog);
+    if (pid < 0 || bl_read_field(*out, "listening:", url, urllen, BL_START_TIMEOUT_S) ||
+        (token && bl_read_field(*out, "admin-token:", token, toklen, BL_START_TIMEOUT_S))) {
+        fprintf(stderr, "%s: the server did not start (see %s)\n", who, errlog);
+        bl_stop_proc(pid, who);
+        return -1;
+    }
+    return pid;
+}
+
+pid_t bl_start_worker(const char *who, const char *sked, const char *servers,
+                      const char *token_file, int slots, const char *name, const char *work_dir,
+                      const char *plugin_dir, const char *errlog, int *out)
+{
+    char slots_arg[16], wid[128];
+    snprintf(slots_arg, sizeof slots_arg, "%d", slots);
+    char *argv[20] = {(char *)sked,   "worker",           "--server",   (char *)servers,
+                      "--token-file", (char *)token_file, "--slots",    slots_arg,
+                      "--name",       (char *)name,       "--work-dir", (char *)work_dir};
+    int n = 12;
+    if (geteuid() == 0) argv[n++] = "--allow-root";
+    if (plugin_dir) {
+        argv[n++] = "--plugin-dir";
+        argv[n++] = (char *)plugin_dir;
+    }
+    argv[n] = NULL;
+    pid_t pid = bl_start_proc(argv, out, errlog);
+    if (pid < 0 ||
+        bl_read_field(*out, "worker: registered as", wid, sizeof wid, BL_START_TIMEOUT_S)) {
+        fprintf(stderr, "%s: the worker did not start (see %s)\n", who, errlog);
+        bl_stop_proc(pid, who);
+        return -1;
+    }
+    return pid;
+}
+
 int bl_beside_self(const char *name, char *dst, size_t len)
 {
     char self[4096];

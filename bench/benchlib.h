@@ -38,6 +38,25 @@ int bl_read_field(int fd, const char *prefix, char *dst, size_t dstlen, double t
  * who names the bench in the message. pid <= 0 is a no-op. */
 void bl_stop_proc(pid_t pid, const char *who);
 
+/* Starts `SKED server --listen 127.0.0.1:0 --store STORE --token-file
+ * TOKEN_FILE --rate-limit off` plus extra (NULL-terminated; may be NULL):
+ * the benches' own load on one token must not be rate limited. Waits until
+ * it says where it listens (into url) and, when token is not NULL, its
+ * bootstrap admin token (a new store). stderr goes to errlog. Returns the
+ * pid, or -1 (said on stderr as who, the server stopped). */
+pid_t bl_start_server(const char *who, const char *sked, const char *store, const char *token_file,
+                      char *const extra[], const char *errlog, int *out, char *url, size_t urllen,
+                      char *token, size_t toklen);
+
+/* Starts `SKED worker --server SERVERS --token-file TOKEN_FILE --slots N
+ * --name NAME --work-dir WORK_DIR [--plugin-dir PLUGIN_DIR]`, with
+ * --allow-root as root (the benches' jobs write under their own 0700
+ * directories, where a --run-as user could not), and waits until it has
+ * registered. stderr goes to errlog. Returns the pid, or -1 (said, stopped). */
+pid_t bl_start_worker(const char *who, const char *sked, const char *servers,
+                      const char *token_file, int slots, const char *name, const char *work_dir,
+                      const char *plugin_dir, const char *errlog, int *out);
+
 /* The path of the binary `name` beside this executable, into dst. -1 when
  * /proc/self/exe cannot be read. */
 int bl_beside_self(const char *name, char *dst, size_t len);

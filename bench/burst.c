@@ -38,9 +38,8 @@
 
 #include "benchlib.h"
 
-#define START_TIMEOUT_S 30.0
-#define ARRAY_MAX       10000 /* JOBSPEC_ARRAY_MAX */
-#define WHO             "burst"
+#define ARRAY_MAX 10000 /* JOBSPEC_ARRAY_MAX */
+#define WHO       "burst"
 
 static struct {
     int runs, arrays, slots, poll_ms;
@@ -60,50 +59,23 @@ static pid_t start_server(int *out)
     snprintf(store, sizeof store, "sqlite:%s/sked.db", tmp);
     snprintf(token_file, sizeof token_file, "%s/admin.token", tmp);
     snprintf(errlog, sizeof errlog, "%s/server.log", tmp);
-    char *argv[] = {(char *)opt.sked, "server",   "--listen",     "127.0.0.1:0", "--store", store,
-                    "--token-file",   token_file, "--rate-limit", "off",         NULL};
-    pid_t pid = bl_start_proc(argv, out, errlog);
-    if (pid < 0 || bl_read_field(*out, "listening:", url, sizeof url, START_TIMEOUT_S) ||
-        bl_read_field(*out, "admin-token:", token, sizeof token, START_TIMEOUT_S)) {
-        fprintf(stderr, WHO ": the server did not start (see %s)\n", errlog);
-        bl_stop_proc(pid, WHO);
-        return -1;
-    }
-    port = bl_url_port(url);
+    pid_t pid = bl_start_server(WHO, opt.sked, store, token_file, NULL, errlog, out, url,
+                                sizeof url, token, sizeof token);
+    if (pid > 0) port = bl_url_port(url);
     return pid;
 }
 
 static pid_t start_worker(int *out)
 {
-    char slots[16], url[64], errlog[600], work[600], wid[128];
-    snprintf(slots, sizeof slots, "%d", opt.slots);
+    char url[64], errlog[600], work[600];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     snprintf(errlog, sizeof errlog, "%s/worker.log", tmp);
-    snprintf(work, sizeof work, "%s", opt.work_dir ? opt.work_dir : "");
-    if (!opt.work_dir) snprintf(work, sizeof work, "%s/work", tmp);
-    char *argv[] = {(char *)opt.sked,
-                    "worker",
-                    "--server",
-                    url,
-                    "--token-file",
-                    token_file,
-                    "--slots",
-                    slots,
-                    "--name",
-                    "burst",
-                    "--work-dir",
-                    work,
-                    "--plugin-dir",
-                    (char *)opt.plugin_dir,
-                    geteuid() == 0 ? "--allow-root" : NULL,
-                    NULL};
-    pid_t pid = bl_start_proc(argv, out, errlog);
-    if (pid < 0 || bl_read_field(*out, "worker: registered as", wid, sizeof wid, START_TIMEOUT_S)) {
-        fprintf(stderr, WHO ": the worker did not start (see %s)\n", errlog);
-        bl_stop_proc(pid, WHO);
-        return -1;
-    }
-    return pid;
+    if (opt.work_dir)
+        snprintf(work, sizeof work, "%s", opt.work_dir);
+    else
+        snprintf(work, sizeof work, "%s/work", tmp);
+    return bl_start_worker(WHO, opt.sked, url, token_file, opt.slots, "burst", work, opt.plugin_dir,
+                           errlog, out);
 }
 
 /* ---- times ------------------------------------------------------------------- */

@@ -59,7 +59,6 @@
 
 #include "benchlib.h"
 
-#define START_TIMEOUT_S   30.0
 #define REGISTER_INFLIGHT 64 /* registrations in flight at once */
 #define IN_MAX            (1 << 20)
 #define OUT_MAX           2048
@@ -504,28 +503,11 @@ int main(int argc, char **argv)
     snprintf(maxconn, sizeof maxconn, "%d", opt.workers + 256);
     /* One client address for every worker: no per-address cap; one token
      * generating all the load: no rate limit. */
-    char *sargv[] = {(char *)opt.sked,
-                     "server",
-                     "--listen",
-                     "127.0.0.1:0",
-                     "--store",
-                     store,
-                     "--token-file",
-                     tokfile,
-                     "--rate-limit",
-                     "off",
-                     "--max-connections",
-                     maxconn,
-                     "--max-connections-per-ip",
-                     "0",
-                     NULL};
+    char *extra[] = {"--max-connections", maxconn, "--max-connections-per-ip", "0", NULL};
     int out = -1, rc = 1;
-    pid_t pid = bl_start_proc(sargv, &out, errlog);
-    if (pid < 0 || bl_read_field(out, "listening:", url, sizeof url, START_TIMEOUT_S) ||
-        bl_read_field(out, "admin-token:", token, sizeof token, START_TIMEOUT_S)) {
-        fprintf(stderr, "idle-workers: the server did not start (see %s)\n", errlog);
-        goto done;
-    }
+    pid_t pid = bl_start_server("idle-workers", opt.sked, store, tokfile, extra, errlog, &out, url,
+                                sizeof url, token, sizeof token);
+    if (pid < 0) goto done;
     const char *colon = strrchr(url, ':');
     srv_addr.sin_family = AF_INET;
     srv_addr.sin_port = htons((uint16_t)atoi(colon ? colon + 1 : "0"));

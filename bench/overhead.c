@@ -45,8 +45,7 @@
 
 #include "benchlib.h"
 
-#define START_TIMEOUT_S 30.0
-#define WHO             "overhead"
+#define WHO "overhead"
 
 static struct {
     int runs, cpu_ms, slots;
@@ -68,50 +67,21 @@ static pid_t start_server(int *out)
     snprintf(store, sizeof store, "sqlite:%s/sked.db", tmp);
     snprintf(token_file, sizeof token_file, "%s/admin.token", tmp);
     snprintf(errlog, sizeof errlog, "%s/server.log", tmp);
-    char *argv[] = {(char *)opt.sked, "server",   "--listen",     "127.0.0.1:0", "--store", store,
-                    "--token-file",   token_file, "--rate-limit", "off",         NULL};
-    pid_t pid = bl_start_proc(argv, out, errlog);
-    if (pid < 0 || bl_read_field(*out, "listening:", url, sizeof url, START_TIMEOUT_S) ||
-        bl_read_field(*out, "admin-token:", token, sizeof token, START_TIMEOUT_S)) {
-        fprintf(stderr, WHO ": the server did not start (see %s)\n", errlog);
-        bl_stop_proc(pid, WHO);
-        return -1;
-    }
-    port = bl_url_port(url);
+    pid_t pid = bl_start_server(WHO, opt.sked, store, token_file, NULL, errlog, out, url,
+                                sizeof url, token, sizeof token);
+    if (pid > 0) port = bl_url_port(url);
     return pid;
 }
 
+/* A worker of `slots` named `name`; its job is our own burner, writing
+ * under tmp. */
 static pid_t start_worker(int slots, const char *name, int *out)
 {
-    char slots_arg[16], url[64], errlog[600], work[600], wid[128];
-    snprintf(slots_arg, sizeof slots_arg, "%d", slots);
+    char url[64], errlog[600], work[600];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     snprintf(errlog, sizeof errlog, "%s/%s.log", tmp, name);
     snprintf(work, sizeof work, "%s/work-%s", tmp, name);
-    char *argv[16];
-    int n = 0;
-    argv[n++] = (char *)opt.sked;
-    argv[n++] = "worker";
-    argv[n++] = "--server";
-    argv[n++] = url;
-    argv[n++] = "--token-file";
-    argv[n++] = token_file;
-    argv[n++] = "--slots";
-    argv[n++] = slots_arg;
-    argv[n++] = "--name";
-    argv[n++] = (char *)name;
-    argv[n++] = "--work-dir";
-    argv[n++] = work;
-    /* The job is our own burner writing under tmp (mode 0700). */
-    if (geteuid() == 0) argv[n++] = "--allow-root";
-    argv[n] = NULL;
-    pid_t pid = bl_start_proc(argv, out, errlog);
-    if (pid < 0 || bl_read_field(*out, "worker: registered as", wid, sizeof wid, START_TIMEOUT_S)) {
-        fprintf(stderr, WHO ": the worker did not start (see %s)\n", errlog);
-        bl_stop_proc(pid, WHO);
-        return -1;
-    }
-    return pid;
+    return bl_start_worker(WHO, opt.sked, url, token_file, slots, name, work, NULL, errlog, out);
 }
 
 /* ---- the jobs' stamps ------------------------------------------------------ */

@@ -64,10 +64,9 @@
 #include "common/clock.h"
 #include "common/httpc.h"
 
-#define START_TIMEOUT_S 30.0
-#define BATCH           1000 /* jobs per POST /v1/jobs:batch, its maximum */
-#define MAX_SIZES       8
-#define MAX_CLIENTS     16
+#define BATCH       1000 /* jobs per POST /v1/jobs:batch, its maximum */
+#define MAX_SIZES   8
+#define MAX_CLIENTS 16
 
 static struct {
     long sizes[MAX_SIZES];
@@ -454,45 +453,20 @@ static int run_size(long n, struct row *r)
     snprintf(store, sizeof store, "sqlite:%s", dbfile);
     snprintf(tokfile, sizeof tokfile, "%s/admin.token", tmp);
     snprintf(errlog, sizeof errlog, "%s/server.log", tmp);
-    char *sargv[] = {(char *)opt.sked, "server", "--listen",     "127.0.0.1:0", "--store", store,
-                     "--token-file",   tokfile,  "--rate-limit", "off",         NULL};
     int out = -1, wout = -1, rc = -1;
     httpc_t *c = NULL;
-    pid_t wpid = -1, pid = bl_start_proc(sargv, &out, errlog);
-    if (pid < 0 || bl_read_field(out, "listening:", url, sizeof url, START_TIMEOUT_S) ||
-        bl_read_field(out, "admin-token:", token, sizeof token, START_TIMEOUT_S)) {
-        fprintf(stderr, "schedules: the server did not start (see %s)\n", errlog);
-        goto done;
-    }
+    pid_t wpid = -1, pid = bl_start_server("schedules", opt.sked, store, tokfile, NULL, errlog,
+                                           &out, url, sizeof url, token, sizeof token);
+    if (pid < 0) goto done;
     if (opt.worker) {
         /* The noop plugin in a plugin host (no process per run), before
          * the jobs: a job's type must be one a worker advertised. */
-        char wlog[600], wdir[600], slots[16], wid[128];
+        char wlog[600], wdir[600];
         snprintf(wlog, sizeof wlog, "%s/worker.log", tmp);
         snprintf(wdir, sizeof wdir, "%s/work", tmp);
-        snprintf(slots, sizeof slots, "%d", opt.slots);
-        char *wargv[] = {(char *)opt.sked,
-                         "worker",
-                         "--server",
-                         url,
-                         "--token-file",
-                         tokfile,
-                         "--slots",
-                         slots,
-                         "--name",
-                         "sched-noop",
-                         "--work-dir",
-                         wdir,
-                         "--plugin-dir",
-                         (char *)opt.plugin_dir,
-                         geteuid() == 0 ? "--allow-root" : NULL,
-                         NULL};
-        wpid = bl_start_proc(wargv, &wout, wlog);
-        if (wpid < 0 ||
-            bl_read_field(wout, "worker: registered as", wid, sizeof wid, START_TIMEOUT_S)) {
-            fprintf(stderr, "schedules: the worker did not start (see %s)\n", wlog);
-            goto done;
-        }
+        wpid = bl_start_worker("schedules", opt.sked, url, tokfile, opt.slots, "sched-noop", wdir,
+                               opt.plugin_dir, wlog, &wout);
+        if (wpid < 0) goto done;
     }
 
     /* Create the jobs. */

@@ -97,10 +97,8 @@ int main(int argc, char **argv)
 
 extern char **environ;
 
-#define MAX_SERVERS     8
-#define URL_LEN         128
-/* How long a server (migrating a schema) or a worker may take to come up. */
-#define START_TIMEOUT_S 30.0
+#define MAX_SERVERS 8
+#define URL_LEN     128
 
 static struct {
     const char *sked;
@@ -260,59 +258,19 @@ static long request(struct client *cl, const char *method, const char *path, con
 static pid_t start_server(const char *store, int want_token, const char *errlog, char *dst,
                           int *out)
 {
-    char listen_arg[] = "127.0.0.1:0";
-    /* The bench is one token generating load on purpose: the per-token rate
-     * limit (100/s by default) would measure itself, not the server. */
-    char *argv[] = {
-        (char *)opt.sked, "server",   "--listen",     listen_arg, "--store", (char *)store,
-        "--token-file",   token_file, "--rate-limit", "off",      NULL};
-    pid_t pid = bl_start_proc(argv, out, errlog);
-    if (pid < 0 || bl_read_field(*out, "listening:", dst, URL_LEN, START_TIMEOUT_S) ||
-        (want_token && bl_read_field(*out, "admin-token:", token, sizeof token, START_TIMEOUT_S))) {
-        fprintf(stderr, "bench: server did not start (see %s)\n", errlog);
-        stop_proc(pid);
-        return -1;
-    }
-    return pid;
+    return bl_start_server("bench", opt.sked, store, token_file, NULL, errlog, out, dst, URL_LEN,
+                           want_token ? token : NULL, sizeof token);
 }
 
-/* Starts `sked worker --server servers`; waits until it has registered. */
+/* Starts `sked worker --server servers`; waits until it has registered.
+ * The jobs here are /bin/true and our own stamp, writing under tmpdir. */
 static pid_t start_worker(const char *servers, int slots, const char *name, const char *errlog,
                           int *out, const char *plugin_dir)
 {
-    char slots_arg[16], wid[128], work_dir[300];
-    snprintf(slots_arg, sizeof slots_arg, "%d", slots);
+    char work_dir[300];
     snprintf(work_dir, sizeof work_dir, "%s/work", tmpdir);
-    char *argv[20];
-    int n = 0;
-    argv[n++] = (char *)opt.sked;
-    argv[n++] = "worker";
-    argv[n++] = "--server";
-    argv[n++] = (char *)servers;
-    argv[n++] = "--token-file";
-    argv[n++] = token_file;
-    argv[n++] = "--slots";
-    argv[n++] = slots_arg;
-    argv[n++] = "--name";
-    argv[n++] = (char *)name;
-    argv[n++] = "--work-dir";
-    argv[n++] = work_dir;
-    /* A root worker refuses to run jobs as root unless told to; the jobs
-     * here are /bin/true and our own stamp, which writes under tmpdir (mode
-     * 0700, so a --run-as user could not). */
-    if (geteuid() == 0) argv[n++] = "--allow-root";
-    if (plugin_dir) {
-        argv[n++] = "--plugin-dir";
-        argv[n++] = (char *)plugin_dir;
-    }
-    argv[n] = NULL;
-    pid_t pid = bl_start_proc(argv, out, errlog);
-    if (pid < 0 || bl_read_field(*out, "worker: registered as", wid, sizeof wid, START_TIMEOUT_S)) {
-        fprintf(stderr, "bench: worker did not start (see %s)\n", errlog);
-        stop_proc(pid);
-        return -1;
-    }
-    return pid;
+    return bl_start_worker("bench", opt.sked, servers, token_file, slots, name, work_dir,
+                           plugin_dir, errlog, out);
 }
 
 /* ---- phase 1: the machine's spawn ceiling -------------------------------- */
@@ -867,7 +825,7 @@ static int bench_sqlite(long ncpu)
  * SETTLE_S after the window's work, and an idle window of the same shape
  * (the same completion polls for as long, then the same settle) is
  * measured right after and subtracted: what is left is the jobs' own. */
-#define SETTLE_S        11.0
+#define SETTLE_S    11.0
 
 /* One reading of the counters. */
 struct pg_mark {
