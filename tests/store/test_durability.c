@@ -26,10 +26,12 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -43,6 +45,7 @@
 static sqlite3_vfs *real_vfs;
 static atomic_long unsynced_files; /* files written since their last sync */
 static atomic_bool refuse_writes;  /* answer every write with SQLITE_FULL */
+static atomic_bool refuse_syncs;   /* answer every sync with SQLITE_IOERR_FSYNC */
 static atomic_long syncs;
 
 struct shim_file {
@@ -86,6 +89,7 @@ static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
 static int shim_sync(sqlite3_file *f, int flags)
 {
     struct shim_file *s = (struct shim_file *)f;
+    if (atomic_load(&refuse_syncs)) return SQLITE_IOERR_FSYNC;
     int rc = s->real->pMethods->xSync(s->real, flags);
     if (rc == SQLITE_OK && s->dirty) {
         s->dirty = false;
@@ -310,7 +314,8 @@ static void test_full_disk_refuses_and_recovers(void **state)
     assert_int_equal(store_job_create(fx->st, &kept, NULL, 0, false, NULL, NULL, T0), 0);
 
     atomic_store(&refuse_writes, true);
-    assert_int_equal(store_job_create(fx->st, &refused, NULL, 0, false, NULL, NULL, T0 + 1), SKED_ENOSPC);
+    assert_int_equal(store_job_create(fx->st, &refused, NULL, 0, false, NULL, NULL, T0 + 1),
+                     SKED_ENOSPC);
     assert_int_equal(sked_http_status(SKED_ENOSPC), 507);
     atomic_store(&refuse_writes, false);
 
@@ -354,6 +359,49 @@ static void *race(void *arg)
     return NULL;
 }
 
+/* A sync that fails (EIO from fdatasync: the kernel may have dropped the
+ * pages it could not write) must never be answered as a kept write: the
+ * store stops the process before any caller of that batch returns. In a
+ * child, since stopping is the point; the parent sees it die by SIGABRT
+ * with the write never acknowledged. */
+static void test_a_failed_sync_acknowledges_nothing(void **state)
+{
+    struct fx *fx = *state;
+    store_job_t kept;
+    job_doc(&kept, "kept");
+    assert_int_equal(store_job_create(fx->st, &kept, NULL, 0, false, NULL, NULL, T0), 0);
+    store_job_clear(&kept);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child's own store on the same file (the parent's writer
+         * thread does not exist in it). */
+        char url[128], *err = NULL;
+        store_t *st = NULL;
+        close(p[0]);
+        snprintf(url, sizeof url, "sqlite:%s/sked.db", fx->dir);
+        if (store_open(url, &st, &err) != 0) _exit(3);
+        atomic_store(&refuse_syncs, true);
+        store_job_t lost;
+        job_doc(&lost, "lost");
+        int rc = store_job_create(st, &lost, NULL, 0, false, NULL, NULL, T0 + 1);
+        /* Reaching here is the failure: tell the parent what came back. */
+        (void)!write(p[1], &rc, sizeof rc);
+        _exit(0);
+    }
+    close(p[1]);
+    int status = 0, rc = 1;
+    ssize_t got = read(p[0], &rc, sizeof rc);
+    close(p[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(got, 0); /* no answer at all, not even an error */
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 static void test_a_lost_batch_fails_every_writer(void **state)
 {
     struct fx *fx = *state;
@@ -393,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_the_shim_sees_unsynced_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_disk_refuses_and_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_batch_fails_every_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_sync_acknowledges_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
