@@ -23,6 +23,21 @@ def raw_connect(srv, source="127.0.0.1"):
     return s
 
 
+def served_connection(srv, source="127.0.0.1"):
+    """A keep-alive connection the server has accepted and counted: it has
+    answered one request on it. A bare connect() only reaches the kernel's
+    accept queue, and pool threads accept concurrently, so a later client
+    could be counted before it (and a held one refused instead)."""
+    c = http.client.HTTPConnection(srv.host, srv.port, timeout=10 * SLOW,
+                                   source_address=(source, 0))
+    c.request("GET", "/healthz")
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        raise AssertionError("held connection answered %d" % r.status)
+    return c
+
+
 def closed_by_peer(s, timeout):
     """True if the server closes s (EOF or reset) within timeout seconds."""
     s.settimeout(timeout)
@@ -140,7 +155,7 @@ class TestConnectionLimits(SkedTestCase):
 
     def test_max_connections(self):
         self.start_server(extra=["--max-connections", "4", "--threads", "2"])
-        held = [raw_connect(self.srv) for _ in range(4)]
+        held = [served_connection(self.srv) for _ in range(4)]
         try:
             # Every slot is taken: a fifth client is not served...
             self.assertIsInstance(self.probe(timeout=1.0), Exception)
@@ -153,7 +168,7 @@ class TestConnectionLimits(SkedTestCase):
 
     def test_max_connections_per_ip(self):
         self.start_server(extra=["--max-connections-per-ip", "3"])
-        held = [raw_connect(self.srv) for _ in range(3)]
+        held = [served_connection(self.srv) for _ in range(3)]
         try:
             r = self.probe()
             self.assertIsInstance(r, Exception)
