@@ -776,7 +776,8 @@ static int bench_sqlite(long ncpu)
     printf("| dispatch latency p50 / p99, fire time -> process start (%zu samples) "
            "| %.2f / %.2f ms | p99 <= 20 ms |\n",
            d.got, d.p50, d.p99);
-    printf("| of which fire time -> claimed by the worker (server side) | %.2f / %.2f ms | |\n",
+    printf("| of which fire time -> the run's started_at (server side; 0 when claimed ahead) | "
+           "%.2f / %.2f ms | |\n",
            d.claim_p50, d.claim_p99);
     printf("| bare spawn latency p50 / p99, posix_spawn -> process start of the same job (%d "
            "samples) | %.2f / %.2f ms | dispatch p99 <= %.2f ms (+2 ms) |\n",

@@ -10,7 +10,7 @@
 
 static int64_t offset_ms = INT64_MIN;
 
-int64_t clock_now_ms(void)
+int64_t clock_now_us(void)
 {
     if (offset_ms == INT64_MIN) {
         const char *e = getenv("SKED_CLOCK_OFFSET_MS");
@@ -18,7 +18,12 @@ int64_t clock_now_ms(void)
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset_ms;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + offset_ms * 1000;
+}
+
+int64_t clock_now_ms(void)
+{
+    return clock_now_us() / 1000;
 }
 
 int64_t clock_mono_ns(void)

@@ -14,6 +14,8 @@
 
 /* Wall clock, UTC, ms since epoch. Honours SKED_CLOCK_OFFSET_MS (tests fake skew). */
 int64_t clock_now_ms(void);
+/* The same in µs. */
+int64_t clock_now_us(void);
 /* Monotonic clock in ns, for waits and timeouts only. */
 int64_t clock_mono_ns(void);
 /* Formats ms as "2026-11-22T23:59:19.123Z" into out (>= SKED_RFC3339_LEN bytes). */

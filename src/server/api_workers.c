@@ -66,6 +66,7 @@
 struct claim_ctx {
     uint32_t magic;
     int max;
+    int64_t ahead_ms;    /* runs due this long ahead are taken too ("ahead") */
     int64_t deadline_ns; /* monotonic: when to give up and answer no runs */
     int64_t arrived_ns;  /* monotonic: when the claim was first handled */
 };
@@ -124,6 +125,25 @@ static bool opt_int(json_t *o, const char *key, long long min, long long max, lo
         return false;
     }
     *out = json_integer_value(v);
+    return true;
+}
+
+/* An optional duration member from 0 to max_ms (field names it in an
+ * error): absent or null leaves *out. */
+static bool opt_duration(json_t *o, const char *key, const char *field, int64_t max_ms,
+                         int64_t *out, http_resp_t *resp)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v)) return true;
+    int64_t ms = -1;
+    if (!json_is_string(v) || duration_parse(json_string_value(v), &ms) != 0 || ms > max_ms) {
+        char most[32];
+        duration_format(max_ms, most, sizeof most);
+        api_fail(resp, SKED_EINVAL, field, "%s must be a duration from \"0s\" to \"%s\"", field,
+                 most);
+        return false;
+    }
+    *out = ms;
     return true;
 }
 
@@ -583,6 +603,11 @@ static json_t *claimed_json(const store_claimed_t *c)
     json_object_set_new(o, "attempt", json_integer(c->run.attempt));
     json_object_set_new(o, "fence", json_integer(c->run.fence));
     json_object_set_new(o, "fire_time", api_time_json(c->run.fire_ms));
+    /* A run claimed ahead of its time ("ahead"): start it this many µs
+     * after reading this answer. Relative, so a worker's clock need not
+     * agree with ours; the transit only makes it later, never early. */
+    int64_t start_in_us = c->run.not_before_ms * 1000 - clock_now_us();
+    if (start_in_us > 0) json_object_set_new(o, "start_in_us", json_integer(start_in_us));
     json_object_set_new(o, "lease_expires_at", api_time_json(c->run.lease_expires_ms));
     if (c->run.array_index >= 0)
         json_object_set_new(o, "array_index", json_integer(c->run.array_index));
@@ -644,15 +669,14 @@ static json_t *claim_answer(http_req_t *req, store_claimed_t *cl, size_t n, int6
                      "confirm_within", confirm);
 }
 
-static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, int max,
-                     int64_t arrived_ns)
+static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, const struct claim_ctx *cc)
 {
     const server_config_t *cfg = server_config(req->srv);
     store_claimed_t *cl = NULL;
     size_t n = 0;
-    int64_t waited_ms = (clock_mono_ns() - arrived_ns) / 1000000;
-    int rc =
-        store_claim(req->st, id, caller_owner(req), max, cfg->confirm_ms, req->now_ms, &cl, &n);
+    int64_t waited_ms = (clock_mono_ns() - cc->arrived_ns) / 1000000;
+    int rc = store_claim_ahead(req->st, id, caller_owner(req), cc->max, cfg->confirm_ms,
+                               cc->ahead_ms, req->now_ms, &cl, &n);
     if (rc == SKED_EFORBID) {
         forbid(resp, "path.id", "worker", id);
         return -1;
@@ -679,27 +703,29 @@ static void answer_none(http_resp_t *resp)
 }
 
 /* After a claim got runs or found none it could take: when more work is
- * due now, hands the wake-up on to the next claim in line (a no-op for a
- * claim that was not woken); when the earliest run is due later, asks to
- * be woken then. *next is store_next_claimable_ms's answer when already
- * asked (-2: ask). */
-static void after_claim(http_req_t *req, int64_t *next)
+ * claimable now (due, or due within the claim's ahead), hands the wake-up
+ * on to the next claim in line (a no-op for a claim that was not woken);
+ * when the earliest run is claimable later, asks to be woken then. *next
+ * is store_next_claimable_ms's answer when already asked (-2: ask). */
+static void after_claim(http_req_t *req, int64_t ahead_ms, int64_t *next)
 {
     if (*next == -2 && store_next_claimable_ms(req->st, next) != 0) *next = -1;
     if (*next < 0) return;
-    if (*next <= req->now_ms) {
+    if (*next - ahead_ms <= req->now_ms) {
         http_pass_wake(req);
         return;
     }
     /* Runs are materialised ahead with a future not_before: be back the
-     * moment the earliest becomes due, though nothing will wake us (a
-     * millisecond late rather than early, as the wall clock then says). */
-    http_wake_at(req, clock_mono_ns() + (*next - req->now_ms + 1) * 1000000);
+     * moment the earliest becomes claimable, though nothing will wake us
+     * (a millisecond late rather than early, as the wall clock then says).
+     * Claims asking different aheads share the timer: one woken early
+     * finds nothing and sets it again for itself. */
+    http_wake_at(req, clock_mono_ns() + (*next - ahead_ms - req->now_ms + 1) * 1000000);
 }
 
 void api_workers_claim(http_req_t *req, http_resp_t *resp)
 {
-    static const char *const fields[] = {"max", "wait", NULL};
+    static const char *const fields[] = {"max", "wait", "ahead", NULL};
     struct claim_ctx *cc = req->ctx;
     json_t *body = NULL;
     int64_t next = -2; /* store_next_claimable_ms, once asked */
@@ -709,36 +735,30 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
     if (!id) goto out;
     if (!cc) {
         long long max = 1;
-        int64_t wait_ms = 0;
+        int64_t wait_ms = 0, ahead_ms = 0;
         if (!(body = body_or_empty(req, resp))) goto out;
         if (!known_fields(body, fields, "", resp)) goto out;
         if (!opt_int(body, "max", 1, CLAIM_MAX, &max, resp)) goto out;
-        json_t *w = json_object_get(body, "wait");
-        if (w && !json_is_null(w)) {
-            if (!json_is_string(w) || duration_parse(json_string_value(w), &wait_ms) != 0 ||
-                wait_ms > CLAIM_WAIT_MAX_MS) {
-                api_fail(resp, SKED_EINVAL, "wait",
-                         "wait must be a duration from \"0s\" to \"30s\", e.g. \"30s\"");
-                goto out;
-            }
-        }
+        if (!opt_duration(body, "ahead", "ahead", STORE_AHEAD_MAX_MS, &ahead_ms, resp)) goto out;
+        if (!opt_duration(body, "wait", "wait", CLAIM_WAIT_MAX_MS, &wait_ms, resp)) goto out;
         cc = xcalloc(1, sizeof *cc);
         cc->magic = CLAIM_MAGIC;
         cc->max = (int)max;
+        cc->ahead_ms = ahead_ms;
         cc->arrived_ns = clock_mono_ns();
         cc->deadline_ns = cc->arrived_ns + wait_ms * 1000000;
         req->ctx = cc;
         req->ctx_free = free;
-        got = try_claim(req, resp, id, cc->max, cc->arrived_ns);
+        got = try_claim(req, resp, id, cc);
     } else {
         assert(cc->magic == CLAIM_MAGIC);
         /* Woken (or looking again after a wake-up that came while it ran):
          * only a claim that can possibly get something spends a write on
          * it. When the store cannot say, the claim itself asks it (and
          * answers its error). */
-        bool maybe =
-            store_next_claimable_ms(req->st, &next) != 0 || (next >= 0 && next <= req->now_ms);
-        got = maybe ? try_claim(req, resp, id, cc->max, cc->arrived_ns) : 0;
+        bool maybe = store_next_claimable_ms(req->st, &next) != 0 ||
+                     (next >= 0 && next - cc->ahead_ms <= req->now_ms);
+        got = maybe ? try_claim(req, resp, id, cc) : 0;
         if (got == 1) next = -2; /* it took some: ask again what is left */
     }
     /* A claim that got runs at once was woken by nobody and leaves the
@@ -747,7 +767,7 @@ void api_workers_claim(http_req_t *req, http_resp_t *resp)
     if (got < 0 || (got > 0 && !req->resumed)) goto out;
     /* Passing a wake-up on also covers the one a claim that gets nothing
      * was handed: whatever is due, this worker cannot take it. */
-    after_claim(req, &next);
+    after_claim(req, cc->ahead_ms, &next);
     if (got > 0) goto out;
 
     /* The wait is over (or the server is stopping): answer no runs; the
@@ -944,7 +964,7 @@ out:
 void api_workers_complete(http_req_t *req, http_resp_t *resp)
 {
     static const char *const fields[] = {"runs", "claim", NULL};
-    static const char *const claim_fields[] = {"max", NULL};
+    static const char *const claim_fields[] = {"max", "ahead", NULL};
     json_t *body = NULL, *runs, *item, *out = NULL;
     store_completion_t *items = NULL;
     size_t n = 0, i;
@@ -964,6 +984,7 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
     /* "claim": {"max": n}: the next runs for the slots these free, in the
      * same commit (answered in "claimed", as a claim that does not wait). */
     long long claim_max = 0;
+    int64_t ahead_ms = 0;
     json_t *claim = json_object_get(body, "claim");
     if (claim && !json_is_null(claim)) {
         if (!json_is_object(claim)) {
@@ -978,6 +999,8 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
                      CLAIM_MAX);
             goto out;
         }
+        if (!opt_duration(claim, "ahead", "claim.ahead", STORE_AHEAD_MAX_MS, &ahead_ms, resp))
+            goto out;
     }
     n = json_array_size(runs);
     items = xcalloc(n, sizeof *items);
@@ -1012,8 +1035,9 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
     }
     store_claimed_t *cl = NULL;
     size_t ncl = 0;
-    int rc = store_complete_claim(req->st, wid, caller_owner(req), items, n, (int)claim_max,
-                                  server_config(req->srv)->confirm_ms, req->now_ms, &cl, &ncl);
+    int rc =
+        store_complete_claim(req->st, wid, caller_owner(req), items, n, (int)claim_max,
+                             server_config(req->srv)->confirm_ms, ahead_ms, req->now_ms, &cl, &ncl);
     if (rc == SKED_EFORBID) {
         forbid(resp, "path.id", "worker", wid);
         goto out;

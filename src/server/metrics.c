@@ -113,6 +113,8 @@ void metrics_http_answered(const http_route_t *route, const char *method, int st
  * (its due-to-claim delay still counts in dispatch lag). */
 void metrics_run_claimed(const store_run_t *run, int64_t claimed_ms)
 {
+    /* A run claimed ahead of its time starts at that time: no lag. */
+    if (claimed_ms < run->not_before_ms) claimed_ms = run->not_before_ms;
     prom_observe(&dispatch_lag_ms, claimed_ms - run->not_before_ms);
     if (run->attempt == 1 && run->deps_n == 0 && run->array_index < 0)
         prom_observe(&fire_lag_ms, claimed_ms - run->fire_ms);

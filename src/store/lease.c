@@ -172,6 +172,7 @@ struct cand {
     char job_id[SKED_ID_LEN];
     int64_t eff; /* priority with aging */
     int64_t fire_ms;
+    int64_t not_before_ms;
     bool member; /* of a group run (an array's index): the job's overlap policy is the group's */
 };
 
@@ -187,6 +188,7 @@ struct claim_args {
     const char *worker_id, *owner;
     int max;
     int64_t lease_ms, now_ms; /* lease_ms: the unconfirmed lease, the confirm window */
+    int64_t ahead_ms;         /* runs due up to this long after now_ms are taken too */
     char *ns;                 /* the worker's namespace; "" = all */
     store_claimed_t *out;
     size_t n;
@@ -226,7 +228,7 @@ static int next_level(db_t *db, const char *queue, int64_t *level, bool *found)
  * oldest due run has aged most, so index order is effective-priority
  * order. *more OUT: candidates beyond the window may exist. */
 static int gather(db_t *db, const struct touched *w, const char *ns, int window, int64_t now_ms,
-                  struct cand **out, size_t *nout, bool *more)
+                  int64_t due_ms, struct cand **out, size_t *nout, bool *more)
 {
     struct cand *v = NULL;
     size_t n = 0, cap = 0;
@@ -256,7 +258,7 @@ static int gather(db_t *db, const struct touched *w, const char *ns, int window,
             }
             db_bt(q, queue);
             db_bi(q, level);
-            db_bi(q, now_ms);
+            db_bi(q, due_ms);
             db_bi(q, window);
             db_bt(q, ns);
             db_bt(q, w->labels);
@@ -272,6 +274,7 @@ static int gather(db_t *db, const struct touched *w, const char *ns, int window,
                 db_cid(q, 1, k->job_id);
                 k->eff = store__effective_priority((int)level, db_ci(q, 2), now_ms);
                 k->fire_ms = db_ci(q, 3);
+                k->not_before_ms = db_ci(q, 2);
                 k->member = db_cb(q, 4);
                 got++;
             }
@@ -318,6 +321,10 @@ static int job_room(db_t *db, struct claim_args *a, const struct cand *k, overla
     if (k->member) overlap = OVERLAP_ALLOW;
     if (overlap == OVERLAP_ALLOW && max_conc <= 0) return 1;
     if ((rc = job_running(db, k->job_id, &running)) < 0) return rc;
+    /* A run taken ahead of its time is decided on as it will be at that
+     * time: while another of its job runs, it waits until it is due, when
+     * the policy judges the job as it is then. */
+    if (running > 0 && k->not_before_ms > a->now_ms) return 0;
     db_q_t *q = NULL;
     if (running > 0 && overlap == OVERLAP_FORBID) {
         if (!(q = db_q(db, &Q_RUN_SKIP_OVERLAP))) return SKED_ESTORE;
@@ -348,13 +355,15 @@ static int lease(db_t *db, struct claim_args *a, const struct cand *k, store_run
     /* Random, not a counter: no worker can guess another lease's fence,
      * and one cut off long ago never matches a later lease. */
     int64_t fence = store__fence_new();
+    /* A run taken ahead starts at its time, not now. */
+    int64_t start_ms = k->not_before_ms > a->now_ms ? k->not_before_ms : a->now_ms;
     db_q_t *q = db_q(db, &Q_RUN_LEASE);
     if (!q) return SKED_ESTORE;
     db_bt(q, k->id);
     db_bt(q, a->worker_id);
     db_bi(q, fence);
     db_bi(q, a->now_ms + a->lease_ms);
-    db_bi(q, a->now_ms);
+    db_bi(q, start_ms);
     int rc = db_one(q);
     if (rc < 0) return rc == SKED_ENOTFOUND ? 0 : rc;
     store__row_run(q, run);
@@ -368,7 +377,7 @@ static int lease(db_t *db, struct claim_args *a, const struct cand *k, store_run
     db_bi(q, run->attempt);
     db_bt(q, a->worker_id);
     db_bi(q, fence);
-    db_bi(q, a->now_ms);
+    db_bi(q, start_ms);
     rc = db_exec(q, NULL);
 out:
     if (rc < 0) store_run_clear(run);
@@ -452,7 +461,9 @@ static int claim_fn(db_t *db, void *arg)
         size_t n = 0;
         bool more = false;
         FREE_NULL(cands);
-        if ((rc = gather(db, &w, a->ns, window, a->now_ms, &cands, &n, &more)) < 0) goto out;
+        if ((rc = gather(db, &w, a->ns, window, a->now_ms, a->now_ms + a->ahead_ms, &cands, &n,
+                         &more)) < 0)
+            goto out;
         for (size_t i = 0; i < n && a->n < (size_t)a->max; i++) {
             if ((rc = claim_one(db, a, &w, &cands[i], &a->out[a->n])) < 0) goto out;
             if (rc == 1) a->n++;
@@ -469,9 +480,9 @@ out:
 }
 
 int v_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
-            int64_t now_ms, store_claimed_t **out, size_t *n)
+            int64_t ahead_ms, int64_t now_ms, store_claimed_t **out, size_t *n)
 {
-    struct claim_args a = {worker_id, owner, max, confirm_ms, now_ms, NULL, NULL, 0, 0};
+    struct claim_args a = {worker_id, owner, max, confirm_ms, now_ms, ahead_ms, NULL, NULL, 0, 0};
     int rc = store__tx(st, DB_WRITE, claim_fn, &a, &a.now_ms);
     FREE_NULL(a.ns);
     if (rc >= 0 && a.overlap_skips)
@@ -871,9 +882,10 @@ static int complete_batch_fn(db_t *db, void *arg)
 
 int v_complete_batch(store_t *st, const char *worker_id, const char *owner,
                      store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
-                     int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed)
+                     int64_t ahead_ms, int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed)
 {
-    struct claim_args a = {worker_id, owner, claim_max, confirm_ms, now_ms, NULL, NULL, 0, 0};
+    struct claim_args a = {worker_id, owner, claim_max, confirm_ms, now_ms,
+                           ahead_ms,  NULL,  NULL,      0,          0};
     struct complete_batch_args b = {worker_id, owner, items, n, now_ms, claim_max > 0 ? &a : NULL};
     int rc = store__tx(st, DB_WRITE, complete_batch_fn, &b, &b.now_ms);
     FREE_NULL(a.ns);

@@ -831,11 +831,19 @@ int store_worker_deregister(store_t *st, const char *id, const char *owner,
 int store_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
                 int64_t now_ms, store_claimed_t **out, size_t *n)
 {
+    return store_claim_ahead(st, worker_id, owner, max, confirm_ms, 0, now_ms, out, n);
+}
+
+int store_claim_ahead(store_t *st, const char *worker_id, const char *owner, int max,
+                      int64_t confirm_ms, int64_t ahead_ms, int64_t now_ms, store_claimed_t **out,
+                      size_t *n)
+{
     *out = NULL;
     *n = 0;
-    if (!worker_id || max < 0 || confirm_ms <= 0) return SKED_EINVAL;
+    if (!worker_id || max < 0 || confirm_ms <= 0 || ahead_ms < 0 || ahead_ms > STORE_AHEAD_MAX_MS)
+        return SKED_EINVAL;
     if (max > 1000) max = 1000;
-    return v_claim(st, worker_id, owner, max, confirm_ms, now_ms, out, n);
+    return v_claim(st, worker_id, owner, max, confirm_ms, ahead_ms, now_ms, out, n);
 }
 
 int store_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
@@ -863,18 +871,20 @@ int store_complete(store_t *st, const char *run_id, int attempt, int64_t fence, 
 int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
                          store_completion_t *items, size_t n, int64_t now_ms)
 {
-    return store_complete_claim(st, worker_id, owner, items, n, 0, 1, now_ms, NULL, NULL);
+    return store_complete_claim(st, worker_id, owner, items, n, 0, 1, 0, now_ms, NULL, NULL);
 }
 
 int store_complete_claim(store_t *st, const char *worker_id, const char *owner,
                          store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
-                         int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed)
+                         int64_t ahead_ms, int64_t now_ms, store_claimed_t **claimed,
+                         size_t *nclaimed)
 {
     if (claimed) {
         *claimed = NULL;
         *nclaimed = 0;
     }
     if (!worker_id || (n && !items) || n > STORE_COMPLETE_BATCH_MAX || claim_max < 0 ||
+        ahead_ms < 0 || ahead_ms > STORE_AHEAD_MAX_MS ||
         (claim_max > 0 && (!claimed || !nclaimed || confirm_ms <= 0)))
         return SKED_EINVAL;
     if (claim_max > 1000) claim_max = 1000;
@@ -886,8 +896,8 @@ int store_complete_claim(store_t *st, const char *worker_id, const char *owner,
             !handoff_ok(res->result) || !handoff_ok(res->checkpoint))
             items[i].rc = SKED_EINVAL;
     }
-    return v_complete_batch(st, worker_id, owner, items, n, claim_max, confirm_ms, now_ms, claimed,
-                            nclaimed);
+    return v_complete_batch(st, worker_id, owner, items, n, claim_max, confirm_ms, ahead_ms, now_ms,
+                            claimed, nclaimed);
 }
 
 int store_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms)

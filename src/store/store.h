@@ -666,6 +666,17 @@ void store_claimed_clear(store_claimed_t *c);
 int store_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
                 int64_t now_ms, store_claimed_t **out, size_t *n);
 
+/* store_claim that also takes runs due within ahead_ms after now (0 to
+ * STORE_AHEAD_MAX_MS), so a worker can confirm them before their time and
+ * start them at it. Such a run is leased now, but its started_at (and its
+ * attempt's) is its due time; and while another run of its job is running
+ * it is left until it is due, so overlap and concurrency are judged at
+ * its time, as without ahead. */
+#define STORE_AHEAD_MAX_MS 1000
+int store_claim_ahead(store_t *st, const char *worker_id, const char *owner, int max,
+                      int64_t confirm_ms, int64_t ahead_ms, int64_t now_ms, store_claimed_t **out,
+                      size_t *n);
+
 /* One run a worker holds, as it reports in a heartbeat. */
 typedef struct store_held {
     const char *run_id;
@@ -742,13 +753,14 @@ typedef struct store_completion {
 #define STORE_COMPLETE_BATCH_MAX 1000
 int store_complete_batch(store_t *st, const char *worker_id, const char *owner,
                          store_completion_t *items, size_t n, int64_t now_ms);
-/* store_complete_batch, then, in the same unit of work, store_claim of up
+/* store_complete_batch, then, in the same unit of work, store_claim_ahead of up
  * to claim_max runs (0: none) for the slots those completions freed: a busy
  * worker's one round trip and one commit per run. *claimed and *nclaimed as
  * store_claim's out/n (left empty when the unit failed). */
 int store_complete_claim(store_t *st, const char *worker_id, const char *owner,
                          store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
-                         int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed);
+                         int64_t ahead_ms, int64_t now_ms, store_claimed_t **claimed,
+                         size_t *nclaimed);
 
 /* Reaper: running runs whose lease_expires_ms + grace_ms < now become the
  * next attempt (scheduled, with backoff, attempt outcome "lost") or failed

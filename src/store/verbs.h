@@ -91,14 +91,14 @@ int v_job_set_state(store_t *st, const char *id, job_state_t state, const store_
 
 /* lease.c: claims, heartbeats, completions and the reaper */
 int v_claim(store_t *st, const char *worker_id, const char *owner, int max, int64_t confirm_ms,
-            int64_t now_ms, store_claimed_t **out, size_t *n);
+            int64_t ahead_ms, int64_t now_ms, store_claimed_t **out, size_t *n);
 int v_heartbeat(store_t *st, const char *worker_id, const char *owner, store_held_t *held,
                 size_t nheld, int64_t lease_ms, int64_t now_ms, bool *draining);
 int v_complete(store_t *st, const char *run_id, int attempt, int64_t fence, const char *owner,
                const store_result_t *res, int64_t now_ms);
 int v_complete_batch(store_t *st, const char *worker_id, const char *owner,
                      store_completion_t *items, size_t n, int claim_max, int64_t confirm_ms,
-                     int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed);
+                     int64_t ahead_ms, int64_t now_ms, store_claimed_t **claimed, size_t *nclaimed);
 int v_reap(store_t *st, int64_t grace_ms, int64_t heartbeat_timeout_ms, int64_t now_ms);
 
 /* logs.c: log chunks and retention */

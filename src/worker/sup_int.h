@@ -75,6 +75,14 @@ struct sup {
     int ep, evfd;
     pthread_mutex_t mu;
     attempt_t *qhead, *qtail; /* submitted, not yet started; under mu */
+    /* Attempts held until their start_ns (runs claimed ahead), linked by
+     * qnext, and the timer (CLOCK_MONOTONIC, absolute) armed for the
+     * earliest: epoll's millisecond timeout is too coarse to start on the
+     * dot. Supervisor thread only. */
+    attempt_t *later;
+    int tfd;
+    int64_t tfd_at; /* what tfd is armed for; 0 = disarmed */
+    struct watch tfd_w;
     atomic_int quit;
     atomic_int kill_all;
     _Atomic int64_t lease_ns, margin_ns;

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define FLUSH_BYTES (64 * 1024)        /* ship a chunk once this much is buffered */
@@ -313,6 +314,18 @@ static void on_exit_ready(sup_t *s, struct proc *p, int64_t now)
     }
 }
 
+/* A fresh directory per attempt, owned by the job's user, when the job has
+ * no cwd of its own: nothing of an earlier attempt or another job is
+ * there to find. Negative errno when it cannot be made. */
+static int make_work_dir(sup_t *s, attempt_t *a)
+{
+    if (a->cwd || !s->iso.work_dir || a->work_dir || a->plugin) return 0;
+    char *prefix = xasprintf("%s.%d", a->run_id, a->n);
+    int rc = spawn_workdir_new(s->iso.work_dir, prefix, s->iso.cred, &a->work_dir);
+    free(prefix);
+    return rc;
+}
+
 static void start(sup_t *s, attempt_t *a, int64_t now)
 {
     struct proc *p = NULL;
@@ -355,18 +368,12 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
         s->procs = p;
         return;
     }
-    if (!a->cwd && s->iso.work_dir && !a->work_dir) {
-        /* A fresh directory per attempt, owned by the job's user: nothing
-         * of an earlier attempt or another job is there to find. */
-        char *prefix = xasprintf("%s.%d", a->run_id, a->n);
-        int wrc = spawn_workdir_new(s->iso.work_dir, prefix, s->iso.cred, &a->work_dir);
-        free(prefix);
-        if (wrc < 0) {
-            a->outcome = "failed";
-            free(a->reason);
-            a->reason = xasprintf("work directory under %s: %s", s->iso.work_dir, strerror(-wrc));
-            goto done;
-        }
+    int wrc = make_work_dir(s, a);
+    if (wrc < 0) {
+        a->outcome = "failed";
+        free(a->reason);
+        a->reason = xasprintf("work directory under %s: %s", s->iso.work_dir, strerror(-wrc));
+        goto done;
     }
     spawn_proc_t sp;
     spawn_opts_t o = {.argv = a->argv,
@@ -403,6 +410,31 @@ static void start(sup_t *s, attempt_t *a, int64_t now)
     return;
 done:
     finish_attempt(s, a);
+}
+
+/* Starts the held attempts that are due, and any that will not start
+ * after all (stopped, or the supervisor quitting: start() ends them at
+ * once); arms the timer for the earliest left. */
+static void start_later(sup_t *s, int64_t now)
+{
+    bool all = atomic_load(&s->quit) || atomic_load(&s->kill_all);
+    int64_t next = 0;
+    for (attempt_t **pp = &s->later; *pp;) {
+        attempt_t *a = *pp;
+        if (all || a->start_ns <= now || atomic_load(&a->stop) != ATTEMPT_RUN) {
+            *pp = a->qnext;
+            start(s, a, now);
+            continue;
+        }
+        if (!next || a->start_ns < next) next = a->start_ns;
+        pp = &a->qnext;
+    }
+    if (next == s->tfd_at) return;
+    struct itimerspec it = {
+        .it_value = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000}};
+    if (timerfd_settime(s->tfd, TFD_TIMER_ABSTIME, &it, NULL) < 0)
+        log_error("worker", "timerfd_settime: %s", strerror(errno));
+    s->tfd_at = next;
 }
 
 static void signal_group(sup_t *s, struct proc *p, int sig, int64_t now)
@@ -570,9 +602,9 @@ static void *sup_main(void *arg)
         now = clock_mono_ns();
         for (int i = 0; i < n; i++) {
             struct watch *w = evs[i].data.ptr;
-            if (!w) {
+            if (!w || w == &s->tfd_w) {
                 uint64_t v;
-                ssize_t r = read(s->evfd, &v, sizeof v);
+                ssize_t r = read(w ? s->tfd : s->evfd, &v, sizeof v);
                 (void)r;
                 continue;
             }
@@ -590,9 +622,19 @@ static void *sup_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         while (q) {
             attempt_t *next = q->qnext;
-            start(s, q, now);
+            if (q->start_ns > now) {
+                /* Held until its time, with its directory made now, off
+                 * the path from the fire time to the start (start()
+                 * tries again, and fails the attempt, if this fails). */
+                (void)make_work_dir(s, q);
+                q->qnext = s->later;
+                s->later = q;
+            } else {
+                start(s, q, now);
+            }
             q = next;
         }
+        start_later(s, now);
         sup__plugin_tick(s, now);
         for (struct proc **pp = &s->procs; *pp;) {
             struct proc *p = *pp;
@@ -630,17 +672,20 @@ int sup_new(const sup_ops_t *ops, void *arg, int64_t kill_grace_ms, spawn_watche
     s->arg = arg;
     s->grace_ns = kill_grace_ms * 1000000;
     s->watcher = watcher;
-    s->ep = s->evfd = -1;
+    s->ep = s->evfd = s->tfd = -1;
     pthread_mutex_init(&s->mu, NULL);
     s->rbuf = xmalloc(RBUF_SIZE);
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->ep < 0 || s->evfd < 0) {
+    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->ep < 0 || s->evfd < 0 || s->tfd < 0) {
         rc = -errno;
         goto out;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
+    struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &s->tfd_w};
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->evfd, &ev) < 0 ||
+        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->tfd, &tev) < 0) {
         rc = -errno;
         goto out;
     }
@@ -651,6 +696,7 @@ out:
     if (rc < 0) {
         if (s->ep >= 0) close(s->ep);
         if (s->evfd >= 0) close(s->evfd);
+        if (s->tfd >= 0) close(s->tfd);
         pthread_mutex_destroy(&s->mu);
         free(s->rbuf);
         free(s);
@@ -668,6 +714,7 @@ void sup_free(sup_t *s)
     pthread_join(s->thread, NULL);
     close(s->ep);
     close(s->evfd);
+    close(s->tfd);
     pthread_mutex_destroy(&s->mu);
     free(s->rbuf);
     free(s);

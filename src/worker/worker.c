@@ -50,7 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLAIM_WAIT              "30s"
+#define CLAIM_WAIT "30s"
+/* Runs due within this are claimed, and confirmed, before their time, and
+ * started at it (the supervisor holds them): the claim's and the
+ * confirmation's round trips are then off the path from fire to start. */
+#define CLAIM_AHEAD             "50ms"
 #define CLAIM_MAX               100   /* runs per claim the API accepts */
 #define CLAIM_TIMEOUT_MS        45000 /* above the long-poll wait, so the server ends it */
 #define REPORT_TIMEOUT_MS       30000
@@ -421,9 +425,10 @@ static json_t *report_batch(struct shard *sh, attempt_t **v, size_t n, int claim
     }
     json_t *body = json_pack("{s:o}", "runs", runs), *ans = NULL, *claimed = NULL;
     if (claim_max > 0)
-        json_object_set_new(
-            body, "claim",
-            json_pack("{s:i}", "max", claim_max < CLAIM_MAX ? claim_max : CLAIM_MAX));
+        json_object_set_new(body, "claim",
+                            json_pack("{s:i, s:s}", "max",
+                                      claim_max < CLAIM_MAX ? claim_max : CLAIM_MAX, "ahead",
+                                      CLAIM_AHEAD));
     int64_t delay = 0;
     int warned = 0, one_by_one = 0;
     while (!atomic_load(&w->aborting)) {
@@ -714,8 +719,10 @@ static char **json_argv(json_t *cmd)
     return v;
 }
 
-/* Builds an attempt from one claimed run (docs/api.md "A claimed run"). */
-static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
+/* Builds an attempt from one claimed run (docs/api.md "A claimed run");
+ * read_ns: when the answer was read (monotonic), which a run's
+ * "start_in_us" counts from. */
+static attempt_t *attempt_from_claim(worker_t *w, json_t *run, int64_t read_ns)
 {
     const char *run_id = json_string_value(json_object_get(run, "run_id"));
     if (!run_id || strlen(run_id) >= SKED_ID_LEN) return NULL;
@@ -723,6 +730,8 @@ static attempt_t *attempt_from_claim(worker_t *w, json_t *run)
     snprintf(a->run_id, sizeof a->run_id, "%s", run_id);
     a->n = (int)json_integer_value(json_object_get(run, "attempt"));
     a->fence = json_integer_value(json_object_get(run, "fence"));
+    json_int_t start_in_us = json_integer_value(json_object_get(run, "start_in_us"));
+    if (start_in_us > 0 && start_in_us <= 1000000) a->start_ns = read_ns + start_in_us * 1000;
     json_t *spec = json_object_get(run, "spec");
     json_t *t = json_object_get(run, "timeout");
     if (!json_is_string(t)) t = json_object_get(spec, "timeout");
@@ -882,9 +891,10 @@ static int start_claimed(worker_t *w, httpc_t *h, json_t *ans, int credits)
     size_t nruns = json_array_size(runs), i, n = 0;
     attempt_t **v = xcalloc(nruns ? nruns : 1, sizeof *v);
     json_t *list = json_array();
+    int64_t read_ns = clock_mono_ns();
     json_array_foreach(runs, i, run)
     {
-        attempt_t *a = attempt_from_claim(w, run);
+        attempt_t *a = attempt_from_claim(w, run, read_ns);
         if (!a) {
             log_error("worker", "claim answer without a valid run_id; ignored");
             continue;
@@ -982,7 +992,8 @@ static void *claim_main(void *arg)
         char path[128];
         snprintf(path, sizeof path, "/v1/workers/%s/claim", id);
         if (max > CLAIM_MAX) max = CLAIM_MAX;
-        json_t *body = json_pack("{s:i, s:s}", "max", max, "wait", CLAIM_WAIT);
+        json_t *body =
+            json_pack("{s:i, s:s, s:s}", "max", max, "wait", CLAIM_WAIT, "ahead", CLAIM_AHEAD);
         httpc_resp_t r;
         int64_t t0 = clock_mono_ns();
         int rc = post_json(w->claim_http, path, body, &r);

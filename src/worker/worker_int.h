@@ -50,6 +50,7 @@ typedef struct attempt {
     char *work_dir; /* owned; the attempt's own directory, made by the supervisor when
                        cwd is NULL; attempt_free removes it with everything in it */
     int64_t timeout_ms; /* 0 = none */
+    int64_t start_ns;   /* monotonic: not before (a run claimed ahead of its time); 0 = at once */
     char *plugin;       /* owned; the job type when it runs in a plugin host; NULL = a process */
     char *start_json;   /* owned; a plugin attempt's START (plugin_proto.h): config, env, io_dir */
 

@@ -15,7 +15,7 @@ import time
 import unittest
 import urllib.parse
 
-from skedtest import SkedTestCase, parse_time, pid_alive, read_lines, wait_until
+from skedtest import SkedTestCase, fmt_time, parse_time, pid_alive, read_lines, wait_until
 
 
 def lines_of(path):
@@ -261,6 +261,56 @@ class TestClaims(SkedTestCase):
                                       "--lease", "3s", "--heartbeat", "2s"])
         self.assertNotEqual(p.wait_exit(), 0)
         self.assertIn("--heartbeat must be at most a third of --lease", p.stderr_text())
+
+
+class TestClaimAhead(SkedTestCase):
+    def test_claim_ahead_takes_a_run_before_its_time(self):
+        """A claim with "ahead" takes a run due within it before its time and
+        says how long to wait (start_in_us); the run and its attempt are
+        recorded as started at the due time, not at the claim. Without
+        "ahead", or with a bad one, nothing is taken early."""
+        self.start_server(lease="30s")
+        wid = self.ok("POST", "/v1/workers", {"name": "wa"}, expect=201)["id"]
+        claim = "/v1/workers/%s/claim" % wid
+        for bad in ("2s", "soon", 5):
+            self.assert_problem(self.api("POST", claim, {"max": 1, "ahead": bad}), 400, "ahead")
+        fire = parse_time(fmt_time(time.time() + 2.5))  # to the millisecond, as stored
+        job = self.create_job(self.sh_job("true", schedules=[{"at": fmt_time(fire)}]))
+        self.assertEqual(self.ok("POST", claim, {"max": 1})["runs"], [])
+        # Parked: answered about a second before the fire time.
+        runs = self.ok("POST", claim, {"max": 1, "wait": "10s", "ahead": "1s"})["runs"]
+        self.assertEqual([r["job_id"] for r in runs], [job["id"]])
+        r = runs[0]
+        self.assertGreater(r.get("start_in_us", 0), 0, r)
+        self.assertLessEqual(r["start_in_us"], 1000000)
+        self.assertEqual(parse_time(r["fire_time"]), fire)
+        hb = self.ok("POST", "/v1/workers/%s/heartbeat" % wid,
+                     {"runs": [{"run_id": r["run_id"], "fence": r["fence"], "started": True}]})
+        self.assertEqual(hb["stop"], [])
+        got = self.run_get(r["run_id"])
+        self.assertEqual(got["state"], "running")
+        self.assertEqual(parse_time(got["started_at"]), fire, got)
+        self.assertEqual(parse_time(got["attempts"][0]["started_at"]), fire, got)
+
+    def test_worker_starts_a_run_claimed_ahead_at_its_time_not_before(self):
+        """`sked worker` claims and confirms runs 50 ms ahead of their fire
+        time; the process must still start at that time, never before it."""
+        self.start_server()
+        self.start_worker(slots=2)
+        jobs = []
+        for i in range(3):
+            fire = parse_time(fmt_time(time.time() + 1.5 + 0.4 * i))
+            marker = self.path("start%d" % i)
+            job = self.create_job(self.sh_job("date +%%s.%%N > %s" % marker,
+                                              schedules=[{"at": fmt_time(fire)}]))
+            jobs.append((job, fire, marker))
+        for job, fire, marker in jobs:
+            run = self.wait_run_terminal(job["id"], timeout=15)
+            self.assertEqual(run["state"], "succeeded", run)
+            started = float(read_lines(marker)[0])
+            self.assertGreaterEqual(started, fire, "started %.6f before its fire time %.3f"
+                                    % (fire - started, fire))
+            self.assertEqual(parse_time(run["started_at"]), fire, run)
 
 
 class TestWorkerIdentity(SkedTestCase):

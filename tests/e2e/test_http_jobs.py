@@ -260,9 +260,10 @@ class HttpJobsTest(SkedTestCase):
         self.assertEqual(run["attempts"][0]["outcome"], "timeout", run)
         took = parse_time(run["finished_at"]) - parse_time(run["started_at"])
         self.assertLess(took, 5, run)
-        # Cancel: the request in flight ends at once.
-        job = self.http_job({"url": t.url + "/slow"})
+        # Cancel: the request in flight ends at once. (Counted before the
+        # submit: the request may arrive before the submit's answer does.)
         before = t.count()
+        job = self.http_job({"url": t.url + "/slow"})
         rid = self.wait_runs(job["id"], lambda rs: rs and rs[0]["state"] == "running")[0]["id"]
         wait_until(lambda: t.count() > before, 20, msg="the request to reach the target")
         self.ok("POST", "/v1/runs/%s/cancel" % rid, expect=200)

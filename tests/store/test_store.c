@@ -946,11 +946,13 @@ static void test_job_update(void **state)
 /* ---- firing ------------------------------------------------------------------ */
 
 /* Creates a job with one `every` schedule whose next fire is next_ms. */
-static void job_with_schedule(store_t *st, const char *name, int64_t next_ms,
-                              char job_id[SKED_ID_LEN], char sched_id[SKED_ID_LEN])
+static void job_with_schedule_overlap(store_t *st, const char *name, int64_t next_ms,
+                                      overlap_policy_t overlap, char job_id[SKED_ID_LEN],
+                                      char sched_id[SKED_ID_LEN])
 {
     store_job_t j;
     mkjob(&j, name);
+    j.overlap = overlap;
     store_schedule_t sc = {0};
     sc.kind = SCHEDULE_EVERY;
     sc.expr = xstrdup("1s");
@@ -960,6 +962,12 @@ static void job_with_schedule(store_t *st, const char *name, int64_t next_ms,
     memcpy(sched_id, sc.id, SKED_ID_LEN);
     store_schedule_clear(&sc);
     store_job_clear(&j);
+}
+
+static void job_with_schedule(store_t *st, const char *name, int64_t next_ms,
+                              char job_id[SKED_ID_LEN], char sched_id[SKED_ID_LEN])
+{
+    job_with_schedule_overlap(st, name, next_ms, OVERLAP_ALLOW, job_id, sched_id);
 }
 
 static void test_fire_cas(void **state)
@@ -1258,6 +1266,87 @@ static void test_claim_not_before(void **state)
     assert_int_equal(n, 1); /* scheduled runs are claimable once due */
     assert_int_equal(cl[0].run.fire_ms, T0 + 1000);
     free_claimed(cl, n);
+}
+
+/* Materialises sid's run due at due_ms. */
+static void fire_one(store_t *st, const char *sid, int64_t due_ms)
+{
+    store_fire_run_t fr = {due_ms, due_ms, RUN_SCHEDULED, NULL};
+    store_fire_t it = {sid, due_ms, due_ms + 1000, &fr, 1, {0}, 0};
+    assert_int_equal(store_fire(st, &it, 1, due_ms - 1000), 0);
+}
+
+static void test_claim_ahead(void **state)
+{
+    char wid[SKED_ID_LEN], jid[SKED_ID_LEN], sid[SKED_ID_LEN];
+    new_worker(ST, "w", "default", "", T0, wid);
+    job_with_schedule(ST, "soon", T0 + 1000, jid, sid);
+    fire_one(ST, sid, T0 + 1000);
+    store_claimed_t *v = NULL;
+    size_t n = 9;
+    assert_int_equal(
+        store_claim_ahead(ST, wid, NULL, 4, LEASE_MS, STORE_AHEAD_MAX_MS + 1, T0, &v, &n),
+        SKED_EINVAL);
+    assert_int_equal(n, 0);
+    /* Due after the window: left. */
+    assert_int_equal(store_claim_ahead(ST, wid, NULL, 4, LEASE_MS, 50, T0 + 949, &v, &n), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    /* Due within it: leased now, started (run and attempt) at its time. */
+    assert_int_equal(store_claim_ahead(ST, wid, NULL, 4, LEASE_MS, 50, T0 + 950, &v, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].run.not_before_ms, T0 + 1000);
+    assert_int_equal(v[0].run.started_ms, T0 + 1000);
+    assert_int_equal(v[0].run.lease_expires_ms, T0 + 950 + LEASE_MS);
+    store_run_t run;
+    store_attempt_t *at = NULL;
+    size_t nat = 0;
+    assert_int_equal(store_run_get(ST, v[0].run.id, &run, &at, &nat), 0);
+    assert_int_equal(run.state, RUN_RUNNING);
+    assert_int_equal(run.started_ms, T0 + 1000);
+    assert_int_equal(nat, 1);
+    assert_int_equal(at[0].started_ms, T0 + 1000);
+    store_attempt_clear(&at[0]);
+    free(at);
+    store_run_clear(&run);
+    free_claimed(v, n);
+
+    /* A run of a job with another running is not taken ahead, nor judged
+     * by the job's overlap policy before its time: it waits, and is
+     * judged when due. */
+    char fj[SKED_ID_LEN], fs[SKED_ID_LEN];
+    job_with_schedule_overlap(ST, "forbid", T0 + 2000, OVERLAP_FORBID, fj, fs);
+    fire_one(ST, fs, T0 + 2000);
+    v = claim(ST, wid, 4, T0 + 2000, &n);
+    assert_int_equal(n, 1);
+    char first[SKED_ID_LEN];
+    memcpy(first, v[0].run.id, SKED_ID_LEN);
+    free_claimed(v, n);
+    fire_one(ST, fs, T0 + 3000);
+    assert_int_equal(store_claim_ahead(ST, wid, NULL, 4, LEASE_MS, 1000, T0 + 2500, &v, &n), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    store_run_filter_t rf = {
+        .since_ms = INT64_MIN, .until_ms = INT64_MAX, .limit = 10, .job_id = fj};
+    store_run_t *runs = NULL;
+    size_t nr = 0;
+    char *next = NULL, second[SKED_ID_LEN] = "";
+    assert_int_equal(store_run_list_in(ST, &rf, NULL, &runs, &nr, &next), 0);
+    assert_int_equal(nr, 2);
+    for (size_t i = 0; i < nr; i++) {
+        if (strcmp(runs[i].id, first)) {
+            assert_int_equal(runs[i].state, RUN_SCHEDULED);
+            memcpy(second, runs[i].id, SKED_ID_LEN);
+        }
+        store_run_clear(&runs[i]);
+    }
+    free(runs);
+    free(next);
+    /* Due, with the first still running: skipped by the policy, then. */
+    assert_int_equal(store_claim_ahead(ST, wid, NULL, 4, LEASE_MS, 1000, T0 + 3000, &v, &n), 0);
+    assert_int_equal(n, 0);
+    free(v);
+    assert_int_equal(run_state(ST, second), RUN_SKIPPED);
 }
 
 static void test_claim_priority_aging(void **state)
@@ -5633,6 +5722,7 @@ int main(int argc, char **argv)
         T(test_trigger_and_next_claimable),
         T(test_claim_basics),
         T(test_claim_not_before),
+        T(test_claim_ahead),
         T(test_claim_priority_aging),
         T(test_claim_backlog_bounded),
         T(test_claim_queues_constraints),
