@@ -278,8 +278,8 @@ static void server_usage(FILE *f)
         "                       port; 0.0.0.0:PORT = every interface)\n" CMD_SERVER_HELP_METRICS
         "  --store URL          the store (required): sqlite:PATH, or postgres://USER@HOST/DB\n"
         "                       (options ?sked_pool=N&sked_schema=NAME&sked_clock=db)\n"
-        "  --threads N          HTTP worker threads (default 16); waiting claims use none,\n"
-        "                       but writes wait for the store's disk sync\n"
+        "  --threads N          HTTP worker threads (default 64); waiting claims use none,\n"
+        "                       but a write holds one until its disk sync\n"
         "  --token-file FILE    where the bootstrap admin token is written (default:\n"
         "                       admin.token beside the database)\n"
         "  --lease DUR          how long a claimed run is leased to a worker between\n"
