@@ -595,7 +595,6 @@ out:
 static json_t *claimed_json(const store_claimed_t *c)
 {
     char tmo[32];
-    json_t *spec = c->spec_json ? json_loads(c->spec_json, 0, NULL) : NULL;
     json_t *o = json_object();
     json_object_set_new(o, "run_id", json_string(c->run.id));
     json_object_set_new(o, "job_id", json_string(c->run.job_id));
@@ -618,11 +617,6 @@ static json_t *claimed_json(const store_claimed_t *c)
     } else {
         json_object_set_new(o, "timeout", json_null());
     }
-    if (!spec) log_error("api", "run %s: stored job spec does not parse", c->run.id);
-    /* The job's alert rules (and their webhook secrets) are the server's
-     * business, not the worker's. */
-    if (spec) json_object_del(spec, "alerts");
-    json_object_set_new(o, "spec", spec ? spec : json_null());
     /* A retry's starting point ($SKED_CHECKPOINT_IN), from an earlier attempt. */
     json_t *cp = json_null();
     if (c->checkpoint.data) {
@@ -649,14 +643,54 @@ static json_t *claimed_json(const store_claimed_t *c)
  * monotonic clock, so a worker that reads the answer late (stalled, paused,
  * a slow network) never counts a lease from the late read and never starts
  * an attempt whose lease is already gone. */
-/* A claim's answer (a claim's, or a completion's that carried one): the
- * runs claimed (cl[0..n), cleared and freed here). */
-static json_t *claim_answer(http_req_t *req, store_claimed_t *cl, size_t n, int64_t waited_ms)
+/* Appends doc's compact text to b without its closing brace (doc: an
+ * object, released here), so members written as text can follow. */
+static void put_open(buf_t *b, json_t *doc)
 {
-    json_t *runs = json_array();
+    char *s = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(doc);
+    size_t n = s ? strlen(s) : 0;
+    if (n < 2 || s[n - 1] != '}') /* cannot happen: an object's text ends with its brace */
+        abort();
+    buf_append(b, s, n - 1);
+    free(s);
+}
+
+/* Appends the claim entry of run c: its members, then the job's stored
+ * document as "spec". That text is spliced in as stored (canonical JSON,
+ * written by us): parsing it and writing it again was most of a claim's
+ * JSON work. Only a document with alert rules is parsed, to drop them:
+ * they (and their webhook secrets) are the server's business, not the
+ * worker's. */
+static void claimed_text(buf_t *b, const store_claimed_t *c)
+{
+    put_open(b, claimed_json(c));
+    buf_puts(b, ",\"spec\":");
+    if (c->spec_json && !strstr(c->spec_json, "\"alerts\"")) {
+        buf_puts(b, c->spec_json);
+    } else {
+        json_t *spec = c->spec_json ? json_loads(c->spec_json, 0, NULL) : NULL;
+        char *s = NULL;
+        if (spec) json_object_del(spec, "alerts");
+        if (spec) s = json_dumps(spec, JSON_COMPACT | JSON_ENSURE_ASCII);
+        if (!s) log_error("api", "run %s: stored job spec does not parse", c->run.id);
+        buf_puts(b, s ? s : "null");
+        free(s);
+        json_decref(spec);
+    }
+    buf_puts(b, "}");
+}
+
+/* Appends a claim's answer (a claim's, or a completion's that carried one)
+ * to b: the runs claimed (cl[0..n), cleared and freed here). */
+static void claim_answer(http_req_t *req, buf_t *b, store_claimed_t *cl, size_t n,
+                         int64_t waited_ms)
+{
+    buf_puts(b, "{\"runs\":[");
     for (size_t i = 0; i < n; i++) {
         metrics_run_claimed(&cl[i].run, req->now_ms);
-        json_array_append_new(runs, claimed_json(&cl[i]));
+        if (i) buf_puts(b, ",");
+        claimed_text(b, &cl[i]);
         store_claimed_clear(&cl[i]);
     }
     free(cl);
@@ -665,8 +699,15 @@ static json_t *claim_answer(http_req_t *req, store_claimed_t *cl, size_t n, int6
      * with "started": true) before then. */
     char confirm[32];
     duration_format(server_config(req->srv)->confirm_ms, confirm, sizeof confirm);
-    return json_pack("{s:o, s:I, s:s}", "runs", runs, "waited_ms", (json_int_t)waited_ms,
-                     "confirm_within", confirm);
+    buf_printf(b, "],\"waited_ms\":%lld,\"confirm_within\":\"%s\"}", (long long)waited_ms, confirm);
+}
+
+/* Answers 200 with the JSON text in b (and a newline, as http_json). */
+static void answer_text(http_resp_t *resp, buf_t *b)
+{
+    buf_puts(b, "\n");
+    http_text(resp, 200, "application/json", b->data, b->len);
+    buf_free(b);
 }
 
 static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, const struct claim_ctx *cc)
@@ -693,7 +734,9 @@ static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, const s
         free(cl);
         return 0;
     }
-    http_json(resp, 200, claim_answer(req, cl, n, waited_ms));
+    buf_t b = BUF_INIT;
+    claim_answer(req, &b, cl, n, waited_ms);
+    answer_text(resp, &b);
     return 1;
 }
 
@@ -1071,8 +1114,16 @@ void api_workers_complete(http_req_t *req, http_resp_t *resp)
         json_array_append_new(out, r);
     }
     json_t *ans = json_pack("{s:o}", "results", out);
-    if (claim_max > 0) json_object_set_new(ans, "claimed", claim_answer(req, cl, ncl, 0));
-    http_json(resp, 200, ans);
+    if (claim_max <= 0) {
+        http_json(resp, 200, ans);
+        goto out;
+    }
+    buf_t b = BUF_INIT;
+    put_open(&b, ans);
+    buf_puts(&b, ",\"claimed\":");
+    claim_answer(req, &b, cl, ncl, 0);
+    buf_puts(&b, "}");
+    answer_text(resp, &b);
 out:
     free(items);
     json_decref(body);

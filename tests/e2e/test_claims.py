@@ -7,6 +7,7 @@ uncharged, attempts never overlap, and a worker token acts only for its
 own workers and namespace."""
 
 import copy
+import json
 import os
 import signal
 import socket
@@ -448,6 +449,24 @@ class TestWorkerIdentity(SkedTestCase):
                       {"runs": [entry(first[0])], "claim": {"max": 1}}, token=tok)
         self.assertEqual(ans["claimed"]["runs"], [])
         self.assertEqual(self.run_get(last[0]["id"])["state"], "pending")
+
+    def test_claim_answer_keeps_alert_rules_from_the_worker(self):
+        """A claimed run carries its job's document, except its alert rules
+        and their webhook secrets: the server's business, not the worker's.
+        A document that merely mentions "alerts" in a value keeps it."""
+        self.start_server()
+        secret = "whsec-%s" % os.urandom(6).hex()
+        alerted = self.create_job(self.sh_job("true", alerts=[
+            {"on": ["failed"], "webhook": "https://hooks.example/x", "secret": secret}]))
+        plain = self.create_job(self.sh_job("true", env={"NOTE": '"alerts"'}))
+        w = self.ok("POST", "/v1/workers", {"name": "w"}, expect=201)["id"]
+        ans = self.ok("POST", "/v1/workers/%s/claim" % w, {"max": 10})
+        specs = {r["job_id"]: r["spec"] for r in ans["runs"]}
+        self.assertEqual(set(specs), {alerted["id"], plain["id"]})
+        self.assertNotIn("alerts", specs[alerted["id"]])
+        self.assertEqual(specs[alerted["id"]]["command"], ["/bin/sh", "-c", "true"])
+        self.assertNotIn(secret, json.dumps(ans))
+        self.assertEqual(specs[plain["id"]]["env"]["NOTE"], '"alerts"')
 
     def test_namespace_worker_token_claims_only_its_namespace(self):
         self.start_server()
