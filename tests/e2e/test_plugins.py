@@ -26,6 +26,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import time
 import unittest
 
@@ -141,6 +142,28 @@ class TestExamplePlugins(PluginTestCase):
         self.assert_problem(self.api("POST", "/v1/jobs", {
             "name": "extra", "type": "noop", "config": {"x": 1}}), 400, "config.x")
         self.shell_still_runs()
+
+    def test_plugin_result_files_are_in_memory_and_go_with_the_attempt(self):
+        """A plugin attempt's result and checkpoint files are in a private
+        directory under /dev/shm (its host holds them to the caps, so they
+        fit in memory; no directory made and removed on disk per run), and
+        the directory goes with the attempt."""
+        self.start_server(heartbeat="500ms")
+        self.plugin_worker(PLUGINS)
+        base = "/dev/shm/sked-io" + ("" if os.geteuid() == 0 else "-%d" % os.geteuid())
+        job = self.job("sleep", {"seconds": 1.5})
+        run = self.run_of(job, state="running")
+        mine = wait_until(lambda: [e for e in os.listdir(base)
+                                   if e.startswith(run["id"] + ".1.io-")], 10,
+                          msg="the attempt's directory under %s" % base)
+        st = os.lstat(os.path.join(base, mine[0]))
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+        run = self.run_of(job)
+        self.assertEqual(run["state"], "succeeded", run)
+        self.assertEqual(run["result"]["slept_ms"], 1500)
+        wait_until(lambda: not any(e.startswith(run["id"] + ".") for e in os.listdir(base)), 10,
+                   msg="the attempt's directory to go")
 
     def test_sleep_stops_at_once_on_cancel_and_timeout(self):
         self.start_server(heartbeat="500ms")
