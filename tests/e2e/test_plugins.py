@@ -85,10 +85,15 @@ class PluginTestCase(SkedTestCase):
         doc.update(fields)
         return self.create_job(doc)
 
-    def run_of(self, job, state=None, timeout=15):
-        """The job's first run, once it is in state (default: terminal)."""
+    def run_of(self, job, state=None, timeout=15, lease_s=10):
+        """The job's first run, once it is in state (default: terminal).
+        "running" means started: a claimed run shows running before its
+        worker confirms it, and one canceled or killed before that never
+        began (its attempt is undone), so wait for the confirmation."""
         if state is None:
             return self.wait_run_terminal(job["id"], timeout=timeout)
+        if state == "running":
+            return self.run_get(self.started_run(job["id"], lease_s, timeout)["id"])
         runs = self.wait_runs(job["id"], lambda rs: rs and rs[0]["state"] == state, timeout,
                               msg="a %s run of %s" % (state, job["name"]))
         return self.run_get(runs[0]["id"])
