@@ -634,15 +634,6 @@ static json_t *claimed_json(const store_claimed_t *c)
     return o;
 }
 
-/* Claims for worker id. Returns 1 and answers when runs were claimed, 0
- * when none, -1 after answering an error.
- *
- * The answer says how long the claim was parked before its leases began
- * ("waited_ms", rounded down). The worker adds it to the time it *sent* the
- * claim: a lower bound of when the leases began, measured on its own
- * monotonic clock, so a worker that reads the answer late (stalled, paused,
- * a slow network) never counts a lease from the late read and never starts
- * an attempt whose lease is already gone. */
 /* Appends doc's compact text to b without its closing brace (doc: an
  * object, released here), so members written as text can follow. */
 static void put_open(buf_t *b, json_t *doc)
@@ -710,6 +701,15 @@ static void answer_text(http_resp_t *resp, buf_t *b)
     buf_free(b);
 }
 
+/* Claims for worker id. Returns 1 and answers when runs were claimed, 0
+ * when none, -1 after answering an error.
+ *
+ * The answer says how long the claim was parked before its leases began
+ * ("waited_ms", rounded down). The worker adds it to the time it *sent* the
+ * claim: a lower bound of when the leases began, measured on its own
+ * monotonic clock, so a worker that reads the answer late (stalled, paused,
+ * a slow network) never counts a lease from the late read and never starts
+ * an attempt whose lease is already gone. */
 static int try_claim(http_req_t *req, http_resp_t *resp, const char *id, const struct claim_ctx *cc)
 {
     const server_config_t *cfg = server_config(req->srv);
