@@ -222,6 +222,15 @@ static void render_own(buf_t *b, const store_t *st)
                 "Writes carried by each durable commit: the group-commit batch size (always 1 "
                 "on PostgreSQL, whose own WAL group commit is not visible to sked).");
     prom_hist_write(b, "sked_store_commit_writes", NULL, &store_stats()->commit_writes);
+    prom_family(b, "sked_store_write_queue", "gauge",
+                "Writes waiting for the SQLite store's one writer thread (always 0 on "
+                "PostgreSQL): a queue that stays long says the writer is the limit.");
+    prom_sample_i64(b, "sked_store_write_queue", NULL, atomic_load(&store_stats()->write_queue));
+    prom_family(b, "sked_store_batch_redos_total", "counter",
+                "SQLite group commits run a second time, each write in a savepoint, because one "
+                "of their writes failed after changing something (its changes must go, the "
+                "others' stay).");
+    prom_sample_u64(b, "sked_store_batch_redos_total", NULL, prom_get(&store_stats()->batch_redos));
 
     prom_family(b, "sked_http_waits_resumed_total", "counter",
                 "Waiting requests (parked claims, log follows, event streams) resumed, by "

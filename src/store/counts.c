@@ -28,6 +28,8 @@ static store_stats_t stats = {
     .commit_ns = PROM_HIST_INIT(commit_bounds_ns, 1e9),
     .commit_writes = PROM_HIST_INIT(commit_writes_bounds, 1),
     .overlap_skips = PROM_COUNTER_INIT,
+    .write_queue = 0,
+    .batch_redos = PROM_COUNTER_INIT,
 };
 
 store_stats_t *store_stats(void)

@@ -1059,12 +1059,16 @@ int store_counts(store_t *st, store_counts_t *out);
  * costs no lock): the latency of each durable commit of a write and the
  * writes each commit carried (SQLite's group commit: every write the
  * writer thread found queued; PostgreSQL: 1 per COMMIT, its own WAL
- * group commit being invisible to us), and the runs a claim skipped by
- * their job's overlap policy ("forbid"). */
+ * group commit being invisible to us), the runs a claim skipped by
+ * their job's overlap policy ("forbid"), and on SQLite the writes waiting
+ * for the writer thread and the group commits it had to run again. */
 typedef struct store_stats {
     prom_hist_t commit_ns;        /* ns from COMMIT sent to COMMIT done */
     prom_hist_t commit_writes;    /* writes per commit */
     prom_counter_t overlap_skips; /* runs skipped at claim: overlap forbid */
+    _Atomic int64_t write_queue;  /* SQLite: writes queued, not yet taken by the writer */
+    prom_counter_t batch_redos;   /* SQLite: batches run again, each write in a SAVEPOINT,
+                                     because one failed after changing something */
 } store_stats_t;
 
 /* This process's figures; borrowed, valid for the life of the process.

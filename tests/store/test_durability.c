@@ -16,7 +16,11 @@
  *   - with writes refused, a write verb fails with SKED_ENOSPC, changes
  *     nothing, and the store works again once writes are accepted;
  *   - two writes that share one group commit when the commit's WAL write
- *     fails both fail (the batch is lost as a whole, not half-applied).
+ *     fails both fail (the batch is lost as a whole, not half-applied);
+ *   - a write that fails leaves no trace and takes none of the other writes
+ *     of its group commit with it, whether it failed before changing
+ *     anything or half-way (the writer holds still in a stalled WAL write
+ *     while the group is queued behind it).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +51,10 @@ static atomic_long unsynced_files; /* files written since their last sync */
 static atomic_bool refuse_writes;  /* answer every write with SQLITE_FULL */
 static atomic_bool refuse_syncs;   /* answer every sync with SQLITE_IOERR_FSYNC */
 static atomic_long syncs;
+/* While set, a write blocks (the first one sets `stalled`) until cleared. */
+static atomic_bool stall_writes, stalled;
+static pthread_mutex_t stall_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stall_cv = PTHREAD_COND_INITIALIZER;
 
 struct shim_file {
     sqlite3_file base;
@@ -72,6 +80,13 @@ static int shim_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
     struct shim_file *s = (struct shim_file *)f;
     if (atomic_load(&refuse_writes)) return SQLITE_FULL;
+    if (atomic_load(&stall_writes)) {
+        pthread_mutex_lock(&stall_mu);
+        atomic_store(&stalled, true);
+        while (atomic_load(&stall_writes))
+            pthread_cond_wait(&stall_cv, &stall_mu);
+        pthread_mutex_unlock(&stall_mu);
+    }
     int rc = s->real->pMethods->xWrite(s->real, p, n, off);
     if (rc == SQLITE_OK && !s->dirty) {
         s->dirty = true;
@@ -433,6 +448,144 @@ static void test_a_lost_batch_fails_every_writer(void **state)
     ASSERT_SYNCED("the store after a lost batch");
 }
 
+/* ---- one failed write in a group commit ----------------------------------------- */
+
+struct writer {
+    store_t *st;
+    const char *name, *also; /* also: a batch of two, `name` first */
+    int rc;
+    pthread_t th;
+};
+
+static void *write_job(void *arg)
+{
+    struct writer *w = arg;
+    store_job_t j[2];
+    job_doc(&j[0], w->name);
+    if (w->also) {
+        job_doc(&j[1], w->also);
+        store_job_new_t items[2] = {{&j[0], NULL, 0, false}, {&j[1], NULL, 0, false}};
+        size_t bad = 0;
+        w->rc = store_job_create_batch(w->st, items, 2, NULL, NULL, T0, &bad, NULL);
+        store_job_clear(&j[1]);
+    } else {
+        w->rc = store_job_create(w->st, &j[0], NULL, 0, false, NULL, NULL, T0);
+    }
+    store_job_clear(&j[0]);
+    return NULL;
+}
+
+/* Waits (10 s at most) until cond() holds. */
+static bool eventually(bool (*cond)(int64_t), int64_t arg)
+{
+    for (int i = 0; i < 10000; i++) {
+        if (cond(arg)) return true;
+        usleep(1000);
+    }
+    return cond(arg);
+}
+
+static bool is_stalled(int64_t unused)
+{
+    (void)unused;
+    return atomic_load(&stalled);
+}
+
+static bool queue_is(int64_t n)
+{
+    return atomic_load(&store_stats()->write_queue) == n;
+}
+
+/* Runs w[0] into a stalled WAL write, queues w[1..n-1] behind it one after
+ * the other (so they form the next group commit, in that order), lets the
+ * writer go on and waits for all. */
+static void one_group(struct writer *w, int n)
+{
+    atomic_store(&stalled, false);
+    atomic_store(&stall_writes, true);
+    pthread_create(&w[0].th, NULL, write_job, &w[0]);
+    assert_true(eventually(is_stalled, 0));
+    for (int i = 1; i < n; i++) {
+        pthread_create(&w[i].th, NULL, write_job, &w[i]);
+        assert_true(eventually(queue_is, i));
+    }
+    pthread_mutex_lock(&stall_mu);
+    atomic_store(&stall_writes, false);
+    pthread_cond_broadcast(&stall_cv);
+    pthread_mutex_unlock(&stall_mu);
+    for (int i = 0; i < n; i++)
+        pthread_join(w[i].th, NULL);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const store_job_t *)a)->name, ((const store_job_t *)b)->name);
+}
+
+/* The names of the jobs there, sorted, comma-separated, into out. */
+static void job_names(store_t *st, char *out, size_t cap)
+{
+    store_job_filter_t f = {.limit = 100};
+    store_job_t *v = NULL;
+    size_t n = 0;
+    char *next = NULL;
+    assert_int_equal(store_job_list(st, &f, &v, &n, &next), 0);
+    qsort(v, n, sizeof *v, by_name);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s", i ? "," : "", v[i].name);
+        store_job_clear(&v[i]);
+    }
+    free(v);
+    free(next);
+}
+
+static void test_a_failed_write_leaves_its_group_alone(void **state)
+{
+    struct fx *fx = *state;
+    char names[512];
+    store_job_t taken;
+    job_doc(&taken, "taken");
+    assert_int_equal(store_job_create(fx->st, &taken, NULL, 0, false, NULL, NULL, T0), 0);
+    store_job_clear(&taken);
+    uint64_t redos = prom_get(&store_stats()->batch_redos);
+
+    /* A write that fails before changing anything (its name is taken) is
+     * left out; the writes beside it commit, and the group runs once. */
+    struct writer g1[] = {{fx->st, "a", NULL, 1, 0},
+                          {fx->st, "b", NULL, 1, 0},
+                          {fx->st, "taken", NULL, 0, 0},
+                          {fx->st, "c", NULL, 1, 0}};
+    one_group(g1, 4);
+    assert_int_equal(g1[0].rc, 0);
+    assert_int_equal(g1[1].rc, 0);
+    assert_int_equal(g1[2].rc, SKED_ECONFLICT);
+    assert_int_equal(g1[3].rc, 0);
+    assert_int_equal(prom_get(&store_stats()->batch_redos), redos);
+    job_names(fx->st, names, sizeof names);
+    assert_string_equal(names, "a,b,c,taken");
+    ASSERT_SYNCED("a group with a write refused at once");
+
+    /* A batch whose second job's name is taken fails after writing its
+     * first: that job must go, the writes before and after it stay. */
+    struct writer g2[] = {{fx->st, "d", NULL, 1, 0},
+                          {fx->st, "e", NULL, 1, 0},
+                          {fx->st, "half", "taken", 0, 0},
+                          {fx->st, "f", NULL, 1, 0},
+                          {fx->st, "taken", NULL, 0, 0}};
+    one_group(g2, 5);
+    assert_int_equal(g2[0].rc, 0);
+    assert_int_equal(g2[1].rc, 0);
+    assert_int_equal(g2[2].rc, SKED_ECONFLICT);
+    assert_int_equal(g2[3].rc, 0);
+    assert_int_equal(g2[4].rc, SKED_ECONFLICT);
+    assert_int_equal(prom_get(&store_stats()->batch_redos), redos + 1);
+    job_names(fx->st, names, sizeof names);
+    assert_string_equal(names, "a,b,c,d,e,f,taken");
+    ASSERT_SYNCED("a group with a write failed half-way");
+}
+
 int main(void)
 {
     shim_register();
@@ -442,6 +595,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_disk_refuses_and_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_batch_fails_every_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_sync_acknowledges_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_write_leaves_its_group_alone, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
