@@ -66,12 +66,36 @@ void clock_format_rfc3339(int64_t ms, char *out, size_t outlen)
     int64_t y;
     unsigned m, d;
     clock_civil_from_days(days, &y, &m, &d);
+    int hh = (int)(rem / 3600), mm = (int)(rem / 60 % 60), ss = (int)(rem % 60);
+    if (y >= 0 && y <= 9999 && outlen >= SKED_RFC3339_LEN) {
+        /* Digit by digit: snprintf's parsing of the format was 7,000
+         * instructions a time, and every job and run answered has a few. */
+        char *p = out;
+        const int f[6] = {(int)y / 100, (int)y % 100, (int)m, (int)d, hh, mm};
+        static const char sep[6] = {0, 0, '-', '-', 'T', ':'};
+        for (int i = 0; i < 6; i++) {
+            if (sep[i]) *p++ = sep[i];
+            *p++ = (char)('0' + f[i] / 10);
+            *p++ = (char)('0' + f[i] % 10);
+        }
+        *p++ = ':';
+        *p++ = (char)('0' + ss / 10);
+        *p++ = (char)('0' + ss % 10);
+        if (msec) {
+            *p++ = '.';
+            *p++ = (char)('0' + msec / 100);
+            *p++ = (char)('0' + msec / 10 % 10);
+            *p++ = (char)('0' + msec % 10);
+        }
+        *p++ = 'Z';
+        *p = '\0';
+        return;
+    }
     if (msec)
-        snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), msec);
+        snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02d.%03dZ", (long long)y, m, d, hh, mm,
+                 ss, msec);
     else
-        snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d,
-                 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+        snprintf(out, outlen, "%04lld-%02u-%02uT%02d:%02d:%02dZ", (long long)y, m, d, hh, mm, ss);
 }
 
 static int digits(const char **p, int n, int *out)

@@ -21,6 +21,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -978,9 +979,47 @@ static void test_shared_between_threads(void **state)
     schedule_free(s);
 }
 
+/* clock_format_rfc3339 against the C library's own calendar (gmtime_r),
+ * over a spread of instants: before the epoch, leap days, every
+ * millisecond digit, the last of year 9999 and beyond it (the slow path). */
+static void test_rfc3339_format_matches_gmtime(void **state)
+{
+    (void)state;
+    int64_t ms = -62167219200000; /* 0000-01-01T00:00:00Z */
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        /* years 0000..10100: sometimes a whole second, sometimes not */
+        int64_t v = ms + (int64_t)(x % 318938400000000u);
+        if (i % 3 == 0) v -= v % 1000;
+        if (i == 0) v = 0;
+        if (i == 1) v = -1;
+        if (i == 2) v = 253402300799999; /* 9999-12-31T23:59:59.999Z */
+        if (i == 3) v = 951782400000;    /* 2000-02-29 */
+        time_t t = (time_t)(v >= 0 ? v / 1000 : (v - 999) / 1000);
+        int msec = (int)(v - (int64_t)t * 1000);
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        char want[64], got[SKED_RFC3339_LEN];
+        int n = snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        snprintf(want + n, sizeof want - (size_t)n, msec ? ".%03dZ" : "Z", msec);
+        clock_format_rfc3339(v, got, sizeof got);
+        assert_string_equal(got, want);
+        if (tm.tm_year + 1900 <= 9999) {
+            int64_t back = 0;
+            assert_int_equal(clock_parse_rfc3339(got, &back), 0);
+            assert_int_equal(back, v);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3339_format_matches_gmtime),
         cmocka_unit_test(test_cron_basic_utc),
         cmocka_unit_test(test_cron_field_edges),
         cmocka_unit_test(test_cron_names),
