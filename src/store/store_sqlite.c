@@ -889,22 +889,8 @@ static int syncer_setup(struct sq *s, const char *path, char **errmsg)
     return 0;
 }
 
-/* Before SQLite's first use in the process: statement journals stay in
- * memory up to 4 MiB instead of 64 KiB. A statement that fires triggers
- * (most writes here: events, counts) copies every page it changes into one
- * first, and past 64 KiB that went to a temporary file, a pwrite per page
- * (a third of the writer's system calls under a submit load; its CPU per
- * submit 59-63 -> 53-54 us). If SQLite was initialised already (a test's
- * VFS), the default stays. */
-static void sqlite_setup(void)
-{
-    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 4 << 20);
-}
-
 int store__sqlite_open(const char *path, store_t **out, char **errmsg)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, sqlite_setup);
     struct sq *s = xcalloc(1, sizeof *s);
     int rc = 0;
     store__init(&s->base, &lite_driver);
