@@ -718,10 +718,17 @@ static int bench_sqlite(long ncpu)
     if (server < 0) return 1;
 
     fprintf(stderr, "bench: submit (%d clients, %.0f s)...\n", opt.clients, opt.seconds);
+    /* The server's CPU per job: far steadier than throughput on a machine
+     * whose speed drifts, so the figure to compare two builds by. */
+    double cpu0 = bl_proc_cpu_s(server);
     struct submit_result sub = submit_phase("future", opt.clients, opt.seconds, 0);
+    double cpu1 = bl_proc_cpu_s(server);
     fprintf(stderr, "bench: batch submit (%d clients, batches of %d, %.0f s)...\n",
             opt.batch_clients, opt.batch_size, opt.seconds);
     struct submit_result bat = batch_phase(opt.batch_clients, opt.seconds);
+    double cpu2 = bl_proc_cpu_s(server);
+    double sub_us = sub.ok ? (cpu1 - cpu0) * 1e6 / (double)sub.ok : 0;
+    double bat_us = bat.ok ? (cpu2 - cpu1) * 1e6 / ((double)bat.ok * opt.batch_size) : 0;
     fprintf(stderr, "bench: open-loop submit (%.0f/s over up to %d connections, %.0f s)...\n",
             opt.open_rate, opt.clients, opt.seconds);
     struct submit_result opn = open_phase(opt.clients, opt.seconds, opt.open_rate);
@@ -773,6 +780,7 @@ static int bench_sqlite(long ncpu)
            "(%zu calls ok, %ld errors) | >= 50000 /s |\n",
            opt.batch_clients, opt.batch_size, bat.rate, bat.ok, bat.errors);
     printf("| batch submit latency per call p50 / p99 | %.2f / %.2f ms | |\n", bat.p50, bat.p99);
+    printf("| server CPU per submit / per batch job | %.0f / %.0f us | |\n", sub_us, bat_us);
     printf("| dispatch latency p50 / p99, fire time -> process start (%zu samples) "
            "| %.2f / %.2f ms | p99 <= 20 ms |\n",
            d.got, d.p50, d.p99);
