@@ -139,8 +139,8 @@ static db_sql_t Q_MEMBER_INSERT =
             " FROM jobs j WHERE j.id = ?2");
 /* An array's members in one statement, their ids a JSON array (?1) in
  * index order: one statement, so SQLite journals each page it changes once
- * for all of them rather than once per member (row by row, making a burst
- * of 100,000 members cost ~45 us each, half of it in that journal). */
+ * for all of them rather than once per member (row by row, the 100,000
+ * members of bench/burst.c took the writer 3.7 s; this way 1.3 s). */
 static db_sql_t Q_ARRAY_INSERT = DB_SQL(
     "INSERT INTO runs (id, job_id, state, fire_ms, not_before_ms, priority, queue, held,"
     " created_ms, parent_id, array_index, deps_rule, deps_n, n_down)"

@@ -255,12 +255,13 @@ static void wake_batch(struct wop *batch)
  * go with it. A SAVEPOINT around each op would do that, but it makes
  * SQLite copy every page an op changes into the sub-journal first (past
  * 64 KiB into a temporary file, a pwrite each): a third of the writer's
- * CPU per submit (62-65 -> 45-46 us without). So the batch first runs bare. An op
- * that fails having changed nothing (most do: a missing row, a conflict
- * found by a read, a constraint that aborts its statement, which SQLite
- * undoes by itself) is simply left out; one that fails after a change has
- * the batch rolled back and run again, each op in its own SAVEPOINT (every
- * verb starts from scratch when run again, as PostgreSQL's retries need). */
+ * CPU per submit (62-65 -> 45-46 us without). So the batch first runs
+ * bare. An op that fails having changed nothing (most do: a missing row, a
+ * conflict found by a read, a constraint that aborts its statement, which
+ * SQLite undoes by itself) is simply left out; one that fails after a
+ * change has the batch rolled back and run again, each op in its own
+ * SAVEPOINT (every verb starts from scratch when run again, as
+ * PostgreSQL's retries need). */
 static bool run_batch(struct sq *s, struct wop *batch, bool *notify)
 {
     bool guarded = false; /* each op in a SAVEPOINT */
