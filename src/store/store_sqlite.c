@@ -341,11 +341,9 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 /* What a batch leaves for the syncer, or (no syncer) does itself. */
-static void batch_committed(struct sq *s, struct wop *batch, int64_t t0_ns, bool notify)
+static void batch_committed(struct sq *s, struct wop *batch, int64_t writes, int64_t t0_ns,
+                            bool notify)
 {
-    int64_t writes = 0;
-    for (struct wop *op = batch; op; op = op->next)
-        writes++;
     if (!s->wal) {
         prom_observe(&store_stats()->commit_ns, clock_mono_ns() - t0_ns);
         prom_observe(&store_stats()->commit_writes, writes);
@@ -455,7 +453,7 @@ static void *writer_main(void *arg)
         bool notify;
         int64_t t0 = clock_mono_ns();
         if (run_batch(s, batch, &notify))
-            batch_committed(s, batch, t0, notify);
+            batch_committed(s, batch, taken, t0, notify);
         else
             wake_batch(batch);
         /* The syncer's checkpoints run beside the writer's appends, so under
