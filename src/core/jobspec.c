@@ -669,7 +669,7 @@ int jobspec__parse_policies(const json_t *doc, overlap_policy_t *overlap, misfir
                             int64_t *catch_up_ms, jobspec_error_t *err)
 {
     const json_t *v;
-    int rc, e;
+    int rc, e = 0;
     *overlap = OVERLAP_ALLOW;
     *misfire = MISFIRE_RUN_ONCE;
     *catch_up_ms = CATCH_UP_DEFAULT_MS;

@@ -254,7 +254,7 @@ static void wake_batch(struct wop *batch)
  * A failing op must leave no trace, and the others of its batch must not
  * go with it. A SAVEPOINT around each op would do that, but it makes
  * SQLite copy every page an op changes into the sub-journal first (past
- * 64 KiB into a temporary file, a pwrite each): a third of the writer's
+ * STMT_JOURNAL_SPILL into a temporary file, a pwrite each): a third of the writer's
  * CPU per submit (62-65 -> 45-46 us without). So the batch first runs
  * bare. An op that fails having changed nothing (most do: a missing row, a
  * conflict found by a read, a constraint that aborts its statement, which
@@ -889,8 +889,35 @@ static int syncer_setup(struct sq *s, const char *path, char **errmsg)
     return 0;
 }
 
+/* Statement journals: SQLite's default keeps one in memory up to 64 KiB,
+ * then moves it to a temporary file, a pwrite per page after that. A
+ * statement that fires triggers (most writes here: events, counts) or may
+ * abort half-way copies every existing page it changes into one first, and
+ * a job's insert changes ~15 index leaves: past 64 KiB. 124 KiB keeps most
+ * in memory: the writer's CPU per batch job 31-37 -> 18-23 us, alternated.
+ *
+ * It must stay under 128 KiB. When a journal spills, SQLite writes its
+ * memory to the file one chunk at a time, and a chunk is the spill size;
+ * but the unix VFS writes at most 128 KiB - 1 bytes a call (os_unix.c
+ * masks the length: the pager never writes more than a 64 KiB page), so
+ * a 128 KiB chunk became a write of 0 bytes, read back as SQLITE_FULL.
+ * With 256 KiB to 4 MiB, a burst's fire (ten 10,000-member arrays in one
+ * transaction) failed with "database or disk is full" on a disk three
+ * quarters empty (seen as pwrite64(fd, "", 0, 0) = 0 in strace). */
+#define STMT_JOURNAL_SPILL (124 << 10)
+_Static_assert(STMT_JOURNAL_SPILL < 128 << 10, "SQLite's unix VFS writes < 128 KiB at a time");
+
+/* Before SQLite's first use in the process. If SQLite was initialised
+ * already (a test's VFS), its default stays. */
+static void sqlite_setup(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL);
+}
+
 int store__sqlite_open(const char *path, store_t **out, char **errmsg)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     struct sq *s = xcalloc(1, sizeof *s);
     int rc = 0;
     store__init(&s->base, &lite_driver);

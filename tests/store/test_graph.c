@@ -27,6 +27,7 @@
 
 #include "common/error.h"
 #include "common/xalloc.h"
+#include "core/jobspec.h"
 #include "store/store.h"
 
 #include "run_events.h"
@@ -1945,15 +1946,9 @@ static void test_array_with_dependency(void **state)
     EXPECT_GROUP(ST, g, "succeeded n=3 open=0 ok=3 failed=0 canceled=0 skipped=0");
 }
 
-/* Fires sched_id (next_fire_ms expect) once at fire_ms; returns the run
- * it made (the newest run of job_id). */
-static void fire_once(store_t *st, const char *sched_id, const char *job_id, int64_t fire_ms,
-                      char run_id[SKED_ID_LEN])
+/* The newest run of job_id, which fire_ms made. */
+static void newest_run(store_t *st, const char *job_id, int64_t fire_ms, char run_id[SKED_ID_LEN])
 {
-    store_fire_run_t fr = {fire_ms, fire_ms, RUN_SCHEDULED, NULL};
-    store_fire_t item = {sched_id, fire_ms, fire_ms + 60000, &fr, 1, {0}, 0};
-    assert_int_equal(store_fire(st, &item, 1, fire_ms), 0);
-    assert_int_equal(item.applied, 1);
     store_run_filter_t f = {job_id, NULL, INT64_MIN, INT64_MAX, NULL, 1};
     store_run_t *v = NULL;
     size_t n = 0;
@@ -1965,6 +1960,63 @@ static void fire_once(store_t *st, const char *sched_id, const char *job_id, int
     store_run_clear(&v[0]);
     free(v);
     free(next);
+}
+
+/* Fires sched_id (next_fire_ms expect) once at fire_ms; returns the run
+ * it made (the newest run of job_id). */
+static void fire_once(store_t *st, const char *sched_id, const char *job_id, int64_t fire_ms,
+                      char run_id[SKED_ID_LEN])
+{
+    store_fire_run_t fr = {fire_ms, fire_ms, RUN_SCHEDULED, NULL};
+    store_fire_t item = {sched_id, fire_ms, fire_ms + 60000, &fr, 1, {0}, 0};
+    assert_int_equal(store_fire(st, &item, 1, fire_ms), 0);
+    assert_int_equal(item.applied, 1);
+    newest_run(st, job_id, fire_ms, run_id);
+}
+
+/* Arrays of the largest size due at the same instant, fired by one pass
+ * of the scheduler: one transaction, and each array's insert changes index
+ * pages the ones before it wrote, so its statement journal outgrows memory
+ * and SQLite moves it to a file mid-statement (store_sqlite.c,
+ * STMT_JOURNAL_SPILL). With a spill over 128 KiB that move failed, and the
+ * fire with it, as "database or disk is full". */
+static void test_arrays_fired_together(void **state)
+{
+    enum { K = 4 };
+    char ids[K][SKED_ID_LEN], want[128];
+    store_schedule_t sc[K];
+    store_fire_t items[K];
+    store_fire_run_t fr = {T0 + 60000, T0 + 60000, RUN_SCHEDULED, NULL};
+    for (int k = 0; k < K; k++) {
+        store_job_t j;
+        char name[32];
+        snprintf(name, sizeof name, "arr-max-%d", k);
+        mkjob(&j, name, 1);
+        j.array_count = JOBSPEC_ARRAY_MAX;
+        sc[k] = (store_schedule_t){
+            .kind = SCHEDULE_EVERY, .expr = xstrdup("1m"), .next_fire_ms = T0 + 60000};
+        assert_int_equal(store_job_create(ST, &j, &sc[k], 1, false, NULL, NULL, T0), 0);
+        memcpy(ids[k], j.id, SKED_ID_LEN);
+        items[k] = (store_fire_t){sc[k].id, T0 + 60000, T0 + 120000, &fr, 1, {0}, 0};
+        store_job_clear(&j);
+    }
+    assert_int_equal(store_fire(ST, items, K, T0 + 60000), 0);
+    snprintf(want, sizeof want, "waiting n=%d open=%d ok=0 failed=0 canceled=0 skipped=0",
+             JOBSPEC_ARRAY_MAX, JOBSPEC_ARRAY_MAX);
+    for (int k = 0; k < K; k++) {
+        assert_int_equal(items[k].applied, 1);
+        store_grouped_t *v = NULL;
+        size_t nv = 0;
+        char *next = NULL;
+        assert_int_equal(store_group_list(ST, ids[k], NULL, 10, &v, &nv, &next), 0);
+        assert_int_equal(nv, 1);
+        assert_int_equal(v[0].run.fire_ms, T0 + 60000);
+        EXPECT_GROUP(ST, v[0].run.id, want);
+        store_run_clear(&v[0].run);
+        free(v);
+        free(next);
+        store_schedule_clear(&sc[k]);
+    }
 }
 
 /* A and B fire on the same schedule instant, B depending on A: B's run
@@ -2085,6 +2137,7 @@ int main(int argc, char **argv)
         T(test_overlap_forbid_and_replace),
         T(test_array),
         T(test_array_overlap),
+        T(test_arrays_fired_together),
         T(test_job_deps_conditions),
         T(test_job_deps_binding),
         T(test_job_deps_next_run_made_ahead),
