@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/id.h"
+#include "common/log.h"
 #include "common/plugin_manifest.h"
 #include "common/xalloc.h"
 #include "core/duration.h"
@@ -1111,66 +1112,130 @@ out:
     return rc;
 }
 
-static json_t *duration_json(int64_t ms)
+/* The canonical document is written as text, member by member, and read
+ * into a tree only by the callers that want one (jobspec_to_json): the
+ * text is what the store keeps and what most answers carry, and building a
+ * jansson tree only to dump it cost a third of a batch submit's CPU. Every
+ * string goes through buf_json_str, which escapes as jansson does, so the
+ * text is byte for byte what json_dumps(JSON_COMPACT) wrote before
+ * (tests/unit/test_jobspec.c checks it). */
+
+/* ,"key": (keys are constants here: nothing to escape). */
+static void key(buf_t *b, const char *k, bool first)
+{
+    if (!first) buf_putc(b, ',');
+    buf_putc(b, '"');
+    buf_puts(b, k);
+    buf_puts(b, "\":");
+}
+
+static void put_duration(buf_t *b, int64_t ms)
 {
     char text[64];
     duration_format(ms, text, sizeof text);
-    return json_string(text);
+    buf_json_str(b, text);
 }
 
-static json_t *time_json(int64_t ms)
+static void put_time(buf_t *b, int64_t ms)
 {
     char text[SKED_RFC3339_LEN];
     clock_format_rfc3339(ms, text, sizeof text);
-    return json_string(text);
+    buf_json_str(b, text);
 }
 
-static json_t *schedule_json(const jobspec_schedule_t *s)
+/* Any JSON value, as jansson writes it (the rare parts: a plugin job's
+ * config, alert rules, a fractional multiplier). Steals v. */
+static void put_json(buf_t *b, json_t *v)
 {
-    json_t *o = json_object();
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    buf_puts(b, t ? t : "null");
+    free(t);
+    json_decref(v);
+}
+
+void jobspec_write_schedule(buf_t *b, const jobspec_schedule_t *s)
+{
     const schedule_spec_t *sp = &s->spec;
-    json_object_set_new(o, kind_keys[sp->kind], json_string(s->expr));
-    if (sp->kind == SCHEDULE_CRON)
-        json_object_set_new(o, "timezone", json_string(s->timezone ? s->timezone : "UTC"));
-    if (sp->kind == SCHEDULE_EVERY && sp->anchor_ms != INT64_MIN)
-        json_object_set_new(o, "anchor", time_json(sp->anchor_ms));
-    if (sp->start_ms != INT64_MIN) json_object_set_new(o, "start", time_json(sp->start_ms));
-    if (sp->end_ms != INT64_MAX) json_object_set_new(o, "end", time_json(sp->end_ms));
-    if (sp->jitter_ms > 0) json_object_set_new(o, "jitter", duration_json(sp->jitter_ms));
-    return o;
-}
-
-json_t *jobspec__schedules_json(const jobspec_schedule_t *s, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, schedule_json(&s[i]));
-    return a;
-}
-
-void jobspec__policies_json(json_t *o, overlap_policy_t overlap, misfire_policy_t misfire,
-                            int64_t catch_up_ms)
-{
-    json_object_set_new(o, "overlap", json_string(overlap_policy_name(overlap)));
-    json_object_set_new(o, "misfire", json_string(misfire_policy_name(misfire)));
-    json_object_set_new(o, "catch_up_window", duration_json(catch_up_ms));
-}
-
-json_t *jobspec__tags_json(const char *tags)
-{
-    json_t *a = json_array();
-    for (const char *p = tags; p && *p;) {
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        size_t len = strcspn(p, ",");
-        char *t = xstrndup(p, len);
-        json_array_append_new(a, json_string(t));
-        free(t);
-        p += len;
+    key(b, kind_keys[sp->kind], true);
+    buf_json_str(b, s->expr);
+    if (sp->kind == SCHEDULE_CRON) {
+        key(b, "timezone", false);
+        buf_json_str(b, s->timezone ? s->timezone : "UTC");
     }
-    return a;
+    if (sp->kind == SCHEDULE_EVERY && sp->anchor_ms != INT64_MIN) {
+        key(b, "anchor", false);
+        put_time(b, sp->anchor_ms);
+    }
+    if (sp->start_ms != INT64_MIN) {
+        key(b, "start", false);
+        put_time(b, sp->start_ms);
+    }
+    if (sp->end_ms != INT64_MAX) {
+        key(b, "end", false);
+        put_time(b, sp->end_ms);
+    }
+    if (sp->jitter_ms > 0) {
+        key(b, "jitter", false);
+        put_duration(b, sp->jitter_ms);
+    }
+}
+
+void jobspec_write_schedules(buf_t *b, const jobspec_schedule_t *s, size_t n)
+{
+    buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, i ? ",{" : "{");
+        jobspec_write_schedule(b, &s[i]);
+        buf_putc(b, '}');
+    }
+    buf_putc(b, ']');
+}
+
+void jobspec__write_policies(buf_t *b, overlap_policy_t overlap, misfire_policy_t misfire,
+                             int64_t catch_up_ms)
+{
+    key(b, "overlap", false);
+    buf_json_str(b, overlap_policy_name(overlap));
+    key(b, "misfire", false);
+    buf_json_str(b, misfire_policy_name(misfire));
+    key(b, "catch_up_window", false);
+    put_duration(b, catch_up_ms);
+}
+
+/* A canonical list of s (",a,b," for tags, "k=v,k2=v2" for pairs), one
+ * call of each for every entry: empty entries are skipped. */
+static void each_entry(const char *s, void (*fn)(buf_t *, const char *, size_t, bool), buf_t *b)
+{
+    bool first = true;
+    while (s && *s) {
+        size_t len = strcspn(s, ",");
+        if (len) {
+            fn(b, s, len, first);
+            first = false;
+        }
+        s += len;
+        if (*s == ',') s++;
+    }
+}
+
+static void put_strn(buf_t *b, const char *s, size_t len)
+{
+    char *t = xstrndup(s, len);
+    buf_json_str(b, t);
+    free(t);
+}
+
+static void tag_entry(buf_t *b, const char *s, size_t len, bool first)
+{
+    if (!first) buf_putc(b, ',');
+    put_strn(b, s, len);
+}
+
+void jobspec__write_tags(buf_t *b, const char *tags)
+{
+    buf_putc(b, '[');
+    each_entry(tags, tag_entry, b);
+    buf_putc(b, ']');
 }
 
 /* A canonical time member of a schedule object: absent leaves *ms. */
@@ -1208,113 +1273,187 @@ int jobspec_schedule_read(const json_t *v, schedule_spec_t *out)
     return 0;
 }
 
-/* Splits a canonical "k=v<sep>k2=v2" list into a JSON object. */
-static json_t *pairs_json(const char *s)
+/* An entry of a canonical "k=v,k2=v2" list as a member of the object
+ * just opened; one without "=" is left out. */
+static void pair_entry(buf_t *b, const char *s, size_t len, bool first)
 {
-    json_t *o = json_object();
-    while (s && *s) {
-        size_t len = strcspn(s, ",");
-        const char *eq = memchr(s, '=', len);
-        if (eq) {
-            char *k = xstrndup(s, (size_t)(eq - s));
-            char *v = xstrndup(eq + 1, len - (size_t)(eq - s) - 1);
-            json_object_set_new(o, k, json_string(v));
-            free(k);
-            free(v);
+    (void)first; /* an entry left out may have been the first */
+    const char *eq = memchr(s, '=', len);
+    if (!eq) return;
+    if (b->data[b->len - 1] != '{') buf_putc(b, ',');
+    put_strn(b, s, (size_t)(eq - s));
+    buf_putc(b, ':');
+    put_strn(b, eq + 1, len - (size_t)(eq - s) - 1);
+}
+
+static bool is_shell(const jobspec_t *spec)
+{
+    return !spec->type || !strcmp(spec->type, "shell");
+}
+
+void jobspec_write_members(buf_t *b, const jobspec_t *spec, bool schedules)
+{
+    key(b, "name", true);
+    buf_json_str(b, spec->name ? spec->name : "");
+    key(b, "type", false);
+    buf_json_str(b, spec->type ? spec->type : "shell");
+    /* A shell job's document is what it was before jobs had types; any
+     * other type's has its config and no command or cwd. */
+    bool shell = is_shell(spec);
+    if (shell) {
+        key(b, "command", false);
+        buf_putc(b, '[');
+        for (size_t i = 0; i < spec->argc; i++) {
+            if (i) buf_putc(b, ',');
+            buf_json_str(b, spec->argv[i]);
         }
-        s += len;
-        if (*s == ',') s++;
+        buf_putc(b, ']');
+    } else {
+        key(b, "config", false);
+        put_json(b, spec->config ? json_incref(spec->config) : json_object());
+    }
+
+    key(b, "env", false);
+    buf_putc(b, '{');
+    bool first = true;
+    for (size_t i = 0; i < spec->envc; i++) {
+        const char *eq = strchr(spec->env[i], '=');
+        if (!eq) continue;
+        if (!first) buf_putc(b, ',');
+        first = false;
+        put_strn(b, spec->env[i], (size_t)(eq - spec->env[i]));
+        bool secret = spec->env_secret && spec->env_secret[i];
+        buf_puts(b, secret ? ":{\"secret\":" : ":");
+        buf_json_str(b, eq + 1);
+        if (secret) buf_putc(b, '}');
+    }
+    buf_putc(b, '}');
+    if (shell) {
+        key(b, "cwd", false);
+        if (spec->cwd)
+            buf_json_str(b, spec->cwd);
+        else
+            buf_puts(b, "null");
+    }
+    if (schedules) {
+        key(b, "schedules", false);
+        jobspec_write_schedules(b, spec->schedules, spec->nschedules);
+    }
+
+    key(b, "priority", false);
+    buf_put_i64(b, spec->priority);
+    key(b, "queue", false);
+    buf_json_str(b, spec->queue ? spec->queue : "default");
+    key(b, "constraints", false);
+    buf_putc(b, '{');
+    each_entry(spec->constraints, pair_entry, b);
+    buf_putc(b, '}');
+    key(b, "timeout", false);
+    if (spec->timeout_ms > 0)
+        put_duration(b, spec->timeout_ms);
+    else
+        buf_puts(b, "null");
+
+    key(b, "retry", false);
+    buf_putc(b, '{');
+    key(b, "max_attempts", true);
+    buf_put_i64(b, spec->retry.max_attempts);
+    key(b, "initial", false);
+    put_duration(b, spec->retry.initial_ms);
+    key(b, "max", false);
+    put_duration(b, spec->retry.max_ms);
+    /* Whole multipliers stay integers ("2", not "2.0") as people write them. */
+    key(b, "multiplier", false);
+    double m = spec->retry.multiplier;
+    if (m >= 0.0 && m <= MULTIPLIER_MAX && m == (double)(json_int_t)m)
+        buf_put_i64(b, (int64_t)m);
+    else
+        put_json(b, json_real(m));
+    key(b, "jitter", false);
+    buf_puts(b, spec->retry.jitter ? "true}" : "false}");
+
+    jobspec__write_policies(b, spec->overlap, spec->misfire, spec->catch_up_window_ms);
+    key(b, "max_concurrency", false);
+    buf_put_i64(b, spec->max_concurrency);
+    key(b, "tags", false);
+    jobspec__write_tags(b, spec->tags);
+    /* Written only when set, so the documents of jobs without them are
+     * what they were before jobs had them. */
+    if (spec->sla_start_ms > 0 || spec->sla_finish_ms > 0) {
+        key(b, "sla", false);
+        buf_putc(b, '{');
+        if (spec->sla_start_ms > 0) {
+            key(b, "start_within", true);
+            put_duration(b, spec->sla_start_ms);
+        }
+        if (spec->sla_finish_ms > 0) {
+            key(b, "finish_within", spec->sla_start_ms <= 0);
+            put_duration(b, spec->sla_finish_ms);
+        }
+        buf_putc(b, '}');
+    }
+    if (spec->nalerts) {
+        key(b, "alerts", false);
+        put_json(b, alert_job_entries_to_json(spec->alerts, spec->nalerts));
+    }
+    if (spec->ndeps) {
+        key(b, "depends_on", false);
+        buf_putc(b, '[');
+        for (size_t i = 0; i < spec->ndeps; i++) {
+            buf_puts(b, i ? ",{" : "{");
+            key(b, "job", true);
+            buf_json_str(b, spec->deps[i].job);
+            key(b, "condition", false);
+            buf_json_str(b, dep_cond_name(spec->deps[i].cond));
+            buf_putc(b, '}');
+        }
+        buf_putc(b, ']');
+    }
+    if (spec->array_count > 0) {
+        key(b, "array", false);
+        buf_putc(b, '{');
+        key(b, "count", true);
+        buf_put_i64(b, spec->array_count);
+        key(b, "parallel", false);
+        buf_put_i64(b, spec->array_parallel);
+        buf_putc(b, '}');
+    }
+}
+
+char *jobspec_text(const jobspec_t *spec)
+{
+    buf_t b = BUF_INIT;
+    buf_putc(&b, '{');
+    jobspec_write_members(&b, spec, true);
+    buf_putc(&b, '}');
+    return buf_steal(&b);
+}
+
+json_t *jobspec__text_json(const char *text)
+{
+    json_error_t e;
+    json_t *o = json_loads(text, 0, &e);
+    if (!o) { /* text that is not UTF-8 (jansson would not have let it in) */
+        log_error("jobspec", "a canonical document did not read back: %s", e.text);
+        o = json_object();
     }
     return o;
 }
 
 json_t *jobspec_to_json(const jobspec_t *spec)
 {
-    json_t *o = json_object();
-    json_t *a;
-
-    json_object_set_new(o, "name", json_string(spec->name ? spec->name : ""));
-    json_object_set_new(o, "type", json_string(spec->type ? spec->type : "shell"));
-    /* A shell job's document is what it was before jobs had types; any
-     * other type's has its config and no command or cwd. */
-    bool shell = !spec->type || !strcmp(spec->type, "shell");
-    if (shell) {
-        a = json_array();
-        for (size_t i = 0; i < spec->argc; i++)
-            json_array_append_new(a, json_string(spec->argv[i]));
-        json_object_set_new(o, "command", a);
-    } else {
-        json_object_set_new(o, "config",
-                            spec->config ? json_deep_copy(spec->config) : json_object());
-    }
-
-    json_t *env = json_object();
-    for (size_t i = 0; i < spec->envc; i++) {
-        const char *eq = strchr(spec->env[i], '=');
-        if (!eq) continue;
-        char *k = xstrndup(spec->env[i], (size_t)(eq - spec->env[i]));
-        if (spec->env_secret && spec->env_secret[i])
-            json_object_set_new(env, k, json_pack("{s:s}", "secret", eq + 1));
-        else
-            json_object_set_new(env, k, json_string(eq + 1));
-        free(k);
-    }
-    json_object_set_new(o, "env", env);
-    if (shell) json_object_set_new(o, "cwd", spec->cwd ? json_string(spec->cwd) : json_null());
-
-    json_object_set_new(o, "schedules", jobspec__schedules_json(spec->schedules, spec->nschedules));
-
-    json_object_set_new(o, "priority", json_integer(spec->priority));
-    json_object_set_new(o, "queue", json_string(spec->queue ? spec->queue : "default"));
-    json_object_set_new(o, "constraints", pairs_json(spec->constraints));
-    json_object_set_new(o, "timeout",
-                        spec->timeout_ms > 0 ? duration_json(spec->timeout_ms) : json_null());
-
-    json_t *r = json_object();
-    json_object_set_new(r, "max_attempts", json_integer(spec->retry.max_attempts));
-    json_object_set_new(r, "initial", duration_json(spec->retry.initial_ms));
-    json_object_set_new(r, "max", duration_json(spec->retry.max_ms));
-    /* Whole multipliers stay integers ("2", not "2.0") as people write them. */
-    double m = spec->retry.multiplier;
-    if (m >= 0.0 && m <= MULTIPLIER_MAX && m == (double)(json_int_t)m)
-        json_object_set_new(r, "multiplier", json_integer((json_int_t)m));
-    else
-        json_object_set_new(r, "multiplier", json_real(m));
-    json_object_set_new(r, "jitter", json_boolean(spec->retry.jitter));
-    json_object_set_new(o, "retry", r);
-
-    jobspec__policies_json(o, spec->overlap, spec->misfire, spec->catch_up_window_ms);
-    json_object_set_new(o, "max_concurrency", json_integer(spec->max_concurrency));
-    json_object_set_new(o, "tags", jobspec__tags_json(spec->tags));
-    /* Written only when set, so the documents of jobs without them are
-     * what they were before jobs had them. */
-    if (spec->sla_start_ms > 0 || spec->sla_finish_ms > 0) {
-        json_t *sla = json_object();
-        if (spec->sla_start_ms > 0)
-            json_object_set_new(sla, "start_within", duration_json(spec->sla_start_ms));
-        if (spec->sla_finish_ms > 0)
-            json_object_set_new(sla, "finish_within", duration_json(spec->sla_finish_ms));
-        json_object_set_new(o, "sla", sla);
-    }
-    if (spec->nalerts)
-        json_object_set_new(o, "alerts", alert_job_entries_to_json(spec->alerts, spec->nalerts));
-    if (spec->ndeps) {
-        json_t *lst = json_array();
-        for (size_t i = 0; i < spec->ndeps; i++) {
-            json_t *d = json_object();
-            json_object_set_new(d, "job", json_string(spec->deps[i].job));
-            json_object_set_new(d, "condition", json_string(dep_cond_name(spec->deps[i].cond)));
-            json_array_append_new(lst, d);
-        }
-        json_object_set_new(o, "depends_on", lst);
-    }
-    if (spec->array_count > 0) {
-        json_t *lst = json_object();
-        json_object_set_new(lst, "count", json_integer(spec->array_count));
-        json_object_set_new(lst, "parallel", json_integer(spec->array_parallel));
-        json_object_set_new(o, "array", lst);
-    }
+    char *text = jobspec_text(spec);
+    json_t *o = jobspec__text_json(text);
+    free(text);
     return o;
+}
+
+bool jobspec_has_secrets(const jobspec_t *spec)
+{
+    if (!is_shell(spec) || spec->nalerts) return true;
+    for (size_t i = 0; spec->env_secret && i < spec->envc; i++)
+        if (spec->env_secret[i]) return true;
+    return false;
 }
 
 void jobspec_free(jobspec_t *spec)

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "core/backoff.h"
 #include "core/deps.h"
 #include "core/policy.h"
@@ -105,8 +106,20 @@ int jobspec_patch(const json_t *current, const json_t *patch, json_t **merged, j
 
 /* The canonical JSON document of a spec (what the store keeps in spec_json
  * and the API returns under the job): every field present with defaults
- * filled in, durations as canonical strings. New reference. */
+ * filled in, durations as canonical strings. As text (new; caller frees),
+ * as its members without the braces appended to b ("name" first; with
+ * "schedules" or not), or as a tree (new reference). One writer makes all
+ * three (jobspec.c). */
+char *jobspec_text(const jobspec_t *spec);
+void jobspec_write_members(buf_t *b, const jobspec_t *spec, bool schedules);
 json_t *jobspec_to_json(const jobspec_t *spec);
+/* The canonical "schedules" array appended to b; one object of it, its
+ * members without the braces (the API adds its own after them). */
+void jobspec_write_schedules(buf_t *b, const jobspec_schedule_t *s, size_t n);
+void jobspec_write_schedule(buf_t *b, const jobspec_schedule_t *s);
+/* Whether the document of spec holds anything jobspec_redact hides: a
+ * secret env value, a config (any non-shell job), alert rules. */
+bool jobspec_has_secrets(const jobspec_t *spec);
 
 /* Reads one schedule object of a canonical document (as jobspec_to_json
  * writes it) back into its definition, to match it with stored schedules

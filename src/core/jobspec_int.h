@@ -11,6 +11,7 @@
 #ifndef SKED_CORE_JOBSPEC_INT_H
 #define SKED_CORE_JOBSPEC_INT_H
 
+#include "common/buf.h"
 #include "core/jobspec.h"
 
 int jobspec__fail(jobspec_error_t *err, const char *field, const char *fmt, ...)
@@ -40,18 +41,19 @@ int jobspec__get_int(const json_t *v, const char *field, long long min, long lon
 int jobspec__parse_schedules(const json_t *v, jobspec_schedule_t **out, size_t *n,
                              jobspec_error_t *err);
 void jobspec__schedules_free(jobspec_schedule_t *s, size_t n);
-/* The canonical "schedules" array. New reference. */
-json_t *jobspec__schedules_json(const jobspec_schedule_t *s, size_t n);
 /* "overlap", "misfire" and "catch_up_window" of doc, defaults filled in. */
 int jobspec__parse_policies(const json_t *doc, overlap_policy_t *overlap, misfire_policy_t *misfire,
                             int64_t *catch_up_ms, jobspec_error_t *err);
-/* Sets those three members of o in their canonical form. */
-void jobspec__policies_json(json_t *o, overlap_policy_t overlap, misfire_policy_t misfire,
-                            int64_t catch_up_ms);
+/* Those three members in their canonical form, each after a comma. */
+void jobspec__write_policies(buf_t *b, overlap_policy_t overlap, misfire_policy_t misfire,
+                             int64_t catch_up_ms);
 /* "tags" (v may be NULL): *out becomes the canonical ",a,b," when there are
  * any (the old value freed), else is left as it is. */
 int jobspec__parse_tags(const json_t *v, char **out, jobspec_error_t *err);
-/* The canonical "tags" array of a ",a,b," string. New reference. */
-json_t *jobspec__tags_json(const char *tags);
+/* The canonical "tags" array of a ",a,b," string, appended to b. */
+void jobspec__write_tags(buf_t *b, const char *tags);
+/* A canonical document written as text (by the functions above), as a
+ * tree. New reference; an empty object (logged) if it does not read. */
+json_t *jobspec__text_json(const char *text);
 
 #endif

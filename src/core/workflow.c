@@ -424,27 +424,38 @@ int wfspec_parse(const json_t *doc, wfspec_t *out, jobspec_error_t *err)
 
 json_t *wfspec_to_json(const wfspec_t *spec)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(spec->name ? spec->name : ""));
-    if (spec->description) json_object_set_new(o, "description", json_string(spec->description));
-    json_object_set_new(o, "schedules", jobspec__schedules_json(spec->schedules, spec->nschedules));
-    json_object_set_new(o, "max_active_runs", json_integer(spec->max_active_runs));
-    jobspec__policies_json(o, spec->overlap, spec->misfire, spec->catch_up_window_ms);
-    json_object_set_new(o, "tags", jobspec__tags_json(spec->tags));
-
-    json_t *tasks = json_array();
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "{\"name\":");
+    buf_json_str(&b, spec->name ? spec->name : "");
+    if (spec->description) {
+        buf_puts(&b, ",\"description\":");
+        buf_json_str(&b, spec->description);
+    }
+    buf_puts(&b, ",\"schedules\":");
+    jobspec_write_schedules(&b, spec->schedules, spec->nschedules);
+    buf_puts(&b, ",\"max_active_runs\":");
+    buf_put_i64(&b, spec->max_active_runs);
+    jobspec__write_policies(&b, spec->overlap, spec->misfire, spec->catch_up_window_ms);
+    buf_puts(&b, ",\"tags\":");
+    jobspec__write_tags(&b, spec->tags);
+    buf_puts(&b, ",\"tasks\":[");
     for (size_t i = 0; i < spec->ntasks; i++) {
         const wf_task_t *t = &spec->tasks[i];
-        json_t *task = jobspec_to_json(&t->job);
-        json_t *deps = json_array();
-        json_object_del(task, "schedules"); /* always empty: the workflow's fire it */
-        for (size_t j = 0; j < t->ndeps; j++)
-            json_array_append_new(deps, json_string(t->depends_on[j]));
-        json_object_set_new(task, "depends_on", deps);
-        json_object_set_new(task, "trigger_rule", json_string(trigger_rule_name(t->rule)));
-        json_array_append_new(tasks, task);
+        buf_puts(&b, i ? ",{" : "{");
+        /* No "schedules": always empty, the workflow's fire it. */
+        jobspec_write_members(&b, &t->job, false);
+        buf_puts(&b, ",\"depends_on\":[");
+        for (size_t j = 0; j < t->ndeps; j++) {
+            if (j) buf_putc(&b, ',');
+            buf_json_str(&b, t->depends_on[j]);
+        }
+        buf_puts(&b, "],\"trigger_rule\":");
+        buf_json_str(&b, trigger_rule_name(t->rule));
+        buf_putc(&b, '}');
     }
-    json_object_set_new(o, "tasks", tasks);
+    buf_puts(&b, "]}");
+    json_t *o = jobspec__text_json(b.data);
+    buf_free(&b);
     return o;
 }
 

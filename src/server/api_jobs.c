@@ -401,56 +401,70 @@ static void put_json(buf_t *b, const json_t *v)
 
 static void put_str(buf_t *b, const char *key, const char *s)
 {
-    json_t *v = json_string(s);
-    buf_printf(b, ",\"%s\":", key);
-    put_json(b, v);
-    json_decref(v);
+    buf_puts(b, ",\"");
+    buf_puts(b, key);
+    buf_puts(b, "\":");
+    buf_json_str(b, s);
 }
 
-/* Whether the job document canon holds anything jobspec_redact hides: an
- * env value that is not a plain string, a config, alert rules. */
-static bool has_secrets(const json_t *canon)
+static void put_time(buf_t *b, const char *key, int64_t ms)
 {
-    const json_t *env = json_object_get(canon, "env"), *cfg = json_object_get(canon, "config"), *v;
-    const char *k;
-    bool found =
-        json_array_size(json_object_get(canon, "alerts")) > 0 || (cfg && !json_is_null(cfg));
-    json_object_foreach((json_t *)env, k, v) found = found || !json_is_string(v);
-    return found;
+    char at[SKED_RFC3339_LEN];
+    buf_puts(b, ",\"");
+    buf_puts(b, key);
+    if (ms < 0) {
+        buf_puts(b, "\":null");
+        return;
+    }
+    clock_format_rfc3339(ms, at, sizeof at);
+    buf_puts(b, "\":\"");
+    buf_puts(b, at);
+    buf_putc(b, '"');
 }
 
 /* Appends to b the job resource of it, just created: what job_json makes
  * of it, written as text around it->rest (the text of its canonical
  * document the store got too) instead of building and writing every
  * document again, which cost as much as storing the batch (and a fifth of
- * a single create's CPU). A document with anything to redact takes
- * job_json's way. */
+ * a single create's CPU). Its schedules are the document's, in order, each
+ * with what api_enrich_schedules would add from the stored one made of it
+ * (it->scheds[i] of spec->schedules[i]: jobsvc's build_scheds). A document
+ * with anything to redact takes job_json's way. */
 static void job_text(buf_t *b, jobsvc_item_t *it)
 {
     const store_job_t *j = &it->job;
-    if (has_secrets(it->canon)) {
-        json_t *doc = job_doc(j, it->canon, it->scheds, it->nscheds);
+    if (jobspec_has_secrets(it->spec)) {
+        json_t *doc = job_json(j, it->scheds, it->nscheds);
         put_json(b, doc);
         json_decref(doc);
         return;
     }
-    size_t len = strlen(it->rest);
-    buf_printf(b, "{\"id\":\"%s\"%s", j->id, len > 2 ? "," : "");
-    buf_append(b, it->rest + 1, len - 2); /* its members, without the braces */
-    json_t *arr = json_object_get(it->canon, "schedules");
-    if (arr) {
-        api_enrich_schedules(arr, it->scheds, it->nscheds);
-        buf_puts(b, ",\"schedules\":");
-        put_json(b, arr);
+    buf_puts(b, "{\"id\":");
+    buf_json_str(b, j->id);
+    buf_putc(b, ',');
+    buf_puts(b, it->rest);
+    buf_puts(b, ",\"schedules\":[");
+    for (size_t i = 0; i < it->spec->nschedules; i++) {
+        buf_puts(b, i ? ",{" : "{");
+        jobspec_write_schedule(b, &it->spec->schedules[i]);
+        const store_schedule_t *sc = i < it->nscheds ? &it->scheds[i] : NULL;
+        if (sc)
+            put_str(b, "id", sc->id);
+        else
+            buf_puts(b, ",\"id\":null");
+        put_time(b, "next_fire_at", sc ? sc->next_fire_ms : -1);
+        put_time(b, "last_fire_at", sc ? sc->last_fire_ms : -1);
+        buf_putc(b, '}');
     }
+    buf_putc(b, ']');
     put_str(b, "namespace", j->ns ? j->ns : "default");
     put_str(b, "owner", nz(j->owner));
     put_str(b, "state", nz(job_state_name(j->state)));
-    char at[SKED_RFC3339_LEN], up[SKED_RFC3339_LEN];
-    clock_format_rfc3339(j->created_ms, at, sizeof at);
-    clock_format_rfc3339(j->updated_ms, up, sizeof up);
-    buf_printf(b, ",\"version\":%lld,\"created_at\":\"%s\",\"updated_at\":\"%s\"}",
-               (long long)j->version, at, up);
+    buf_puts(b, ",\"version\":");
+    buf_put_i64(b, j->version);
+    put_time(b, "created_at", j->created_ms);
+    put_time(b, "updated_at", j->updated_ms);
+    buf_putc(b, '}');
 }
 
 void api_jobs_create(http_req_t *req, http_resp_t *resp)

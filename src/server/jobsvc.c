@@ -193,27 +193,23 @@ static int check_task_types(jobsvc_call_t *c, const wfspec_t *spec)
     return 0;
 }
 
-/* The canonical document of it's spec into it->canon (its "schedules"
- * moved last), it->rest and the job's spec_json: the document is written
- * as text once, without its schedules, and the stored text is that with
- * the schedules put in front, so that an answer can reuse the same text
- * (the schedules it shows differ: they get their ids and fire times). */
+/* The canonical document of it's spec into it->rest and the job's
+ * spec_json: its members but "schedules" are written once, and the stored
+ * text is those with the schedules put in front, so that an answer can
+ * reuse the same text (the schedules it shows differ: they get their ids
+ * and fire times). */
 static void batch_canon(jobsvc_item_t *it)
 {
-    it->canon = jobspec_to_json(it->spec);
-    json_t *sc = json_object_get(it->canon, "schedules");
-    json_incref(sc);
-    json_object_del(it->canon, "schedules");
-    it->rest = json_dumps(it->canon, JSON_COMPACT);
-    if (!sc) {
-        it->job.spec_json = xstrdup(it->rest);
-        return;
-    }
-    char *st = json_dumps(sc, JSON_COMPACT);
-    it->job.spec_json =
-        xasprintf("{\"schedules\":%s%s%s", st, it->rest[1] == '}' ? "" : ",", it->rest + 1);
-    free(st);
-    json_object_set_new(it->canon, "schedules", sc);
+    buf_t b = BUF_INIT;
+    jobspec_write_members(&b, it->spec, false);
+    it->rest = xstrdup(b.data);
+    buf_reset(&b);
+    buf_puts(&b, "{\"schedules\":");
+    jobspec_write_schedules(&b, it->spec->schedules, it->spec->nschedules);
+    buf_putc(&b, ',');
+    buf_puts(&b, it->rest);
+    buf_putc(&b, '}');
+    it->job.spec_json = buf_steal(&b);
 }
 
 /* The earliest next fire of n schedules; INT64_MAX: none (a job that runs
@@ -271,8 +267,6 @@ void jobsvc_item_clear(jobsvc_item_t *it)
     it->scheds = NULL;
     it->nscheds = 0;
     store_job_clear(&it->job);
-    json_decref(it->canon);
-    it->canon = NULL;
     FREE_NULL(it->rest);
 }
 
@@ -444,15 +438,6 @@ int jobsvc_trigger(jobsvc_call_t *c, const char *id, char run_id[SKED_ID_LEN])
 
 /* ---- workflows ------------------------------------------------------------ */
 
-/* The canonical document of spec as the store keeps it (new; caller frees). */
-static char *canonical_text(const jobspec_t *spec)
-{
-    json_t *canon = jobspec_to_json(spec);
-    char *text = json_dumps(canon, JSON_COMPACT);
-    json_decref(canon);
-    return text;
-}
-
 /* The stored records of a workflow document: the workflow's own job and
  * one job per task, each with its canonical document. */
 static void workflow_records(const wfspec_t *spec, store_job_t *wf, store_job_t *tasks)
@@ -464,7 +449,7 @@ static void workflow_records(const wfspec_t *spec, store_job_t *wf, store_job_t 
     json_decref(canon);
     for (size_t i = 0; i < spec->ntasks; i++) {
         free(tasks[i].spec_json);
-        tasks[i].spec_json = canonical_text(&spec->tasks[i].job);
+        tasks[i].spec_json = jobspec_text(&spec->tasks[i].job);
     }
 }
 

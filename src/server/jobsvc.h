@@ -54,15 +54,15 @@ typedef struct jobsvc_item {
     store_job_t job;          /* OUT: the stored job */
     store_schedule_t *scheds; /* OUT: its schedules (nscheds) */
     size_t nscheds;
-    json_t *canon; /* OUT: its canonical document (the stored spec_json's), "schedules" last */
-    char *rest;    /* OUT: the text of canon without "schedules", which spec_json is made of
-                    * too: an answer reuses it instead of writing the document again */
-    int rc;        /* OUT: 0, or why this item was refused (err says more) */
+    char *rest;          /* OUT: the members of its canonical document but "schedules", as
+                          * text without the braces, which spec_json is made of too: an
+                          * answer reuses it instead of writing the document again */
+    int rc;              /* OUT: 0, or why this item was refused (err says more) */
     jobspec_error_t err; /* OUT: the field of the item to blame ("" = the item) */
 } jobsvc_item_t;
 
 /* jobsvc_create of it->spec in it->ns, its outputs in it (job, scheds,
- * canon and rest, which an answer can reuse: api_jobs.c). The caller
+ * and rest, which an answer can reuse: api_jobs.c). The caller
  * clears it (jobsvc_item_clear) whatever the outcome. */
 int jobsvc_create_item(jobsvc_call_t *c, jobsvc_item_t *it, const char *idem_key);
 

@@ -71,7 +71,10 @@ class TestWake(SkedTestCase):
     def test_one_new_run_wakes_one_of_fifty(self):
         self.start_server()
         wids = [self.register("idle-%d" % i) for i in range(50)]
-        wait = 8
+        # Long enough that no parked claim reaches its deadline before m1 is
+        # read, however slowly a loaded machine gets there (with 8 s, one
+        # did under ctest -j2: 48 waiting, not 49).
+        wait = 20
         claims = self.park(wids, wait)
         m0 = self.metrics()
         job = self.create_job(self.sh_job("true"))

@@ -585,6 +585,19 @@ static void test_round_trip(void **state)
         "{\"cron\":\"30 2 * * "
         "SUN\",\"timezone\":\"Europe/Berlin\",\"end\":\"2030-01-01T00:00:00Z\","
         "\"jitter\":\"5m\"}]}",
+        /* Strings with every kind of escape, UTF-8 of 2 to 4 bytes, a
+         * secret, SLA, dependencies, an array. */
+        "{\"name\":\"q\",\"command\":[\"a\\\"b\\\\c/d\\u0001\\u001f\\u007f\\b\\f\\n\\r\\t\","
+        "\"\u00e9\u2028\u20ac\U0001F600\"],\"env\":{\"K\":\"v\\n\\\"\",\"S\":{\"secret\":\"s\\\"\"}"
+        "},"
+        "\"cwd\":\"/tmp/\\u00e9\",\"constraints\":{\"r\\u00e9gion\":\"eu-\\u00e9\"},"
+        "\"tags\":[\"t\\u00e9\"],\"sla\":{\"finish_within\":\"5m\"},"
+        "\"depends_on\":[{\"job\":\"job_01KDVDQ4K0ZZYRK0Y1XQ0TK8WS\",\"condition\":\"afternotok\"}]"
+        ","
+        "\"array\":{\"count\":3,\"parallel\":2}}",
+        "{\"name\":\"p\",\"type\":\"http\",\"config\":{\"url\":\"http://h/\\u00e9\","
+        "\"headers\":{\"X\":{\"secret\":\"k\"}}},\"sla\":{\"start_within\":\"1m\","
+        "\"finish_within\":\"2m\"}}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         jobspec_t a, b;
@@ -596,9 +609,14 @@ static void test_round_trip(void **state)
         assert_spec_equal(&a, &b);
         json_t *jb = jobspec_to_json(&b);
         assert_true(json_equal(ja, jb));
-        /* The serialised form is stable too (what the store keeps). */
+        /* The serialised form is stable too (what the store keeps), and
+         * sked's own writer (jobspec_text) writes what jansson writes:
+         * documents stored before it compare equal to those after. */
         char *ta = json_dumps(ja, JSON_COMPACT), *tb = json_dumps(jb, JSON_COMPACT);
         assert_string_equal(ta, tb);
+        char *text = jobspec_text(&b);
+        assert_string_equal(text, ta);
+        free(text);
         free(ta);
         free(tb);
         json_decref(ja);
@@ -606,6 +624,38 @@ static void test_round_trip(void **state)
         jobspec_free(&a);
         jobspec_free(&b);
     }
+}
+
+/* buf_json_str writes a string as jansson does, for every ASCII byte and
+ * for UTF-8 of each length, alone and inside text. */
+static void test_json_strings_as_jansson(void **state)
+{
+    (void)state;
+    const char *utf8[] = {"\xc3\xa9", "\xe2\x80\xa8", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    for (int c = 1; c < 0x80 + 4; c++) {
+        char s[16];
+        if (c < 0x80)
+            snprintf(s, sizeof s, "a%cb%c", c, c);
+        else
+            snprintf(s, sizeof s, "%s-%s", utf8[c - 0x80], utf8[c - 0x80]);
+        json_t *v = json_string(s);
+        assert_non_null(v);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        buf_t b = BUF_INIT;
+        buf_json_str(&b, s);
+        if (strcmp(b.data, want) != 0) fail_msg("byte %#x: wrote %s, jansson %s", c, b.data, want);
+        buf_free(&b);
+        free(want);
+        json_decref(v);
+    }
+    buf_t b = BUF_INIT;
+    buf_put_i64(&b, INT64_MIN);
+    buf_putc(&b, ' ');
+    buf_put_i64(&b, 0);
+    buf_putc(&b, ' ');
+    buf_put_i64(&b, INT64_MAX);
+    assert_string_equal(b.data, "-9223372036854775808 0 9223372036854775807");
+    buf_free(&b);
 }
 
 static void test_names(void **state)
@@ -1035,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_patch_nulls),
         cmocka_unit_test(test_cron_not_ascii),
         cmocka_unit_test(test_error_text_is_utf8),
+        cmocka_unit_test(test_json_strings_as_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
