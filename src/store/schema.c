@@ -856,6 +856,18 @@ const struct store_migration store__migrations[] = {
      * row per key, as before, so the key's pruning is unchanged. */
     {.lite = "ALTER TABLE idempotency ADD COLUMN jobs TEXT;",
      .pg = "ALTER TABLE idempotency ADD COLUMN jobs text;"},
+
+    /* 12: two index entries fewer for every job created. jobs_created has
+     * served no query since jobs_kind (migration 7): every list of jobs
+     * asks for one kind. jobs_parent holds only the tasks of workflows,
+     * the one kind of job with a parent (every query of it asks for
+     * parent_id = x, which both engines know implies NOT NULL). */
+    {.lite = "DROP INDEX jobs_created;"
+             "DROP INDEX jobs_parent;"
+             "CREATE INDEX jobs_parent ON jobs(parent_id) WHERE parent_id IS NOT NULL;",
+     .pg = "DROP INDEX jobs_created;"
+           "DROP INDEX jobs_parent;"
+           "CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL;"},
 };
 
 const int store__schema_version = (int)(sizeof store__migrations / sizeof *store__migrations);
