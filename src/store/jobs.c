@@ -32,10 +32,23 @@ static db_sql_t Q_IDEM_CLAIM =
             " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (owner, key) DO NOTHING");
 static db_sql_t Q_IDEM_GET =
     DB_SAME("SELECT job_id, jobs FROM idempotency WHERE owner = ?1 AND key = ?2");
+/* A new job and its "job.created" event. No trigger writes that event (as
+ * one does for a job's changes): a trigger makes the job's INSERT a
+ * statement SQLite may have to undo half-way, so SQLite first copied every
+ * page the insert changed into a statement journal (9 % of the writer's
+ * instructions per batch job). PostgreSQL writes both rows in one
+ * statement, SQLite in two (Q_JOB_CREATED_EVENT). */
+#define JOB_VALUES                                                                                 \
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"    \
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)"
+#define EVENT_COLS                                                                                 \
+    "INSERT INTO events (at_ms, type, ns, job_id, run_id, worker_id, attempt, detail)"
 static db_sql_t Q_JOB_INSERT =
-    DB_SAME("INSERT INTO jobs (" JOB_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-            " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27,"
-            " ?28, ?29, ?30, ?31)");
+    DB_SQL("INSERT INTO jobs (" JOB_COLS ")" JOB_VALUES,
+           "WITH j AS (INSERT INTO jobs (" JOB_COLS ")" JOB_VALUES " RETURNING ns, id) " EVENT_COLS
+           " SELECT " EV_NOW_PG ", 'job.created', ns, id, '', '', 0, NULL FROM j");
+static db_sql_t Q_JOB_CREATED_EVENT = DB_SQL(
+    EVENT_COLS " VALUES (" EV_NOW_LITE_EXPR ", 'job.created', ?1, ?2, '', '', 0, NULL)", DB_NOOP);
 /* A schedule's values in the order bind_sched gives them; a new schedule
  * has never fired. */
 static db_sql_t Q_SCHED_INSERT = DB_SAME(
@@ -332,6 +345,10 @@ int store__job_insert(db_t *db, store_job_t *j, store_schedule_t *scheds, size_t
     db_bi(q, j->array_parallel);
     db_bt(q, j->type ? j->type : "shell");
     if ((rc = db_exec(q, NULL)) < 0) return rc; /* ECONFLICT: the name is taken */
+    if (!(q = db_q(db, &Q_JOB_CREATED_EVENT))) return SKED_ESTORE;
+    db_bt(q, j->ns);
+    db_bt(q, j->id);
+    if ((rc = db_exec(q, NULL)) < 0) return rc;
     if ((rc = put_deps(db, j, false)) < 0) return rc;
 
     for (size_t i = 0; i < nscheds; i++) {

@@ -93,4 +93,11 @@ bool store__owner_ok(const char *owner, const char *worker_owner);
 #define STORE__AGING_CAP 100
 int64_t store__effective_priority(int priority, int64_t not_before_ms, int64_t now_ms);
 
+/* The engine's clock in ms, in SQL, which every event row is stamped
+ * with (the triggers of schema.c, and the inserts of the events no
+ * trigger writes): SQLite's is the local clock (as store_now_ms);
+ * PostgreSQL's the database's. */
+#define EV_NOW_LITE_EXPR "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+#define EV_NOW_PG        "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
 #endif

@@ -534,7 +534,7 @@ static void test_connection_dropped_mid_write(void **state)
     for (int i = 0; i < WAIT_S * 10 && !killed; i++) {
         killed = admin_int(admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                                   " WHERE wait_event = 'PgSleep' AND state = 'active'"
-                                  " AND query LIKE 'INSERT INTO jobs%'");
+                                  " AND query LIKE '%INSERT INTO jobs%'");
         if (!killed) usleep(100 * 1000);
     }
     assert_true(killed == 1);
