@@ -44,7 +44,10 @@ void buf_printf(buf_t *b, const char *fmt, ...)
         reserve(b, (size_t)n);
         vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
     }
-    if (n > 0) b->len += (size_t)n;
+    if (n > 0)
+        b->len += (size_t)n;
+    else if (room)
+        b->data[b->len] = '\0'; /* an encoding error may have written part */
     va_end(ap2);
 }
 

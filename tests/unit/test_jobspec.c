@@ -626,6 +626,52 @@ static void test_round_trip(void **state)
     }
 }
 
+/* jobspec_text writes what the jansson tree of 055123d's jobspec_to_json
+ * dumped, byte for byte (that output is pasted here), so the documents
+ * stored before the writer and after it are the same text: every kind of
+ * member, defaults filled in, durations and times made canonical, env and
+ * constraints in jansson's key order, an escaped secret, UTF-8 and a
+ * control character. */
+static const char *golden_doc =
+    "{\"name\":\"nightly-report\",\"type\":\"shell\",\"command\":[\"/usr/local/bin/report\",\"--d"
+    "ay\",\"yesterday\"],\"env\":{\"REPORT_DIR\":\"/srv/reports\",\"A1\":\"x=y\",\"A\":\"\",\"_z"
+    "\":\"z\",\"S\":{\"secret\":\"s\\\"\\n\"}},\"cwd\":\"/srv/\\u00e9\\u0001\",\"schedules\":[{\""
+    "cron\":\"0 2 * * *\",\"timezone\":\"Europe/Berlin\"},{\"every\":\"900s\",\"anchor\":\"2026-0"
+    "1-01T01:00:00+01:00\",\"jitter\":\"60000ms\"},{\"at\":\"2026-12-24T18:00:00.500Z\",\"start\""
+    ":\"2026-01-01T00:00:00Z\",\"end\":\"2027-01-01T00:00:00Z\"},{\"cron\":\"@hourly\"}],\"priori"
+    "ty\":50,\"queue\":\"reports\",\"constraints\":{\"zone\":\"b\",\"disk\":\"ssd\"},\"timeout\":"
+    "\"90m\",\"retry\":{\"max_attempts\":4,\"initial\":\"10s\",\"max\":\"600s\",\"multiplier\":1."
+    "5,\"jitter\":false},\"overlap\":\"forbid\",\"misfire\":\"catch_up\",\"catch_up_window\":\"12"
+    "0m\",\"max_concurrency\":3,\"tags\":[\"reports\",\"daily\",\"reports\"],\"sla\":{\"start_wit"
+    "hin\":\"1m\",\"finish_within\":\"2m\"},\"depends_on\":[{\"job\":\"job_01KDVDQ4K0ZZYRK0Y1XQ0T"
+    "K8WS\",\"condition\":\"afterany\"}],\"array\":{\"count\":3,\"parallel\":2}}";
+static const char *golden_text =
+    "{\"name\":\"nightly-report\",\"type\":\"shell\",\"command\":[\"/usr/local/bin/report\",\"--d"
+    "ay\",\"yesterday\"],\"env\":{\"A\":\"\",\"A1\":\"x=y\",\"REPORT_DIR\":\"/srv/reports\",\"S\""
+    ":{\"secret\":\"s\\\"\\n\"},\"_z\":\"z\"},\"cwd\":\"/srv/\xc3"
+    "\xa9"
+    "\\u0001\",\"schedules\":"
+    "[{\"cron\":\"0 2 * * *\",\"timezone\":\"Europe/Berlin\"},{\"every\":\"15m\",\"anchor\":\"202"
+    "6-01-01T00:00:00Z\",\"jitter\":\"1m\"},{\"at\":\"2026-12-24T18:00:00.500Z\",\"start\":\"2026"
+    "-01-01T00:00:00Z\",\"end\":\"2027-01-01T00:00:00Z\"},{\"cron\":\"@hourly\",\"timezone\":\"UT"
+    "C\"}],\"priority\":50,\"queue\":\"reports\",\"constraints\":{\"disk\":\"ssd\",\"zone\":\"b\""
+    "},\"timeout\":\"1h30m\",\"retry\":{\"max_attempts\":4,\"initial\":\"10s\",\"max\":\"10m\",\""
+    "multiplier\":1.5,\"jitter\":false},\"overlap\":\"forbid\",\"misfire\":\"catch_up\",\"catch_u"
+    "p_window\":\"2h\",\"max_concurrency\":3,\"tags\":[\"daily\",\"reports\"],\"sla\":{\"start_wi"
+    "thin\":\"1m\",\"finish_within\":\"2m\"},\"depends_on\":[{\"job\":\"job_01KDVDQ4K0ZZYRK0Y1XQ0"
+    "TK8WS\",\"condition\":\"afterany\"}],\"array\":{\"count\":3,\"parallel\":2}}";
+
+static void test_canonical_text_as_before(void **state)
+{
+    (void)state;
+    jobspec_t spec;
+    parse_ok(golden_doc, &spec);
+    char *text = jobspec_text(&spec);
+    assert_string_equal(text, golden_text);
+    free(text);
+    jobspec_free(&spec);
+}
+
 /* buf_json_str writes a string as jansson does, for every ASCII byte and
  * for UTF-8 of each length, alone and inside text. */
 static void test_json_strings_as_jansson(void **state)
@@ -1086,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_cron_not_ascii),
         cmocka_unit_test(test_error_text_is_utf8),
         cmocka_unit_test(test_json_strings_as_jansson),
+        cmocka_unit_test(test_canonical_text_as_before),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
