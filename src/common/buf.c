@@ -120,6 +120,14 @@ void buf_json_str(buf_t *b, const char *s)
     buf_putc(b, '"');
 }
 
+void buf_json_key(buf_t *b, const char *key, bool first)
+{
+    if (!first) buf_putc(b, ',');
+    buf_putc(b, '"');
+    buf_puts(b, key);
+    buf_puts(b, "\":");
+}
+
 char *buf_steal(buf_t *b)
 {
     char *p = b->data ? b->data : xstrdup("");

@@ -5,6 +5,7 @@
 #ifndef SKED_COMMON_BUF_H
 #define SKED_COMMON_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ void buf_put_i64(buf_t *b, int64_t n);
  * only to dump them; this is what lets the hot documents be written
  * directly (core/jobspec.c). NULL is written as null. */
 void buf_json_str(buf_t *b, const char *s);
+/* An object member's key: "key": (with a comma before it unless first).
+ * The key is written as given: keys here are constants, nothing to
+ * escape. */
+void buf_json_key(buf_t *b, const char *key, bool first);
 /* Steals the buffer's data (caller frees; "" if empty) and resets b. */
 char *buf_steal(buf_t *b);
 void buf_reset(buf_t *b); /* len = 0, keeps memory */

@@ -1120,15 +1120,6 @@ out:
  * text is byte for byte what json_dumps(JSON_COMPACT) wrote before
  * (tests/unit/test_jobspec.c checks it). */
 
-/* ,"key": (keys are constants here: nothing to escape). */
-static void key(buf_t *b, const char *k, bool first)
-{
-    if (!first) buf_putc(b, ',');
-    buf_putc(b, '"');
-    buf_puts(b, k);
-    buf_puts(b, "\":");
-}
-
 static void put_duration(buf_t *b, int64_t ms)
 {
     char text[64];
@@ -1156,26 +1147,26 @@ static void put_json(buf_t *b, json_t *v)
 void jobspec_write_schedule(buf_t *b, const jobspec_schedule_t *s)
 {
     const schedule_spec_t *sp = &s->spec;
-    key(b, kind_keys[sp->kind], true);
+    buf_json_key(b, kind_keys[sp->kind], true);
     buf_json_str(b, s->expr);
     if (sp->kind == SCHEDULE_CRON) {
-        key(b, "timezone", false);
+        buf_json_key(b, "timezone", false);
         buf_json_str(b, s->timezone ? s->timezone : "UTC");
     }
     if (sp->kind == SCHEDULE_EVERY && sp->anchor_ms != INT64_MIN) {
-        key(b, "anchor", false);
+        buf_json_key(b, "anchor", false);
         put_time(b, sp->anchor_ms);
     }
     if (sp->start_ms != INT64_MIN) {
-        key(b, "start", false);
+        buf_json_key(b, "start", false);
         put_time(b, sp->start_ms);
     }
     if (sp->end_ms != INT64_MAX) {
-        key(b, "end", false);
+        buf_json_key(b, "end", false);
         put_time(b, sp->end_ms);
     }
     if (sp->jitter_ms > 0) {
-        key(b, "jitter", false);
+        buf_json_key(b, "jitter", false);
         put_duration(b, sp->jitter_ms);
     }
 }
@@ -1194,28 +1185,32 @@ void jobspec_write_schedules(buf_t *b, const jobspec_schedule_t *s, size_t n)
 void jobspec__write_policies(buf_t *b, overlap_policy_t overlap, misfire_policy_t misfire,
                              int64_t catch_up_ms)
 {
-    key(b, "overlap", false);
+    buf_json_key(b, "overlap", false);
     buf_json_str(b, overlap_policy_name(overlap));
-    key(b, "misfire", false);
+    buf_json_key(b, "misfire", false);
     buf_json_str(b, misfire_policy_name(misfire));
-    key(b, "catch_up_window", false);
+    buf_json_key(b, "catch_up_window", false);
     put_duration(b, catch_up_ms);
 }
 
 /* A canonical list of s (",a,b," for tags, "k=v,k2=v2" for pairs), one
- * call of each for every entry: empty entries are skipped. */
-static void each_entry(const char *s, void (*fn)(buf_t *, const char *, size_t, bool), buf_t *b)
+ * call of fn for every entry, inside the array or object just opened in b:
+ * empty entries are skipped. */
+static void each_entry(const char *s, void (*fn)(buf_t *, const char *, size_t), buf_t *b)
 {
-    bool first = true;
     while (s && *s) {
         size_t len = strcspn(s, ",");
-        if (len) {
-            fn(b, s, len, first);
-            first = false;
-        }
+        if (len) fn(b, s, len);
         s += len;
         if (*s == ',') s++;
     }
+}
+
+/* The comma before an entry that is not the first of its array or object. */
+static void entry_comma(buf_t *b)
+{
+    char last = b->data[b->len - 1];
+    if (last != '[' && last != '{') buf_putc(b, ',');
 }
 
 static void put_strn(buf_t *b, const char *s, size_t len)
@@ -1225,9 +1220,9 @@ static void put_strn(buf_t *b, const char *s, size_t len)
     free(t);
 }
 
-static void tag_entry(buf_t *b, const char *s, size_t len, bool first)
+static void tag_entry(buf_t *b, const char *s, size_t len)
 {
-    if (!first) buf_putc(b, ',');
+    entry_comma(b);
     put_strn(b, s, len);
 }
 
@@ -1273,14 +1268,13 @@ int jobspec_schedule_read(const json_t *v, schedule_spec_t *out)
     return 0;
 }
 
-/* An entry of a canonical "k=v,k2=v2" list as a member of the object
- * just opened; one without "=" is left out. */
-static void pair_entry(buf_t *b, const char *s, size_t len, bool first)
+/* An entry of a canonical "k=v,k2=v2" list as a member; one without "="
+ * is left out. */
+static void pair_entry(buf_t *b, const char *s, size_t len)
 {
-    (void)first; /* an entry left out may have been the first */
     const char *eq = memchr(s, '=', len);
     if (!eq) return;
-    if (b->data[b->len - 1] != '{') buf_putc(b, ',');
+    entry_comma(b);
     put_strn(b, s, (size_t)(eq - s));
     buf_putc(b, ':');
     put_strn(b, eq + 1, len - (size_t)(eq - s) - 1);
@@ -1293,15 +1287,15 @@ static bool is_shell(const jobspec_t *spec)
 
 void jobspec_write_members(buf_t *b, const jobspec_t *spec, bool schedules)
 {
-    key(b, "name", true);
+    buf_json_key(b, "name", true);
     buf_json_str(b, spec->name ? spec->name : "");
-    key(b, "type", false);
+    buf_json_key(b, "type", false);
     buf_json_str(b, spec->type ? spec->type : "shell");
     /* A shell job's document is what it was before jobs had types; any
      * other type's has its config and no command or cwd. */
     bool shell = is_shell(spec);
     if (shell) {
-        key(b, "command", false);
+        buf_json_key(b, "command", false);
         buf_putc(b, '[');
         for (size_t i = 0; i < spec->argc; i++) {
             if (i) buf_putc(b, ',');
@@ -1309,18 +1303,16 @@ void jobspec_write_members(buf_t *b, const jobspec_t *spec, bool schedules)
         }
         buf_putc(b, ']');
     } else {
-        key(b, "config", false);
+        buf_json_key(b, "config", false);
         put_json(b, spec->config ? json_incref(spec->config) : json_object());
     }
 
-    key(b, "env", false);
+    buf_json_key(b, "env", false);
     buf_putc(b, '{');
-    bool first = true;
     for (size_t i = 0; i < spec->envc; i++) {
         const char *eq = strchr(spec->env[i], '=');
         if (!eq) continue;
-        if (!first) buf_putc(b, ',');
-        first = false;
+        entry_comma(b);
         put_strn(b, spec->env[i], (size_t)(eq - spec->env[i]));
         bool secret = spec->env_secret && spec->env_secret[i];
         buf_puts(b, secret ? ":{\"secret\":" : ":");
@@ -1329,92 +1321,92 @@ void jobspec_write_members(buf_t *b, const jobspec_t *spec, bool schedules)
     }
     buf_putc(b, '}');
     if (shell) {
-        key(b, "cwd", false);
+        buf_json_key(b, "cwd", false);
         if (spec->cwd)
             buf_json_str(b, spec->cwd);
         else
             buf_puts(b, "null");
     }
     if (schedules) {
-        key(b, "schedules", false);
+        buf_json_key(b, "schedules", false);
         jobspec_write_schedules(b, spec->schedules, spec->nschedules);
     }
 
-    key(b, "priority", false);
+    buf_json_key(b, "priority", false);
     buf_put_i64(b, spec->priority);
-    key(b, "queue", false);
+    buf_json_key(b, "queue", false);
     buf_json_str(b, spec->queue ? spec->queue : "default");
-    key(b, "constraints", false);
+    buf_json_key(b, "constraints", false);
     buf_putc(b, '{');
     each_entry(spec->constraints, pair_entry, b);
     buf_putc(b, '}');
-    key(b, "timeout", false);
+    buf_json_key(b, "timeout", false);
     if (spec->timeout_ms > 0)
         put_duration(b, spec->timeout_ms);
     else
         buf_puts(b, "null");
 
-    key(b, "retry", false);
+    buf_json_key(b, "retry", false);
     buf_putc(b, '{');
-    key(b, "max_attempts", true);
+    buf_json_key(b, "max_attempts", true);
     buf_put_i64(b, spec->retry.max_attempts);
-    key(b, "initial", false);
+    buf_json_key(b, "initial", false);
     put_duration(b, spec->retry.initial_ms);
-    key(b, "max", false);
+    buf_json_key(b, "max", false);
     put_duration(b, spec->retry.max_ms);
     /* Whole multipliers stay integers ("2", not "2.0") as people write them. */
-    key(b, "multiplier", false);
+    buf_json_key(b, "multiplier", false);
     double m = spec->retry.multiplier;
     if (m >= 0.0 && m <= MULTIPLIER_MAX && m == (double)(json_int_t)m)
         buf_put_i64(b, (int64_t)m);
     else
         put_json(b, json_real(m));
-    key(b, "jitter", false);
+    buf_json_key(b, "jitter", false);
     buf_puts(b, spec->retry.jitter ? "true}" : "false}");
 
     jobspec__write_policies(b, spec->overlap, spec->misfire, spec->catch_up_window_ms);
-    key(b, "max_concurrency", false);
+    buf_json_key(b, "max_concurrency", false);
     buf_put_i64(b, spec->max_concurrency);
-    key(b, "tags", false);
+    buf_json_key(b, "tags", false);
     jobspec__write_tags(b, spec->tags);
     /* Written only when set, so the documents of jobs without them are
      * what they were before jobs had them. */
     if (spec->sla_start_ms > 0 || spec->sla_finish_ms > 0) {
-        key(b, "sla", false);
+        buf_json_key(b, "sla", false);
         buf_putc(b, '{');
         if (spec->sla_start_ms > 0) {
-            key(b, "start_within", true);
+            buf_json_key(b, "start_within", true);
             put_duration(b, spec->sla_start_ms);
         }
         if (spec->sla_finish_ms > 0) {
-            key(b, "finish_within", spec->sla_start_ms <= 0);
+            buf_json_key(b, "finish_within", spec->sla_start_ms <= 0);
             put_duration(b, spec->sla_finish_ms);
         }
         buf_putc(b, '}');
     }
     if (spec->nalerts) {
-        key(b, "alerts", false);
+        buf_json_key(b, "alerts", false);
         put_json(b, alert_job_entries_to_json(spec->alerts, spec->nalerts));
     }
     if (spec->ndeps) {
-        key(b, "depends_on", false);
+        buf_json_key(b, "depends_on", false);
         buf_putc(b, '[');
         for (size_t i = 0; i < spec->ndeps; i++) {
             buf_puts(b, i ? ",{" : "{");
-            key(b, "job", true);
+            buf_json_key(b, "job", true);
             buf_json_str(b, spec->deps[i].job);
-            key(b, "condition", false);
+            buf_json_key(b, "condition", false);
             buf_json_str(b, dep_cond_name(spec->deps[i].cond));
             buf_putc(b, '}');
         }
         buf_putc(b, ']');
     }
     if (spec->array_count > 0) {
-        key(b, "array", false);
+        buf_json_key(b, "array", false);
         buf_putc(b, '{');
-        key(b, "count", true);
+        buf_json_key(b, "count", true);
         buf_put_i64(b, spec->array_count);
-        key(b, "parallel", false);
+        buf_json_key(b, "parallel", false);
         buf_put_i64(b, spec->array_parallel);
         buf_putc(b, '}');
     }

@@ -401,25 +401,17 @@ static void put_json(buf_t *b, const json_t *v)
 
 static void put_str(buf_t *b, const char *key, const char *s)
 {
-    buf_puts(b, ",\"");
-    buf_puts(b, key);
-    buf_puts(b, "\":");
+    buf_json_key(b, key, false);
     buf_json_str(b, s);
 }
 
+/* A time member, null when ms < 0 (as api_time_json). */
 static void put_time(buf_t *b, const char *key, int64_t ms)
 {
     char at[SKED_RFC3339_LEN];
-    buf_puts(b, ",\"");
-    buf_puts(b, key);
-    if (ms < 0) {
-        buf_puts(b, "\":null");
-        return;
-    }
-    clock_format_rfc3339(ms, at, sizeof at);
-    buf_puts(b, "\":\"");
-    buf_puts(b, at);
-    buf_putc(b, '"');
+    buf_json_key(b, key, false);
+    if (ms >= 0) clock_format_rfc3339(ms, at, sizeof at);
+    buf_json_str(b, ms >= 0 ? at : NULL);
 }
 
 /* Appends to b the job resource of it, just created: what job_json makes
@@ -447,13 +439,10 @@ static void job_text(buf_t *b, jobsvc_item_t *it)
     for (size_t i = 0; i < it->spec->nschedules; i++) {
         buf_puts(b, i ? ",{" : "{");
         jobspec_write_schedule(b, &it->spec->schedules[i]);
-        const store_schedule_t *sc = i < it->nscheds ? &it->scheds[i] : NULL;
-        if (sc)
-            put_str(b, "id", sc->id);
-        else
-            buf_puts(b, ",\"id\":null");
-        put_time(b, "next_fire_at", sc ? sc->next_fire_ms : -1);
-        put_time(b, "last_fire_at", sc ? sc->last_fire_ms : -1);
+        const store_schedule_t *sc = &it->scheds[i]; /* nscheds == nschedules */
+        put_str(b, "id", sc->id);
+        put_time(b, "next_fire_at", sc->next_fire_ms);
+        put_time(b, "last_fire_at", sc->last_fire_ms);
         buf_putc(b, '}');
     }
     buf_putc(b, ']');
