@@ -908,10 +908,17 @@ static int syncer_setup(struct sq *s, const char *path, char **errmsg)
 _Static_assert(STMT_JOURNAL_SPILL < 128 << 10, "SQLite's unix VFS writes < 128 KiB at a time");
 
 /* Before SQLite's first use in the process. If SQLite was initialised
- * already (a test's VFS), its default stays. */
+ * already (a test's VFS), its defaults stay.
+ *
+ * No memory statistics: with them every allocation and free SQLite makes
+ * takes one process-wide mutex to count it, and Debian's SQLite is built
+ * without lookaside memory, so each statement's records are malloc'd and
+ * freed (8 a statement for a job's insert). Nothing reads the statistics
+ * (sqlite3_memory_used). The writer's CPU per batch job 17 -> 12-16 us. */
 static void sqlite_setup(void)
 {
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, STMT_JOURNAL_SPILL);
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 int store__sqlite_open(const char *path, store_t **out, char **errmsg)
