@@ -92,8 +92,13 @@ int db_exec(db_q_t *q, int64_t *changed)
     int rc;
     while ((rc = db_step(q)) == 1)
         ;
-    if (changed) *changed = rc == 0 && !q->noop ? q->drv->changes(q) : 0;
+    if (changed) *changed = rc == 0 ? db_changes(q) : 0;
     return rc;
+}
+
+int64_t db_changes(db_q_t *q)
+{
+    return q->noop ? 0 : q->drv->changes(q);
 }
 
 bool db_cnull(db_q_t *q, int col)

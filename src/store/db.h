@@ -165,6 +165,9 @@ int db_step(db_q_t *q);
 /* Steps q to its end; *changed OUT (may be NULL): the rows it changed. */
 int db_exec(db_q_t *q, int64_t *changed);
 
+/* The rows q changed, once db_step has returned 0 (its end). */
+int64_t db_changes(db_q_t *q);
+
 /* Column readers of the current row. */
 bool db_cnull(db_q_t *q, int col);
 int64_t db_ci(db_q_t *q, int col);
