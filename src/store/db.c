@@ -101,6 +101,15 @@ int64_t db_changes(db_q_t *q)
     return q->noop ? 0 : q->drv->changes(q);
 }
 
+int db_step_written(db_t *db, db_q_t **q, db_sql_t *read, const char *key)
+{
+    int rc = db_step(*q);
+    if (rc != 0 || db_changes(*q) == 0) return rc;
+    if (!(*q = db_q(db, read))) return SKED_ESTORE;
+    db_bt(*q, key);
+    return db_step(*q);
+}
+
 bool db_cnull(db_q_t *q, int col)
 {
     return q->drv->col_null(q, col);

@@ -65,11 +65,15 @@ static db_sql_t Q_SKIP =
     DB_SAME("UPDATE runs SET state = 7, finished_ms = ?2, reason = ?3, held = FALSE"
             " WHERE id = ?1 AND state = 1 RETURNING "
             "id, state, parent_id, n_down, graph, job_id");
-/* A member ended: its group's counts. */
-static db_sql_t Q_GROUP_COUNT =
-    DB_SAME("UPDATE run_groups SET open = open - 1, ok = ok + ?2, failed = failed + ?3,"
-            " canceled = canceled + ?4, skipped = skipped + ?5 WHERE run_id = ?1 AND started"
-            " RETURNING open, n, ok, failed, canceled, skipped, parallel");
+/* A member ended: its group's counts, and the counts as they now are
+ * (db_step_written). */
+#define GROUP_COUNT                                                                                \
+    "UPDATE run_groups SET open = open - 1, ok = ok + ?2, failed = failed + ?3,"                   \
+    " canceled = canceled + ?4, skipped = skipped + ?5 WHERE run_id = ?1 AND started"
+#define GROUP_COUNTS "open, n, ok, failed, canceled, skipped, parallel"
+static db_sql_t Q_GROUP_COUNT = DB_SQL(GROUP_COUNT, GROUP_COUNT " RETURNING " GROUP_COUNTS);
+static db_sql_t Q_GROUP_COUNTED =
+    DB_ONLY_LITE("SELECT " GROUP_COUNTS " FROM run_groups WHERE run_id = ?1");
 /* The group's run ends with its last member. */
 #define GROUP_END_SELECT "id, state, parent_id, n_down, graph, job_id"
 static db_sql_t Q_GROUP_END =
@@ -392,7 +396,7 @@ static int member_ended(db_t *db, const ended_t *e, int64_t now_ms, worklist_t *
     db_bi(q, e->state == RUN_FAILED);
     db_bi(q, e->state == RUN_CANCELED);
     db_bi(q, e->state == RUN_SKIPPED);
-    int rc = db_step(q);
+    int rc = db_step_written(db, &q, &Q_GROUP_COUNTED, e->parent);
     if (rc <= 0) return rc;
     int64_t open = db_ci(q, 0), n = db_ci(q, 1), failed = db_ci(q, 3), canceled = db_ci(q, 4),
             parallel = db_ci(q, 6);

@@ -186,13 +186,9 @@ static db_sql_t Q_RUNS_REPLACE =
     DB_SAME("UPDATE runs SET cancel_requested = TRUE,"
             " reason = coalesce(reason, 'replaced by a newer run')"
             " WHERE job_id = ?1 AND state = 3 AND NOT cancel_requested");
-/* The lease, and the run as it now is. PostgreSQL returns the run and
- * inserts the attempt row in the same round trip. SQLite, which has no
- * writing CTEs, inserts the attempt next (Q_ATTEMPT_INSERT), and reads the
- * run back by its key (Q_RUN_LEASED) rather than through RETURNING: SQLite
- * collects RETURNING rows in an ephemeral table, which made the lease cost
- * 107,000 instructions against 79,000 without it, and the read is 11,000
- * (callgrind, 10,000 leases of a store's runs). */
+/* The lease, and the run as it now is (db_step_written). PostgreSQL
+ * inserts the attempt row in the same round trip; SQLite, which has no
+ * writing CTEs, does it next (Q_ATTEMPT_INSERT). */
 static db_sql_t Q_RUN_LEASE = DB_SQL(
     "UPDATE runs SET state = 3, worker_id = ?2, attempt = attempt + 1, fence = ?3,"
     " lease_expires_ms = ?4, started_ms = CASE WHEN started_ms < 0 THEN ?5 ELSE started_ms END,"
@@ -405,12 +401,7 @@ static int lease(db_t *db, struct claim_args *a, const struct cand *k, store_run
     db_bi(q, fence);
     db_bi(q, a->now_ms + a->lease_ms);
     db_bi(q, start_ms);
-    int rc = db_step(q);
-    if (rc == 0 && db_changes(q) > 0) { /* SQLite's lease returns no row: read it */
-        if (!(q = db_q(db, &Q_RUN_LEASED))) return SKED_ESTORE;
-        db_bt(q, k->id);
-        rc = db_step(q);
-    }
+    int rc = db_step_written(db, &q, &Q_RUN_LEASED, k->id);
     if (rc <= 0) return rc; /* 0: no longer claimable */
     store__row_run(q, run);
     if ((rc = finish(q)) < 0) goto out;

@@ -151,14 +151,16 @@ const db_rows_t store__run_rows = {sizeof(store_run_t), run_row, run_clear, run_
 
 /* Priority, queue and held come from the job in the same statement, so a
  * run never disagrees with the job it was made from. The WHERE clause also
- * keeps SQLite from reading ON CONFLICT as a join's ON. */
-static db_sql_t Q_RUN_INSERT = DB_SAME(
-    "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority, queue,"
-    " held, created_ms, finished_ms, reason, graph)"
-    " SELECT ?1, j.id, ?3, CASE WHEN (j.graph & 7) != 0 AND ?4 < 4 THEN 1 ELSE ?4 END, ?5, ?6,"
-    " j.priority, j.queue, j.state = 1, ?7, ?8, ?9, j.graph"
+ * keeps SQLite from reading ON CONFLICT as a join's ON. The run as
+ * inserted: db_step_written. */
+#define RUN_INSERT                                                                                 \
+    "INSERT INTO runs (id, job_id, schedule_id, state, fire_ms, not_before_ms, priority, queue,"   \
+    " held, created_ms, finished_ms, reason, graph)"                                               \
+    " SELECT ?1, j.id, ?3, CASE WHEN (j.graph & 7) != 0 AND ?4 < 4 THEN 1 ELSE ?4 END, ?5, ?6,"    \
+    " j.priority, j.queue, j.state = 1, ?7, ?8, ?9, j.graph"                                       \
     " FROM jobs j WHERE j.id = ?2 ON CONFLICT (schedule_id, fire_ms) DO NOTHING"
-    " RETURNING state, graph");
+static db_sql_t Q_RUN_INSERT = DB_SQL(RUN_INSERT, RUN_INSERT " RETURNING state, graph");
+static db_sql_t Q_RUN_INSERTED = DB_ONLY_LITE("SELECT state, graph FROM runs WHERE id = ?1");
 
 int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const char *sched_id,
                       run_state_t state, int64_t fire_ms, int64_t not_before_ms, const char *reason,
@@ -176,7 +178,7 @@ int store__insert_run(db_t *db, char id[SKED_ID_LEN], const char *job_id, const 
     db_bi(q, now_ms);
     db_bi(q, run_state_terminal(state) ? now_ms : -1);
     db_bt(q, reason);
-    int rc = db_step(q);
+    int rc = db_step_written(db, &q, &Q_RUN_INSERTED, id);
     if (rc < 0) return rc;
     if (inserted) *inserted = rc == 1;
     if (rc == 0) return 0;
