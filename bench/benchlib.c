@@ -202,7 +202,10 @@ void bl_proc_stats(pid_t pid, long *threads, long *rss_kb)
 
 /* ppid and utime + stime + cutime + cstime (ticks) of pid from
  * /proc/PID/stat; -1 when gone. */
-static int read_stat(long pid, long *ppid, unsigned long long *ticks)
+/* *ticks: pid's own CPU (utime + stime) plus, with children, what its
+ * waited-for children used (cutime + cstime). */
+static int read_stat_split(long pid, long *ppid, unsigned long long *own,
+                           unsigned long long *children)
 {
     char path[64], line[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
@@ -227,16 +230,34 @@ static int read_stat(long pid, long *ppid, unsigned long long *ticks)
         p = *end ? end + 1 : end;
     }
     *ppid = (long)v[4];
-    *ticks = v[14] + v[15] + v[16] + v[17];
+    *own = v[14] + v[15];
+    *children = v[16] + v[17];
+    return 0;
+}
+
+static int read_stat(long pid, long *ppid, unsigned long long *ticks)
+{
+    unsigned long long own, children;
+    if (read_stat_split(pid, ppid, &own, &children)) return -1;
+    *ticks = own + children;
     return 0;
 }
 
 double bl_proc_cpu_s(pid_t pid)
 {
+    double own, children;
+    return bl_proc_cpu_split_s(pid, &own, &children) ? -1 : own + children;
+}
+
+int bl_proc_cpu_split_s(pid_t pid, double *own, double *children)
+{
     long ppid;
-    unsigned long long t;
-    if (read_stat(pid, &ppid, &t)) return -1;
-    return (double)t / (double)sysconf(_SC_CLK_TCK);
+    unsigned long long o, c;
+    if (read_stat_split(pid, &ppid, &o, &c)) return -1;
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *own = (double)o / hz;
+    *children = (double)c / hz;
+    return 0;
 }
 
 double bl_tree_cpu_s(pid_t root, int *nprocs)

@@ -68,6 +68,10 @@ void bl_proc_stats(pid_t pid, long *threads, long *rss_kb);
  * cstime (its children it has waited for, and theirs). -1 when gone. */
 double bl_proc_cpu_s(pid_t pid);
 
+/* The same in two parts: *own, pid's threads; *children, the children it
+ * has waited for (a worker's: the jobs it ran). -1 when gone. */
+int bl_proc_cpu_split_s(pid_t pid, double *own, double *children);
+
 /* CPU seconds of the tree rooted at pid: bl_proc_cpu_s of every live
  * process in it (a reaped process is in its parent's cutime, so nothing
  * is counted twice). *nprocs (may be NULL) gets the live processes. */

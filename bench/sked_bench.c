@@ -760,7 +760,15 @@ static int bench_sqlite(long ncpu)
     struct dispatch_result d = dispatch_phase(tmpdir, 0, 0);
 
     fprintf(stderr, "bench: end to end (%d runs of /bin/true)...\n", opt.e2e_runs);
+    /* Where a run's CPU goes: the server, the worker, and the job itself
+     * (the worker's reaped children), the first two being what sked adds
+     * to the spawn the ceiling measures. */
+    double s0 = bl_proc_cpu_s(server), w0 = 0, j0 = 0, w1 = 0, j1 = 0;
+    bl_proc_cpu_split_s(worker, &w0, &j0);
     struct e2e_result e2e = e2e_phase("now", 8, opt.e2e_runs, 120.0);
+    double s1 = bl_proc_cpu_s(server);
+    bl_proc_cpu_split_s(worker, &w1, &j1);
+    double per_run = e2e.ok ? 1e6 / (double)e2e.ok : 0; /* s -> us per run */
     stop_proc(worker);
     if (wout >= 0) close(wout);
     wout = -1;
@@ -814,6 +822,9 @@ static int bench_sqlite(long ncpu)
            : e2e.failed ? ", FAILED runs"
                         : "",
            e2e.rate, ceiling > 0 ? 100.0 * e2e.rate / ceiling : 0.0);
+    printf("| CPU per end-to-end run: server (submit included) / worker / the job itself | %.0f / "
+           "%.0f / %.0f us | |\n",
+           (s1 - s0) * per_run, (w1 - w0) * per_run, (j1 - j0) * per_run);
     printf("| end-to-end noop plugin runs, jobs from %d clients (%zu runs, %d slots%s) | %.0f /s = "
            "%.1fx the spawn ceiling | >= 5000 /s |\n",
            opt.clients, nj.ok, opt.noop_slots,
