@@ -200,10 +200,9 @@ void bl_proc_stats(pid_t pid, long *threads, long *rss_kb)
     fclose(f);
 }
 
-/* ppid and utime + stime + cutime + cstime (ticks) of pid from
- * /proc/PID/stat; -1 when gone. */
-/* *ticks: pid's own CPU (utime + stime) plus, with children, what its
- * waited-for children used (cutime + cstime). */
+/* ppid, and the CPU ticks of pid from /proc/PID/stat: *own (utime +
+ * stime) and *children (cutime + cstime: the children it waited for); -1
+ * when gone. */
 static int read_stat_split(long pid, long *ppid, unsigned long long *own,
                            unsigned long long *children)
 {
@@ -235,6 +234,7 @@ static int read_stat_split(long pid, long *ppid, unsigned long long *own,
     return 0;
 }
 
+/* read_stat_split's ticks in one: *ticks = own + children. */
 static int read_stat(long pid, long *ppid, unsigned long long *ticks)
 {
     unsigned long long own, children;

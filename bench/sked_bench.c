@@ -43,6 +43,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -764,11 +765,11 @@ static int bench_sqlite(long ncpu)
      * (the worker's reaped children), the first two being what sked adds
      * to the spawn the ceiling measures. */
     double s0 = bl_proc_cpu_s(server), w0 = 0, j0 = 0, w1 = 0, j1 = 0;
-    bl_proc_cpu_split_s(worker, &w0, &j0);
+    bool cpu_known = s0 >= 0 && bl_proc_cpu_split_s(worker, &w0, &j0) == 0;
     struct e2e_result e2e = e2e_phase("now", 8, opt.e2e_runs, 120.0);
     double s1 = bl_proc_cpu_s(server);
-    bl_proc_cpu_split_s(worker, &w1, &j1);
-    double per_run = e2e.ok ? 1e6 / (double)e2e.ok : 0; /* s -> us per run */
+    cpu_known = cpu_known && s1 >= 0 && bl_proc_cpu_split_s(worker, &w1, &j1) == 0 && e2e.ok;
+    double per_run = cpu_known ? 1e6 / (double)e2e.ok : 0; /* s -> us per run */
     stop_proc(worker);
     if (wout >= 0) close(wout);
     wout = -1;
@@ -822,9 +823,13 @@ static int bench_sqlite(long ncpu)
            : e2e.failed ? ", FAILED runs"
                         : "",
            e2e.rate, ceiling > 0 ? 100.0 * e2e.rate / ceiling : 0.0);
-    printf("| CPU per end-to-end run: server (submit included) / worker / the job itself | %.0f / "
-           "%.0f / %.0f us | |\n",
-           (s1 - s0) * per_run, (w1 - w0) * per_run, (j1 - j0) * per_run);
+    if (cpu_known)
+        printf("| CPU per end-to-end run: server (submit included) / worker / the job itself | "
+               "%.0f / %.0f / %.0f us | |\n",
+               (s1 - s0) * per_run, (w1 - w0) * per_run, (j1 - j0) * per_run);
+    else
+        printf("| CPU per end-to-end run: server / worker / the job itself | unknown (no run, or "
+               "a process was gone) | |\n");
     printf("| end-to-end noop plugin runs, jobs from %d clients (%zu runs, %d slots%s) | %.0f /s = "
            "%.1fx the spawn ceiling | >= 5000 /s |\n",
            opt.clients, nj.ok, opt.noop_slots,

@@ -82,10 +82,7 @@ static void touched_clear(struct touched *w)
 }
 
 /* Steps a statement whose one row was read to its end, so that it holds
- * nothing until the unit ends. What a RETURNING clause collected (SQLite:
- * an ephemeral table, with its own page cache) is then freed at once: a
- * claim holding one per leased run made the writer's heap grow and be
- * trimmed back (madvise) on every unit. */
+ * nothing (SQLite: its cursors) until the unit ends. */
 static int finish(db_q_t *q)
 {
     int rc = db_step(q);
