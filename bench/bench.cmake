@@ -95,3 +95,9 @@ add_executable(sked-schedules ${CMAKE_SOURCE_DIR}/bench/schedules.c)
 target_link_libraries(sked-schedules PRIVATE sked_benchlib sked_common PkgConfig::JANSSON
                       Threads::Threads)
 add_dependencies(sked-schedules sked plugin_noop)
+
+# One SQL statement's cost to SQLite on a real store, for callgrind: run
+# once per pending run, rolled back (bench/stmt_cost.c; bench/README,
+# "Issue 13, fifth session").
+add_executable(sked-stmt-cost ${CMAKE_SOURCE_DIR}/bench/stmt_cost.c)
+target_link_libraries(sked-stmt-cost PRIVATE PkgConfig::SQLITE)
