@@ -130,8 +130,10 @@ class ArrDepsCase:
 
     def test_array_cli_twenty_indices_three_at_a_time(self):
         self.boot()
-        self.add_worker("w1", slots=8)
         out = self.path("stamps")
+        # No worker yet: what is made at once is looked at before any index
+        # runs (on a loaded machine 20 indices of 0.4 s, 3 at a time, could
+        # all have been released before the first look).
         jid = self.cli_ok("submit", "-q", "--array", "0-19%3", "--name", "frames",
                           "--env", "E2E_SKED_TMP=" + self.tmp, "--",
                           "sh", "-c", self.script(out, "sleep 0.4")).strip()
@@ -147,7 +149,7 @@ class ArrDepsCase:
         self.assertTrue(all(m["parent_id"] == arr["id"] for m in mem), mem)
         # A waiting index says it waits for a slot of its array (limit 3).
         waiting = [m for m in mem if m["state"] == "waiting"]
-        self.assertTrue(waiting, mem)
+        self.assertEqual([m["array_index"] for m in waiting], list(range(3, 20)), mem)
         r = self.reason(self.explain_run(waiting[-1]["id"]), "waiting_for_slot")
         self.assertEqual(r["limit"], 3)
         self.assertIn("index %d" % waiting[-1]["array_index"], r["message"])
@@ -155,6 +157,7 @@ class ArrDepsCase:
         r = self.reason(self.explain_run(arr["id"]), "waiting_on_members")
         self.assertEqual(r["limit"], 20)
 
+        self.add_worker("w1", slots=8)
         done = self.wait_state(arr["id"], TERMINAL, 60)
         self.assertEqual(done["state"], "succeeded", done)
         self.assertIsNotNone(done["finished_at"])
@@ -179,7 +182,6 @@ class ArrDepsCase:
 
     def test_array_index_retried_on_its_own(self):
         self.boot()
-        self.add_worker("w1", slots=4)
         out, marker = self.path("stamps"), self.path("failed-once")
         # Index 3 fails its first attempt (then the marker exists); index 4
         # fails every attempt.
@@ -189,11 +191,13 @@ class ArrDepsCase:
             self.script(out, "sleep 0.2", fail_if), array={"count": 8, "parallel": 3},
             retry={"max_attempts": 2, "initial": "2s", "jitter": False}))
         arr = self.array_run(job["id"])
-        # While counting: the state and the counts so far.
+        # While counting (no worker yet, so before any index could end): the
+        # state and the counts so far.
         last = self.job_last(job["id"])
         self.assertEqual((last["id"], last["state"]), (arr["id"], "waiting"))
         self.assertEqual(last["array"]["count"], 8)
         self.assertEqual(last["array"]["parallel"], 3)
+        self.add_worker("w1", slots=4)
         done = self.wait_state(arr["id"], TERMINAL, 60)
         self.assertEqual(done["state"], "failed", done)
         self.assertEqual(done["reason"], "1 of 8 failed or were canceled")
