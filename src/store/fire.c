@@ -33,16 +33,19 @@ static db_sql_t Q_DUE = DB_SQL("SELECT " DUE_COLS " FROM schedules s INDEXED BY 
                                "SELECT " DUE_COLS " FROM schedules s JOIN jobs j ON j.id = s.job_id"
                                " WHERE s.active AND s.next_fire_ms <= $1"
                                " ORDER BY s.next_fire_ms LIMIT $2");
-/* The compare-and-set: only the server that read expect_next wins. On
+/* The compare-and-set, and the schedule's job: only the server that read
+ * expect_next wins. On
  * PostgreSQL a schedule another server is firing right now is skipped
  * rather than waited for: if that server commits, our CAS would fail
  * anyway; if it rolls back, the next tick fires it. */
 static db_sql_t Q_FIRE_CAS =
     DB_SQL("UPDATE schedules SET next_fire_ms = ?2, last_fire_ms = max(last_fire_ms, ?4)"
-           " WHERE id = ?1 AND active = 1 AND next_fire_ms IS ?3 RETURNING job_id",
+           " WHERE id = ?1 AND active = 1 AND next_fire_ms IS ?3",
            "UPDATE schedules SET next_fire_ms = $2, last_fire_ms = greatest(last_fire_ms, $4)"
            " WHERE id = (SELECT id FROM schedules WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED)"
            " AND active AND next_fire_ms IS NOT DISTINCT FROM $3 RETURNING job_id");
+/* SQLite's CAS returns no row: its job, read back (db_step_written). */
+static db_sql_t Q_FIRE_CASED = DB_ONLY_LITE("SELECT job_id FROM schedules WHERE id = ?1");
 /* A stretch that continues the schedule's latest one (same reason, ending
  * at the fire time just before) extends it; else it is a new entry. */
 static db_sql_t Q_MISS_EXTEND = DB_SAME("UPDATE misses SET last_ms = ?3, count = count + ?4"
@@ -164,9 +167,11 @@ static int fire_cas(db_t *db, const store_fire_t *it, char job_id[SKED_ID_LEN])
     db_bin(q, it->new_next_ms);
     db_bin(q, it->expect_next_ms);
     db_bi(q, last);
-    int rc = db_one(q);
-    if (rc == 0) db_cid(q, 0, job_id);
-    return rc;
+    int rc = db_step_written(db, &q, &Q_FIRE_CASED, it->schedule_id);
+    if (rc == 0) return SKED_ENOTFOUND; /* another fire won */
+    if (rc < 0) return rc;
+    db_cid(q, 0, job_id);
+    return 0;
 }
 
 struct fire_args {

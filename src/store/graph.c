@@ -51,10 +51,12 @@ static db_sql_t Q_DOWN = DB_SAME("SELECT run_id, cond FROM run_edges WHERE up_id
 /* One upstream ended: its class counted on a waiting downstream. The
  * UPDATE takes the row lock, so concurrent counts on one run serialise
  * and each sees the other's. */
-static db_sql_t Q_COUNT_ANY =
-    DB_SAME("UPDATE runs SET deps_ok = deps_ok + ?2, deps_fail = deps_fail + ?3,"
-            " deps_skip = deps_skip + ?4 WHERE id = ?1 AND state = 1"
-            " RETURNING deps_rule, deps_n, deps_ok, deps_fail, deps_skip, graph, job_id");
+#define COUNT_ANY                                                                                  \
+    "UPDATE runs SET deps_ok = deps_ok + ?2, deps_fail = deps_fail + ?3,"                          \
+    " deps_skip = deps_skip + ?4 WHERE id = ?1 AND state = 1"
+#define COUNTED_DEPS "deps_rule, deps_n, deps_ok, deps_fail, deps_skip, graph, job_id"
+static db_sql_t Q_COUNT_ANY = DB_SQL(COUNT_ANY, COUNT_ANY " RETURNING " COUNTED_DEPS);
+static db_sql_t Q_COUNTED_ANY = DB_ONLY_LITE("SELECT " COUNTED_DEPS " FROM runs WHERE id = ?1");
 /* Released: due (pending), or scheduled until its fire time when that is
  * still ahead; held when its job is paused. */
 static db_sql_t Q_RELEASE =
@@ -327,7 +329,7 @@ static int count_edge(db_t *db, const char *down, dep_cond_t cond, run_state_t u
     db_bi(q, cls == DEP_OK);
     db_bi(q, cls == DEP_FAIL);
     db_bi(q, cls == DEP_SKIP);
-    int rc = db_step(q);
+    int rc = db_step_written(db, &q, &Q_COUNTED_ANY, down);
     if (rc <= 0) return rc; /* not waiting (canceled, or already decided) */
     trigger_rule_t rule = (trigger_rule_t)db_ci(q, 0);
     int n = (int)db_ci(q, 1), ok = (int)db_ci(q, 2), fail = (int)db_ci(q, 3), sk = (int)db_ci(q, 4),
