@@ -2,20 +2,25 @@
  * The SQLite backend of the store (store.h), for `sked dev` and single-server
  * deployments.
  *
- * Concurrency model. One writer thread owns the only read-write connection.
- * A caller of a write verb packs its arguments into a closure (struct wop),
- * queues it and sleeps on a condition variable. The writer takes every
- * queued op at once, opens BEGIN IMMEDIATE, runs each op and COMMITs once
- * (a failing op rolls back only itself: run_batch). So N concurrent writes
- * share one WAL write (group commit).
+ * Concurrency model. One writer thread owns the only read-write connection
+ * while writes queue. A caller of a write verb packs its arguments into a
+ * closure (struct wop), queues it and sleeps on its own semaphore. The
+ * writer takes every queued op at once, opens BEGIN IMMEDIATE, runs each op
+ * and COMMITs once (a failing op rolls back only itself: run_batch). So N
+ * concurrent writes share one WAL write (group commit). A write that finds
+ * the connection idle and nothing queued runs on its caller's thread
+ * instead (lone_write): committed and synced with no thread in between,
+ * where the queue would cost three handoffs (to the writer, the syncer and
+ * back). Under load the queue is never empty and every write batches.
  *
  * Durability is pipelined. The writer commits with synchronous=NORMAL (the
  * WAL frames are written, not yet synced) and hands the batch to the
  * syncer thread, then goes on with the next batch at once; the syncer
- * syncs the WAL (one fdatasync for every batch committed meanwhile),
- * then runs the notify hook if any op asked for it and wakes the callers.
- * So every caller still returns only after its change is on disk (promise
- * §5.1; tests/store/test_durability.c), while the writer never waits for
+ * syncs the WAL (sync_through: one fdatasync for every commit made before
+ * it starts, a lone write's too), then runs the notify hook if any op
+ * asked for it and wakes the callers. So every caller still returns only
+ * after its change is on disk (promise §5.1;
+ * tests/store/test_durability.c), while the writer never waits for
  * the disk: its next batch is built during the previous one's sync. The
  * syncer also checkpoints the WAL into the database (PASSIVE, on a
  * connection of its own, each time CHECKPOINT_FRAMES more frames have been
@@ -103,14 +108,15 @@ struct sq {
     store_t base; /* first: a store_t * is a struct sq * */
     char *path;
 
-    struct conn w; /* the writer's connection; touched only by the writer thread */
+    struct conn w; /* the writer's connection; used only by whoever holds busy */
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t wmu;
-    pthread_cond_t work_cv; /* ops queued, or stop */
+    pthread_cond_t work_cv; /* ops queued, busy cleared, or stop */
     struct wop *head, *tail;
+    bool busy; /* w is in use: by the writer thread, or by a lone write (wsubmit) */
     bool stop;
-    bool op_notify; /* writer thread only: the running op asked for a notify */
+    bool op_notify; /* busy's holder only: the running op asked for a notify */
 
     /* The syncer (see the top): batches committed, not yet synced. */
     sqlite3_file *wal; /* the writer connection's WAL; NULL: no syncer */
@@ -118,11 +124,15 @@ struct sq {
     pthread_t syncer;
     bool syncer_started;
     pthread_mutex_t smu;
-    pthread_cond_t scv;
-    struct synced *shead, *stail;
+    pthread_cond_t scv;           /* a batch to sync, a checkpoint wanted, or stop */
+    pthread_cond_t synced_cv;     /* a sync ended (sync_through) */
+    struct synced *shead, *stail; /* the writer thread's batches, to sync and wake */
+    uint64_t committed, synced;   /* commits of w in order; of those, the ones synced */
+    bool syncing;                 /* some thread is in the WAL's fdatasync */
+    bool ckpt_wanted;             /* a lone write asks the syncer for a checkpoint */
     bool sstop;
-    atomic_int wal_frames; /* frames in the WAL after the last commit */
-    int ckpt_frames;       /* syncer only: wal_frames when it last checkpointed */
+    atomic_int wal_frames;  /* frames in the WAL after the last commit */
+    atomic_int ckpt_frames; /* wal_frames when the last checkpoint began */
 
     struct conn r[NREADERS];
     bool rbusy[NREADERS];
@@ -325,6 +335,7 @@ again:;
 /* A committed batch waiting for its sync. */
 struct synced {
     struct wop *ops;
+    uint64_t seq;  /* its place in s->committed */
     int64_t t0_ns; /* when its COMMIT began */
     int64_t writes;
     bool notify;
@@ -340,7 +351,88 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-/* What a batch leaves for the syncer, or (no syncer) does itself. */
+/* Counts a commit of w, in commit order (the caller still holds busy):
+ * the number sync_through takes. */
+static uint64_t count_commit(struct sq *s)
+{
+    pthread_mutex_lock(&s->smu);
+    uint64_t seq = ++s->committed;
+    pthread_mutex_unlock(&s->smu);
+    return seq;
+}
+
+/* Makes every commit of w up to seq durable. One fdatasync covers every
+ * commit made before it starts, so a thread that finds one running waits
+ * for it, and syncs again only for what it did not cover.
+ *
+ * It cannot be undone or retried: after a failed fsync the kernel may have
+ * dropped the pages it could not write, so the WAL no longer holds what the
+ * store already showed (PostgreSQL panics for the same reason). Stop
+ * before anyone is told their write was kept. (The writer connection is
+ * NOMUTEX and its file object is synced here while another thread may
+ * append to it: with the unix VFS that is an fdatasync on a shared
+ * descriptor, and the one flag it may update (whether the directory still
+ * needs its one sync after the WAL was created) is only ever cleared,
+ * whoever does it.) */
+static void sync_through(struct sq *s, uint64_t seq)
+{
+    pthread_mutex_lock(&s->smu);
+    while (s->synced < seq) {
+        if (s->syncing) {
+            pthread_cond_wait(&s->synced_cv, &s->smu);
+            continue;
+        }
+        s->syncing = true;
+        uint64_t target = s->committed;
+        pthread_mutex_unlock(&s->smu);
+        int rc = s->wal->pMethods->xSync(s->wal, SQLITE_SYNC_NORMAL);
+        if (rc != SQLITE_OK) {
+            log_error("store",
+                      "syncing the SQLite WAL failed (%d): stopping, since the writes it "
+                      "held may be lost; restart to recover from the WAL on disk",
+                      rc);
+            abort();
+        }
+        pthread_mutex_lock(&s->smu);
+        s->synced = target;
+        s->syncing = false;
+        pthread_cond_broadcast(&s->synced_cv);
+    }
+    pthread_mutex_unlock(&s->smu);
+}
+
+/* Whether CHECKPOINT_FRAMES more frames were appended since the last
+ * checkpoint began: checkpoints then run once per that many frames, not
+ * after every sync once the WAL is that long (which, beside the writer's
+ * appends, it nearly always is). A page that many commits change (the runs
+ * indexes' hottest leaves, the counts) is then copied into the database
+ * once per checkpoint, not once per commit. That was 200,000 of a run
+ * lifecycle's 1.6 million instructions (bench/profile.sh). */
+static bool checkpoint_due(struct sq *s)
+{
+    int frames = atomic_load(&s->wal_frames), at = atomic_load(&s->ckpt_frames);
+    if (frames < at) atomic_store(&s->ckpt_frames, at = 0); /* the WAL started again */
+    return frames - at >= CHECKPOINT_FRAMES;
+}
+
+/* The syncer's checkpoints run beside the appends, so under a steady
+ * stream of writes they never reach the end of the WAL, which then only
+ * grows. Past WAL_MAX_FRAMES whoever holds busy checkpoints on w itself,
+ * between two commits, where nothing is appended: the WAL is then reset by
+ * the next write (unless a reader still uses it), and journal_size_limit
+ * gives its file back. */
+static void wal_cap(struct sq *s)
+{
+    if (!s->wal || atomic_load(&s->wal_frames) < WAL_MAX_FRAMES) return;
+    int logged = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        log_warn("store", "WAL checkpoint failed: %s", sqlite3_errmsg(s->w.db));
+    atomic_store(&s->wal_frames, logged > done ? logged - done : 0);
+}
+
+/* What a batch of the writer thread leaves for the syncer, or (no syncer)
+ * does itself. */
 static void batch_committed(struct sq *s, struct wop *batch, int64_t writes, int64_t t0_ns,
                             bool notify)
 {
@@ -353,8 +445,9 @@ static void batch_committed(struct sq *s, struct wop *batch, int64_t writes, int
         return;
     }
     struct synced *b = xcalloc(1, sizeof *b);
-    *b = (struct synced){batch, t0_ns, writes, notify, NULL};
+    *b = (struct synced){batch, 0, t0_ns, writes, notify, NULL};
     pthread_mutex_lock(&s->smu);
+    b->seq = ++s->committed; /* count_commit's count, under the same lock */
     if (s->stail)
         s->stail->next = b;
     else
@@ -369,64 +462,44 @@ static void *syncer_main(void *arg)
     struct sq *s = arg;
     pthread_mutex_lock(&s->smu);
     for (;;) {
-        while (!s->shead && !s->sstop)
+        while (!s->shead && !s->ckpt_wanted && !s->sstop)
             pthread_cond_wait(&s->scv, &s->smu);
-        if (!s->shead) break;
+        if (!s->shead && !s->ckpt_wanted) break;
         struct synced *list = s->shead;
         s->shead = s->stail = NULL;
+        s->ckpt_wanted = false;
         pthread_mutex_unlock(&s->smu);
 
-        /* Every batch taken was committed before this sync starts, so this
-         * one fdatasync makes them all durable. (The writer's connection
-         * is NOMUTEX and its file object is synced from this thread while
-         * the writer appends: with the unix VFS that is an fdatasync on a
-         * shared descriptor, and the one flag it may update (whether the
-         * directory still needs its one sync after the WAL was created) is
-         * only ever cleared, whoever does it.) It cannot be undone or
-         * retried: after a failed fsync the kernel may have dropped the
-         * pages it could not write, so the WAL no longer holds what the
-         * store already showed (PostgreSQL panics for the same reason).
-         * Stop before anyone is told their write was kept. */
-        int rc = s->wal->pMethods->xSync(s->wal, SQLITE_SYNC_NORMAL);
-        if (rc != SQLITE_OK) {
-            log_error("store",
-                      "syncing the SQLite WAL failed (%d): stopping, since the writes it "
-                      "held may be lost; restart to recover from the WAL on disk",
-                      rc);
-            abort();
+        if (list) {
+            uint64_t last = 0;
+            for (struct synced *b = list; b; b = b->next)
+                last = b->seq;
+            sync_through(s, last);
+            bool notify = false;
+            int64_t now = clock_mono_ns();
+            for (struct synced *b = list; b; b = b->next) {
+                /* GET /metrics: each batch from its COMMIT to durable. */
+                prom_observe(&store_stats()->commit_ns, now - b->t0_ns);
+                prom_observe(&store_stats()->commit_writes, b->writes);
+                notify = notify || b->notify;
+            }
+            /* Before the callers wake: when a write returns, its notify has run. */
+            if (notify) store__notify(&s->base);
+            for (struct synced *b = list, *next; b; b = next) {
+                next = b->next;
+                wake_batch(b->ops);
+                free(b);
+            }
         }
-        bool notify = false;
-        int64_t now = clock_mono_ns();
-        for (struct synced *b = list; b; b = b->next) {
-            /* GET /metrics: each batch from its COMMIT to durable. */
-            prom_observe(&store_stats()->commit_ns, now - b->t0_ns);
-            prom_observe(&store_stats()->commit_writes, b->writes);
-            notify = notify || b->notify;
-        }
-        /* Before the callers wake: when a write returns, its notify has run. */
-        if (notify) store__notify(&s->base);
-        for (struct synced *b = list, *next; b; b = next) {
-            next = b->next;
-            wake_batch(b->ops);
-            free(b);
-        }
-        /* Every CHECKPOINT_FRAMES frames appended, not after every sync
-         * once the WAL is that long (which, beside the writer's appends, it
-         * nearly always is): a page that many commits change (the runs
-         * indexes' hottest leaves, the counts) is then copied into the
-         * database once per checkpoint, not once per commit. That was
-         * 200,000 of a run lifecycle's 1.6 million instructions
-         * (bench/profile.sh). Readers that still use old frames make a
-         * checkpoint stop short; the next one goes on from there. */
-        int frames = atomic_load(&s->wal_frames);
-        if (frames < s->ckpt_frames) s->ckpt_frames = 0; /* the WAL started again */
-        if (frames - s->ckpt_frames >= CHECKPOINT_FRAMES) {
-            int logged = 0, done = 0;
-            rc = sqlite3_wal_checkpoint_v2(s->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged,
-                                           &done);
+        /* Readers that still use old frames make a checkpoint stop short;
+         * the next one goes on from there. */
+        if (checkpoint_due(s)) {
+            int frames = atomic_load(&s->wal_frames), logged = 0, done = 0;
+            int rc = sqlite3_wal_checkpoint_v2(s->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged,
+                                               &done);
             if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                 log_warn("store", "WAL checkpoint failed: %s", sqlite3_errmsg(s->ck.db));
-            s->ckpt_frames = frames;
+            atomic_store(&s->ckpt_frames, frames);
         }
         pthread_mutex_lock(&s->smu);
     }
@@ -439,11 +512,12 @@ static void *writer_main(void *arg)
     struct sq *s = arg;
     pthread_mutex_lock(&s->wmu);
     for (;;) {
-        while (!s->head && !s->stop)
+        while (!(s->head && !s->busy) && !s->stop)
             pthread_cond_wait(&s->work_cv, &s->wmu);
-        if (!s->head) break; /* stop, and nothing left to do */
+        if (!s->head || s->busy) break; /* stop, and nothing left to do */
         struct wop *batch = s->head;
         s->head = s->tail = NULL;
+        s->busy = true;
         pthread_mutex_unlock(&s->wmu);
         int64_t taken = 0;
         for (struct wop *op = batch; op; op = op->next)
@@ -456,33 +530,55 @@ static void *writer_main(void *arg)
             batch_committed(s, batch, taken, t0, notify);
         else
             wake_batch(batch);
-        /* The syncer's checkpoints run beside the writer's appends, so under
-         * a steady stream of writes they never reach the end of the WAL,
-         * which then only grows. Past WAL_MAX_FRAMES the writer checkpoints
-         * itself, between two batches, where nothing is appended: the WAL
-         * is then reset by the next write (unless a reader still uses it),
-         * and journal_size_limit gives its file back. */
-        if (s->wal && atomic_load(&s->wal_frames) >= WAL_MAX_FRAMES) {
-            int logged = 0, done = 0;
-            int rc =
-                sqlite3_wal_checkpoint_v2(s->w.db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
-            if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-                log_warn("store", "WAL checkpoint failed: %s", sqlite3_errmsg(s->w.db));
-            atomic_store(&s->wal_frames, logged > done ? logged - done : 0);
-        }
+        wal_cap(s);
         pthread_mutex_lock(&s->wmu);
+        s->busy = false;
     }
     pthread_mutex_unlock(&s->wmu);
     return NULL;
 }
 
-/* Queues fn(arg) for the writer and waits until it is committed (or failed).
- * Returns fn's result, or a store error if the commit failed. */
+/* A write that found the writer idle and nothing queued: its caller runs
+ * it alone, commits, and syncs, with no thread in between. Returns its
+ * result. */
+static int lone_write(struct sq *s, struct wop *op)
+{
+    bool notify;
+    int64_t t0 = clock_mono_ns();
+    bool committed = run_batch(s, op, &notify);
+    uint64_t seq = committed && s->wal ? count_commit(s) : 0;
+    wal_cap(s);
+    pthread_mutex_lock(&s->wmu);
+    s->busy = false;
+    if (s->head) pthread_cond_signal(&s->work_cv); /* queued meanwhile: the writer's now */
+    pthread_mutex_unlock(&s->wmu);
+    if (!committed) return op->rc;
+    if (s->wal) sync_through(s, seq);
+    prom_observe(&store_stats()->commit_ns, clock_mono_ns() - t0);
+    prom_observe(&store_stats()->commit_writes, 1);
+    if (notify) store__notify(&s->base);
+    if (s->wal && checkpoint_due(s)) {
+        pthread_mutex_lock(&s->smu);
+        s->ckpt_wanted = true;
+        pthread_cond_signal(&s->scv);
+        pthread_mutex_unlock(&s->smu);
+    }
+    return op->rc;
+}
+
+/* Runs fn(arg) in a write transaction, alone (lone_write) or queued for
+ * the writer, and returns once it is committed and durable (or failed):
+ * fn's result, or a store error if the commit failed. */
 static int wsubmit(struct sq *s, wfn_t fn, void *arg)
 {
     struct wop op = {.fn = fn, .arg = arg};
-    sem_init(&op.done, 0, 0);
     pthread_mutex_lock(&s->wmu);
+    if (!s->busy && !s->head) {
+        s->busy = true;
+        pthread_mutex_unlock(&s->wmu);
+        return lone_write(s, &op);
+    }
+    sem_init(&op.done, 0, 0);
     atomic_fetch_add(&store_stats()->write_queue, 1);
     if (s->tail)
         s->tail->next = &op;
@@ -723,6 +819,7 @@ static void sq_close(store_t *st)
     pthread_cond_destroy(&s->work_cv);
     pthread_mutex_destroy(&s->smu);
     pthread_cond_destroy(&s->scv);
+    pthread_cond_destroy(&s->synced_cv);
     pthread_mutex_destroy(&s->rmu);
     pthread_cond_destroy(&s->rcv);
     store__fini(&s->base);
@@ -934,6 +1031,7 @@ int store__sqlite_open(const char *path, store_t **out, char **errmsg)
     pthread_cond_init(&s->work_cv, NULL);
     pthread_mutex_init(&s->smu, NULL);
     pthread_cond_init(&s->scv, NULL);
+    pthread_cond_init(&s->synced_cv, NULL);
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->rcv, NULL);
 

@@ -51,6 +51,7 @@ static atomic_long unsynced_files; /* files written since their last sync */
 static atomic_bool refuse_writes;  /* answer every write with SQLITE_FULL */
 static atomic_bool refuse_syncs;   /* answer every sync with SQLITE_IOERR_FSYNC */
 static atomic_long syncs;
+static atomic_long main_db_writes; /* writes to a main database file: checkpoints */
 /* While set, a write blocks (the first one sets `stalled`) until cleared. */
 static atomic_bool stall_writes, stalled;
 static pthread_mutex_t stall_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +60,7 @@ static pthread_cond_t stall_cv = PTHREAD_COND_INITIALIZER;
 struct shim_file {
     sqlite3_file base;
     bool dirty;
+    bool main_db;       /* SQLITE_OPEN_MAIN_DB */
     sqlite3_file *real; /* allocated right after this struct */
 };
 
@@ -88,6 +90,7 @@ static int shim_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
         pthread_mutex_unlock(&stall_mu);
     }
     int rc = s->real->pMethods->xWrite(s->real, p, n, off);
+    if (rc == SQLITE_OK && s->main_db) atomic_fetch_add(&main_db_writes, 1);
     if (rc == SQLITE_OK && !s->dirty) {
         s->dirty = true;
         atomic_fetch_add(&unsynced_files, 1);
@@ -165,6 +168,7 @@ static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int fl
     struct shim_file *s = (struct shim_file *)f;
     memset(s, 0, sizeof *s);
     s->real = (sqlite3_file *)(s + 1);
+    s->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
     int rc = real_vfs->xOpen(real_vfs, name, s->real, flags, out);
     s->base.pMethods = rc == SQLITE_OK ? &shim_io : NULL;
     return rc;
@@ -448,6 +452,37 @@ static void test_a_lost_batch_fails_every_writer(void **state)
     ASSERT_SYNCED("the store after a lost batch");
 }
 
+/* Writes made one at a time (each alone, so each commits and syncs on its
+ * caller's thread, with no writer thread involved: the first test shows
+ * each is synced when it returns) still get the WAL
+ * checkpointed into the database every CHECKPOINT_FRAMES frames, not only
+ * when it reaches its cap (WAL_MAX_FRAMES, 16,000 frames): 400 job creates
+ * are a few thousand frames. */
+static bool eventually(bool (*cond)(int64_t), int64_t arg);
+
+static bool main_db_written(int64_t before)
+{
+    return atomic_load(&main_db_writes) > before;
+}
+
+static void test_writes_one_at_a_time_are_checkpointed(void **state)
+{
+    struct fx *fx = *state;
+    long before = atomic_load(&main_db_writes);
+    for (int i = 0; i < 400; i++) {
+        char name[32];
+        store_job_t j;
+        snprintf(name, sizeof name, "alone-%d", i);
+        job_doc(&j, name);
+        /* (Not ASSERT_SYNCED: a checkpoint may be writing the database
+         * meanwhile, copies of what the WAL holds synced already.) */
+        assert_int_equal(store_job_create(fx->st, &j, NULL, 0, false, NULL, NULL, T0 + i), 0);
+        store_job_clear(&j);
+    }
+    if (!eventually(main_db_written, before))
+        fail_msg("400 writes one at a time and no checkpoint wrote the database");
+}
+
 /* ---- one failed write in a group commit ----------------------------------------- */
 
 struct writer {
@@ -589,6 +624,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_disk_refuses_and_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lost_batch_fails_every_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_sync_acknowledges_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_one_at_a_time_are_checkpointed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_leaves_its_group_alone, setup,
                                         teardown),
     };
