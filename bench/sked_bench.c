@@ -823,11 +823,21 @@ static int bench_sqlite(long ncpu)
            : e2e.failed ? ", FAILED runs"
                         : "",
            e2e.rate, ceiling > 0 ? 100.0 * e2e.rate / ceiling : 0.0);
-    if (cpu_known)
+    if (cpu_known) {
+        double su = (s1 - s0) * per_run, wu = (w1 - w0) * per_run, ju = (j1 - j0) * per_run;
         printf("| CPU per end-to-end run: server (submit included) / worker / the job itself | "
                "%.0f / %.0f / %.0f us | |\n",
-               (s1 - s0) * per_run, (w1 - w0) * per_run, (j1 - j0) * per_run);
-    else
+               su, wu, ju);
+        /* The rate the cores allow at that CPU per run, were no cycle ever
+         * idle: what the end-to-end rate is bounded by on a machine where
+         * sked shares the cores with its jobs, and so what the target asks
+         * of sked's own share. */
+        double bound = su + wu + ju > 0 ? (double)ncpu * 1e6 / (su + wu + ju) : 0;
+        printf("| at that CPU per run, the most these %ld cores allow | %.0f /s = %.0f %% of "
+               "ceiling; the runs reached %.0f %% of it | |\n",
+               ncpu, bound, ceiling > 0 ? 100.0 * bound / ceiling : 0.0,
+               bound > 0 ? 100.0 * e2e.rate / bound : 0.0);
+    } else
         printf("| CPU per end-to-end run: server / worker / the job itself | unknown (no run, or "
                "a process was gone) | |\n");
     printf("| end-to-end noop plugin runs, jobs from %d clients (%zu runs, %d slots%s) | %.0f /s = "
