@@ -8,10 +8,13 @@
  * writer takes every queued op at once, opens BEGIN IMMEDIATE, runs each op
  * and COMMITs once (a failing op rolls back only itself: run_batch). So N
  * concurrent writes share one WAL write (group commit). A write that finds
- * the connection idle and nothing queued runs on its caller's thread
- * instead (lone_write): committed and synced with no thread in between,
- * where the queue would cost three handoffs (to the writer, the syncer and
- * back). Under load the queue is never empty and every write batches.
+ * the store idle (nothing queued, running, or committed and not yet synced)
+ * has no one to share a commit with: it runs on its caller's thread
+ * (lone_write), committed and synced with no thread in between, where the
+ * queue would cost three handoffs (to the writer, the syncer and back).
+ * While writes are in flight every new one queues, so under load every
+ * write batches as before (taking the lone path whenever the queue was
+ * momentarily empty made twice the commits at 32 clients).
  *
  * Durability is pipelined. The writer commits with synchronous=NORMAL (the
  * WAL frames are written, not yet synced) and hands the batch to the
@@ -538,7 +541,18 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* A write that found the writer idle and nothing queued: its caller runs
+/* Whether every commit so far is synced: no write is in flight, so one that
+ * comes now has nothing to share a commit with. (Lock order: wmu, then
+ * smu.) */
+static bool store_idle(struct sq *s)
+{
+    pthread_mutex_lock(&s->smu);
+    bool idle = s->synced == s->committed && !s->syncing;
+    pthread_mutex_unlock(&s->smu);
+    return idle;
+}
+
+/* A write that found the store idle (store_idle) and nothing queued: its caller runs
  * it alone, commits, and syncs, with no thread in between. Returns its
  * result. */
 static int lone_write(struct sq *s, struct wop *op)
@@ -573,7 +587,7 @@ static int wsubmit(struct sq *s, wfn_t fn, void *arg)
 {
     struct wop op = {.fn = fn, .arg = arg};
     pthread_mutex_lock(&s->wmu);
-    if (!s->busy && !s->head) {
+    if (!s->busy && !s->head && store_idle(s)) {
         s->busy = true;
         pthread_mutex_unlock(&s->wmu);
         return lone_write(s, &op);
