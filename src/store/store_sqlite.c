@@ -14,7 +14,7 @@
  * queue would cost three handoffs (to the writer, the syncer and back).
  * While writes are in flight every new one queues, so under load every
  * write batches as before (taking the lone path whenever the queue was
- * momentarily empty made twice the commits at 32 clients).
+ * momentarily empty cost 8-18 % of the submits/s of 32 clients).
  *
  * Durability is pipelined. The writer commits with synchronous=NORMAL (the
  * WAL frames are written, not yet synced) and hands the batch to the
@@ -515,9 +515,9 @@ static void *writer_main(void *arg)
     struct sq *s = arg;
     pthread_mutex_lock(&s->wmu);
     for (;;) {
-        while (!(s->head && !s->busy) && !s->stop)
+        while (s->busy || (!s->head && !s->stop))
             pthread_cond_wait(&s->work_cv, &s->wmu);
-        if (!s->head || s->busy) break; /* stop, and nothing left to do */
+        if (!s->head) break; /* stop, and nothing left to do */
         struct wop *batch = s->head;
         s->head = s->tail = NULL;
         s->busy = true;
@@ -552,9 +552,9 @@ static bool store_idle(struct sq *s)
     return idle;
 }
 
-/* A write that found the store idle (store_idle) and nothing queued: its caller runs
- * it alone, commits, and syncs, with no thread in between. Returns its
- * result. */
+/* A write that found the store idle (store_idle) and nothing queued: its
+ * caller runs it alone, commits and syncs, with no thread in between.
+ * Returns its result. */
 static int lone_write(struct sq *s, struct wop *op)
 {
     bool notify;
@@ -564,7 +564,8 @@ static int lone_write(struct sq *s, struct wop *op)
     wal_cap(s);
     pthread_mutex_lock(&s->wmu);
     s->busy = false;
-    if (s->head) pthread_cond_signal(&s->work_cv); /* queued meanwhile: the writer's now */
+    /* Queued meanwhile: the writer's now (and at stop it waits for busy). */
+    if (s->head || s->stop) pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->wmu);
     if (!committed) return op->rc;
     if (s->wal) sync_through(s, seq);
