@@ -635,6 +635,23 @@ static int remaining(struct client *cl)
     return n;
 }
 
+/* Worker requests the server has answered so far, from its /metrics:
+ * reports (POST /v1/workers/{id}/complete) and heartbeats (which confirm
+ * claimed runs, or renew leases); -1 each when /metrics did not answer. */
+static void worker_requests(const char *url, double *reports, double *heartbeats)
+{
+    bl_http_t h;
+    bl_http_init(&h, bl_url_port(url), token);
+    *reports = *heartbeats = -1;
+    if (bl_http(&h, "GET", "/metrics", NULL, 10.0) == 200) {
+        *reports = bl_metric_sum(h.body, "sked_http_requests_total",
+                                 "route=\"/v1/workers/{id}/complete\"");
+        *heartbeats = bl_metric_sum(h.body, "sked_http_requests_total",
+                                    "route=\"/v1/workers/{id}/heartbeat\"");
+    }
+    bl_http_fini(&h);
+}
+
 struct e2e_result {
     size_t ok;   /* runs submitted */
     long errors; /* submits refused */
@@ -764,9 +781,11 @@ static int bench_sqlite(long ncpu)
     /* Where a run's CPU goes: the server, the worker, and the job itself
      * (the worker's reaped children), the first two being what sked adds
      * to the spawn the ceiling measures. */
-    double s0 = bl_proc_cpu_s(server), w0 = 0, j0 = 0, w1 = 0, j1 = 0;
+    double s0 = bl_proc_cpu_s(server), w0 = 0, j0 = 0, w1 = 0, j1 = 0, rep0, hb0, rep1, hb1;
     bool cpu_known = s0 >= 0 && bl_proc_cpu_split_s(worker, &w0, &j0) == 0;
+    worker_requests(urls[0], &rep0, &hb0);
     struct e2e_result e2e = e2e_phase("now", 8, opt.e2e_runs, 120.0);
+    worker_requests(urls[0], &rep1, &hb1);
     double s1 = bl_proc_cpu_s(server);
     cpu_known = cpu_known && s1 >= 0 && bl_proc_cpu_split_s(worker, &w1, &j1) == 0 && e2e.ok;
     double per_run = cpu_known ? 1e6 / (double)e2e.ok : 0; /* s -> us per run */
@@ -840,6 +859,10 @@ static int bench_sqlite(long ncpu)
     } else
         printf("| CPU per end-to-end run: server / worker / the job itself | unknown (no run, or "
                "a process was gone) | |\n");
+    if (e2e.ok && rep0 >= 0 && rep1 >= 0)
+        printf("| worker requests per end-to-end run: reports (completions, each with a claim) / "
+               "heartbeats (confirmations of what they claimed) | %.2f / %.2f | |\n",
+               (rep1 - rep0) / (double)e2e.ok, (hb1 - hb0) / (double)e2e.ok);
     printf("| end-to-end noop plugin runs, jobs from %d clients (%zu runs, %d slots%s) | %.0f /s = "
            "%.1fx the spawn ceiling | >= 5000 /s |\n",
            opt.clients, nj.ok, opt.noop_slots,

@@ -16,7 +16,8 @@
  *              one request that also claims runs for the slots they freed:
  *              what ends while a report is in flight goes in the next one.
  *              (Each report thread used to send its own, four at a time:
- *              ~2.5 requests per /bin/true run where ~1.5 do.) A completion
+ *              0.9 reports and 0.9 confirmations per /bin/true run, where
+ *              0.3 and 0.3 do.) A completion
  *              is retried until some server answers, because a result
  *              must never be lost while the server is briefly away;
  *   supervisor (supervise.c) forks and watches the processes.
