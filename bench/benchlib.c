@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,6 +469,23 @@ double bl_metric(const char *text, const char *name)
     return -1;
 }
 
+/* Just past the '}' that closes the labels starting at p ('{'), or NULL:
+ * a label value may hold a '}' itself (a route "/v1/workers/{id}/…"), so
+ * quoted values are skipped whole. */
+static const char *labels_end(const char *p, const char *end)
+{
+    bool quoted = false;
+    for (p++; p < end; p++) {
+        if (quoted && *p == '\\' && p + 1 < end)
+            p++;
+        else if (*p == '"')
+            quoted = !quoted;
+        else if (!quoted && *p == '}')
+            return p + 1;
+    }
+    return NULL;
+}
+
 double bl_metric_sum(const char *text, const char *name, const char *match)
 {
     size_t n = strlen(name);
@@ -477,7 +495,7 @@ double bl_metric_sum(const char *text, const char *name, const char *match)
         const char *eol = strchr(p, '\n');
         size_t len = eol ? (size_t)(eol - p) : strlen(p);
         const char *sp = memchr(p, ' ', len);
-        if (p[n] == '{') sp = memchr(p, '}', len) ? memchr(p, '}', len) + 1 : NULL;
+        if (p[n] == '{') sp = labels_end(p + n, p + len);
         if (!sp) continue;
         if (match) {
             char *m = strstr(p, match);
