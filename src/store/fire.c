@@ -34,10 +34,9 @@ static db_sql_t Q_DUE = DB_SQL("SELECT " DUE_COLS " FROM schedules s INDEXED BY 
                                " WHERE s.active AND s.next_fire_ms <= $1"
                                " ORDER BY s.next_fire_ms LIMIT $2");
 /* The compare-and-set, and the schedule's job: only the server that read
- * expect_next wins. On
- * PostgreSQL a schedule another server is firing right now is skipped
- * rather than waited for: if that server commits, our CAS would fail
- * anyway; if it rolls back, the next tick fires it. */
+ * expect_next wins. On PostgreSQL a schedule another server is firing
+ * right now is skipped rather than waited for: if that server commits, our
+ * CAS would fail anyway; if it rolls back, the next tick fires it. */
 static db_sql_t Q_FIRE_CAS =
     DB_SQL("UPDATE schedules SET next_fire_ms = ?2, last_fire_ms = max(last_fire_ms, ?4)"
            " WHERE id = ?1 AND active = 1 AND next_fire_ms IS ?3",

@@ -542,12 +542,13 @@ static void *writer_main(void *arg)
 }
 
 /* Whether every commit so far is synced: no write is in flight, so one that
- * comes now has nothing to share a commit with. (Lock order: wmu, then
+ * comes now has nothing to share a commit with. (A sync in progress
+ * always has a commit it has not yet marked synced. Lock order: wmu, then
  * smu.) */
 static bool store_idle(struct sq *s)
 {
     pthread_mutex_lock(&s->smu);
-    bool idle = s->synced == s->committed && !s->syncing;
+    bool idle = s->synced == s->committed;
     pthread_mutex_unlock(&s->smu);
     return idle;
 }
